@@ -1,0 +1,31 @@
+# Two commands do all set-up on a fresh machine: `make run` and `make test`.
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+
+.PHONY: setup run test test-all bench screenshot clean
+
+$(STAMP): requirements.txt requirements-dev.txt pyproject.toml scripts/setup-apt.sh
+	bash scripts/setup-apt.sh
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -r requirements-dev.txt
+	$(PY) -m pip install -q --no-deps -e .
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+run: setup
+	$(VENV)/bin/emolive stream
+
+test: setup
+	bash scripts/run-tests.sh -m "not slow"
+
+test-all: setup
+	bash scripts/run-tests.sh
+
+bench: setup
+	$(PY) benchmarks/frontend.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache

@@ -1,0 +1,1 @@
+"""emolive engine package."""

@@ -1,0 +1,1 @@
+"""emolive plugins package."""
