@@ -1,0 +1,66 @@
+"""Student models to and from bundles: the engine's format plus this plugin's architectures.
+
+`engine.bundle` validates files and fields; this module adds what only the architecture knows:
+which module to build, that its hyperparameters fit the front end and class list, and the shape
+of every tensor.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Sequence
+
+from engine.bundle import BundleError, BundleMeta, check_tensors, read_bundle, write_bundle
+from engine.features.config import FrontEndConfig
+from plugins.student.model import ARCHITECTURES, LABEL_HIGH, LABEL_LOW, StudentModel
+
+
+def save_bundle(
+    path: str | Path,
+    model: StudentModel,
+    frontend: FrontEndConfig,
+    class_names: Sequence[str] = (),
+    training: dict[str, Any] | None = None,
+    metrics: dict[str, Any] | None = None,
+    int8: bool = False,
+) -> Path:
+    """Write `model` (with its normalisation buffers) as a bundle directory."""
+    meta = BundleMeta(
+        architecture=model.arch,
+        hyperparameters=model.hyperparameters(),
+        frontend=frontend,
+        class_names=tuple(class_names),
+        label_scale=(LABEL_LOW, LABEL_HIGH),
+        training=training or {},
+        metrics=metrics or {},
+    )
+    _check_consistent(meta, path)
+    return write_bundle(path, meta, model.state_dict(), int8=int8)
+
+
+def load_bundle(path: str | Path) -> tuple[StudentModel, BundleMeta]:
+    """Build the module a bundle describes, load its weights, and return it in eval mode."""
+    meta, tensors = read_bundle(path)
+    cls = ARCHITECTURES.get(meta.architecture)
+    if cls is None:
+        raise BundleError(f"{path}: unknown architecture {meta.architecture!r}; known: {', '.join(ARCHITECTURES)}")
+    try:
+        model = cls(**meta.hyperparameters)
+    except (TypeError, ValueError, RuntimeError) as err:
+        raise BundleError(f"{path}: bad hyperparameters for {meta.architecture}: {err}") from err
+    if model.hyperparameters() != meta.hyperparameters:
+        raise BundleError(f"{path}: hyperparameters must list exactly {sorted(model.hyperparameters())}")
+    _check_consistent(meta, path)
+    check_tensors(tensors, model.state_dict(), path)
+    model.load_state_dict(tensors)
+    return model.eval(), meta
+
+
+def _check_consistent(meta: BundleMeta, path: str | Path) -> None:
+    """The student reads the front end's features and has one logit per class name."""
+    hp = meta.hyperparameters
+    if hp["input_dim"] != meta.frontend.num_features:
+        raise BundleError(f"{path}: input_dim {hp['input_dim']} but the front end gives {meta.frontend.num_features} features")
+    if hp["n_classes"] != len(meta.class_names):
+        raise BundleError(f"{path}: n_classes {hp['n_classes']} but {len(meta.class_names)} class names")
+    if meta.label_scale != (LABEL_LOW, LABEL_HIGH):
+        raise BundleError(f"{path}: label_scale {list(meta.label_scale)}, the student outputs [{LABEL_LOW}, {LABEL_HIGH}]")

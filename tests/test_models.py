@@ -1,0 +1,91 @@
+"""Student GRU/TCGRU modules: shapes, size, padding invariance, normalisation, label range."""
+import pytest
+import torch
+
+from plugins.student import ARCHITECTURES, GRUModel, TCGRUModel
+
+
+def _model(arch: str, n_classes: int = 7, seed: int = 0):
+    torch.manual_seed(seed)
+    return ARCHITECTURES[arch](input_dim=43, n_classes=n_classes).eval()
+
+
+def test_registry_names_match_classes():
+    assert ARCHITECTURES == {"gru": GRUModel, "tcgru": TCGRUModel}
+
+
+@pytest.mark.parametrize("arch", ["gru", "tcgru"])
+@pytest.mark.parametrize("n_classes", [0, 7])
+def test_output_shapes(arch, n_classes):
+    out = _model(arch, n_classes)(torch.randn(4, 50, 43), torch.tensor([50, 30, 10, 1]))
+    assert out["avd"].shape == (4, 3)
+    assert out["logits"].shape == (4, n_classes)
+    assert out["embedding"].shape == (4, 128)
+
+
+def test_tcgru_size_matches_paper():
+    """Section 3.4: the MFB+F0 model is about 0.2 M parameters (0.8 MB fp32)."""
+    n = sum(p.numel() for p in _model("tcgru", 7).parameters())
+    assert 190_000 < n < 210_000, n
+    conv = _model("tcgru").time_conv
+    assert conv.groups == 43 and conv.kernel_size == (3,) and conv.weight.shape == (43, 1, 3)
+
+
+def test_tcgru_feeds_conv_and_skip_to_gru():
+    assert _model("tcgru").gru.input_size == 86
+    assert _model("gru").gru.input_size == 43
+
+
+@pytest.mark.parametrize("arch", ["gru", "tcgru"])
+def test_padding_does_not_change_outputs(arch):
+    """A padded batch gives each utterance the same outputs as running it alone."""
+    model = _model(arch)
+    model.set_normalisation(torch.randn(43), torch.rand(43) + 0.5)
+    a, b = torch.randn(1, 40, 43), torch.randn(1, 25, 43)
+    batch = torch.zeros(2, 40, 43)
+    batch[0], batch[1, :25] = a[0], b[0]
+    batch[1, 25:] = 99.0  # garbage in the padding must not leak
+    with torch.no_grad():
+        together = model(batch, torch.tensor([40, 25]))
+        alone = [model(a), model(b)]
+    for key in ("avd", "logits", "embedding"):
+        for i in range(2):
+            torch.testing.assert_close(together[key][i], alone[i][key][0], atol=1e-5, rtol=1e-5)
+
+
+def test_normalisation_is_applied_and_stored_as_buffers():
+    model = _model("tcgru")
+    x = torch.randn(2, 20, 43) * 5 + 3
+    with torch.no_grad():
+        unnormalised = model(x)["avd"]
+        model.set_normalisation(torch.full((43,), 3.0), torch.full((43,), 5.0))
+        inside = model(x)["avd"]
+        model.set_normalisation(torch.zeros(43), torch.ones(43))
+        outside = model((x - 3) / 5)["avd"]
+    torch.testing.assert_close(inside, outside)
+    assert not torch.allclose(unnormalised, outside)
+    assert {"feature_mean", "feature_std"} <= set(model.state_dict())
+
+
+def test_std_floor_keeps_constant_features_finite():
+    model = _model("gru")
+    model.set_normalisation(torch.zeros(43), torch.zeros(43))
+    with torch.no_grad():
+        assert torch.isfinite(model(torch.randn(1, 5, 43))["avd"]).all()
+
+
+def test_outputs_stay_on_label_scale():
+    model = _model("tcgru")
+    with torch.no_grad():
+        model.regression.weight.mul_(1000)  # drive tanh into saturation
+        avd = model(torch.randn(8, 30, 43) * 10)["avd"]
+    assert avd.min() >= 1.0 and avd.max() <= 7.0
+    assert avd.max() - avd.min() > 3.0  # saturated outputs reach both ends, not a constant
+
+
+def test_gradients_reach_every_parameter():
+    model = _model("tcgru").train()
+    out = model(torch.randn(3, 12, 43), torch.tensor([12, 8, 4]))
+    (out["avd"].sum() + out["logits"].sum()).backward()
+    missing = [n for n, p in model.named_parameters() if p.grad is None or not p.grad.abs().sum() > 0]
+    assert missing == []
