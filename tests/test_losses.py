@@ -1,0 +1,93 @@
+"""Losses against numpy references and hand-computed cases."""
+import numpy as np
+import pytest
+import torch
+
+from trainer.losses import CCCLoss, DistillationLoss, MultitaskLoss, ccc, distillation_weights
+
+
+def _ccc_numpy(x: np.ndarray, y: np.ndarray) -> float:
+    rho = np.corrcoef(x, y)[0, 1]
+    return 2 * rho * x.std() * y.std() / (x.var() + y.var() + (x.mean() - y.mean()) ** 2)
+
+
+def test_ccc_identical_is_one_and_negated_is_minus_one():
+    x = torch.randn(50, 3, dtype=torch.float64)
+    torch.testing.assert_close(ccc(x, x), torch.ones(3, dtype=torch.float64))
+    torch.testing.assert_close(ccc(x - x.mean(0), -(x - x.mean(0))), -torch.ones(3, dtype=torch.float64))
+
+
+def test_ccc_hand_case():
+    # x = [1, 2, 3], y = [2, 3, 4]: var 2/3 each, cov 2/3, mean gap 1 -> 2(2/3) / (4/3 + 1) = 4/7
+    x = torch.tensor([1.0, 2.0, 3.0], dtype=torch.float64)
+    assert ccc(x, x + 1).item() == pytest.approx(4 / 7)
+
+
+def test_ccc_matches_numpy_per_column():
+    rng = np.random.default_rng(1)
+    x, y = rng.normal(size=(40, 3)), rng.normal(size=(40, 3)) * 2 + 1
+    got = ccc(torch.from_numpy(x), torch.from_numpy(y)).numpy()
+    want = [_ccc_numpy(x[:, k], y[:, k]) for k in range(3)]
+    np.testing.assert_allclose(got, want, rtol=1e-6)
+
+
+def test_ccc_loss_weights_valence_by_alpha_activation_by_beta():
+    target = torch.randn(30, 3, dtype=torch.float64)
+    pred = target.clone()
+    pred[:, 1] = -pred[:, 1]  # ruin valence only
+    ccc_v = ccc(pred[:, 1], target[:, 1]).item()
+    loss = CCCLoss(alpha=0.5, beta=0.25)(pred, target).item()
+    assert loss == pytest.approx(1 - (0.5 * ccc_v + 0.25 + 0.25))
+    assert CCCLoss()(target, target).item() == pytest.approx(0.0, abs=1e-6)
+    with pytest.raises(ValueError):
+        CCCLoss(alpha=0.8, beta=0.5)
+
+
+def test_multitask_adds_weighted_cross_entropy():
+    torch.manual_seed(0)
+    avd, logits = torch.randn(8, 3), torch.randn(8, 5)
+    classes = torch.tensor([0, 1, 2, 3, 4, 0, -100, 2])
+    terms = MultitaskLoss()({"avd": avd, "logits": logits}, avd + 0.1, classes)
+    keep = classes != -100
+    ce = torch.nn.functional.cross_entropy(logits[keep], classes[keep])
+    torch.testing.assert_close(terms["ce"], ce)
+    torch.testing.assert_close(terms["loss"], CCCLoss()(avd, avd + 0.1) + 0.2 * ce)
+
+
+def test_multitask_without_class_head_or_labels_is_ccc_only():
+    avd = torch.randn(6, 3)
+    loss = MultitaskLoss()
+    no_head = loss({"avd": avd, "logits": avd[:, :0]}, avd * 2, torch.zeros(6, dtype=torch.long))
+    unlabelled = loss({"avd": avd, "logits": torch.randn(6, 4)}, avd * 2, torch.full((6,), -100))
+    for terms in (no_head, unlabelled):
+        assert torch.isfinite(terms["loss"])
+        torch.testing.assert_close(terms["loss"], CCCLoss()(avd, avd * 2))
+
+
+def test_distillation_weights_eq4():
+    labels = torch.tensor([[4.0, 4.0, 4.0], [1.0, 7.0, 1.0], [2.0, 3.0, 4.0]])
+    teacher = torch.tensor([[4.0, 4.0, 4.0], [7.0, 1.0, 7.0], [3.0, 3.0, 1.0]])
+    # residual means: 0, 6, 4/3 -> gamma 1, 0, 1 - 4/18
+    torch.testing.assert_close(distillation_weights(labels, teacher), torch.tensor([1.0, 0.0, 1 - 4 / 18]))
+
+
+def test_distillation_loss_matches_numpy():
+    rng = np.random.default_rng(2)
+    student, teacher = rng.normal(size=(5, 128)), rng.normal(size=(5, 128))
+    labels, teacher_avd = rng.uniform(1, 7, size=(5, 3)), rng.uniform(1, 7, size=(5, 3))
+    cos = (student * teacher).sum(1) / (np.linalg.norm(student, axis=1) * np.linalg.norm(teacher, axis=1))
+    gamma = 1 - np.abs(labels - teacher_avd).mean(1) / 6
+    want = np.mean(gamma * (1 - cos))
+    got = DistillationLoss()(*(torch.from_numpy(a) for a in (student, teacher, labels, teacher_avd)))
+    assert got.item() == pytest.approx(want, rel=1e-9)
+
+
+def test_distillation_gradient_reaches_student_only():
+    student = torch.randn(4, 16, requires_grad=True)
+    teacher = torch.randn(4, 16, requires_grad=True)
+    labels = torch.full((4, 3), 4.0)
+    DistillationLoss()(student, teacher, labels, labels).backward()
+    assert student.grad is not None and student.grad.abs().sum() > 0
+    assert teacher.grad is None
+    # a student already aligned with its teacher has zero loss
+    assert DistillationLoss()(teacher.detach() * 3, teacher.detach(), labels, labels).item() == pytest.approx(0, abs=1e-6)

@@ -1,0 +1,91 @@
+"""Training objectives of Mitra et al. 2022: CCC (eq. 1-2), multi-task CE, distillation (eq. 3-4).
+
+Dimension order everywhere is the model's `avd` column order: activation, valence, dominance.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+LABEL_RANGE = 6.0  # M in eq. 4: the dynamic range of the 1-7 label scale
+
+
+def ccc(pred: torch.Tensor, target: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
+    """Concordance correlation coefficient per column (eq. 2), over the batch axis 0.
+
+    Uses population (biased) moments, so 2 rho sigma_x sigma_y is simply twice the covariance;
+    `eps` only keeps the gradient finite when both inputs are constant.
+    """
+    pred_mean, target_mean = pred.mean(0), target.mean(0)
+    covariance = ((pred - pred_mean) * (target - target_mean)).mean(0)
+    denominator = pred.var(0, unbiased=False) + target.var(0, unbiased=False) + (pred_mean - target_mean) ** 2
+    return 2 * covariance / (denominator + eps)
+
+
+class CCCLoss(nn.Module):
+    """Eq. 1: 1 - (alpha CCC_v + beta CCC_a + (1 - alpha - beta) CCC_d).
+
+    As in the paper, `alpha` weighs valence and `beta` activation; inputs are [B, 3] in avd order.
+    """
+
+    def __init__(self, alpha: float = 1 / 3, beta: float = 1 / 3) -> None:
+        super().__init__()
+        if not (alpha >= 0 and beta >= 0 and alpha + beta <= 1):
+            raise ValueError(f"need alpha, beta >= 0 and alpha + beta <= 1, got {alpha}, {beta}")
+        self.register_buffer("weights", torch.tensor([beta, alpha, 1 - alpha - beta]))
+
+    def forward(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        return 1 - (self.weights * ccc(pred, target)).sum()
+
+
+class MultitaskLoss(nn.Module):
+    """L_ccc + ce_weight * cross-entropy on the class head (the paper's weight is 0.2).
+
+    Utterances whose class is `ignore_index` (e.g. MSP-Podcast's "no agreement") still count for
+    CCC; a model without a class head gets CCC only.
+    """
+
+    def __init__(self, ccc_loss: CCCLoss | None = None, ce_weight: float = 0.2, ignore_index: int = -100) -> None:
+        super().__init__()
+        self.ccc_loss = ccc_loss or CCCLoss()
+        self.ce_weight, self.ignore_index = ce_weight, ignore_index
+
+    def forward(self, outputs: dict[str, torch.Tensor], avd: torch.Tensor, classes: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Return the total in "loss" plus its "ccc" and "ce" terms for logging."""
+        ccc_term = self.ccc_loss(outputs["avd"], avd)
+        logits = outputs["logits"]
+        labelled = classes != self.ignore_index
+        if logits.shape[1] == 0 or not labelled.any():
+            ce_term = ccc_term.new_zeros(())  # cross_entropy of an all-ignored batch is NaN
+        else:
+            ce_term = F.cross_entropy(logits, classes, ignore_index=self.ignore_index)
+        return {"loss": ccc_term + self.ce_weight * ce_term, "ccc": ccc_term, "ce": ce_term}
+
+
+def distillation_weights(labels: torch.Tensor, teacher_avd: torch.Tensor, label_range: float = LABEL_RANGE) -> torch.Tensor:
+    """Eq. 4: gamma_i = 1 - mean_k |l_k,i - l~_k,i| / M, near 1 where the teacher was right."""
+    return 1 - (labels - teacher_avd).abs().mean(1) / label_range
+
+
+class DistillationLoss(nn.Module):
+    """Eq. 3 read per utterance: mean over the batch of gamma_i * (1 - cos(E_T,i, E_S,i)).
+
+    The paper's cosine distance is weighted by the utterance's own gamma_i, so the weight is
+    applied inside the batch mean. Teacher quantities are constants here (no gradient).
+    """
+
+    def __init__(self, label_range: float = LABEL_RANGE, eps: float = 1e-8) -> None:
+        super().__init__()
+        self.label_range, self.eps = label_range, eps
+
+    def forward(
+        self,
+        student_embedding: torch.Tensor,
+        teacher_embedding: torch.Tensor,
+        labels: torch.Tensor,
+        teacher_avd: torch.Tensor,
+    ) -> torch.Tensor:
+        gamma = distillation_weights(labels, teacher_avd.detach(), self.label_range)
+        cosine = F.cosine_similarity(teacher_embedding.detach(), student_embedding, dim=1, eps=self.eps)
+        return (gamma * (1 - cosine)).mean()
