@@ -1,0 +1,11 @@
+"""Audio sources: microphone, file, GStreamer pipeline and raw PCM, all as float32 mono 16 kHz blocks."""
+from engine.sources.base import DEFAULT_BLOCK_SIZE, SAMPLE_RATE, AudioSource, AudioSourceError, SourceStats
+from engine.sources.factory import open_source
+from engine.sources.file import FileSource
+from engine.sources.gstreamer import GStreamerSource
+from engine.sources.microphone import InputDevice, MicrophoneSource, find_input_device, list_input_devices
+from engine.sources.pcm import RawPcmSource
+
+__all__ = ["DEFAULT_BLOCK_SIZE", "SAMPLE_RATE", "AudioSource", "AudioSourceError", "SourceStats", "open_source",
+           "FileSource", "GStreamerSource", "InputDevice", "MicrophoneSource", "find_input_device",
+           "list_input_devices", "RawPcmSource"]

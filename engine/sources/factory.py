@@ -1,0 +1,41 @@
+"""One place that turns a `--source` string into a source, so every command reads it the same way."""
+from __future__ import annotations
+
+import os
+import re
+
+from engine.sources.base import DEFAULT_BLOCK_SIZE, AudioSource, AudioSourceError
+from engine.sources.file import FileSource
+from engine.sources.gstreamer import GStreamerSource
+from engine.sources.microphone import NO_DEVICE_MESSAGE, MicrophoneSource, list_input_devices
+from engine.sources.pcm import RawPcmSource
+
+# A spec whose first word is a GStreamer element like these is a pipeline, not a file name.
+_GST_ELEMENT = re.compile(r"^[a-z0-9]+(src|decodebin\d*)(\s|$)")
+
+
+def open_source(spec: str | None, *, fallback: str | os.PathLike[str] | None = None, device: str | int | None = None,
+                block_size: int = DEFAULT_BLOCK_SIZE, realtime: bool = False, raw_format: str = "f32le") -> AudioSource:
+    """Open the source a user named.
+
+    - None: the microphone (`device` selects one), or, where there is none, the file `fallback`
+      paced at real time so it behaves like a live voice; the returned source's `description`
+      says which was chosen.
+    - "-": raw PCM on stdin (`raw_format` "f32le" or "s16le", mono 16 kHz).
+    - "gst:<description>", or a description with "!" or starting with an element such as
+      `audiotestsrc` or `uridecodebin`: a GStreamer pipeline.
+    - anything else: an audio file (`realtime` paces it).
+    """
+    if spec is None:
+        if list_input_devices():
+            return MicrophoneSource(device, block_size=block_size)
+        if fallback is None:
+            raise AudioSourceError(NO_DEVICE_MESSAGE)
+        return FileSource(fallback, block_size=block_size, realtime=True)
+    if spec == "-":
+        return RawPcmSource(sample_format=raw_format, block_size=block_size)
+    if spec.startswith("gst:"):
+        return GStreamerSource(spec[len("gst:"):], block_size=block_size)
+    if not os.path.exists(spec) and ("!" in spec or _GST_ELEMENT.match(spec)):
+        return GStreamerSource(spec, block_size=block_size)
+    return FileSource(spec, block_size=block_size, realtime=realtime)

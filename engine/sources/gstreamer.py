@@ -1,0 +1,80 @@
+"""Any GStreamer source, through a `gst-launch-1.0` subprocess that ends in raw 16 kHz mono float32.
+
+A subprocess instead of PyGObject keeps the dependency to one apt package and lets users paste
+the same description they would try on the command line (`pulsesrc`, `uridecodebin uri=…`).
+"""
+from __future__ import annotations
+
+import re
+import shlex
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Iterator
+
+import numpy as np
+
+from engine.sources.base import DEFAULT_BLOCK_SIZE, SAMPLE_RATE, AudioSource, AudioSourceError
+from engine.sources.pcm import read_pcm
+
+GST_LAUNCH = "gst-launch-1.0"
+GST_PACKAGES = "gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good"
+TAIL = ["!", "audioconvert", "!", "audioresample", "!",
+        f"audio/x-raw,format=F32LE,rate={SAMPLE_RATE},channels=1", "!", "fdsink", "fd=1"]
+STALL_SECONDS = 10.0
+
+
+class GStreamerSource(AudioSource):
+    """Run `gst-launch-1.0 -q <description> ! … ! fdsink fd=1` and stream its stdout."""
+
+    def __init__(self, description: str, *, block_size: int = DEFAULT_BLOCK_SIZE,
+                 stall_timeout: float = STALL_SECONDS) -> None:
+        super().__init__(f"GStreamer pipeline {description!r}")
+        launcher = shutil.which(GST_LAUNCH)
+        if launcher is None:
+            raise AudioSourceError(f"{GST_LAUNCH} not found; install it with `apt install {GST_PACKAGES}`")
+        self._stderr = tempfile.TemporaryFile()  # a file, not a pipe: a chatty pipeline can never fill it and stall
+        self._process = subprocess.Popen([launcher, "-q", *shlex.split(description), *TAIL], stdin=subprocess.DEVNULL,
+                                         stdout=subprocess.PIPE, stderr=self._stderr, bufsize=0)
+        self.block_size = block_size
+        self.stall_timeout = stall_timeout
+
+    def _read_blocks(self) -> Iterator[np.ndarray]:
+        assert self._process.stdout is not None
+        yield from read_pcm(self._process.stdout.fileno(), "f32le", self.block_size, self.stall_timeout, self.description)
+        try:
+            code = self._process.wait(timeout=self.stall_timeout)
+        except subprocess.TimeoutExpired:
+            raise AudioSourceError(f"{self.description} closed its output but did not exit") from None
+        if code != 0:
+            self._stderr.seek(0)
+            reason = gst_error(self._stderr.read().decode(errors="replace"))
+            raise AudioSourceError(f"{self.description} failed (exit {code}): {reason}")
+
+    def close(self) -> None:
+        if self._process.poll() is None:
+            self._process.terminate()
+            try:
+                self._process.wait(timeout=2)
+            except subprocess.TimeoutExpired:
+                self._process.kill()
+                self._process.wait()
+        if self._process.stdout is not None:
+            self._process.stdout.close()
+        self._stderr.close()
+
+
+def gst_error(stderr: str) -> str:
+    """The first error gst-launch reported, as one line: element name, message and detail."""
+    lines = [line.strip() for line in stderr.splitlines() if line.strip()]
+    for i, line in enumerate(lines):
+        if line.startswith(("ERROR:", "WARNING: erroneous pipeline")):
+            message = re.sub(r"from element \S*?([^/:]+):\s", r"\1: ", line.split(":", 1)[1].strip())
+            # gst-launch follows an error with "Additional debug info:", a source location ending in
+            # ':' when a detail (such as the missing file's name) is on the next line.
+            rest = lines[i + 1:i + 4]
+            if len(rest) == 3 and rest[0] == "Additional debug info:" and rest[1].endswith(":") \
+                    and not rest[2].startswith("ERROR"):
+                message += f" ({rest[2]})"
+            return message
+    return lines[-1] if lines else "no error message"

@@ -1,0 +1,310 @@
+"""Sources deliver exactly the audio they were given, as float32 mono 16 kHz, and fail with one-line errors."""
+from __future__ import annotations
+
+import glob
+import os
+import threading
+import time
+
+import numpy as np
+import pytest
+import sounddevice as sd
+import soundfile as sf
+import soxr
+
+from engine.sources import (AudioSourceError, FileSource, GStreamerSource, InputDevice, MicrophoneSource,
+                            RawPcmSource, find_input_device, open_source)
+from engine.sources.pcm import read_pcm
+from engine.sources.ring import FrameRing
+
+FLACS = sorted(glob.glob("/work/shared/corpora/emodb/wav/*.flac"))[:5]
+OK = sd.CallbackFlags()
+OVERFLOW = sd.CallbackFlags(2)  # paInputOverflow
+
+
+def speech(n_files: int = 1) -> np.ndarray:
+    return np.concatenate([sf.read(f, dtype="float32")[0] for f in FLACS[:n_files]])
+
+
+def collect(source) -> np.ndarray:
+    with source:
+        return np.concatenate(list(source.blocks()))
+
+
+def assert_one_line_error(excinfo: pytest.ExceptionInfo, *fragments: str) -> None:
+    message = str(excinfo.value)
+    assert "\n" not in message
+    for fragment in fragments:
+        assert fragment in message
+
+
+class FakeStream:
+    """Stands in for sounddevice.InputStream: keeps the callback PortAudio would be given."""
+
+    def __init__(self, **kwargs) -> None:
+        self.kwargs = kwargs
+        self.callback = kwargs["callback"]
+        self.active = False
+
+    def start(self) -> None:
+        self.active = True
+
+    def stop(self) -> None:
+        self.active = False
+
+    def close(self) -> None:
+        pass
+
+
+def fake_microphone(rate: float = 16000, channels: int = 1, **kwargs) -> tuple[MicrophoneSource, FakeStream]:
+    streams: list[FakeStream] = []
+    source = MicrophoneSource(InputDevice(7, "fake mic", rate, channels),
+                              stream_factory=lambda **kw: streams.append(FakeStream(**kw)) or streams[-1], **kwargs)
+    return source, streams[0]
+
+
+def feed(stream: FakeStream, audio: np.ndarray, frames: int, pause: float = 0.0) -> None:
+    for i in range(0, len(audio), frames):
+        block = audio[i:i + frames].reshape(len(audio[i:i + frames]), -1)
+        stream.callback(block, len(block), None, OK)
+        time.sleep(pause)
+    stream.active = False
+
+
+# ---- microphone (the PortAudio callback driven with recorded blocks) ----
+
+def test_microphone_delivers_callback_blocks_intact_and_in_order_while_consumed_concurrently():
+    audio = speech(5)  # ~12 s through a 0.25 s ring: wraps many times
+    source, stream = fake_microphone(ring_seconds=0.25)
+    assert stream.kwargs["device"] == 7 and stream.kwargs["samplerate"] == 16000
+    producer = threading.Thread(target=feed, args=(stream, audio, 512, 0.003))  # ~10x real time
+    producer.start()
+    received = collect(source)
+    producer.join()
+    assert source.stats.dropped_blocks == 0
+    np.testing.assert_array_equal(received, audio)
+
+
+def test_microphone_at_44k1_stereo_is_downmixed_and_resampled():
+    mono = soxr.resample(speech(1), 16000, 44100).astype(np.float32)
+    stereo = np.stack([mono * 1.5, mono * 0.5], axis=1)  # mean is `mono`
+    source, stream = fake_microphone(44100, 2)
+    feed(stream, stereo, 441)
+    received = collect(source)
+    expected = soxr.resample(mono, 44100, 16000)
+    assert len(received) == len(expected)
+    np.testing.assert_allclose(received, expected, atol=1e-5)
+
+
+def test_microphone_counts_overruns_when_the_consumer_does_not_read():
+    audio = speech(3)
+    assert len(audio) >= 100 * 512
+    source, stream = fake_microphone(ring_seconds=1.0)  # 16000 frames = 31 blocks of 512 (+ 128 free frames)
+    blocks = [audio[i:i + 512].reshape(-1, 1) for i in range(0, 100 * 512, 512)]
+    for block in blocks:
+        stream.callback(block, 512, None, OK)
+    stream.callback(blocks[0], 512, None, OVERFLOW)  # two losses: PortAudio's, and this block (ring still full)
+    assert source.stats.dropped_blocks == 100 - 31 + 2
+    stream.active = False
+    np.testing.assert_array_equal(collect(source), audio[:31 * 512])  # what was kept is intact
+
+
+def test_microphone_overflow_status_is_counted_and_the_block_still_kept():
+    source, stream = fake_microphone()
+    block = speech(1)[:512].reshape(-1, 1)
+    stream.callback(block, 512, None, OVERFLOW)
+    stream.active = False
+    assert source.stats.dropped_blocks == 1
+    np.testing.assert_array_equal(collect(source), block[:, 0])
+
+
+def test_frame_ring_round_trips_random_chunkings_across_wraparound():
+    rng = np.random.default_rng(1)
+    ring, audio, out, pos = FrameRing(97, 2), rng.standard_normal((5000, 2)).astype(np.float32), [], 0
+    while pos < len(audio):
+        n = int(rng.integers(1, 60))
+        if ring.write(audio[pos:pos + n]):
+            pos += n
+        if rng.random() < 0.5:
+            out.append(ring.read())
+    out.append(ring.read())
+    np.testing.assert_array_equal(np.concatenate(out), audio)
+
+
+@pytest.fixture
+def no_sound_card(monkeypatch):
+    monkeypatch.setattr(sd, "query_devices", lambda *a, **k: sd.DeviceList([]))
+
+
+def test_no_input_device_is_a_one_line_error(no_sound_card):
+    with pytest.raises(AudioSourceError) as excinfo:
+        MicrophoneSource()
+    assert_one_line_error(excinfo, "no audio input device", "python -m sounddevice", "--source FILE")
+
+
+def test_input_device_selection_by_name_substring_and_index(monkeypatch):
+    devices = [{"index": 0, "name": "HDMI out", "max_input_channels": 0, "default_samplerate": 48000.0},
+               {"index": 1, "name": "USB Headset Mic", "max_input_channels": 1, "default_samplerate": 48000.0},
+               {"index": 2, "name": "Built-in Mic", "max_input_channels": 2, "default_samplerate": 44100.0}]
+    monkeypatch.setattr(sd, "query_devices", lambda *a, **k: sd.DeviceList(devices))
+    assert find_input_device("usb").index == 1
+    assert find_input_device(2).name == "Built-in Mic"
+    assert find_input_device("2").channels == 2
+    with pytest.raises(AudioSourceError) as excinfo:
+        find_input_device("mic")
+    assert_one_line_error(excinfo, "several input devices match 'mic'")
+    with pytest.raises(AudioSourceError):
+        find_input_device(0)  # an output-only device is not an input
+
+
+# ---- files ----
+
+def test_flac_at_16k_streams_exactly_its_samples():
+    expected, _ = sf.read(FLACS[0], dtype="float32")
+    source = FileSource(FLACS[0], block_size=1000)
+    blocks = list(source.blocks())
+    assert all(b.dtype == np.float32 and b.ndim == 1 for b in blocks) and len(blocks) > 1
+    np.testing.assert_array_equal(np.concatenate(blocks), expected)
+    assert source.stats.samples == len(expected) and source.stats.blocks == len(blocks)
+
+
+@pytest.mark.parametrize("block_size", [1, 333, 1600, 10**6])
+def test_stereo_44k1_wav_is_downmixed_and_resampled_like_the_whole_file(tmp_path, block_size):
+    rng = np.random.default_rng(2)
+    stereo = (0.1 * rng.standard_normal((22050, 2))).astype(np.float32)
+    path = tmp_path / "stereo.wav"
+    sf.write(path, stereo, 44100, subtype="FLOAT")
+    received = collect(FileSource(path, block_size=block_size))
+    expected = soxr.resample(stereo.mean(axis=1), 44100, 16000)
+    assert len(received) == len(expected) == 8000
+    np.testing.assert_allclose(received, expected, atol=1e-6)
+
+
+def test_realtime_pacing_takes_the_audio_duration(tmp_path):
+    path = tmp_path / "short.wav"
+    sf.write(path, np.zeros(4800, np.float32), 16000)  # 0.3 s
+    started = time.monotonic()
+    collect(FileSource(path, realtime=True))
+    assert 0.28 <= time.monotonic() - started < 1.0
+    started = time.monotonic()
+    collect(FileSource(path))
+    assert time.monotonic() - started < 0.1
+
+
+def test_bad_files_are_one_line_errors(tmp_path):
+    (tmp_path / "empty.wav").write_bytes(b"")
+    (tmp_path / "corrupt.flac").write_bytes(b"fLaC" + np.random.default_rng(3).bytes(5000))
+    sf.write(tmp_path / "no_samples.wav", np.zeros(0, np.float32), 16000)
+    cases = {"empty.wav": "cannot read", "corrupt.flac": "cannot read", "no_samples.wav": "contains no samples",
+             "missing.wav": "not found"}
+    for name, fragment in cases.items():
+        with pytest.raises(AudioSourceError) as excinfo:
+            collect(FileSource(tmp_path / name))
+        assert_one_line_error(excinfo, fragment, name)
+
+
+def test_non_finite_samples_are_reported_with_their_time(tmp_path):
+    audio = np.zeros(16000, np.float32)
+    audio[8000] = np.nan
+    sf.write(tmp_path / "nan.wav", audio, 16000, subtype="FLOAT")
+    source = FileSource(tmp_path / "nan.wav", block_size=3000)
+    with pytest.raises(AudioSourceError) as excinfo:
+        collect(source)
+    assert_one_line_error(excinfo, "non-finite", "0.500 s")
+    assert source.stats.samples == 6000  # the blocks before it were delivered
+
+
+# ---- GStreamer ----
+
+def test_gstreamer_audiotestsrc_sine_has_its_frequency():
+    audio = collect(GStreamerSource("audiotestsrc freq=440 num-buffers=20 samplesperbuffer=4410 "
+                                    "! audio/x-raw,rate=44100,channels=2"))
+    assert len(audio) == 32000  # 20 x 0.1 s of 44.1 kHz stereo, downmixed and resampled to 16 kHz
+    spectrum = np.abs(np.fft.rfft(audio * np.hanning(len(audio))))
+    assert abs(np.argmax(spectrum) * 16000 / len(audio) - 440) < 1.0
+
+
+def test_gstreamer_uridecodebin_flac_matches_soundfile():
+    expected, _ = sf.read(FLACS[0], dtype="float32")
+    audio = collect(GStreamerSource(f"uridecodebin uri=file://{FLACS[0]}"))
+    assert len(audio) == len(expected)
+    np.testing.assert_allclose(audio, expected, atol=1e-6)
+
+
+@pytest.mark.parametrize("description, fragment", [
+    ("nosuchsrc", 'no element "nosuchsrc"'),
+    ("uridecodebin uri=file:///nonexistent.flac", "/nonexistent.flac"),
+])
+def test_failing_gstreamer_pipeline_is_a_one_line_error(description, fragment):
+    with pytest.raises(AudioSourceError) as excinfo:
+        collect(GStreamerSource(description))
+    assert_one_line_error(excinfo, "failed (exit", fragment)
+
+
+def test_missing_gst_launch_names_the_apt_package(monkeypatch):
+    monkeypatch.setattr("shutil.which", lambda name: None)
+    with pytest.raises(AudioSourceError) as excinfo:
+        GStreamerSource("audiotestsrc")
+    assert_one_line_error(excinfo, "gst-launch-1.0 not found", "apt install gstreamer1.0-tools")
+
+
+def test_gstreamer_close_stops_an_endless_pipeline():
+    source = GStreamerSource("audiotestsrc is-live=true")
+    first = next(source.blocks())
+    source.close()
+    assert first.size > 0 and source._process.poll() is not None
+
+
+# ---- raw PCM through a pipe ----
+
+def write_in_odd_chunks(fd: int, payload: bytes) -> None:
+    with os.fdopen(fd, "wb") as pipe:
+        for i in range(0, len(payload), 1001):  # not a multiple of the sample size
+            pipe.write(payload[i:i + 1001])
+            pipe.flush()
+
+
+@pytest.mark.parametrize("sample_format", ["f32le", "s16le"])
+def test_raw_pcm_from_a_pipe(sample_format):
+    audio = speech(1)
+    payload = (audio.astype("<f4") if sample_format == "f32le" else np.round(audio * 32768).astype("<i2")).tobytes()
+    read_fd, write_fd = os.pipe()
+    writer = threading.Thread(target=write_in_odd_chunks, args=(write_fd, payload))
+    writer.start()
+    with os.fdopen(read_fd, "rb") as pipe:
+        received = collect(RawPcmSource(pipe, sample_format=sample_format))
+    writer.join()
+    np.testing.assert_allclose(received, audio, atol=0 if sample_format == "f32le" else 1e-4)
+
+
+def test_raw_pcm_errors_on_stray_bytes_and_on_a_silent_producer():
+    read_fd, write_fd = os.pipe()
+    os.write(write_fd, np.zeros(10, "<f4").tobytes() + b"\x00\x00")
+    os.close(write_fd)
+    with os.fdopen(read_fd, "rb") as pipe, pytest.raises(AudioSourceError) as excinfo:
+        collect(RawPcmSource(pipe))
+    assert_one_line_error(excinfo, "2 stray bytes")
+    read_fd, write_fd = os.pipe()
+    with pytest.raises(AudioSourceError) as excinfo:
+        list(read_pcm(read_fd, "f32le", 1600, 0.2, "test pipe"))
+    assert_one_line_error(excinfo, "test pipe delivered no audio for 0.2 s")
+    os.close(read_fd), os.close(write_fd)
+
+
+# ---- the factory ----
+
+def test_open_source_picks_the_source_a_spec_names(no_sound_card):
+    kinds = {"-": RawPcmSource, "gst:audiotestsrc num-buffers=1": GStreamerSource,
+             "audiotestsrc num-buffers=1": GStreamerSource, "filesrc location=x.ogg ! decodebin": GStreamerSource,
+             FLACS[0]: FileSource}
+    for spec, kind in kinds.items():
+        with open_source(spec) as source:
+            assert type(source) is kind, spec
+    with open_source(None, fallback=FLACS[0]) as source:
+        assert isinstance(source, FileSource) and source.realtime and FLACS[0] in source.description
+    with pytest.raises(AudioSourceError) as excinfo:
+        open_source(None)
+    assert_one_line_error(excinfo, "no audio input device")
+    with pytest.raises(AudioSourceError) as excinfo:
+        open_source("no/such/file.wav")
+    assert_one_line_error(excinfo, "not found")
