@@ -1,0 +1,245 @@
+"""Dataset adapters, VAD targets, speaker splits and the feature cache."""
+import csv
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from engine.features import FrontEndConfig, compute
+from trainer.data import (
+    FeatureCache,
+    Utterance,
+    category_points,
+    feature_stats,
+    load_audio,
+    read_manifest,
+    read_msp_podcast,
+    read_splits,
+    speaker_split,
+    vad_targets,
+    write_splits,
+)
+
+SHARED_MAP = Path("/work/shared/vad_map.csv")
+
+
+def _write_csv(path: Path, rows: list[dict]) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    return path
+
+
+def _tone(path: Path, seconds: float = 0.5, rate: int = 16000, channels: int = 1, freq: float = 220.0) -> Path:
+    t = np.arange(int(seconds * rate)) / rate
+    x = 0.3 * np.sin(2 * np.pi * freq * t)
+    sf.write(path, np.stack([x] * channels, axis=1) if channels > 1 else x, rate)
+    return path
+
+
+# VAD map ---------------------------------------------------------------------------------------
+
+def test_category_points_map_lexicon_to_1_7():
+    points = category_points()
+    assert points["happy"] == pytest.approx((1 + 6 * 0.732, 1 + 6 * 0.960, 1 + 6 * 0.850))
+    assert set(points) >= {"neutral", "calm", "angry", "boredom", "surprise", "contempt"}
+
+
+@pytest.mark.skipif(not SHARED_MAP.exists(), reason="shared data not mounted")
+def test_packaged_map_is_the_shared_one():
+    from trainer.data.vad import VAD_MAP
+
+    assert VAD_MAP.read_text() == SHARED_MAP.read_text()
+
+
+def test_intensity_rule():
+    neutral, angry = np.array(vad_targets("neutral")), np.array(vad_targets("angry"))
+    assert vad_targets("angry", "strong") == pytest.approx(tuple(angry))
+    assert vad_targets("angry", "normal") == pytest.approx(tuple(neutral + 0.75 * (angry - neutral)))
+    assert vad_targets("neutral", "strong") == pytest.approx(tuple(neutral))
+
+
+def test_unknown_emotion_or_intensity_lists_known():
+    with pytest.raises(ValueError, match="'bored' has no VAD target; known: angry, boredom"):
+        vad_targets("bored")
+    with pytest.raises(ValueError, match="intensity 'low'"):
+        vad_targets("angry", "low")
+
+
+# manifest --------------------------------------------------------------------------------------
+
+def test_manifest_relative_paths_map_and_given_dimensions(tmp_path):
+    csv_path = _write_csv(tmp_path / "corpus" / "manifest.csv", [
+        {"path": "a/1.flac", "speaker": "01", "emotion": "sad", "intensity": "normal", "activation": "", "valence": "", "dominance": "", "split": ""},
+        {"path": "a/2.flac", "speaker": "02", "emotion": "other", "intensity": "", "activation": "2", "valence": "3.5", "dominance": "7", "split": "test"},
+    ])
+    first, second = read_manifest(csv_path)
+    assert first.path == tmp_path / "corpus" / "a" / "1.flac"
+    assert first.speaker == "corpus/01" and first.split is None
+    assert first.avd == pytest.approx(vad_targets("sad", "normal"))
+    assert second.avd == (2.0, 3.5, 7.0) and second.split == "test" and second.emotion == "other"
+    assert read_manifest(csv_path, corpus="x")[0].speaker == "x/01"
+
+
+def test_manifest_minimal_columns(tmp_path):
+    csv_path = _write_csv(tmp_path / "m.csv", [{"path": "1.wav", "speaker": "s", "emotion": "happy"}])
+    (utt,) = read_manifest(csv_path)
+    assert utt.avd == pytest.approx(vad_targets("happy")) and utt.intensity == ""
+
+
+@pytest.mark.parametrize(
+    "row, message",
+    [
+        ({"path": "1.wav", "speaker": "s", "emotion": "joy"}, r"m.csv:2: emotion 'joy' has no VAD target; known:"),
+        ({"path": "1.wav", "speaker": "s", "emotion": "sad", "activation": "3", "valence": "", "dominance": ""}, "all of activation"),
+        ({"path": "1.wav", "speaker": "s", "emotion": "sad", "activation": "0", "valence": "4", "dominance": "4"}, "1-7"),
+        ({"path": "1.wav", "emotion": "sad"}, "missing column"),
+    ],
+)
+def test_manifest_errors_name_the_problem(tmp_path, row, message):
+    with pytest.raises(ValueError, match=message):
+        read_manifest(_write_csv(tmp_path / "m.csv", [row]))
+
+
+@pytest.mark.skipif(not Path("/work/shared/corpora/emodb/manifest.csv").exists(), reason="shared corpora not mounted")
+def test_shared_corpora_read():
+    for name, n, speakers in (("emodb", 535, 10), ("ravdess", 1434, 24)):
+        utts = read_manifest(f"/work/shared/corpora/{name}/manifest.csv")
+        assert len(utts) == n and len({u.speaker for u in utts}) == speakers
+        assert all(1 <= v <= 7 for u in utts for v in u.avd)
+
+
+# MSP-Podcast -----------------------------------------------------------------------------------
+
+def _msp_fixture(root: Path) -> Path:
+    (root / "Audios").mkdir(parents=True)
+    rows = []
+    for i, (code, spk, split) in enumerate([("A", "12", "Train"), ("N", "12", "Train"), ("X", "7", "Development"), ("H", "Unknown", "Test1")]):
+        name = f"MSP-PODCAST_0001_{i:04d}.wav"
+        _tone(root / "Audios" / name, seconds=0.3)
+        rows.append({"FileName": name, "EmoClass": code, "EmoAct": f"{2 + i}.5", "EmoVal": "4.0", "EmoDom": "3.2",
+                     "SpkrID": spk, "Gender": "Female", "Split_Set": split})
+    _write_csv(root / "Labels" / "labels_consensus.csv", rows)
+    return root
+
+
+def test_msp_podcast_layout(tmp_path):
+    utts = read_msp_podcast(_msp_fixture(tmp_path / "msp"))
+    assert [u.emotion for u in utts] == ["angry", "neutral", "no_agreement", "happy"]
+    assert [u.split for u in utts] == ["train", "train", "val", "test1"]
+    assert [u.speaker for u in utts] == ["msp-podcast/12", "msp-podcast/12", "msp-podcast/7", "msp-podcast/Unknown"]
+    assert utts[1].avd == (3.5, 4.0, 3.2)
+    assert all(u.path.is_file() for u in utts)
+
+
+def test_msp_podcast_errors(tmp_path):
+    with pytest.raises(ValueError, match="no Labels/labels_consensus.csv"):
+        read_msp_podcast(tmp_path)
+    root = _msp_fixture(tmp_path / "msp")
+    labels = root / "Labels" / "labels_consensus.csv"
+    labels.write_text(labels.read_text().replace(",X,", ",Q,"))
+    with pytest.raises(ValueError, match=r"labels_consensus.csv:4: EmoClass 'Q'"):
+        read_msp_podcast(root)
+
+
+# splits ----------------------------------------------------------------------------------------
+
+def _utts(n_speakers: int, per_speaker: int = 3) -> list[Utterance]:
+    return [Utterance(Path(f"{s}_{i}.wav"), f"c/{s:02d}", "neutral", "", 4.0, 4.0, 4.0)
+            for s in range(n_speakers) for i in range(per_speaker)]
+
+
+def test_speaker_split_never_splits_a_speaker_and_is_deterministic():
+    utts = _utts(20)
+    split = speaker_split(utts, val_frac=0.1, test_frac=0.2, seed=3)
+    by_speaker = {}
+    for u in split:
+        by_speaker.setdefault(u.speaker, set()).add(u.split)
+    assert all(len(s) == 1 for s in by_speaker.values())
+    counts = {name: sum(s == {name} for s in by_speaker.values()) for name in ("train", "val", "test")}
+    assert counts == {"train": 14, "val": 2, "test": 4}
+    assert split == speaker_split(list(reversed(utts)), 0.1, 0.2, seed=3)[::-1]
+    assert split != speaker_split(utts, 0.1, 0.2, seed=4)
+
+
+def test_speaker_split_small_corpus_and_errors():
+    split = speaker_split(_utts(3), val_frac=0.1, test_frac=0.1, seed=0)
+    assert sorted({u.split for u in split}) == ["test", "train", "val"]
+    with pytest.raises(ValueError, match="leave any to train"):
+        speaker_split(_utts(2), 0.1, 0.1)
+
+
+def test_splits_round_trip_through_csv(tmp_path):
+    utts = _utts(10)
+    split = speaker_split(utts, 0.2, 0.2, seed=1)
+    write_splits(tmp_path / "splits.csv", split)
+    assert read_splits(tmp_path / "splits.csv", utts) == split
+    with pytest.raises(ValueError, match="no split for speaker"):
+        read_splits(tmp_path / "splits.csv", _utts(11))
+    mixed = [split[0], Utterance(**{**split[1].__dict__, "split": "other"})]
+    with pytest.raises(ValueError, match="several splits"):
+        write_splits(tmp_path / "bad.csv", mixed)
+
+
+# feature cache ---------------------------------------------------------------------------------
+
+def test_load_audio_downmixes_and_resamples(tmp_path):
+    stereo = _tone(tmp_path / "s.wav", seconds=0.5, rate=44100, channels=2)
+    x = load_audio(stereo.read_bytes(), 16000)
+    assert x.dtype == np.float32 and x.ndim == 1 and abs(len(x) - 8000) <= 1
+    spectrum = np.abs(np.fft.rfft(x))
+    assert np.argmax(spectrum) * 16000 / len(x) == pytest.approx(220, abs=3)
+
+
+def test_feature_cache_computes_once_and_matches_front_end(tmp_path, monkeypatch):
+    wav = _tone(tmp_path / "a.wav")
+    cache = FeatureCache(tmp_path / "cache")
+    first = cache.features(wav)
+    np.testing.assert_array_equal(first, compute(load_audio(wav.read_bytes(), 16000)))
+    assert first.shape[1] == 43 and len(list(cache.dir.glob("*.npy"))) == 1
+
+    import trainer.data.cache as cache_module
+    monkeypatch.setattr(cache_module, "compute", lambda *a: pytest.fail("recomputed a cached file"))
+    np.testing.assert_array_equal(FeatureCache(tmp_path / "cache").features(wav), first)
+
+
+def test_feature_cache_key_follows_content_and_config(tmp_path):
+    wav = _tone(tmp_path / "a.wav", freq=220)
+    cache = FeatureCache(tmp_path / "cache")
+    before = cache.features(wav)
+    _tone(wav, freq=440)  # same path, new content
+    assert not np.array_equal(cache.features(wav), before)
+    other = FeatureCache(tmp_path / "cache", FrontEndConfig(frame_shift=160))
+    assert other.dir != cache.dir and len(other.features(wav)) > len(before)
+
+
+def test_feature_cache_errors_name_the_file(tmp_path):
+    cache = FeatureCache(tmp_path / "cache")
+    with pytest.raises(ValueError, match="cannot read audio .*missing.wav"):
+        cache.features(tmp_path / "missing.wav")
+    (tmp_path / "bad.wav").write_bytes(b"not audio" * 10)
+    with pytest.raises(ValueError, match="cannot compute features of .*bad.wav"):
+        cache.features(tmp_path / "bad.wav")
+
+
+def test_features_for_keeps_order(tmp_path):
+    wavs = [_tone(tmp_path / f"{f}.wav", freq=f) for f in (200, 300)]
+    utts = [Utterance(w, "s", "neutral", "", 4, 4, 4) for w in wavs]
+    cache = FeatureCache(tmp_path / "cache")
+    got = cache.features_for(utts, progress=False)
+    for w, f in zip(wavs, got):
+        np.testing.assert_array_equal(f, cache.features(w))
+
+
+def test_feature_stats_match_numpy():
+    rng = np.random.default_rng(0)
+    arrays = [rng.normal(3, 2, size=(n, 43)).astype(np.float32) for n in (10, 25, 1)]
+    mean, std = feature_stats(arrays)
+    allframes = np.concatenate(arrays).astype(np.float64)
+    np.testing.assert_allclose(mean, allframes.mean(0), rtol=1e-5)
+    np.testing.assert_allclose(std, allframes.std(0), rtol=1e-5)
+    with pytest.raises(ValueError):
+        feature_stats([])

@@ -1,0 +1,51 @@
+"""MSP-Podcast adapter for the corpus's own layout: Labels/labels_consensus.csv and Audios/."""
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+from trainer.data.utterance import Utterance
+
+LABELS = Path("Labels") / "labels_consensus.csv"
+AUDIO = Path("Audios")
+COLUMNS = ("FileName", "EmoClass", "EmoAct", "EmoVal", "EmoDom", "SpkrID", "Split_Set")
+EMOTIONS = {
+    "A": "angry", "S": "sad", "H": "happy", "U": "surprise", "F": "fear", "D": "disgust",
+    "C": "contempt", "N": "neutral", "O": "other", "X": "no_agreement",
+}
+SPLITS = {"Train": "train", "Development": "val"}  # test sets keep their names: test1, test2, ...
+
+
+def read_msp_podcast(root: str | Path) -> list[Utterance]:
+    """All labelled clips with the consensus A/V/D (already on 1-7) and the official split.
+
+    MSP-Podcast marks clips of unidentified speakers "Unknown"; they share one speaker id here,
+    which keeps `speaker_split` conservative (never mixes them across splits).
+    """
+    root = Path(root)
+    labels = root / LABELS
+    if not labels.is_file():
+        raise ValueError(f"{root}: no {LABELS}; point at the MSP-Podcast folder that holds Labels/ and Audios/")
+    with labels.open(newline="") as f:
+        reader = csv.DictReader(f)
+        missing = [c for c in COLUMNS if c not in (reader.fieldnames or [])]
+        if missing:
+            raise ValueError(f"{labels}: missing column(s) {', '.join(missing)}")
+        return [_row(row, root, labels, line) for line, row in enumerate(reader, start=2)]
+
+
+def _row(row: dict[str, str], root: Path, labels: Path, line: int) -> Utterance:
+    code = row["EmoClass"].strip()
+    if code not in EMOTIONS:
+        raise ValueError(f"{labels}:{line}: EmoClass {code!r} is not one of {', '.join(EMOTIONS)}")
+    split = row["Split_Set"].strip()
+    return Utterance(
+        path=root / AUDIO / row["FileName"].strip(),
+        speaker=f"msp-podcast/{row['SpkrID'].strip()}",
+        emotion=EMOTIONS[code],
+        intensity="",
+        activation=float(row["EmoAct"]),
+        valence=float(row["EmoVal"]),
+        dominance=float(row["EmoDom"]),
+        split=SPLITS.get(split, split.lower()),
+    )

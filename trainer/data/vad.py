@@ -1,0 +1,40 @@
+"""Dimensional targets for categorical corpora, from the packaged NRC VAD map (see vad_map.md)."""
+from __future__ import annotations
+
+import csv
+from functools import cache
+from pathlib import Path
+
+VAD_MAP = Path(__file__).with_name("vad_map.csv")
+
+INTENSITY_WEIGHT = {"": 1.0, "strong": 1.0, "normal": 0.75}
+"""How far a clip's target moves from neutral towards its category's lexicon point.
+
+An unmarked category (EmoDB, MSP-Podcast) sits at the lexicon point. RAVDESS acts every
+emotion at two levels: "strong" takes the lexicon point, "normal" three quarters of the way from
+neutral, so the two levels differ (mostly in activation) without pretending to a measured ratio:
+these targets are proxies, not ratings. Neutral stays neutral at any intensity.
+"""
+
+
+@cache
+def category_points() -> dict[str, tuple[float, float, float]]:
+    """Emotion name -> (activation, valence, dominance) on 1-7: lexicon x in [0, 1] -> 1 + 6x."""
+    with VAD_MAP.open(newline="") as f:
+        return {
+            row["emotion"]: tuple(1 + 6 * float(row[k]) for k in ("arousal", "valence", "dominance"))
+            for row in csv.DictReader(f)
+        }
+
+
+def vad_targets(emotion: str, intensity: str = "") -> tuple[float, float, float]:
+    """(activation, valence, dominance) for a category at an intensity, by the rule above."""
+    points = category_points()
+    if emotion not in points:
+        raise ValueError(f"emotion {emotion!r} has no VAD target; known: {', '.join(sorted(points))}")
+    if intensity not in INTENSITY_WEIGHT:
+        known = ", ".join(repr(k) for k in INTENSITY_WEIGHT)
+        raise ValueError(f"intensity {intensity!r} is not one of {known}")
+    weight = INTENSITY_WEIGHT[intensity]
+    neutral = points["neutral"]
+    return tuple(n + weight * (c - n) for n, c in zip(neutral, points[emotion]))
