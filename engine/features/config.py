@@ -41,6 +41,9 @@ class PitchConfig:
     voicing_threshold: float = 0.5
     silence_threshold: float = 0.03  # frame peak relative to the running peak level
     peak_decay_per_s: float = 0.9  # running peak level decays by this factor per second
+    initial_noise_floor_dbfs: float = -70.0
+    noise_floor_rise_db_per_s: float = 6.0  # minimum-statistics floor: falls at once, rises slowly
+    noise_margin_db: float = 20.0  # frames this close to the noise floor lean unvoiced
     viterbi_lag_frames: int = 4  # decisions are final this many frames after they are seen
     delta_window: int = 2  # Kaldi's delta-pitch window: +-2 frames
     initial_f0: float = 150.0  # log-F0 held before the first voiced frame

@@ -94,3 +94,27 @@ def fbank_frames(x, n_frames, shift, preemph, window, weights, first, end,
             for b in range(first[m], end[m]):
                 e += weights[m, b] * power[b]
             out[f, m] = np.log(max(e, floor))
+
+
+class OnlineFbank:
+    """Streaming log mel energies: each frame is returned as soon as its 25 ms have arrived."""
+
+    def __init__(self, cfg: FrontEndConfig):
+        self.cfg = cfg
+        self.kernel = FbankKernel(cfg)
+        self.reset()
+
+    def reset(self) -> None:
+        self._raw = np.zeros(0, dtype=np.float32)  # starts at the next frame's first sample
+        self.frames_emitted = 0
+
+    def accept(self, x: np.ndarray) -> np.ndarray:
+        raw = np.concatenate([self._raw, x]) if self._raw.size else np.asarray(x, np.float32)
+        length, shift = self.cfg.frame_length, self.cfg.frame_shift
+        n = 1 + (raw.size - length) // shift if raw.size >= length else 0
+        out = np.empty((n, self.cfg.fbank.num_mel_bins), dtype=np.float32)
+        if n:
+            self.kernel.compute_into(raw, n, out)
+        self._raw = raw[n * shift:]
+        self.frames_emitted += n
+        return out

@@ -1,0 +1,38 @@
+"""Shared test fixtures: the real corpora beside the checkout (../shared), never copied in."""
+from __future__ import annotations
+
+import csv
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("EMOLIVE_SHARED", REPO.parent / "shared"))
+CORPORA = SHARED / "corpora"
+
+
+def corpus_files(corpus: str, every: int = 1, limit: int | None = None) -> list[Path]:
+    """Audio paths listed in a shared corpus manifest, every `every`-th, in manifest order."""
+    manifest = CORPORA / corpus / "manifest.csv"
+    if not manifest.exists():
+        pytest.fail(f"{manifest} is missing: the tests need ../shared beside the checkout "
+                    "(or EMOLIVE_SHARED pointing at it)")
+    with open(manifest, newline="") as f:
+        paths = [CORPORA / corpus / row["path"] for row in csv.DictReader(f)]
+    return paths[::every][:limit]
+
+
+def read_audio(path: Path) -> np.ndarray:
+    samples, rate = sf.read(path, dtype="float32")
+    assert rate == 16000 and samples.ndim == 1
+    return samples
+
+
+@pytest.fixture(scope="session")
+def speech() -> np.ndarray:
+    """About 7 s of real speech: three clips from each corpus, concatenated."""
+    files = corpus_files("emodb", every=180) + corpus_files("ravdess", every=480)
+    return np.concatenate([read_audio(p) for p in files])
