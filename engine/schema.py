@@ -1,0 +1,123 @@
+"""The messages emolive publishes: one estimate per hop, and a status about once a second.
+
+Every sink (ZeroMQ, JSON lines, CSV, LSL) sends these same dicts, so a program written
+against one transport reads the others. `SCHEMA_VERSION` changes whenever a field changes
+meaning or disappears; adding a field does not change it, so readers must ignore unknown keys.
+
+Estimate (topic `avd.<stream>`):
+    schema        int    SCHEMA_VERSION
+    seq           int    0, 1, 2 … per stream; a gap means estimates were lost in transport
+    stream        str    stream id: letters, digits, '_' and '-'
+    start, end    float  the window's span in stream seconds (sample count / 16 kHz)
+    wall_start, wall_end float  unix times at which those samples were captured
+    activation, valence, dominance float  on the 1–7 scale
+    classes       {str: float}  class probabilities (sum to 1; empty for models without classes)
+    speech        bool   False when the window is mostly not speech: the estimate is flagged, not hidden
+    voiced_ratio  float  fraction of the window's frames that are voiced, 0–1
+    model         str    model id
+    latency_ms    float  from the window's last sample being available to the estimate being ready
+
+Status (topic `status.<stream>`): schema, stream, dropped_blocks (audio lost at the source),
+skipped_windows (windows not evaluated because the model fell behind), lag_s (how far behind
+real time the engine is), wall (unix time), plus any extra keys the runner adds.
+"""
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Mapping
+from typing import Any
+
+SCHEMA_VERSION = 1
+SCALE = (1.0, 7.0)
+ESTIMATE_TOPIC = "avd"
+STATUS_TOPIC = "status"
+_STREAM_ID = re.compile(r"[A-Za-z0-9_-]+")
+_ESTIMATE_FLOATS = ("start", "end", "wall_start", "wall_end", "activation", "valence", "dominance",
+                    "voiced_ratio", "latency_ms")
+_ESTIMATE_FIELDS = frozenset({"schema", "seq", "stream", "classes", "speech", "model", *_ESTIMATE_FLOATS})
+_STATUS_FIELDS = {"schema": int, "stream": str, "dropped_blocks": int, "skipped_windows": int, "lag_s": float,
+                  "wall": float}
+
+
+class SchemaError(ValueError):
+    """A payload that does not follow the schema: a bug in whoever built it."""
+
+
+def estimate_payload(*, seq: int, stream: str, start: float, end: float, wall_start: float, wall_end: float,
+                     activation: float, valence: float, dominance: float, classes: Mapping[str, float],
+                     speech: bool, voiced_ratio: float, model: str, latency_ms: float) -> dict[str, Any]:
+    """Build an estimate, converting numpy scalars to plain Python so any JSON encoder takes it."""
+    return {"schema": SCHEMA_VERSION, "seq": int(seq), "stream": str(stream),
+            "start": float(start), "end": float(end), "wall_start": float(wall_start), "wall_end": float(wall_end),
+            "activation": float(activation), "valence": float(valence), "dominance": float(dominance),
+            "classes": {str(name): float(p) for name, p in classes.items()},
+            "speech": bool(speech), "voiced_ratio": float(voiced_ratio), "model": str(model),
+            "latency_ms": float(latency_ms)}
+
+
+def status_payload(*, stream: str, dropped_blocks: int, skipped_windows: int, lag_s: float, wall: float,
+                   **extra: Any) -> dict[str, Any]:
+    """Build a status message; `extra` carries runner-specific counters (readers ignore what they don't know)."""
+    return {"schema": SCHEMA_VERSION, "stream": str(stream), "dropped_blocks": int(dropped_blocks),
+            "skipped_windows": int(skipped_windows), "lag_s": float(lag_s), "wall": float(wall), **extra}
+
+
+def topic(kind: str, payload: Mapping[str, Any]) -> str:
+    """`avd.<stream>` or `status.<stream>`: subscribers filter on this prefix."""
+    return f"{kind}.{payload['stream']}"
+
+
+def to_json(payload: Mapping[str, Any]) -> str:
+    """Compact JSON; NaN/Inf are refused because they are not JSON and no reader could parse them."""
+    try:
+        return json.dumps(payload, separators=(",", ":"), allow_nan=False)
+    except ValueError as exc:
+        raise SchemaError(f"payload is not valid JSON: {exc}") from None
+
+
+def validate_estimate(payload: Mapping[str, Any]) -> None:
+    """Raise SchemaError naming the first field that breaks the schema."""
+    _check_common(payload)
+    if set(payload) != _ESTIMATE_FIELDS:
+        raise SchemaError(f"estimate fields differ from the schema: missing {sorted(_ESTIMATE_FIELDS - set(payload))}, "
+                          f"unexpected {sorted(set(payload) - _ESTIMATE_FIELDS)}")
+    _require(type(payload["seq"]) is int and payload["seq"] >= 0, "seq must be an int >= 0")
+    for name in _ESTIMATE_FLOATS:
+        _require(type(payload[name]) is float and math.isfinite(payload[name]), f"{name} must be a finite float")
+    _require(payload["start"] <= payload["end"] and payload["wall_start"] <= payload["wall_end"],
+             "a window must not end before it starts")
+    for name in ("activation", "valence", "dominance"):
+        _require(SCALE[0] <= payload[name] <= SCALE[1], f"{name} {payload[name]} is off the {SCALE} scale")
+    _require(0.0 <= payload["voiced_ratio"] <= 1.0, "voiced_ratio must be in [0, 1]")
+    _require(payload["latency_ms"] >= 0.0, "latency_ms must be >= 0")
+    _require(type(payload["speech"]) is bool, "speech must be a bool")
+    _require(isinstance(payload["model"], str) and payload["model"] != "", "model must be a non-empty str")
+    classes = payload["classes"]
+    _require(isinstance(classes, dict) and all(isinstance(k, str) and type(v) is float and 0.0 <= v <= 1.0
+                                               for k, v in classes.items()),
+             "classes must map names to probabilities in [0, 1]")
+    _require(not classes or abs(sum(classes.values()) - 1.0) < 1e-3, "class probabilities must sum to 1")
+    to_json(payload)
+
+
+def validate_status(payload: Mapping[str, Any]) -> None:
+    """Raise SchemaError unless the status has every required field with its type (extras are allowed)."""
+    _check_common(payload)
+    for name, kind in _STATUS_FIELDS.items():
+        _require(name in payload and type(payload[name]) is kind, f"status field {name} must be a {kind.__name__}")
+    _require(payload["dropped_blocks"] >= 0 and payload["skipped_windows"] >= 0, "counters must be >= 0")
+    _require(math.isfinite(payload["lag_s"]) and math.isfinite(payload["wall"]), "lag_s and wall must be finite")
+    to_json(payload)  # the extras must be JSON too
+
+
+def _check_common(payload: Mapping[str, Any]) -> None:
+    _require(payload.get("schema") == SCHEMA_VERSION, f"schema must be {SCHEMA_VERSION}")
+    _require(isinstance(payload.get("stream"), str) and _STREAM_ID.fullmatch(payload["stream"]) is not None,
+             "stream must be letters, digits, '_' or '-'")
+
+
+def _require(condition: bool, message: str) -> None:
+    if not condition:
+        raise SchemaError(message)
