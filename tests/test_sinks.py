@@ -1,0 +1,193 @@
+"""Sinks deliver the schema's payloads; the ZeroMQ publisher stays fast and bounded with a dead subscriber."""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import time
+
+import pytest
+import zmq
+
+from engine.schema import estimate_payload, status_payload, validate_estimate
+from engine.sinks import CsvSink, JsonLinesSink, LslSink, SinkError, ZmqPublisher
+from engine.sinks.zmq_publisher import is_local
+
+LOOPBACK_ANY_PORT = "tcp://127.0.0.1:*"
+
+
+def estimate(seq: int = 0, stream: str = "test", **overrides) -> dict:
+    fields = dict(seq=seq, stream=stream, start=seq * 0.5, end=seq * 0.5 + 3.0, wall_start=time.time() - 3.0,
+                  wall_end=time.time(), activation=4.0 + seq % 3 * 0.5, valence=3.5, dominance=4.5,
+                  classes={"neutral": 0.7, "happy": 0.1, "sad": 0.1, "angry": 0.1}, speech=True, voiced_ratio=0.55,
+                  model="student", latency_ms=6.0)
+    return estimate_payload(**{**fields, **overrides})
+
+
+def subscriber(address: str, prefix: bytes = b"", rcvhwm: int = 1000) -> zmq.Socket:
+    sub = zmq.Context.instance().socket(zmq.SUB)
+    sub.setsockopt(zmq.RCVHWM, rcvhwm)
+    sub.setsockopt(zmq.LINGER, 0)
+    sub.setsockopt(zmq.SUBSCRIBE, prefix)
+    sub.connect(address)
+    return sub
+
+
+def wait_until_connected(publisher: ZmqPublisher, sub: zmq.Socket) -> None:
+    """PUB drops everything sent before a subscription arrives (the slow joiner): probe until one gets through."""
+    for _ in range(200):
+        publisher.status(status_payload(stream="probe", dropped_blocks=0, skipped_windows=0, lag_s=0.0, wall=0.0))
+        if sub.poll(10):
+            while sub.poll(50):
+                sub.recv_multipart()
+            return
+    raise AssertionError("subscriber never connected")
+
+
+def rss_kib() -> int:
+    with open("/proc/self/status") as status:
+        return next(int(line.split()[1]) for line in status if line.startswith("VmRSS:"))
+
+
+def test_zmq_subscriber_receives_every_estimate_and_status_on_its_topic():
+    with ZmqPublisher(LOOPBACK_ANY_PORT) as publisher:
+        sub = subscriber(publisher.address)
+        sub.setsockopt(zmq.SUBSCRIBE, b"status.mic")
+        wait_until_connected(publisher, sub)
+        sent = [estimate(seq, "mic") for seq in range(50)]
+        for payload in sent:
+            publisher.emit(payload)
+        publisher.status(status_payload(stream="mic", dropped_blocks=1, skipped_windows=2, lag_s=0.25, wall=1.0))
+        received = [sub.recv_multipart() for _ in range(51)]
+        sub.close()
+    assert [topic for topic, _ in received] == [b"avd.mic"] * 50 + [b"status.mic"]
+    payloads = [json.loads(body) for _, body in received]
+    for payload in payloads[:50]:
+        validate_estimate(payload)
+    assert payloads[:50] == sent
+    assert payloads[50]["skipped_windows"] == 2 and publisher.dropped == 0
+
+
+def test_zmq_subscriber_filtering_by_stream_topic():
+    with ZmqPublisher(LOOPBACK_ANY_PORT) as publisher:
+        sub = subscriber(publisher.address, b"avd.b")
+        sub.setsockopt(zmq.SUBSCRIBE, b"status.probe")
+        wait_until_connected(publisher, sub)
+        publisher.emit(estimate(0, "a"))
+        publisher.emit(estimate(1, "b"))
+        topic, body = sub.recv_multipart()
+        assert topic == b"avd.b" and json.loads(body)["seq"] == 1
+        assert not sub.poll(100)
+        sub.close()
+
+
+def test_zmq_subscriber_that_never_reads_costs_no_memory_and_no_time():
+    with ZmqPublisher(LOOPBACK_ANY_PORT) as publisher:
+        sub = subscriber(publisher.address, rcvhwm=100)
+        wait_until_connected(publisher, sub)
+        payload, n, slowest, peak_rss = estimate(7), 200_000, 0.0, 0
+        rss_before, started = rss_kib(), time.perf_counter()
+        for i in range(n):
+            before = time.perf_counter()
+            publisher.emit(payload)
+            slowest = max(slowest, time.perf_counter() - before)
+            if i % 10_000 == 0:
+                peak_rss = max(peak_rss, rss_kib())
+        elapsed = time.perf_counter() - started
+        received = 0
+        while sub.poll(300):
+            sub.recv_multipart()
+            received += 1
+        sub.close()
+    # ~500-byte messages: an unbounded queue would hold ~100 MB and deliver all of them in the end.
+    assert peak_rss - rss_before < 30 * 1024
+    assert received < n // 10
+    assert elapsed / n < 100e-6 and slowest < 0.05
+
+
+def test_zmq_counts_sends_libzmq_refuses(monkeypatch):
+    with ZmqPublisher(LOOPBACK_ANY_PORT) as publisher:
+        def refuse(*args, **kwargs):
+            assert kwargs["flags"] & zmq.NOBLOCK
+            raise zmq.Again()
+        monkeypatch.setattr(publisher._socket, "send_multipart", refuse)
+        publisher.emit(estimate())
+        publisher.emit(estimate(1))
+        assert publisher.dropped == 2
+
+
+def test_zmq_address_in_use_is_a_one_line_error():
+    with ZmqPublisher(LOOPBACK_ANY_PORT) as first:
+        with pytest.raises(SinkError, match="already in use") as excinfo:
+            ZmqPublisher(first.address)
+    assert "\n" not in str(excinfo.value)
+
+
+def test_zmq_refuses_a_remote_address_unless_allowed():
+    with pytest.raises(SinkError, match="--allow-remote"):
+        ZmqPublisher("tcp://*:0")
+    with ZmqPublisher("tcp://0.0.0.0:*", allow_remote=True) as publisher:
+        assert publisher.address.startswith("tcp://0.0.0.0:")
+    assert [is_local(a) for a in ("tcp://127.0.0.1:5556", "tcp://localhost:1", "tcp://[::1]:1", "ipc:///tmp/x",
+                                  "tcp://*:5556", "tcp://0.0.0.0:1", "tcp://eth0:1", "tcp://10.0.0.2:1",
+                                  "ws://127.0.0.1:1")] == [True] * 4 + [False] * 5
+
+
+def test_json_lines_writes_one_flushed_object_per_estimate():
+    class FlushCounting(io.StringIO):
+        flushes = 0
+
+        def flush(self):
+            self.flushes += 1
+
+    out = FlushCounting()
+    sent = [estimate(seq) for seq in range(3)]
+    with JsonLinesSink(out) as sink:
+        for payload in sent:
+            sink.emit(payload)
+        sink.status(status_payload(stream="test", dropped_blocks=0, skipped_windows=0, lag_s=0.0, wall=0.0))
+    assert [json.loads(line) for line in out.getvalue().splitlines()] == sent
+    assert out.flushes == 3
+
+
+def test_csv_has_a_header_from_the_first_estimate_and_one_row_each(tmp_path):
+    path = tmp_path / "out.csv"
+    with CsvSink(path) as sink:
+        for seq in range(3):
+            sink.emit(estimate(seq))
+        with pytest.raises(SinkError, match="columns changed"):
+            sink.emit(estimate(3, classes={"other": 1.0}))
+    with open(path, newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 3
+    assert list(rows[0])[:5] == ["schema", "seq", "stream", "start", "end"]
+    assert list(rows[0])[-4:] == ["p_neutral", "p_happy", "p_sad", "p_angry"]
+    assert [float(r["activation"]) for r in rows] == [4.0, 4.5, 5.0] and rows[1]["speech"] == "True"
+    assert float(rows[2]["p_neutral"]) == 0.7
+
+
+def test_csv_unwritable_path_is_an_error(tmp_path):
+    with pytest.raises(SinkError, match="cannot write CSV"):
+        CsvSink(tmp_path / "no" / "such" / "dir.csv")
+
+
+def test_lsl_outlet_streams_labelled_avd_stamped_with_capture_time():
+    pylsl = pytest.importorskip("pylsl")
+    with LslSink("emolive-test", source_id="emolive-test-sink") as sink:
+        streams = pylsl.resolve_byprop("source_id", "emolive-test-sink", timeout=5)
+        assert len(streams) == 1 and streams[0].type() == "Emotion" and streams[0].nominal_srate() == 0
+        inlet = pylsl.StreamInlet(streams[0])
+        channel = inlet.info(timeout=5).desc().child("channels").child("channel")
+        labels = []
+        while not channel.empty():
+            labels.append(channel.child_value("label"))
+            channel = channel.next_sibling()
+        assert labels == ["activation", "valence", "dominance"]
+        inlet.open_stream(timeout=5)
+        payload = estimate(1, wall_end=time.time() - 2.0)  # captured two seconds ago
+        sink.emit(payload)
+        sample, stamp = inlet.pull_sample(timeout=5)
+        lag = pylsl.local_clock() - stamp
+        inlet.close_stream()
+    assert sample == [4.5, 3.5, 4.5]
+    assert 1.9 < lag < 2.5
