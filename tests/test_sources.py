@@ -1,7 +1,6 @@
 """Sources deliver exactly the audio they were given, as float32 mono 16 kHz, and fail with one-line errors."""
 from __future__ import annotations
 
-import glob
 import os
 import threading
 import time
@@ -12,18 +11,19 @@ import sounddevice as sd
 import soundfile as sf
 import soxr
 
+from conftest import corpus_files, read_audio
 from engine.sources import (AudioSourceError, FileSource, GStreamerSource, InputDevice, MicrophoneSource,
                             RawPcmSource, find_input_device, open_source)
 from engine.sources.pcm import read_pcm
 from engine.sources.ring import FrameRing
 
-FLACS = sorted(glob.glob("/work/shared/corpora/emodb/wav/*.flac"))[:5]
+FLACS = [str(path) for path in corpus_files("emodb", limit=5)]
 OK = sd.CallbackFlags()
 OVERFLOW = sd.CallbackFlags(2)  # paInputOverflow
 
 
 def speech(n_files: int = 1) -> np.ndarray:
-    return np.concatenate([sf.read(f, dtype="float32")[0] for f in FLACS[:n_files]])
+    return np.concatenate([read_audio(path) for path in FLACS[:n_files]])
 
 
 def collect(source) -> np.ndarray:
@@ -160,7 +160,7 @@ def test_input_device_selection_by_name_substring_and_index(monkeypatch):
 # ---- files ----
 
 def test_flac_at_16k_streams_exactly_its_samples():
-    expected, _ = sf.read(FLACS[0], dtype="float32")
+    expected = read_audio(FLACS[0])
     source = FileSource(FLACS[0], block_size=1000)
     blocks = list(source.blocks())
     assert all(b.dtype == np.float32 and b.ndim == 1 for b in blocks) and len(blocks) > 1
@@ -225,7 +225,7 @@ def test_gstreamer_audiotestsrc_sine_has_its_frequency():
 
 
 def test_gstreamer_uridecodebin_flac_matches_soundfile():
-    expected, _ = sf.read(FLACS[0], dtype="float32")
+    expected = read_audio(FLACS[0])
     audio = collect(GStreamerSource(f"uridecodebin uri=file://{FLACS[0]}"))
     assert len(audio) == len(expected)
     np.testing.assert_allclose(audio, expected, atol=1e-6)
