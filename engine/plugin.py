@@ -1,0 +1,81 @@
+"""What the engine needs from a model, and how a model is found by name or path.
+
+A model plugin is anything with this small interface: the front end it was trained on, its
+class names, and `predict` on one window. Plugins are found through entry points, so a
+third-party package can add one without touching emolive:
+
+- group `emolive.models`: a name (`student`, `teacher`) -> a callable returning a plugin;
+- group `emolive.architectures`: a bundle's `architecture` field -> a callable(path) returning
+  a plugin, which is how a bundle path is loaded without the engine importing any model code.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from importlib.metadata import EntryPoint, entry_points
+from pathlib import Path
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+
+from engine.bundle import CONFIG_FILE, BundleError, BundleMeta
+
+MODELS_GROUP = "emolive.models"
+ARCHITECTURES_GROUP = "emolive.architectures"
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """One window's estimate: A/V/D on the 1-7 scale, class probabilities, utterance embedding."""
+
+    avd: np.ndarray  # float32[3]: activation, valence, dominance
+    class_probs: np.ndarray  # float32[C], in the order of the plugin's class_names
+    embedding: np.ndarray  # float32[E]
+
+
+@runtime_checkable
+class ModelPlugin(Protocol):
+    """The engine's view of a model (a student bundle, a teacher, or a third-party model)."""
+
+    name: str
+    meta: BundleMeta
+    device: str
+
+    def predict(self, features: np.ndarray, samples: np.ndarray) -> Prediction:
+        """One window: front-end features [T, D] and the same span's 16 kHz samples."""
+
+    def predict_batch(self, features: list[np.ndarray], samples: list[np.ndarray]) -> list[Prediction]:
+        """Many windows or utterances at once (evaluation, offline runs)."""
+
+    def size_bytes(self) -> int:
+        """Bytes of stored weights (what a user downloads or ships)."""
+
+
+def registered_models() -> dict[str, EntryPoint]:
+    return {ep.name: ep for ep in entry_points(group=MODELS_GROUP)}
+
+
+def load_model(spec: str) -> ModelPlugin:
+    """A plugin name from `emolive models`, or a path to a model bundle directory."""
+    named = registered_models()
+    if spec in named:
+        return named[spec].load()()
+    path = Path(spec)
+    if not path.exists():
+        raise BundleError(f"no model named {spec!r} and no bundle at that path; "
+                          f"known models: {', '.join(sorted(named)) or 'none'}")
+    return load_bundle_plugin(path)
+
+
+def load_bundle_plugin(path: Path, name: str | None = None) -> ModelPlugin:
+    """Load a bundle with the plugin that registered its architecture."""
+    try:
+        arch = json.loads((path / CONFIG_FILE).read_text())["architecture"]
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        raise BundleError(f"{path}: not a model bundle ({CONFIG_FILE} missing or without "
+                          f"'architecture': {err})") from err
+    loaders = {ep.name: ep for ep in entry_points(group=ARCHITECTURES_GROUP)}
+    if arch not in loaders:
+        raise BundleError(f"{path}: no installed plugin loads architecture {arch!r} "
+                          f"(known: {', '.join(sorted(loaders))})")
+    return loaders[arch].load()(path, name=name)

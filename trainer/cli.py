@@ -1,0 +1,80 @@
+"""`trainer`: features, train, evaluate and export emotion models (see `trainer COMMAND --help`)."""
+from __future__ import annotations
+
+import argparse
+import sys
+
+from plugins.student import ARCHITECTURES
+
+
+def _data_args(p: argparse.ArgumentParser, required: bool = True) -> None:
+    p.add_argument("--data", action="append", default=[], metavar="MANIFEST.csv",
+                   help="manifest CSV (path,speaker,emotion[,intensity,activation,valence,dominance,split]); "
+                        "paths relative to the CSV's folder; repeat to pool corpora")
+    p.add_argument("--msp-podcast", action="append", default=[], metavar="ROOT",
+                   help="MSP-Podcast root (Labels/labels_consensus.csv, Audios/); repeatable")
+    p.add_argument("--cache", default=None, metavar="DIR",
+                   help="feature cache directory (default: $EMOLIVE_CACHE/features or ~/.cache/emolive/features)")
+
+
+def _split_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--split-seed", type=int, default=0, help="seed of the speaker-independent split")
+    p.add_argument("--val-frac", type=float, default=0.1, help="fraction of speakers for validation")
+    p.add_argument("--test-frac", type=float, default=0.2, help="fraction of speakers held out for test")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="trainer", description=__doc__)
+    sub = ap.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("features", help="compute and cache front-end features for a data set",
+                       description="Compute the 43-dim MFB+F0 features of every clip once and cache them "
+                                   "(keyed by front-end config and audio hash).")
+    _data_args(p)
+
+    p = sub.add_parser("train", help="train a GRU/TCGRU student and write a model bundle",
+                       description="Train on the train split, early-stop on validation mean CCC, report "
+                                   "the test split, write a bundle (+ splits.csv, results.json).")
+    _data_args(p)
+    _split_args(p)
+    p.add_argument("--arch", choices=sorted(ARCHITECTURES), default="tcgru", help="network (paper Fig. 1)")
+    p.add_argument("--no-multitask", action="store_true", help="no class head (CCC loss only)")
+    p.add_argument("--seed", type=int, default=0, help="initialisation and batching seed")
+    p.add_argument("--epochs", type=int, default=60, help="maximum epochs")
+    p.add_argument("--patience", type=int, default=10, help="epochs without validation gain before stopping")
+    p.add_argument("--lr", type=float, default=5e-4, help="Adam learning rate")
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--crop-s", type=float, default=3.0, help="random training crops of this many seconds")
+    p.add_argument("--train-on", choices=["train", "train+val", "all"], default="train",
+                   help="which splits to fit on (validation still picks the epoch)")
+    p.add_argument("--int8", action="store_true", help="store weights as int8 with per-channel scales")
+    p.add_argument("--out", required=True, metavar="DIR", help="bundle directory to write")
+
+    p = sub.add_parser("evaluate", help="CCC per dimension and class UAR of a model on a data set",
+                       description="Evaluate a model plugin (e.g. 'student') or a bundle path on every clip "
+                                   "of the data (or one split of it).")
+    p.add_argument("--model", default="student", help="plugin name from `emolive models` or a bundle path")
+    _data_args(p)
+    p.add_argument("--split", default=None, help="only this split (needs split labels or --splits)")
+    p.add_argument("--splits", default=None, metavar="CSV", help="speaker,split CSV written by `trainer train`")
+    p.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
+
+    p = sub.add_parser("export", help="export a student bundle to ONNX (dynamic time axis)")
+    p.add_argument("--model", default="student", help="plugin name or bundle path")
+    p.add_argument("--out", required=True, metavar="FILE.onnx")
+    return ap
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    from trainer import commands  # heavy imports only once the arguments are valid
+
+    try:
+        return getattr(commands, args.command)(args)
+    except (ValueError, FileNotFoundError, OSError) as err:
+        print(f"trainer {args.command}: error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

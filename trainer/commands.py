@@ -1,0 +1,97 @@
+"""The bodies of the `trainer` subcommands; argument parsing lives in trainer.cli."""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from engine.features import FrontEndConfig
+from engine.plugin import load_model
+from plugins.student import save_bundle
+from trainer.data import FeatureCache, read_splits, write_splits
+from trainer.evaluate import format_table, metrics, predict_utterances
+from trainer.metrics import DIMENSIONS
+from trainer.pipeline import (DEFAULT_CACHE, by_split, class_names_of, ensure_splits, featurise,
+                              load_utterances)
+from trainer.train import TrainConfig, score, train as fit
+
+
+def features(args) -> int:
+    utts = load_utterances(args.data, args.msp_podcast)
+    cache = FeatureCache(args.cache or DEFAULT_CACHE)
+    feats = cache.features_for(utts)
+    frames = sum(len(f) for f in feats)
+    print(f"features: {len(utts)} clips, {frames} frames ({frames * 0.02 / 3600:.2f} h) cached in {cache.dir}")
+    return 0
+
+
+def train(args) -> int:
+    utts = ensure_splits(load_utterances(args.data, args.msp_podcast), args.split_seed, args.val_frac, args.test_frac)
+    classes = class_names_of(utts)
+    cache = FeatureCache(args.cache or DEFAULT_CACHE)
+    fit_splits = {"train": ("train",), "train+val": ("train", "val"), "all": ("train", "val", "test")}[args.train_on]
+    train_set = featurise(by_split(utts, *fit_splits), classes, cache)
+    val_set = featurise(by_split(utts, "val"), classes, cache, progress=False)
+    tests = {s: featurise(by_split(utts, s), classes, cache, progress=False)
+             for s in sorted({u.split for u in utts} - {"train", "val"})}
+    cfg = TrainConfig(arch=args.arch, multitask=not args.no_multitask, seed=args.seed, epochs=args.epochs,
+                      patience=args.patience, lr=args.lr, batch_size=args.batch_size, crop_s=args.crop_s)
+    log = lambda line: print(line, file=sys.stderr)
+    result = fit(train_set, val_set, classes, cfg, log=log)
+    test_scores = {s: score(result.model, data) for s, data in tests.items() if len(data)}
+    summary = {
+        "config": vars(cfg), "best_epoch": result.best_epoch,
+        "val_ccc": dict(zip(DIMENSIONS, result.val_ccc)),
+        "test": {s: {"ccc": dict(zip(DIMENSIONS, m["ccc"])), "uar": m.get("uar"), "n": m["n"]}
+                 for s, m in test_scores.items()},
+        "utterances_per_s": result.utterances_per_s, "epoch_seconds": result.epoch_seconds,
+        "n_train": len(train_set), "n_val": len(val_set),
+    }
+    training = {"data": [str(Path(d).resolve()) for d in args.data] + [str(Path(m).resolve()) for m in args.msp_podcast],
+                "fit_on": args.train_on, "split_seed": args.split_seed, **{k: summary[k] for k in ("config", "best_epoch")}}
+    out = save_bundle(args.out, result.model, FrontEndConfig(), classes if cfg.multitask else (),
+                      training=training, metrics={"val_ccc": summary["val_ccc"], "test": summary["test"]},
+                      int8=args.int8)
+    write_splits(out / "splits.csv", utts)
+    (out / "results.json").write_text(json.dumps(summary, indent=2) + "\n")
+    size = (out / "model.safetensors").stat().st_size
+    parts = [f"val CCC {' '.join(f'{v:.3f}' for v in result.val_ccc)}"]
+    parts += [f"{s} CCC {' '.join(f'{v:.3f}' for v in m['ccc'])}" for s, m in test_scores.items()]
+    print(f"trained {cfg.arch}{'+mtl' if cfg.multitask else ''} seed {cfg.seed}: best epoch {result.best_epoch}, "
+          f"{', '.join(parts)}; {result.utterances_per_s:.0f} utt/s, {result.epoch_seconds:.1f} s/epoch; "
+          f"bundle {out} ({size / 1e6:.3f} MB)")
+    return 0
+
+
+def evaluate(args) -> int:
+    plugin = load_model(args.model)
+    utts = load_utterances(args.data, args.msp_podcast)
+    if args.splits:
+        utts = read_splits(args.splits, utts)
+    if args.split:
+        utts = by_split(utts, args.split)
+        if not utts:
+            raise ValueError(f"no utterances in split {args.split!r}")
+    out = predict_utterances(plugin, utts, args.cache or DEFAULT_CACHE, progress=not args.json)
+    result = metrics(plugin, utts, out)
+    if args.json:
+        print(json.dumps(result))
+    else:
+        data = ", ".join(args.data + args.msp_podcast) + (f" [{args.split}]" if args.split else "")
+        print(format_table([(args.model, data, result)]))
+    return 0
+
+
+def export(args) -> int:
+    from trainer.export import export_onnx
+
+    plugin = load_model(args.model)
+    model = getattr(plugin, "model", None)
+    if model is None:
+        raise ValueError(f"{args.model} is not a student bundle; only students export to ONNX")
+    path = export_onnx(model, args.out)
+    print(f"exported {args.model} to {path} ({path.stat().st_size / 1e6:.3f} MB), inputs features[batch, time, "
+          f"{model.input_dim}]")
+    return 0

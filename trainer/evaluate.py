@@ -1,0 +1,59 @@
+"""Evaluate any model plugin (student, teacher, bundle path) on labelled utterances."""
+from __future__ import annotations
+
+import numpy as np
+import soundfile as sf
+from tqdm import tqdm
+
+from engine.plugin import ModelPlugin
+from trainer.data import FeatureCache, Utterance, load_audio
+from trainer.metrics import DIMENSIONS, ccc, uar
+
+
+def predict_utterances(plugin: ModelPlugin, utts: list[Utterance], cache_root, batch_size: int = 64,
+                       progress: bool = True) -> dict[str, np.ndarray]:
+    """Whole-utterance predictions: avd [N,3], class_probs [N,C], embedding [N,E]."""
+    cache = FeatureCache(cache_root, plugin.meta.frontend)
+    rate = plugin.meta.frontend.sample_rate
+    preds = []
+    for i in tqdm(range(0, len(utts), batch_size), desc="evaluate", unit="batch", disable=not progress):
+        chunk = utts[i:i + batch_size]
+        feats = [cache.features(u.path) for u in chunk]
+        audio = [_read(u, rate) for u in chunk]
+        preds += plugin.predict_batch(feats, audio)
+    return {
+        "avd": np.stack([p.avd for p in preds]),
+        "class_probs": np.stack([p.class_probs for p in preds]),
+        "embedding": np.stack([p.embedding for p in preds]),
+    }
+
+
+def _read(u: Utterance, rate: int) -> np.ndarray:
+    try:
+        return load_audio(u.path.read_bytes(), rate)
+    except (OSError, sf.SoundFileError) as err:
+        raise ValueError(f"cannot read audio {u.path}: {err}") from err
+
+
+def metrics(plugin: ModelPlugin, utts: list[Utterance], out: dict[str, np.ndarray]) -> dict:
+    """CCC per dimension on every utterance; UAR on those whose emotion the class head knows."""
+    target = np.array([u.avd for u in utts])
+    result = {"ccc": dict(zip(DIMENSIONS, map(float, ccc(out["avd"], target)))), "uar": None, "n": len(utts)}
+    names = list(plugin.meta.class_names)
+    known = np.array([u.emotion in names for u in utts])
+    if names and known.any():
+        truth = np.array([names.index(u.emotion) for u, k in zip(utts, known) if k])
+        result["uar"] = uar(out["class_probs"][known].argmax(1), truth)
+        result["n_classified"] = int(known.sum())
+    return result
+
+
+def format_table(rows: list[tuple[str, str, dict]]) -> str:
+    """Rows of (model, data, metrics) in the layout of the paper's Table 1."""
+    lines = [f"{'model':<22} {'data':<28} {'n':>6} {'act':>6} {'val':>6} {'dom':>6} {'UAR':>6}"]
+    for model, data, m in rows:
+        c = m["ccc"]
+        u = f"{m['uar']:.3f}" if m.get("uar") is not None else "-"
+        lines.append(f"{model[-22:]:<22} {data[-28:]:<28} {m['n']:>6} {c['activation']:>6.3f} "
+                     f"{c['valence']:>6.3f} {c['dominance']:>6.3f} {u:>6}")
+    return "\n".join(lines)

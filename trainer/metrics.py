@@ -1,0 +1,23 @@
+"""Evaluation metrics on whole sets: CCC per dimension (the loss's own definition) and UAR."""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from trainer.losses import ccc as ccc_tensor
+
+DIMENSIONS = ("activation", "valence", "dominance")
+
+
+def ccc(pred: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """Concordance correlation coefficient per column (paper eq. 2) over a whole set."""
+    return ccc_tensor(torch.as_tensor(pred, dtype=torch.float64),
+                      torch.as_tensor(target, dtype=torch.float64), eps=1e-12).numpy()
+
+
+def uar(pred: np.ndarray, target: np.ndarray) -> float:
+    """Mean of per-class recalls over the classes present in `target` (chance = 1 / classes)."""
+    classes = np.unique(target)
+    if len(classes) == 0:
+        return float("nan")
+    return float(np.mean([(pred[target == c] == c).mean() for c in classes]))

@@ -1,0 +1,142 @@
+"""Training loop for the student models: CCC + 0.2 CE, Adam, early stopping on validation CCC."""
+from __future__ import annotations
+
+import copy
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from plugins.student import ARCHITECTURES, StudentModel
+from trainer.data import Utterance, feature_stats
+from trainer.losses import MultitaskLoss
+from trainer.metrics import ccc, uar
+
+IGNORE = -100
+
+
+@dataclass
+class LabelledSet:
+    """Features and targets of a list of utterances (class -100 where the class is unknown)."""
+
+    features: list[np.ndarray]
+    avd: np.ndarray  # float32[N, 3]
+    classes: np.ndarray  # int64[N]
+    utterances: list[Utterance]
+
+    def __len__(self) -> int:
+        return len(self.features)
+
+
+def labelled_set(utts: list[Utterance], features: list[np.ndarray], class_names: list[str]) -> LabelledSet:
+    index = {c: i for i, c in enumerate(class_names)}
+    avd = np.array([u.avd for u in utts], dtype=np.float32).reshape(-1, 3)
+    classes = np.array([index.get(u.emotion, IGNORE) for u in utts], dtype=np.int64)
+    return LabelledSet(features, avd, classes, utts)
+
+
+@dataclass
+class TrainConfig:
+    arch: str = "tcgru"
+    multitask: bool = True
+    seed: int = 0
+    epochs: int = 60
+    patience: int = 10
+    lr: float = 5e-4
+    batch_size: int = 32
+    crop_s: float = 3.0  # random crops of this length in training: the live window length
+    ce_weight: float = 0.2
+
+
+@dataclass
+class TrainResult:
+    model: StudentModel
+    best_epoch: int
+    val_ccc: list[float]
+    history: list[dict] = field(default_factory=list)
+    utterances_per_s: float = 0.0
+    epoch_seconds: float = 0.0
+
+
+def pad_batch(features: list[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
+    lengths = torch.tensor([len(f) for f in features])
+    batch = torch.zeros(len(features), max(int(lengths.max()), 1), features[0].shape[1])
+    for i, f in enumerate(features):
+        batch[i, : len(f)] = torch.from_numpy(f)
+    return batch, lengths
+
+
+def random_crop(f: np.ndarray, frames: int, rng: np.random.Generator) -> np.ndarray:
+    if len(f) <= frames:
+        return f
+    start = int(rng.integers(0, len(f) - frames + 1))
+    return f[start:start + frames]
+
+
+@torch.inference_mode()
+def predict(model: StudentModel, data: LabelledSet, batch_size: int = 64) -> dict[str, np.ndarray]:
+    """A/V/D, class logits and embeddings for every utterance (whole utterances, no crop)."""
+    model.eval()
+    outs: dict[str, list] = {"avd": [], "logits": [], "embedding": []}
+    for i in range(0, len(data), batch_size):
+        out = model(*pad_batch(data.features[i:i + batch_size]))
+        for k in outs:
+            outs[k].append(out[k].numpy())
+    return {k: np.concatenate(v) for k, v in outs.items()}
+
+
+def score(model: StudentModel, data: LabelledSet) -> dict:
+    out = predict(model, data)
+    result = {"ccc": ccc(out["avd"], data.avd).tolist(), "n": len(data)}
+    known = data.classes != IGNORE
+    if out["logits"].shape[1] and known.any():
+        result["uar"] = uar(out["logits"][known].argmax(1), data.classes[known])
+    return result
+
+
+def train(train_set: LabelledSet, val_set: LabelledSet, class_names: list[str], cfg: TrainConfig,
+          frame_rate: float = 50.0, log=print) -> TrainResult:
+    """Train one model; the returned model holds the weights of the best validation epoch."""
+    torch.manual_seed(cfg.seed)
+    rng = np.random.default_rng(cfg.seed)
+    n_classes = len(class_names) if cfg.multitask else 0
+    model = ARCHITECTURES[cfg.arch](train_set.features[0].shape[1], n_classes=n_classes)
+    mean, std = feature_stats(train_set.features)
+    model.set_normalisation(torch.from_numpy(mean), torch.from_numpy(std))
+    loss_fn = MultitaskLoss(ce_weight=cfg.ce_weight)
+    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    crop = int(round(cfg.crop_s * frame_rate))
+    best, best_state, best_epoch, stale = -np.inf, None, -1, 0
+    history, seen, busy = [], 0, 0.0
+    for epoch in range(cfg.epochs):
+        model.train()
+        t0 = time.perf_counter()
+        order = rng.permutation(len(train_set))
+        # drop a last batch of one: CCC needs at least two values to be defined
+        for i in range(0, len(order) - 1, cfg.batch_size):
+            idx = order[i:i + cfg.batch_size]
+            x, lengths = pad_batch([random_crop(train_set.features[j], crop, rng) for j in idx])
+            out = model(x, lengths)
+            losses = loss_fn(out, torch.from_numpy(train_set.avd[idx]), torch.from_numpy(train_set.classes[idx]))
+            opt.zero_grad()
+            losses["loss"].backward()
+            opt.step()
+            seen += len(idx)
+        busy += time.perf_counter() - t0
+        val = score(model, val_set)
+        mean_ccc = float(np.mean(val["ccc"]))
+        history.append({"epoch": epoch, "val_ccc": val["ccc"], "val_mean_ccc": mean_ccc})
+        if mean_ccc > best:
+            best, best_state, best_epoch, stale = mean_ccc, copy.deepcopy(model.state_dict()), epoch, 0
+        else:
+            stale += 1
+        log(f"epoch {epoch:3d}  val CCC a/v/d {val['ccc'][0]:.3f} {val['ccc'][1]:.3f} {val['ccc'][2]:.3f}"
+            f"  mean {mean_ccc:.3f}{'  *' if stale == 0 else ''}")
+        if stale >= cfg.patience:
+            break
+    model.load_state_dict(best_state)
+    model.eval()
+    epochs_run = len(history)
+    return TrainResult(model, best_epoch, history[best_epoch]["val_ccc"], history,
+                       utterances_per_s=seen / busy, epoch_seconds=busy / epochs_run)
