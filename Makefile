@@ -3,7 +3,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup run test test-all bench screenshot clean
+.PHONY: setup run test test-all bench default-model results screenshot clean
 
 $(STAMP): requirements.txt requirements-dev.txt pyproject.toml scripts/setup-apt.sh
 	bash scripts/setup-apt.sh
@@ -26,6 +26,13 @@ test-all: setup
 
 bench: setup
 	$(PY) benchmarks/frontend.py
+
+SHARED ?= ../shared
+CORPORA := --data $(SHARED)/corpora/emodb/manifest.csv --data $(SHARED)/corpora/ravdess/manifest.csv
+
+# Rebuilds the embedded default student (TCGRU + multi-task, EmoDB + RAVDESS, int8 weights).
+default-model: setup
+	$(VENV)/bin/trainer train $(CORPORA) --arch tcgru --seed 0 --int8 --out plugins/student/default
 
 clean:
 	rm -rf $(VENV) .pytest_cache

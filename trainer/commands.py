@@ -49,7 +49,7 @@ def train(args) -> int:
         "utterances_per_s": result.utterances_per_s, "epoch_seconds": result.epoch_seconds,
         "n_train": len(train_set), "n_val": len(val_set),
     }
-    training = {"data": [str(Path(d).resolve()) for d in args.data] + [str(Path(m).resolve()) for m in args.msp_podcast],
+    training = {"data": args.data + args.msp_podcast,
                 "fit_on": args.train_on, "split_seed": args.split_seed, **{k: summary[k] for k in ("config", "best_epoch")}}
     out = save_bundle(args.out, result.model, FrontEndConfig(), classes if cfg.multitask else (),
                       training=training, metrics={"val_ccc": summary["val_ccc"], "test": summary["test"]},

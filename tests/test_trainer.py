@@ -1,0 +1,137 @@
+"""The trainer end to end on real corpus clips: train, bundle, evaluate --json, export, default model."""
+from __future__ import annotations
+
+import csv
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+import torch
+
+from engine.features import compute
+from engine.plugin import load_model
+from plugins.student import DEFAULT_BUNDLE, load_bundle
+from tests.conftest import CORPORA, corpus_files, read_audio
+from trainer.cli import main as trainer_main
+from trainer.data import read_manifest, read_splits
+from trainer.export import export_onnx
+
+
+def subset_manifest(tmp_path: Path, corpus: str, every: int) -> Path:
+    """A manifest of every `every`-th clip of a shared corpus (absolute paths, same columns)."""
+    src = CORPORA / corpus / "manifest.csv"
+    with open(src, newline="") as f:
+        rows = list(csv.DictReader(f))[::every]
+    out = tmp_path / corpus / "manifest.csv"
+    out.parent.mkdir(parents=True)
+    with open(out, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(rows[0]))
+        w.writeheader()
+        for r in rows:
+            w.writerow({**r, "path": str(CORPORA / corpus / r["path"])})
+    return out
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """A TCGRU+MTL trained for a few epochs on a third of RAVDESS."""
+    tmp = tmp_path_factory.mktemp("train")
+    manifest = subset_manifest(tmp, "ravdess", every=3)
+    out = tmp / "bundle"
+    rc = trainer_main(["train", "--data", str(manifest), "--cache", str(tmp / "cache"), "--epochs", "6",
+                       "--patience", "6", "--seed", "1", "--out", str(out)])
+    assert rc == 0
+    return manifest, out, tmp / "cache"
+
+
+def test_train_writes_a_loadable_bundle_with_speaker_independent_splits(trained):
+    manifest, out, _ = trained
+    model, meta = load_bundle(out)
+    assert meta.architecture == "tcgru" and len(meta.class_names) == 8
+    utts = read_splits(out / "splits.csv", read_manifest(manifest))
+    speakers = {s: {u.speaker for u in utts if u.split == s} for s in ("train", "val", "test")}
+    assert all(speakers.values())
+    assert not (speakers["train"] & speakers["val"]) and not (speakers["train"] & speakers["test"])
+    results = json.loads((out / "results.json").read_text())
+    assert results["test"]["test"]["n"] == sum(u.split == "test" for u in utts)
+    # even a short run learns activation, the easiest dimension, on unseen speakers
+    assert results["test"]["test"]["ccc"]["activation"] > 0.3
+
+
+def test_evaluate_json_matches_the_model_applied_directly(trained, capsys):
+    manifest, out, cache = trained
+    capsys.readouterr()
+    rc = trainer_main(["evaluate", "--model", str(out), "--data", str(manifest), "--cache", str(cache),
+                       "--splits", str(out / "splits.csv"), "--split", "test", "--json"])
+    assert rc == 0
+    report = json.loads(capsys.readouterr().out)
+    assert set(report) >= {"ccc", "uar", "n"} and set(report["ccc"]) == {"activation", "valence", "dominance"}
+    utts = [u for u in read_splits(out / "splits.csv", read_manifest(manifest)) if u.split == "test"]
+    model, meta = load_bundle(out)
+    preds, classes = [], []
+    with torch.no_grad():
+        for u in utts:
+            o = model(torch.from_numpy(compute(read_audio(u.path)))[None])
+            preds.append(o["avd"][0].numpy())
+            classes.append(int(o["logits"][0].argmax()))
+    preds, truth = np.array(preds), np.array([u.avd for u in utts])
+    for k, name in enumerate(("activation", "valence", "dominance")):
+        p, t = preds[:, k], truth[:, k]
+        expected = 2 * np.cov(p, t, bias=True)[0, 1] / (p.var() + t.var() + (p.mean() - t.mean()) ** 2)
+        assert report["ccc"][name] == pytest.approx(expected, abs=1e-4)
+    recalls = [np.mean([c == meta.class_names.index(e) for c, u in zip(classes, utts) if u.emotion == e])
+               for e in sorted({u.emotion for u in utts})]
+    assert report["uar"] == pytest.approx(np.mean(recalls), abs=1e-6)
+    assert report["n"] == len(utts)
+
+
+def test_onnx_export_matches_torch_on_any_length(trained, tmp_path):
+    _, out, _ = trained
+    model, _ = load_bundle(out)
+    path = export_onnx(model, tmp_path / "m.onnx")
+    session = ort.InferenceSession(str(path))
+    for frames in (20, 150, 333):
+        x = torch.randn(2, frames, 43) * 3
+        with torch.no_grad():
+            ref = model(x)
+        avd, logits, emb = session.run(None, {"features": x.numpy()})
+        assert np.abs(avd - ref["avd"].numpy()).max() < 1e-4
+        assert np.abs(logits - ref["logits"].numpy()).max() < 1e-4
+        assert np.abs(emb - ref["embedding"].numpy()).max() < 1e-4
+
+
+def test_default_student_is_small_int8_and_as_good_as_its_float_self(tmp_path):
+    """The shipped bundle stores int8 weights; on its held-out speakers it scores within 0.01 CCC
+    of the float32 model it was quantised from (whose test CCC the bundle recorded)."""
+    config = json.loads((DEFAULT_BUNDLE / "config.json").read_text())
+    assert config["weights"] == "int8"
+    assert (DEFAULT_BUNDLE / "model.safetensors").stat().st_size <= 0.25e6
+    recorded = config["metrics"]["test"]["test"]["ccc"]
+    manifests = [str(CORPORA / c / "manifest.csv") for c in ("emodb", "ravdess")]
+    proc = subprocess.run([sys.executable, "-m", "trainer.cli", "evaluate", "--model", "student",
+                           *sum((["--data", m] for m in manifests), []), "--cache", str(tmp_path),
+                           "--splits", str(DEFAULT_BUNDLE / "splits.csv"), "--split", "test", "--json"],
+                          capture_output=True, text=True, check=True)
+    got = json.loads(proc.stdout)["ccc"]
+    for dim in ("activation", "valence", "dominance"):
+        assert abs(got[dim] - recorded[dim]) <= 0.01, dim
+
+
+@pytest.mark.parametrize("command", ["features", "train", "evaluate", "export"])
+def test_every_command_has_help(command):
+    proc = subprocess.run([sys.executable, "-m", "trainer.cli", command, "--help"], capture_output=True, text=True)
+    assert proc.returncode == 0 and "--" in proc.stdout and "usage: trainer" in proc.stdout
+
+
+def test_bad_manifest_is_one_line_error(tmp_path):
+    bad = tmp_path / "m.csv"
+    bad.write_text("path,speaker\nx.flac,1\n")
+    proc = subprocess.run([sys.executable, "-m", "trainer.cli", "evaluate", "--data", str(bad)],
+                          capture_output=True, text=True)
+    assert proc.returncode == 2
+    assert "emotion" in proc.stderr and "Traceback" not in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1
