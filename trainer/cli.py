@@ -5,6 +5,7 @@ import argparse
 import sys
 
 from plugins.student import ARCHITECTURES
+from plugins.teacher.pretrained import PRETRAINED
 
 
 def _data_args(p: argparse.ArgumentParser, required: bool = True) -> None:
@@ -14,7 +15,7 @@ def _data_args(p: argparse.ArgumentParser, required: bool = True) -> None:
     p.add_argument("--msp-podcast", action="append", default=[], metavar="ROOT",
                    help="MSP-Podcast root (Labels/labels_consensus.csv, Audios/); repeatable")
     p.add_argument("--cache", default=None, metavar="DIR",
-                   help="feature cache directory (default: $EMOLIVE_CACHE/features or ~/.cache/emolive/features)")
+                   help="cache directory (default: features/ or embeddings/ under $EMOLIVE_CACHE or ~/.cache/emolive)")
 
 
 def _split_args(p: argparse.ArgumentParser) -> None:
@@ -45,10 +46,31 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lr", type=float, default=5e-4, help="Adam learning rate")
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--crop-s", type=float, default=3.0, help="random training crops of this many seconds")
+    p.add_argument("--features", default="mfb", metavar="mfb|NAME[:LAYER],...",
+                   help="mfb: the 43-dim MFB+F0 front end (a student bundle); else SSL embeddings fused "
+                        "frame by frame, e.g. hubert-large,hubert-large-960h (a teacher bundle; run "
+                        f"`trainer embed` first). Names: {', '.join(PRETRAINED)}")
     p.add_argument("--train-on", choices=["train", "train+val", "all"], default="train",
                    help="which splits to fit on (validation still picks the epoch)")
     p.add_argument("--int8", action="store_true", help="store weights as int8 with per-channel scales")
     p.add_argument("--out", required=True, metavar="DIR", help="bundle directory to write")
+
+    p = sub.add_parser("embed", help="compute and cache wav2vec 2.0 / HuBERT frame embeddings",
+                       description="Embed every clip with pretrained models (paper Table 2), one transformer "
+                                   "layer each, 20 ms frames aligned with the MFB+F0 frames; cached per model, "
+                                   "layer and audio file. Weights come from the torch hub cache ($TORCH_HOME) or "
+                                   "--checkpoint; nothing is downloaded. Models: " + "; ".join(
+                                       f"{n} ({s.pipeline}, {s.num_layers} layers x {s.dim})"
+                                       for n, s in PRETRAINED.items()))
+    _data_args(p)
+    p.add_argument("--bundle", action="append", required=True, metavar="NAME[:LAYER]",
+                   help=f"pretrained model, one of {', '.join(PRETRAINED)}; layer 1..N (default: last); repeatable")
+    p.add_argument("--checkpoint", default=None, metavar="PATH",
+                   help="state dict of the same architecture (.safetensors or a weights-only torch file) "
+                        "instead of the hub weights; needs exactly one --bundle")
+    p.add_argument("--device", default=None, help="torch device (default: cuda when available, else cpu)")
+    p.add_argument("--batch-seconds", type=float, default=160.0,
+                   help="audio per batch, padding included (bounds GPU memory)")
 
     p = sub.add_parser("evaluate", help="CCC per dimension and class UAR of a model on a data set",
                        description="Evaluate a model plugin (e.g. 'student') or a bundle path on every clip "

@@ -3,18 +3,18 @@ from __future__ import annotations
 
 import json
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
-from engine.features import FrontEndConfig
 from engine.plugin import load_model
-from plugins.student import save_bundle
 from trainer.data import FeatureCache, read_splits, write_splits
+from trainer.embeddings import EmbeddingCache, parse_streams
 from trainer.evaluate import format_table, metrics, predict_utterances
 from trainer.metrics import DIMENSIONS
-from trainer.pipeline import (DEFAULT_CACHE, by_split, class_names_of, ensure_splits, featurise,
-                              load_utterances)
+from trainer.pipeline import (DEFAULT_CACHE, DEFAULT_EMBEDDING_CACHE, by_split, class_names_of, ensure_splits,
+                              feature_source, featurise, load_utterances, save_model)
 from trainer.train import TrainConfig, score, train as fit
 
 
@@ -30,7 +30,7 @@ def features(args) -> int:
 def train(args) -> int:
     utts = ensure_splits(load_utterances(args.data, args.msp_podcast), args.split_seed, args.val_frac, args.test_frac)
     classes = class_names_of(utts)
-    cache = FeatureCache(args.cache or DEFAULT_CACHE)
+    cache = feature_source(args.features, args.cache)
     fit_splits = {"train": ("train",), "train+val": ("train", "val"), "all": ("train", "val", "test")}[args.train_on]
     train_set = featurise(by_split(utts, *fit_splits), classes, cache)
     val_set = featurise(by_split(utts, "val"), classes, cache, progress=False)
@@ -49,9 +49,9 @@ def train(args) -> int:
         "utterances_per_s": result.utterances_per_s, "epoch_seconds": result.epoch_seconds,
         "n_train": len(train_set), "n_val": len(val_set),
     }
-    training = {"data": args.data + args.msp_podcast,
+    training = {"data": args.data + args.msp_podcast, "features": args.features,
                 "fit_on": args.train_on, "split_seed": args.split_seed, **{k: summary[k] for k in ("config", "best_epoch")}}
-    out = save_bundle(args.out, result.model, FrontEndConfig(), classes if cfg.multitask else (),
+    out = save_model(cache, args.out, result.model, classes if cfg.multitask else (),
                       training=training, metrics={"val_ccc": summary["val_ccc"], "test": summary["test"]},
                       int8=args.int8)
     write_splits(out / "splits.csv", utts)
@@ -62,6 +62,20 @@ def train(args) -> int:
     print(f"trained {cfg.arch}{'+mtl' if cfg.multitask else ''} seed {cfg.seed}: best epoch {result.best_epoch}, "
           f"{', '.join(parts)}; {result.utterances_per_s:.0f} utt/s, {result.epoch_seconds:.1f} s/epoch; "
           f"bundle {out} ({size / 1e6:.3f} MB)")
+    return 0
+
+
+def embed(args) -> int:
+    streams = parse_streams(",".join(args.bundle))
+    if args.checkpoint:
+        if len(streams) != 1:
+            raise ValueError("--checkpoint replaces the weights of one model: give exactly one --bundle")
+        streams = [replace(streams[0], checkpoint=args.checkpoint)]
+    utts = load_utterances(args.data, args.msp_podcast)
+    for stream in streams:
+        cache = EmbeddingCache(args.cache or DEFAULT_EMBEDDING_CACHE, stream, args.device, args.batch_seconds)
+        frames = sum(len(e) for e in cache.embeddings([u.path for u in utts]))
+        print(f"embed {stream.label()}: {len(utts)} clips, {frames} frames x {stream.spec.dim} cached in {cache.store.dir}")
     return 0
 
 

@@ -4,10 +4,18 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from plugins.student import StudentModel, save_bundle
+from plugins.teacher import save_teacher_bundle
 from trainer.data import FeatureCache, Utterance, read_manifest, read_msp_podcast, speaker_split
+from trainer.embeddings import EmbeddingFeatures, parse_streams
 from trainer.train import LabelledSet, labelled_set
 
 DEFAULT_CACHE = Path(os.environ.get("EMOLIVE_CACHE", Path.home() / ".cache" / "emolive")) / "features"
+DEFAULT_EMBEDDING_CACHE = DEFAULT_CACHE.parent / "embeddings"
+MFB = "mfb"
+
+FeatureSource = FeatureCache | EmbeddingFeatures
+"""What a model is trained on; both give `features_for(utts, progress) -> [frames, dim] arrays`."""
 
 
 def load_utterances(manifests: list[str], msp_roots: list[str] | None = None) -> list[Utterance]:
@@ -33,7 +41,22 @@ def class_names_of(utts: list[Utterance]) -> list[str]:
     return sorted({u.emotion for u in utts if u.emotion not in ("", "no_agreement", "other")})
 
 
-def featurise(utts: list[Utterance], class_names: list[str], cache: FeatureCache,
+def feature_source(spec: str, cache_root: str | None = None, device: str | None = None) -> FeatureSource:
+    """`mfb`: the front end's MFB+F0 (a student); else fused SSL embeddings `NAME[:LAYER],...` (a teacher)."""
+    if spec == MFB:
+        return FeatureCache(cache_root or DEFAULT_CACHE)
+    return EmbeddingFeatures(cache_root or DEFAULT_EMBEDDING_CACHE, parse_streams(spec), device)
+
+
+def save_model(source: FeatureSource, path: str | Path, model: StudentModel, class_names: list[str],
+               **kwargs) -> Path:
+    """A student bundle for MFB+F0, a teacher bundle recording its streams for embeddings."""
+    if isinstance(source, EmbeddingFeatures):
+        return save_teacher_bundle(path, model, source.streams, class_names, **kwargs)
+    return save_bundle(path, model, source.cfg, class_names, **kwargs)
+
+
+def featurise(utts: list[Utterance], class_names: list[str], cache: FeatureSource,
               progress: bool = True) -> LabelledSet:
     return labelled_set(utts, cache.features_for(utts, progress=progress), class_names)
 

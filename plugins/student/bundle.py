@@ -40,19 +40,28 @@ def save_bundle(
 def load_bundle(path: str | Path) -> tuple[StudentModel, BundleMeta]:
     """Build the module a bundle describes, load its weights, and return it in eval mode."""
     meta, tensors = read_bundle(path)
-    cls = ARCHITECTURES.get(meta.architecture)
-    if cls is None:
-        raise BundleError(f"{path}: unknown architecture {meta.architecture!r}; known: {', '.join(ARCHITECTURES)}")
-    try:
-        model = cls(**meta.hyperparameters)
-    except (TypeError, ValueError, RuntimeError) as err:
-        raise BundleError(f"{path}: bad hyperparameters for {meta.architecture}: {err}") from err
-    if model.hyperparameters() != meta.hyperparameters:
-        raise BundleError(f"{path}: hyperparameters must list exactly {sorted(model.hyperparameters())}")
+    model = build_model(meta.architecture, meta.hyperparameters, tensors, path)
     _check_consistent(meta, path)
+    return model, meta
+
+
+def build_model(arch: str, hyperparameters: dict[str, Any], tensors: dict, path: str | Path) -> StudentModel:
+    """The module of a bundle's architecture with its weights, in eval mode; every field checked.
+
+    Shared with bundles that wrap a student network (the teacher's TCGRU on embeddings).
+    """
+    cls = ARCHITECTURES.get(arch)
+    if cls is None:
+        raise BundleError(f"{path}: unknown architecture {arch!r}; known: {', '.join(ARCHITECTURES)}")
+    try:
+        model = cls(**hyperparameters)
+    except (TypeError, ValueError, RuntimeError) as err:
+        raise BundleError(f"{path}: bad hyperparameters for {arch}: {err}") from err
+    if model.hyperparameters() != hyperparameters:
+        raise BundleError(f"{path}: hyperparameters must list exactly {sorted(model.hyperparameters())}")
     check_tensors(tensors, model.state_dict(), path)
     model.load_state_dict(tensors)
-    return model.eval(), meta
+    return model.eval()
 
 
 def _check_consistent(meta: BundleMeta, path: str | Path) -> None:

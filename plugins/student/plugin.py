@@ -28,7 +28,7 @@ class StudentPlugin:
     @torch.inference_mode()
     def predict_batch(self, features: list[np.ndarray], samples: list[np.ndarray]) -> list[Prediction]:
         lengths = torch.tensor([len(f) for f in features])
-        batch = torch.zeros(len(features), int(lengths.max()), self.meta.frontend.num_features)
+        batch = torch.zeros(len(features), int(lengths.max()), self.model.input_dim)
         for i, f in enumerate(features):
             batch[i, : len(f)] = torch.from_numpy(f)
         out = self.model(batch, lengths)

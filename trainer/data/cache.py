@@ -3,7 +3,8 @@
 The features come from `engine.features.compute`, the code the live engine runs, so training
 sees exactly the live features. Entries are keyed by the front-end config's digest and the sha1
 of the audio file's bytes: a changed config or a changed file can never serve stale features.
-Entries are plain .npy arrays (read with allow_pickle=False), written atomically.
+Entries are plain .npy arrays (read with allow_pickle=False), written atomically. `ArrayStore`
+is that storage alone, shared with the embedding caches (trainer.embeddings).
 """
 from __future__ import annotations
 
@@ -32,32 +33,58 @@ def load_audio(data: bytes, sample_rate: int) -> np.ndarray:
     return np.ascontiguousarray(mono, dtype=np.float32)
 
 
+def read_audio_bytes(audio_path: str | Path) -> bytes:
+    try:
+        return Path(audio_path).read_bytes()
+    except OSError as err:
+        raise ValueError(f"cannot read audio {audio_path}: {err.strerror}") from err
+
+
+def audio_key(data: bytes) -> str:
+    """The cache key of an audio file: the sha1 of its bytes."""
+    return hashlib.sha1(data).hexdigest()
+
+
+class ArrayStore:
+    """A directory of `<key>.npy` arrays; `describe` (JSON) is written beside them for people."""
+
+    def __init__(self, path: str | Path, describe: dict) -> None:
+        self.dir = Path(path)
+        self.dir.mkdir(parents=True, exist_ok=True)
+        (self.dir / "about.json").write_text(json.dumps(describe, indent=2) + "\n")
+
+    def __contains__(self, key: str) -> bool:
+        return (self.dir / f"{key}.npy").is_file()
+
+    def get(self, key: str) -> np.ndarray:
+        return np.load(self.dir / f"{key}.npy", allow_pickle=False)
+
+    def put(self, key: str, array: np.ndarray) -> None:
+        entry = self.dir / f"{key}.npy"
+        tmp = entry.with_name(f"{key}.{os.getpid()}.tmp.npy")
+        np.save(tmp, array, allow_pickle=False)
+        os.replace(tmp, entry)  # a crash mid-write never leaves a truncated entry
+
+
 class FeatureCache:
     """Features of audio files under `root/<config digest>/<audio sha1>.npy`."""
 
     def __init__(self, root: str | Path, cfg: FrontEndConfig | None = None) -> None:
         self.cfg = cfg or FrontEndConfig()
-        self.dir = Path(root) / self.cfg.digest()
-        self.dir.mkdir(parents=True, exist_ok=True)
-        # The config beside its entries lets a person see what a cache directory holds.
-        (self.dir / "frontend.json").write_text(json.dumps(self.cfg.to_dict(), indent=2) + "\n")
+        self.store = ArrayStore(Path(root) / self.cfg.digest(), self.cfg.to_dict())
+        self.dir = self.store.dir
 
     def features(self, audio_path: str | Path) -> np.ndarray:
         """[N, num_features] float32 for one file, computed on first use."""
-        try:
-            data = Path(audio_path).read_bytes()
-        except OSError as err:
-            raise ValueError(f"cannot read audio {audio_path}: {err.strerror}") from err
-        entry = self.dir / f"{hashlib.sha1(data).hexdigest()}.npy"
-        if entry.is_file():
-            return np.load(entry, allow_pickle=False)
+        data = read_audio_bytes(audio_path)
+        key = audio_key(data)
+        if key in self.store:
+            return self.store.get(key)
         try:
             feats = compute(load_audio(data, self.cfg.sample_rate), self.cfg)
         except (sf.SoundFileError, ValueError) as err:
             raise ValueError(f"cannot compute features of {audio_path}: {err}") from err
-        tmp = entry.with_name(f"{entry.stem}.{os.getpid()}.tmp.npy")
-        np.save(tmp, feats, allow_pickle=False)
-        os.replace(tmp, entry)  # a crash mid-write never leaves a truncated entry
+        self.store.put(key, feats)
         return feats
 
     def features_for(self, utts: Iterable[Utterance], progress: bool = True) -> list[np.ndarray]:

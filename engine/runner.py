@@ -1,0 +1,197 @@
+"""The live path: audio source -> streaming front end -> sliding windows -> model plugin -> sinks.
+
+Two threads, so the source never waits on the model: a reader thread stamps each block as it
+arrives and queues it; `run()` (on the caller's thread, e.g. a GUI worker) drains everything
+queued, pushes it through the front end, and evaluates the windows that became complete.
+
+Window policy (see engine.windows for the grid):
+- A window is evaluated once all its frames exist. The front end returns a frame only after its
+  look-ahead (`FrontEnd.lookahead_ms`) of later audio has arrived, so the first estimate comes
+  after window + look-ahead seconds of audio, and each next one a hop later.
+- Live sources (`live=True`: microphone, paced files): when more than one window is ready, only
+  the newest is evaluated and the others are counted as skipped, so a model slower than real
+  time costs estimates, never an ever-growing lag. Offline (`live=False`): every window is
+  evaluated, in batches, as fast as the machine allows.
+- End of stream: the front end is flushed and the windows it completes are evaluated (by the same
+  rule: live keeps the newest); a stream shorter than one window gets one estimate over all its
+  frames. The fewer than hop frames after the last full window are not evaluated again.
+
+Every estimate is sent, even on silence: `speech` is False when fewer than SPEECH_MIN_VOICED of
+the window's frames are voiced. A status goes to the sinks about once a second and at the end.
+"""
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from engine.bundle import BundleError
+from engine.features import FrontEnd
+from engine.plugin import ModelPlugin, Prediction
+from engine.schema import SCALE, estimate_payload, status_payload
+from engine.sinks.base import Sink
+from engine.sources.base import SAMPLE_RATE, AudioSource
+from engine.windows import Arrival, SlidingWindows, Window, WindowSpec
+
+SPEECH_MIN_VOICED = 0.1  # 0.3 s of voicing in a 3 s window; silence and noise score 0, speech 0.3-0.6
+STATUS_INTERVAL_S = 1.0
+OFFLINE_QUEUE_BLOCKS = 64  # read-ahead for files: enough to fill a batch, bounded so memory is too
+BATCH_SIZE = 16  # windows per model call offline; batching is ~4x cheaper per window than one by one
+POLL_S = 0.1  # how often a waiting run() looks at stop()
+_END = object()  # queued by the reader when the source has ended
+
+
+@dataclass(frozen=True)
+class RunStats:
+    """What a finished run did."""
+
+    estimates: int
+    skipped_windows: int
+    dropped_blocks: int
+    audio_s: float
+
+
+class Runner:
+    """Runs one source through one model into sinks; `run()` once, `stop()` from any thread."""
+
+    def __init__(self, source: AudioSource, model: ModelPlugin, sinks: Sequence[Sink], *, window_s: float = 3.0,
+                 hop_s: float = 0.5, live: bool = False, stream_id: str = "default",
+                 status_interval_s: float = STATUS_INTERVAL_S, batch_size: int = BATCH_SIZE) -> None:
+        self.cfg = model.meta.frontend
+        if self.cfg.sample_rate != SAMPLE_RATE:
+            raise BundleError(f"model {model.name} was trained on a {self.cfg.sample_rate} Hz front end; "
+                              f"emolive's sources deliver {SAMPLE_RATE} Hz")
+        self.source, self.model, self.sinks = source, model, list(sinks)
+        self.live, self.stream_id = live, stream_id
+        self.status_interval_s, self.batch_size = status_interval_s, batch_size
+        self.spec = WindowSpec.from_seconds(window_s, hop_s, self.cfg)
+        self._frontend = FrontEnd(self.cfg)
+        self._windows = SlidingWindows(self.spec, self.cfg)
+        self._queue: queue.Queue[Any] = queue.Queue(0 if live else OFFLINE_QUEUE_BLOCKS)
+        self._stop = threading.Event()
+        self._received = 0  # samples the reader has queued; written by the reader thread only
+        self._seq = 0
+        self._skipped = 0
+        self._lag_s = 0.0
+
+    def stop(self) -> None:
+        """Ask `run()` to return soon (within POLL_S plus one model call); safe from any thread."""
+        self._stop.set()
+
+    def run(self) -> RunStats:
+        """Process until the source ends or `stop()`; source errors are raised here, on the caller's thread."""
+        self._warm_up()
+        reader = threading.Thread(target=self._read, name="emolive-reader", daemon=True)
+        reader.start()
+        try:
+            self._process()
+        finally:
+            self._stop.set()
+            reader.join(timeout=1.0)  # a reader blocked on stdin stays behind as a daemon
+        self._send_status()
+        return RunStats(self._seq, self._skipped, self.source.stats.dropped_blocks, self._received / SAMPLE_RATE)
+
+    def _warm_up(self) -> None:
+        """Load the front end's compiled kernels and run the model once before audio flows: the first
+        calls cost ~0.7 s (numba cache, torch allocations), which must not land on the first estimate."""
+        FrontEnd(self.cfg).push(np.zeros(self.cfg.sample_rate, np.float32))
+        samples = (self.spec.window - 1) * self.cfg.frame_shift + self.cfg.frame_length
+        self.model.predict_batch([np.zeros((self.spec.window, self.cfg.num_features), np.float32)],
+                                 [np.zeros(samples, np.float32)])
+
+    def _read(self) -> None:
+        """Reader thread: stamp and queue each block; its arrival is the capture time of its last sample."""
+        try:
+            for block in self.source.blocks():
+                arrival = Arrival(time.monotonic(), time.time(), self._received + len(block))
+                self._received = arrival.samples  # before queueing, so lag is never computed short
+                if not self._put((block, arrival)):
+                    return
+        except Exception as exc:  # handed to run(), which raises it where the caller can catch it
+            self._put(exc)
+        else:
+            self._put(_END)
+
+    def _put(self, item: Any) -> bool:
+        """Queue `item`, waiting while an offline read-ahead is full; False once stopped."""
+        while not self._stop.is_set():
+            try:
+                self._queue.put(item, timeout=POLL_S)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def _process(self) -> None:
+        next_status = time.monotonic() + self.status_interval_s
+        while not self._stop.is_set():
+            for item in self._drain():
+                if isinstance(item, Exception):
+                    raise item
+                if item is _END:
+                    self._finish()
+                    return
+                block, arrival = item
+                self._windows.add(self._frontend.push(block), block, arrival)
+            self._evaluate(*self._windows.take(newest_only=self.live))
+            if time.monotonic() >= next_status:
+                self._send_status()
+                next_status = time.monotonic() + self.status_interval_s
+
+    def _drain(self) -> list[Any]:
+        """Everything queued now (waiting up to POLL_S for the first item): the backlog is seen at once."""
+        try:
+            items = [self._queue.get(timeout=POLL_S)]
+        except queue.Empty:
+            return []
+        for _ in range(self._queue.qsize()):
+            items.append(self._queue.get_nowait())
+        return items
+
+    def _finish(self) -> None:
+        """End of stream: flush the front end's look-ahead, evaluate what it completes, then a short stream."""
+        arrival = Arrival(time.monotonic(), time.time(), self._received)
+        self._windows.add(self._frontend.flush(), np.zeros(0, np.float32), arrival)
+        self._evaluate(*self._windows.take(newest_only=self.live))
+        short = self._windows.finish(arrival)
+        self._evaluate([short] if short else [], 0)
+
+    def _evaluate(self, windows: list[Window], skipped: int) -> None:
+        self._skipped += skipped
+        for i in range(0, len(windows), self.batch_size):
+            chunk = windows[i:i + self.batch_size]
+            predictions = self.model.predict_batch([w.features for w in chunk], [w.samples for w in chunk])
+            for window, prediction in zip(chunk, predictions):
+                estimate = self._estimate(window, prediction)
+                for sink in self.sinks:
+                    sink.emit(estimate)
+
+    def _estimate(self, window: Window, prediction: Prediction) -> dict[str, Any]:
+        rate = self.cfg.sample_rate
+        wall_end = window.arrival.wall - (window.arrival.samples - window.end_sample) / rate
+        voicing = window.features[:, self.cfg.num_features - 1]  # the front end's last column
+        voiced_ratio = float(np.mean(voicing > self.cfg.pitch.voicing_threshold))
+        activation, valence, dominance = np.clip(prediction.avd, *SCALE)
+        self._lag_s = (self._received - window.end_sample) / rate
+        estimate = estimate_payload(
+            seq=self._seq, stream=self.stream_id, start=window.start_sample / rate, end=window.end_sample / rate,
+            wall_start=wall_end - len(window.samples) / rate, wall_end=wall_end,
+            activation=activation, valence=valence, dominance=dominance,
+            classes=dict(zip(self.model.meta.class_names, prediction.class_probs)),
+            speech=voiced_ratio >= SPEECH_MIN_VOICED, voiced_ratio=voiced_ratio, model=self.model.name,
+            latency_ms=1000.0 * (time.monotonic() - window.arrival.monotonic))
+        self._seq += 1
+        return estimate
+
+    def _send_status(self) -> None:
+        """Status: lag_s is how much newer audio had arrived when the latest estimate was made (0 before one)."""
+        status = status_payload(stream=self.stream_id, dropped_blocks=self.source.stats.dropped_blocks,
+                                skipped_windows=self._skipped, lag_s=self._lag_s, wall=time.time(),
+                                estimates=self._seq, audio_s=self._received / SAMPLE_RATE, live=self.live)
+        for sink in self.sinks:
+            sink.status(status)

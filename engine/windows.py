@@ -1,0 +1,131 @@
+"""Sliding windows over the front end's frames (and the samples they cover), cut at every hop.
+
+Window i covers frames [i*hop, i*hop + window): the windows sit on a fixed grid in stream time,
+so an estimate means the same span live and offline. Frame k covers samples [k*shift, k*shift +
+frame_length), so window i covers samples [i*hop*shift, (i*hop + window - 1)*shift + frame_length);
+those samples travel with the features for plugins that read audio (the teacher).
+
+Memory stays bounded the Kaldi way: frames and samples before the next window's start are
+dropped, an offset remembers where the buffers begin.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from engine.features.config import FrontEndConfig
+
+
+class WindowError(ValueError):
+    """Window or hop options that do not fit the front end's frame rate; the text says what would."""
+
+
+@dataclass(frozen=True)
+class WindowSpec:
+    """Window and hop lengths in frames."""
+
+    window: int
+    hop: int
+
+    @classmethod
+    def from_seconds(cls, window_s: float, hop_s: float, cfg: FrontEndConfig) -> WindowSpec:
+        """Convert seconds to frames; both must be positive whole numbers of frames."""
+        frame_s = cfg.frame_shift / cfg.sample_rate
+        return cls(_frames(window_s, frame_s, "window"), _frames(hop_s, frame_s, "hop"))
+
+
+def _frames(seconds: float, frame_s: float, what: str) -> int:
+    n = seconds / frame_s
+    if not math.isfinite(n) or round(n) < 1 or abs(n - round(n)) > 1e-6:
+        raise WindowError(f"--{what} {seconds:g} s must be a positive multiple of the "
+                          f"{1000 * frame_s:g} ms frame shift")
+    return round(n)
+
+
+@dataclass(frozen=True)
+class Arrival:
+    """When the block that completed a window reached the runner: it anchors latency and wall clock."""
+
+    monotonic: float  # time.monotonic(), for latency
+    wall: float  # time.time(), taken as the capture time of the block's last sample
+    samples: int  # samples in the stream up to and including that block
+
+
+@dataclass(frozen=True)
+class Window:
+    """One window's features and samples, with its place in the stream."""
+
+    index: int  # position on the hop grid (the short-stream window is 0)
+    features: np.ndarray  # float32 [frames, num_features]
+    samples: np.ndarray  # float32, the samples those frames cover
+    start_sample: int
+    end_sample: int
+    arrival: Arrival
+
+
+class SlidingWindows:
+    """Collects frames and samples as they arrive and hands out windows once they are complete."""
+
+    def __init__(self, spec: WindowSpec, cfg: FrontEndConfig):
+        self.spec, self.cfg = spec, cfg
+        self._frames = np.zeros((0, cfg.num_features), np.float32)
+        self._samples = np.zeros(0, np.float32)
+        self._frame0 = 0  # absolute index of self._frames[0]
+        self._sample0 = 0  # absolute index of self._samples[0]
+        self._next = 0  # next window index not yet taken
+        self._arrivals: list[Arrival] = []  # one per complete, untaken window, oldest first
+        self.taken = 0  # windows handed out or skipped so far
+
+    def add(self, frames: np.ndarray, samples: np.ndarray, arrival: Arrival) -> None:
+        """Append the front end's new frames and the block's samples; stamp windows they complete."""
+        before = self.ready
+        self._frames = np.concatenate([self._frames, frames])
+        self._samples = np.concatenate([self._samples, samples])
+        self._arrivals += [arrival] * (self.ready - before)
+
+    @property
+    def ready(self) -> int:
+        """Complete windows not yet taken."""
+        frames_end = self._frame0 + len(self._frames)
+        complete = (frames_end - self.spec.window) // self.spec.hop + 1 if frames_end >= self.spec.window else 0
+        return max(0, complete - self._next)
+
+    def take(self, newest_only: bool = False) -> tuple[list[Window], int]:
+        """The ready windows, oldest first, and how many were skipped (all but the newest if `newest_only`)."""
+        n = self.ready
+        skipped = n - 1 if newest_only and n > 1 else 0
+        indices = range(self._next + skipped, self._next + n)
+        windows = [self._window(i * self.spec.hop, self.spec.window, i, self._arrivals[i - self._next])
+                   for i in indices]
+        self._next += n
+        self._arrivals = self._arrivals[n:]
+        self.taken += n
+        self._drop_before(self._next * self.spec.hop)
+        return windows, skipped
+
+    def finish(self, arrival: Arrival) -> Window | None:
+        """At end of stream: a stream shorter than one window gets one window over all its frames.
+
+        Otherwise nothing: after the last full window at most hop - 1 frames remain, which the
+        previous window already nearly covers.
+        """
+        if self.taken or not len(self._frames):
+            return None
+        self.taken = 1
+        return self._window(0, len(self._frames), 0, arrival)
+
+    def _window(self, first: int, length: int, index: int, arrival: Arrival) -> Window:
+        start = first * self.cfg.frame_shift
+        end = (first + length - 1) * self.cfg.frame_shift + self.cfg.frame_length
+        features = self._frames[first - self._frame0:first - self._frame0 + length]
+        samples = self._samples[start - self._sample0:end - self._sample0]
+        return Window(index, features, samples, start, end, arrival)
+
+    def _drop_before(self, frame: int) -> None:
+        drop = min(frame - self._frame0, len(self._frames))
+        self._frames, self._frame0 = self._frames[drop:], self._frame0 + drop
+        sample = self._frame0 * self.cfg.frame_shift
+        drop = min(sample - self._sample0, len(self._samples))
+        self._samples, self._sample0 = self._samples[drop:], self._sample0 + drop

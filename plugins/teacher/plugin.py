@@ -1,0 +1,85 @@
+"""The teacher as an engine plugin: SSL embeddings of each window's audio -> TCGRU -> A/V/D.
+
+The pretrained encoders run on CUDA when there is one. On a CPU a large model runs at about real
+time or slower, so the plugin warns; the runner's skip accounting drops windows to stay live.
+The head is the student plugin run on the fused embeddings, so both share one inference path.
+"""
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from engine.bundle import WEIGHTS_FILE, BundleMeta
+from engine.plugin import Prediction
+from plugins.student import StudentPlugin
+from plugins.teacher.bundle import load_teacher_bundle
+from plugins.teacher.encoder import SSLEncoder, default_device, fuse
+from plugins.teacher.pretrained import PRETRAINED, Stream, load_pretrained
+
+DEFAULT_BUNDLE = Path(__file__).resolve().parent / "default"
+DEFAULT_STREAMS = ("hubert-large", "hubert-large-960h")  # Table 3's best teacher
+
+
+class TeacherPlugin:
+    """Embeds each window's 16 kHz samples with the bundle's streams and runs the network on them."""
+
+    def __init__(self, head: StudentPlugin, encoders: Sequence[tuple[SSLEncoder, int]], name: str) -> None:
+        self.head, self.encoders, self.name = head, list(encoders), name
+        self.meta: BundleMeta = head.meta
+        self.device = self.encoders[0][0].device
+
+    @property
+    def model(self):
+        """The network on the embeddings (what distillation reads the teacher's embedding from)."""
+        return self.head.model
+
+    def embeddings(self, samples: list[np.ndarray]) -> list[np.ndarray]:
+        """Fused frame embeddings [num_frames, sum of stream dims] per waveform."""
+        per_stream = [encoder.embed(samples, layer) for encoder, layer in self.encoders]
+        return [fuse(parts) for parts in zip(*per_stream)]
+
+    def predict(self, features: np.ndarray, samples: np.ndarray) -> Prediction:
+        return self.predict_batch([features], [samples])[0]
+
+    def predict_batch(self, features: list[np.ndarray], samples: list[np.ndarray]) -> list[Prediction]:
+        """The front-end features are not used: the teacher reads the audio itself."""
+        return self.head.predict_batch(self.embeddings(samples), samples)
+
+    def size_bytes(self) -> int:
+        """The bundle plus the pretrained weights it needs (float32)."""
+        unique = {id(e): e for e, _ in self.encoders}.values()
+        return self.head.size_bytes() + sum(p.numel() * 4 for e in unique for p in e.model.parameters())
+
+
+def load_teacher(path: str | Path, name: str | None = None, device: str | None = None) -> TeacherPlugin:
+    """Entry point for `teacher-*` bundle architectures; needs the streams' pretrained weights."""
+    path = Path(path)
+    model, meta, streams = load_teacher_bundle(path)
+    device = device or default_device()
+    if device == "cpu":
+        warnings.warn("the teacher runs its pretrained model(s) on the CPU, near or below real time: "
+                      "windows will be skipped to stay live (a CUDA GPU runs it many times faster)",
+                      RuntimeWarning, stacklevel=2)
+    loaded: dict[tuple[str, str | None], SSLEncoder] = {}
+    for s in streams:  # two layers of one model share one copy of it
+        key = (s.model, s.checkpoint)
+        if key not in loaded:
+            loaded[key] = SSLEncoder(load_pretrained(s.spec, s.checkpoint), s.spec.normalize_waveform, device)
+    encoders = [(loaded[(s.model, s.checkpoint)], s.layer) for s in streams]
+    return TeacherPlugin(StudentPlugin(model, meta, name or str(path), path), encoders, name or str(path))
+
+
+def load_default() -> TeacherPlugin:
+    """The teacher bundle shipped in plugins/teacher/default (HuBERT large + large 960h, TCGRU)."""
+    if not (DEFAULT_BUNDLE / WEIGHTS_FILE).exists():
+        files = " and ".join(str(PRETRAINED[n].hub_file()) for n in DEFAULT_STREAMS)
+        fetch = "; ".join(PRETRAINED[n].fetch_command() for n in DEFAULT_STREAMS)
+        streams = " ".join(f"--bundle {n}" for n in DEFAULT_STREAMS)
+        raise FileNotFoundError(
+            f"no trained teacher bundle at {DEFAULT_BUNDLE}: it needs the pretrained weights {files} "
+            f"(where a network exists: {fetch}), then `trainer embed {streams} --data MANIFEST.csv` and "
+            f"`trainer train --features {','.join(DEFAULT_STREAMS)} --data MANIFEST.csv --out {DEFAULT_BUNDLE}`")
+    return load_teacher(DEFAULT_BUNDLE, name="teacher")

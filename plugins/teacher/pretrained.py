@@ -1,0 +1,161 @@
+"""The paper's Table 2 pretrained models, named, and where their weights come from (no network).
+
+Each entry binds a short name to a torchaudio pipeline bundle (the bundle is the model's plain
+data: architecture parameters and weight file name). Weights are never downloaded here: they
+are read from the torch hub cache, where `bundle.get_model()` looks
+($TORCH_HOME/hub/checkpoints/<file>), or from a local state-dict checkpoint. torchaudio keeps
+those fields private (`_params`, `_path`, `_normalize_waveform`); this module is the one place
+that reads them.
+
+A stream is one (model, layer[, checkpoint]) choice: the unit that is cached, fused and
+recorded in a teacher bundle.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torchaudio
+from safetensors.torch import load_file
+from torchaudio.pipelines import Wav2Vec2Bundle
+
+
+class MissingWeightsError(FileNotFoundError):
+    """Pretrained weights are not on this machine; the message says which file and how to get it."""
+
+
+@dataclass(frozen=True)
+class Pretrained:
+    """One pretrained SSL model: a short name and the torchaudio bundle that defines it."""
+
+    name: str
+    pipeline: str  # the `torchaudio.pipelines` constant, for messages and `--help`
+    bundle: Wav2Vec2Bundle
+
+    @property
+    def num_layers(self) -> int:
+        return int(self.bundle._params["encoder_num_layers"])
+
+    @property
+    def dim(self) -> int:
+        return int(self.bundle._params["encoder_embed_dim"])
+
+    @property
+    def normalize_waveform(self) -> bool:
+        """Large models were trained on per-utterance normalised audio (zero mean, unit variance)."""
+        return bool(self.bundle._normalize_waveform)
+
+    def hub_file(self) -> Path:
+        """Where `bundle.get_model()` finds the weights without a network."""
+        return Path(torch.hub.get_dir()) / "checkpoints" / Path(self.bundle._path).name
+
+    def fetch_command(self) -> str:
+        return f'python -c "import torchaudio; torchaudio.pipelines.{self.pipeline}.get_model()"'
+
+    def architecture_digest(self) -> str:
+        """Short hash of the architecture parameters: cache keys never mix two architectures."""
+        text = json.dumps(self.bundle._params, sort_keys=True, default=str)
+        return hashlib.sha256(text.encode()).hexdigest()[:8]
+
+
+PRETRAINED: dict[str, Pretrained] = {
+    name: Pretrained(name, pipeline, getattr(torchaudio.pipelines, pipeline))
+    for name, pipeline in [
+        ("wav2vec2-base", "WAV2VEC2_BASE"),
+        ("wav2vec2-base-100h", "WAV2VEC2_ASR_BASE_100H"),
+        ("wav2vec2-large-100h", "WAV2VEC2_ASR_LARGE_100H"),
+        ("hubert-base", "HUBERT_BASE"),
+        ("hubert-large", "HUBERT_LARGE"),
+        ("hubert-large-960h", "HUBERT_ASR_LARGE"),
+    ]
+}
+"""Short name -> model (Table 2): wav2vec 2.0 base (LibriSpeech 960 h) and its 100 h ASR fine-tune,
+wav2vec 2.0 large 100 h ASR, HuBERT base, HuBERT large (Libri-Light 60k h) and its 960 h ASR
+fine-tune. All published by fairseq under the MIT licence, redistributed by torchaudio."""
+
+
+def get_pretrained(name: str) -> Pretrained:
+    if name not in PRETRAINED:
+        raise ValueError(f"unknown pretrained model {name!r}; known: {', '.join(PRETRAINED)}")
+    return PRETRAINED[name]
+
+
+@dataclass(frozen=True)
+class Stream:
+    """One embedding stream: a model's transformer layer (1-based), from the hub or a checkpoint."""
+
+    model: str
+    layer: int
+    checkpoint: str | None = None
+
+    @property
+    def spec(self) -> Pretrained:
+        return get_pretrained(self.model)
+
+    def label(self) -> str:
+        return f"{self.model}:{self.layer}" + (f"@{self.checkpoint}" if self.checkpoint else "")
+
+    def to_dict(self) -> dict:
+        return {"model": self.model, "layer": self.layer, "checkpoint": self.checkpoint}
+
+
+def parse_stream(text: str) -> Stream:
+    """`NAME[:LAYER][@CHECKPOINT]` -> Stream; the layer defaults to the model's last one."""
+    text, _, checkpoint = text.partition("@")
+    name, _, layer = text.strip().partition(":")
+    spec = get_pretrained(name)
+    try:
+        number = int(layer) if layer else spec.num_layers
+    except ValueError:
+        raise ValueError(f"layer in {text!r} must be a number") from None
+    if not 1 <= number <= spec.num_layers:
+        raise ValueError(f"{name} has transformer layers 1..{spec.num_layers}, not {number}")
+    return Stream(name, number, checkpoint or None)
+
+
+def stream_from_dict(data: dict) -> Stream:
+    """Inverse of `Stream.to_dict` (a teacher bundle's record), with the same checks as parsing."""
+    stream = parse_stream(f"{data['model']}:{data['layer']}")
+    return Stream(stream.model, stream.layer, data.get("checkpoint"))
+
+
+def read_checkpoint(path: str | Path) -> dict[str, torch.Tensor]:
+    """A state dict from safetensors or a torch file; torch files load with weights_only (no code runs)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint {path} does not exist")
+    if path.suffix == ".safetensors":
+        return load_file(str(path))
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # torch raises UnpicklingError, RuntimeError or ValueError by format
+        raise ValueError(f"{path}: not a weights-only torch checkpoint ({str(err).splitlines()[0]})") from err
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise ValueError(f"{path}: expected a state dict (name -> tensor)")
+    return state
+
+
+def load_pretrained(spec: Pretrained, checkpoint: str | Path | None = None) -> torch.nn.Module:
+    """The bare `Wav2Vec2Model` in eval mode, weights from `checkpoint` or the hub cache.
+
+    The hub path goes through `bundle.get_model()` itself (weights_only), so an offline machine
+    loads exactly what torchaudio would; its waveform-normalising wrapper is unwrapped because it
+    normalises over the whole padded batch, which `SSLEncoder` does per utterance instead.
+    """
+    if checkpoint is None:
+        if not spec.hub_file().is_file():
+            raise MissingWeightsError(
+                f"{spec.name} needs pretrained weights at {spec.hub_file()} (not downloaded; no network here): "
+                f"fetch them where a network exists with `{spec.fetch_command()}` and copy the file there "
+                f"(or set TORCH_HOME), or pass a local state dict as a checkpoint")
+        model = spec.bundle.get_model(dl_kwargs={"weights_only": True, "map_location": "cpu", "progress": False})
+        return getattr(model, "model", model).eval()
+    model = torchaudio.models.wav2vec2_model(**spec.bundle._params)
+    try:
+        model.load_state_dict(read_checkpoint(checkpoint))
+    except RuntimeError as err:
+        raise ValueError(f"{checkpoint}: not a {spec.name} state dict ({str(err).splitlines()[0]} ...)") from err
+    return model.eval()

@@ -1,0 +1,187 @@
+"""SSL frame embeddings: framing against the front end, layers, batching, hub/checkpoint weights, caching, fusion."""
+from __future__ import annotations
+
+import pickle
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import save_file
+
+from engine.features import compute
+from plugins.teacher import (PRETRAINED, MissingWeightsError, SSLEncoder, fuse, load_pretrained, num_frames,
+                             parse_stream)
+from tests.conftest import corpus_files, read_audio
+from tests.tiny_ssl import LAYERS, install, random_model, save_hub_weights, tiny
+from trainer.cli import main as trainer_main
+from trainer.data import Utterance
+from trainer.embeddings import EmbeddingCache, EmbeddingFeatures, parse_streams
+from trainer.embeddings import cache as cache_module
+
+
+@pytest.fixture
+def hub(tmp_path, monkeypatch):
+    """An empty torch hub cache in tmp; any download attempt fails the test."""
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+
+    def no_network(url, *args, **kwargs):
+        raise AssertionError(f"tried to download {url}")
+    monkeypatch.setattr(torch.hub, "download_url_to_file", no_network)
+    return tmp_path / "torch" / "hub" / "checkpoints"
+
+
+def encoder(name: str, seed: int = 0) -> SSLEncoder:
+    spec = tiny(name)
+    return SSLEncoder(random_model(spec, seed), spec.normalize_waveform, "cpu")
+
+
+@pytest.mark.parametrize("name", ["wav2vec2-base", "hubert-large"])  # group-norm and layer-norm conv stacks
+def test_frame_count_is_the_front_ends_for_any_length(name, speech):
+    enc = encoder(name)
+    for n in (399, 400, 719, 720, 16000, 48123):
+        x = speech[:n]
+        emb = enc.embed([x], LAYERS)[0]
+        assert emb.shape == (num_frames(n), 32) == (len(compute(x)), 32) == (1 + (n - 400) // 320 if n >= 400 else 0, 32)
+
+
+@torch.no_grad()
+def test_frame_k_covers_samples_320k_to_320k_plus_400():
+    model = random_model(tiny("hubert-large"))  # layer-norm conv stack: frames are independent
+    x = torch.randn(1, 4000)
+    base, _ = model.feature_extractor(x, None)
+    for j in (0, 399, 400, 1000, 1919, 3999):
+        y = x.clone()
+        y[0, j] += 1.0
+        changed = (model.feature_extractor(y, None)[0] - base).abs().amax(-1)[0] > 0
+        assert set(np.flatnonzero(changed.numpy())) == {k for k in range(len(changed)) if 320 * k <= j < 320 * k + 400}
+
+
+def test_layer_choice_returns_that_transformer_layers_output(speech):
+    enc = encoder("hubert-base")
+    x = speech[:16000]
+    with torch.inference_mode():
+        layers, _ = enc.model.extract_features(torch.from_numpy(x)[None])
+    for layer in (1, 2):
+        np.testing.assert_allclose(enc.embed([x], layer)[0], layers[layer - 1][0].numpy(), atol=1e-5)
+    assert not np.allclose(enc.embed([x], 1)[0], enc.embed([x], 2)[0])
+    for bad in (0, LAYERS + 1):
+        with pytest.raises(ValueError, match="layer"):
+            enc.embed([x], bad)
+    assert parse_stream("hubert-large").layer == 24 and parse_stream("hubert-large:7").layer == 7
+    with pytest.raises(ValueError, match="1..24"):
+        parse_stream("hubert-large:25")
+    with pytest.raises(ValueError, match="known: wav2vec2-base"):
+        parse_stream("hubert-huge")
+
+
+def test_batches_equal_one_utterance_at_a_time(speech):
+    enc = encoder("hubert-large")
+    enc.batch_samples = 100_000
+    waves = [speech[:30000], speech[5000:45000], speech[:300], speech[1000:17000]]
+    assert enc._batches([1, 0, 3], [len(w) for w in waves]) == [[1, 0], [3]]  # the padded size caps a batch
+    batched = enc.embed(waves, 2)
+    for wave, got in zip(waves, batched):
+        np.testing.assert_allclose(got, enc.embed([wave], 2)[0], atol=2e-4)
+    # group norm over time would see the padding: base models run one utterance per batch
+    assert encoder("wav2vec2-base")._batches([1, 0, 3], [len(w) for w in waves]) == [[1], [0], [3]]
+
+
+@pytest.mark.parametrize("name", ["hubert-large", "hubert-large-960h", "wav2vec2-base"])
+def test_bundle_get_model_loads_hub_cache_weights_offline(name, hub, speech):
+    spec = tiny(name)
+    assert spec.hub_file() == hub / PRETRAINED[name].bundle._path
+    state = save_hub_weights(spec, seed=3)
+    model = load_pretrained(spec)
+    for key, value in model.state_dict().items():
+        assert torch.equal(value, state[key]), key
+    # what torchaudio's own wrapper gives (it normalises large models' waveforms) is what we embed
+    wrapped = spec.bundle.get_model(dl_kwargs={"weights_only": True})
+    x = speech[:24000]
+    with torch.inference_mode():
+        expected, _ = wrapped.extract_features(torch.from_numpy(x)[None], num_layers=2)
+    got = SSLEncoder(model, spec.normalize_waveform, "cpu").embed([x], 2)[0]
+    np.testing.assert_allclose(got, expected[1][0].numpy(), atol=1e-4)
+
+
+def test_missing_weights_name_the_file_and_the_fetch_command(hub, tmp_path, capsys):
+    with pytest.raises(MissingWeightsError) as err:
+        load_pretrained(PRETRAINED["hubert-large-960h"])
+    message = str(err.value)
+    assert str(hub / "hubert_fairseq_large_ll60k_asr_ls960.pth") in message
+    assert 'python -c "import torchaudio; torchaudio.pipelines.HUBERT_ASR_LARGE.get_model()"' in message
+    manifest = tmp_path / "m.csv"
+    manifest.write_text(f"path,speaker,emotion\n{corpus_files('emodb', limit=1)[0]},03,happy\n")
+    assert trainer_main(["embed", "--bundle", "hubert-large", "--data", str(manifest),
+                         "--cache", str(tmp_path / "cache")]) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and "hubert_fairseq_large_ll60k.pth" in lines[0] and "HUBERT_LARGE.get_model()" in lines[0]
+
+
+def test_checkpoints_load_weights_only(tmp_path, speech):
+    spec = tiny("hubert-base")
+    state = random_model(spec, seed=5).state_dict()
+    save_file(state, str(tmp_path / "w.safetensors"))
+    torch.save(state, tmp_path / "w.pt")
+    for path in (tmp_path / "w.safetensors", tmp_path / "w.pt"):
+        loaded = load_pretrained(spec, path).state_dict()
+        assert all(torch.equal(loaded[k], v) for k, v in state.items())
+
+    class Payload:  # a pickle that would run code on a plain torch.load
+        def __reduce__(self):
+            return (print, ("pwned",))
+    with open(tmp_path / "evil.pt", "wb") as f:
+        pickle.dump({"w": Payload()}, f, protocol=2)
+    with pytest.raises(ValueError, match="weights-only"):
+        load_pretrained(spec, tmp_path / "evil.pt")
+    torch.save(random_model(tiny("hubert-large")).state_dict(), tmp_path / "other.pt")
+    with pytest.raises(ValueError, match="not a hubert-base state dict"):
+        load_pretrained(spec, tmp_path / "other.pt")
+
+
+def test_cache_computes_once_per_model_layer_and_file(hub, tmp_path, monkeypatch):
+    spec, = install(monkeypatch, "hubert-large")
+    save_hub_weights(spec)
+    paths = corpus_files("emodb", every=200, limit=3)
+    paths = paths + paths[:1]  # a repeated file is embedded once
+    calls = []
+    real_embed = SSLEncoder.embed
+    monkeypatch.setattr(SSLEncoder, "embed", lambda self, w, layer: calls.append(len(w)) or real_embed(self, w, layer))
+    first = EmbeddingCache(tmp_path / "c", parse_stream("hubert-large")).embeddings(paths, progress=False)
+    assert calls == [3] and [len(e) for e in first] == [num_frames(len(read_audio(p))) for p in paths]
+
+    def no_model(*args):
+        raise AssertionError("a cached entry loaded the pretrained model")
+    monkeypatch.setattr(cache_module, "load_pretrained", no_model)
+    again = EmbeddingCache(tmp_path / "c", parse_stream("hubert-large:2")).embeddings(paths, progress=False)
+    assert all(np.array_equal(a, b) for a, b in zip(first, again))  # :2 is the last layer: the same entries
+    with pytest.raises(AssertionError, match="pretrained"):
+        EmbeddingCache(tmp_path / "c", parse_stream("hubert-large:1")).embeddings(paths, progress=False)
+    save_file(random_model(spec).state_dict(), str(tmp_path / "mine.safetensors"))
+    local = EmbeddingCache(tmp_path / "c", parse_stream(f"hubert-large@{tmp_path / 'mine.safetensors'}"))
+    assert local.store.dir.parent != EmbeddingCache(tmp_path / "c", parse_stream("hubert-large")).store.dir.parent
+
+
+def test_fusion_concatenates_streams_frame_by_frame(hub, tmp_path, monkeypatch):
+    for i, spec in enumerate(install(monkeypatch, "hubert-large", "hubert-large-960h")):
+        save_hub_weights(spec, seed=i)
+    streams = parse_streams("hubert-large,hubert-large-960h:1")
+    source = EmbeddingFeatures(tmp_path / "c", streams)
+    utts = [Utterance(p, "s", "neutral", "", 4.0, 4.0, 4.0) for p in corpus_files("ravdess", every=500, limit=2)]
+    fused = source.features_for(utts, progress=False)
+    parts = [EmbeddingCache(tmp_path / "c", s).embeddings([u.path for u in utts], progress=False) for s in streams]
+    assert source.dim == 64
+    for f, a, b in zip(fused, *parts):
+        assert f.shape == (len(a), 64) and np.array_equal(f[:, :32], a) and np.array_equal(f[:, 32:], b)
+    with pytest.raises(ValueError, match="frame count"):
+        fuse([np.zeros((3, 2)), np.zeros((4, 2))])
+    with pytest.raises(ValueError, match="twice"):
+        parse_streams("hubert-large,hubert-large:2")
+
+
+def test_embed_help_lists_the_six_bundles(capsys):
+    with pytest.raises(SystemExit):
+        trainer_main(["embed", "--help"])
+    out = capsys.readouterr().out
+    for name in ("wav2vec2-base", "wav2vec2-base-100h", "wav2vec2-large-100h", "hubert-base", "hubert-large",
+                 "hubert-large-960h", "HUBERT_ASR_LARGE"):
+        assert name in out

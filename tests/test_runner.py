@@ -1,0 +1,205 @@
+"""The runner: windows on a fixed hop grid, estimates equal to the offline model, bounded lag live."""
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+from conftest import corpus_files, read_audio
+from engine.features import FrontEnd, FrontEndConfig, compute
+from engine.plugin import load_model
+from engine.runner import SPEECH_MIN_VOICED, Runner
+from engine.schema import validate_estimate, validate_status
+from engine.sinks.base import Sink
+from engine.sources import FileSource
+from engine.windows import Arrival, SlidingWindows, WindowError, WindowSpec
+
+CFG = FrontEndConfig()
+ARRIVAL = Arrival(0.0, 0.0, 0)
+
+
+class Collect(Sink):
+    """Keeps what the runner sends, as a GUI or test would."""
+
+    def __init__(self) -> None:
+        self.estimates: list[dict] = []
+        self.statuses: list[dict] = []
+
+    def emit(self, estimate):
+        self.estimates.append(dict(estimate))
+
+    def status(self, status):
+        self.statuses.append(dict(status))
+
+    def close(self):
+        pass
+
+
+class SlowModel:
+    """The real student, made slower than real time by sleeping before every call."""
+
+    def __init__(self, model, seconds: float) -> None:
+        self.model, self.seconds = model, seconds
+        self.name, self.meta, self.device = model.name, model.meta, model.device
+
+    def predict(self, features, samples):
+        return self.predict_batch([features], [samples])[0]
+
+    def predict_batch(self, features, samples):
+        time.sleep(self.seconds)
+        return self.model.predict_batch(features, samples)
+
+    def size_bytes(self):
+        return self.model.size_bytes()
+
+
+@pytest.fixture(scope="module")
+def student():
+    torch.set_num_threads(1)
+    return load_model("student")
+
+
+@pytest.fixture(scope="module")
+def speech_file(tmp_path_factory, speech) -> tuple[Path, np.ndarray]:
+    """The shared speech fixture as a 16-bit FLAC, and the samples a reader gets back from it."""
+    path = tmp_path_factory.mktemp("audio") / "speech.flac"
+    sf.write(path, speech, 16000, subtype="PCM_16")
+    return path, read_audio(path)
+
+
+def offline(model, samples: np.ndarray, first: int, length: int):
+    """What the model says about frames [first, first + length) of the whole signal, computed offline."""
+    frames = compute(samples)[first:first + length]
+    start = first * CFG.frame_shift
+    return model.predict(frames, samples[start:start + (length - 1) * CFG.frame_shift + CFG.frame_length]), frames
+
+
+def test_window_and_hop_seconds_become_frames():
+    assert WindowSpec.from_seconds(3.0, 0.5, CFG) == WindowSpec(150, 25)
+    assert WindowSpec.from_seconds(1.0, 0.1, CFG) == WindowSpec(50, 5)
+    for window, hop in [(3.0, 0.25), (3.0, 0.0), (0.01, 0.5), (-1.0, 0.5), (float("nan"), 0.5)]:
+        with pytest.raises(WindowError, match="multiple of the 20 ms frame shift"):
+            WindowSpec.from_seconds(window, hop, CFG)
+
+
+def test_windows_sit_on_the_hop_grid_whatever_the_chunking(speech):
+    samples = speech[:16000 * 6]
+    frames = compute(samples)
+    rng = np.random.default_rng(0)
+    frontend, windows = FrontEnd(), SlidingWindows(WindowSpec(150, 25), CFG)
+    out, pos = [], 0
+    while pos < len(samples):
+        block = samples[pos:pos + rng.integers(1, 4000)]
+        pos += len(block)
+        windows.add(frontend.push(block), block, ARRIVAL)
+        got, skipped = windows.take()
+        assert skipped == 0 and windows.ready == 0
+        out += got
+        assert len(windows._samples) < 150 * 320 + 4000 + 4000  # old frames and samples are dropped
+    windows.add(frontend.flush(), samples[:0], ARRIVAL)
+    out += windows.take()[0]
+    assert [w.index for w in out] == list(range((len(frames) - 150) // 25 + 1))
+    for w in out:
+        np.testing.assert_array_equal(w.features, frames[25 * w.index:25 * w.index + 150])
+        assert (w.start_sample, w.end_sample) == (8000 * w.index, 8000 * w.index + 149 * 320 + 400)
+        np.testing.assert_array_equal(w.samples, samples[w.start_sample:w.end_sample])
+    assert windows.finish(ARRIVAL) is None  # a stream that had full windows gets no extra one
+
+
+def test_newest_only_skips_and_counts_the_older_windows():
+    windows = SlidingWindows(WindowSpec(10, 2), CFG)
+    windows.add(np.zeros((17, CFG.num_features), np.float32), np.zeros(17 * 320 + 80, np.float32), ARRIVAL)
+    got, skipped = windows.take(newest_only=True)
+    assert [w.index for w in got] == [3] and skipped == 3 and windows.taken == 4
+
+
+def test_runner_estimates_equal_the_offline_model_on_the_same_windows(student, speech_file):
+    path, samples = speech_file
+    sink = Collect()
+    with FileSource(path) as source:
+        stats = Runner(source, student, [sink]).run()
+    frames = compute(samples)
+    assert stats.estimates == len(sink.estimates) == (len(frames) - 150) // 25 + 1 > 10
+    assert stats.skipped_windows == 0 and stats.audio_s == len(samples) / 16000
+    for seq, estimate in enumerate(sink.estimates):
+        validate_estimate(estimate)
+        prediction, window = offline(student, samples, 25 * seq, 150)
+        assert estimate["seq"] == seq and estimate["start"] == seq * 0.5 and estimate["end"] == pytest.approx(seq * 0.5 + 3.005)
+        got = [estimate[k] for k in ("activation", "valence", "dominance")]
+        np.testing.assert_allclose(got, prediction.avd, atol=1e-5)
+        np.testing.assert_allclose(list(estimate["classes"].values()), prediction.class_probs, atol=1e-5)
+        assert list(estimate["classes"]) == list(student.meta.class_names)
+        voiced = float(np.mean(window[:, 42] > 0.5))
+        assert estimate["voiced_ratio"] == voiced and estimate["speech"] == (voiced >= SPEECH_MIN_VOICED)
+        assert estimate["wall_end"] - estimate["wall_start"] == pytest.approx(3.005)
+    validate_status(sink.statuses[-1])
+    assert sink.statuses[-1]["estimates"] == stats.estimates
+
+
+def test_a_stream_shorter_than_a_window_gets_one_estimate_over_all_of_it(student):
+    path = corpus_files("emodb", limit=1)[0]  # 2 s
+    samples, sink = read_audio(path), Collect()
+    with FileSource(path) as source:
+        Runner(source, student, [sink]).run()
+    frames = len(compute(samples))
+    [estimate] = sink.estimates
+    assert estimate["start"] == 0.0 and estimate["end"] == ((frames - 1) * 320 + 400) / 16000
+    prediction, _ = offline(student, samples, 0, frames)
+    np.testing.assert_allclose([estimate["activation"], estimate["valence"], estimate["dominance"]],
+                               prediction.avd, atol=1e-5)
+
+
+def test_silence_is_estimated_and_flagged_not_hidden(student, tmp_path):
+    path = tmp_path / "silence.wav"
+    sf.write(path, np.zeros(16000 * 4, np.float32), 16000)
+    sink = Collect()
+    with FileSource(path) as source:
+        Runner(source, student, [sink]).run()
+    assert len(sink.estimates) == 2  # 199 frames: windows at 0 and 0.5 s
+    assert all(not e["speech"] and e["voiced_ratio"] == 0.0 for e in sink.estimates)
+
+
+def test_a_model_slower_than_real_time_skips_windows_and_lag_stays_bounded(student, speech_file):
+    """A real-time paced file and a model taking 0.45 s per window against a 0.2 s hop: most windows
+    are skipped and counted. Bounds: a window waits at most for the model call under way and its own
+    (latency < 2 calls); an estimate trails the newest audio by at most a hop, a 0.1 s block, the
+    front end's look-ahead and one call (lag)."""
+    path, samples = speech_file
+    seconds, sleep = 5.0, 0.45
+    short = path.parent / "five_seconds.wav"
+    sf.write(short, samples[:int(16000 * seconds)], 16000, subtype="FLOAT")
+    sink = Collect()
+    with FileSource(short, realtime=True) as source:
+        runner = Runner(source, SlowModel(student, sleep), [sink], window_s=1.0, hop_s=0.2, live=True,
+                        status_interval_s=0.5)
+        stats = runner.run()
+    windows = (len(compute(samples[:int(16000 * seconds)])) - 50) // 10 + 1
+    assert stats.estimates + stats.skipped_windows == windows
+    assert stats.skipped_windows >= windows // 2 and stats.estimates >= 5
+    starts = [e["start"] for e in sink.estimates]
+    assert starts == sorted(starts) and [e["seq"] for e in sink.estimates] == list(range(stats.estimates))
+    lookahead = FrontEnd().lookahead_ms / 1000
+    for estimate in sink.estimates:
+        assert estimate["latency_ms"] < 1000 * (2 * sleep + 0.15)
+    for status in sink.statuses:
+        validate_status(status)
+        assert status["lag_s"] < 0.2 + 0.1 + lookahead + sleep + 0.15
+    assert sink.statuses[-1]["skipped_windows"] == stats.skipped_windows
+    assert len(sink.statuses) >= 2 * seconds - 2
+
+
+def test_stop_from_another_thread_ends_a_live_run_promptly(student, speech_file):
+    path, _ = speech_file
+    sink = Collect()
+    with FileSource(path, realtime=True) as source:
+        runner = Runner(source, student, [sink], window_s=1.0, hop_s=0.5, live=True)
+        threading.Timer(1.8, runner.stop).start()
+        t0 = time.monotonic()
+        stats = runner.run()
+    assert time.monotonic() - t0 < 2.8
+    assert stats.estimates == len(sink.estimates) >= 1 and stats.audio_s < 3.0

@@ -1,0 +1,105 @@
+"""The teacher: bundles that record their streams, the engine plugin end to end, training on fused embeddings."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from engine.bundle import BundleError
+from engine.features import compute
+from engine.plugin import load_model, registered_models
+from plugins.student import TCGRUModel
+from plugins.teacher import (DEFAULT_BUNDLE, MissingWeightsError, SSLEncoder, TeacherPlugin, load_default,
+                             load_pretrained, load_teacher, load_teacher_bundle, save_teacher_bundle)
+from tests.test_embeddings import hub  # noqa: F401  (fixture: an empty, offline torch hub cache)
+from tests.test_trainer import subset_manifest
+from tests.tiny_ssl import install, save_hub_weights
+from trainer.cli import main as trainer_main
+from trainer.embeddings import cache as cache_module
+from trainer.embeddings import parse_streams
+
+CLASSES = ["angry", "happy", "neutral", "sad"]
+
+
+@pytest.fixture
+def tiny_teacher(hub, tmp_path, monkeypatch):
+    """Tiny HuBERT large + large 960h with random hub weights, and a random TCGRU bundle on their fusion."""
+    for seed, spec in enumerate(install(monkeypatch, "hubert-large", "hubert-large-960h")):
+        save_hub_weights(spec, seed)
+    torch.manual_seed(0)
+    model = TCGRUModel(64, n_classes=len(CLASSES), hidden=16, embedding_dim=8).eval()
+    streams = parse_streams("hubert-large,hubert-large-960h:1")
+    return save_teacher_bundle(tmp_path / "teacher", model, streams, CLASSES), model, streams
+
+
+def test_teacher_predicts_a_window_like_its_pieces_run_by_hand(tiny_teacher, speech):
+    path, model, streams = tiny_teacher
+    with pytest.warns(RuntimeWarning, match="CPU"):
+        plugin = load_model(str(path))  # through the architecture entry point, as the engine does
+    assert isinstance(plugin, TeacherPlugin) and plugin.device == "cpu"
+    window = speech[16000:64000]  # 3 s
+    pred = plugin.predict(compute(window), window)
+    assert np.isfinite(pred.avd).all() and ((pred.avd >= 1) & (pred.avd <= 7)).all()
+    assert pred.class_probs.shape == (4,) and pred.class_probs.sum() == pytest.approx(1, abs=1e-5)
+
+    parts = [SSLEncoder(load_pretrained(s.spec), s.spec.normalize_waveform, "cpu").embed([window], s.layer)[0]
+             for s in streams]
+    assert [p.shape for p in parts] == [(149, 32), (149, 32)] and len(compute(window)) == 149
+    with torch.inference_mode():
+        out = model(torch.from_numpy(np.concatenate(parts, axis=1))[None])
+    np.testing.assert_allclose(pred.avd, out["avd"][0].numpy(), atol=1e-5)
+    np.testing.assert_allclose(pred.embedding, out["embedding"][0].numpy(), atol=1e-5)
+    assert plugin.size_bytes() > (path / "model.safetensors").stat().st_size
+
+
+def test_bundle_records_streams_and_must_fit_their_width(tiny_teacher, tmp_path):
+    path, _, streams = tiny_teacher
+    config = json.loads((path / "config.json").read_text())
+    assert config["architecture"] == "teacher-tcgru"
+    assert config["hyperparameters"]["streams"] == [
+        {"model": "hubert-large", "layer": 2, "checkpoint": None},
+        {"model": "hubert-large-960h", "layer": 1, "checkpoint": None}]
+    assert load_teacher_bundle(path)[2] == streams
+    with pytest.raises(BundleError, match="input_dim 50 but the streams hubert-large:2, hubert-large-960h:1 give 64"):
+        save_teacher_bundle(tmp_path / "bad", TCGRUModel(50, n_classes=4), streams, CLASSES)
+
+
+@pytest.mark.filterwarnings("ignore:the teacher runs")
+def test_a_bundle_without_its_pretrained_weights_says_what_to_fetch(tiny_teacher):
+    path, _, streams = tiny_teacher
+    streams[1].spec.hub_file().unlink()
+    with pytest.raises(MissingWeightsError, match="HUBERT_ASR_LARGE.get_model()"):
+        load_teacher(path, device="cpu")
+
+
+def test_default_teacher_is_listed_and_fails_on_one_line_naming_what_is_missing():
+    assert "teacher" in registered_models()
+    assert not DEFAULT_BUNDLE.exists()
+    with pytest.raises(FileNotFoundError) as err:
+        load_default()
+    message = str(err.value)
+    assert "\n" not in message and str(DEFAULT_BUNDLE) in message
+    for needed in ("hubert_fairseq_large_ll60k.pth", "hubert_fairseq_large_ll60k_asr_ls960.pth",
+                   "torchaudio.pipelines.HUBERT_LARGE.get_model()", "trainer embed --bundle hubert-large",
+                   "trainer train --features hubert-large,hubert-large-960h"):
+        assert needed in message
+
+
+def test_train_on_cached_fused_embeddings_writes_a_teacher_bundle(hub, tmp_path, monkeypatch):
+    for seed, spec in enumerate(install(monkeypatch, "hubert-large", "hubert-large-960h")):
+        save_hub_weights(spec, seed)
+    manifest, cache = str(subset_manifest(tmp_path, "ravdess", every=60)), str(tmp_path / "cache")
+    assert trainer_main(["embed", "--bundle", "hubert-large", "--bundle", "hubert-large-960h",
+                         "--data", manifest, "--cache", cache]) == 0
+
+    def no_model(*args):
+        raise AssertionError("training re-ran a pretrained model")
+    monkeypatch.setattr(cache_module, "load_pretrained", no_model)
+    out = tmp_path / "bundle"
+    assert trainer_main(["train", "--features", "hubert-large,hubert-large-960h", "--data", manifest,
+                         "--cache", cache, "--epochs", "1", "--out", str(out)]) == 0
+    model, meta, streams = load_teacher_bundle(out)
+    assert model.input_dim == 64 and [s.label() for s in streams] == ["hubert-large:2", "hubert-large-960h:2"]
+    assert meta.training["features"] == "hubert-large,hubert-large-960h"

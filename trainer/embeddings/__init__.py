@@ -1,0 +1,16 @@
+"""SSL embeddings for training: per-stream disk caches and frame-by-frame fusion (paper 3.2, Table 3)."""
+from __future__ import annotations
+
+from plugins.teacher import Stream, parse_stream
+from trainer.embeddings.cache import EmbeddingCache, EmbeddingFeatures
+
+
+def parse_streams(text: str) -> list[Stream]:
+    """`NAME[:LAYER],NAME[:LAYER]...` (fusion order) -> streams; a repeated stream is an error."""
+    streams = [parse_stream(part) for part in text.split(",") if part.strip()]
+    if len(set(streams)) != len(streams):
+        raise ValueError(f"{text!r} names a stream twice")
+    return streams
+
+
+__all__ = ["EmbeddingCache", "EmbeddingFeatures", "parse_streams"]

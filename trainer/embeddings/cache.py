@@ -1,0 +1,99 @@
+"""SSL frame embeddings computed once per audio file and stream, kept on disk.
+
+Entries live under `root/<model>-<architecture digest>-<weights>/layer<L>/<audio sha1>.npy`
+(weights: `hub`, or the checkpoint's sha1), so a different model, layer, checkpoint or audio
+file can never serve a stale entry. The pretrained model is only loaded when an entry is
+missing: training on cached embeddings needs no pretrained weights at all.
+"""
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import numpy as np
+import soundfile as sf
+from tqdm import tqdm
+
+from plugins.teacher import SSLEncoder, Stream, fuse, load_pretrained
+from trainer.data import Utterance
+from trainer.data.cache import ArrayStore, audio_key, load_audio, read_audio_bytes
+
+SAMPLE_RATE = 16000
+
+
+def weights_id(stream: Stream) -> str:
+    """`hub` for the bundle's published weights, else the first 12 hex of the checkpoint's sha1."""
+    if stream.checkpoint is None:
+        return "hub"
+    digest = hashlib.sha1()
+    with open(stream.checkpoint, "rb") as f:
+        for block in iter(lambda: f.read(1 << 24), b""):
+            digest.update(block)
+    return digest.hexdigest()[:12]
+
+
+class EmbeddingCache:
+    """One stream's embeddings of audio files, computed in batches on first use."""
+
+    def __init__(self, root: str | Path, stream: Stream, device: str | None = None,
+                 batch_seconds: float = 160.0) -> None:
+        self.stream, self.device, self.batch_seconds = stream, device, batch_seconds
+        spec = stream.spec
+        model_dir = f"{spec.name}-{spec.architecture_digest()}-{weights_id(stream)}"
+        self.store = ArrayStore(Path(root) / model_dir / f"layer{stream.layer}",
+                                {"pipeline": spec.pipeline, **stream.to_dict()})
+        self._encoder: SSLEncoder | None = None
+
+    def encoder(self) -> SSLEncoder:
+        """The pretrained model, loaded on first need."""
+        if self._encoder is None:
+            spec = self.stream.spec
+            model = load_pretrained(spec, self.stream.checkpoint)
+            self._encoder = SSLEncoder(model, spec.normalize_waveform, self.device, self.batch_seconds)
+        return self._encoder
+
+    def embeddings(self, paths: Sequence[str | Path], progress: bool = True) -> list[np.ndarray]:
+        """[num_frames, dim] float32 per file, in order; missing entries computed in batches."""
+        keys = [audio_key(read_audio_bytes(p)) for p in paths]
+        # one index per missing key: identical files are embedded once
+        missing = sorted({k: i for i, k in enumerate(keys) if k not in self.store}.values())
+        if missing:
+            self._compute([paths[i] for i in missing], [keys[i] for i in missing], progress)
+        return [self.store.get(k) for k in keys]
+
+    def _compute(self, paths: list, keys: list[str], progress: bool) -> None:
+        encoder = self.encoder()  # before the progress bar: missing weights fail on one clean line
+        with tqdm(total=len(paths), desc=f"embed {self.stream.label()}", unit="file", disable=not progress) as bar:
+            for start in range(0, len(paths), 64):  # bounds the audio held in memory at once
+                audio = [self._read(p) for p in paths[start:start + 64]]
+                for key, emb in zip(keys[start:start + 64], encoder.embed(audio, self.stream.layer)):
+                    self.store.put(key, emb)
+                bar.update(len(audio))
+
+    @staticmethod
+    def _read(path: str | Path) -> np.ndarray:
+        try:
+            return load_audio(read_audio_bytes(path), SAMPLE_RATE)
+        except (sf.SoundFileError, ValueError) as err:
+            raise ValueError(f"cannot decode audio {path}: {err}") from err
+
+
+class EmbeddingFeatures:
+    """A feature source for training: streams fused frame by frame, with `FeatureCache`'s interface."""
+
+    def __init__(self, root: str | Path, streams: Sequence[Stream], device: str | None = None,
+                 batch_seconds: float = 160.0) -> None:
+        if not streams:
+            raise ValueError("give at least one embedding stream")
+        self.streams = list(streams)
+        self.caches = [EmbeddingCache(root, s, device, batch_seconds) for s in self.streams]
+
+    @property
+    def dim(self) -> int:
+        return sum(s.spec.dim for s in self.streams)
+
+    def features_for(self, utts: Iterable[Utterance], progress: bool = True) -> list[np.ndarray]:
+        paths = [u.path for u in utts]
+        per_stream = [cache.embeddings(paths, progress) for cache in self.caches]
+        return [fuse(parts) for parts in zip(*per_stream)]
