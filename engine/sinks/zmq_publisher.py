@@ -2,6 +2,10 @@
 
 A bounded send queue (SNDHWM) and non-blocking sends mean a slow or dead subscriber costs the
 engine neither memory nor time: libzmq drops that subscriber's messages once its queue is full.
+
+The socket is an XPUB, which sends exactly like a PUB but also reports subscriptions: that is the
+one reliable cure for PUB/SUB's "slow joiner" (messages sent before a subscription reaches the
+publisher are dropped), used by `wait_for_subscriber` (`emolive stream --wait-subscriber`).
 """
 from __future__ import annotations
 
@@ -16,6 +20,8 @@ from engine.sinks.base import Sink, SinkError
 
 DEFAULT_ADDRESS = "tcp://127.0.0.1:5556"
 DEFAULT_SNDHWM = 100  # 50 s of estimates at a 0.5 s hop: plenty for a live reader, bounded for a dead one
+CLOSE_LINGER_MS = 250  # on close, queued messages get this long to leave: a file's last estimates reach
+# their subscribers, and a dead subscriber delays exit by a quarter second at most
 
 
 def is_local(address: str) -> bool:
@@ -43,9 +49,9 @@ class ZmqPublisher(Sink):
         if not allow_remote and not is_local(address):
             raise SinkError(f"refusing to publish on {address}: other machines could connect; "
                             "allow it explicitly (--allow-remote) or use tcp://127.0.0.1:PORT")
-        self._socket = (context or zmq.Context.instance()).socket(zmq.PUB)
+        self._socket = (context or zmq.Context.instance()).socket(zmq.XPUB)
         self._socket.setsockopt(zmq.SNDHWM, sndhwm)
-        self._socket.setsockopt(zmq.LINGER, 0)  # on close, unsent messages are discarded, never waited for
+        self._socket.setsockopt(zmq.LINGER, CLOSE_LINGER_MS)
         try:
             self._socket.bind(address)
         except zmq.ZMQError as exc:
@@ -57,11 +63,22 @@ class ZmqPublisher(Sink):
         self.address: str = self._socket.getsockopt_string(zmq.LAST_ENDPOINT)  # the real port when bound to ':*'
         self.dropped = 0  # sends libzmq refused locally; per-subscriber drops at the HWM are silent in libzmq
 
+    def wait_for_subscriber(self, timeout_s: float) -> bool:
+        """Block until some subscriber has subscribed (True) or `timeout_s` passes (False)."""
+        return self._socket.poll(round(1000 * timeout_s), zmq.POLLIN) != 0
+
     def emit(self, estimate: Mapping[str, Any]) -> None:
         self._send(topic(ESTIMATE_TOPIC, estimate), estimate)
 
     def status(self, status: Mapping[str, Any]) -> None:
         self._send(topic(STATUS_TOPIC, status), status)
+        self._discard_subscriptions()
+
+    def _discard_subscriptions(self) -> None:
+        """Read away the subscription notices XPUB queues for us, so subscribers coming and going
+        for days cannot grow that queue; once a second (with the status) is plenty."""
+        while self._socket.poll(0, zmq.POLLIN):
+            self._socket.recv()
 
     def _send(self, topic_name: str, payload: Mapping[str, Any]) -> None:
         try:
@@ -70,4 +87,4 @@ class ZmqPublisher(Sink):
             self.dropped += 1
 
     def close(self) -> None:
-        self._socket.close(linger=0)
+        self._socket.close()
