@@ -139,7 +139,7 @@ def no_sound_card(monkeypatch):
 def test_no_input_device_is_a_one_line_error(no_sound_card):
     with pytest.raises(AudioSourceError) as excinfo:
         MicrophoneSource()
-    assert_one_line_error(excinfo, "no audio input device", "python -m sounddevice", "--source FILE")
+    assert_one_line_error(excinfo, "no audio input device", "emolive devices", "--source FILE")
 
 
 def test_input_device_selection_by_name_substring_and_index(monkeypatch):

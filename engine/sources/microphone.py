@@ -17,7 +17,7 @@ import numpy as np
 from engine.sources.base import DEFAULT_BLOCK_SIZE, SAMPLE_RATE, AudioSource, AudioSourceError, ToMono16k
 from engine.sources.ring import FrameRing
 
-NO_DEVICE_MESSAGE = ("no audio input device found; list devices with `python -m sounddevice`, "
+NO_DEVICE_MESSAGE = ("no audio input device found; list devices with `emolive devices`, "
                      "or read audio from a file with --source FILE")
 RING_SECONDS = 4.0
 POLL_SECONDS = 0.005
@@ -64,7 +64,7 @@ def find_input_device(spec: str | int | None = None) -> InputDevice:
         matches = [d for d in devices if spec.lower() in d.name.lower()]
     if len(matches) != 1:
         found = "no" if not matches else "several"
-        raise AudioSourceError(f"{found} input devices match {spec!r}; list them with `python -m sounddevice`")
+        raise AudioSourceError(f"{found} input devices match {spec!r}; list them with `emolive devices`")
     return matches[0]
 
 

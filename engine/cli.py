@@ -1,0 +1,200 @@
+"""`emolive`: stream estimates from a voice, listen to a running stream, list models and devices.
+
+Errors a user can cause (bad file, busy port, mismatched bundle, no device…) are caught once, in
+`main`, and printed as one line `emolive: error: …` with exit status 1; a traceback means a bug.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from contextlib import ExitStack
+from pathlib import Path
+
+import torch
+import zmq
+
+from engine.bundle import BundleError
+from engine.plugin import load_model, registered_models
+from engine.runner import Runner, RunStats
+from engine.sinks import CsvSink, JsonLinesSink, LslSink, Sink, SinkError, ZmqPublisher
+from engine.sinks.table import TableSink
+from engine.sinks.zmq_publisher import DEFAULT_ADDRESS
+from engine.sources import AudioSourceError, FileSource, list_input_devices, open_source
+from engine.sources.pcm import SAMPLE_FORMATS
+from engine.windows import WindowError
+
+DEMO_CLIP = Path(__file__).resolve().parent / "data" / "demo.flac"
+USER_ERRORS = (AudioSourceError, SinkError, BundleError, WindowError, FileNotFoundError)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.command(args)
+    except USER_ERRORS as exc:
+        print(f"emolive: error: {' '.join(str(exc).split())}", file=sys.stderr)
+        silence_broken_stdout()
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+def silence_broken_stdout() -> None:
+    """When the reader of stdout went away (`| head`), keep the interpreter's final flush from complaining."""
+    try:
+        sys.stdout.flush()
+    except BrokenPipeError:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="emolive", description="Real-time speech emotion recognition: "
+                                     "activation, valence and dominance (1-7) from a live voice.")
+    commands = parser.add_subparsers(required=True, metavar="COMMAND")
+    add_stream_parser(commands)
+    listen = commands.add_parser("listen", help="subscribe to a running stream and print it")
+    listen.add_argument("--connect", default=DEFAULT_ADDRESS, help="publisher address (default %(default)s)")
+    listen.add_argument("--json", action="store_true", help="print JSON lines instead of a table")
+    listen.add_argument("--count", type=int, default=None, help="exit after this many estimates")
+    listen.set_defaults(command=cmd_listen)
+    commands.add_parser("models", help="list the registered models").set_defaults(command=cmd_models)
+    commands.add_parser("devices", help="list audio input devices").set_defaults(command=cmd_devices)
+    commands.add_parser("gui", help="the desktop window (coming in a later release)").set_defaults(command=cmd_gui)
+    return parser
+
+
+def add_stream_parser(commands: argparse._SubParsersAction) -> None:
+    stream = commands.add_parser("stream", help="estimate emotion from a microphone, file, pipeline or stdin",
+                                 description="Without --source: the microphone, or the bundled demo clip at "
+                                 "real time when there is none. Publishes on ZeroMQ and prints a live table.")
+    stream.add_argument("--source", help="audio file, GStreamer pipeline (e.g. 'audiotestsrc num-buffers=50'), "
+                        "or '-' for raw PCM on stdin (default: microphone)")
+    stream.add_argument("--device", help="microphone by index or name substring (see `emolive devices`)")
+    stream.add_argument("--model", default="student", help=f"one of {', '.join(sorted(registered_models()))}, "
+                        "or a model bundle directory (default %(default)s)")
+    stream.add_argument("--window", type=float, default=3.0, help="window length in seconds (default %(default)s)")
+    stream.add_argument("--hop", type=float, default=0.5, help="seconds between estimates (default %(default)s)")
+    publish = stream.add_mutually_exclusive_group()
+    publish.add_argument("--publish", default=DEFAULT_ADDRESS, metavar="ADDRESS",
+                         help="ZeroMQ PUB address (default %(default)s)")
+    publish.add_argument("--no-publish", dest="publish", action="store_const", const=None, help="do not publish")
+    stream.add_argument("--allow-remote", action="store_true", help="allow a non-loopback --publish address")
+    stream.add_argument("--wait-subscriber", type=float, default=0.0, metavar="SECONDS",
+                        help="before starting, wait up to this long for a subscriber, so it misses nothing")
+    stream.add_argument("--json", action="store_true", help="print one JSON estimate per line instead of a table")
+    stream.add_argument("--csv", metavar="FILE", help="also write estimates to a CSV file")
+    stream.add_argument("--lsl", action="store_true", help="also send estimates to a Lab Streaming Layer outlet")
+    stream.add_argument("--realtime", action="store_true", help="treat the source as live: pace files at real "
+                        "time, skip windows when the model falls behind (always on for the microphone)")
+    stream.add_argument("--raw-format", choices=sorted(SAMPLE_FORMATS), default="f32le",
+                        help="sample format of --source - (default %(default)s)")
+    stream.add_argument("--stream-id", default="default", help="stream id in topics and payloads")
+    stream.set_defaults(command=cmd_stream)
+
+
+def cmd_stream(args: argparse.Namespace) -> int:
+    # One window is far too small a job for intra-op threads: on a 2-core machine that is busy anyway,
+    # torch's thread pool made the demo clip 6x slower (0.63 s against 0.10 s), and latency ragged.
+    torch.set_num_threads(1)
+    model = load_model(args.model)
+    with ExitStack() as stack:
+        source = stack.enter_context(open_source(args.source, fallback=DEMO_CLIP, device=args.device,
+                                                 realtime=args.realtime, raw_format=args.raw_format))
+        fallback = args.source is None and isinstance(source, FileSource)
+        note = " (no microphone found: playing the bundled demo clip)" if fallback else ""
+        print(f"emolive: reading {source.description}{note}; model {model.name}", file=sys.stderr)
+        sinks = [stack.enter_context(sink) for sink in open_sinks(args)]
+        runner = Runner(source, model, sinks, window_s=args.window, hop_s=args.hop,
+                        live=args.realtime or args.source is None, stream_id=args.stream_id)
+        stats = runner.run()
+    print(f"emolive: {summary(stats)}", file=sys.stderr)
+    return 0
+
+
+def open_sinks(args: argparse.Namespace) -> list[Sink]:
+    """The publisher first (other programs wait on it), then files, then the terminal."""
+    sinks: list[Sink] = []
+    if args.publish:
+        publisher = ZmqPublisher(args.publish, allow_remote=args.allow_remote)
+        sinks.append(publisher)
+        print(f"emolive: publishing on {publisher.address}", file=sys.stderr)
+        if args.wait_subscriber > 0 and not publisher.wait_for_subscriber(args.wait_subscriber):
+            print(f"emolive: no subscriber after {args.wait_subscriber:g} s; starting anyway", file=sys.stderr)
+    if args.csv:
+        sinks.append(CsvSink(args.csv))
+    if args.lsl:
+        sinks.append(LslSink(source_id=args.stream_id))
+    sinks.append(JsonLinesSink() if args.json else TableSink())
+    return sinks
+
+
+def summary(stats: RunStats) -> str:
+    return (f"{stats.estimates} estimates from {stats.audio_s:.2f} s of audio; {stats.skipped_windows} windows "
+            f"skipped, {stats.dropped_blocks} audio blocks dropped")
+
+
+def cmd_listen(args: argparse.Namespace) -> int:
+    sink = JsonLinesSink() if args.json else TableSink()
+    with zmq.Context.instance().socket(zmq.SUB) as sub:
+        sub.setsockopt(zmq.LINGER, 0)
+        for prefix in (b"avd.", b"status."):
+            sub.setsockopt(zmq.SUBSCRIBE, prefix)
+        try:
+            sub.connect(args.connect)
+        except zmq.ZMQError as exc:
+            raise SinkError(f"cannot connect to {args.connect}: {exc.strerror}") from None
+        print(f"emolive: listening to {args.connect} (Ctrl-C to stop)", file=sys.stderr)
+        received = 0
+        while args.count is None or received < args.count:
+            topic, body = sub.recv_multipart()
+            try:
+                payload = json.loads(body)
+            except ValueError:
+                raise SinkError(f"{args.connect} sent a message that is not emolive JSON (topic {topic!r})") from None
+            if topic.startswith(b"avd."):
+                sink.emit(payload)
+                received += 1
+            else:
+                sink.status(payload)
+    return 0
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    rows = [["name", "size", "input", "device", "model"]]
+    for name in sorted(registered_models()):
+        try:
+            plugin = load_model(name)
+        except Exception as exc:  # a broken or not-yet-installed plugin must not hide the others
+            rows.append([name, "-", "-", "-", f"unavailable: {' '.join(str(exc).split())}"])
+            continue
+        cfg, meta = plugin.meta.frontend, plugin.meta
+        frames_per_s = cfg.sample_rate / cfg.frame_shift
+        rows.append([name, f"{plugin.size_bytes() / 1e6:.3f} MB",
+                     f"{cfg.num_features}-dim MFB+F0, {frames_per_s:g} frames/s, {cfg.sample_rate / 1000:g} kHz",
+                     plugin.device, f"{meta.architecture}, {len(meta.class_names)} classes"])
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
+    for row in rows:
+        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)) + "  " + row[-1])
+    return 0
+
+
+def cmd_devices(args: argparse.Namespace) -> int:
+    devices = list_input_devices()
+    if not devices:
+        print("emolive: no audio input devices found (no sound card, or PortAudio sees none); "
+              "use `emolive stream --source FILE` instead", file=sys.stderr)
+    for device in devices:
+        print(f"{device.index:3d}  {device.name}  ({device.samplerate:g} Hz, {device.channels} ch)")
+    return 0
+
+
+def cmd_gui(args: argparse.Namespace) -> int:
+    print("emolive: the GUI comes in a later release; meanwhile run `emolive stream` and, in another "
+          "terminal, `emolive listen`", file=sys.stderr)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

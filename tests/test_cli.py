@@ -1,0 +1,212 @@
+"""`emolive` end to end: a corpus file through `emolive stream` to a real SUB socket, and one-line errors."""
+from __future__ import annotations
+
+import json
+import shutil
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import sounddevice as sd
+import soundfile as sf
+import torch
+import zmq
+
+from conftest import REPO, corpus_files, read_audio
+from engine.cli import main
+from engine.features import compute
+from engine.plugin import load_model
+from engine.schema import estimate_payload, validate_estimate, validate_status
+from engine.sinks import ZmqPublisher
+from engine.sinks.table import HEADER
+from plugins.student import DEFAULT_BUNDLE
+
+EMOLIVE = [str(Path(sys.executable).parent / "emolive")]  # the installed console script, as users run it
+
+
+@pytest.fixture(scope="module")
+def student():
+    torch.set_num_threads(1)
+    return load_model("student")
+
+
+@pytest.fixture(scope="module")
+def speech_flac(tmp_path_factory, speech) -> Path:
+    path = tmp_path_factory.mktemp("audio") / "speech.flac"
+    sf.write(path, speech, 16000, subtype="PCM_16")
+    return path
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def run_cli(capsys, *args: str) -> tuple[int, str, str]:
+    code = main(list(args))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def assert_one_line_error(code: int, err: str, *needles: str) -> None:
+    assert code == 1 and "Traceback" not in err
+    lines = [line for line in err.splitlines() if line.startswith("emolive: error:")]
+    assert len(lines) == 1, err
+    for needle in needles:
+        assert needle in lines[0]
+
+
+def test_stream_end_to_end_every_window_reaches_a_subscriber_and_equals_the_offline_model(student, speech_flac):
+    address = f"tcp://127.0.0.1:{free_port()}"
+    sub = zmq.Context.instance().socket(zmq.SUB)
+    sub.setsockopt(zmq.LINGER, 0)
+    sub.setsockopt(zmq.SUBSCRIBE, b"")
+    sub.connect(address)  # before the engine binds: zmq keeps retrying, and the engine waits for us
+    engine = subprocess.Popen([*EMOLIVE, "stream", "--source", str(speech_flac), "--publish", address, "--json",
+                               "--wait-subscriber", "60", "--stream-id", "e2e"],
+                              cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    out, err = engine.communicate(timeout=120)
+    messages = []
+    while sub.poll(500):
+        messages.append(sub.recv_multipart())
+    sub.close()
+    assert engine.returncode == 0 and "Traceback" not in err, err
+
+    printed = [json.loads(line) for line in out.splitlines()]  # stdout is JSON lines and nothing else
+    published = [json.loads(body) for topic, body in messages if topic == b"avd.e2e"]
+    statuses = [json.loads(body) for topic, body in messages if topic == b"status.e2e"]
+    assert len(published) + len(statuses) == len(messages) and statuses
+    samples = read_audio(speech_flac)
+    frames = compute(samples)
+    assert len(published) == (len(frames) - 150) // 25 + 1 > 10
+    assert published == printed
+    assert [p["seq"] for p in published] == list(range(len(published)))
+    for i, payload in enumerate(published):
+        validate_estimate(payload)
+        avd = np.array([payload["activation"], payload["valence"], payload["dominance"]])
+        assert np.isfinite(avd).all() and ((1 <= avd) & (avd <= 7)).all()
+        span = samples[8000 * i:8000 * i + 149 * 320 + 400]
+        np.testing.assert_allclose(avd, student.predict(frames[25 * i:25 * i + 150], span).avd, atol=1e-5)
+    for status in statuses:
+        validate_status(status)
+    assert statuses[-1]["estimates"] == len(published) and statuses[-1]["skipped_windows"] == 0
+
+
+def test_stream_prints_a_table_with_a_row_per_estimate(capsys):
+    clip = corpus_files("ravdess", limit=1)[0]
+    code, out, err = run_cli(capsys, "stream", "--source", str(clip), "--no-publish", "--window", "1", "--hop", "0.5")
+    lines = out.splitlines()
+    assert code == 0 and lines[0] == HEADER and len(lines) == 1 + 3  # 2.39 s: windows at 0, 0.5 and 1.0 s
+    assert lines[1].split()[0] == "0.00-1.00" and lines[3].split()[0] == "1.00-2.00"
+    assert f"reading file {clip}" in err and "3 estimates" in err
+
+
+@pytest.fixture
+def mismatched_bundle(tmp_path):
+    def make(section: str, key: str, value) -> Path:
+        bundle = tmp_path / f"{key}_{value}"
+        shutil.copytree(DEFAULT_BUNDLE, bundle)
+        config = json.loads((bundle / "config.json").read_text())
+        target = config["frontend"]["fbank"] if section == "fbank" else config[section]
+        target[key] = value
+        (bundle / "config.json").write_text(json.dumps(config))
+        return bundle
+    return make
+
+
+@pytest.mark.parametrize("section,key,value,needle", [
+    ("fbank", "num_mel_bins", 80, "the front end gives 83 features"),
+    ("hyperparameters", "input_dim", 80, "input_dim_80"),  # the student's loader words this one (path only)
+    ("frontend", "sample_rate", 8000, "8000 Hz front end"),
+])
+def test_a_bundle_that_does_not_match_the_front_end_is_refused(capsys, mismatched_bundle, section, key, value,
+                                                                needle):
+    bundle = mismatched_bundle(section, key, value)
+    clip = corpus_files("emodb", limit=1)[0]
+    code, _, err = run_cli(capsys, "stream", "--source", str(clip), "--no-publish", "--model", str(bundle))
+    assert_one_line_error(code, err, bundle.name, needle)
+
+
+def test_bad_inputs_are_one_line_errors(capsys, tmp_path):
+    corrupt, empty = tmp_path / "corrupt.flac", tmp_path / "empty.wav"
+    corrupt.write_bytes(b"fLaC" + np.random.default_rng(0).bytes(5000))
+    empty.write_bytes(b"")
+    clip = str(corpus_files("emodb", limit=1)[0])
+    cases = [
+        (["--source", str(corrupt)], str(corrupt)),
+        (["--source", str(empty)], str(empty)),
+        (["--source", str(tmp_path / "missing.wav")], "not found"),
+        (["--source", "filesrc location=/nonexistent.ogg ! decodebin"], "failed"),
+        (["--source", clip, "--model", "no-such-model"], "no model named 'no-such-model'"),
+        (["--source", clip, "--hop", "0.25"], "multiple of the 20 ms"),
+        (["--source", clip, "--csv", str(tmp_path / "no" / "dir.csv")], "cannot write CSV"),
+    ]
+    for args, needle in cases:
+        code, _, err = run_cli(capsys, "stream", "--no-publish", *args)
+        assert_one_line_error(code, err, needle)
+
+
+def test_a_port_already_in_use_is_a_one_line_error(capsys):
+    with ZmqPublisher("tcp://127.0.0.1:*") as taken:
+        clip = str(corpus_files("emodb", limit=1)[0])
+        code, _, err = run_cli(capsys, "stream", "--source", clip, "--publish", taken.address)
+    assert_one_line_error(code, err, "address already in use")
+
+
+def test_a_failing_pipeline_exits_non_zero_without_traceback_in_a_real_process():
+    """The error is raised on the reader thread and must still reach `main` as one line."""
+    result = subprocess.run([*EMOLIVE, "stream", "--no-publish", "--source", "filesrc location=/nonexistent.ogg "
+                             "! decodebin"], cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1 and "Traceback" not in result.stderr and result.stdout == ""
+    assert result.stderr.splitlines()[-1].startswith("emolive: error: GStreamer pipeline")
+
+
+def test_listen_prints_what_a_stream_publishes(capsys):
+    with ZmqPublisher("tcp://127.0.0.1:*") as publisher:
+        done: list[int] = []
+        listener = threading.Thread(target=lambda: done.append(
+            main(["listen", "--connect", publisher.address, "--json", "--count", "3"])))
+        listener.start()
+        seq, deadline = 0, time.monotonic() + 20
+        while listener.is_alive() and time.monotonic() < deadline:  # until the slow joiner has joined
+            publisher.emit(estimate_payload(seq=seq, stream="l", start=0.5 * seq, end=0.5 * seq + 3, wall_start=0.0,
+                                            wall_end=3.0, activation=4.0, valence=5.0, dominance=3.0,
+                                            classes={"happy": 1.0}, speech=True, voiced_ratio=0.5, model="m",
+                                            latency_ms=1.0))
+            seq += 1
+            time.sleep(0.02)
+        listener.join(timeout=5)
+    lines = capsys.readouterr().out.splitlines()
+    assert done == [0] and len(lines) == 3
+    received = [json.loads(line) for line in lines]
+    assert [r["seq"] for r in received] == list(range(received[0]["seq"], received[0]["seq"] + 3))
+
+
+def test_models_lists_the_student_and_says_why_the_teacher_is_unavailable(capsys):
+    code, out, _ = run_cli(capsys, "models")
+    rows = {line.split()[0]: line for line in out.splitlines()[1:]}
+    assert code == 0 and out.startswith("name")
+    assert "43-dim MFB+F0" in rows["student"] and "cpu" in rows["student"] and "MB" in rows["student"]
+    assert "unavailable:" in rows["teacher"]
+
+
+def test_devices_lists_input_devices(capsys, monkeypatch):
+    devices = [{"index": 0, "name": "HDMI out", "max_input_channels": 0, "default_samplerate": 48000.0},
+               {"index": 3, "name": "USB Headset Mic", "max_input_channels": 1, "default_samplerate": 48000.0}]
+    monkeypatch.setattr(sd, "query_devices", lambda *a, **k: sd.DeviceList(devices))
+    code, out, _ = run_cli(capsys, "devices")
+    assert code == 0 and out.splitlines() == ["  3  USB Headset Mic  (48000 Hz, 1 ch)"]
+    monkeypatch.setattr(sd, "query_devices", lambda *a, **k: sd.DeviceList([]))
+    code, out, err = run_cli(capsys, "devices")
+    assert code == 0 and out == "" and "no audio input devices" in err
+
+
+def test_gui_is_a_stub_for_now(capsys):
+    code, _, err = run_cli(capsys, "gui")
+    assert code == 2 and "later release" in err
