@@ -36,3 +36,15 @@ def speech() -> np.ndarray:
     """About 7 s of real speech: three clips from each corpus, concatenated."""
     files = corpus_files("emodb", every=180) + corpus_files("ravdess", every=480)
     return np.concatenate([read_audio(p) for p in files])
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """Torch on one thread for a module: on a small shared machine, small GRU steps on two
+    contended threads run several times slower than on one."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

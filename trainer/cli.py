@@ -24,6 +24,30 @@ def _split_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--test-frac", type=float, default=0.2, help="fraction of speakers held out for test")
 
 
+def _fit_args(p: argparse.ArgumentParser) -> None:
+    """Data, split, model and optimisation options shared by `train` and `distill`."""
+    _data_args(p)
+    _split_args(p)
+    p.add_argument("--arch", choices=sorted(ARCHITECTURES), default="tcgru", help="network (paper Fig. 1)")
+    p.add_argument("--no-multitask", action="store_true", help="no class head (CCC loss only)")
+    p.add_argument("--seed", type=int, default=0, help="initialisation and batching seed")
+    p.add_argument("--epochs", type=int, default=60, help="maximum epochs")
+    p.add_argument("--patience", type=int, default=10, help="epochs without validation gain before stopping")
+    p.add_argument("--lr", type=float, default=5e-4, help="Adam learning rate")
+    p.add_argument("--batch-size", type=int, default=32, help="utterances per step (split across ranks under torchrun)")
+    p.add_argument("--hidden", type=int, default=128, help="GRU width (e.g. 512 for a distillation teacher)")
+    p.add_argument("--embedding-dim", type=int, default=128, help="utterance embedding size")
+    p.add_argument("--crop-s", type=float, default=3.0, help="random training crops of this many seconds")
+    p.add_argument("--features", default="mfb", metavar="mfb|NAME[:LAYER],...",
+                   help="mfb: the 43-dim MFB+F0 front end (a student bundle); else SSL embeddings fused "
+                        "frame by frame, e.g. hubert-large,hubert-large-960h (a teacher bundle; run "
+                        f"`trainer embed` first). Names: {', '.join(PRETRAINED)}")
+    p.add_argument("--train-on", choices=["train", "train+val", "all"], default="train",
+                   help="which splits to fit on (validation still picks the epoch)")
+    p.add_argument("--int8", action="store_true", help="store weights as int8 with per-channel scales")
+    p.add_argument("--out", required=True, metavar="DIR", help="bundle directory to write")
+
+
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="trainer", description=__doc__)
     sub = ap.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -35,25 +59,25 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("train", help="train a GRU/TCGRU student and write a model bundle",
                        description="Train on the train split, early-stop on validation mean CCC, report "
-                                   "the test split, write a bundle (+ splits.csv, results.json).")
-    _data_args(p)
-    _split_args(p)
-    p.add_argument("--arch", choices=sorted(ARCHITECTURES), default="tcgru", help="network (paper Fig. 1)")
-    p.add_argument("--no-multitask", action="store_true", help="no class head (CCC loss only)")
-    p.add_argument("--seed", type=int, default=0, help="initialisation and batching seed")
-    p.add_argument("--epochs", type=int, default=60, help="maximum epochs")
-    p.add_argument("--patience", type=int, default=10, help="epochs without validation gain before stopping")
-    p.add_argument("--lr", type=float, default=5e-4, help="Adam learning rate")
-    p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--crop-s", type=float, default=3.0, help="random training crops of this many seconds")
-    p.add_argument("--features", default="mfb", metavar="mfb|NAME[:LAYER],...",
-                   help="mfb: the 43-dim MFB+F0 front end (a student bundle); else SSL embeddings fused "
-                        "frame by frame, e.g. hubert-large,hubert-large-960h (a teacher bundle; run "
-                        f"`trainer embed` first). Names: {', '.join(PRETRAINED)}")
-    p.add_argument("--train-on", choices=["train", "train+val", "all"], default="train",
-                   help="which splits to fit on (validation still picks the epoch)")
-    p.add_argument("--int8", action="store_true", help="store weights as int8 with per-channel scales")
-    p.add_argument("--out", required=True, metavar="DIR", help="bundle directory to write")
+                                   "the test split, write a bundle (+ splits.csv, results.json). "
+                                   "Runs data-parallel under torchrun (--nproc_per_node=N -m trainer.cli train).")
+    _fit_args(p)
+
+    p = sub.add_parser("distill", help="train a student towards a teacher's embedding (paper 3.4)",
+                       description="Train like `train`, with the loss kappa (L_ccc + L_CE) + lambda L_dis: L_dis is "
+                                   "the cosine distance to the teacher's whole-utterance embedding, weighted by "
+                                   "the teacher's label error (eq. 3-5). Student inputs are whole utterances "
+                                   "before --switch-epoch and crops after; the model is selected from epochs "
+                                   ">= --switch-epoch. Teacher outputs are cached. Runs under torchrun too.")
+    _fit_args(p)
+    p.add_argument("--teacher", required=True, metavar="student|teacher|PATH",
+                   help="any model plugin name or bundle with an embedding of the student's size")
+    p.add_argument("--kappa-early", type=float, default=0.001, help="task-loss weight before the switch")
+    p.add_argument("--lambda-early", type=float, default=1.0, help="distillation weight before the switch")
+    p.add_argument("--switch-epoch", type=int, default=40, help="first epoch with the late weights")
+    p.add_argument("--kappa", type=float, default=1.0, help="task-loss weight from the switch on")
+    p.add_argument("--lambda", dest="lambda_", type=float, default=0.01, help="distillation weight from the switch on")
+    p.set_defaults(epochs=100)
 
     p = sub.add_parser("embed", help="compute and cache wav2vec 2.0 / HuBERT frame embeddings",
                        description="Embed every clip with pretrained models (paper Table 2), one transformer "
@@ -89,13 +113,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from trainer import commands  # heavy imports only once the arguments are valid
+    from trainer import commands, distributed  # heavy imports only once the arguments are valid
 
     try:
+        distributed.setup()  # joins torchrun's process group when launched by it
         return getattr(commands, args.command)(args)
     except (ValueError, FileNotFoundError, OSError) as err:
         print(f"trainer {args.command}: error: {err}", file=sys.stderr)
         return 2
+    finally:
+        distributed.teardown()
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from engine.plugin import load_model
+from trainer import distributed
 from trainer.data import FeatureCache, read_splits, write_splits
 from trainer.embeddings import EmbeddingCache, parse_streams
 from trainer.evaluate import format_table, metrics, predict_utterances
@@ -32,14 +33,24 @@ def train(args) -> int:
     classes = class_names_of(utts)
     cache = feature_source(args.features, args.cache)
     fit_splits = {"train": ("train",), "train+val": ("train", "val"), "all": ("train", "val", "test")}[args.train_on]
-    train_set = featurise(by_split(utts, *fit_splits), classes, cache)
+    ctx = distributed.context()
+    train_set = featurise(by_split(utts, *fit_splits), classes, cache, progress=ctx.is_main)
     val_set = featurise(by_split(utts, "val"), classes, cache, progress=False)
     tests = {s: featurise(by_split(utts, s), classes, cache, progress=False)
              for s in sorted({u.split for u in utts} - {"train", "val"})}
     cfg = TrainConfig(arch=args.arch, multitask=not args.no_multitask, seed=args.seed, epochs=args.epochs,
-                      patience=args.patience, lr=args.lr, batch_size=args.batch_size, crop_s=args.crop_s)
-    log = lambda line: print(line, file=sys.stderr)
-    result = fit(train_set, val_set, classes, cfg, log=log)
+                      patience=args.patience, lr=args.lr, batch_size=args.batch_size, crop_s=args.crop_s,
+                      hidden=args.hidden, embedding_dim=args.embedding_dim)
+    objective, distillation = None, None
+    if args.command == "distill":
+        from trainer.distill import DistillConfig, setup_distillation
+
+        dcfg = DistillConfig(args.kappa_early, args.lambda_early, args.switch_epoch, args.kappa, args.lambda_)
+        cfg, objective, distillation = setup_distillation(args.teacher, dcfg, train_set, cfg, args.cache or DEFAULT_CACHE)
+    log = (lambda line: print(line, file=sys.stderr)) if ctx.is_main else (lambda line: None)
+    result = fit(train_set, val_set, classes, cfg, log=log, objective=objective)
+    if not ctx.is_main:
+        return 0  # the main rank holds the same model and writes the outputs
     test_scores = {s: score(result.model, data) for s, data in tests.items() if len(data)}
     summary = {
         "config": vars(cfg), "best_epoch": result.best_epoch,
@@ -47,10 +58,13 @@ def train(args) -> int:
         "test": {s: {"ccc": dict(zip(DIMENSIONS, m["ccc"])), "uar": m.get("uar"), "n": m["n"]}
                  for s, m in test_scores.items()},
         "utterances_per_s": result.utterances_per_s, "epoch_seconds": result.epoch_seconds,
-        "n_train": len(train_set), "n_val": len(val_set),
+        "n_train": len(train_set), "n_val": len(val_set), "world_size": ctx.world_size,
     }
+    if distillation:
+        summary["distillation"] = distillation
     training = {"data": args.data + args.msp_podcast, "features": args.features,
-                "fit_on": args.train_on, "split_seed": args.split_seed, **{k: summary[k] for k in ("config", "best_epoch")}}
+                "fit_on": args.train_on, "split_seed": args.split_seed,
+                **{k: summary[k] for k in ("config", "best_epoch", "distillation") if k in summary}}
     out = save_model(cache, args.out, result.model, classes if cfg.multitask else (),
                       training=training, metrics={"val_ccc": summary["val_ccc"], "test": summary["test"]},
                       int8=args.int8)
@@ -77,6 +91,11 @@ def embed(args) -> int:
         frames = sum(len(e) for e in cache.embeddings([u.path for u in utts]))
         print(f"embed {stream.label()}: {len(utts)} clips, {frames} frames x {stream.spec.dim} cached in {cache.store.dir}")
     return 0
+
+
+def distill(args) -> int:
+    """`train` with a teacher's embedding as an extra target (trainer.distill)."""
+    return train(args)
 
 
 def evaluate(args) -> int:

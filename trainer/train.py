@@ -4,11 +4,13 @@ from __future__ import annotations
 import copy
 import time
 from dataclasses import dataclass, field
+from typing import Callable
 
 import numpy as np
 import torch
 
 from plugins.student import ARCHITECTURES, StudentModel
+from trainer import distributed
 from trainer.data import Utterance, feature_stats
 from trainer.losses import MultitaskLoss
 from trainer.metrics import ccc, uar
@@ -47,6 +49,16 @@ class TrainConfig:
     batch_size: int = 32
     crop_s: float = 3.0  # random crops of this length in training: the live window length
     ce_weight: float = 0.2
+    hidden: int = 128  # GRU width (a wide model serves as a distillation teacher)
+    embedding_dim: int = 128
+    whole_epochs: int = 0  # first epochs on whole utterances, not crops (distillation: teacher's input)
+    select_from: int = 0  # first epoch that may be picked or count towards early stopping
+
+
+Objective = Callable[[dict[str, torch.Tensor], dict[str, torch.Tensor], np.ndarray, int], torch.Tensor]
+"""(the batch's outputs, MultitaskLoss terms, its utterance indices, epoch) -> the loss to minimise.
+
+How `train` takes an extra term (distillation) without a second copy of the loop."""
 
 
 @dataclass
@@ -67,22 +79,25 @@ def pad_batch(features: list[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
     return batch, lengths
 
 
-def random_crop(f: np.ndarray, frames: int, rng: np.random.Generator) -> np.ndarray:
-    if len(f) <= frames:
-        return f
-    start = int(rng.integers(0, len(f) - frames + 1))
-    return f[start:start + frames]
+def crop_starts(lengths: np.ndarray, frames: int, seed: int, epoch: int) -> np.ndarray:
+    """Every utterance's random crop start in one epoch, a function of (seed, epoch, index) only.
+
+    So a batch's crops do not depend on the batch order or on how ranks split it.
+    """
+    draws = np.random.default_rng([seed, epoch]).random(len(lengths))
+    return (draws * np.maximum(lengths - frames + 1, 1)).astype(np.int64)
 
 
 @torch.inference_mode()
 def predict(model: StudentModel, data: LabelledSet, batch_size: int = 64) -> dict[str, np.ndarray]:
     """A/V/D, class logits and embeddings for every utterance (whole utterances, no crop)."""
     model.eval()
+    device = next(model.parameters()).device
     outs: dict[str, list] = {"avd": [], "logits": [], "embedding": []}
     for i in range(0, len(data), batch_size):
-        out = model(*pad_batch(data.features[i:i + batch_size]))
+        out = model(*(t.to(device) for t in pad_batch(data.features[i:i + batch_size])))
         for k in outs:
-            outs[k].append(out[k].numpy())
+            outs[k].append(out[k].cpu().numpy())
     return {k: np.concatenate(v) for k, v in outs.items()}
 
 
@@ -96,45 +111,70 @@ def score(model: StudentModel, data: LabelledSet) -> dict:
 
 
 def train(train_set: LabelledSet, val_set: LabelledSet, class_names: list[str], cfg: TrainConfig,
-          frame_rate: float = 50.0, log=print) -> TrainResult:
-    """Train one model; the returned model holds the weights of the best validation epoch."""
+          frame_rate: float = 50.0, log=print, objective: Objective | None = None,
+          ctx: distributed.Context | None = None) -> TrainResult:
+    """Train one model; the returned model holds the weights of the best validation epoch.
+
+    `objective` replaces the multi-task loss (it receives its terms). Under torchrun (`ctx`, by
+    default the current process group) each rank runs a slice of every batch and the result equals
+    one process's: see trainer.distributed.
+    """
+    ctx = ctx or distributed.context()
     torch.manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
     n_classes = len(class_names) if cfg.multitask else 0
-    model = ARCHITECTURES[cfg.arch](train_set.features[0].shape[1], n_classes=n_classes)
+    model = ARCHITECTURES[cfg.arch](train_set.features[0].shape[1], n_classes=n_classes, hidden=cfg.hidden,
+                                    embedding_dim=cfg.embedding_dim)
     mean, std = feature_stats(train_set.features)
     model.set_normalisation(torch.from_numpy(mean), torch.from_numpy(std))
+    net = distributed.wrap(model.to(ctx.device), ctx)
     loss_fn = MultitaskLoss(ce_weight=cfg.ce_weight)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     crop = int(round(cfg.crop_s * frame_rate))
+    lengths_all = np.array([len(f) for f in train_set.features])
+    # drop a last batch smaller than this: CCC needs two values, and every rank needs one
+    smallest = max(2, ctx.world_size)
     best, best_state, best_epoch, stale = -np.inf, None, -1, 0
     history, seen, busy = [], 0, 0.0
     for epoch in range(cfg.epochs):
         model.train()
         t0 = time.perf_counter()
         order = rng.permutation(len(train_set))
-        # drop a last batch of one: CCC needs at least two values to be defined
-        for i in range(0, len(order) - 1, cfg.batch_size):
+        starts = crop_starts(lengths_all, crop, cfg.seed, epoch)
+        whole = epoch < cfg.whole_epochs
+        for i in range(0, len(order) - smallest + 1, cfg.batch_size):
             idx = order[i:i + cfg.batch_size]
-            x, lengths = pad_batch([random_crop(train_set.features[j], crop, rng) for j in idx])
-            out = model(x, lengths)
-            losses = loss_fn(out, torch.from_numpy(train_set.avd[idx]), torch.from_numpy(train_set.classes[idx]))
+            slices = distributed.batch_slices(len(idx), ctx)
+            mine = idx[slices[ctx.rank]]
+            x, lengths = pad_batch([train_set.features[j] if whole else train_set.features[j][starts[j]:starts[j] + crop]
+                                    for j in mine])
+            local = net(x.to(ctx.device), lengths.to(ctx.device))
+            sizes = [s.stop - s.start for s in slices]
+            out = {k: distributed.gather_rows(v, sizes, ctx) for k, v in local.items()}
+            losses = loss_fn(out, torch.from_numpy(train_set.avd[idx]).to(ctx.device),
+                             torch.from_numpy(train_set.classes[idx]).to(ctx.device))
+            loss = objective(out, losses, idx, epoch) if objective else losses["loss"]
             opt.zero_grad()
-            losses["loss"].backward()
+            (loss * ctx.world_size).backward()  # DDP averages over ranks; see trainer.distributed
             opt.step()
             seen += len(idx)
         busy += time.perf_counter() - t0
-        val = score(model, val_set)
+        # one rank scores, so every rank takes the same early-stopping decision
+        val = distributed.broadcast(score(model, val_set) if ctx.is_main else None, ctx)
         mean_ccc = float(np.mean(val["ccc"]))
         history.append({"epoch": epoch, "val_ccc": val["ccc"], "val_mean_ccc": mean_ccc})
-        if mean_ccc > best:
+        if epoch < cfg.select_from:
+            pass  # e.g. distillation epochs: the task loss is barely weighted yet
+        elif mean_ccc > best:
             best, best_state, best_epoch, stale = mean_ccc, copy.deepcopy(model.state_dict()), epoch, 0
         else:
             stale += 1
         log(f"epoch {epoch:3d}  val CCC a/v/d {val['ccc'][0]:.3f} {val['ccc'][1]:.3f} {val['ccc'][2]:.3f}"
-            f"  mean {mean_ccc:.3f}{'  *' if stale == 0 else ''}")
+            f"  mean {mean_ccc:.3f}{'  *' if best_epoch == epoch else ''}")
         if stale >= cfg.patience:
             break
+    if best_state is None:
+        raise ValueError(f"no epoch to select: --epochs {cfg.epochs} must exceed the first selectable epoch {cfg.select_from}")
     model.load_state_dict(best_state)
     model.eval()
     epochs_run = len(history)

@@ -1,0 +1,139 @@
+"""`trainer distill`: eq. 5's schedule, the cached teacher targets, selection after the switch, end to end."""
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from safetensors.numpy import load_file
+
+from engine.features import FrontEndConfig
+from engine.plugin import load_model
+from plugins.student import DEFAULT_BUNDLE, TCGRUModel, save_bundle
+from tests.test_trainer import subset_manifest
+from trainer import distill
+from trainer.cli import build_parser
+from trainer.cli import main as trainer_main
+from trainer.data import FeatureCache, read_manifest
+from trainer.pipeline import class_names_of, featurise
+from trainer.train import TrainConfig, train
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+
+@pytest.fixture(scope="module")
+def small(tmp_path_factory):
+    """64 RAVDESS clips (every 22nd: all 24 speakers) and a feature cache for them."""
+    tmp = tmp_path_factory.mktemp("distill")
+    manifest = subset_manifest(tmp, "ravdess", every=22)
+    return manifest, tmp / "cache"
+
+
+def test_cli_defaults_are_the_papers_schedule():
+    args = build_parser().parse_args(["distill", "--data", "m.csv", "--teacher", "student", "--out", "o"])
+    cfg = distill.DistillConfig(args.kappa_early, args.lambda_early, args.switch_epoch, args.kappa, args.lambda_)
+    assert cfg == distill.DistillConfig()
+    assert [cfg.weights(e) for e in (0, 39, 40, 99)] == [(0.001, 1.0), (0.001, 1.0), (1.0, 0.01), (1.0, 0.01)]
+    assert args.epochs > cfg.switch_epoch
+
+
+def test_objective_is_kappa_task_plus_lambda_gamma_weighted_cosine_distance():
+    gen = torch.Generator().manual_seed(0)
+    n = 6
+    teacher = distill.TeacherTargets(torch.rand(n, 4, generator=gen).numpy(), (1 + 6 * torch.rand(n, 3, generator=gen)).numpy())
+    labels = (1 + 6 * torch.rand(n, 3, generator=gen)).numpy()
+    objective = distill.DistillObjective(teacher, labels, distill.DistillConfig(0.5, 2.0, 3, 1.0, 0.25))
+    idx = np.array([4, 1, 3])
+    student = torch.rand(3, 4, generator=gen, requires_grad=True)
+    task = {"loss": torch.tensor(0.7)}
+    for epoch, (kappa, lam) in ((0, (0.5, 2.0)), (3, (1.0, 0.25))):
+        got = objective({"embedding": student}, task, idx, epoch)
+        gamma = 1 - np.abs(labels[idx] - teacher.avd[idx]).mean(1) / 6
+        cos = F.cosine_similarity(student.detach(), torch.from_numpy(teacher.embedding[idx]), dim=1).numpy()
+        assert got.item() == pytest.approx(kappa * 0.7 + lam * np.mean(gamma * (1 - cos)), rel=1e-5)
+    got.backward()
+    assert student.grad is not None and student.grad.abs().sum() > 0
+
+
+def test_teacher_targets_are_cached_per_teacher_and_data(small, tmp_path, monkeypatch):
+    manifest, cache = small
+    utts = read_manifest(manifest)[:5]
+    plugin = load_model("student")
+    targets = distill.teacher_targets(plugin, utts, tmp_path)
+    direct = plugin.predict_batch([FeatureCache(cache).features(u.path) for u in utts], [np.zeros(1)] * 5)
+    assert np.allclose(targets.embedding, np.stack([p.embedding for p in direct]), atol=1e-5)
+    assert np.allclose(targets.avd, np.stack([p.avd for p in direct]), atol=1e-5)
+    entries = list((tmp_path / "teacher").glob("*.safetensors"))
+    assert len(entries) == 1 and set(load_file(str(entries[0]))) == {"embedding", "avd"}
+
+    def no_teacher_runs(*_, **__):
+        raise AssertionError("the teacher ran again")
+
+    monkeypatch.setattr(distill, "predict_utterances", no_teacher_runs)
+    again = distill.teacher_targets(plugin, utts, tmp_path)
+    assert np.array_equal(again.embedding, targets.embedding)
+    # another teacher (a changed bundle) or other data get their own entries
+    other = tmp_path / "other"
+    shutil.copytree(DEFAULT_BUNDLE, other)
+    (other / "config.json").write_text((other / "config.json").read_text().replace('"metrics"', '"metrics" ', 1))
+    with pytest.raises(AssertionError, match="ran again"):
+        distill.teacher_targets(load_model(str(other)), utts, tmp_path)
+    with pytest.raises(AssertionError, match="ran again"):
+        distill.teacher_targets(plugin, utts[:4], tmp_path)
+
+
+def test_selection_and_early_stopping_ignore_the_distillation_epochs(small):
+    manifest, cache = small
+    utts = read_manifest(manifest)
+    classes = class_names_of(utts)
+    data = featurise(utts[:40], classes, FeatureCache(cache), progress=False)
+    val = featurise(utts[40:], classes, FeatureCache(cache), progress=False)
+    epochs_seen = []
+
+    def objective(out, task, idx, epoch):
+        epochs_seen.append(epoch)
+        return task["loss"]
+
+    cfg = TrainConfig(epochs=6, patience=1, batch_size=16, select_from=3)
+    result = train(data, val, classes, cfg, log=lambda _: None, objective=objective)
+    # patience 1 would stop after any epoch without gain; epochs 0-2 neither count nor get picked
+    assert len(result.history) >= 5 and result.best_epoch >= 3
+    assert set(epochs_seen) == set(range(len(result.history)))
+
+
+def test_distill_moves_the_student_embedding_to_the_teachers(small, tmp_path):
+    """Distilled from the default student, a new student's embeddings align with the teacher's
+    far more than those of a student trained without the teacher (same seed, same epochs)."""
+    manifest, cache = small
+    common = ["--data", str(manifest), "--cache", str(cache), "--epochs", "5", "--seed", "2", "--batch-size", "16"]
+    assert trainer_main(["distill", *common, "--teacher", "student", "--switch-epoch", "4", "--patience", "1",
+                         "--out", str(tmp_path / "distilled")]) == 0
+    assert trainer_main(["train", *common, "--out", str(tmp_path / "plain")]) == 0
+    results = json.loads((tmp_path / "distilled" / "results.json").read_text())
+    assert results["distillation"]["teacher"] == "student" and results["distillation"]["switch_epoch"] == 4
+    assert results["best_epoch"] == 4 and results["config"]["whole_epochs"] == 4
+
+    utts = read_manifest(manifest)
+    feats = FeatureCache(cache).features_for(utts, progress=False)
+    teacher = distill.teacher_targets(load_model("student"), utts, tmp_path / "t")
+
+    def alignment(bundle) -> float:
+        emb = load_model(str(bundle)).predict_batch(feats, [np.zeros(1)] * len(feats))
+        return F.cosine_similarity(torch.from_numpy(np.stack([p.embedding for p in emb])),
+                                   torch.from_numpy(teacher.embedding), dim=1).mean().item()
+
+    distilled, plain = alignment(tmp_path / "distilled"), alignment(tmp_path / "plain")
+    assert distilled > 0.6 and distilled > plain + 0.25, (distilled, plain)
+
+
+def test_teacher_embedding_of_another_size_is_a_one_line_error(small, tmp_path, capsys):
+    manifest, cache = small
+    torch.manual_seed(0)
+    save_bundle(tmp_path / "t64", TCGRUModel(43, 0, hidden=32, embedding_dim=64), FrontEndConfig())
+    rc = trainer_main(["distill", "--data", str(manifest), "--cache", str(cache), "--teacher", str(tmp_path / "t64"),
+                       "--epochs", "2", "--switch-epoch", "1", "--out", str(tmp_path / "o")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and "64-dim embedding" in err[-1] and "Traceback" not in "".join(err)

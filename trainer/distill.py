@@ -1,0 +1,135 @@
+"""Feature distillation (paper 3.4, eq. 3-5): a student learns a teacher's utterance embedding.
+
+The loss is kappa (L_ccc + L_CE) + lambda L_dis, with L_dis the gamma-weighted cosine distance
+between student and teacher embeddings (trainer.losses.DistillationLoss). The paper's schedule:
+kappa = 0.001, lambda = 1 for the first 40 epochs, then kappa = 1, lambda = 0.01.
+
+Which input the teacher sees: the teacher runs once per whole utterance and its outputs are
+cached, so a teacher as costly as HuBERT runs once, not once per crop and epoch. While
+distillation dominates (epochs before the switch) the student also trains on whole utterances,
+so both embed exactly the same input. After the switch the student returns to the training crops
+(the live window length), and the weak lambda term treats the teacher embedding as it already
+treats the labels: an utterance-level target for any crop of the utterance. Model selection and
+early stopping consider only epochs from the switch on, when the task loss has its full weight.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+from safetensors.numpy import load_file, save_file
+
+from engine.plugin import ModelPlugin, load_model
+from trainer import distributed
+from trainer.data import Utterance
+from trainer.evaluate import predict_utterances
+from trainer.losses import DistillationLoss
+from trainer.train import LabelledSet, TrainConfig
+
+
+@dataclass(frozen=True)
+class DistillConfig:
+    """Eq. 5's weights before and after `switch_epoch` (the paper's values are the defaults)."""
+
+    kappa_early: float = 0.001
+    lambda_early: float = 1.0
+    switch_epoch: int = 40
+    kappa: float = 1.0
+    lambda_: float = 0.01
+
+    def weights(self, epoch: int) -> tuple[float, float]:
+        """(kappa, lambda) in this epoch."""
+        if epoch < self.switch_epoch:
+            return self.kappa_early, self.lambda_early
+        return self.kappa, self.lambda_
+
+
+@dataclass(frozen=True)
+class TeacherTargets:
+    """The teacher's whole-utterance outputs, row i for training utterance i."""
+
+    embedding: np.ndarray  # float32[N, E]
+    avd: np.ndarray  # float32[N, 3]
+
+
+def teacher_digest(plugin: ModelPlugin) -> str:
+    """Identity of a teacher: the bytes of its bundle's files, else its name and metadata."""
+    h = hashlib.sha256()
+    path = getattr(plugin, "path", None)
+    if path is not None and Path(path).is_dir():
+        for f in sorted(p for p in Path(path).iterdir() if p.is_file()):
+            h.update(f.name.encode() + b"\0" + hashlib.sha256(f.read_bytes()).digest())
+    else:
+        h.update(f"{plugin.name}\0{plugin.meta!r}".encode())
+    return h.hexdigest()
+
+
+def data_digest(utts: list[Utterance]) -> str:
+    """Identity of the data, in order: the audio files' contents (as the feature cache keys them)."""
+    h = hashlib.sha256()
+    for u in utts:
+        h.update(hashlib.sha1(Path(u.path).read_bytes()).digest())
+    return h.hexdigest()
+
+
+def teacher_targets(plugin: ModelPlugin, utts: list[Utterance], cache_root: str | Path,
+                    ctx: distributed.Context | None = None) -> TeacherTargets:
+    """The teacher's outputs on every utterance, computed once (sharded over ranks) and cached.
+
+    Entries are safetensors files keyed by teacher and data digests, so a retrained teacher or a
+    changed file list can never serve stale targets.
+    """
+    ctx = ctx or distributed.context()
+    key = hashlib.sha256((teacher_digest(plugin) + data_digest(utts)).encode()).hexdigest()[:32]
+    entry = Path(cache_root) / "teacher" / f"{key}.safetensors"
+    if entry.is_file():
+        return TeacherTargets(**load_file(str(entry)))
+    mine = predict_utterances(plugin, distributed.shard(utts, ctx), cache_root, progress=ctx.is_main)
+    parts = distributed.gather({k: mine[k] for k in ("embedding", "avd")}, ctx)
+    targets = TeacherTargets(**{k: distributed.unshard([p[k] for p in parts]).astype(np.float32)
+                                for k in ("embedding", "avd")})
+    if ctx.is_main:
+        entry.parent.mkdir(parents=True, exist_ok=True)
+        tmp = entry.with_name(f"{entry.stem}.{os.getpid()}.tmp")
+        save_file(asdict(targets), str(tmp))
+        os.replace(tmp, entry)  # a crash mid-write never leaves a truncated entry
+    return targets
+
+
+class DistillObjective:
+    """Eq. 5 as a `trainer.train.Objective`: kappa (L_ccc + L_CE) + lambda L_dis, per epoch."""
+
+    def __init__(self, targets: TeacherTargets, labels: np.ndarray, cfg: DistillConfig) -> None:
+        self.embedding = torch.from_numpy(targets.embedding)
+        self.teacher_avd = torch.from_numpy(targets.avd)
+        self.labels = torch.from_numpy(np.asarray(labels, dtype=np.float32))
+        self.cfg, self.distance = cfg, DistillationLoss()
+
+    def __call__(self, outputs: dict[str, torch.Tensor], task: dict[str, torch.Tensor], idx: np.ndarray,
+                 epoch: int) -> torch.Tensor:
+        kappa, lam = self.cfg.weights(epoch)
+        rows = torch.from_numpy(np.asarray(idx))
+        device = outputs["embedding"].device
+        dis = self.distance(outputs["embedding"], self.embedding[rows].to(device), self.labels[rows].to(device),
+                            self.teacher_avd[rows].to(device))
+        return kappa * task["loss"] + lam * dis
+
+
+def setup_distillation(teacher: str, dcfg: DistillConfig, train_set: LabelledSet, cfg: TrainConfig,
+                       cache_root: str | Path) -> tuple[TrainConfig, DistillObjective, dict]:
+    """Teacher targets for the training set, the objective, and the training config for it."""
+    if cfg.epochs <= dcfg.switch_epoch:
+        raise ValueError(f"--epochs {cfg.epochs} leaves no epoch after --switch-epoch {dcfg.switch_epoch} "
+                         "to select the model from")
+    plugin = load_model(teacher)
+    targets = teacher_targets(plugin, train_set.utterances, cache_root)
+    if targets.embedding.shape[1] != cfg.embedding_dim:
+        raise ValueError(f"teacher {teacher} has a {targets.embedding.shape[1]}-dim embedding but the student's "
+                         f"is {cfg.embedding_dim}; use a teacher with a {cfg.embedding_dim}-dim embedding layer")
+    cfg = replace(cfg, whole_epochs=dcfg.switch_epoch, select_from=dcfg.switch_epoch)
+    info = {"teacher": teacher, "teacher_digest": teacher_digest(plugin), **asdict(dcfg)}
+    return cfg, DistillObjective(targets, train_set.avd, dcfg), info
