@@ -12,22 +12,11 @@ from engine.features import compute
 from plugins.teacher import (PRETRAINED, MissingWeightsError, SSLEncoder, fuse, load_pretrained, num_frames,
                              parse_stream)
 from tests.conftest import corpus_files, read_audio
-from tests.tiny_ssl import LAYERS, install, random_model, save_hub_weights, tiny
+from tests.tiny_ssl import LAYERS, hub, install, random_model, save_hub_weights, tiny  # noqa: F401 (fixture)
 from trainer.cli import main as trainer_main
 from trainer.data import Utterance
 from trainer.embeddings import EmbeddingCache, EmbeddingFeatures, parse_streams
 from trainer.embeddings import cache as cache_module
-
-
-@pytest.fixture
-def hub(tmp_path, monkeypatch):
-    """An empty torch hub cache in tmp; any download attempt fails the test."""
-    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
-
-    def no_network(url, *args, **kwargs):
-        raise AssertionError(f"tried to download {url}")
-    monkeypatch.setattr(torch.hub, "download_url_to_file", no_network)
-    return tmp_path / "torch" / "hub" / "checkpoints"
 
 
 def encoder(name: str, seed: int = 0) -> SSLEncoder:

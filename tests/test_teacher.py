@@ -13,9 +13,8 @@ from engine.plugin import load_model, registered_models
 from plugins.student import TCGRUModel
 from plugins.teacher import (DEFAULT_BUNDLE, MissingWeightsError, SSLEncoder, TeacherPlugin, load_default,
                              load_pretrained, load_teacher, load_teacher_bundle, save_teacher_bundle)
-from tests.test_embeddings import hub  # noqa: F401  (fixture: an empty, offline torch hub cache)
 from tests.test_trainer import subset_manifest
-from tests.tiny_ssl import install, save_hub_weights
+from tests.tiny_ssl import hub, install, save_hub_weights  # noqa: F401 (fixture)
 from trainer.cli import main as trainer_main
 from trainer.embeddings import cache as cache_module
 from trainer.embeddings import parse_streams

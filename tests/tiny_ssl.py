@@ -7,12 +7,24 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+import pytest
 import torch
 import torchaudio
 
 from plugins.teacher import PRETRAINED, Pretrained
 
 LAYERS, DIM = 2, 32
+
+
+@pytest.fixture
+def hub(tmp_path, monkeypatch):
+    """An empty torch hub cache in tmp; any download attempt fails the test."""
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+
+    def no_network(url, *args, **kwargs):
+        raise AssertionError(f"tried to download {url}")
+    monkeypatch.setattr(torch.hub, "download_url_to_file", no_network)
+    return tmp_path / "torch" / "hub" / "checkpoints"
 
 
 def tiny(name: str) -> Pretrained:

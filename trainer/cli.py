@@ -5,6 +5,7 @@ import argparse
 import sys
 
 from plugins.student import ARCHITECTURES
+from plugins.teacher.encoder import BATCH_SECONDS
 from plugins.teacher.pretrained import PRETRAINED
 
 
@@ -93,7 +94,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="state dict of the same architecture (.safetensors or a weights-only torch file) "
                         "instead of the hub weights; needs exactly one --bundle")
     p.add_argument("--device", default=None, help="torch device (default: cuda when available, else cpu)")
-    p.add_argument("--batch-seconds", type=float, default=160.0,
+    p.add_argument("--batch-seconds", type=float, default=BATCH_SECONDS,
                    help="audio per batch, padding included (bounds GPU memory)")
 
     p = sub.add_parser("evaluate", help="CCC per dimension and class UAR of a model on a data set",

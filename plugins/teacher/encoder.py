@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 FRAME_LENGTH, FRAME_SHIFT = 400, 320
+BATCH_SECONDS = 160.0  # padded audio per batch: bounds GPU memory (a large model's activations)
 
 
 def num_frames(samples: int) -> int:
@@ -43,7 +44,7 @@ class SSLEncoder:
     """
 
     def __init__(self, model: nn.Module, normalize_waveform: bool, device: str | None = None,
-                 batch_seconds: float = 160.0) -> None:
+                 batch_seconds: float = BATCH_SECONDS) -> None:
         self.device = device or default_device()
         self.model = model.eval().to(self.device)
         self.normalize_waveform = normalize_waveform

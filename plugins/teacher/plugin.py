@@ -31,11 +31,6 @@ class TeacherPlugin:
         self.meta: BundleMeta = head.meta
         self.device = self.encoders[0][0].device
 
-    @property
-    def model(self):
-        """The network on the embeddings (what distillation reads the teacher's embedding from)."""
-        return self.head.model
-
     def embeddings(self, samples: list[np.ndarray]) -> list[np.ndarray]:
         """Fused frame embeddings [num_frames, sum of stream dims] per waveform."""
         per_stream = [encoder.embed(samples, layer) for encoder, layer in self.encoders]

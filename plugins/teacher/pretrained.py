@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import pickle
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -57,7 +58,7 @@ class Pretrained:
 
     def architecture_digest(self) -> str:
         """Short hash of the architecture parameters: cache keys never mix two architectures."""
-        text = json.dumps(self.bundle._params, sort_keys=True, default=str)
+        text = json.dumps(self.bundle._params, sort_keys=True)
         return hashlib.sha256(text.encode()).hexdigest()[:8]
 
 
@@ -131,7 +132,7 @@ def read_checkpoint(path: str | Path) -> dict[str, torch.Tensor]:
         return load_file(str(path))
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # torch raises UnpicklingError, RuntimeError or ValueError by format
+    except (pickle.UnpicklingError, RuntimeError, ValueError, EOFError) as err:  # which one depends on the format
         raise ValueError(f"{path}: not a weights-only torch checkpoint ({str(err).splitlines()[0]})") from err
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise ValueError(f"{path}: expected a state dict (name -> tensor)")

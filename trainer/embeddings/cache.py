@@ -16,6 +16,7 @@ import soundfile as sf
 from tqdm import tqdm
 
 from plugins.teacher import SSLEncoder, Stream, fuse, load_pretrained
+from plugins.teacher.encoder import BATCH_SECONDS
 from trainer.data import Utterance
 from trainer.data.cache import ArrayStore, audio_key, load_audio, read_audio_bytes
 
@@ -37,7 +38,7 @@ class EmbeddingCache:
     """One stream's embeddings of audio files, computed in batches on first use."""
 
     def __init__(self, root: str | Path, stream: Stream, device: str | None = None,
-                 batch_seconds: float = 160.0) -> None:
+                 batch_seconds: float = BATCH_SECONDS) -> None:
         self.stream, self.device, self.batch_seconds = stream, device, batch_seconds
         spec = stream.spec
         model_dir = f"{spec.name}-{spec.architecture_digest()}-{weights_id(stream)}"
@@ -62,7 +63,7 @@ class EmbeddingCache:
             self._compute([paths[i] for i in missing], [keys[i] for i in missing], progress)
         return [self.store.get(k) for k in keys]
 
-    def _compute(self, paths: list, keys: list[str], progress: bool) -> None:
+    def _compute(self, paths: list[str | Path], keys: list[str], progress: bool) -> None:
         encoder = self.encoder()  # before the progress bar: missing weights fail on one clean line
         with tqdm(total=len(paths), desc=f"embed {self.stream.label()}", unit="file", disable=not progress) as bar:
             for start in range(0, len(paths), 64):  # bounds the audio held in memory at once
@@ -83,7 +84,7 @@ class EmbeddingFeatures:
     """A feature source for training: streams fused frame by frame, with `FeatureCache`'s interface."""
 
     def __init__(self, root: str | Path, streams: Sequence[Stream], device: str | None = None,
-                 batch_seconds: float = 160.0) -> None:
+                 batch_seconds: float = BATCH_SECONDS) -> None:
         if not streams:
             raise ValueError("give at least one embedding stream")
         self.streams = list(streams)
