@@ -43,7 +43,8 @@ def test_cli_defaults_are_the_papers_schedule():
 def test_objective_is_kappa_task_plus_lambda_gamma_weighted_cosine_distance():
     gen = torch.Generator().manual_seed(0)
     n = 6
-    teacher = distill.TeacherTargets(torch.rand(n, 4, generator=gen).numpy(), (1 + 6 * torch.rand(n, 3, generator=gen)).numpy())
+    teacher = distill.TeacherTargets(torch.rand(n, 4, generator=gen).numpy(),
+                                     (1 + 6 * torch.rand(n, 3, generator=gen)).numpy())
     labels = (1 + 6 * torch.rand(n, 3, generator=gen)).numpy()
     objective = distill.DistillObjective(teacher, labels, distill.DistillConfig(0.5, 2.0, 3, 1.0, 0.25))
     idx = np.array([4, 1, 3])

@@ -46,7 +46,8 @@ def train(args) -> int:
         from trainer.distill import DistillConfig, setup_distillation
 
         dcfg = DistillConfig(args.kappa_early, args.lambda_early, args.switch_epoch, args.kappa, args.lambda_)
-        cfg, objective, distillation = setup_distillation(args.teacher, dcfg, train_set, cfg, args.cache or DEFAULT_CACHE)
+        cfg, objective, distillation = setup_distillation(args.teacher, dcfg, train_set, cfg,
+                                                          args.cache or DEFAULT_CACHE)
     log = (lambda line: print(line, file=sys.stderr)) if ctx.is_main else (lambda line: None)
     result = fit(train_set, val_set, classes, cfg, log=log, objective=objective)
     if not ctx.is_main:

@@ -146,8 +146,8 @@ def train(train_set: LabelledSet, val_set: LabelledSet, class_names: list[str], 
             idx = order[i:i + cfg.batch_size]
             slices = distributed.batch_slices(len(idx), ctx)
             mine = idx[slices[ctx.rank]]
-            x, lengths = pad_batch([train_set.features[j] if whole else train_set.features[j][starts[j]:starts[j] + crop]
-                                    for j in mine])
+            feats = [train_set.features[j] for j in mine]
+            x, lengths = pad_batch(feats if whole else [f[starts[j]:starts[j] + crop] for f, j in zip(feats, mine)])
             local = net(x.to(ctx.device), lengths.to(ctx.device))
             sizes = [s.stop - s.start for s in slices]
             out = {k: distributed.gather_rows(v, sizes, ctx) for k, v in local.items()}
@@ -174,7 +174,8 @@ def train(train_set: LabelledSet, val_set: LabelledSet, class_names: list[str], 
         if stale >= cfg.patience:
             break
     if best_state is None:
-        raise ValueError(f"no epoch to select: --epochs {cfg.epochs} must exceed the first selectable epoch {cfg.select_from}")
+        raise ValueError(f"no epoch to select: --epochs {cfg.epochs} must exceed the first selectable epoch "
+                         f"{cfg.select_from}")
     model.load_state_dict(best_state)
     model.eval()
     epochs_run = len(history)
