@@ -17,11 +17,11 @@ import zmq
 
 from engine.bundle import BundleError
 from engine.plugin import load_model, registered_models
-from engine.runner import Runner, RunStats
+from engine.runner import OFFLINE_BLOCK_SIZE, Runner, RunStats
 from engine.sinks import CsvSink, JsonLinesSink, LslSink, Sink, SinkError, ZmqPublisher
 from engine.sinks.table import TableSink
 from engine.sinks.zmq_publisher import DEFAULT_ADDRESS
-from engine.sources import AudioSourceError, FileSource, list_input_devices, open_source
+from engine.sources import DEFAULT_BLOCK_SIZE, AudioSourceError, FileSource, list_input_devices, open_source
 from engine.sources.pcm import SAMPLE_FORMATS
 from engine.windows import WindowError
 
@@ -99,15 +99,17 @@ def cmd_stream(args: argparse.Namespace) -> int:
     # torch's thread pool made the demo clip 6x slower (0.63 s against 0.10 s), and latency ragged.
     torch.set_num_threads(1)
     model = load_model(args.model)
+    live = args.realtime or args.source is None
     with ExitStack() as stack:
         source = stack.enter_context(open_source(args.source, fallback=DEMO_CLIP, device=args.device,
-                                                 realtime=args.realtime, raw_format=args.raw_format))
+                                                 realtime=args.realtime, raw_format=args.raw_format,
+                                                 block_size=DEFAULT_BLOCK_SIZE if live else OFFLINE_BLOCK_SIZE))
         fallback = args.source is None and isinstance(source, FileSource)
         note = " (no microphone found: playing the bundled demo clip)" if fallback else ""
         print(f"emolive: reading {source.description}{note}; model {model.name}", file=sys.stderr)
         sinks = [stack.enter_context(sink) for sink in open_sinks(args)]
-        runner = Runner(source, model, sinks, window_s=args.window, hop_s=args.hop,
-                        live=args.realtime or args.source is None, stream_id=args.stream_id)
+        runner = Runner(source, model, sinks, window_s=args.window, hop_s=args.hop, live=live,
+                        stream_id=args.stream_id)
         stats = runner.run()
     print(f"emolive: {summary(stats)}", file=sys.stderr)
     return 0

@@ -40,8 +40,9 @@ from engine.windows import Arrival, SlidingWindows, Window, WindowSpec
 
 SPEECH_MIN_VOICED = 0.1  # 0.3 s of voicing in a 3 s window; silence and noise score 0, speech 0.3-0.6
 STATUS_INTERVAL_S = 1.0
+OFFLINE_BLOCK_SIZE = 16000  # 1 s reads when nobody waits for each block: ~1.4x less CPU than 0.1 s reads
 OFFLINE_QUEUE_BLOCKS = 64  # read-ahead for files: enough to fill a batch, bounded so memory is too
-BATCH_SIZE = 16  # windows per model call offline; batching is ~4x cheaper per window than one by one
+BATCH_SIZE = 64  # windows per model call offline: ~0.7 ms a window against ~4 ms one by one (one core)
 POLL_S = 0.1  # how often a waiting run() looks at stop()
 _END = object()  # queued by the reader when the source has ended
 

@@ -74,6 +74,8 @@ class SlidingWindows:
         self._samples = np.zeros(0, np.float32)
         self._frame0 = 0  # absolute index of self._frames[0]
         self._sample0 = 0  # absolute index of self._samples[0]
+        self._added: list[tuple[np.ndarray, np.ndarray]] = []  # joined on `take`: one copy per take, not per block
+        self._frames_end = 0  # absolute index after the last frame added
         self._next = 0  # next window index not yet taken
         self._arrivals: list[Arrival] = []  # one per complete, untaken window, oldest first
         self.taken = 0  # windows handed out or skipped so far
@@ -81,21 +83,22 @@ class SlidingWindows:
     def add(self, frames: np.ndarray, samples: np.ndarray, arrival: Arrival) -> None:
         """Append the front end's new frames and the block's samples; stamp windows they complete."""
         before = self.ready
-        self._frames = np.concatenate([self._frames, frames])
-        self._samples = np.concatenate([self._samples, samples])
+        self._added.append((frames, samples))
+        self._frames_end += len(frames)
         self._arrivals += [arrival] * (self.ready - before)
 
     @property
     def ready(self) -> int:
         """Complete windows not yet taken."""
-        frames_end = self._frame0 + len(self._frames)
-        complete = (frames_end - self.spec.window) // self.spec.hop + 1 if frames_end >= self.spec.window else 0
+        excess = self._frames_end - self.spec.window
+        complete = excess // self.spec.hop + 1 if excess >= 0 else 0
         return max(0, complete - self._next)
 
     def take(self, newest_only: bool = False) -> tuple[list[Window], int]:
         """The ready windows, oldest first, and how many were skipped (all but the newest if `newest_only`)."""
         n = self.ready
         skipped = n - 1 if newest_only and n > 1 else 0
+        self._join()
         indices = range(self._next + skipped, self._next + n)
         windows = [self._window(i * self.spec.hop, self.spec.window, i, self._arrivals[i - self._next])
                    for i in indices]
@@ -111,6 +114,7 @@ class SlidingWindows:
         Otherwise nothing: after the last full window at most hop - 1 frames remain, which the
         previous window already nearly covers.
         """
+        self._join()
         if self.taken or not len(self._frames):
             return None
         self.taken = 1
@@ -122,6 +126,13 @@ class SlidingWindows:
         features = self._frames[first - self._frame0:first - self._frame0 + length]
         samples = self._samples[start - self._sample0:end - self._sample0]
         return Window(index, features, samples, start, end, arrival)
+
+    def _join(self) -> None:
+        if self._added:
+            frames, samples = zip(*self._added)
+            self._frames = np.concatenate([self._frames, *frames])
+            self._samples = np.concatenate([self._samples, *samples])
+            self._added = []
 
     def _drop_before(self, frame: int) -> None:
         drop = min(frame - self._frame0, len(self._frames))
