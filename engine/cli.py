@@ -18,6 +18,7 @@ import zmq
 from engine.bundle import BundleError
 from engine.plugin import load_model, registered_models
 from engine.runner import OFFLINE_BLOCK_SIZE, Runner, RunStats
+from engine.schema import SchemaError, status_payload, validate_status
 from engine.sinks import CsvSink, JsonLinesSink, LslSink, Sink, SinkError, ZmqPublisher
 from engine.sinks.table import TableSink
 from engine.sinks.zmq_publisher import DEFAULT_ADDRESS
@@ -90,7 +91,7 @@ def add_stream_parser(commands: argparse._SubParsersAction) -> None:
                         "time, skip windows when the model falls behind (always on for the microphone)")
     stream.add_argument("--raw-format", choices=sorted(SAMPLE_FORMATS), default="f32le",
                         help="sample format of --source - (default %(default)s)")
-    stream.add_argument("--stream-id", default="default", help="stream id in topics and payloads")
+    stream.add_argument("--stream-id", type=stream_id, default="default", help="stream id in topics and payloads")
     stream.set_defaults(command=cmd_stream)
 
 
@@ -107,7 +108,7 @@ def cmd_stream(args: argparse.Namespace) -> int:
         fallback = args.source is None and isinstance(source, FileSource)
         note = " (no microphone found: playing the bundled demo clip)" if fallback else ""
         print(f"emolive: reading {source.description}{note}; model {model.name}", file=sys.stderr)
-        sinks = [stack.enter_context(sink) for sink in open_sinks(args)]
+        sinks = open_sinks(args, stack)
         runner = Runner(source, model, sinks, window_s=args.window, hop_s=args.hop, live=live,
                         stream_id=args.stream_id)
         stats = runner.run()
@@ -115,21 +116,30 @@ def cmd_stream(args: argparse.Namespace) -> int:
     return 0
 
 
-def open_sinks(args: argparse.Namespace) -> list[Sink]:
-    """The publisher first (other programs wait on it), then files, then the terminal."""
+def open_sinks(args: argparse.Namespace, stack: ExitStack) -> list[Sink]:
+    """The publisher first (other programs wait on it), then files, then the terminal; `stack` closes them."""
     sinks: list[Sink] = []
     if args.publish:
-        publisher = ZmqPublisher(args.publish, allow_remote=args.allow_remote)
+        publisher = stack.enter_context(ZmqPublisher(args.publish, allow_remote=args.allow_remote))
         sinks.append(publisher)
         print(f"emolive: publishing on {publisher.address}", file=sys.stderr)
         if args.wait_subscriber > 0 and not publisher.wait_for_subscriber(args.wait_subscriber):
             print(f"emolive: no subscriber after {args.wait_subscriber:g} s; starting anyway", file=sys.stderr)
     if args.csv:
-        sinks.append(CsvSink(args.csv))
+        sinks.append(stack.enter_context(CsvSink(args.csv)))
     if args.lsl:
-        sinks.append(LslSink(source_id=args.stream_id))
+        sinks.append(stack.enter_context(LslSink(source_id=args.stream_id)))
     sinks.append(JsonLinesSink() if args.json else TableSink())
     return sinks
+
+
+def stream_id(text: str) -> str:
+    """argparse type: a stream id the schema accepts (it becomes part of the ZeroMQ topic)."""
+    try:
+        validate_status(status_payload(stream=text, dropped_blocks=0, skipped_windows=0, lag_s=0.0, wall=0.0))
+    except SchemaError:
+        raise argparse.ArgumentTypeError(f"{text!r}: use letters, digits, '_' and '-' only") from None
+    return text
 
 
 def summary(stats: RunStats) -> str:

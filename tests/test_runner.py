@@ -129,7 +129,8 @@ def test_runner_estimates_equal_the_offline_model_on_the_same_windows(student, s
     for seq, estimate in enumerate(sink.estimates):
         validate_estimate(estimate)
         prediction, window = offline(student, samples, 25 * seq, 150)
-        assert estimate["seq"] == seq and estimate["start"] == seq * 0.5 and estimate["end"] == pytest.approx(seq * 0.5 + 3.005)
+        assert estimate["seq"] == seq and estimate["start"] == seq * 0.5
+        assert estimate["end"] == pytest.approx(seq * 0.5 + 3.005)
         got = [estimate[k] for k in ("activation", "valence", "dominance")]
         np.testing.assert_allclose(got, prediction.avd, atol=1e-5)
         np.testing.assert_allclose(list(estimate["classes"].values()), prediction.class_probs, atol=1e-5)
