@@ -22,10 +22,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from _common import best_time, corpus_speech, print_table
-
-# This script is called engine.py: drop its folder from the path so `import engine` finds the package.
-sys.path = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
+from _common import best_time, corpus_speech, print_table  # first: it keeps this file from shadowing `engine`
 
 import numpy as np
 import soundfile as sf

@@ -188,12 +188,13 @@ def test_listen_prints_what_a_stream_publishes(capsys):
     assert [r["seq"] for r in received] == list(range(received[0]["seq"], received[0]["seq"] + 3))
 
 
-def test_models_lists_the_student_and_says_why_the_teacher_is_unavailable(capsys):
+def test_models_lists_the_student_and_the_teacher_or_why_it_is_unavailable(capsys):
     code, out, _ = run_cli(capsys, "models")
     rows = {line.split()[0]: line for line in out.splitlines()[1:]}
     assert code == 0 and out.startswith("name")
     assert "43-dim MFB+F0" in rows["student"] and "cpu" in rows["student"] and "MB" in rows["student"]
-    assert "unavailable:" in rows["teacher"]
+    teacher = rows["teacher"]  # declared; usable only once its bundle has been trained
+    assert "unavailable: " in teacher or ("MB" in teacher and "cpu" in teacher or "cuda" in teacher)
 
 
 def test_devices_lists_input_devices(capsys, monkeypatch):
