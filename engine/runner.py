@@ -18,6 +18,10 @@ Window policy (see engine.windows for the grid):
 
 Every estimate is sent, even on silence: `speech` is False when fewer than SPEECH_MIN_VOICED of
 the window's frames are voiced. A status goes to the sinks about once a second and at the end.
+
+Clocks: start/end count samples from the stream's start. wall_start/wall_end take the arrival of
+the block that completed the window as the capture time of that block's last sample, which is
+what it is for a live source; for a file read faster than real time they say when it was read.
 """
 from __future__ import annotations
 
@@ -181,7 +185,7 @@ class Runner:
         self._lag_s = (self._received - window.end_sample) / rate
         estimate = estimate_payload(
             seq=self._seq, stream=self.stream_id, start=window.start_sample / rate, end=window.end_sample / rate,
-            wall_start=wall_end - len(window.samples) / rate, wall_end=wall_end,
+            wall_start=wall_end - (window.end_sample - window.start_sample) / rate, wall_end=wall_end,
             activation=activation, valence=valence, dominance=dominance,
             classes=dict(zip(self.model.meta.class_names, prediction.class_probs)),
             speech=voiced_ratio >= SPEECH_MIN_VOICED, voiced_ratio=voiced_ratio, model=self.model.name,
