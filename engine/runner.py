@@ -144,9 +144,10 @@ class Runner:
                 block, arrival = item
                 self._windows.add(self._frontend.push(block), block, arrival)
             self._evaluate(*self._windows.take(newest_only=self.live))
-            if time.monotonic() >= next_status:
+            now = time.monotonic()
+            if now >= next_status:  # on a fixed beat, but never more than once per model call
                 self._send_status()
-                next_status = time.monotonic() + self.status_interval_s
+                next_status = max(next_status + self.status_interval_s, now)
 
     def _drain(self) -> list[Any]:
         """Everything queued now (waiting up to POLL_S for the first item): the backlog is seen at once."""

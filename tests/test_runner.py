@@ -191,7 +191,7 @@ def test_a_model_slower_than_real_time_skips_windows_and_lag_stays_bounded(stude
         validate_status(status)
         assert status["lag_s"] < 0.2 + 0.1 + lookahead + sleep + 0.15
     assert sink.statuses[-1]["skipped_windows"] == stats.skipped_windows
-    assert len(sink.statuses) >= 2 * seconds - 2
+    assert len(sink.statuses) >= seconds / (0.5 + sleep) - 1  # every interval, or after each call if slower
 
 
 def test_stop_from_another_thread_ends_a_live_run_promptly(student, speech_file):
