@@ -106,6 +106,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--splits", default=None, metavar="CSV", help="speaker,split CSV written by `trainer train`")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
 
+    p = sub.add_parser("report", help="figures and tables comparing models on a data set (paper 4.1)",
+                       description="Write OUT/report.md, OUT/report.html and PNGs: 2-D maps of each model's "
+                                   "utterance embeddings coloured by valence, activation and emotion (Fig. 2), "
+                                   "RMSE per label interval (Fig. 3), predicted vs true, class confusion, and "
+                                   "the CCC/UAR table of `trainer evaluate` in the layout of Table 1.")
+    p.add_argument("--model", action="append", default=[], metavar="student|PATH",
+                   help="plugin name or bundle path; repeat to compare models side by side (default: student)")
+    _data_args(p)
+    p.add_argument("--split", default=None, help="only this split (needs split labels or --splits)")
+    p.add_argument("--splits", default=None, metavar="CSV", help="speaker,split CSV written by `trainer train`")
+    p.add_argument("--out", required=True, metavar="DIR", help="report directory to write")
+    p.add_argument("--tsne", dest="map", action="store_const", const="tsne", default="tsne",
+                   help="map embeddings with t-SNE (default)")
+    p.add_argument("--pca", dest="map", action="store_const", const="pca", help="map with PCA (fast)")
+
     p = sub.add_parser("export", help="export a student bundle to ONNX (dynamic time axis)")
     p.add_argument("--model", default="student", help="plugin name or bundle path")
     p.add_argument("--out", required=True, metavar="FILE.onnx")

@@ -118,6 +118,18 @@ def evaluate(args) -> int:
     return 0
 
 
+def report(args) -> int:
+    from trainer.report import build_report, command_line, load_sources  # matplotlib, scikit-learn: reports only
+
+    models = args.model or ["student"]
+    sources = load_sources(args.data, args.msp_podcast, args.splits, args.split)
+    done = build_report(models, sources, args.out, args.cache or DEFAULT_CACHE, args.map, args.split, args.splits,
+                        command=command_line(args, models))
+    print(f"report: {len(models)} model(s) on {len(done.utterances)} utterances in {done.seconds:.1f} s: "
+          f"{Path(args.out) / 'report.md'} and report.html")
+    return 0
+
+
 def export(args) -> int:
     from trainer.export import export_onnx
 

@@ -39,13 +39,18 @@ def metrics(plugin: ModelPlugin, utts: list[Utterance], out: dict[str, np.ndarra
     """CCC per dimension on every utterance; UAR on those whose emotion the class head knows."""
     target = np.array([u.avd for u in utts])
     result = {"ccc": dict(zip(DIMENSIONS, map(float, ccc(out["avd"], target)))), "uar": None, "n": len(utts)}
-    names = list(plugin.meta.class_names)
-    known = np.array([u.emotion in names for u in utts])
-    if names and known.any():
-        truth = np.array([names.index(u.emotion) for u, k in zip(utts, known) if k])
+    known, truth = class_targets(plugin, utts)
+    if known.any():
         result["uar"] = uar(out["class_probs"][known].argmax(1), truth)
         result["n_classified"] = int(known.sum())
     return result
+
+
+def class_targets(plugin: ModelPlugin, utts: list[Utterance]) -> tuple[np.ndarray, np.ndarray]:
+    """Which utterances' emotions the class head knows (bool [N]), and their class indices [known]."""
+    names = list(plugin.meta.class_names)
+    known = np.array([u.emotion in names for u in utts], dtype=bool)
+    return known, np.array([names.index(u.emotion) for u, k in zip(utts, known) if k], dtype=int)
 
 
 def format_table(rows: list[tuple[str, str, dict]]) -> str:

@@ -1,0 +1,122 @@
+"""`trainer report` end to end: two small bundles trained on a shared-corpus subset, every file
+written and readable, and the report's table equal to `trainer evaluate --json`."""
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from tests.test_trainer import subset_manifest
+from trainer.cli import main as trainer_main
+from trainer.report.analysis import interval_counts, interval_rmse
+
+DIMS = {"act": "activation", "val": "valence", "dom": "dominance"}
+
+
+@pytest.fixture(scope="module")
+def bundles(tmp_path_factory):
+    """A GRU without class head and a TCGRU+MTL, one epoch each on a tenth of both corpora."""
+    tmp = tmp_path_factory.mktemp("report")
+    data = [subset_manifest(tmp, corpus, every=10) for corpus in ("emodb", "ravdess")]
+    # features are keyed by audio hash and front-end config, so a warm shared cache can only be right
+    cache = Path(os.environ["EMOLIVE_CACHE"]) / "features" if "EMOLIVE_CACHE" in os.environ else tmp / "cache"
+    common = [*sum((["--data", str(m)] for m in data), []), "--cache", str(cache), "--epochs", "1", "--patience", "1"]
+    out = {}
+    for name, extra in (("gru-nomtl", ["--arch", "gru", "--no-multitask"]), ("tcgru-mtl", ["--arch", "tcgru"])):
+        out[name] = tmp / name
+        assert trainer_main(["train", *common, *extra, "--out", str(out[name])]) == 0
+    return data, cache, out
+
+
+@pytest.fixture(scope="module")
+def report(bundles):
+    data, cache, models = bundles
+    out = models["gru-nomtl"].parent / "out"
+    argv = ["report", *sum((["--model", str(p)] for p in models.values()), []),
+            *sum((["--data", str(m)] for m in data), []), "--cache", str(cache),
+            "--splits", str(models["gru-nomtl"] / "splits.csv"), "--split", "test", "--out", str(out)]
+    assert trainer_main(argv) == 0
+    return out
+
+
+def results_table(markdown: str) -> dict[str, dict[str, str]]:
+    """The Results table: model label -> {"<data> <act|val|dom|UAR>": cell}."""
+    section = markdown.split("## Results", 1)[1].split("\n## ", 1)[0]
+    lines = [line for line in section.splitlines() if line.startswith("|")]
+    cells = [[c.strip() for c in line.strip("|").split("|")] for line in lines]
+    header, rows = cells[0], cells[2:]
+    return {row[0]: dict(zip(header[1:], row[1:])) for row in rows}
+
+
+def evaluate_json(model, data, cache, splits, capsys) -> dict:
+    capsys.readouterr()
+    rc = trainer_main(["evaluate", "--model", str(model), *sum((["--data", str(m)] for m in data), []),
+                       "--cache", str(cache), "--splits", str(splits), "--split", "test", "--json"])
+    assert rc == 0
+    return json.loads(capsys.readouterr().out)
+
+
+def test_report_writes_every_file_as_a_readable_small_png(report):
+    names = {p.name for p in report.iterdir()}
+    expected = {"report.md", "report.html", "map_valence.png", "map_activation.png", "map_class.png",
+                "rmse_by_interval.png", "scatter_1-gru-nomtl.png", "scatter_2-tcgru-mtl.png",
+                "confusion_2-tcgru-mtl.png"}
+    assert names == expected  # the GRU has no class head, so no confusion matrix of its own
+    markdown = (report / "report.md").read_text()
+    html = (report / "report.html").read_text()
+    for png in sorted(report.glob("*.png")):
+        with Image.open(png) as img:
+            img.verify()
+            assert img.format == "PNG"
+            width, height = img.size
+        assert 400 <= width <= 1600 and 250 <= height <= 1000, (png.name, img.size)
+        assert png.stat().st_size < 250_000, png.name
+        assert f"]({png.name})" in markdown
+    assert html.count("data:image/png;base64,") == len(list(report.glob("*.png")))
+    assert "gru-nomtl: no class head" in markdown
+
+
+def test_report_numbers_equal_trainer_evaluate(bundles, report, capsys):
+    data, cache, models = bundles
+    markdown = (report / "report.md").read_text()
+    table = results_table(markdown)
+    splits = models["gru-nomtl"] / "splits.csv"
+    groups = {"emodb": data[:1], "ravdess": data[1:], "all": data}
+    assert {key.split()[0] for key in table["tcgru-mtl"]} == set(groups)
+    for label, path in models.items():
+        for group, manifests in groups.items():
+            expected = evaluate_json(path, manifests, cache, splits, capsys)
+            for short, dim in DIMS.items():
+                assert float(table[label][f"{group} {short}"]) == pytest.approx(expected["ccc"][dim], abs=5e-4)
+            uar = table[label][f"{group} UAR"]
+            assert (uar == "-") if expected["uar"] is None else float(uar) == pytest.approx(expected["uar"], abs=5e-4)
+    n = sum(int(re.search(rf"\| {g} \| .*? \| (\d+) \|", markdown).group(1)) for g in ("emodb", "ravdess"))
+    assert f"on {n} utterances, split `test`" in markdown
+    assert "trainer report --model" in markdown and "--split test" in markdown
+
+
+def test_pca_report_and_help(bundles, tmp_path):
+    data, cache, models = bundles
+    rc = trainer_main(["report", "--model", str(models["tcgru-mtl"]), "--data", str(data[1]), "--cache", str(cache),
+                       "--out", str(tmp_path), "--pca"])
+    assert rc == 0
+    assert "PCA of each model" in (tmp_path / "report.md").read_text()
+    proc = subprocess.run([sys.executable, "-m", "trainer.cli", "report", "--help"], capture_output=True, text=True)
+    assert proc.returncode == 0 and "--tsne" in proc.stdout and "--pca" in proc.stdout
+
+
+def test_interval_rmse_per_label_interval():
+    true = np.array([1.0, 1.5, 2.0, 6.5, 7.0])
+    pred = np.array([2.0, 1.5, 4.0, 6.5, 4.0])
+    rmse, counts = interval_rmse(pred, true)
+    assert counts.tolist() == [2, 1, 0, 0, 0, 2]  # 2.0 opens [2, 3); 7.0 closes the last interval
+    assert rmse[0] == pytest.approx(np.sqrt(0.5)) and rmse[1] == pytest.approx(2.0)
+    assert np.isnan(rmse[2]) and rmse[5] == pytest.approx(np.sqrt(4.5))
+    assert interval_counts(true).tolist() == counts.tolist()

@@ -1,0 +1,136 @@
+"""`trainer report`: predict with each model once, score, map, draw, and write report.md/.html."""
+from __future__ import annotations
+
+import re
+import shlex
+import time
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from engine.plugin import load_model, registered_models
+from trainer.data import read_splits
+from trainer.evaluate import class_targets, metrics, predict_utterances
+from trainer.metrics import DIMENSIONS
+from trainer.pipeline import by_split, load_utterances
+from trainer.report import analysis, figures
+from trainer.report.document import report_document
+from trainer.report.html import write_html
+from trainer.report.markdown import write_markdown
+from trainer.report.results import POOLED, ModelResult, Report, Source
+
+
+def load_sources(manifests: list[str], msp_roots: list[str], splits_csv: str | None,
+                 split: str | None) -> list[Source]:
+    """Each data argument's utterances, split as `trainer evaluate` splits them."""
+    given = [(m, load_utterances([m])) for m in manifests] + [(r, load_utterances([], [r])) for r in msp_roots]
+    names = _unique([Path(spec).resolve().parent.name if spec in manifests else Path(spec).name
+                     for spec, _ in given], [spec for spec, _ in given])
+    sources = []
+    for name, (spec, utts) in zip(names, given):
+        if splits_csv:
+            utts = read_splits(splits_csv, utts)
+        sources.append(Source(name, spec, by_split(utts, split) if split else utts))
+    if not any(s.utts for s in sources):
+        raise ValueError(f"no utterances in split {split!r}" if split else "no utterances in the data")
+    return sources
+
+
+def _unique(short: list[str], full: list[str]) -> list[str]:
+    """Short names where they are unique, the full spelling where two would collide."""
+    return [s if short.count(s) == 1 and s != POOLED else f for s, f in zip(short, full)]
+
+
+def command_line(args, models: list[str]) -> str:
+    """The `trainer report` command that rewrites this report, every option spelled out in one order."""
+    pairs = [("--model", m) for m in models] + [("--data", d) for d in args.data]
+    pairs += [("--msp-podcast", r) for r in args.msp_podcast]
+    pairs += [(f"--{k}", v) for k, v in (("split", args.split), ("splits", args.splits), ("cache", args.cache)) if v]
+    return shlex.join(["trainer", "report", *(x for pair in pairs for x in pair), "--out", args.out, f"--{args.map}"])
+
+
+def build_report(model_specs: list[str], sources: list[Source], out_dir: str | Path, cache_root,
+                 method: str = "tsne", split: str | None = None, splits_csv: str | None = None,
+                 command: str = "") -> Report:
+    """Run every step with one progress bar and write the report into `out_dir`."""
+    start = time.perf_counter()
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    utts = [u for s in sources for u in s.utts]
+    true = np.array([u.avd for u in utts])
+    labels = _unique([s if s in registered_models() else Path(s).name for s in model_specs], model_specs)
+    steps = 2 * len(model_specs) + 2
+    with tqdm(total=steps, desc="report", unit="step") as bar:
+        models = []
+        for spec, label in zip(model_specs, labels):
+            bar.set_postfix_str(f"predict {label}")
+            models.append(_score(spec, label, sources, cache_root))
+            bar.update()
+            bar.set_postfix_str(f"{method} {label}")
+            models[-1].coords = analysis.embedding_map(models[-1].predictions["embedding"], method)
+            bar.update()
+        counts = np.stack([analysis.interval_counts(true[:, d]) for d in range(3)])
+        report = Report(command, sources, split, splits_csv, method, models, counts)
+        bar.set_postfix_str("figures")
+        _draw(report, true, out)
+        bar.update()
+        bar.set_postfix_str("report.md, report.html")
+        report.seconds = time.perf_counter() - start
+        blocks = report_document(report)
+        write_markdown(blocks, out / "report.md")
+        write_html(blocks, out / "report.html", out)
+        bar.update()
+    return report
+
+
+def _score(spec: str, label: str, sources: list[Source], cache_root) -> ModelResult:
+    """Predict once on every utterance; metrics per source and pooled, exactly as `trainer evaluate`."""
+    plugin = load_model(spec)
+    utts = [u for s in sources for u in s.utts]
+    pred = predict_utterances(plugin, utts, cache_root, progress=False)
+    meta = plugin.meta
+    result = ModelResult(spec, label, plugin.name, getattr(plugin, "path", None), meta.architecture,
+                         tuple(meta.class_names), plugin.size_bytes(), list(meta.training.get("data", [])), pred)
+    start = 0
+    for s in sources:
+        if s.utts:
+            part = slice(start, start + len(s.utts))
+            result.scores[s.name] = metrics(plugin, s.utts, {k: v[part] for k, v in pred.items()})
+        start += len(s.utts)
+    if len(result.scores) > 1:
+        result.scores[POOLED] = metrics(plugin, utts, pred)
+    true = np.array([u.avd for u in utts])
+    result.rmse = np.stack([analysis.interval_rmse(pred["avd"][:, d], true[:, d])[0] for d in range(3)])
+    known, truth = class_targets(plugin, utts)
+    if known.any():
+        full = analysis.confusion(truth, pred["class_probs"][known].argmax(1), len(meta.class_names))
+        present = full.sum(1) > 0
+        result.confusion, result.confusion_rows = full[present], [n for n, p in zip(meta.class_names, present) if p]
+    return result
+
+
+def _draw(report: Report, true: np.ndarray, out: Path) -> None:
+    panels = [(f"{m.label} ({m.architecture})", m.coords) for m in report.models]
+    for dim in ("valence", "activation"):
+        fig = figures.embedding_maps(panels, true[:, DIMENSIONS.index(dim)], dim, report.method)
+        report.figures[f"map_{dim}"] = _save(fig, out, f"map_{dim}.png")
+    emotions = [u.emotion or "unlabelled" for u in report.utterances]
+    report.figures["map_class"] = _save(figures.embedding_maps_by_class(panels, emotions, report.method),
+                                        out, "map_class.png")
+    bars = [(m.label, m.rmse) for m in report.models]
+    report.figures["rmse"] = _save(figures.rmse_by_interval(bars, report.interval_counts, analysis.interval_labels()),
+                                   out, "rmse_by_interval.png")
+    for i, m in enumerate(report.models, start=1):
+        slug = f"{i}-{re.sub(r'[^A-Za-z0-9_.-]+', '_', m.label)}"
+        pooled = m.scores[POOLED] if POOLED in m.scores else next(iter(m.scores.values()))
+        m.figures["scatter"] = _save(figures.prediction_scatter(m.label, m.predictions["avd"], true, pooled["ccc"]),
+                                     out, f"scatter_{slug}.png")
+        if m.confusion is not None:
+            fig = figures.confusion_matrix(m.label, m.confusion, m.confusion_rows, list(m.class_names), pooled["uar"])
+            m.figures["confusion"] = _save(fig, out, f"confusion_{slug}.png")
+
+
+def _save(fig, out: Path, name: str) -> str:
+    figures.save_png(fig, out / name)
+    return name
