@@ -10,6 +10,7 @@ import json
 import os
 import sys
 from contextlib import ExitStack
+from importlib.metadata import entry_points
 from pathlib import Path
 
 import torch
@@ -27,6 +28,7 @@ from engine.sources.pcm import SAMPLE_FORMATS
 from engine.windows import WindowError
 
 DEMO_CLIP = Path(__file__).resolve().parent / "data" / "demo.flac"
+COMMANDS_GROUP = "emolive.commands"  # entry points: callables adding a subcommand to the parser's subparsers
 USER_ERRORS = (AudioSourceError, SinkError, BundleError, WindowError, FileNotFoundError)
 
 
@@ -62,7 +64,8 @@ def build_parser() -> argparse.ArgumentParser:
     listen.set_defaults(command=cmd_listen)
     commands.add_parser("models", help="list the registered models").set_defaults(command=cmd_models)
     commands.add_parser("devices", help="list audio input devices").set_defaults(command=cmd_devices)
-    commands.add_parser("gui", help="the desktop window (coming in a later release)").set_defaults(command=cmd_gui)
+    for add_command in entry_points(group=COMMANDS_GROUP):  # `gui` comes from the gui package: engine never imports it
+        add_command.load()(commands)
     return parser
 
 
@@ -200,12 +203,6 @@ def cmd_devices(args: argparse.Namespace) -> int:
     for device in devices:
         print(f"{device.index:3d}  {device.name}  ({device.samplerate:g} Hz, {device.channels} ch)")
     return 0
-
-
-def cmd_gui(args: argparse.Namespace) -> int:
-    print("emolive: the GUI comes in a later release; meanwhile run `emolive stream` and, in another "
-          "terminal, `emolive listen`", file=sys.stderr)
-    return 2
 
 
 if __name__ == "__main__":

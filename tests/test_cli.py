@@ -206,8 +206,3 @@ def test_devices_lists_input_devices(capsys, monkeypatch):
     monkeypatch.setattr(sd, "query_devices", lambda *a, **k: sd.DeviceList([]))
     code, out, err = run_cli(capsys, "devices")
     assert code == 0 and out == "" and "no audio input devices" in err
-
-
-def test_gui_is_a_stub_for_now(capsys):
-    code, _, err = run_cli(capsys, "gui")
-    assert code == 2 and "later release" in err

@@ -1,0 +1,62 @@
+"""The application around the window: options from `emolive gui`, the event loop, and `--screenshot`.
+
+`--screenshot` plays the file offline (as fast as the machine allows, every window evaluated),
+so the picture is the same on any machine; once the engine has finished and the window has drawn
+every estimate it received, the window is grabbed to a PNG and the program exits.
+"""
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+
+import torch
+from PySide6.QtCore import QTimer
+from PySide6.QtWidgets import QApplication
+
+from gui.window import MainWindow
+
+
+def run_app(args: argparse.Namespace) -> int:
+    # As in `emolive stream`: one window is too small a job for torch's thread pool, which only contends.
+    torch.set_num_threads(1)
+    app = QApplication.instance() or QApplication(sys.argv[:1])
+    window = build_window(args)
+    window.show()
+    if args.screenshot:
+        window.pace_files = False
+        window.run_finished.connect(lambda ok: QTimer.singleShot(0, lambda: save_and_quit(window, args.screenshot, ok)))
+    QTimer.singleShot(0, window.start)
+    # Ctrl-C in the terminal closes the window like its close button; Python sees the signal on the redraw timer.
+    previous = signal.signal(signal.SIGINT, lambda *_: window.close())
+    try:
+        return app.exec()
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        window.close()  # after --screenshot: the engine's thread ends before we return; otherwise already closed
+
+
+def build_window(args: argparse.Namespace) -> MainWindow:
+    """A window whose controls show the options given on the command line."""
+    window = MainWindow(connect=args.connect)
+    controls = window.controls
+    if args.source is not None:
+        controls.source.add_choice(f"{args.source}", (args.source, None))
+    elif args.device is not None:
+        controls.source.add_choice(f"mic {args.device}", (None, args.device))
+    controls.model.add_choice(args.model, args.model)
+    controls.window.setValue(args.window)
+    controls.hop.setValue(args.hop)
+    return window
+
+
+def save_and_quit(window: MainWindow, path: str, ok: bool) -> None:
+    """Runs after the finished signal, i.e. after every estimate signal before it was handled and drawn."""
+    code = 0
+    if not ok:
+        print(f"emolive: error: {window.error}", file=sys.stderr)
+        code = 1
+    elif not window.grab().save(path):
+        print(f"emolive: error: cannot write the screenshot to {path}", file=sys.stderr)
+        code = 1
+    QApplication.instance().exit(code)

@@ -1,0 +1,37 @@
+"""`emolive gui`: its options, registered on the `emolive` parser through the `emolive.commands` entry point.
+
+Qt is imported only when the command runs, so `emolive stream` never pays for it.
+"""
+from __future__ import annotations
+
+import argparse
+from functools import partial
+
+from engine.plugin import registered_models
+from engine.sinks.zmq_publisher import DEFAULT_ADDRESS
+
+
+def add_parser(commands: argparse._SubParsersAction) -> None:
+    gui = commands.add_parser("gui", help="the live desktop window",
+                              description="A window plotting activation, valence and dominance live. It runs the "
+                              "engine itself (microphone, or the bundled demo clip at real time when there is "
+                              "none; files play at real time) or shows a running stream (--connect).")
+    gui.add_argument("--source", help="audio file or GStreamer pipeline to play (default: microphone)")
+    gui.add_argument("--device", help="microphone by index or name substring (see `emolive devices`)")
+    gui.add_argument("--model", default="student", help=f"one of {', '.join(sorted(registered_models()))}, "
+                     "or a model bundle directory (default %(default)s)")
+    gui.add_argument("--window", type=float, default=3.0, help="window length in seconds (default %(default)s)")
+    gui.add_argument("--hop", type=float, default=0.5, help="seconds between estimates (default %(default)s)")
+    gui.add_argument("--connect", nargs="?", const=DEFAULT_ADDRESS, metavar="ADDRESS",
+                     help=f"show a running `emolive stream` instead (default address {DEFAULT_ADDRESS})")
+    gui.add_argument("--screenshot", metavar="PNG", help="play --source as fast as possible, save a grab of the "
+                     "window once every estimate is drawn, and exit")
+    gui.set_defaults(command=partial(cmd_gui, parser=gui))
+
+
+def cmd_gui(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    if args.screenshot and (args.source is None or args.connect):
+        parser.error("--screenshot needs --source FILE (and no --connect)")
+    from gui.app import run_app
+
+    return run_app(args)

@@ -1,0 +1,151 @@
+"""The control bar: start/stop, source, model, window/hop and CSV recording.
+
+Source, model, window and hop apply when the engine starts, so they are locked while it runs;
+recording can be switched on and off at any time.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from PySide6.QtCore import Signal
+from PySide6.QtWidgets import (QComboBox, QDoubleSpinBox, QFileDialog, QHBoxLayout, QInputDialog, QLabel,
+                               QPushButton, QWidget)
+
+from engine.plugin import registered_models
+from engine.sources import AudioSourceError, list_input_devices
+from gui.engine_feed import RunConfig
+
+Ask = Callable[[], "tuple[str, object] | None"]  # a dialog: the new item's (label, value), None if cancelled
+CHOOSE_FILE, CHOOSE_PIPELINE, CHOOSE_BUNDLE = "file…", "GStreamer…", "bundle path…"
+DEFAULT_INPUT = "default microphone (demo clip if none)"
+AUDIO_FILES = "Audio (*.wav *.flac *.ogg *.mp3);;All files (*)"
+
+
+def _spin(value: float, low: float, high: float, step: float, tip: str) -> QDoubleSpinBox:
+    spin = QDoubleSpinBox()
+    spin.setRange(low, high)
+    spin.setSingleStep(step)
+    spin.setDecimals(2)
+    spin.setSuffix(" s")
+    spin.setValue(value)
+    spin.setToolTip(tip)
+    return spin
+
+
+class ChoiceBox(QComboBox):
+    """A combo box of (label, value) items ending in "choose…" actions, each asking for a new item;
+    cancelling puts the previous choice back."""
+
+    def __init__(self, items: list[tuple[str, object]], actions: dict[str, Ask]) -> None:
+        super().__init__()
+        for label, value in items:
+            self.addItem(label, value)
+        self._actions = actions
+        for label in actions:
+            self.addItem(label)
+        self._previous = 0
+        self.activated.connect(self._on_activated)
+
+    def value(self) -> object:
+        return self.currentData()
+
+    def add_choice(self, label: str, value: object) -> None:
+        """Add (or reselect) an item just above the actions and select it."""
+        found = next((i for i in range(self.count()) if self.itemData(i) == value), -1)  # findData can't compare tuples
+        if found < 0:
+            found = self.count() - len(self._actions)
+            self.insertItem(found, label, value)
+        self.setCurrentIndex(found)
+        self._previous = found
+
+    def _on_activated(self, index: int) -> None:
+        ask = self._actions.get(self.itemText(index)) if self.itemData(index) is None else None
+        if ask is None:
+            self._previous = index
+            return
+        chosen = ask()
+        if chosen is None:
+            self.setCurrentIndex(self._previous)
+        else:
+            self.add_choice(*chosen)
+
+
+class ControlPanel(QWidget):
+    """Emits start/stop requests and the CSV path to record to (None: stop recording)."""
+
+    start_requested = Signal()
+    stop_requested = Signal()
+    record_changed = Signal(object)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.start_stop = QPushButton("Start")
+        self.start_stop.clicked.connect(self._on_start_stop)
+        self.source = ChoiceBox(self._inputs(), {CHOOSE_FILE: self._ask_file, CHOOSE_PIPELINE: self._ask_pipeline})
+        models = [(name, name) for name in sorted(registered_models())]
+        self.model = ChoiceBox(models, {CHOOSE_BUNDLE: self._ask_bundle})
+        self.model.add_choice("student", "student")
+        self.window = _spin(3.0, 0.5, 30.0, 0.5, "window length: the audio each estimate is made from")
+        self.hop = _spin(0.5, 0.1, 10.0, 0.1, "hop: time between estimates")
+        self.record = QPushButton("Record CSV…")
+        self.record.setCheckable(True)
+        self.record.toggled.connect(self._on_record)
+        layout = QHBoxLayout(self)
+        for label, widget in (("", self.start_stop), ("Source", self.source), ("Model", self.model),
+                              ("Window", self.window), ("Hop", self.hop), ("", self.record)):
+            if label:
+                layout.addWidget(QLabel(label))
+            layout.addWidget(widget)
+        layout.addStretch(1)
+        self._running = False
+
+    def run_config(self, *, realtime: bool = True) -> RunConfig:
+        spec, device = self.source.value()
+        return RunConfig(source=spec, device=device, model=str(self.model.value()), window_s=self.window.value(),
+                         hop_s=self.hop.value(), realtime=realtime)
+
+    def set_running(self, running: bool) -> None:
+        self._running = running
+        self.start_stop.setText("Stop" if running else "Start")
+        for widget in (self.source, self.model, self.window, self.hop):
+            widget.setEnabled(not running)
+
+    def attach_only(self) -> None:
+        """Showing someone else's stream: there is no engine here to configure."""
+        for widget in (self.source, self.model, self.window, self.hop):
+            widget.hide()
+        for label in self.findChildren(QLabel):
+            label.hide()
+
+    def _on_start_stop(self) -> None:
+        (self.stop_requested if self._running else self.start_requested).emit()
+
+    def _on_record(self, checked: bool) -> None:
+        path = QFileDialog.getSaveFileName(self, "Record estimates to CSV", "estimates.csv", "CSV (*.csv)")[0] \
+            if checked else ""
+        if checked and not path:
+            self.record.setChecked(False)  # cancelled; re-enters with checked=False and emits None
+            return
+        self.record.setText(f"Recording {Path(path).name}" if path else "Record CSV…")
+        self.record_changed.emit(path or None)
+
+    @staticmethod
+    def _inputs() -> list[tuple[str, object]]:
+        try:
+            devices = list_input_devices()
+        except AudioSourceError:  # no PortAudio: files and pipelines still work
+            devices = []
+        return [(DEFAULT_INPUT, (None, None))] + [(f"mic {d.index}: {d.name}", (None, d.index)) for d in devices]
+
+    def _ask_file(self) -> tuple[str, object] | None:
+        path = QFileDialog.getOpenFileName(self, "Play an audio file", "", AUDIO_FILES)[0]
+        return (f"file {Path(path).name}", (path, None)) if path else None
+
+    def _ask_pipeline(self) -> tuple[str, object] | None:
+        text, ok = QInputDialog.getText(self, "GStreamer source", "Pipeline (e.g. audiotestsrc is-live=true):")
+        return (f"gst {text}", ("gst:" + text, None)) if ok and text.strip() else None
+
+    def _ask_bundle(self) -> tuple[str, object] | None:
+        path = QFileDialog.getExistingDirectory(self, "Model bundle directory")
+        return (f"bundle {Path(path).name}", path) if path else None

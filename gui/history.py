@@ -1,0 +1,41 @@
+"""What the window has received: fixed-size ring buffers that feeds append to and the redraw reads.
+
+Appending is O(1) and never draws anything, so estimates can arrive at any rate (or in a burst
+after the GUI was busy) without costing frames; the 50 ms redraw copies out at most `capacity`
+rows, which bounds its cost however long the session runs.
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+DIMENSIONS = ("activation", "valence", "dominance")
+CAPACITY = 2400  # 60 s of traces at a hop as small as 25 ms
+
+
+class EstimateHistory:
+    """The newest `capacity` estimates as (end time, activation, valence, dominance) rows, plus the latest one."""
+
+    def __init__(self, capacity: int = CAPACITY) -> None:
+        self._rows = np.zeros((capacity, 1 + len(DIMENSIONS)))
+        self.total = 0  # estimates appended since the last clear; also the redraw's "anything new?" check
+        self.latest: Mapping[str, Any] | None = None
+        self.latest_status: Mapping[str, Any] | None = None
+
+    def append(self, estimate: Mapping[str, Any]) -> None:
+        self._rows[self.total % len(self._rows)] = [estimate["end"], *(estimate[name] for name in DIMENSIONS)]
+        self.total += 1
+        self.latest = estimate
+
+    def clear(self) -> None:
+        self.total, self.latest, self.latest_status = 0, None, None
+
+    def rows(self, last_s: float | None = None) -> np.ndarray:
+        """Rows oldest first; with `last_s`, only those ending within `last_s` of the newest."""
+        n, capacity = self.total, len(self._rows)
+        rows = self._rows[:n] if n <= capacity else np.roll(self._rows, -(n % capacity), axis=0)
+        if last_s is not None and len(rows):
+            rows = rows[rows[:, 0] >= rows[-1, 0] - last_s]
+        return rows

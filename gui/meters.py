@@ -1,0 +1,56 @@
+"""Small read-outs beside the plots: input level, speech light, engine status."""
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from PySide6.QtWidgets import QLabel, QProgressBar
+
+METER_FLOOR_DBFS = -60  # quieter than a quiet room through a laptop microphone
+
+
+class LevelMeter(QProgressBar):
+    """RMS level of the newest audio block in dBFS, -60 to 0."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.setRange(METER_FLOOR_DBFS, 0)
+        self.setMinimumWidth(160)
+        self.set_level(None)
+
+    def set_level(self, dbfs: float | None) -> None:
+        """None: no audio in this process (a ZeroMQ stream, or nothing running)."""
+        if dbfs is None:
+            self.setValue(METER_FLOOR_DBFS)
+            self.setFormat("input level: no audio")
+            return
+        self.setValue(round(min(0.0, max(float(METER_FLOOR_DBFS), dbfs))))
+        self.setFormat(f"input {dbfs:.0f} dBFS" if dbfs > METER_FLOOR_DBFS else "input silent")
+
+
+class SpeechLight(QLabel):
+    """Green while the newest window is speech; grey otherwise (its estimate is flagged, not hidden)."""
+
+    STYLES = {True: ("speech", "#2ca02c"), False: ("no speech", "#9e9e9e"), None: ("–", "#d0d0d0")}
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.setMinimumWidth(90)
+        self.set_speech(None)
+
+    def set_speech(self, speech: bool | None) -> None:
+        text, colour = self.STYLES[speech]
+        self.setText(text)
+        self.setStyleSheet(f"background: {colour}; color: white; padding: 3px 8px; border-radius: 4px;")
+
+
+def status_text(estimate: Mapping[str, Any] | None, status: Mapping[str, Any] | None) -> str:
+    """One line from the newest estimate and status; parts not yet known are left out."""
+    parts = []
+    if estimate is not None:
+        parts += [f"model {estimate['model']}", f"latency {estimate['latency_ms']:.0f} ms",
+                  f"estimate #{estimate['seq']} at {estimate['end']:.1f} s"]
+    if status is not None:
+        parts += [f"dropped blocks {status['dropped_blocks']}", f"skipped windows {status['skipped_windows']}",
+                  f"lag {status['lag_s']:.2f} s"]
+    return " · ".join(parts) or "waiting for the first estimate"

@@ -1,0 +1,169 @@
+"""The main window: a feed appends to the history, a 50 ms timer draws it.
+
+Receiving an estimate costs an append (and a CSV row when recording); all drawing happens on the
+redraw timer, and only when something changed, so bursts of estimates never stall the window
+and the window never stalls the engine (it only ever reads what the feed has sent).
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from PySide6.QtCore import QSize, Qt, QTimer, Signal
+from PySide6.QtGui import QCloseEvent
+from PySide6.QtWidgets import QGridLayout, QHBoxLayout, QLabel, QMainWindow, QVBoxLayout, QWidget
+
+from engine.cli import summary
+from engine.sinks import CsvSink, SinkError
+from gui.controls import ControlPanel
+from gui.engine_feed import EngineFeed
+from gui.feed import Feed
+from gui.history import EstimateHistory
+from gui.meters import LevelMeter, SpeechLight, status_text
+from gui.plots import TRACE_SPAN_S, ClassBars, PlanePlot, TracesPlot
+from gui.zmq_feed import ZmqFeed
+
+REDRAW_MS = 50  # 20 frames a second
+SIZE = QSize(1280, 800)
+
+
+class MainWindow(QMainWindow):
+    """Runs the engine (or shows a stream at `connect`) and draws what arrives."""
+
+    run_finished = Signal(bool)  # True when the run ended without an error
+
+    def __init__(self, connect: str | None = None) -> None:
+        super().__init__()
+        self.setWindowTitle("emolive: activation · valence · dominance")
+        self.resize(SIZE)
+        self.connect_address = connect
+        self.pace_files = True  # False plays files as fast as possible (--screenshot)
+        self.history = EstimateHistory()
+        self.feed: Feed | None = None
+        self.running = False  # from start() until the feed's `finished` is handled, after all its estimates
+        self.error: str | None = None
+        self._csv: CsvSink | None = None
+        self._drawn = -1  # history.total at the last plot redraw
+        self._build()
+        self.redraw_timer = QTimer(self)
+        self.redraw_timer.setInterval(REDRAW_MS)
+        self.redraw_timer.timeout.connect(self.redraw)
+        self.redraw_timer.start()
+
+    def _build(self) -> None:
+        self.controls = ControlPanel()
+        self.controls.start_requested.connect(self.start)
+        self.controls.stop_requested.connect(self.stop)
+        self.controls.record_changed.connect(self.record_to)
+        if self.connect_address:
+            self.controls.attach_only()
+        self.traces, self.plane, self.bars = TracesPlot(), PlanePlot(), ClassBars()
+        self.level, self.speech = LevelMeter(), SpeechLight()
+        self.source_label, self.status_label = QLabel("stopped"), QLabel(status_text(None, None))
+        readouts = QHBoxLayout()
+        for widget in (self.speech, self.level, self.source_label):
+            readouts.addWidget(widget)
+        readouts.addStretch(1)
+        plots = QGridLayout()
+        plots.addWidget(self.traces, 0, 0, 1, 2)
+        plots.addWidget(self.plane, 1, 0)
+        plots.addWidget(self.bars, 1, 1)
+        plots.setRowStretch(0, 1)
+        plots.setRowStretch(1, 1)
+        central = QWidget()
+        layout = QVBoxLayout(central)
+        layout.addWidget(self.controls)
+        layout.addLayout(readouts)
+        layout.addLayout(plots, 1)
+        self.setCentralWidget(central)
+        self.statusBar().addPermanentWidget(self.status_label)
+
+    def start(self) -> None:
+        """Start a new run (clearing the plots), or reconnect to the stream."""
+        if self.running:
+            return
+        self.running = True
+        self.history.clear()
+        self.error = None
+        self.statusBar().setStyleSheet("")
+        self.statusBar().showMessage("starting…")
+        self.feed = ZmqFeed(self.connect_address) if self.connect_address else \
+            EngineFeed(self.controls.run_config(realtime=self.pace_files))
+        signals, queued = self.feed.signals, Qt.ConnectionType.QueuedConnection
+        signals.estimate.connect(self.on_estimate, queued)
+        signals.status.connect(self.on_status, queued)
+        signals.started.connect(self.on_started, queued)
+        signals.error.connect(self.show_error, queued)
+        signals.finished.connect(self.on_finished, queued)
+        self.controls.set_running(True)
+        self.feed.start()
+
+    def stop(self) -> None:
+        if self.feed is not None:
+            self.feed.stop()
+
+    def on_started(self, description: str) -> None:
+        self.source_label.setText(description)
+        self.statusBar().showMessage("running")
+
+    def on_estimate(self, estimate: Mapping[str, Any]) -> None:
+        self.history.append(estimate)
+        if self._csv is not None:
+            self._write_csv(estimate)
+
+    def on_status(self, status: Mapping[str, Any]) -> None:
+        self.history.latest_status = status
+
+    def on_finished(self, stats: Any) -> None:
+        self.running = False
+        self.controls.set_running(False)
+        if self.error is None:
+            self.statusBar().showMessage(f"finished: {summary(stats)}" if stats is not None else "stopped")
+        self.redraw()
+        self.run_finished.emit(self.error is None)
+
+    def show_error(self, message: str) -> None:
+        """Errors stay in the status bar, in red, until the next start."""
+        self.error = message
+        self.statusBar().setStyleSheet("color: #b00020; font-weight: bold;")
+        self.statusBar().showMessage(f"error: {message}")
+
+    def record_to(self, path: str | None) -> None:
+        if self._csv is not None:
+            self._csv.close()
+            self._csv = None
+        if path is not None:
+            try:
+                self._csv = CsvSink(path)
+            except SinkError as exc:
+                self.show_error(str(exc))
+                self.controls.record.setChecked(False)
+
+    def _write_csv(self, estimate: Mapping[str, Any]) -> None:
+        try:
+            self._csv.emit(estimate)
+        except (SinkError, OSError) as exc:
+            self.show_error(f"recording stopped: {exc}")
+            self.controls.record.setChecked(False)
+
+    def redraw(self) -> None:
+        """The timer's frame: the level every time, the plots when estimates arrived since the last frame."""
+        feed, latest = self.feed, self.history.latest
+        self.level.set_level(feed.level_dbfs if feed is not None and feed.running else None)
+        self.status_label.setText(status_text(latest, self.history.latest_status))
+        if self.history.total == self._drawn:
+            return
+        self._drawn = self.history.total
+        rows = self.history.rows(TRACE_SPAN_S)
+        self.traces.draw(rows)
+        self.plane.draw(rows)
+        if latest is not None:
+            self.bars.draw(latest["classes"])
+        self.speech.set_speech(None if latest is None else latest["speech"])
+
+    def closeEvent(self, event: QCloseEvent) -> None:
+        """Stop the engine and wait for its thread, and close the CSV file, before the window goes."""
+        self.redraw_timer.stop()
+        self.stop()
+        self.record_to(None)
+        super().closeEvent(event)

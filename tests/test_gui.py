@@ -1,0 +1,246 @@
+"""The desktop window on the offscreen platform: corpus audio through the real engine, a real ZeroMQ stream,
+a GUI frozen while the engine runs, clean close, errors in the window, and `emolive gui --screenshot`."""
+from __future__ import annotations
+
+import csv
+import os
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QFileDialog
+
+from conftest import REPO, corpus_files
+from engine.cli import main
+from engine.plugin import load_model
+from engine.runner import OFFLINE_BLOCK_SIZE, Runner
+from engine.schema import estimate_payload, status_payload
+from engine.sinks import ZmqPublisher
+from engine.sinks.base import Sink
+from engine.sources import FileSource
+from gui.controls import CHOOSE_BUNDLE, DEFAULT_INPUT
+from gui.history import EstimateHistory
+from gui.level import SILENCE_DBFS, rms_dbfs
+from gui.window import MainWindow
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+EMOLIVE = str(Path(sys.executable).parent / "emolive")
+
+
+class ListSink(Sink):
+    def __init__(self) -> None:
+        self.estimates: list[dict] = []
+
+    def emit(self, estimate) -> None:
+        self.estimates.append(estimate)
+
+    def close(self) -> None:
+        pass
+
+
+@pytest.fixture(scope="module")
+def corpus_clip() -> Path:
+    """A RAVDESS utterance as it is in the corpus (2.4 s): several estimates at a 1 s window."""
+    return corpus_files("ravdess", every=480, limit=1)[0]
+
+
+@pytest.fixture(scope="module")
+def speech_4s(tmp_path_factory, speech) -> Path:
+    path = tmp_path_factory.mktemp("audio") / "speech4s.flac"
+    sf.write(path, speech[:4 * 16000], 16000, subtype="PCM_16")
+    return path
+
+
+@pytest.fixture
+def window(qtbot) -> MainWindow:
+    win = MainWindow()
+    win.pace_files = False
+    qtbot.addWidget(win)
+    win.show()
+    return win
+
+
+def choose_file(win: MainWindow, path: Path, *, window_s: float = 3.0, hop_s: float = 0.5) -> None:
+    win.controls.source.add_choice(path.name, (str(path), None))
+    win.controls.window.setValue(window_s)
+    win.controls.hop.setValue(hop_s)
+
+
+def play(qtbot, win: MainWindow) -> bool:
+    """Click Start and wait until the run has ended and been drawn; True when it ended without an error."""
+    with qtbot.waitSignal(win.run_finished, timeout=60_000) as finished:
+        qtbot.mouseClick(win.controls.start_stop, Qt.MouseButton.LeftButton)
+    return finished.args[0]
+
+
+def offline_estimates(path: Path, **windows: float) -> list[dict]:
+    sink = ListSink()
+    with FileSource(path, block_size=OFFLINE_BLOCK_SIZE) as source:
+        Runner(source, load_model("student"), [sink], **windows).run()
+    return sink.estimates
+
+
+def test_history_keeps_the_newest_rows_in_order():
+    history = EstimateHistory(capacity=4)
+    for i in range(6):
+        history.append({"end": float(i), "activation": 1.0 + i, "valence": 2.0, "dominance": 3.0})
+    assert history.total == 6 and history.rows()[:, 0].tolist() == [2.0, 3.0, 4.0, 5.0]
+    assert history.rows(last_s=1.0)[:, 1].tolist() == [5.0, 6.0]
+
+
+def test_level_is_rms_dbfs():
+    sine = np.sin(2 * np.pi * 440 * np.arange(16000) / 16000).astype(np.float32)
+    assert rms_dbfs(sine) == pytest.approx(-3.01, abs=0.01)
+    assert rms_dbfs(np.zeros(1600, np.float32)) == SILENCE_DBFS
+
+
+def test_window_opens_with_its_controls(window):
+    controls = window.controls
+    sources = [controls.source.itemText(i) for i in range(controls.source.count())]
+    models = [controls.model.itemText(i) for i in range(controls.model.count())]
+    assert sources[0] == DEFAULT_INPUT and sources[-2:] == ["file…", "GStreamer…"]
+    assert {"student", "teacher", CHOOSE_BUNDLE} <= set(models) and controls.model.value() == "student"
+    assert controls.start_stop.text() == "Start" and window.history.total == 0
+    assert window.traces.plotItem.getAxis("left").labelText.startswith("rating")
+
+
+def test_a_corpus_file_drives_the_traces_with_the_engines_values(qtbot, window, corpus_clip):
+    choose_file(window, corpus_clip, window_s=1.0, hop_s=0.2)
+    assert play(qtbot, window), window.error
+    expected = offline_estimates(corpus_clip, window_s=1.0, hop_s=0.2)
+    ends = [e["end"] for e in expected]
+    assert window.history.total == len(expected) >= 3
+    for name, curve in window.traces.curves.items():
+        x, y = curve.getData()
+        np.testing.assert_allclose(x, ends)
+        np.testing.assert_allclose(y, [e[name] for e in expected], atol=1e-6)
+    last = expected[-1]
+    dot_x, dot_y = window.plane.dot.getData()
+    np.testing.assert_allclose([dot_x[0], dot_y[0]], [last["valence"], last["activation"]], atol=1e-6)
+    assert len(window.plane.trail.getData()[0]) == min(len(expected) - 1, 20)
+    np.testing.assert_allclose(window.bars.bars.opts["width"], list(last["classes"].values()), atol=1e-6)
+    assert window.bars.names == tuple(last["classes"])
+    status = window.status_label.text()
+    assert "model student" in status and "dropped blocks 0" in status and "skipped windows 0" in status
+    assert f"{len(expected)} estimates" in window.statusBar().currentMessage()
+
+
+def test_window_hop_and_csv_recording_controls(qtbot, window, corpus_clip, tmp_path, monkeypatch):
+    target = tmp_path / "estimates.csv"
+    monkeypatch.setattr(QFileDialog, "getSaveFileName", lambda *a, **k: (str(target), ""))
+    qtbot.mouseClick(window.controls.record, Qt.MouseButton.LeftButton)
+    assert window.controls.record.isChecked()
+    choose_file(window, corpus_clip, window_s=1.6, hop_s=0.4)
+    assert play(qtbot, window), window.error
+    window.controls.record.setChecked(False)  # stops recording and closes the file
+    expected = offline_estimates(corpus_clip, window_s=1.6, hop_s=0.4)
+    with open(target, newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == window.history.total == len(expected) >= 2
+    assert np.diff([float(r["end"]) for r in rows]) == pytest.approx(0.4)
+    for row, estimate in zip(rows, expected):
+        assert float(row["valence"]) == pytest.approx(estimate["valence"], abs=1e-6)
+
+
+def test_start_and_stop_a_paced_file(qtbot, window, speech_4s):
+    window.pace_files = True
+    choose_file(window, speech_4s, window_s=1.0)
+    qtbot.mouseClick(window.controls.start_stop, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: window.history.total >= 1, timeout=20_000)
+    assert window.controls.start_stop.text() == "Stop" and not window.controls.model.isEnabled()
+    assert window.level.format().startswith("input")  # a live level, not "no audio"
+    with qtbot.waitSignal(window.run_finished, timeout=10_000):
+        qtbot.mouseClick(window.controls.start_stop, Qt.MouseButton.LeftButton)
+    assert not window.feed.running and window.controls.start_stop.text() == "Start"
+    assert window.controls.model.isEnabled() and window.statusBar().currentMessage().startswith("finished")
+
+
+def test_a_frozen_gui_does_not_stall_the_engine(qtbot, window, speech_4s):
+    window.pace_files = True
+    choose_file(window, speech_4s, window_s=1.0)
+    qtbot.mouseClick(window.controls.start_stop, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: window.history.total >= 1, timeout=20_000)
+    feed = window.feed
+    with qtbot.waitSignal(feed.signals.finished, timeout=20_000) as finished:
+        sent, received = feed.sink.sent, window.history.total
+        time.sleep(2.0)  # the event loop is blocked: nothing is drawn or received
+        assert window.history.total == received
+        assert feed.sink.sent - sent >= 3  # 4 hops of 0.5 s: the engine went on at its own pace
+    stats = finished.args[0]
+    assert stats.skipped_windows == 0 and stats.dropped_blocks == 0
+    qtbot.waitUntil(lambda: window.history.total == feed.sink.sent == stats.estimates)  # the queue was only late
+
+
+def test_close_stops_the_engine_and_leaves_no_thread(qtbot, speech_4s):
+    baseline = threading.active_count()
+    win = MainWindow()
+    qtbot.addWidget(win)
+    choose_file(win, speech_4s, window_s=1.0)
+    win.show()
+    win.start()
+    qtbot.waitUntil(lambda: win.history.total >= 1, timeout=20_000)
+    assert threading.active_count() > baseline
+    win.close()
+    assert not win.feed.running and threading.active_count() == baseline
+
+
+def test_bad_file_and_bad_model_show_errors_in_the_window(qtbot, window, tmp_path, capfd, monkeypatch):
+    bad = tmp_path / "notes.wav"
+    bad.write_text("not audio")
+    choose_file(window, bad)
+    assert not play(qtbot, window)
+    assert "cannot read" in window.statusBar().currentMessage() and "notes.wav" in window.error
+    monkeypatch.setattr(QFileDialog, "getExistingDirectory", lambda *a, **k: str(tmp_path))
+    model = window.controls.model
+    model.setCurrentIndex(model.findText(CHOOSE_BUNDLE))
+    model.activated.emit(model.currentIndex())
+    assert model.value() == str(tmp_path)
+    assert not play(qtbot, window)
+    assert "not a model bundle" in window.statusBar().currentMessage()
+    assert "Traceback" not in capfd.readouterr().err
+
+
+def test_connect_mode_shows_a_real_zeromq_stream(qtbot):
+    with ZmqPublisher("tcp://127.0.0.1:*") as publisher:
+        win = MainWindow(connect=publisher.address)
+        qtbot.addWidget(win)
+        win.show()
+        win.start()
+        assert publisher.wait_for_subscriber(5.0)
+        sent = [estimate_payload(seq=i, stream="s", start=0.5 * i, end=0.5 * i + 3, wall_start=0.0, wall_end=3.0,
+                                 activation=1 + i, valence=7 - i, dominance=4.0, classes={"calm": 0.25, "sad": 0.75},
+                                 speech=i % 2 == 0, voiced_ratio=0.4, model="remote", latency_ms=12.0)
+                for i in range(5)]
+        for estimate in sent:
+            publisher.emit(estimate)
+        publisher.status(status_payload(stream="s", dropped_blocks=2, skipped_windows=1, lag_s=0.1, wall=1.0))
+        qtbot.waitUntil(lambda: win.history.total == 5 and win.history.latest_status is not None, timeout=5000)
+        win.redraw()
+        x, y = win.traces.curves["valence"].getData()
+        assert list(x) == [e["end"] for e in sent] and list(y) == [e["valence"] for e in sent]
+        assert "model remote" in win.status_label.text() and "skipped windows 1" in win.status_label.text()
+        assert win.level.format() == "input level: no audio" and win.speech.text() == "speech"
+        win.close()
+        assert not win.feed.running
+
+
+def test_screenshot_cli_writes_a_png_and_exits_0(tmp_path, corpus_clip):
+    out = tmp_path / "shot.png"
+    done = subprocess.run([EMOLIVE, "gui", "--source", str(corpus_clip), "--screenshot", str(out), "--window", "1.0"],
+                          cwd=REPO, capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "QT_QPA_PLATFORM": "offscreen"})
+    assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_screenshot_of_a_missing_file_is_a_one_line_error(qtbot, tmp_path, capsys):
+    code = main(["gui", "--source", str(tmp_path / "missing.wav"), "--screenshot", str(tmp_path / "x.png")])
+    err = capsys.readouterr().err
+    assert code == 1 and "Traceback" not in err and "audio file not found" in err
+    assert not (tmp_path / "x.png").exists()
