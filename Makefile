@@ -27,6 +27,10 @@ test-all: setup
 bench: setup
 	$(PY) benchmarks/frontend.py
 
+# Renders the live window (Xvfb, or Qt offscreen) on the bundled demo clip into docs/screenshot.png.
+screenshot: setup
+	bash scripts/screenshot.sh
+
 SHARED ?= ../shared
 CORPORA := --data $(SHARED)/corpora/emodb/manifest.csv --data $(SHARED)/corpora/ravdess/manifest.csv
 
