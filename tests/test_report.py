@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from tests.test_trainer import subset_manifest
@@ -20,8 +21,17 @@ from trainer.report.analysis import interval_counts, interval_rmse
 DIMS = {"act": "activation", "val": "valence", "dom": "dominance"}
 
 
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """Train and evaluate on one torch thread: on a shared 2-core machine two were many times slower."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="module")
-def bundles(tmp_path_factory):
+def bundles(tmp_path_factory, one_thread):
     """A GRU without class head and a TCGRU+MTL, one epoch each on a tenth of both corpora."""
     tmp = tmp_path_factory.mktemp("report")
     data = [subset_manifest(tmp, corpus, every=10) for corpus in ("emodb", "ravdess")]

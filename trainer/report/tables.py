@@ -1,6 +1,8 @@
 """The report's tables as header + rows of strings (CCC/UAR in the paper's layout, data, models, RMSE)."""
 from __future__ import annotations
 
+from pathlib import Path
+
 from trainer.metrics import DIMENSIONS
 from trainer.report import analysis
 from trainer.report.blocks import Table
@@ -36,9 +38,10 @@ def model_table(report: Report) -> Table:
     for m in report.models:
         head = f"{len(m.class_names)} classes" if m.class_names else "none"
         plugin = m.name if m.path is None or m.name != str(m.path) else "-"
-        rows.append([m.label, plugin, f"`{m.path}`" if m.path else "-", m.architecture, head,
-                     f"{m.size_bytes / 1e6:.3f} MB", ", ".join(f"`{d}`" for d in m.trained_on) or "-"])
-    return Table(["model", "plugin", "path", "architecture", "class head", "weights", "trained on"], rows)
+        rows.append([m.label, plugin, f"`{_shown(m.path)}`" if m.path else "-", m.architecture, head,
+                     f"{m.size_bytes / 1e6:.3f} MB", ", ".join(f"`{d}`" for d in m.trained_on) or "-",
+                     m.training or "-"])
+    return Table(["model", "plugin", "path", "architecture", "class head", "weights", "trained on", "training"], rows)
 
 
 def rmse_table(report: Report) -> Table:
@@ -51,3 +54,11 @@ def rmse_table(report: Report) -> Table:
             rows.append([dim, m.label] + ["-" if n == 0 else f"{r:.2f}"
                                           for r, n in zip(m.rmse[d], report.interval_counts[d])])
     return Table(["dimension", "model"] + names, rows)
+
+
+def _shown(path: Path) -> str:
+    """A path inside the working directory relative to it (so a committed report reads the same anywhere)."""
+    try:
+        return str(path.resolve().relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
