@@ -24,17 +24,30 @@ def save_bundle(
     int8: bool = False,
 ) -> Path:
     """Write `model` (with its normalisation buffers) as a bundle directory."""
-    meta = BundleMeta(
-        architecture=model.arch,
-        hyperparameters=model.hyperparameters(),
+    meta = model_meta(model, frontend, class_names, training, metrics)
+    _check_consistent(meta, path)
+    return write_bundle(path, meta, model.state_dict(), int8=int8)
+
+
+def model_meta(
+    model: StudentModel,
+    frontend: FrontEndConfig,
+    class_names: Sequence[str],
+    training: dict[str, Any] | None,
+    metrics: dict[str, Any] | None,
+    prefix: str = "",
+    **extra_hyperparameters: Any,
+) -> BundleMeta:
+    """The config.json of a GRU/TCGRU network, for students and for teachers (prefix, streams)."""
+    return BundleMeta(
+        architecture=prefix + model.arch,
+        hyperparameters={**model.hyperparameters(), **extra_hyperparameters},
         frontend=frontend,
         class_names=tuple(class_names),
         label_scale=(LABEL_LOW, LABEL_HIGH),
         training=training or {},
         metrics=metrics or {},
     )
-    _check_consistent(meta, path)
-    return write_bundle(path, meta, model.state_dict(), int8=int8)
 
 
 def load_bundle(path: str | Path) -> tuple[StudentModel, BundleMeta]:

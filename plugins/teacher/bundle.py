@@ -13,7 +13,7 @@ from typing import Any, Sequence
 from engine.bundle import BundleError, BundleMeta, read_bundle, write_bundle
 from engine.features.config import FrontEndConfig
 from plugins.student import StudentModel, build_model
-from plugins.student.model import LABEL_HIGH, LABEL_LOW
+from plugins.student.bundle import model_meta
 from plugins.teacher.pretrained import Stream, stream_from_dict
 
 PREFIX = "teacher-"
@@ -29,17 +29,10 @@ def save_teacher_bundle(
     int8: bool = False,
 ) -> Path:
     """Write `model` (trained on the fused `streams`) as a teacher bundle directory."""
-    meta = BundleMeta(
-        architecture=PREFIX + model.arch,
-        hyperparameters={**model.hyperparameters(), "streams": [s.to_dict() for s in streams]},
-        # The engine still runs its front end and hands over each window's samples; the
-        # front-end config records the sample rate and 20 ms framing the embeddings share.
-        frontend=FrontEndConfig(),
-        class_names=tuple(class_names),
-        label_scale=(LABEL_LOW, LABEL_HIGH),
-        training=training or {},
-        metrics=metrics or {},
-    )
+    # The engine still runs its front end and hands over each window's samples; the
+    # front-end config records the sample rate and 20 ms framing the embeddings share.
+    meta = model_meta(model, FrontEndConfig(), class_names, training, metrics, prefix=PREFIX,
+                      streams=[s.to_dict() for s in streams])
     _check_consistent(model, list(streams), meta, path)
     return write_bundle(path, meta, model.state_dict(), int8=int8)
 

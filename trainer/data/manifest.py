@@ -1,9 +1,9 @@
 """Generic manifest CSV adapter (the format of the shared corpora and of user-supplied data)."""
 from __future__ import annotations
 
-import csv
 from pathlib import Path
 
+from trainer.data.table import csv_rows
 from trainer.data.utterance import Utterance
 from trainer.data.vad import vad_targets
 
@@ -21,12 +21,7 @@ def read_manifest(csv_path: str | Path, corpus: str | None = None) -> list[Utter
     """
     csv_path = Path(csv_path)
     corpus = corpus or csv_path.resolve().parent.name
-    with csv_path.open(newline="") as f:
-        reader = csv.DictReader(f)
-        missing = [c for c in REQUIRED if c not in (reader.fieldnames or [])]
-        if missing:
-            raise ValueError(f"{csv_path}: missing column(s) {', '.join(missing)}; need {', '.join(REQUIRED)}")
-        return [_row(row, csv_path, corpus, line) for line, row in enumerate(reader, start=2)]
+    return [_row(row, csv_path, corpus, line) for line, row in csv_rows(csv_path, REQUIRED)]
 
 
 def _row(row: dict[str, str], csv_path: Path, corpus: str, line: int) -> Utterance:

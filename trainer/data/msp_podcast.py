@@ -1,9 +1,9 @@
 """MSP-Podcast adapter for the corpus's own layout: Labels/labels_consensus.csv and Audios/."""
 from __future__ import annotations
 
-import csv
 from pathlib import Path
 
+from trainer.data.table import csv_rows
 from trainer.data.utterance import Utterance
 
 LABELS = Path("Labels") / "labels_consensus.csv"
@@ -26,12 +26,7 @@ def read_msp_podcast(root: str | Path) -> list[Utterance]:
     labels = root / LABELS
     if not labels.is_file():
         raise ValueError(f"{root}: no {LABELS}; point at the MSP-Podcast folder that holds Labels/ and Audios/")
-    with labels.open(newline="") as f:
-        reader = csv.DictReader(f)
-        missing = [c for c in COLUMNS if c not in (reader.fieldnames or [])]
-        if missing:
-            raise ValueError(f"{labels}: missing column(s) {', '.join(missing)}")
-        return [_row(row, root, labels, line) for line, row in enumerate(reader, start=2)]
+    return [_row(row, root, labels, line) for line, row in csv_rows(labels, COLUMNS)]
 
 
 def _row(row: dict[str, str], root: Path, labels: Path, line: int) -> Utterance:
