@@ -4,20 +4,20 @@ Speaker-independent: one fixed speaker split (seed 0) of EmoDB + RAVDESS pooled;
 trained with 3 initialisation seeds and scored on the held-out test speakers (mean +- std).
 Cross-corpus: train on one corpus (its own speaker split for early stopping), test on all of the
 other. Targets come from the category -> VAD map, so these are proxies of the paper's task.
-Run: .venv/bin/python benchmarks/results.py [--seeds 0 1 2] [--json docs/results.json]
+Run: .venv/bin/python benchmarks/results.py [--seeds 0 1 2] [--jobs 2] [--json docs/results.json]
 """
 from __future__ import annotations
 
 import argparse
 import json
-import sys
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
 
 from _common import SHARED
 
-from trainer.data import FeatureCache
+from trainer.data import FeatureCache, Utterance
 from trainer.pipeline import DEFAULT_CACHE, by_split, class_names_of, ensure_splits, featurise, load_utterances
 from trainer.train import TrainConfig, score, train
 
@@ -49,31 +49,39 @@ def table(title: str, rows: dict[str, list[dict]]) -> str:
     return "\n".join(lines)
 
 
+def experiment(key: str) -> tuple[list[Utterance], list[Utterance], list[Utterance]]:
+    """(train, val, test) utterances of "pooled" or of a cross-corpus "SRC -> DST" key."""
+    if key == "pooled":
+        pooled = ensure_splits(load_utterances([manifest("emodb"), manifest("ravdess")]), 0, 0.1, 0.2)
+        return tuple(by_split(pooled, s) for s in ("train", "val", "test"))
+    src, dst = key.split(" -> ")
+    own = ensure_splits(load_utterances([manifest(src)]), 0, 0.15, 0.0)
+    return by_split(own, "train"), by_split(own, "val"), load_utterances([manifest(dst)])
+
+
+def task(key: str, arch: str, multitask: bool, seed: int) -> dict:
+    """One training run in its own process (one thread each: see benchmarks/_common)."""
+    return run(*experiment(key), arch, multitask, seed, FeatureCache(DEFAULT_CACHE))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    ap.add_argument("--jobs", type=int, default=2, help="training runs in parallel, one thread each")
     ap.add_argument("--json", default=None, help="also write all scores to this file")
     args = ap.parse_args()
-    cache = FeatureCache(DEFAULT_CACHE)
+    FeatureCache(DEFAULT_CACHE).features_for(sum(experiment("pooled"), []), progress=False)  # warm once
+    jobs = [("pooled", name, arch, mtl) for name, arch, mtl in SYSTEMS]
+    jobs += [(key, "TCGRU + MTL", "tcgru", True) for key in ("ravdess -> emodb", "emodb -> ravdess")]
+    runs = [(key, name, arch, mtl, seed) for key, name, arch, mtl in jobs for seed in args.seeds]
+    with ProcessPoolExecutor(args.jobs) as pool:
+        scores = list(pool.map(task, *zip(*[(k, a, m, s) for k, _, a, m, s in runs])))
     out: dict[str, dict[str, list[dict]]] = {}
-
-    pooled = ensure_splits(load_utterances([manifest("emodb"), manifest("ravdess")]), 0, 0.1, 0.2)
-    parts = [by_split(pooled, s) for s in ("train", "val", "test")]
-    out["pooled"] = {}
-    for name, arch, mtl in SYSTEMS:
-        out["pooled"][name] = [run(*parts, arch, mtl, seed, cache) for seed in args.seeds]
-        print(f"{name}: done", file=sys.stderr, flush=True)
-
-    for src, dst in (("ravdess", "emodb"), ("emodb", "ravdess")):
-        own = ensure_splits(load_utterances([manifest(src)]), 0, 0.15, 0.0)
-        other = load_utterances([manifest(dst)])
-        key = f"{src} -> {dst}"
-        out[key] = {"TCGRU + MTL": [run(by_split(own, "train"), by_split(own, "val"), other, "tcgru", True, seed, cache)
-                                    for seed in args.seeds]}
-        print(f"{key}: done", file=sys.stderr, flush=True)
-
-    print(table(f"EmoDB + RAVDESS, speaker-independent test split ({len(parts[2])} clips, "
-                f"{len({u.speaker for u in parts[2]})} speakers), {len(args.seeds)} seeds", out["pooled"]))
+    for (key, name, *_), result in zip(runs, scores):
+        out.setdefault(key, {}).setdefault(name, []).append(result)
+    test = experiment("pooled")[2]
+    print(table(f"EmoDB + RAVDESS, speaker-independent test split ({len(test)} clips, "
+                f"{len({u.speaker for u in test})} speakers), {len(args.seeds)} seeds", out["pooled"]))
     for key in ("ravdess -> emodb", "emodb -> ravdess"):
         print()
         print(table(f"Cross-corpus {key}, {len(args.seeds)} seeds", out[key]))

@@ -51,6 +51,9 @@ def _fit_args(p: argparse.ArgumentParser) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="trainer", description=__doc__)
+    ap.add_argument("--threads", type=int, default=1,
+                    help="torch compute threads per process (default 1: small GRUs gain little from more, and "
+                         "spinning threads on a busy machine can make a run many times slower)")
     sub = ap.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("features", help="compute and cache front-end features for a data set",
@@ -129,8 +132,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    import torch
+
     from trainer import commands, distributed  # heavy imports only once the arguments are valid
 
+    torch.set_num_threads(max(1, args.threads))
     try:
         distributed.setup()  # joins torchrun's process group when launched by it
         return getattr(commands, args.command)(args)

@@ -40,7 +40,7 @@ def train(args) -> int:
              for s in sorted({u.split for u in utts} - {"train", "val"})}
     cfg = TrainConfig(arch=args.arch, multitask=not args.no_multitask, seed=args.seed, epochs=args.epochs,
                       patience=args.patience, lr=args.lr, batch_size=args.batch_size, crop_s=args.crop_s,
-                      hidden=args.hidden, embedding_dim=args.embedding_dim)
+                      hidden=args.hidden, embedding_dim=args.embedding_dim, gain_dims=cache.gain_dims)
     objective, distillation = None, None
     if args.command == "distill":
         from trainer.distill import DistillConfig, setup_distillation

@@ -9,6 +9,9 @@ from typing import Callable
 import numpy as np
 import torch
 
+from engine.features import FrontEndConfig
+from engine.features.fbank import LOG_FLOOR
+
 from plugins.student import ARCHITECTURES, StudentModel
 from trainer import distributed
 from trainer.data import Utterance, feature_stats
@@ -16,6 +19,7 @@ from trainer.losses import MultitaskLoss
 from trainer.metrics import ccc, uar
 
 IGNORE = -100
+LOG_FLOOR_LN = float(np.log(LOG_FLOOR))
 
 
 @dataclass
@@ -53,6 +57,11 @@ class TrainConfig:
     embedding_dim: int = 128
     whole_epochs: int = 0  # first epochs on whole utterances, not crops (distillation: teacher's input)
     select_from: int = 0  # first epoch that may be picked or count towards early stopping
+    # leading log-energy columns made gain-invariant (StudentModel.remove_gain): the MFB+F0 front
+    # end's 40 log mel energies; 0 for inputs without a recording gain (SSL embeddings)
+    gain_dims: int = FrontEndConfig().fbank.num_mel_bins
+    # random microphone gain per utterance and epoch, applied to those columns (0, 0: off)
+    gain_augment_db: tuple[float, float] = (-20.0, 10.0)
 
 
 Objective = Callable[[dict[str, torch.Tensor], dict[str, torch.Tensor], np.ndarray, int], torch.Tensor]
@@ -86,6 +95,22 @@ def crop_starts(lengths: np.ndarray, frames: int, seed: int, epoch: int) -> np.n
     """
     draws = np.random.default_rng([seed, epoch]).random(len(lengths))
     return (draws * np.maximum(lengths - frames + 1, 1)).astype(np.int64)
+
+
+def gain_offsets(n: int, low_db: float, high_db: float, seed: int, epoch: int) -> np.ndarray:
+    """Per-utterance log-power offsets of a random gain in [low_db, high_db], like crop_starts a
+    function of (seed, epoch, index) only."""
+    draws = np.random.default_rng([seed, epoch, 1]).random(n)
+    return (low_db + draws * (high_db - low_db)) * np.log(10.0) / 10.0
+
+
+def with_gain(f: np.ndarray, offset: float, dims: int) -> np.ndarray:
+    """The features the front end gives for the same audio at another gain: log mel energies
+    shift by the offset and meet the same floor (a quiet microphone loses its quietest bins).
+    Pitch and voicing do not depend on the gain."""
+    out = f.copy()
+    out[:, :dims] = np.maximum(f[:, :dims] + offset, LOG_FLOOR_LN)
+    return out
 
 
 @torch.inference_mode()
@@ -124,7 +149,7 @@ def train(train_set: LabelledSet, val_set: LabelledSet, class_names: list[str], 
     rng = np.random.default_rng(cfg.seed)
     n_classes = len(class_names) if cfg.multitask else 0
     model = ARCHITECTURES[cfg.arch](train_set.features[0].shape[1], n_classes=n_classes, hidden=cfg.hidden,
-                                    embedding_dim=cfg.embedding_dim)
+                                    embedding_dim=cfg.embedding_dim, gain_dims=cfg.gain_dims)
     mean, std = feature_stats(train_set.features)
     model.set_normalisation(torch.from_numpy(mean), torch.from_numpy(std))
     net = distributed.wrap(model.to(ctx.device), ctx)
@@ -141,12 +166,15 @@ def train(train_set: LabelledSet, val_set: LabelledSet, class_names: list[str], 
         t0 = time.perf_counter()
         order = rng.permutation(len(train_set))
         starts = crop_starts(lengths_all, crop, cfg.seed, epoch)
+        gains = gain_offsets(len(train_set), *cfg.gain_augment_db, cfg.seed, epoch)
         whole = epoch < cfg.whole_epochs
         for i in range(0, len(order) - smallest + 1, cfg.batch_size):
             idx = order[i:i + cfg.batch_size]
             slices = distributed.batch_slices(len(idx), ctx)
             mine = idx[slices[ctx.rank]]
             feats = [train_set.features[j] for j in mine]
+            if cfg.gain_dims and cfg.gain_augment_db != (0.0, 0.0):
+                feats = [with_gain(f, gains[j], cfg.gain_dims) for f, j in zip(feats, mine)]
             x, lengths = pad_batch(feats if whole else [f[starts[j]:starts[j] + crop] for f, j in zip(feats, mine)])
             local = net(x.to(ctx.device), lengths.to(ctx.device))
             sizes = [s.stop - s.start for s in slices]

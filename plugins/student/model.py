@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 LABEL_LOW, LABEL_HIGH = 1.0, 7.0  # MSP-Podcast's scale; every target in emolive lives on it
+GAIN_RANGE = 10.0  # natural-log power units below the loudest frame kept by remove_gain (~43 dB)
 
 
 def length_mask(lengths: torch.Tensor, max_len: int) -> torch.Tensor:
@@ -37,10 +38,12 @@ class StudentModel(nn.Module):
         hidden: int = 128,
         layers: int = 2,
         embedding_dim: int = 128,
+        gain_dims: int = 0,
     ) -> None:
         super().__init__()
         self.input_dim, self.n_classes = input_dim, n_classes
         self.hidden, self.layers, self.embedding_dim = hidden, layers, embedding_dim
+        self.gain_dims = gain_dims
         self.register_buffer("feature_mean", torch.zeros(input_dim))
         self.register_buffer("feature_std", torch.ones(input_dim))
         self.gru = nn.GRU(self.gru_input_dim(), hidden, num_layers=layers, batch_first=True)
@@ -63,7 +66,25 @@ class StudentModel(nn.Module):
             "hidden": self.hidden,
             "layers": self.layers,
             "embedding_dim": self.embedding_dim,
+            "gain_dims": self.gain_dims,
         }
+
+    def remove_gain(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """Log energies relative to the sequence's loudest frame, floored GAIN_RANGE below it.
+
+        A microphone's gain or distance adds one constant to every log mel energy. Measuring the
+        first `gain_dims` columns from the loudest real frame removes that constant; the floor
+        keeps quiet frames from depending on the front end's absolute energy floor (which a
+        quieter microphone would otherwise hit), so the model is gain-blind for speech peaking
+        above about -40 dBFS. Spectral shape and level changes within the window stay.
+        """
+        if not self.gain_dims:
+            return x
+        energy = x[:, :, : self.gain_dims]
+        frame_level = energy.mean(2).masked_fill(mask[:, :, 0] == 0, float("-inf"))
+        peak = frame_level.max(1).values.clamp_min(-1e4)  # all-padding rows stay finite
+        relative = (energy - peak[:, None, None]).clamp_min(-GAIN_RANGE)
+        return torch.cat([relative, x[:, :, self.gain_dims:]], dim=2)
 
     def set_normalisation(self, mean: torch.Tensor, std: torch.Tensor, floor: float = 1e-5) -> None:
         """Store training-set feature statistics; the std floor keeps constant features finite."""
@@ -77,6 +98,7 @@ class StudentModel(nn.Module):
         mask = length_mask(lengths, x.shape[1])[:, :, None]
         # Zeroing padded frames after normalisation makes a padded sequence's last real frame see
         # the same zeros the convolution's own padding gives an unpadded one.
+        x = self.remove_gain(x, mask)
         x = (x - self.feature_mean) / self.feature_std * mask
         out, _ = self.gru(self.input_layer(x))
         pooled = (out * mask).sum(1) / mask.sum(1).clamp_min(1.0)

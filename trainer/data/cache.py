@@ -73,6 +73,8 @@ class FeatureCache:
         self.cfg = cfg or FrontEndConfig()
         self.store = ArrayStore(Path(root) / self.cfg.digest(), self.cfg.to_dict())
         self.dir = self.store.dir
+        # log mel columns come first; a model makes them gain-invariant (StudentModel.remove_gain)
+        self.gain_dims = self.cfg.fbank.num_mel_bins
 
     def features(self, audio_path: str | Path) -> np.ndarray:
         """[N, num_features] float32 for one file, computed on first use."""

@@ -89,6 +89,7 @@ class EmbeddingFeatures:
             raise ValueError("give at least one embedding stream")
         self.streams = list(streams)
         self.caches = [EmbeddingCache(root, s, device, batch_seconds) for s in self.streams]
+        self.gain_dims = 0  # embeddings carry no microphone gain to remove
 
     @property
     def dim(self) -> int:
