@@ -87,10 +87,15 @@ def embed(args) -> int:
             raise ValueError("--checkpoint replaces the weights of one model: give exactly one --bundle")
         streams = [replace(streams[0], checkpoint=args.checkpoint)]
     utts = load_utterances(args.data, args.msp_podcast)
+    ctx = distributed.context()
+    mine = distributed.shard(utts, ctx)  # under torchrun each rank embeds its share into the one cache
+    device = str(ctx.device) if ctx.device.type == "cuda" else args.device
     for stream in streams:
-        cache = EmbeddingCache(args.cache or DEFAULT_EMBEDDING_CACHE, stream, args.device, args.batch_seconds)
-        frames = sum(len(e) for e in cache.embeddings([u.path for u in utts]))
-        print(f"embed {stream.label()}: {len(utts)} clips, {frames} frames x {stream.spec.dim} cached in {cache.store.dir}")
+        cache = EmbeddingCache(args.cache or DEFAULT_EMBEDDING_CACHE, stream, device, args.batch_seconds)
+        frames = sum(distributed.gather(sum(len(e) for e in cache.embeddings([u.path for u in mine])), ctx))
+        if ctx.is_main:
+            print(f"embed {stream.label()}: {len(utts)} clips, {frames} frames x {stream.spec.dim} "
+                  f"cached in {cache.store.dir}" + (f" by {ctx.world_size} ranks" if ctx.distributed else ""))
     return 0
 
 
