@@ -85,3 +85,30 @@ def test_shard_and_unshard_cover_a_corpus_once_in_order():
     assert np.array_equal(distributed.unshard(parts), items)
     slices = distributed.batch_slices(7, distributed.Context(0, 2))
     assert [(s.start, s.stop) for s in slices] == [(0, 4), (4, 7)]
+
+
+def test_two_ranks_embed_a_corpus_like_one_process(tmp_path):
+    """`trainer embed` under torchrun shards the clips across ranks into one cache; the cached
+    frames equal a one-process run's (random weights of the real wav2vec 2.0 base architecture,
+    passed as a local checkpoint since nothing can be downloaded here)."""
+    import torchaudio
+    from safetensors.torch import save_file
+
+    from plugins.teacher.pretrained import get_pretrained, parse_stream
+    from trainer.embeddings.cache import EmbeddingCache
+
+    torch.manual_seed(0)
+    spec = get_pretrained("wav2vec2-base")
+    checkpoint = tmp_path / "w2v.safetensors"
+    save_file(torchaudio.models.wav2vec2_model(**spec.bundle._params).state_dict(), str(checkpoint))
+    manifest = subset_manifest(tmp_path, "emodb", every=107)  # 5 clips: ranks get 3 and 2
+    common = ["embed", "--bundle", "wav2vec2-base", "--checkpoint", str(checkpoint), "--data", str(manifest)]
+    assert trainer_main([*common, "--cache", str(tmp_path / "one")]) == 0
+    proc = torchrun([*common, "--cache", str(tmp_path / "two")])
+    assert proc.stdout.count("embed ") == 1 and "by 2 ranks" in proc.stdout  # rank 0 reports once
+    assert len(list((tmp_path / "two").rglob("*.npy"))) == 5  # the ranks embedded every clip
+    stream = parse_stream(f"wav2vec2-base@{checkpoint}")
+    paths = [line.split(",")[0] for line in manifest.read_text().splitlines()[1:]]
+    one, two = (EmbeddingCache(tmp_path / d, stream).embeddings(paths, progress=False) for d in ("one", "two"))
+    for a, b in zip(one, two):
+        assert a.shape == b.shape and np.abs(a - b).max() < 1e-4
