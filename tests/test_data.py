@@ -91,7 +91,7 @@ def test_manifest_minimal_columns(tmp_path):
 @pytest.mark.parametrize(
     "row, message",
     [
-        ({"path": "1.wav", "speaker": "s", "emotion": "joy"}, r"m.csv:2: emotion 'joy' has no VAD target; known:"),
+        ({"path": "1.wav", "speaker": "s", "emotion": "excited"}, r"m.csv:2: emotion 'excited' has no VAD target; known:"),
         ({"path": "1.wav", "speaker": "s", "emotion": "sad", "activation": "3", "valence": "", "dominance": ""}, "all of activation"),
         ({"path": "1.wav", "speaker": "s", "emotion": "sad", "activation": "0", "valence": "4", "dominance": "4"}, "1-7"),
         ({"path": "1.wav", "emotion": "sad"}, "missing column"),
@@ -240,3 +240,16 @@ def test_feature_stats_match_numpy():
     np.testing.assert_allclose(std, allframes.std(0), rtol=1e-5)
     with pytest.raises(ValueError):
         feature_stats([])
+
+
+def test_other_corpora_spellings_of_a_category_map_to_the_same_target(tmp_path):
+    from trainer.data import read_manifest
+
+    csv_path = tmp_path / "m.csv"
+    csv_path.write_text("path,speaker,emotion,intensity\n"
+                        "a.wav,1,Fearful,Strong\nb.wav,1,fear,strong\nc.wav,2,sadness,\nd.wav,2,SAD,\n"
+                        "e.wav,3,ang,\nf.wav,3,angry,\n")
+    utts = read_manifest(csv_path)
+    assert [u.emotion for u in utts] == ["fear", "fear", "sad", "sad", "angry", "angry"]
+    for a, b in zip(utts[::2], utts[1::2]):
+        assert a.avd == b.avd

@@ -5,7 +5,7 @@ from pathlib import Path
 
 from trainer.data.table import csv_rows
 from trainer.data.utterance import Utterance
-from trainer.data.vad import vad_targets
+from trainer.data.vad import canonical_emotion, vad_targets
 
 REQUIRED = ("path", "speaker", "emotion")
 DIMENSIONS = ("activation", "valence", "dominance")
@@ -25,7 +25,8 @@ def read_manifest(csv_path: str | Path, corpus: str | None = None) -> list[Utter
 
 
 def _row(row: dict[str, str], csv_path: Path, corpus: str, line: int) -> Utterance:
-    intensity = (row.get("intensity") or "").strip()
+    intensity = (row.get("intensity") or "").strip().lower()
+    emotion = canonical_emotion(row["emotion"])
     given = [(row.get(k) or "").strip() for k in DIMENSIONS]
     try:
         if all(given):
@@ -35,13 +36,13 @@ def _row(row: dict[str, str], csv_path: Path, corpus: str, line: int) -> Utteran
         elif any(given):
             raise ValueError("give all of activation, valence, dominance or none")
         else:
-            avd = vad_targets(row["emotion"].strip(), intensity)
+            avd = vad_targets(emotion, intensity)
     except ValueError as err:
         raise ValueError(f"{csv_path}:{line}: {err}") from err
     return Utterance(
         path=csv_path.parent / row["path"],
         speaker=f"{corpus}/{row['speaker'].strip()}",
-        emotion=row["emotion"].strip(),
+        emotion=emotion,
         intensity=intensity,
         activation=avd[0],
         valence=avd[1],

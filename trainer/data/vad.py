@@ -17,6 +17,28 @@ these targets are proxies, not ratings. Neutral stays neutral at any intensity.
 """
 
 
+ALIASES = {
+    "fearful": "fear", "scared": "fear", "afraid": "fear", "disgusted": "disgust", "surprised": "surprise",
+    "bored": "boredom", "joy": "happy", "glad": "happy", "anger": "angry", "mad": "angry",
+    # IEMOCAP's three-letter codes for the categories the map has
+    "neu": "neutral", "hap": "happy", "sad": "sad", "ang": "angry", "sur": "surprise", "fea": "fear",
+    "dis": "disgust",
+}
+"""Other corpora's spellings of the map's categories (the lexicon's own nouns are accepted too)."""
+
+
+def canonical_emotion(name: str) -> str:
+    """The map's name for a category label, whatever its case or spelling in a manifest."""
+    key = name.strip().lower()
+    return ALIASES.get(key) or _lexicon_terms().get(key, key)
+
+
+@cache
+def _lexicon_terms() -> dict[str, str]:
+    with VAD_MAP.open(newline="") as f:
+        return {row["lexicon_term"]: row["emotion"] for row in csv.DictReader(f)}
+
+
 @cache
 def category_points() -> dict[str, tuple[float, float, float]]:
     """Emotion name -> (activation, valence, dominance) on 1-7: lexicon x in [0, 1] -> 1 + 6x."""
