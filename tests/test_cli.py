@@ -17,7 +17,7 @@ import soundfile as sf
 import torch
 import zmq
 
-from conftest import REPO, corpus_files, read_audio
+from tests.conftest import REPO, corpus_files, read_audio
 from engine.cli import main
 from engine.features import compute
 from engine.plugin import load_model

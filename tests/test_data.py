@@ -5,7 +5,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
-from conftest import CORPORA, SHARED
+from tests.conftest import CORPORA, SHARED
 
 from engine.features import FrontEndConfig, compute
 from trainer.data import (

@@ -16,7 +16,7 @@ import soundfile as sf
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QFileDialog
 
-from conftest import REPO, corpus_files
+from tests.conftest import REPO, corpus_files
 from engine.cli import main
 from engine.plugin import load_model
 from engine.runner import OFFLINE_BLOCK_SIZE, Runner

@@ -10,7 +10,7 @@ import pytest
 import soundfile as sf
 import torch
 
-from conftest import corpus_files, read_audio
+from tests.conftest import corpus_files, read_audio
 from engine.features import FrontEnd, FrontEndConfig, compute
 from engine.plugin import load_model
 from engine.runner import SPEECH_MIN_VOICED, Runner

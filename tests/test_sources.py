@@ -11,7 +11,7 @@ import sounddevice as sd
 import soundfile as sf
 import soxr
 
-from conftest import corpus_files, read_audio
+from tests.conftest import corpus_files, read_audio
 from engine.sources import (AudioSourceError, FileSource, GStreamerSource, InputDevice, MicrophoneSource,
                             RawPcmSource, find_input_device, open_source)
 from engine.sources.pcm import read_pcm
