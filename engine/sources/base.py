@@ -8,10 +8,10 @@ from __future__ import annotations
 import abc
 from collections.abc import Iterator
 from dataclasses import dataclass
-from types import TracebackType
-
 import numpy as np
 import soxr
+
+from engine.closing import Closing
 
 SAMPLE_RATE = 16000
 DEFAULT_BLOCK_SIZE = 1600  # 100 ms: small enough for a 0.5 s hop, large enough to be cheap
@@ -30,7 +30,7 @@ class SourceStats:
     dropped_blocks: int
 
 
-class AudioSource(abc.ABC):
+class AudioSource(Closing):
     """A stream of float32 mono 16 kHz blocks; the iterator ends cleanly when the audio ends.
 
     Blocks are non-empty 1-D arrays whose length may vary (resamplers and pipes do not keep
@@ -68,17 +68,6 @@ class AudioSource(abc.ABC):
     @abc.abstractmethod
     def _read_blocks(self) -> Iterator[np.ndarray]:
         """Yield float32 mono 16 kHz blocks (empty ones are skipped by `blocks`)."""
-
-    @abc.abstractmethod
-    def close(self) -> None:
-        """Release the device, file or process; safe to call more than once."""
-
-    def __enter__(self) -> AudioSource:
-        return self
-
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
-        self.close()
 
 
 class ToMono16k:
