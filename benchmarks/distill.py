@@ -23,12 +23,12 @@ import torch
 
 from _common import SHARED
 
-from engine.features import FrontEndConfig
-from plugins.student import load_bundle, save_bundle
-from trainer.data import FeatureCache
-from trainer.distill import DistillConfig, setup_distillation
-from trainer.pipeline import DEFAULT_CACHE, by_split, class_names_of, ensure_splits, featurise, load_utterances
-from trainer.train import TrainConfig, score, train
+from emolive.engine.features import FrontEndConfig
+from emolive.plugins.student import load_bundle, save_bundle
+from emolive.trainer.data import FeatureCache
+from emolive.trainer.distill import DistillConfig, setup_distillation
+from emolive.trainer.pipeline import DEFAULT_CACHE, by_split, class_names_of, ensure_splits, featurise, load_utterances
+from emolive.trainer.train import TrainConfig, score, train
 
 STUDENTS = {  # name -> distillation weights (None: plain training)
     "TCGRU + MTL, no distillation": None,

@@ -28,11 +28,11 @@ import numpy as np
 import soundfile as sf
 import torch
 
-from engine.features import compute
-from engine.plugin import load_model
-from engine.runner import BATCH_SIZE, OFFLINE_BLOCK_SIZE, Runner
-from engine.sinks import Sink, ZmqPublisher
-from engine.sources import FileSource
+from emolive.engine.features import compute
+from emolive.engine.plugin import load_model
+from emolive.engine.runner import BATCH_SIZE, OFFLINE_BLOCK_SIZE, Runner
+from emolive.engine.sinks import Sink, ZmqPublisher
+from emolive.engine.sources import FileSource
 
 TARGET_LATENCY_MS = 20.0  # p99, block in -> received, beyond the hop the estimate waits for anyway
 TARGET_THROUGHPUT = 200.0  # x real time with pacing off

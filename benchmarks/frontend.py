@@ -21,9 +21,9 @@ import parselmouth
 import torch
 import torchaudio
 
-from engine.features import FrontEnd, compute
+from emolive.engine.features import FrontEnd, compute
 
-FIRST_CALL = ("import time, numpy as np; t=time.perf_counter(); from engine.features import compute; "
+FIRST_CALL = ("import time, numpy as np; t=time.perf_counter(); from emolive.engine.features import compute; "
               "compute(np.zeros(16000, np.float32)); print(time.perf_counter()-t)")
 
 

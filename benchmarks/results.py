@@ -17,9 +17,9 @@ import numpy as np
 
 from _common import SHARED
 
-from trainer.data import FeatureCache, Utterance
-from trainer.pipeline import DEFAULT_CACHE, by_split, class_names_of, ensure_splits, featurise, load_utterances
-from trainer.train import TrainConfig, score, train
+from emolive.trainer.data import FeatureCache, Utterance
+from emolive.trainer.pipeline import DEFAULT_CACHE, by_split, class_names_of, ensure_splits, featurise, load_utterances
+from emolive.trainer.train import TrainConfig, score, train
 
 SYSTEMS = [("GRU", "gru", False), ("GRU + MTL", "gru", True), ("TCGRU", "tcgru", False), ("TCGRU + MTL", "tcgru", True)]
 

@@ -21,11 +21,11 @@ import numpy as np
 import torch
 import torchaudio
 
-from engine.features import compute
-from engine.plugin import ModelPlugin
-from plugins.student import StudentPlugin, TCGRUModel, load_default
-from plugins.teacher import PRETRAINED, SSLEncoder, TeacherPlugin, load_teacher_bundle, save_teacher_bundle
-from plugins.teacher.pretrained import Stream
+from emolive.engine.features import compute
+from emolive.engine.plugin import ModelPlugin
+from emolive.plugins.student import StudentPlugin, TCGRUModel, load_default
+from emolive.plugins.teacher import PRETRAINED, SSLEncoder, TeacherPlugin, load_teacher_bundle, save_teacher_bundle
+from emolive.plugins.teacher.pretrained import Stream
 
 WINDOW = 48000  # 3 s at 16 kHz, the live window
 TEACHERS = {"HuBERT base": ("hubert-base",), "HuBERT large": ("hubert-large",),

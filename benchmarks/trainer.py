@@ -15,11 +15,11 @@ import numpy as np
 import onnxruntime as ort
 import torch
 
-from engine.plugin import load_model
-from trainer.data import FeatureCache
-from trainer.export import export_onnx
-from trainer.pipeline import DEFAULT_CACHE, class_names_of, ensure_splits, featurise, load_utterances, by_split
-from trainer.train import TrainConfig, train
+from emolive.engine.plugin import load_model
+from emolive.trainer.data import FeatureCache
+from emolive.trainer.export import export_onnx
+from emolive.trainer.pipeline import DEFAULT_CACHE, class_names_of, ensure_splits, featurise, load_utterances, by_split
+from emolive.trainer.train import TrainConfig, train
 
 
 def epoch_rows() -> list[list[str]]:

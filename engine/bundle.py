@@ -21,7 +21,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load as load_safetensors
 from safetensors.torch import save_file
 
-from engine.features.config import FrontEndConfig
+from emolive.engine.features.config import FrontEndConfig
 
 FORMAT_VERSION = 1
 CONFIG_FILE = "config.json"

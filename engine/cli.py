@@ -16,16 +16,16 @@ from pathlib import Path
 import torch
 import zmq
 
-from engine.bundle import BundleError
-from engine.plugin import load_model, registered_models
-from engine.runner import OFFLINE_BLOCK_SIZE, Runner, RunStats
-from engine.schema import SchemaError, status_payload, validate_status
-from engine.sinks import CsvSink, JsonLinesSink, LslSink, Sink, SinkError, ZmqPublisher
-from engine.sinks.table import TableSink
-from engine.sinks.zmq_publisher import DEFAULT_ADDRESS
-from engine.sources import DEFAULT_BLOCK_SIZE, AudioSourceError, FileSource, list_input_devices, open_source
-from engine.sources.pcm import SAMPLE_FORMATS
-from engine.windows import WindowError
+from emolive.engine.bundle import BundleError
+from emolive.engine.plugin import load_model, registered_models
+from emolive.engine.runner import OFFLINE_BLOCK_SIZE, Runner, RunStats
+from emolive.engine.schema import SchemaError, status_payload, validate_status
+from emolive.engine.sinks import CsvSink, JsonLinesSink, LslSink, Sink, SinkError, ZmqPublisher
+from emolive.engine.sinks.table import TableSink
+from emolive.engine.sinks.zmq_publisher import DEFAULT_ADDRESS
+from emolive.engine.sources import DEFAULT_BLOCK_SIZE, AudioSourceError, FileSource, list_input_devices, open_source
+from emolive.engine.sources.pcm import SAMPLE_FORMATS
+from emolive.engine.windows import WindowError
 
 DEMO_CLIP = Path(__file__).resolve().parent / "data" / "demo.flac"
 COMMANDS_GROUP = "emolive.commands"  # entry points: callables adding a subcommand to the parser's subparsers

@@ -18,7 +18,7 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
-from engine.bundle import CONFIG_FILE, BundleError, BundleMeta
+from emolive.engine.bundle import CONFIG_FILE, BundleError, BundleMeta
 
 MODELS_GROUP = "emolive.models"
 ARCHITECTURES_GROUP = "emolive.architectures"

@@ -34,13 +34,13 @@ from typing import Any
 
 import numpy as np
 
-from engine.bundle import BundleError
-from engine.features import FrontEnd
-from engine.plugin import ModelPlugin, Prediction
-from engine.schema import SCALE, estimate_payload, status_payload
-from engine.sinks.base import Sink
-from engine.sources.base import SAMPLE_RATE, AudioSource
-from engine.windows import Arrival, SlidingWindows, Window, WindowSpec
+from emolive.engine.bundle import BundleError
+from emolive.engine.features import FrontEnd
+from emolive.engine.plugin import ModelPlugin, Prediction
+from emolive.engine.schema import SCALE, estimate_payload, status_payload
+from emolive.engine.sinks.base import Sink
+from emolive.engine.sources.base import SAMPLE_RATE, AudioSource
+from emolive.engine.windows import Arrival, SlidingWindows, Window, WindowSpec
 
 SPEECH_MIN_VOICED = 0.1  # 0.3 s of voicing in a 3 s window; silence and noise score 0, speech 0.3-0.6
 STATUS_INTERVAL_S = 1.0

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from engine.features.config import FrontEndConfig
+from emolive.engine.features.config import FrontEndConfig
 
 
 class WindowError(ValueError):

@@ -14,7 +14,7 @@ import torch
 from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QApplication
 
-from gui.window import MainWindow
+from emolive.gui.window import MainWindow
 
 
 def run_app(args: argparse.Namespace) -> int:

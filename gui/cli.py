@@ -7,8 +7,8 @@ from __future__ import annotations
 import argparse
 from functools import partial
 
-from engine.plugin import registered_models
-from engine.sinks.zmq_publisher import DEFAULT_ADDRESS
+from emolive.engine.plugin import registered_models
+from emolive.engine.sinks.zmq_publisher import DEFAULT_ADDRESS
 
 
 def add_parser(commands: argparse._SubParsersAction) -> None:
@@ -32,6 +32,6 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
 def cmd_gui(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     if args.screenshot and (args.source is None or args.connect):
         parser.error("--screenshot needs --source FILE (and no --connect)")
-    from gui.app import run_app
+    from emolive.gui.app import run_app
 
     return run_app(args)

@@ -12,9 +12,9 @@ from PySide6.QtCore import Signal
 from PySide6.QtWidgets import (QComboBox, QDoubleSpinBox, QFileDialog, QHBoxLayout, QInputDialog, QLabel,
                                QPushButton, QWidget)
 
-from engine.plugin import registered_models
-from engine.sources import AudioSourceError, list_input_devices
-from gui.engine_feed import RunConfig
+from emolive.engine.plugin import registered_models
+from emolive.engine.sources import AudioSourceError, list_input_devices
+from emolive.gui.engine_feed import RunConfig
 
 Ask = Callable[[], "tuple[str, object] | None"]  # a dialog: the new item's (label, value), None if cancelled
 CHOOSE_FILE, CHOOSE_PIPELINE, CHOOSE_BUNDLE = "file…", "GStreamer…", "bundle path…"

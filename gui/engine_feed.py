@@ -11,13 +11,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from engine.cli import DEMO_CLIP, USER_ERRORS
-from engine.plugin import ModelPlugin, load_model
-from engine.runner import OFFLINE_BLOCK_SIZE, Runner, RunStats
-from engine.sinks.base import Sink
-from engine.sources import DEFAULT_BLOCK_SIZE, AudioSource, FileSource, open_source
-from gui.feed import FeedSignals
-from gui.level import LevelTap
+from emolive.engine.cli import DEMO_CLIP, USER_ERRORS
+from emolive.engine.plugin import ModelPlugin, load_model
+from emolive.engine.runner import OFFLINE_BLOCK_SIZE, Runner, RunStats
+from emolive.engine.sinks.base import Sink
+from emolive.engine.sources import DEFAULT_BLOCK_SIZE, AudioSource, FileSource, open_source
+from emolive.gui.feed import FeedSignals
+from emolive.gui.level import LevelTap
 
 STOP_TIMEOUT_S = 5.0  # Runner.stop() takes effect within 0.1 s plus a model call; loading a model can take seconds
 

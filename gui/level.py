@@ -10,7 +10,7 @@ from collections.abc import Iterator
 
 import numpy as np
 
-from engine.sources.base import AudioSource
+from emolive.engine.sources.base import AudioSource
 
 SILENCE_DBFS = -90.0  # floor for digital silence, below anything a meter shows
 

@@ -7,8 +7,8 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6.QtGui import QColor, QFontMetrics
 
-from engine.schema import SCALE
-from gui.history import DIMENSIONS
+from emolive.engine.schema import SCALE
+from emolive.gui.history import DIMENSIONS
 
 pg.setConfigOptions(background="w", foreground="k", antialias=True)  # one light look for every plot
 

@@ -13,15 +13,15 @@ from PySide6.QtCore import QSize, Qt, QTimer, Signal
 from PySide6.QtGui import QCloseEvent
 from PySide6.QtWidgets import QGridLayout, QHBoxLayout, QLabel, QMainWindow, QVBoxLayout, QWidget
 
-from engine.cli import summary
-from engine.sinks import CsvSink, SinkError
-from gui.controls import ControlPanel
-from gui.engine_feed import EngineFeed
-from gui.feed import Feed
-from gui.history import EstimateHistory
-from gui.meters import LevelMeter, SpeechLight, status_text
-from gui.plots import TRACE_SPAN_S, ClassBars, PlanePlot, TracesPlot
-from gui.zmq_feed import ZmqFeed
+from emolive.engine.cli import summary
+from emolive.engine.sinks import CsvSink, SinkError
+from emolive.gui.controls import ControlPanel
+from emolive.gui.engine_feed import EngineFeed
+from emolive.gui.feed import Feed
+from emolive.gui.history import EstimateHistory
+from emolive.gui.meters import LevelMeter, SpeechLight, status_text
+from emolive.gui.plots import TRACE_SPAN_S, ClassBars, PlanePlot, TracesPlot
+from emolive.gui.zmq_feed import ZmqFeed
 
 REDRAW_MS = 50  # 20 frames a second
 SIZE = QSize(1280, 800)

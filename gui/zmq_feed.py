@@ -11,8 +11,8 @@ import json
 import zmq
 from PySide6.QtCore import QTimer
 
-from engine.schema import ESTIMATE_TOPIC, STATUS_TOPIC
-from gui.feed import FeedSignals
+from emolive.engine.schema import ESTIMATE_TOPIC, STATUS_TOPIC
+from emolive.gui.feed import FeedSignals
 
 POLL_MS = 20  # well inside the 50 ms redraw, so an estimate is drawn on the next frame
 

@@ -4,9 +4,9 @@ import json
 import pytest
 import torch
 
-from engine.bundle import CONFIG_FILE, WEIGHTS_FILE, BundleError, read_bundle
-from engine.features.config import FrontEndConfig
-from plugins.student import TCGRUModel, load_bundle, save_bundle
+from emolive.engine.bundle import CONFIG_FILE, WEIGHTS_FILE, BundleError, read_bundle
+from emolive.engine.features.config import FrontEndConfig
+from emolive.plugins.student import TCGRUModel, load_bundle, save_bundle
 
 CLASSES = ("angry", "happy", "neutral", "sad")
 

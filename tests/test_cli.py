@@ -18,13 +18,13 @@ import torch
 import zmq
 
 from tests.conftest import REPO, corpus_files, read_audio
-from engine.cli import main
-from engine.features import compute
-from engine.plugin import load_model
-from engine.schema import estimate_payload, validate_estimate, validate_status
-from engine.sinks import ZmqPublisher
-from engine.sinks.table import HEADER
-from plugins.student import DEFAULT_BUNDLE
+from emolive.engine.cli import main
+from emolive.engine.features import compute
+from emolive.engine.plugin import load_model
+from emolive.engine.schema import estimate_payload, validate_estimate, validate_status
+from emolive.engine.sinks import ZmqPublisher
+from emolive.engine.sinks.table import HEADER
+from emolive.plugins.student import DEFAULT_BUNDLE
 
 EMOLIVE = [str(Path(sys.executable).parent / "emolive")]  # the installed console script, as users run it
 

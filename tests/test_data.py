@@ -7,8 +7,8 @@ import pytest
 import soundfile as sf
 from tests.conftest import CORPORA, SHARED
 
-from engine.features import FrontEndConfig, compute
-from trainer.data import (
+from emolive.engine.features import FrontEndConfig, compute
+from emolive.trainer.data import (
     FeatureCache,
     Utterance,
     category_points,
@@ -48,7 +48,7 @@ def test_category_points_map_lexicon_to_1_7():
 
 
 def test_packaged_map_is_the_shared_one():
-    from trainer.data.vad import VAD_MAP
+    from emolive.trainer.data.vad import VAD_MAP
 
     assert VAD_MAP.read_text() == (SHARED / "vad_map.csv").read_text()
 
@@ -198,7 +198,7 @@ def test_feature_cache_computes_once_and_matches_front_end(tmp_path, monkeypatch
     np.testing.assert_array_equal(first, compute(load_audio(wav.read_bytes(), 16000)))
     assert first.shape[1] == 43 and len(list(cache.dir.glob("*.npy"))) == 1
 
-    import trainer.data.cache as cache_module
+    import emolive.trainer.data.cache as cache_module
     monkeypatch.setattr(cache_module, "compute", lambda *a: pytest.fail("recomputed a cached file"))
     np.testing.assert_array_equal(FeatureCache(tmp_path / "cache").features(wav), first)
 
@@ -243,7 +243,7 @@ def test_feature_stats_match_numpy():
 
 
 def test_other_corpora_spellings_of_a_category_map_to_the_same_target(tmp_path):
-    from trainer.data import read_manifest
+    from emolive.trainer.data import read_manifest
 
     csv_path = tmp_path / "m.csv"
     csv_path.write_text("path,speaker,emotion,intensity\n"

@@ -10,16 +10,16 @@ import torch
 import torch.nn.functional as F
 from safetensors.numpy import load_file
 
-from engine.features import FrontEndConfig
-from engine.plugin import load_model
-from plugins.student import DEFAULT_BUNDLE, TCGRUModel, save_bundle
+from emolive.engine.features import FrontEndConfig
+from emolive.engine.plugin import load_model
+from emolive.plugins.student import DEFAULT_BUNDLE, TCGRUModel, save_bundle
 from tests.test_trainer import subset_manifest
-from trainer import distill
-from trainer.cli import build_parser
-from trainer.cli import main as trainer_main
-from trainer.data import FeatureCache, read_manifest
-from trainer.pipeline import class_names_of, featurise
-from trainer.train import TrainConfig, train
+from emolive.trainer import distill
+from emolive.trainer.cli import build_parser
+from emolive.trainer.cli import main as trainer_main
+from emolive.trainer.data import FeatureCache, read_manifest
+from emolive.trainer.pipeline import class_names_of, featurise
+from emolive.trainer.train import TrainConfig, train
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

@@ -14,8 +14,8 @@ import torch
 from safetensors.torch import load_file
 
 from tests.test_trainer import subset_manifest
-from trainer import distributed
-from trainer.cli import main as trainer_main
+from emolive.trainer import distributed
+from emolive.trainer.cli import main as trainer_main
 
 TORCHRUN = Path(sys.executable).with_name("torchrun")
 
@@ -30,7 +30,7 @@ def free_port() -> int:
 
 def torchrun(args: list[str]) -> subprocess.CompletedProcess:
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    cmd = [str(TORCHRUN), "--nproc_per_node=2", f"--master_port={free_port()}", "-m", "trainer.cli", *args]
+    cmd = [str(TORCHRUN), "--nproc_per_node=2", f"--master_port={free_port()}", "-m", "emolive.trainer.cli", *args]
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     return proc
@@ -94,8 +94,8 @@ def test_two_ranks_embed_a_corpus_like_one_process(tmp_path):
     import torchaudio
     from safetensors.torch import save_file
 
-    from plugins.teacher.pretrained import get_pretrained, parse_stream
-    from trainer.embeddings.cache import EmbeddingCache
+    from emolive.plugins.teacher.pretrained import get_pretrained, parse_stream
+    from emolive.trainer.embeddings.cache import EmbeddingCache
 
     torch.manual_seed(0)
     spec = get_pretrained("wav2vec2-base")

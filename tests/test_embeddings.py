@@ -8,15 +8,15 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from engine.features import compute
-from plugins.teacher import (PRETRAINED, MissingWeightsError, SSLEncoder, fuse, load_pretrained, num_frames,
+from emolive.engine.features import compute
+from emolive.plugins.teacher import (PRETRAINED, MissingWeightsError, SSLEncoder, fuse, load_pretrained, num_frames,
                              parse_stream)
 from tests.conftest import corpus_files, read_audio
 from tests.tiny_ssl import LAYERS, hub, install, random_model, save_hub_weights, tiny  # noqa: F401 (fixture)
-from trainer.cli import main as trainer_main
-from trainer.data import Utterance
-from trainer.embeddings import EmbeddingCache, EmbeddingFeatures, parse_streams
-from trainer.embeddings import cache as cache_module
+from emolive.trainer.cli import main as trainer_main
+from emolive.trainer.data import Utterance
+from emolive.trainer.embeddings import EmbeddingCache, EmbeddingFeatures, parse_streams
+from emolive.trainer.embeddings import cache as cache_module
 
 
 def encoder(name: str, seed: int = 0) -> SSLEncoder:

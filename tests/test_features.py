@@ -8,7 +8,7 @@ import torchaudio
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from engine.features import FrontEnd, FrontEndConfig, compute
+from emolive.engine.features import FrontEnd, FrontEndConfig, compute
 from tests.conftest import corpus_files, read_audio
 
 N_MEL = 40

@@ -17,17 +17,17 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QFileDialog
 
 from tests.conftest import REPO, corpus_files
-from engine.cli import main
-from engine.plugin import load_model
-from engine.runner import OFFLINE_BLOCK_SIZE, Runner
-from engine.schema import estimate_payload, status_payload
-from engine.sinks import ZmqPublisher
-from engine.sinks.base import Sink
-from engine.sources import FileSource
-from gui.controls import CHOOSE_BUNDLE, DEFAULT_INPUT
-from gui.history import EstimateHistory
-from gui.level import SILENCE_DBFS, rms_dbfs
-from gui.window import MainWindow
+from emolive.engine.cli import main
+from emolive.engine.plugin import load_model
+from emolive.engine.runner import OFFLINE_BLOCK_SIZE, Runner
+from emolive.engine.schema import estimate_payload, status_payload
+from emolive.engine.sinks import ZmqPublisher
+from emolive.engine.sinks.base import Sink
+from emolive.engine.sources import FileSource
+from emolive.gui.controls import CHOOSE_BUNDLE, DEFAULT_INPUT
+from emolive.gui.history import EstimateHistory
+from emolive.gui.level import SILENCE_DBFS, rms_dbfs
+from emolive.gui.window import MainWindow
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 EMOLIVE = str(Path(sys.executable).parent / "emolive")

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 import torch
 
-from trainer.losses import CCCLoss, DistillationLoss, MultitaskLoss, ccc, distillation_weights
+from emolive.trainer.losses import CCCLoss, DistillationLoss, MultitaskLoss, ccc, distillation_weights
 
 
 def _ccc_numpy(x: np.ndarray, y: np.ndarray) -> float:

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 import torch
 
-from plugins.student import ARCHITECTURES, GRUModel, TCGRUModel
+from emolive.plugins.student import ARCHITECTURES, GRUModel, TCGRUModel
 
 
 def _model(arch: str, n_classes: int = 7, seed: int = 0):
@@ -115,8 +115,8 @@ def test_default_student_hears_a_quieter_microphone_about_the_same():
     random gains), what remains comes from quiet frames meeting the front end's absolute floors
     (log energy floor, the pitch tracker's -70 dBFS initial noise floor). Without the gain
     handling the same clips moved by 2-4 points of the 1-7 scale."""
-    from engine.features import compute
-    from plugins.student import load_default
+    from emolive.engine.features import compute
+    from emolive.plugins.student import load_default
     from tests.conftest import corpus_files, read_audio
 
     plugin = load_default()

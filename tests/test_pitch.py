@@ -6,7 +6,7 @@ import parselmouth
 import pytest
 from scipy.signal import lfilter
 
-from engine.features import compute
+from emolive.engine.features import compute
 from tests.conftest import corpus_files, read_audio
 
 RATE = 16000

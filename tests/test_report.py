@@ -15,8 +15,8 @@ import torch
 from PIL import Image
 
 from tests.test_trainer import subset_manifest
-from trainer.cli import main as trainer_main
-from trainer.report.analysis import interval_counts, interval_rmse
+from emolive.trainer.cli import main as trainer_main
+from emolive.trainer.report.analysis import interval_counts, interval_rmse
 
 DIMS = {"act": "activation", "val": "valence", "dom": "dominance"}
 
@@ -118,7 +118,7 @@ def test_pca_report_and_help(bundles, tmp_path):
                        "--out", str(tmp_path), "--pca"])
     assert rc == 0
     assert "PCA of each model" in (tmp_path / "report.md").read_text()
-    proc = subprocess.run([sys.executable, "-m", "trainer.cli", "report", "--help"], capture_output=True, text=True)
+    proc = subprocess.run([sys.executable, "-m", "emolive.trainer.cli", "report", "--help"], capture_output=True, text=True)
     assert proc.returncode == 0 and "--tsne" in proc.stdout and "--pca" in proc.stdout
 
 

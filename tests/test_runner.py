@@ -11,13 +11,13 @@ import soundfile as sf
 import torch
 
 from tests.conftest import corpus_files, read_audio
-from engine.features import FrontEnd, FrontEndConfig, compute
-from engine.plugin import load_model
-from engine.runner import SPEECH_MIN_VOICED, Runner
-from engine.schema import validate_estimate, validate_status
-from engine.sinks.base import Sink
-from engine.sources import FileSource
-from engine.windows import Arrival, SlidingWindows, WindowError, WindowSpec
+from emolive.engine.features import FrontEnd, FrontEndConfig, compute
+from emolive.engine.plugin import load_model
+from emolive.engine.runner import SPEECH_MIN_VOICED, Runner
+from emolive.engine.schema import validate_estimate, validate_status
+from emolive.engine.sinks.base import Sink
+from emolive.engine.sources import FileSource
+from emolive.engine.windows import Arrival, SlidingWindows, WindowError, WindowSpec
 
 CFG = FrontEndConfig()
 ARRIVAL = Arrival(0.0, 0.0, 0)

@@ -6,7 +6,7 @@ import json
 import numpy as np
 import pytest
 
-from engine.schema import (SCHEMA_VERSION, SchemaError, estimate_payload, status_payload, to_json, topic,
+from emolive.engine.schema import (SCHEMA_VERSION, SchemaError, estimate_payload, status_payload, to_json, topic,
                            validate_estimate, validate_status)
 
 

@@ -9,9 +9,9 @@ import time
 import pytest
 import zmq
 
-from engine.schema import estimate_payload, status_payload, validate_estimate
-from engine.sinks import CsvSink, JsonLinesSink, LslSink, SinkError, ZmqPublisher
-from engine.sinks.zmq_publisher import is_local
+from emolive.engine.schema import estimate_payload, status_payload, validate_estimate
+from emolive.engine.sinks import CsvSink, JsonLinesSink, LslSink, SinkError, ZmqPublisher
+from emolive.engine.sinks.zmq_publisher import is_local
 
 LOOPBACK_ANY_PORT = "tcp://127.0.0.1:*"
 

@@ -12,10 +12,10 @@ import soundfile as sf
 import soxr
 
 from tests.conftest import corpus_files, read_audio
-from engine.sources import (AudioSourceError, FileSource, GStreamerSource, InputDevice, MicrophoneSource,
+from emolive.engine.sources import (AudioSourceError, FileSource, GStreamerSource, InputDevice, MicrophoneSource,
                             RawPcmSource, find_input_device, open_source)
-from engine.sources.pcm import read_pcm
-from engine.sources.ring import FrameRing
+from emolive.engine.sources.pcm import read_pcm
+from emolive.engine.sources.ring import FrameRing
 
 FLACS = [str(path) for path in corpus_files("emodb", limit=5)]
 OK = sd.CallbackFlags()

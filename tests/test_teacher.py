@@ -7,17 +7,17 @@ import numpy as np
 import pytest
 import torch
 
-from engine.bundle import BundleError
-from engine.features import compute
-from engine.plugin import load_model, registered_models
-from plugins.student import TCGRUModel
-from plugins.teacher import (DEFAULT_BUNDLE, MissingWeightsError, SSLEncoder, TeacherPlugin, load_default,
+from emolive.engine.bundle import BundleError
+from emolive.engine.features import compute
+from emolive.engine.plugin import load_model, registered_models
+from emolive.plugins.student import TCGRUModel
+from emolive.plugins.teacher import (DEFAULT_BUNDLE, MissingWeightsError, SSLEncoder, TeacherPlugin, load_default,
                              load_pretrained, load_teacher, load_teacher_bundle, save_teacher_bundle)
 from tests.test_trainer import subset_manifest
 from tests.tiny_ssl import hub, install, save_hub_weights  # noqa: F401 (fixture)
-from trainer.cli import main as trainer_main
-from trainer.embeddings import cache as cache_module
-from trainer.embeddings import parse_streams
+from emolive.trainer.cli import main as trainer_main
+from emolive.trainer.embeddings import cache as cache_module
+from emolive.trainer.embeddings import parse_streams
 
 CLASSES = ["angry", "happy", "neutral", "sad"]
 

@@ -12,13 +12,13 @@ import onnxruntime as ort
 import pytest
 import torch
 
-from engine.features import compute
-from engine.plugin import load_model
-from plugins.student import DEFAULT_BUNDLE, load_bundle
+from emolive.engine.features import compute
+from emolive.engine.plugin import load_model
+from emolive.plugins.student import DEFAULT_BUNDLE, load_bundle
 from tests.conftest import CORPORA, corpus_files, read_audio
-from trainer.cli import main as trainer_main
-from trainer.data import read_manifest, read_splits
-from trainer.export import export_onnx
+from emolive.trainer.cli import main as trainer_main
+from emolive.trainer.data import read_manifest, read_splits
+from emolive.trainer.export import export_onnx
 
 
 def subset_manifest(tmp_path: Path, corpus: str, every: int) -> Path:
@@ -112,7 +112,7 @@ def test_default_student_is_small_int8_and_as_good_as_its_float_self(tmp_path):
     assert (DEFAULT_BUNDLE / "model.safetensors").stat().st_size <= 0.25e6
     recorded = config["metrics"]["test"]["test"]["ccc"]
     manifests = [str(CORPORA / c / "manifest.csv") for c in ("emodb", "ravdess")]
-    proc = subprocess.run([sys.executable, "-m", "trainer.cli", "evaluate", "--model", "student",
+    proc = subprocess.run([sys.executable, "-m", "emolive.trainer.cli", "evaluate", "--model", "student",
                            *sum((["--data", m] for m in manifests), []), "--cache", str(tmp_path),
                            "--splits", str(DEFAULT_BUNDLE / "splits.csv"), "--split", "test", "--json"],
                           capture_output=True, text=True, check=True)
@@ -123,14 +123,14 @@ def test_default_student_is_small_int8_and_as_good_as_its_float_self(tmp_path):
 
 @pytest.mark.parametrize("command", ["features", "train", "evaluate", "export"])
 def test_every_command_has_help(command):
-    proc = subprocess.run([sys.executable, "-m", "trainer.cli", command, "--help"], capture_output=True, text=True)
+    proc = subprocess.run([sys.executable, "-m", "emolive.trainer.cli", command, "--help"], capture_output=True, text=True)
     assert proc.returncode == 0 and "--" in proc.stdout and "usage: trainer" in proc.stdout
 
 
 def test_bad_manifest_is_one_line_error(tmp_path):
     bad = tmp_path / "m.csv"
     bad.write_text("path,speaker\nx.flac,1\n")
-    proc = subprocess.run([sys.executable, "-m", "trainer.cli", "evaluate", "--data", str(bad)],
+    proc = subprocess.run([sys.executable, "-m", "emolive.trainer.cli", "evaluate", "--data", str(bad)],
                           capture_output=True, text=True)
     assert proc.returncode == 2
     assert "emotion" in proc.stderr and "Traceback" not in proc.stderr

@@ -11,7 +11,7 @@ import pytest
 import torch
 import torchaudio
 
-from plugins.teacher import PRETRAINED, Pretrained
+from emolive.plugins.teacher import PRETRAINED, Pretrained
 
 LAYERS, DIM = 2, 32
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 import argparse
 import sys
 
-from plugins.student import ARCHITECTURES
-from plugins.teacher.encoder import BATCH_SECONDS
-from plugins.teacher.pretrained import PRETRAINED
+from emolive.plugins.student import ARCHITECTURES
+from emolive.plugins.teacher.encoder import BATCH_SECONDS
+from emolive.plugins.teacher.pretrained import PRETRAINED
 
 
 def _data_args(p: argparse.ArgumentParser, required: bool = True) -> None:
@@ -64,7 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("train", help="train a GRU/TCGRU student and write a model bundle",
                        description="Train on the train split, early-stop on validation mean CCC, report "
                                    "the test split, write a bundle (+ splits.csv, results.json). "
-                                   "Runs data-parallel under torchrun (--nproc_per_node=N -m trainer.cli train).")
+                                   "Runs data-parallel under torchrun (--nproc_per_node=N -m emolive.trainer.cli train).")
     _fit_args(p)
 
     p = sub.add_parser("distill", help="train a student towards a teacher's embedding (paper 3.4)",
@@ -134,7 +134,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     import torch
 
-    from trainer import commands, distributed  # heavy imports only once the arguments are valid
+    from emolive.trainer import commands, distributed  # heavy imports only once the arguments are valid
 
     torch.set_num_threads(max(1, args.threads))
     try:

@@ -8,15 +8,15 @@ from pathlib import Path
 
 import numpy as np
 
-from engine.plugin import load_model
-from trainer import distributed
-from trainer.data import FeatureCache, read_splits, write_splits
-from trainer.embeddings import EmbeddingCache, parse_streams
-from trainer.evaluate import format_table, metrics, predict_utterances
-from trainer.metrics import DIMENSIONS
-from trainer.pipeline import (DEFAULT_CACHE, DEFAULT_EMBEDDING_CACHE, by_split, class_names_of, ensure_splits,
+from emolive.engine.plugin import load_model
+from emolive.trainer import distributed
+from emolive.trainer.data import FeatureCache, read_splits, write_splits
+from emolive.trainer.embeddings import EmbeddingCache, parse_streams
+from emolive.trainer.evaluate import format_table, metrics, predict_utterances
+from emolive.trainer.metrics import DIMENSIONS
+from emolive.trainer.pipeline import (DEFAULT_CACHE, DEFAULT_EMBEDDING_CACHE, by_split, class_names_of, ensure_splits,
                               feature_source, featurise, load_utterances, save_model)
-from trainer.train import TrainConfig, score, train as fit
+from emolive.trainer.train import TrainConfig, score, train as fit
 
 
 def features(args) -> int:
@@ -43,7 +43,7 @@ def train(args) -> int:
                       hidden=args.hidden, embedding_dim=args.embedding_dim, gain_dims=cache.gain_dims)
     objective, distillation = None, None
     if args.command == "distill":
-        from trainer.distill import DistillConfig, setup_distillation
+        from emolive.trainer.distill import DistillConfig, setup_distillation
 
         dcfg = DistillConfig(args.kappa_early, args.lambda_early, args.switch_epoch, args.kappa, args.lambda_)
         cfg, objective, distillation = setup_distillation(args.teacher, dcfg, train_set, cfg,
@@ -124,7 +124,7 @@ def evaluate(args) -> int:
 
 
 def report(args) -> int:
-    from trainer.report import build_report, command_line, load_sources  # matplotlib, scikit-learn: reports only
+    from emolive.trainer.report import build_report, command_line, load_sources  # matplotlib, scikit-learn: reports only
 
     models = args.model or ["student"]
     sources = load_sources(args.data, args.msp_podcast, args.splits, args.split)
@@ -136,7 +136,7 @@ def report(args) -> int:
 
 
 def export(args) -> int:
-    from trainer.export import export_onnx
+    from emolive.trainer.export import export_onnx
 
     plugin = load_model(args.model)
     model = getattr(plugin, "model", None)

@@ -23,12 +23,12 @@ import numpy as np
 import torch
 from safetensors.numpy import load_file, save_file
 
-from engine.plugin import ModelPlugin, load_model
-from trainer import distributed
-from trainer.data import Utterance
-from trainer.evaluate import predict_utterances
-from trainer.losses import DistillationLoss
-from trainer.train import LabelledSet, TrainConfig
+from emolive.engine.plugin import ModelPlugin, load_model
+from emolive.trainer import distributed
+from emolive.trainer.data import Utterance
+from emolive.trainer.evaluate import predict_utterances
+from emolive.trainer.losses import DistillationLoss
+from emolive.trainer.train import LabelledSet, TrainConfig
 
 
 @dataclass(frozen=True)

@@ -5,9 +5,9 @@ import numpy as np
 import soundfile as sf
 from tqdm import tqdm
 
-from engine.plugin import ModelPlugin
-from trainer.data import FeatureCache, Utterance, load_audio
-from trainer.metrics import DIMENSIONS, ccc, uar
+from emolive.engine.plugin import ModelPlugin
+from emolive.trainer.data import FeatureCache, Utterance, load_audio
+from emolive.trainer.metrics import DIMENSIONS, ccc, uar
 
 
 def predict_utterances(plugin: ModelPlugin, utts: list[Utterance], cache_root, batch_size: int = 64,

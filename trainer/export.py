@@ -5,7 +5,7 @@ from pathlib import Path
 
 import torch
 
-from plugins.student import StudentModel
+from emolive.plugins.student import StudentModel
 
 
 class _Exportable(torch.nn.Module):

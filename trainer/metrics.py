@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from trainer.losses import ccc as ccc_tensor
+from emolive.trainer.losses import ccc as ccc_tensor
 
 DIMENSIONS = ("activation", "valence", "dominance")
 

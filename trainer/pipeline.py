@@ -4,11 +4,11 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from plugins.student import StudentModel, save_bundle
-from plugins.teacher import save_teacher_bundle
-from trainer.data import FeatureCache, Utterance, read_manifest, read_msp_podcast, speaker_split
-from trainer.embeddings import EmbeddingFeatures, parse_streams
-from trainer.train import LabelledSet, labelled_set
+from emolive.plugins.student import StudentModel, save_bundle
+from emolive.plugins.teacher import save_teacher_bundle
+from emolive.trainer.data import FeatureCache, Utterance, read_manifest, read_msp_podcast, speaker_split
+from emolive.trainer.embeddings import EmbeddingFeatures, parse_streams
+from emolive.trainer.train import LabelledSet, labelled_set
 
 DEFAULT_CACHE = Path(os.environ.get("EMOLIVE_CACHE", Path.home() / ".cache" / "emolive")) / "features"
 DEFAULT_EMBEDDING_CACHE = DEFAULT_CACHE.parent / "embeddings"

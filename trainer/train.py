@@ -9,14 +9,14 @@ from typing import Callable
 import numpy as np
 import torch
 
-from engine.features import FrontEndConfig
-from engine.features.fbank import LOG_FLOOR
+from emolive.engine.features import FrontEndConfig
+from emolive.engine.features.fbank import LOG_FLOOR
 
-from plugins.student import ARCHITECTURES, StudentModel
-from trainer import distributed
-from trainer.data import Utterance, feature_stats
-from trainer.losses import MultitaskLoss
-from trainer.metrics import ccc, uar
+from emolive.plugins.student import ARCHITECTURES, StudentModel
+from emolive.trainer import distributed
+from emolive.trainer.data import Utterance, feature_stats
+from emolive.trainer.losses import MultitaskLoss
+from emolive.trainer.metrics import ccc, uar
 
 IGNORE = -100
 LOG_FLOOR_LN = float(np.log(LOG_FLOOR))

@@ -5,7 +5,7 @@ import abc
 from collections.abc import Mapping
 from typing import Any
 
-from engine.closing import Closing
+from emolive.engine.closing import Closing
 
 
 class SinkError(Exception):

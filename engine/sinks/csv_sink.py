@@ -6,7 +6,7 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
-from engine.sinks.base import Sink, SinkError
+from emolive.engine.sinks.base import Sink, SinkError
 
 CLASS_PREFIX = "p_"
 

@@ -5,8 +5,8 @@ import sys
 from collections.abc import Mapping
 from typing import Any, TextIO
 
-from engine.schema import to_json
-from engine.sinks.base import Sink, SinkError
+from emolive.engine.schema import to_json
+from emolive.engine.sinks.base import Sink, SinkError
 
 
 class JsonLinesSink(Sink):

@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from types import ModuleType
 from typing import Any
 
-from engine.sinks.base import Sink, SinkError
+from emolive.engine.sinks.base import Sink, SinkError
 
 CHANNELS = ("activation", "valence", "dominance")
 STREAM_TYPE = "Emotion"

@@ -5,7 +5,7 @@ import sys
 from collections.abc import Mapping
 from typing import Any, TextIO
 
-from engine.sinks.base import Sink, SinkError
+from emolive.engine.sinks.base import Sink, SinkError
 
 HEADER = f"{'window (s)':>15}  {'act':>5} {'val':>5} {'dom':>5}  {'top class':<16}  speech"
 

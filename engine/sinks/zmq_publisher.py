@@ -15,8 +15,8 @@ from typing import Any
 
 import zmq
 
-from engine.schema import ESTIMATE_TOPIC, STATUS_TOPIC, to_json, topic
-from engine.sinks.base import Sink, SinkError
+from emolive.engine.schema import ESTIMATE_TOPIC, STATUS_TOPIC, to_json, topic
+from emolive.engine.sinks.base import Sink, SinkError
 
 DEFAULT_ADDRESS = "tcp://127.0.0.1:5556"
 DEFAULT_SNDHWM = 100  # 50 s of estimates at a 0.5 s hop: plenty for a live reader, bounded for a dead one

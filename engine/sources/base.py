@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 import soxr
 
-from engine.closing import Closing
+from emolive.engine.closing import Closing
 
 SAMPLE_RATE = 16000
 DEFAULT_BLOCK_SIZE = 1600  # 100 ms: small enough for a 0.5 s hop, large enough to be cheap

@@ -4,11 +4,11 @@ from __future__ import annotations
 import os
 import re
 
-from engine.sources.base import DEFAULT_BLOCK_SIZE, AudioSource, AudioSourceError
-from engine.sources.file import FileSource
-from engine.sources.gstreamer import GStreamerSource
-from engine.sources.microphone import NO_DEVICE_MESSAGE, MicrophoneSource, list_input_devices
-from engine.sources.pcm import RawPcmSource
+from emolive.engine.sources.base import DEFAULT_BLOCK_SIZE, AudioSource, AudioSourceError
+from emolive.engine.sources.file import FileSource
+from emolive.engine.sources.gstreamer import GStreamerSource
+from emolive.engine.sources.microphone import NO_DEVICE_MESSAGE, MicrophoneSource, list_input_devices
+from emolive.engine.sources.pcm import RawPcmSource
 
 # A spec whose first word is a GStreamer element like these is a pipeline, not a file name.
 _GST_ELEMENT = re.compile(r"^[a-z0-9]+(src|decodebin\d*)(\s|$)")

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 import numpy as np
 import soundfile as sf
 
-from engine.sources.base import DEFAULT_BLOCK_SIZE, SAMPLE_RATE, AudioSource, AudioSourceError, ToMono16k
+from emolive.engine.sources.base import DEFAULT_BLOCK_SIZE, SAMPLE_RATE, AudioSource, AudioSourceError, ToMono16k
 
 
 class FileSource(AudioSource):

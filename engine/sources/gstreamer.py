@@ -14,8 +14,8 @@ from collections.abc import Iterator
 
 import numpy as np
 
-from engine.sources.base import DEFAULT_BLOCK_SIZE, SAMPLE_RATE, AudioSource, AudioSourceError
-from engine.sources.pcm import read_pcm
+from emolive.engine.sources.base import DEFAULT_BLOCK_SIZE, SAMPLE_RATE, AudioSource, AudioSourceError
+from emolive.engine.sources.pcm import read_pcm
 
 GST_LAUNCH = "gst-launch-1.0"
 GST_PACKAGES = "gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good"

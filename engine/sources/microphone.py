@@ -14,8 +14,8 @@ from typing import Any
 
 import numpy as np
 
-from engine.sources.base import DEFAULT_BLOCK_SIZE, SAMPLE_RATE, AudioSource, AudioSourceError, ToMono16k
-from engine.sources.ring import FrameRing
+from emolive.engine.sources.base import DEFAULT_BLOCK_SIZE, SAMPLE_RATE, AudioSource, AudioSourceError, ToMono16k
+from emolive.engine.sources.ring import FrameRing
 
 NO_DEVICE_MESSAGE = ("no audio input device found; list devices with `emolive devices`, "
                      "or read audio from a file with --source FILE")

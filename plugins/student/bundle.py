@@ -9,9 +9,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Sequence
 
-from engine.bundle import BundleError, BundleMeta, check_tensors, read_bundle, write_bundle
-from engine.features.config import FrontEndConfig
-from plugins.student.model import ARCHITECTURES, LABEL_HIGH, LABEL_LOW, StudentModel
+from emolive.engine.bundle import BundleError, BundleMeta, check_tensors, read_bundle, write_bundle
+from emolive.engine.features.config import FrontEndConfig
+from emolive.plugins.student.model import ARCHITECTURES, LABEL_HIGH, LABEL_LOW, StudentModel
 
 
 def save_bundle(

@@ -6,10 +6,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from engine.bundle import WEIGHTS_FILE, BundleMeta
-from engine.plugin import Prediction
-from plugins.student.bundle import load_bundle
-from plugins.student.model import StudentModel
+from emolive.engine.bundle import WEIGHTS_FILE, BundleMeta
+from emolive.engine.plugin import Prediction
+from emolive.plugins.student.bundle import load_bundle
+from emolive.plugins.student.model import StudentModel
 
 DEFAULT_BUNDLE = Path(__file__).resolve().parent / "default"
 

@@ -10,11 +10,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Sequence
 
-from engine.bundle import BundleError, BundleMeta, read_bundle, write_bundle
-from engine.features.config import FrontEndConfig
-from plugins.student import StudentModel, build_model
-from plugins.student.bundle import model_meta
-from plugins.teacher.pretrained import Stream, stream_from_dict
+from emolive.engine.bundle import BundleError, BundleMeta, read_bundle, write_bundle
+from emolive.engine.features.config import FrontEndConfig
+from emolive.plugins.student import StudentModel, build_model
+from emolive.plugins.student.bundle import model_meta
+from emolive.plugins.teacher.pretrained import Stream, stream_from_dict
 
 PREFIX = "teacher-"
 

@@ -12,12 +12,12 @@ from typing import Sequence
 
 import numpy as np
 
-from engine.bundle import WEIGHTS_FILE, BundleMeta
-from engine.plugin import Prediction
-from plugins.student import StudentPlugin
-from plugins.teacher.bundle import load_teacher_bundle
-from plugins.teacher.encoder import SSLEncoder, default_device, fuse
-from plugins.teacher.pretrained import PRETRAINED, Stream, load_pretrained
+from emolive.engine.bundle import WEIGHTS_FILE, BundleMeta
+from emolive.engine.plugin import Prediction
+from emolive.plugins.student import StudentPlugin
+from emolive.plugins.teacher.bundle import load_teacher_bundle
+from emolive.plugins.teacher.encoder import SSLEncoder, default_device, fuse
+from emolive.plugins.teacher.pretrained import PRETRAINED, Stream, load_pretrained
 
 DEFAULT_BUNDLE = Path(__file__).resolve().parent / "default"
 DEFAULT_STREAMS = ("hubert-large", "hubert-large-960h")  # Table 3's best teacher

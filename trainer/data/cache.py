@@ -20,8 +20,8 @@ import soundfile as sf
 import soxr
 from tqdm import tqdm
 
-from engine.features import FrontEndConfig, compute
-from trainer.data.utterance import Utterance
+from emolive.engine.features import FrontEndConfig, compute
+from emolive.trainer.data.utterance import Utterance
 
 
 def load_audio(data: bytes, sample_rate: int) -> np.ndarray:

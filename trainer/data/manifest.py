@@ -3,9 +3,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from trainer.data.table import csv_rows
-from trainer.data.utterance import Utterance
-from trainer.data.vad import canonical_emotion, vad_targets
+from emolive.trainer.data.table import csv_rows
+from emolive.trainer.data.utterance import Utterance
+from emolive.trainer.data.vad import canonical_emotion, vad_targets
 
 REQUIRED = ("path", "speaker", "emotion")
 DIMENSIONS = ("activation", "valence", "dominance")

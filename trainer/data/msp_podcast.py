@@ -3,8 +3,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from trainer.data.table import csv_rows
-from trainer.data.utterance import Utterance
+from emolive.trainer.data.table import csv_rows
+from emolive.trainer.data.utterance import Utterance
 
 LABELS = Path("Labels") / "labels_consensus.csv"
 AUDIO = Path("Audios")

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from trainer.data.utterance import Utterance
+from emolive.trainer.data.utterance import Utterance
 
 
 def speaker_split(utts: list[Utterance], val_frac: float = 0.1, test_frac: float = 0.2, seed: int = 0) -> list[Utterance]:

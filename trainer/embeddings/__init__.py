@@ -1,8 +1,8 @@
 """SSL embeddings for training: per-stream disk caches and frame-by-frame fusion (paper 3.2, Table 3)."""
 from __future__ import annotations
 
-from plugins.teacher import Stream, parse_stream
-from trainer.embeddings.cache import EmbeddingCache, EmbeddingFeatures
+from emolive.plugins.teacher import Stream, parse_stream
+from emolive.trainer.embeddings.cache import EmbeddingCache, EmbeddingFeatures
 
 
 def parse_streams(text: str) -> list[Stream]:

@@ -15,10 +15,10 @@ import numpy as np
 import soundfile as sf
 from tqdm import tqdm
 
-from plugins.teacher import SSLEncoder, Stream, fuse, load_pretrained
-from plugins.teacher.encoder import BATCH_SECONDS
-from trainer.data import Utterance
-from trainer.data.cache import ArrayStore, audio_key, load_audio, read_audio_bytes
+from emolive.plugins.teacher import SSLEncoder, Stream, fuse, load_pretrained
+from emolive.plugins.teacher.encoder import BATCH_SECONDS
+from emolive.trainer.data import Utterance
+from emolive.trainer.data.cache import ArrayStore, audio_key, load_audio, read_audio_bytes
 
 SAMPLE_RATE = 16000
 

@@ -3,6 +3,6 @@
 analysis (numbers) -> figures (PNGs) -> document (blocks) -> markdown / html (files); build runs
 the steps; results holds the data they pass along.
 """
-from trainer.report.build import build_report, command_line, load_sources
+from emolive.trainer.report.build import build_report, command_line, load_sources
 
 __all__ = ["build_report", "command_line", "load_sources"]

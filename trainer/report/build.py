@@ -11,16 +11,16 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from engine.plugin import ModelPlugin, load_model, registered_models
-from trainer.data import read_splits
-from trainer.evaluate import class_targets, metrics, predict_utterances
-from trainer.metrics import DIMENSIONS
-from trainer.pipeline import by_split, load_utterances
-from trainer.report import analysis, figures
-from trainer.report.document import report_document
-from trainer.report.html import write_html
-from trainer.report.markdown import write_markdown
-from trainer.report.results import POOLED, ModelResult, Report, Source
+from emolive.engine.plugin import ModelPlugin, load_model, registered_models
+from emolive.trainer.data import read_splits
+from emolive.trainer.evaluate import class_targets, metrics, predict_utterances
+from emolive.trainer.metrics import DIMENSIONS
+from emolive.trainer.pipeline import by_split, load_utterances
+from emolive.trainer.report import analysis, figures
+from emolive.trainer.report.document import report_document
+from emolive.trainer.report.html import write_html
+from emolive.trainer.report.markdown import write_markdown
+from emolive.trainer.report.results import POOLED, ModelResult, Report, Source
 
 
 def load_sources(manifests: list[str], msp_roots: list[str], splits_csv: str | None,

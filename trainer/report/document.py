@@ -3,9 +3,9 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from trainer.report import tables
-from trainer.report.blocks import Block, Code, Heading, Image, Text
-from trainer.report.results import Report
+from emolive.trainer.report import tables
+from emolive.trainer.report.blocks import Block, Code, Heading, Image, Text
+from emolive.trainer.report.results import Report
 
 
 def report_document(report: Report) -> list[Block]:

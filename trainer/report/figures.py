@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 from matplotlib.figure import Figure
 
-from trainer.metrics import DIMENSIONS
+from emolive.trainer.metrics import DIMENSIONS
 
 DPI = 100
 SCALE = (1.0, 7.0)

@@ -6,7 +6,7 @@ import html
 import re
 from pathlib import Path
 
-from trainer.report.blocks import Block, Code, Heading, Image, Table, Text
+from emolive.trainer.report.blocks import Block, Code, Heading, Image, Table, Text
 
 STYLE = """body{font-family:system-ui,sans-serif;max-width:1200px;margin:2em auto;padding:0 1em;color:#222}
 table{border-collapse:collapse;margin:1em 0;font-size:14px}th,td{border:1px solid #ccc;padding:3px 8px}

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from trainer.report.blocks import Block, Code, Heading, Image, Table, Text
+from emolive.trainer.report.blocks import Block, Code, Heading, Image, Table, Text
 
 
 def render_markdown(blocks: list[Block]) -> str:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from trainer.data import Utterance
+from emolive.trainer.data import Utterance
 
 POOLED = "all"
 """The data-group name of every source together (what `trainer evaluate` with all --data gives)."""

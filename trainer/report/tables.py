@@ -3,10 +3,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from trainer.metrics import DIMENSIONS
-from trainer.report import analysis
-from trainer.report.blocks import Table
-from trainer.report.results import POOLED, Report
+from emolive.trainer.metrics import DIMENSIONS
+from emolive.trainer.report import analysis
+from emolive.trainer.report.blocks import Table
+from emolive.trainer.report.results import POOLED, Report
 
 SHORT = {"activation": "act", "valence": "val", "dominance": "dom"}
 
