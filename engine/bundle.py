@@ -22,12 +22,14 @@ from safetensors.torch import load as load_safetensors
 from safetensors.torch import save_file
 
 from emolive.engine.features.config import FrontEndConfig
+from emolive.engine.features.normalise import StreamNormConfig
 
 FORMAT_VERSION = 1
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
 WEIGHT_STORAGE = ("float32", "int8")
 SCALE_SUFFIX = ".int8_scale"
+STREAM_NORMALISATION = "stream_normalisation"  # optional field: bundles written before it have none
 
 
 class BundleError(ValueError):
@@ -45,6 +47,8 @@ class BundleMeta:
     label_scale: tuple[float, float] = (1.0, 7.0)
     training: dict[str, Any] = field(default_factory=dict)
     metrics: dict[str, Any] = field(default_factory=dict)
+    # the running per-stream normalisation the engine applies before the model (None: off)
+    stream_normalisation: StreamNormConfig | None = None
 
 
 def write_bundle(path: str | Path, meta: BundleMeta, tensors: Mapping[str, torch.Tensor], int8: bool = False) -> Path:
@@ -64,6 +68,8 @@ def write_bundle(path: str | Path, meta: BundleMeta, tensors: Mapping[str, torch
         "metrics": meta.metrics,
         "weights": "int8" if int8 else "float32",
     }
+    if meta.stream_normalisation is not None:
+        config[STREAM_NORMALISATION] = meta.stream_normalisation.to_dict()
     (path / CONFIG_FILE).write_text(json.dumps(config, indent=2) + "\n")
     return path
 
@@ -151,7 +157,7 @@ def _parse_config(config: Any, path: Path) -> tuple[BundleMeta, str]:
     if not isinstance(config, dict):
         raise BundleError(f"{where}: expected a JSON object")
     missing = sorted(_FIELD_TYPES.keys() - config.keys())
-    unknown = sorted(config.keys() - _FIELD_TYPES.keys())
+    unknown = sorted(config.keys() - _FIELD_TYPES.keys() - {STREAM_NORMALISATION})
     if missing or unknown:
         raise BundleError(f"{where}: missing field(s) {missing}, unknown field(s) {unknown}")
     for name, kind in _FIELD_TYPES.items():
@@ -167,14 +173,16 @@ def _parse_config(config: Any, path: Path) -> tuple[BundleMeta, str]:
     scale = config["label_scale"]
     if len(scale) != 2 or not all(isinstance(v, (int, float)) for v in scale) or not scale[0] < scale[1]:
         raise BundleError(f"{where}: label_scale must be [low, high] with low < high")
+    frontend = _parse_frontend(config["frontend"], where)
     meta = BundleMeta(
         architecture=config["architecture"],
         hyperparameters=config["hyperparameters"],
-        frontend=_parse_frontend(config["frontend"], where),
+        frontend=frontend,
         class_names=tuple(names),
         label_scale=(float(scale[0]), float(scale[1])),
         training=config["training"],
         metrics=config["metrics"],
+        stream_normalisation=_parse_stream_normalisation(config.get(STREAM_NORMALISATION), frontend, where),
     )
     return meta, config["weights"]
 
@@ -187,4 +195,18 @@ def _parse_frontend(data: dict, where: Path) -> FrontEndConfig:
         raise BundleError(f"{where}: invalid frontend config ({err})") from err
     if cfg.to_dict() != data:
         raise BundleError(f"{where}: frontend config has missing fields; write FrontEndConfig.to_dict() whole")
+    return cfg
+
+
+def _parse_stream_normalisation(data: Any, frontend: FrontEndConfig, where: Path) -> StreamNormConfig | None:
+    """The optional running normaliser; its columns must exist in the front end's features."""
+    if data is None:
+        return None
+    try:
+        cfg = StreamNormConfig.from_dict(data)
+    except (TypeError, ValueError) as err:
+        raise BundleError(f"{where}: invalid {STREAM_NORMALISATION} ({err})") from err
+    if max(cfg.columns - 1, cfg.voicing_column) >= frontend.num_features:
+        raise BundleError(f"{where}: {STREAM_NORMALISATION} reads columns the front end's "
+                          f"{frontend.num_features} features do not have")
     return cfg

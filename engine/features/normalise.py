@@ -1,0 +1,177 @@
+"""Per-stream feature normalisation: the current speaker's running statistics, live and in training.
+
+A model trained on a few corpora learns their speakers' pitch ranges, their rooms and their
+microphones as much as their emotions; on a new voice its valence is noise. Normalising each
+feature by the *current stream's* own statistics removes what is constant for a speaker and a
+channel (mean log F0, the microphone's spectral tilt and gain) and keeps what changes with
+emotion. Live, only the past is known, so the statistics are a running estimate:
+
+- exponentially weighted mean and variance, updated on voiced frames only (silence and noise
+  would otherwise pull the statistics towards the room), with a time constant of
+  `time_constant_s` of voiced speech: a speaker's emotions over minutes average out, a
+  two-second outburst does not become their new neutral;
+- started from a prior (the training set's statistics) worth `prior_s` seconds of voiced
+  speech, so the first seconds of a stream are normalised sensibly and the estimate moves to the
+  speaker as they talk;
+- applied to the first `columns` features (40 log mel energies and log F0); the delta-F0 and
+  voicing columns are already relative and pass unchanged.
+
+Training streams each speaker's clips through this same object (`normalise_streams`), in a
+random order per epoch, so what training assumed is exactly what the live path computes; the
+state resets with the stream. The config travels in the model bundle.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from typing import Any, Sequence
+
+import numpy as np
+from numba import njit
+
+VAR_FLOOR = 1e-4  # keeps a constant feature (digital silence in one band) finite
+
+
+@dataclass(frozen=True)
+class StreamNormConfig:
+    """Options of the running normaliser; `prior_mean`/`prior_var` have one value per normalised column."""
+
+    prior_mean: tuple[float, ...]
+    prior_var: tuple[float, ...]
+    columns: int = 41  # the first N features: 40 log mel energies + log F0
+    voicing_column: int = 42
+    voicing_threshold: float = 0.5
+    time_constant_s: float = 300.0
+    prior_s: float = 5.0
+    frame_rate: float = 50.0
+
+    def __post_init__(self) -> None:
+        problems = []
+        if not (isinstance(self.columns, int) and 1 <= self.columns <= 4096):
+            problems.append(f"columns must be an integer in [1, 4096], got {self.columns!r}")
+        elif not (len(self.prior_mean) == len(self.prior_var) == self.columns):
+            problems.append(f"prior_mean and prior_var need {self.columns} values each")
+        if not all(_finite(v) for v in self.prior_mean):
+            problems.append("prior_mean must be finite numbers")
+        if not all(_finite(v) and v > 0 for v in self.prior_var):
+            problems.append("prior_var must be positive finite numbers")
+        if not (isinstance(self.voicing_column, int) and self.voicing_column >= 0):
+            problems.append(f"voicing_column must be a non-negative integer, got {self.voicing_column!r}")
+        for name in ("voicing_threshold", "time_constant_s", "prior_s", "frame_rate"):
+            value = getattr(self, name)
+            if not _finite(value) or (name != "voicing_threshold" and not 0 < value <= 1e6):
+                problems.append(f"{name} must be a finite positive number, got {value!r}")
+        if problems:
+            raise ValueError("; ".join(problems))
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["prior_mean"], out["prior_var"] = list(self.prior_mean), list(self.prior_var)
+        return out
+
+    @classmethod
+    def from_dict(cls, data: Any) -> StreamNormConfig:
+        """Rebuild from a bundle's JSON; every field is required and type-checked (bundles are untrusted)."""
+        if not isinstance(data, dict):
+            raise ValueError("stream_normalisation must be a JSON object")
+        names = set(cls.__dataclass_fields__)
+        if set(data) != names:
+            raise ValueError(f"stream_normalisation needs exactly the fields {sorted(names)}")
+        for key in ("prior_mean", "prior_var"):
+            if not isinstance(data[key], list) or len(data[key]) > 4096:
+                raise ValueError(f"stream_normalisation.{key} must be a list of at most 4096 numbers")
+        values = {k: tuple(map(_number, v)) if k in ("prior_mean", "prior_var") else v for k, v in data.items()}
+        for key in ("voicing_threshold", "time_constant_s", "prior_s", "frame_rate"):
+            values[key] = _number(values[key])
+        return cls(**values)
+
+    @classmethod
+    def from_features(cls, features: Sequence[np.ndarray], columns: int = 41, voicing_column: int = 42,
+                      voicing_threshold: float = 0.5, **options: Any) -> StreamNormConfig:
+        """The prior from training features: mean and variance of the normalised columns over voiced frames."""
+        voiced = [f[f[:, voicing_column] > voicing_threshold, :columns].astype(np.float64) for f in features]
+        voiced = [v for v in voiced if len(v)]
+        frames = np.concatenate(voiced) if voiced else np.zeros((0, columns))
+        if len(frames) < 2:
+            raise ValueError("no voiced frames to estimate the normalisation prior from")
+        var = np.maximum(frames.var(0), VAR_FLOOR)
+        return cls(prior_mean=tuple(map(float, frames.mean(0))), prior_var=tuple(map(float, var)),
+                   columns=columns, voicing_column=voicing_column, voicing_threshold=voicing_threshold, **options)
+
+
+def _finite(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _number(value: Any) -> float:
+    if not _finite(value):
+        raise ValueError(f"expected a finite number, got {value!r}")
+    return float(value)
+
+
+# State slots of the running statistics (a float64 array of 1 + 2 * columns values).
+WEIGHT = 0  # decayed count of voiced frames, prior included; then the sums, then the sums of squares
+
+
+class StreamNormaliser:
+    """Normalises one stream's frames as they come; `reset()` starts a new stream from the prior."""
+
+    def __init__(self, cfg: StreamNormConfig) -> None:
+        self.cfg = cfg
+        self._decay = math.exp(-1.0 / (cfg.time_constant_s * cfg.frame_rate))
+        self._state = np.zeros(1 + 2 * cfg.columns, np.float64)
+        self.reset()
+
+    def reset(self) -> None:
+        weight = self.cfg.prior_s * self.cfg.frame_rate
+        mean, var = np.array(self.cfg.prior_mean), np.array(self.cfg.prior_var)
+        c = self.cfg.columns
+        self._state[WEIGHT] = weight
+        self._state[1:1 + c] = weight * mean
+        self._state[1 + c:] = weight * (var + mean**2)
+
+    def push(self, frames: np.ndarray) -> np.ndarray:
+        """Normalised copies of `frames` [T, D] (D > voicing column); the state moves on."""
+        cfg = self.cfg
+        if frames.ndim != 2 or frames.shape[1] <= max(cfg.columns - 1, cfg.voicing_column):
+            raise ValueError(f"frames must be [T, D] with D > {max(cfg.columns - 1, cfg.voicing_column)}, "
+                             f"got shape {frames.shape}")
+        out = np.array(frames, dtype=np.float32, copy=True)
+        _normalise(out, cfg.columns, cfg.voicing_column, cfg.voicing_threshold, self._decay, VAR_FLOOR, self._state)
+        return out
+
+
+@njit(cache=True)
+def _normalise(frames, columns, voicing_column, threshold, decay, var_floor, state):
+    """In place: update the running sums on voiced frames, then normalise every frame's columns."""
+    for t in range(frames.shape[0]):
+        if frames[t, voicing_column] > threshold:
+            state[0] = decay * state[0] + 1.0
+            for c in range(columns):
+                x = frames[t, c]
+                state[1 + c] = decay * state[1 + c] + x
+                state[1 + columns + c] = decay * state[1 + columns + c] + x * x
+        weight = state[0]
+        for c in range(columns):
+            mean = state[1 + c] / weight
+            var = max(state[1 + columns + c] / weight - mean * mean, var_floor)
+            frames[t, c] = (frames[t, c] - mean) / math.sqrt(var)
+
+
+def normalise_streams(features: Sequence[np.ndarray], streams: Sequence[str], cfg: StreamNormConfig,
+                      order: np.ndarray | None = None) -> list[np.ndarray]:
+    """Each clip normalised as part of its stream (e.g. its speaker), clips of a stream in `order`.
+
+    `order` is a permutation of the clips (default: as given); a stream's clips are pushed in the
+    order they appear in it, each stream from a fresh state: what the live engine computes for a
+    session in which that speaker says those clips one after another.
+    """
+    order = np.arange(len(features)) if order is None else order
+    normalisers: dict[str, StreamNormaliser] = {}
+    out: list[np.ndarray] = [np.zeros(0)] * len(features)
+    for i in order:
+        stream = streams[i]
+        if stream not in normalisers:
+            normalisers[stream] = StreamNormaliser(cfg)
+        out[i] = normalisers[stream].push(features[i])
+    return out
