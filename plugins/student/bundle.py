@@ -6,11 +6,13 @@ of every tensor.
 """
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Sequence
 
 from emolive.engine.bundle import BundleError, BundleMeta, check_tensors, read_bundle, write_bundle
 from emolive.engine.features.config import FrontEndConfig
+from emolive.engine.features.normalise import StreamNormConfig
 from emolive.plugins.student.model import ARCHITECTURES, LABEL_HIGH, LABEL_LOW, StudentModel
 
 
@@ -22,9 +24,11 @@ def save_bundle(
     training: dict[str, Any] | None = None,
     metrics: dict[str, Any] | None = None,
     int8: bool = False,
+    stream_normalisation: StreamNormConfig | None = None,
 ) -> Path:
     """Write `model` (with its normalisation buffers) as a bundle directory."""
-    meta = model_meta(model, frontend, class_names, training, metrics)
+    meta = replace(model_meta(model, frontend, class_names, training, metrics),
+                   stream_normalisation=stream_normalisation)
     _check_consistent(meta, path)
     return write_bundle(path, meta, model.state_dict(), int8=int8)
 
