@@ -6,20 +6,24 @@ Errors a user can cause (bad file, busy port, mismatched bundle, no device…) a
 from __future__ import annotations
 
 import argparse
-import json
+import math
 import os
+import signal
 import sys
-from contextlib import ExitStack
+import threading
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from importlib.metadata import entry_points
 from pathlib import Path
+from typing import Any
 
 import torch
-import zmq
 
 from emolive.engine.bundle import BundleError
+from emolive.engine.listen import cmd_listen
 from emolive.engine.plugin import load_model, registered_models
 from emolive.engine.runner import OFFLINE_BLOCK_SIZE, Runner, RunStats
-from emolive.engine.schema import SchemaError, status_payload, validate_status
+from emolive.engine.schema import SchemaError, printable, status_payload, validate_status
 from emolive.engine.sinks import CsvSink, JsonLinesSink, LslSink, Sink, SinkError, ZmqPublisher
 from emolive.engine.sinks.table import TableSink
 from emolive.engine.sinks.zmq_publisher import DEFAULT_ADDRESS
@@ -29,6 +33,7 @@ from emolive.engine.windows import WindowError
 
 DEMO_CLIP = Path(__file__).resolve().parent / "data" / "demo.flac"
 COMMANDS_GROUP = "emolive.commands"  # entry points: callables adding a subcommand to the parser's subparsers
+MAX_WAIT_S = 86400.0  # a day: longer than anyone waits for a subscriber, far inside a C int of milliseconds
 USER_ERRORS = (AudioSourceError, SinkError, BundleError, WindowError, FileNotFoundError)
 
 
@@ -85,7 +90,7 @@ def add_stream_parser(commands: argparse._SubParsersAction) -> None:
                          help="ZeroMQ PUB address (default %(default)s)")
     publish.add_argument("--no-publish", dest="publish", action="store_const", const=None, help="do not publish")
     stream.add_argument("--allow-remote", action="store_true", help="allow a non-loopback --publish address")
-    stream.add_argument("--wait-subscriber", type=float, default=0.0, metavar="SECONDS",
+    stream.add_argument("--wait-subscriber", type=wait_seconds, default=0.0, metavar="SECONDS",
                         help="before starting, wait up to this long for a subscriber, so it misses nothing")
     stream.add_argument("--json", action="store_true", help="print one JSON estimate per line instead of a table")
     stream.add_argument("--csv", metavar="FILE", help="also write estimates to a CSV file")
@@ -110,13 +115,40 @@ def cmd_stream(args: argparse.Namespace) -> int:
                                                  block_size=DEFAULT_BLOCK_SIZE if live else OFFLINE_BLOCK_SIZE))
         fallback = args.source is None and isinstance(source, FileSource)
         note = " (no microphone found: playing the bundled demo clip)" if fallback else ""
-        print(f"emolive: reading {source.description}{note}; model {model.name}", file=sys.stderr)
+        print(f"emolive: reading {source.description}{note}; model {printable(model.name)}", file=sys.stderr)
         sinks = open_sinks(args, stack)
         runner = Runner(source, model, sinks, window_s=args.window, hop_s=args.hop, live=live,
                         stream_id=args.stream_id)
-        stats = runner.run()
+        with stop_on_signal(runner) as interrupted:
+            stats = runner.run()
     print(f"emolive: {summary(stats)}", file=sys.stderr)
-    return 0
+    return 130 if interrupted else 0
+
+
+@contextmanager
+def stop_on_signal(runner: Runner) -> Iterator[list[int]]:
+    """Ctrl-C or SIGTERM during `runner.run()` ask it to stop, so it still sends every estimate it made,
+    the final status (whose count matches them) and returns its stats; a second Ctrl-C interrupts at once.
+
+    The yielded list gets the signal's number; outside the main thread (no signal handlers there)
+    it stays empty and signals keep their default action.
+    """
+    received: list[int] = []
+    if threading.current_thread() is not threading.main_thread():
+        yield received
+        return
+
+    def stop(signum: int, frame: Any) -> None:
+        received.append(signum)
+        runner.stop()
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+    previous = {signum: signal.signal(signum, stop) for signum in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield received
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
 
 
 def open_sinks(args: argparse.Namespace, stack: ExitStack) -> list[Sink]:
@@ -145,35 +177,20 @@ def stream_id(text: str) -> str:
     return text
 
 
+def wait_seconds(text: str) -> float:
+    """argparse type: a wait between 0 and MAX_WAIT_S seconds (libzmq's poll takes a C int of milliseconds)."""
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = math.nan
+    if not 0 <= seconds <= MAX_WAIT_S:
+        raise argparse.ArgumentTypeError(f"{text!r}: give seconds from 0 to {MAX_WAIT_S:g}")
+    return seconds
+
+
 def summary(stats: RunStats) -> str:
     return (f"{stats.estimates} estimates from {stats.audio_s:.2f} s of audio; {stats.skipped_windows} windows "
             f"skipped, {stats.dropped_blocks} audio blocks dropped")
-
-
-def cmd_listen(args: argparse.Namespace) -> int:
-    sink = JsonLinesSink() if args.json else TableSink()
-    with zmq.Context.instance().socket(zmq.SUB) as sub:
-        sub.setsockopt(zmq.LINGER, 0)
-        for prefix in (b"avd.", b"status."):
-            sub.setsockopt(zmq.SUBSCRIBE, prefix)
-        try:
-            sub.connect(args.connect)
-        except zmq.ZMQError as exc:
-            raise SinkError(f"cannot connect to {args.connect}: {exc.strerror}") from None
-        print(f"emolive: listening to {args.connect} (Ctrl-C to stop)", file=sys.stderr)
-        received = 0
-        while args.count is None or received < args.count:
-            topic, body = sub.recv_multipart()
-            try:
-                payload = json.loads(body)
-            except ValueError:
-                raise SinkError(f"{args.connect} sent a message that is not emolive JSON (topic {topic!r})") from None
-            if topic.startswith(b"avd."):
-                sink.emit(payload)
-                received += 1
-            else:
-                sink.status(payload)
-    return 0
 
 
 def cmd_models(args: argparse.Namespace) -> int:
@@ -182,13 +199,13 @@ def cmd_models(args: argparse.Namespace) -> int:
         try:
             plugin = load_model(name)
         except Exception as exc:  # a broken or not-yet-installed plugin must not hide the others
-            rows.append([name, "-", "-", "-", f"unavailable: {' '.join(str(exc).split())}"])
+            rows.append([name, "-", "-", "-", f"unavailable: {printable(' '.join(str(exc).split()))}"])
             continue
         cfg, meta = plugin.meta.frontend, plugin.meta
         frames_per_s = cfg.sample_rate / cfg.frame_shift
         rows.append([name, f"{plugin.size_bytes() / 1e6:.3f} MB",
                      f"{cfg.num_features}-dim MFB+F0, {frames_per_s:g} frames/s, {cfg.sample_rate / 1000:g} kHz",
-                     plugin.device, f"{meta.architecture}, {len(meta.class_names)} classes"])
+                     plugin.device, printable(f"{meta.architecture}, {len(meta.class_names)} classes")])
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
     for row in rows:
         print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)) + "  " + row[-1])

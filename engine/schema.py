@@ -20,23 +20,32 @@ Estimate (topic `avd.<stream>`):
 Status (topic `status.<stream>`): schema, stream, dropped_blocks (audio lost at the source),
 skipped_windows (windows not evaluated because the model fell behind), lag_s (how far behind
 real time the engine is), wall (unix time), plus any extra keys the runner adds.
+
+Readers (`emolive listen`, `emolive gui --connect`) take messages from any program that can reach
+the address, so `parse_message` treats every one as untrusted: frame count, size, JSON, nesting,
+types, ranges and topic are checked here, once, and anything off the schema is a SchemaError
+the reader counts and reports before it goes on.
 """
 from __future__ import annotations
 
 import json
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 SCHEMA_VERSION = 1
 SCALE = (1.0, 7.0)
 ESTIMATE_TOPIC = "avd"
 STATUS_TOPIC = "status"
-_STREAM_ID = re.compile(r"[A-Za-z0-9_-]+")
+_STREAM_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")  # bounded: it is part of every topic
+MAX_MESSAGE_BYTES = 1 << 20  # an estimate is ~500 bytes; even 10 000 classes fit in ~300 kB
+_REASON_CHARS = 200  # a reason quotes attacker-chosen text: keep it one short line
 _ESTIMATE_FLOATS = ("start", "end", "wall_start", "wall_end", "activation", "valence", "dominance",
                     "voiced_ratio", "latency_ms")
-_ESTIMATE_FIELDS = frozenset({"schema", "seq", "stream", "classes", "speech", "model", *_ESTIMATE_FLOATS})
+_ESTIMATE_ORDER = ("schema", "seq", "stream", "start", "end", "wall_start", "wall_end", "activation", "valence",
+                   "dominance", "classes", "speech", "voiced_ratio", "model", "latency_ms")  # estimate_payload's
+_ESTIMATE_FIELDS = frozenset(_ESTIMATE_ORDER)
 _STATUS_FIELDS = {"schema": int, "stream": str, "dropped_blocks": int, "skipped_windows": int, "lag_s": float,
                   "wall": float}
 
@@ -77,10 +86,11 @@ def to_json(payload: Mapping[str, Any]) -> str:
         raise SchemaError(f"payload is not valid JSON: {exc}") from None
 
 
-def validate_estimate(payload: Mapping[str, Any]) -> None:
-    """Raise SchemaError naming the first field that breaks the schema."""
+def validate_estimate(payload: Mapping[str, Any], *, extra_ok: bool = False) -> None:
+    """Raise SchemaError naming the first field that breaks the schema; `extra_ok` lets unknown
+    fields pass, as a reader must (a newer publisher may add fields without a version change)."""
     _check_common(payload)
-    if set(payload) != _ESTIMATE_FIELDS:
+    if not _ESTIMATE_FIELDS <= set(payload) or (not extra_ok and set(payload) != _ESTIMATE_FIELDS):
         raise SchemaError(f"estimate fields differ from the schema: missing {sorted(_ESTIMATE_FIELDS - set(payload))}, "
                           f"unexpected {sorted(set(payload) - _ESTIMATE_FIELDS)}")
     _require(type(payload["seq"]) is int and payload["seq"] >= 0, "seq must be an int >= 0")
@@ -99,21 +109,77 @@ def validate_estimate(payload: Mapping[str, Any]) -> None:
                                                for k, v in classes.items()),
              "classes must map names to probabilities in [0, 1]")
     _require(not classes or abs(sum(classes.values()) - 1.0) < 1e-3, "class probabilities must sum to 1")
-    to_json(payload)
+    if not extra_ok:
+        to_json(payload)  # the checked fields always encode; this catches anything else a builder put in
 
 
-def validate_status(payload: Mapping[str, Any]) -> None:
-    """Raise SchemaError unless the status has every required field with its type (extras are allowed)."""
+def validate_status(payload: Mapping[str, Any], *, check_json: bool = True) -> None:
+    """Raise SchemaError unless the status has every required field with its type (extras are allowed);
+    `check_json=False` skips the encoding check for a payload that was just decoded from JSON."""
     _check_common(payload)
     for name, kind in _STATUS_FIELDS.items():
         _require(name in payload and type(payload[name]) is kind, f"status field {name} must be a {kind.__name__}")
     _require(payload["dropped_blocks"] >= 0 and payload["skipped_windows"] >= 0, "counters must be >= 0")
     _require(math.isfinite(payload["lag_s"]) and math.isfinite(payload["wall"]), "lag_s and wall must be finite")
-    to_json(payload)  # the extras must be JSON too
+    if check_json:
+        to_json(payload)  # the extras must be JSON too
+
+
+def parse_message(frames: Sequence[bytes]) -> tuple[str, dict[str, Any]]:
+    """An untrusted [topic, JSON] message as (ESTIMATE_TOPIC or STATUS_TOPIC, payload).
+
+    Estimates come back with the schema's fields only (unknown ones are ignored, as the schema
+    asks of readers); statuses keep their extras. SchemaError gives the reason in one line.
+    """
+    if len(frames) != 2:
+        raise SchemaError(f"{len(frames)} frames instead of [topic, JSON]")
+    name, body = frames
+    if len(name) + len(body) > MAX_MESSAGE_BYTES:
+        raise SchemaError(f"{len(name) + len(body)} bytes, over the {MAX_MESSAGE_BYTES}-byte limit")
+    kind = next((k for k in (ESTIMATE_TOPIC, STATUS_TOPIC) if name.startswith(f"{k}.".encode())), None)
+    if kind is None:
+        raise SchemaError(f"topic {bytes(name[:40])!r} is neither {ESTIMATE_TOPIC}.* nor {STATUS_TOPIC}.*")
+    try:
+        payload = json.loads(body, parse_constant=_refuse_constant)
+    except (ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError; RecursionError: deep nesting
+        raise SchemaError(f"not JSON: {exc}") from None
+    if not isinstance(payload, dict):
+        raise SchemaError(f"JSON {type(payload).__name__} instead of an object")
+    if kind == ESTIMATE_TOPIC:
+        validate_estimate(payload, extra_ok=True)
+        payload = {field: payload[field] for field in _ESTIMATE_ORDER}
+    else:
+        validate_status(payload, check_json=False)
+    if name != topic(kind, payload).encode():
+        raise SchemaError(f"topic {bytes(name[:80])!r} does not match the payload's stream {payload['stream']!r}")
+    return kind, payload
+
+
+def printable(text: str, limit: int | None = None) -> str:
+    """`text` with control and other non-printable characters escaped (\\x1b, \\n, \\u202e), cut
+    to `limit` characters: text from a message must never move the cursor or rewrite a terminal."""
+    escaped = "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+    return escaped if limit is None or len(escaped) <= limit else escaped[:limit - 1] + "…"
+
+
+class Rejections:
+    """Counts the messages `parse_message` refused; `add` gives the one line a reader shows for them."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    def add(self, exc: SchemaError) -> str:
+        self.count += 1
+        reason = printable(" ".join(str(exc).split()), _REASON_CHARS)
+        return f"ignored {self.count} message{'s' if self.count > 1 else ''} off the emolive schema (latest: {reason})"
+
+
+def _refuse_constant(name: str) -> None:
+    raise ValueError(f"{name} is not JSON")
 
 
 def _check_common(payload: Mapping[str, Any]) -> None:
-    _require(payload.get("schema") == SCHEMA_VERSION, f"schema must be {SCHEMA_VERSION}")
+    _require(type(payload.get("schema")) is int and payload["schema"] == SCHEMA_VERSION, f"schema must be {SCHEMA_VERSION}")
     _require(isinstance(payload.get("stream"), str) and _STREAM_ID.fullmatch(payload["stream"]) is not None,
              "stream must be letters, digits, '_' or '-'")
 

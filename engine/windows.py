@@ -17,6 +17,10 @@ import numpy as np
 
 from emolive.engine.features.config import FrontEndConfig
 
+MAX_SECONDS = 60.0  # a window's features, samples and model activations grow with its length: at 60 s they
+# stay within tens of MB for the student (and a few hundred MB of attention for the teacher); emotion
+# is estimated over seconds, so nothing longer is useful
+
 
 class WindowError(ValueError):
     """Window or hop options that do not fit the front end's frame rate; the text says what would."""
@@ -41,6 +45,8 @@ def _frames(seconds: float, frame_s: float, what: str) -> int:
     if not math.isfinite(n) or round(n) < 1 or abs(n - round(n)) > 1e-6:
         raise WindowError(f"--{what} {seconds:g} s must be a positive multiple of the "
                           f"{1000 * frame_s:g} ms frame shift")
+    if seconds > MAX_SECONDS:
+        raise WindowError(f"--{what} {seconds:g} s is longer than the {MAX_SECONDS:g} s emolive allows")
     return round(n)
 
 

@@ -17,6 +17,7 @@ class FeedSignals(QObject):
     status = Signal(object)  # an engine.schema status dict
     started = Signal(str)  # what is playing, in words
     error = Signal(str)  # one line a user can act on
+    rejected = Signal(str)  # a message that was not emolive's was ignored: the count and why, in one line
     finished = Signal(object)
 
 

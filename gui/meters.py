@@ -6,6 +6,8 @@ from typing import Any
 
 from PySide6.QtWidgets import QLabel, QProgressBar
 
+from emolive.engine.schema import printable
+
 METER_FLOOR_DBFS = -60  # quieter than a quiet room through a laptop microphone
 
 
@@ -48,7 +50,7 @@ def status_text(estimate: Mapping[str, Any] | None, status: Mapping[str, Any] | 
     """One line from the newest estimate and status; parts not yet known are left out."""
     parts = []
     if estimate is not None:
-        parts += [f"model {estimate['model']}", f"latency {estimate['latency_ms']:.0f} ms",
+        parts += [f"model {printable(estimate['model'], 80)}", f"latency {estimate['latency_ms']:.0f} ms",
                   f"estimate #{estimate['seq']} at {estimate['end']:.1f} s"]
     if status is not None:
         parts += [f"dropped blocks {status['dropped_blocks']}", f"skipped windows {status['skipped_windows']}",

@@ -7,13 +7,14 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6.QtGui import QColor, QFontMetrics
 
-from emolive.engine.schema import SCALE
+from emolive.engine.schema import SCALE, printable
 from emolive.gui.history import DIMENSIONS
 
 pg.setConfigOptions(background="w", foreground="k", antialias=True)  # one light look for every plot
 
 COLOURS = {"activation": "#d62728", "valence": "#1f77b4", "dominance": "#2ca02c"}
 TRACE_SPAN_S = 60.0
+CLASS_LABEL_CHARS = 24  # a class name from a stream is any string: the bar labels stay one short line
 TRAIL = 20  # estimates in the plane's trail: 10 s at the default hop
 NEUTRAL = (SCALE[0] + SCALE[1]) / 2
 SCALE_LABEL = f"({SCALE[0]:g}–{SCALE[1]:g})"
@@ -103,8 +104,9 @@ class ClassBars(pg.PlotWidget):
         if names != self.names:  # a model with other classes: new rows and labels
             self.names = names
             axis = self.getAxis("left")
-            axis.setTicks([list(enumerate(names))])
+            axis.setTicks([list(enumerate(printable(n, CLASS_LABEL_CHARS) for n in names))])
             # Sized now, not on a later layout pass, so a grab right after this draw shows every name.
-            axis.setWidth(max((QFontMetrics(axis.font()).horizontalAdvance(n) for n in names), default=0) + 20)
+            axis.setWidth(max((QFontMetrics(axis.font()).horizontalAdvance(printable(n, CLASS_LABEL_CHARS))
+                               for n in names), default=0) + 20)
             self.setYRange(-0.5, max(len(names), 1) - 0.5, padding=0.02)
         self.bars.setOpts(x0=np.zeros(len(names)), y=np.arange(len(names)), width=np.array(list(classes.values())))

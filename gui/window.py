@@ -60,6 +60,7 @@ class MainWindow(QMainWindow):
         self.traces, self.plane, self.bars = TracesPlot(), PlanePlot(), ClassBars()
         self.level, self.speech = LevelMeter(), SpeechLight()
         self.source_label, self.status_label = QLabel("stopped"), QLabel(status_text(None, None))
+        self.status_label.setTextFormat(Qt.TextFormat.PlainText)  # it shows a model name from the stream
         readouts = QHBoxLayout()
         for widget in (self.speech, self.level, self.source_label):
             readouts.addWidget(widget)
@@ -94,6 +95,7 @@ class MainWindow(QMainWindow):
         signals.status.connect(self.on_status, queued)
         signals.started.connect(self.on_started, queued)
         signals.error.connect(self.show_error, queued)
+        signals.rejected.connect(self.statusBar().showMessage, queued)
         signals.finished.connect(self.on_finished, queued)
         self.controls.set_running(True)
         self.feed.start()
@@ -142,7 +144,7 @@ class MainWindow(QMainWindow):
     def _write_csv(self, estimate: Mapping[str, Any]) -> None:
         try:
             self._csv.emit(estimate)
-        except (SinkError, OSError) as exc:
+        except SinkError as exc:
             self.show_error(f"recording stopped: {exc}")
             self.controls.record.setChecked(False)
 

@@ -2,8 +2,11 @@
 from __future__ import annotations
 
 import csv
+import errno
 import io
 import json
+import os
+import subprocess
 import time
 
 import pytest
@@ -11,6 +14,7 @@ import zmq
 
 from emolive.engine.schema import estimate_payload, status_payload, validate_estimate
 from emolive.engine.sinks import CsvSink, JsonLinesSink, LslSink, SinkError, ZmqPublisher
+from emolive.engine.sinks.table import TableSink
 from emolive.engine.sinks.zmq_publisher import is_local
 
 LOOPBACK_ANY_PORT = "tcp://127.0.0.1:*"
@@ -24,8 +28,9 @@ def estimate(seq: int = 0, stream: str = "test", **overrides) -> dict:
     return estimate_payload(**{**fields, **overrides})
 
 
-def subscriber(address: str, prefix: bytes = b"", rcvhwm: int = 1000) -> zmq.Socket:
+def subscriber(address: str, prefix: bytes = b"", rcvhwm: int = 1000, ipv6: bool = False) -> zmq.Socket:
     sub = zmq.Context.instance().socket(zmq.SUB)
+    sub.setsockopt(zmq.IPV6, ipv6)
     sub.setsockopt(zmq.RCVHWM, rcvhwm)
     sub.setsockopt(zmq.LINGER, 0)
     sub.setsockopt(zmq.SUBSCRIBE, prefix)
@@ -191,3 +196,94 @@ def test_lsl_outlet_streams_labelled_avd_stamped_with_capture_time():
         inlet.close_stream()
     assert sample == [4.5, 3.5, 4.5]
     assert 1.9 < lag < 2.5
+
+
+@pytest.fixture
+def tiny_disk(tmp_path):
+    """A 64 kB tmpfs: a real file system that fills up (mounting needs root, as in CI and here)."""
+    mount = tmp_path / "disk"
+    mount.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(mount)], capture_output=True).returncode:
+        pytest.skip("cannot mount a tmpfs here (not root?); the /dev/full tests still cover the error path")
+    yield mount
+    subprocess.run(["umount", str(mount)], check=True)
+
+
+def test_csv_on_a_full_disk_is_one_error_and_the_file_holds_whole_rows_only(tiny_disk):
+    path = tiny_disk / "out.csv"
+    sink = CsvSink(path)
+    written = 0
+    with pytest.raises(SinkError, match="No space left on device") as excinfo:
+        for seq in range(10_000):  # ~250 bytes a row: 64 kB is full after a few hundred
+            sink.emit(estimate(seq, classes={"neutral": 0.5, "a" * 100: 0.5}))
+            written += 1
+    sink.close()
+    assert "\n" not in str(excinfo.value) and written > 10
+    text = path.read_text()
+    assert text.endswith("\n")
+    rows = list(csv.DictReader(io.StringIO(text)))
+    assert [int(row["seq"]) for row in rows] == list(range(written))  # every row that was accepted, whole
+
+
+@pytest.mark.parametrize("make_sink", [JsonLinesSink, TableSink], ids=["json", "table"])
+def test_terminal_sinks_on_dev_full_raise_one_line_sink_errors(make_sink):
+    with open("/dev/full", "w") as full:
+        sink = make_sink(full)
+        with pytest.raises(SinkError, match="cannot write the .*: No space left on device") as excinfo:
+            sink.emit(estimate())
+    assert "\n" not in str(excinfo.value)
+
+
+def test_csv_on_dev_full_raises_a_sink_error():
+    with CsvSink("/dev/full") as sink, pytest.raises(SinkError, match="CSV to /dev/full: No space left"):
+        sink.emit(estimate())
+
+
+def test_a_file_that_fails_mid_line_is_truncated_back_to_its_last_whole_line(tmp_path, monkeypatch):
+    """A disk that accepts part of a line and then fails, as a full disk does mid-write (write(2) is
+    allowed to be short): the partial line is cut off again."""
+    path = tmp_path / "out.jsonl"
+    with open(path, "w") as out:
+        sink = JsonLinesSink(out)
+        sink.emit(estimate(0))
+        real_write, calls = os.write, []
+
+        def short_then_full(fd, data):
+            calls.append(len(data))
+            if len(calls) == 1:
+                return real_write(fd, bytes(data[:10]))
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+        monkeypatch.setattr(os, "write", short_then_full)
+        with pytest.raises(SinkError, match="No space left"):
+            sink.emit(estimate(1))
+        monkeypatch.undo()
+        sink.emit(estimate(2))  # a sink that failed once leaves the file where a next writer can go on
+    assert len(calls) == 2
+    assert [json.loads(line)["seq"] for line in path.read_text().splitlines()] == [0, 2]
+
+
+def test_table_escapes_control_characters_in_class_names():
+    out = io.StringIO()
+    TableSink(out).emit(estimate(classes={"\x1b[2J\x1b[Hevil\rname": 0.9, "calm": 0.1}))
+    row = out.getvalue().splitlines()[1]
+    assert "\x1b" not in row and "\r" not in row and "\\x1b[2J" in row
+
+
+def test_publish_address_and_port_are_validated():
+    with pytest.raises(SinkError, match="port 99999 .* out of range"):
+        ZmqPublisher("tcp://127.0.0.1:99999")
+    for garbage in ("garbage", "tcp://127.0.0.1", "tcp://127.0.0.1:port", "udp://127.0.0.1:5556"):
+        with pytest.raises(SinkError, match="malformed address"):
+            ZmqPublisher(garbage)
+
+
+def test_ipv6_loopback_publishes():
+    with ZmqPublisher("tcp://[::1]:*") as publisher:
+        assert publisher.address.startswith("tcp://[::1]:")
+        sub = subscriber(publisher.address, ipv6=True)
+        wait_until_connected(publisher, sub)
+        publisher.emit(estimate(5))
+        topic, body = sub.recv_multipart()
+        sub.close()
+    assert topic == b"avd.test" and json.loads(body)["seq"] == 5

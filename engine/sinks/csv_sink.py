@@ -1,12 +1,18 @@
-"""CSV file output, one row per estimate, for spreadsheets and quick plots."""
+"""CSV file output, one row per estimate, for spreadsheets and quick plots.
+
+Each row is formatted first and written with one write (engine.sinks.lines), so the file holds
+whole rows only, even when the disk fills up mid-run.
+"""
 from __future__ import annotations
 
 import csv
+import io
 import os
 from collections.abc import Mapping
 from typing import Any
 
 from emolive.engine.sinks.base import Sink, SinkError
+from emolive.engine.sinks.lines import LineWriter
 
 CLASS_PREFIX = "p_"
 
@@ -18,26 +24,34 @@ def flat_row(estimate: Mapping[str, Any]) -> dict[str, Any]:
     return row
 
 
+def csv_line(values: list[Any]) -> str:
+    """One CSV record without its line end (a field with a newline is quoted, as CSV allows)."""
+    buffer = io.StringIO()
+    csv.writer(buffer, lineterminator="").writerow(values)
+    return buffer.getvalue()
+
+
 class CsvSink(Sink):
-    """Write estimates to a CSV file whose header comes from the first estimate; flushed per row."""
+    """Write estimates to a CSV file whose header comes from the first estimate; one write per row."""
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = os.fspath(path)
         try:
-            self._file = open(path, "w", newline="", encoding="utf-8")
+            self._file = open(path, "wb", buffering=0)  # unbuffered: LineWriter hands each row to the OS
         except OSError as exc:
             raise SinkError(f"cannot write CSV to {self.path}: {exc.strerror}") from None
-        self._writer: csv.DictWriter | None = None
+        self._out = LineWriter(self._file, f"CSV to {self.path}")
+        self._columns: list[str] | None = None
 
     def emit(self, estimate: Mapping[str, Any]) -> None:
         row = flat_row(estimate)
-        if self._writer is None:
-            self._writer = csv.DictWriter(self._file, fieldnames=list(row), lineterminator="\n")
-            self._writer.writeheader()
-        if list(row) != self._writer.fieldnames:
+        lines = [csv_line(list(row.values()))]
+        if self._columns is None:
+            lines.insert(0, csv_line(list(row)))
+        elif list(row) != self._columns:
             raise SinkError(f"estimate columns changed mid-stream in {self.path}: {list(row)}")
-        self._writer.writerow(row)
-        self._file.flush()
+        self._out.write(lines)
+        self._columns = list(row)
 
     def close(self) -> None:
         self._file.close()

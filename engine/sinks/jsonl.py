@@ -6,7 +6,8 @@ from collections.abc import Mapping
 from typing import Any, TextIO
 
 from emolive.engine.schema import to_json
-from emolive.engine.sinks.base import Sink, SinkError
+from emolive.engine.sinks.base import Sink
+from emolive.engine.sinks.lines import LineWriter
 
 
 class JsonLinesSink(Sink):
@@ -16,14 +17,10 @@ class JsonLinesSink(Sink):
     """
 
     def __init__(self, stream: TextIO | None = None) -> None:
-        self._stream = stream if stream is not None else sys.stdout
+        self._out = LineWriter(stream if stream is not None else sys.stdout, "the JSON lines")
 
     def emit(self, estimate: Mapping[str, Any]) -> None:
-        try:
-            self._stream.write(to_json(estimate) + "\n")
-            self._stream.flush()
-        except BrokenPipeError:
-            raise SinkError("the JSON lines reader closed its end of the pipe") from None
+        self._out.write([to_json(estimate)])
 
     def close(self) -> None:
         """Nothing to release: the stream belongs to the caller (usually stdout)."""

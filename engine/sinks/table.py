@@ -5,16 +5,19 @@ import sys
 from collections.abc import Mapping
 from typing import Any, TextIO
 
-from emolive.engine.sinks.base import Sink, SinkError
+from emolive.engine.schema import printable
+from emolive.engine.sinks.base import Sink
+from emolive.engine.sinks.lines import LineWriter
 
 HEADER = f"{'window (s)':>15}  {'act':>5} {'val':>5} {'dom':>5}  {'top class':<16}  speech"
+CLASS_CHARS = 24  # a class name from a stream can be any string: keep the row one line
 
 
 def format_row(estimate: Mapping[str, Any]) -> str:
     """One line per estimate: stream-time span, A/V/D, most probable class, speech flag and voiced ratio."""
     classes = estimate["classes"]
     top = max(classes, key=classes.get) if classes else ""
-    top_text = f"{top} {classes[top]:.2f}" if top else "-"
+    top_text = f"{printable(top, CLASS_CHARS)} {classes[top]:.2f}" if top else "-"
     speech = "yes" if estimate["speech"] else "no "
     span = f"{estimate['start']:.2f}-{estimate['end']:.2f}"
     return (f"{span:>15}  {estimate['activation']:5.2f} {estimate['valence']:5.2f} {estimate['dominance']:5.2f}  "
@@ -25,29 +28,21 @@ class TableSink(Sink):
     """Print a header, then one row per estimate; status lines only when audio or windows were lost."""
 
     def __init__(self, stream: TextIO | None = None) -> None:
-        self._stream = stream if stream is not None else sys.stdout
+        self._out = LineWriter(stream if stream is not None else sys.stdout, "the table")
         self._header_done = False
         self._losses = (0, 0)
 
     def emit(self, estimate: Mapping[str, Any]) -> None:
-        if not self._header_done:
-            self._write(HEADER)
-            self._header_done = True
-        self._write(format_row(estimate))
+        row = format_row(estimate)
+        self._out.write([row] if self._header_done else [HEADER, row])
+        self._header_done = True
 
     def status(self, status: Mapping[str, Any]) -> None:
         losses = (status["skipped_windows"], status["dropped_blocks"])
         if losses != self._losses:
             self._losses = losses
-            self._write(f"# lost so far: {losses[0]} windows skipped (model behind real time), "
-                        f"{losses[1]} audio blocks dropped (source overrun); lag {status['lag_s']:.2f} s")
-
-    def _write(self, line: str) -> None:
-        try:
-            self._stream.write(line + "\n")
-            self._stream.flush()
-        except BrokenPipeError:
-            raise SinkError("the reader of the table closed its end of the pipe") from None
+            self._out.write([f"# lost so far: {losses[0]} windows skipped (model behind real time), "
+                             f"{losses[1]} audio blocks dropped (source overrun); lag {status['lag_s']:.2f} s"])
 
     def close(self) -> None:
         """Nothing to release: the stream belongs to the caller (usually stdout)."""

@@ -10,18 +10,39 @@ publisher are dropped), used by `wait_for_subscriber` (`emolive stream --wait-su
 from __future__ import annotations
 
 import ipaddress
+import re
 from collections.abc import Mapping
 from typing import Any
 
 import zmq
 
+from emolive.engine.defaults import DEFAULT_ADDRESS
 from emolive.engine.schema import ESTIMATE_TOPIC, STATUS_TOPIC, to_json, topic
 from emolive.engine.sinks.base import Sink, SinkError
 
-DEFAULT_ADDRESS = "tcp://127.0.0.1:5556"
 DEFAULT_SNDHWM = 100  # 50 s of estimates at a 0.5 s hop: plenty for a live reader, bounded for a dead one
 CLOSE_LINGER_MS = 250  # on close, queued messages get this long to leave: a file's last estimates reach
 # their subscribers, and a dead subscriber delays exit by a quarter second at most
+ADDRESS_HELP = "use tcp://HOST:PORT (tcp://127.0.0.1:5556, tcp://[::1]:5556; PORT * for any free one), ipc://PATH"
+_TCP = re.compile(r"(?P<host>\[[0-9A-Fa-f:.]+\]|[^\[\]:/]+):(?P<port>\*|[0-9]{1,5})")
+
+
+def validate_address(address: str) -> bool:
+    """Raise SinkError unless `address` is a ZeroMQ endpoint emolive can bind or connect; True for IPv6.
+
+    libzmq itself takes `tcp://127.0.0.1:99999` as port 34463 (the number modulo 65536) and says
+    only "Invalid argument" for a malformed address, so both are checked here, with a fix.
+    """
+    transport, separator, rest = address.partition("://")
+    if transport in ("ipc", "inproc") and separator and rest:
+        return False
+    match = _TCP.fullmatch(rest) if transport == "tcp" and separator else None
+    if match is None:
+        raise SinkError(f"malformed address {address!r}: {ADDRESS_HELP}")
+    port = match["port"]
+    if port != "*" and int(port) > 65535:
+        raise SinkError(f"port {port} in {address!r} is out of range: use 1-65535, or * for any free port")
+    return match["host"].startswith("[")
 
 
 def is_local(address: str) -> bool:
@@ -46,10 +67,12 @@ class ZmqPublisher(Sink):
     def __init__(self, address: str = DEFAULT_ADDRESS, *, allow_remote: bool = False, sndhwm: int = DEFAULT_SNDHWM,
                  context: zmq.Context | None = None) -> None:
         """Bind `address`; a non-loopback address needs `allow_remote=True`, so nothing is exposed by accident."""
+        ipv6 = validate_address(address)
         if not allow_remote and not is_local(address):
             raise SinkError(f"refusing to publish on {address}: other machines could connect; "
                             "allow it explicitly (--allow-remote) or use tcp://127.0.0.1:PORT")
         self._socket = (context or zmq.Context.instance()).socket(zmq.XPUB)
+        self._socket.setsockopt(zmq.IPV6, ipv6)  # libzmq binds an IPv6 address only with this option
         self._socket.setsockopt(zmq.SNDHWM, sndhwm)
         self._socket.setsockopt(zmq.LINGER, CLOSE_LINGER_MS)
         try:

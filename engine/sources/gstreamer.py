@@ -33,8 +33,12 @@ class GStreamerSource(AudioSource):
         launcher = shutil.which(GST_LAUNCH)
         if launcher is None:
             raise AudioSourceError(f"{GST_LAUNCH} not found; install it with `apt install {GST_PACKAGES}`")
+        try:
+            words = shlex.split(description)
+        except ValueError as exc:  # shlex's only error: an unbalanced quote or a trailing backslash
+            raise AudioSourceError(f"{self.description} is malformed: {str(exc).lower()}") from None
         self._stderr = tempfile.TemporaryFile()  # a file, not a pipe: a chatty pipeline can never fill it and stall
-        self._process = subprocess.Popen([launcher, "-q", *shlex.split(description), *TAIL], stdin=subprocess.DEVNULL,
+        self._process = subprocess.Popen([launcher, "-q", *words, *TAIL], stdin=subprocess.DEVNULL,
                                          stdout=subprocess.PIPE, stderr=self._stderr, bufsize=0)
         self.block_size = block_size
         self.stall_timeout = stall_timeout

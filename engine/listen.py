@@ -1,0 +1,56 @@
+"""`emolive listen`: print what a running stream publishes, treating every message as untrusted.
+
+Anyone who can reach the address can publish to it, so each message goes through
+`engine.schema.parse_message`; one off the schema is counted and reported on stderr, and
+listening goes on. Reports come at most once per REPORT_INTERVAL_S, each with the count so far,
+so a flood of bad messages cannot flood the terminal; the last count is printed on exit.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+
+import zmq
+
+from emolive.engine.schema import ESTIMATE_TOPIC, STATUS_TOPIC, Rejections, SchemaError, parse_message
+from emolive.engine.sinks import JsonLinesSink, SinkError
+from emolive.engine.sinks.table import TableSink
+from emolive.engine.sinks.zmq_publisher import validate_address
+
+REPORT_INTERVAL_S = 1.0
+
+
+def cmd_listen(args: argparse.Namespace) -> int:
+    sink = JsonLinesSink() if args.json else TableSink()
+    rejections, pending, last_report = Rejections(), "", -REPORT_INTERVAL_S
+    with zmq.Context.instance().socket(zmq.SUB) as sub:
+        sub.setsockopt(zmq.LINGER, 0)
+        sub.setsockopt(zmq.IPV6, validate_address(args.connect))
+        for prefix in (ESTIMATE_TOPIC, STATUS_TOPIC):
+            sub.setsockopt(zmq.SUBSCRIBE, f"{prefix}.".encode())
+        try:
+            sub.connect(args.connect)
+        except zmq.ZMQError as exc:
+            raise SinkError(f"cannot connect to {args.connect}: {exc.strerror}") from None
+        print(f"emolive: listening to {args.connect} (Ctrl-C to stop)", file=sys.stderr)
+        received = 0
+        try:
+            while args.count is None or received < args.count:
+                try:
+                    kind, payload = parse_message(sub.recv_multipart())
+                except SchemaError as exc:
+                    pending = rejections.add(exc)
+                    if time.monotonic() - last_report >= REPORT_INTERVAL_S:
+                        print(f"emolive: {pending}", file=sys.stderr)
+                        pending, last_report = "", time.monotonic()
+                    continue
+                if kind == ESTIMATE_TOPIC:
+                    sink.emit(payload)
+                    received += 1
+                else:
+                    sink.status(payload)
+        finally:
+            if pending:
+                print(f"emolive: {pending}", file=sys.stderr)
+    return 0

@@ -1,0 +1,154 @@
+"""Readers of the stream treat every message as untrusted: hostile frames are counted and reported,
+never a crash, and the reader goes on (`engine.schema.parse_message`, `emolive listen`)."""
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+import tracemalloc
+from pathlib import Path
+
+import pytest
+import zmq
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from tests.conftest import REPO
+from emolive.engine.schema import (MAX_MESSAGE_BYTES, Rejections, SchemaError, estimate_payload, parse_message,
+                                   printable, status_payload, to_json, validate_estimate, validate_status)
+
+EMOLIVE = str(Path(sys.executable).parent / "emolive")
+
+
+def good_estimate(seq: int = 0, **overrides) -> dict:
+    fields = dict(seq=seq, stream="s", start=0.5 * seq, end=0.5 * seq + 3, wall_start=1.0, wall_end=4.0,
+                  activation=4.0, valence=5.0, dominance=3.0, classes={"happy": 0.75, "sad": 0.25}, speech=True,
+                  voiced_ratio=0.5, model="m", latency_ms=1.0)
+    return estimate_payload(**{**fields, **overrides})
+
+
+def frames(payload, topic: bytes = b"avd.s") -> list[bytes]:
+    return [topic, json.dumps(payload).encode()]
+
+
+DEEP = b"[" * 100_000 + b"]" * 100_000
+HOSTILE = {  # every class of bad message a reader must survive, with the reason it gives
+    "one frame": ([b"avd.s"], "1 frames"),
+    "three frames": ([b"avd.s", b"{}", b"{}"], "3 frames"),
+    "JSON list": ([b"avd.s", b"[1, 2]"], "JSON list"),
+    "JSON number": ([b"avd.s", b"42"], "JSON int"),
+    "not JSON": ([b"avd.s", b"\xff\xfe garbage"], "not JSON"),
+    "missing keys": (frames({k: v for k, v in good_estimate().items() if k != "valence"}), "missing ['valence']"),
+    "wrong type": (frames({**good_estimate(), "seq": "7"}), "seq"),
+    "bool as schema": (frames({**good_estimate(), "schema": True}), "schema must be 1"),
+    "NaN": ([b"avd.s", json.dumps(good_estimate()).replace("4.0", "NaN", 1).encode()], "NaN is not JSON"),
+    "Infinity": ([b"avd.s", json.dumps(good_estimate()).replace("4.0", "Infinity", 1).encode()], "not JSON"),
+    "overflowing float": ([b"avd.s", json.dumps(good_estimate()).replace("4.0", "1e999", 1).encode()], "finite"),
+    "unknown schema": (frames({**good_estimate(), "schema": 2}), "schema must be 1"),
+    "unknown topic": (frames(good_estimate(), b"other.s"), "neither avd.* nor status.*"),
+    "topic for another stream": (frames(good_estimate(), b"avd.t"), "does not match"),
+    "bad status": (frames({"schema": 1, "stream": "s"}, b"status.s"), "status field"),
+    "deep nesting": ([b"avd.s", DEEP], "not JSON"),
+    "50 MB frame": ([b"avd.s", b" " * 50_000_000], "over the"),
+}
+
+
+@pytest.mark.parametrize("name", HOSTILE)
+def test_parse_message_refuses_each_class_of_hostile_message_with_a_one_line_reason(name):
+    message, reason = HOSTILE[name]
+    with pytest.raises(SchemaError) as excinfo:
+        parse_message(message)
+    line = Rejections().add(excinfo.value)
+    assert reason in line and "\n" not in line and len(line) < 300
+
+
+def test_parse_message_passes_good_messages_and_ignores_unknown_estimate_fields():
+    kind, payload = parse_message(frames({**good_estimate(3), "added_in_a_later_version": [1, 2]}))
+    assert kind == "avd" and payload == good_estimate(3)
+    status = status_payload(stream="s", dropped_blocks=0, skipped_windows=1, lag_s=0.0, wall=1.0, estimates=4)
+    assert parse_message([b"status.s", to_json(status).encode()]) == ("status", status)
+
+
+def test_a_50_mb_frame_is_refused_before_it_is_parsed():
+    message = [b"avd.s", b"[" * 50_000_000]
+    tracemalloc.start()
+    with pytest.raises(SchemaError, match="over the"):
+        parse_message(message)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert peak < 1_000_000  # parsing would allocate far more than the 50 MB frame; the size check allocates ~nothing
+
+
+def test_printable_escapes_control_characters_and_keeps_other_scripts():
+    assert printable("Wut\x1b[31m\r\n\u202e") == "Wut\\x1b[31m\\r\\n\\u202e"
+    assert printable("ärgerlich 生气") == "ärgerlich 生气"
+    assert printable("x" * 50, 10) == "x" * 9 + "…"
+
+
+JSON_VALUES = st.recursive(st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
+                           lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8),
+                                                                                              children, max_size=4),
+                           max_leaves=20)
+FIELD_NAMES = st.sampled_from(sorted(good_estimate()) + ["kind", "estimates"])
+
+
+@st.composite
+def mutated_messages(draw) -> list[bytes]:
+    """A valid estimate or status with fields replaced, dropped or added, under a drawn topic."""
+    base = draw(st.sampled_from([good_estimate(),
+                                 status_payload(stream="s", dropped_blocks=0, skipped_windows=0, lag_s=0.0, wall=1.0)]))
+    payload = dict(base)
+    for name in draw(st.lists(FIELD_NAMES, max_size=3)):
+        if draw(st.booleans()):
+            payload[name] = draw(JSON_VALUES)
+        else:
+            payload.pop(name, None)
+    topic = draw(st.sampled_from([b"avd.s", b"status.s", b"avd.", b"avd.s\x00", b"turn.s"]))
+    body = json.dumps(payload).encode() if draw(st.booleans()) else draw(st.binary(max_size=200))
+    return [topic, body]
+
+
+@settings(max_examples=400, deadline=1000)  # deadline: a hang detector, ~1000x one parse, not a timing claim
+@given(st.one_of(mutated_messages(), st.lists(st.binary(max_size=100), max_size=4)))
+def test_fuzzed_frames_give_a_valid_payload_or_one_schema_error_never_anything_else(message):
+    try:
+        kind, payload = parse_message(message)
+    except SchemaError as exc:
+        assert "\n" not in Rejections().add(exc)
+        return
+    if kind == "avd":
+        validate_estimate(payload)  # what a reader gets back is a whole, strict estimate
+    else:
+        validate_status(payload)
+    assert all(not isinstance(v, float) or math.isfinite(v) for v in payload.values())
+
+
+def test_listen_counts_and_reports_hostile_messages_and_keeps_printing_good_ones():
+    """A real publisher sends every hostile class, then good estimates: `emolive listen` prints the
+    good ones, reports the others on stderr with their count, and exits 0 without a traceback."""
+    publisher = zmq.Context.instance().socket(zmq.XPUB)
+    publisher.setsockopt(zmq.LINGER, 1000)
+    publisher.setsockopt(zmq.SNDHWM, 0)
+    port = publisher.bind_to_random_port("tcp://127.0.0.1")
+    listener = subprocess.Popen([EMOLIVE, "listen", "--connect", f"tcp://127.0.0.1:{port}", "--count", "2"],
+                                cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        for _ in range(2):  # its two subscriptions (avd., status.): from here on it misses nothing
+            assert publisher.poll(60_000), "listener never subscribed"
+            publisher.recv()
+        hostile = [message for message, _ in HOSTILE.values()]
+        sneaky = good_estimate(0, classes={"\x1b[2J\x1b[Hgotcha": 1.0})
+        for message in [*hostile, frames(sneaky), frames(good_estimate(1))]:
+            publisher.send_multipart(message)
+        out, err = listener.communicate(timeout=60)
+    finally:
+        listener.kill()
+        publisher.close()
+    assert listener.returncode == 0 and "Traceback" not in err, err
+    rows = out.splitlines()[1:]
+    assert [row.split()[0] for row in rows] == ["0.00-3.00", "0.50-3.50"]
+    assert "\x1b" not in out and "\\x1b[2J" in rows[0]
+    reports = [line for line in err.splitlines() if "off the emolive schema" in line]
+    subscribed = [message for message in hostile if message[0].startswith((b"avd.", b"status."))]  # others never arrive
+    assert reports and f"ignored {len(subscribed)} messages" in reports[-1]
