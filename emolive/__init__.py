@@ -1,16 +1,50 @@
 """emolive: real-time speech emotion recognition (activation, valence, dominance from a live voice).
 
+    >>> import emolive
+    >>> result = emolive.analyze("recording.wav")           # doctest: +SKIP
+    >>> result.whole["activation"], len(result.windows)      # doctest: +SKIP
+
 The installed package maps the repository's folders to one namespace: `emolive.engine`,
 `emolive.gui`, `emolive.plugins`, `emolive.trainer`. This module stays import-light (no numpy,
-no torch) so `emolive --help` and `import emolive` are fast.
+no torch): the public names below are loaded on first use, so `emolive --help` and `import
+emolive` are fast.
 """
 from __future__ import annotations
 
+from importlib import import_module
 from importlib.metadata import PackageNotFoundError, version
+from typing import TYPE_CHECKING, Any
 
 try:
     __version__ = version("emolive")
 except PackageNotFoundError:  # a source tree that was never installed
     __version__ = "0+unknown"
 
-__all__ = ["__version__"]
+_PUBLIC = {  # name -> module that defines it
+    "analyze": "emolive.api", "stream": "emolive.api", "Analysis": "emolive.api",
+    "load_model": "emolive.engine.plugin", "ModelPlugin": "emolive.engine.plugin", "Prediction": "emolive.engine.plugin",
+    "EmoliveError": "emolive.engine.errors",
+    "Estimate": "emolive.engine.schema", "Turn": "emolive.engine.schema", "Status": "emolive.engine.schema",
+    "SCHEMA_VERSION": "emolive.engine.schema",
+}
+
+__all__ = ["__version__", *_PUBLIC]
+
+if TYPE_CHECKING:
+    from emolive.api import Analysis, analyze, stream
+    from emolive.engine.errors import EmoliveError
+    from emolive.engine.plugin import ModelPlugin, Prediction, load_model
+    from emolive.engine.schema import SCHEMA_VERSION, Estimate, Status, Turn
+
+
+def __getattr__(name: str) -> Any:
+    """Import the module behind a public name on first use (PEP 562)."""
+    if name not in _PUBLIC:
+        raise AttributeError(f"module 'emolive' has no attribute {name!r}")
+    value = getattr(import_module(_PUBLIC[name]), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

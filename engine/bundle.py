@@ -21,6 +21,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load as load_safetensors
 from safetensors.torch import save_file
 
+from emolive.engine.errors import EmoliveError
 from emolive.engine.features.config import FrontEndConfig
 from emolive.engine.features.normalise import StreamNormConfig
 
@@ -32,7 +33,7 @@ SCALE_SUFFIX = ".int8_scale"
 STREAM_NORMALISATION = "stream_normalisation"  # optional field: bundles written before it have none
 
 
-class BundleError(ValueError):
+class BundleError(EmoliveError, ValueError):
     """A bundle is missing, truncated, or does not match what it claims to be."""
 
 

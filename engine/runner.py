@@ -37,10 +37,10 @@ import numpy as np
 from emolive.engine.bundle import BundleError
 from emolive.engine.features import FrontEnd
 from emolive.engine.plugin import ModelPlugin, Prediction
-from emolive.engine.schema import SCALE, estimate_payload, status_payload
+from emolive.engine.schema import SCALE, estimate_payload, status_payload, turn_payload
 from emolive.engine.sinks.base import Sink
 from emolive.engine.sources.base import SAMPLE_RATE, AudioSource
-from emolive.engine.windows import Arrival, SlidingWindows, Window, WindowSpec
+from emolive.engine.windows import Arrival, FrameBuffer, SlidingWindows, Window, WindowSpec
 
 SPEECH_MIN_VOICED = 0.1  # 0.3 s of voicing in a 3 s window; silence and noise score 0, speech 0.3-0.6
 STATUS_INTERVAL_S = 1.0
@@ -66,7 +66,10 @@ class Runner:
 
     def __init__(self, source: AudioSource, model: ModelPlugin, sinks: Sequence[Sink], *, window_s: float = 3.0,
                  hop_s: float = 0.5, live: bool = False, stream_id: str = "default",
-                 status_interval_s: float = STATUS_INTERVAL_S, batch_size: int = BATCH_SIZE) -> None:
+                 status_interval_s: float = STATUS_INTERVAL_S, batch_size: int = BATCH_SIZE,
+                 whole_stream: bool = False) -> None:
+        """`whole_stream`: also keep every frame and send one turn of kind "stream" over all of them at the
+        end (batch scoring and the Python API ask for it; memory grows with the stream, ~80 kB/s)."""
         self.cfg = model.meta.frontend
         if self.cfg.sample_rate != SAMPLE_RATE:
             raise BundleError(f"model {model.name} was trained on a {self.cfg.sample_rate} Hz front end; "
@@ -77,6 +80,8 @@ class Runner:
         self.spec = WindowSpec.from_seconds(window_s, hop_s, self.cfg)
         self._frontend = FrontEnd(self.cfg)
         self._windows = SlidingWindows(self.spec, self.cfg)
+        self._whole = FrameBuffer(self.cfg) if whole_stream else None
+        self._turns_sent = 0
         self._queue: queue.Queue[Any] = queue.Queue(0 if live else OFFLINE_QUEUE_BLOCKS)
         self._stop = threading.Event()
         self._received = 0  # samples the reader has queued; written by the reader thread only
@@ -142,7 +147,7 @@ class Runner:
                     self._finish()
                     return
                 block, arrival = item
-                self._windows.add(self._frontend.push(block), block, arrival)
+                self._add(self._frontend.push(block), block, arrival)
             self._evaluate(*self._windows.take(newest_only=self.live))
             now = time.monotonic()
             if now >= next_status:  # on a fixed beat, but never more than once per model call
@@ -162,10 +167,26 @@ class Runner:
     def _finish(self) -> None:
         """End of stream: flush the front end's look-ahead, evaluate what it completes, then a short stream."""
         arrival = Arrival(time.monotonic(), time.time(), self._received)
-        self._windows.add(self._frontend.flush(), np.zeros(0, np.float32), arrival)
+        self._add(self._frontend.flush(), np.zeros(0, np.float32), arrival)
         self._evaluate(*self._windows.take(newest_only=self.live))
         short = self._windows.finish(arrival)
         self._evaluate([short] if short else [], 0)
+        if self._whole is not None and self._whole.end_frame:
+            self._send_turn("stream", self._whole.window(0, self._whole.end_frame, 0, arrival))
+
+    def _add(self, frames: np.ndarray, block: np.ndarray, arrival: Arrival) -> None:
+        """New frames and their block go to every consumer of frames: the windows and the whole-stream store."""
+        self._windows.add(frames, block, arrival)
+        if self._whole is not None:
+            self._whole.add(frames, block)
+
+    def _send_turn(self, kind: str, span: Window) -> None:
+        """One model call over the whole span, sent as a turn."""
+        prediction = self.model.predict_batch([span.features], [span.samples])[0]
+        turn = turn_payload(kind=kind, **self._fields(span, prediction, self._turns_sent))
+        self._turns_sent += 1
+        for sink in self.sinks:
+            sink.turn(turn)
 
     def _evaluate(self, windows: list[Window], skipped: int) -> None:
         self._skipped += skipped
@@ -178,21 +199,25 @@ class Runner:
                     sink.emit(estimate)
 
     def _estimate(self, window: Window, prediction: Prediction) -> dict[str, Any]:
+        self._lag_s = (self._received - window.end_sample) / self.cfg.sample_rate
+        estimate = estimate_payload(**self._fields(window, prediction, self._seq))
+        self._seq += 1
+        return estimate
+
+    def _fields(self, window: Window, prediction: Prediction, seq: int) -> dict[str, Any]:
+        """The payload fields of one model call over `window` (an estimate's, or a turn's)."""
         rate = self.cfg.sample_rate
         wall_end = window.arrival.wall - (window.arrival.samples - window.end_sample) / rate
         voicing = window.features[:, self.cfg.num_features - 1]  # the front end's last column
         voiced_ratio = float(np.mean(voicing > self.cfg.pitch.voicing_threshold))
         activation, valence, dominance = np.clip(prediction.avd, *SCALE)
-        self._lag_s = (self._received - window.end_sample) / rate
-        estimate = estimate_payload(
-            seq=self._seq, stream=self.stream_id, start=window.start_sample / rate, end=window.end_sample / rate,
+        return dict(
+            seq=seq, stream=self.stream_id, start=window.start_sample / rate, end=window.end_sample / rate,
             wall_start=wall_end - (window.end_sample - window.start_sample) / rate, wall_end=wall_end,
             activation=activation, valence=valence, dominance=dominance,
             classes=dict(zip(self.model.meta.class_names, prediction.class_probs)),
             speech=voiced_ratio >= SPEECH_MIN_VOICED, voiced_ratio=voiced_ratio, model=self.model.name,
             latency_ms=1000.0 * (time.monotonic() - window.arrival.monotonic))
-        self._seq += 1
-        return estimate
 
     def _send_status(self) -> None:
         """Status: lag_s is how much newer audio had arrived when the latest estimate was made (0 before one)."""

@@ -17,6 +17,11 @@ Estimate (topic `avd.<stream>`):
     model         str    model id
     latency_ms    float  from the window's last sample being available to the estimate being ready
 
+Turn (topic `turn.<stream>`): the estimate's fields over one whole span, plus
+    kind          str    "turn": a speech turn, sent when it ends (start/end are its span, seq counts turns);
+                         "stream": the whole stream, sent once at its end where asked for (`emolive score`,
+                         `emolive.analyze`)
+
 Status (topic `status.<stream>`): schema, stream, dropped_blocks (audio lost at the source),
 skipped_windows (windows not evaluated because the model fell behind), lag_s (how far behind
 real time the engine is), wall (unix time), plus any extra keys the runner adds.
@@ -32,12 +37,14 @@ import json
 import math
 import re
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, Literal, TypedDict
 
 SCHEMA_VERSION = 1
 SCALE = (1.0, 7.0)
 ESTIMATE_TOPIC = "avd"
 STATUS_TOPIC = "status"
+TURN_TOPIC = "turn"
+TURN_KINDS = ("turn", "stream")
 _STREAM_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")  # bounded: it is part of every topic
 MAX_MESSAGE_BYTES = 1 << 20  # an estimate is ~500 bytes; even 10 000 classes fit in ~300 kB
 _REASON_CHARS = 200  # a reason quotes attacker-chosen text: keep it one short line
@@ -54,6 +61,43 @@ class SchemaError(ValueError):
     """A payload that does not follow the schema: a bug in whoever built it."""
 
 
+class Estimate(TypedDict):
+    """One window's estimate, as every sink sends it (fields documented above)."""
+
+    schema: int
+    seq: int
+    stream: str
+    start: float
+    end: float
+    wall_start: float
+    wall_end: float
+    activation: float
+    valence: float
+    dominance: float
+    classes: dict[str, float]
+    speech: bool
+    voiced_ratio: float
+    model: str
+    latency_ms: float
+
+
+class Turn(Estimate):
+    """One estimate over a whole speech turn, or over the whole stream (`kind`)."""
+
+    kind: Literal["turn", "stream"]
+
+
+class Status(TypedDict):
+    """The fields every status has; runners add counters (estimates, audio_s, live) that readers may ignore."""
+
+    schema: int
+    stream: str
+    dropped_blocks: int
+    skipped_windows: int
+    lag_s: float
+    wall: float
+
+
 def estimate_payload(*, seq: int, stream: str, start: float, end: float, wall_start: float, wall_end: float,
                      activation: float, valence: float, dominance: float, classes: Mapping[str, float],
                      speech: bool, voiced_ratio: float, model: str, latency_ms: float) -> dict[str, Any]:
@@ -64,6 +108,19 @@ def estimate_payload(*, seq: int, stream: str, start: float, end: float, wall_st
             "classes": {str(name): float(p) for name, p in classes.items()},
             "speech": bool(speech), "voiced_ratio": float(voiced_ratio), "model": str(model),
             "latency_ms": float(latency_ms)}
+
+
+def turn_payload(*, kind: str, **fields: Any) -> dict[str, Any]:
+    """A turn: `estimate_payload`'s fields over the whole span, and its kind (see TURN_KINDS)."""
+    if kind not in TURN_KINDS:
+        raise SchemaError(f"turn kind {kind!r} is not one of {TURN_KINDS}")
+    return {**estimate_payload(**fields), "kind": kind}
+
+
+def validate_turn(payload: Mapping[str, Any]) -> None:
+    """Raise SchemaError unless `payload` is an estimate with a known `kind` on top."""
+    _require(payload.get("kind") in TURN_KINDS, f"turn kind must be one of {TURN_KINDS}")
+    validate_estimate({name: value for name, value in payload.items() if name != "kind"})
 
 
 def status_payload(*, stream: str, dropped_blocks: int, skipped_windows: int, lag_s: float, wall: float,

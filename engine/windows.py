@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from emolive.engine.errors import EmoliveError
 from emolive.engine.features.config import FrontEndConfig
 
 MAX_SECONDS = 60.0  # a window's features, samples and model activations grow with its length: at 60 s they
@@ -22,7 +23,7 @@ MAX_SECONDS = 60.0  # a window's features, samples and model activations grow wi
 # is estimated over seconds, so nothing longer is useful
 
 
-class WindowError(ValueError):
+class WindowError(EmoliveError, ValueError):
     """Window or hop options that do not fit the front end's frame rate; the text says what would."""
 
 
@@ -71,67 +72,47 @@ class Window:
     arrival: Arrival
 
 
-class SlidingWindows:
-    """Collects frames and samples as they arrive and hands out windows once they are complete."""
+class FrameBuffer:
+    """Frames and the samples they cover, from an absolute offset on: the store behind every span.
 
-    def __init__(self, spec: WindowSpec, cfg: FrontEndConfig):
-        self.spec, self.cfg = spec, cfg
+    Blocks are kept as a list and joined only when a span is cut (one copy per cut, not per
+    block); `drop_before` frees what no later span needs.
+    """
+
+    def __init__(self, cfg: FrontEndConfig) -> None:
+        self.cfg = cfg
         self._frames = np.zeros((0, cfg.num_features), np.float32)
         self._samples = np.zeros(0, np.float32)
         self._frame0 = 0  # absolute index of self._frames[0]
         self._sample0 = 0  # absolute index of self._samples[0]
-        self._added: list[tuple[np.ndarray, np.ndarray]] = []  # joined on `take`: one copy per take, not per block
-        self._frames_end = 0  # absolute index after the last frame added
-        self._next = 0  # next window index not yet taken
-        self._arrivals: list[Arrival] = []  # one per complete, untaken window, oldest first
-        self.taken = 0  # windows handed out or skipped so far
+        self._added: list[tuple[np.ndarray, np.ndarray]] = []
+        self.end_frame = 0  # absolute index after the last frame added
 
-    def add(self, frames: np.ndarray, samples: np.ndarray, arrival: Arrival) -> None:
-        """Append the front end's new frames and the block's samples; stamp windows they complete."""
-        before = self.ready
+    def add(self, frames: np.ndarray, samples: np.ndarray) -> None:
         self._added.append((frames, samples))
-        self._frames_end += len(frames)
-        self._arrivals += [arrival] * (self.ready - before)
+        self.end_frame += len(frames)
 
     @property
-    def ready(self) -> int:
-        """Complete windows not yet taken."""
-        excess = self._frames_end - self.spec.window
-        complete = excess // self.spec.hop + 1 if excess >= 0 else 0
-        return max(0, complete - self._next)
+    def held_samples(self) -> int:
+        """Samples held now (joined ones; blocks added since the last cut are not counted)."""
+        return len(self._samples)
 
-    def take(self, newest_only: bool = False) -> tuple[list[Window], int]:
-        """The ready windows, oldest first, and how many were skipped (all but the newest if `newest_only`)."""
-        n = self.ready
-        skipped = n - 1 if newest_only and n > 1 else 0
+    def window(self, first: int, length: int, index: int, arrival: Arrival) -> Window:
+        """Frames [first, first + length) (absolute) and the samples they cover."""
         self._join()
-        indices = range(self._next + skipped, self._next + n)
-        windows = [self._window(i * self.spec.hop, self.spec.window, i, self._arrivals[i - self._next])
-                   for i in indices]
-        self._next += n
-        self._arrivals = self._arrivals[n:]
-        self.taken += n
-        self._drop_before(self._next * self.spec.hop)
-        return windows, skipped
-
-    def finish(self, arrival: Arrival) -> Window | None:
-        """At end of stream: a stream shorter than one window gets one window over all its frames.
-
-        Otherwise nothing: after the last full window at most hop - 1 frames remain, which the
-        previous window already nearly covers.
-        """
-        self._join()
-        if self.taken or not len(self._frames):
-            return None
-        self.taken = 1
-        return self._window(0, len(self._frames), 0, arrival)
-
-    def _window(self, first: int, length: int, index: int, arrival: Arrival) -> Window:
         start = first * self.cfg.frame_shift
         end = (first + length - 1) * self.cfg.frame_shift + self.cfg.frame_length
         features = self._frames[first - self._frame0:first - self._frame0 + length]
         samples = self._samples[start - self._sample0:end - self._sample0]
         return Window(index, features, samples, start, end, arrival)
+
+    def drop_before(self, frame: int) -> None:
+        self._join()
+        drop = min(max(0, frame - self._frame0), len(self._frames))
+        self._frames, self._frame0 = self._frames[drop:], self._frame0 + drop
+        sample = self._frame0 * self.cfg.frame_shift
+        drop = min(max(0, sample - self._sample0), len(self._samples))
+        self._samples, self._sample0 = self._samples[drop:], self._sample0 + drop
 
     def _join(self) -> None:
         if self._added:
@@ -140,9 +121,50 @@ class SlidingWindows:
             self._samples = np.concatenate([self._samples, *samples])
             self._added = []
 
-    def _drop_before(self, frame: int) -> None:
-        drop = min(frame - self._frame0, len(self._frames))
-        self._frames, self._frame0 = self._frames[drop:], self._frame0 + drop
-        sample = self._frame0 * self.cfg.frame_shift
-        drop = min(sample - self._sample0, len(self._samples))
-        self._samples, self._sample0 = self._samples[drop:], self._sample0 + drop
+
+class SlidingWindows:
+    """Collects frames and samples as they arrive and hands out windows once they are complete."""
+
+    def __init__(self, spec: WindowSpec, cfg: FrontEndConfig):
+        self.spec, self.cfg = spec, cfg
+        self.buffer = FrameBuffer(cfg)
+        self._next = 0  # next window index not yet taken
+        self._arrivals: list[Arrival] = []  # one per complete, untaken window, oldest first
+        self.taken = 0  # windows handed out or skipped so far
+
+    def add(self, frames: np.ndarray, samples: np.ndarray, arrival: Arrival) -> None:
+        """Append the front end's new frames and the block's samples; stamp windows they complete."""
+        before = self.ready
+        self.buffer.add(frames, samples)
+        self._arrivals += [arrival] * (self.ready - before)
+
+    @property
+    def ready(self) -> int:
+        """Complete windows not yet taken."""
+        excess = self.buffer.end_frame - self.spec.window
+        complete = excess // self.spec.hop + 1 if excess >= 0 else 0
+        return max(0, complete - self._next)
+
+    def take(self, newest_only: bool = False) -> tuple[list[Window], int]:
+        """The ready windows, oldest first, and how many were skipped (all but the newest if `newest_only`)."""
+        n = self.ready
+        skipped = n - 1 if newest_only and n > 1 else 0
+        indices = range(self._next + skipped, self._next + n)
+        windows = [self.buffer.window(i * self.spec.hop, self.spec.window, i, self._arrivals[i - self._next])
+                   for i in indices]
+        self._next += n
+        self._arrivals = self._arrivals[n:]
+        self.taken += n
+        self.buffer.drop_before(self._next * self.spec.hop)
+        return windows, skipped
+
+    def finish(self, arrival: Arrival) -> Window | None:
+        """At end of stream: a stream shorter than one window gets one window over all its frames.
+
+        Otherwise nothing: after the last full window at most hop - 1 frames remain, which the
+        previous window already nearly covers.
+        """
+        if self.taken or not self.buffer.end_frame:
+            return None
+        self.taken = 1
+        return self.buffer.window(0, self.buffer.end_frame, 0, arrival)

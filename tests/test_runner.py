@@ -100,7 +100,7 @@ def test_windows_sit_on_the_hop_grid_whatever_the_chunking(speech):
         got, skipped = windows.take()
         assert skipped == 0 and windows.ready == 0
         out += got
-        assert len(windows._samples) < 150 * 320 + 4000 + 4000  # old frames and samples are dropped
+        assert windows.buffer.held_samples < 150 * 320 + 4000 + 4000  # old frames and samples are dropped
     windows.add(frontend.flush(), samples[:0], ARRIVAL)
     out += windows.take()[0]
     assert [w.index for w in out] == list(range((len(frames) - 150) // 25 + 1))

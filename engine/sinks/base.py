@@ -6,9 +6,10 @@ from collections.abc import Mapping
 from typing import Any
 
 from emolive.engine.closing import Closing
+from emolive.engine.errors import EmoliveError
 
 
-class SinkError(Exception):
+class SinkError(EmoliveError):
     """A problem the user can fix (address in use, missing extra, unwritable file); its text is one line."""
 
 
@@ -21,3 +22,6 @@ class Sink(Closing):
 
     def status(self, status: Mapping[str, Any]) -> None:
         """Deliver a status payload; outputs with no status channel (files, LSL) ignore it."""
+
+    def turn(self, turn: Mapping[str, Any]) -> None:
+        """Deliver a turn payload (engine.schema); outputs that carry windows only ignore it."""

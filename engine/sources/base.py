@@ -12,12 +12,13 @@ import numpy as np
 import soxr
 
 from emolive.engine.closing import Closing
+from emolive.engine.errors import EmoliveError
 
 SAMPLE_RATE = 16000
 DEFAULT_BLOCK_SIZE = 1600  # 100 ms: small enough for a 0.5 s hop, large enough to be cheap
 
 
-class AudioSourceError(Exception):
+class AudioSourceError(EmoliveError):
     """A problem the user can fix (no device, bad file, failing pipeline); its text is one line."""
 
 

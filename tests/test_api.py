@@ -1,0 +1,132 @@
+"""The Python API: `emolive.analyze` on files and arrays, `emolive.stream`, one error class, a light import."""
+from __future__ import annotations
+
+import subprocess
+import sys
+import threading
+
+import numpy as np
+import pytest
+import soundfile as sf
+import soxr
+
+import emolive
+from tests.conftest import corpus_files, read_audio
+
+ESTIMATE_FIELDS = ("activation", "valence", "dominance")
+
+
+@pytest.fixture(scope="module")
+def student(one_torch_thread):
+    return emolive.load_model("student")
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory):
+    """Two corpus clips back to back (about 5 s): several windows, and a whole-file estimate."""
+    samples = np.concatenate([read_audio(p) for p in corpus_files("emodb", every=200, limit=2)])
+    path = tmp_path_factory.mktemp("api") / "clip.flac"
+    sf.write(path, samples, 16000)
+    return path, samples
+
+
+def test_import_is_light_and_public_names_load_on_use():
+    code = ("import sys, emolive; heavy = [m for m in ('numpy', 'torch', 'zmq') if m in sys.modules]; "
+            "assert not heavy, heavy; emolive.EmoliveError; assert 'torch' not in sys.modules; "
+            "print(sorted(emolive.__all__))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert "analyze" in out and "stream" in out and "Estimate" in out
+
+
+def test_analyze_a_file_gives_windows_and_a_whole_recording_estimate(student, clip):
+    path, samples = clip
+    result = emolive.analyze(path, model=student)
+    duration = len(samples) / 16000
+    frames = 1 + (len(samples) - 400) // 320  # 25 ms frames every 20 ms
+    assert len(result.windows) == (frames - 150) // 25 + 1  # 3 s windows (150 frames) every 0.5 s (25 frames)
+    assert [w["seq"] for w in result.windows] == list(range(len(result.windows)))
+    whole = result.whole
+    assert whole is not None and whole["kind"] == "stream" and whole["start"] == 0.0
+    assert abs(whole["end"] - duration) < 0.025  # the frames end within one frame of the file's end
+    assert all(1.0 <= whole[name] <= 7.0 for name in ESTIMATE_FIELDS)
+    emolive.engine.schema.validate_turn(whole)
+    for w in result.windows:
+        emolive.engine.schema.validate_estimate(w)
+
+
+def test_whole_recording_estimate_is_the_model_over_all_frames(student, clip):
+    from emolive.engine.features import compute
+
+    path, samples = clip
+    whole = emolive.analyze(path, model=student).whole
+    direct = student.predict(compute(samples), samples)
+    # the runner's streamed frames equal the offline front end's (tested in test_features), so the
+    # same float32 model on the same input gives the same numbers up to the order of summation
+    np.testing.assert_allclose([whole[n] for n in ESTIMATE_FIELDS], np.clip(direct.avd, 1, 7), atol=1e-5)
+
+
+def test_records_become_a_dataframe_in_one_call(student, clip):
+    import pandas
+
+    result = emolive.analyze(clip[0], model=student)
+    frame = pandas.DataFrame(result.to_records())
+    assert len(frame) == len(result.windows)
+    assert {"start", "end", *ESTIMATE_FIELDS, "speech"} <= set(frame.columns)
+    assert [c for c in frame.columns if c.startswith("p_")] == [f"p_{n}" for n in student.meta.class_names]
+    assert len(result.to_dataframe("file")) == 1
+
+
+def test_an_array_at_any_rate_and_channel_count_gives_what_the_file_gives(student, clip):
+    path, samples = clip
+    from_file = emolive.analyze(path, model=student)
+    # equal channels downmix to the same samples exactly ((a + a) / 2 == a in float32)
+    stereo = emolive.analyze(np.stack([samples, samples], axis=1), sample_rate=16000, model=student)
+    assert [w["activation"] for w in stereo.windows] == [w["activation"] for w in from_file.windows]
+    # int16 PCM is scaled by 1/32768 as soundfile scales it: exact for these 16-bit corpus samples
+    pcm = np.round(samples * 32768).astype(np.int16)
+    as_int = emolive.analyze(pcm, sample_rate=16000, model=student)
+    assert [w["valence"] for w in as_int.windows] == [w["valence"] for w in from_file.windows]
+    # 44.1 kHz stereo: resampled up and back by soxr (passband ripple ~0.01 dB, stop band -100 dB), so
+    # the front end sees nearly the same band; the model's outputs move by well under 0.1 on a 1-7 scale
+    hi = soxr.resample(samples, 16000, 44100)
+    resampled = emolive.analyze(np.stack([hi, 0.5 * hi], axis=1), sample_rate=44100, model=student)
+    assert len(resampled.windows) == len(from_file.windows)
+    got = np.array([[w[n] for n in ESTIMATE_FIELDS] for w in resampled.windows])
+    want = np.array([[w[n] for n in ESTIMATE_FIELDS] for w in from_file.windows])
+    assert np.abs(got - want).max() < 0.1
+
+
+@pytest.mark.parametrize("source, kwargs, match", [
+    (np.zeros(16000, np.float32), {}, "sample rate"),
+    (np.zeros((2, 3, 4), np.float32), {"sample_rate": 16000}, "shape"),
+    (np.zeros(16000, np.complex64), {"sample_rate": 16000}, "dtype"),
+    ("/no/such/file.wav", {}, "not found"),
+    ("/no/such/file.wav", {"sample_rate": 8000}, "sample_rate is for arrays"),
+])
+def test_user_errors_raise_the_one_documented_class_with_one_line(student, source, kwargs, match):
+    with pytest.raises(emolive.EmoliveError, match=match) as info:
+        emolive.analyze(source, model=student, **kwargs)
+    assert "\n" not in str(info.value)
+
+
+def test_an_unknown_model_and_a_bad_window_are_emolive_errors(student):
+    with pytest.raises(emolive.EmoliveError, match="no model named"):
+        emolive.load_model("no-such-model")
+    with pytest.raises(emolive.EmoliveError, match="frame shift"):
+        emolive.analyze(np.zeros(16000, np.float32), sample_rate=16000, model=student, window=0.013)
+
+
+def test_stream_yields_the_estimates_analyze_makes(student, clip):
+    path, _ = clip
+    streamed = list(emolive.stream(str(path), model=student))
+    analysed = emolive.analyze(path, model=student).windows
+    assert [(e["start"], e["activation"]) for e in streamed] == [(e["start"], e["activation"]) for e in analysed]
+
+
+def test_leaving_a_stream_early_stops_the_engine_thread(student):
+    before = threading.active_count()
+    live = emolive.stream(None, model=student)  # the microphone, or the demo clip at real time
+    first = next(live)
+    live.close()
+    assert first["end"] >= 3.0 - 0.025
+    assert threading.active_count() == before
