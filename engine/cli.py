@@ -19,8 +19,11 @@ from typing import Any
 
 import torch
 
+import emolive
+from emolive.engine import logs, score
 from emolive.engine.bundle import BundleError
 from emolive.engine.listen import cmd_listen
+from emolive.engine.errors import EmoliveError
 from emolive.engine.plugin import load_model, registered_models
 from emolive.engine.runner import OFFLINE_BLOCK_SIZE, Runner, RunStats
 from emolive.engine.schema import SchemaError, printable, status_payload, validate_status
@@ -34,11 +37,12 @@ from emolive.engine.windows import WindowError
 DEMO_CLIP = Path(__file__).resolve().parent / "data" / "demo.flac"
 COMMANDS_GROUP = "emolive.commands"  # entry points: callables adding a subcommand to the parser's subparsers
 MAX_WAIT_S = 86400.0  # a day: longer than anyone waits for a subscriber, far inside a C int of milliseconds
-USER_ERRORS = (AudioSourceError, SinkError, BundleError, WindowError, FileNotFoundError)
+USER_ERRORS = (EmoliveError, AudioSourceError, SinkError, BundleError, WindowError, FileNotFoundError)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    logs.configure("emolive", args.verbose - args.quiet)
     try:
         return args.command(args)
     except USER_ERRORS as exc:
@@ -60,8 +64,11 @@ def silence_broken_stdout() -> None:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="emolive", description="Real-time speech emotion recognition: "
                                      "activation, valence and dominance (1-7) from a live voice.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {emolive.__version__}")
+    logs.add_arguments(parser)
     commands = parser.add_subparsers(required=True, metavar="COMMAND")
     add_stream_parser(commands)
+    score.add_parser(commands)
     listen = commands.add_parser("listen", help="subscribe to a running stream and print it")
     listen.add_argument("--connect", default=DEFAULT_ADDRESS, help="publisher address (default %(default)s)")
     listen.add_argument("--json", action="store_true", help="print JSON lines instead of a table")

@@ -1,0 +1,161 @@
+"""Batch scoring: many recordings in, one table out (`emolive score`).
+
+Inputs are files, folders (searched recursively for the extensions libsndfile reads) or manifest
+CSVs (a `path` column, relative to the CSV's folder, as the corpora and the trainer use). Each
+file runs through `emolive.analyze`, the live path, so a score is what a stream would say.
+
+A file that cannot be read becomes one row with its `error` filled and the batch goes on; rows
+are written and flushed file by file, so an interrupted batch keeps every complete row.
+"""
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+import sys
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from multiprocessing import get_context
+from pathlib import Path
+from typing import Any, Literal, TextIO
+
+import soundfile as sf
+
+from emolive.engine.errors import EmoliveError
+from emolive.engine.plugin import ModelPlugin, load_model
+from emolive.engine.sinks.csv_sink import CLASS_PREFIX
+
+Per = Literal["window", "turn", "file"]
+PER_CHOICES = ("file", "window", "turn")
+# libsndfile's format names are its usual extensions; these are the common spellings they miss
+AUDIO_EXTENSIONS = frozenset(f".{name.lower()}" for name in sf.available_formats()) | {".aif", ".oga", ".opus"}
+VALUE_FIELDS = ("start", "end", "activation", "valence", "dominance", "speech", "voiced_ratio")
+
+
+class BatchError(EmoliveError):
+    """An input list or output the user can fix: a manifest without a path column, an unknown extension."""
+
+
+@dataclass(frozen=True)
+class ScoreOptions:
+    """What every file is scored with; it travels to worker processes whole."""
+
+    model: str = "student"
+    window: float = 3.0
+    hop: float = 0.5
+    per: Per = "file"
+
+
+def collect_inputs(specs: Sequence[str | os.PathLike[str]]) -> list[Path]:
+    """Files as given, folders' audio files (recursive, sorted), manifests' paths, in the order named.
+
+    A named file that does not exist stays in the list: it gets an error row like any unreadable file.
+    """
+    paths: list[Path] = []
+    for spec in map(Path, specs):
+        if spec.is_dir():
+            paths += sorted(p for p in spec.rglob("*") if p.suffix.lower() in AUDIO_EXTENSIONS and p.is_file())
+        elif spec.suffix.lower() == ".csv":
+            paths += manifest_paths(spec)
+        else:
+            paths.append(spec)
+    return paths
+
+
+def manifest_paths(manifest: Path) -> list[Path]:
+    """The `path` column of a manifest CSV, relative to the manifest's folder."""
+    try:
+        with open(manifest, newline="", encoding="utf-8") as f:
+            reader = csv.DictReader(f)
+            if not reader.fieldnames or "path" not in reader.fieldnames:
+                raise BatchError(f"{manifest}: a manifest needs a 'path' column (found {reader.fieldnames})")
+            return [manifest.parent / row["path"] for row in reader]
+    except FileNotFoundError:
+        raise BatchError(f"manifest not found: {manifest}") from None
+
+
+def columns(class_names: Sequence[str]) -> list[str]:
+    """The table's columns: path, the values, one p_<class> per class, and error (empty when scored)."""
+    return ["path", *VALUE_FIELDS, *(CLASS_PREFIX + name for name in class_names), "error"]
+
+
+def score_file(path: Path, plugin: ModelPlugin, options: ScoreOptions) -> list[dict[str, Any]]:
+    """Rows for one file; an error the user can fix (unreadable, damaged, empty) is one row saying so."""
+    from emolive.api import analyze  # the API sits above the engine; imported where it is used
+
+    try:
+        analysis = analyze(path, model=plugin, window=options.window, hop=options.hop)
+    except EmoliveError as exc:
+        return [{"path": str(path), "error": " ".join(str(exc).split())}]
+    if analysis.whole is None:
+        return [{"path": str(path), "error": "shorter than one 25 ms frame"}]
+    rows = analysis.to_records(options.per)
+    return [{"path": str(path), **{name: row[name] for name in row if name in VALUE_FIELDS or
+                                   name.startswith(CLASS_PREFIX)}, "error": ""} for row in rows]
+
+
+class RowWriter:
+    """CSV or JSON lines by the output's extension; each file's rows are flushed together."""
+
+    def __init__(self, stream: TextIO, fields: Sequence[str], fmt: Literal["csv", "jsonl"]) -> None:
+        self._stream, self._fields, self._fmt = stream, list(fields), fmt
+        if fmt == "csv":
+            self._csv = csv.DictWriter(stream, fieldnames=self._fields, lineterminator="\n", restval="")
+            self._csv.writeheader()
+
+    @staticmethod
+    def format_of(path: str | None) -> Literal["csv", "jsonl"]:
+        if path is None or path == "-" or path.lower().endswith(".csv"):
+            return "csv"
+        if path.lower().endswith((".jsonl", ".ndjson")):
+            return "jsonl"
+        raise BatchError(f"--out {path}: give a .csv or .jsonl file name")
+
+    def write(self, rows: Iterable[dict[str, Any]]) -> None:
+        for row in rows:
+            if self._fmt == "csv":
+                self._csv.writerow(row)
+            else:
+                self._stream.write(json.dumps({name: row.get(name, "") for name in self._fields}) + "\n")
+        self._stream.flush()
+
+
+def score_all(paths: Sequence[Path], plugin: ModelPlugin, options: ScoreOptions,
+              jobs: int) -> Iterator[list[dict[str, Any]]]:
+    """Each file's rows, in input order; `jobs` > 1 scores in that many processes, each loading
+    `options.model` itself (`plugin` is the one this process scores with when jobs is 1)."""
+    if jobs <= 1:
+        for path in paths:
+            yield score_file(path, plugin, options)
+        return
+    # spawn: a fresh interpreter per worker, never a fork of this one's torch/numba thread state
+    with get_context("spawn").Pool(jobs, initializer=_init_worker, initargs=(options,)) as pool:
+        try:
+            yield from pool.imap(_score_in_worker, paths)
+        except BaseException:
+            pool.terminate()  # Ctrl-C or a failing consumer: no worker goes on writing into the void
+            raise
+
+
+def load_scoring_model(model: str) -> ModelPlugin:
+    """The model, with torch (if the model uses it) on one thread: scoring is one window batch at a time,
+    and several jobs on a small machine are faster as one thread each than contending for cores."""
+    plugin = load_model(model)
+    if "torch" in sys.modules:
+        sys.modules["torch"].set_num_threads(1)
+    return plugin
+
+
+_worker: tuple[ModelPlugin, ScoreOptions] | None = None
+
+
+def _init_worker(options: ScoreOptions) -> None:
+    global _worker
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle: it stops the pool
+    _worker = (load_scoring_model(options.model), options)
+
+
+def _score_in_worker(path: Path) -> list[dict[str, Any]]:
+    assert _worker is not None, "pool initializer did not run"
+    return score_file(path, *_worker)

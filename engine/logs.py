@@ -1,0 +1,30 @@
+"""Diagnostics go through `logging` (never print): -v shows debug detail, -q leaves warnings and errors.
+
+Messages keep the `emolive: …` shape users already read on stderr; results (tables, JSON lines,
+CSV) go to stdout and are not logging.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+LEVELS = (logging.WARNING, logging.INFO, logging.DEBUG)  # -q, default, -v
+
+
+def configure(program: str, verbosity: int) -> None:
+    """`verbosity` is the count of -v minus the count of -q (0: info and up)."""
+    level = LEVELS[max(0, min(len(LEVELS) - 1, 1 + verbosity))]
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter(f"{program}: %(message)s"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    for noisy in ("numba", "matplotlib", "PIL"):  # their debug output drowns ours under -v
+        logging.getLogger(noisy).setLevel(max(level, logging.INFO))
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """-v/--verbose and -q/--quiet, counted (-vv is more)."""
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="more detail on stderr (debug)")
+    parser.add_argument("-q", "--quiet", action="count", default=0, help="only warnings and errors on stderr")
