@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -16,6 +17,8 @@ import sounddevice as sd
 import soundfile as sf
 import torch
 import zmq
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from tests.conftest import REPO, corpus_files, read_audio
 from emolive.engine.cli import main
@@ -24,6 +27,7 @@ from emolive.engine.plugin import load_model
 from emolive.engine.schema import estimate_payload, validate_estimate, validate_status
 from emolive.engine.sinks import ZmqPublisher
 from emolive.engine.sinks.table import HEADER
+from emolive.engine.windows import MAX_SECONDS, WindowError, WindowSpec
 from emolive.plugins.student import DEFAULT_BUNDLE
 
 EMOLIVE = [str(Path(sys.executable).parent / "emolive")]  # the installed console script, as users run it
@@ -146,6 +150,11 @@ def test_bad_inputs_are_one_line_errors(capsys, tmp_path):
         (["--source", clip, "--model", "no-such-model"], "no model named 'no-such-model'"),
         (["--source", clip, "--hop", "0.25"], "multiple of the 20 ms"),
         (["--source", clip, "--csv", str(tmp_path / "no" / "dir.csv")], "cannot write CSV"),
+        (["--source", "audiotestsrc wave='sine num-buffers=5"], "malformed: no closing quotation"),
+        (["--source", clip, "--window", "100000"], "longer than the 60 s"),
+        (["--source", clip, "--window", "20000"], "longer than the 60 s"),
+        (["--source", clip, "--hop", "61"], "longer than the 60 s"),
+        (["--source", clip, "--window", "nan"], "positive multiple"),
     ]
     for args, needle in cases:
         code, _, err = run_cli(capsys, "stream", "--no-publish", *args)
@@ -206,3 +215,76 @@ def test_devices_lists_input_devices(capsys, monkeypatch):
     monkeypatch.setattr(sd, "query_devices", lambda *a, **k: sd.DeviceList([]))
     code, out, err = run_cli(capsys, "devices")
     assert code == 0 and out == "" and "no audio input devices" in err
+
+
+@pytest.mark.parametrize("address,needle", [("tcp://127.0.0.1:99999", "port 99999"), ("garbage", "malformed address")])
+def test_bad_publish_addresses_are_one_line_errors(capsys, address, needle):
+    clip = str(corpus_files("emodb", limit=1)[0])
+    code, _, err = run_cli(capsys, "stream", "--source", clip, "--publish", address)
+    assert_one_line_error(code, err, needle)
+
+
+def test_a_named_device_that_does_not_exist_is_an_error_not_the_demo_clip(capsys, monkeypatch):
+    monkeypatch.setattr(sd, "query_devices", lambda *a, **k: sd.DeviceList([]))
+    code, out, err = run_cli(capsys, "stream", "--device", "7", "--no-publish")
+    assert_one_line_error(code, err, "no audio input device")
+    assert out == "" and "demo clip" not in err
+
+
+@pytest.mark.parametrize("output", ["--json", "table", "--csv"])
+def test_a_full_disk_is_a_one_line_error_with_exit_1(output):
+    """/dev/full fails every write with ENOSPC, as a full disk does."""
+    clip = str(corpus_files("emodb", limit=1)[0])
+    args = [*EMOLIVE, "stream", "--no-publish", "--source", clip]
+    args += {"--json": ["--json"], "table": [], "--csv": ["--csv", "/dev/full"]}[output]
+    with open("/dev/full", "w") if output != "--csv" else open("/dev/null", "w") as stdout:
+        result = subprocess.run(args, cwd=REPO, stdout=stdout, stderr=subprocess.PIPE, text=True, timeout=120)
+    assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
+    assert result.stderr.splitlines()[-1].startswith("emolive: error: cannot write ")
+    assert result.stderr.splitlines()[-1].endswith(": No space left on device")
+
+
+def test_ctrl_c_in_a_realtime_stream_still_sends_the_final_status_and_summary(speech_flac):
+    address = f"tcp://127.0.0.1:{free_port()}"
+    sub = zmq.Context.instance().socket(zmq.SUB)
+    sub.setsockopt(zmq.LINGER, 0)
+    sub.setsockopt(zmq.SUBSCRIBE, b"")
+    sub.connect(address)
+    engine = subprocess.Popen([*EMOLIVE, "stream", "--source", str(speech_flac), "--realtime", "--publish", address,
+                               "--json", "--wait-subscriber", "60", "--window", "1", "--hop", "0.5"],
+                              cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    estimates, statuses = [], []
+    while len(estimates) < 3:  # mid-run: the clip lasts 7 s, three estimates come after about 2 s
+        assert sub.poll(60_000), "no estimate from the engine"
+        topic, body = sub.recv_multipart()
+        (estimates if topic.startswith(b"avd.") else statuses).append(json.loads(body))
+    engine.send_signal(signal.SIGINT)
+    out, err = engine.communicate(timeout=30)
+    while sub.poll(1000):
+        topic, body = sub.recv_multipart()
+        (estimates if topic.startswith(b"avd.") else statuses).append(json.loads(body))
+    sub.close()
+    assert engine.returncode == 130 and "Traceback" not in err, err
+    printed = [json.loads(line) for line in out.splitlines()]
+    assert estimates == printed and len(printed) < 12  # stopped early: 7 s would give 12
+    assert statuses[-1]["estimates"] == len(estimates)  # the final status counts exactly what was sent
+    assert err.splitlines()[-1] == f"emolive: {len(estimates)} estimates from " + err.splitlines()[-1].split(" from ")[1]
+
+
+WINDOW_SECONDS = st.one_of(st.floats(allow_nan=True, allow_infinity=True), st.integers(-10, 5000).map(lambda k: k * 0.02),
+                           st.sampled_from([0.0, -0.0, 1e-300, 1e300, 60.0, 60.02, 100000.0, 20000.0]))
+
+
+@settings(max_examples=300, deadline=None)
+@given(window_s=WINDOW_SECONDS, hop_s=WINDOW_SECONDS)
+def test_any_window_and_hop_give_a_bounded_spec_or_one_line_window_error(window_s, hop_s):
+    """The property behind --window/--hop: a valid spec that sizes at most MAX_SECONDS of frames, or
+    WindowError with one line; never another exception. (Allocation follows from the spec's size.)"""
+    cfg = load_model("student").meta.frontend
+    try:
+        spec = WindowSpec.from_seconds(window_s, hop_s, cfg)
+    except WindowError as exc:
+        assert "\n" not in str(exc)
+        return
+    limit = round(MAX_SECONDS * cfg.sample_rate / cfg.frame_shift)
+    assert 1 <= spec.window <= limit and 1 <= spec.hop <= limit
