@@ -23,7 +23,7 @@ import torchaudio
 
 from emolive.engine.features import compute
 from emolive.engine.plugin import ModelPlugin
-from emolive.plugins.student import StudentPlugin, TCGRUModel, load_default
+from emolive.plugins.student import TCGRUModel, TorchStudentPlugin, load_default_torch
 from emolive.plugins.teacher import PRETRAINED, SSLEncoder, TeacherPlugin, load_teacher_bundle, save_teacher_bundle
 from emolive.plugins.teacher.pretrained import Stream
 
@@ -71,7 +71,7 @@ def teacher_plugin(label: str, names: tuple[str, ...], device: str, tmp: Path) -
     path = save_teacher_bundle(tmp / label.replace(" ", "_"), head, streams, [f"c{i}" for i in range(8)])
     model, meta, _ = load_teacher_bundle(path)
     encoders = {n: random_encoder(n, device) for n in names}
-    return TeacherPlugin(StudentPlugin(model, meta, label, path), [(encoders[s.model], s.layer) for s in streams], label)
+    return TeacherPlugin(TorchStudentPlugin(model, meta, label, path), [(encoders[s.model], s.layer) for s in streams], label)
 
 
 def latency_rows(plugins: dict[str, ModelPlugin], window: np.ndarray, device: str) -> list[list[str]]:
@@ -89,7 +89,7 @@ def latency_rows(plugins: dict[str, ModelPlugin], window: np.ndarray, device: st
     return rows
 
 
-def size_rows(student: StudentPlugin) -> list[list[str]]:
+def size_rows(student: TorchStudentPlugin) -> list[list[str]]:
     """Network parameters (fp32 bytes) by input width; the student's shipped bundle beside them."""
     count = lambda m: sum(p.numel() for p in m.parameters())
     small = count(student.model)
@@ -123,7 +123,7 @@ def main() -> None:
     print_table(["model", "device", "threads", "audio", "time", "x real time"],
                 extraction_rows(names, speech, args.device))
 
-    student = load_default()
+    student = load_default_torch()
     with tempfile.TemporaryDirectory() as tmp:
         plugins: dict[str, ModelPlugin] = {"student (default bundle)": student}
         plugins |= {f"teacher: {label} + TCGRU": teacher_plugin(label, streams, args.device, Path(tmp))

@@ -1,26 +1,43 @@
-"""The one model-bundle format: a directory with `config.json` and `model.safetensors`.
+"""The one model-bundle format: a directory with `config.json`, `model.safetensors` and, for students,
+`model.onnx`.
 
 A bundle is plain data (torchaudio's pipelines are the model): JSON says what the model is and
 which front end it was trained on, safetensors holds the tensors. Nothing is pickled, so loading
-a bundle can never run code. This module knows tensors and JSON only; the plugin that owns an
-architecture builds the nn.Module and hands its expected tensors to `check_tensors`.
+a bundle can never run code. This module knows numpy arrays and JSON only (no torch: the light
+engine loads bundles too); the plugin that owns an architecture says which tensors it expects.
+
+A bundle is a file a user downloads, so it is untrusted, and everything is checked before anything
+is allocated from it: files are opened without blocking and must be regular files of bounded size
+(a FIFO, /dev/zero or a huge file is refused unread); every config.json field is type- and
+range-checked; the safetensors header is parsed and its names, dtypes and shapes compared with
+what the architecture expects, and the file size with what they add up to, before the data is
+read; weights must be finite. Each failure is one `BundleError` line.
 
 Weights may be stored as int8 with one float32 scale per output channel (symmetric, for every
 floating tensor of 2 or more dimensions); they are dequantised to float32 on reading, so the rest
 of the engine never sees the storage format.
+
+`model.onnx` is derived data: the runtime graph `trainer` writes next to the weights, stamped with
+the SHA-256 of the model.safetensors it was made from (`weights_sha256`) so a stale graph is refused.
 """
 from __future__ import annotations
 
+import hashlib
 import json
+import math
+import os
+import stat
+import struct
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
-import torch
+import numpy as np
 from safetensors import SafetensorError
-from safetensors.torch import load as load_safetensors
-from safetensors.torch import save_file
+from safetensors.numpy import load as load_safetensors
+from safetensors.numpy import save_file
 
+from emolive.engine.errors import EmoliveError
 from emolive.engine.errors import EmoliveError
 from emolive.engine.features.config import FrontEndConfig
 from emolive.engine.features.normalise import StreamNormConfig
@@ -28,9 +45,20 @@ from emolive.engine.features.normalise import StreamNormConfig
 FORMAT_VERSION = 1
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
+GRAPH_FILE = "model.onnx"
 WEIGHT_STORAGE = ("float32", "int8")
 SCALE_SUFFIX = ".int8_scale"
 STREAM_NORMALISATION = "stream_normalisation"  # optional field: bundles written before it have none
+MAX_CONFIG_BYTES = 1 << 20  # a config.json is ~2 kB
+MAX_HEADER_BYTES = 1 << 20  # a safetensors header: ~100 bytes per tensor
+MAX_GRAPH_BYTES = 256 << 20  # a student graph is ~0.3 MB; the bound only stops a huge file being read
+MAX_CLASSES = 1024
+MAX_NAME_CHARS = 200
+_DTYPES = {"F32": np.dtype("<f4"), "I8": np.dtype("i1")}  # the only storage dtypes a bundle may hold
+_HEADER_LENGTH = struct.Struct("<Q")
+
+Shapes = Mapping[str, tuple[int, ...]]
+"""Tensor name -> shape of the float32 tensors an architecture's module holds (its state_dict)."""
 
 
 class BundleError(EmoliveError, ValueError):
@@ -52,11 +80,20 @@ class BundleMeta:
     stream_normalisation: StreamNormConfig | None = None
 
 
-def write_bundle(path: str | Path, meta: BundleMeta, tensors: Mapping[str, torch.Tensor], int8: bool = False) -> Path:
+@dataclass(frozen=True)
+class Bundle:
+    """A bundle read and checked: its metadata, float32 tensors, and the digest of its weights file."""
+
+    meta: BundleMeta
+    tensors: dict[str, np.ndarray]
+    weights_sha256: str
+
+
+def write_bundle(path: str | Path, meta: BundleMeta, tensors: Mapping[str, np.ndarray], int8: bool = False) -> Path:
     """Write a bundle directory (created if needed); returns its path."""
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)
-    tensors = {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
+    tensors = {k: np.ascontiguousarray(v) for k, v in tensors.items()}
     save_file(quantise_int8(tensors) if int8 else tensors, str(path / WEIGHTS_FILE))
     config = {
         "format_version": FORMAT_VERSION,
@@ -75,68 +112,159 @@ def write_bundle(path: str | Path, meta: BundleMeta, tensors: Mapping[str, torch
     return path
 
 
-def read_bundle(path: str | Path) -> tuple[BundleMeta, dict[str, torch.Tensor]]:
-    """Read and validate a bundle directory; tensors come back as float32 whatever the storage."""
-    path = Path(path)
+def read_config(path: str | Path) -> dict[str, Any]:
+    """A bundle's config.json as a JSON object, read safely (regular file, bounded size, bounded nesting)."""
+    where = Path(path) / CONFIG_FILE
+    text = read_regular_file(where, MAX_CONFIG_BYTES)
     try:
-        config = json.loads((path / CONFIG_FILE).read_text())
-        blob = (path / WEIGHTS_FILE).read_bytes()
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise BundleError(f"{path}: cannot read bundle ({err}); expected a directory with {CONFIG_FILE} and {WEIGHTS_FILE}") from err
-    meta, storage = _parse_config(config, path)
+        config = json.loads(text.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as err:
+        raise BundleError(f"{where}: not a JSON file ({type(err).__name__}: {err})") from None
+    except ValueError as err:  # e.g. an integer literal of more digits than Python converts
+        raise BundleError(f"{where}: not a usable JSON file ({err})") from None
+    if not isinstance(config, dict):
+        raise BundleError(f"{where}: expected a JSON object")
+    return config
+
+
+def read_bundle(path: str | Path, expected: Callable[[BundleMeta, Path], Shapes]) -> Bundle:
+    """Read and validate a bundle directory; tensors come back as float32 whatever the storage.
+
+    `expected(meta, path)` is the architecture's word: it checks the hyperparameters (raising
+    BundleError) and returns the tensor shapes its module holds. It runs before the weights are read.
+    """
+    path = Path(path)
+    meta, storage = parse_config(read_config(path), path)
+    layout = _storage_layout(expected(meta, path), storage)
+    blob = _read_weights(path / WEIGHTS_FILE, layout)
     try:
         tensors = load_safetensors(blob)
     except SafetensorError as err:
         raise BundleError(f"{path / WEIGHTS_FILE}: not a complete safetensors file ({err})") from err
-    return meta, dequantise_int8(tensors, path) if storage == "int8" else tensors
-
-
-def check_tensors(tensors: Mapping[str, torch.Tensor], expected: Mapping[str, torch.Tensor], source: str | Path) -> None:
-    """Fail unless `tensors` has exactly the names, shapes and dtypes of `expected` (a state_dict)."""
-    problems = [f"missing {k}" for k in expected if k not in tensors]
-    problems += [f"unexpected {k}" for k in tensors if k not in expected]
-    for name in expected.keys() & tensors.keys():
-        want, got = expected[name], tensors[name]
-        if want.shape != got.shape or want.dtype != got.dtype:
-            problems.append(f"{name} is {got.dtype} {list(got.shape)}, expected {want.dtype} {list(want.shape)}")
-    if problems:
-        raise BundleError(f"{source}: weights do not match the architecture: " + "; ".join(sorted(problems)))
-
-
-def quantise_int8(tensors: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """Symmetric per-output-channel int8 for floating tensors of 2+ dims; others pass unchanged."""
-    out: dict[str, torch.Tensor] = {}
     for name, t in tensors.items():
-        if not (t.is_floating_point() and t.dim() >= 2):
+        if t.dtype.kind == "f" and not np.isfinite(t).all():
+            raise BundleError(f"{path / WEIGHTS_FILE}: tensor {name} holds NaN or infinite values")
+    tensors = dequantise_int8(tensors, path) if storage == "int8" else tensors
+    return Bundle(meta, tensors, hashlib.sha256(blob).hexdigest())
+
+
+def read_regular_file(path: Path, limit: int) -> bytes:
+    """The bytes of `path` if it is a regular file of at most `limit` bytes; anything else is a BundleError.
+
+    Opened non-blocking, so a FIFO cannot hang the open; a device (/dev/zero) or a file over the
+    limit is refused before a byte is read.
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    except OSError as err:
+        raise BundleError(f"{path}: cannot read bundle file ({err.strerror}); a bundle is a directory with "
+                          f"{CONFIG_FILE} and {WEIGHTS_FILE}") from None
+    with os.fdopen(fd, "rb") as f:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise BundleError(f"{path}: not a regular file (a bundle holds plain files only)")
+        if info.st_size > limit:
+            raise BundleError(f"{path}: {info.st_size} bytes, more than the {limit} this file may have")
+        data = f.read(limit + 1)
+    if len(data) > limit:
+        raise BundleError(f"{path}: grew past {limit} bytes while being read")
+    return data
+
+
+def read_graph(path: str | Path) -> bytes:
+    """The bundle's model.onnx, read as safely as the rest (the caller checks its digest)."""
+    return read_regular_file(Path(path) / GRAPH_FILE, MAX_GRAPH_BYTES)
+
+
+def _storage_layout(shapes: Shapes, storage: str) -> dict[str, tuple[str, tuple[int, ...]]]:
+    """What the file must hold for these float32 shapes: int8 storage adds one scale per 2+-dim tensor."""
+    layout: dict[str, tuple[str, tuple[int, ...]]] = {}
+    for name, shape in shapes.items():
+        if storage == "int8" and len(shape) >= 2:
+            layout[name] = ("I8", tuple(shape))
+            layout[name + SCALE_SUFFIX] = ("F32", (shape[0],))
+        else:
+            layout[name] = ("F32", tuple(shape))
+    return layout
+
+
+def _read_weights(path: Path, layout: Mapping[str, tuple[str, tuple[int, ...]]]) -> bytes:
+    """The safetensors file, once its header matches `layout` and its size what that layout needs."""
+    data_bytes = sum(_DTYPES[d].itemsize * math.prod(s) for d, s in layout.values())
+    blob = read_regular_file(path, 8 + MAX_HEADER_BYTES + data_bytes)
+    if len(blob) < 8:
+        raise BundleError(f"{path}: not a complete safetensors file ({len(blob)} bytes)")
+    (header_len,) = _HEADER_LENGTH.unpack_from(blob)
+    if header_len > min(MAX_HEADER_BYTES, len(blob) - 8):
+        raise BundleError(f"{path}: not a complete safetensors file (header of {header_len} bytes)")
+    try:
+        header = json.loads(blob[8:8 + header_len].decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as err:
+        raise BundleError(f"{path}: not a complete safetensors file (header: {err})") from None
+    except ValueError as err:
+        raise BundleError(f"{path}: not a complete safetensors file (header: {err})") from None
+    if not isinstance(header, dict):
+        raise BundleError(f"{path}: not a complete safetensors file (header is not a JSON object)")
+    header.pop("__metadata__", None)
+    _check_header(header, layout, path)
+    if len(blob) != 8 + header_len + data_bytes:
+        raise BundleError(f"{path}: not a complete safetensors file ({len(blob)} bytes, the header "
+                          f"describes {8 + header_len + data_bytes})")
+    return blob
+
+
+def _check_header(header: dict, layout: Mapping[str, tuple[str, tuple[int, ...]]], path: Path) -> None:
+    """Exactly the layout's names, each with its dtype and shape; the message lists every difference."""
+    problems = [f"missing {k}" for k in layout if k not in header]
+    problems += [f"unexpected {k}" for k in header if k not in layout]
+    for name in layout.keys() & header.keys():
+        entry, (dtype, shape) = header[name], layout[name]
+        got_dtype = entry.get("dtype") if isinstance(entry, dict) else None
+        got_shape = entry.get("shape") if isinstance(entry, dict) else None
+        if got_dtype != dtype or got_shape != list(shape):
+            problems.append(f"{name} is {_dtype_name(got_dtype)} {got_shape}, expected {_dtype_name(dtype)} {list(shape)}")
+    if problems:
+        raise BundleError(f"{path}: weights do not match the architecture: " + "; ".join(sorted(problems)))
+
+
+def _dtype_name(code: Any) -> str:
+    return str(_DTYPES[code]) if isinstance(code, str) and code in _DTYPES else repr(code)
+
+
+def quantise_int8(tensors: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Symmetric per-output-channel int8 for floating tensors of 2+ dims; others pass unchanged."""
+    out: dict[str, np.ndarray] = {}
+    for name, t in tensors.items():
+        if not (t.dtype.kind == "f" and t.ndim >= 2):
             out[name] = t
             continue
-        scale = t.abs().flatten(1).amax(1).float() / 127.0
-        scale = torch.where(scale > 0, scale, torch.ones_like(scale))  # an all-zero row stays zero
-        out[name] = torch.round(t / _per_row(scale, t)).clamp(-127, 127).to(torch.int8)
+        scale = (np.abs(t).reshape(len(t), -1).max(1) / np.float32(127.0)).astype(np.float32)
+        scale = np.where(scale > 0, scale, np.float32(1.0))  # an all-zero row stays zero
+        out[name] = np.clip(np.round(t / _per_row(scale, t)), -127, 127).astype(np.int8)
         out[name + SCALE_SUFFIX] = scale
     return out
 
 
-def dequantise_int8(tensors: Mapping[str, torch.Tensor], source: str | Path) -> dict[str, torch.Tensor]:
+def dequantise_int8(tensors: Mapping[str, np.ndarray], source: str | Path) -> dict[str, np.ndarray]:
     """Inverse of `quantise_int8`; every int8 tensor must have its matching scale and vice versa."""
-    out: dict[str, torch.Tensor] = {}
+    out: dict[str, np.ndarray] = {}
     for name, t in tensors.items():
         if name.endswith(SCALE_SUFFIX):
             if name[: -len(SCALE_SUFFIX)] not in tensors:
                 raise BundleError(f"{source}: scale {name} has no int8 tensor")
             continue
-        if t.dtype != torch.int8:
+        if t.dtype != np.int8:
             out[name] = t
             continue
         scale = tensors.get(name + SCALE_SUFFIX)
-        if scale is None or scale.shape != (t.shape[0],) or scale.dtype != torch.float32:
+        if scale is None or scale.shape != (t.shape[0],) or scale.dtype != np.float32:
             raise BundleError(f"{source}: int8 tensor {name} needs a float32 scale of shape [{t.shape[0]}]")
-        out[name] = t.float() * _per_row(scale, t)
+        out[name] = t.astype(np.float32) * _per_row(scale, t)
     return out
 
 
-def _per_row(scale: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
-    return scale.view(-1, *([1] * (like.dim() - 1)))
+def _per_row(scale: np.ndarray, like: np.ndarray) -> np.ndarray:
+    return scale.reshape(-1, *([1] * (like.ndim - 1)))
 
 
 _FIELD_TYPES: dict[str, type] = {
@@ -152,28 +280,31 @@ _FIELD_TYPES: dict[str, type] = {
 }
 
 
-def _parse_config(config: Any, path: Path) -> tuple[BundleMeta, str]:
+def parse_config(config: dict[str, Any], path: Path) -> tuple[BundleMeta, str]:
     """Check every field of config.json; return the metadata and the weight storage."""
     where = path / CONFIG_FILE
-    if not isinstance(config, dict):
-        raise BundleError(f"{where}: expected a JSON object")
     missing = sorted(_FIELD_TYPES.keys() - config.keys())
     unknown = sorted(config.keys() - _FIELD_TYPES.keys() - {STREAM_NORMALISATION})
     if missing or unknown:
         raise BundleError(f"{where}: missing field(s) {missing}, unknown field(s) {unknown}")
     for name, kind in _FIELD_TYPES.items():
-        if not isinstance(config[name], kind):
+        if not isinstance(config[name], kind) or isinstance(config[name], bool):
             raise BundleError(f"{where}: field {name!r} must be a JSON {kind.__name__}")
     if config["format_version"] != FORMAT_VERSION:
         raise BundleError(f"{where}: format_version {config['format_version']}, this emolive reads {FORMAT_VERSION}")
     if config["weights"] not in WEIGHT_STORAGE:
         raise BundleError(f"{where}: weights must be one of {WEIGHT_STORAGE}, not {config['weights']!r}")
+    if len(config["architecture"]) > MAX_NAME_CHARS:
+        raise BundleError(f"{where}: architecture name longer than {MAX_NAME_CHARS} characters")
     names = config["class_names"]
-    if not all(isinstance(n, str) for n in names) or len(set(names)) != len(names):
-        raise BundleError(f"{where}: class_names must be distinct strings")
+    if (len(names) > MAX_CLASSES or not all(isinstance(n, str) and 0 < len(n) <= MAX_NAME_CHARS for n in names)
+            or len(set(names)) != len(names)):
+        raise BundleError(f"{where}: class_names must be at most {MAX_CLASSES} distinct non-empty strings "
+                          f"of at most {MAX_NAME_CHARS} characters")
     scale = config["label_scale"]
-    if len(scale) != 2 or not all(isinstance(v, (int, float)) for v in scale) or not scale[0] < scale[1]:
-        raise BundleError(f"{where}: label_scale must be [low, high] with low < high")
+    if (len(scale) != 2 or not all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+                                   for v in scale) or not scale[0] < scale[1]):
+        raise BundleError(f"{where}: label_scale must be [low, high] with low < high, both finite")
     frontend = _parse_frontend(config["frontend"], where)
     meta = BundleMeta(
         architecture=config["architecture"],
@@ -189,14 +320,11 @@ def _parse_config(config: Any, path: Path) -> tuple[BundleMeta, str]:
 
 
 def _parse_frontend(data: dict, where: Path) -> FrontEndConfig:
-    """Rebuild the front-end config; a field left out is an error, not a silent default."""
+    """Rebuild the front-end config; a field left out or out of range is an error, not a silent default."""
     try:
-        cfg = FrontEndConfig.from_dict(data)
-    except (TypeError, ValueError, AttributeError) as err:
+        return FrontEndConfig.from_dict(data)
+    except ValueError as err:
         raise BundleError(f"{where}: invalid frontend config ({err})") from err
-    if cfg.to_dict() != data:
-        raise BundleError(f"{where}: frontend config has missing fields; write FrontEndConfig.to_dict() whole")
-    return cfg
 
 
 def _parse_stream_normalisation(data: Any, frontend: FrontEndConfig, where: Path) -> StreamNormConfig | None:
@@ -211,3 +339,13 @@ def _parse_stream_normalisation(data: Any, frontend: FrontEndConfig, where: Path
         raise BundleError(f"{where}: {STREAM_NORMALISATION} reads columns the front end's "
                           f"{frontend.num_features} features do not have")
     return cfg
+
+
+def bounded_ints(hyperparameters: dict[str, Any], bounds: Mapping[str, tuple[int, int]], where: str) -> None:
+    """Hyperparameters must be exactly `bounds`' keys, each a JSON integer within its [low, high]."""
+    if set(hyperparameters) != set(bounds):
+        raise BundleError(f"{where}: hyperparameters must list exactly {sorted(bounds)}, got {sorted(hyperparameters)}")
+    for name, (low, high) in bounds.items():
+        value = hyperparameters[name]
+        if not (isinstance(value, int) and not isinstance(value, bool) and low <= value <= high):
+            raise BundleError(f"{where}: hyperparameter {name} must be an integer in [{low}, {high}], got {value!r}")

@@ -10,15 +10,15 @@ third-party package can add one without touching emolive:
 """
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from importlib.metadata import EntryPoint, entry_points
 from pathlib import Path
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
-import numpy as np
+if TYPE_CHECKING:  # import-light: `emolive --help` lists the models without loading numpy
+    import numpy as np
 
-from emolive.engine.bundle import CONFIG_FILE, BundleError, BundleMeta
+    from emolive.engine.bundle import BundleMeta
 
 MODELS_GROUP = "emolive.models"
 ARCHITECTURES_GROUP = "emolive.architectures"
@@ -57,6 +57,8 @@ def registered_models() -> dict[str, EntryPoint]:
 
 def load_model(spec: str) -> ModelPlugin:
     """A plugin name from `emolive models`, or a path to a model bundle directory."""
+    from emolive.engine.bundle import BundleError
+
     named = registered_models()
     if spec in named:
         return named[spec].load()()
@@ -69,11 +71,11 @@ def load_model(spec: str) -> ModelPlugin:
 
 def load_bundle_plugin(path: Path, name: str | None = None) -> ModelPlugin:
     """Load a bundle with the plugin that registered its architecture."""
-    try:
-        arch = json.loads((path / CONFIG_FILE).read_text())["architecture"]
-    except (OSError, ValueError, KeyError, TypeError) as err:
-        raise BundleError(f"{path}: not a model bundle ({CONFIG_FILE} missing or without "
-                          f"'architecture': {err})") from err
+    from emolive.engine.bundle import CONFIG_FILE, BundleError, read_config
+
+    arch = read_config(path).get("architecture")
+    if not isinstance(arch, str):
+        raise BundleError(f"{path / CONFIG_FILE}: 'architecture' must be a string naming the model's plugin")
     loaders = {ep.name: ep for ep in entry_points(group=ARCHITECTURES_GROUP)}
     if arch not in loaders:
         raise BundleError(f"{path}: no installed plugin loads architecture {arch!r} "

@@ -8,7 +8,7 @@ import argparse
 from functools import partial
 
 from emolive.engine.plugin import registered_models
-from emolive.engine.sinks.zmq_publisher import DEFAULT_ADDRESS
+from emolive.engine.defaults import DEFAULT_ADDRESS
 
 
 def add_parser(commands: argparse._SubParsersAction) -> None:

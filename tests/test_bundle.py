@@ -1,12 +1,16 @@
-"""Model bundles: exact fp32 round trip, int8 storage, and clear errors on damaged bundles."""
+"""Model bundles: exact fp32 round trip, int8 storage, and clear errors on damaged or hostile bundles."""
 import json
+import math
+import os
 
+import numpy as np
 import pytest
 import torch
 
-from emolive.engine.bundle import CONFIG_FILE, WEIGHTS_FILE, BundleError, read_bundle
+from emolive.engine.bundle import CONFIG_FILE, GRAPH_FILE, WEIGHTS_FILE, BundleError, read_bundle
 from emolive.engine.features.config import FrontEndConfig
-from emolive.plugins.student import TCGRUModel, load_bundle, save_bundle
+from emolive.plugins.student import ARCHITECTURES, TCGRUModel, load_bundle, load_student, save_bundle, write_graph
+from emolive.plugins.student.spec import network_shapes, student_shapes
 
 CLASSES = ("angry", "happy", "neutral", "sad")
 
@@ -75,7 +79,7 @@ def test_missing_file_fails_clearly(bundle):
 def test_missing_field_fails_clearly(bundle, field):
     _edit_config(bundle, lambda c: c.pop(field))
     with pytest.raises(BundleError, match=field):
-        read_bundle(bundle)
+        read_bundle(bundle, student_shapes)
 
 
 @pytest.mark.parametrize(
@@ -108,7 +112,7 @@ def test_wrong_shape_fails_clearly(tmp_path, model):
     tensors = dict(model.state_dict())
     tensors["regression.weight"] = torch.zeros(4, 128)
     save_file(tensors, str(path / WEIGHTS_FILE))
-    with pytest.raises(BundleError, match=r"regression.weight is torch.float32 \[4, 128\], expected torch.float32 \[3, 128\]"):
+    with pytest.raises(BundleError, match=r"regression.weight is float32 \[4, 128\], expected float32 \[3, 128\]"):
         load_bundle(path)
 
 
@@ -119,5 +123,126 @@ def test_int8_without_scale_fails_clearly(tmp_path, model):
     tensors = load_file(str(path / WEIGHTS_FILE))
     del tensors["gru.weight_ih_l0.int8_scale"]
     save_file(tensors, str(path / WEIGHTS_FILE))
-    with pytest.raises(BundleError, match="gru.weight_ih_l0 needs a float32 scale"):
+    with pytest.raises(BundleError, match="missing gru.weight_ih_l0.int8_scale"):  # from the header, before reading
         load_bundle(path)
+
+
+@pytest.mark.parametrize("arch", sorted(ARCHITECTURES))
+@pytest.mark.parametrize("hp", [dict(input_dim=43, n_classes=4, hidden=16, layers=2, embedding_dim=8, gain_dims=40),
+                                dict(input_dim=7, n_classes=0, hidden=5, layers=3, embedding_dim=6, gain_dims=0)])
+def test_spec_shapes_are_the_torch_modules_state_dict(arch, hp):
+    """The light engine checks bundles against spec.py's arithmetic; it must be the modules' real shapes."""
+    module = ARCHITECTURES[arch](**hp)
+    assert network_shapes(arch, hp, "x") == {k: tuple(v.shape) for k, v in module.state_dict().items()}
+
+
+def _replace_config(path, change):
+    config = json.loads((path / CONFIG_FILE).read_text())
+    change(config)
+    (path / CONFIG_FILE).write_text(json.dumps(config))  # NaN and Infinity are written as JSON allows
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (lambda c: c["hyperparameters"].update(hidden=12000), r"hidden must be an integer in \[1, 4096\]"),
+        (lambda c: c["hyperparameters"].update(hidden=1000), "weight_hh_l0 is float32"),  # in range: the header decides
+        (lambda c: c["hyperparameters"].update(hidden=4000), "more than 64,000,000"),
+        (lambda c: c["hyperparameters"].update(layers=-1), "layers must be an integer"),
+        (lambda c: c["hyperparameters"].update(hidden="128"), "hidden must be an integer"),
+        (lambda c: c["hyperparameters"].update(hidden=True), "hidden must be an integer"),
+        (lambda c: c["hyperparameters"].update(gain_dims=44), "gain_dims 44 is more than input_dim 43"),
+        (lambda c: c.update(architecture=["tcgru"]), "architecture"),
+        (lambda c: c["frontend"].update(frame_shift=0), "frame_shift must be an integer"),
+        (lambda c: c["frontend"].update(frame_length="400"), "frame_length must be an integer"),
+        (lambda c: c["frontend"].update(frame_length=-400), "frame_length must be an integer"),
+        (lambda c: c["frontend"]["fbank"].update(fft_size=100), "power of two"),
+        (lambda c: c["frontend"]["fbank"].update(fft_size=256), "fft_size 256 is shorter than frame_length 400"),
+        (lambda c: c["frontend"]["pitch"].update(min_f0=0), "min_f0 must be a finite number"),
+        (lambda c: c["frontend"]["pitch"].update(max_f0=40.0), "max_f0 40.0 must be above pitch.min_f0"),
+        (lambda c: c["frontend"]["pitch"].update(voicing_threshold=math.nan), "voicing_threshold must be a finite"),
+        (lambda c: c["frontend"]["pitch"].update(silence_threshold=math.inf), "silence_threshold must be a finite"),
+        (lambda c: c["frontend"].update(fbank=[]), "FbankConfig must be a JSON object"),
+        (lambda c: c.update(label_scale=[1, math.nan]), "label_scale"),
+        (lambda c: c.update(class_names=["a", "b", "c", ""]), "class_names"),
+    ],
+)
+def test_hostile_config_is_refused_before_anything_is_built(bundle, change, message):
+    _replace_config(bundle, change)
+    with pytest.raises(BundleError, match=message):
+        load_bundle(bundle)
+    with pytest.raises(BundleError, match=message):
+        load_student(bundle)
+
+
+def test_a_fifo_is_refused_without_hanging(bundle):
+    (bundle / WEIGHTS_FILE).unlink()
+    os.mkfifo(bundle / WEIGHTS_FILE)  # no writer: a blocking open would wait for ever
+    with pytest.raises(BundleError, match="not a regular file"):
+        load_student(bundle)
+    (bundle / CONFIG_FILE).unlink()
+    os.mkfifo(bundle / CONFIG_FILE)
+    with pytest.raises(BundleError, match="not a regular file"):
+        load_student(bundle)
+
+
+def test_weights_pointing_at_a_device_are_refused_unread(bundle):
+    (bundle / WEIGHTS_FILE).unlink()
+    (bundle / WEIGHTS_FILE).symlink_to("/dev/zero")
+    with pytest.raises(BundleError, match="not a regular file"):
+        load_bundle(bundle)
+
+
+def test_a_huge_weights_file_is_refused_unread(bundle):
+    with open(bundle / WEIGHTS_FILE, "r+b") as f:
+        f.truncate(64 << 30)  # sparse: 64 GiB that take no disk, and would take the memory if read
+    with pytest.raises(BundleError, match="more than the"):
+        load_bundle(bundle)
+
+
+def test_a_header_that_lies_about_the_data_size_is_refused(bundle):
+    with open(bundle / WEIGHTS_FILE, "ab") as f:
+        f.write(b"\0" * 64)
+    with pytest.raises(BundleError, match="the header describes"):
+        load_bundle(bundle)
+
+
+def test_non_finite_weights_are_refused(tmp_path, model):
+    from safetensors.numpy import save_file
+
+    path = save_bundle(tmp_path / "b", model, FrontEndConfig(), CLASSES)
+    tensors = {k: v.numpy().copy() for k, v in model.state_dict().items()}
+    tensors["regression.bias"][1] = np.nan
+    save_file(tensors, str(path / WEIGHTS_FILE))
+    with pytest.raises(BundleError, match="regression.bias holds NaN"):
+        load_bundle(path)
+
+
+def test_save_bundle_writes_a_graph_the_light_engine_runs(bundle, model):
+    assert (bundle / GRAPH_FILE).is_file()
+    plugin = load_student(bundle)
+    x = np.random.default_rng(0).standard_normal((80, 43)).astype(np.float32)
+    with torch.no_grad():
+        ref = model(torch.from_numpy(x)[None])
+    got = plugin.predict(x, np.zeros(0, np.float32))
+    # float32 in both runtimes, values of order 1: a few ulp per op, far below 1e-4
+    np.testing.assert_allclose(got.avd, ref["avd"][0].numpy(), atol=1e-4, rtol=0)
+
+
+def test_a_stale_or_missing_graph_is_refused_and_the_export_command_fixes_it(bundle, model):
+    tensors = {k: v.numpy() for k, v in model.state_dict().items()}
+    tensors["regression.bias"] = tensors["regression.bias"] + 1
+    from safetensors.numpy import save_file
+
+    save_file(tensors, str(bundle / WEIGHTS_FILE))  # new weights, old graph
+    with pytest.raises(BundleError, match="model.onnx was not made from this model.safetensors; write it with "
+                                          "`trainer export --into-bundle"):
+        load_student(bundle)
+    write_graph(bundle)
+    assert load_student(bundle).meta.class_names == CLASSES
+    (bundle / GRAPH_FILE).write_bytes(b"not a graph")
+    with pytest.raises(BundleError, match="model.onnx is not a graph onnxruntime can run"):
+        load_student(bundle)
+    (bundle / GRAPH_FILE).unlink()
+    with pytest.raises(BundleError, match="model.onnx"):
+        load_student(bundle)

@@ -124,9 +124,14 @@ def build_parser() -> argparse.ArgumentParser:
                    help="map embeddings with t-SNE (default)")
     p.add_argument("--pca", dest="map", action="store_const", const="pca", help="map with PCA (fast)")
 
-    p = sub.add_parser("export", help="export a student bundle to ONNX (dynamic time axis)")
-    p.add_argument("--model", default="student", help="plugin name or bundle path")
-    p.add_argument("--out", required=True, metavar="FILE.onnx")
+    p = sub.add_parser("export", help="export a student bundle to ONNX (dynamic batch and time axes)",
+                       description="Write a student's runtime graph: into a bundle as its model.onnx (what "
+                                   "`emolive stream` runs; bundles written by `trainer train` already have one), "
+                                   "or to a separate file.")
+    where = p.add_mutually_exclusive_group(required=True)
+    where.add_argument("--into-bundle", metavar="DIR", help="(re)write DIR/model.onnx from DIR's weights")
+    where.add_argument("--out", metavar="FILE.onnx", help="write the graph of --model to this file")
+    p.add_argument("--model", default="student", help="'student' or a bundle path (with --out)")
     return ap
 
 

@@ -136,13 +136,14 @@ def report(args) -> int:
 
 
 def export(args) -> int:
-    from emolive.trainer.export import export_onnx
+    from emolive.plugins.student import DEFAULT_BUNDLE, load_bundle, write_graph
+    from emolive.plugins.student.graph import export_graph
 
-    plugin = load_model(args.model)
-    model = getattr(plugin, "model", None)
-    if model is None:
-        raise ValueError(f"{args.model} is not a student bundle; only students export to ONNX")
-    path = export_onnx(model, args.out)
-    print(f"exported {args.model} to {path} ({path.stat().st_size / 1e6:.3f} MB), inputs features[batch, time, "
-          f"{model.input_dim}]")
+    if args.into_bundle:
+        path = write_graph(args.into_bundle)
+    else:
+        model, _ = load_bundle(DEFAULT_BUNDLE if args.model == "student" else args.model)
+        path = export_graph(model, args.out)
+    print(f"exported {path} ({path.stat().st_size / 1e6:.3f} MB): inputs features[batch, time, features] and "
+          f"lengths[batch]; outputs avd, class_probs, embedding")
     return 0

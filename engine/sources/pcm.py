@@ -13,9 +13,10 @@ from typing import BinaryIO
 
 import numpy as np
 
+from emolive.engine.defaults import RAW_SAMPLE_FORMATS
 from emolive.engine.sources.base import DEFAULT_BLOCK_SIZE, SAMPLE_RATE, AudioSource, AudioSourceError
 
-SAMPLE_FORMATS = {"f32le": np.dtype("<f4"), "s16le": np.dtype("<i2")}
+SAMPLE_FORMATS = {name: np.dtype(code) for name, code in RAW_SAMPLE_FORMATS.items()}
 
 
 def read_pcm(fd: int, sample_format: str, block_size: int, stall_timeout: float | None, what: str) -> Iterator[np.ndarray]:

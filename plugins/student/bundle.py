@@ -1,19 +1,25 @@
-"""Student models to and from bundles: the engine's format plus this plugin's architectures.
+"""Student models to and from bundles: the engine's format plus this plugin's torch modules.
 
-`engine.bundle` validates files and fields; this module adds what only the architecture knows:
-which module to build, that its hyperparameters fit the front end and class list, and the shape
-of every tensor.
+`engine.bundle` validates files and fields, `spec.py` what only the architecture knows (bounded
+hyperparameters, that they fit the front end and class list, every tensor's shape); this module
+turns checked tensors into a module and back. Writing a bundle also writes its runtime graph
+(model.onnx, graph.py), so every bundle trainer writes runs on the light engine.
 """
 from __future__ import annotations
 
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
-from emolive.engine.bundle import BundleError, BundleMeta, check_tensors, read_bundle, write_bundle
+import numpy as np
+import torch
+
+from emolive.engine.bundle import GRAPH_FILE, BundleMeta, read_bundle, write_bundle
 from emolive.engine.features.config import FrontEndConfig
 from emolive.engine.features.normalise import StreamNormConfig
-from emolive.plugins.student.model import ARCHITECTURES, LABEL_HIGH, LABEL_LOW, StudentModel
+from emolive.plugins.student.graph import export_graph
+from emolive.plugins.student.model import ARCHITECTURES, StudentModel
+from emolive.plugins.student.spec import LABEL_HIGH, LABEL_LOW, student_shapes
 
 
 def save_bundle(
@@ -26,11 +32,25 @@ def save_bundle(
     int8: bool = False,
     stream_normalisation: StreamNormConfig | None = None,
 ) -> Path:
-    """Write `model` (with its normalisation buffers) as a bundle directory."""
-    meta = replace(model_meta(model, frontend, class_names, training, metrics),
-                   stream_normalisation=stream_normalisation)
-    _check_consistent(meta, path)
-    return write_bundle(path, meta, model.state_dict(), int8=int8)
+    """Write `model` (with its normalisation buffers) as a bundle directory, runtime graph included."""
+    meta = replace(model_meta(model, frontend, class_names, training, metrics), stream_normalisation=stream_normalisation)
+    student_shapes(meta, Path(path))
+    path = write_bundle(path, meta, numpy_state(model), int8=int8)
+    write_graph(path)
+    return path
+
+
+def write_graph(path: str | Path) -> Path:
+    """(Re)write a student bundle's model.onnx from its weights, as read back (int8 bundles: dequantised)."""
+    path = Path(path)
+    bundle = read_bundle(path, student_shapes)
+    model = build_model(bundle.meta.architecture, bundle.meta.hyperparameters, bundle.tensors)
+    return export_graph(model, path / GRAPH_FILE, bundle.weights_sha256)
+
+
+def numpy_state(model: StudentModel) -> dict[str, np.ndarray]:
+    """The module's state_dict as the numpy arrays the engine writes."""
+    return {k: v.detach().cpu().numpy() for k, v in model.state_dict().items()}
 
 
 def model_meta(
@@ -55,38 +75,17 @@ def model_meta(
 
 
 def load_bundle(path: str | Path) -> tuple[StudentModel, BundleMeta]:
-    """Build the module a bundle describes, load its weights, and return it in eval mode."""
-    meta, tensors = read_bundle(path)
-    model = build_model(meta.architecture, meta.hyperparameters, tensors, path)
-    _check_consistent(meta, path)
-    return model, meta
+    """Build the torch module a bundle describes, load its weights, and return it in eval mode."""
+    bundle = read_bundle(path, student_shapes)
+    return build_model(bundle.meta.architecture, bundle.meta.hyperparameters, bundle.tensors), bundle.meta
 
 
-def build_model(arch: str, hyperparameters: dict[str, Any], tensors: dict, path: str | Path) -> StudentModel:
-    """The module of a bundle's architecture with its weights, in eval mode; every field checked.
+def build_model(arch: str, hyperparameters: dict[str, Any], tensors: Mapping[str, np.ndarray]) -> StudentModel:
+    """The module of an architecture with its weights, in eval mode.
 
-    Shared with bundles that wrap a student network (the teacher's TCGRU on embeddings).
+    `tensors` come from `read_bundle`, already checked against `spec.network_shapes` (so a mismatch
+    here is a bug, and load_state_dict's strict check says where). Shared with the teacher's head.
     """
-    cls = ARCHITECTURES.get(arch)
-    if cls is None:
-        raise BundleError(f"{path}: unknown architecture {arch!r}; known: {', '.join(ARCHITECTURES)}")
-    try:
-        model = cls(**hyperparameters)
-    except (TypeError, ValueError, RuntimeError) as err:
-        raise BundleError(f"{path}: bad hyperparameters for {arch}: {err}") from err
-    if model.hyperparameters() != hyperparameters:
-        raise BundleError(f"{path}: hyperparameters must list exactly {sorted(model.hyperparameters())}")
-    check_tensors(tensors, model.state_dict(), path)
-    model.load_state_dict(tensors)
+    model = ARCHITECTURES[arch](**hyperparameters)
+    model.load_state_dict({k: torch.from_numpy(np.array(v)) for k, v in tensors.items()})
     return model.eval()
-
-
-def _check_consistent(meta: BundleMeta, path: str | Path) -> None:
-    """The student reads the front end's features and has one logit per class name."""
-    hp = meta.hyperparameters
-    if hp["input_dim"] != meta.frontend.num_features:
-        raise BundleError(f"{path}: input_dim {hp['input_dim']} but the front end gives {meta.frontend.num_features} features")
-    if hp["n_classes"] != len(meta.class_names):
-        raise BundleError(f"{path}: n_classes {hp['n_classes']} but {len(meta.class_names)} class names")
-    if meta.label_scale != (LABEL_LOW, LABEL_HIGH):
-        raise BundleError(f"{path}: label_scale {list(meta.label_scale)}, the student outputs [{LABEL_LOW}, {LABEL_HIGH}]")

@@ -9,7 +9,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-LABEL_LOW, LABEL_HIGH = 1.0, 7.0  # MSP-Podcast's scale; every target in emolive lives on it
+from emolive.plugins.student.spec import ARCHITECTURE_NAMES, LABEL_HIGH, LABEL_LOW
+
 GAIN_RANGE = 10.0  # natural-log power units below the loudest frame kept by remove_gain (~43 dB)
 
 
@@ -138,3 +139,4 @@ class TCGRUModel(StudentModel):
 
 ARCHITECTURES: dict[str, type[StudentModel]] = {cls.arch: cls for cls in (GRUModel, TCGRUModel)}
 """Architecture name (as in `--arch` and in a bundle's config.json) -> module class."""
+assert tuple(ARCHITECTURES) == ARCHITECTURE_NAMES, "spec.py must describe every architecture"

@@ -1,53 +1,87 @@
-"""The student as an engine plugin: a GRU/TCGRU bundle run on the CPU with torch."""
+"""The student as an engine plugin: a GRU/TCGRU bundle run by onnxruntime, without torch.
+
+Loading checks the bundle the way every bundle is checked (engine.bundle: config fields, the
+safetensors header against the architecture, finite weights), then runs the bundle's model.onnx,
+which must carry the digest of exactly that model.safetensors. The graph holds everything the
+model does per window (see graph.py), so a prediction here is one `session.run`.
+
+One intra-op thread by default: a 3 s window is far too small a job to split (torch's pool made the
+demo clip several times slower on a busy 2-core machine), and one thread keeps latency even.
+Live runs call it one window at a time, offline runs in batches (engine.runner decides).
+The torch path (`torch_plugin.py`, model `student-torch`) stays for the teacher head and comparisons.
+"""
 from __future__ import annotations
 
 from pathlib import Path
 
 import numpy as np
-import torch
+import onnxruntime as ort
+from onnxruntime.capi.onnxruntime_pybind11_state import Fail, InvalidArgument, InvalidGraph, InvalidProtobuf, NotImplemented
 
-from emolive.engine.bundle import WEIGHTS_FILE, BundleMeta
+from emolive.engine.bundle import WEIGHTS_FILE, BundleError, BundleMeta, read_bundle, read_graph
 from emolive.engine.plugin import Prediction
-from emolive.plugins.student.bundle import load_bundle
-from emolive.plugins.student.model import StudentModel
+from emolive.plugins.student.spec import GRAPH_INPUTS, GRAPH_OUTPUTS, WEIGHTS_DIGEST_KEY, student_shapes
 
 DEFAULT_BUNDLE = Path(__file__).resolve().parent / "default"
+_ORT_ERRORS = (Fail, InvalidArgument, InvalidGraph, InvalidProtobuf, NotImplemented)
 
 
 class StudentPlugin:
-    """Runs a student bundle; features in, A/V/D + class probabilities + embedding out."""
+    """Runs a student bundle's graph; features in, A/V/D + class probabilities + embedding out."""
 
     device = "cpu"
 
-    def __init__(self, model: StudentModel, meta: BundleMeta, name: str, path: Path | None = None):
-        self.model, self.meta, self.name, self.path = model, meta, name, path
+    def __init__(self, session: ort.InferenceSession, meta: BundleMeta, name: str, path: Path):
+        self.session, self.meta, self.name, self.path = session, meta, name, path
+        self.input_dim = meta.hyperparameters["input_dim"]
 
     def predict(self, features: np.ndarray, samples: np.ndarray) -> Prediction:
         return self.predict_batch([features], [samples])[0]
 
-    @torch.inference_mode()
     def predict_batch(self, features: list[np.ndarray], samples: list[np.ndarray]) -> list[Prediction]:
-        lengths = torch.tensor([len(f) for f in features])
-        batch = torch.zeros(len(features), int(lengths.max()), self.model.input_dim)
-        for i, f in enumerate(features):
-            batch[i, : len(f)] = torch.from_numpy(f)
-        out = self.model(batch, lengths)
-        avd = out["avd"].numpy()
-        probs = torch.softmax(out["logits"], dim=1).numpy()
-        emb = out["embedding"].numpy()
+        lengths = np.array([len(f) for f in features], dtype=np.int64)
+        if len(features) == 1:
+            batch = np.ascontiguousarray(features[0], dtype=np.float32)[None]
+        else:
+            batch = np.zeros((len(features), int(lengths.max()), self.input_dim), np.float32)
+            for i, f in enumerate(features):
+                batch[i, : len(f)] = f
+        avd, probs, emb = self.session.run(list(GRAPH_OUTPUTS), {"features": batch, "lengths": lengths})
         return [Prediction(avd[i], probs[i], emb[i]) for i in range(len(features))]
 
     def size_bytes(self) -> int:
-        if self.path is None:
-            return sum(p.numel() * 4 for p in self.model.state_dict().values())
         return (self.path / WEIGHTS_FILE).stat().st_size
 
 
-def load_student(path: str | Path, name: str | None = None) -> StudentPlugin:
+def load_student(path: str | Path, name: str | None = None, threads: int = 1) -> StudentPlugin:
     """Entry point for bundle architectures "gru" and "tcgru"."""
     path = Path(path)
-    model, meta = load_bundle(path)
-    return StudentPlugin(model, meta, name or str(path), path)
+    bundle = read_bundle(path, student_shapes)
+    hint = f"write it with `trainer export --into-bundle {path}`"
+    try:
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = options.inter_op_num_threads = threads
+        session = ort.InferenceSession(read_graph(path), options, providers=["CPUExecutionProvider"])
+    except _ORT_ERRORS as err:
+        raise BundleError(f"{path}: model.onnx is not a graph onnxruntime can run ({str(err).splitlines()[0]}); "
+                          f"{hint}") from None
+    digest = session.get_modelmeta().custom_metadata_map.get(WEIGHTS_DIGEST_KEY)
+    if digest != bundle.weights_sha256:
+        raise BundleError(f"{path}: model.onnx was not made from this {WEIGHTS_FILE}; {hint}")
+    _check_signature(session, bundle.meta, path)
+    return StudentPlugin(session, bundle.meta, name or str(path), path)
+
+
+def _check_signature(session: ort.InferenceSession, meta: BundleMeta, path: Path) -> None:
+    """The graph's inputs and outputs are the student's: names, element types and fixed widths."""
+    hp = meta.hyperparameters
+    want = dict(zip(GRAPH_INPUTS, [("tensor(float)", hp["input_dim"]), ("tensor(int64)", None)]))
+    want_out = dict(zip(GRAPH_OUTPUTS, [3, hp["n_classes"], hp["embedding_dim"]]))
+    inputs = {i.name: (i.type, i.shape[-1] if len(i.shape) == 3 else None) for i in session.get_inputs()}
+    outputs = {o.name: (o.type, o.shape[-1] if len(o.shape) == 2 else None) for o in session.get_outputs()}
+    if inputs != want or outputs != {k: ("tensor(float)", v) for k, v in want_out.items()}:
+        raise BundleError(f"{path}: model.onnx has inputs {inputs} and outputs {outputs}, not a student graph "
+                          f"for these hyperparameters; write it with `trainer export --into-bundle {path}`")
 
 
 def load_default() -> StudentPlugin:

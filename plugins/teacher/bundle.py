@@ -10,10 +10,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Sequence
 
-from emolive.engine.bundle import BundleError, BundleMeta, read_bundle, write_bundle
+from emolive.engine.bundle import BundleError, BundleMeta, Shapes, read_bundle, write_bundle
 from emolive.engine.features.config import FrontEndConfig
 from emolive.plugins.student import StudentModel, build_model
-from emolive.plugins.student.bundle import model_meta
+from emolive.plugins.student.bundle import model_meta, numpy_state
+from emolive.plugins.student.spec import network_shapes
 from emolive.plugins.teacher.pretrained import Stream, stream_from_dict
 
 PREFIX = "teacher-"
@@ -33,32 +34,41 @@ def save_teacher_bundle(
     # front-end config records the sample rate and 20 ms framing the embeddings share.
     meta = model_meta(model, FrontEndConfig(), class_names, training, metrics, prefix=PREFIX,
                       streams=[s.to_dict() for s in streams])
-    _check_consistent(model, list(streams), meta, path)
-    return write_bundle(path, meta, model.state_dict(), int8=int8)
+    teacher_shapes(meta, Path(path))
+    return write_bundle(path, meta, numpy_state(model), int8=int8)
 
 
 def load_teacher_bundle(path: str | Path) -> tuple[StudentModel, BundleMeta, list[Stream]]:
     """The network (eval mode), the bundle's metadata and the streams it needs, all checked."""
-    meta, tensors = read_bundle(path)
+    bundle = read_bundle(path, teacher_shapes)
+    meta = bundle.meta
+    hyper, streams = _split_streams(meta, Path(path))
+    return build_model(meta.architecture[len(PREFIX):], hyper, bundle.tensors), meta, streams
+
+
+def teacher_shapes(meta: BundleMeta, path: Path) -> Shapes:
+    """`read_bundle`'s check: a teacher architecture whose network reads exactly the fused streams' width."""
+    hyper, streams = _split_streams(meta, path)
+    shapes = network_shapes(meta.architecture[len(PREFIX):], hyper, path)
+    width = sum(s.spec.dim for s in streams)
+    if hyper["input_dim"] != width:
+        raise BundleError(f"{path}: input_dim {hyper['input_dim']} but the streams "
+                          f"{', '.join(s.label() for s in streams)} give {width} dimensions")
+    if hyper["n_classes"] != len(meta.class_names):
+        raise BundleError(f"{path}: n_classes {hyper['n_classes']} but {len(meta.class_names)} class names")
+    return shapes
+
+
+def _split_streams(meta: BundleMeta, path: Path) -> tuple[dict[str, Any], list[Stream]]:
+    """The network's own hyperparameters, and the embedding streams listed beside them."""
     if not meta.architecture.startswith(PREFIX):
         raise BundleError(f"{path}: architecture {meta.architecture!r} is not a teacher ({PREFIX}...)")
     hyper = dict(meta.hyperparameters)
+    listed = hyper.pop("streams", None)
     try:
-        streams = [stream_from_dict(s) for s in hyper.pop("streams")]
+        if not isinstance(listed, list) or not listed:
+            raise ValueError("a teacher needs at least one embedding stream")
+        streams = [stream_from_dict(s) for s in listed]
     except (KeyError, TypeError, ValueError) as err:
         raise BundleError(f"{path}: hyperparameters need 'streams': [{{model, layer, checkpoint}}, ...] ({err})") from err
-    model = build_model(meta.architecture[len(PREFIX):], hyper, tensors, path)
-    _check_consistent(model, streams, meta, path)
-    return model, meta, streams
-
-
-def _check_consistent(model: StudentModel, streams: list[Stream], meta: BundleMeta, path: str | Path) -> None:
-    """The network reads exactly the fused streams' width and has one logit per class name."""
-    if not streams:
-        raise BundleError(f"{path}: a teacher needs at least one embedding stream")
-    width = sum(s.spec.dim for s in streams)
-    if model.input_dim != width:
-        raise BundleError(f"{path}: input_dim {model.input_dim} but the streams "
-                          f"{', '.join(s.label() for s in streams)} give {width} dimensions")
-    if model.n_classes != len(meta.class_names):
-        raise BundleError(f"{path}: n_classes {model.n_classes} but {len(meta.class_names)} class names")
+    return hyper, streams

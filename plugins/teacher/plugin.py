@@ -14,7 +14,7 @@ import numpy as np
 
 from emolive.engine.bundle import WEIGHTS_FILE, BundleMeta
 from emolive.engine.plugin import Prediction
-from emolive.plugins.student import StudentPlugin
+from emolive.plugins.student.torch_plugin import TorchStudentPlugin
 from emolive.plugins.teacher.bundle import load_teacher_bundle
 from emolive.plugins.teacher.encoder import SSLEncoder, default_device, fuse
 from emolive.plugins.teacher.pretrained import PRETRAINED, Stream, load_pretrained
@@ -26,7 +26,7 @@ DEFAULT_STREAMS = ("hubert-large", "hubert-large-960h")  # Table 3's best teache
 class TeacherPlugin:
     """Embeds each window's 16 kHz samples with the bundle's streams and runs the network on them."""
 
-    def __init__(self, head: StudentPlugin, encoders: Sequence[tuple[SSLEncoder, int]], name: str) -> None:
+    def __init__(self, head: TorchStudentPlugin, encoders: Sequence[tuple[SSLEncoder, int]], name: str) -> None:
         self.head, self.encoders, self.name = head, list(encoders), name
         self.meta: BundleMeta = head.meta
         self.device = self.encoders[0][0].device
@@ -64,7 +64,7 @@ def load_teacher(path: str | Path, name: str | None = None, device: str | None =
         if key not in loaded:
             loaded[key] = SSLEncoder(load_pretrained(s.spec, s.checkpoint), s.spec.normalize_waveform, device)
     encoders = [(loaded[(s.model, s.checkpoint)], s.layer) for s in streams]
-    return TeacherPlugin(StudentPlugin(model, meta, name or str(path), path), encoders, name or str(path))
+    return TeacherPlugin(TorchStudentPlugin(model, meta, name or str(path), path), encoders, name or str(path))
 
 
 def load_default() -> TeacherPlugin:

@@ -1,0 +1,8 @@
+"""Defaults that command lines show in --help, in a module that imports nothing.
+
+`emolive --help` must not pay for numpy, zmq or torch, so the parsers take their defaults from
+here; the modules that use them (the ZeroMQ sink, the raw PCM source) import them from here too.
+"""
+
+DEFAULT_ADDRESS = "tcp://127.0.0.1:5556"
+RAW_SAMPLE_FORMATS = {"f32le": "<f4", "s16le": "<i2"}  # --raw-format name -> numpy dtype string

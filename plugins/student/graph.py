@@ -1,0 +1,59 @@
+"""The runtime graph of a student: the torch module exported to ONNX, stamped with its weights' digest.
+
+The light engine runs this graph in onnxruntime and never imports torch. Everything the model
+does per window is inside it, once: the gain removal from the window's loudest frame, the
+normalisation buffers, the masked pooling, the 1-7 squashing and the class softmax. Inputs are
+`features` [batch, time, input_dim] float32 and `lengths` [batch] int64 (real frames per row; the
+rest is padding), so offline batches of unequal windows run in one call. The graph carries the
+SHA-256 of the model.safetensors it was made from as metadata (`WEIGHTS_DIGEST_KEY`), which is
+how a loader refuses a graph that no longer matches the bundle's source of truth.
+"""
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import torch
+
+from emolive.plugins.student.model import StudentModel
+from emolive.plugins.student.spec import GRAPH_INPUTS, GRAPH_OUTPUTS, WEIGHTS_DIGEST_KEY
+
+OPSET = 17
+
+
+class _Exportable(torch.nn.Module):
+    """The model with a fixed output tuple and the class softmax, which the runtime would otherwise redo."""
+
+    def __init__(self, model: StudentModel):
+        super().__init__()
+        self.model = model
+
+    def forward(self, features: torch.Tensor, lengths: torch.Tensor):
+        out = self.model(features, lengths)
+        return out["avd"], torch.softmax(out["logits"], dim=1), out["embedding"]
+
+
+def export_graph(model: StudentModel, path: str | Path, weights_sha256: str = "") -> Path:
+    """Write `model` as an ONNX graph with dynamic batch and time axes (opset 17)."""
+    import onnx  # only the exporter needs it
+
+    path = Path(path)
+    example = (torch.zeros(2, 150, model.input_dim), torch.tensor([150, 100]))
+    with warnings.catch_warnings():
+        # The exporter warns that a GRU without an explicit h0 may fix the batch size; the initial
+        # state it emits is shaped from the input at run time, which tests/test_light_engine.py checks.
+        # The rest is the exporter's own noise: its deprecation, and tracing the GRU's Python shape checks.
+        warnings.filterwarnings("ignore", message="Exporting a model to ONNX with a batch_size other than 1")
+        warnings.filterwarnings("ignore", category=DeprecationWarning)
+        warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)
+        torch.onnx.export(
+            _Exportable(model.eval()), example, str(path), dynamo=False, opset_version=OPSET,
+            input_names=list(GRAPH_INPUTS), output_names=list(GRAPH_OUTPUTS),
+            dynamic_axes={"features": {0: "batch", 1: "time"}, "lengths": {0: "batch"},
+                          **{name: {0: "batch"} for name in GRAPH_OUTPUTS}},
+        )
+    graph = onnx.load(str(path))
+    if weights_sha256:
+        onnx.helper.set_model_props(graph, {WEIGHTS_DIGEST_KEY: weights_sha256})
+    onnx.save(graph, str(path))
+    return path

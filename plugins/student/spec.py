@@ -1,0 +1,71 @@
+"""What a student bundle must hold, known without torch: architectures, bounded hyperparameters, tensor shapes.
+
+The light engine validates bundles before it builds anything, and it never imports torch, so the
+shapes of the GRU/TCGRU modules in `model.py` are written out here as plain arithmetic. A test
+(tests/test_bundle.py) compares them with the modules' real state_dicts for both architectures,
+so the two cannot drift apart silently.
+"""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+from emolive.engine.bundle import BundleError, BundleMeta, Shapes, bounded_ints
+
+LABEL_LOW, LABEL_HIGH = 1.0, 7.0  # MSP-Podcast's scale; every target in emolive lives on it
+ARCHITECTURE_NAMES = ("gru", "tcgru")
+# The runtime graph's contract (graph.py writes it, plugin.py runs it): input and output names in
+# order, and the metadata key holding the SHA-256 of the model.safetensors the graph was made from.
+GRAPH_INPUTS = ("features", "lengths")
+GRAPH_OUTPUTS = ("avd", "class_probs", "embedding")
+WEIGHTS_DIGEST_KEY = "emolive_weights_sha256"
+MAX_PARAMETERS = 64_000_000  # 256 MB of float32: far above any student or teacher head, below a memory blow-up
+# Inclusive bounds per hyperparameter; gain_dims is further bounded by input_dim.
+HYPERPARAMETER_BOUNDS = {
+    "input_dim": (1, 8192),  # 43 for MFB+F0; a teacher's fused SSL embeddings reach a few thousand
+    "n_classes": (0, 1024),
+    "hidden": (1, 4096),
+    "layers": (1, 8),
+    "embedding_dim": (1, 4096),
+    "gain_dims": (0, 8192),
+}
+
+
+def network_shapes(arch: str, hyperparameters: dict[str, Any], where: str | Path) -> Shapes:
+    """The state_dict shapes of a GRU/TCGRU network, after checking its architecture and hyperparameters."""
+    if arch not in ARCHITECTURE_NAMES:
+        raise BundleError(f"{where}: unknown architecture {arch!r}; known: {', '.join(ARCHITECTURE_NAMES)}")
+    bounded_ints(hyperparameters, HYPERPARAMETER_BOUNDS, str(where))
+    hp = hyperparameters
+    d, h, e, c = hp["input_dim"], hp["hidden"], hp["embedding_dim"], hp["n_classes"]
+    if hp["gain_dims"] > d:
+        raise BundleError(f"{where}: gain_dims {hp['gain_dims']} is more than input_dim {d}")
+    shapes: dict[str, tuple[int, ...]] = {"feature_mean": (d,), "feature_std": (d,)}
+    if arch == "tcgru":
+        shapes |= {"time_conv.weight": (d, 1, 3), "time_conv.bias": (d,)}
+    for layer in range(hp["layers"]):
+        width = (2 * d if arch == "tcgru" else d) if layer == 0 else h
+        shapes |= {f"gru.weight_ih_l{layer}": (3 * h, width), f"gru.weight_hh_l{layer}": (3 * h, h),
+                   f"gru.bias_ih_l{layer}": (3 * h,), f"gru.bias_hh_l{layer}": (3 * h,)}
+    shapes |= {"embedding.0.weight": (e, h), "embedding.0.bias": (e,), "regression.weight": (3, e),
+               "regression.bias": (3,)}
+    if c:
+        shapes |= {"classifier.weight": (c, e), "classifier.bias": (c,)}
+    total = sum(math.prod(s) for s in shapes.values())
+    if total > MAX_PARAMETERS:
+        raise BundleError(f"{where}: these hyperparameters make {total:,} parameters, more than {MAX_PARAMETERS:,}")
+    return shapes
+
+
+def student_shapes(meta: BundleMeta, path: Path) -> Shapes:
+    """`read_bundle`'s check for student bundles: the network reads the front end and has a logit per class."""
+    shapes = network_shapes(meta.architecture, meta.hyperparameters, path)
+    hp = meta.hyperparameters
+    if hp["input_dim"] != meta.frontend.num_features:
+        raise BundleError(f"{path}: input_dim {hp['input_dim']} but the front end gives {meta.frontend.num_features} features")
+    if hp["n_classes"] != len(meta.class_names):
+        raise BundleError(f"{path}: n_classes {hp['n_classes']} but {len(meta.class_names)} class names")
+    if meta.label_scale != (LABEL_LOW, LABEL_HIGH):
+        raise BundleError(f"{path}: label_scale {list(meta.label_scale)}, the student outputs [{LABEL_LOW}, {LABEL_HIGH}]")
+    return shapes
