@@ -13,10 +13,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
+import zmq
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QFileDialog
 
 from tests.conftest import REPO, corpus_files
+from tests.test_listen import HOSTILE, frames, good_estimate
 from emolive.engine.cli import main
 from emolive.engine.plugin import load_model
 from emolive.engine.runner import OFFLINE_BLOCK_SIZE, Runner
@@ -228,6 +230,30 @@ def test_connect_mode_shows_a_real_zeromq_stream(qtbot):
         assert win.level.format() == "input level: no audio" and win.speech.text() == "speech"
         win.close()
         assert not win.feed.running
+
+
+def test_connect_mode_counts_hostile_messages_in_the_status_bar_and_goes_on(qtbot):
+    publisher = zmq.Context.instance().socket(zmq.XPUB)
+    publisher.setsockopt(zmq.LINGER, 0)
+    publisher.setsockopt(zmq.SNDHWM, 0)
+    port = publisher.bind_to_random_port("tcp://127.0.0.1")
+    win = MainWindow(connect=f"tcp://127.0.0.1:{port}")
+    qtbot.addWidget(win)
+    win.start()
+    for _ in range(2):  # the feed's two subscriptions (avd., status.): from here on it misses nothing
+        qtbot.waitUntil(lambda: publisher.poll(0) != 0, timeout=5000)
+        publisher.recv()
+    subscribed = [m for m, _ in HOSTILE.values() if m[0].startswith((b"avd.", b"status."))]
+    for message in subscribed:
+        publisher.send_multipart(message)
+    publisher.send_multipart(frames(good_estimate(0, model="\x1b]0;owned\x07remote")))
+    qtbot.waitUntil(lambda: win.history.total == 1, timeout=10000)
+    win.redraw()
+    assert win.feed.running and win.error is None
+    assert f"ignored {len(subscribed)} messages off the emolive schema" in win.statusBar().currentMessage()
+    assert "\x1b" not in win.status_label.text() and "model \\x1b]0;owned" in win.status_label.text()
+    win.close()
+    publisher.close()
 
 
 def test_screenshot_cli_writes_a_png_and_exits_0(tmp_path, corpus_clip):
