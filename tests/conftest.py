@@ -25,6 +25,13 @@ def corpus_files(corpus: str, every: int = 1, limit: int | None = None) -> list[
     return paths[::every][:limit]
 
 
+def default_file_mode() -> int:
+    """The permission bits open() gives a new file under the current umask: every output should get them."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
 def read_audio(path: Path) -> np.ndarray:
     samples, rate = sf.read(path, dtype="float32")
     assert rate == 16000 and samples.ndim == 1

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import stat
 
 import numpy as np
 import pytest
@@ -13,6 +14,7 @@ from safetensors.numpy import load_file
 from emolive.engine.features import FrontEndConfig
 from emolive.engine.plugin import load_model
 from emolive.plugins.student import DEFAULT_BUNDLE, TCGRUModel, save_bundle
+from tests.conftest import default_file_mode
 from tests.test_trainer import subset_manifest
 from emolive.trainer import distill
 from emolive.trainer.cli import build_parser
@@ -69,6 +71,7 @@ def test_teacher_targets_are_cached_per_teacher_and_data(small, tmp_path, monkey
     assert np.allclose(targets.avd, np.stack([p.avd for p in direct]), atol=1e-5)
     entries = list((tmp_path / "teacher").glob("*.safetensors"))
     assert len(entries) == 1 and set(load_file(str(entries[0]))) == {"embedding", "avd"}
+    assert stat.S_IMODE(entries[0].stat().st_mode) == default_file_mode()  # safetensors' save_file gave 0600
 
     def no_teacher_runs(*_, **__):
         raise AssertionError("the teacher ran again")

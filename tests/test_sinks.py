@@ -6,12 +6,14 @@ import errno
 import io
 import json
 import os
+import stat
 import subprocess
 import time
 
 import pytest
 import zmq
 
+from tests.conftest import default_file_mode
 from emolive.engine.schema import estimate_payload, status_payload, validate_estimate
 from emolive.engine.sinks import CsvSink, JsonLinesSink, LslSink, SinkError, ZmqPublisher
 from emolive.engine.sinks.table import TableSink
@@ -169,6 +171,11 @@ def test_csv_has_a_header_from_the_first_estimate_and_one_row_each(tmp_path):
     assert list(rows[0])[-4:] == ["p_neutral", "p_happy", "p_sad", "p_angry"]
     assert [float(r["activation"]) for r in rows] == [4.0, 4.5, 5.0] and rows[1]["speech"] == "True"
     assert float(rows[2]["p_neutral"]) == 0.7
+
+
+def test_csv_gets_the_permissions_of_any_new_file(tmp_path):
+    CsvSink(tmp_path / "out.csv").close()
+    assert stat.S_IMODE((tmp_path / "out.csv").stat().st_mode) == default_file_mode()
 
 
 def test_csv_unwritable_path_is_an_error(tmp_path):

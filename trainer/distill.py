@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from safetensors.numpy import load_file, save_file
+from safetensors.numpy import load_file, save
 
 from emolive.engine.plugin import ModelPlugin, load_model
 from emolive.trainer import distributed
@@ -95,7 +95,7 @@ def teacher_targets(plugin: ModelPlugin, utts: list[Utterance], cache_root: str 
     if ctx.is_main:
         entry.parent.mkdir(parents=True, exist_ok=True)
         tmp = entry.with_name(f"{entry.stem}.{os.getpid()}.tmp")
-        save_file(asdict(targets), str(tmp))
+        tmp.write_bytes(save(asdict(targets)))  # not save_file: it creates 0600 files whatever the umask
         os.replace(tmp, entry)  # a crash mid-write never leaves a truncated entry
     return targets
 
