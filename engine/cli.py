@@ -15,29 +15,23 @@ from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from importlib.metadata import entry_points
 from pathlib import Path
-from typing import Any
-
-import torch
+from typing import TYPE_CHECKING, Any
 
 import emolive
 from emolive.engine import logs, score
-from emolive.engine.bundle import BundleError
-from emolive.engine.listen import cmd_listen
+from emolive.engine.defaults import DEFAULT_ADDRESS, RAW_SAMPLE_FORMATS
 from emolive.engine.errors import EmoliveError
 from emolive.engine.plugin import load_model, registered_models
-from emolive.engine.runner import OFFLINE_BLOCK_SIZE, Runner, RunStats
 from emolive.engine.schema import SchemaError, printable, status_payload, validate_status
-from emolive.engine.sinks import CsvSink, JsonLinesSink, LslSink, Sink, SinkError, ZmqPublisher
-from emolive.engine.sinks.table import TableSink
-from emolive.engine.sinks.zmq_publisher import DEFAULT_ADDRESS
-from emolive.engine.sources import DEFAULT_BLOCK_SIZE, AudioSourceError, FileSource, list_input_devices, open_source
-from emolive.engine.sources.pcm import SAMPLE_FORMATS
-from emolive.engine.windows import WindowError
+
+if TYPE_CHECKING:  # the engine proper (numpy, numba, zmq, audio) is imported by the commands that run it
+    from emolive.engine.runner import Runner, RunStats
+    from emolive.engine.sinks import Sink
 
 DEMO_CLIP = Path(__file__).resolve().parent / "data" / "demo.flac"
 COMMANDS_GROUP = "emolive.commands"  # entry points: callables adding a subcommand to the parser's subparsers
 MAX_WAIT_S = 86400.0  # a day: longer than anyone waits for a subscriber, far inside a C int of milliseconds
-USER_ERRORS = (EmoliveError, AudioSourceError, SinkError, BundleError, WindowError, FileNotFoundError)
+USER_ERRORS = (EmoliveError, FileNotFoundError)  # every layer's user-error class derives from EmoliveError
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -104,17 +98,20 @@ def add_stream_parser(commands: argparse._SubParsersAction) -> None:
     stream.add_argument("--lsl", action="store_true", help="also send estimates to a Lab Streaming Layer outlet")
     stream.add_argument("--realtime", action="store_true", help="treat the source as live: pace files at real "
                         "time, skip windows when the model falls behind (always on for the microphone)")
-    stream.add_argument("--raw-format", choices=sorted(SAMPLE_FORMATS), default="f32le",
+    stream.add_argument("--raw-format", choices=sorted(RAW_SAMPLE_FORMATS), default="f32le",
                         help="sample format of --source - (default %(default)s)")
     stream.add_argument("--stream-id", type=stream_id, default="default", help="stream id in topics and payloads")
     stream.set_defaults(command=cmd_stream)
 
 
 def cmd_stream(args: argparse.Namespace) -> int:
-    # One window is far too small a job for intra-op threads: on a 2-core machine that is busy anyway,
-    # torch's thread pool made the demo clip 6x slower (0.63 s against 0.10 s), and latency ragged.
-    torch.set_num_threads(1)
+    from emolive.engine.runner import OFFLINE_BLOCK_SIZE, Runner
+    from emolive.engine.sources import DEFAULT_BLOCK_SIZE, FileSource, open_source
+
     model = load_model(args.model)
+    if "torch" in sys.modules:  # a torch model (student-torch, teacher): one window is far too small a job
+        # for intra-op threads; on a busy 2-core machine torch's pool made the demo clip 6x slower
+        sys.modules["torch"].set_num_threads(1)
     live = args.realtime or args.source is None
     with ExitStack() as stack:
         source = stack.enter_context(open_source(args.source, fallback=DEMO_CLIP, device=args.device,
@@ -160,6 +157,9 @@ def stop_on_signal(runner: Runner) -> Iterator[list[int]]:
 
 def open_sinks(args: argparse.Namespace, stack: ExitStack) -> list[Sink]:
     """The publisher first (other programs wait on it), then files, then the terminal; `stack` closes them."""
+    from emolive.engine.sinks import CsvSink, JsonLinesSink, LslSink, ZmqPublisher
+    from emolive.engine.sinks.table import TableSink
+
     sinks: list[Sink] = []
     if args.publish:
         publisher = stack.enter_context(ZmqPublisher(args.publish, allow_remote=args.allow_remote))
@@ -200,6 +200,12 @@ def summary(stats: RunStats) -> str:
             f"skipped, {stats.dropped_blocks} audio blocks dropped")
 
 
+def cmd_listen(args: argparse.Namespace) -> int:
+    from emolive.engine import listen  # zmq and the sinks only when listening
+
+    return listen.cmd_listen(args)
+
+
 def cmd_models(args: argparse.Namespace) -> int:
     rows = [["name", "size", "input", "device", "model"]]
     for name in sorted(registered_models()):
@@ -220,6 +226,8 @@ def cmd_models(args: argparse.Namespace) -> int:
 
 
 def cmd_devices(args: argparse.Namespace) -> int:
+    from emolive.engine.sources import list_input_devices
+
     devices = list_input_devices()
     if not devices:
         print("emolive: no audio input devices found (no sound card, or PortAudio sees none); "

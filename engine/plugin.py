@@ -10,6 +10,7 @@ third-party package can add one without touching emolive:
 """
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from importlib.metadata import EntryPoint, entry_points
 from pathlib import Path
@@ -51,7 +52,10 @@ class ModelPlugin(Protocol):
         """Bytes of stored weights (what a user downloads or ships)."""
 
 
+@functools.cache
 def registered_models() -> dict[str, EntryPoint]:
+    """Once per process: each scan reads every installed package's metadata (~0.1 s here), and a
+    parser with several --model options would pay it for each."""
     return {ep.name: ep for ep in entry_points(group=MODELS_GROUP)}
 
 
