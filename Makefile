@@ -13,7 +13,14 @@ $(STAMP): requirements.txt requirements-dev.txt pyproject.toml scripts/setup-apt
 	$(PY) -m pip install -q --no-deps -e .
 	touch $(STAMP)
 
-setup: $(STAMP)
+# numba compiles the front end's kernels on first use (~4 s) and caches them beside the sources:
+# do it here, so the first `emolive stream` after an install starts at once; redone when they change.
+WARM   := $(VENV)/.numba-warm
+$(WARM): $(STAMP) $(wildcard engine/features/*.py)
+	$(PY) -m emolive.engine.features.warm
+	touch $(WARM)
+
+setup: $(STAMP) $(WARM)
 
 run: setup
 	$(VENV)/bin/emolive stream
