@@ -27,7 +27,6 @@ from emolive.engine.plugin import ModelPlugin, load_model
 from emolive.engine.sinks.csv_sink import CLASS_PREFIX
 
 Per = Literal["window", "turn", "file"]
-PER_CHOICES = ("file", "window", "turn")
 # libsndfile's format names are its usual extensions; these are the common spellings they miss
 AUDIO_EXTENSIONS = frozenset(f".{name.lower()}" for name in sf.available_formats()) | {".aif", ".oga", ".opus"}
 VALUE_FIELDS = ("start", "end", "activation", "valence", "dominance", "speech", "voiced_ratio")

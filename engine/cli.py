@@ -6,6 +6,7 @@ Errors a user can cause (bad file, busy port, mismatched bundle, no device…) a
 from __future__ import annotations
 
 import argparse
+import logging
 import math
 import os
 import signal
@@ -18,7 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import emolive
-from emolive.engine import logs, score
+from emolive.engine import console, score
 from emolive.engine.defaults import DEFAULT_ADDRESS, RAW_SAMPLE_FORMATS
 from emolive.engine.errors import EmoliveError
 from emolive.engine.plugin import load_model, registered_models
@@ -31,16 +32,17 @@ if TYPE_CHECKING:  # the engine proper (numpy, numba, zmq, audio) is imported by
 DEMO_CLIP = Path(__file__).resolve().parent / "data" / "demo.flac"
 COMMANDS_GROUP = "emolive.commands"  # entry points: callables adding a subcommand to the parser's subparsers
 MAX_WAIT_S = 86400.0  # a day: longer than anyone waits for a subscriber, far inside a C int of milliseconds
+log = logging.getLogger("emolive")
 USER_ERRORS = (EmoliveError, FileNotFoundError)  # every layer's user-error class derives from EmoliveError
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logs.configure("emolive", args.verbose - args.quiet)
+    console.configure("emolive", args.verbose - args.quiet)
     try:
         return args.command(args)
     except USER_ERRORS as exc:
-        print(f"emolive: error: {' '.join(str(exc).split())}", file=sys.stderr)
+        log.error("error: %s", " ".join(str(exc).split()))
         silence_broken_stdout()
         return 1
     except KeyboardInterrupt:
@@ -59,17 +61,23 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="emolive", description="Real-time speech emotion recognition: "
                                      "activation, valence and dominance (1-7) from a live voice.")
     parser.add_argument("--version", action="version", version=f"%(prog)s {emolive.__version__}")
-    logs.add_arguments(parser)
-    commands = parser.add_subparsers(required=True, metavar="COMMAND")
+    console.add_arguments(parser)
+    commands = parser.add_subparsers(required=True, metavar="COMMAND", parser_class=console.DefaultsParser)
     add_stream_parser(commands)
     score.add_parser(commands)
-    listen = commands.add_parser("listen", help="subscribe to a running stream and print it")
+    listen = commands.add_parser("listen", help="subscribe to a running stream and print it",
+                                 description="Print what a running `emolive stream` publishes on ZeroMQ: a table, "
+                                 "or JSON lines with --json. Messages off the schema are counted and skipped.")
     listen.add_argument("--connect", default=DEFAULT_ADDRESS, help="publisher address (default %(default)s)")
     listen.add_argument("--json", action="store_true", help="print JSON lines instead of a table")
     listen.add_argument("--count", type=int, default=None, help="exit after this many estimates")
     listen.set_defaults(command=cmd_listen)
-    commands.add_parser("models", help="list the registered models").set_defaults(command=cmd_models)
-    commands.add_parser("devices", help="list audio input devices").set_defaults(command=cmd_devices)
+    commands.add_parser("models", help="list the registered models", description="The models --model accepts by "
+                        "name: size, front end, device and architecture (or why one is unavailable)."
+                        ).set_defaults(command=cmd_models)
+    commands.add_parser("devices", help="list audio input devices", description="Audio input devices PortAudio "
+                        "sees, with their rate, channels and the channels used by default (--device picks one)."
+                        ).set_defaults(command=cmd_devices)
     for add_command in entry_points(group=COMMANDS_GROUP):  # `gui` comes from the gui package: engine never imports it
         add_command.load()(commands)
     return parser
@@ -100,6 +108,9 @@ def add_stream_parser(commands: argparse._SubParsersAction) -> None:
                         "time, skip windows when the model falls behind (always on for the microphone)")
     stream.add_argument("--raw-format", choices=sorted(RAW_SAMPLE_FORMATS), default="f32le",
                         help="sample format of --source - (default %(default)s)")
+    stream.add_argument("--rate", type=float, default=16000, help="sample rate in Hz of --source - (raw PCM says "
+                        "nothing about itself; it is resampled to 16 kHz)")
+    stream.add_argument("--channels", type=int, default=1, help="interleaved channels of --source - (mixed to mono)")
     stream.add_argument("--stream-id", type=stream_id, default="default", help="stream id in topics and payloads")
     stream.set_defaults(command=cmd_stream)
 
@@ -116,16 +127,17 @@ def cmd_stream(args: argparse.Namespace) -> int:
     with ExitStack() as stack:
         source = stack.enter_context(open_source(args.source, fallback=DEMO_CLIP, device=args.device,
                                                  realtime=args.realtime, raw_format=args.raw_format,
+                                                 raw_rate=args.rate, raw_channels=args.channels,
                                                  block_size=DEFAULT_BLOCK_SIZE if live else OFFLINE_BLOCK_SIZE))
         fallback = args.source is None and isinstance(source, FileSource)
         note = " (no microphone found: playing the bundled demo clip)" if fallback else ""
-        print(f"emolive: reading {source.description}{note}; model {printable(model.name)}", file=sys.stderr)
+        log.info("reading %s%s; model %s", source.description, note, printable(model.name))
         sinks = open_sinks(args, stack)
         runner = Runner(source, model, sinks, window_s=args.window, hop_s=args.hop, live=live,
                         stream_id=args.stream_id)
         with stop_on_signal(runner) as interrupted:
             stats = runner.run()
-    print(f"emolive: {summary(stats)}", file=sys.stderr)
+    log.info("%s", summary(stats))
     return 130 if interrupted else 0
 
 
@@ -164,9 +176,9 @@ def open_sinks(args: argparse.Namespace, stack: ExitStack) -> list[Sink]:
     if args.publish:
         publisher = stack.enter_context(ZmqPublisher(args.publish, allow_remote=args.allow_remote))
         sinks.append(publisher)
-        print(f"emolive: publishing on {publisher.address}", file=sys.stderr)
+        log.info("publishing on %s", publisher.address)
         if args.wait_subscriber > 0 and not publisher.wait_for_subscriber(args.wait_subscriber):
-            print(f"emolive: no subscriber after {args.wait_subscriber:g} s; starting anyway", file=sys.stderr)
+            log.warning("no subscriber after %g s; starting anyway", args.wait_subscriber)
     if args.csv:
         sinks.append(stack.enter_context(CsvSink(args.csv)))
     if args.lsl:
@@ -230,8 +242,8 @@ def cmd_devices(args: argparse.Namespace) -> int:
 
     devices = list_input_devices()
     if not devices:
-        print("emolive: no audio input devices found (no sound card, or PortAudio sees none); "
-              "use `emolive stream --source FILE` instead", file=sys.stderr)
+        log.warning("no audio input devices found (no sound card, or PortAudio sees none); "
+                    "use `emolive stream --source FILE` instead")
     for device in devices:
         print(f"{device.index:3d}  {device.name}  ({device.samplerate:g} Hz, {device.channels} ch)")
     return 0

@@ -6,3 +6,4 @@ here; the modules that use them (the ZeroMQ sink, the raw PCM source) import the
 
 DEFAULT_ADDRESS = "tcp://127.0.0.1:5556"
 RAW_SAMPLE_FORMATS = {"f32le": "<f4", "s16le": "<i2"}  # --raw-format name -> numpy dtype string
+SCORE_PER = ("file", "window", "turn")  # `emolive score --per`: a row per file, window or speech turn

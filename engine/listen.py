@@ -8,7 +8,7 @@ so a flood of bad messages cannot flood the terminal; the last count is printed 
 from __future__ import annotations
 
 import argparse
-import sys
+import logging
 import time
 
 import zmq
@@ -17,6 +17,8 @@ from emolive.engine.schema import ESTIMATE_TOPIC, STATUS_TOPIC, Rejections, Sche
 from emolive.engine.sinks import JsonLinesSink, SinkError
 from emolive.engine.sinks.table import TableSink
 from emolive.engine.sinks.zmq_publisher import validate_address
+
+log = logging.getLogger(__name__)
 
 REPORT_INTERVAL_S = 1.0
 
@@ -33,7 +35,7 @@ def cmd_listen(args: argparse.Namespace) -> int:
             sub.connect(args.connect)
         except zmq.ZMQError as exc:
             raise SinkError(f"cannot connect to {args.connect}: {exc.strerror}") from None
-        print(f"emolive: listening to {args.connect} (Ctrl-C to stop)", file=sys.stderr)
+        log.info("listening to %s (Ctrl-C to stop)", args.connect)
         received = 0
         try:
             while args.count is None or received < args.count:
@@ -42,7 +44,7 @@ def cmd_listen(args: argparse.Namespace) -> int:
                 except SchemaError as exc:
                     pending = rejections.add(exc)
                     if time.monotonic() - last_report >= REPORT_INTERVAL_S:
-                        print(f"emolive: {pending}", file=sys.stderr)
+                        log.warning("%s", pending)
                         pending, last_report = "", time.monotonic()
                     continue
                 if kind == ESTIMATE_TOPIC:
@@ -52,5 +54,5 @@ def cmd_listen(args: argparse.Namespace) -> int:
                     sink.status(payload)
         finally:
             if pending:
-                print(f"emolive: {pending}", file=sys.stderr)
+                log.warning("%s", pending)
     return 0

@@ -8,8 +8,7 @@ import time
 from contextlib import ExitStack
 from pathlib import Path
 
-from emolive.engine.batch import PER_CHOICES, RowWriter, ScoreOptions, collect_inputs, columns, load_scoring_model, \
-    score_all
+from emolive.engine.defaults import SCORE_PER
 from emolive.engine.errors import EmoliveError
 
 log = logging.getLogger(__name__)
@@ -24,7 +23,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
                     "rows are written as files finish, so Ctrl-C keeps every complete row.")
     score.add_argument("paths", nargs="+", metavar="PATH", help="audio file, folder or manifest CSV")
     score.add_argument("--out", default="-", help="output .csv or .jsonl file ('-': CSV on stdout)")
-    score.add_argument("--per", choices=PER_CHOICES, default="file",
+    score.add_argument("--per", choices=SCORE_PER, default="file",
                        help="one row per file (one estimate over the whole recording), window or speech turn")
     score.add_argument("--jobs", type=positive_int, default=1, help="files scored in parallel, one process each")
     score.add_argument("--model", default="student", help="model name (see `emolive models`) or bundle directory")
@@ -41,6 +40,8 @@ def positive_int(text: str) -> int:
 
 def cmd_score(args: argparse.Namespace) -> int:
     from tqdm import tqdm  # here, not at import: `emolive --help` stays fast
+
+    from emolive.engine.batch import RowWriter, ScoreOptions, collect_inputs, columns, load_scoring_model, score_all
 
     fmt = RowWriter.format_of(args.out)
     paths = collect_inputs(args.paths)

@@ -4,6 +4,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+import emolive
+from emolive.engine import console
 from emolive.plugins.student import ARCHITECTURES
 from emolive.plugins.teacher.encoder import BATCH_SECONDS
 from emolive.plugins.teacher.pretrained import PRETRAINED
@@ -51,10 +53,12 @@ def _fit_args(p: argparse.ArgumentParser) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="trainer", description=__doc__)
+    ap.add_argument("--version", action="version", version=f"%(prog)s {emolive.__version__}")
+    console.add_arguments(ap)
     ap.add_argument("--threads", type=int, default=1,
                     help="torch compute threads per process (default 1: small GRUs gain little from more, and "
                          "spinning threads on a busy machine can make a run many times slower)")
-    sub = ap.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    sub = ap.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=console.DefaultsParser)
 
     p = sub.add_parser("features", help="compute and cache front-end features for a data set",
                        description="Compute the 43-dim MFB+F0 features of every clip once and cache them "
@@ -137,6 +141,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    console.configure("trainer", args.verbose - args.quiet)
     import torch
 
     from emolive.trainer import commands, distributed  # heavy imports only once the arguments are valid

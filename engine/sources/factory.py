@@ -15,13 +15,14 @@ _GST_ELEMENT = re.compile(r"^[a-z0-9]+(src|decodebin\d*)(\s|$)")
 
 
 def open_source(spec: str | None, *, fallback: str | os.PathLike[str] | None = None, device: str | int | None = None,
-                block_size: int = DEFAULT_BLOCK_SIZE, realtime: bool = False, raw_format: str = "f32le") -> AudioSource:
+                block_size: int = DEFAULT_BLOCK_SIZE, realtime: bool = False, raw_format: str = "f32le",
+                raw_rate: float = 16000, raw_channels: int = 1) -> AudioSource:
     """Open the source a user named.
 
     - None: the microphone (`device` selects one), or, where there is none, the file `fallback`
       paced at real time so it behaves like a live voice; the returned source's `description`
       says which was chosen.
-    - "-": raw PCM on stdin (`raw_format` "f32le" or "s16le", mono 16 kHz).
+    - "-": raw PCM on stdin (`raw_format` "f32le" or "s16le", at `raw_rate` Hz with `raw_channels` channels).
     - "gst:<description>", or a description with "!" or starting with an element such as
       `audiotestsrc` or `uridecodebin`: a GStreamer pipeline.
     - anything else: an audio file (`realtime` paces it).
@@ -33,7 +34,7 @@ def open_source(spec: str | None, *, fallback: str | os.PathLike[str] | None = N
             raise AudioSourceError(NO_DEVICE_MESSAGE)
         return FileSource(fallback, block_size=block_size, realtime=True)
     if spec == "-":
-        return RawPcmSource(sample_format=raw_format, block_size=block_size)
+        return RawPcmSource(sample_format=raw_format, block_size=block_size, rate=raw_rate, channels=raw_channels)
     if spec.startswith("gst:"):
         return GStreamerSource(spec[len("gst:"):], block_size=block_size)
     if not os.path.exists(spec) and ("!" in spec or _GST_ELEMENT.match(spec)):

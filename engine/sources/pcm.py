@@ -14,14 +14,17 @@ from typing import BinaryIO
 import numpy as np
 
 from emolive.engine.defaults import RAW_SAMPLE_FORMATS
-from emolive.engine.sources.base import DEFAULT_BLOCK_SIZE, SAMPLE_RATE, AudioSource, AudioSourceError
+from emolive.engine.sources.base import DEFAULT_BLOCK_SIZE, SAMPLE_RATE, AudioSource, AudioSourceError, ToMono16k
 
 SAMPLE_FORMATS = {name: np.dtype(code) for name, code in RAW_SAMPLE_FORMATS.items()}
 
 
-def read_pcm(fd: int, sample_format: str, block_size: int, stall_timeout: float | None, what: str) -> Iterator[np.ndarray]:
-    """Yield float32 blocks of at most `block_size` samples from a file descriptor until end of stream."""
+def read_pcm(fd: int, sample_format: str, block_size: int, stall_timeout: float | None, what: str,
+             channels: int = 1) -> Iterator[np.ndarray]:
+    """Yield float32 blocks of at most `block_size` samples from a file descriptor until end of stream;
+    with `channels` > 1 the samples are interleaved frames, and a block holds whole frames only."""
     dtype = SAMPLE_FORMATS[sample_format]
+    frame_bytes = dtype.itemsize * channels
     scale = np.float32(1.0 / 32768) if dtype.kind == "i" else None
     pending = b""
     while True:
@@ -31,33 +34,46 @@ def read_pcm(fd: int, sample_format: str, block_size: int, stall_timeout: float 
         if not chunk:
             break
         pending += chunk
-        usable = len(pending) - len(pending) % dtype.itemsize
+        usable = len(pending) - len(pending) % frame_bytes
         samples = np.frombuffer(pending[:usable], dtype).astype(np.float32)
         pending = pending[usable:]
         yield samples * scale if scale is not None else samples
     if pending:
-        raise AudioSourceError(f"{what} ended in the middle of a sample ({len(pending)} stray bytes): "
-                               f"is it really {sample_format}?")
+        raise AudioSourceError(f"{what} ended in the middle of a {'frame' if channels > 1 else 'sample'} "
+                               f"({len(pending)} stray bytes): is it really {sample_format}"
+                               f"{f' with {channels} channels' if channels > 1 else ''}?")
 
 
 class RawPcmSource(AudioSource):
-    """Headerless mono 16 kHz PCM (float32 LE, or s16le) from a binary stream; stdin by default.
+    """Headerless PCM (float32 LE, or s16le) from a binary stream, stdin by default, at `rate` Hz with
+    `channels` interleaved channels; downmixed and resampled to 16 kHz mono like every other source.
 
+    Raw PCM says nothing about itself, so the rate and channel count are the user's to give
+    (`--rate`, `--channels`): 44.1 kHz stereo read as 16 kHz mono would be nonsense without a word.
     The stream belongs to the caller, so `close()` leaves it open.
     """
 
     def __init__(self, stream: BinaryIO | None = None, *, sample_format: str = "f32le",
-                 block_size: int = DEFAULT_BLOCK_SIZE) -> None:
+                 block_size: int = DEFAULT_BLOCK_SIZE, rate: float = SAMPLE_RATE, channels: int = 1) -> None:
         if sample_format not in SAMPLE_FORMATS:
             raise AudioSourceError(f"unknown raw sample format {sample_format!r}; use one of {', '.join(SAMPLE_FORMATS)}")
+        if not 1000 <= rate <= 768000 or not 1 <= channels <= 256:
+            raise AudioSourceError(f"raw PCM at {rate:g} Hz with {channels} channels: give a rate of 1000-768000 Hz "
+                                   "and 1-256 channels")
         self._stream = stream if stream is not None else sys.stdin.buffer
         name = "stdin" if stream is None else getattr(stream, "name", "stream")
-        super().__init__(f"raw {sample_format} mono {SAMPLE_RATE} Hz PCM on {name}")
-        self.sample_format = sample_format
-        self.block_size = block_size
+        layout = "mono" if channels == 1 else f"{channels}-channel"
+        super().__init__(f"raw {sample_format} {layout} {rate:g} Hz PCM on {name}")
+        self.sample_format, self.channels = sample_format, channels
+        self.block_size = max(1, round(block_size * rate / SAMPLE_RATE))  # frames read per block at the input rate
+        self._convert = ToMono16k(rate)
 
     def _read_blocks(self) -> Iterator[np.ndarray]:
-        return read_pcm(self._stream.fileno(), self.sample_format, self.block_size, None, self.description)
+        blocks = read_pcm(self._stream.fileno(), self.sample_format, self.block_size * self.channels, None,
+                          self.description, channels=self.channels)
+        for block in blocks:
+            yield self._convert(block.reshape(-1, self.channels))
+        yield self._convert(np.zeros((0, self.channels), np.float32), last=True)  # the resampler's tail
 
     def close(self) -> None:
         """Nothing to release: the caller opened the stream and closes it."""

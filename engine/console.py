@@ -1,14 +1,18 @@
-"""Diagnostics go through `logging` (never print): -v shows debug detail, -q leaves warnings and errors.
+"""Command-line conventions shared by `emolive` and `trainer`: logging, -v/-q, --help with defaults.
 
-Messages keep the `emolive: …` shape users already read on stderr; results (tables, JSON lines,
+Diagnostics go through `logging` (never print): -v shows debug detail, -q leaves warnings and
+errors. Messages keep the `emolive: …` shape users already read on stderr; results (tables, JSON lines,
 CSV) go to stdout and are not logging.
 """
 from __future__ import annotations
 
 import argparse
+import functools
 import logging
 import sys
 
+# every subcommand's --help shows its defaults (ArgumentDefaultsHelpFormatter), one class for all
+DefaultsParser = functools.partial(argparse.ArgumentParser, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
 LEVELS = (logging.WARNING, logging.INFO, logging.DEBUG)  # -q, default, -v
 
 
