@@ -37,6 +37,7 @@ import numpy as np
 from emolive.engine.bundle import BundleError
 from emolive.engine.features import FrontEnd
 from emolive.engine.plugin import ModelPlugin, Prediction
+from emolive.engine.features.normalise import StreamNormaliser
 from emolive.engine.schema import SCALE, estimate_payload, status_payload, turn_payload
 from emolive.engine.sinks.base import Sink
 from emolive.engine.sources.base import SAMPLE_RATE, AudioSource
@@ -82,6 +83,8 @@ class Runner:
         self._windows = SlidingWindows(self.spec, self.cfg)
         self._whole = FrameBuffer(self.cfg) if whole_stream else None
         self._turns_sent = 0
+        norm = model.meta.stream_normalisation
+        self._normaliser = StreamNormaliser(norm) if norm is not None else None
         self._queue: queue.Queue[Any] = queue.Queue(0 if live else OFFLINE_QUEUE_BLOCKS)
         self._stop = threading.Event()
         self._received = 0  # samples the reader has queued; written by the reader thread only
@@ -175,7 +178,12 @@ class Runner:
             self._send_turn("stream", self._whole.window(0, self._whole.end_frame, 0, arrival))
 
     def _add(self, frames: np.ndarray, block: np.ndarray, arrival: Arrival) -> None:
-        """New frames and their block go to every consumer of frames: the windows and the whole-stream store."""
+        """New frames and their block go to every consumer of frames: the windows and the whole-stream store.
+
+        A model trained with stream normalisation gets the frames through this stream's running
+        normaliser first (engine.features.normalise): one per Runner, so its state is this stream's."""
+        if self._normaliser is not None:
+            frames = self._normaliser.push(frames)
         self._windows.add(frames, block, arrival)
         if self._whole is not None:
             self._whole.add(frames, block)

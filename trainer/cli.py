@@ -7,6 +7,7 @@ import sys
 import emolive
 from emolive.engine import console
 from emolive.plugins.student import ARCHITECTURES
+from emolive.trainer.classes import CLASS_SETS
 from emolive.plugins.teacher.encoder import BATCH_SECONDS
 from emolive.plugins.teacher.pretrained import PRETRAINED
 
@@ -48,6 +49,15 @@ def _fit_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--train-on", choices=["train", "train+val", "all"], default="train",
                    help="which splits to fit on (validation still picks the epoch)")
     p.add_argument("--int8", action="store_true", help="store weights as int8 with per-channel scales")
+    p.add_argument("--classes", choices=CLASS_SETS, default="shared",
+                   help="class head labels: categories found in >= 2 corpora (shared), or every category (all)")
+    p.add_argument("--views", type=int, default=2,
+                   help="augmented views per training clip (rooms, microphones, speed, noise); 0: none")
+    p.add_argument("--no-stream-norm", action="store_true",
+                   help="no per-speaker running normalisation (the live engine then applies none either)")
+    p.add_argument("--no-balance", action="store_true", help="sample clips uniformly, not every corpus equally")
+    p.add_argument("--epoch-clips", type=int, default=0,
+                   help="clips drawn per epoch (0: one pass over the training set)")
     p.add_argument("--out", required=True, metavar="DIR", help="bundle directory to write")
 
 

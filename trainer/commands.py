@@ -16,6 +16,7 @@ from emolive.trainer.evaluate import format_table, metrics, predict_utterances
 from emolive.trainer.metrics import DIMENSIONS
 from emolive.trainer.pipeline import (DEFAULT_CACHE, DEFAULT_EMBEDDING_CACHE, by_split, class_names_of, ensure_splits,
                               feature_source, featurise, load_utterances, save_model)
+from emolive.trainer.history import HISTORY_FILE, versions, write_history
 from emolive.trainer.train import TrainConfig, score, train as fit
 
 
@@ -30,17 +31,19 @@ def features(args) -> int:
 
 def train(args) -> int:
     utts = ensure_splits(load_utterances(args.data, args.msp_podcast), args.split_seed, args.val_frac, args.test_frac)
-    classes = class_names_of(utts)
+    classes = class_names_of(utts, args.classes)
     cache = feature_source(args.features, args.cache)
     fit_splits = {"train": ("train",), "train+val": ("train", "val"), "all": ("train", "val", "test")}[args.train_on]
     ctx = distributed.context()
-    train_set = featurise(by_split(utts, *fit_splits), classes, cache, progress=ctx.is_main)
+    train_set = featurise(by_split(utts, *fit_splits), classes, cache, progress=ctx.is_main, views=args.views)
     val_set = featurise(by_split(utts, "val"), classes, cache, progress=False)
     tests = {s: featurise(by_split(utts, s), classes, cache, progress=False)
              for s in sorted({u.split for u in utts} - {"train", "val"})}
     cfg = TrainConfig(arch=args.arch, multitask=not args.no_multitask, seed=args.seed, epochs=args.epochs,
                       patience=args.patience, lr=args.lr, batch_size=args.batch_size, crop_s=args.crop_s,
-                      hidden=args.hidden, embedding_dim=args.embedding_dim, gain_dims=cache.gain_dims)
+                      hidden=args.hidden, embedding_dim=args.embedding_dim, gain_dims=cache.gain_dims,
+                      stream_norm=not args.no_stream_norm, balance_corpora=not args.no_balance,
+                      use_views=args.views > 0, epoch_clips=args.epoch_clips)
     objective, distillation = None, None
     if args.command == "distill":
         from emolive.trainer.distill import DistillConfig, setup_distillation
@@ -52,7 +55,8 @@ def train(args) -> int:
     result = fit(train_set, val_set, classes, cfg, log=log, objective=objective)
     if not ctx.is_main:
         return 0  # the main rank holds the same model and writes the outputs
-    test_scores = {s: score(result.model, data) for s, data in tests.items() if len(data)}
+    norm = result.stream_normalisation
+    test_scores = {s: score(result.model, data, norm) for s, data in tests.items() if len(data)}
     summary = {
         "config": vars(cfg), "best_epoch": result.best_epoch,
         "val_ccc": dict(zip(DIMENSIONS, result.val_ccc)),
@@ -64,13 +68,15 @@ def train(args) -> int:
     if distillation:
         summary["distillation"] = distillation
     training = {"data": args.data + args.msp_podcast, "features": args.features,
-                "fit_on": args.train_on, "split_seed": args.split_seed,
+                "fit_on": args.train_on, "split_seed": args.split_seed, "classes": args.classes,
+                "views": args.views, "versions": versions(),
                 **{k: summary[k] for k in ("config", "best_epoch", "distillation") if k in summary}}
     out = save_model(cache, args.out, result.model, classes if cfg.multitask else (),
                       training=training, metrics={"val_ccc": summary["val_ccc"], "test": summary["test"]},
-                      int8=args.int8)
+                      int8=args.int8, stream_normalisation=norm)
     write_splits(out / "splits.csv", utts)
-    (out / "results.json").write_text(json.dumps(summary, indent=2) + "\n")
+    write_history(out / HISTORY_FILE, result.history)
+    (out / "results.json").write_text(json.dumps(summary, indent=2, default=str) + "\n")
     size = (out / "model.safetensors").stat().st_size
     parts = [f"val CCC {' '.join(f'{v:.3f}' for v in result.val_ccc)}"]
     parts += [f"{s} CCC {' '.join(f'{v:.3f}' for v in m['ccc'])}" for s, m in test_scores.items()]

@@ -8,19 +8,26 @@ from tqdm import tqdm
 from emolive.engine.plugin import ModelPlugin
 from emolive.trainer.data import FeatureCache, Utterance, load_audio
 from emolive.trainer.metrics import DIMENSIONS, ccc, uar
+from emolive.trainer.train import session_features
 
 
 def predict_utterances(plugin: ModelPlugin, utts: list[Utterance], cache_root, batch_size: int = 64,
                        progress: bool = True) -> dict[str, np.ndarray]:
-    """Whole-utterance predictions: avd [N,3], class_probs [N,C], embedding [N,E]."""
+    """Whole-utterance predictions: avd [N,3], class_probs [N,C], embedding [N,E].
+
+    A model with stream normalisation hears each speaker as one live session: the speaker's clips
+    in a seeded random order (trainer.train.session_features), as `emolive stream` would if that
+    speaker said them one after another.
+    """
     cache = FeatureCache(cache_root, plugin.meta.frontend)
     rate = plugin.meta.frontend.sample_rate
+    feats = cache.features_for(utts, progress=False)
+    feats = session_features(feats, [u.speaker for u in utts], plugin.meta.stream_normalisation)
     preds = []
     for i in tqdm(range(0, len(utts), batch_size), desc="evaluate", unit="batch", disable=not progress):
         chunk = utts[i:i + batch_size]
-        feats = [cache.features(u.path) for u in chunk]
         audio = [_read(u, rate) for u in chunk]
-        preds += plugin.predict_batch(feats, audio)
+        preds += plugin.predict_batch(feats[i:i + batch_size], audio)
     return {
         "avd": np.stack([p.avd for p in preds]),
         "class_probs": np.stack([p.class_probs for p in preds]),
@@ -36,9 +43,12 @@ def _read(u: Utterance, rate: int) -> np.ndarray:
 
 
 def metrics(plugin: ModelPlugin, utts: list[Utterance], out: dict[str, np.ndarray]) -> dict:
-    """CCC per dimension on every utterance; UAR on those whose emotion the class head knows."""
-    target = np.array([u.avd for u in utts])
-    result = {"ccc": dict(zip(DIMENSIONS, map(float, ccc(out["avd"], target)))), "uar": None, "n": len(utts)}
+    """CCC per dimension on the utterances labelled in it (None where not measurable: too few
+    labels, or all equal); UAR on those whose emotion the class head knows."""
+    target = np.array([u.avd for u in utts], dtype=np.float64).reshape(-1, 3)
+    scores = ccc(out["avd"], target)
+    result = {"ccc": {d: (None if np.isnan(v) else float(v)) for d, v in zip(DIMENSIONS, scores)}, "uar": None,
+              "n": len(utts), "n_labelled": {d: int(np.isfinite(target[:, k]).sum()) for k, d in enumerate(DIMENSIONS)}}
     known, truth = class_targets(plugin, utts)
     if known.any():
         result["uar"] = uar(out["class_probs"][known].argmax(1), truth)
@@ -57,8 +67,8 @@ def format_table(rows: list[tuple[str, str, dict]]) -> str:
     """Rows of (model, data, metrics) in the layout of the paper's Table 1."""
     lines = [f"{'model':<22} {'data':<28} {'n':>6} {'act':>6} {'val':>6} {'dom':>6} {'UAR':>6}"]
     for model, data, m in rows:
-        c = m["ccc"]
+        c = {d: "-" if v is None else f"{v:.3f}" for d, v in m["ccc"].items()}
         u = f"{m['uar']:.3f}" if m.get("uar") is not None else "-"
-        lines.append(f"{model[-22:]:<22} {data[-28:]:<28} {m['n']:>6} {c['activation']:>6.3f} "
-                     f"{c['valence']:>6.3f} {c['dominance']:>6.3f} {u:>6}")
+        lines.append(f"{model[-22:]:<22} {data[-28:]:<28} {m['n']:>6} {c['activation']:>6} "
+                     f"{c['valence']:>6} {c['dominance']:>6} {u:>6}")
     return "\n".join(lines)

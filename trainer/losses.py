@@ -15,18 +15,33 @@ def ccc(pred: torch.Tensor, target: torch.Tensor, eps: float = 1e-8) -> torch.Te
     """Concordance correlation coefficient per column (eq. 2), over the batch axis 0.
 
     Uses population (biased) moments, so 2 rho sigma_x sigma_y is simply twice the covariance;
-    `eps` only keeps the gradient finite when both inputs are constant.
+    `eps` only keeps the gradient finite when both inputs are constant. Rows whose target is NaN
+    (an unlabelled dimension) are left out of that column's moments.
     """
-    pred_mean, target_mean = pred.mean(0), target.mean(0)
-    covariance = ((pred - pred_mean) * (target - target_mean)).mean(0)
-    denominator = pred.var(0, unbiased=False) + target.var(0, unbiased=False) + (pred_mean - target_mean) ** 2
+    known = ~torch.isnan(target)
+    weight = known.to(pred.dtype)
+    count = weight.sum(0).clamp_min(1.0)
+    target = torch.where(known, target, torch.zeros_like(target))
+    pred_mean = (pred * weight).sum(0) / count
+    target_mean = (target * weight).sum(0) / count
+    pred_dev, target_dev = (pred - pred_mean) * weight, (target - target_mean) * weight
+    covariance = (pred_dev * target_dev).sum(0) / count
+    denominator = (pred_dev**2).sum(0) / count + (target_dev**2).sum(0) / count + (pred_mean - target_mean) ** 2
     return 2 * covariance / (denominator + eps)
+
+
+def labelled_columns(target: torch.Tensor, minimum: int = 2) -> torch.Tensor:
+    """Which columns have at least `minimum` labelled rows: CCC needs two values to mean anything."""
+    return (~torch.isnan(target)).sum(0) >= minimum
 
 
 class CCCLoss(nn.Module):
     """Eq. 1: 1 - (alpha CCC_v + beta CCC_a + (1 - alpha - beta) CCC_d).
 
     As in the paper, `alpha` weighs valence and `beta` activation; inputs are [B, 3] in avd order.
+    Partial labels: a dimension with fewer than two labelled rows in the batch drops out and the
+    others' weights are renormalised, so a batch of activation-only clips still trains activation
+    at the loss's usual scale.
     """
 
     def __init__(self, alpha: float = 1 / 3, beta: float = 1 / 3) -> None:
@@ -36,7 +51,11 @@ class CCCLoss(nn.Module):
         self.register_buffer("weights", torch.tensor([beta, alpha, 1 - alpha - beta]))
 
     def forward(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        return 1 - (self.weights * ccc(pred, target)).sum()
+        weights = self.weights * labelled_columns(target)
+        total = weights.sum()
+        if total == 0:
+            return pred.sum() * 0.0  # nothing labelled: no CCC term, but a graph for backward
+        return 1 - (weights * ccc(pred, target)).sum() / total
 
 
 class MultitaskLoss(nn.Module):
@@ -64,8 +83,12 @@ class MultitaskLoss(nn.Module):
 
 
 def distillation_weights(labels: torch.Tensor, teacher_avd: torch.Tensor, label_range: float = LABEL_RANGE) -> torch.Tensor:
-    """Eq. 4: gamma_i = 1 - mean_k |l_k,i - l~_k,i| / M, near 1 where the teacher was right."""
-    return 1 - (labels - teacher_avd).abs().mean(1) / label_range
+    """Eq. 4: gamma_i = 1 - mean_k |l_k,i - l~_k,i| / M, near 1 where the teacher was right (mean over
+    the labelled dimensions)."""
+    error = (labels - teacher_avd).abs()
+    known = ~torch.isnan(error)
+    mean_error = torch.where(known, error, torch.zeros_like(error)).sum(1) / known.sum(1).clamp_min(1)
+    return 1 - mean_error / label_range
 
 
 class DistillationLoss(nn.Module):

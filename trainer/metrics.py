@@ -10,9 +10,19 @@ DIMENSIONS = ("activation", "valence", "dominance")
 
 
 def ccc(pred: np.ndarray, target: np.ndarray) -> np.ndarray:
-    """Concordance correlation coefficient per column (paper eq. 2) over a whole set."""
-    return ccc_tensor(torch.as_tensor(pred, dtype=torch.float64),
-                      torch.as_tensor(target, dtype=torch.float64), eps=1e-12).numpy()
+    """Concordance correlation coefficient per column (paper eq. 2) over a whole set.
+
+    Unlabelled (NaN) targets are left out of their column; a column with fewer than two labelled
+    rows, or whose labels are all equal (CCC is then 0 whatever the model does), is NaN: "not
+    measurable on this data", never a score.
+    """
+    target = np.asarray(target, dtype=np.float64)
+    out = ccc_tensor(torch.as_tensor(pred, dtype=torch.float64), torch.as_tensor(target), eps=1e-12).numpy()
+    for k in range(target.shape[1]):
+        labelled = target[~np.isnan(target[:, k]), k]
+        if len(labelled) < 2 or np.ptp(labelled) == 0:
+            out[k] = np.nan
+    return out
 
 
 def uar(pred: np.ndarray, target: np.ndarray) -> float:

@@ -7,6 +7,8 @@ from pathlib import Path
 from emolive.plugins.student import StudentModel, save_bundle
 from emolive.plugins.teacher import save_teacher_bundle
 from emolive.trainer.data import FeatureCache, Utterance, read_manifest, read_msp_podcast, speaker_split
+from emolive.trainer.classes import CLASS_SETS, class_names_of  # noqa: F401 (re-exported)
+from emolive.trainer.data.augment import AugmentConfig
 from emolive.trainer.embeddings import EmbeddingFeatures, parse_streams
 from emolive.trainer.train import LabelledSet, labelled_set
 
@@ -36,11 +38,6 @@ def ensure_splits(utts: list[Utterance], seed: int, val_frac: float, test_frac: 
     return speaker_split(utts, val_frac=val_frac, test_frac=test_frac, seed=seed)
 
 
-def class_names_of(utts: list[Utterance]) -> list[str]:
-    """The class head's labels: every emotion in the data, sorted (MSP's 'no agreement' excluded)."""
-    return sorted({u.emotion for u in utts if u.emotion not in ("", "no_agreement", "other")})
-
-
 def feature_source(spec: str, cache_root: str | None = None, device: str | None = None) -> FeatureSource:
     """`mfb`: the front end's MFB+F0 (a student); else fused SSL embeddings `NAME[:LAYER],...` (a teacher)."""
     if spec == MFB:
@@ -49,16 +46,22 @@ def feature_source(spec: str, cache_root: str | None = None, device: str | None 
 
 
 def save_model(source: FeatureSource, path: str | Path, model: StudentModel, class_names: list[str],
-               **kwargs) -> Path:
+               stream_normalisation=None, **kwargs) -> Path:
     """A student bundle for MFB+F0, a teacher bundle recording its streams for embeddings."""
     if isinstance(source, EmbeddingFeatures):
+        if stream_normalisation is not None:
+            raise ValueError("stream normalisation is for MFB+F0 students; train teachers with --no-stream-norm")
         return save_teacher_bundle(path, model, source.streams, class_names, **kwargs)
-    return save_bundle(path, model, source.cfg, class_names, **kwargs)
+    return save_bundle(path, model, source.cfg, class_names, stream_normalisation=stream_normalisation, **kwargs)
 
 
 def featurise(utts: list[Utterance], class_names: list[str], cache: FeatureSource,
-              progress: bool = True) -> LabelledSet:
-    return labelled_set(utts, cache.features_for(utts, progress=progress), class_names)
+              progress: bool = True, views: int = 0) -> LabelledSet:
+    """Labelled features; `views` augmented views per clip (trainer.data.augment) for MFB+F0 training sets."""
+    augmented = []
+    if views and isinstance(cache, FeatureCache):
+        augmented = cache.views_for(utts, views, AugmentConfig(), cache.noise_banks(utts), progress=progress)
+    return labelled_set(utts, cache.features_for(utts, progress=progress), class_names, augmented)
 
 
 def by_split(utts: list[Utterance], *names: str) -> list[Utterance]:

@@ -1,9 +1,18 @@
-"""Training loop for the student models: CCC + 0.2 CE, Adam, early stopping on validation CCC."""
+"""Training loop for the student models: CCC + 0.2 CE, Adam, early stopping on validation CCC.
+
+What generalises to unseen voices (benchmarks/generalisation.py measures each piece):
+- per-stream normalisation (engine.features.normalise): each speaker's clips go through the live
+  engine's running normaliser, in a new random order every epoch, as one session;
+- augmented views: each clip may have feature "views" of the same audio through another room,
+  microphone or speed (trainer.data.augment); an epoch picks one view per clip at random;
+- balanced sampling: every training corpus contributes the same share of each epoch.
+Labels may be partial (NaN): losses and metrics mask them (trainer.losses).
+"""
 from __future__ import annotations
 
 import copy
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Callable
 
 import numpy as np
@@ -11,6 +20,7 @@ import torch
 
 from emolive.engine.features import FrontEndConfig
 from emolive.engine.features.fbank import LOG_FLOOR
+from emolive.engine.features.normalise import StreamNormConfig, normalise_streams
 
 from emolive.plugins.student import ARCHITECTURES, StudentModel
 from emolive.trainer import distributed
@@ -22,24 +32,44 @@ IGNORE = -100
 LOG_FLOOR_LN = float(np.log(LOG_FLOOR))
 
 
+EVAL_ORDER_SEED = 0  # the order of a speaker's clips when a fixed set is scored as sessions
+
+
 @dataclass
 class LabelledSet:
-    """Features and targets of a list of utterances (class -100 where the class is unknown)."""
+    """Features and targets of a list of utterances (class -100 where the class is unknown, NaN
+    where a dimension is unlabelled). `views[v][i]` are augmented features of clip i (optional)."""
 
     features: list[np.ndarray]
     avd: np.ndarray  # float32[N, 3]
     classes: np.ndarray  # int64[N]
     utterances: list[Utterance]
+    views: list[list[np.ndarray]] = field(default_factory=list)
 
     def __len__(self) -> int:
         return len(self.features)
 
+    @property
+    def streams(self) -> list[str]:
+        """The session each clip belongs to: its speaker (what the live engine normalises over)."""
+        return [u.speaker for u in self.utterances]
 
-def labelled_set(utts: list[Utterance], features: list[np.ndarray], class_names: list[str]) -> LabelledSet:
+
+def labelled_set(utts: list[Utterance], features: list[np.ndarray], class_names: list[str],
+                 views: list[list[np.ndarray]] | None = None) -> LabelledSet:
     index = {c: i for i, c in enumerate(class_names)}
     avd = np.array([u.avd for u in utts], dtype=np.float32).reshape(-1, 3)
     classes = np.array([index.get(u.emotion, IGNORE) for u in utts], dtype=np.int64)
-    return LabelledSet(features, avd, classes, utts)
+    return LabelledSet(features, avd, classes, utts, views or [])
+
+
+def session_features(features: list[np.ndarray], streams: list[str], norm: StreamNormConfig | None,
+                     seed: int = EVAL_ORDER_SEED) -> list[np.ndarray]:
+    """What the model sees for clips scored as live sessions: each speaker's clips through the
+    stream normaliser in a seeded random order (the same for every model), or as they are."""
+    if norm is None:
+        return features
+    return normalise_streams(features, streams, norm, np.random.default_rng(seed).permutation(len(features)))
 
 
 @dataclass
@@ -62,6 +92,11 @@ class TrainConfig:
     gain_dims: int = FrontEndConfig().fbank.num_mel_bins
     # random microphone gain per utterance and epoch, applied to those columns (0, 0: off)
     gain_augment_db: tuple[float, float] = (-20.0, 10.0)
+    # the recipe for unseen speakers and channels (module docstring); off reproduces the old recipe
+    stream_norm: bool = True
+    balance_corpora: bool = True
+    use_views: bool = True
+    epoch_clips: int = 0  # clips drawn per epoch (0: one pass over the training set)
 
 
 Objective = Callable[[dict[str, torch.Tensor], dict[str, torch.Tensor], np.ndarray, int], torch.Tensor]
@@ -78,6 +113,7 @@ class TrainResult:
     history: list[dict] = field(default_factory=list)
     utterances_per_s: float = 0.0
     epoch_seconds: float = 0.0
+    stream_normalisation: StreamNormConfig | None = None
 
 
 def pad_batch(features: list[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -126,7 +162,10 @@ def predict(model: StudentModel, data: LabelledSet, batch_size: int = 64) -> dic
     return {k: np.concatenate(v) for k, v in outs.items()}
 
 
-def score(model: StudentModel, data: LabelledSet) -> dict:
+def score(model: StudentModel, data: LabelledSet, norm: StreamNormConfig | None = None) -> dict:
+    """CCC per dimension (NaN where not measurable) and UAR, the clips scored as sessions under `norm`."""
+    if norm is not None:
+        data = replace(data, features=session_features(data.features, data.streams, norm))
     out = predict(model, data)
     result = {"ccc": ccc(out["avd"], data.avd).tolist(), "n": len(data)}
     known = data.classes != IGNORE
@@ -148,15 +187,18 @@ def train(train_set: LabelledSet, val_set: LabelledSet, class_names: list[str], 
     torch.manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
     n_classes = len(class_names) if cfg.multitask else 0
+    norm = StreamNormConfig.from_features(train_set.features) if cfg.stream_norm else None
+    # the running normaliser removes a microphone's gain itself; remove_gain would do it twice
+    gain_dims = 0 if norm else cfg.gain_dims
     model = ARCHITECTURES[cfg.arch](train_set.features[0].shape[1], n_classes=n_classes, hidden=cfg.hidden,
-                                    embedding_dim=cfg.embedding_dim, gain_dims=cfg.gain_dims)
-    mean, std = feature_stats(train_set.features)
+                                    embedding_dim=cfg.embedding_dim, gain_dims=gain_dims)
+    mean, std = feature_stats(session_features(train_set.features, train_set.streams, norm))
     model.set_normalisation(torch.from_numpy(mean), torch.from_numpy(std))
     net = distributed.wrap(model.to(ctx.device), ctx)
     loss_fn = MultitaskLoss(ce_weight=cfg.ce_weight)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     crop = int(round(cfg.crop_s * frame_rate))
-    lengths_all = np.array([len(f) for f in train_set.features])
+    weights = corpus_weights(train_set.utterances) if cfg.balance_corpora else None
     # drop a last batch smaller than this: CCC needs two values, and every rank needs one
     smallest = max(2, ctx.world_size)
     best, best_state, best_epoch, stale = -np.inf, None, -1, 0
@@ -164,17 +206,16 @@ def train(train_set: LabelledSet, val_set: LabelledSet, class_names: list[str], 
     for epoch in range(cfg.epochs):
         model.train()
         t0 = time.perf_counter()
-        order = rng.permutation(len(train_set))
-        starts = crop_starts(lengths_all, crop, cfg.seed, epoch)
-        gains = gain_offsets(len(train_set), *cfg.gain_augment_db, cfg.seed, epoch)
+        loss_sum, steps = 0.0, 0
+        order = epoch_order(rng, len(train_set), cfg.epoch_clips, weights)
         whole = epoch < cfg.whole_epochs
+        features = epoch_features(train_set, cfg, norm, epoch)
+        starts = crop_starts(np.array([len(f) for f in features]), crop, cfg.seed, epoch)  # views differ in length
         for i in range(0, len(order) - smallest + 1, cfg.batch_size):
             idx = order[i:i + cfg.batch_size]
             slices = distributed.batch_slices(len(idx), ctx)
             mine = idx[slices[ctx.rank]]
-            feats = [train_set.features[j] for j in mine]
-            if cfg.gain_dims and cfg.gain_augment_db != (0.0, 0.0):
-                feats = [with_gain(f, gains[j], cfg.gain_dims) for f, j in zip(feats, mine)]
+            feats = [features[j] for j in mine]
             x, lengths = pad_batch(feats if whole else [f[starts[j]:starts[j] + crop] for f, j in zip(feats, mine)])
             local = net(x.to(ctx.device), lengths.to(ctx.device))
             sizes = [s.stop - s.start for s in slices]
@@ -186,11 +227,13 @@ def train(train_set: LabelledSet, val_set: LabelledSet, class_names: list[str], 
             (loss * ctx.world_size).backward()  # DDP averages over ranks; see trainer.distributed
             opt.step()
             seen += len(idx)
+            loss_sum, steps = loss_sum + float(loss.detach()), steps + 1
         busy += time.perf_counter() - t0
         # one rank scores, so every rank takes the same early-stopping decision
-        val = distributed.broadcast(score(model, val_set) if ctx.is_main else None, ctx)
-        mean_ccc = float(np.mean(val["ccc"]))
-        history.append({"epoch": epoch, "val_ccc": val["ccc"], "val_mean_ccc": mean_ccc})
+        val = distributed.broadcast(score(model, val_set, norm) if ctx.is_main else None, ctx)
+        mean_ccc = float(np.nanmean(val["ccc"]))  # a dimension the validation speakers lack does not count
+        history.append({"epoch": epoch, "train_loss": loss_sum / max(steps, 1), "val_ccc": val["ccc"],
+                        "val_mean_ccc": mean_ccc})
         if epoch < cfg.select_from:
             pass  # e.g. distillation epochs: the task loss is barely weighted yet
         elif mean_ccc > best:
@@ -208,4 +251,38 @@ def train(train_set: LabelledSet, val_set: LabelledSet, class_names: list[str], 
     model.eval()
     epochs_run = len(history)
     return TrainResult(model, best_epoch, history[best_epoch]["val_ccc"], history,
-                       utterances_per_s=seen / busy, epoch_seconds=busy / epochs_run)
+                       utterances_per_s=seen / busy, epoch_seconds=busy / epochs_run, stream_normalisation=norm)
+
+
+def epoch_order(rng: np.random.Generator, n: int, clips: int, weights: np.ndarray | None) -> np.ndarray:
+    """The clips of one epoch: a permutation (its first `clips`), or `clips` weighted draws."""
+    clips = clips or n
+    if weights is None:
+        return rng.permutation(n)[:clips]
+    return rng.choice(n, clips, p=weights)
+
+
+def corpus_weights(utts: list[Utterance]) -> np.ndarray:
+    """Sampling probabilities giving every corpus the same share of an epoch (uniform within one)."""
+    corpora = [u.corpus for u in utts]
+    sizes = {c: corpora.count(c) for c in set(corpora)}
+    w = np.array([1.0 / (sizes[c] * len(sizes)) for c in corpora])
+    return w / w.sum()
+
+
+def epoch_features(data: LabelledSet, cfg: TrainConfig, norm: StreamNormConfig | None, epoch: int) -> list[np.ndarray]:
+    """One epoch's inputs, each a function of (seed, epoch) only: a random view of each clip, a
+    random microphone gain, then every speaker's clips through the stream normaliser in a random
+    order (a new session each epoch)."""
+    rng = np.random.default_rng([cfg.seed, epoch, 2])
+    n = len(data)
+    features = data.features
+    if cfg.use_views and data.views:
+        pick = rng.integers(0, len(data.views) + 1, n)  # 0: the clean clip
+        features = [features[i] if pick[i] == 0 else data.views[pick[i] - 1][i] for i in range(n)]
+    if cfg.gain_dims and cfg.gain_augment_db != (0.0, 0.0):
+        gains = gain_offsets(n, *cfg.gain_augment_db, cfg.seed, epoch)
+        features = [with_gain(f, gains[i], cfg.gain_dims) for i, f in enumerate(features)]
+    if norm is None:
+        return list(features)
+    return normalise_streams(features, data.streams, norm, rng.permutation(n))

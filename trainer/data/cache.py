@@ -21,6 +21,7 @@ import soxr
 from tqdm import tqdm
 
 from emolive.engine.features import FrontEndConfig, compute
+from emolive.trainer.data.augment import AugmentConfig, NoiseBank, augment, view_rng
 from emolive.trainer.data.utterance import Utterance
 
 
@@ -93,6 +94,39 @@ class FeatureCache:
         """Features of every utterance in order, with a progress bar."""
         utts = list(utts)
         return [self.features(u.path) for u in tqdm(utts, desc="features", unit="file", disable=not progress)]
+
+    def view(self, audio_path: str | Path, view: int, aug: AugmentConfig, bank: NoiseBank, bank_key: str) -> np.ndarray:
+        """Features of augmented view `view` (1, 2, ...) of a file, computed on first use.
+
+        The key holds everything the view depends on: the audio, the view number, the chain's
+        options and the noise bank's content."""
+        data = read_audio_bytes(audio_path)
+        key = f"{audio_key(data)}.view{view}.{aug.digest()}.{bank_key}"
+        if key in self.store:
+            return self.store.get(key)
+        samples = load_audio(data, self.cfg.sample_rate)
+        feats = compute(augment(samples, view_rng(audio_key(data), view, aug), aug, bank), self.cfg)
+        self.store.put(key, feats)
+        return feats
+
+    def views_for(self, utts: Iterable[Utterance], n_views: int, aug: AugmentConfig,
+                  banks: dict[str, NoiseBank], progress: bool = True) -> list[list[np.ndarray]]:
+        """`n_views` augmented views of every utterance (views[v][i]); a clip's real background
+        noise comes from its own corpus's pauses (`banks[corpus]`), so views never mix in a
+        corpus the model is not trained on, and a clip's views are the same in every data set."""
+        utts = list(utts)
+        keys = {c: hashlib.sha1(b.audio.tobytes()).hexdigest()[:12] for c, b in banks.items()}
+        return [[self.view(u.path, v, aug, banks[u.corpus], keys[u.corpus])
+                 for u in tqdm(utts, desc=f"view {v}", unit="file", disable=not progress)]
+                for v in range(1, n_views + 1)]
+
+    def noise_banks(self, utts: Iterable[Utterance], clips_per_corpus: int = 200) -> dict[str, NoiseBank]:
+        """One NoiseBank per corpus, from its first `clips_per_corpus` clips in the given order."""
+        by_corpus: dict[str, list[Utterance]] = {}
+        for u in utts:
+            by_corpus.setdefault(u.corpus, []).append(u)
+        return {c: NoiseBank([load_audio(read_audio_bytes(u.path), self.cfg.sample_rate)
+                              for u in us[:clips_per_corpus]]) for c, us in by_corpus.items()}
 
 
 def feature_stats(features: Iterable[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:

@@ -1,11 +1,14 @@
 """Generic manifest CSV adapter (the format of the shared corpora and of user-supplied data)."""
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 from emolive.trainer.data.table import csv_rows
 from emolive.trainer.data.utterance import Utterance
-from emolive.trainer.data.vad import canonical_emotion, vad_targets
+from emolive.trainer.data.vad import UNLABELLED, canonical_emotion, category_points, vad_targets
+
+log = logging.getLogger(__name__)
 
 REQUIRED = ("path", "speaker", "emotion")
 DIMENSIONS = ("activation", "valence", "dominance")
@@ -15,28 +18,30 @@ def read_manifest(csv_path: str | Path, corpus: str | None = None) -> list[Utter
     """Read a manifest: columns path, speaker, emotion, and optionally intensity,
     activation, valence, dominance (1-7) and split; other columns are ignored.
 
-    Paths are relative to the CSV's folder. A row without dimensional values gets them from the
-    VAD map by emotion and intensity. Speakers are namespaced as "<corpus>/<speaker>", the corpus
-    defaulting to the CSV folder's name.
+    Paths are relative to the CSV's folder. Labels may be partial: a dimension given in the row
+    is used as is, a missing one comes from the VAD map by emotion and intensity, and one that
+    neither gives stays unlabelled (NaN, masked in training and evaluation). An emotion the map
+    does not know leaves the clip without map targets (warned once per category, not an error:
+    a corpus's own categories should not stop an evaluation). Speakers are namespaced as
+    "<corpus>/<speaker>", the corpus defaulting to the CSV folder's name.
     """
     csv_path = Path(csv_path)
     corpus = corpus or csv_path.resolve().parent.name
-    return [_row(row, csv_path, corpus, line) for line, row in csv_rows(csv_path, REQUIRED)]
+    utts = [_row(row, csv_path, corpus, line) for line, row in csv_rows(csv_path, REQUIRED)]
+    unknown = sorted({u.emotion for u in utts if u.emotion and u.emotion not in category_points()})
+    if unknown:
+        log.warning("%s: emotion(s) %s are not in the VAD map: those clips keep only the dimensions the "
+                    "manifest gives", csv_path, ", ".join(unknown))
+    return utts
 
 
 def _row(row: dict[str, str], csv_path: Path, corpus: str, line: int) -> Utterance:
     intensity = (row.get("intensity") or "").strip().lower()
-    emotion = canonical_emotion(row["emotion"])
+    emotion = canonical_emotion(row.get("emotion") or "")
     given = [(row.get(k) or "").strip() for k in DIMENSIONS]
     try:
-        if all(given):
-            avd = tuple(float(v) for v in given)
-            if not all(1.0 <= v <= 7.0 for v in avd):
-                raise ValueError(f"dimensional values {given} are outside the 1-7 scale")
-        elif any(given):
-            raise ValueError("give all of activation, valence, dominance or none")
-        else:
-            avd = vad_targets(emotion, intensity)
+        mapped = vad_targets(emotion, intensity) if emotion in category_points() or not emotion else UNLABELLED
+        avd = tuple(_dimension(v, name) if v else m for v, m, name in zip(given, mapped, DIMENSIONS))
     except ValueError as err:
         raise ValueError(f"{csv_path}:{line}: {err}") from err
     return Utterance(
@@ -49,3 +54,13 @@ def _row(row: dict[str, str], csv_path: Path, corpus: str, line: int) -> Utteran
         dominance=avd[2],
         split=(row.get("split") or "").strip() or None,
     )
+
+
+def _dimension(text: str, name: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise ValueError(f"{name} {text!r} is not a number") from None
+    if not 1.0 <= value <= 7.0:
+        raise ValueError(f"{name} {value} is outside the 1-7 scale")
+    return value

@@ -7,7 +7,7 @@ from pathlib import Path
 
 @dataclass(frozen=True)
 class Utterance:
-    """One labelled clip. Dimensional targets are on MSP-Podcast's 1-7 scale.
+    """One labelled clip. Dimensional targets are on MSP-Podcast's 1-7 scale; NaN where unlabelled.
 
     `speaker` is namespaced by corpus ("ravdess/01") so speaker-independent splits stay correct
     when corpora are pooled; `split` is None until a split is assigned.
@@ -21,6 +21,11 @@ class Utterance:
     valence: float
     dominance: float
     split: str | None = None
+
+    @property
+    def corpus(self) -> str:
+        """The corpus part of the namespaced speaker id."""
+        return self.speaker.split("/", 1)[0]
 
     @property
     def avd(self) -> tuple[float, float, float]:

@@ -7,22 +7,38 @@ from pathlib import Path
 
 VAD_MAP = Path(__file__).with_name("vad_map.csv")
 
-INTENSITY_WEIGHT = {"": 1.0, "strong": 1.0, "normal": 0.75}
+INTENSITY_WEIGHT = {"": 1.0, "strong": 1.0, "high": 1.0, "normal": 0.75, "medium": 0.75, "low": 0.5}
 """How far a clip's target moves from neutral towards its category's lexicon point.
 
 An unmarked category (EmoDB, MSP-Podcast) sits at the lexicon point. RAVDESS acts every
 emotion at two levels: "strong" takes the lexicon point, "normal" three quarters of the way from
 neutral, so the two levels differ (mostly in activation) without pretending to a measured ratio:
-these targets are proxies, not ratings. Neutral stays neutral at any intensity.
+these targets are proxies, not ratings. Neutral stays neutral at any intensity. Other corpora's
+level words (CREMA-D's low/medium/high) take the same scale.
 """
 
+LEVEL_ACTIVATION = {"low": "boredom", "normal": "neutral", "high": None}
+"""Activation of a clip that has a production level but no category (BAVED's levels 0/1/2).
+
+Such a clip's valence is not labelled (BAVED's level 2 is strong emotion of *either* valence),
+so it gets an activation target only: "low" (tired, feeling down) the map's boredom activation,
+"normal" neutral's, "high" the mean activation of the map's high-activation categories (angry,
+fear, disgust, happy, surprise: the ones above 0.7 on the lexicon's arousal scale).
+"""
+
+UNLABELLED = (float("nan"),) * 3
+"""A dimension without a label is NaN: losses and metrics mask it (trainer.losses, trainer.metrics)."""
 
 ALIASES = {
     "fearful": "fear", "scared": "fear", "afraid": "fear", "disgusted": "disgust", "surprised": "surprise",
     "bored": "boredom", "joy": "happy", "glad": "happy", "anger": "angry", "mad": "angry",
     # IEMOCAP's three-letter codes for the categories the map has
     "neu": "neutral", "hap": "happy", "sad": "sad", "ang": "angry", "sur": "surprise", "fea": "fear",
-    "dis": "disgust",
+    "dis": "disgust", "exc": "happy", "excited": "happy",
+    # TESS / SAVEE / CREMA-D spellings
+    "ps": "surprise", "pleasant_surprise": "surprise", "pleasant surprise": "surprise", "pleasant_surprised": "surprise",
+    "su": "surprise", "sa": "sad", "an": "angry", "fe": "fear", "di": "disgust", "ha": "happy", "ne": "neutral",
+    "anx": "fear", "anxious": "fear", "anxiety": "fear", "bor": "boredom", "calmness": "calm",
 }
 """Other corpora's spellings of the map's categories (the lexicon's own nouns are accepted too)."""
 
@@ -50,13 +66,29 @@ def category_points() -> dict[str, tuple[float, float, float]]:
 
 
 def vad_targets(emotion: str, intensity: str = "") -> tuple[float, float, float]:
-    """(activation, valence, dominance) for a category at an intensity, by the rule above."""
+    """(activation, valence, dominance) for a category at an intensity, by the rules above.
+
+    No category: activation only from a production level (LEVEL_ACTIVATION), else unlabelled.
+    """
     points = category_points()
-    if emotion not in points:
-        raise ValueError(f"emotion {emotion!r} has no VAD target; known: {', '.join(sorted(points))}")
     if intensity not in INTENSITY_WEIGHT:
         known = ", ".join(repr(k) for k in INTENSITY_WEIGHT)
         raise ValueError(f"intensity {intensity!r} is not one of {known}")
+    if not emotion:
+        return (level_activation(intensity), UNLABELLED[1], UNLABELLED[2]) if intensity in LEVEL_ACTIVATION \
+            else UNLABELLED
+    if emotion not in points:
+        raise ValueError(f"emotion {emotion!r} has no VAD target; known: {', '.join(sorted(points))}")
     weight = INTENSITY_WEIGHT[intensity]
     neutral = points["neutral"]
     return tuple(n + weight * (c - n) for n, c in zip(neutral, points[emotion]))
+
+
+def level_activation(level: str) -> float:
+    """Activation target of a production level without a category (see LEVEL_ACTIVATION)."""
+    points = category_points()
+    anchor = LEVEL_ACTIVATION[level]
+    if anchor is not None:
+        return points[anchor][0]
+    high = [p[0] for p in points.values() if (p[0] - 1) / 6 > 0.7]
+    return float(sum(high) / len(high))

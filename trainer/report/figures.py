@@ -121,7 +121,7 @@ def prediction_scatter(title: str, pred: np.ndarray, true: np.ndarray, ccc: dict
         ax.scatter(true[:, d], pred[:, d], s=7, alpha=0.25, linewidths=0, color="C0")
         ax.set(xlim=lim, ylim=lim, xlabel=f"true {dim} ({SCALE_UNIT})", ylabel=f"predicted {dim} ({SCALE_UNIT})")
         ax.set_box_aspect(1)
-        ax.set_title(f"{dim}: CCC {ccc[dim]:.3f}", fontsize=10)
+        ax.set_title(f"{dim}: CCC {'-' if ccc[dim] is None else format(ccc[dim], '.3f')}", fontsize=10)
         ax.grid(alpha=0.3)
     axes[0].legend(loc="upper left", fontsize=8, frameon=False)
     fig.suptitle(f"{title}: predicted vs true (n={len(true)})")

@@ -20,7 +20,7 @@ def ccc_table(report: Report) -> Table:
         row = [m.label]
         for g in groups:
             score = m.scores[g]
-            row += [f"{score['ccc'][d]:.3f}" for d in DIMENSIONS]
+            row += ["-" if score['ccc'][d] is None else f"{score['ccc'][d]:.3f}" for d in DIMENSIONS]
             row.append("-" if score["uar"] is None else f"{score['uar']:.3f}")
         rows.append(row)
     return Table(header, rows)

@@ -1,0 +1,213 @@
+"""Leave-one-corpus-out: how the student does on a corpus (language, room, microphones) it never heard.
+
+For each shared corpus in turn, train on all the others and test on every clip of the one left
+out; model selection (early stopping) uses only validation speakers of the training corpora
+(15 % of each training corpus's speakers). Scored like `trainer evaluate`: CCC per dimension on
+the clips labelled in it (a dimension whose labels are all equal on the left-out corpus, like
+BAVED's valence, is "-"), UAR on the left-out corpus's classes that the class head has. Mean ±
+std over seeds, and a bootstrap 95 % interval of the seed-mean over the left-out corpus's
+speakers (resampled with replacement).
+
+Recipes: "old" is the shipped model's recipe before this benchmark (global normalisation, gain
+augmentation, every category a class, uniform sampling); "new" adds per-speaker stream
+normalisation, augmented views (rooms, microphones, speed, noise), corpus-balanced sampling and
+the shared class set; the "new - X" rows take one piece out.
+
+Each run's predictions are saved under --out, so an interrupted benchmark resumes where it
+stopped. Run: .venv/bin/python benchmarks/generalisation.py [--seeds 0 1 2] [--jobs 2]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+
+from _common import REPO, SHARED
+
+from emolive.trainer.data import FeatureCache, Utterance
+from emolive.trainer.data.augment import AugmentConfig
+from emolive.trainer.metrics import DIMENSIONS, ccc, uar
+from emolive.trainer.pipeline import DEFAULT_CACHE, by_split, class_names_of, featurise, load_utterances
+from emolive.trainer.data.splits import speaker_split
+from emolive.trainer.train import TrainConfig, predict, session_features, train
+
+CORPORA = ("emodb", "ravdess", "ased", "baved")
+VIEWS = 2
+EPOCHS, PATIENCE = 25, 6
+EPOCH_CLIPS = 2400  # the new recipes' epoch: 2400 draws (balanced: 800 per training corpus)
+
+
+@dataclass(frozen=True)
+class Recipe:
+    name: str
+    stream_norm: bool = True
+    views: bool = True
+    balance: bool = True
+    classes: str = "shared"
+
+    epoch_clips: int = EPOCH_CLIPS
+
+    def config(self, seed: int) -> TrainConfig:
+        return TrainConfig(seed=seed, epochs=EPOCHS, patience=PATIENCE, stream_norm=self.stream_norm,
+                           balance_corpora=self.balance, use_views=self.views, epoch_clips=self.epoch_clips)
+
+
+RECIPES = {r.name: r for r in (
+    Recipe("old", stream_norm=False, views=False, balance=False, classes="all", epoch_clips=0),
+    Recipe("new"),
+    Recipe("new - stream norm", stream_norm=False),
+    Recipe("new - views", views=False),
+    Recipe("new - balance, shared classes", balance=False, classes="all"),
+)}
+
+
+def manifests() -> list[str]:
+    return [str(SHARED / "corpora" / c / "manifest.csv") for c in CORPORA]
+
+
+def fold(held_out: str) -> tuple[list[Utterance], list[Utterance], list[Utterance]]:
+    """(train, val, test): val is 15 % of each training corpus's speakers, test all of `held_out`."""
+    utts = load_utterances(manifests())
+    train_utts, val_utts = [], []
+    for corpus in CORPORA:
+        if corpus == held_out:
+            continue
+        split = speaker_split([u for u in utts if u.corpus == corpus], val_frac=0.15, test_frac=0.0, seed=0)
+        train_utts += by_split(split, "train")
+        val_utts += by_split(split, "val")
+    return train_utts, val_utts, [u for u in utts if u.corpus == held_out]
+
+
+def run_file(out: Path, recipe: str, held_out: str, seed: int) -> Path:
+    return out / recipe.replace(" ", "_").replace(",", "") / held_out / f"seed{seed}.npz"
+
+
+def run(out: Path, recipe_name: str, held_out: str, seed: int) -> str:
+    """Train one model and save its predictions on the left-out corpus (skipped if saved already)."""
+    path = run_file(out, recipe_name, held_out, seed)
+    if path.exists():
+        return f"{path} (kept)"
+    recipe = RECIPES[recipe_name]
+    train_utts, val_utts, test_utts = fold(held_out)
+    classes = class_names_of(train_utts, recipe.classes)
+    cache = FeatureCache(DEFAULT_CACHE)
+    train_set = featurise(train_utts, classes, cache, progress=False, views=VIEWS if recipe.views else 0)
+    val_set, test_set = (featurise(u, classes, cache, progress=False) for u in (val_utts, test_utts))
+    result = train(train_set, val_set, classes, recipe.config(seed), log=lambda _: None)
+    test_set = replace(test_set, features=session_features(test_set.features, test_set.streams,
+                                                           result.stream_normalisation))
+    pred = predict(result.model, test_set)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    np.savez(path, avd=pred["avd"], logits=pred["logits"], classes=np.array(classes),
+             best_epoch=result.best_epoch, epochs=len(result.history))
+    return f"{path}: best epoch {result.best_epoch} of {len(result.history)}"
+
+
+def fold_scores(preds: list[dict], test: list[Utterance], speakers: np.ndarray | None = None) -> np.ndarray:
+    """[seeds, 4] act/val/dom CCC and UAR, on the clips of `speakers` (all when None, with repeats)."""
+    target = np.array([u.avd for u in test], dtype=np.float64)
+    spk = np.array([u.speaker for u in test])
+    rows = np.arange(len(test)) if speakers is None else np.concatenate([np.flatnonzero(spk == s) for s in speakers])
+    out = []
+    for p in preds:
+        names = list(p["classes"])
+        known = np.array([u.emotion in names for u in test])[rows]
+        truth = np.array([names.index(u.emotion) if u.emotion in names else -1 for u in test])[rows]
+        u_ = uar(p["logits"][rows][known].argmax(1), truth[known]) if known.any() and p["logits"].shape[1] else np.nan
+        out.append([*ccc(p["avd"][rows], target[rows]), u_])
+    return np.array(out, dtype=np.float64)
+
+
+def bootstrap(preds: list[dict], test: list[Utterance], draws: int = 500) -> tuple[np.ndarray, np.ndarray]:
+    """2.5 and 97.5 percentiles of the seed-mean metrics over speaker resamples."""
+    speakers = np.array(sorted({u.speaker for u in test}))
+    rng = np.random.default_rng(0)
+    samples = np.array([np.nanmean(fold_scores(preds, test, rng.choice(speakers, len(speakers))), axis=0)
+                        for _ in range(draws)])
+    return np.nanpercentile(samples, 2.5, axis=0), np.nanpercentile(samples, 97.5, axis=0)
+
+
+def cell(values: np.ndarray, low: float, high: float) -> str:
+    if np.all(np.isnan(values)):
+        return "-"
+    return f"{np.nanmean(values):.3f} ± {np.nanstd(values):.3f} [{low:.2f}, {high:.2f}]"
+
+
+def table(out: Path, recipes: list[str], seeds: list[int]) -> tuple[str, dict]:
+    lines = ["| recipe | left out | act | val | dom | UAR |", "|---|---|---|---|---|---|"]
+    summary: dict[str, dict] = {}
+    for name in recipes:
+        means = []
+        for corpus in CORPORA:
+            files = [run_file(out, name, corpus, s) for s in seeds]
+            if not all(f.exists() for f in files):
+                continue
+            preds = [dict(np.load(f)) for f in files]
+            test = fold(corpus)[2]
+            scores = fold_scores(preds, test)
+            low, high = bootstrap(preds, test)
+            means.append(np.nanmean(scores, axis=0))
+            summary.setdefault(name, {})[corpus] = {
+                "mean": np.nanmean(scores, 0).tolist(), "std": np.nanstd(scores, 0).tolist(),
+                "ci95": [low.tolist(), high.tolist()], "seeds": seeds}
+            lines.append(f"| {name} | {corpus} | " + " | ".join(cell(scores[:, k], low[k], high[k])
+                                                             for k in range(4)) + " |")
+        if means:
+            avg = np.nanmean(np.array(means), axis=0)
+            summary[name]["mean_over_corpora"] = avg.tolist()
+            lines.append(f"| **{name}** | mean of {len(means)} | " + " | ".join(f"**{v:.3f}**" for v in avg) + " |")
+    return "\n".join(lines), summary
+
+
+def warm_views(half: int) -> int:
+    """Compute (or find cached) the augmented views of half the clips; two halves run in parallel."""
+    utts = load_utterances(manifests())
+    cache = FeatureCache(DEFAULT_CACHE)
+    banks = cache.noise_banks(utts)
+    mine = utts[half::2]
+    cache.features_for(mine, progress=False)
+    cache.views_for(mine, VIEWS, AugmentConfig(), banks, progress=False)
+    return len(mine)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    ap.add_argument("--recipes", nargs="+", default=list(RECIPES), choices=list(RECIPES))
+    ap.add_argument("--ablation-seeds", type=int, nargs="+", default=[0],
+                    help="seeds of the 'new - X' ablation rows (the old and new recipes use --seeds)")
+    ap.add_argument("--jobs", type=int, default=2, help="training runs in parallel, one thread each")
+    ap.add_argument("--out", type=Path, default=REPO / "out" / "generalisation")
+    ap.add_argument("--json", type=Path, default=None, help="also write the table's numbers here")
+    ap.add_argument("--table-only", action="store_true", help="print the table from saved runs, train nothing")
+    args = ap.parse_args()
+    seeds_of = {r: (args.seeds if r in ("old", "new") else args.ablation_seeds) for r in args.recipes}
+    if not args.table_only:
+        with ProcessPoolExecutor(args.jobs) as pool:
+            list(pool.map(warm_views, range(2)))
+            # seed by seed, so an interrupted run has every recipe at the same number of seeds
+            seeds = sorted({s for r in args.recipes for s in seeds_of[r]})
+            jobs = [(args.out, r, c, s) for s in seeds for r in args.recipes if s in seeds_of[r] for c in CORPORA]
+            for line in pool.map(run, *zip(*jobs)):
+                print(line, flush=True)
+    print(f"Leave-one-corpus-out, CCC (act/val/dom) and UAR, mean ± std over seeds [bootstrap 95 % over "
+          f"left-out speakers]; seeds: old/new {args.seeds}, ablations {args.ablation_seeds}")
+    text = ""
+    summary = {}
+    for group in (["old", "new"], [r for r in args.recipes if r not in ("old", "new")]):
+        group = [r for r in group if r in args.recipes]
+        if group:
+            part, numbers = table(args.out, group, seeds_of[group[0]])
+            text += part + "\n\n"
+            summary.update(numbers)
+    print(text)
+    if args.json:
+        args.json.write_text(json.dumps(summary, indent=1) + "\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,289 @@
+"""What makes the student hold on unseen voices: stream normalisation, partial labels, class set,
+balanced sampling, augmented views — and that training assumes exactly what the live engine does."""
+from __future__ import annotations
+
+import json
+import logging
+import math
+from dataclasses import replace
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from emolive.engine.bundle import BundleError, read_bundle
+from emolive.engine.features import compute
+from emolive.engine.features.normalise import StreamNormaliser, StreamNormConfig, normalise_streams
+from emolive.engine.plugin import load_model
+from emolive.engine.runner import Runner
+from emolive.engine.sources import FileSource
+from emolive.plugins.student import TCGRUModel, save_bundle
+from emolive.engine.features import FrontEndConfig
+from emolive.trainer.classes import class_names_of
+from emolive.trainer.data import Utterance, read_manifest
+from emolive.trainer.data.augment import AugmentConfig, NoiseBank, augment, view_rng
+from emolive.trainer.data.vad import category_points, level_activation
+from emolive.trainer.losses import CCCLoss, ccc as ccc_tensor
+from emolive.trainer.metrics import ccc
+from emolive.trainer.train import (TrainConfig, corpus_weights, epoch_features, epoch_order, labelled_set,
+                                   session_features)
+from tests.conftest import CORPORA, corpus_files, read_audio
+from tests.test_runner import Collect
+
+
+@pytest.fixture(scope="module")
+def clips() -> list[np.ndarray]:
+    return [read_audio(p) for p in corpus_files("ased", every=250)]
+
+
+@pytest.fixture(scope="module")
+def norm_cfg(clips) -> StreamNormConfig:
+    return StreamNormConfig.from_features([compute(c) for c in clips])
+
+
+# --- the running normaliser -----------------------------------------------------------------
+
+@settings(max_examples=20, deadline=None)
+@given(cuts=st.lists(st.integers(0, 300), min_size=0, max_size=6))
+def test_any_chunking_of_the_frames_gives_the_same_normalised_stream(cuts):
+    rng = np.random.default_rng(0)
+    frames = rng.normal(size=(300, 43)).astype(np.float32)
+    frames[:, 42] = rng.random(300)
+    cfg = StreamNormConfig(prior_mean=(0.0,) * 41, prior_var=(1.0,) * 41)
+    whole = StreamNormaliser(cfg).push(frames)
+    chunked = StreamNormaliser(cfg)
+    edges = [0, *sorted(cuts), 300]
+    parts = np.concatenate([chunked.push(frames[a:b]) for a, b in zip(edges, edges[1:])])
+    np.testing.assert_array_equal(parts, whole)  # the same float64 recursion in the same order
+
+
+def reference_normalise(frames: np.ndarray, cfg: StreamNormConfig) -> np.ndarray:
+    """The module docstring's definition written out in float64 numpy, frame by frame."""
+    decay = math.exp(-1 / (cfg.time_constant_s * cfg.frame_rate))
+    w = cfg.prior_s * cfg.frame_rate
+    mean, var = np.array(cfg.prior_mean), np.array(cfg.prior_var)
+    s1, s2 = w * mean, w * (var + mean**2)
+    out = frames.astype(np.float64).copy()
+    for t, x in enumerate(frames.astype(np.float64)):
+        if x[cfg.voicing_column] > cfg.voicing_threshold:
+            w, s1, s2 = decay * w + 1, decay * s1 + x[:cfg.columns], decay * s2 + x[:cfg.columns] ** 2
+        m = s1 / w
+        out[t, :cfg.columns] = (x[:cfg.columns] - m) / np.sqrt(np.maximum(s2 / w - m**2, 1e-4))
+    return out
+
+
+def test_the_running_statistics_are_the_documented_ew_estimate_and_move_to_the_speaker(norm_cfg):
+    """A speaker louder and higher-voiced than the prior, talking for two minutes."""
+    rng = np.random.default_rng(1)
+    n = 6000
+    frames = np.zeros((n, 43), np.float32)
+    mean, std = np.array(norm_cfg.prior_mean), np.sqrt(norm_cfg.prior_var)
+    frames[:, :41] = mean + 2 * std + 0.5 * std * rng.standard_normal((n, 41))
+    frames[:, 42] = np.where(rng.random(n) < 0.7, 0.9, 0.1)
+    out = StreamNormaliser(norm_cfg).push(frames)
+    # float32 output of a float64 recursion vs float64 throughout: ~1e-6 relative on values of a few units
+    np.testing.assert_allclose(out, reference_normalise(frames, norm_cfg), atol=1e-4)
+    fifths = np.abs(out[:, :41].reshape(5, n // 5, 41).mean(1)).mean(1)
+    assert np.abs(out[:25, :41].mean(0)).mean() > 1.5  # at first the prior says "much louder, higher than usual"
+    assert np.all(np.diff(fifths) < 0) and fifths[-1] < 0.3  # then the speaker becomes their own reference
+
+
+def test_unvoiced_frames_do_not_move_the_statistics(norm_cfg):
+    frames = np.full((500, 43), 50.0, np.float32)
+    frames[:, 42] = 0.0  # unvoiced: loud noise must not become the speaker's neutral
+    n = StreamNormaliser(norm_cfg)
+    n.push(frames)
+    probe = np.zeros((1, 43), np.float32)
+    fresh = StreamNormaliser(norm_cfg).push(probe)
+    np.testing.assert_array_equal(n.push(probe), fresh)
+
+
+def test_delta_and_voicing_columns_pass_unchanged(clips, norm_cfg):
+    f = compute(clips[0])
+    out = StreamNormaliser(norm_cfg).push(f)
+    np.testing.assert_array_equal(out[:, 41:], f[:, 41:])
+
+
+def test_config_round_trips_and_rejects_bad_values(norm_cfg):
+    assert StreamNormConfig.from_dict(json.loads(json.dumps(norm_cfg.to_dict()))) == norm_cfg
+    bad = [{"time_constant_s": 0}, {"prior_s": float("nan")}, {"columns": "41"}, {"prior_var": [-1.0] * 41},
+           {"prior_mean": [0.0] * 3}, {"voicing_threshold": None}]
+    for change in bad:
+        with pytest.raises(ValueError):
+            StreamNormConfig.from_dict({**norm_cfg.to_dict(), **change})
+    with pytest.raises(ValueError):
+        StreamNormConfig.from_dict({**norm_cfg.to_dict(), "extra": 1})
+
+
+def test_training_streams_each_speaker_through_its_own_normaliser(clips, norm_cfg):
+    feats = [compute(c) for c in clips[:4]]
+    streams = ["a", "b", "a", "b"]
+    out = normalise_streams(feats, streams, norm_cfg, order=np.array([3, 0, 1, 2]))
+    a = StreamNormaliser(norm_cfg)
+    np.testing.assert_array_equal(out[0], a.push(feats[0]))
+    np.testing.assert_array_equal(out[2], a.push(feats[2]))
+    b = StreamNormaliser(norm_cfg)
+    np.testing.assert_array_equal(out[3], b.push(feats[3]))
+    np.testing.assert_array_equal(out[1], b.push(feats[1]))
+
+
+def test_what_training_assumed_is_what_the_live_engine_computes(tmp_path, clips, norm_cfg):
+    """A bundle with stream normalisation: every window the runner scores equals the model on the
+    trainer's transform (session_features) of the whole file's frames."""
+    torch.manual_seed(0)
+    model = TCGRUModel(43, n_classes=2).eval()
+    bundle = save_bundle(tmp_path / "bundle", model, FrontEndConfig(), ["a", "b"], stream_normalisation=norm_cfg)
+    assert read_bundle(bundle)[0].stream_normalisation == norm_cfg
+    plugin = load_model(str(bundle))
+    audio = np.concatenate(clips[:3])
+    path = tmp_path / "speech.wav"
+    sf.write(path, audio, 16000, subtype="FLOAT")
+    sink = Collect()
+    with FileSource(path) as source:
+        Runner(source, plugin, [sink]).run()
+    frames = session_features([compute(audio)], ["one speaker"], norm_cfg)[0]
+    assert len(sink.estimates) > 5
+    for seq, estimate in enumerate(sink.estimates):
+        window = frames[25 * seq:25 * seq + 150]
+        with torch.inference_mode():
+            want = model(torch.from_numpy(window)[None])["avd"][0].numpy()
+        got = [estimate[k] for k in ("activation", "valence", "dominance")]
+        # same float32 features and weights on both sides; 1e-5 covers summation order in GRU kernels
+        np.testing.assert_allclose(got, want, atol=1e-5)
+
+
+def test_a_bundle_with_a_bad_stream_normalisation_is_refused(tmp_path, norm_cfg):
+    model = TCGRUModel(43).eval()
+    bundle = save_bundle(tmp_path / "b", model, FrontEndConfig(), stream_normalisation=norm_cfg)
+    config = json.loads((bundle / "config.json").read_text())
+    for bad in ({**config["stream_normalisation"], "voicing_column": 99}, {"columns": 41}, "yes"):
+        (bundle / "config.json").write_text(json.dumps({**config, "stream_normalisation": bad}))
+        with pytest.raises(BundleError, match="stream_normalisation"):
+            read_bundle(bundle)
+
+
+# --- partial labels -------------------------------------------------------------------------
+
+def test_masked_ccc_equals_ccc_on_the_labelled_rows():
+    rng = np.random.default_rng(2)
+    pred, target = rng.normal(size=(50, 3)), rng.normal(size=(50, 3))
+    masked = target.copy()
+    masked[::3, 1] = np.nan
+    got = ccc_tensor(torch.from_numpy(pred), torch.from_numpy(masked), eps=0).numpy()
+    keep = ~np.isnan(masked[:, 1])
+    want = ccc_tensor(torch.from_numpy(pred[keep]), torch.from_numpy(target[keep]), eps=0).numpy()[1]
+    assert got[1] == pytest.approx(want, rel=1e-12)
+    assert got[0] == pytest.approx(ccc_tensor(torch.from_numpy(pred), torch.from_numpy(target), eps=0)[0].item())
+
+
+def test_loss_drops_a_dimension_without_labels_and_keeps_its_scale():
+    pred = torch.randn(8, 3, requires_grad=True)
+    target = torch.randn(8, 3)
+    only_activation = target.clone()
+    only_activation[:, 1:] = float("nan")
+    loss = CCCLoss()(pred, only_activation)
+    assert loss.item() == pytest.approx(1 - ccc_tensor(pred, target)[0].item(), abs=1e-6)
+    loss.backward()
+    assert torch.isfinite(pred.grad).all() and pred.grad[:, 1:].abs().sum() == 0
+    assert CCCLoss()(pred, torch.full((8, 3), float("nan"))).item() == 0.0
+
+
+def test_metrics_say_not_measurable_instead_of_a_score():
+    pred = np.random.default_rng(3).normal(size=(20, 3))
+    target = np.full((20, 3), 4.0)
+    target[:, 0] = np.linspace(1, 7, 20)
+    target[5:, 2] = np.nan
+    out = ccc(pred, target)
+    assert np.isfinite(out[0]) and np.isnan(out[1]) and np.isnan(out[2])
+
+
+def test_baved_levels_become_activation_only_targets():
+    utts = read_manifest(CORPORA / "baved" / "manifest.csv")
+    high = [u for u in utts if u.intensity == "high"]
+    low = [u for u in utts if u.intensity == "low"]
+    normal = [u for u in utts if u.intensity == "normal"]
+    assert high and low and normal
+    assert all(u.emotion == "" and math.isnan(u.valence) and math.isnan(u.dominance) for u in high + low)
+    assert {u.activation for u in high} == {level_activation("high")}
+    assert level_activation("low") < category_points()["neutral"][0] < level_activation("high")
+    assert all(u.emotion == "neutral" and u.avd == pytest.approx(category_points()["neutral"]) for u in normal)
+
+
+def test_a_category_the_map_lacks_is_unlabelled_not_an_error(tmp_path, caplog):
+    (tmp_path / "a.wav").write_bytes(b"")
+    (tmp_path / "m.csv").write_text("path,speaker,emotion,intensity,valence\n"
+                                    "a.wav,1,frustrated,,\na.wav,2,ps,,\na.wav,3,frustrated,,2.5\n")
+    with caplog.at_level(logging.WARNING):
+        utts = read_manifest(tmp_path / "m.csv")
+    assert "frustrated" in caplog.text
+    assert all(math.isnan(v) for v in utts[0].avd)
+    assert utts[1].emotion == "surprise" and not math.isnan(utts[1].valence)
+    assert utts[2].valence == 2.5 and math.isnan(utts[2].activation)
+
+
+# --- class set and sampling -------------------------------------------------------------------
+
+def _utt(corpus: str, emotion: str, i: int = 0) -> Utterance:
+    return Utterance(path=f"{corpus}{i}.wav", speaker=f"{corpus}/{i % 3}", emotion=emotion, intensity="",
+                     activation=4.0, valence=4.0, dominance=4.0)
+
+
+def test_shared_class_set_leaves_out_categories_of_one_corpus():
+    utts = [_utt("a", e) for e in ("happy", "sad", "boredom")] + [_utt("b", e) for e in ("happy", "sad", "calm")]
+    utts += [_utt("c", "")]
+    assert class_names_of(utts) == ["happy", "sad"]
+    assert class_names_of(utts, "all") == ["boredom", "calm", "happy", "sad"]
+    assert class_names_of([u for u in utts if u.corpus == "a"]) == ["boredom", "happy", "sad"]
+
+
+def test_balanced_sampling_gives_every_corpus_the_same_share():
+    utts = [_utt("big", "happy", i) for i in range(900)] + [_utt("small", "sad", i) for i in range(100)]
+    order = epoch_order(np.random.default_rng(0), len(utts), 20000, corpus_weights(utts))
+    share = np.mean(order >= 900)
+    # binomial with n = 20000, p = 0.5: std 0.0035, so 0.02 is > 5 sigma
+    assert abs(share - 0.5) < 0.02
+    assert sorted(epoch_order(np.random.default_rng(0), 10, 0, None)) == list(range(10))
+
+
+# --- augmented views ----------------------------------------------------------------------------
+
+def test_views_are_reproducible_and_realistic(clips):
+    cfg = AugmentConfig()
+    bank = NoiseBank(clips)
+    x = clips[0]
+    a = augment(x, view_rng("key", 1, cfg), cfg, bank)
+    b = augment(x, view_rng("key", 1, cfg), cfg, bank)
+    c = augment(x, view_rng("key", 2, cfg), cfg, bank)
+    np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(a, c)
+    for view in range(1, 30):
+        y = augment(x, view_rng("key", view, cfg), cfg, bank)
+        assert y.dtype == np.float32 and np.isfinite(y).all() and np.abs(y).max() <= 1.0
+        # speed perturbation is the only step that changes the length: by at most 1/0.9
+        assert 0.85 * len(x) <= len(y) <= 1.15 * len(x)
+
+
+def test_noise_is_added_at_the_drawn_snr(clips):
+    cfg = AugmentConfig(p_speed=0, p_reverb=0, p_band=0, p_noise=1, p_bank_noise=0, snr_db=(10.0, 10.0),
+                        gain_db=(0.0, 0.0))
+    x = clips[1].astype(np.float64)
+    y = augment(clips[1], np.random.default_rng(5), cfg).astype(np.float64)
+    snr = 10 * np.log10(np.mean(x**2) / np.mean((y - x) ** 2))
+    assert snr == pytest.approx(10.0, abs=0.2)  # float32 rounding of y is ~-140 dB: far below
+
+
+def test_an_epoch_picks_views_and_normalises_per_speaker(clips, norm_cfg):
+    feats = [compute(c) for c in clips[:4]]
+    views = [[f + 1.0 for f in feats]]
+    utts = [_utt("a", "happy", i) for i in range(4)]
+    data = labelled_set(utts, feats, ["happy"], views)
+    cfg = TrainConfig(seed=0, gain_augment_db=(0.0, 0.0))
+    one, again = epoch_features(data, cfg, norm_cfg, 3), epoch_features(data, cfg, norm_cfg, 3)
+    for a, b in zip(one, again):
+        np.testing.assert_array_equal(a, b)  # a function of (seed, epoch) only
+    plain = epoch_features(replace(data, views=[]), replace(cfg, use_views=False), None, 3)
+    for a, f in zip(plain, feats):
+        np.testing.assert_array_equal(a, f)
