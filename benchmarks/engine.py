@@ -6,7 +6,7 @@ from the audio block that completed the window reaching the engine to the messag
 the subscriber (the engine's own latency_ms plus the measured ready -> received time).
 Throughput: the same path with pacing off (file decode, front end, model, publish) over minutes
 of speech, as x real time, per CPU second and by wall clock, with the process pinned to one CPU
-core. Torch runs on one thread throughout, as `emolive stream` runs it; the latency run is not
+core. The model runs on one thread throughout, as `emolive stream` runs it; the latency run is not
 pinned (the engine's reader, model and ZeroMQ threads may share the machine's cores as they do
 in use) and its subscriber is a separate process.
 Run: .venv/bin/python benchmarks/engine.py [--latency-seconds 60] [--throughput-seconds 600]
@@ -26,7 +26,6 @@ from _common import best_time, corpus_speech, print_table  # first: it keeps thi
 
 import numpy as np
 import soundfile as sf
-import torch
 
 from emolive.engine.features import compute
 from emolive.engine.plugin import load_model
@@ -140,8 +139,7 @@ def main() -> None:
     args = ap.parse_args()
     address = f"tcp://127.0.0.1:{free_port()}"
     subscriber = start_subscriber(address)
-    torch.set_num_threads(1)  # as `emolive stream` runs
-    model = load_model("student")
+    model = load_model("student")  # onnxruntime, one intra-op thread, as `emolive stream` runs it
     samples = corpus_speech(args.corpus, max(args.latency_seconds, args.throughput_seconds, 120.0))
     with tempfile.TemporaryDirectory() as tmp:
         e2e, engine, age = latency(model, write_flac(samples[:int(16000 * args.latency_seconds)], tmp, "live.flac"),
@@ -166,7 +164,7 @@ def main() -> None:
         ["  front end alone (wall, one core)", "", f"{frontend_xrt:.0f}x", ""],
         [f"  model per window, batch of {BATCH_SIZE} / one by one (wall)", "", f"{batched:.2f} / {single:.2f} ms", ""],
     ]
-    print(f"default student, torch on one thread; latency: {len(e2e)} estimates over {args.latency_seconds:g} s "
+    print(f"default student, onnxruntime on one thread; latency: {len(e2e)} estimates over {args.latency_seconds:g} s "
           f"paced; throughput: {args.throughput_seconds:g} s unpaced ({args.corpus}); load average "
           f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
     print_table(["measure", "target", "measured", "measured / target"], rows)
