@@ -39,6 +39,10 @@ def torchrun(args: list[str]) -> subprocess.CompletedProcess:
 def assert_same_run(single: Path, ddp: Path) -> None:
     a, b = load_file(str(single / "model.safetensors")), load_file(str(ddp / "model.safetensors"))
     assert a.keys() == b.keys()
+    # Both runs are on the same machine, so no build difference enters; 1 rank and 2 ranks differ only
+    # in how the gradient is summed (one batch vs two half-batch sums added by all_reduce), ~1 ulp per
+    # step on weights of order 0.1-1, over a few dozen Adam steps: far below 1e-4. A rank seeing the
+    # wrong data or a missing all_reduce moves weights by >= 1e-3 after one step.
     worst = max((a[k] - b[k]).abs().max().item() for k in a)
     assert worst < 1e-4, worst
     ra, rb = (json.loads((d / "results.json").read_text()) for d in (single, ddp))
@@ -74,6 +78,7 @@ def test_two_ranks_distill_the_same_model_and_share_the_teacher_work(small):
     torchrun([*common, "--cache", str(tmp / "c2"), "--out", str(tmp / "d2")])
     (t1,), (t2,) = (list((tmp / c / "teacher").glob("*.safetensors")) for c in ("c1", "c2"))
     assert t1.name == t2.name
+    # the teacher's forward pass per utterance, the same shapes on every rank: rounding only (a few ulp)
     assert all(torch.allclose(v, load_file(str(t2))[k], atol=1e-5) for k, v in load_file(str(t1)).items())
     assert_same_run(tmp / "d1", tmp / "d2")
 
@@ -111,4 +116,6 @@ def test_two_ranks_embed_a_corpus_like_one_process(tmp_path):
     paths = [line.split(",")[0] for line in manifest.read_text().splitlines()[1:]]
     one, two = (EmbeddingCache(tmp_path / d, stream).embeddings(paths, progress=False) for d in ("one", "two"))
     for a, b in zip(one, two):
+        # one clip per forward pass in both runs, same machine: identical ops, 1e-4 is pure slack for
+        # thread-count-dependent reductions (OMP_NUM_THREADS=1 under torchrun, the default in-process)
         assert a.shape == b.shape and np.abs(a - b).max() < 1e-4

@@ -50,6 +50,8 @@ def test_layer_choice_returns_that_transformer_layers_output(speech):
     x = speech[:16000]
     with torch.inference_mode():
         layers, _ = enc.model.extract_features(torch.from_numpy(x)[None])
+    # the same torchaudio graph on the same input and shape: differences only where a kernel rounds
+    # differently run to run (none expected); 1e-5 is ~100 ulp of the order-1 activations
     for layer in (1, 2):
         np.testing.assert_allclose(enc.embed([x], layer)[0], layers[layer - 1][0].numpy(), atol=1e-5)
     assert not np.allclose(enc.embed([x], 1)[0], enc.embed([x], 2)[0])
@@ -69,6 +71,9 @@ def test_batches_equal_one_utterance_at_a_time(speech):
     waves = [speech[:30000], speech[5000:45000], speech[:300], speech[1000:17000]]
     assert enc._batches([1, 0, 3], [len(w) for w in waves]) == [[1, 0], [3]]  # the padded size caps a batch
     batched = enc.embed(waves, 2)
+    # padded batch vs alone: attention masks the padding exactly, but the batch shape changes the GEMM
+    # blocking (summation order) over K = 1024 features: ~sqrt(1024) ulp per layer on activations that
+    # reach ~10 in random-weight HuBERT-large, so ~1e-5 per layer; 2e-4 covers two layers and the CNN
     for wave, got in zip(waves, batched):
         np.testing.assert_allclose(got, enc.embed([wave], 2)[0], atol=2e-4)
     # group norm over time would see the padding: base models run one utterance per batch
@@ -89,6 +94,8 @@ def test_bundle_get_model_loads_hub_cache_weights_offline(name, hub, speech):
     with torch.inference_mode():
         expected, _ = wrapped.extract_features(torch.from_numpy(x)[None], num_layers=2)
     got = SSLEncoder(model, spec.normalize_waveform, "cpu").embed([x], 2)[0]
+    # our normalisation and torchaudio's wrapper compute the same float32 ops in a different order
+    # (layer-norm of the waveform): a few ulp of order-1 values per op through two layers, well below 1e-4
     np.testing.assert_allclose(got, expected[1][0].numpy(), atol=1e-4)
 
 

@@ -49,6 +49,9 @@ def test_padding_does_not_change_outputs(arch):
     with torch.no_grad():
         together = model(batch, torch.tensor([40, 25]))
         alone = [model(a), model(b)]
+    # Same weights and inputs, only the batch shape differs: a BLAS may pick another blocking (summation
+    # order) per shape, which changes a float32 dot product of K <= 256 terms by ~sqrt(K) ulp (~2e-6 on
+    # values of order 1), through a few layers; padding leaking in would move outputs by >> 1e-2.
     for key in ("avd", "logits", "embedding"):
         for i in range(2):
             torch.testing.assert_close(together[key][i], alone[i][key][0], atol=1e-5, rtol=1e-5)
@@ -63,7 +66,7 @@ def test_normalisation_is_applied_and_stored_as_buffers():
         inside = model(x)["avd"]
         model.set_normalisation(torch.zeros(43), torch.ones(43))
         outside = model((x - 3) / 5)["avd"]
-    torch.testing.assert_close(inside, outside)
+    torch.testing.assert_close(inside, outside)  # float32 defaults (1e-5 rel): one subtraction/division apart
     assert not torch.allclose(unnormalised, outside)
     assert {"feature_mean", "feature_std"} <= set(model.state_dict())
 
@@ -105,6 +108,8 @@ def test_gain_dims_make_the_model_blind_to_microphone_gain():
         pitch_moved = x.clone()
         pitch_moved[:, :, 40] += 0.5
         c = model(pitch_moved)
+    # remove_gain subtracts the window's loudest log energy, so +2.3 on every mel bin cancels up to one
+    # float32 rounding of values ~10 (~1e-6), on any CPU; a pitch shift must move the output (>> 1e-4)
     for key in ("avd", "logits", "embedding"):
         assert torch.allclose(a[key], b[key], atol=1e-5)
     assert not torch.allclose(a["avd"], c["avd"], atol=1e-4)
@@ -125,5 +130,7 @@ def test_default_student_hears_a_quieter_microphone_about_the_same():
         clip = read_audio(path)
         loud, quiet = (plugin.predict(compute(clip * g), clip * g).avd for g in (1.0, 0.316))
         moved.append(np.abs(loud - quiet).max())
+    # Behaviour bounds on the 1-7 scale, not rounding ones: rounding differences between builds move an
+    # estimate by ~1e-5, four orders below these; without gain handling clips moved by 2-4.
     assert np.mean(moved) < 0.5
     assert np.median(moved) < 0.3

@@ -60,6 +60,9 @@ def test_gross_pitch_error_on_synthetic_voice(make, snr_db):
         wrong = ~voiced | (np.abs(np.exp(out[:, 40]) - f0) > 0.2 * f0)
         errors += wrong.sum()
         frames += len(out)
+    # A count of decisions, not a float comparison: the F0 must be within 20 % and the voicing above
+    # 0.5, and another CPU's float32 rounding (~1e-6 relative) moves a frame only if it sits within
+    # rounding of those thresholds; measured here: 0 errors and 0 frames within 1e-3 of a threshold.
     assert errors / frames < 0.02
 
 
@@ -86,6 +89,9 @@ def test_pitch_and_voicing_agree_with_praat_on_real_speech(corpus, every):
         gross += (np.abs(np.exp(out[common, 40]) - ref[common]) > 0.2 * ref[common]).sum()
         agree += (ours_v == ref_v).sum()
         total += len(out)
+    # Counts of decisions again (see above): measured gross 0.007 (emodb) and 0.015 (ravdess), agreement
+    # 0.93 on both, with at most 1 of ~6000 frames within 1e-3 of a threshold, so rounding on another
+    # CPU/FFT build can flip a handful of frames, ~0.1 %, against margins of 3-4 %. Praat runs in float64.
     assert both > 0.3 * total  # the comparison covers plenty of voiced speech
     assert gross / both < 0.05
     assert agree / total >= 0.90
