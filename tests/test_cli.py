@@ -210,10 +210,12 @@ def test_models_lists_the_student_and_the_teacher_or_why_it_is_unavailable(capsy
 
 def test_devices_lists_input_devices(capsys, monkeypatch):
     devices = [{"index": 0, "name": "HDMI out", "max_input_channels": 0, "default_samplerate": 48000.0},
-               {"index": 3, "name": "USB Headset Mic", "max_input_channels": 1, "default_samplerate": 48000.0}]
+               {"index": 3, "name": "USB Headset Mic", "max_input_channels": 1, "default_samplerate": 48000.0},
+               {"index": 4, "name": "pulse", "max_input_channels": 32, "default_samplerate": 44100.0}]
     monkeypatch.setattr(sd, "query_devices", lambda *a, **k: sd.DeviceList(devices))
     code, out, _ = run_cli(capsys, "devices")
-    assert code == 0 and out.splitlines() == ["  3  USB Headset Mic  (48000 Hz, 1 ch)"]
+    assert code == 0 and out.splitlines() == ["  3  USB Headset Mic  (48000 Hz, 1 ch; default channel 1 of 1)",
+                                              "  4  pulse  (44100 Hz, 32 ch; default channel 1 of 32)"]
     monkeypatch.setattr(sd, "query_devices", lambda *a, **k: sd.DeviceList([]))
     code, out, err = run_cli(capsys, "devices")
     assert code == 0 and out == "" and "no audio input devices" in err
@@ -224,6 +226,14 @@ def test_bad_publish_addresses_are_one_line_errors(capsys, address, needle):
     clip = str(corpus_files("emodb", limit=1)[0])
     code, _, err = run_cli(capsys, "stream", "--source", clip, "--publish", address)
     assert_one_line_error(code, err, needle)
+
+
+@pytest.mark.parametrize("seconds", ["inf", "nan", "-1", "1e12", "soon"])
+def test_wait_subscriber_outside_a_day_is_refused_by_the_parser(capsys, seconds):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["stream", "--no-publish", "--wait-subscriber", seconds])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and "give seconds from 0 to 86400" in err and "Traceback" not in err
 
 
 def test_a_named_device_that_does_not_exist_is_an_error_not_the_demo_clip(capsys, monkeypatch):
