@@ -28,6 +28,7 @@ from emolive.engine.schema import SchemaError, printable, status_payload, valida
 if TYPE_CHECKING:  # the engine proper (numpy, numba, zmq, audio) is imported by the commands that run it
     from emolive.engine.runner import Runner, RunStats
     from emolive.engine.sinks import Sink
+    from emolive.engine.sources import MicrophoneOptions
 
 DEMO_CLIP = Path(__file__).resolve().parent / "data" / "demo.flac"
 COMMANDS_GROUP = "emolive.commands"  # entry points: callables adding a subcommand to the parser's subparsers
@@ -89,7 +90,7 @@ def add_stream_parser(commands: argparse._SubParsersAction) -> None:
                                  "real time when there is none. Publishes on ZeroMQ and prints a live table.")
     stream.add_argument("--source", help="audio file, GStreamer pipeline (e.g. 'audiotestsrc num-buffers=50'), "
                         "or '-' for raw PCM on stdin (default: microphone)")
-    stream.add_argument("--device", help="microphone by index or name substring (see `emolive devices`)")
+    add_microphone_arguments(stream)
     stream.add_argument("--model", default="student", help=f"one of {', '.join(sorted(registered_models()))}, "
                         "or a model bundle directory (default %(default)s)")
     stream.add_argument("--window", type=float, default=3.0, help="window length in seconds (default %(default)s)")
@@ -117,7 +118,7 @@ def add_stream_parser(commands: argparse._SubParsersAction) -> None:
 
 def cmd_stream(args: argparse.Namespace) -> int:
     from emolive.engine.runner import OFFLINE_BLOCK_SIZE, Runner
-    from emolive.engine.sources import DEFAULT_BLOCK_SIZE, FileSource, open_source
+    from emolive.engine.sources import DEFAULT_BLOCK_SIZE, AudioSourceError, FileSource, open_source
 
     model = load_model(args.model)
     if "torch" in sys.modules:  # a torch model (student-torch, teacher): one window is far too small a job
@@ -125,8 +126,8 @@ def cmd_stream(args: argparse.Namespace) -> int:
         sys.modules["torch"].set_num_threads(1)
     live = args.realtime or args.source is None
     with ExitStack() as stack:
-        source = stack.enter_context(open_source(args.source, fallback=DEMO_CLIP, device=args.device,
-                                                 realtime=args.realtime, raw_format=args.raw_format,
+        source = stack.enter_context(open_source(args.source, fallback=DEMO_CLIP, microphone=microphone_options(args),
+                                                 realtime=args.realtime, raw_format=args.raw_format, notify=notify,
                                                  raw_rate=args.rate, raw_channels=args.channels,
                                                  block_size=DEFAULT_BLOCK_SIZE if live else OFFLINE_BLOCK_SIZE))
         fallback = args.source is None and isinstance(source, FileSource)
@@ -136,7 +137,11 @@ def cmd_stream(args: argparse.Namespace) -> int:
         runner = Runner(source, model, sinks, window_s=args.window, hop_s=args.hop, live=live,
                         stream_id=args.stream_id)
         with stop_on_signal(runner) as interrupted:
-            stats = runner.run()
+            try:
+                stats = runner.run()
+            except AudioSourceError:  # the final status first, then main's one-line error
+                log.info("%s", summary(runner.stats))
+                raise
     log.info("%s", summary(stats))
     return 130 if interrupted else 0
 
@@ -208,8 +213,9 @@ def wait_seconds(text: str) -> float:
 
 
 def summary(stats: RunStats) -> str:
+    gaps = f"; device lost {stats.device_gaps} times, {stats.gap_s:.1f} s in all" if stats.device_gaps else ""
     return (f"{stats.estimates} estimates from {stats.audio_s:.2f} s of audio; {stats.skipped_windows} windows "
-            f"skipped, {stats.dropped_blocks} audio blocks dropped")
+            f"skipped, {stats.dropped_blocks} audio blocks dropped{gaps}")
 
 
 def cmd_listen(args: argparse.Namespace) -> int:
@@ -239,14 +245,44 @@ def cmd_models(args: argparse.Namespace) -> int:
 
 def cmd_devices(args: argparse.Namespace) -> int:
     from emolive.engine.sources import list_input_devices
+    from emolive.engine.sources.microphone import describe_channels
 
     devices = list_input_devices()
     if not devices:
         log.warning("no audio input devices found (no sound card, or PortAudio sees none); "
                     "use `emolive stream --source FILE` instead")
     for device in devices:
-        print(f"{device.index:3d}  {device.name}  ({device.samplerate:g} Hz, {device.channels} ch)")
+        print(f"{device.index:3d}  {device.name}  ({device.samplerate:g} Hz, {device.channels} ch; "
+              f"default {describe_channels(device.default_channels, device.channels)})")
     return 0
+
+
+def add_microphone_arguments(parser: argparse.ArgumentParser) -> None:
+    """--device, --channel and --reconnect, shared by `stream` and `gui`; `microphone_options` reads them."""
+    parser.add_argument("--device", help="microphone by index or name substring (see `emolive devices`)")
+    parser.add_argument("--channel", type=channel_number, action="append", metavar="N",
+                        help="1-based input channel to use; repeat to mix several (default: all channels of a "
+                        "mono or stereo device, else channel 1)")
+    parser.add_argument("--reconnect", action="store_true", help="when the microphone disappears, wait for it to "
+                        "come back instead of ending the run")
+
+
+def microphone_options(args: argparse.Namespace) -> MicrophoneOptions:
+    from emolive.engine.sources import MicrophoneOptions
+
+    return MicrophoneOptions(args.device, tuple(args.channel or ()), args.reconnect)
+
+
+def channel_number(text: str) -> int:
+    """argparse type: a channel number, counted from 1 as on the device's labels."""
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: channels are numbered from 1")
+    return int(text)
+
+
+def notify(message: str) -> None:
+    """A source's one-line news (a microphone lost or back) for the person at the terminal."""
+    log.warning("%s", message)
 
 
 if __name__ == "__main__":

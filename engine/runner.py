@@ -17,7 +17,8 @@ Window policy (see engine.windows for the grid):
   frames. The fewer than hop frames after the last full window are not evaluated again.
 
 Every estimate is sent, even on silence: `speech` is False when fewer than SPEECH_MIN_VOICED of
-the window's frames are voiced. A status goes to the sinks about once a second and at the end.
+the window's frames are voiced. A status goes to the sinks about once a second and at the end,
+also when the source fails or Ctrl-C stops the run (only a failing sink gets none).
 
 Clocks: start/end count samples from the stream's start. wall_start/wall_end take the arrival of
 the block that completed the window as the capture time of that block's last sample, which is
@@ -39,7 +40,7 @@ from emolive.engine.features import FrontEnd
 from emolive.engine.plugin import ModelPlugin, Prediction
 from emolive.engine.features.normalise import StreamNormaliser
 from emolive.engine.schema import SCALE, estimate_payload, status_payload, turn_payload
-from emolive.engine.sinks.base import Sink
+from emolive.engine.sinks.base import Sink, SinkError
 from emolive.engine.sources.base import SAMPLE_RATE, AudioSource
 from emolive.engine.windows import Arrival, FrameBuffer, SlidingWindows, Window, WindowSpec
 
@@ -60,6 +61,8 @@ class RunStats:
     skipped_windows: int
     dropped_blocks: int
     audio_s: float
+    device_gaps: int = 0  # times a live device was lost and came back
+    gap_s: float = 0.0  # how long those gaps lasted
 
 
 class Runner:
@@ -103,11 +106,24 @@ class Runner:
         reader.start()
         try:
             self._process()
+        except SinkError:  # the sink that failed can take nothing more
+            raise
+        except BaseException:  # the source failed, or Ctrl-C: the sinks still hear how the run ended
+            self._send_status()
+            raise
+        else:
+            self._send_status()
         finally:
             self._stop.set()
             reader.join(timeout=1.0)  # a reader blocked on stdin stays behind as a daemon
-        self._send_status()
-        return RunStats(self._seq, self._skipped, self.source.stats.dropped_blocks, self._received / SAMPLE_RATE)
+        return self.stats
+
+    @property
+    def stats(self) -> RunStats:
+        """What the run has done so far; once run() has returned or raised, what it did."""
+        source = self.source.stats
+        return RunStats(self._seq, self._skipped, source.dropped_blocks, self._received / SAMPLE_RATE,
+                        source.gaps, source.gap_s)
 
     def _warm_up(self) -> None:
         """Load the front end's compiled kernels and run the model once before audio flows: the first
@@ -229,8 +245,10 @@ class Runner:
 
     def _send_status(self) -> None:
         """Status: lag_s is how much newer audio had arrived when the latest estimate was made (0 before one)."""
-        status = status_payload(stream=self.stream_id, dropped_blocks=self.source.stats.dropped_blocks,
+        source = self.source.stats
+        status = status_payload(stream=self.stream_id, dropped_blocks=source.dropped_blocks,
                                 skipped_windows=self._skipped, lag_s=self._lag_s, wall=time.time(),
-                                estimates=self._seq, audio_s=self._received / SAMPLE_RATE, live=self.live)
+                                estimates=self._seq, audio_s=self._received / SAMPLE_RATE, live=self.live,
+                                device_gaps=source.gaps, gap_s=source.gap_s)
         for sink in self.sinks:
             sink.status(status)

@@ -44,6 +44,9 @@ def build_window(args: argparse.Namespace) -> MainWindow:
         controls.source.add_choice(f"{args.source}", (args.source, None))
     elif args.device is not None:
         controls.source.add_choice(f"mic {args.device}", (None, args.device))
+    if args.channel:
+        controls.choose_channels(tuple(args.channel))
+    controls.reconnect = args.reconnect
     controls.model.add_choice(args.model, args.model)
     controls.window.setValue(args.window)
     controls.hop.setValue(args.hop)

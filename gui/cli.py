@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 from functools import partial
 
+from emolive.engine.cli import add_microphone_arguments
 from emolive.engine.plugin import registered_models
 from emolive.engine.defaults import DEFAULT_ADDRESS
 
@@ -17,7 +18,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
                               "engine itself (microphone, or the bundled demo clip at real time when there is "
                               "none; files play at real time) or shows a running stream (--connect).")
     gui.add_argument("--source", help="audio file or GStreamer pipeline to play (default: microphone)")
-    gui.add_argument("--device", help="microphone by index or name substring (see `emolive devices`)")
+    add_microphone_arguments(gui)
     gui.add_argument("--model", default="student", help=f"one of {', '.join(sorted(registered_models()))}, "
                      "or a model bundle directory (default %(default)s)")
     gui.add_argument("--window", type=float, default=3.0, help="window length in seconds (default %(default)s)")

@@ -1,7 +1,8 @@
-"""The control bar: start/stop, source, model, window/hop and CSV recording.
+"""The control bar: start/stop, source and microphone channel, model, window/hop and CSV recording.
 
-Source, model, window and hop apply when the engine starts, so they are locked while it runs;
-recording can be switched on and off at any time.
+Source, channel, model, window and hop apply when the engine starts, so they are locked while it
+runs; recording can be switched on and off at any time. The source list names each input device
+with its channel count; the channel list beside it offers that device's channels.
 """
 from __future__ import annotations
 
@@ -13,7 +14,8 @@ from PySide6.QtWidgets import (QComboBox, QDoubleSpinBox, QFileDialog, QHBoxLayo
                                QPushButton, QWidget)
 
 from emolive.engine.plugin import registered_models
-from emolive.engine.sources import AudioSourceError, list_input_devices
+from emolive.engine.sources import AudioSourceError, InputDevice, MicrophoneOptions, list_input_devices
+from emolive.engine.sources.microphone import describe_channels
 from emolive.gui.engine_feed import RunConfig
 
 Ask = Callable[[], "tuple[str, object] | None"]  # a dialog: the new item's (label, value), None if cancelled
@@ -82,7 +84,15 @@ class ControlPanel(QWidget):
         super().__init__()
         self.start_stop = QPushButton("Start")
         self.start_stop.clicked.connect(self._on_start_stop)
-        self.source = ChoiceBox(self._inputs(), {CHOOSE_FILE: self._ask_file, CHOOSE_PIPELINE: self._ask_pipeline})
+        self._devices = self._input_devices()
+        self.source = ChoiceBox([(DEFAULT_INPUT, (None, None))] +
+                                [(f"mic {d.index}: {d.name} ({d.channels} ch)", (None, d.index)) for d in self._devices],
+                                {CHOOSE_FILE: self._ask_file, CHOOSE_PIPELINE: self._ask_pipeline})
+        self.channel = QComboBox()
+        self.channel.setToolTip("microphone channel: one input of a multi-input device, or the default mix")
+        self.source.currentIndexChanged.connect(self._list_channels)
+        self._list_channels()
+        self.reconnect = False  # wait for a lost microphone to come back (emolive gui --reconnect)
         models = [(name, name) for name in sorted(registered_models())]
         self.model = ChoiceBox(models, {CHOOSE_BUNDLE: self._ask_bundle})
         self.model.add_choice("student", "student")
@@ -92,8 +102,8 @@ class ControlPanel(QWidget):
         self.record.setCheckable(True)
         self.record.toggled.connect(self._on_record)
         layout = QHBoxLayout(self)
-        for label, widget in (("", self.start_stop), ("Source", self.source), ("Model", self.model),
-                              ("Window", self.window), ("Hop", self.hop), ("", self.record)):
+        for label, widget in (("", self.start_stop), ("Source", self.source), ("Channel", self.channel),
+                              ("Model", self.model), ("Window", self.window), ("Hop", self.hop), ("", self.record)):
             if label:
                 layout.addWidget(QLabel(label))
             layout.addWidget(widget)
@@ -102,18 +112,28 @@ class ControlPanel(QWidget):
 
     def run_config(self, *, realtime: bool = True) -> RunConfig:
         spec, device = self.source.value()
-        return RunConfig(source=spec, device=device, model=str(self.model.value()), window_s=self.window.value(),
-                         hop_s=self.hop.value(), realtime=realtime)
+        microphone = MicrophoneOptions(device, self.channel.currentData() or (), self.reconnect)
+        return RunConfig(source=spec, microphone=microphone, model=str(self.model.value()),
+                         window_s=self.window.value(), hop_s=self.hop.value(), realtime=realtime)
+
+    def choose_channels(self, channels: tuple[int, ...]) -> None:
+        """Select these channels (as `--channel` gave them), adding the choice if the list lacks it."""
+        found = self.channel.findText(_channel_label(channels))
+        if found < 0:
+            self.channel.addItem(_channel_label(channels), channels)
+            found = self.channel.count() - 1
+        self.channel.setCurrentIndex(found)
 
     def set_running(self, running: bool) -> None:
         self._running = running
         self.start_stop.setText("Stop" if running else "Start")
         for widget in (self.source, self.model, self.window, self.hop):
             widget.setEnabled(not running)
+        self.channel.setEnabled(not running and self.channel.count() > 1)
 
     def attach_only(self) -> None:
         """Showing someone else's stream: there is no engine here to configure."""
-        for widget in (self.source, self.model, self.window, self.hop):
+        for widget in (self.source, self.channel, self.model, self.window, self.hop):
             widget.hide()
         for label in self.findChildren(QLabel):
             label.hide()
@@ -131,12 +151,22 @@ class ControlPanel(QWidget):
         self.record_changed.emit(path or None)
 
     @staticmethod
-    def _inputs() -> list[tuple[str, object]]:
+    def _input_devices() -> list[InputDevice]:
         try:
-            devices = list_input_devices()
+            return list_input_devices()
         except AudioSourceError:  # no PortAudio: files and pipelines still work
-            devices = []
-        return [(DEFAULT_INPUT, (None, None))] + [(f"mic {d.index}: {d.name}", (None, d.index)) for d in devices]
+            return []
+
+    def _list_channels(self) -> None:
+        """The chosen device's channels: its default first, then each one alone; only "default" for others."""
+        value = self.source.value()
+        device = next((d for d in self._devices if value is not None and d.index == value[1]), None)
+        self.channel.clear()
+        default = f"default ({describe_channels(device.default_channels, device.channels)})" if device else "default"
+        self.channel.addItem(default, ())
+        for number in range(1, device.channels + 1) if device else ():
+            self.channel.addItem(_channel_label((number,)), (number,))
+        self.channel.setEnabled(self.channel.count() > 1)
 
     def _ask_file(self) -> tuple[str, object] | None:
         path = QFileDialog.getOpenFileName(self, "Play an audio file", "", AUDIO_FILES)[0]
@@ -149,3 +179,7 @@ class ControlPanel(QWidget):
     def _ask_bundle(self) -> tuple[str, object] | None:
         path = QFileDialog.getExistingDirectory(self, "Model bundle directory")
         return (f"bundle {Path(path).name}", path) if path else None
+
+
+def _channel_label(channels: tuple[int, ...]) -> str:
+    return f"channel{'s' if len(channels) > 1 else ''} {'+'.join(map(str, channels))}"

@@ -15,7 +15,7 @@ from emolive.engine.cli import DEMO_CLIP, USER_ERRORS
 from emolive.engine.plugin import ModelPlugin, load_model
 from emolive.engine.runner import OFFLINE_BLOCK_SIZE, Runner, RunStats
 from emolive.engine.sinks.base import Sink
-from emolive.engine.sources import DEFAULT_BLOCK_SIZE, AudioSource, FileSource, open_source
+from emolive.engine.sources import DEFAULT_BLOCK_SIZE, AudioSource, FileSource, MicrophoneOptions, open_source
 from emolive.gui.feed import FeedSignals
 from emolive.gui.level import LevelTap
 
@@ -27,7 +27,7 @@ class RunConfig:
     """What the controls chose."""
 
     source: str | None = None  # open_source's spec; None: the microphone, or the demo clip where there is none
-    device: int | str | None = None
+    microphone: MicrophoneOptions = MicrophoneOptions()  # device, channels, reconnect (when source is None)
     model: str = "student"
     window_s: float = 3.0
     hop_s: float = 0.5
@@ -104,7 +104,7 @@ class EngineFeed:
         cfg = self.config
         model = load_model(cfg.model)
         block_size = DEFAULT_BLOCK_SIZE if cfg.live else OFFLINE_BLOCK_SIZE
-        with open_source(cfg.source, fallback=DEMO_CLIP, device=cfg.device, realtime=cfg.realtime,
+        with open_source(cfg.source, fallback=DEMO_CLIP, microphone=cfg.microphone, realtime=cfg.realtime,
                          block_size=block_size) as source:
             self._tap = LevelTap(source)
             self._runner = Runner(self._tap, model, [self.sink], window_s=cfg.window_s, hop_s=cfg.hop_s,

@@ -25,7 +25,7 @@ from emolive.engine.runner import OFFLINE_BLOCK_SIZE, Runner
 from emolive.engine.schema import estimate_payload, status_payload
 from emolive.engine.sinks import ZmqPublisher
 from emolive.engine.sinks.base import Sink
-from emolive.engine.sources import FileSource
+from emolive.engine.sources import FileSource, MicrophoneOptions
 from emolive.gui.controls import CHOOSE_BUNDLE, DEFAULT_INPUT
 from emolive.gui.history import EstimateHistory
 from emolive.gui.level import SILENCE_DBFS, rms_dbfs
@@ -133,6 +133,30 @@ def test_a_corpus_file_drives_the_traces_with_the_engines_values(qtbot, window, 
     status = window.status_label.text()
     assert "model student" in status and "dropped blocks 0" in status and "skipped windows 0" in status
     assert f"{len(expected)} estimates" in window.statusBar().currentMessage()
+
+
+def test_source_list_shows_devices_with_their_channels_and_a_channel_can_be_picked(qtbot, monkeypatch):
+    import sounddevice as sd
+
+    devices = [{"index": 2, "name": "USB headset", "max_input_channels": 2, "default_samplerate": 48000.0},
+               {"index": 5, "name": "8-in interface", "max_input_channels": 8, "default_samplerate": 96000.0}]
+    monkeypatch.setattr(sd, "query_devices", lambda *a, **k: sd.DeviceList(devices))
+    win = MainWindow()
+    qtbot.addWidget(win)
+    controls = win.controls
+    labels = [controls.source.itemText(i) for i in range(controls.source.count())]
+    assert labels[1:3] == ["mic 2: USB headset (2 ch)", "mic 5: 8-in interface (8 ch)"]
+    assert controls.channel.count() == 1 and not controls.channel.isEnabled()  # the default device: nothing to pick
+    controls.source.setCurrentIndex(2)
+    channels = [controls.channel.itemText(i) for i in range(controls.channel.count())]
+    assert channels == ["default (channel 1 of 8)"] + [f"channel {n}" for n in range(1, 9)]
+    assert controls.run_config().microphone == MicrophoneOptions(5, (), False)
+    controls.channel.setCurrentIndex(4)
+    assert controls.run_config().microphone == MicrophoneOptions(5, (4,), False)
+    controls.source.setCurrentIndex(1)
+    assert controls.channel.itemText(0) == "default (channels 1+2 of 2 mixed)" and controls.channel.count() == 3
+    controls.choose_channels((1, 2))  # as `emolive gui --channel 1 --channel 2` asks
+    assert controls.run_config().microphone.channels == (1, 2)
 
 
 def test_window_hop_and_csv_recording_controls(qtbot, window, corpus_clip, tmp_path, monkeypatch):

@@ -12,8 +12,9 @@ import soundfile as sf
 import soxr
 
 from tests.conftest import corpus_files, read_audio
-from emolive.engine.sources import (AudioSourceError, FileSource, GStreamerSource, InputDevice, MicrophoneSource,
-                            RawPcmSource, find_input_device, open_source)
+from emolive.engine.sources import (AudioSourceError, FileSource, GStreamerSource, InputDevice, MicrophoneOptions,
+                            MicrophoneSource, RawPcmSource, find_input_device, open_source)
+from emolive.engine.sources.microphone import check_channels, choose_rate
 from emolive.engine.sources.pcm import read_pcm
 from emolive.engine.sources.ring import FrameRing
 
@@ -56,11 +57,23 @@ class FakeStream:
         pass
 
 
-def fake_microphone(rate: float = 16000, channels: int = 1, **kwargs) -> tuple[MicrophoneSource, FakeStream]:
+def fake_microphone(rate: float = 16000, channels: int = 1, chosen: tuple[int, ...] = (),
+                    **kwargs) -> tuple[MicrophoneSource, FakeStream]:
     streams: list[FakeStream] = []
-    source = MicrophoneSource(InputDevice(7, "fake mic", rate, channels),
+    source = MicrophoneSource(MicrophoneOptions(InputDevice(7, "fake mic", rate, channels), chosen),
                               stream_factory=lambda **kw: streams.append(FakeStream(**kw)) or streams[-1], **kwargs)
     return source, streams[0]
+
+
+def collect_until_lost(source: MicrophoneSource) -> np.ndarray:
+    """A fake stream that goes inactive is a device that disappeared: everything captured before it
+    arrives, then the one-line error."""
+    blocks = []
+    with source, pytest.raises(AudioSourceError) as excinfo:
+        for block in source.blocks():
+            blocks.append(block)
+    assert_one_line_error(excinfo, "microphone 'fake mic'", "stopped", "--reconnect")
+    return np.concatenate(blocks)
 
 
 def feed(stream: FakeStream, audio: np.ndarray, frames: int, pause: float = 0.0) -> None:
@@ -79,7 +92,7 @@ def test_microphone_delivers_callback_blocks_intact_and_in_order_while_consumed_
     assert stream.kwargs["device"] == 7 and stream.kwargs["samplerate"] == 16000
     producer = threading.Thread(target=feed, args=(stream, audio, 512, 0.003))  # ~10x real time
     producer.start()
-    received = collect(source)
+    received = collect_until_lost(source)
     producer.join()
     assert source.stats.dropped_blocks == 0
     np.testing.assert_array_equal(received, audio)
@@ -90,7 +103,8 @@ def test_microphone_at_44k1_stereo_is_downmixed_and_resampled():
     stereo = np.stack([mono * 1.5, mono * 0.5], axis=1)  # mean is `mono`
     source, stream = fake_microphone(44100, 2)
     feed(stream, stereo, 441)
-    received = collect(source)
+    assert source.channels == (1, 2) and "channels 1+2 of 2 mixed" in source.description  # stereo: mixed whole
+    received = collect_until_lost(source)
     expected = soxr.resample(mono, 44100, 16000)
     assert len(received) == len(expected)
     # soxr streaming vs one call: the same filter over the same samples, split into other blocks; what
@@ -108,7 +122,7 @@ def test_microphone_counts_overruns_when_the_consumer_does_not_read():
     stream.callback(blocks[0], 512, None, OVERFLOW)  # two losses: PortAudio's, and this block (ring still full)
     assert source.stats.dropped_blocks == 100 - 31 + 2
     stream.active = False
-    np.testing.assert_array_equal(collect(source), audio[:31 * 512])  # what was kept is intact
+    np.testing.assert_array_equal(collect_until_lost(source), audio[:31 * 512])  # what was kept is intact
 
 
 def test_microphone_overflow_status_is_counted_and_the_block_still_kept():
@@ -117,7 +131,38 @@ def test_microphone_overflow_status_is_counted_and_the_block_still_kept():
     stream.callback(block, 512, None, OVERFLOW)
     stream.active = False
     assert source.stats.dropped_blocks == 1
-    np.testing.assert_array_equal(collect(source), block[:, 0])
+    np.testing.assert_array_equal(collect_until_lost(source), block[:, 0])
+
+
+def test_microphone_mixes_only_the_chosen_channels():
+    rng = np.random.default_rng(4)
+    audio = rng.standard_normal((16000, 6)).astype(np.float32)  # six inputs, each distinct
+    for chosen, opened, expected in [((), 1, audio[:, 0]),  # a many-channel device defaults to its first
+                                     ((3,), 3, audio[:, 2]),
+                                     ((2, 5), 5, audio[:, [1, 4]].mean(axis=1))]:
+        source, stream = fake_microphone(channels=6, chosen=chosen)
+        assert stream.kwargs["channels"] == opened  # PortAudio opens channels 1..N: up to the highest asked for
+        feed(stream, audio[:, :opened], 800)
+        np.testing.assert_allclose(collect_until_lost(source), expected, atol=1e-6)
+    assert "channel 1 of 6" in fake_microphone(channels=6)[0].description
+
+
+def test_channel_choice_is_checked_against_the_device():
+    device = InputDevice(3, "USB interface", 48000.0, 8)
+    assert check_channels(device, ()) == (1,) and check_channels(device, (8, 2, 8)) == (8, 2)
+    assert check_channels(InputDevice(4, "headset", 48000.0, 2), ()) == (1, 2)
+    with pytest.raises(AudioSourceError) as excinfo:
+        check_channels(device, (9,))
+    assert_one_line_error(excinfo, "'USB interface' has channels 1-8", "--channel 9")
+
+
+def test_rate_is_the_device_default_else_the_first_common_rate_it_accepts():
+    device = InputDevice(3, "mic", 22050.0, 1)
+    assert choose_rate(device, lambda rate: True) == 22050.0
+    assert choose_rate(device, lambda rate: rate in (44100.0, 16000.0)) == 44100.0
+    with pytest.raises(AudioSourceError) as excinfo:
+        choose_rate(device, lambda rate: False)
+    assert_one_line_error(excinfo, "'mic' accepts none of the rates 22050, 48000")
 
 
 def test_frame_ring_round_trips_random_chunkings_across_wraparound():

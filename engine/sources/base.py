@@ -29,6 +29,8 @@ class SourceStats:
     blocks: int
     samples: int
     dropped_blocks: int
+    gaps: int = 0  # times a live device was lost and came back (MicrophoneOptions.reconnect)
+    gap_s: float = 0.0  # wall time those gaps lasted: audio that was never captured
 
 
 class AudioSource(Closing):
@@ -60,11 +62,15 @@ class AudioSource(Closing):
 
     @property
     def stats(self) -> SourceStats:
-        return SourceStats(self._blocks_out, self._samples_out, self._dropped_blocks())
+        return SourceStats(self._blocks_out, self._samples_out, self._dropped_blocks(), *self._device_gaps())
 
     def _dropped_blocks(self) -> int:
         """Sources that can lose audio (a live device) override this; files and pipes never drop."""
         return 0
+
+    def _device_gaps(self) -> tuple[int, float]:
+        """(gaps, seconds) a reconnecting device was away; only such a device overrides this."""
+        return 0, 0.0
 
     @abc.abstractmethod
     def _read_blocks(self) -> Iterator[np.ndarray]:

@@ -3,33 +3,36 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Callable
 
 from emolive.engine.sources.base import DEFAULT_BLOCK_SIZE, AudioSource, AudioSourceError
 from emolive.engine.sources.file import FileSource
 from emolive.engine.sources.gstreamer import GStreamerSource
-from emolive.engine.sources.microphone import NO_DEVICE_MESSAGE, MicrophoneSource, list_input_devices
+from emolive.engine.sources.microphone import NO_DEVICE_MESSAGE, MicrophoneOptions, MicrophoneSource, list_input_devices
 from emolive.engine.sources.pcm import RawPcmSource
 
 # A spec whose first word is a GStreamer element like these is a pipeline, not a file name.
 _GST_ELEMENT = re.compile(r"^[a-z0-9]+(src|decodebin\d*)(\s|$)")
 
 
-def open_source(spec: str | None, *, fallback: str | os.PathLike[str] | None = None, device: str | int | None = None,
-                block_size: int = DEFAULT_BLOCK_SIZE, realtime: bool = False, raw_format: str = "f32le",
-                raw_rate: float = 16000, raw_channels: int = 1) -> AudioSource:
+def open_source(spec: str | None, *, fallback: str | os.PathLike[str] | None = None,
+                microphone: MicrophoneOptions = MicrophoneOptions(), block_size: int = DEFAULT_BLOCK_SIZE,
+                realtime: bool = False, raw_format: str = "f32le", raw_rate: float = 16000, raw_channels: int = 1,
+                notify: Callable[[str], None] | None = None) -> AudioSource:
     """Open the source a user named.
 
-    - None: the microphone (`device` selects one), or, where there is none, the file `fallback`
-      paced at real time so it behaves like a live voice; the returned source's `description`
-      says which was chosen.
+    - None: the microphone (`microphone` names the device and channels and whether to wait for
+      a lost device; `notify` hears about that), or, where there is none and no device was
+      named, the file `fallback` paced at real time so it behaves like a live voice; the
+      returned source's `description` says which was chosen.
     - "-": raw PCM on stdin (`raw_format` "f32le" or "s16le", at `raw_rate` Hz with `raw_channels` channels).
     - "gst:<description>", or a description with "!" or starting with an element such as
       `audiotestsrc` or `uridecodebin`: a GStreamer pipeline.
     - anything else: an audio file (`realtime` paces it).
     """
     if spec is None:
-        if list_input_devices():
-            return MicrophoneSource(device, block_size=block_size)
+        if microphone.device is not None or list_input_devices():  # a device the user named is never silently replaced
+            return MicrophoneSource(microphone, block_size=block_size, notify=notify)
         if fallback is None:
             raise AudioSourceError(NO_DEVICE_MESSAGE)
         return FileSource(fallback, block_size=block_size, realtime=True)

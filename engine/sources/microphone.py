@@ -1,8 +1,23 @@
 """Live capture from a sound card through PortAudio (sounddevice).
 
 The PortAudio callback does one thing, copy into a lock-free ring, so it never blocks and
-never allocates beyond that copy; everything else (downmix, resampling, validation) happens
-on the consumer's thread in `blocks()`.
+never allocates beyond that copy; everything else (channel choice, downmix, resampling,
+validation) happens on the consumer's thread in `blocks()`.
+
+Channels: only the channels asked for are mixed. PortAudio opens the first N channels of a
+device, so the stream opens up to the highest one asked for and the consumer picks the columns.
+By default a mono or stereo device is mixed whole and a larger one gives its first channel: a
+PulseAudio source reports 32 channels and an audio interface 8-18, most of them silent or other
+microphones, and their mean is not anyone's voice.
+
+Rate: the device's own default rate (PortAudio's, which for a sound card is what the hardware
+runs at) is asked for first, so the device does no resampling of its own; soxr turns it into
+16 kHz here, as for every other source.
+
+A device that disappears (USB microphone unplugged, sound server stopped) shows up as a stream
+that is no longer active, or one that stalls; that ends the run with an AudioSourceError, or,
+with `reconnect`, the source closes it, waits for the device to come back (PortAudio is
+re-initialised so that a re-plugged device is seen) and goes on, counting the gap.
 """
 from __future__ import annotations
 
@@ -22,6 +37,9 @@ NO_DEVICE_MESSAGE = ("no audio input device found; list devices with `emolive de
 RING_SECONDS = 4.0
 POLL_SECONDS = 0.005
 STALL_SECONDS = 5.0  # an open stream that delivers nothing this long is a dead device, not silence
+RECONNECT_POLL_SECONDS = 0.5  # how often a lost device is looked for again
+FALLBACK_RATES = (48000.0, 44100.0, 32000.0, 16000.0)  # tried in order when the default rate is refused
+MIXED_WHOLE_CHANNELS = 2  # devices with at most this many channels are mixed whole by default
 
 
 @dataclass(frozen=True)
@@ -32,6 +50,28 @@ class InputDevice:
     name: str
     samplerate: float
     channels: int
+
+    @property
+    def default_channels(self) -> tuple[int, ...]:
+        """1-based channels used when none are asked for: all of a mono or stereo device, else the first."""
+        count = self.channels if self.channels <= MIXED_WHOLE_CHANNELS else 1
+        return tuple(range(1, count + 1))
+
+
+@dataclass(frozen=True)
+class MicrophoneOptions:
+    """What the user chose about the microphone; travels unchanged from the CLI or GUI to the source."""
+
+    device: str | int | InputDevice | None = None  # index, name substring, None (the system default), or resolved
+    channels: tuple[int, ...] = ()  # 1-based channels to mix; empty: InputDevice.default_channels
+    reconnect: bool = False  # wait for a lost device to come back instead of ending the run
+
+
+def describe_channels(channels: tuple[int, ...], total: int) -> str:
+    """'channel 1 of 32', 'channels 1+2 of 2 mixed': what `devices`, the startup line and the GUI show."""
+    if len(channels) == 1:
+        return f"channel {channels[0]} of {total}"
+    return f"channels {'+'.join(map(str, channels))} of {total} mixed"
 
 
 def _sounddevice() -> ModuleType:
@@ -68,26 +108,71 @@ def find_input_device(spec: str | int | None = None) -> InputDevice:
     return matches[0]
 
 
-class MicrophoneSource(AudioSource):
-    """Capture from an input device at its native rate and channel count, delivered as 16 kHz mono."""
+def choose_rate(device: InputDevice, accepts: Callable[[float], bool]) -> float:
+    """The device's default rate if it accepts it, else the first of FALLBACK_RATES it accepts."""
+    for rate in (device.samplerate, *FALLBACK_RATES):
+        if accepts(rate):
+            return rate
+    raise AudioSourceError(f"input device {device.name!r} accepts none of the rates "
+                           f"{', '.join(f'{r:g}' for r in (device.samplerate, *FALLBACK_RATES))} Hz")
 
-    def __init__(self, device: str | int | InputDevice | None = None, *, block_size: int = DEFAULT_BLOCK_SIZE,
-                 ring_seconds: float = RING_SECONDS, stream_factory: Callable[..., Any] | None = None) -> None:
-        """`ring_seconds` is how far the consumer may fall behind before blocks are dropped (and counted);
-        `stream_factory` stands in for `sounddevice.InputStream` (tests drive its callback directly)."""
-        self.device = device if isinstance(device, InputDevice) else find_input_device(device)
-        super().__init__(f"microphone {self.device.name!r} ({self.device.samplerate:g} Hz, {self.device.channels} ch)")
-        rate, channels = self.device.samplerate, self.device.channels
-        self._ring = FrameRing(int(ring_seconds * rate), channels)
+
+def check_channels(device: InputDevice, channels: tuple[int, ...]) -> tuple[int, ...]:
+    """The channels to mix, defaulted and checked against the device (AudioSourceError names the range)."""
+    chosen = tuple(dict.fromkeys(channels)) or device.default_channels
+    bad = [c for c in chosen if not 1 <= c <= device.channels]
+    if bad:
+        raise AudioSourceError(f"input device {device.name!r} has channels 1-{device.channels}; "
+                               f"--channel {bad[0]} does not exist")
+    return chosen
+
+
+class MicrophoneSource(AudioSource):
+    """Capture the chosen channels of an input device at a rate it supports, delivered as 16 kHz mono."""
+
+    def __init__(self, options: MicrophoneOptions = MicrophoneOptions(), *,
+                 block_size: int = DEFAULT_BLOCK_SIZE, ring_seconds: float = RING_SECONDS,
+                 notify: Callable[[str], None] | None = None, stream_factory: Callable[..., Any] | None = None) -> None:
+        """`notify` receives one-line messages about a lost and recovered device; `ring_seconds` is how far the consumer may
+        fall behind before blocks are dropped (and counted); `stream_factory` stands in for
+        `sounddevice.InputStream` (tests drive its callback directly; the rate is then the device's default)."""
+        self.options = options
+        self._block_size, self._ring_seconds = block_size, ring_seconds
+        self._notify = notify or (lambda message: None)
+        self._factory = stream_factory
+        self._closed = False
+        self._stream: Any = None
+        self._dropped_before = 0  # drops counted by the rings of streams lost earlier
+        self._gaps, self._gap_s = 0, 0.0
+        super().__init__("microphone")
+        device = options.device
+        self._open(device if isinstance(device, InputDevice) else find_input_device(device))
+
+    def _open(self, device: InputDevice) -> None:
+        """Open and start a stream on `device` with the chosen channels and rate."""
+        sd = None if self._factory is not None else _sounddevice()
+        channels = check_channels(device, self.options.channels)
+        opened = max(channels)
+        if sd is None:
+            rate = device.samplerate
+        else:
+            rate = choose_rate(device, lambda r: _accepts(sd, device.index, opened, r))
+        self.device, self.channels, self.rate = device, channels, rate
+        how = "its default rate" if rate == device.samplerate else f"its default {device.samplerate:g} Hz is refused"
+        resampled = "no resampling" if rate == SAMPLE_RATE else f"soxr to {SAMPLE_RATE} Hz"
+        self.description = (f"microphone {device.name!r} ({describe_channels(channels, device.channels)}, "
+                            f"{rate:g} Hz, {how}; {resampled})")
+        self._columns = None if channels == tuple(range(1, opened + 1)) else [c - 1 for c in channels]
+        self._ring = FrameRing(int(self._ring_seconds * rate), opened)
         self._convert = ToMono16k(rate)
-        factory = stream_factory or _sounddevice().InputStream
+        factory = self._factory or sd.InputStream
         try:
-            self._stream = factory(device=self.device.index, samplerate=rate, channels=channels, dtype="float32",
-                                   blocksize=round(block_size * rate / SAMPLE_RATE), callback=self.callback)
-            self._stream.start()
+            stream = factory(device=device.index, samplerate=rate, channels=opened, dtype="float32",
+                             blocksize=round(self._block_size * rate / SAMPLE_RATE), callback=self.callback)
+            stream.start()
         except Exception as exc:  # PortAudioError and friends: the device refused, say which and why
             raise AudioSourceError(f"cannot open {self.description}: {exc}") from None
-        self._closed = False
+        self._stream = stream
 
     def callback(self, indata: np.ndarray, frames: int, time_info: Any, status: Any) -> None:
         """PortAudio's callback: copy into the ring and count losses; never blocks, never raises."""
@@ -96,7 +181,10 @@ class MicrophoneSource(AudioSource):
         self._ring.write(indata)
 
     def _dropped_blocks(self) -> int:
-        return self._ring.dropped_writes
+        return self._dropped_before + self._ring.dropped_writes
+
+    def _device_gaps(self) -> tuple[int, float]:
+        return self._gaps, self._gap_s
 
     def _read_blocks(self) -> Iterator[np.ndarray]:
         last_data = time.monotonic()
@@ -105,17 +193,58 @@ class MicrophoneSource(AudioSource):
             frames = self._ring.read()
             if len(frames):
                 last_data = time.monotonic()
-                yield self._convert(frames)
-            elif not active:
-                yield self._convert(frames, last=True)
-                return
-            elif time.monotonic() - last_data > STALL_SECONDS:
-                raise AudioSourceError(f"{self.description} delivered no audio for {STALL_SECONDS:g} s")
-            else:
+                yield self._convert(frames if self._columns is None else frames[:, self._columns])
+            elif active and time.monotonic() - last_data <= STALL_SECONDS:
                 time.sleep(POLL_SECONDS)
+            elif self.options.reconnect:
+                self._reconnect(last_data)
+                last_data = time.monotonic()
+            else:
+                yield self._convert(frames, last=True)  # what was captured before the loss is all delivered
+                why = "stopped" if not active else f"delivered no audio for {STALL_SECONDS:g} s"
+                raise AudioSourceError(f"{self.description} {why} (unplugged, or its sound server stopped); "
+                                       "--reconnect waits for it to come back")
+
+    def _reconnect(self, lost_since: float) -> None:
+        """Drop the dead stream, then look for the device every RECONNECT_POLL_SECONDS until it opens again."""
+        self._notify(f"{self.description} was lost; waiting for it to come back")
+        sd = _sounddevice()
+        try:
+            self._stream.stop()
+            self._stream.close()
+        except sd.PortAudioError:  # a stream whose device is gone may refuse to stop; it is dropped anyway
+            pass
+        self._stream = None
+        self._dropped_before += self._ring.dropped_writes
+        while not self._closed:
+            time.sleep(RECONNECT_POLL_SECONDS)
+            sd._terminate()  # PortAudio lists devices once, when initialised: re-list to see a re-plugged one
+            sd._initialize()
+            same = [d for d in list_input_devices() if d.name == self.device.name]
+            if not same:
+                continue
+            try:
+                self._open(same[0])
+            except AudioSourceError:  # listed but not yet usable (a sound server still starting)
+                continue
+            gap = time.monotonic() - lost_since
+            self._gaps, self._gap_s = self._gaps + 1, self._gap_s + gap
+            self._notify(f"{self.description} is back after {gap:.1f} s "
+                         f"({self._gaps} gap{'s' if self._gaps > 1 else ''}, {self._gap_s:.1f} s in all)")
+            return
 
     def close(self) -> None:
         if not self._closed:
             self._closed = True
-            self._stream.stop()
-            self._stream.close()
+            if self._stream is not None:
+                self._stream.stop()
+                self._stream.close()
+
+
+def _accepts(sd: ModuleType, index: int, channels: int, rate: float) -> bool:
+    """Whether PortAudio would open `channels` input channels of device `index` at `rate`."""
+    try:
+        sd.check_input_settings(device=index, channels=channels, samplerate=rate, dtype="float32")
+    except sd.PortAudioError:
+        return False
+    return True
