@@ -210,10 +210,12 @@ def test_models_lists_the_student_and_the_teacher_or_why_it_is_unavailable(capsy
 
 def test_devices_lists_input_devices(capsys, monkeypatch):
     devices = [{"index": 0, "name": "HDMI out", "max_input_channels": 0, "default_samplerate": 48000.0},
-               {"index": 3, "name": "USB Headset Mic", "max_input_channels": 1, "default_samplerate": 48000.0}]
+               {"index": 3, "name": "USB Headset Mic", "max_input_channels": 1, "default_samplerate": 48000.0},
+               {"index": 4, "name": "pulse", "max_input_channels": 32, "default_samplerate": 44100.0}]
     monkeypatch.setattr(sd, "query_devices", lambda *a, **k: sd.DeviceList(devices))
     code, out, _ = run_cli(capsys, "devices")
-    assert code == 0 and out.splitlines() == ["  3  USB Headset Mic  (48000 Hz, 1 ch)"]
+    assert code == 0 and out.splitlines() == ["  3  USB Headset Mic  (48000 Hz, 1 ch; default channel 1 of 1)",
+                                              "  4  pulse  (44100 Hz, 32 ch; default channel 1 of 32)"]
     monkeypatch.setattr(sd, "query_devices", lambda *a, **k: sd.DeviceList([]))
     code, out, err = run_cli(capsys, "devices")
     assert code == 0 and out == "" and "no audio input devices" in err
