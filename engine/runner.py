@@ -16,8 +16,10 @@ Window policy (see engine.windows for the grid):
   rule: live keeps the newest); a stream shorter than one window gets one estimate over all its
   frames. The fewer than hop frames after the last full window are not evaluated again.
 
-Every estimate is sent, even on silence: `speech` is False when fewer than SPEECH_MIN_VOICED of
-the window's frames are voiced. A status goes to the sinks about once a second and at the end,
+Every estimate is sent, even on silence: `speech` is False when fewer than SPEECH_MIN_FRACTION of
+the window's frames are speech by the voice activity detector (engine.vad: tones, music and noise
+are not speech). Speech turns (engine.turns) get one estimate each over their whole span when
+they end, sent to the sinks' `turn` alongside the windows. A status goes to the sinks about once a second and at the end,
 also when the source fails or Ctrl-C stops the run (only a failing sink gets none).
 
 Clocks: start/end count samples from the stream's start. wall_start/wall_end take the arrival of
@@ -42,9 +44,11 @@ from emolive.engine.features.normalise import StreamNormaliser
 from emolive.engine.schema import SCALE, estimate_payload, status_payload, turn_payload
 from emolive.engine.sinks.base import Sink, SinkError
 from emolive.engine.sources.base import SAMPLE_RATE, AudioSource
+from emolive.engine.turns import TurnOptions, TurnTracker
+from emolive.engine.vad import SpeechDetector, SpeechFlags
 from emolive.engine.windows import Arrival, FrameBuffer, SlidingWindows, Window, WindowSpec
 
-SPEECH_MIN_VOICED = 0.1  # 0.3 s of voicing in a 3 s window; silence and noise score 0, speech 0.3-0.6
+SPEECH_MIN_FRACTION = 0.1  # 0.3 s of speech (engine.vad) in a 3 s window
 STATUS_INTERVAL_S = 1.0
 OFFLINE_BLOCK_SIZE = 16000  # 1 s reads when nobody waits for each block: ~1.4x less CPU than 0.1 s reads
 OFFLINE_QUEUE_BLOCKS = 64  # read-ahead for files: enough to fill a batch, bounded so memory is too
@@ -71,7 +75,7 @@ class Runner:
     def __init__(self, source: AudioSource, model: ModelPlugin, sinks: Sequence[Sink], *, window_s: float = 3.0,
                  hop_s: float = 0.5, live: bool = False, stream_id: str = "default",
                  status_interval_s: float = STATUS_INTERVAL_S, batch_size: int = BATCH_SIZE,
-                 whole_stream: bool = False) -> None:
+                 whole_stream: bool = False, turns: TurnOptions = TurnOptions()) -> None:
         """`whole_stream`: also keep every frame and send one turn of kind "stream" over all of them at the
         end (batch scoring and the Python API ask for it; memory grows with the stream, ~80 kB/s)."""
         self.cfg = model.meta.frontend
@@ -86,6 +90,9 @@ class Runner:
         self._windows = SlidingWindows(self.spec, self.cfg)
         self._whole = FrameBuffer(self.cfg) if whole_stream else None
         self._turns_sent = 0
+        self._vad, self._speech = SpeechDetector(self.cfg), SpeechFlags()
+        self._turns = TurnTracker(turns, self.cfg.frame_shift / self.cfg.sample_rate)
+        self._turn_frames = FrameBuffer(self.cfg)  # the open turn's frames (and those of turns not yet sent)
         norm = model.meta.stream_normalisation
         self._normaliser = StreamNormaliser(norm) if norm is not None else None
         self._queue: queue.Queue[Any] = queue.Queue(0 if live else OFFLINE_QUEUE_BLOCKS)
@@ -129,6 +136,7 @@ class Runner:
         """Load the front end's compiled kernels and run the model once before audio flows: the first
         calls cost ~0.7 s (numba cache, torch allocations), which must not land on the first estimate."""
         FrontEnd(self.cfg).push(np.zeros(self.cfg.sample_rate, np.float32))
+        SpeechDetector(self.cfg).push(np.zeros(self.cfg.sample_rate, np.float32))
         samples = (self.spec.window - 1) * self.cfg.frame_shift + self.cfg.frame_length
         self.model.predict_batch([np.zeros((self.spec.window, self.cfg.num_features), np.float32)],
                                  [np.zeros(samples, np.float32)])
@@ -166,6 +174,7 @@ class Runner:
                     self._finish()
                     return
                 block, arrival = item
+                self._decide_speech(self._vad.push(block))
                 self._add(self._frontend.push(block), block, arrival)
             self._evaluate(*self._windows.take(newest_only=self.live))
             now = time.monotonic()
@@ -186,12 +195,19 @@ class Runner:
     def _finish(self) -> None:
         """End of stream: flush the front end's look-ahead, evaluate what it completes, then a short stream."""
         arrival = Arrival(time.monotonic(), time.time(), self._received)
+        self._decide_speech(self._vad.flush())  # before the frames: a turn waits for its frames, never the reverse
+        self._turns.finish()
         self._add(self._frontend.flush(), np.zeros(0, np.float32), arrival)
         self._evaluate(*self._windows.take(newest_only=self.live))
         short = self._windows.finish(arrival)
         self._evaluate([short] if short else [], 0)
         if self._whole is not None and self._whole.end_frame:
-            self._send_turn("stream", self._whole.window(0, self._whole.end_frame, 0, arrival))
+            speech = self._speech.speech_frames >= SPEECH_MIN_FRACTION * self._speech.frames
+            self._send_turn("stream", self._whole.window(0, self._whole.end_frame, 0, arrival), speech)
+
+    def _decide_speech(self, flags: np.ndarray) -> None:
+        self._speech.add(flags)
+        self._turns.add(flags)
 
     def _add(self, frames: np.ndarray, block: np.ndarray, arrival: Arrival) -> None:
         """New frames and their block go to every consumer of frames: the windows and the whole-stream store.
@@ -203,11 +219,22 @@ class Runner:
         self._windows.add(frames, block, arrival)
         if self._whole is not None:
             self._whole.add(frames, block)
+        self._turn_frames.add(frames, block)
+        self._send_turns(arrival)
 
-    def _send_turn(self, kind: str, span: Window) -> None:
+    def _send_turns(self, arrival: Arrival) -> None:
+        """Turns whose frames all exist now, one model call each; then drop frames no turn can still need."""
+        pending = self._turns.pending
+        while pending and pending[0].end <= self._turn_frames.end_frame:
+            span = pending.pop(0)
+            self._send_turn("turn", self._turn_frames.window(span.first, span.end - span.first, 0, arrival), True)
+        keep = pending[0].first if pending else self._turns.open_since
+        self._turn_frames.drop_before(self._turns.decided if keep is None else keep)
+
+    def _send_turn(self, kind: str, span: Window, speech: bool) -> None:
         """One model call over the whole span, sent as a turn."""
         prediction = self.model.predict_batch([span.features], [span.samples])[0]
-        turn = turn_payload(kind=kind, **self._fields(span, prediction, self._turns_sent))
+        turn = turn_payload(kind=kind, **self._fields(span, prediction, self._turns_sent, speech))
         self._turns_sent += 1
         for sink in self.sinks:
             sink.turn(turn)
@@ -221,14 +248,16 @@ class Runner:
                 estimate = self._estimate(window, prediction)
                 for sink in self.sinks:
                     sink.emit(estimate)
+        self._speech.drop_before(self._windows.next_frame)
 
     def _estimate(self, window: Window, prediction: Prediction) -> dict[str, Any]:
         self._lag_s = (self._received - window.end_sample) / self.cfg.sample_rate
-        estimate = estimate_payload(**self._fields(window, prediction, self._seq))
+        speech = self._speech.fraction(window.start_sample // self.cfg.frame_shift, len(window.features))
+        estimate = estimate_payload(**self._fields(window, prediction, self._seq, speech >= SPEECH_MIN_FRACTION))
         self._seq += 1
         return estimate
 
-    def _fields(self, window: Window, prediction: Prediction, seq: int) -> dict[str, Any]:
+    def _fields(self, window: Window, prediction: Prediction, seq: int, speech: bool) -> dict[str, Any]:
         """The payload fields of one model call over `window` (an estimate's, or a turn's)."""
         rate = self.cfg.sample_rate
         wall_end = window.arrival.wall - (window.arrival.samples - window.end_sample) / rate
@@ -240,7 +269,7 @@ class Runner:
             wall_start=wall_end - (window.end_sample - window.start_sample) / rate, wall_end=wall_end,
             activation=activation, valence=valence, dominance=dominance,
             classes=dict(zip(self.model.meta.class_names, prediction.class_probs)),
-            speech=voiced_ratio >= SPEECH_MIN_VOICED, voiced_ratio=voiced_ratio, model=self.model.name,
+            speech=speech, voiced_ratio=voiced_ratio, model=self.model.name,
             latency_ms=1000.0 * (time.monotonic() - window.arrival.monotonic))
 
     def _send_status(self) -> None:

@@ -145,6 +145,11 @@ class SlidingWindows:
         complete = excess // self.spec.hop + 1 if excess >= 0 else 0
         return max(0, complete - self._next)
 
+    @property
+    def next_frame(self) -> int:
+        """First frame of the next window not yet taken: nothing before it is needed again."""
+        return self._next * self.spec.hop
+
     def take(self, newest_only: bool = False) -> tuple[list[Window], int]:
         """The ready windows, oldest first, and how many were skipped (all but the newest if `newest_only`)."""
         n = self.ready

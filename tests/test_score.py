@@ -115,3 +115,21 @@ def test_an_output_of_another_kind_is_a_one_line_error(folder, capsys):
     assert main(["score", str(folder), "--out", "results.xlsx"]) == 1
     assert capsys.readouterr().err.strip() == "emolive: error: --out results.xlsx: give a .csv or .jsonl file name"
     assert not os.path.exists("results.xlsx")
+
+
+def test_per_turn_rows_are_the_speech_turns(tmp_path, one_torch_thread):
+    import soundfile as sf
+
+    from tests.conftest import read_audio
+
+    clips = [read_audio(p) for p in corpus_files("ravdess", every=300, limit=2)]
+    gap = np.zeros(2 * 16000, np.float32)
+    path = tmp_path / "two.flac"
+    sf.write(path, np.concatenate([gap, clips[0], gap, clips[1], gap]), 16000)
+    out = tmp_path / "turns.csv"
+    assert main(["-q", "score", str(path), "--per", "turn", "--out", str(out)]) == 0
+    rows = read_csv(out)
+    turns = emolive.analyze(path).turns
+    assert len(rows) == len(turns) == 2
+    assert [float(r["start"]) for r in rows] == [t["start"] for t in turns]
+    assert all(r["speech"] == "True" and r["path"] == str(path) for r in rows)

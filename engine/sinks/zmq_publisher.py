@@ -17,7 +17,7 @@ from typing import Any
 import zmq
 
 from emolive.engine.defaults import DEFAULT_ADDRESS
-from emolive.engine.schema import ESTIMATE_TOPIC, STATUS_TOPIC, to_json, topic
+from emolive.engine.schema import ESTIMATE_TOPIC, STATUS_TOPIC, TURN_TOPIC, to_json, topic
 from emolive.engine.sinks.base import Sink, SinkError
 
 DEFAULT_SNDHWM = 100  # 50 s of estimates at a 0.5 s hop: plenty for a live reader, bounded for a dead one
@@ -92,6 +92,9 @@ class ZmqPublisher(Sink):
 
     def emit(self, estimate: Mapping[str, Any]) -> None:
         self._send(topic(ESTIMATE_TOPIC, estimate), estimate)
+
+    def turn(self, turn: Mapping[str, Any]) -> None:
+        self._send(topic(TURN_TOPIC, turn), turn)
 
     def status(self, status: Mapping[str, Any]) -> None:
         self._send(topic(STATUS_TOPIC, status), status)
