@@ -3,7 +3,8 @@
 Candidates, all on 16 kHz mono audio, one thread:
 - pitch voicing (the engine's old rule): a frame is speech when the front end calls it voiced;
 - webrtcvad (webrtcvad-wheels, GMM on sub-band energies), 20 ms frames, aggressiveness 0-3;
-- Silero VAD (silero-vad's own ONNX file, run on onnxruntime), 32 ms chunks, probability >= 0.5.
+- Silero VAD as the engine runs it (engine.vad: the package's ONNX graph on onnxruntime, 32 ms chunks,
+  probability >= 0.5).
 Signals: clips from each shared corpus (clean, and mixed with white/pink noise and with music at
 10 dB SNR), and signals that are not speech: steady tones, a music-like harmonic melody with
 chords and vibrato, white and pink noise, near-silence. Speech truth is per 20 ms frame: within
@@ -19,7 +20,6 @@ import csv
 import importlib.util
 import time
 from collections.abc import Callable
-from pathlib import Path
 
 from _common import SHARED, print_table  # first: it keeps this file from shadowing packages
 
@@ -53,24 +53,14 @@ def webrtc(mode: int) -> Detector:
 
 
 def silero() -> Detector:
-    """Silero's 16 kHz graph: 512-sample chunks with the previous chunk's last 64 samples as context,
-    and a recurrent state carried between calls; each 20 ms frame takes the chunk holding its centre."""
-    import onnxruntime as ort
+    """The engine's detector (engine.vad): Silero's graph, each 20 ms frame from the chunk holding its centre."""
+    from emolive.engine.features import FrontEndConfig
+    from emolive.engine.vad import SpeechDetector
 
-    folder = Path(importlib.util.find_spec("silero_vad").submodule_search_locations[0]) / "data"
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = options.inter_op_num_threads = 1
-    session = ort.InferenceSession(str(folder / "silero_vad_16k_op15.onnx"), options, providers=["CPUExecutionProvider"])
+    detector = SpeechDetector(FrontEndConfig())
 
     def detect(x: np.ndarray) -> np.ndarray:
-        state, context, probs = np.zeros((2, 1, 128), np.float32), np.zeros((1, 64), np.float32), []
-        for start in range(0, len(x) - 511, 512):
-            chunk = np.concatenate([context, x[None, start:start + 512]], axis=1)
-            out, state = session.run(None, {"input": chunk, "state": state, "sr": np.array(RATE, np.int64)})
-            context = chunk[:, -64:]
-            probs.append(out[0, 0])
-        centres = (np.arange(len(x) // FRAME) * FRAME + FRAME // 2) // 512
-        return np.asarray(probs + [0.0])[np.minimum(centres, len(probs))] >= 0.5
+        return np.concatenate([detector.push(x), detector.flush()])
     return detect
 
 
@@ -154,7 +144,7 @@ def main() -> None:
     detectors: dict[str, Detector] = {"pitch voicing (old rule)": pitch_voicing()}
     detectors.update({f"webrtcvad mode {m}": webrtc(m) for m in (0, 2, 3)})
     if importlib.util.find_spec("silero_vad") is not None:
-        detectors["silero VAD (onnx)"] = silero()
+        detectors["silero VAD (engine.vad)"] = silero()
     header = ["detector", *[f"recall: {name}" for name in speech_sets], *[f"false: {name}" for name in others],
               "CPU s per audio s"]
     rows = []

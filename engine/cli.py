@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import emolive
 from emolive.engine import console, score
-from emolive.engine.defaults import DEFAULT_ADDRESS, RAW_SAMPLE_FORMATS
+from emolive.engine.defaults import DEFAULT_ADDRESS, OSC_TARGET, RAW_SAMPLE_FORMATS, WEBSOCKET_ADDRESS
 from emolive.engine.errors import EmoliveError
 from emolive.engine.plugin import load_model, registered_models
 from emolive.engine.schema import SchemaError, printable, status_payload, validate_status
@@ -99,12 +99,20 @@ def add_stream_parser(commands: argparse._SubParsersAction) -> None:
     publish.add_argument("--publish", default=DEFAULT_ADDRESS, metavar="ADDRESS",
                          help="ZeroMQ PUB address (default %(default)s)")
     publish.add_argument("--no-publish", dest="publish", action="store_const", const=None, help="do not publish")
-    stream.add_argument("--allow-remote", action="store_true", help="allow a non-loopback --publish address")
+    stream.add_argument("--allow-remote", action="store_true",
+                        help="allow non-loopback --publish, --osc and --websocket addresses")
     stream.add_argument("--wait-subscriber", type=wait_seconds, default=0.0, metavar="SECONDS",
                         help="before starting, wait up to this long for a subscriber, so it misses nothing")
     stream.add_argument("--json", action="store_true", help="print one JSON estimate per line instead of a table")
     stream.add_argument("--csv", metavar="FILE", help="also write estimates to a CSV file")
-    stream.add_argument("--lsl", action="store_true", help="also send estimates to a Lab Streaming Layer outlet")
+    stream.add_argument("--lsl", action="store_true", help="also send estimates to a Lab Streaming Layer outlet "
+                        "(channels: activation, valence, dominance, speech, one p_<class> per class)")
+    stream.add_argument("--osc", nargs="?", const=OSC_TARGET, metavar="HOST:PORT",
+                        help=f"also send OSC messages (/emolive/<stream>/avd, /class, /speech) to HOST:PORT "
+                        f"(without a value: {OSC_TARGET})")
+    stream.add_argument("--websocket", nargs="?", const=WEBSOCKET_ADDRESS, metavar="HOST:PORT",
+                        help=f"also serve the ZeroMQ messages as JSON to WebSocket clients on HOST:PORT "
+                        f"(without a value: {WEBSOCKET_ADDRESS})")
     stream.add_argument("--realtime", action="store_true", help="treat the source as live: pace files at real "
                         "time, skip windows when the model falls behind (always on for the microphone)")
     stream.add_argument("--raw-format", choices=sorted(RAW_SAMPLE_FORMATS), default="f32le",
@@ -133,7 +141,7 @@ def cmd_stream(args: argparse.Namespace) -> int:
         fallback = args.source is None and isinstance(source, FileSource)
         note = " (no microphone found: playing the bundled demo clip)" if fallback else ""
         log.info("reading %s%s; model %s", source.description, note, printable(model.name))
-        sinks = open_sinks(args, stack)
+        sinks = open_sinks(args, stack, model.meta.class_names)
         runner = Runner(source, model, sinks, window_s=args.window, hop_s=args.hop, live=live,
                         stream_id=args.stream_id)
         with stop_on_signal(runner) as interrupted:
@@ -172,7 +180,7 @@ def stop_on_signal(runner: Runner) -> Iterator[list[int]]:
             signal.signal(signum, handler)
 
 
-def open_sinks(args: argparse.Namespace, stack: ExitStack) -> list[Sink]:
+def open_sinks(args: argparse.Namespace, stack: ExitStack, class_names: tuple[str, ...] = ()) -> list[Sink]:
     """The publisher first (other programs wait on it), then files, then the terminal; `stack` closes them."""
     from emolive.engine.sinks import CsvSink, JsonLinesSink, LslSink, ZmqPublisher
     from emolive.engine.sinks.table import TableSink
@@ -187,7 +195,19 @@ def open_sinks(args: argparse.Namespace, stack: ExitStack) -> list[Sink]:
     if args.csv:
         sinks.append(stack.enter_context(CsvSink(args.csv)))
     if args.lsl:
-        sinks.append(stack.enter_context(LslSink(source_id=args.stream_id)))
+        sinks.append(stack.enter_context(LslSink(source_id=args.stream_id, class_names=class_names)))
+    if args.osc:
+        from emolive.engine.sinks.osc import OscSink
+
+        osc = stack.enter_context(OscSink(args.osc, allow_remote=args.allow_remote))
+        sinks.append(osc)
+        log.info("sending OSC to %s", osc.target)
+    if args.websocket:
+        from emolive.engine.sinks.websocket import WebSocketSink
+
+        websocket = stack.enter_context(WebSocketSink(args.websocket, allow_remote=args.allow_remote))
+        sinks.append(websocket)
+        log.info("serving WebSocket on ws://%s", websocket.address)
     sinks.append(JsonLinesSink() if args.json else TableSink())
     return sinks
 

@@ -7,3 +7,5 @@ here; the modules that use them (the ZeroMQ sink, the raw PCM source) import the
 DEFAULT_ADDRESS = "tcp://127.0.0.1:5556"
 RAW_SAMPLE_FORMATS = {"f32le": "<f4", "s16le": "<i2"}  # --raw-format name -> numpy dtype string
 SCORE_PER = ("file", "window", "turn")  # `emolive score --per`: a row per file, window or speech turn
+OSC_TARGET = "127.0.0.1:9000"  # `--osc` without a value: a receiver on this machine
+WEBSOCKET_ADDRESS = "127.0.0.1:8765"  # `--websocket` without a value: loopback only

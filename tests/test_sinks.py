@@ -184,9 +184,9 @@ def test_csv_unwritable_path_is_an_error(tmp_path):
         CsvSink(tmp_path / "no" / "such" / "dir.csv")
 
 
-def test_lsl_outlet_streams_labelled_avd_stamped_with_capture_time():
+def test_lsl_outlet_streams_labelled_avd_speech_and_classes_stamped_with_capture_time():
     pylsl = pytest.importorskip("pylsl")
-    with LslSink("emolive-test", source_id="emolive-test-sink") as sink:
+    with LslSink("emolive-test", source_id="emolive-test-sink", class_names=("happy", "sad")) as sink:
         streams = pylsl.resolve_byprop("source_id", "emolive-test-sink", timeout=5)
         assert len(streams) == 1 and streams[0].type() == "Emotion" and streams[0].nominal_srate() == 0
         inlet = pylsl.StreamInlet(streams[0])
@@ -195,14 +195,14 @@ def test_lsl_outlet_streams_labelled_avd_stamped_with_capture_time():
         while not channel.empty():
             labels.append(channel.child_value("label"))
             channel = channel.next_sibling()
-        assert labels == ["activation", "valence", "dominance"]
+        assert labels == ["activation", "valence", "dominance", "speech", "p_happy", "p_sad"]
         inlet.open_stream(timeout=5)
         payload = estimate(1, wall_end=time.time() - 2.0)  # captured two seconds ago
         sink.emit(payload)
         sample, stamp = inlet.pull_sample(timeout=5)
         lag = pylsl.local_clock() - stamp
         inlet.close_stream()
-    assert sample == [4.5, 3.5, 4.5]
+    assert sample == pytest.approx([4.5, 3.5, 4.5, 1.0, 0.1, 0.1])  # float32 channels: 0.1 to ~1e-8
     # the stamp says "2 s ago" (lower bound: exact clock arithmetic); the rest is emit -> pull time,
     # milliseconds, with room for a loaded machine
     assert 1.9 < lag < 4.0

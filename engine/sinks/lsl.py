@@ -11,7 +11,8 @@ from typing import Any
 
 from emolive.engine.sinks.base import Sink, SinkError
 
-CHANNELS = ("activation", "valence", "dominance")
+CHANNELS = ("activation", "valence", "dominance")  # channels 0-2, on the 1-7 scale
+SPEECH_CHANNEL = "speech"  # channel 3: 1.0 when the window is speech (engine.vad), else 0.0
 STREAM_TYPE = "Emotion"
 
 
@@ -24,23 +25,30 @@ def _pylsl() -> ModuleType:
 
 
 class LslSink(Sink):
-    """An irregular-rate float32 outlet of 3 channels labelled activation/valence/dominance (1–7 scale)."""
+    """An irregular-rate float32 outlet, one sample per estimate: activation, valence, dominance (1–7),
+    the speech flag (0/1), then one probability per class (`p_<class>`, in the model's order)."""
 
-    def __init__(self, name: str = "emolive", source_id: str = "emolive") -> None:
+    def __init__(self, name: str = "emolive", source_id: str = "emolive", class_names: tuple[str, ...] = ()) -> None:
         self._lsl = _pylsl()
-        info = self._lsl.StreamInfo(name, STREAM_TYPE, len(CHANNELS), self._lsl.IRREGULAR_RATE,
+        self._class_names = tuple(class_names)
+        labels = [(label, "1-7") for label in CHANNELS] + [(SPEECH_CHANNEL, "0/1")]
+        labels += [(f"p_{name}", "probability") for name in self._class_names]
+        info = self._lsl.StreamInfo(name, STREAM_TYPE, len(labels), self._lsl.IRREGULAR_RATE,
                                     self._lsl.cf_float32, source_id)
         channels = info.desc().append_child("channels")
-        for label in CHANNELS:
+        for label, unit in labels:
             channel = channels.append_child("channel")
             channel.append_child_value("label", label)
-            channel.append_child_value("unit", "1-7")
+            channel.append_child_value("unit", unit)
         self._outlet = self._lsl.StreamOutlet(info)
 
     def emit(self, estimate: Mapping[str, Any]) -> None:
         """Stamp the sample with the capture time of the window's last sample, on LSL's clock."""
         captured = self._lsl.local_clock() - (time.time() - estimate["wall_end"])
-        self._outlet.push_sample([estimate[name] for name in CHANNELS], captured)
+        classes = estimate["classes"]
+        sample = [*(estimate[name] for name in CHANNELS), float(estimate["speech"]),
+                  *(classes.get(name, 0.0) for name in self._class_names)]
+        self._outlet.push_sample(sample, captured)
 
     def close(self) -> None:
         self._outlet = None

@@ -1,0 +1,120 @@
+"""WebSocket output: the ZeroMQ messages for browsers and any program with a WebSocket client.
+
+Each text message is one JSON object `{"topic": "avd.<stream>", "message": {...}}`: the topic
+and the payload exactly as the ZeroMQ publisher sends them (`avd.`, `turn.`, `status.`; the
+JSON Schema in engine/data/messages.schema.json describes both).
+
+The server runs on its own thread and asyncio loop. The engine hands each message over with
+`call_soon_threadsafe` and never waits: every client has a bounded queue, and a client too slow
+to keep up (or one that stopped reading) loses the messages that do not fit, counted in
+`dropped`; a dead client is dropped by the keep-alive ping. websockets is an optional extra
+(`pip install emolive[websocket]`), imported only when this sink is used.
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import threading
+from collections.abc import Mapping
+from typing import Any
+
+from emolive.engine.defaults import WEBSOCKET_ADDRESS
+from emolive.engine.schema import ESTIMATE_TOPIC, STATUS_TOPIC, TURN_TOPIC, to_json, topic
+from emolive.engine.sinks.base import Sink, SinkError
+from emolive.engine.sinks.endpoint import parse_endpoint
+
+CLIENT_QUEUE = 100  # messages per client: 50 s of estimates at a 0.5 s hop, like the ZeroMQ high-water mark
+START_TIMEOUT_S = 10.0
+CLOSE_LINGER_S = 0.25  # on close, queued messages get this long to leave (a file's last estimates), like ZeroMQ's
+log = logging.getLogger(__name__)
+
+
+class WebSocketSink(Sink):
+    """Serve every connected client the estimates, turns and statuses as they are made."""
+
+    def __init__(self, address: str = WEBSOCKET_ADDRESS, *, allow_remote: bool = False,
+                 queue_size: int = CLIENT_QUEUE) -> None:
+        try:
+            from websockets.asyncio.server import serve
+        except ImportError:
+            raise SinkError("the WebSocket output needs websockets; install it with "
+                            "`pip install emolive[websocket]`") from None
+        host, port = parse_endpoint(address, "--websocket", allow_remote=allow_remote)
+        self._queue_size, self._clients = queue_size, set()
+        self.dropped = 0  # messages not delivered to a client whose queue was full
+        self._loop = asyncio.new_event_loop()
+        self._ready = threading.Event()
+        self._failure: OSError | None = None
+        self._thread = threading.Thread(target=self._loop.run_until_complete, args=(self._serve(serve, host, port),),
+                                        name="emolive-websocket", daemon=True)
+        self._thread.start()
+        if not self._ready.wait(START_TIMEOUT_S):
+            raise SinkError(f"the WebSocket server on {address} did not start within {START_TIMEOUT_S:g} s")
+        if self._failure is not None:
+            raise SinkError(f"cannot serve WebSocket on {address}: {self._failure.strerror or self._failure}"
+                            " (another emolive stream?); choose another port") from None
+
+    @property
+    def clients(self) -> int:
+        return len(self._clients)
+
+    async def _serve(self, serve: Any, host: str, port: int) -> None:
+        try:
+            server = await serve(self._client, host, port)
+        except OSError as exc:
+            self._failure = exc
+            self._ready.set()
+            return
+        self._server = server
+        bound = server.sockets[0].getsockname()
+        self.address = f"{'[' + bound[0] + ']' if ':' in bound[0] else bound[0]}:{bound[1]}"
+        self._ready.set()
+        await server.wait_closed()
+
+    async def _client(self, connection: Any) -> None:
+        from websockets.exceptions import ConnectionClosed
+
+        messages: asyncio.Queue[str] = asyncio.Queue(self._queue_size)
+        self._clients.add(messages)
+        try:
+            while True:
+                await connection.send(await messages.get())
+        except ConnectionClosed:
+            pass
+        finally:
+            self._clients.discard(messages)
+
+    def _offer(self, text: str) -> None:
+        """On the server's loop: queue `text` for every client, counting those that have no room."""
+        for messages in self._clients:
+            try:
+                messages.put_nowait(text)
+            except asyncio.QueueFull:
+                self.dropped += 1
+
+    def _publish(self, kind: str, payload: Mapping[str, Any]) -> None:
+        text = '{"topic":' + json.dumps(topic(kind, payload)) + ',"message":' + to_json(payload) + "}"
+        self._loop.call_soon_threadsafe(self._offer, text)
+
+    def emit(self, estimate: Mapping[str, Any]) -> None:
+        self._publish(ESTIMATE_TOPIC, estimate)
+
+    def turn(self, turn: Mapping[str, Any]) -> None:
+        self._publish(TURN_TOPIC, turn)
+
+    def status(self, status: Mapping[str, Any]) -> None:
+        self._publish(STATUS_TOPIC, status)
+
+    async def _linger(self) -> None:
+        deadline = self._loop.time() + CLOSE_LINGER_S
+        while any(not messages.empty() for messages in self._clients) and self._loop.time() < deadline:
+            await asyncio.sleep(0.01)
+        self._server.close()
+
+    def close(self) -> None:
+        if self._thread.is_alive() and hasattr(self, "_server"):
+            asyncio.run_coroutine_threadsafe(self._linger(), self._loop).result(timeout=5.0)
+            self._thread.join(timeout=5.0)
+        if self.dropped:
+            log.warning("WebSocket: %d messages dropped for clients that did not keep up", self.dropped)
