@@ -233,7 +233,8 @@ def wait_seconds(text: str) -> float:
 
 
 def summary(stats: RunStats) -> str:
-    gaps = f"; device lost {stats.device_gaps} times, {stats.gap_s:.1f} s in all" if stats.device_gaps else ""
+    times = f"{stats.device_gaps} time{'s' if stats.device_gaps > 1 else ''}"
+    gaps = f"; device lost and back {times}, {stats.gap_s:.1f} s in all" if stats.device_gaps else ""
     return (f"{stats.estimates} estimates from {stats.audio_s:.2f} s of audio; {stats.skipped_windows} windows "
             f"skipped, {stats.dropped_blocks} audio blocks dropped{gaps}")
 

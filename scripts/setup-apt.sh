@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Installs the Debian packages emolive needs (audio I/O, GStreamer, speech synthesis for the
-# demo clip, a virtual X server for screenshots). Skips apt entirely when all are present.
+# demo clip, a virtual X server for screenshots, PulseAudio for the tests' virtual microphone).
+# Skips apt entirely when all are present.
 set -euo pipefail
 PKGS=(libportaudio2 libsndfile1 gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good
       espeak-ng sox xvfb libxcb-icccm4 libxcb-keysyms1 libxcb-cursor0 libegl1 libxkbcommon-x11-0
-      libgl1 libfontconfig1 libdbus-1-3)
+      libgl1 libfontconfig1 libdbus-1-3 pulseaudio pulseaudio-utils libasound2-plugins)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
