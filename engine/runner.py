@@ -45,7 +45,7 @@ from emolive.engine.schema import SCALE, estimate_payload, status_payload, turn_
 from emolive.engine.sinks.base import Sink, SinkError
 from emolive.engine.sources.base import SAMPLE_RATE, AudioSource
 from emolive.engine.turns import TurnOptions, TurnTracker
-from emolive.engine.vad import SpeechDetector, SpeechFlags
+from emolive.engine.vad import CHUNK, SpeechDetector, SpeechFlags
 from emolive.engine.windows import Arrival, FrameBuffer, SlidingWindows, Window, WindowSpec
 
 SPEECH_MIN_FRACTION = 0.1  # 0.3 s of speech (engine.vad) in a 3 s window
@@ -108,7 +108,8 @@ class Runner:
 
     def run(self) -> RunStats:
         """Process until the source ends or `stop()`; source errors are raised here, on the caller's thread."""
-        self._warm_up()
+        if self.live:  # offline nobody waits on the first estimate, and batch scoring would pay it per file
+            self._warm_up()
         reader = threading.Thread(target=self._read, name="emolive-reader", daemon=True)
         reader.start()
         try:
@@ -136,7 +137,7 @@ class Runner:
         """Load the front end's compiled kernels and run the model once before audio flows: the first
         calls cost ~0.7 s (numba cache, torch allocations), which must not land on the first estimate."""
         FrontEnd(self.cfg).push(np.zeros(self.cfg.sample_rate, np.float32))
-        SpeechDetector(self.cfg).push(np.zeros(self.cfg.sample_rate, np.float32))
+        SpeechDetector(self.cfg).push(np.zeros(CHUNK, np.float32))
         samples = (self.spec.window - 1) * self.cfg.frame_shift + self.cfg.frame_length
         self.model.predict_batch([np.zeros((self.spec.window, self.cfg.num_features), np.float32)],
                                  [np.zeros(samples, np.float32)])
