@@ -38,5 +38,9 @@ class LevelTap(AudioSource):
     def _dropped_blocks(self) -> int:
         return self._inner.stats.dropped_blocks
 
+    def _device_gaps(self) -> tuple[int, float]:
+        inner = self._inner.stats
+        return inner.gaps, inner.gap_s
+
     def close(self) -> None:
         self._inner.close()

@@ -55,4 +55,7 @@ def status_text(estimate: Mapping[str, Any] | None, status: Mapping[str, Any] | 
     if status is not None:
         parts += [f"dropped blocks {status['dropped_blocks']}", f"skipped windows {status['skipped_windows']}",
                   f"lag {status['lag_s']:.2f} s"]
+        gaps = status.get("device_gaps")  # a status extra: older publishers and other sources send none
+        if isinstance(gaps, int) and gaps > 0 and isinstance(status.get("gap_s"), float):
+            parts.append(f"device lost and back {gaps}x ({status['gap_s']:.1f} s)")
     return " · ".join(parts) or "waiting for the first estimate"

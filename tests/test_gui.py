@@ -25,10 +25,11 @@ from emolive.engine.runner import OFFLINE_BLOCK_SIZE, Runner
 from emolive.engine.schema import estimate_payload, status_payload
 from emolive.engine.sinks import ZmqPublisher
 from emolive.engine.sinks.base import Sink
-from emolive.engine.sources import FileSource, MicrophoneOptions
+from emolive.engine.sources import AudioSource, FileSource, MicrophoneOptions
 from emolive.gui.controls import CHOOSE_BUNDLE, DEFAULT_INPUT
 from emolive.gui.history import EstimateHistory
-from emolive.gui.level import SILENCE_DBFS, rms_dbfs
+from emolive.gui.level import SILENCE_DBFS, LevelTap, rms_dbfs
+from emolive.gui.meters import status_text
 from emolive.gui.window import MainWindow
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -133,6 +134,32 @@ def test_a_corpus_file_drives_the_traces_with_the_engines_values(qtbot, window, 
     status = window.status_label.text()
     assert "model student" in status and "dropped blocks 0" in status and "skipped windows 0" in status
     assert f"{len(expected)} estimates" in window.statusBar().currentMessage()
+
+
+def test_status_line_counts_a_reconnected_device():
+    status = status_payload(stream="default", dropped_blocks=0, skipped_windows=0, lag_s=0.0, wall=0.0)
+    assert "device lost" not in status_text(None, status)
+    status.update(device_gaps=2, gap_s=3.5)
+    assert status_text(None, status).endswith("device lost and back 2x (3.5 s)")
+
+
+def test_level_tap_reports_the_inner_sources_losses():
+    class Reconnected(AudioSource):  # what a microphone that was lost once reports
+        def _read_blocks(self):
+            yield np.ones(160, np.float32)
+
+        def _dropped_blocks(self):
+            return 3
+
+        def _device_gaps(self):
+            return 1, 2.5
+
+        def close(self):
+            pass
+
+    tap = LevelTap(Reconnected("mic"))
+    assert len(list(tap.blocks())) == 1
+    assert (tap.stats.dropped_blocks, tap.stats.gaps, tap.stats.gap_s) == (3, 1, 2.5)
 
 
 def test_source_list_shows_devices_with_their_channels_and_a_channel_can_be_picked(qtbot, monkeypatch):
