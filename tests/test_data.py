@@ -65,8 +65,8 @@ def test_intensity_rule():
 def test_unknown_emotion_or_intensity_lists_known():
     with pytest.raises(ValueError, match="'bored' has no VAD target; known: angry, boredom"):
         vad_targets("bored")
-    with pytest.raises(ValueError, match="intensity 'low'"):
-        vad_targets("angry", "low")
+    with pytest.raises(ValueError, match="intensity 'whispered'"):
+        vad_targets("angry", "whispered")
 
 
 # manifest --------------------------------------------------------------------------------------
@@ -93,8 +93,9 @@ def test_manifest_minimal_columns(tmp_path):
 @pytest.mark.parametrize(
     "row, message",
     [
-        ({"path": "1.wav", "speaker": "s", "emotion": "excited"}, r"m.csv:2: emotion 'excited' has no VAD target; known:"),
-        ({"path": "1.wav", "speaker": "s", "emotion": "sad", "activation": "3", "valence": "", "dominance": ""}, "all of activation"),
+        ({"path": "1.wav", "speaker": "s", "emotion": "sad", "intensity": "whispered"}, r"m.csv:2: intensity 'whispered'"),
+        ({"path": "1.wav", "speaker": "s", "emotion": "sad", "activation": "x", "valence": "", "dominance": ""},
+         "activation 'x' is not a number"),
         ({"path": "1.wav", "speaker": "s", "emotion": "sad", "activation": "0", "valence": "4", "dominance": "4"}, "1-7"),
         ({"path": "1.wav", "emotion": "sad"}, "missing column"),
     ],
@@ -102,6 +103,13 @@ def test_manifest_minimal_columns(tmp_path):
 def test_manifest_errors_name_the_problem(tmp_path, row, message):
     with pytest.raises(ValueError, match=message):
         read_manifest(_write_csv(tmp_path / "m.csv", [row]))
+
+
+def test_a_partial_row_takes_the_given_dimensions_and_the_map_for_the_rest(tmp_path):
+    csv_path = _write_csv(tmp_path / "m.csv", [{"path": "1.wav", "speaker": "s", "emotion": "sad", "activation": "3",
+                                                "valence": "", "dominance": ""}])
+    (utt,) = read_manifest(csv_path)
+    assert utt.avd == pytest.approx((3.0, *vad_targets("sad")[1:]))
 
 
 def test_shared_corpora_read():

@@ -14,13 +14,13 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from emolive.engine.bundle import BundleError, read_bundle
+from emolive.engine.bundle import BundleError
 from emolive.engine.features import compute
 from emolive.engine.features.normalise import StreamNormaliser, StreamNormConfig, normalise_streams
 from emolive.engine.plugin import load_model
 from emolive.engine.runner import Runner
 from emolive.engine.sources import FileSource
-from emolive.plugins.student import TCGRUModel, save_bundle
+from emolive.plugins.student import TCGRUModel, load_bundle, save_bundle
 from emolive.engine.features import FrontEndConfig
 from emolive.trainer.classes import class_names_of
 from emolive.trainer.data import Utterance, read_manifest
@@ -136,7 +136,7 @@ def test_what_training_assumed_is_what_the_live_engine_computes(tmp_path, clips,
     torch.manual_seed(0)
     model = TCGRUModel(43, n_classes=2).eval()
     bundle = save_bundle(tmp_path / "bundle", model, FrontEndConfig(), ["a", "b"], stream_normalisation=norm_cfg)
-    assert read_bundle(bundle)[0].stream_normalisation == norm_cfg
+    assert load_bundle(bundle)[1].stream_normalisation == norm_cfg
     plugin = load_model(str(bundle))
     audio = np.concatenate(clips[:3])
     path = tmp_path / "speech.wav"
@@ -162,7 +162,7 @@ def test_a_bundle_with_a_bad_stream_normalisation_is_refused(tmp_path, norm_cfg)
     for bad in ({**config["stream_normalisation"], "voicing_column": 99}, {"columns": 41}, "yes"):
         (bundle / "config.json").write_text(json.dumps({**config, "stream_normalisation": bad}))
         with pytest.raises(BundleError, match="stream_normalisation"):
-            read_bundle(bundle)
+            load_bundle(bundle)
 
 
 # --- partial labels -------------------------------------------------------------------------

@@ -17,6 +17,7 @@ from emolive.engine.plugin import load_model
 from emolive.plugins.student import DEFAULT_BUNDLE, load_bundle
 from tests.conftest import CORPORA, corpus_files, read_audio
 from emolive.trainer.cli import main as trainer_main
+from emolive.trainer.train import session_features
 from emolive.trainer.data import read_manifest, read_splits
 from emolive.plugins.student.graph import export_graph
 
@@ -73,9 +74,12 @@ def test_evaluate_json_matches_the_model_applied_directly(trained, capsys):
     utts = [u for u in read_splits(out / "splits.csv", read_manifest(manifest)) if u.split == "test"]
     model, meta = load_bundle(out)
     preds, classes = [], []
+    # evaluate hears each speaker as one live session through the bundle's stream normaliser
+    inputs = session_features([compute(read_audio(u.path)) for u in utts], [u.speaker for u in utts],
+                              meta.stream_normalisation)
     with torch.no_grad():
-        for u in utts:
-            o = model(torch.from_numpy(compute(read_audio(u.path)))[None])
+        for x in inputs:
+            o = model(torch.from_numpy(x)[None])
             preds.append(o["avd"][0].numpy())
             classes.append(int(o["logits"][0].argmax()))
     preds, truth = np.array(preds), np.array([u.avd for u in utts])

@@ -14,7 +14,7 @@ from emolive.trainer.data import FeatureCache, read_splits, write_splits
 from emolive.trainer.embeddings import EmbeddingCache, parse_streams
 from emolive.trainer.evaluate import format_table, metrics, predict_utterances
 from emolive.trainer.metrics import DIMENSIONS
-from emolive.trainer.pipeline import (DEFAULT_CACHE, DEFAULT_EMBEDDING_CACHE, by_split, class_names_of, ensure_splits,
+from emolive.trainer.pipeline import (MFB, DEFAULT_CACHE, DEFAULT_EMBEDDING_CACHE, by_split, class_names_of, ensure_splits,
                               feature_source, featurise, load_utterances, save_model)
 from emolive.trainer.history import HISTORY_FILE, versions, write_history
 from emolive.trainer.train import TrainConfig, score, train as fit
@@ -42,7 +42,9 @@ def train(args) -> int:
     cfg = TrainConfig(arch=args.arch, multitask=not args.no_multitask, seed=args.seed, epochs=args.epochs,
                       patience=args.patience, lr=args.lr, batch_size=args.batch_size, crop_s=args.crop_s,
                       hidden=args.hidden, embedding_dim=args.embedding_dim, gain_dims=cache.gain_dims,
-                      stream_norm=not args.no_stream_norm, balance_corpora=not args.no_balance,
+                      # the running normaliser reads the MFB+F0 front end's columns: students only
+                      stream_norm=args.features == MFB and not args.no_stream_norm,
+                      balance_corpora=not args.no_balance,
                       use_views=args.views > 0, epoch_clips=args.epoch_clips)
     objective, distillation = None, None
     if args.command == "distill":
