@@ -20,25 +20,9 @@ from emolive.engine.sinks.osc import OscSink
 from emolive.engine.sinks.websocket import WebSocketSink
 from emolive.engine.sources import FileSource
 from tests.conftest import REPO, corpus_files, read_audio
+from tests.test_runner import Collect
 
 SCHEMA = json.loads((REPO / "engine" / "data" / "messages.schema.json").read_text())
-
-
-class Collect(Sink):
-    def __init__(self) -> None:
-        self.estimates, self.turns, self.statuses = [], [], []
-
-    def emit(self, estimate):
-        self.estimates.append(dict(estimate))
-
-    def turn(self, turn):
-        self.turns.append(dict(turn))
-
-    def status(self, status):
-        self.statuses.append(dict(status))
-
-    def close(self):
-        pass
 
 
 @pytest.fixture(scope="module")

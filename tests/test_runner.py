@@ -29,10 +29,14 @@ class Collect(Sink):
 
     def __init__(self) -> None:
         self.estimates: list[dict] = []
+        self.turns: list[dict] = []
         self.statuses: list[dict] = []
 
     def emit(self, estimate):
         self.estimates.append(dict(estimate))
+
+    def turn(self, turn):
+        self.turns.append(dict(turn))
 
     def status(self, status):
         self.statuses.append(dict(status))
