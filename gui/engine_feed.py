@@ -53,6 +53,9 @@ class SignalSink(Sink):
     def status(self, status: Mapping[str, Any]) -> None:
         self._signals.status.emit(status)
 
+    def turn(self, turn: Mapping[str, Any]) -> None:
+        self._signals.turn.emit(turn)
+
     def close(self) -> None:
         """Nothing to release: the signals belong to the feed."""
 

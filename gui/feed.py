@@ -15,6 +15,7 @@ class FeedSignals(QObject):
 
     estimate = Signal(object)  # an engine.schema estimate dict
     status = Signal(object)  # an engine.schema status dict
+    turn = Signal(object)  # an engine.schema turn dict (a speech turn that ended)
     started = Signal(str)  # what is playing, in words
     error = Signal(str)  # one line a user can act on
     rejected = Signal(str)  # a message that was not emolive's was ignored: the count and why, in one line

@@ -13,6 +13,7 @@ import numpy as np
 
 DIMENSIONS = ("activation", "valence", "dominance")
 CAPACITY = 2400  # 60 s of traces at a hop as small as 25 ms
+TURNS = 200  # speech turns kept for the traces: far more than 60 s can hold
 
 
 class EstimateHistory:
@@ -23,6 +24,18 @@ class EstimateHistory:
         self.total = 0  # estimates appended since the last clear; also the redraw's "anything new?" check
         self.latest: Mapping[str, Any] | None = None
         self.latest_status: Mapping[str, Any] | None = None
+        self.turns: list[tuple[float, float]] = []  # (start, end) of the newest speech turns, oldest first
+        self.turns_total = 0
+
+    def add_turn(self, turn: Mapping[str, Any]) -> None:
+        if turn.get("kind") == "turn":
+            self.turns = [*self.turns[-(TURNS - 1):], (turn["start"], turn["end"])]
+            self.turns_total += 1
+
+    @property
+    def version(self) -> tuple[int, int]:
+        """Changes when an estimate or a turn arrives: the redraw's "anything new?" check."""
+        return self.total, self.turns_total
 
     def append(self, estimate: Mapping[str, Any]) -> None:
         self._rows[self.total % len(self._rows)] = [estimate["end"], *(estimate[name] for name in DIMENSIONS)]
@@ -30,7 +43,7 @@ class EstimateHistory:
         self.latest = estimate
 
     def clear(self) -> None:
-        self.total, self.latest, self.latest_status = 0, None, None
+        self.total, self.latest, self.latest_status, self.turns, self.turns_total = 0, None, None, [], 0
 
     def rows(self, last_s: float | None = None) -> np.ndarray:
         """Rows oldest first; with `last_s`, only those ending within `last_s` of the newest."""

@@ -33,7 +33,7 @@ class LevelMeter(QProgressBar):
 class SpeechLight(QLabel):
     """Green while the newest window is speech; grey otherwise (its estimate is flagged, not hidden)."""
 
-    STYLES = {True: ("speech", "#2ca02c"), False: ("no speech", "#9e9e9e"), None: ("–", "#d0d0d0")}
+    STYLES = {True: ("speech", "#2ca02c"), False: ("no speech", "#9e9e9e"), None: ("no input", "#d0d0d0")}
 
     def __init__(self) -> None:
         super().__init__()
@@ -44,6 +44,14 @@ class SpeechLight(QLabel):
         text, colour = self.STYLES[speech]
         self.setText(text)
         self.setStyleSheet(f"background: {colour}; color: white; padding: 3px 8px; border-radius: 4px;")
+
+
+def avd_text(estimate: Mapping[str, Any] | None, window_s: float | None) -> str:
+    """The newest activation, valence and dominance as numbers; before the first, how long it takes."""
+    if estimate is None:
+        wait = f"first estimate after {window_s:g} s of audio" if window_s else "waiting for the first estimate"
+        return f"A – · V – · D – ({wait})"
+    return " · ".join(f"{name[0].upper()} {estimate[name]:.2f}" for name in ("activation", "valence", "dominance"))
 
 
 def status_text(estimate: Mapping[str, Any] | None, status: Mapping[str, Any] | None) -> str:

@@ -1,7 +1,7 @@
 """The three views of the estimates, drawn with pyqtgraph; each takes plain arrays and draws, nothing else."""
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import pyqtgraph as pg
@@ -28,15 +28,19 @@ def _scale_axis(plot: pg.PlotWidget, side: str) -> None:
     plot.getAxis(side).setTicks([[(float(v), f"{v:g}") for v in range(int(SCALE[0]), int(SCALE[1]) + 1)]])
 
 
-def _neutral_line(plot: pg.PlotItem, angle: float) -> None:
-    plot.addItem(pg.InfiniteLine(NEUTRAL, angle=angle, pen=pg.mkPen("#999999", style=pg.QtCore.Qt.PenStyle.DashLine)))
+def _neutral_line(plot: pg.PlotItem, angle: float, label: bool = False) -> None:
+    """The scale's midpoint, dashed; `label` names it on the line, so a reader need not guess what 4 means."""
+    line = pg.InfiniteLine(NEUTRAL, angle=angle, pen=pg.mkPen("#999999", style=pg.QtCore.Qt.PenStyle.DashLine),
+                           label=f"neutral ({NEUTRAL:g})" if label else None,
+                           labelOpts={"position": 0.98, "color": "#666666", "anchors": [(1, 1), (1, 1)]})
+    plot.addItem(line)
 
 
 class TracesPlot(pg.PlotWidget):
     """Activation, valence and dominance against stream time, scrolling over the last 60 s."""
 
     def __init__(self) -> None:
-        super().__init__(title=f"Activation, valence, dominance (last {TRACE_SPAN_S:g} s)")
+        super().__init__(title=f"Activation, valence, dominance (last {TRACE_SPAN_S:g} s; shaded: speech turns)")
         self.setLabel("left", f"rating {SCALE_LABEL}")
         self.setLabel("bottom", "stream time (s)")
         self.setYRange(*SCALE, padding=0.03)
@@ -44,16 +48,32 @@ class TracesPlot(pg.PlotWidget):
         self.setMouseEnabled(x=False, y=False)
         self.showGrid(x=True, y=True, alpha=0.2)
         self.addLegend(offset=(-10, 10))
-        _neutral_line(self.getPlotItem(), 0)
+        _neutral_line(self.getPlotItem(), 0, label=True)
         self.curves = {name: self.plot(name=name, pen=pg.mkPen(COLOURS[name], width=2)) for name in DIMENSIONS}
+        self.turn_marks: list[pg.LinearRegionItem] = []  # one shaded band per speech turn in view
         self.setXRange(0, TRACE_SPAN_S, padding=0)
 
-    def draw(self, rows: np.ndarray) -> None:
-        """`rows`: (end time, activation, valence, dominance), oldest first, already cut to the span."""
+    def draw(self, rows: np.ndarray, turns: Sequence[tuple[float, float]] = ()) -> None:
+        """`rows`: (end time, activation, valence, dominance), oldest first, already cut to the span;
+        `turns`: (start, end) of speech turns, shaded behind the traces."""
         for column, curve in enumerate(self.curves.values(), start=1):
             curve.setData(rows[:, 0], rows[:, column])
         newest = rows[-1, 0] if len(rows) else 0.0
-        self.setXRange(max(0.0, newest - TRACE_SPAN_S), max(TRACE_SPAN_S, newest), padding=0)
+        first = max(0.0, newest - TRACE_SPAN_S)
+        self.setXRange(first, max(TRACE_SPAN_S, newest), padding=0)
+        self._mark_turns([turn for turn in turns if turn[1] >= first])
+
+    def _mark_turns(self, turns: Sequence[tuple[float, float]]) -> None:
+        while len(self.turn_marks) < len(turns):
+            mark = pg.LinearRegionItem(movable=False, brush=pg.mkBrush(255, 193, 7, 50), pen=pg.mkPen(None))
+            mark.setZValue(-10)
+            self.addItem(mark)
+            self.turn_marks.append(mark)
+        for mark, turn in zip(self.turn_marks, turns):
+            mark.setRegion(turn)
+            mark.setVisible(True)
+        for mark in self.turn_marks[len(turns):]:
+            mark.setVisible(False)
 
 
 class PlanePlot(pg.PlotWidget):

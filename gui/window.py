@@ -19,7 +19,7 @@ from emolive.gui.controls import ControlPanel
 from emolive.gui.engine_feed import EngineFeed
 from emolive.gui.feed import Feed
 from emolive.gui.history import EstimateHistory
-from emolive.gui.meters import LevelMeter, SpeechLight, status_text
+from emolive.gui.meters import LevelMeter, SpeechLight, avd_text, status_text
 from emolive.gui.plots import TRACE_SPAN_S, ClassBars, PlanePlot, TracesPlot
 from emolive.gui.zmq_feed import ZmqFeed
 
@@ -43,7 +43,8 @@ class MainWindow(QMainWindow):
         self.running = False  # from start() until the feed's `finished` is handled, after all its estimates
         self.error: str | None = None
         self._csv: CsvSink | None = None
-        self._drawn = -1  # history.total at the last plot redraw
+        self._drawn = (-1, -1)  # history.version at the last plot redraw
+        self._window_s: float | None = None  # the run's window length, for "first estimate after …"
         self._build()
         self.redraw_timer = QTimer(self)
         self.redraw_timer.setInterval(REDRAW_MS)
@@ -60,9 +61,11 @@ class MainWindow(QMainWindow):
         self.traces, self.plane, self.bars = TracesPlot(), PlanePlot(), ClassBars()
         self.level, self.speech = LevelMeter(), SpeechLight()
         self.source_label, self.status_label = QLabel("stopped"), QLabel(status_text(None, None))
+        self.avd_label = QLabel(avd_text(None, None if self.connect_address else self.controls.run_config().window_s))
+        self.avd_label.setStyleSheet("font-size: 15pt; font-weight: bold;")
         self.status_label.setTextFormat(Qt.TextFormat.PlainText)  # it shows a model name from the stream
         readouts = QHBoxLayout()
-        for widget in (self.speech, self.level, self.source_label):
+        for widget in (self.avd_label, self.speech, self.level, self.source_label):
             readouts.addWidget(widget)
         readouts.addStretch(1)
         plots = QGridLayout()
@@ -93,11 +96,14 @@ class MainWindow(QMainWindow):
         signals, queued = self.feed.signals, Qt.ConnectionType.QueuedConnection
         signals.estimate.connect(self.on_estimate, queued)
         signals.status.connect(self.on_status, queued)
+        signals.turn.connect(self.history.add_turn, queued)
         signals.started.connect(self.on_started, queued)
         signals.error.connect(self.show_error, queued)
         signals.rejected.connect(self.statusBar().showMessage, queued)
         signals.finished.connect(self.on_finished, queued)
         self.controls.set_running(True)
+        self._window_s = None if self.connect_address else self.controls.run_config().window_s
+        self.avd_label.setText(avd_text(None, self._window_s))
         self.feed.start()
 
     def stop(self) -> None:
@@ -122,6 +128,7 @@ class MainWindow(QMainWindow):
         if self.error is None:
             self.statusBar().showMessage(f"finished: {summary(stats)}" if stats is not None else "stopped")
         self.redraw()
+        self.speech.set_speech(None)  # no input, no speech: the last window's flag is history now
         self.run_finished.emit(self.error is None)
 
     def show_error(self, message: str) -> None:
@@ -153,15 +160,16 @@ class MainWindow(QMainWindow):
         feed, latest = self.feed, self.history.latest
         self.level.set_level(feed.level_dbfs if feed is not None and feed.running else None)
         self.status_label.setText(status_text(latest, self.history.latest_status))
-        if self.history.total == self._drawn:
+        if self.history.version == self._drawn:
             return
-        self._drawn = self.history.total
+        self._drawn = self.history.version
         rows = self.history.rows(TRACE_SPAN_S)
-        self.traces.draw(rows)
+        self.traces.draw(rows, self.history.turns)
         self.plane.draw(rows)
         if latest is not None:
             self.bars.draw(latest["classes"])
-        self.speech.set_speech(None if latest is None else latest["speech"])
+        self.speech.set_speech(None if latest is None or not self.running else latest["speech"])
+        self.avd_label.setText(avd_text(latest, self._window_s))
 
     def closeEvent(self, event: QCloseEvent) -> None:
         """Stop the engine and wait for its thread, and close the CSV file, before the window goes."""

@@ -1,0 +1,43 @@
+"""The window read by a person: A/V/D as numbers, the first window's wait in words, speech turns marked on
+the traces, the neutral line named, and the speech light off once the input has ended (Qt offscreen)."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+import emolive
+from tests.conftest import corpus_files, read_audio
+from tests.test_gui import choose_file, play, window  # noqa: F401  (window is a fixture)
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+
+@pytest.fixture(scope="module")
+def two_turns(tmp_path_factory):
+    clips = [read_audio(p) for p in corpus_files("ravdess", every=300, limit=2)]
+    gap = np.zeros(24000, np.float32)
+    path = tmp_path_factory.mktemp("gui") / "two_turns.flac"
+    sf.write(path, np.concatenate([gap, clips[0], gap, clips[1], gap]), 16000)
+    return path
+
+
+def test_before_the_first_estimate_the_wait_is_said_in_words(window):
+    assert window.avd_label.text() == "A – · V – · D – (first estimate after 3 s of audio)"
+    assert window.speech.text() == "no input"
+
+
+def test_numbers_turn_marks_neutral_label_and_the_light_after_the_input_ends(qtbot, window, two_turns):
+    choose_file(window, two_turns)
+    assert play(qtbot, window)
+    latest = window.history.latest
+    assert window.avd_label.text() == (f"A {latest['activation']:.2f} · V {latest['valence']:.2f} · "
+                                       f"D {latest['dominance']:.2f}")
+    turns = emolive.analyze(two_turns).turns
+    marks = [m for m in window.traces.turn_marks if m.isVisible()]
+    assert len(marks) == len(turns) == 2
+    for mark, turn in zip(marks, turns):
+        assert mark.getRegion() == pytest.approx((turn["start"], turn["end"]))
+    labels = [item for item in window.traces.getPlotItem().items if hasattr(item, "label") and item.label]
+    assert [item.label.toPlainText() for item in labels] == ["neutral (4)"]
+    assert window.speech.text() == "no input"  # the input ended: no window is speech any more
