@@ -11,7 +11,8 @@ from typing import Any
 
 from PySide6.QtCore import QSize, Qt, QTimer, Signal
 from PySide6.QtGui import QCloseEvent
-from PySide6.QtWidgets import QGridLayout, QHBoxLayout, QLabel, QMainWindow, QVBoxLayout, QWidget
+from PySide6.QtWidgets import (QGridLayout, QHBoxLayout, QLabel, QMainWindow, QMessageBox, QPushButton, QVBoxLayout,
+                               QWidget)
 
 from emolive.engine.cli import summary
 from emolive.engine.sinks import CsvSink, SinkError
@@ -65,7 +66,10 @@ class MainWindow(QMainWindow):
         self.avd_label.setStyleSheet("font-size: 15pt; font-weight: bold;")
         self.status_label.setTextFormat(Qt.TextFormat.PlainText)  # it shows a model name from the stream
         readouts = QHBoxLayout()
-        for widget in (self.avd_label, self.speech, self.level, self.source_label):
+        self.model_button = QPushButton("Model details…")
+        self.model_button.clicked.connect(self.show_provenance)
+        self.provenance_box: QMessageBox | None = None
+        for widget in (self.avd_label, self.speech, self.level, self.source_label, self.model_button):
             readouts.addWidget(widget)
         readouts.addStretch(1)
         plots = QGridLayout()
@@ -136,6 +140,22 @@ class MainWindow(QMainWindow):
         self.error = message
         self.statusBar().setStyleSheet("color: #b00020; font-weight: bold;")
         self.statusBar().showMessage(f"error: {message}")
+
+    def show_provenance(self) -> None:
+        """The chosen (or, with --connect, the streamed) model's training data, licence and results."""
+        from emolive.engine.errors import EmoliveError
+        from emolive.engine.plugin import load_model
+        from emolive.gui.provenance import provenance_text
+
+        latest = self.history.latest
+        name = latest["model"] if self.connect_address and latest else str(self.controls.model.value())
+        try:
+            text = provenance_text(name, load_model(name).meta)
+        except EmoliveError as exc:  # a remote stream's model need not exist here
+            text = f"model {name}: no bundle here to read its provenance from ({exc})"
+        self.provenance_box = QMessageBox(QMessageBox.Icon.Information, "Model details", text, parent=self)
+        self.provenance_box.setTextFormat(Qt.TextFormat.PlainText)  # names and metrics may come from anywhere
+        self.provenance_box.open()
 
     def record_to(self, path: str | None) -> None:
         if self._csv is not None:

@@ -2,6 +2,8 @@
 the traces, the neutral line named, and the speech light off once the input has ended (Qt offscreen)."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import soundfile as sf
@@ -41,3 +43,20 @@ def test_numbers_turn_marks_neutral_label_and_the_light_after_the_input_ends(qtb
     labels = [item for item in window.traces.getPlotItem().items if hasattr(item, "label") and item.label]
     assert [item.label.toPlainText() for item in labels] == ["neutral (4)"]
     assert window.speech.text() == "no input"  # the input ended: no window is speech any more
+
+
+def test_model_details_are_one_click_away_and_read_from_the_bundle(qtbot, window):
+    from PySide6.QtCore import Qt
+
+    qtbot.mouseClick(window.model_button, Qt.MouseButton.LeftButton)
+    box = window.provenance_box
+    assert box is not None and box.isVisible()
+    text = box.text()
+    meta = emolive.load_model("student").meta
+    assert "model: student" in text and f"architecture: {meta.architecture}" in text
+    corpora = ", ".join(Path(p).parent.name for p in meta.training["data"])  # .../corpora/<name>/manifest.csv
+    assert f"training data: {corpora}" in text and corpora
+    assert "licence: " in text
+    first_metric = next(iter(meta.metrics))
+    assert f"  {first_metric}" in text  # every recorded metric is listed, nested keys joined with " / "
+    box.close()
