@@ -148,3 +148,33 @@ def test_bad_manifest_is_one_line_error(tmp_path):
     assert proc.returncode == 2
     assert "emotion" in proc.stderr and "Traceback" not in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_evaluate_warns_about_training_speakers_and_split_test_keeps_the_others(trained, capsys):
+    """The bundle's splits.csv says which speakers it learned from; without --splits, evaluate uses it."""
+    manifest, out, cache = trained
+    base = ["evaluate", "--model", str(out), "--data", str(manifest), "--cache", str(cache), "--json"]
+    capsys.readouterr()
+    assert trainer_main(base) == 0
+    captured = capsys.readouterr()
+    assert "training or validation split" in captured.err
+    everything = json.loads(captured.out)
+    assert trainer_main(base + ["--split", "test"]) == 0
+    captured = capsys.readouterr()
+    assert "training or validation split" not in captured.err
+    held_out = json.loads(captured.out)
+    tests = {row["speaker"] for row in csv.DictReader((out / "splits.csv").open()) if row["split"] == "test"}
+    assert held_out["n"] == len([u for u in read_manifest(manifest) if u.speaker in tests]) < everything["n"]
+
+
+def test_training_writes_its_history_and_provenance_into_the_bundle(trained):
+    _, out, _ = trained
+    rows = list(csv.DictReader((out / "history.csv").open()))
+    results = json.loads((out / "results.json").read_text())
+    assert [int(r["epoch"]) for r in rows] == list(range(6))
+    assert all(np.isfinite(float(r["train_loss"])) and -1 <= float(r["val_mean_ccc"]) <= 1 for r in rows)
+    assert float(rows[results["best_epoch"]]["val_mean_ccc"]) == pytest.approx(max(float(r["val_mean_ccc"]) for r in rows),
+                                                                               abs=1e-6)
+    meta = load_bundle(out)[1]
+    assert set(meta.training["versions"]) >= {"emolive_commit", "torch", "numpy"}
+    assert meta.stream_normalisation is not None and meta.training["views"] == 2

@@ -1,7 +1,9 @@
 """The bodies of the `trainer` subcommands; argument parsing lives in trainer.cli."""
 from __future__ import annotations
 
+import csv
 import json
+import logging
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -16,8 +18,11 @@ from emolive.trainer.evaluate import format_table, metrics, predict_utterances
 from emolive.trainer.metrics import DIMENSIONS
 from emolive.trainer.pipeline import (MFB, DEFAULT_CACHE, DEFAULT_EMBEDDING_CACHE, by_split, class_names_of, ensure_splits,
                               feature_source, featurise, load_utterances, save_model)
-from emolive.trainer.history import HISTORY_FILE, versions, write_history
+from emolive.trainer.data import Utterance
+from emolive.trainer.history import HISTORY_FILE, SPLITS_FILE, versions, write_history
 from emolive.trainer.train import TrainConfig, score, train as fit
+
+log = logging.getLogger(__name__)
 
 
 def features(args) -> int:
@@ -76,7 +81,7 @@ def train(args) -> int:
     out = save_model(cache, args.out, result.model, classes if cfg.multitask else (),
                       training=training, metrics={"val_ccc": summary["val_ccc"], "test": summary["test"]},
                       int8=args.int8, stream_normalisation=norm)
-    write_splits(out / "splits.csv", utts)
+    write_splits(out / SPLITS_FILE, utts)
     write_history(out / HISTORY_FILE, result.history)
     (out / "results.json").write_text(json.dumps(summary, indent=2, default=str) + "\n")
     size = (out / "model.safetensors").stat().st_size
@@ -115,8 +120,11 @@ def distill(args) -> int:
 def evaluate(args) -> int:
     plugin = load_model(args.model)
     utts = load_utterances(args.data, args.msp_podcast)
+    model_splits = getattr(plugin, "path", None) and Path(plugin.path) / SPLITS_FILE
     if args.splits:
         utts = read_splits(args.splits, utts)
+    elif model_splits and model_splits.is_file() and not all(u.split for u in utts):
+        utts = held_out_splits(model_splits, utts, warn=not args.split)
     if args.split:
         utts = by_split(utts, args.split)
         if not utts:
@@ -129,6 +137,20 @@ def evaluate(args) -> int:
         data = ", ".join(args.data + args.msp_podcast) + (f" [{args.split}]" if args.split else "")
         print(format_table([(args.model, data, result)]))
     return 0
+
+
+def held_out_splits(splits_csv: Path, utts: list[Utterance], warn: bool) -> list[Utterance]:
+    """The model's own split for speakers it was trained or validated on; "test" for every other
+    speaker (held out, or never seen). Warns when the data holds clips the model learned from."""
+    seen = {row["speaker"]: row["split"] for row in csv.DictReader(splits_csv.open(newline=""))}
+    learned_from = {speaker for speaker, split in seen.items() if split in ("train", "val")}
+    marked = [replace(u, split=seen[u.speaker] if u.speaker in learned_from else "test") for u in utts]
+    learned = [u for u in marked if u.split != "test"]
+    if warn and learned:
+        log.warning("%d of %d clips (%d speakers) were in this model's training or validation split (%s): their "
+                    "scores are not held out; --split test keeps only the other speakers", len(learned), len(utts),
+                    len({u.speaker for u in learned}), splits_csv)
+    return marked
 
 
 def report(args) -> int:

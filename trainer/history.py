@@ -7,6 +7,7 @@ import subprocess
 from pathlib import Path
 
 HISTORY_FILE = "history.csv"
+SPLITS_FILE = "splits.csv"  # speaker,split: which speakers the model learned from
 DIMENSIONS = ("activation", "valence", "dominance")
 
 
