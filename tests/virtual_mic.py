@@ -15,6 +15,8 @@ import subprocess
 import time
 from pathlib import Path
 
+import soundfile as sf
+
 SINK = "vmic"
 DEVICE = "pulse"  # the ALSA pcm through which PortAudio records PulseAudio's default source
 PACKAGES = "pulseaudio pulseaudio-utils libasound2-plugins"
@@ -78,9 +80,13 @@ class VirtualMicrophone:
                 self.kill()
 
     def play(self, path: Path) -> tuple[float, float]:
-        """Play a sound file into the sink at real time; the wall times just before and after."""
+        """Play a sound file into the sink at real time; the wall times just before and after.
+
+        A 500 ms playback buffer, so that a busy machine does not make paplay underrun: a gap it
+        fills with silence would shift the rest of the file on the stream's clock."""
         started = time.time()
-        subprocess.run(["paplay", "-d", SINK, "--latency-msec=500", str(path)], env=self.env, check=True, timeout=120)
+        subprocess.run(["paplay", "-d", SINK, "--latency-msec=500", str(path)], env=self.env, check=True,
+                       timeout=sf.info(path).duration + 60)
         return started, time.time()
 
     def _pactl(self, *args: str) -> subprocess.CompletedProcess:

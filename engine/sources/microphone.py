@@ -210,7 +210,7 @@ class MicrophoneSource(AudioSource):
         self._notify(f"{self.description} was lost; waiting for it to come back")
         sd = _sounddevice()
         try:
-            self._stream.stop()
+            self._stream.abort()  # not stop(): a stalled stream has no buffers worth waiting for
             self._stream.close()
         except sd.PortAudioError:  # a stream whose device is gone may refuse to stop; it is dropped anyway
             pass
