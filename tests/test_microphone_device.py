@@ -2,7 +2,7 @@
 
 Nothing here is injected: the audio goes paplay -> PulseAudio -> ALSA pulse plugin -> PortAudio ->
 MicrophoneSource, at real time, and emolive runs as the user runs it (a subprocess). Each test plays
-a few seconds, so the module takes about 40 s.
+a few seconds, so the module takes under a minute.
 """
 from __future__ import annotations
 
@@ -169,6 +169,26 @@ def test_estimates_from_a_played_file_match_its_duration_speech_and_offline_run(
     got, want = paired(t0)
     assert np.corrcoef(got, want)[0, 1] > 0.85
     assert np.mean(np.abs(got - want)) < 0.35
+
+
+def test_only_the_chosen_channel_is_heard(mic, tmp_path):
+    speech = 0.5 * read_audio(corpus_files("emodb", every=40, limit=1)[0])
+    path = tmp_path / "left-only.wav"  # speech on the left channel, digital silence on the right
+    sf.write(path, np.stack([speech, np.zeros_like(speech)], axis=1), 16000, subtype="PCM_16")
+    # Channel 1 alone is PulseAudio's mono mix of the sink (it remixes to the channel count asked
+    # for), so it hears the speech; channel 2 opens the first two, left and right, and keeps the right.
+    first, second = LiveStream(mic, "--channel", "1"), LiveStream(mic, "--channel", "2")
+    for stream in (first, second):
+        stream.wait_for_estimates(2)
+    marks = len(first.estimates), len(second.estimates)
+    mic.play(path)
+    for stream in (first, second):
+        stream.wait_for_estimates(int(WINDOW_S / HOP_S) + 2)
+        assert stream.interrupt() == 130
+    assert "channel 2 of 32" in second.stderr[0]
+    assert sum(e["speech"] for e in first.estimates[marks[0]:]) >= 4
+    assert not any(e["speech"] for e in second.estimates[marks[1]:])
+    assert max(e["voiced_ratio"] for e in second.estimates[marks[1]:]) == 0.0
 
 
 def test_a_sound_server_that_dies_ends_the_run_with_its_final_status_and_a_one_line_error(mic):
