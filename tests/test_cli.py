@@ -24,7 +24,7 @@ from tests.conftest import REPO, corpus_files, read_audio
 from emolive.engine.cli import main
 from emolive.engine.features import compute
 from emolive.engine.plugin import load_model
-from emolive.engine.schema import estimate_payload, validate_estimate, validate_status
+from emolive.engine.schema import estimate_payload, validate_estimate, validate_status, validate_turn
 from emolive.engine.sinks import ZmqPublisher
 from emolive.engine.sinks.table import HEADER
 from emolive.engine.windows import MAX_SECONDS, WindowError, WindowSpec
@@ -85,7 +85,10 @@ def test_stream_end_to_end_every_window_reaches_a_subscriber_and_equals_the_offl
     printed = [json.loads(line) for line in out.splitlines()]  # stdout is JSON lines and nothing else
     published = [json.loads(body) for topic, body in messages if topic == b"avd.e2e"]
     statuses = [json.loads(body) for topic, body in messages if topic == b"status.e2e"]
-    assert len(published) + len(statuses) == len(messages) and statuses
+    turns = [json.loads(body) for topic, body in messages if topic == b"turn.e2e"]  # one per speech turn
+    assert len(published) + len(statuses) + len(turns) == len(messages) and statuses and turns
+    for turn in turns:
+        validate_turn(turn)
     samples = read_audio(speech_flac)
     frames = compute(samples)
     assert len(published) == (len(frames) - 150) // 25 + 1 > 10
