@@ -183,19 +183,19 @@ def validate_status(payload: Mapping[str, Any], *, check_json: bool = True) -> N
 
 
 def parse_message(frames: Sequence[bytes]) -> tuple[str, dict[str, Any]]:
-    """An untrusted [topic, JSON] message as (ESTIMATE_TOPIC or STATUS_TOPIC, payload).
+    """An untrusted [topic, JSON] message as (ESTIMATE_TOPIC, TURN_TOPIC or STATUS_TOPIC, payload).
 
-    Estimates come back with the schema's fields only (unknown ones are ignored, as the schema
-    asks of readers); statuses keep their extras. SchemaError gives the reason in one line.
+    Estimates and turns come back with the schema's fields only (unknown ones are ignored, as the
+    schema asks of readers); statuses keep their extras. SchemaError gives the reason in one line.
     """
     if len(frames) != 2:
         raise SchemaError(f"{len(frames)} frames instead of [topic, JSON]")
     name, body = frames
     if len(name) + len(body) > MAX_MESSAGE_BYTES:
         raise SchemaError(f"{len(name) + len(body)} bytes, over the {MAX_MESSAGE_BYTES}-byte limit")
-    kind = next((k for k in (ESTIMATE_TOPIC, STATUS_TOPIC) if name.startswith(f"{k}.".encode())), None)
+    kind = next((k for k in (ESTIMATE_TOPIC, TURN_TOPIC, STATUS_TOPIC) if name.startswith(f"{k}.".encode())), None)
     if kind is None:
-        raise SchemaError(f"topic {bytes(name[:40])!r} is neither {ESTIMATE_TOPIC}.* nor {STATUS_TOPIC}.*")
+        raise SchemaError(f"topic {bytes(name[:40])!r} is none of {ESTIMATE_TOPIC}.*, {TURN_TOPIC}.*, {STATUS_TOPIC}.*")
     try:
         payload = json.loads(body, parse_constant=_refuse_constant)
     except (ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError; RecursionError: deep nesting
@@ -205,6 +205,10 @@ def parse_message(frames: Sequence[bytes]) -> tuple[str, dict[str, Any]]:
     if kind == ESTIMATE_TOPIC:
         validate_estimate(payload, extra_ok=True)
         payload = {field: payload[field] for field in _ESTIMATE_ORDER}
+    elif kind == TURN_TOPIC:
+        _require(payload.get("kind") in TURN_KINDS, f"turn kind must be one of {TURN_KINDS}")
+        validate_estimate({name: value for name, value in payload.items() if name != "kind"}, extra_ok=True)
+        payload = {**{field: payload[field] for field in _ESTIMATE_ORDER}, "kind": payload["kind"]}
     else:
         validate_status(payload, check_json=False)
     if name != topic(kind, payload).encode():

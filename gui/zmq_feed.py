@@ -12,7 +12,7 @@ import time
 import zmq
 from PySide6.QtCore import QTimer
 
-from emolive.engine.schema import ESTIMATE_TOPIC, STATUS_TOPIC, Rejections, SchemaError, parse_message
+from emolive.engine.schema import ESTIMATE_TOPIC, STATUS_TOPIC, TURN_TOPIC, Rejections, SchemaError, parse_message
 from emolive.engine.sinks import SinkError
 from emolive.engine.sinks.zmq_publisher import validate_address
 from emolive.gui.feed import FeedSignals
@@ -39,7 +39,7 @@ class ZmqFeed:
     def start(self) -> None:
         socket = self._context.socket(zmq.SUB)
         socket.setsockopt(zmq.LINGER, 0)
-        for topic in (ESTIMATE_TOPIC, STATUS_TOPIC):
+        for topic in (ESTIMATE_TOPIC, TURN_TOPIC, STATUS_TOPIC):
             socket.setsockopt(zmq.SUBSCRIBE, f"{topic}.".encode())
         try:
             socket.setsockopt(zmq.IPV6, validate_address(self.address))
@@ -79,4 +79,5 @@ class ZmqFeed:
             except SchemaError as exc:
                 self.signals.rejected.emit(self.rejections.add(exc))
                 continue
-            (self.signals.estimate if kind == ESTIMATE_TOPIC else self.signals.status).emit(payload)
+            signal = {ESTIMATE_TOPIC: self.signals.estimate, TURN_TOPIC: self.signals.turn}.get(kind, self.signals.status)
+            signal.emit(payload)

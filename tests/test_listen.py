@@ -46,7 +46,7 @@ HOSTILE = {  # every class of bad message a reader must survive, with the reason
     "Infinity": ([b"avd.s", json.dumps(good_estimate()).replace("4.0", "Infinity", 1).encode()], "not JSON"),
     "overflowing float": ([b"avd.s", json.dumps(good_estimate()).replace("4.0", "1e999", 1).encode()], "finite"),
     "unknown schema": (frames({**good_estimate(), "schema": 2}), "schema must be 1"),
-    "unknown topic": (frames(good_estimate(), b"other.s"), "neither avd.* nor status.*"),
+    "unknown topic": (frames(good_estimate(), b"other.s"), "none of avd.*, turn.*, status.*"),
     "topic for another stream": (frames(good_estimate(), b"avd.t"), "does not match"),
     "bad status": (frames({"schema": 1, "stream": "s"}, b"status.s"), "status field"),
     "deep nesting": ([b"avd.s", DEEP], "not JSON"),

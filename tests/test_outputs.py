@@ -166,3 +166,15 @@ def test_a_client_that_stops_reading_never_blocks_the_engine_and_its_losses_are_
         assert messages(reader, 1)[0]["topic"] == "status.s"  # the reading client still gets messages
         reader.close()
         stalled.socket.close()
+
+
+def test_readers_parse_turn_messages_and_refuse_a_turn_without_its_kind():
+    from emolive.engine.schema import SchemaError, parse_message, to_json, turn_payload
+
+    turn = turn_payload(kind="turn", seq=0, stream="s", start=1.0, end=2.5, wall_start=1.0, wall_end=2.5,
+                        activation=4.0, valence=3.0, dominance=5.0, classes={"a": 1.0}, speech=True,
+                        voiced_ratio=0.5, model="m", latency_ms=1.0)
+    kind, payload = parse_message([b"turn.s", to_json({**turn, "future": 1}).encode()])
+    assert kind == "turn" and payload == turn  # unknown fields are dropped, as readers must ignore them
+    with pytest.raises(SchemaError, match="turn kind"):
+        parse_message([b"turn.s", to_json({k: v for k, v in turn.items() if k != "kind"}).encode()])
