@@ -130,3 +130,12 @@ def test_leaving_a_stream_early_stops_the_engine_thread(student):
     live.close()
     assert first["end"] >= 3.0 - 0.025
     assert threading.active_count() == before
+
+
+def test_stream_with_turns_interleaves_speech_turns_with_the_windows(student, clip):
+    path, _ = clip
+    items = list(emolive.stream(str(path), model=student, turns=True))
+    turns = [item for item in items if "kind" in item]
+    assert turns and all(t["kind"] == "turn" for t in turns)
+    assert [t["start"] for t in turns] == [t["start"] for t in emolive.analyze(path, model=student).turns]
+    assert len(items) - len(turns) == len(emolive.analyze(path, model=student).windows)
