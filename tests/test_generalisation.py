@@ -287,3 +287,11 @@ def test_an_epoch_picks_views_and_normalises_per_speaker(clips, norm_cfg):
     plain = epoch_features(replace(data, views=[]), replace(cfg, use_views=False), None, 3)
     for a, f in zip(plain, feats):
         np.testing.assert_array_equal(a, f)
+
+
+def test_a_speakers_session_does_not_depend_on_who_else_is_in_the_data(clips, norm_cfg):
+    feats = [compute(c) for c in clips[:5]]
+    alone = session_features(feats[:3], ["a"] * 3, norm_cfg)
+    pooled = session_features(feats, ["a", "a", "a", "b", "b"], norm_cfg)
+    for x, y in zip(alone, pooled[:3]):
+        np.testing.assert_array_equal(x, y)

@@ -7,7 +7,7 @@ from tqdm import tqdm
 
 from emolive.engine.plugin import ModelPlugin
 from emolive.trainer.data import FeatureCache, Utterance, load_audio
-from emolive.trainer.metrics import DIMENSIONS, ccc, uar
+from emolive.trainer.metrics import DIMENSIONS, ccc, speaker_bootstrap, uar
 from emolive.trainer.train import session_features
 
 
@@ -44,7 +44,8 @@ def _read(u: Utterance, rate: int) -> np.ndarray:
 
 def metrics(plugin: ModelPlugin, utts: list[Utterance], out: dict[str, np.ndarray]) -> dict:
     """CCC per dimension on the utterances labelled in it (None where not measurable: too few
-    labels, or all equal); UAR on those whose emotion the class head knows."""
+    labels, or all equal), with a 95 % interval over speakers (trainer.metrics.speaker_bootstrap);
+    UAR on those whose emotion the class head knows."""
     target = np.array([u.avd for u in utts], dtype=np.float64).reshape(-1, 3)
     scores = ccc(out["avd"], target)
     result = {"ccc": {d: (None if np.isnan(v) else float(v)) for d, v in zip(DIMENSIONS, scores)}, "uar": None,
@@ -53,6 +54,10 @@ def metrics(plugin: ModelPlugin, utts: list[Utterance], out: dict[str, np.ndarra
     if known.any():
         result["uar"] = uar(out["class_probs"][known].argmax(1), truth)
         result["n_classified"] = int(known.sum())
+    if len({u.speaker for u in utts}) > 1:
+        low, high = speaker_bootstrap(lambda rows: ccc(out["avd"][rows], target[rows]), [u.speaker for u in utts])
+        result["ccc_ci95"] = {d: None if np.isnan(lo) or np.isnan(hi) else [float(lo), float(hi)]
+                              for d, lo, hi in zip(DIMENSIONS, low, high)}
     return result
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import copy
 import time
+import zlib
 from dataclasses import dataclass, field, replace
 from typing import Callable
 
@@ -66,10 +67,23 @@ def labelled_set(utts: list[Utterance], features: list[np.ndarray], class_names:
 def session_features(features: list[np.ndarray], streams: list[str], norm: StreamNormConfig | None,
                      seed: int = EVAL_ORDER_SEED) -> list[np.ndarray]:
     """What the model sees for clips scored as live sessions: each speaker's clips through the
-    stream normaliser in a seeded random order (the same for every model), or as they are."""
+    stream normaliser in a seeded random order, or as they are.
+
+    A speaker's order depends only on the seed, the speaker's id and their clips in the given
+    order, never on who else is in the data: a speaker scores the same alone or pooled.
+    """
     if norm is None:
         return features
-    return normalise_streams(features, streams, norm, np.random.default_rng(seed).permutation(len(features)))
+    return normalise_streams(features, streams, norm, session_order(streams, seed))
+
+
+def session_order(streams: list[str], seed: int) -> np.ndarray:
+    """Each stream's clip indices permuted by a generator of (seed, the stream's id), streams one after another."""
+    members: dict[str, list[int]] = {}
+    for i, s in enumerate(streams):
+        members.setdefault(s, []).append(i)
+    order = [np.random.default_rng([seed, zlib.crc32(s.encode())]).permutation(idx) for s, idx in members.items()]
+    return np.concatenate(order) if order else np.zeros(0, np.int64)
 
 
 @dataclass

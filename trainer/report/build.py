@@ -142,8 +142,11 @@ def _draw(report: Report, true: np.ndarray, out: Path) -> None:
         fig = figures.embedding_maps(panels, true[:, DIMENSIONS.index(dim)], dim, report.method)
         report.figures[f"map_{dim}"] = _save(fig, out, f"map_{dim}.png")
     emotions = [u.emotion or "unlabelled" for u in report.utterances]
-    report.figures["map_class"] = _save(figures.embedding_maps_by_class(panels, emotions, report.method),
+    report.figures["map_class"] = _save(figures.embedding_maps_by_class(panels, emotions, report.method, "true emotion"),
                                         out, "map_class.png")
+    corpora = [u.corpus for u in report.utterances]
+    report.figures["map_corpus"] = _save(figures.embedding_maps_by_class(panels, corpora, report.method, "corpus"),
+                                         out, "map_corpus.png")
     bars = [(m.label, m.rmse) for m in report.models]
     report.figures["rmse"] = _save(figures.rmse_by_interval(bars, report.interval_counts, analysis.interval_labels()),
                                    out, "rmse_by_interval.png")

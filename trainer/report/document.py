@@ -21,7 +21,8 @@ def report_document(report: Report) -> list[Block]:
         Heading("Results"),
         Text("CCC per dimension (activation, valence, dominance) and class-head UAR, in the layout of "
              "the paper's Table 1: one row per system, one column group per data set. Each group's numbers "
-             "are what `trainer evaluate --json` prints for that model on that data and split."),
+             "are what `trainer evaluate --json` prints for that model on that data and split; brackets "
+             "hold the CCC's 95 % interval over speakers (bootstrap, whole speakers resampled)."),
         tables.ccc_table(report),
         Heading("Data"),
         tables.data_table(report),
@@ -34,7 +35,7 @@ def report_document(report: Report) -> list[Block]:
     ]
     blocks += [Image(report.figures[k], f"{method} coloured by {what}")
                for k, what in (("map_valence", "true valence"), ("map_activation", "true activation"),
-                               ("map_class", "emotion category"))]
+                               ("map_class", "emotion category"), ("map_corpus", "corpus"))]
     blocks += [
         Heading("Error per label interval"),
         Text("Root-mean-square error between estimate and true label within each interval of the true "

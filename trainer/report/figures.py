@@ -64,8 +64,10 @@ def embedding_maps(panels: list[tuple[str, np.ndarray]], values: np.ndarray, dim
     return fig
 
 
-def embedding_maps_by_class(panels: list[tuple[str, np.ndarray]], labels: list[str], method: str) -> Figure:
-    """The same maps coloured by the corpus's emotion category."""
+def embedding_maps_by_class(panels: list[tuple[str, np.ndarray]], labels: list[str], method: str,
+                            what: str = "emotion") -> Figure:
+    """The same maps coloured by a category of each utterance: its emotion, or its corpus (a model
+    that maps corpora apart has learned recording conditions, not only emotions)."""
     fig, axes = _map_panels(len(panels))
     names = sorted(set(labels))
     colours = _category_colours(len(names))
@@ -75,9 +77,9 @@ def embedding_maps_by_class(panels: list[tuple[str, np.ndarray]], labels: list[s
             pick = labels == name
             ax.scatter(xy[pick, 0], xy[pick, 1], color=colour, s=_point_size(len(labels)), linewidths=0, label=name)
         _map_axes(ax, title, method)
-    fig.legend(*axes[0].get_legend_handles_labels(), loc="outside right center", title="true emotion",
+    fig.legend(*axes[0].get_legend_handles_labels(), loc="outside right center", title=what,
                markerscale=max(1.0, 15 / _point_size(len(labels))), frameon=False)
-    fig.suptitle(f"{MAP_AXES[method]} of utterance embeddings by emotion")
+    fig.suptitle(f"{MAP_AXES[method]} of utterance embeddings by {what}")
     return fig
 
 

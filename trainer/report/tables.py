@@ -20,10 +20,19 @@ def ccc_table(report: Report) -> Table:
         row = [m.label]
         for g in groups:
             score = m.scores[g]
-            row += ["-" if score['ccc'][d] is None else f"{score['ccc'][d]:.3f}" for d in DIMENSIONS]
+            row += [_ccc_cell(score, d) for d in DIMENSIONS]
             row.append("-" if score["uar"] is None else f"{score['uar']:.3f}")
         rows.append(row)
     return Table(header, rows)
+
+
+def _ccc_cell(score: dict, dimension: str) -> str:
+    """CCC with its 95 % interval over speakers where there is one: "0.612 [0.55, 0.66]"."""
+    value = score["ccc"][dimension]
+    if value is None:
+        return "-"
+    interval = (score.get("ccc_ci95") or {}).get(dimension)
+    return f"{value:.3f}" + (f" [{interval[0]:.2f}, {interval[1]:.2f}]" if interval else "")
 
 
 def data_table(report: Report) -> Table:
