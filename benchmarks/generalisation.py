@@ -30,7 +30,7 @@ from _common import REPO, SHARED
 
 from emolive.trainer.data import FeatureCache, Utterance
 from emolive.trainer.data.augment import AugmentConfig
-from emolive.trainer.metrics import DIMENSIONS, ccc, uar
+from emolive.trainer.metrics import ccc, speaker_bootstrap, uar
 from emolive.trainer.pipeline import DEFAULT_CACHE, by_split, class_names_of, featurise, load_utterances
 from emolive.trainer.data.splits import speaker_split
 from emolive.trainer.train import TrainConfig, predict, session_features, train
@@ -38,7 +38,7 @@ from emolive.trainer.train import TrainConfig, predict, session_features, train
 CORPORA = ("emodb", "ravdess", "ased", "baved")
 VIEWS = 2
 EPOCHS, PATIENCE = 25, 6
-EPOCH_CLIPS = 2400  # the new recipes' epoch: 2400 draws (balanced: 800 per training corpus)
+EPOCH_CLIPS = 2400  # every recipe's epoch: 2400 clips (balanced: 800 per training corpus), to fit a 2-core budget
 
 
 @dataclass(frozen=True)
@@ -57,12 +57,13 @@ class Recipe:
 
 
 RECIPES = {r.name: r for r in (
-    Recipe("old", stream_norm=False, views=False, balance=False, classes="all", epoch_clips=0),
+    Recipe("old", stream_norm=False, views=False, balance=False, classes="all"),
     Recipe("new"),
     Recipe("new - stream norm", stream_norm=False),
     Recipe("new - views", views=False),
     Recipe("new - balance, shared classes", balance=False, classes="all"),
 )}
+MAIN = ("old", "new")
 
 
 def manifests() -> list[str]:
@@ -107,11 +108,10 @@ def run(out: Path, recipe_name: str, held_out: str, seed: int) -> str:
     return f"{path}: best epoch {result.best_epoch} of {len(result.history)}"
 
 
-def fold_scores(preds: list[dict], test: list[Utterance], speakers: np.ndarray | None = None) -> np.ndarray:
-    """[seeds, 4] act/val/dom CCC and UAR, on the clips of `speakers` (all when None, with repeats)."""
+def fold_scores(preds: list[dict], test: list[Utterance], rows: np.ndarray | None = None) -> np.ndarray:
+    """[seeds, 4] act/val/dom CCC and UAR on the clips `rows` (all when None; repeats allowed)."""
     target = np.array([u.avd for u in test], dtype=np.float64)
-    spk = np.array([u.speaker for u in test])
-    rows = np.arange(len(test)) if speakers is None else np.concatenate([np.flatnonzero(spk == s) for s in speakers])
+    rows = np.arange(len(test)) if rows is None else rows
     out = []
     for p in preds:
         names = list(p["classes"])
@@ -122,13 +122,10 @@ def fold_scores(preds: list[dict], test: list[Utterance], speakers: np.ndarray |
     return np.array(out, dtype=np.float64)
 
 
-def bootstrap(preds: list[dict], test: list[Utterance], draws: int = 500) -> tuple[np.ndarray, np.ndarray]:
-    """2.5 and 97.5 percentiles of the seed-mean metrics over speaker resamples."""
-    speakers = np.array(sorted({u.speaker for u in test}))
-    rng = np.random.default_rng(0)
-    samples = np.array([np.nanmean(fold_scores(preds, test, rng.choice(speakers, len(speakers))), axis=0)
-                        for _ in range(draws)])
-    return np.nanpercentile(samples, 2.5, axis=0), np.nanpercentile(samples, 97.5, axis=0)
+def bootstrap(preds: list[dict], test: list[Utterance]) -> tuple[np.ndarray, np.ndarray]:
+    """95 % interval of the seed-mean metrics over resamples of the left-out corpus's speakers."""
+    return speaker_bootstrap(lambda rows: np.nanmean(fold_scores(preds, test, rows), axis=0),
+                             [u.speaker for u in test])
 
 
 def cell(values: np.ndarray, low: float, high: float) -> str:
@@ -185,20 +182,22 @@ def main() -> None:
     ap.add_argument("--json", type=Path, default=None, help="also write the table's numbers here")
     ap.add_argument("--table-only", action="store_true", help="print the table from saved runs, train nothing")
     args = ap.parse_args()
-    seeds_of = {r: (args.seeds if r in ("old", "new") else args.ablation_seeds) for r in args.recipes}
+    seeds_of = {r: (args.seeds if r in MAIN else args.ablation_seeds) for r in args.recipes}
     if not args.table_only:
         with ProcessPoolExecutor(args.jobs) as pool:
             list(pool.map(warm_views, range(2)))
-            # seed by seed, so an interrupted run has every recipe at the same number of seeds
-            seeds = sorted({s for r in args.recipes for s in seeds_of[r]})
-            jobs = [(args.out, r, c, s) for s in seeds for r in args.recipes if s in seeds_of[r] for c in CORPORA]
+            # the old and new recipes seed by seed (an interrupted run has both at the same seeds), then ablations
+            main = [(args.out, r, c, s) for s in args.seeds for r in MAIN if r in args.recipes for c in CORPORA]
+            ablations = [(args.out, r, c, s) for r in args.recipes if r not in MAIN for s in seeds_of[r]
+                         for c in CORPORA]
+            jobs = main + ablations
             for line in pool.map(run, *zip(*jobs)):
                 print(line, flush=True)
     print(f"Leave-one-corpus-out, CCC (act/val/dom) and UAR, mean ± std over seeds [bootstrap 95 % over "
           f"left-out speakers]; seeds: old/new {args.seeds}, ablations {args.ablation_seeds}")
     text = ""
     summary = {}
-    for group in (["old", "new"], [r for r in args.recipes if r not in ("old", "new")]):
+    for group in (list(MAIN), [r for r in args.recipes if r not in MAIN]):
         group = [r for r in group if r in args.recipes]
         if group:
             part, numbers = table(args.out, group, seeds_of[group[0]])
