@@ -31,8 +31,12 @@ test: setup
 test-all: setup
 	bash scripts/run-tests.sh
 
+# The quick benchmarks (minutes each, one core); generalisation, results, distill (tens of minutes of
+# training), soak and microphone (minutes of real-time audio, a sound server) are run by hand.
+QUICK_BENCHMARKS := frontend engine_latency light_engine score vad teacher training_speed
+
 bench: setup
-	$(PY) benchmarks/frontend.py
+	set -e; for name in $(QUICK_BENCHMARKS); do echo "== benchmarks/$$name.py"; $(PY) benchmarks/$$name.py; done
 
 # Renders the live window (Xvfb, or Qt offscreen) on the bundled demo clip into docs/screenshot.png.
 screenshot: setup

@@ -3,17 +3,12 @@ from __future__ import annotations
 
 import csv
 import os
-import sys
 import time
 from pathlib import Path
 from typing import Callable
 
-# Scripts here are named after what they measure (trainer.py, engine.py): with this folder first on
-# sys.path they would shadow the packages of the same name, so scripts import this module first.
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
-
 for _var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMBA_NUM_THREADS"):
-    os.environ.setdefault(_var, "1")  # every measurement here is on one core
+    os.environ.setdefault(_var, "1")  # every measurement here is on one core: import this module first
 
 import numpy as np  # noqa: E402
 import soundfile as sf  # noqa: E402

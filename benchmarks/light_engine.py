@@ -8,13 +8,12 @@ differs: `student` (onnxruntime, no torch imported) and `student-torch` (torch, 
 - `emolive --help`: the light CLI, against the same CLI with torch imported first, as it was before;
 - model per 3 s window, one thread, one window per call (the live path);
 - offline end to end, one core: file decode, front end, windows, model in batches, publish (pinned);
-- live p99 block in -> received by a SUB process, paced at real time (benchmarks/engine.py's code).
+- live p99 block in -> received by a SUB process, paced at real time (benchmarks/engine_latency.py's code).
 Run: .venv/bin/python benchmarks/light_engine.py [--latency-seconds 30] [--throughput-seconds 120]
 """
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import os
 import subprocess
 import sys
@@ -26,13 +25,12 @@ from _common import REPO, best_time, corpus_speech, print_table  # first: it set
 
 import numpy as np
 
+import engine_latency  # its subscriber, port picking, latency and throughput code
+
 from emolive.engine.cli import DEMO_CLIP
 from emolive.engine.features import compute
 from emolive.engine.plugin import load_model
 
-_spec = importlib.util.spec_from_file_location("engine_benchmark", Path(__file__).with_name("engine.py"))
-engine_benchmark = importlib.util.module_from_spec(_spec)  # latency and throughput are measured by its code
-_spec.loader.exec_module(engine_benchmark)
 
 PATHS = {"torch": "student-torch", "light": "student"}
 EMOLIVE = [sys.executable, "-c", "import sys; from emolive.engine.cli import main; sys.exit(main())"]
@@ -78,19 +76,19 @@ def main() -> None:
     models = {name: load_model(model) for name, model in PATHS.items()}
     samples = corpus_speech(args.corpus, max(args.latency_seconds, args.throughput_seconds))
     with tempfile.TemporaryDirectory() as tmp:
-        live = engine_benchmark.write_flac(samples[:int(16000 * args.latency_seconds)], tmp, "live.flac")
+        live = engine_latency.write_flac(samples[:int(16000 * args.latency_seconds)], tmp, "live.flac")
         for name, model in models.items():
-            address = f"tcp://127.0.0.1:{engine_benchmark.free_port()}"
-            subscriber = engine_benchmark.start_subscriber(address)
-            e2e, _, _ = engine_benchmark.latency(model, live, address, subscriber)
+            address = f"tcp://127.0.0.1:{engine_latency.free_port()}"
+            subscriber = engine_latency.start_subscriber(address)
+            e2e, _, _ = engine_latency.latency(model, live, address, subscriber)
             results[name]["p99"] = float(np.percentile(e2e, 99))
         os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})  # the rest on one core
-        offline = engine_benchmark.write_flac(samples[:int(16000 * args.throughput_seconds)], tmp, "offline.flac")
+        offline = engine_latency.write_flac(samples[:int(16000 * args.throughput_seconds)], tmp, "offline.flac")
         for name, model in models.items():
-            _, results[name]["offline"] = engine_benchmark.throughput(model, offline, args.throughput_seconds)
+            _, results[name]["offline"] = engine_latency.throughput(model, offline, args.throughput_seconds)
     frames = compute(samples[:16000 * 60])
     for name, model in models.items():
-        results[name]["window"] = engine_benchmark.model_ms_per_window(model, frames, 1)
+        results[name]["window"] = engine_latency.model_ms_per_window(model, frames, 1)
 
     t, light = results["torch"], results["light"]
     rows = [

@@ -4,7 +4,7 @@ Microphone: a private PulseAudio daemon with a null sink (tests/virtual_mic.py);
 `--minutes` of RAVDESS speech into it at real time and `emolive stream --device pulse` records its
 monitor through ALSA's pulse plugin and PortAudio, publishing on ZeroMQ to a SUB process.
 Reference: the first `--reference-minutes` of the same speech through `emolive stream --source FILE
---realtime` (FileSource paces it: no device, no PortAudio), the path benchmarks/engine.py measures.
+--realtime` (FileSource paces it: no device, no PortAudio), the path benchmarks/engine_latency.py measures.
 Both are the real CLI as a subprocess with the default student, 3 s windows every 0.5 s.
 
 Per estimate, "captured -> received by SUB" is the subscriber's wall clock at receipt minus the
@@ -31,22 +31,23 @@ import threading
 import time
 from pathlib import Path
 
-from _common import REPO, corpus_speech, print_table  # first: it keeps this folder from shadowing packages
+from _common import REPO, corpus_speech, print_table  # first: it sets one thread for every library
 
 import numpy as np
 import soundfile as sf
 
+import engine_latency  # its subscriber, port picking, latency and throughput code
+
 
 
 def _load(name: str, path: Path):
-    """A module by its file (the names `engine` and `tests` are taken on sys.path by packages)."""
+    """A module by its file: tests/ is not on a benchmark's sys.path."""
     spec = importlib.util.spec_from_file_location(name, path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
 
 
-engine_benchmark = _load("engine_benchmark", Path(__file__).with_name("engine.py"))  # subscriber, port picking
 virtual_mic = _load("virtual_mic", REPO / "tests" / "virtual_mic.py")  # lives with the tests that use it
 
 EMOLIVE = str(Path(sys.executable).parent / "emolive")
@@ -67,8 +68,8 @@ class Run:
     """One `emolive stream` subprocess publishing to a fresh subscriber; estimates and CPU sampled as they come."""
 
     def __init__(self, args: list[str], env: dict[str, str]) -> None:
-        self.address = f"tcp://127.0.0.1:{engine_benchmark.free_port()}"
-        self.subscriber = engine_benchmark.start_subscriber(self.address)
+        self.address = f"tcp://127.0.0.1:{engine_latency.free_port()}"
+        self.subscriber = engine_latency.start_subscriber(self.address)
         self.process = subprocess.Popen([EMOLIVE, "stream", *args, "--json", "--publish", self.address,
                                          "--wait-subscriber", "60"], env=env, stdout=subprocess.PIPE,
                                         stderr=subprocess.PIPE, text=True)

@@ -17,7 +17,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from _common import SHARED, print_table  # first: it keeps this file from shadowing packages
+from _common import SHARED, print_table  # first: it sets one thread for every library
 
 import soundfile as sf
 

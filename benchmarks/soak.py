@@ -25,7 +25,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from _common import REPO, corpus_speech, print_table  # first: it keeps this folder from shadowing packages
+from _common import REPO, corpus_speech, print_table  # first: it sets one thread for every library
 
 import numpy as np
 import soundfile as sf

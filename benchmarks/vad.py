@@ -21,7 +21,7 @@ import importlib.util
 import time
 from collections.abc import Callable
 
-from _common import SHARED, print_table  # first: it keeps this file from shadowing packages
+from _common import SHARED, print_table  # first: it sets one thread for every library
 
 import numpy as np
 import soundfile as sf

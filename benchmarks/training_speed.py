@@ -2,7 +2,7 @@
 
 One epoch on all of RAVDESS (1434 clips) for GRU and TCGRU (+MTL), with the machine's cores.
 (The student's time per window, torch next to onnxruntime, is measured by benchmarks/light_engine.py.)
-Run: .venv/bin/python benchmarks/trainer.py
+Run: .venv/bin/python benchmarks/training_speed.py
 """
 from __future__ import annotations
 

@@ -9,7 +9,7 @@ of speech, as x real time, per CPU second and by wall clock, with the process pi
 core. The model runs on one thread throughout, as `emolive stream` runs it; the latency run is not
 pinned (the engine's reader, model and ZeroMQ threads may share the machine's cores as they do
 in use) and its subscriber is a separate process.
-Run: .venv/bin/python benchmarks/engine.py [--latency-seconds 60] [--throughput-seconds 600]
+Run: .venv/bin/python benchmarks/engine_latency.py [--latency-seconds 60] [--throughput-seconds 600]
 """
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from _common import best_time, corpus_speech, print_table  # first: it keeps this file from shadowing `engine`
+from _common import best_time, corpus_speech, print_table  # first: it sets one thread for every library
 
 import numpy as np
 import soundfile as sf
