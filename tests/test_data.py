@@ -8,6 +8,7 @@ import soundfile as sf
 from tests.conftest import CORPORA, SHARED
 
 from emolive.engine.features import FrontEndConfig, compute
+from emolive.trainer.errors import TrainerError
 from emolive.trainer.data import (
     FeatureCache,
     Utterance,
@@ -103,6 +104,60 @@ def test_manifest_minimal_columns(tmp_path):
 def test_manifest_errors_name_the_problem(tmp_path, row, message):
     with pytest.raises(ValueError, match=message):
         read_manifest(_write_csv(tmp_path / "m.csv", [row]))
+
+
+@pytest.mark.parametrize(
+    "data, message",
+    [
+        (b"path,speaker,emotion\n1.wav,s\n", r"m.csv:2: 2 field\(s\), the header has 3"),
+        (b"path,speaker,emotion\n1.wav,s,sad\n2.wav,s,sad,extra\n", r"m.csv:3: 4 field\(s\), the header has 3"),
+        (b"path,speaker,emotion\n1.wav,s,sad\n2.wav,J\xf6rg,sad\n", r"m.csv:3: byte 0xf6 is not UTF-8"),
+        (b"path,speaker,emotion\n,s,sad\n", r"m.csv:2: empty path"),
+        (b"path,speaker,emotion\n1.wav, ,sad\n", r"m.csv:2: empty speaker"),
+        (b"path,speaker,emotion\n1.wav,s,sad\n1.wav,t,sad\n", r"m.csv:3: .*1.wav' is listed again .*m.csv:2"),
+    ],
+)
+def test_malformed_manifests_are_one_line_errors_naming_file_and_line(tmp_path, data, message):
+    (tmp_path / "m.csv").write_bytes(data)
+    with pytest.raises(TrainerError, match=message) as err:
+        read_manifest(tmp_path / "m.csv")
+    assert "\n" not in str(err.value)
+
+
+def test_missing_manifest_is_a_user_error(tmp_path):
+    with pytest.raises(TrainerError, match="missing.csv: cannot read the table"):
+        read_manifest(tmp_path / "missing.csv")
+
+
+def test_a_byte_order_mark_is_accepted(tmp_path):
+    """Excel's "CSV UTF-8" starts with a BOM; without utf-8-sig the first column would be '\\ufeffpath'."""
+    (tmp_path / "m.csv").write_bytes("path,speaker,emotion\n1.wav,Jörg,sad\n".encode("utf-8-sig"))
+    (utt,) = read_manifest(tmp_path / "m.csv")
+    assert utt.path == tmp_path / "1.wav" and utt.speaker == f"{tmp_path.name}/Jörg"
+
+
+def test_duplicate_rows_are_dropped_with_a_warning(tmp_path, caplog):
+    (tmp_path / "m.csv").write_text("path,speaker,emotion\n1.wav,s,sad\n2.wav,s,angry\n1.wav,s,sad\n")
+    utts = read_manifest(tmp_path / "m.csv")
+    assert [u.path.name for u in utts] == ["1.wav", "2.wav"]
+    assert "dropped 1 duplicate row(s)" in caplog.text and "m.csv:4" in caplog.text
+
+
+def test_a_clip_in_two_manifests_counts_once(tmp_path, caplog):
+    from emolive.trainer.pipeline import load_utterances
+
+    manifest = _write_csv(tmp_path / "m.csv", [{"path": "1.wav", "speaker": "s", "emotion": "sad"}])
+    assert len(load_utterances([str(manifest), str(manifest)])) == 1
+    assert "dropped 1 duplicate" in caplog.text
+
+
+def test_msp_podcast_ratings_must_be_numbers_on_the_scale(tmp_path):
+    labels = _msp_fixture(tmp_path / "msp") / "Labels" / "labels_consensus.csv"
+    text = labels.read_text().splitlines()
+    text[2] = text[2].replace("3.5", "high")
+    labels.write_text("\n".join(text) + "\n")
+    with pytest.raises(TrainerError, match=r"labels_consensus.csv:3: EmoAct 'high' is not a number"):
+        read_msp_podcast(tmp_path / "msp")
 
 
 def test_a_partial_row_takes_the_given_dimensions_and_the_map_for_the_rest(tmp_path):
@@ -230,6 +285,21 @@ def test_feature_cache_errors_name_the_file(tmp_path):
     (tmp_path / "bad.wav").write_bytes(b"not audio" * 10)
     with pytest.raises(ValueError, match="cannot compute features of .*bad.wav"):
         cache.features(tmp_path / "bad.wav")
+
+
+@pytest.mark.parametrize("corrupt", [b"", b"\x93NUMPY garbage", None])
+def test_a_corrupt_cache_entry_is_named_and_computed_again(tmp_path, caplog, corrupt):
+    wav = _tone(tmp_path / "a.wav")
+    cache = FeatureCache(tmp_path / "cache")
+    good = cache.features(wav)
+    (entry,) = cache.dir.glob("*.npy")
+    if corrupt is None:
+        np.save(entry, good.astype(np.float64))  # loads, but is not what the cache writes
+    else:
+        entry.write_bytes(corrupt)
+    np.testing.assert_array_equal(FeatureCache(tmp_path / "cache").features(wav), good)
+    assert f"cache entry {entry} is corrupt" in caplog.text
+    np.testing.assert_array_equal(np.load(entry), good)  # rewritten whole
 
 
 def test_features_for_keeps_order(tmp_path):

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Iterable
 
+from emolive.trainer.errors import TrainerError
+
 if TYPE_CHECKING:
     from emolive.trainer.data.utterance import Utterance
 
@@ -20,7 +22,7 @@ def class_names_of(utts: Iterable[Utterance], which: str = "shared") -> list[str
     "all": every category in the data.
     """
     if which not in CLASS_SETS:
-        raise ValueError(f"class set {which!r} is not one of {', '.join(CLASS_SETS)}")
+        raise TrainerError(f"class set {which!r} is not one of {', '.join(CLASS_SETS)}")
     utts = list(utts)
     corpora_of: dict[str, set[str]] = {}
     for u in utts:

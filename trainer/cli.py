@@ -6,6 +6,7 @@ import sys
 
 import emolive
 from emolive.engine import console
+from emolive.engine.errors import EmoliveError
 from emolive.plugins.student import ARCHITECTURES
 from emolive.trainer.classes import CLASS_SETS
 from emolive.plugins.teacher.encoder import BATCH_SECONDS
@@ -160,7 +161,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         distributed.setup()  # joins torchrun's process group when launched by it
         return getattr(commands, args.command)(args)
-    except (ValueError, FileNotFoundError, OSError) as err:
+    except EmoliveError as err:  # every layer's user error (TrainerError, BundleError, ...); bugs stay tracebacks
         print(f"trainer {args.command}: error: {err}", file=sys.stderr)
         return 2
     finally:

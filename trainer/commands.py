@@ -1,7 +1,6 @@
 """The bodies of the `trainer` subcommands; argument parsing lives in trainer.cli."""
 from __future__ import annotations
 
-import csv
 import json
 import logging
 import sys
@@ -13,6 +12,7 @@ import numpy as np
 from emolive.engine.plugin import load_model
 from emolive.trainer import distributed
 from emolive.trainer.data import FeatureCache, read_splits, write_splits
+from emolive.trainer.data.table import csv_rows
 from emolive.trainer.embeddings import EmbeddingCache, parse_streams
 from emolive.trainer.evaluate import format_table, metrics, predict_utterances
 from emolive.trainer.metrics import DIMENSIONS
@@ -21,6 +21,7 @@ from emolive.trainer.pipeline import (MFB, DEFAULT_CACHE, DEFAULT_EMBEDDING_CACH
 from emolive.trainer.data import Utterance
 from emolive.trainer.history import HISTORY_FILE, SPLITS_FILE, versions, write_history
 from emolive.trainer.train import TrainConfig, score, train as fit
+from emolive.trainer.errors import TrainerError
 
 log = logging.getLogger(__name__)
 
@@ -97,7 +98,7 @@ def embed(args) -> int:
     streams = parse_streams(",".join(args.bundle))
     if args.checkpoint:
         if len(streams) != 1:
-            raise ValueError("--checkpoint replaces the weights of one model: give exactly one --bundle")
+            raise TrainerError("--checkpoint replaces the weights of one model: give exactly one --bundle")
         streams = [replace(streams[0], checkpoint=args.checkpoint)]
     utts = load_utterances(args.data, args.msp_podcast)
     ctx = distributed.context()
@@ -128,7 +129,7 @@ def evaluate(args) -> int:
     if args.split:
         utts = by_split(utts, args.split)
         if not utts:
-            raise ValueError(f"no utterances in split {args.split!r}")
+            raise TrainerError(f"no utterances in split {args.split!r}")
     out = predict_utterances(plugin, utts, args.cache or DEFAULT_CACHE, progress=not args.json)
     result = metrics(plugin, utts, out)
     if args.json:
@@ -142,7 +143,7 @@ def evaluate(args) -> int:
 def held_out_splits(splits_csv: Path, utts: list[Utterance], warn: bool) -> list[Utterance]:
     """The model's own split for speakers it was trained or validated on; "test" for every other
     speaker (held out, or never seen). Warns when the data holds clips the model learned from."""
-    seen = {row["speaker"]: row["split"] for row in csv.DictReader(splits_csv.open(newline=""))}
+    seen = {row["speaker"]: row["split"] for _, row in csv_rows(splits_csv, ("speaker", "split"))}
     learned_from = {speaker for speaker, split in seen.items() if split in ("train", "val")}
     marked = [replace(u, split=seen[u.speaker] if u.speaker in learned_from else "test") for u in utts]
     learned = [u for u in marked if u.split != "test"]

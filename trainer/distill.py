@@ -29,6 +29,7 @@ from emolive.trainer.data import Utterance
 from emolive.trainer.evaluate import predict_utterances
 from emolive.trainer.losses import DistillationLoss
 from emolive.trainer.train import LabelledSet, TrainConfig
+from emolive.trainer.errors import TrainerError
 
 
 @dataclass(frozen=True)
@@ -123,12 +124,12 @@ def setup_distillation(teacher: str, dcfg: DistillConfig, train_set: LabelledSet
                        cache_root: str | Path) -> tuple[TrainConfig, DistillObjective, dict]:
     """Teacher targets for the training set, the objective, and the training config for it."""
     if cfg.epochs <= dcfg.switch_epoch:
-        raise ValueError(f"--epochs {cfg.epochs} leaves no epoch after --switch-epoch {dcfg.switch_epoch} "
+        raise TrainerError(f"--epochs {cfg.epochs} leaves no epoch after --switch-epoch {dcfg.switch_epoch} "
                          "to select the model from")
     plugin = load_model(teacher)
     targets = teacher_targets(plugin, train_set.utterances, cache_root)
     if targets.embedding.shape[1] != cfg.embedding_dim:
-        raise ValueError(f"teacher {teacher} has a {targets.embedding.shape[1]}-dim embedding but the student's "
+        raise TrainerError(f"teacher {teacher} has a {targets.embedding.shape[1]}-dim embedding but the student's "
                          f"is {cfg.embedding_dim}; use a teacher with a {cfg.embedding_dim}-dim embedding layer")
     cfg = replace(cfg, whole_epochs=dcfg.switch_epoch, select_from=dcfg.switch_epoch)
     info = {"teacher": teacher, "teacher_digest": teacher_digest(plugin), **asdict(dcfg)}

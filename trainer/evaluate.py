@@ -9,6 +9,7 @@ from emolive.engine.plugin import ModelPlugin
 from emolive.trainer.data import FeatureCache, Utterance, load_audio
 from emolive.trainer.metrics import DIMENSIONS, ccc, speaker_bootstrap, uar
 from emolive.trainer.train import session_features
+from emolive.trainer.errors import TrainerError
 
 
 def predict_utterances(plugin: ModelPlugin, utts: list[Utterance], cache_root, batch_size: int = 64,
@@ -39,7 +40,7 @@ def _read(u: Utterance, rate: int) -> np.ndarray:
     try:
         return load_audio(u.path.read_bytes(), rate)
     except (OSError, sf.SoundFileError) as err:
-        raise ValueError(f"cannot read audio {u.path}: {err}") from err
+        raise TrainerError(f"cannot read audio {u.path}: {err}") from err
 
 
 def metrics(plugin: ModelPlugin, utts: list[Utterance], out: dict[str, np.ndarray]) -> dict:

@@ -7,10 +7,12 @@ from pathlib import Path
 from emolive.plugins.student import StudentModel, save_bundle
 from emolive.plugins.teacher import save_teacher_bundle
 from emolive.trainer.data import FeatureCache, Utterance, read_manifest, read_msp_podcast, speaker_split
+from emolive.trainer.data.utterance import without_duplicates
 from emolive.trainer.classes import CLASS_SETS, class_names_of  # noqa: F401 (re-exported)
 from emolive.trainer.data.augment import AugmentConfig
 from emolive.trainer.embeddings import EmbeddingFeatures, parse_streams
 from emolive.trainer.train import LabelledSet, labelled_set
+from emolive.trainer.errors import TrainerError
 
 DEFAULT_CACHE = Path(os.environ.get("EMOLIVE_CACHE", Path.home() / ".cache" / "emolive")) / "features"
 DEFAULT_EMBEDDING_CACHE = DEFAULT_CACHE.parent / "embeddings"
@@ -21,13 +23,11 @@ FeatureSource = FeatureCache | EmbeddingFeatures
 
 
 def load_utterances(manifests: list[str], msp_roots: list[str] | None = None) -> list[Utterance]:
-    utts: list[Utterance] = []
-    for m in manifests:
-        utts += read_manifest(m)
-    for root in msp_roots or []:
-        utts += read_msp_podcast(root)
+    """Every source's clips, pooled; a clip in two sources counts once (utterance.without_duplicates)."""
+    sources = [(m, read_manifest(m)) for m in manifests] + [(r, read_msp_podcast(r)) for r in msp_roots or []]
+    utts = without_duplicates((str(where), u) for where, us in sources for u in us)
     if not utts:
-        raise ValueError("no utterances: give --data MANIFEST.csv and/or --msp-podcast ROOT")
+        raise TrainerError("no utterances: give --data MANIFEST.csv and/or --msp-podcast ROOT")
     return utts
 
 
@@ -50,7 +50,7 @@ def save_model(source: FeatureSource, path: str | Path, model: StudentModel, cla
     """A student bundle for MFB+F0, a teacher bundle recording its streams for embeddings."""
     if isinstance(source, EmbeddingFeatures):
         if stream_normalisation is not None:
-            raise ValueError("stream normalisation is for MFB+F0 students; train teachers with --no-stream-norm")
+            raise TrainerError("stream normalisation is for MFB+F0 students; train teachers with --no-stream-norm")
         return save_teacher_bundle(path, model, source.streams, class_names, **kwargs)
     return save_bundle(path, model, source.cfg, class_names, stream_normalisation=stream_normalisation, **kwargs)
 

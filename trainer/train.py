@@ -28,6 +28,7 @@ from emolive.trainer import distributed
 from emolive.trainer.data import Utterance, feature_stats
 from emolive.trainer.losses import MultitaskLoss
 from emolive.trainer.metrics import ccc, uar
+from emolive.trainer.errors import TrainerError
 
 IGNORE = -100
 LOG_FLOOR_LN = float(np.log(LOG_FLOOR))
@@ -259,7 +260,7 @@ def train(train_set: LabelledSet, val_set: LabelledSet, class_names: list[str], 
         if stale >= cfg.patience:
             break
     if best_state is None:
-        raise ValueError(f"no epoch to select: --epochs {cfg.epochs} must exceed the first selectable epoch "
+        raise TrainerError(f"no epoch to select: --epochs {cfg.epochs} must exceed the first selectable epoch "
                          f"{cfg.select_from}")
     model.load_state_dict(best_state)
     model.eval()

@@ -17,7 +17,7 @@ from emolive.engine.plugin import Prediction
 from emolive.plugins.student.torch_plugin import TorchStudentPlugin
 from emolive.plugins.teacher.bundle import load_teacher_bundle
 from emolive.plugins.teacher.encoder import SSLEncoder, default_device, fuse
-from emolive.plugins.teacher.pretrained import PRETRAINED, Stream, load_pretrained
+from emolive.plugins.teacher.pretrained import PRETRAINED, MissingWeightsError, Stream, load_pretrained
 
 DEFAULT_BUNDLE = Path(__file__).resolve().parent / "default"
 DEFAULT_STREAMS = ("hubert-large", "hubert-large-960h")  # Table 3's best teacher
@@ -73,7 +73,7 @@ def load_default() -> TeacherPlugin:
         files = " and ".join(str(PRETRAINED[n].hub_file()) for n in DEFAULT_STREAMS)
         fetch = "; ".join(PRETRAINED[n].fetch_command() for n in DEFAULT_STREAMS)
         streams = " ".join(f"--bundle {n}" for n in DEFAULT_STREAMS)
-        raise FileNotFoundError(
+        raise MissingWeightsError(
             f"no trained teacher bundle at {DEFAULT_BUNDLE}: it needs the pretrained weights {files} "
             f"(where a network exists: {fetch}), then `trainer embed {streams} --data MANIFEST.csv` and "
             f"`trainer train --features {','.join(DEFAULT_STREAMS)} --data MANIFEST.csv --out {DEFAULT_BUNDLE}`")

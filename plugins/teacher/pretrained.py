@@ -23,8 +23,14 @@ import torchaudio
 from safetensors.torch import load_file
 from torchaudio.pipelines import Wav2Vec2Bundle
 
+from emolive.engine.errors import EmoliveError
 
-class MissingWeightsError(FileNotFoundError):
+
+class TeacherError(EmoliveError, ValueError):
+    """A pretrained model name, layer or checkpoint the user gave is not usable; the text says why."""
+
+
+class MissingWeightsError(EmoliveError, FileNotFoundError):
     """Pretrained weights are not on this machine; the message says which file and how to get it."""
 
 
@@ -80,7 +86,7 @@ fine-tune. All published by fairseq under the MIT licence, redistributed by torc
 
 def get_pretrained(name: str) -> Pretrained:
     if name not in PRETRAINED:
-        raise ValueError(f"unknown pretrained model {name!r}; known: {', '.join(PRETRAINED)}")
+        raise TeacherError(f"unknown pretrained model {name!r}; known: {', '.join(PRETRAINED)}")
     return PRETRAINED[name]
 
 
@@ -111,9 +117,9 @@ def parse_stream(text: str) -> Stream:
     try:
         number = int(layer) if layer else spec.num_layers
     except ValueError:
-        raise ValueError(f"layer in {text!r} must be a number") from None
+        raise TeacherError(f"layer in {text!r} must be a number") from None
     if not 1 <= number <= spec.num_layers:
-        raise ValueError(f"{name} has transformer layers 1..{spec.num_layers}, not {number}")
+        raise TeacherError(f"{name} has transformer layers 1..{spec.num_layers}, not {number}")
     return Stream(name, number, checkpoint or None)
 
 
@@ -127,15 +133,15 @@ def read_checkpoint(path: str | Path) -> dict[str, torch.Tensor]:
     """A state dict from safetensors or a torch file; torch files load with weights_only (no code runs)."""
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"checkpoint {path} does not exist")
+        raise TeacherError(f"checkpoint {path} does not exist")
     if path.suffix == ".safetensors":
         return load_file(str(path))
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except (pickle.UnpicklingError, RuntimeError, ValueError, EOFError) as err:  # which one depends on the format
-        raise ValueError(f"{path}: not a weights-only torch checkpoint ({str(err).splitlines()[0]})") from err
+        raise TeacherError(f"{path}: not a weights-only torch checkpoint ({str(err).splitlines()[0]})") from err
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise ValueError(f"{path}: expected a state dict (name -> tensor)")
+        raise TeacherError(f"{path}: expected a state dict (name -> tensor)")
     return state
 
 
@@ -158,5 +164,5 @@ def load_pretrained(spec: Pretrained, checkpoint: str | Path | None = None) -> t
     try:
         model.load_state_dict(read_checkpoint(checkpoint))
     except RuntimeError as err:
-        raise ValueError(f"{checkpoint}: not a {spec.name} state dict ({str(err).splitlines()[0]} ...)") from err
+        raise TeacherError(f"{checkpoint}: not a {spec.name} state dict ({str(err).splitlines()[0]} ...)") from err
     return model.eval()

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import logging
 import os
 from pathlib import Path
 from typing import Iterable
@@ -23,6 +24,9 @@ from tqdm import tqdm
 from emolive.engine.features import FrontEndConfig, compute
 from emolive.trainer.data.augment import AugmentConfig, NoiseBank, augment, view_rng
 from emolive.trainer.data.utterance import Utterance
+from emolive.trainer.errors import TrainerError
+
+log = logging.getLogger(__name__)
 
 
 def load_audio(data: bytes, sample_rate: int) -> np.ndarray:
@@ -38,7 +42,7 @@ def read_audio_bytes(audio_path: str | Path) -> bytes:
     try:
         return Path(audio_path).read_bytes()
     except OSError as err:
-        raise ValueError(f"cannot read audio {audio_path}: {err.strerror}") from err
+        raise TrainerError(f"cannot read audio {audio_path}: {err.strerror}") from err
 
 
 def audio_key(data: bytes) -> str:
@@ -47,18 +51,34 @@ def audio_key(data: bytes) -> str:
 
 
 class ArrayStore:
-    """A directory of `<key>.npy` arrays; `describe` (JSON) is written beside them for people."""
+    """A directory of `<key>.npy` arrays; `describe` (JSON) is written beside them for people.
+
+    An entry that does not load as a finite 2-D float32 array (a disk error, a hand edit, a file
+    from another program) is reported by name, removed and treated as missing, so the caller
+    computes it again instead of training on garbage or stopping with a numpy traceback.
+    """
 
     def __init__(self, path: str | Path, describe: dict) -> None:
         self.dir = Path(path)
         self.dir.mkdir(parents=True, exist_ok=True)
         (self.dir / "about.json").write_text(json.dumps(describe, indent=2) + "\n")
 
-    def __contains__(self, key: str) -> bool:
-        return (self.dir / f"{key}.npy").is_file()
-
-    def get(self, key: str) -> np.ndarray:
-        return np.load(self.dir / f"{key}.npy", allow_pickle=False)
+    def get(self, key: str) -> np.ndarray | None:
+        """The entry, or None when it is missing or was corrupt (and is now removed)."""
+        entry = self.dir / f"{key}.npy"
+        if not entry.is_file():
+            return None
+        try:
+            array = np.load(entry, allow_pickle=False)
+            problem = None if array.ndim == 2 and array.dtype == np.float32 and np.isfinite(array).all() \
+                else f"a {array.dtype} array of shape {array.shape}, not finite 2-D float32"
+        except (OSError, ValueError, EOFError) as err:  # what np.load raises for a truncated or foreign file
+            problem = str(err).splitlines()[0] if str(err) else type(err).__name__
+        if problem is None:
+            return array
+        log.warning("cache entry %s is corrupt (%s): removed, computing it again", entry, problem)
+        entry.unlink(missing_ok=True)
+        return None
 
     def put(self, key: str, array: np.ndarray) -> None:
         entry = self.dir / f"{key}.npy"
@@ -81,12 +101,13 @@ class FeatureCache:
         """[N, num_features] float32 for one file, computed on first use."""
         data = read_audio_bytes(audio_path)
         key = audio_key(data)
-        if key in self.store:
-            return self.store.get(key)
+        cached = self.store.get(key)
+        if cached is not None:
+            return cached
         try:
             feats = compute(load_audio(data, self.cfg.sample_rate), self.cfg)
         except (sf.SoundFileError, ValueError) as err:
-            raise ValueError(f"cannot compute features of {audio_path}: {err}") from err
+            raise TrainerError(f"cannot compute features of {audio_path}: {err}") from err
         self.store.put(key, feats)
         return feats
 
@@ -102,8 +123,9 @@ class FeatureCache:
         options and the noise bank's content."""
         data = read_audio_bytes(audio_path)
         key = f"{audio_key(data)}.view{view}.{aug.digest()}.{bank_key}"
-        if key in self.store:
-            return self.store.get(key)
+        cached = self.store.get(key)
+        if cached is not None:
+            return cached
         samples = load_audio(data, self.cfg.sample_rate)
         feats = compute(augment(samples, view_rng(audio_key(data), view, aug), aug, bank), self.cfg)
         self.store.put(key, feats)
@@ -138,7 +160,7 @@ def feature_stats(features: Iterable[np.ndarray]) -> tuple[np.ndarray, np.ndarra
         total = total + f64.sum(0)
         squares = squares + (f64**2).sum(0)
     if count == 0:
-        raise ValueError("no frames to compute normalisation statistics from")
+        raise TrainerError("no frames to compute normalisation statistics from")
     mean = total / count
     std = np.sqrt(np.maximum(squares / count - mean**2, 0.0))
     return mean.astype(np.float32), std.astype(np.float32)

@@ -5,8 +5,9 @@ import logging
 from pathlib import Path
 
 from emolive.trainer.data.table import csv_rows
-from emolive.trainer.data.utterance import Utterance
+from emolive.trainer.data.utterance import Utterance, without_duplicates
 from emolive.trainer.data.vad import UNLABELLED, canonical_emotion, category_points, vad_targets
+from emolive.trainer.errors import TrainerError
 
 log = logging.getLogger(__name__)
 
@@ -23,11 +24,14 @@ def read_manifest(csv_path: str | Path, corpus: str | None = None) -> list[Utter
     neither gives stays unlabelled (NaN, masked in training and evaluation). An emotion the map
     does not know leaves the clip without map targets (warned once per category, not an error:
     a corpus's own categories should not stop an evaluation). Speakers are namespaced as
-    "<corpus>/<speaker>", the corpus defaulting to the CSV folder's name.
+    "<corpus>/<speaker>", the corpus defaulting to the CSV folder's name. A row that lists a clip
+    again is dropped with a warning if it is a copy, an error if its labels differ
+    (utterance.without_duplicates); trainer.data.table says what else is an error.
     """
     csv_path = Path(csv_path)
     corpus = corpus or csv_path.resolve().parent.name
-    utts = [_row(row, csv_path, corpus, line) for line, row in csv_rows(csv_path, REQUIRED)]
+    utts = without_duplicates((f"{csv_path}:{line}", _row(row, csv_path, corpus, line))
+                              for line, row in csv_rows(csv_path, REQUIRED))
     unknown = sorted({u.emotion for u in utts if u.emotion and u.emotion not in category_points()})
     if unknown:
         log.warning("%s: emotion(s) %s are not in the VAD map: those clips keep only the dimensions the "
@@ -36,14 +40,17 @@ def read_manifest(csv_path: str | Path, corpus: str | None = None) -> list[Utter
 
 
 def _row(row: dict[str, str], csv_path: Path, corpus: str, line: int) -> Utterance:
+    empty = [k for k in ("path", "speaker") if not row[k].strip()]
+    if empty:
+        raise TrainerError(f"{csv_path}:{line}: empty {' and '.join(empty)}; every clip needs its file and speaker")
     intensity = (row.get("intensity") or "").strip().lower()
     emotion = canonical_emotion(row.get("emotion") or "")
     given = [(row.get(k) or "").strip() for k in DIMENSIONS]
     try:
         mapped = vad_targets(emotion, intensity) if emotion in category_points() or not emotion else UNLABELLED
-        avd = tuple(_dimension(v, name) if v else m for v, m, name in zip(given, mapped, DIMENSIONS))
-    except ValueError as err:
-        raise ValueError(f"{csv_path}:{line}: {err}") from err
+        avd = tuple(dimension(v, name) if v else m for v, m, name in zip(given, mapped, DIMENSIONS))
+    except TrainerError as err:
+        raise TrainerError(f"{csv_path}:{line}: {err}") from err
     return Utterance(
         path=csv_path.parent / row["path"],
         speaker=f"{corpus}/{row['speaker'].strip()}",
@@ -56,11 +63,12 @@ def _row(row: dict[str, str], csv_path: Path, corpus: str, line: int) -> Utteran
     )
 
 
-def _dimension(text: str, name: str) -> float:
+def dimension(text: str, name: str) -> float:
+    """A rating on the 1-7 scale from a table cell; anything else is a TrainerError."""
     try:
         value = float(text)
     except ValueError:
-        raise ValueError(f"{name} {text!r} is not a number") from None
+        raise TrainerError(f"{name} {text!r} is not a number") from None
     if not 1.0 <= value <= 7.0:
-        raise ValueError(f"{name} {value} is outside the 1-7 scale")
+        raise TrainerError(f"{name} {value} is outside the 1-7 scale")
     return value

@@ -7,7 +7,9 @@ from pathlib import Path
 
 import numpy as np
 
+from emolive.trainer.data.table import csv_rows
 from emolive.trainer.data.utterance import Utterance
+from emolive.trainer.errors import TrainerError
 
 
 def speaker_split(utts: list[Utterance], val_frac: float = 0.1, test_frac: float = 0.2, seed: int = 0) -> list[Utterance]:
@@ -20,7 +22,7 @@ def speaker_split(utts: list[Utterance], val_frac: float = 0.1, test_frac: float
     order = np.random.default_rng(seed).permutation(len(speakers))
     n_test, n_val = (_count(frac, len(speakers)) for frac in (test_frac, val_frac))
     if n_test + n_val >= len(speakers):
-        raise ValueError(f"{len(speakers)} speakers cannot fill val {val_frac} and test {test_frac} and leave any to train")
+        raise TrainerError(f"{len(speakers)} speakers cannot fill val {val_frac} and test {test_frac} and leave any to train")
     split_of = {}
     for rank, i in enumerate(order):
         split_of[speakers[i]] = "test" if rank < n_test else "val" if rank < n_test + n_val else "train"
@@ -29,7 +31,7 @@ def speaker_split(utts: list[Utterance], val_frac: float = 0.1, test_frac: float
 
 def _count(frac: float, n: int) -> int:
     if not 0 <= frac < 1:
-        raise ValueError(f"split fraction must be in [0, 1), got {frac}")
+        raise TrainerError(f"split fraction must be in [0, 1), got {frac}")
     return max(1, round(frac * n)) if frac > 0 else 0
 
 
@@ -37,7 +39,7 @@ def assign_splits(utts: list[Utterance], split_of: dict[str, str]) -> list[Utter
     """Copies of `utts` with each speaker's split; a speaker missing from `split_of` is an error."""
     missing = sorted({u.speaker for u in utts} - split_of.keys())
     if missing:
-        raise ValueError(f"no split for speaker(s) {', '.join(missing[:10])}")
+        raise TrainerError(f"no split for speaker(s) {', '.join(missing[:10])}")
     return [dataclasses.replace(u, split=split_of[u.speaker]) for u in utts]
 
 
@@ -46,7 +48,7 @@ def write_splits(path: str | Path, utts: list[Utterance]) -> None:
     split_of: dict[str, str | None] = {}
     for u in utts:
         if split_of.setdefault(u.speaker, u.split) != u.split:
-            raise ValueError(f"speaker {u.speaker} is in several splits; a split must be speaker-independent")
+            raise TrainerError(f"speaker {u.speaker} is in several splits; a split must be speaker-independent")
     with Path(path).open("w", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(["speaker", "split"])
@@ -55,5 +57,4 @@ def write_splits(path: str | Path, utts: list[Utterance]) -> None:
 
 def read_splits(path: str | Path, utts: list[Utterance]) -> list[Utterance]:
     """Apply a split written by `write_splits` to `utts`."""
-    with Path(path).open(newline="") as f:
-        return assign_splits(utts, {row["speaker"]: row["split"] for row in csv.DictReader(f)})
+    return assign_splits(utts, {row["speaker"]: row["split"] for _, row in csv_rows(Path(path), ("speaker", "split"))})

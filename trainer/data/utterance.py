@@ -1,8 +1,16 @@
 """The one record every dataset adapter produces, so the rest of the trainer is corpus-blind."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+import logging
+import math
+import os
+from dataclasses import astuple, dataclass
 from pathlib import Path
+from typing import Iterable
+
+from emolive.trainer.errors import TrainerError
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -31,3 +39,35 @@ class Utterance:
     def avd(self) -> tuple[float, float, float]:
         """Targets in the model's output order."""
         return (self.activation, self.valence, self.dominance)
+
+
+def without_duplicates(rows: Iterable[tuple[str, Utterance]]) -> list[Utterance]:
+    """The utterances with each audio file once; `rows` pairs each with where it was read ("file:line").
+
+    A file listed again with the same labels is a copy (a concatenated or twice-given table): it is
+    dropped with one warning, since counting a clip twice silently weights it double. A file listed
+    again with other labels, speaker or split cannot be resolved by guessing: that is an error
+    naming both places.
+    """
+    first: dict[str, tuple[str, Utterance]] = {}
+    kept, dropped = [], []
+    for where, u in rows:
+        key = os.path.abspath(u.path)
+        if key not in first:
+            first[key] = (where, u)
+            kept.append(u)
+        elif _same(first[key][1], u):
+            dropped.append(where)
+        else:
+            raise TrainerError(f"{where}: {str(u.path)!r} is listed again with other labels, speaker or split (first at "
+                               f"{first[key][0]}); keep one row per audio file")
+    if dropped:
+        log.warning("dropped %d duplicate row(s) listing an audio file again with the same labels (first: %s)",
+                    len(dropped), dropped[0])
+    return kept
+
+
+def _same(a: Utterance, b: Utterance) -> bool:
+    """Equal records, NaN (unlabelled) equal to NaN."""
+    return all(x == y or (isinstance(x, float) and isinstance(y, float) and math.isnan(x) and math.isnan(y))
+               for x, y in zip(astuple(a), astuple(b)))

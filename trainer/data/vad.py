@@ -5,6 +5,8 @@ import csv
 from functools import cache
 from pathlib import Path
 
+from emolive.trainer.errors import TrainerError
+
 VAD_MAP = Path(__file__).with_name("vad_map.csv")
 
 INTENSITY_WEIGHT = {"": 1.0, "strong": 1.0, "high": 1.0, "normal": 0.75, "medium": 0.75, "low": 0.5}
@@ -73,12 +75,12 @@ def vad_targets(emotion: str, intensity: str = "") -> tuple[float, float, float]
     points = category_points()
     if intensity not in INTENSITY_WEIGHT:
         known = ", ".join(repr(k) for k in INTENSITY_WEIGHT)
-        raise ValueError(f"intensity {intensity!r} is not one of {known}")
+        raise TrainerError(f"intensity {intensity!r} is not one of {known}")
     if not emotion:
         return (level_activation(intensity), UNLABELLED[1], UNLABELLED[2]) if intensity in LEVEL_ACTIVATION \
             else UNLABELLED
     if emotion not in points:
-        raise ValueError(f"emotion {emotion!r} has no VAD target; known: {', '.join(sorted(points))}")
+        raise TrainerError(f"emotion {emotion!r} has no VAD target; known: {', '.join(sorted(points))}")
     weight = INTENSITY_WEIGHT[intensity]
     neutral = points["neutral"]
     return tuple(n + weight * (c - n) for n, c in zip(neutral, points[emotion]))

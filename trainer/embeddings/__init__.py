@@ -3,13 +3,14 @@ from __future__ import annotations
 
 from emolive.plugins.teacher import Stream, parse_stream
 from emolive.trainer.embeddings.cache import EmbeddingCache, EmbeddingFeatures
+from emolive.trainer.errors import TrainerError
 
 
 def parse_streams(text: str) -> list[Stream]:
     """`NAME[:LAYER],NAME[:LAYER]...` (fusion order) -> streams; a repeated stream is an error."""
     streams = [parse_stream(part) for part in text.split(",") if part.strip()]
     if len(set(streams)) != len(streams):
-        raise ValueError(f"{text!r} names a stream twice")
+        raise TrainerError(f"{text!r} names a stream twice")
     return streams
 
 

@@ -19,6 +19,7 @@ from emolive.plugins.teacher import SSLEncoder, Stream, fuse, load_pretrained
 from emolive.plugins.teacher.encoder import BATCH_SECONDS
 from emolive.trainer.data import Utterance
 from emolive.trainer.data.cache import ArrayStore, audio_key, load_audio, read_audio_bytes
+from emolive.trainer.errors import TrainerError
 
 SAMPLE_RATE = 16000
 
@@ -57,27 +58,31 @@ class EmbeddingCache:
     def embeddings(self, paths: Sequence[str | Path], progress: bool = True) -> list[np.ndarray]:
         """[num_frames, dim] float32 per file, in order; missing entries computed in batches."""
         keys = [audio_key(read_audio_bytes(p)) for p in paths]
+        found = {k: self.store.get(k) for k in set(keys)}
         # one index per missing key: identical files are embedded once
-        missing = sorted({k: i for i, k in enumerate(keys) if k not in self.store}.values())
+        missing = sorted({k: i for i, k in enumerate(keys) if found[k] is None}.values())
         if missing:
-            self._compute([paths[i] for i in missing], [keys[i] for i in missing], progress)
-        return [self.store.get(k) for k in keys]
+            found.update(self._compute([paths[i] for i in missing], [keys[i] for i in missing], progress))
+        return [found[k] for k in keys]
 
-    def _compute(self, paths: list[str | Path], keys: list[str], progress: bool) -> None:
+    def _compute(self, paths: list[str | Path], keys: list[str], progress: bool) -> dict[str, np.ndarray]:
         encoder = self.encoder()  # before the progress bar: missing weights fail on one clean line
+        done = {}
         with tqdm(total=len(paths), desc=f"embed {self.stream.label()}", unit="file", disable=not progress) as bar:
             for start in range(0, len(paths), 64):  # bounds the audio held in memory at once
                 audio = [self._read(p) for p in paths[start:start + 64]]
                 for key, emb in zip(keys[start:start + 64], encoder.embed(audio, self.stream.layer)):
                     self.store.put(key, emb)
+                    done[key] = emb
                 bar.update(len(audio))
+        return done
 
     @staticmethod
     def _read(path: str | Path) -> np.ndarray:
         try:
             return load_audio(read_audio_bytes(path), SAMPLE_RATE)
         except (sf.SoundFileError, ValueError) as err:
-            raise ValueError(f"cannot decode audio {path}: {err}") from err
+            raise TrainerError(f"cannot decode audio {path}: {err}") from err
 
 
 class EmbeddingFeatures:
@@ -86,7 +91,7 @@ class EmbeddingFeatures:
     def __init__(self, root: str | Path, streams: Sequence[Stream], device: str | None = None,
                  batch_seconds: float = BATCH_SECONDS) -> None:
         if not streams:
-            raise ValueError("give at least one embedding stream")
+            raise TrainerError("give at least one embedding stream")
         self.streams = list(streams)
         self.caches = [EmbeddingCache(root, s, device, batch_seconds) for s in self.streams]
         self.gain_dims = 0  # embeddings carry no microphone gain to remove

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from emolive.trainer.errors import TrainerError
+
 INTERVAL_EDGES = np.arange(1.0, 8.0)
 """Label intervals [1, 2), [2, 3), ... [6, 7] on the 1-7 scale (paper Fig. 3)."""
 
@@ -23,7 +25,7 @@ def embedding_map(embedding: np.ndarray, method: str = "tsne", seed: int = 0) ->
         raise ValueError(f"unknown map method {method!r}; choose one of {', '.join(MAP_METHODS)}")
     x = np.asarray(embedding, dtype=np.float64)
     if len(x) < 4:
-        raise ValueError(f"{len(x)} utterances are too few for a 2-D map; give more data")
+        raise TrainerError(f"{len(x)} utterances are too few for a 2-D map; give more data")
     components = min(50, *x.shape)
     reduced = PCA(components, random_state=seed).fit_transform(x)
     if method == "pca":

@@ -21,6 +21,7 @@ from emolive.trainer.report.document import report_document
 from emolive.trainer.report.html import write_html
 from emolive.trainer.report.markdown import write_markdown
 from emolive.trainer.report.results import POOLED, ModelResult, Report, Source
+from emolive.trainer.errors import TrainerError
 
 
 def load_sources(manifests: list[str], msp_roots: list[str], splits_csv: str | None,
@@ -35,7 +36,7 @@ def load_sources(manifests: list[str], msp_roots: list[str], splits_csv: str | N
             utts = read_splits(splits_csv, utts)
         sources.append(Source(name, spec, by_split(utts, split) if split else utts))
     if not any(s.utts for s in sources):
-        raise ValueError(f"no utterances in split {split!r}" if split else "no utterances in the data")
+        raise TrainerError(f"no utterances in split {split!r}" if split else "no utterances in the data")
     return sources
 
 
