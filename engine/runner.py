@@ -176,7 +176,7 @@ class Runner:
                     return
                 block, arrival = item
                 self._decide_speech(self._vad.push(block))
-                self._add(self._frontend.push(block), block, arrival)
+                self._add(self._frontend.accept(block), block, arrival)  # the source checked it
             self._evaluate(*self._windows.take(newest_only=self.live))
             now = time.monotonic()
             if now >= next_status:  # on a fixed beat, but never more than once per model call

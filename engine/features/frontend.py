@@ -56,7 +56,12 @@ class FrontEnd:
         return self._fbank.frames_emitted - len(self._pending)
 
     def push(self, samples: np.ndarray) -> np.ndarray:
-        x = check_samples(samples, self._samples_seen)
+        """Validate `samples` (check_samples) and `accept` them."""
+        return self.accept(check_samples(samples, self._samples_seen))
+
+    def accept(self, x: np.ndarray) -> np.ndarray:
+        """`push` for a block that is already valid: contiguous 1-D float32, finite. Every AudioSource's
+        blocks are (it checks each once), so the runner passes them here and no path checks twice."""
         self._samples_seen += x.size
         mel = self._fbank.accept(x)
         pitch = self._pitch.accept(x)
