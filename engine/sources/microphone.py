@@ -133,9 +133,10 @@ class MicrophoneSource(AudioSource):
     def __init__(self, options: MicrophoneOptions = MicrophoneOptions(), *,
                  block_size: int = DEFAULT_BLOCK_SIZE, ring_seconds: float = RING_SECONDS,
                  notify: Callable[[str], None] | None = None, stream_factory: Callable[..., Any] | None = None) -> None:
-        """`notify` receives one-line messages about a lost and recovered device; `ring_seconds` is how far the consumer may
-        fall behind before blocks are dropped (and counted); `stream_factory` stands in for
-        `sounddevice.InputStream` (tests drive its callback directly; the rate is then the device's default)."""
+        """`notify` receives one-line messages about a lost and recovered device; `ring_seconds` is how
+        far the consumer may fall behind before blocks are dropped (and counted); `stream_factory`
+        stands in for `sounddevice.InputStream` (tests drive its callback directly; the rate is then
+        the device's default)."""
         self.options = options
         self._block_size, self._ring_seconds = block_size, ring_seconds
         self._notify = notify or (lambda message: None)
@@ -196,11 +197,12 @@ class MicrophoneSource(AudioSource):
                 yield self._convert(frames if self._columns is None else frames[:, self._columns])
             elif active and time.monotonic() - last_data <= STALL_SECONDS:
                 time.sleep(POLL_SECONDS)
-            elif self.options.reconnect:
-                self._reconnect(last_data)
-                last_data = time.monotonic()
             else:
                 yield self._convert(frames, last=True)  # what was captured before the loss is all delivered
+                if self.options.reconnect:
+                    self._reconnect(last_data)
+                    last_data = time.monotonic()
+                    continue
                 why = "stopped" if not active else f"delivered no audio for {STALL_SECONDS:g} s"
                 raise AudioSourceError(f"{self.description} {why} (unplugged, or its sound server stopped); "
                                        "--reconnect waits for it to come back")
@@ -227,6 +229,10 @@ class MicrophoneSource(AudioSource):
                 self._open(same[0])
             except AudioSourceError:  # listed but not yet usable (a sound server still starting)
                 continue
+            if self._closed:  # close() came while the stream was opening: it saw no stream to stop
+                self._stream.stop()
+                self._stream.close()
+                return
             gap = time.monotonic() - lost_since
             self._gaps, self._gap_s = self._gaps + 1, self._gap_s + gap
             self._notify(f"{self.description} is back after {gap:.1f} s "
