@@ -26,6 +26,8 @@ import hashlib
 import json
 import math
 import os
+import secrets
+import shutil
 import stat
 import struct
 from dataclasses import dataclass, field
@@ -35,12 +37,12 @@ from typing import Any, Callable, Mapping
 import numpy as np
 from safetensors import SafetensorError
 from safetensors.numpy import load as load_safetensors
-from safetensors.numpy import save_file
+from safetensors.numpy import save as save_safetensors
 
-from emolive.engine.errors import EmoliveError
 from emolive.engine.errors import EmoliveError
 from emolive.engine.features.config import FrontEndConfig
 from emolive.engine.features.normalise import StreamNormConfig
+from emolive.engine.schema import SCALE
 
 FORMAT_VERSION = 1
 CONFIG_FILE = "config.json"
@@ -73,7 +75,7 @@ class BundleMeta:
     hyperparameters: dict[str, Any]
     frontend: FrontEndConfig
     class_names: tuple[str, ...] = ()
-    label_scale: tuple[float, float] = (1.0, 7.0)
+    label_scale: tuple[float, float] = SCALE  # the schema's; read_bundle refuses any other
     training: dict[str, Any] = field(default_factory=dict)
     metrics: dict[str, Any] = field(default_factory=dict)
     # the running per-stream normalisation the engine applies before the model (None: off)
@@ -89,12 +91,41 @@ class Bundle:
     weights_sha256: str
 
 
-def write_bundle(path: str | Path, meta: BundleMeta, tensors: Mapping[str, np.ndarray], int8: bool = False) -> Path:
-    """Write a bundle directory (created if needed); returns its path."""
+def write_bundle(path: str | Path, meta: BundleMeta, tensors: Mapping[str, np.ndarray], int8: bool = False,
+                 finish: Callable[[Path], None] | None = None) -> Path:
+    """Write a bundle directory atomically, replacing a bundle already there; returns its path.
+
+    Everything goes into a new directory beside the target (`.<name>.partial-<random>`): the
+    weights, config.json, then whatever `finish(directory)` adds (a runtime graph, a training
+    run's history). Files and directory are fsynced, then the directory is renamed onto the target,
+    so a crash or kill at any point leaves the old bundle or none, never a mix that loads with
+    stale metadata. Replacing moves the old bundle aside first (rename), then removes it: a kill
+    between those renames leaves no bundle at the target and both copies beside it. A target that
+    exists and is not a bundle (no config.json, not empty) is refused, never deleted. Files are
+    written through open(), so they get the umask's mode (safetensors' save_file would make 0600).
+    """
     path = Path(path)
-    path.mkdir(parents=True, exist_ok=True)
-    tensors = {k: np.ascontiguousarray(v) for k, v in tensors.items()}
-    save_file(quantise_int8(tensors) if int8 else tensors, str(path / WEIGHTS_FILE))
+    _check_replaceable(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f".{path.name}.partial-{secrets.token_hex(4)}")
+    partial.mkdir()  # not mkdtemp: that would make the bundle 0700 whatever the umask
+    try:
+        tensors = {k: np.ascontiguousarray(v) for k, v in tensors.items()}
+        _write_synced(partial / WEIGHTS_FILE, save_safetensors(quantise_int8(tensors) if int8 else tensors))
+        _write_synced(partial / CONFIG_FILE, (json.dumps(_config(meta, int8), indent=2) + "\n").encode())
+        if finish is not None:
+            finish(partial)
+            for f in partial.iterdir():
+                _fsync(f)
+        _fsync(partial)
+        _replace_dir(partial, path)
+    except BaseException:
+        shutil.rmtree(partial, ignore_errors=True)
+        raise
+    return path
+
+
+def _config(meta: BundleMeta, int8: bool) -> dict[str, Any]:
     config = {
         "format_version": FORMAT_VERSION,
         "architecture": meta.architecture,
@@ -108,8 +139,46 @@ def write_bundle(path: str | Path, meta: BundleMeta, tensors: Mapping[str, np.nd
     }
     if meta.stream_normalisation is not None:
         config[STREAM_NORMALISATION] = meta.stream_normalisation.to_dict()
-    (path / CONFIG_FILE).write_text(json.dumps(config, indent=2) + "\n")
-    return path
+    return config
+
+
+def _check_replaceable(path: Path) -> None:
+    """A target may be new, an empty directory or a bundle; anything else is the user's and stays."""
+    if not (path.exists() or path.is_symlink()):
+        return
+    if not path.is_dir() or path.is_symlink():
+        raise BundleError(f"{path}: exists and is not a directory; write the bundle to a new directory")
+    if any(path.iterdir()) and not (path / CONFIG_FILE).is_file():
+        raise BundleError(f"{path}: exists, is not empty and holds no {CONFIG_FILE} (not a bundle); "
+                          "write the bundle to a new or empty directory")
+
+
+def _replace_dir(new: Path, target: Path) -> None:
+    """Rename `new` onto `target`; an existing target is renamed aside first, then removed."""
+    old = None
+    if target.exists():
+        old = target.with_name(f".{target.name}.old-{secrets.token_hex(4)}")
+        os.rename(target, old)
+    os.rename(new, target)
+    _fsync(target.parent)
+    if old is not None:
+        shutil.rmtree(old)
+
+
+def _write_synced(path: Path, data: bytes) -> None:
+    with open(path, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def _fsync(path: Path) -> None:
+    """Flush a file's or a directory's entry to disk (directories: so a rename survives a crash)."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def read_config(path: str | Path) -> dict[str, Any]:
@@ -305,6 +374,9 @@ def parse_config(config: dict[str, Any], path: Path) -> tuple[BundleMeta, str]:
     if (len(scale) != 2 or not all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
                                    for v in scale) or not scale[0] < scale[1]):
         raise BundleError(f"{where}: label_scale must be [low, high] with low < high, both finite")
+    if (float(scale[0]), float(scale[1])) != SCALE:  # the runner clips to SCALE: another scale would be cut, not mapped
+        raise BundleError(f"{where}: label_scale {scale} is not emolive's {list(SCALE)}; "
+                          "map the model's outputs onto that scale before bundling it")
     frontend = _parse_frontend(config["frontend"], where)
     meta = BundleMeta(
         architecture=config["architecture"],

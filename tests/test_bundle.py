@@ -250,3 +250,79 @@ def test_a_stale_or_missing_graph_is_refused_and_the_export_command_fixes_it(bun
     (bundle / GRAPH_FILE).unlink()
     with pytest.raises(BundleError, match="model.onnx"):
         load_student(bundle)
+
+
+# atomic writes -----------------------------------------------------------------------------------
+
+def test_every_bundle_file_gets_the_umask_mode(tmp_path, model):
+    """safetensors' save_file creates 0600 files whatever the umask; the bundle's weights must not."""
+    old = os.umask(0o022)
+    try:
+        path = save_bundle(tmp_path / "b", model, FrontEndConfig(), CLASSES)
+    finally:
+        os.umask(old)
+    modes = {f.name: f.stat().st_mode & 0o777 for f in path.iterdir()}
+    assert modes == {WEIGHTS_FILE: 0o644, CONFIG_FILE: 0o644, GRAPH_FILE: 0o644}
+    assert path.stat().st_mode & 0o777 == 0o755
+
+
+def test_a_write_interrupted_after_the_weights_leaves_the_old_bundle(bundle, model):
+    before = {f.name: f.read_bytes() for f in bundle.iterdir()}
+
+    def fail(directory):
+        assert (directory / WEIGHTS_FILE).is_file() and (directory / GRAPH_FILE).is_file()
+        raise KeyboardInterrupt  # e.g. Ctrl-C after the weights and graph are on disk
+
+    torch.manual_seed(1)
+    other = TCGRUModel(input_dim=43, n_classes=2)
+    with pytest.raises(KeyboardInterrupt):
+        save_bundle(bundle, other, FrontEndConfig(), ("x", "y"), training={"run": 2}, finish=fail)
+    assert {f.name: f.read_bytes() for f in bundle.iterdir()} == before
+    assert load_bundle(bundle)[1].class_names == CLASSES
+    assert sorted(p.name for p in bundle.parent.iterdir()) == [bundle.name]  # no partial directory left
+
+
+def test_a_rewrite_replaces_every_file_of_the_old_bundle(bundle, model):
+    (bundle / "stale.txt").write_text("from the old run")
+    save_bundle(bundle, TCGRUModel(input_dim=43, n_classes=2), FrontEndConfig(), ("x", "y"))
+    assert load_bundle(bundle)[1].class_names == ("x", "y") and not (bundle / "stale.txt").exists()
+    assert sorted(p.name for p in bundle.parent.iterdir()) == [bundle.name]
+
+
+def test_a_directory_that_is_not_a_bundle_is_never_replaced(tmp_path, model):
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "thesis.tex").write_text("precious")
+    with pytest.raises(BundleError, match="not a bundle"):
+        save_bundle(tmp_path / "mine", model, FrontEndConfig(), CLASSES)
+    assert (tmp_path / "mine" / "thesis.tex").read_text() == "precious"
+
+
+KILLED_WRITER = """
+import sys, time, torch
+from emolive.engine.features.config import FrontEndConfig
+from emolive.plugins.student import TCGRUModel, save_bundle
+
+def hold(directory):
+    print("written", flush=True)
+    time.sleep(60)
+
+save_bundle(sys.argv[1], TCGRUModel(input_dim=43, n_classes=2), FrontEndConfig(), ("x", "y"), finish=hold)
+"""
+
+
+def test_a_killed_writer_leaves_the_old_bundle_loadable(bundle):
+    """SIGKILL runs no cleanup: the old bundle must still be whole, only a hidden partial dir beside it."""
+    import signal
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen([sys.executable, "-c", KILLED_WRITER, str(bundle)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout.readline().strip() == "written"  # weights, config and graph of the new one are on disk
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    assert load_bundle(bundle)[1].class_names == CLASSES
+    assert load_student(bundle).meta.class_names == CLASSES  # the ONNX graph matches the weights
+    leftovers = [p.name for p in bundle.parent.iterdir() if p != bundle]
+    assert len(leftovers) == 1 and leftovers[0].startswith(f".{bundle.name}.partial-")

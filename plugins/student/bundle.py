@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -19,7 +19,7 @@ from emolive.engine.features.config import FrontEndConfig
 from emolive.engine.features.normalise import StreamNormConfig
 from emolive.plugins.student.graph import export_graph
 from emolive.plugins.student.model import ARCHITECTURES, StudentModel
-from emolive.plugins.student.spec import LABEL_HIGH, LABEL_LOW, student_shapes
+from emolive.plugins.student.spec import student_shapes
 
 
 def save_bundle(
@@ -31,13 +31,21 @@ def save_bundle(
     metrics: dict[str, Any] | None = None,
     int8: bool = False,
     stream_normalisation: StreamNormConfig | None = None,
+    finish: Callable[[Path], None] | None = None,
 ) -> Path:
-    """Write `model` (with its normalisation buffers) as a bundle directory, runtime graph included."""
+    """Write `model` (with its normalisation buffers) as a bundle directory, runtime graph included.
+
+    Atomic (engine.bundle.write_bundle): the graph, and whatever `finish(directory)` adds, are
+    written before the bundle appears at `path`."""
     meta = replace(model_meta(model, frontend, class_names, training, metrics), stream_normalisation=stream_normalisation)
     student_shapes(meta, Path(path))
-    path = write_bundle(path, meta, numpy_state(model), int8=int8)
-    write_graph(path)
-    return path
+
+    def complete(directory: Path) -> None:
+        write_graph(directory)
+        if finish is not None:
+            finish(directory)
+
+    return write_bundle(path, meta, numpy_state(model), int8=int8, finish=complete)
 
 
 def write_graph(path: str | Path) -> Path:
@@ -68,7 +76,6 @@ def model_meta(
         hyperparameters={**model.hyperparameters(), **extra_hyperparameters},
         frontend=frontend,
         class_names=tuple(class_names),
-        label_scale=(LABEL_LOW, LABEL_HIGH),
         training=training or {},
         metrics=metrics or {},
     )

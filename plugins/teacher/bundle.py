@@ -8,7 +8,7 @@ The pretrained weights themselves stay outside the bundle (hub cache or checkpoi
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 from emolive.engine.bundle import BundleError, BundleMeta, Shapes, read_bundle, write_bundle
 from emolive.engine.features.config import FrontEndConfig
@@ -28,14 +28,16 @@ def save_teacher_bundle(
     training: dict[str, Any] | None = None,
     metrics: dict[str, Any] | None = None,
     int8: bool = False,
+    finish: Callable[[Path], None] | None = None,
 ) -> Path:
-    """Write `model` (trained on the fused `streams`) as a teacher bundle directory."""
+    """Write `model` (trained on the fused `streams`) as a teacher bundle directory (atomically, with
+    what `finish(directory)` adds: engine.bundle.write_bundle)."""
     # The engine still runs its front end and hands over each window's samples; the
     # front-end config records the sample rate and 20 ms framing the embeddings share.
     meta = model_meta(model, FrontEndConfig(), class_names, training, metrics, prefix=PREFIX,
                       streams=[s.to_dict() for s in streams])
     teacher_shapes(meta, Path(path))
-    return write_bundle(path, meta, numpy_state(model), int8=int8)
+    return write_bundle(path, meta, numpy_state(model), int8=int8, finish=finish)
 
 
 def load_teacher_bundle(path: str | Path) -> tuple[StudentModel, BundleMeta, list[Stream]]:
