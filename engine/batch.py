@@ -24,12 +24,13 @@ import soundfile as sf
 
 from emolive.engine.errors import EmoliveError
 from emolive.engine.plugin import ModelPlugin, load_model
+from emolive.engine.schema import DIMENSIONS
 from emolive.engine.sinks.csv_sink import CLASS_PREFIX
 
 Per = Literal["window", "turn", "file"]
 # libsndfile's format names are its usual extensions; these are the common spellings they miss
 AUDIO_EXTENSIONS = frozenset(f".{name.lower()}" for name in sf.available_formats()) | {".aif", ".oga", ".opus"}
-VALUE_FIELDS = ("start", "end", "activation", "valence", "dominance", "speech", "voiced_ratio")
+VALUE_FIELDS = ("start", "end", *DIMENSIONS, "speech", "voiced_ratio")
 
 
 class BatchError(EmoliveError):

@@ -40,7 +40,8 @@ from collections.abc import Mapping, Sequence
 from typing import Any, Literal, TypedDict
 
 SCHEMA_VERSION = 1
-SCALE = (1.0, 7.0)
+SCALE = (1.0, 7.0)  # every rating in emolive (targets, model outputs, estimates) is on this scale
+DIMENSIONS = ("activation", "valence", "dominance")  # the estimate's ratings, in this order everywhere
 ESTIMATE_TOPIC = "avd"
 STATUS_TOPIC = "status"
 TURN_TOPIC = "turn"
@@ -155,7 +156,7 @@ def validate_estimate(payload: Mapping[str, Any], *, extra_ok: bool = False) -> 
         _require(type(payload[name]) is float and math.isfinite(payload[name]), f"{name} must be a finite float")
     _require(payload["start"] <= payload["end"] and payload["wall_start"] <= payload["wall_end"],
              "a window must not end before it starts")
-    for name in ("activation", "valence", "dominance"):
+    for name in DIMENSIONS:
         _require(SCALE[0] <= payload[name] <= SCALE[1], f"{name} {payload[name]} is off the {SCALE} scale")
     _require(0.0 <= payload["voiced_ratio"] <= 1.0, "voiced_ratio must be in [0, 1]")
     _require(payload["latency_ms"] >= 0.0, "latency_ms must be >= 0")

@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-DIMENSIONS = ("activation", "valence", "dominance")
+from emolive.engine.schema import DIMENSIONS
 CAPACITY = 2400  # 60 s of traces at a hop as small as 25 ms
 TURNS = 200  # speech turns kept for the traces: far more than 60 s can hold
 

@@ -6,7 +6,7 @@ from typing import Any
 
 from PySide6.QtWidgets import QLabel, QProgressBar
 
-from emolive.engine.schema import printable
+from emolive.engine.schema import DIMENSIONS, printable
 
 METER_FLOOR_DBFS = -60  # quieter than a quiet room through a laptop microphone
 
@@ -51,7 +51,7 @@ def avd_text(estimate: Mapping[str, Any] | None, window_s: float | None) -> str:
     if estimate is None:
         wait = f"first estimate after {window_s:g} s of audio" if window_s else "waiting for the first estimate"
         return f"A – · V – · D – ({wait})"
-    return " · ".join(f"{name[0].upper()} {estimate[name]:.2f}" for name in ("activation", "valence", "dominance"))
+    return " · ".join(f"{name[0].upper()} {estimate[name]:.2f}" for name in DIMENSIONS)
 
 
 def status_text(estimate: Mapping[str, Any] | None, status: Mapping[str, Any] | None) -> str:

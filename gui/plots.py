@@ -7,8 +7,7 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6.QtGui import QColor, QFontMetrics
 
-from emolive.engine.schema import SCALE, printable
-from emolive.gui.history import DIMENSIONS
+from emolive.engine.schema import DIMENSIONS, SCALE, printable
 
 pg.setConfigOptions(background="w", foreground="k", antialias=True)  # one light look for every plot
 

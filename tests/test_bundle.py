@@ -92,6 +92,8 @@ def test_missing_field_fails_clearly(bundle, field):
         (lambda c: c.update(format_version=99), "format_version"),
         (lambda c: c.update(weights="fp16"), "weights"),
         (lambda c: c.update(label_scale=[7, 1]), "label_scale"),
+        # any architecture: the runner clips to the schema's SCALE, so another scale would be cut, not mapped
+        (lambda c: c.update(label_scale=[0, 10]), r"label_scale \[0, 10\] is not emolive's \[1.0, 7.0\]"),
         (lambda c: c.update(class_names="angry"), "class_names"),
         (lambda c: c.update(surprise=1), "unknown field"),
         (lambda c: c["frontend"]["fbank"].pop("num_mel_bins"), "frontend"),

@@ -6,9 +6,10 @@ import platform
 import subprocess
 from pathlib import Path
 
+from emolive.engine.schema import DIMENSIONS
+
 HISTORY_FILE = "history.csv"
 SPLITS_FILE = "splits.csv"  # speaker,split: which speakers the model learned from
-DIMENSIONS = ("activation", "valence", "dominance")
 
 
 def write_history(path: Path, history: list[dict]) -> None:

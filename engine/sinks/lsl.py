@@ -9,9 +9,10 @@ from collections.abc import Mapping
 from types import ModuleType
 from typing import Any
 
+from emolive.engine.schema import DIMENSIONS, SCALE
 from emolive.engine.sinks.base import Sink, SinkError
 
-CHANNELS = ("activation", "valence", "dominance")  # channels 0-2, on the 1-7 scale
+CHANNELS = DIMENSIONS  # channels 0-2, on the schema's SCALE
 SPEECH_CHANNEL = "speech"  # channel 3: 1.0 when the window is speech (engine.vad), else 0.0
 STREAM_TYPE = "Emotion"
 
@@ -31,7 +32,7 @@ class LslSink(Sink):
     def __init__(self, name: str = "emolive", source_id: str = "emolive", class_names: tuple[str, ...] = ()) -> None:
         self._lsl = _pylsl()
         self._class_names = tuple(class_names)
-        labels = [(label, "1-7") for label in CHANNELS] + [(SPEECH_CHANNEL, "0/1")]
+        labels = [(label, f"{SCALE[0]:g}-{SCALE[1]:g}") for label in CHANNELS] + [(SPEECH_CHANNEL, "0/1")]
         labels += [(f"p_{name}", "probability") for name in self._class_names]
         info = self._lsl.StreamInfo(name, STREAM_TYPE, len(labels), self._lsl.IRREGULAR_RATE,
                                     self._lsl.cf_float32, source_id)

@@ -15,10 +15,10 @@ from collections.abc import Mapping
 from typing import Any
 
 from emolive.engine.defaults import OSC_TARGET
+from emolive.engine.schema import DIMENSIONS
 from emolive.engine.sinks.base import Sink, SinkError
 from emolive.engine.sinks.endpoint import parse_endpoint
 
-DIMENSIONS = ("activation", "valence", "dominance")
 
 
 class OscSink(Sink):

@@ -9,7 +9,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from emolive.plugins.student.spec import ARCHITECTURE_NAMES, LABEL_HIGH, LABEL_LOW
+from emolive.engine.schema import SCALE
+from emolive.plugins.student.spec import ARCHITECTURE_NAMES
 
 GAIN_RANGE = 10.0  # natural-log power units below the loudest frame kept by remove_gain (~43 dB)
 
@@ -104,7 +105,7 @@ class StudentModel(nn.Module):
         out, _ = self.gru(self.input_layer(x))
         pooled = (out * mask).sum(1) / mask.sum(1).clamp_min(1.0)
         embedding = self.embedding(pooled)
-        mid, half = (LABEL_HIGH + LABEL_LOW) / 2, (LABEL_HIGH - LABEL_LOW) / 2
+        mid, half = (SCALE[1] + SCALE[0]) / 2, (SCALE[1] - SCALE[0]) / 2
         avd = mid + half * torch.tanh(self.regression(embedding))
         logits = self.classifier(embedding) if self.classifier is not None else embedding[:, :0]
         return {"avd": avd, "logits": logits, "embedding": embedding}

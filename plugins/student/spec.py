@@ -13,7 +13,6 @@ from typing import Any
 
 from emolive.engine.bundle import BundleError, BundleMeta, Shapes, bounded_ints
 
-LABEL_LOW, LABEL_HIGH = 1.0, 7.0  # MSP-Podcast's scale; every target in emolive lives on it
 ARCHITECTURE_NAMES = ("gru", "tcgru")
 # The runtime graph's contract (graph.py writes it, plugin.py runs it): input and output names in
 # order, and the metadata key holding the SHA-256 of the model.safetensors the graph was made from.
@@ -66,6 +65,4 @@ def student_shapes(meta: BundleMeta, path: Path) -> Shapes:
         raise BundleError(f"{path}: input_dim {hp['input_dim']} but the front end gives {meta.frontend.num_features} features")
     if hp["n_classes"] != len(meta.class_names):
         raise BundleError(f"{path}: n_classes {hp['n_classes']} but {len(meta.class_names)} class names")
-    if meta.label_scale != (LABEL_LOW, LABEL_HIGH):
-        raise BundleError(f"{path}: label_scale {list(meta.label_scale)}, the student outputs [{LABEL_LOW}, {LABEL_HIGH}]")
     return shapes

@@ -11,11 +11,10 @@ from pathlib import Path
 import numpy as np
 from matplotlib.figure import Figure
 
-from emolive.trainer.metrics import DIMENSIONS
+from emolive.engine.schema import DIMENSIONS, SCALE
 
 DPI = 100
-SCALE = (1.0, 7.0)
-SCALE_UNIT = "1–7 scale"
+SCALE_UNIT = f"{SCALE[0]:g}–{SCALE[1]:g} scale"
 MAP_CMAPS = {"activation": "viridis", "valence": "coolwarm", "dominance": "cividis"}
 MAP_AXES = {"tsne": "t-SNE", "pca": "PCA"}
 
