@@ -27,7 +27,7 @@ import numpy as np
 
 import engine_latency  # its subscriber, port picking, latency and throughput code
 
-from emolive.engine.cli import DEMO_CLIP
+from emolive.engine.session import DEMO_CLIP
 from emolive.engine.features import compute
 from emolive.engine.plugin import load_model
 

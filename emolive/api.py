@@ -10,25 +10,23 @@ import queue
 import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Mapping
 
 import numpy as np
 
+from emolive.engine.defaults import DEFAULT_HOP_S, DEFAULT_WINDOW_S
 from emolive.engine.plugin import ModelPlugin, load_model
-from emolive import engine
 from emolive.engine.runner import OFFLINE_BLOCK_SIZE, Runner
 from emolive.engine.schema import Estimate, Turn
+from emolive.engine.session import StreamConfig, open_stream
 from emolive.engine.sinks.base import Sink
 from emolive.engine.sinks.csv_sink import flat_row
-from emolive.engine.sources import (DEFAULT_BLOCK_SIZE, ArraySource, AudioSource, AudioSourceError, FileSource,
-                                    open_source)
+from emolive.engine.sources import ArraySource, AudioSource, AudioSourceError, FileSource
 from emolive.engine.sources.microphone import MicrophoneOptions
 
 if TYPE_CHECKING:
     import pandas
 
-DEMO_CLIP = Path(engine.__file__).resolve().parent / "data" / "demo.flac"  # the installed package's copy
 Per = Literal["window", "turn", "file"]
 
 __all__ = ["Analysis", "analyze", "stream", "load_model"]
@@ -87,7 +85,8 @@ class _Collect(Sink):
 
 
 def analyze(source: str | os.PathLike[str] | np.ndarray, *, sample_rate: float | None = None,
-            model: str | ModelPlugin = "student", window: float = 3.0, hop: float = 0.5) -> Analysis:
+            model: str | ModelPlugin = "student", window: float = DEFAULT_WINDOW_S,
+            hop: float = DEFAULT_HOP_S) -> Analysis:
     """Estimate emotion over a sound file, or an array of samples shaped (frames,) or (frames, channels).
 
     An array needs its `sample_rate`; any rate and channel count is downmixed and resampled to the
@@ -112,8 +111,8 @@ def _open(source: str | os.PathLike[str] | np.ndarray, sample_rate: float | None
     return FileSource(source, block_size=OFFLINE_BLOCK_SIZE)
 
 
-def stream(source: str | None = None, *, model: str | ModelPlugin = "student", window: float = 3.0,
-           hop: float = 0.5, microphone: MicrophoneOptions | None = None, realtime: bool = False,
+def stream(source: str | None = None, *, model: str | ModelPlugin = "student", window: float = DEFAULT_WINDOW_S,
+           hop: float = DEFAULT_HOP_S, microphone: MicrophoneOptions | None = None, realtime: bool = False,
            turns: bool = False, stream_id: str = "default") -> Iterator[Estimate | Turn]:
     """Live estimates, one per hop, as they are made; turns too with `turns=True` (they carry "kind").
 
@@ -122,12 +121,10 @@ def stream(source: str | None = None, *, model: str | ModelPlugin = "student", w
     closing the iterator) stops it, and an error in the engine is raised here.
     """
     plugin = load_model(model) if isinstance(model, str) else model
-    live = realtime or source is None
-    audio = open_source(source, fallback=DEMO_CLIP, microphone=microphone or MicrophoneOptions(), realtime=realtime,
-                        block_size=DEFAULT_BLOCK_SIZE if live else OFFLINE_BLOCK_SIZE)
+    audio = open_stream(StreamConfig(source=source, microphone=microphone, window_s=window, hop_s=hop,
+                                     realtime=realtime, stream_id=stream_id))
     out: queue.Queue[Any] = queue.Queue()
-    runner = Runner(audio, plugin, [_Collect(out=out, turns=turns)], window_s=window, hop_s=hop, live=live,
-                    stream_id=stream_id)
+    runner = audio.runner(plugin, [_Collect(out=out, turns=turns)])
     done = object()
 
     def run() -> None:

@@ -13,7 +13,6 @@ import csv
 import json
 import os
 import signal
-import sys
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from multiprocessing import get_context
@@ -22,9 +21,11 @@ from typing import Any, Literal, TextIO
 
 import soundfile as sf
 
+from emolive.engine.defaults import DEFAULT_HOP_S, DEFAULT_WINDOW_S
 from emolive.engine.errors import EmoliveError
-from emolive.engine.plugin import ModelPlugin, load_model
+from emolive.engine.plugin import ModelPlugin
 from emolive.engine.schema import DIMENSIONS
+from emolive.engine.session import load_model_one_thread
 from emolive.engine.sinks.csv_sink import CLASS_PREFIX
 
 Per = Literal["window", "turn", "file"]
@@ -42,8 +43,8 @@ class ScoreOptions:
     """What every file is scored with; it travels to worker processes whole."""
 
     model: str = "student"
-    window: float = 3.0
-    hop: float = 0.5
+    window: float = DEFAULT_WINDOW_S
+    hop: float = DEFAULT_HOP_S
     per: Per = "file"
 
 
@@ -138,22 +139,13 @@ def score_all(paths: Sequence[Path], plugin: ModelPlugin, options: ScoreOptions,
             raise
 
 
-def load_scoring_model(model: str) -> ModelPlugin:
-    """The model, with torch (if the model uses it) on one thread: scoring is one window batch at a time,
-    and several jobs on a small machine are faster as one thread each than contending for cores."""
-    plugin = load_model(model)
-    if "torch" in sys.modules:
-        sys.modules["torch"].set_num_threads(1)
-    return plugin
-
-
 _worker: tuple[ModelPlugin, ScoreOptions] | None = None
 
 
 def _init_worker(options: ScoreOptions) -> None:
     global _worker
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle: it stops the pool
-    _worker = (load_scoring_model(options.model), options)
+    _worker = (load_model_one_thread(options.model), options)
 
 
 def _score_in_worker(path: Path) -> list[dict[str, Any]]:

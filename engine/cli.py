@@ -15,26 +15,23 @@ import threading
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from importlib.metadata import entry_points
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import emolive
 from emolive.engine import console, score
 from emolive.engine.defaults import DEFAULT_ADDRESS, OSC_TARGET, RAW_SAMPLE_FORMATS, WEBSOCKET_ADDRESS
-from emolive.engine.errors import EmoliveError
 from emolive.engine.plugin import load_model, registered_models
 from emolive.engine.schema import SchemaError, printable, status_payload, validate_status
+from emolive.engine.session import (USER_ERRORS, StreamConfig, add_stream_options, load_model_one_thread, open_stream,
+                                    summary)
 
 if TYPE_CHECKING:  # the engine proper (numpy, numba, zmq, audio) is imported by the commands that run it
-    from emolive.engine.runner import Runner, RunStats
+    from emolive.engine.runner import Runner
     from emolive.engine.sinks import Sink
-    from emolive.engine.sources import MicrophoneOptions
 
-DEMO_CLIP = Path(__file__).resolve().parent / "data" / "demo.flac"
 COMMANDS_GROUP = "emolive.commands"  # entry points: callables adding a subcommand to the parser's subparsers
 MAX_WAIT_S = 86400.0  # a day: longer than anyone waits for a subscriber, far inside a C int of milliseconds
 log = logging.getLogger("emolive")
-USER_ERRORS = (EmoliveError, FileNotFoundError)  # every layer's user-error class derives from EmoliveError
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -88,13 +85,8 @@ def add_stream_parser(commands: argparse._SubParsersAction) -> None:
     stream = commands.add_parser("stream", help="estimate emotion from a microphone, file, pipeline or stdin",
                                  description="Without --source: the microphone, or the bundled demo clip at "
                                  "real time when there is none. Publishes on ZeroMQ and prints a live table.")
-    stream.add_argument("--source", help="audio file, GStreamer pipeline (e.g. 'audiotestsrc num-buffers=50'), "
-                        "or '-' for raw PCM on stdin (default: microphone)")
-    add_microphone_arguments(stream)
-    stream.add_argument("--model", default="student", help=f"one of {', '.join(sorted(registered_models()))}, "
-                        "or a model bundle directory (default %(default)s)")
-    stream.add_argument("--window", type=float, default=3.0, help="window length in seconds (default %(default)s)")
-    stream.add_argument("--hop", type=float, default=0.5, help="seconds between estimates (default %(default)s)")
+    add_stream_options(stream, source_help="audio file, GStreamer pipeline (e.g. 'audiotestsrc num-buffers=50'), "
+                       "or '-' for raw PCM on stdin (default: microphone)")
     publish = stream.add_mutually_exclusive_group()
     publish.add_argument("--publish", default=DEFAULT_ADDRESS, metavar="ADDRESS",
                          help="ZeroMQ PUB address (default %(default)s)")
@@ -125,25 +117,15 @@ def add_stream_parser(commands: argparse._SubParsersAction) -> None:
 
 
 def cmd_stream(args: argparse.Namespace) -> int:
-    from emolive.engine.runner import OFFLINE_BLOCK_SIZE, Runner
-    from emolive.engine.sources import DEFAULT_BLOCK_SIZE, AudioSourceError, FileSource, open_source
+    from emolive.engine.sources import AudioSourceError
 
-    model = load_model(args.model)
-    if "torch" in sys.modules:  # a torch model (student-torch, teacher): one window is far too small a job
-        # for intra-op threads; on a busy 2-core machine torch's pool made the demo clip 6x slower
-        sys.modules["torch"].set_num_threads(1)
-    live = args.realtime or args.source is None
+    config = StreamConfig.from_args(args)
+    model = load_model_one_thread(config.model)
     with ExitStack() as stack:
-        source = stack.enter_context(open_source(args.source, fallback=DEMO_CLIP, microphone=microphone_options(args),
-                                                 realtime=args.realtime, raw_format=args.raw_format, notify=notify,
-                                                 raw_rate=args.rate, raw_channels=args.channels,
-                                                 block_size=DEFAULT_BLOCK_SIZE if live else OFFLINE_BLOCK_SIZE))
-        fallback = args.source is None and isinstance(source, FileSource)
-        note = " (no microphone found: playing the bundled demo clip)" if fallback else ""
-        log.info("reading %s%s; model %s", source.description, note, printable(model.name))
+        stream = stack.enter_context(open_stream(config, notify=notify))
+        log.info("reading %s; model %s", stream.description, printable(model.name))
         sinks = open_sinks(args, stack, model.meta.class_names)
-        runner = Runner(source, model, sinks, window_s=args.window, hop_s=args.hop, live=live,
-                        stream_id=args.stream_id)
+        runner = stream.runner(model, sinks)
         with stop_on_signal(runner) as interrupted:
             try:
                 stats = runner.run()
@@ -232,13 +214,6 @@ def wait_seconds(text: str) -> float:
     return seconds
 
 
-def summary(stats: RunStats) -> str:
-    times = f"{stats.device_gaps} time{'s' if stats.device_gaps > 1 else ''}"
-    gaps = f"; device lost and back {times}, {stats.gap_s:.1f} s in all" if stats.device_gaps else ""
-    return (f"{stats.estimates} estimates from {stats.audio_s:.2f} s of audio; {stats.skipped_windows} windows "
-            f"skipped, {stats.dropped_blocks} audio blocks dropped{gaps}")
-
-
 def cmd_listen(args: argparse.Namespace) -> int:
     from emolive.engine import listen  # zmq and the sinks only when listening
 
@@ -276,29 +251,6 @@ def cmd_devices(args: argparse.Namespace) -> int:
         print(f"{device.index:3d}  {device.name}  ({device.samplerate:g} Hz, {device.channels} ch; "
               f"default {describe_channels(device.default_channels, device.channels)})")
     return 0
-
-
-def add_microphone_arguments(parser: argparse.ArgumentParser) -> None:
-    """--device, --channel and --reconnect, shared by `stream` and `gui`; `microphone_options` reads them."""
-    parser.add_argument("--device", help="microphone by index or name substring (see `emolive devices`)")
-    parser.add_argument("--channel", type=channel_number, action="append", metavar="N",
-                        help="1-based input channel to use; repeat to mix several (default: all channels of a "
-                        "mono or stereo device, else channel 1)")
-    parser.add_argument("--reconnect", action="store_true", help="when the microphone disappears, wait for it to "
-                        "come back instead of ending the run")
-
-
-def microphone_options(args: argparse.Namespace) -> MicrophoneOptions:
-    from emolive.engine.sources import MicrophoneOptions
-
-    return MicrophoneOptions(args.device, tuple(args.channel or ()), args.reconnect)
-
-
-def channel_number(text: str) -> int:
-    """argparse type: a channel number, counted from 1 as on the device's labels."""
-    if not text.isdigit() or int(text) < 1:
-        raise argparse.ArgumentTypeError(f"{text!r}: channels are numbered from 1")
-    return int(text)
 
 
 def notify(message: str) -> None:

@@ -9,3 +9,5 @@ RAW_SAMPLE_FORMATS = {"f32le": "<f4", "s16le": "<i2"}  # --raw-format name -> nu
 SCORE_PER = ("file", "window", "turn")  # `emolive score --per`: a row per file, window or speech turn
 OSC_TARGET = "127.0.0.1:9000"  # `--osc` without a value: a receiver on this machine
 WEBSOCKET_ADDRESS = "127.0.0.1:8765"  # `--websocket` without a value: loopback only
+DEFAULT_WINDOW_S = 3.0  # seconds of audio per estimate (stream, gui, score, the API, the Runner)
+DEFAULT_HOP_S = 0.5  # seconds between estimates

@@ -13,7 +13,7 @@ import time
 
 import zmq
 
-from emolive.engine.schema import ESTIMATE_TOPIC, STATUS_TOPIC, Rejections, SchemaError, parse_message
+from emolive.engine.schema import ESTIMATE_TOPIC, STATUS_TOPIC, Rejections, SchemaError, parse_message, topic_prefix
 from emolive.engine.sinks import JsonLinesSink, SinkError
 from emolive.engine.sinks.table import TableSink
 from emolive.engine.sinks.zmq_publisher import validate_address
@@ -29,8 +29,8 @@ def cmd_listen(args: argparse.Namespace) -> int:
     with zmq.Context.instance().socket(zmq.SUB) as sub:
         sub.setsockopt(zmq.LINGER, 0)
         sub.setsockopt(zmq.IPV6, validate_address(args.connect))
-        for prefix in (ESTIMATE_TOPIC, STATUS_TOPIC):
-            sub.setsockopt(zmq.SUBSCRIBE, f"{prefix}.".encode())
+        for kind in (ESTIMATE_TOPIC, STATUS_TOPIC):
+            sub.setsockopt(zmq.SUBSCRIBE, topic_prefix(kind))
         try:
             sub.connect(args.connect)
         except zmq.ZMQError as exc:

@@ -38,6 +38,7 @@ from typing import Any
 import numpy as np
 
 from emolive.engine.bundle import BundleError
+from emolive.engine.defaults import DEFAULT_HOP_S, DEFAULT_WINDOW_S
 from emolive.engine.features import FrontEnd
 from emolive.engine.plugin import ModelPlugin, Prediction
 from emolive.engine.features.normalise import StreamNormaliser
@@ -72,9 +73,9 @@ class RunStats:
 class Runner:
     """Runs one source through one model into sinks; `run()` once, `stop()` from any thread."""
 
-    def __init__(self, source: AudioSource, model: ModelPlugin, sinks: Sequence[Sink], *, window_s: float = 3.0,
-                 hop_s: float = 0.5, live: bool = False, stream_id: str = "default",
-                 status_interval_s: float = STATUS_INTERVAL_S, batch_size: int = BATCH_SIZE,
+    def __init__(self, source: AudioSource, model: ModelPlugin, sinks: Sequence[Sink], *,
+                 window_s: float = DEFAULT_WINDOW_S, hop_s: float = DEFAULT_HOP_S, live: bool = False,
+                 stream_id: str = "default", status_interval_s: float = STATUS_INTERVAL_S, batch_size: int = BATCH_SIZE,
                  whole_stream: bool = False, turns: TurnOptions = TurnOptions()) -> None:
         """`whole_stream`: also keep every frame and send one turn of kind "stream" over all of them at the
         end (batch scoring and the Python API ask for it; memory grows with the stream, ~80 kB/s)."""

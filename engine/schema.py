@@ -132,8 +132,13 @@ def status_payload(*, stream: str, dropped_blocks: int, skipped_windows: int, la
 
 
 def topic(kind: str, payload: Mapping[str, Any]) -> str:
-    """`avd.<stream>` or `status.<stream>`: subscribers filter on this prefix."""
+    """`avd.<stream>`, `turn.<stream>` or `status.<stream>`: subscribers filter on `topic_prefix(kind)`."""
     return f"{kind}.{payload['stream']}"
+
+
+def topic_prefix(kind: str) -> bytes:
+    """What a SUB socket subscribes to for every stream's messages of one kind (ESTIMATE_TOPIC, …)."""
+    return f"{kind}.".encode()
 
 
 def to_json(payload: Mapping[str, Any]) -> str:
@@ -194,7 +199,7 @@ def parse_message(frames: Sequence[bytes]) -> tuple[str, dict[str, Any]]:
     name, body = frames
     if len(name) + len(body) > MAX_MESSAGE_BYTES:
         raise SchemaError(f"{len(name) + len(body)} bytes, over the {MAX_MESSAGE_BYTES}-byte limit")
-    kind = next((k for k in (ESTIMATE_TOPIC, TURN_TOPIC, STATUS_TOPIC) if name.startswith(f"{k}.".encode())), None)
+    kind = next((k for k in (ESTIMATE_TOPIC, TURN_TOPIC, STATUS_TOPIC) if name.startswith(topic_prefix(k))), None)
     if kind is None:
         raise SchemaError(f"topic {bytes(name[:40])!r} is none of {ESTIMATE_TOPIC}.*, {TURN_TOPIC}.*, {STATUS_TOPIC}.*")
     try:

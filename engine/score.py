@@ -8,7 +8,7 @@ import time
 from contextlib import ExitStack
 from pathlib import Path
 
-from emolive.engine.defaults import SCORE_PER
+from emolive.engine.defaults import DEFAULT_HOP_S, DEFAULT_WINDOW_S, SCORE_PER
 from emolive.engine.errors import EmoliveError
 
 log = logging.getLogger(__name__)
@@ -27,8 +27,8 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
                        help="one row per file (one estimate over the whole recording), window or speech turn")
     score.add_argument("--jobs", type=positive_int, default=1, help="files scored in parallel, one process each")
     score.add_argument("--model", default="student", help="model name (see `emolive models`) or bundle directory")
-    score.add_argument("--window", type=float, default=3.0, help="window length in seconds (--per window)")
-    score.add_argument("--hop", type=float, default=0.5, help="seconds between windows (--per window)")
+    score.add_argument("--window", type=float, default=DEFAULT_WINDOW_S, help="window length in seconds (--per window)")
+    score.add_argument("--hop", type=float, default=DEFAULT_HOP_S, help="seconds between windows (--per window)")
     score.set_defaults(command=cmd_score)
 
 
@@ -41,14 +41,15 @@ def positive_int(text: str) -> int:
 def cmd_score(args: argparse.Namespace) -> int:
     from tqdm import tqdm  # here, not at import: `emolive --help` stays fast
 
-    from emolive.engine.batch import RowWriter, ScoreOptions, collect_inputs, columns, load_scoring_model, score_all
+    from emolive.engine.batch import RowWriter, ScoreOptions, collect_inputs, columns, score_all
+    from emolive.engine.session import load_model_one_thread
 
     fmt = RowWriter.format_of(args.out)
     paths = collect_inputs(args.paths)
     if not paths:
         raise EmoliveError(f"no audio files found in {' '.join(args.paths)}")
     options = ScoreOptions(model=args.model, window=args.window, hop=args.hop, per=args.per)
-    plugin = load_scoring_model(args.model)
+    plugin = load_model_one_thread(args.model)
     started, failed, done = time.monotonic(), 0, 0
     with ExitStack() as stack:
         stream = sys.stdout if args.out == "-" else stack.enter_context(open(args.out, "w", newline="",

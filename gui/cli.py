@@ -7,9 +7,8 @@ from __future__ import annotations
 import argparse
 from functools import partial
 
-from emolive.engine.cli import add_microphone_arguments
-from emolive.engine.plugin import registered_models
 from emolive.engine.defaults import DEFAULT_ADDRESS
+from emolive.engine.session import add_stream_options
 
 
 def add_parser(commands: argparse._SubParsersAction) -> None:
@@ -17,12 +16,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
                               description="A window plotting activation, valence and dominance live. It runs the "
                               "engine itself (microphone, or the bundled demo clip at real time when there is "
                               "none; files play at real time) or shows a running stream (--connect).")
-    gui.add_argument("--source", help="audio file or GStreamer pipeline to play (default: microphone)")
-    add_microphone_arguments(gui)
-    gui.add_argument("--model", default="student", help=f"one of {', '.join(sorted(registered_models()))}, "
-                     "or a model bundle directory (default %(default)s)")
-    gui.add_argument("--window", type=float, default=3.0, help="window length in seconds (default %(default)s)")
-    gui.add_argument("--hop", type=float, default=0.5, help="seconds between estimates (default %(default)s)")
+    add_stream_options(gui, source_help="audio file or GStreamer pipeline to play (default: microphone)")
     gui.add_argument("--connect", nargs="?", const=DEFAULT_ADDRESS, metavar="ADDRESS",
                      help=f"show a running `emolive stream` instead (default address {DEFAULT_ADDRESS})")
     gui.add_argument("--screenshot", metavar="PNG", help="play --source as fast as possible, save a grab of the "

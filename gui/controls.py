@@ -13,10 +13,11 @@ from PySide6.QtCore import Signal
 from PySide6.QtWidgets import (QComboBox, QDoubleSpinBox, QFileDialog, QHBoxLayout, QInputDialog, QLabel,
                                QPushButton, QWidget)
 
+from emolive.engine.defaults import DEFAULT_HOP_S, DEFAULT_WINDOW_S
 from emolive.engine.plugin import registered_models
+from emolive.engine.session import StreamConfig
 from emolive.engine.sources import AudioSourceError, InputDevice, MicrophoneOptions, list_input_devices
 from emolive.engine.sources.microphone import describe_channels
-from emolive.gui.engine_feed import RunConfig
 
 Ask = Callable[[], "tuple[str, object] | None"]  # a dialog: the new item's (label, value), None if cancelled
 CHOOSE_FILE, CHOOSE_PIPELINE, CHOOSE_BUNDLE = "file…", "GStreamer…", "bundle path…"
@@ -96,8 +97,8 @@ class ControlPanel(QWidget):
         models = [(name, name) for name in sorted(registered_models())]
         self.model = ChoiceBox(models, {CHOOSE_BUNDLE: self._ask_bundle})
         self.model.add_choice("student", "student")
-        self.window = _spin(3.0, 0.5, 30.0, 0.5, "window length: the audio each estimate is made from")
-        self.hop = _spin(0.5, 0.1, 10.0, 0.1, "hop: time between estimates")
+        self.window = _spin(DEFAULT_WINDOW_S, 0.5, 30.0, 0.5, "window length: the audio each estimate is made from")
+        self.hop = _spin(DEFAULT_HOP_S, 0.1, 10.0, 0.1, "hop: time between estimates")
         self.record = QPushButton("Record CSV…")
         self.record.setCheckable(True)
         self.record.toggled.connect(self._on_record)
@@ -110,11 +111,11 @@ class ControlPanel(QWidget):
         layout.addStretch(1)
         self._running = False
 
-    def run_config(self, *, realtime: bool = True) -> RunConfig:
+    def run_config(self, *, realtime: bool = True) -> StreamConfig:
         spec, device = self.source.value()
         microphone = MicrophoneOptions(device, self.channel.currentData() or (), self.reconnect)
-        return RunConfig(source=spec, microphone=microphone, model=str(self.model.value()),
-                         window_s=self.window.value(), hop_s=self.hop.value(), realtime=realtime)
+        return StreamConfig(source=spec, microphone=microphone, model=str(self.model.value()),
+                            window_s=self.window.value(), hop_s=self.hop.value(), realtime=realtime)
 
     def choose_channels(self, channels: tuple[int, ...]) -> None:
         """Select these channels (as `--channel` gave them), adding the choice if the list lacks it."""

@@ -8,35 +8,16 @@ from __future__ import annotations
 import threading
 import traceback
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 
-from emolive.engine.cli import DEMO_CLIP, USER_ERRORS
-from emolive.engine.plugin import ModelPlugin, load_model
-from emolive.engine.runner import OFFLINE_BLOCK_SIZE, Runner, RunStats
+from emolive.engine.plugin import load_model
+from emolive.engine.runner import Runner, RunStats
+from emolive.engine.session import USER_ERRORS, StreamConfig, open_stream
 from emolive.engine.sinks.base import Sink
-from emolive.engine.sources import DEFAULT_BLOCK_SIZE, AudioSource, FileSource, MicrophoneOptions, open_source
 from emolive.gui.feed import FeedSignals
 from emolive.gui.level import LevelTap
 
 STOP_TIMEOUT_S = 5.0  # Runner.stop() takes effect within 0.1 s plus a model call; loading a model can take seconds
-
-
-@dataclass(frozen=True)
-class RunConfig:
-    """What the controls chose."""
-
-    source: str | None = None  # open_source's spec; None: the microphone, or the demo clip where there is none
-    microphone: MicrophoneOptions = MicrophoneOptions()  # device, channels, reconnect (when source is None)
-    model: str = "student"
-    window_s: float = 3.0
-    hop_s: float = 0.5
-    realtime: bool = True  # files play at real time, like a voice; False: as fast as possible (screenshots)
-
-    @property
-    def live(self) -> bool:
-        """The Runner's live mode (newest window only when behind), as in `emolive stream`."""
-        return self.realtime or self.source is None
 
 
 class SignalSink(Sink):
@@ -61,9 +42,9 @@ class SignalSink(Sink):
 
 
 class EngineFeed:
-    """Runs `config` once on a daemon thread; `stop()` from the GUI thread ends it and joins it."""
+    """Runs `config` (the controls' choice) once on a daemon thread; `stop()` from the GUI thread ends it, joins it."""
 
-    def __init__(self, config: RunConfig) -> None:
+    def __init__(self, config: StreamConfig) -> None:
         self.config = config
         self.signals = FeedSignals()
         self.sink = SignalSink(self.signals)
@@ -106,20 +87,10 @@ class EngineFeed:
     def _run_engine(self) -> RunStats | None:
         cfg = self.config
         model = load_model(cfg.model)
-        block_size = DEFAULT_BLOCK_SIZE if cfg.live else OFFLINE_BLOCK_SIZE
-        with open_source(cfg.source, fallback=DEMO_CLIP, microphone=cfg.microphone, realtime=cfg.realtime,
-                         block_size=block_size) as source:
-            self._tap = LevelTap(source)
-            self._runner = Runner(self._tap, model, [self.sink], window_s=cfg.window_s, hop_s=cfg.hop_s,
-                                  live=cfg.live)
+        with open_stream(cfg) as stream:
+            self._tap = LevelTap(stream.source)
+            self._runner = stream.runner(model, [self.sink], reading=self._tap)
             if self._stopping.is_set():
                 return None
-            self.signals.started.emit(describe(source, model, demo=cfg.source is None))
+            self.signals.started.emit(f"{stream.description} · model {model.name} on {model.device}")
             return self._runner.run()
-
-
-def describe(source: AudioSource, model: ModelPlugin, *, demo: bool) -> str:
-    """What is playing, in words, saying so when the demo clip stands in for a missing microphone."""
-    stand_in = demo and isinstance(source, FileSource)
-    fallback = " (no microphone found: playing the bundled demo clip)" if stand_in else ""
-    return f"{source.description}{fallback} · model {model.name} on {model.device}"

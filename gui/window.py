@@ -14,7 +14,7 @@ from PySide6.QtGui import QCloseEvent
 from PySide6.QtWidgets import (QGridLayout, QHBoxLayout, QLabel, QMainWindow, QMessageBox, QPushButton, QVBoxLayout,
                                QWidget)
 
-from emolive.engine.cli import summary
+from emolive.engine.session import summary
 from emolive.engine.sinks import CsvSink, SinkError
 from emolive.gui.controls import ControlPanel
 from emolive.gui.engine_feed import EngineFeed

@@ -12,7 +12,8 @@ import time
 import zmq
 from PySide6.QtCore import QTimer
 
-from emolive.engine.schema import ESTIMATE_TOPIC, STATUS_TOPIC, TURN_TOPIC, Rejections, SchemaError, parse_message
+from emolive.engine.schema import (ESTIMATE_TOPIC, STATUS_TOPIC, TURN_TOPIC, Rejections, SchemaError, parse_message,
+                                   topic_prefix)
 from emolive.engine.sinks import SinkError
 from emolive.engine.sinks.zmq_publisher import validate_address
 from emolive.gui.feed import FeedSignals
@@ -39,8 +40,8 @@ class ZmqFeed:
     def start(self) -> None:
         socket = self._context.socket(zmq.SUB)
         socket.setsockopt(zmq.LINGER, 0)
-        for topic in (ESTIMATE_TOPIC, TURN_TOPIC, STATUS_TOPIC):
-            socket.setsockopt(zmq.SUBSCRIBE, f"{topic}.".encode())
+        for kind in (ESTIMATE_TOPIC, TURN_TOPIC, STATUS_TOPIC):
+            socket.setsockopt(zmq.SUBSCRIBE, topic_prefix(kind))
         try:
             socket.setsockopt(zmq.IPV6, validate_address(self.address))
             socket.connect(self.address)

@@ -12,8 +12,8 @@ import sys
 import numpy as np
 import pytest
 
-from emolive.engine.cli import DEMO_CLIP
 from emolive.engine.features import compute
+from emolive.engine.session import DEMO_CLIP
 from emolive.plugins.student import DEFAULT_BUNDLE, TorchStudentPlugin, load_bundle, load_default
 from tests.conftest import REPO
 

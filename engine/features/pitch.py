@@ -21,7 +21,8 @@ import numpy as np
 from .config import FrontEndConfig
 from .pitch_nccf import (DECIMATION, FILTER_TAPS, Candidates, NccfGeometry, NccfScratch, decimate_into,
                          decimation_filter, frame_candidates)
-from .pitch_track import FLOOR, HELD, PATH_STATE_SLOTS, POST_STATE_SLOTS, PathCosts, PathRing, hold_and_delta, viterbi_advance
+from .pitch_track import (FLOOR, HELD, PATH_STATE_SLOTS, POST_STATE_SLOTS, PathCosts, PathRing, hold_and_delta,
+                          viterbi_advance)
 
 
 class OnlinePitch:
