@@ -164,10 +164,9 @@ def warm_views(half: int) -> int:
     """Compute (or find cached) the augmented views of half the clips; two halves run in parallel."""
     utts = load_utterances(manifests())
     cache = FeatureCache(DEFAULT_CACHE)
-    banks = cache.noise_banks(utts)
     mine = utts[half::2]
     cache.features_for(mine, progress=False)
-    cache.views_for(mine, VIEWS, AugmentConfig(), banks, progress=False)
+    cache.views_for(mine, VIEWS, AugmentConfig(), progress=False)
     return len(mine)
 
 

@@ -60,7 +60,7 @@ def featurise(utts: list[Utterance], class_names: list[str], cache: FeatureSourc
     """Labelled features; `views` augmented views per clip (trainer.data.augment) for MFB+F0 training sets."""
     augmented = []
     if views and isinstance(cache, FeatureCache):
-        augmented = cache.views_for(utts, views, AugmentConfig(), cache.noise_banks(utts), progress=progress)
+        augmented = cache.views_for(utts, views, AugmentConfig(), progress=progress)
     return labelled_set(utts, cache.features_for(utts, progress=progress), class_names, augmented)
 
 

@@ -12,7 +12,7 @@ reproducible and cacheable like the clean features:
 - band-limiting: telephone band (300-3400 Hz at 8 kHz) or a random low-pass of a cheap
   microphone or codec, and 8-bit mu-law quantisation on some telephone views;
 - additive noise at an SNR drawn from `snr_db`: white, pink or brown synthetic noise, or
-  real background taken from the corpora's own pauses (`NoiseBank`);
+  real background taken from the clip's own pauses (`NoiseBank`), looped;
 - a random gain, applied last (a quiet or hot microphone).
 """
 from __future__ import annotations
@@ -26,6 +26,7 @@ import soxr
 from scipy.signal import butter, fftconvolve, sosfilt
 
 SAMPLE_RATE = 16000
+MIN_NOISE = SAMPLE_RATE // 10  # 0.1 s of pauses is enough to loop as background; less is treated as none
 
 
 @dataclass(frozen=True)
@@ -47,7 +48,7 @@ class AugmentConfig:
 
 
 class NoiseBank:
-    """Background audio from the corpora's own pauses: 25 ms frames at least 35 dB below their
+    """Background audio from recordings' own pauses: 25 ms frames at least 35 dB below their
     clip's loudest frame but not digital silence (EmoDB's zero padding), concatenated."""
 
     FRAME = 400
@@ -69,7 +70,7 @@ class NoiseBank:
         self.audio = np.concatenate(parts).astype(np.float32) if parts else np.zeros(0, np.float32)
 
     def draw(self, n: int, rng: np.random.Generator) -> np.ndarray | None:
-        if self.audio.size < SAMPLE_RATE:
+        if self.audio.size < MIN_NOISE:
             return None
         start = rng.integers(0, self.audio.size - 1)
         return np.resize(np.roll(self.audio, -start), n)

@@ -116,39 +116,27 @@ class FeatureCache:
         utts = list(utts)
         return [self.features(u.path) for u in tqdm(utts, desc="features", unit="file", disable=not progress)]
 
-    def view(self, audio_path: str | Path, view: int, aug: AugmentConfig, bank: NoiseBank, bank_key: str) -> np.ndarray:
+    def view(self, audio_path: str | Path, view: int, aug: AugmentConfig) -> np.ndarray:
         """Features of augmented view `view` (1, 2, ...) of a file, computed on first use.
 
-        The key holds everything the view depends on: the audio, the view number, the chain's
-        options and the noise bank's content."""
+        Real background noise for the view comes from the clip's own pauses (its room and
+        microphone, at another SNR), so a view depends on nothing but the clip, the view number
+        and the chain's options: the key holds all three, and a view is the same in every data set."""
         data = read_audio_bytes(audio_path)
-        key = f"{audio_key(data)}.view{view}.{aug.digest()}.{bank_key}"
-        cached = self.store.get(key)
-        if cached is not None:
-            return cached
+        key = f"{audio_key(data)}.view{view}.{aug.digest()}"
+        if key in self.store:
+            return self.store.get(key)
         samples = load_audio(data, self.cfg.sample_rate)
-        feats = compute(augment(samples, view_rng(audio_key(data), view, aug), aug, bank), self.cfg)
+        feats = compute(augment(samples, view_rng(audio_key(data), view, aug), aug, NoiseBank([samples])), self.cfg)
         self.store.put(key, feats)
         return feats
 
     def views_for(self, utts: Iterable[Utterance], n_views: int, aug: AugmentConfig,
-                  banks: dict[str, NoiseBank], progress: bool = True) -> list[list[np.ndarray]]:
-        """`n_views` augmented views of every utterance (views[v][i]); a clip's real background
-        noise comes from its own corpus's pauses (`banks[corpus]`), so views never mix in a
-        corpus the model is not trained on, and a clip's views are the same in every data set."""
+                  progress: bool = True) -> list[list[np.ndarray]]:
+        """`n_views` augmented views of every utterance: views[v][i]."""
         utts = list(utts)
-        keys = {c: hashlib.sha1(b.audio.tobytes()).hexdigest()[:12] for c, b in banks.items()}
-        return [[self.view(u.path, v, aug, banks[u.corpus], keys[u.corpus])
-                 for u in tqdm(utts, desc=f"view {v}", unit="file", disable=not progress)]
+        return [[self.view(u.path, v, aug) for u in tqdm(utts, desc=f"view {v}", unit="file", disable=not progress)]
                 for v in range(1, n_views + 1)]
-
-    def noise_banks(self, utts: Iterable[Utterance], clips_per_corpus: int = 200) -> dict[str, NoiseBank]:
-        """One NoiseBank per corpus, from its first `clips_per_corpus` clips in the given order."""
-        by_corpus: dict[str, list[Utterance]] = {}
-        for u in utts:
-            by_corpus.setdefault(u.corpus, []).append(u)
-        return {c: NoiseBank([load_audio(read_audio_bytes(u.path), self.cfg.sample_rate)
-                              for u in us[:clips_per_corpus]]) for c, us in by_corpus.items()}
 
 
 def feature_stats(features: Iterable[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
