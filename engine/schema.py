@@ -49,10 +49,9 @@ TURN_KINDS = ("turn", "stream")
 _STREAM_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")  # bounded: it is part of every topic
 MAX_MESSAGE_BYTES = 1 << 20  # an estimate is ~500 bytes; even 10 000 classes fit in ~300 kB
 _REASON_CHARS = 200  # a reason quotes attacker-chosen text: keep it one short line
-_ESTIMATE_FLOATS = ("start", "end", "wall_start", "wall_end", "activation", "valence", "dominance",
-                    "voiced_ratio", "latency_ms")
-_ESTIMATE_ORDER = ("schema", "seq", "stream", "start", "end", "wall_start", "wall_end", "activation", "valence",
-                   "dominance", "classes", "speech", "voiced_ratio", "model", "latency_ms")  # estimate_payload's
+_ESTIMATE_FLOATS = ("start", "end", "wall_start", "wall_end", *DIMENSIONS, "voiced_ratio", "latency_ms")
+_ESTIMATE_ORDER = ("schema", "seq", "stream", "start", "end", "wall_start", "wall_end", *DIMENSIONS,
+                   "classes", "speech", "voiced_ratio", "model", "latency_ms")  # estimate_payload's
 _ESTIMATE_FIELDS = frozenset(_ESTIMATE_ORDER)
 _STATUS_FIELDS = {"schema": int, "stream": str, "dropped_blocks": int, "skipped_windows": int, "lag_s": float,
                   "wall": float}
