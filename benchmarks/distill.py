@@ -16,6 +16,7 @@ import argparse
 import json
 import sys
 from concurrent.futures import ProcessPoolExecutor
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -23,13 +24,13 @@ import torch
 
 from _common import SHARED
 
-from emolive.engine.features import FrontEndConfig
-from emolive.plugins.student import load_bundle, save_bundle
-from emolive.trainer.data import FeatureCache
+from emolive.engine.plugin import load_model
 from emolive.trainer.distill import DistillConfig, setup_distillation
-from emolive.trainer.pipeline import DEFAULT_CACHE, by_split, class_names_of, ensure_splits, featurise, load_utterances
-from emolive.trainer.train import TrainConfig, score, train
+from emolive.trainer.pipeline import DEFAULT_CACHE, DataSpec, fit, featurise, save_model
+from emolive.trainer.train import TrainConfig
 
+DATA = DataSpec(data=tuple(str(SHARED / "corpora" / c / "manifest.csv") for c in ("emodb", "ravdess")),
+                val_frac=0.1, test_frac=0.2)
 STUDENTS = {  # name -> distillation weights (None: plain training)
     "TCGRU + MTL, no distillation": None,
     "TCGRU + MTL, same schedule, lambda = 0 (control)": DistillConfig(lambda_early=0.0, lambda_=0.0),
@@ -37,32 +38,25 @@ STUDENTS = {  # name -> distillation weights (None: plain training)
 }
 
 
-def sets():
-    manifests = [str(SHARED / "corpora" / c / "manifest.csv") for c in ("emodb", "ravdess")]
-    utts = ensure_splits(load_utterances(manifests), 0, 0.1, 0.2)
-    classes = class_names_of(by_split(utts, "train"))
-    cache = FeatureCache(DEFAULT_CACHE)
-    return classes, [featurise(by_split(utts, s), classes, cache, progress=False) for s in ("train", "val", "test")]
-
-
 def teacher_score(hidden: int, out: Path) -> dict:
     """Train the teacher (unless an earlier run left its bundle) and score it on the test split."""
-    classes, (tr, va, te) = sets()
     if not (out / "model.safetensors").exists():
-        result = train(tr, va, classes, TrainConfig(hidden=hidden, seed=0), log=lambda _: None)
-        save_bundle(out, result.model, FrontEndConfig(), classes, training={"best_epoch": result.best_epoch})
-    return score(load_bundle(out)[0], te)
+        fitted = fit(DATA, TrainConfig(hidden=hidden, seed=0))
+        save_model(fitted, out, training={"best_epoch": fitted.result.best_epoch})
+    from emolive.trainer.evaluate import metrics, predict_utterances
+
+    plugin = load_model(str(out))
+    test = [u for u in DATA.split_utterances() if u.split == "test"]
+    scored = metrics(plugin, test, predict_utterances(plugin, test, DATA.cache_root(), progress=False))
+    return {"ccc": [scored["ccc"][d] for d in ("activation", "valence", "dominance")], "n": scored["n"]}
 
 
 def student(name: str, seed: int, teacher: str) -> dict:
     torch.set_num_threads(1)
-    classes, (tr, va, te) = sets()
-    cfg, objective = TrainConfig(seed=seed), None
-    if STUDENTS[name] is not None:
-        cfg, objective, _ = setup_distillation(teacher, STUDENTS[name], tr, TrainConfig(seed=seed, epochs=100),
-                                               DEFAULT_CACHE)
-    result = train(tr, va, classes, cfg, log=lambda _: None, objective=objective)
-    return {**score(result.model, te), "best_epoch": result.best_epoch}
+    weights = STUDENTS[name]
+    distill = None if weights is None else replace(weights, teacher=teacher)
+    fitted = fit(DATA, TrainConfig(seed=seed, epochs=60 if distill is None else 100), distill)
+    return {**fitted.tests["test"], "best_epoch": fitted.result.best_epoch}
 
 
 def cell(values) -> str:
@@ -82,7 +76,9 @@ def main() -> None:
     reference = teacher_score(args.teacher_hidden, teacher)
     print(f"teacher: done ({teacher})", file=sys.stderr, flush=True)
     # the teacher targets once, before the students read them from the cache in parallel
-    setup_distillation(str(teacher), DistillConfig(), sets()[1][0], TrainConfig(epochs=100), DEFAULT_CACHE)
+    utts = DATA.split_utterances()
+    train_set = featurise([u for u in utts if u.split == "train"], [], DATA.source(), progress=False)
+    setup_distillation(DistillConfig(teacher=str(teacher)), train_set, TrainConfig(epochs=100), DATA.cache_root())
     tasks = [(name, seed) for name in STUDENTS for seed in args.seeds]
     with ProcessPoolExecutor(args.jobs) as pool:
         scores = list(pool.map(student, *zip(*tasks), [str(teacher)] * len(tasks)))

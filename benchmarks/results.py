@@ -17,22 +17,14 @@ import numpy as np
 
 from _common import SHARED
 
-from emolive.trainer.data import FeatureCache, Utterance
-from emolive.trainer.pipeline import DEFAULT_CACHE, by_split, class_names_of, ensure_splits, featurise, load_utterances
-from emolive.trainer.train import TrainConfig, score, train
+from emolive.trainer.pipeline import DataSpec, fit
+from emolive.trainer.train import TrainConfig
 
 SYSTEMS = [("GRU", "gru", False), ("GRU + MTL", "gru", True), ("TCGRU", "tcgru", False), ("TCGRU + MTL", "tcgru", True)]
 
 
 def manifest(corpus: str) -> str:
     return str(SHARED / "corpora" / corpus / "manifest.csv")
-
-
-def run(train_utts, val_utts, test_utts, arch: str, multitask: bool, seed: int, cache: FeatureCache) -> dict:
-    classes = class_names_of(train_utts)
-    sets = [featurise(u, classes, cache, progress=False) for u in (train_utts, val_utts, test_utts)]
-    result = train(sets[0], sets[1], classes, TrainConfig(arch=arch, multitask=multitask, seed=seed), log=lambda _: None)
-    return score(result.model, sets[2])
 
 
 def cell(values: list[float]) -> str:
@@ -49,19 +41,17 @@ def table(title: str, rows: dict[str, list[dict]]) -> str:
     return "\n".join(lines)
 
 
-def experiment(key: str) -> tuple[list[Utterance], list[Utterance], list[Utterance]]:
-    """(train, val, test) utterances of "pooled" or of a cross-corpus "SRC -> DST" key."""
+def experiment(key: str) -> DataSpec:
+    """The data of "pooled" or of a cross-corpus "SRC -> DST" key (DST all test)."""
     if key == "pooled":
-        pooled = ensure_splits(load_utterances([manifest("emodb"), manifest("ravdess")]), 0, 0.1, 0.2)
-        return tuple(by_split(pooled, s) for s in ("train", "val", "test"))
+        return DataSpec(data=(manifest("emodb"), manifest("ravdess")), val_frac=0.1, test_frac=0.2)
     src, dst = key.split(" -> ")
-    own = ensure_splits(load_utterances([manifest(src)]), 0, 0.15, 0.0)
-    return by_split(own, "train"), by_split(own, "val"), load_utterances([manifest(dst)])
+    return DataSpec(data=(manifest(src),), val_frac=0.15, test_frac=0.0, test_data=(manifest(dst),))
 
 
 def task(key: str, arch: str, multitask: bool, seed: int) -> dict:
-    """One training run in its own process (one thread each: see benchmarks/_common)."""
-    return run(*experiment(key), arch, multitask, seed, FeatureCache(DEFAULT_CACHE))
+    """One training run in its own process (one thread each: see benchmarks/_common); its test scores."""
+    return fit(experiment(key), TrainConfig(arch=arch, multitask=multitask, seed=seed)).tests["test"]
 
 
 def main() -> None:
@@ -70,7 +60,8 @@ def main() -> None:
     ap.add_argument("--jobs", type=int, default=2, help="training runs in parallel, one thread each")
     ap.add_argument("--json", default=None, help="also write all scores to this file")
     args = ap.parse_args()
-    FeatureCache(DEFAULT_CACHE).features_for(sum(experiment("pooled"), []), progress=False)  # warm once
+    pooled = experiment("pooled")
+    pooled.source().features_for(pooled.utterances(), progress=False)  # warm once
     jobs = [("pooled", name, arch, mtl) for name, arch, mtl in SYSTEMS]
     jobs += [(key, "TCGRU + MTL", "tcgru", True) for key in ("ravdess -> emodb", "emodb -> ravdess")]
     runs = [(key, name, arch, mtl, seed) for key, name, arch, mtl in jobs for seed in args.seeds]
@@ -79,7 +70,7 @@ def main() -> None:
     out: dict[str, dict[str, list[dict]]] = {}
     for (key, name, *_), result in zip(runs, scores):
         out.setdefault(key, {}).setdefault(name, []).append(result)
-    test = experiment("pooled")[2]
+    test = [u for u in pooled.split_utterances() if u.split == "test"]
     print(table(f"EmoDB + RAVDESS, speaker-independent test split ({len(test)} clips, "
                 f"{len({u.speaker for u in test})} speakers), {len(args.seeds)} seeds", out["pooled"]))
     for key in ("ravdess -> emodb", "emodb -> ravdess"):

@@ -105,7 +105,7 @@ def write_bundle(path: str | Path, meta: BundleMeta, tensors: Mapping[str, np.nd
     written through open(), so they get the umask's mode (safetensors' save_file would make 0600).
     """
     path = Path(path)
-    _check_replaceable(path)
+    check_bundle_target(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_name(f".{path.name}.partial-{secrets.token_hex(4)}")
     partial.mkdir()  # not mkdtemp: that would make the bundle 0700 whatever the umask
@@ -142,8 +142,9 @@ def _config(meta: BundleMeta, int8: bool) -> dict[str, Any]:
     return config
 
 
-def _check_replaceable(path: Path) -> None:
-    """A target may be new, an empty directory or a bundle; anything else is the user's and stays."""
+def check_bundle_target(path: Path) -> None:
+    """A bundle may be written to a new path, an empty directory or over a bundle; anything else is
+    the user's and stays (BundleError). Callers check early, before the work that makes the bundle."""
     if not (path.exists() or path.is_symlink()):
         return
     if not path.is_dir() or path.is_symlink():

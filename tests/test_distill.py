@@ -21,7 +21,7 @@ from emolive.trainer.cli import build_parser
 from emolive.trainer.cli import main as trainer_main
 from emolive.trainer.data import FeatureCache, read_manifest
 from emolive.trainer.pipeline import class_names_of, featurise
-from emolive.trainer.train import TrainConfig, train
+from emolive.trainer.train import TrainConfig, session_features, train
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -36,8 +36,8 @@ def small(tmp_path_factory):
 
 def test_cli_defaults_are_the_papers_schedule():
     args = build_parser().parse_args(["distill", "--data", "m.csv", "--teacher", "student", "--out", "o"])
-    cfg = distill.DistillConfig(args.kappa_early, args.lambda_early, args.switch_epoch, args.kappa, args.lambda_)
-    assert cfg == distill.DistillConfig()
+    cfg = distill.DistillConfig.from_args(args)
+    assert cfg == distill.DistillConfig(teacher="student")
     assert [cfg.weights(e) for e in (0, 39, 40, 99)] == [(0.001, 1.0), (0.001, 1.0), (1.0, 0.01), (1.0, 0.01)]
     assert args.epochs > cfg.switch_epoch
 
@@ -128,7 +128,9 @@ def test_distill_moves_the_student_embedding_to_the_teachers(small, tmp_path):
     teacher = distill.teacher_targets(load_model("student"), utts, tmp_path / "t")
 
     def alignment(bundle) -> float:
-        emb = load_model(str(bundle)).predict_batch(feats, [np.zeros(1)] * len(feats))
+        plugin = load_model(str(bundle))  # a stream-normalised student hears each speaker as a session
+        inputs = session_features(feats, [u.speaker for u in utts], plugin.meta.stream_normalisation)
+        emb = plugin.predict_batch(inputs, [np.zeros(1)] * len(feats))
         return F.cosine_similarity(torch.from_numpy(np.stack([p.embedding for p in emb])),
                                    torch.from_numpy(teacher.embedding), dim=1).mean().item()
 

@@ -214,8 +214,8 @@ def test_baved_levels_become_activation_only_targets():
 
 def test_a_category_the_map_lacks_is_unlabelled_not_an_error(tmp_path, caplog):
     (tmp_path / "a.wav").write_bytes(b"")
-    (tmp_path / "m.csv").write_text("path,speaker,emotion,intensity,valence\n"
-                                    "a.wav,1,frustrated,,\na.wav,2,ps,,\na.wav,3,frustrated,,2.5\n")
+    (tmp_path / "m.csv").write_text("path,speaker,emotion,intensity,valence\n"  # one file per row: a file listed
+                                    "a.wav,1,frustrated,,\nb.wav,2,ps,,\nc.wav,3,frustrated,,2.5\n")  # twice is an error
     with caplog.at_level(logging.WARNING):
         utts = read_manifest(tmp_path / "m.csv")
     assert "frustrated" in caplog.text

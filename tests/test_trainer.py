@@ -178,3 +178,100 @@ def test_training_writes_its_history_and_provenance_into_the_bundle(trained):
     meta = load_bundle(out)[1]
     assert set(meta.training["versions"]) >= {"emolive_commit", "torch", "numpy"}
     assert meta.stream_normalisation is not None and meta.training["views"] == 2
+
+
+def test_cli_configs_are_built_from_the_arguments():
+    """TrainConfig.from_args / DataSpec.from_args take every same-named option, and the negated flags."""
+    from emolive.trainer.cli import build_parser
+    from emolive.trainer.pipeline import DataSpec
+    from emolive.trainer.train import TrainConfig
+
+    args = build_parser().parse_args(["train", "--data", "a.csv", "--data", "b.csv", "--epochs", "7", "--lr", "0.01",
+                                      "--no-multitask", "--no-balance", "--views", "0", "--features", "hubert-large",
+                                      "--val-frac", "0.3", "--out", "o"])
+    cfg = TrainConfig.from_args(args)
+    assert (cfg.epochs, cfg.lr, cfg.multitask, cfg.balance_corpora, cfg.use_views, cfg.stream_norm) == \
+        (7, 0.01, False, False, False, False)  # stream normalisation is for MFB+F0 students only
+    data = DataSpec.from_args(args)
+    assert data.data == ("a.csv", "b.csv") and data.val_frac == 0.3 and data.features == "hubert-large"
+    assert data.cache_root("embeddings").name == "embeddings"
+    assert DataSpec(cache="/c").cache_root("embeddings") == Path("/c")
+
+
+def test_user_errors_are_one_line_and_bugs_stay_tracebacks(monkeypatch, tmp_path, capsys):
+    from emolive.trainer import commands
+    from emolive.trainer.errors import TrainerError
+
+    def user_mistake(args):
+        raise TrainerError("no utterances in split 'tset'")
+
+    def bug(args):
+        raise ValueError("a bug")
+
+    missing = tmp_path / "none.csv"
+    assert trainer_main(["features", "--data", str(missing)]) == 2  # a missing file is the user's
+    assert f"{missing}: cannot read the table" in capsys.readouterr().err
+    monkeypatch.setattr(commands, "features", user_mistake)
+    assert trainer_main(["features", "--data", "m.csv"]) == 2
+    assert capsys.readouterr().err.strip() == "trainer features: error: no utterances in split 'tset'"
+    monkeypatch.setattr(commands, "features", bug)
+    with pytest.raises(ValueError, match="a bug"):
+        trainer_main(["features", "--data", "m.csv"])
+
+
+def _train_args(manifest: Path, tmp: Path, out: str, *extra: str) -> list[str]:
+    return ["train", "--data", str(manifest), "--cache", str(tmp / "cache"), "--epochs", "4", "--patience", "4",
+            "--hidden", "16", "--embedding-dim", "16", "--views", "1", "--batch-size", "16", "--out", str(tmp / out),
+            *extra]
+
+
+def test_ctrl_c_names_the_checkpoint_and_resume_gives_the_uninterrupted_result(tmp_path):
+    """A run stopped by SIGINT after an epoch, then resumed, writes the same weights as one that ran through.
+
+    Bitwise equal, not close: the resumed process restores every generator and Adam's state, so it
+    runs the same float operations in the same order on the same machine and thread count."""
+    import signal
+
+    manifest = subset_manifest(tmp_path, "emodb", every=8)
+    assert trainer_main(_train_args(manifest, tmp_path, "whole")) == 0
+    assert not (tmp_path / "whole.checkpoint").exists()  # removed once the bundle is written
+    cmd = [sys.executable, "-m", "emolive.trainer.cli", *_train_args(manifest, tmp_path, "parts")]
+    proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True)
+    lines = []
+    for line in proc.stderr:
+        lines.append(line)
+        if line.startswith("epoch   1"):
+            proc.send_signal(signal.SIGINT)
+            break
+    lines += proc.stderr.readlines()
+    assert proc.wait() == 130
+    assert "Traceback" not in "".join(lines)
+    checkpoint = tmp_path / "parts.checkpoint" / "checkpoint.safetensors"
+    assert lines[-1].startswith("trainer train: interrupted: the checkpoint after epoch") and str(checkpoint) in lines[-1]
+    assert not (tmp_path / "parts").exists()
+    assert trainer_main(_train_args(manifest, tmp_path, "parts", "--resume")) == 0
+    whole, parts = (load_bundle(tmp_path / name)[0].state_dict() for name in ("whole", "parts"))
+    assert all(torch.equal(whole[k], parts[k]) for k in whole)
+    history = [(tmp_path / name / "history.csv").read_text().splitlines() for name in ("whole", "parts")]
+    assert [r.split(",")[2:] for r in history[0]] == [r.split(",")[2:] for r in history[1]]  # val CCC per epoch
+
+
+def test_resume_refuses_a_checkpoint_of_other_settings_and_a_missing_one(tmp_path):
+    from emolive.trainer.data import Utterance
+    from emolive.trainer.errors import TrainerError
+    from emolive.trainer.train import Checkpointing, TrainConfig, labelled_set, train
+
+    rng = np.random.default_rng(0)
+    utts = [Utterance(tmp_path / f"{i}.wav", f"c/{i % 4}", "sad", "", *rng.uniform(1, 7, 3)) for i in range(24)]
+    data = labelled_set(utts, [rng.normal(size=(60, 43)).astype(np.float32) for _ in utts], ["sad"])
+    cfg = TrainConfig(epochs=1, batch_size=8, hidden=8, embedding_dim=8, stream_norm=False)
+    at = Checkpointing(tmp_path / "ckpt")
+    with pytest.raises(TrainerError, match="no checkpoint to resume"):
+        train(data, data, ["sad"], cfg, log=lambda _: None, checkpoint=Checkpointing(at.directory, resume=True))
+    train(data, data, ["sad"], cfg, log=lambda _: None, checkpoint=at)
+    longer = TrainConfig(**{**vars(cfg), "epochs": 2})  # more epochs: allowed
+    assert len(train(data, data, ["sad"], longer, log=lambda _: None,
+                     checkpoint=Checkpointing(at.directory, resume=True)).history) == 2
+    other = TrainConfig(**{**vars(cfg), "lr": 0.1})
+    with pytest.raises(TrainerError, match="other data or settings"):
+        train(data, data, ["sad"], other, log=lambda _: None, checkpoint=Checkpointing(at.directory, resume=True))

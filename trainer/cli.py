@@ -60,6 +60,12 @@ def _fit_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--epoch-clips", type=int, default=0,
                    help="clips drawn per epoch (0: one pass over the training set)")
     p.add_argument("--out", required=True, metavar="DIR", help="bundle directory to write")
+    p.add_argument("--checkpoint-dir", default=None, metavar="DIR",
+                   help="where the end-of-epoch checkpoint goes (default: OUT.checkpoint; removed once the bundle "
+                        "is written)")
+    p.add_argument("--resume", action="store_true",
+                   help="continue from the checkpoint (same data and options; --epochs may grow) to the result an "
+                        "uninterrupted run gives")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -164,6 +170,9 @@ def main(argv: list[str] | None = None) -> int:
     except EmoliveError as err:  # every layer's user error (TrainerError, BundleError, ...); bugs stay tracebacks
         print(f"trainer {args.command}: error: {err}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt as err:  # Ctrl-C; training says where its checkpoint is (TrainingInterrupted)
+        print(f"trainer {args.command}: interrupted" + (f": {err}" if str(err) else ""), file=sys.stderr)
+        return 130
     finally:
         distributed.teardown()
 

@@ -7,28 +7,27 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
-import numpy as np
-
+from emolive.engine.bundle import check_bundle_target
 from emolive.engine.plugin import load_model
 from emolive.trainer import distributed
-from emolive.trainer.data import FeatureCache, read_splits, write_splits
+from emolive.trainer.checkpoint import remove_checkpoint
+from emolive.trainer.data import FeatureCache, Utterance, read_splits, write_splits
 from emolive.trainer.data.table import csv_rows
 from emolive.trainer.embeddings import EmbeddingCache, parse_streams
-from emolive.trainer.evaluate import format_table, metrics, predict_utterances
-from emolive.trainer.metrics import DIMENSIONS
-from emolive.trainer.pipeline import (MFB, DEFAULT_CACHE, DEFAULT_EMBEDDING_CACHE, by_split, class_names_of, ensure_splits,
-                              feature_source, featurise, load_utterances, save_model)
-from emolive.trainer.data import Utterance
-from emolive.trainer.history import HISTORY_FILE, SPLITS_FILE, versions, write_history
-from emolive.trainer.train import TrainConfig, score, train as fit
 from emolive.trainer.errors import TrainerError
+from emolive.trainer.evaluate import format_table, metrics, predict_utterances
+from emolive.trainer.history import HISTORY_FILE, SPLITS_FILE, versions, write_history
+from emolive.trainer.metrics import DIMENSIONS
+from emolive.trainer.pipeline import DataSpec, by_split, fit, save_model
+from emolive.trainer.train import Checkpointing, TrainConfig
 
 log = logging.getLogger(__name__)
 
 
 def features(args) -> int:
-    utts = load_utterances(args.data, args.msp_podcast)
-    cache = FeatureCache(args.cache or DEFAULT_CACHE)
+    data = DataSpec.from_args(args)
+    utts = data.utterances()
+    cache = FeatureCache(data.cache_root())
     feats = cache.features_for(utts)
     frames = sum(len(f) for f in feats)
     print(f"features: {len(utts)} clips, {frames} frames ({frames * 0.02 / 3600:.2f} h) cached in {cache.dir}")
@@ -36,58 +35,52 @@ def features(args) -> int:
 
 
 def train(args) -> int:
-    utts = ensure_splits(load_utterances(args.data, args.msp_podcast), args.split_seed, args.val_frac, args.test_frac)
-    classes = class_names_of(utts, args.classes)
-    cache = feature_source(args.features, args.cache)
-    fit_splits = {"train": ("train",), "train+val": ("train", "val"), "all": ("train", "val", "test")}[args.train_on]
-    ctx = distributed.context()
-    train_set = featurise(by_split(utts, *fit_splits), classes, cache, progress=ctx.is_main, views=args.views)
-    val_set = featurise(by_split(utts, "val"), classes, cache, progress=False)
-    tests = {s: featurise(by_split(utts, s), classes, cache, progress=False)
-             for s in sorted({u.split for u in utts} - {"train", "val"})}
-    cfg = TrainConfig(arch=args.arch, multitask=not args.no_multitask, seed=args.seed, epochs=args.epochs,
-                      patience=args.patience, lr=args.lr, batch_size=args.batch_size, crop_s=args.crop_s,
-                      hidden=args.hidden, embedding_dim=args.embedding_dim, gain_dims=cache.gain_dims,
-                      # the running normaliser reads the MFB+F0 front end's columns: students only
-                      stream_norm=args.features == MFB and not args.no_stream_norm,
-                      balance_corpora=not args.no_balance,
-                      use_views=args.views > 0, epoch_clips=args.epoch_clips)
-    objective, distillation = None, None
+    """`trainer train` and `trainer distill`: pipeline.fit, then the bundle with its run's records."""
+    data, cfg = DataSpec.from_args(args), TrainConfig.from_args(args)
+    distill = None
     if args.command == "distill":
-        from emolive.trainer.distill import DistillConfig, setup_distillation
+        from emolive.trainer.distill import DistillConfig
 
-        dcfg = DistillConfig(args.kappa_early, args.lambda_early, args.switch_epoch, args.kappa, args.lambda_)
-        cfg, objective, distillation = setup_distillation(args.teacher, dcfg, train_set, cfg,
-                                                          args.cache or DEFAULT_CACHE)
+        distill = DistillConfig.from_args(args)
+    out = Path(args.out)
+    check_bundle_target(out)  # before hours of training, not after
+    checkpoint = Checkpointing(Path(args.checkpoint_dir or f"{out}.checkpoint"), resume=args.resume)
+    ctx = distributed.context()
     log = (lambda line: print(line, file=sys.stderr)) if ctx.is_main else (lambda line: None)
-    result = fit(train_set, val_set, classes, cfg, log=log, objective=objective)
+    fitted = fit(data, cfg, distill, checkpoint=checkpoint, log=log, progress=ctx.is_main)
     if not ctx.is_main:
         return 0  # the main rank holds the same model and writes the outputs
-    norm = result.stream_normalisation
-    test_scores = {s: score(result.model, data, norm) for s, data in tests.items() if len(data)}
+    result, cfg = fitted.result, fitted.config
     summary = {
         "config": vars(cfg), "best_epoch": result.best_epoch,
         "val_ccc": dict(zip(DIMENSIONS, result.val_ccc)),
         "test": {s: {"ccc": dict(zip(DIMENSIONS, m["ccc"])), "uar": m.get("uar"), "n": m["n"]}
-                 for s, m in test_scores.items()},
+                 for s, m in fitted.tests.items()},
         "utterances_per_s": result.utterances_per_s, "epoch_seconds": result.epoch_seconds,
-        "n_train": len(train_set), "n_val": len(val_set), "world_size": ctx.world_size,
+        "n_train": fitted.n_train, "n_val": fitted.n_val, "world_size": ctx.world_size,
     }
-    if distillation:
-        summary["distillation"] = distillation
-    training = {"data": args.data + args.msp_podcast, "features": args.features,
-                "fit_on": args.train_on, "split_seed": args.split_seed, "classes": args.classes,
-                "views": args.views, "versions": versions(),
+    if fitted.distillation:
+        summary["distillation"] = fitted.distillation
+    training = {"data": data.sources, "features": data.features,
+                "fit_on": data.train_on, "split_seed": data.split_seed, "classes": data.classes,
+                "views": data.views, "versions": versions(),
                 **{k: summary[k] for k in ("config", "best_epoch", "distillation") if k in summary}}
-    out = save_model(cache, args.out, result.model, classes if cfg.multitask else (),
-                      training=training, metrics={"val_ccc": summary["val_ccc"], "test": summary["test"]},
-                      int8=args.int8, stream_normalisation=norm)
-    write_splits(out / SPLITS_FILE, utts)
-    write_history(out / HISTORY_FILE, result.history)
-    (out / "results.json").write_text(json.dumps(summary, indent=2, default=str) + "\n")
+
+    def records(directory: Path) -> None:  # inside the bundle's atomic write
+        write_splits(directory / SPLITS_FILE, fitted.utterances)
+        write_history(directory / HISTORY_FILE, result.history)
+        (directory / "results.json").write_text(json.dumps(summary, indent=2, default=str) + "\n")
+
+    try:
+        save_model(fitted, out, int8=args.int8, finish=records, training=training,
+                   metrics={"val_ccc": summary["val_ccc"], "test": summary["test"]})
+    except OSError as err:
+        raise TrainerError(f"cannot write the bundle {out} ({err.strerror}); the checkpoint "
+                           f"{checkpoint.directory} is kept: fix the path and rerun with --resume") from None
+    remove_checkpoint(checkpoint.directory)
     size = (out / "model.safetensors").stat().st_size
     parts = [f"val CCC {' '.join(f'{v:.3f}' for v in result.val_ccc)}"]
-    parts += [f"{s} CCC {' '.join(f'{v:.3f}' for v in m['ccc'])}" for s, m in test_scores.items()]
+    parts += [f"{s} CCC {' '.join(f'{v:.3f}' for v in m['ccc'])}" for s, m in fitted.tests.items()]
     print(f"trained {cfg.arch}{'+mtl' if cfg.multitask else ''} seed {cfg.seed}: best epoch {result.best_epoch}, "
           f"{', '.join(parts)}; {result.utterances_per_s:.0f} utt/s, {result.epoch_seconds:.1f} s/epoch; "
           f"bundle {out} ({size / 1e6:.3f} MB)")
@@ -100,12 +93,13 @@ def embed(args) -> int:
         if len(streams) != 1:
             raise TrainerError("--checkpoint replaces the weights of one model: give exactly one --bundle")
         streams = [replace(streams[0], checkpoint=args.checkpoint)]
-    utts = load_utterances(args.data, args.msp_podcast)
+    data = DataSpec.from_args(args)
+    utts = data.utterances()
     ctx = distributed.context()
     mine = distributed.shard(utts, ctx)  # under torchrun each rank embeds its share into the one cache
     device = str(ctx.device) if ctx.device.type == "cuda" else args.device
     for stream in streams:
-        cache = EmbeddingCache(args.cache or DEFAULT_EMBEDDING_CACHE, stream, device, args.batch_seconds)
+        cache = EmbeddingCache(data.cache_root("embeddings"), stream, device, args.batch_seconds)
         frames = sum(distributed.gather(sum(len(e) for e in cache.embeddings([u.path for u in mine])), ctx))
         if ctx.is_main:
             print(f"embed {stream.label()}: {len(utts)} clips, {frames} frames x {stream.spec.dim} "
@@ -120,7 +114,8 @@ def distill(args) -> int:
 
 def evaluate(args) -> int:
     plugin = load_model(args.model)
-    utts = load_utterances(args.data, args.msp_podcast)
+    data = DataSpec.from_args(args)
+    utts = data.utterances()
     model_splits = getattr(plugin, "path", None) and Path(plugin.path) / SPLITS_FILE
     if args.splits:
         utts = read_splits(args.splits, utts)
@@ -130,13 +125,13 @@ def evaluate(args) -> int:
         utts = by_split(utts, args.split)
         if not utts:
             raise TrainerError(f"no utterances in split {args.split!r}")
-    out = predict_utterances(plugin, utts, args.cache or DEFAULT_CACHE, progress=not args.json)
+    out = predict_utterances(plugin, utts, data.cache_root(), progress=not args.json)
     result = metrics(plugin, utts, out)
     if args.json:
         print(json.dumps(result))
     else:
-        data = ", ".join(args.data + args.msp_podcast) + (f" [{args.split}]" if args.split else "")
-        print(format_table([(args.model, data, result)]))
+        where = ", ".join(data.sources) + (f" [{args.split}]" if args.split else "")
+        print(format_table([(args.model, where, result)]))
     return 0
 
 
@@ -159,8 +154,8 @@ def report(args) -> int:
 
     models = args.model or ["student"]
     sources = load_sources(args.data, args.msp_podcast, args.splits, args.split)
-    done = build_report(models, sources, args.out, args.cache or DEFAULT_CACHE, args.map, args.split, args.splits,
-                        command=command_line(args, models))
+    done = build_report(models, sources, args.out, DataSpec.from_args(args).cache_root(), args.map, args.split,
+                        args.splits, command=command_line(args, models))
     print(f"report: {len(models)} model(s) on {len(done.utterances)} utterances in {done.seconds:.1f} s: "
           f"{Path(args.out) / 'report.md'} and report.html")
     return 0

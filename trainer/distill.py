@@ -14,6 +14,7 @@ early stopping consider only epochs from the switch on, when the task loss has i
 """
 from __future__ import annotations
 
+import argparse
 import hashlib
 import os
 from dataclasses import asdict, dataclass, replace
@@ -26,21 +27,29 @@ from safetensors.numpy import load_file, save
 from emolive.engine.plugin import ModelPlugin, load_model
 from emolive.trainer import distributed
 from emolive.trainer.data import Utterance
+from emolive.trainer.data.cache import audio_key, read_audio_bytes
 from emolive.trainer.evaluate import predict_utterances
 from emolive.trainer.losses import DistillationLoss
 from emolive.trainer.train import LabelledSet, TrainConfig
 from emolive.trainer.errors import TrainerError
+from emolive.trainer.options import same_named
 
 
 @dataclass(frozen=True)
 class DistillConfig:
-    """Eq. 5's weights before and after `switch_epoch` (the paper's values are the defaults)."""
+    """Eq. 5's weights before and after `switch_epoch` (the paper's values are the defaults), and
+    the teacher: a model plugin name or bundle path."""
 
     kappa_early: float = 0.001
     lambda_early: float = 1.0
     switch_epoch: int = 40
     kappa: float = 1.0
     lambda_: float = 0.01
+    teacher: str = "teacher"
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace) -> DistillConfig:
+        return same_named(cls, args)
 
     def weights(self, epoch: int) -> tuple[float, float]:
         """(kappa, lambda) in this epoch."""
@@ -69,27 +78,30 @@ def teacher_digest(plugin: ModelPlugin) -> str:
     return h.hexdigest()
 
 
-def data_digest(utts: list[Utterance]) -> str:
-    """Identity of the data, in order: the audio files' contents (as the feature cache keys them)."""
+def data_digest(keys: list[str]) -> str:
+    """Identity of the data, in order: the audio files' cache keys (trainer.data.cache.audio_key)."""
     h = hashlib.sha256()
-    for u in utts:
-        h.update(hashlib.sha1(Path(u.path).read_bytes()).digest())
+    for key in keys:
+        h.update(bytes.fromhex(key))
     return h.hexdigest()
 
 
 def teacher_targets(plugin: ModelPlugin, utts: list[Utterance], cache_root: str | Path,
-                    ctx: distributed.Context | None = None) -> TeacherTargets:
+                    ctx: distributed.Context | None = None, digest: str | None = None) -> TeacherTargets:
     """The teacher's outputs on every utterance, computed once (sharded over ranks) and cached.
 
     Entries are safetensors files keyed by teacher and data digests, so a retrained teacher or a
-    changed file list can never serve stale targets.
+    changed file list can never serve stale targets. Each file is hashed once: its key names its
+    cached features too. `digest`: the teacher's, if the caller has it already.
     """
     ctx = ctx or distributed.context()
-    key = hashlib.sha256((teacher_digest(plugin) + data_digest(utts)).encode()).hexdigest()[:32]
+    keys = [audio_key(read_audio_bytes(u.path)) for u in utts]
+    key = hashlib.sha256(((digest or teacher_digest(plugin)) + data_digest(keys)).encode()).hexdigest()[:32]
     entry = Path(cache_root) / "teacher" / f"{key}.safetensors"
     if entry.is_file():
         return TeacherTargets(**load_file(str(entry)))
-    mine = predict_utterances(plugin, distributed.shard(utts, ctx), cache_root, progress=ctx.is_main)
+    mine = predict_utterances(plugin, distributed.shard(utts, ctx), cache_root, progress=ctx.is_main,
+                              keys=distributed.shard(keys, ctx))
     parts = distributed.gather({k: mine[k] for k in ("embedding", "avd")}, ctx)
     targets = TeacherTargets(**{k: distributed.unshard([p[k] for p in parts]).astype(np.float32)
                                 for k in ("embedding", "avd")})
@@ -109,6 +121,8 @@ class DistillObjective:
         self.teacher_avd = torch.from_numpy(targets.avd)
         self.labels = torch.from_numpy(np.asarray(labels, dtype=np.float32))
         self.cfg, self.distance = cfg, DistillationLoss()
+        digest = hashlib.sha256(targets.embedding.tobytes() + targets.avd.tobytes()).hexdigest()
+        self.identity = {"distill": asdict(cfg), "teacher_targets": digest}  # what a resumed run must match
 
     def __call__(self, outputs: dict[str, torch.Tensor], task: dict[str, torch.Tensor], idx: np.ndarray,
                  epoch: int) -> torch.Tensor:
@@ -120,17 +134,19 @@ class DistillObjective:
         return kappa * task["loss"] + lam * dis
 
 
-def setup_distillation(teacher: str, dcfg: DistillConfig, train_set: LabelledSet, cfg: TrainConfig,
+def setup_distillation(dcfg: DistillConfig, train_set: LabelledSet, cfg: TrainConfig,
                        cache_root: str | Path) -> tuple[TrainConfig, DistillObjective, dict]:
     """Teacher targets for the training set, the objective, and the training config for it."""
     if cfg.epochs <= dcfg.switch_epoch:
         raise TrainerError(f"--epochs {cfg.epochs} leaves no epoch after --switch-epoch {dcfg.switch_epoch} "
-                         "to select the model from")
+                           "to select the model from")
+    teacher = dcfg.teacher
     plugin = load_model(teacher)
-    targets = teacher_targets(plugin, train_set.utterances, cache_root)
+    digest = teacher_digest(plugin)
+    targets = teacher_targets(plugin, train_set.utterances, cache_root, digest=digest)
     if targets.embedding.shape[1] != cfg.embedding_dim:
         raise TrainerError(f"teacher {teacher} has a {targets.embedding.shape[1]}-dim embedding but the student's "
                          f"is {cfg.embedding_dim}; use a teacher with a {cfg.embedding_dim}-dim embedding layer")
     cfg = replace(cfg, whole_epochs=dcfg.switch_epoch, select_from=dcfg.switch_epoch)
-    info = {"teacher": teacher, "teacher_digest": teacher_digest(plugin), **asdict(dcfg)}
+    info = {"teacher": teacher, "teacher_digest": digest, **asdict(dcfg)}
     return cfg, DistillObjective(targets, train_set.avd, dcfg), info

@@ -7,22 +7,22 @@ from tqdm import tqdm
 
 from emolive.engine.plugin import ModelPlugin
 from emolive.trainer.data import FeatureCache, Utterance, load_audio
-from emolive.trainer.metrics import DIMENSIONS, ccc, speaker_bootstrap, uar
-from emolive.trainer.train import session_features
+from emolive.trainer.metrics import DIMENSIONS, ccc, speaker_bootstrap
+from emolive.trainer.train import IGNORE, score_predictions, session_features
 from emolive.trainer.errors import TrainerError
 
 
 def predict_utterances(plugin: ModelPlugin, utts: list[Utterance], cache_root, batch_size: int = 64,
-                       progress: bool = True) -> dict[str, np.ndarray]:
+                       progress: bool = True, keys: list[str] | None = None) -> dict[str, np.ndarray]:
     """Whole-utterance predictions: avd [N,3], class_probs [N,C], embedding [N,E].
 
     A model with stream normalisation hears each speaker as one live session: the speaker's clips
     in a seeded random order (trainer.train.session_features), as `emolive stream` would if that
-    speaker said them one after another.
+    speaker said them one after another. `keys`: the files' audio_keys if the caller hashed them.
     """
     cache = FeatureCache(cache_root, plugin.meta.frontend)
     rate = plugin.meta.frontend.sample_rate
-    feats = cache.features_for(utts, progress=False)
+    feats = cache.features_for(utts, progress=False, keys=keys)
     feats = session_features(feats, [u.speaker for u in utts], plugin.meta.stream_normalisation)
     preds = []
     for i in tqdm(range(0, len(utts), batch_size), desc="evaluate", unit="batch", disable=not progress):
@@ -46,15 +46,13 @@ def _read(u: Utterance, rate: int) -> np.ndarray:
 def metrics(plugin: ModelPlugin, utts: list[Utterance], out: dict[str, np.ndarray]) -> dict:
     """CCC per dimension on the utterances labelled in it (None where not measurable: too few
     labels, or all equal), with a 95 % interval over speakers (trainer.metrics.speaker_bootstrap);
-    UAR on those whose emotion the class head knows."""
+    UAR on those whose emotion the class head knows. Scored by trainer.train.score_predictions."""
     target = np.array([u.avd for u in utts], dtype=np.float64).reshape(-1, 3)
-    scores = ccc(out["avd"], target)
-    result = {"ccc": {d: (None if np.isnan(v) else float(v)) for d, v in zip(DIMENSIONS, scores)}, "uar": None,
+    scored = score_predictions(out["avd"], target, out["class_probs"], class_indices(plugin, utts))
+    result = {"ccc": {d: (None if np.isnan(v) else float(v)) for d, v in zip(DIMENSIONS, scored["ccc"])}, "uar": None,
               "n": len(utts), "n_labelled": {d: int(np.isfinite(target[:, k]).sum()) for k, d in enumerate(DIMENSIONS)}}
-    known, truth = class_targets(plugin, utts)
-    if known.any():
-        result["uar"] = uar(out["class_probs"][known].argmax(1), truth)
-        result["n_classified"] = int(known.sum())
+    if "uar" in scored:
+        result["uar"], result["n_classified"] = scored["uar"], scored["n_classified"]
     if len({u.speaker for u in utts}) > 1:
         low, high = speaker_bootstrap(lambda rows: ccc(out["avd"][rows], target[rows]), [u.speaker for u in utts])
         result["ccc_ci95"] = {d: None if np.isnan(lo) or np.isnan(hi) else [float(lo), float(hi)]
@@ -62,11 +60,17 @@ def metrics(plugin: ModelPlugin, utts: list[Utterance], out: dict[str, np.ndarra
     return result
 
 
+def class_indices(plugin: ModelPlugin, utts: list[Utterance]) -> np.ndarray:
+    """Each utterance's class index in the plugin's class head, IGNORE where the head lacks its emotion."""
+    index = {c: i for i, c in enumerate(plugin.meta.class_names)}
+    return np.array([index.get(u.emotion, IGNORE) for u in utts], dtype=np.int64)
+
+
 def class_targets(plugin: ModelPlugin, utts: list[Utterance]) -> tuple[np.ndarray, np.ndarray]:
     """Which utterances' emotions the class head knows (bool [N]), and their class indices [known]."""
-    names = list(plugin.meta.class_names)
-    known = np.array([u.emotion in names for u in utts], dtype=bool)
-    return known, np.array([names.index(u.emotion) for u, k in zip(utts, known) if k], dtype=int)
+    indices = class_indices(plugin, utts)
+    known = indices != IGNORE
+    return known, indices[known]
 
 
 def format_table(rows: list[tuple[str, str, dict]]) -> str:

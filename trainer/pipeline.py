@@ -1,25 +1,130 @@
-"""From command-line data arguments to labelled, split, featurised sets (shared by the commands)."""
+"""One trainer data spec, resolved once from the arguments, and one `fit` that commands and benchmarks call.
+
+`DataSpec.from_args` reads the data options of any `trainer` command (manifests, MSP-Podcast roots,
+cache, features, split, classes, views); `TrainConfig.from_args` and `DistillConfig.from_args`
+read the rest. `fit(data, config, distill)` is `trainer train` and `trainer distill` minus the
+files: it loads and splits the clips, picks the class set, featurises, trains (with the teacher's
+targets when distilling) and scores every held-out split the way the live engine would hear it.
+`save_model` writes what it returns as a bundle.
+"""
 from __future__ import annotations
 
+import argparse
 import os
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable
 
-from emolive.plugins.student import StudentModel, save_bundle
+from emolive.plugins.student import save_bundle
 from emolive.plugins.teacher import save_teacher_bundle
-from emolive.trainer.data import FeatureCache, Utterance, read_manifest, read_msp_podcast, speaker_split
-from emolive.trainer.data.utterance import without_duplicates
 from emolive.trainer.classes import CLASS_SETS, class_names_of  # noqa: F401 (re-exported)
+from emolive.trainer.data import FeatureCache, Utterance, read_manifest, read_msp_podcast, speaker_split
 from emolive.trainer.data.augment import AugmentConfig
+from emolive.trainer.data.cache import MFB
+from emolive.trainer.data.utterance import without_duplicates
 from emolive.trainer.embeddings import EmbeddingFeatures, parse_streams
-from emolive.trainer.train import LabelledSet, labelled_set
 from emolive.trainer.errors import TrainerError
+from emolive.trainer.options import same_named
+from emolive.trainer.train import Checkpointing, LabelledSet, TrainConfig, TrainResult, labelled_set, score, train
 
-DEFAULT_CACHE = Path(os.environ.get("EMOLIVE_CACHE", Path.home() / ".cache" / "emolive")) / "features"
-DEFAULT_EMBEDDING_CACHE = DEFAULT_CACHE.parent / "embeddings"
-MFB = "mfb"
+if TYPE_CHECKING:  # distillation's module loads the teacher plugin, which plain training never needs
+    from emolive.trainer.distill import DistillConfig
+
+CACHE_ROOT = Path(os.environ.get("EMOLIVE_CACHE", Path.home() / ".cache" / "emolive"))
+DEFAULT_CACHE = CACHE_ROOT / "features"
+DEFAULT_EMBEDDING_CACHE = CACHE_ROOT / "embeddings"
+FIT_SPLITS = {"train": ("train",), "train+val": ("train", "val"), "all": ("train", "val", "test")}
 
 FeatureSource = FeatureCache | EmbeddingFeatures
 """What a model is trained on; both give `features_for(utts, progress) -> [frames, dim] arrays`."""
+
+
+@dataclass(frozen=True)
+class DataSpec:
+    """The data of a trainer command: where the clips are, how they split, what a model reads."""
+
+    data: tuple[str, ...] = ()  # manifest CSVs
+    msp_podcast: tuple[str, ...] = ()  # MSP-Podcast roots
+    cache: str | None = None  # --cache; None: under $EMOLIVE_CACHE or ~/.cache/emolive (cache_root)
+    features: str = MFB  # "mfb" (a student) or SSL streams "NAME[:LAYER],..." (a teacher)
+    split_seed: int = 0
+    val_frac: float = 0.1
+    test_frac: float = 0.2
+    train_on: str = "train"  # a key of FIT_SPLITS
+    classes: str = "shared"  # a class set of trainer.classes
+    views: int = 0  # augmented views per training clip
+    test_data: tuple[str, ...] = ()  # manifests scored as split "test" only (cross-corpus benchmarks)
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace) -> DataSpec:
+        return same_named(cls, args)
+
+    @property
+    def sources(self) -> list[str]:
+        """The data arguments as given, for messages and the bundle's training record."""
+        return [*self.data, *self.msp_podcast]
+
+    def cache_root(self, kind: str = "features") -> Path:
+        """`--cache` if given, else `kind` (features, embeddings) under the default cache root."""
+        return Path(self.cache) if self.cache else CACHE_ROOT / kind
+
+    def utterances(self) -> list[Utterance]:
+        return load_utterances(list(self.data), list(self.msp_podcast))
+
+    def split_utterances(self) -> list[Utterance]:
+        """The clips with their splits: the data's own, else by speaker."""
+        return ensure_splits(self.utterances(), self.split_seed, self.val_frac, self.test_frac)
+
+    def held_out(self) -> list[Utterance]:
+        """The `test_data` clips, all in split "test" (never trained on, never a source of classes)."""
+        return [replace(u, split="test") for u in load_utterances(list(self.test_data))] if self.test_data else []
+
+    def source(self, device: str | None = None) -> FeatureSource:
+        """`mfb`: the front end's MFB+F0 (a student); else fused SSL embeddings `NAME[:LAYER],...` (a teacher)."""
+        if self.features == MFB:
+            return FeatureCache(self.cache_root("features"))
+        return EmbeddingFeatures(self.cache_root("embeddings"), parse_streams(self.features), device)
+
+
+@dataclass
+class Fitted:
+    """What `fit` made: the trained model and everything its bundle and report need."""
+
+    result: TrainResult
+    utterances: list[Utterance]  # every clip, with its split
+    classes: list[str]
+    source: FeatureSource
+    config: TrainConfig  # as trained (distillation sets its schedule)
+    tests: dict[str, dict]  # held-out split -> trainer.train.score
+    n_train: int
+    n_val: int
+    distillation: dict | None = None
+
+
+def fit(data: DataSpec, config: TrainConfig, distill: DistillConfig | None = None,
+        checkpoint: Checkpointing | None = None, log: Callable[[str], None] = lambda line: None,
+        progress: bool = False) -> Fitted:
+    """Train on `data.train_on`, early-stop on "val", score every other split (with the stream
+    normalisation the bundle will record, as the live engine hears it)."""
+    own = data.split_utterances()
+    utts = own + data.held_out()
+    classes = class_names_of(own, data.classes)
+    source = data.source()
+    config = replace(config, gain_dims=source.gain_dims)
+    train_set = featurise(by_split(utts, *FIT_SPLITS[data.train_on]), classes, source, progress=progress,
+                          views=data.views)
+    val_set = featurise(by_split(utts, "val"), classes, source, progress=False)
+    tests = {s: featurise(by_split(utts, s), classes, source, progress=False)
+             for s in sorted({u.split for u in utts} - {"train", "val"})}
+    objective, distillation = None, None
+    if distill is not None:
+        from emolive.trainer.distill import setup_distillation
+
+        config, objective, distillation = setup_distillation(distill, train_set, config, data.cache_root())
+    result = train(train_set, val_set, classes, config, log=log, objective=objective, checkpoint=checkpoint)
+    norm = result.stream_normalisation
+    scores = {s: score(result.model, held, norm) for s, held in tests.items() if len(held)}
+    return Fitted(result, utts, classes, source, config, scores, len(train_set), len(val_set), distillation)
 
 
 def load_utterances(manifests: list[str], msp_roots: list[str] | None = None) -> list[Utterance]:
@@ -38,21 +143,19 @@ def ensure_splits(utts: list[Utterance], seed: int, val_frac: float, test_frac: 
     return speaker_split(utts, val_frac=val_frac, test_frac=test_frac, seed=seed)
 
 
-def feature_source(spec: str, cache_root: str | None = None, device: str | None = None) -> FeatureSource:
-    """`mfb`: the front end's MFB+F0 (a student); else fused SSL embeddings `NAME[:LAYER],...` (a teacher)."""
-    if spec == MFB:
-        return FeatureCache(cache_root or DEFAULT_CACHE)
-    return EmbeddingFeatures(cache_root or DEFAULT_EMBEDDING_CACHE, parse_streams(spec), device)
-
-
-def save_model(source: FeatureSource, path: str | Path, model: StudentModel, class_names: list[str],
-               stream_normalisation=None, **kwargs) -> Path:
-    """A student bundle for MFB+F0, a teacher bundle recording its streams for embeddings."""
+def save_model(fitted: Fitted, path: str | Path, int8: bool = False, finish: Callable[[Path], None] | None = None,
+               **kwargs: Any) -> Path:
+    """A student bundle for MFB+F0, a teacher bundle recording its streams for embeddings; atomic,
+    with whatever `finish(directory)` adds (engine.bundle.write_bundle)."""
+    model, source = fitted.result.model, fitted.source
+    class_names = fitted.classes if fitted.config.multitask else []
+    norm = fitted.result.stream_normalisation
     if isinstance(source, EmbeddingFeatures):
-        if stream_normalisation is not None:
+        if norm is not None:
             raise TrainerError("stream normalisation is for MFB+F0 students; train teachers with --no-stream-norm")
-        return save_teacher_bundle(path, model, source.streams, class_names, **kwargs)
-    return save_bundle(path, model, source.cfg, class_names, stream_normalisation=stream_normalisation, **kwargs)
+        return save_teacher_bundle(path, model, source.streams, class_names, int8=int8, finish=finish, **kwargs)
+    return save_bundle(path, model, source.cfg, class_names, stream_normalisation=norm, int8=int8, finish=finish,
+                       **kwargs)
 
 
 def featurise(utts: list[Utterance], class_names: list[str], cache: FeatureSource,
@@ -66,3 +169,7 @@ def featurise(utts: list[Utterance], class_names: list[str], cache: FeatureSourc
 
 def by_split(utts: list[Utterance], *names: str) -> list[Utterance]:
     return [u for u in utts if u.split in names]
+
+
+__all__ = ["CLASS_SETS", "DEFAULT_CACHE", "DEFAULT_EMBEDDING_CACHE", "MFB", "DataSpec", "Fitted", "by_split",
+           "class_names_of", "ensure_splits", "featurise", "fit", "load_utterances", "save_model"]

@@ -10,10 +10,14 @@ Labels may be partial (NaN): losses and metrics mask them (trainer.losses).
 """
 from __future__ import annotations
 
+import argparse
 import copy
+import hashlib
+import json
 import time
 import zlib
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
 from typing import Callable
 
 import numpy as np
@@ -24,11 +28,15 @@ from emolive.engine.features.fbank import LOG_FLOOR
 from emolive.engine.features.normalise import StreamNormConfig, normalise_streams
 
 from emolive.plugins.student import ARCHITECTURES, StudentModel
+from emolive.plugins.student.plugin import pad_features
 from emolive.trainer import distributed
 from emolive.trainer.data import Utterance, feature_stats
+from emolive.trainer.data.cache import MFB
 from emolive.trainer.losses import MultitaskLoss
 from emolive.trainer.metrics import ccc, uar
+from emolive.trainer.checkpoint import CHECKPOINT_FILE, Progress, TrainingInterrupted, load_checkpoint, save_checkpoint
 from emolive.trainer.errors import TrainerError
+from emolive.trainer.options import same_named
 
 IGNORE = -100
 LOG_FLOOR_LN = float(np.log(LOG_FLOOR))
@@ -113,6 +121,14 @@ class TrainConfig:
     use_views: bool = True
     epoch_clips: int = 0  # clips drawn per epoch (0: one pass over the training set)
 
+    @classmethod
+    def from_args(cls, args: argparse.Namespace) -> TrainConfig:
+        """The config of `trainer train`/`distill`: same-named options, and the ones said another way."""
+        return same_named(cls, args, multitask=not args.no_multitask, balance_corpora=not args.no_balance,
+                          use_views=args.views > 0,
+                          # the running normaliser reads the MFB+F0 front end's columns: students only
+                          stream_norm=args.features == MFB and not args.no_stream_norm)
+
 
 Objective = Callable[[dict[str, torch.Tensor], dict[str, torch.Tensor], np.ndarray, int], torch.Tensor]
 """(the batch's outputs, MultitaskLoss terms, its utterance indices, epoch) -> the loss to minimise.
@@ -132,11 +148,9 @@ class TrainResult:
 
 
 def pad_batch(features: list[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
-    lengths = torch.tensor([len(f) for f in features])
-    batch = torch.zeros(len(features), max(int(lengths.max()), 1), features[0].shape[1])
-    for i, f in enumerate(features):
-        batch[i, : len(f)] = torch.from_numpy(f)
-    return batch, lengths
+    """The plugin's padding (plugins.student.plugin.pad_features) as tensors for the torch model."""
+    batch, lengths = pad_features(features, features[0].shape[1])
+    return torch.from_numpy(batch), torch.from_numpy(lengths)
 
 
 def crop_starts(lengths: np.ndarray, frames: int, seed: int, epoch: int) -> np.ndarray:
@@ -182,21 +196,42 @@ def score(model: StudentModel, data: LabelledSet, norm: StreamNormConfig | None 
     if norm is not None:
         data = replace(data, features=session_features(data.features, data.streams, norm))
     out = predict(model, data)
-    result = {"ccc": ccc(out["avd"], data.avd).tolist(), "n": len(data)}
-    known = data.classes != IGNORE
-    if out["logits"].shape[1] and known.any():
-        result["uar"] = uar(out["logits"][known].argmax(1), data.classes[known])
+    result = {**score_predictions(out["avd"], data.avd, out["logits"], data.classes), "n": len(data)}
+    result["ccc"] = result["ccc"].tolist()
+    result.pop("n_classified", None)
     return result
+
+
+def score_predictions(avd: np.ndarray, target: np.ndarray, class_scores: np.ndarray, classes: np.ndarray) -> dict:
+    """The one scorer of training and evaluation: CCC per dimension over the labelled clips (NaN:
+    not measurable) and, when a class head scored clips of known class (`classes` not IGNORE),
+    their UAR and count."""
+    result = {"ccc": ccc(avd, target)}
+    known = classes != IGNORE
+    if class_scores.shape[1] and known.any():
+        result["uar"] = uar(class_scores[known].argmax(1), classes[known])
+        result["n_classified"] = int(known.sum())
+    return result
+
+
+@dataclass(frozen=True)
+class Checkpointing:
+    """Where `train` writes its end-of-epoch checkpoint, and whether to continue from it (trainer.checkpoint)."""
+
+    directory: Path
+    resume: bool = False
 
 
 def train(train_set: LabelledSet, val_set: LabelledSet, class_names: list[str], cfg: TrainConfig,
           frame_rate: float = 50.0, log=print, objective: Objective | None = None,
-          ctx: distributed.Context | None = None) -> TrainResult:
+          ctx: distributed.Context | None = None, checkpoint: Checkpointing | None = None) -> TrainResult:
     """Train one model; the returned model holds the weights of the best validation epoch.
 
     `objective` replaces the multi-task loss (it receives its terms). Under torchrun (`ctx`, by
     default the current process group) each rank runs a slice of every batch and the result equals
-    one process's: see trainer.distributed.
+    one process's: see trainer.distributed. With `checkpoint`, the main rank saves the loop's state
+    after every epoch, and `resume` continues from it to the same result as an uninterrupted run;
+    Ctrl-C then raises TrainingInterrupted naming the checkpoint.
     """
     ctx = ctx or distributed.context()
     torch.manual_seed(cfg.seed)
@@ -209,64 +244,105 @@ def train(train_set: LabelledSet, val_set: LabelledSet, class_names: list[str], 
                                     embedding_dim=cfg.embedding_dim, gain_dims=gain_dims)
     mean, std = feature_stats(session_features(train_set.features, train_set.streams, norm))
     model.set_normalisation(torch.from_numpy(mean), torch.from_numpy(std))
-    net = distributed.wrap(model.to(ctx.device), ctx)
-    loss_fn = MultitaskLoss(ce_weight=cfg.ce_weight)
+    model.to(ctx.device)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    identity = run_identity(train_set, val_set, class_names, cfg, objective)
+    progress = Progress()
+    if checkpoint and checkpoint.resume:
+        progress = load_checkpoint(checkpoint.directory, model, opt, rng, identity)
+        log(f"resumed from {checkpoint.directory / CHECKPOINT_FILE} after epoch {progress.next_epoch - 1}")
+    net = distributed.wrap(model, ctx)
+    saved = progress.next_epoch - 1  # the last epoch on disk
+    try:
+        while progress.next_epoch < cfg.epochs and not progress.stopped:
+            run_epoch(net, model, opt, train_set, val_set, cfg, norm, rng, progress, frame_rate, log, objective, ctx)
+            if checkpoint and ctx.is_main:
+                save_checkpoint(checkpoint.directory, model, opt, progress, rng, identity)
+                saved = progress.next_epoch - 1
+    except KeyboardInterrupt:
+        if checkpoint is None:
+            raise
+        where = checkpoint.directory / CHECKPOINT_FILE
+        raise TrainingInterrupted(f"the checkpoint after epoch {saved} is {where}; add --resume to continue"
+                                  if saved >= 0 else "in the first epoch, before any checkpoint") from None
+    if progress.best_state is None:
+        raise TrainerError(f"no epoch to select: --epochs {cfg.epochs} must exceed the first selectable epoch "
+                           f"{cfg.select_from}")
+    model.load_state_dict(progress.best_state)
+    model.eval()
+    history = progress.history
+    return TrainResult(model, progress.best_epoch, history[progress.best_epoch]["val_ccc"], history,
+                       utterances_per_s=progress.seen / progress.busy, epoch_seconds=progress.busy / len(history),
+                       stream_normalisation=norm)
+
+
+def run_epoch(net: torch.nn.Module, model: StudentModel, opt: torch.optim.Optimizer, train_set: LabelledSet,
+              val_set: LabelledSet, cfg: TrainConfig, norm: StreamNormConfig | None, rng: np.random.Generator,
+              progress: Progress, frame_rate: float, log, objective: Objective | None, ctx: distributed.Context) -> None:
+    """One epoch of training and its validation; updates `progress` (best model, early stopping)."""
+    epoch = progress.next_epoch
+    loss_fn = MultitaskLoss(ce_weight=cfg.ce_weight)
     crop = int(round(cfg.crop_s * frame_rate))
     weights = corpus_weights(train_set.utterances) if cfg.balance_corpora else None
     # drop a last batch smaller than this: CCC needs two values, and every rank needs one
     smallest = max(2, ctx.world_size)
-    best, best_state, best_epoch, stale = -np.inf, None, -1, 0
-    history, seen, busy = [], 0, 0.0
-    for epoch in range(cfg.epochs):
-        model.train()
-        t0 = time.perf_counter()
-        loss_sum, steps = 0.0, 0
-        order = epoch_order(rng, len(train_set), cfg.epoch_clips, weights)
-        whole = epoch < cfg.whole_epochs
-        features = epoch_features(train_set, cfg, norm, epoch)
-        starts = crop_starts(np.array([len(f) for f in features]), crop, cfg.seed, epoch)  # views differ in length
-        for i in range(0, len(order) - smallest + 1, cfg.batch_size):
-            idx = order[i:i + cfg.batch_size]
-            slices = distributed.batch_slices(len(idx), ctx)
-            mine = idx[slices[ctx.rank]]
-            feats = [features[j] for j in mine]
-            x, lengths = pad_batch(feats if whole else [f[starts[j]:starts[j] + crop] for f, j in zip(feats, mine)])
-            local = net(x.to(ctx.device), lengths.to(ctx.device))
-            sizes = [s.stop - s.start for s in slices]
-            out = {k: distributed.gather_rows(v, sizes, ctx) for k, v in local.items()}
-            losses = loss_fn(out, torch.from_numpy(train_set.avd[idx]).to(ctx.device),
-                             torch.from_numpy(train_set.classes[idx]).to(ctx.device))
-            loss = objective(out, losses, idx, epoch) if objective else losses["loss"]
-            opt.zero_grad()
-            (loss * ctx.world_size).backward()  # DDP averages over ranks; see trainer.distributed
-            opt.step()
-            seen += len(idx)
-            loss_sum, steps = loss_sum + float(loss.detach()), steps + 1
-        busy += time.perf_counter() - t0
-        # one rank scores, so every rank takes the same early-stopping decision
-        val = distributed.broadcast(score(model, val_set, norm) if ctx.is_main else None, ctx)
-        mean_ccc = float(np.nanmean(val["ccc"]))  # a dimension the validation speakers lack does not count
-        history.append({"epoch": epoch, "train_loss": loss_sum / max(steps, 1), "val_ccc": val["ccc"],
-                        "val_mean_ccc": mean_ccc})
-        if epoch < cfg.select_from:
-            pass  # e.g. distillation epochs: the task loss is barely weighted yet
-        elif mean_ccc > best:
-            best, best_state, best_epoch, stale = mean_ccc, copy.deepcopy(model.state_dict()), epoch, 0
-        else:
-            stale += 1
-        log(f"epoch {epoch:3d}  val CCC a/v/d {val['ccc'][0]:.3f} {val['ccc'][1]:.3f} {val['ccc'][2]:.3f}"
-            f"  mean {mean_ccc:.3f}{'  *' if best_epoch == epoch else ''}")
-        if stale >= cfg.patience:
-            break
-    if best_state is None:
-        raise TrainerError(f"no epoch to select: --epochs {cfg.epochs} must exceed the first selectable epoch "
-                         f"{cfg.select_from}")
-    model.load_state_dict(best_state)
-    model.eval()
-    epochs_run = len(history)
-    return TrainResult(model, best_epoch, history[best_epoch]["val_ccc"], history,
-                       utterances_per_s=seen / busy, epoch_seconds=busy / epochs_run, stream_normalisation=norm)
+    model.train()
+    t0 = time.perf_counter()
+    loss_sum, steps = 0.0, 0
+    order = epoch_order(rng, len(train_set), cfg.epoch_clips, weights)
+    whole = epoch < cfg.whole_epochs
+    features = epoch_features(train_set, cfg, norm, epoch)
+    starts = crop_starts(np.array([len(f) for f in features]), crop, cfg.seed, epoch)  # views differ in length
+    for i in range(0, len(order) - smallest + 1, cfg.batch_size):
+        idx = order[i:i + cfg.batch_size]
+        slices = distributed.batch_slices(len(idx), ctx)
+        mine = idx[slices[ctx.rank]]
+        feats = [features[j] for j in mine]
+        x, lengths = pad_batch(feats if whole else [f[starts[j]:starts[j] + crop] for f, j in zip(feats, mine)])
+        local = net(x.to(ctx.device), lengths.to(ctx.device))
+        sizes = [s.stop - s.start for s in slices]
+        out = {k: distributed.gather_rows(v, sizes, ctx) for k, v in local.items()}
+        losses = loss_fn(out, torch.from_numpy(train_set.avd[idx]).to(ctx.device),
+                         torch.from_numpy(train_set.classes[idx]).to(ctx.device))
+        loss = objective(out, losses, idx, epoch) if objective else losses["loss"]
+        opt.zero_grad()
+        (loss * ctx.world_size).backward()  # DDP averages over ranks; see trainer.distributed
+        opt.step()
+        progress.seen += len(idx)
+        loss_sum, steps = loss_sum + float(loss.detach()), steps + 1
+    progress.busy += time.perf_counter() - t0
+    # one rank scores, so every rank takes the same early-stopping decision
+    val = distributed.broadcast(score(model, val_set, norm) if ctx.is_main else None, ctx)
+    mean_ccc = float(np.nanmean(val["ccc"]))  # a dimension the validation speakers lack does not count
+    progress.history.append({"epoch": epoch, "train_loss": loss_sum / max(steps, 1), "val_ccc": val["ccc"],
+                             "val_mean_ccc": mean_ccc})
+    if epoch < cfg.select_from:
+        pass  # e.g. distillation epochs: the task loss is barely weighted yet
+    elif mean_ccc > progress.best:
+        progress.best, progress.best_epoch, progress.stale = mean_ccc, epoch, 0
+        progress.best_state = copy.deepcopy(model.state_dict())
+    else:
+        progress.stale += 1
+    progress.next_epoch = epoch + 1
+    progress.stopped = progress.stale >= cfg.patience
+    log(f"epoch {epoch:3d}  val CCC a/v/d {val['ccc'][0]:.3f} {val['ccc'][1]:.3f} {val['ccc'][2]:.3f}"
+        f"  mean {mean_ccc:.3f}{'  *' if progress.best_epoch == epoch else ''}")
+
+
+def run_identity(train_set: LabelledSet, val_set: LabelledSet, class_names: list[str], cfg: TrainConfig,
+                 objective: Objective | None) -> dict:
+    """What a checkpoint must have been made from to be resumed: settings (the epoch count may grow),
+    classes, the clips with their labels, and the objective's own identity (distillation)."""
+    def clips(data: LabelledSet) -> str:
+        h = hashlib.sha256()
+        for u, n in zip(data.utterances, (len(f) for f in data.features)):
+            h.update(f"{u.path}\0{u.speaker}\0{u.emotion}\0{u.avd}\0{n}\n".encode())
+        h.update(str(len(data.views)).encode())
+        return h.hexdigest()
+
+    settings = {k: v for k, v in asdict(cfg).items() if k != "epochs"}
+    return json.loads(json.dumps({"config": settings, "classes": list(class_names), "train": clips(train_set),
+                                  "val": clips(val_set), "objective": getattr(objective, "identity", None)}))
 
 
 def epoch_order(rng: np.random.Generator, n: int, clips: int, weights: np.ndarray | None) -> np.ndarray:

@@ -39,18 +39,24 @@ class StudentPlugin:
         return self.predict_batch([features], [samples])[0]
 
     def predict_batch(self, features: list[np.ndarray], samples: list[np.ndarray]) -> list[Prediction]:
-        lengths = np.array([len(f) for f in features], dtype=np.int64)
-        if len(features) == 1:
-            batch = np.ascontiguousarray(features[0], dtype=np.float32)[None]
-        else:
-            batch = np.zeros((len(features), int(lengths.max()), self.input_dim), np.float32)
-            for i, f in enumerate(features):
-                batch[i, : len(f)] = f
+        batch, lengths = pad_features(features, self.input_dim)
         avd, probs, emb = self.session.run(list(GRAPH_OUTPUTS), {"features": batch, "lengths": lengths})
         return [Prediction(avd[i], probs[i], emb[i]) for i in range(len(features))]
 
     def size_bytes(self) -> int:
         return (self.path / WEIGHTS_FILE).stat().st_size
+
+
+def pad_features(features: list[np.ndarray], dim: int) -> tuple[np.ndarray, np.ndarray]:
+    """The one batch padding, of the engine and the trainer: float32 [batch, longest (>= 1), dim],
+    zeros after each clip's frames, and int64 lengths; one non-empty clip passes without a copy."""
+    lengths = np.array([len(f) for f in features], dtype=np.int64)
+    if len(features) == 1 and lengths[0]:
+        return np.ascontiguousarray(features[0], dtype=np.float32)[None], lengths
+    batch = np.zeros((len(features), max(int(lengths.max()), 1), dim), np.float32)
+    for i, f in enumerate(features):
+        batch[i, : len(f)] = f
+    return batch, lengths
 
 
 def load_student(path: str | Path, name: str | None = None, threads: int = 1) -> StudentPlugin:

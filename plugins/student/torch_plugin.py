@@ -14,7 +14,7 @@ from emolive.engine.bundle import WEIGHTS_FILE, BundleMeta
 from emolive.engine.plugin import Prediction
 from emolive.plugins.student.bundle import load_bundle
 from emolive.plugins.student.model import StudentModel
-from emolive.plugins.student.plugin import DEFAULT_BUNDLE
+from emolive.plugins.student.plugin import DEFAULT_BUNDLE, pad_features
 
 
 class TorchStudentPlugin:
@@ -30,11 +30,8 @@ class TorchStudentPlugin:
 
     @torch.inference_mode()
     def predict_batch(self, features: list[np.ndarray], samples: list[np.ndarray]) -> list[Prediction]:
-        lengths = torch.tensor([len(f) for f in features])
-        batch = torch.zeros(len(features), int(lengths.max()), self.model.input_dim)
-        for i, f in enumerate(features):
-            batch[i, : len(f)] = torch.from_numpy(f)
-        out = self.model(batch, lengths)
+        batch, lengths = pad_features(features, self.model.input_dim)
+        out = self.model(torch.from_numpy(batch), torch.from_numpy(lengths))
         avd = out["avd"].numpy()
         probs = torch.softmax(out["logits"], dim=1).numpy()
         emb = out["embedding"].numpy()

@@ -18,24 +18,26 @@ from typing import Iterable
 
 import numpy as np
 import soundfile as sf
-import soxr
 from tqdm import tqdm
 
 from emolive.engine.features import FrontEndConfig, compute
+from emolive.engine.sources.base import SAMPLE_RATE, ToMono16k
 from emolive.trainer.data.augment import AugmentConfig, NoiseBank, augment, view_rng
 from emolive.trainer.data.utterance import Utterance
 from emolive.trainer.errors import TrainerError
 
 log = logging.getLogger(__name__)
 
+MFB = "mfb"  # the features spec (`--features`) naming this cache's MFB+F0 front-end features
 
-def load_audio(data: bytes, sample_rate: int) -> np.ndarray:
-    """Decode audio bytes to float32 mono at `sample_rate` (channels averaged, soxr resampling)."""
+
+def load_audio(data: bytes, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
+    """Decode audio bytes to float32 mono 16 kHz with the engine's own conversion (ToMono16k: channels
+    averaged, soxr), so training hears a file exactly as `emolive stream` does."""
+    if sample_rate != SAMPLE_RATE:
+        raise TrainerError(f"a front end at {sample_rate} Hz: the engine's sources deliver {SAMPLE_RATE} Hz only")
     samples, rate = sf.read(io.BytesIO(data), dtype="float32", always_2d=True)
-    mono = samples.mean(axis=1)
-    if rate != sample_rate:
-        mono = soxr.resample(mono, rate, sample_rate)
-    return np.ascontiguousarray(mono, dtype=np.float32)
+    return ToMono16k(rate)(samples, last=True)
 
 
 def read_audio_bytes(audio_path: str | Path) -> bytes:
@@ -97,10 +99,14 @@ class FeatureCache:
         # log mel columns come first; a model makes them gain-invariant (StudentModel.remove_gain)
         self.gain_dims = self.cfg.fbank.num_mel_bins
 
-    def features(self, audio_path: str | Path) -> np.ndarray:
-        """[N, num_features] float32 for one file, computed on first use."""
+    def features(self, audio_path: str | Path, key: str | None = None) -> np.ndarray:
+        """[N, num_features] float32 for one file, computed on first use. `key`: the file's
+        audio_key if the caller has hashed it already (a cached file is then not even read)."""
+        cached = None if key is None else self.store.get(key)
+        if cached is not None:
+            return cached
         data = read_audio_bytes(audio_path)
-        key = audio_key(data)
+        key = key or audio_key(data)
         cached = self.store.get(key)
         if cached is not None:
             return cached
@@ -111,10 +117,13 @@ class FeatureCache:
         self.store.put(key, feats)
         return feats
 
-    def features_for(self, utts: Iterable[Utterance], progress: bool = True) -> list[np.ndarray]:
-        """Features of every utterance in order, with a progress bar."""
+    def features_for(self, utts: Iterable[Utterance], progress: bool = True,
+                     keys: list[str] | None = None) -> list[np.ndarray]:
+        """Features of every utterance in order, with a progress bar (`keys`: their audio_keys, if known)."""
         utts = list(utts)
-        return [self.features(u.path) for u in tqdm(utts, desc="features", unit="file", disable=not progress)]
+        keys = keys or [None] * len(utts)
+        return [self.features(u.path, k) for u, k in
+                zip(tqdm(utts, desc="features", unit="file", disable=not progress), keys)]
 
     def view(self, audio_path: str | Path, view: int, aug: AugmentConfig) -> np.ndarray:
         """Features of augmented view `view` (1, 2, ...) of a file, computed on first use.
@@ -124,8 +133,9 @@ class FeatureCache:
         and the chain's options: the key holds all three, and a view is the same in every data set."""
         data = read_audio_bytes(audio_path)
         key = f"{audio_key(data)}.view{view}.{aug.digest()}"
-        if key in self.store:
-            return self.store.get(key)
+        cached = self.store.get(key)
+        if cached is not None:
+            return cached
         samples = load_audio(data, self.cfg.sample_rate)
         feats = compute(augment(samples, view_rng(audio_key(data), view, aug), aug, NoiseBank([samples])), self.cfg)
         self.store.put(key, feats)

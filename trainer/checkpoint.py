@@ -1,0 +1,140 @@
+"""End-of-epoch training checkpoints, so `--resume` continues a stopped run to the same result.
+
+A checkpoint is one safetensors file, replaced atomically after every epoch: the model's and the
+best epoch's tensors, the optimiser's state tensors, torch's RNG state, and in its header's
+metadata one JSON object with everything else the loop carries (next epoch, best score and
+epoch, the stale counter, the history, the epoch-order generator's state, the optimiser's
+hyperparameters). Nothing is pickled, so loading a checkpoint runs no code.
+
+Why a resumed run equals an uninterrupted one: every other draw of an epoch (crops, gains, views,
+the normaliser's session order) is a function of (seed, epoch) alone (trainer.train); the one
+generator that advances across epochs (the epoch order) and torch's global RNG are saved and
+restored, as are Adam's moments and step counts. The same float operations then run in the same
+order, so on the same machine and thread count the weights are bitwise equal.
+
+The checkpoint records what it was made from (`identity`: the training config apart from the
+number of epochs, the class list, the clips and their labels, the objective): resuming with other
+data or settings is an error, not a silent mix. The number of epochs may grow.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import struct
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load as load_tensors
+from safetensors.torch import save as save_tensors
+
+from emolive.trainer.errors import TrainerError
+
+CHECKPOINT_FILE = "checkpoint.safetensors"
+_STATE_KEY = "emolive_training_state"
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+    """Ctrl-C during training; the text says where the last checkpoint is (the CLI prints it)."""
+
+
+@dataclass
+class Progress:
+    """What the training loop carries from one epoch to the next."""
+
+    next_epoch: int = 0
+    best: float = -math.inf
+    best_epoch: int = -1
+    best_state: dict[str, torch.Tensor] | None = None
+    stale: int = 0
+    stopped: bool = False  # early stopping ended the loop
+    history: list[dict] = field(default_factory=list)
+    seen: int = 0
+    busy: float = 0.0
+
+
+def save_checkpoint(directory: Path, model: torch.nn.Module, opt: torch.optim.Optimizer, progress: Progress,
+                    rng: np.random.Generator, identity: dict[str, Any]) -> Path:
+    """Write the checkpoint (atomically: a kill mid-write leaves the previous one)."""
+    tensors = {f"model.{k}": v for k, v in model.state_dict().items()}
+    if progress.best_state is not None:
+        tensors.update({f"best.{k}": v for k, v in progress.best_state.items()})
+    optim = opt.state_dict()
+    optim_values: dict[str, dict[str, Any]] = {}
+    for index, values in optim["state"].items():
+        for name, value in values.items():
+            if isinstance(value, torch.Tensor):
+                tensors[f"optimizer.{index}.{name}"] = value
+            else:
+                optim_values.setdefault(str(index), {})[name] = value
+    tensors["rng.torch"] = torch.get_rng_state()
+    state = {k: v for k, v in asdict(progress).items() if k != "best_state"}
+    state.update(identity=identity, has_best=progress.best_state is not None, numpy_rng=rng.bit_generator.state,
+                 optimizer={"param_groups": optim["param_groups"], "values": optim_values})
+    blob = save_tensors({k: v.detach().cpu().contiguous().clone() for k, v in tensors.items()},
+                        metadata={_STATE_KEY: json.dumps(state)})
+    directory.mkdir(parents=True, exist_ok=True)
+    entry = directory / CHECKPOINT_FILE
+    tmp = entry.with_name(f"{entry.name}.{os.getpid()}.tmp")
+    with open(tmp, "wb") as f:  # open(), not save_file: the umask's mode, like every other output
+        f.write(blob)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, entry)
+    return entry
+
+
+def load_checkpoint(directory: Path, model: torch.nn.Module, opt: torch.optim.Optimizer,
+                    rng: np.random.Generator, identity: dict[str, Any]) -> Progress:
+    """Restore model, optimiser and RNGs from `directory`; returns the loop's progress."""
+    entry = directory / CHECKPOINT_FILE
+    try:
+        blob = entry.read_bytes()
+    except OSError as err:
+        raise TrainerError(f"no checkpoint to resume at {entry} ({err.strerror}); run without --resume") from None
+    state, tensors = _parse(blob, entry)
+    if state.get("identity") != identity:
+        raise TrainerError(f"{entry} was made with other data or settings; resume with the arguments of that run, "
+                           "or start again without --resume")
+    device = next(model.parameters()).device
+    model.load_state_dict({k[len("model."):]: v.to(device) for k, v in tensors.items() if k.startswith("model.")})
+    values = state["optimizer"]["values"]
+    per_param: dict[int, dict[str, Any]] = {}
+    for key, value in tensors.items():
+        if key.startswith("optimizer."):
+            _, index, name = key.split(".", 2)
+            per_param.setdefault(int(index), {})[name] = value
+    for index, extra in values.items():
+        per_param.setdefault(int(index), {}).update(extra)
+    opt.load_state_dict({"state": per_param, "param_groups": state["optimizer"]["param_groups"]})
+    torch.set_rng_state(tensors["rng.torch"])
+    rng.bit_generator.state = state["numpy_rng"]
+    best_state = ({k[len("best."):]: v for k, v in tensors.items() if k.startswith("best.")}
+                  if state["has_best"] else None)
+    fields = {k: state[k] for k in ("next_epoch", "best", "best_epoch", "stale", "stopped", "history", "seen", "busy")}
+    return Progress(**fields, best_state=best_state)
+
+
+def remove_checkpoint(directory: Path) -> None:
+    """Once the bundle is written the checkpoint has served: remove it (and its directory, if now empty)."""
+    (directory / CHECKPOINT_FILE).unlink(missing_ok=True)
+    try:
+        directory.rmdir()
+    except OSError:
+        pass  # not empty (someone's other files) or already gone
+
+
+def _parse(blob: bytes, entry: Path) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
+    """The JSON state and the tensors of a checkpoint file; a damaged file is a TrainerError."""
+    try:
+        (length,) = struct.unpack_from("<Q", blob)
+        state = json.loads(json.loads(blob[8:8 + length])["__metadata__"][_STATE_KEY])
+        tensors = load_tensors(blob)
+    except (struct.error, ValueError, KeyError, TypeError, SafetensorError) as err:
+        raise TrainerError(f"{entry} is not a complete training checkpoint ({type(err).__name__}); "
+                           "start again without --resume") from None
+    return state, tensors
