@@ -257,7 +257,7 @@ def test_bad_file_and_bad_model_show_errors_in_the_window(qtbot, window, tmp_pat
     model.activated.emit(model.currentIndex())
     assert model.value() == str(tmp_path)
     assert not play(qtbot, window)
-    assert "not a model bundle" in window.statusBar().currentMessage()
+    assert "a bundle is a directory with config.json" in window.statusBar().currentMessage()
     assert "Traceback" not in capfd.readouterr().err
 
 

@@ -6,9 +6,9 @@ from typing import Callable, Sequence
 import numpy as np
 import torch
 
+from emolive.engine.schema import DIMENSIONS  # noqa: F401 (re-exported for the trainer)
 from emolive.trainer.losses import ccc as ccc_tensor
 
-DIMENSIONS = ("activation", "valence", "dominance")
 
 
 def ccc(pred: np.ndarray, target: np.ndarray) -> np.ndarray:

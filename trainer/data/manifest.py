@@ -4,6 +4,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+from emolive.engine.schema import DIMENSIONS, SCALE
 from emolive.trainer.data.table import csv_rows
 from emolive.trainer.data.utterance import Utterance, without_duplicates
 from emolive.trainer.data.vad import UNLABELLED, canonical_emotion, category_points, vad_targets
@@ -12,7 +13,6 @@ from emolive.trainer.errors import TrainerError
 log = logging.getLogger(__name__)
 
 REQUIRED = ("path", "speaker", "emotion")
-DIMENSIONS = ("activation", "valence", "dominance")
 
 
 def read_manifest(csv_path: str | Path, corpus: str | None = None) -> list[Utterance]:
@@ -69,6 +69,6 @@ def dimension(text: str, name: str) -> float:
         value = float(text)
     except ValueError:
         raise TrainerError(f"{name} {text!r} is not a number") from None
-    if not 1.0 <= value <= 7.0:
+    if not SCALE[0] <= value <= SCALE[1]:
         raise TrainerError(f"{name} {value} is outside the 1-7 scale")
     return value
