@@ -23,6 +23,7 @@ from hypothesis import strategies as st
 from tests.conftest import REPO, corpus_files, read_audio
 from emolive.engine.cli import main
 from emolive.engine.features import compute
+from emolive.engine.features.normalise import as_one_stream
 from emolive.engine.plugin import load_model
 from emolive.engine.schema import estimate_payload, validate_estimate, validate_status, validate_turn
 from emolive.engine.sinks import ZmqPublisher
@@ -101,7 +102,8 @@ def test_stream_end_to_end_every_window_reaches_a_subscriber_and_equals_the_offl
         span = samples[8000 * i:8000 * i + 149 * 320 + 400]
         # the engine batches windows, offline predicts one: same features and weights, only the BLAS
         # summation order for the batch shape differs (~sqrt(K) ulp of order-1 values, K <= 256)
-        np.testing.assert_allclose(avd, student.predict(frames[25 * i:25 * i + 150], span).avd, atol=1e-5)
+        model_frames = as_one_stream(frames, student.meta.stream_normalisation)
+        np.testing.assert_allclose(avd, student.predict(model_frames[25 * i:25 * i + 150], span).avd, atol=1e-5)
     for status in statuses:
         validate_status(status)
     assert statuses[-1]["estimates"] == len(published) and statuses[-1]["skipped_windows"] == 0

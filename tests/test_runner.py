@@ -12,6 +12,7 @@ import torch
 
 from tests.conftest import corpus_files, read_audio
 from emolive.engine.features import FrontEnd, FrontEndConfig, compute
+from emolive.engine.features.normalise import as_one_stream
 from emolive.engine.plugin import load_model
 from emolive.engine.runner import SPEECH_MIN_FRACTION, Runner
 from emolive.engine.schema import validate_estimate, validate_status
@@ -79,7 +80,7 @@ def speech_file(tmp_path_factory, speech) -> tuple[Path, np.ndarray]:
 
 def offline(model, samples: np.ndarray, first: int, length: int):
     """What the model says about frames [first, first + length) of the whole signal, computed offline."""
-    frames = compute(samples)[first:first + length]
+    frames = as_one_stream(compute(samples), model.meta.stream_normalisation)[first:first + length]
     start = first * CFG.frame_shift
     return model.predict(frames, samples[start:start + (length - 1) * CFG.frame_shift + CFG.frame_length]), frames
 

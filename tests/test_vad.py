@@ -7,6 +7,7 @@ import pytest
 
 import emolive
 from emolive.engine.features import FrontEndConfig, compute
+from emolive.engine.features.normalise import as_one_stream
 from emolive.engine.turns import TurnOptions, TurnSpan, TurnTracker
 from emolive.engine.vad import SpeechDetector
 from tests.conftest import corpus_files, read_audio
@@ -106,7 +107,7 @@ def test_speech_turns_follow_the_utterances_and_each_is_the_model_over_its_span(
         # 32 ms chunk or two and decays over a few after speech stops, and a frame reaches 25 ms past its start
         assert start - 0.1 <= turn["start"] < turn["end"] <= end + 0.2 and turn["end"] - turn["start"] > 0.5
         first, last = round(turn["start"] * RATE) // 320, round(turn["end"] * RATE - 400) // 320
-        frames = compute(x)[first:last + 1]
+        frames = as_one_stream(compute(x), student.meta.stream_normalisation)[first:last + 1]
         want = student.predict(frames, x[first * 320:last * 320 + 400]).avd
         # same frames (streamed = offline), one model call each: float32 summation order only
         np.testing.assert_allclose([turn[k] for k in ("activation", "valence", "dominance")],

@@ -175,3 +175,9 @@ def normalise_streams(features: Sequence[np.ndarray], streams: Sequence[str], cf
             normalisers[stream] = StreamNormaliser(cfg)
         out[i] = normalisers[stream].push(features[i])
     return out
+
+
+def as_one_stream(frames: np.ndarray, cfg: StreamNormConfig | None) -> np.ndarray:
+    """A whole stream's frames as a model with `cfg` sees them (unchanged when it has none):
+    what the runner feeds the windows, for offline references."""
+    return frames if cfg is None else StreamNormaliser(cfg).push(frames)
