@@ -67,7 +67,9 @@ def test_teacher_targets_are_cached_per_teacher_and_data(small, tmp_path, monkey
     utts = read_manifest(manifest)[:5]
     plugin = load_model("student")
     targets = distill.teacher_targets(plugin, utts, tmp_path)
-    direct = plugin.predict_batch([FeatureCache(cache).features(u.path) for u in utts], [np.zeros(1)] * 5)
+    inputs = session_features([FeatureCache(cache).features(u.path) for u in utts], [u.speaker for u in utts],
+                              plugin.meta.stream_normalisation)  # the teacher hears each speaker as a session
+    direct = plugin.predict_batch(inputs, [np.zeros(1)] * 5)
     # cached targets came from batched predictions, `direct` from another batch: same weights, only the
     # BLAS summation order for the shape differs (a few ulp of order-1 values)
     assert np.allclose(targets.embedding, np.stack([p.embedding for p in direct]), atol=1e-5)

@@ -100,11 +100,17 @@ def teacher_targets(plugin: ModelPlugin, utts: list[Utterance], cache_root: str 
     entry = Path(cache_root) / "teacher" / f"{key}.safetensors"
     if entry.is_file():
         return TeacherTargets(**load_file(str(entry)))
-    mine = predict_utterances(plugin, distributed.shard(utts, ctx), cache_root, progress=ctx.is_main,
-                              keys=distributed.shard(keys, ctx))
-    parts = distributed.gather({k: mine[k] for k in ("embedding", "avd")}, ctx)
-    targets = TeacherTargets(**{k: distributed.unshard([p[k] for p in parts]).astype(np.float32)
-                                for k in ("embedding", "avd")})
+    if plugin.meta.stream_normalisation is not None:
+        # a stream-normalised teacher hears each speaker as one session: a shard by clip would cut
+        # sessions apart, so every rank computes all (the student teachers this applies to are cheap)
+        whole = predict_utterances(plugin, utts, cache_root, progress=ctx.is_main, keys=keys)
+        targets = TeacherTargets(**{k: whole[k].astype(np.float32) for k in ("embedding", "avd")})
+    else:
+        mine = predict_utterances(plugin, distributed.shard(utts, ctx), cache_root, progress=ctx.is_main,
+                                  keys=distributed.shard(keys, ctx))
+        parts = distributed.gather({k: mine[k] for k in ("embedding", "avd")}, ctx)
+        targets = TeacherTargets(**{k: distributed.unshard([p[k] for p in parts]).astype(np.float32)
+                                    for k in ("embedding", "avd")})
     if ctx.is_main:
         entry.parent.mkdir(parents=True, exist_ok=True)
         tmp = entry.with_name(f"{entry.stem}.{os.getpid()}.tmp")
