@@ -91,10 +91,23 @@ def test_manifest_minimal_columns(tmp_path):
     assert utt.avd == pytest.approx(vad_targets("happy")) and utt.intensity == ""
 
 
+def test_manifest_unknown_intensity_is_unmarked_with_one_warning(tmp_path, caplog):
+    csv_path = _write_csv(tmp_path / "m.csv", [
+        {"path": "1.wav", "speaker": "s", "emotion": "sad", "intensity": "XX"},
+        {"path": "2.wav", "speaker": "s", "emotion": "angry", "intensity": "XX"},
+        {"path": "3.wav", "speaker": "s", "emotion": "", "intensity": "mild"},
+    ])
+    with caplog.at_level("WARNING"):
+        sad, angry, level_only = read_manifest(csv_path)
+    assert sad.avd == pytest.approx(vad_targets("sad")) and angry.avd == pytest.approx(vad_targets("angry"))
+    assert np.isnan(level_only.avd).all()  # no category and no known level: nothing to learn from
+    warnings = [r.getMessage() for r in caplog.records if "intensity" in r.getMessage()]
+    assert len(warnings) == 1 and "'mild', 'xx'" in warnings[0]
+
+
 @pytest.mark.parametrize(
     "row, message",
     [
-        ({"path": "1.wav", "speaker": "s", "emotion": "sad", "intensity": "whispered"}, r"m.csv:2: intensity 'whispered'"),
         ({"path": "1.wav", "speaker": "s", "emotion": "sad", "activation": "x", "valence": "", "dominance": ""},
          "activation 'x' is not a number"),
         ({"path": "1.wav", "speaker": "s", "emotion": "sad", "activation": "0", "valence": "4", "dominance": "4"}, "1-7"),

@@ -7,7 +7,7 @@ from pathlib import Path
 from emolive.engine.schema import DIMENSIONS, SCALE
 from emolive.trainer.data.table import csv_rows
 from emolive.trainer.data.utterance import Utterance, without_duplicates
-from emolive.trainer.data.vad import UNLABELLED, canonical_emotion, category_points, vad_targets
+from emolive.trainer.data.vad import INTENSITY_WEIGHT, UNLABELLED, canonical_emotion, category_points, vad_targets
 from emolive.trainer.errors import TrainerError
 
 log = logging.getLogger(__name__)
@@ -22,8 +22,9 @@ def read_manifest(csv_path: str | Path, corpus: str | None = None) -> list[Utter
     Paths are relative to the CSV's folder. Labels may be partial: a dimension given in the row
     is used as is, a missing one comes from the VAD map by emotion and intensity, and one that
     neither gives stays unlabelled (NaN, masked in training and evaluation). An emotion the map
-    does not know leaves the clip without map targets (warned once per category, not an error:
-    a corpus's own categories should not stop an evaluation). Speakers are namespaced as
+    does not know leaves the clip without map targets, and an intensity word the map's rule does
+    not know (CREMA-D's "XX", a corpus's "mild") counts as unmarked: both are warned once per
+    value, not errors, since a corpus's own vocabulary should not stop an evaluation. Speakers are namespaced as
     "<corpus>/<speaker>", the corpus defaulting to the CSV folder's name. A row that lists a clip
     again is dropped with a warning if it is a copy, an error if its labels differ
     (utterance.without_duplicates); trainer.data.table says what else is an error.
@@ -36,6 +37,11 @@ def read_manifest(csv_path: str | Path, corpus: str | None = None) -> list[Utter
     if unknown:
         log.warning("%s: emotion(s) %s are not in the VAD map: those clips keep only the dimensions the "
                     "manifest gives", csv_path, ", ".join(unknown))
+    levels = sorted({u.intensity for u in utts if u.intensity not in INTENSITY_WEIGHT})
+    if levels:
+        log.warning("%s: intensity value(s) %s are not among %s: those clips take their category's lexicon "
+                    "point, as unmarked ones do", csv_path, ", ".join(map(repr, levels)),
+                    ", ".join(repr(k) for k in INTENSITY_WEIGHT if k))
     return utts
 
 
@@ -47,7 +53,8 @@ def _row(row: dict[str, str], csv_path: Path, corpus: str, line: int) -> Utteran
     emotion = canonical_emotion(row.get("emotion") or "")
     given = [(row.get(k) or "").strip() for k in DIMENSIONS]
     try:
-        mapped = vad_targets(emotion, intensity) if emotion in category_points() or not emotion else UNLABELLED
+        rule = intensity if intensity in INTENSITY_WEIGHT else ""
+        mapped = vad_targets(emotion, rule) if emotion in category_points() or not emotion else UNLABELLED
         avd = tuple(dimension(v, name) if v else m for v, m, name in zip(given, mapped, DIMENSIONS))
     except TrainerError as err:
         raise TrainerError(f"{csv_path}:{line}: {err}") from err
