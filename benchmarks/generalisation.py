@@ -12,7 +12,8 @@ corpus's speakers. A row uses every seed saved for all four left-out corpora, an
 Recipes: "old" is the shipped model's recipe before this benchmark (global normalisation, gain
 augmentation, every category a class, uniform sampling); "new" adds per-speaker stream
 normalisation, augmented views (rooms, microphones, speed, noise), corpus-balanced sampling and
-the shared class set; the "new - X" rows take one piece out.
+the shared class set; the "new - X" rows take one piece out, "new + session channels" draws each
+view and gain per speaker session instead of per clip (a live stream keeps its microphone).
 
 Each run's predictions are saved under --out, so an interrupted benchmark resumes where it
 stopped. Run: .venv/bin/python benchmarks/generalisation.py [--seeds 0 1 2] [--ablation-seeds 0] [--jobs 2]
@@ -49,12 +50,14 @@ class Recipe:
     views: bool = True
     balance: bool = True
     classes: str = "shared"
+    session_channels: bool = False
 
     epoch_clips: int = EPOCH_CLIPS
 
     def config(self, seed: int) -> TrainConfig:
         return TrainConfig(seed=seed, epochs=EPOCHS, patience=PATIENCE, stream_norm=self.stream_norm,
-                           balance_corpora=self.balance, use_views=self.views, epoch_clips=self.epoch_clips)
+                           balance_corpora=self.balance, use_views=self.views, epoch_clips=self.epoch_clips,
+                           session_channels=self.session_channels)
 
 
 RECIPES = {r.name: r for r in (
@@ -62,6 +65,7 @@ RECIPES = {r.name: r for r in (
     Recipe("new"),
     Recipe("new - stream norm", stream_norm=False),
     Recipe("new - views", views=False),
+    Recipe("new + session channels", session_channels=True),
     Recipe("new - balance, shared classes", balance=False, classes="all"),
 )}
 MAIN = ("old", "new")
@@ -97,7 +101,8 @@ def run(out: Path, recipe_name: str, held_out: str, seed: int) -> str:
     train_utts, val_utts, test_utts = fold(held_out)
     classes = class_names_of(train_utts, recipe.classes)
     cache = FeatureCache(DEFAULT_CACHE)
-    train_set = featurise(train_utts, classes, cache, progress=False, views=VIEWS if recipe.views else 0)
+    train_set = featurise(train_utts, classes, cache, progress=False, views=VIEWS if recipe.views else 0,
+                          session_channels=recipe.session_channels)
     val_set, test_set = (featurise(u, classes, cache, progress=False) for u in (val_utts, test_utts))
     result = train(train_set, val_set, classes, recipe.config(seed), log=lambda _: None)
     test_set = replace(test_set, features=session_features(test_set.features, test_set.streams,
@@ -129,12 +134,6 @@ def bootstrap(preds: list[dict], test: list[Utterance]) -> tuple[np.ndarray, np.
                              [u.speaker for u in test])
 
 
-def cell(values: np.ndarray, low: float, high: float) -> str:
-    if np.all(np.isnan(values)):
-        return "-"
-    return f"{np.nanmean(values):.3f} ± {np.nanstd(values):.3f} [{low:.2f}, {high:.2f}]"
-
-
 def saved_seeds(out: Path, recipe: str) -> list[int]:
     """The seeds of `recipe` whose runs are saved for every left-out corpus."""
     found = [{int(f.stem[len("seed"):]) for f in run_file(out, recipe, c, 0).parent.glob("seed*.npz")}
@@ -142,41 +141,54 @@ def saved_seeds(out: Path, recipe: str) -> list[int]:
     return sorted(set.intersection(*found))
 
 
-def table(out: Path, recipes: list[str]) -> tuple[str, dict]:
-    lines = ["| recipe | left out | act | val | dom | UAR | seeds |", "|---|---|---|---|---|---|---|"]
+def summarise(out: Path, recipes: list[str]) -> dict[str, dict]:
+    """The numbers of the table (what --json writes): per recipe and left-out corpus the seed mean,
+    std and bootstrap interval of act/val/dom CCC and UAR; per recipe the mean over the corpora
+    (± its std over seeds) and the seeds."""
     summary: dict[str, dict] = {}
     for name in recipes:
-        means = []
         seeds = saved_seeds(out, name)
         if not seeds:
             continue
+        row: dict = {"seeds": seeds}
+        per_seed = []
         for corpus in CORPORA:
-            files = [run_file(out, name, corpus, s) for s in seeds]
-            preds = [dict(np.load(f)) for f in files]
+            preds = [dict(np.load(run_file(out, name, corpus, s))) for s in seeds]
             test = fold(corpus)[2]
             scores = fold_scores(preds, test)
             low, high = bootstrap(preds, test)
-            means.append(np.nanmean(scores, axis=0))
-            summary.setdefault(name, {})[corpus] = {
-                "mean": np.nanmean(scores, 0).tolist(), "std": np.nanstd(scores, 0).tolist(),
-                "ci95": [low.tolist(), high.tolist()], "seeds": seeds}
-            lines.append(f"| {name} | {corpus} | " + " | ".join(cell(scores[:, k], low[k], high[k])
-                                                             for k in range(4)) + f" | {len(seeds)} |")
-        if means:
-            avg = np.nanmean(np.array(means), axis=0)
-            summary[name]["mean_over_corpora"] = avg.tolist()
-            lines.append(f"| **{name}** | mean of {len(means)} | " + " | ".join(f"**{v:.3f}**" for v in avg)
-                         + f" | {len(seeds)} |")
-    return "\n".join(lines), summary
+            per_seed.append(scores)
+            row[corpus] = {"mean": np.nanmean(scores, 0).tolist(), "std": np.nanstd(scores, 0).tolist(),
+                           "ci95": [low.tolist(), high.tolist()], "seeds": seeds}
+        over_corpora = np.nanmean(np.array(per_seed), axis=0)  # [seeds, 4]: each seed's mean of the four
+        row["mean_over_corpora"] = np.nanmean(over_corpora, 0).tolist()
+        row["mean_over_corpora_std"] = np.nanstd(over_corpora, 0).tolist()
+        summary[name] = row
+    return summary
 
 
-def warm_views(half: int) -> int:
+def markdown(summary: dict[str, dict], recipes: list[str]) -> str:
+    """The table of `summary`'s `recipes` (README and docs/results.md show exactly this, tested)."""
+    lines = ["| recipe | left out | act | val | dom | UAR | seeds |", "|---|---|---|---|---|---|---|"]
+    for name in (r for r in recipes if r in summary):
+        row = summary[name]
+        for corpus in CORPORA:
+            c = row[corpus]
+            cells = ("-" if np.isnan(m) else f"{m:.3f} ± {s:.3f} [{lo:.2f}, {hi:.2f}]"
+                     for m, s, lo, hi in zip(c["mean"], c["std"], *c["ci95"]))
+            lines.append(f"| {name} | {corpus} | " + " | ".join(cells) + f" | {len(row['seeds'])} |")
+        cells = (f"**{m:.3f}** ± {s:.3f}" for m, s in zip(row["mean_over_corpora"], row["mean_over_corpora_std"]))
+        lines.append(f"| **{name}** | mean of {len(CORPORA)} | " + " | ".join(cells) + f" | {len(row['seeds'])} |")
+    return "\n".join(lines)
+
+
+def warm_views(half: int, per_session: bool) -> int:
     """Compute (or find cached) the augmented views of half the clips; two halves run in parallel."""
     utts = load_utterances(manifests())
     cache = FeatureCache(DEFAULT_CACHE)
     mine = utts[half::2]
     cache.features_for(mine, progress=False)
-    cache.views_for(mine, VIEWS, AugmentConfig(), progress=False)
+    cache.views_for(mine, VIEWS, AugmentConfig(), progress=False, per_session=per_session)
     return len(mine)
 
 
@@ -194,7 +206,8 @@ def main() -> None:
     seeds_of = {r: (args.seeds if r in MAIN else args.ablation_seeds) for r in args.recipes}
     if not args.table_only:
         with ProcessPoolExecutor(args.jobs) as pool:
-            list(pool.map(warm_views, range(2)))
+            kinds = sorted({RECIPES[r].session_channels for r in args.recipes if RECIPES[r].views})
+            list(pool.map(warm_views, [0, 1] * len(kinds), [k for k in kinds for _ in range(2)]))
             # seed by seed over every recipe asked for: an interrupted benchmark has all rows at the same seeds
             jobs = [(args.out, r, c, s) for s in sorted(set().union(*seeds_of.values()))
                     for r in args.recipes if s in seeds_of[r] for c in CORPORA]
@@ -202,15 +215,10 @@ def main() -> None:
                 print(line, flush=True)
     print("Leave-one-corpus-out, CCC (act/val/dom) and UAR, mean ± std over seeds [bootstrap 95 % over "
           "left-out speakers]; each row uses every seed saved under --out for all four left-out corpora")
-    text = ""
-    summary = {}
-    for group in (list(MAIN), [r for r in args.recipes if r not in MAIN]):
-        group = [r for r in group if r in args.recipes]
-        if group:
-            part, numbers = table(args.out, group)
-            text += part + "\n\n"
-            summary.update(numbers)
-    print(text)
+    summary = summarise(args.out, args.recipes)
+    print(markdown(summary, [r for r in args.recipes if r in MAIN]))
+    print()
+    print(markdown(summary, [r for r in args.recipes if r not in MAIN]))
     if args.json:
         args.json.write_text(json.dumps(summary, indent=1) + "\n")
 

@@ -1,7 +1,10 @@
 """Store the leave-one-corpus-out results of a model's recipe in its bundle's metrics.
 
-Usage: attach-results.py BUNDLE_DIR GENERALISATION.json (written by benchmarks/generalisation.py --json).
-The config is rewritten atomically (temporary file, fsync, rename); weights and graph are untouched.
+Usage: attach-results.py BUNDLE_DIR GENERALISATION.json RECIPE (the JSON written by
+benchmarks/generalisation.py --json; RECIPE: the row the bundle was trained with). The bundle keeps
+that recipe's rows in full and every recipe's mean over the four left-out corpora, so a user sees
+what the shipped recipe reached and what it was compared with. The config is rewritten atomically
+(temporary file, fsync, rename); weights and graph are untouched.
 """
 from __future__ import annotations
 
@@ -11,10 +14,15 @@ import sys
 from pathlib import Path
 
 
-def main(bundle: str, results: str) -> None:
+def main(bundle: str, results: str, recipe: str) -> None:
+    table = json.loads(Path(results).read_text())
+    if recipe not in table:
+        sys.exit(f"attach-results: {results} has no recipe {recipe!r}; it has {', '.join(table)}")
     config_path = Path(bundle) / "config.json"
     config = json.loads(config_path.read_text())
-    config["metrics"]["leave_one_corpus_out"] = json.loads(Path(results).read_text())
+    config["metrics"]["leave_one_corpus_out"] = {
+        "recipe": recipe, "results": table[recipe],
+        "mean_over_corpora": {name: row["mean_over_corpora"] for name, row in table.items()}}
     tmp = config_path.with_suffix(".json.tmp")
     with tmp.open("w") as f:
         f.write(json.dumps(config, indent=2) + "\n")

@@ -23,7 +23,7 @@ from emolive.engine.sources import FileSource
 from emolive.plugins.student import TCGRUModel, load_bundle, save_bundle
 from emolive.engine.features import FrontEndConfig
 from emolive.trainer.classes import class_names_of
-from emolive.trainer.data import Utterance, read_manifest
+from emolive.trainer.data import FeatureCache, Utterance, read_manifest
 from emolive.trainer.data.augment import AugmentConfig, NoiseBank, augment, view_rng
 from emolive.trainer.data.vad import category_points, level_activation
 from emolive.trainer.losses import CCCLoss, ccc as ccc_tensor
@@ -287,6 +287,43 @@ def test_an_epoch_picks_views_and_normalises_per_speaker(clips, norm_cfg):
     plain = epoch_features(replace(data, views=[]), replace(cfg, use_views=False), None, 3)
     for a, f in zip(plain, feats):
         np.testing.assert_array_equal(a, f)
+
+
+def test_session_channels_give_every_clip_of_a_speaker_the_same_view_and_gain():
+    """Per clip, a session switches microphones from one utterance to the next; per session it keeps one."""
+    n = 60
+    feats = [np.zeros((5, 43), np.float32) for _ in range(n)]
+    views = [[f + 10.0 * v for f in feats] for v in (1, 2)]  # view v adds 10 v to every feature
+    utts = [_utt("a", "happy", i) for i in range(n)]  # speakers a/0, a/1, a/2 in turn
+    data = labelled_set(utts, feats, ["happy"], views)
+    for session in (False, True):
+        cfg = TrainConfig(seed=0, session_channels=session, gain_augment_db=(-20.0, 10.0), gain_dims=40)
+        out = epoch_features(data, cfg, None, epoch=1)
+        shift = np.array([f[0, 0] for f in out])  # 10 * view + gain offset (never at the log floor here)
+        per_speaker = [np.unique(np.round(shift[i::3], 4)).size for i in range(3)]
+        assert per_speaker == [1, 1, 1] if session else min(per_speaker) > 5
+        pitch = np.array([f[0, 41] for f in out])  # not a log energy: the gain leaves it, only views move it
+        assert set(np.round(pitch).astype(int)) <= {0, 10, 20}
+
+
+def test_session_views_share_one_chain_per_speaker(tmp_path, clips):
+    """Observable through the speed step, the only one that changes a clip's length: with a view per
+    session, two clips of a speaker are slowed or sped by the same factor; per clip, by different ones."""
+    cfg = AugmentConfig(p_speed=1.0, p_reverb=0.0, p_band=0.0, p_noise=0.0, gain_db=(0.0, 0.0))
+    paths = []
+    for i, x in enumerate(clips[:4]):
+        paths.append(tmp_path / f"{i}.wav")
+        sf.write(paths[-1], x, 16000)
+    utts = [Utterance(path=p, speaker="x/1", emotion="", intensity="", activation=4.0, valence=4.0,
+                      dominance=4.0) for p in paths]
+    cache = FeatureCache(tmp_path / "cache")
+    clean = cache.features_for(utts, progress=False)
+    for per_session in (True, False):
+        (view,) = cache.views_for(utts, 1, cfg, progress=False, per_session=per_session)
+        ratios = np.array([len(v) / len(c) for v, c in zip(view, clean)])
+        # frames are 20 ms over clips of >= 100 frames: one frame of rounding is < 0.01 of the ratio
+        spread = ratios.max() - ratios.min()
+        assert spread < 0.02 if per_session else spread > 0.02, ratios
 
 
 def test_a_speakers_session_does_not_depend_on_who_else_is_in_the_data(clips, norm_cfg):

@@ -54,6 +54,8 @@ def _fit_args(p: argparse.ArgumentParser) -> None:
                    help="class head labels: categories found in >= 2 corpora (shared), or every category (all)")
     p.add_argument("--views", type=int, default=2,
                    help="augmented views per training clip (rooms, microphones, speed, noise); 0: none")
+    p.add_argument("--session-channels", action="store_true",
+                   help="draw a view and a gain per speaker, not per clip: a live stream keeps its channel")
     p.add_argument("--no-stream-norm", action="store_true",
                    help="no per-speaker running normalisation (the live engine then applies none either)")
     p.add_argument("--no-balance", action="store_true", help="sample clips uniformly, not every corpus equally")

@@ -112,7 +112,7 @@ def fit(data: DataSpec, config: TrainConfig, distill: DistillConfig | None = Non
     source = data.source()
     config = replace(config, gain_dims=source.gain_dims)
     train_set = featurise(by_split(utts, *FIT_SPLITS[data.train_on]), classes, source, progress=progress,
-                          views=data.views)
+                          views=data.views, session_channels=config.session_channels)
     val_set = featurise(by_split(utts, "val"), classes, source, progress=False)
     tests = {s: featurise(by_split(utts, s), classes, source, progress=False)
              for s in sorted({u.split for u in utts} - {"train", "val"})}
@@ -159,11 +159,12 @@ def save_model(fitted: Fitted, path: str | Path, int8: bool = False, finish: Cal
 
 
 def featurise(utts: list[Utterance], class_names: list[str], cache: FeatureSource,
-              progress: bool = True, views: int = 0) -> LabelledSet:
-    """Labelled features; `views` augmented views per clip (trainer.data.augment) for MFB+F0 training sets."""
+              progress: bool = True, views: int = 0, session_channels: bool = False) -> LabelledSet:
+    """Labelled features; `views` augmented views per clip (trainer.data.augment) for MFB+F0 training
+    sets, their chains drawn per speaker with `session_channels`."""
     augmented = []
     if views and isinstance(cache, FeatureCache):
-        augmented = cache.views_for(utts, views, AugmentConfig(), progress=progress)
+        augmented = cache.views_for(utts, views, AugmentConfig(), progress=progress, per_session=session_channels)
     return labelled_set(utts, cache.features_for(utts, progress=progress), class_names, augmented)
 
 

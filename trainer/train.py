@@ -119,6 +119,8 @@ class TrainConfig:
     stream_norm: bool = True
     balance_corpora: bool = True
     use_views: bool = True
+    # a view and a gain per speaker session and epoch, not per clip (a live stream keeps its channel)
+    session_channels: bool = False
     epoch_clips: int = 0  # clips drawn per epoch (0: one pass over the training set)
 
     @classmethod
@@ -345,6 +347,12 @@ def run_identity(train_set: LabelledSet, val_set: LabelledSet, class_names: list
                                   "val": clips(val_set), "objective": getattr(objective, "identity", None)}))
 
 
+def session_index(streams: list[str]) -> np.ndarray:
+    """For each clip, the index of its session's first clip: the draw that every clip of a session shares."""
+    first: dict[str, int] = {}
+    return np.array([first.setdefault(s, i) for i, s in enumerate(streams)], dtype=np.int64)
+
+
 def epoch_order(rng: np.random.Generator, n: int, clips: int, weights: np.ndarray | None) -> np.ndarray:
     """The clips of one epoch: a permutation (its first `clips`), or `clips` weighted draws."""
     clips = clips or n
@@ -363,16 +371,19 @@ def corpus_weights(utts: list[Utterance]) -> np.ndarray:
 
 def epoch_features(data: LabelledSet, cfg: TrainConfig, norm: StreamNormConfig | None, epoch: int) -> list[np.ndarray]:
     """One epoch's inputs, each a function of (seed, epoch) only: a random view of each clip, a
-    random microphone gain, then every speaker's clips through the stream normaliser in a random
-    order (a new session each epoch)."""
+    random microphone gain (with `session_channels` one view and one gain per speaker, so a
+    session keeps its channel), then every speaker's clips through the stream normaliser in a
+    random order (a new session each epoch)."""
     rng = np.random.default_rng([cfg.seed, epoch, 2])
     n = len(data)
+    # which draw each clip takes: its own, or its session's
+    draw = session_index(data.streams) if cfg.session_channels else np.arange(n)
     features = data.features
     if cfg.use_views and data.views:
-        pick = rng.integers(0, len(data.views) + 1, n)  # 0: the clean clip
+        pick = rng.integers(0, len(data.views) + 1, n)[draw]  # 0: the clean clip
         features = [features[i] if pick[i] == 0 else data.views[pick[i] - 1][i] for i in range(n)]
     if cfg.gain_dims and cfg.gain_augment_db != (0.0, 0.0):
-        gains = gain_offsets(n, *cfg.gain_augment_db, cfg.seed, epoch)
+        gains = gain_offsets(n, *cfg.gain_augment_db, cfg.seed, epoch)[draw]
         features = [with_gain(f, gains[i], cfg.gain_dims) for i, f in enumerate(features)]
     if norm is None:
         return list(features)

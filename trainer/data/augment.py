@@ -1,8 +1,11 @@
 """Audio augmentation for rooms, microphones and voices the corpora do not have.
 
 Each augmented *view* of a clip is the same speech through a random chain, drawn from a seed
-that depends only on (the clip's audio, the view number, the chain's options), so a view is
-reproducible and cacheable like the clean features:
+that depends only on (its source, the view number, the chain's options), so a view is
+reproducible and cacheable like the clean features. The source is the clip's audio (a channel
+per clip), or the speaker's session (`session_channels`: every clip of a speaker in view v went
+through the same voice change, room and microphone; live, a stream's channel does not change
+from one utterance to the next, and the stream normaliser learns it as the speaker's own):
 
 - speed perturbation (Kaldi's 0.9/1.0/1.1 recipe, continuous here): tempo and pitch together,
   which moves a voice's F0 range and formants the way another speaker's would;
@@ -137,7 +140,8 @@ def augment(x: np.ndarray, rng: np.random.Generator, cfg: AugmentConfig, bank: N
     return np.clip(y * gain, -1.0, 1.0).astype(np.float32)
 
 
-def view_rng(audio_key: str, view: int, cfg: AugmentConfig) -> np.random.Generator:
-    """The generator of one clip's view: a function of its audio, the view number and the options."""
-    seed = int(hashlib.sha1(f"{audio_key}:{view}:{cfg.digest()}".encode()).hexdigest()[:16], 16)
+def view_rng(source: str, view: int, cfg: AugmentConfig) -> np.random.Generator:
+    """The generator of a view's chain: a function of its source (a clip's audio key, or a
+    session's id), the view number and the options."""
+    seed = int(hashlib.sha1(f"{source}:{view}:{cfg.digest()}".encode()).hexdigest()[:16], 16)
     return np.random.default_rng(seed)

@@ -125,27 +125,35 @@ class FeatureCache:
         return [self.features(u.path, k) for u, k in
                 zip(tqdm(utts, desc="features", unit="file", disable=not progress), keys)]
 
-    def view(self, audio_path: str | Path, view: int, aug: AugmentConfig) -> np.ndarray:
+    def view(self, audio_path: str | Path, view: int, aug: AugmentConfig, session: str | None = None) -> np.ndarray:
         """Features of augmented view `view` (1, 2, ...) of a file, computed on first use.
 
-        Real background noise for the view comes from the clip's own pauses (its room and
-        microphone, at another SNR), so a view depends on nothing but the clip, the view number
-        and the chain's options: the key holds all three, and a view is the same in every data set."""
+        The chain is drawn from the clip's audio, or from `session` (a speaker id) so that all of
+        a session's clips share it (augment.py). Real background noise comes from the clip's own
+        pauses (its room and microphone, at another SNR), so a view depends on nothing but the
+        clip, its session, the view number and the chain's options: the key holds them all, and
+        a view is the same in every data set."""
         data = read_audio_bytes(audio_path)
-        key = f"{audio_key(data)}.view{view}.{aug.digest()}"
+        source = audio_key(data)
+        key = f"{source}.view{view}.{aug.digest()}"
+        if session is not None:
+            key += ".session-" + hashlib.sha1(session.encode()).hexdigest()[:12]
         cached = self.store.get(key)
         if cached is not None:
             return cached
         samples = load_audio(data, self.cfg.sample_rate)
-        feats = compute(augment(samples, view_rng(audio_key(data), view, aug), aug, NoiseBank([samples])), self.cfg)
+        rng = view_rng(source if session is None else f"session:{session}", view, aug)
+        feats = compute(augment(samples, rng, aug, NoiseBank([samples])), self.cfg)
         self.store.put(key, feats)
         return feats
 
     def views_for(self, utts: Iterable[Utterance], n_views: int, aug: AugmentConfig,
-                  progress: bool = True) -> list[list[np.ndarray]]:
-        """`n_views` augmented views of every utterance: views[v][i]."""
+                  progress: bool = True, per_session: bool = False) -> list[list[np.ndarray]]:
+        """`n_views` augmented views of every utterance: views[v][i]; `per_session`: one chain per
+        speaker and view."""
         utts = list(utts)
-        return [[self.view(u.path, v, aug) for u in tqdm(utts, desc=f"view {v}", unit="file", disable=not progress)]
+        return [[self.view(u.path, v, aug, u.speaker if per_session else None)
+                 for u in tqdm(utts, desc=f"view {v}", unit="file", disable=not progress)]
                 for v in range(1, n_views + 1)]
 
 

@@ -1,0 +1,57 @@
+"""The results README and docs/results.md show are the benchmark's numbers and the shipped bundle's.
+
+docs/generalisation.json is what `benchmarks/generalisation.py --json` wrote; the tables in the
+docs must be its rendering (not hand-copied numbers that drift from the code), and the default
+bundle must carry the row of the recipe it was really trained with.
+"""
+from __future__ import annotations
+
+import json
+import sys
+
+import pytest
+
+from tests.conftest import REPO
+
+sys.path.insert(0, str(REPO / "benchmarks"))
+import generalisation  # noqa: E402
+
+SUMMARY = json.loads((REPO / "docs" / "generalisation.json").read_text())
+MAIN = list(generalisation.MAIN)
+ABLATIONS = [r for r in generalisation.RECIPES if r not in generalisation.MAIN and r in SUMMARY]
+DEFAULT = json.loads((REPO / "plugins" / "student" / "default" / "config.json").read_text())
+
+
+def results_section(path: str) -> str:
+    text = (REPO / path).read_text()
+    return text[text.index("## Results") if "## Results" in text else 0:]
+
+
+def test_the_leave_one_corpus_out_table_has_every_corpus_and_three_seeds_per_main_row():
+    for name in MAIN:
+        row = SUMMARY[name]
+        assert set(generalisation.CORPORA) <= set(row) and len(row["seeds"]) >= 3, name
+    assert ABLATIONS, "the ablation rows are part of the table"
+
+
+@pytest.mark.parametrize("path", ["README.md", "docs/results.md"])
+def test_docs_lead_results_with_the_benchmark_table_and_show_the_ablations(path):
+    section = results_section(path)
+    main, ablations = (generalisation.markdown(SUMMARY, rows) for rows in (MAIN, ABLATIONS))
+    assert main in section and ablations in section
+    assert section.index("| recipe |") == section.index(main), "the leave-one-corpus-out table comes first"
+
+
+def test_the_default_bundle_carries_the_row_of_the_recipe_it_was_trained_with():
+    attached = DEFAULT["metrics"]["leave_one_corpus_out"]
+    recipe = generalisation.RECIPES[attached["recipe"]]
+    assert json.dumps(attached["results"]) == json.dumps(SUMMARY[recipe.name])  # NaN-safe equality
+    training = DEFAULT["training"]
+    trained = training["config"]
+    benchmarked = recipe.config(seed=trained["seed"])
+    for key in ("arch", "multitask", "epochs", "patience", "stream_norm", "balance_corpora", "use_views",
+                "epoch_clips"):
+        assert trained[key] == getattr(benchmarked, key), key
+    assert training["classes"] == recipe.classes
+    assert training["views"] == (generalisation.VIEWS if recipe.views else 0)
+    assert not training["versions"]["emolive_commit"].endswith("+dirty"), "trained from committed code"
