@@ -10,10 +10,11 @@ std over seeds (3 by default; a run takes ~5 min on one core, so the old and new
 corpus's speakers. A row uses every seed saved for all four left-out corpora, and says how many.
 
 Recipes: "old" is the shipped model's recipe before this benchmark (global normalisation, gain
-augmentation, every category a class, uniform sampling); "new" adds per-speaker stream
-normalisation, augmented views (rooms, microphones, speed, noise), corpus-balanced sampling and
-the shared class set; the "new - X" rows take one piece out, "new + session channels" draws each
-view and gain per speaker session instead of per clip (a live stream keeps its microphone).
+augmentation, every category a class, uniform sampling); "new", the shipped one, adds per-speaker
+stream normalisation, corpus-balanced sampling and the shared class set. The ablation rows take
+one piece out ("new - X") or add augmented views of rooms, microphones, speed and noise, drawn per
+clip or per speaker session ("new + views per ..."): measured here, the views cost valence, so
+the shipped recipe has none.
 
 Each run's predictions are saved under --out, so an interrupted benchmark resumes where it
 stopped. Run: .venv/bin/python benchmarks/generalisation.py [--seeds 0 1 2] [--ablation-seeds 0] [--jobs 2]
@@ -62,11 +63,11 @@ class Recipe:
 
 RECIPES = {r.name: r for r in (
     Recipe("old", stream_norm=False, views=False, balance=False, classes="all"),
-    Recipe("new"),
-    Recipe("new - stream norm", stream_norm=False),
-    Recipe("new - views", views=False),
-    Recipe("new + session channels", session_channels=True),
-    Recipe("new - balance, shared classes", balance=False, classes="all"),
+    Recipe("new", views=False),
+    Recipe("new + views per clip"),
+    Recipe("new + views per session", session_channels=True),
+    Recipe("new - stream norm", stream_norm=False, views=False),
+    Recipe("new - balance, shared classes", views=False, balance=False, classes="all"),
 )}
 MAIN = ("old", "new")
 
@@ -182,6 +183,20 @@ def markdown(summary: dict[str, dict], recipes: list[str]) -> str:
     return "\n".join(lines)
 
 
+def write_tables(paths: list[Path], summary: dict[str, dict]) -> None:
+    """Put the tables between the `<!-- generalisation:main -->` / `<!-- generalisation:ablations -->`
+    markers (each closed by `<!-- /generalisation -->`) of each file: the docs show what was measured."""
+    groups = {"main": [r for r in MAIN if r in summary], "ablations": [r for r in summary if r not in MAIN]}
+    for path in paths:
+        text = path.read_text()
+        for key, rows in groups.items():
+            start = f"<!-- generalisation:{key} -->"
+            begin = text.index(start) + len(start)
+            end = text.index("<!-- /generalisation -->", begin)
+            text = text[:begin] + "\n" + markdown(summary, rows) + "\n" + text[end:]
+        path.write_text(text)
+
+
 def warm_views(half: int, per_session: bool) -> int:
     """Compute (or find cached) the augmented views of half the clips; two halves run in parallel."""
     utts = load_utterances(manifests())
@@ -202,6 +217,8 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=REPO / "out" / "generalisation")
     ap.add_argument("--json", type=Path, default=None, help="also write the table's numbers here")
     ap.add_argument("--table-only", action="store_true", help="print the table from saved runs, train nothing")
+    ap.add_argument("--docs", type=Path, nargs="+", default=[],
+                    help="also write the tables into these Markdown files, between their generalisation markers")
     args = ap.parse_args()
     seeds_of = {r: (args.seeds if r in MAIN else args.ablation_seeds) for r in args.recipes}
     if not args.table_only:
@@ -221,6 +238,7 @@ def main() -> None:
     print(markdown(summary, [r for r in args.recipes if r not in MAIN]))
     if args.json:
         args.json.write_text(json.dumps(summary, indent=1) + "\n")
+    write_tables(args.docs, summary)
 
 
 if __name__ == "__main__":

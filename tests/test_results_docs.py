@@ -55,3 +55,15 @@ def test_the_default_bundle_carries_the_row_of_the_recipe_it_was_trained_with():
     assert training["classes"] == recipe.classes
     assert training["views"] == (generalisation.VIEWS if recipe.views else 0)
     assert not training["versions"]["emolive_commit"].endswith("+dirty"), "trained from committed code"
+
+
+def in_corpus_row() -> str:
+    """README's in-corpus row: the default bundle's scores on its split's held-out test speakers."""
+    test = DEFAULT["metrics"]["test"]["test"]
+    ccc = test["ccc"]
+    return (f"| default student, held-out test speakers of the four corpora | {test['n']} | "
+            f"{ccc['activation']:.3f} | {ccc['valence']:.3f} | {ccc['dominance']:.3f} | {test['uar']:.3f} |")
+
+
+def test_readme_shows_the_default_bundles_own_in_corpus_scores():
+    assert in_corpus_row() in results_section("README.md")

@@ -177,7 +177,7 @@ def test_training_writes_its_history_and_provenance_into_the_bundle(trained):
                                                                                abs=1e-6)
     meta = load_bundle(out)[1]
     assert set(meta.training["versions"]) >= {"emolive_commit", "torch", "numpy"}
-    assert meta.stream_normalisation is not None and meta.training["views"] == 2
+    assert meta.stream_normalisation is not None and meta.training["views"] == 0  # the shipped recipe has none
 
 
 def test_cli_configs_are_built_from_the_arguments():
@@ -187,11 +187,11 @@ def test_cli_configs_are_built_from_the_arguments():
     from emolive.trainer.train import TrainConfig
 
     args = build_parser().parse_args(["train", "--data", "a.csv", "--data", "b.csv", "--epochs", "7", "--lr", "0.01",
-                                      "--no-multitask", "--no-balance", "--views", "0", "--features", "hubert-large",
+                                      "--no-multitask", "--no-balance", "--views", "2", "--features", "hubert-large",
                                       "--val-frac", "0.3", "--out", "o"])
     cfg = TrainConfig.from_args(args)
     assert (cfg.epochs, cfg.lr, cfg.multitask, cfg.balance_corpora, cfg.use_views, cfg.stream_norm) == \
-        (7, 0.01, False, False, False, False)  # stream normalisation is for MFB+F0 students only
+        (7, 0.01, False, False, True, False)  # stream normalisation is for MFB+F0 students only
     data = DataSpec.from_args(args)
     assert data.data == ("a.csv", "b.csv") and data.val_frac == 0.3 and data.features == "hubert-large"
     assert data.cache_root("embeddings").name == "embeddings"

@@ -52,8 +52,9 @@ def _fit_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--int8", action="store_true", help="store weights as int8 with per-channel scales")
     p.add_argument("--classes", choices=CLASS_SETS, default="shared",
                    help="class head labels: categories found in >= 2 corpora (shared), or every category (all)")
-    p.add_argument("--views", type=int, default=2,
-                   help="augmented views per training clip (rooms, microphones, speed, noise); 0: none")
+    p.add_argument("--views", type=int, default=0,
+                   help="augmented views per training clip (rooms, microphones, speed, noise); 0: none, the "
+                        "shipped recipe (they cost valence on unseen corpora: docs/results.md)")
     p.add_argument("--session-channels", action="store_true",
                    help="draw a view and a gain per speaker, not per clip: a live stream keeps its channel")
     p.add_argument("--no-stream-norm", action="store_true",
