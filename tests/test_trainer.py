@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -219,8 +220,8 @@ def test_user_errors_are_one_line_and_bugs_stay_tracebacks(monkeypatch, tmp_path
         trainer_main(["features", "--data", "m.csv"])
 
 
-def _train_args(manifest: Path, tmp: Path, out: str, *extra: str) -> list[str]:
-    return ["train", "--data", str(manifest), "--cache", str(tmp / "cache"), "--epochs", "4", "--patience", "4",
+def _train_args(manifest: Path, tmp: Path, out: str, *extra: str, epochs: int = 4) -> list[str]:
+    return ["train", "--data", str(manifest), "--cache", str(tmp / "cache"), "--epochs", str(epochs), "--patience", "1000",
             "--hidden", "16", "--embedding-dim", "16", "--views", "1", "--batch-size", "16", "--out", str(tmp / out),
             *extra]
 
@@ -233,9 +234,10 @@ def test_ctrl_c_names_the_checkpoint_and_resume_gives_the_uninterrupted_result(t
     import signal
 
     manifest = subset_manifest(tmp_path, "emodb", every=8)
-    assert trainer_main(_train_args(manifest, tmp_path, "whole")) == 0
-    assert not (tmp_path / "whole.checkpoint").exists()  # removed once the bundle is written
-    cmd = [sys.executable, "-m", "emolive.trainer.cli", *_train_args(manifest, tmp_path, "parts")]
+    # the run to interrupt is set to 1000 epochs, so it cannot finish before the signal lands however
+    # loaded the machine is; the epoch count is not part of a checkpoint's identity, so it resumes to
+    # two epochs past its checkpoint, and the uninterrupted run is given the same count
+    cmd = [sys.executable, "-m", "emolive.trainer.cli", *_train_args(manifest, tmp_path, "parts", epochs=1000)]
     proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True)
     lines = []
     for line in proc.stderr:
@@ -247,9 +249,13 @@ def test_ctrl_c_names_the_checkpoint_and_resume_gives_the_uninterrupted_result(t
     assert proc.wait() == 130
     assert "Traceback" not in "".join(lines)
     checkpoint = tmp_path / "parts.checkpoint" / "checkpoint.safetensors"
-    assert lines[-1].startswith("trainer train: interrupted: the checkpoint after epoch") and str(checkpoint) in lines[-1]
+    found = re.match(r"trainer train: interrupted: the checkpoint after epoch (\d+) is (.*); add --resume", lines[-1])
+    assert found and found.group(2) == str(checkpoint), lines[-1]
     assert not (tmp_path / "parts").exists()
-    assert trainer_main(_train_args(manifest, tmp_path, "parts", "--resume")) == 0
+    epochs = int(found.group(1)) + 3  # epochs 0..N are saved: two more to run after resuming
+    assert trainer_main(_train_args(manifest, tmp_path, "parts", "--resume", epochs=epochs)) == 0
+    assert trainer_main(_train_args(manifest, tmp_path, "whole", epochs=epochs)) == 0
+    assert not (tmp_path / "whole.checkpoint").exists()  # removed once the bundle is written
     whole, parts = (load_bundle(tmp_path / name)[0].state_dict() for name in ("whole", "parts"))
     assert all(torch.equal(whole[k], parts[k]) for k in whole)
     history = [(tmp_path / name / "history.csv").read_text().splitlines() for name in ("whole", "parts")]
