@@ -89,13 +89,15 @@ def test_an_array_at_any_rate_and_channel_count_gives_what_the_file_gives(studen
     assert [w["valence"] for w in as_int.windows] == [w["valence"] for w in from_file.windows]
     # 44.1 kHz stereo: resampled up and back by soxr (passband ripple ~0.01 dB, stop band -100 dB), so
     # the front end sees nearly the same band; the running normaliser carries the small feature differences
-    # through the whole stream, so the outputs move by up to ~0.1 on the 1-7 scale (measured 0.10)
+    # through the whole stream, so the outputs move by up to ~0.2 on the 1-7 scale (measured 0.03-0.19 on
+    # six EmoDB pairs with the default model), while a rate wrong by only 9 % (48 kHz declared) moves
+    # them by 0.5-1.5: 0.3 tells the two apart for any model that is not far more input-sensitive
     hi = soxr.resample(samples, 16000, 44100)
     resampled = emolive.analyze(np.stack([hi, 0.5 * hi], axis=1), sample_rate=44100, model=student)
     assert len(resampled.windows) == len(from_file.windows)
     got = np.array([[w[n] for n in ESTIMATE_FIELDS] for w in resampled.windows])
     want = np.array([[w[n] for n in ESTIMATE_FIELDS] for w in from_file.windows])
-    assert np.abs(got - want).max() < 0.15
+    assert np.abs(got - want).max() < 0.3
 
 
 @pytest.mark.parametrize("source, kwargs, match", [

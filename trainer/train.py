@@ -3,9 +3,10 @@
 What generalises to unseen voices (benchmarks/generalisation.py measures each piece):
 - per-stream normalisation (engine.features.normalise): each speaker's clips go through the live
   engine's running normaliser, in a new random order every epoch, as one session;
-- augmented views: each clip may have feature "views" of the same audio through another room,
-  microphone or speed (trainer.data.augment); an epoch picks one view per clip at random;
 - balanced sampling: every training corpus contributes the same share of each epoch.
+Augmented views (off by default: measured, they cost valence): each clip may have feature "views"
+of the same audio through another room, microphone or speed (trainer.data.augment); an epoch
+picks one per clip at random, or one per speaker session (`session_channels`).
 Labels may be partial (NaN): losses and metrics mask them (trainer.losses).
 """
 from __future__ import annotations
