@@ -148,6 +148,7 @@ def summarise(out: Path, recipes: list[str]) -> dict[str, dict]:
     std and bootstrap interval of act/val/dom CCC and UAR; per recipe the mean over the corpora
     (± its std over seeds) and the seeds."""
     summary: dict[str, dict] = {}
+    tests = {corpus: fold(corpus)[2] for corpus in CORPORA}  # read once, not once per recipe
     for name in recipes:
         seeds = saved_seeds(out, name)
         if not seeds:
@@ -156,7 +157,7 @@ def summarise(out: Path, recipes: list[str]) -> dict[str, dict]:
         per_seed = []
         for corpus in CORPORA:
             preds = [dict(np.load(run_file(out, name, corpus, s))) for s in seeds]
-            test = fold(corpus)[2]
+            test = tests[corpus]
             scores = fold_scores(preds, test)
             low, high = bootstrap(preds, test)
             per_seed.append(scores)
@@ -184,13 +185,17 @@ def markdown(summary: dict[str, dict], recipes: list[str]) -> str:
     return "\n".join(lines)
 
 
+def table_groups(summary: dict[str, dict]) -> dict[str, list[str]]:
+    """The recipes of the main table (old and new) and of the ablation table, in `summary`'s order."""
+    return {"main": [r for r in summary if r in MAIN], "ablations": [r for r in summary if r not in MAIN]}
+
+
 def write_tables(paths: list[Path], summary: dict[str, dict]) -> None:
     """Put the tables between the `<!-- generalisation:main -->` / `<!-- generalisation:ablations -->`
     markers (each closed by `<!-- /generalisation -->`) of each file: the docs show what was measured."""
-    groups = {"main": [r for r in MAIN if r in summary], "ablations": [r for r in summary if r not in MAIN]}
     for path in paths:
         text = path.read_text()
-        for key, rows in groups.items():
+        for key, rows in table_groups(summary).items():
             start = f"<!-- generalisation:{key} -->"
             begin = text.index(start) + len(start)
             end = text.index("<!-- /generalisation -->", begin)
@@ -210,7 +215,7 @@ def warm_views(half: int, per_session: bool) -> int:
 
 def main() -> None:
     # a corpus without valence labels (BAVED) is NaN by design: its empty means are not news
-    warnings.filterwarnings("ignore", "Mean of empty slice|Degrees of freedom", RuntimeWarning)
+    warnings.filterwarnings("ignore", "Mean of empty slice|Degrees of freedom|All-NaN slice", RuntimeWarning)
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--recipes", nargs="+", default=list(RECIPES), choices=list(RECIPES))
@@ -236,9 +241,7 @@ def main() -> None:
     print("Leave-one-corpus-out, CCC (act/val/dom) and UAR, mean ± std over seeds [bootstrap 95 % over "
           "left-out speakers]; each row uses every seed saved under --out for all four left-out corpora")
     summary = summarise(args.out, args.recipes)
-    print(markdown(summary, [r for r in args.recipes if r in MAIN]))
-    print()
-    print(markdown(summary, [r for r in args.recipes if r not in MAIN]))
+    print("\n\n".join(markdown(summary, rows) for rows in table_groups(summary).values()))
     if args.json:
         args.json.write_text(json.dumps(summary, indent=1) + "\n")
     write_tables(args.docs, summary)
