@@ -12,4 +12,5 @@ One module, one job:
 - plots        traces, valence-activation plane, class bars (pyqtgraph)
 - meters       level meter, speech light, status line
 - controls     start/stop, source, model, window/hop, CSV recording
+- gui_thread_gc  cyclic garbage collected on the GUI thread only (Qt objects die where they were made)
 """

@@ -19,6 +19,7 @@ from emolive.engine.sinks import CsvSink, SinkError
 from emolive.gui.controls import ControlPanel
 from emolive.gui.engine_feed import EngineFeed
 from emolive.gui.feed import Feed
+from emolive.gui.gui_thread_gc import collect_on_gui_thread
 from emolive.gui.history import EstimateHistory
 from emolive.gui.meters import LevelMeter, SpeechLight, avd_text, status_text
 from emolive.gui.plots import TRACE_SPAN_S, ClassBars, PlanePlot, TracesPlot
@@ -35,6 +36,7 @@ class MainWindow(QMainWindow):
 
     def __init__(self, connect: str | None = None) -> None:
         super().__init__()
+        collect_on_gui_thread()  # before any worker thread can run: cycles holding Qt objects die on this thread
         self.setWindowTitle("emolive: activation · valence · dominance")
         self.resize(SIZE)
         self.connect_address = connect

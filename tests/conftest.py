@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 import csv
+import gc
 import os
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -55,3 +57,14 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+@pytest.fixture(autouse=True)
+def collect_cycles_on_the_main_thread():
+    """Once a window has turned automatic collection off (emolive.gui.gui_thread_gc), the pytest
+    session never quits its QApplication, and tests without an event loop never run the collector's
+    timer: collect what is due after each test, on this (the GUI) thread, as the timer would."""
+    yield
+    collector = sys.modules.get("emolive.gui.gui_thread_gc")
+    if collector is not None and not gc.isenabled():
+        collector.collect_due()

@@ -113,6 +113,28 @@ def test_window_opens_with_its_controls(window):
     assert window.traces.plotItem.getAxis("left").labelText.startswith("rating")
 
 
+def test_garbage_in_cycles_dies_on_the_gui_thread_even_when_a_worker_allocates(qtbot, window):
+    """A worker thread that allocates past every collection threshold must not finalise cyclic garbage
+    (CI once crashed destroying a Qt object "Garbage-collecting" in the engine thread): the window's
+    collector finalises it on the GUI thread's timer."""
+    finalised_on: list[int] = []
+
+    class InACycle:
+        def __del__(self) -> None:
+            finalised_on.append(threading.get_ident())
+
+    garbage = InACycle()
+    garbage.me = garbage
+    del garbage
+    kept: list[list] = []  # alive, so the allocation count stays past the thresholds until collected
+    worker = threading.Thread(target=lambda: kept.append([[i] for i in range(200_000)]))
+    worker.start()
+    worker.join()
+    assert finalised_on == []  # no automatic collection ran, in the worker or here
+    qtbot.waitUntil(lambda: finalised_on != [], timeout=5_000)
+    assert finalised_on == [threading.get_ident()]
+
+
 def test_a_corpus_file_drives_the_traces_with_the_engines_values(qtbot, window, corpus_clip):
     choose_file(window, corpus_clip, window_s=1.0, hop_s=0.2)
     assert play(qtbot, window), window.error
