@@ -53,18 +53,21 @@ class Recipe:
     balance: bool = True
     classes: str = "shared"
     session_channels: bool = False
-
+    epochs: int = EPOCHS
     epoch_clips: int = EPOCH_CLIPS
+    corpus_adversary: float = 0.0
 
     def config(self, seed: int) -> TrainConfig:
-        return TrainConfig(seed=seed, epochs=EPOCHS, patience=PATIENCE, stream_norm=self.stream_norm,
+        return TrainConfig(seed=seed, epochs=self.epochs, patience=PATIENCE, stream_norm=self.stream_norm,
                            balance_corpora=self.balance, use_views=self.views, epoch_clips=self.epoch_clips,
-                           session_channels=self.session_channels)
+                           session_channels=self.session_channels, corpus_adversary=self.corpus_adversary)
 
 
 RECIPES = {r.name: r for r in (
     Recipe("old", stream_norm=False, views=False, balance=False, classes="all"),
     Recipe("new", views=False),
+    Recipe("new, 40 epochs", views=False, epochs=40),
+    Recipe("new + corpus adversary", views=False, corpus_adversary=0.3),
     Recipe("new + views per clip"),
     Recipe("new + views per session", session_channels=True),
     Recipe("new - stream norm", stream_norm=False, views=False),
@@ -170,6 +173,13 @@ def summarise(out: Path, recipes: list[str]) -> dict[str, dict]:
     return summary
 
 
+def merged(stored: dict[str, dict], measured: dict[str, dict]) -> dict[str, dict]:
+    """The rows measured in this run replace the stored rows of the same recipes; the other stored
+    rows stay (their runs may be on another machine), in RECIPES order."""
+    rows = {**stored, **measured}
+    return {name: rows[name] for name in RECIPES if name in rows}
+
+
 def markdown(summary: dict[str, dict], recipes: list[str]) -> str:
     """The table of `summary`'s `recipes` (README and docs/results.md show exactly this, tested)."""
     lines = ["| recipe | left out | act | val | dom | UAR | seeds |", "|---|---|---|---|---|---|---|"]
@@ -203,13 +213,15 @@ def write_tables(paths: list[Path], summary: dict[str, dict]) -> None:
         path.write_text(text)
 
 
-def warm_views(half: int, per_session: bool) -> int:
-    """Compute (or find cached) the augmented views of half the clips; two halves run in parallel."""
+def warm_cache(half: int, per_session: bool | None) -> int:
+    """Compute (or find cached) the features of half the clips and, unless `per_session` is None,
+    their augmented views: two halves in parallel, before the runs, which then only read them."""
     utts = load_utterances(manifests())
     cache = FeatureCache(DEFAULT_CACHE)
     mine = utts[half::2]
     cache.features_for(mine, progress=False)
-    cache.views_for(mine, VIEWS, AugmentConfig(), progress=False, per_session=per_session)
+    if per_session is not None:
+        cache.views_for(mine, VIEWS, AugmentConfig(), progress=False, per_session=per_session)
     return len(mine)
 
 
@@ -223,7 +235,8 @@ def main() -> None:
                     help="seeds of the 'new - X' ablation rows (the old and new recipes use --seeds)")
     ap.add_argument("--jobs", type=int, default=2, help="training runs in parallel, one thread each")
     ap.add_argument("--out", type=Path, default=REPO / "out" / "generalisation")
-    ap.add_argument("--json", type=Path, default=None, help="also write the table's numbers here")
+    ap.add_argument("--json", type=Path, default=None,
+                    help="also write the table's numbers here; its rows of recipes not measured now are kept")
     ap.add_argument("--table-only", action="store_true", help="print the table from saved runs, train nothing")
     ap.add_argument("--docs", type=Path, nargs="+", default=[],
                     help="also write the tables into these Markdown files, between their generalisation markers")
@@ -231,8 +244,8 @@ def main() -> None:
     seeds_of = {r: (args.seeds if r in MAIN else args.ablation_seeds) for r in args.recipes}
     if not args.table_only:
         with ProcessPoolExecutor(args.jobs) as pool:
-            kinds = sorted({RECIPES[r].session_channels for r in args.recipes if RECIPES[r].views})
-            list(pool.map(warm_views, [0, 1] * len(kinds), [k for k in kinds for _ in range(2)]))
+            kinds = sorted({RECIPES[r].session_channels for r in args.recipes if RECIPES[r].views}) or [None]
+            list(pool.map(warm_cache, [0, 1] * len(kinds), [k for k in kinds for _ in range(2)]))
             # seed by seed over every recipe asked for: an interrupted benchmark has all rows at the same seeds
             jobs = [(args.out, r, c, s) for s in sorted(set().union(*seeds_of.values()))
                     for r in args.recipes if s in seeds_of[r] for c in CORPORA]
@@ -241,6 +254,8 @@ def main() -> None:
     print("Leave-one-corpus-out, CCC (act/val/dom) and UAR, mean ± std over seeds [bootstrap 95 % over "
           "left-out speakers]; each row uses every seed saved under --out for all four left-out corpora")
     summary = summarise(args.out, args.recipes)
+    if args.json and args.json.exists():
+        summary = merged(json.loads(args.json.read_text()), summary)
     print("\n\n".join(markdown(summary, rows) for rows in table_groups(summary).values()))
     if args.json:
         args.json.write_text(json.dumps(summary, indent=1) + "\n")

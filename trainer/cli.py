@@ -62,6 +62,9 @@ def _fit_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-balance", action="store_true", help="sample clips uniformly, not every corpus equally")
     p.add_argument("--epoch-clips", type=int, default=0,
                    help="clips drawn per epoch (0: one pass over the training set)")
+    p.add_argument("--corpus-adversary", type=float, default=0.0, metavar="STRENGTH",
+                   help="train against a corpus classifier through gradient reversal of this final strength "
+                        "(e.g. 0.3; 0: off); needs two or more corpora")
     p.add_argument("--out", required=True, metavar="DIR", help="bundle directory to write")
     p.add_argument("--checkpoint-dir", default=None, metavar="DIR",
                    help="where the end-of-epoch checkpoint goes (default: OUT.checkpoint; removed once the bundle "

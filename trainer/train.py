@@ -31,6 +31,7 @@ from emolive.engine.features.normalise import StreamNormConfig, normalise_stream
 from emolive.plugins.student import ARCHITECTURES, StudentModel
 from emolive.plugins.student.plugin import pad_features
 from emolive.trainer import distributed
+from emolive.trainer.adversary import CorpusAdversary
 from emolive.trainer.data import Utterance, feature_stats
 from emolive.trainer.data.cache import MFB
 from emolive.trainer.losses import MultitaskLoss
@@ -123,6 +124,8 @@ class TrainConfig:
     # a view and a gain per speaker session and epoch, not per clip (a live stream keeps its channel)
     session_channels: bool = False
     epoch_clips: int = 0  # clips drawn per epoch (0: one pass over the training set)
+    # corpus-adversarial training (trainer.adversary): the gradient reversal's final strength (0: off)
+    corpus_adversary: float = 0.0
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> TrainConfig:
@@ -247,20 +250,24 @@ def train(train_set: LabelledSet, val_set: LabelledSet, class_names: list[str], 
                                     embedding_dim=cfg.embedding_dim, gain_dims=gain_dims)
     mean, std = feature_stats(session_features(train_set.features, train_set.streams, norm))
     model.set_normalisation(torch.from_numpy(mean), torch.from_numpy(std))
-    model.to(ctx.device)
-    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    adversary = corpus_adversary(train_set, cfg, ctx)
+    # what the optimiser and the checkpoint hold: the student, and the adversary while it trains
+    trained = model if adversary is None else torch.nn.ModuleDict({"student": model, "adversary": adversary})
+    trained.to(ctx.device)
+    opt = torch.optim.Adam(trained.parameters(), lr=cfg.lr)
     identity = run_identity(train_set, val_set, class_names, cfg, objective)
     progress = Progress()
     if checkpoint and checkpoint.resume:
-        progress = load_checkpoint(checkpoint.directory, model, opt, rng, identity)
+        progress = load_checkpoint(checkpoint.directory, trained, opt, rng, identity)
         log(f"resumed from {checkpoint.directory / CHECKPOINT_FILE} after epoch {progress.next_epoch - 1}")
     net = distributed.wrap(model, ctx)
     saved = progress.next_epoch - 1  # the last epoch on disk
     try:
         while progress.next_epoch < cfg.epochs and not progress.stopped:
-            run_epoch(net, model, opt, train_set, val_set, cfg, norm, rng, progress, frame_rate, log, objective, ctx)
+            run_epoch(net, model, opt, train_set, val_set, cfg, norm, rng, progress, frame_rate, log, objective, ctx,
+                      adversary)
             if checkpoint and ctx.is_main:
-                save_checkpoint(checkpoint.directory, model, opt, progress, rng, identity)
+                save_checkpoint(checkpoint.directory, trained, opt, progress, rng, identity)
                 saved = progress.next_epoch - 1
     except KeyboardInterrupt:
         if checkpoint is None:
@@ -279,9 +286,20 @@ def train(train_set: LabelledSet, val_set: LabelledSet, class_names: list[str], 
                        stream_normalisation=norm)
 
 
+def corpus_adversary(train_set: LabelledSet, cfg: TrainConfig, ctx: distributed.Context) -> CorpusAdversary | None:
+    """The corpus classifier of `cfg.corpus_adversary` (None when off): one process only, since its
+    weights are not wrapped for DDP's gradient averaging."""
+    if not cfg.corpus_adversary:
+        return None
+    if ctx.world_size > 1:
+        raise TrainerError("--corpus-adversary runs in one process; train without torchrun")
+    return CorpusAdversary(cfg.embedding_dim, train_set.utterances, cfg.corpus_adversary)
+
+
 def run_epoch(net: torch.nn.Module, model: StudentModel, opt: torch.optim.Optimizer, train_set: LabelledSet,
               val_set: LabelledSet, cfg: TrainConfig, norm: StreamNormConfig | None, rng: np.random.Generator,
-              progress: Progress, frame_rate: float, log, objective: Objective | None, ctx: distributed.Context) -> None:
+              progress: Progress, frame_rate: float, log, objective: Objective | None, ctx: distributed.Context,
+              adversary: CorpusAdversary | None) -> None:
     """One epoch of training and its validation; updates `progress` (best model, early stopping)."""
     epoch = progress.next_epoch
     loss_fn = MultitaskLoss(ce_weight=cfg.ce_weight)
@@ -308,6 +326,8 @@ def run_epoch(net: torch.nn.Module, model: StudentModel, opt: torch.optim.Optimi
         losses = loss_fn(out, torch.from_numpy(train_set.avd[idx]).to(ctx.device),
                          torch.from_numpy(train_set.classes[idx]).to(ctx.device))
         loss = objective(out, losses, idx, epoch) if objective else losses["loss"]
+        if adversary is not None:
+            loss = loss + adversary(out["embedding"], idx, epoch, cfg.epochs)
         opt.zero_grad()
         (loss * ctx.world_size).backward()  # DDP averages over ranks; see trainer.distributed
         opt.step()
