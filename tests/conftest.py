@@ -4,6 +4,8 @@ from __future__ import annotations
 import csv
 import gc
 import os
+import signal
+import subprocess
 import sys
 from pathlib import Path
 
@@ -25,6 +27,13 @@ def corpus_files(corpus: str, every: int = 1, limit: int | None = None) -> list[
     with open(manifest, newline="") as f:
         paths = [CORPORA / corpus / row["path"] for row in csv.DictReader(f)]
     return paths[::every][:limit]
+
+
+def interruptible(cmd: list[str], **kwargs) -> subprocess.Popen:
+    """A child that takes Ctrl-C as from a terminal: SIGINT at its default disposition. A suite run in
+    the background by a non-interactive shell (`make test &`, nohup) inherits SIGINT ignored, and a
+    Python child then keeps ignoring it: a test sending SIGINT would see the run go on to its end."""
+    return subprocess.Popen(cmd, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL), **kwargs)
 
 
 def default_file_mode() -> int:

@@ -20,7 +20,7 @@ import zmq
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tests.conftest import REPO, corpus_files, read_audio
+from tests.conftest import REPO, corpus_files, interruptible, read_audio
 from emolive.engine.cli import main
 from emolive.engine.features import compute
 from emolive.engine.features.normalise import as_one_stream
@@ -268,7 +268,7 @@ def test_ctrl_c_in_a_realtime_stream_still_sends_the_final_status_and_summary(sp
     sub.setsockopt(zmq.LINGER, 0)
     sub.setsockopt(zmq.SUBSCRIBE, b"")
     sub.connect(address)
-    engine = subprocess.Popen([*EMOLIVE, "stream", "--source", str(speech_flac), "--realtime", "--publish", address,
+    engine = interruptible([*EMOLIVE, "stream", "--source", str(speech_flac), "--realtime", "--publish", address,
                                "--json", "--wait-subscriber", "60", "--window", "1", "--hop", "0.5"],
                               cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     estimates, statuses = [], []

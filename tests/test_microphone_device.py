@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from tests.conftest import corpus_files, read_audio
+from tests.conftest import corpus_files, interruptible, read_audio
 from tests.virtual_mic import DEVICE, VirtualMicrophone, missing_reason
 
 EMOLIVE = str(Path(sys.executable).parent / "emolive")
@@ -56,7 +56,7 @@ class LiveStream:
     """`emolive stream --device pulse --json` as a subprocess; estimates and stderr lines collected as they come."""
 
     def __init__(self, mic: VirtualMicrophone, *args: str) -> None:
-        self.process = subprocess.Popen(
+        self.process = interruptible(
             [EMOLIVE, "stream", "--device", DEVICE, "--json", "--no-publish", "--window", str(WINDOW_S),
              "--hop", str(HOP_S), *args], env=mic.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         self.estimates: list[dict] = []

@@ -17,7 +17,7 @@ import pytest
 import emolive
 from emolive.engine.batch import collect_inputs
 from emolive.engine.cli import main
-from tests.conftest import corpus_files
+from tests.conftest import corpus_files, interruptible
 
 EMOLIVE = str(Path(sys.executable).parent / "emolive")
 
@@ -95,7 +95,7 @@ def test_ctrl_c_keeps_every_complete_row(tmp_path):
     # ~1,900 clips: the signal comes after 4 rows, long before the run could end on any machine or load
     clips = corpus_files("ravdess") + corpus_files("emodb")
     out = tmp_path / "partial.csv"
-    proc = subprocess.Popen([EMOLIVE, "-q", "score", *map(str, clips), "--out", str(out)],
+    proc = interruptible([EMOLIVE, "-q", "score", *map(str, clips), "--out", str(out)],
                             stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and (not out.exists() or out.read_text().count("\n") < 4):

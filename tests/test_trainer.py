@@ -16,7 +16,7 @@ import torch
 from emolive.engine.features import compute
 from emolive.engine.plugin import load_model
 from emolive.plugins.student import DEFAULT_BUNDLE, load_bundle
-from tests.conftest import CORPORA, corpus_files, read_audio
+from tests.conftest import CORPORA, corpus_files, interruptible, read_audio
 from emolive.trainer.cli import main as trainer_main
 from emolive.trainer.train import session_features
 from emolive.trainer.data import read_manifest, read_splits
@@ -238,7 +238,7 @@ def test_ctrl_c_names_the_checkpoint_and_resume_gives_the_uninterrupted_result(t
     # loaded the machine is; the epoch count is not part of a checkpoint's identity, so it resumes to
     # two epochs past its checkpoint, and the uninterrupted run is given the same count
     cmd = [sys.executable, "-m", "emolive.trainer.cli", *_train_args(manifest, tmp_path, "parts", epochs=1000)]
-    proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True)
+    proc = interruptible(cmd, stderr=subprocess.PIPE, text=True)
     lines = []
     for line in proc.stderr:
         lines.append(line)
