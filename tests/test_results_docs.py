@@ -67,3 +67,11 @@ def in_corpus_row() -> str:
 
 def test_readme_shows_the_default_bundles_own_in_corpus_scores():
     assert in_corpus_row() in results_section("README.md")
+
+
+def test_a_benchmark_run_replaces_the_rows_it_measured_and_keeps_the_others_in_recipe_order():
+    stored = {"new - stream norm": {"seeds": [0]}, "old": {"seeds": [0, 1, 2]}, "new": {"seeds": [0, 1, 2]}}
+    measured = {"new": {"seeds": [0]}}
+    rows = generalisation.merged(stored, measured)
+    assert list(rows) == ["old", "new", "new - stream norm"]  # RECIPES order, not the stored file's
+    assert rows["new"] == {"seeds": [0]} and rows["old"] == stored["old"]
