@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import csv
 import os
+import platform
 import time
 from pathlib import Path
 from typing import Callable
@@ -30,6 +31,18 @@ def corpus_speech(corpus: str, seconds: float) -> np.ndarray:
             if total >= seconds * rate:
                 break
     return np.concatenate(parts)[: int(seconds * 16000)]
+
+
+def cpu_model() -> str:
+    """The processor's name (Linux /proc/cpuinfo, else platform's guess): training numbers move with the
+    CPU by about their seed spread, so a stored result says where it was measured."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
 
 
 def best_time(fn: Callable[[], object], repeats: int = 3) -> float:

@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from _common import REPO, SHARED
+from _common import REPO, SHARED, cpu_model
 
 from emolive.trainer.data import FeatureCache, Utterance
 from emolive.trainer.data.augment import AugmentConfig
@@ -172,14 +172,14 @@ def saved_seeds(out: Path, recipe: str) -> list[int]:
 def summarise(out: Path, recipes: list[str]) -> dict[str, dict]:
     """The numbers of the table (what --json writes): per recipe and left-out corpus the seed mean,
     std and bootstrap interval of act/val/dom CCC and UAR; per recipe the mean over the corpora
-    (± its std over seeds) and the seeds."""
+    (± its std over seeds), the seeds and the CPU (the runs' machine: this one)."""
     summary: dict[str, dict] = {}
     tests = {corpus: fold(corpus)[2] for corpus in CORPORA}  # read once, not once per recipe
     for name in recipes:
         seeds = saved_seeds(out, name)
         if not seeds:
             continue
-        row: dict = {"seeds": seeds}
+        row: dict = {"seeds": seeds, "cpu": cpu_model()}
         per_seed = []
         for corpus in CORPORA:
             preds = [dict(np.load(run_file(out, name, corpus, s))) for s in seeds]
