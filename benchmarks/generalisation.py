@@ -110,12 +110,14 @@ def run(out: Path, recipe_name: str, held_out: str, seed: int) -> str:
     train_utts, val_utts, test_utts = fold(held_out)
     classes = class_names_of(train_utts, recipe.classes)
     cache = FeatureCache(DEFAULT_CACHE)
-    train_set = featurise(train_utts, classes, cache, progress=False, views=VIEWS if recipe.views else 0,
+    # a teacher trains on the views; a student whose recipe has none never reads them (use_views off)
+    views = VIEWS if recipe.views or recipe.teacher_hidden else 0
+    train_set = featurise(train_utts, classes, cache, progress=False, views=views,
                           session_channels=recipe.session_channels)
     val_set, test_set = (featurise(u, classes, cache, progress=False) for u in (val_utts, test_utts))
     cfg, objective = recipe.config(seed), None
     if recipe.teacher_hidden:
-        cfg, objective = distillation(train_utts, val_set, classes, cache, cfg, recipe.teacher_hidden)
+        cfg, objective = distillation(train_set, val_set, classes, cfg, recipe.teacher_hidden)
     result = train(train_set, val_set, classes, cfg, log=lambda _: None, objective=objective)
     test_set = replace(test_set, features=session_features(test_set.features, test_set.streams,
                                                            result.stream_normalisation))
@@ -126,21 +128,21 @@ def run(out: Path, recipe_name: str, held_out: str, seed: int) -> str:
     return f"{path}: best epoch {result.best_epoch} of {len(result.history)}"
 
 
-def distillation(train_utts: list[Utterance], val_set: LabelledSet, classes: list[str], cache: FeatureCache,
-                 cfg: TrainConfig, hidden: int) -> tuple[TrainConfig, DistillObjective]:
-    """Paper 3.4 on one fold: a `hidden`-wide teacher trained on the training corpora with augmented
+def distillation(train_set: LabelledSet, val_set: LabelledSet, classes: list[str], cfg: TrainConfig,
+                 hidden: int) -> tuple[TrainConfig, DistillObjective]:
+    """Paper 3.4 on one fold: a `hidden`-wide teacher trained on the training corpora with their augmented
     views (heavy augmentation: rooms, microphones, speed, noise), then the student's config and
     objective to learn its embeddings. The paper's schedule shortened to this benchmark's budget:
     distillation-led epochs on whole utterances for half the student's epochs, selection after."""
-    views = featurise(train_utts, classes, cache, progress=False, views=VIEWS)
-    teacher = train(views, val_set, classes, replace(cfg, hidden=hidden, use_views=True), log=lambda _: None)
-    clean = replace(views, features=session_features(views.features, views.streams, teacher.stream_normalisation))
+    teacher = train(train_set, val_set, classes, replace(cfg, hidden=hidden, use_views=True), log=lambda _: None)
+    clean = replace(train_set, features=session_features(train_set.features, train_set.streams,
+                                                         teacher.stream_normalisation))
     out = predict(teacher.model, clean)
     targets = TeacherTargets(embedding=out["embedding"].astype(np.float32), avd=out["avd"].astype(np.float32))
     switch = cfg.epochs // 2
     weights = DistillConfig(switch_epoch=switch)
     student = replace(cfg, epochs=cfg.epochs + switch, whole_epochs=switch, select_from=switch)
-    return student, DistillObjective(targets, views.avd, weights)
+    return student, DistillObjective(targets, train_set.avd, weights)
 
 
 def fold_scores(preds: list[dict], test: list[Utterance], rows: np.ndarray | None = None) -> np.ndarray:
@@ -220,7 +222,8 @@ def markdown(summary: dict[str, dict], recipes: list[str]) -> str:
 
 
 def table_groups(summary: dict[str, dict]) -> dict[str, list[str]]:
-    """The recipes of the main table (old and new) and of the ablation table, in `summary`'s order."""
+    """The recipes of the main table (MAIN) and of the ablation table, in `summary`'s order; a group
+    with no row is left out."""
     groups = {"main": [r for r in summary if r in MAIN], "ablations": [r for r in summary if r not in MAIN]}
     return {key: rows for key, rows in groups.items() if rows}  # a run of ablations alone leaves the main table be
 
