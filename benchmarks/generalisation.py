@@ -59,11 +59,20 @@ class Recipe:
     epoch_clips: int = EPOCH_CLIPS
     corpus_adversary: float = 0.0
     teacher_hidden: int = 0  # > 0: distil from a teacher this wide, trained on the fold with views
+    ccc_alpha: float = 1 / 3  # the CCC loss's valence weight (eq. 1)
+    ccc_beta: float = 1 / 3  # and its activation weight
+    ce_weight: float = 0.2
+    ccc_per_corpus: bool = False
+    balance_quadrants: bool = False
+    dropout: float = 0.0
 
     def config(self, seed: int) -> TrainConfig:
         return TrainConfig(seed=seed, epochs=self.epochs, patience=PATIENCE, stream_norm=self.stream_norm,
                            balance_corpora=self.balance, use_views=self.views, epoch_clips=self.epoch_clips,
-                           session_channels=self.session_channels, corpus_adversary=self.corpus_adversary)
+                           session_channels=self.session_channels, corpus_adversary=self.corpus_adversary,
+                           ccc_alpha=self.ccc_alpha, ccc_beta=self.ccc_beta, ce_weight=self.ce_weight,
+                           ccc_per_corpus=self.ccc_per_corpus, dropout=self.dropout,
+                           balance_quadrants=self.balance_quadrants)
 
 
 RECIPES = {r.name: r for r in (
@@ -72,6 +81,11 @@ RECIPES = {r.name: r for r in (
     Recipe("new, 40 epochs", views=False, epochs=40),
     Recipe("new + corpus adversary", views=False, corpus_adversary=0.3),
     Recipe("new + distilled from a wide teacher with views", views=False, teacher_hidden=256),
+    Recipe("new, 40 epochs, valence-weighted CCC", views=False, epochs=40, ccc_alpha=0.5, ccc_beta=0.25),
+    Recipe("new, 40 epochs, class weight 1", views=False, epochs=40, ce_weight=1.0),
+    Recipe("new, 40 epochs, CCC per corpus", views=False, epochs=40, ccc_per_corpus=True),
+    Recipe("new, 40 epochs, dropout 0.3", views=False, epochs=40, dropout=0.3),
+    Recipe("new, 40 epochs, quadrant-balanced", views=False, epochs=40, balance_quadrants=True),
     Recipe("new + views per clip"),
     Recipe("new + views per session", session_channels=True),
     Recipe("new - stream norm", stream_norm=False, views=False),

@@ -231,6 +231,27 @@ def _utt(corpus: str, emotion: str, i: int = 0) -> Utterance:
                      activation=4.0, valence=4.0, dominance=4.0)
 
 
+def test_quadrant_balance_splits_each_corpus_equally_between_its_activation_valence_quadrants():
+    """Three loud negative clips per loud positive one (an acted corpus's mix), and a corpus with
+    activation only: every quadrant present gets its corpus's share / its number of quadrants."""
+    def clip(corpus: str, i: int, a: float, v: float) -> Utterance:
+        return Utterance(path=f"{corpus}{i}.wav", speaker=f"{corpus}/0", emotion="", intensity="",
+                         activation=a, valence=v, dominance=4.0)
+    acted = [clip("acted", i, 6.0, 2.0) for i in range(30)] + [clip("acted", 30 + i, 6.0, 6.5) for i in range(10)]
+    acted += [clip("acted", 40 + i, 2.0, 3.8) for i in range(20)]  # neutral: below the middle
+    levels = [clip("levels", i, a, float("nan")) for i, a in enumerate([2.0] * 5 + [6.0] * 45)]
+    utts = acted + levels
+    w = corpus_weights(utts, quadrants=True)
+    np.testing.assert_allclose(w.sum(), 1.0)
+    share = {name: w[rows].sum() for name, rows in (("loud negative", slice(0, 30)), ("loud positive", slice(30, 40)),
+                                                   ("quiet", slice(40, 60)), ("levels quiet", slice(60, 65)),
+                                                   ("levels loud", slice(65, 110)))}
+    np.testing.assert_allclose([share[k] for k in ("loud negative", "loud positive", "quiet")], [1 / 6] * 3)
+    np.testing.assert_allclose([share["levels quiet"], share["levels loud"]], [1 / 4, 1 / 4])
+    assert np.ptp(w[:30]) == 0 and np.ptp(w[65:]) == 0  # uniform within a quadrant
+    np.testing.assert_allclose(corpus_weights(utts)[:60].sum(), 0.5)  # off: the corpora only
+
+
 def test_shared_class_set_leaves_out_categories_of_one_corpus():
     utts = [_utt("a", e) for e in ("happy", "sad", "boredom")] + [_utt("b", e) for e in ("happy", "sad", "calm")]
     utts += [_utt("c", "")]

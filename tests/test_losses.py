@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 import torch
 
-from emolive.trainer.losses import CCCLoss, DistillationLoss, MultitaskLoss, ccc, distillation_weights
+from emolive.trainer.losses import CCCLoss, DistillationLoss, MultitaskLoss, ccc, distillation_weights, within_groups_ccc
 
 
 def _ccc_numpy(x: np.ndarray, y: np.ndarray) -> float:
@@ -41,6 +41,38 @@ def test_ccc_loss_weights_valence_by_alpha_activation_by_beta():
     assert CCCLoss()(target, target).item() == pytest.approx(0.0, abs=1e-6)  # 1 - CCC(x, x): rounding only
     with pytest.raises(ValueError):
         CCCLoss(alpha=0.8, beta=0.5)
+
+
+def test_ccc_within_groups_is_the_mean_of_each_groups_own_ccc():
+    rng = np.random.default_rng(3)
+    pred, target = (torch.from_numpy(rng.normal(size=(30, 3))) for _ in range(2))
+    groups = torch.from_numpy(np.repeat([2, 0, 5], 10))  # any ids, in any order
+    per_group = [ccc(pred[groups == g], target[groups == g]) for g in (0, 2, 5)]
+    got, labelled = within_groups_ccc(pred, target, groups)
+    torch.testing.assert_close(got, torch.stack(per_group).mean(0))  # same float64 sums, reordered at most
+    assert labelled.all()
+    # one group: the batch's CCC
+    torch.testing.assert_close(within_groups_ccc(pred, target, torch.zeros(30, dtype=torch.long))[0], ccc(pred, target))
+    # the corpus-mean gap that a pooled CCC rewards is invisible within groups
+    shifted = target + 3.0 * (groups == 5)[:, None]
+    torch.testing.assert_close(within_groups_ccc(pred + 3.0 * (groups == 5)[:, None], shifted, groups)[0], got)
+
+
+def test_ccc_within_groups_leaves_out_groups_without_spread_in_a_column():
+    """BAVED's valence is known only for its neutral clips, all one value: nothing to agree with."""
+    rng = np.random.default_rng(4)
+    pred, target = (torch.from_numpy(rng.normal(size=(20, 3))) for _ in range(2))
+    groups = torch.from_numpy(np.repeat([0, 1], 10))
+    target[10:, 1] = 0.469
+    target[10:15, 2], target[:, 0] = float("nan"), float("nan")
+    got, labelled = within_groups_ccc(pred, target, groups)
+    assert labelled.tolist() == [False, True, True]
+    torch.testing.assert_close(got[1], ccc(pred[:10, 1], target[:10, 1]))
+    torch.testing.assert_close(got[2], (ccc(pred[:10, 2], target[:10, 2]) + ccc(pred[15:, 2], target[15:, 2])) / 2)
+    loss = CCCLoss()(pred.requires_grad_(), target, groups)  # activation unlabelled: v and d share the weight
+    torch.testing.assert_close(loss, 1 - got[1:].mean())
+    loss.backward()
+    assert torch.isfinite(pred.grad).all()
 
 
 def test_multitask_adds_weighted_cross_entropy():

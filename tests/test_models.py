@@ -138,3 +138,22 @@ def test_default_student_hears_a_quieter_microphone_about_the_same():
     # a 2 s clip heard alone is normalised mostly by the stream normaliser's prior (5 s of speech), so
     # a gain change reaches the model through the quiet bins' floor: measured median 0.32 on the default
     assert np.median(moved) < 0.4
+
+
+@pytest.mark.parametrize("arch", ["gru", "tcgru"])
+def test_dropout_acts_in_training_only_and_adds_no_weights(arch):
+    """A model trained with dropout is stored and served as the same module without it."""
+    torch.manual_seed(0)
+    dropped = ARCHITECTURES[arch](input_dim=43, n_classes=4, dropout=0.5)
+    plain = ARCHITECTURES[arch](input_dim=43, n_classes=4)
+    assert set(dropped.state_dict()) == set(plain.state_dict())
+    plain.load_state_dict(dropped.state_dict())
+    x = torch.randn(3, 30, 43)
+    with torch.no_grad():
+        served = [m.eval()(x) for m in (dropped, plain)]
+        trained = dropped.train()(x)
+    for key in ("avd", "logits"):
+        assert torch.equal(served[0][key], served[1][key])  # the same operations on the same weights
+        # half the embedding's units zeroed (the others doubled) moves every head output
+        assert not torch.allclose(trained[key], served[0][key], atol=1e-3)
+    torch.testing.assert_close(trained["embedding"], served[0]["embedding"])  # distillation reads it undropped

@@ -35,13 +35,35 @@ def labelled_columns(target: torch.Tensor, minimum: int = 2) -> torch.Tensor:
     return (~torch.isnan(target)).sum(0) >= minimum
 
 
+def within_groups_ccc(pred: torch.Tensor, target: torch.Tensor, groups: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per column, the mean CCC over the groups (e.g. corpora) in which that column has two or more
+    labelled rows that are not all equal; and which columns have such a group.
+
+    A group with one target value (BAVED's valence: its neutral clips only) has no spread to
+    agree with, so it drops out of that column instead of pulling the mean towards 0.
+    """
+    total, count = pred.new_zeros(pred.shape[1]), pred.new_zeros(pred.shape[1])
+    for g in torch.unique(groups):
+        rows = groups == g
+        part = target[rows]
+        known = ~torch.isnan(part)
+        high = torch.where(known, part, torch.full_like(part, -torch.inf)).amax(0)
+        low = torch.where(known, part, torch.full_like(part, torch.inf)).amin(0)
+        usable = (high > low).to(pred.dtype)  # two or more labelled rows, not all equal
+        total = total + ccc(pred[rows], part) * usable
+        count = count + usable
+    return total / count.clamp_min(1.0), count > 0
+
+
 class CCCLoss(nn.Module):
     """Eq. 1: 1 - (alpha CCC_v + beta CCC_a + (1 - alpha - beta) CCC_d).
 
     As in the paper, `alpha` weighs valence and `beta` activation; inputs are [B, 3] in avd order.
     Partial labels: a dimension with fewer than two labelled rows in the batch drops out and the
     others' weights are renormalised, so a batch of activation-only clips still trains activation
-    at the loss's usual scale.
+    at the loss's usual scale. With `groups` (one id per row, e.g. its corpus) each CCC is the mean
+    of the groups' own CCCs (within_groups_ccc): what a test on one corpus at a time measures, and
+    no reward for predicting the differences between the training corpora's label means.
     """
 
     def __init__(self, alpha: float = 1 / 3, beta: float = 1 / 3) -> None:
@@ -50,12 +72,16 @@ class CCCLoss(nn.Module):
             raise ValueError(f"need alpha, beta >= 0 and alpha + beta <= 1, got {alpha}, {beta}")
         self.register_buffer("weights", torch.tensor([beta, alpha, 1 - alpha - beta]))
 
-    def forward(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        weights = self.weights * labelled_columns(target)
+    def forward(self, pred: torch.Tensor, target: torch.Tensor, groups: torch.Tensor | None = None) -> torch.Tensor:
+        if groups is None:
+            per_column, labelled = ccc(pred, target), labelled_columns(target)
+        else:
+            per_column, labelled = within_groups_ccc(pred, target, groups)
+        weights = self.weights * labelled
         total = weights.sum()
         if total == 0:
             return pred.sum() * 0.0  # nothing labelled: no CCC term, but a graph for backward
-        return 1 - (weights * ccc(pred, target)).sum() / total
+        return 1 - (weights * per_column).sum() / total
 
 
 class MultitaskLoss(nn.Module):
@@ -70,9 +96,10 @@ class MultitaskLoss(nn.Module):
         self.ccc_loss = ccc_loss or CCCLoss()
         self.ce_weight, self.ignore_index = ce_weight, ignore_index
 
-    def forward(self, outputs: dict[str, torch.Tensor], avd: torch.Tensor, classes: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Return the total in "loss" plus its "ccc" and "ce" terms for logging."""
-        ccc_term = self.ccc_loss(outputs["avd"], avd)
+    def forward(self, outputs: dict[str, torch.Tensor], avd: torch.Tensor, classes: torch.Tensor,
+                groups: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        """Return the total in "loss" plus its "ccc" and "ce" terms for logging (`groups`: CCCLoss's)."""
+        ccc_term = self.ccc_loss(outputs["avd"], avd, groups)
         logits = outputs["logits"]
         labelled = classes != self.ignore_index
         if logits.shape[1] == 0 or not labelled.any():

@@ -27,6 +27,7 @@ import torch
 from emolive.engine.features import FrontEndConfig
 from emolive.engine.features.fbank import LOG_FLOOR
 from emolive.engine.features.normalise import StreamNormConfig, normalise_streams
+from emolive.engine.schema import SCALE
 
 from emolive.plugins.student import ARCHITECTURES, StudentModel
 from emolive.plugins.student.plugin import pad_features
@@ -34,7 +35,7 @@ from emolive.trainer import distributed
 from emolive.trainer.adversary import CorpusAdversary
 from emolive.trainer.data import Utterance, feature_stats
 from emolive.trainer.data.cache import MFB
-from emolive.trainer.losses import MultitaskLoss
+from emolive.trainer.losses import CCCLoss, MultitaskLoss
 from emolive.trainer.metrics import ccc, uar
 from emolive.trainer.checkpoint import CHECKPOINT_FILE, Progress, TrainingInterrupted, load_checkpoint, save_checkpoint
 from emolive.trainer.errors import TrainerError
@@ -108,6 +109,13 @@ class TrainConfig:
     batch_size: int = 32
     crop_s: float = 3.0  # random crops of this length in training: the live window length
     ce_weight: float = 0.2
+    # eq. 1's weights of valence (alpha) and activation (beta) in the CCC loss; dominance has the rest
+    ccc_alpha: float = 1 / 3
+    ccc_beta: float = 1 / 3
+    # CCC within each training corpus of a batch, averaged (losses.within_groups_ccc), not over the batch
+    ccc_per_corpus: bool = False
+    # dropout on the utterance embedding before the heads, in training only (0: none)
+    dropout: float = 0.0
     hidden: int = 128  # GRU width (a wide model serves as a distillation teacher)
     embedding_dim: int = 128
     whole_epochs: int = 0  # first epochs on whole utterances, not crops (distillation: teacher's input)
@@ -120,6 +128,8 @@ class TrainConfig:
     # the recipe for unseen speakers and channels (module docstring); off reproduces the old recipe
     stream_norm: bool = True
     balance_corpora: bool = True
+    # and within each corpus, its activation x valence quadrants (corpus_weights)
+    balance_quadrants: bool = False
     use_views: bool = True
     # a view and a gain per speaker session and epoch, not per clip (a live stream keeps its channel)
     session_channels: bool = False
@@ -247,7 +257,7 @@ def train(train_set: LabelledSet, val_set: LabelledSet, class_names: list[str], 
     # the running normaliser removes a microphone's gain itself; remove_gain would do it twice
     gain_dims = 0 if norm else cfg.gain_dims
     model = ARCHITECTURES[cfg.arch](train_set.features[0].shape[1], n_classes=n_classes, hidden=cfg.hidden,
-                                    embedding_dim=cfg.embedding_dim, gain_dims=gain_dims)
+                                    embedding_dim=cfg.embedding_dim, gain_dims=gain_dims, dropout=cfg.dropout)
     mean, std = feature_stats(session_features(train_set.features, train_set.streams, norm))
     model.set_normalisation(torch.from_numpy(mean), torch.from_numpy(std))
     adversary = corpus_adversary(train_set, cfg, ctx)
@@ -302,9 +312,10 @@ def run_epoch(net: torch.nn.Module, model: StudentModel, opt: torch.optim.Optimi
               adversary: CorpusAdversary | None) -> None:
     """One epoch of training and its validation; updates `progress` (best model, early stopping)."""
     epoch = progress.next_epoch
-    loss_fn = MultitaskLoss(ce_weight=cfg.ce_weight)
+    loss_fn = MultitaskLoss(CCCLoss(cfg.ccc_alpha, cfg.ccc_beta), ce_weight=cfg.ce_weight)
     crop = int(round(cfg.crop_s * frame_rate))
-    weights = corpus_weights(train_set.utterances) if cfg.balance_corpora else None
+    weights = corpus_weights(train_set.utterances, cfg.balance_quadrants) if cfg.balance_corpora else None
+    corpus = torch.from_numpy(corpus_ids(train_set.utterances)) if cfg.ccc_per_corpus else None
     # drop a last batch smaller than this: CCC needs two values, and every rank needs one
     smallest = max(2, ctx.world_size)
     model.train()
@@ -324,7 +335,8 @@ def run_epoch(net: torch.nn.Module, model: StudentModel, opt: torch.optim.Optimi
         sizes = [s.stop - s.start for s in slices]
         out = {k: distributed.gather_rows(v, sizes, ctx) for k, v in local.items()}
         losses = loss_fn(out, torch.from_numpy(train_set.avd[idx]).to(ctx.device),
-                         torch.from_numpy(train_set.classes[idx]).to(ctx.device))
+                         torch.from_numpy(train_set.classes[idx]).to(ctx.device),
+                         None if corpus is None else corpus[idx].to(ctx.device))
         loss = objective(out, losses, idx, epoch) if objective else losses["loss"]
         if adversary is not None:
             loss = loss + adversary(out["embedding"], idx, epoch, cfg.epochs)
@@ -382,12 +394,33 @@ def epoch_order(rng: np.random.Generator, n: int, clips: int, weights: np.ndarra
     return rng.choice(n, clips, p=weights)
 
 
-def corpus_weights(utts: list[Utterance]) -> np.ndarray:
-    """Sampling probabilities giving every corpus the same share of an epoch (uniform within one)."""
-    corpora = [u.corpus for u in utts]
-    sizes = {c: corpora.count(c) for c in set(corpora)}
-    w = np.array([1.0 / (sizes[c] * len(sizes)) for c in corpora])
+def corpus_ids(utts: list[Utterance]) -> np.ndarray:
+    """Each clip's corpus as an integer (corpora in sorted order)."""
+    index = {c: i for i, c in enumerate(sorted({u.corpus for u in utts}))}
+    return np.array([index[u.corpus] for u in utts], dtype=np.int64)
+
+
+def corpus_weights(utts: list[Utterance], quadrants: bool = False) -> np.ndarray:
+    """Sampling probabilities giving every corpus the same share of an epoch (uniform within one).
+
+    With `quadrants`, a corpus's share is split equally between the activation x valence
+    quadrants its clips fall in (each dimension above or below the scale's middle, or unknown),
+    uniform within one: acted corpora hold two or three high-activation negative categories
+    (angry, fear, disgust) per positive one, so without it "loud" is learnt as "negative", with
+    a sign that moves with each corpus's mix of categories.
+    """
+    cells = [(u.corpus, *(quadrant(u) if quadrants else ())) for u in utts]
+    size = {c: cells.count(c) for c in set(cells)}
+    corpora = {c[0] for c in size}
+    cells_of = {corpus: sum(c[0] == corpus for c in size) for corpus in corpora}
+    w = np.array([1.0 / (size[c] * cells_of[c[0]] * len(corpora)) for c in cells])
     return w / w.sum()
+
+
+def quadrant(u: Utterance) -> tuple[bool | None, bool | None]:
+    """Whether the clip's activation and valence lie above the middle of the scale (None: unlabelled)."""
+    middle = (SCALE[0] + SCALE[1]) / 2
+    return tuple(None if np.isnan(x) else bool(x > middle) for x in u.avd[:2])
 
 
 def epoch_features(data: LabelledSet, cfg: TrainConfig, norm: StreamNormConfig | None, epoch: int) -> list[np.ndarray]:

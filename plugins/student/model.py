@@ -41,6 +41,7 @@ class StudentModel(nn.Module):
         layers: int = 2,
         embedding_dim: int = 128,
         gain_dims: int = 0,
+        dropout: float = 0.0,
     ) -> None:
         super().__init__()
         self.input_dim, self.n_classes = input_dim, n_classes
@@ -50,6 +51,8 @@ class StudentModel(nn.Module):
         self.register_buffer("feature_std", torch.ones(input_dim))
         self.gru = nn.GRU(self.gru_input_dim(), hidden, num_layers=layers, batch_first=True)
         self.embedding = nn.Sequential(nn.Linear(hidden, embedding_dim), nn.ReLU())
+        # training-only regularisation of what the heads read; no weights, so not a hyperparameter
+        self.dropout = nn.Dropout(dropout)
         self.regression = nn.Linear(embedding_dim, 3)
         # No class head at all (not a 0-wide one) when multi-task is off: nothing to initialise or store.
         self.classifier = nn.Linear(embedding_dim, n_classes) if n_classes else None
@@ -106,8 +109,9 @@ class StudentModel(nn.Module):
         pooled = (out * mask).sum(1) / mask.sum(1).clamp_min(1.0)
         embedding = self.embedding(pooled)
         mid, half = (SCALE[1] + SCALE[0]) / 2, (SCALE[1] - SCALE[0]) / 2
-        avd = mid + half * torch.tanh(self.regression(embedding))
-        logits = self.classifier(embedding) if self.classifier is not None else embedding[:, :0]
+        heads_in = self.dropout(embedding)
+        avd = mid + half * torch.tanh(self.regression(heads_in))
+        logits = self.classifier(heads_in) if self.classifier is not None else embedding[:, :0]
         return {"avd": avd, "logits": logits, "embedding": embedding}
 
 
