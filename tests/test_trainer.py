@@ -193,6 +193,12 @@ def test_cli_configs_are_built_from_the_arguments():
     cfg = TrainConfig.from_args(args)
     assert (cfg.epochs, cfg.lr, cfg.multitask, cfg.balance_corpora, cfg.use_views, cfg.stream_norm) == \
         (7, 0.01, False, False, True, False)  # stream normalisation is for MFB+F0 students only
+    assert TrainConfig.from_args(build_parser().parse_args(["train", "--data", "a.csv", "--out", "o"])) == TrainConfig(use_views=False)  # --views 0
+    tuned = TrainConfig.from_args(build_parser().parse_args(
+        ["train", "--data", "a.csv", "--out", "o", "--ce-weight", "1", "--ccc-alpha", "0.5", "--ccc-beta", "0.25",
+         "--ccc-per-corpus", "--balance-quadrants", "--dropout", "0.3"]))
+    assert (tuned.ce_weight, tuned.ccc_alpha, tuned.ccc_beta, tuned.ccc_per_corpus, tuned.balance_quadrants,
+            tuned.dropout) == (1.0, 0.5, 0.25, True, True, 0.3)
     data = DataSpec.from_args(args)
     assert data.data == ("a.csv", "b.csv") and data.val_frac == 0.3 and data.features == "hubert-large"
     assert data.cache_root("embeddings").name == "embeddings"

@@ -62,6 +62,15 @@ def _fit_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-balance", action="store_true", help="sample clips uniformly, not every corpus equally")
     p.add_argument("--epoch-clips", type=int, default=0,
                    help="clips drawn per epoch (0: one pass over the training set)")
+    p.add_argument("--ce-weight", type=float, default=0.2, help="weight of the class head's cross-entropy (paper: 0.2)")
+    p.add_argument("--ccc-alpha", type=float, default=1 / 3, help="valence weight of the CCC loss (paper eq. 1: 1/3)")
+    p.add_argument("--ccc-beta", type=float, default=1 / 3,
+                   help="activation weight of the CCC loss (eq. 1: 1/3); dominance gets 1 - alpha - beta")
+    p.add_argument("--ccc-per-corpus", action="store_true",
+                   help="CCC within each corpus of a batch, averaged, instead of over the pooled batch")
+    p.add_argument("--balance-quadrants", action="store_true",
+                   help="within each corpus, give its activation x valence quadrants equal shares of an epoch")
+    p.add_argument("--dropout", type=float, default=0.0, help="dropout on the embedding before the heads (training only)")
     p.add_argument("--corpus-adversary", type=float, default=0.0, metavar="STRENGTH",
                    help="train against a corpus classifier through gradient reversal of this final strength "
                         "(e.g. 0.3; 0: off); needs two or more corpora")
