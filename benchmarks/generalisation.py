@@ -220,6 +220,12 @@ def merged(stored: dict[str, dict], measured: dict[str, dict]) -> dict[str, dict
     return {name: rows[name] for name in RECIPES if name in rows}
 
 
+def spread(std: float, row: dict) -> str:
+    """' ± std' over the row's seeds; nothing for a single seed, whose std of 0 would claim a spread
+    that was never measured."""
+    return f" ± {std:.3f}" if len(row["seeds"]) > 1 else ""
+
+
 def markdown(summary: dict[str, dict], recipes: list[str]) -> str:
     """The table of `summary`'s `recipes` (README and docs/results.md show exactly this, tested)."""
     lines = ["| recipe | left out | act | val | dom | UAR | seeds |", "|---|---|---|---|---|---|---|"]
@@ -227,10 +233,10 @@ def markdown(summary: dict[str, dict], recipes: list[str]) -> str:
         row = summary[name]
         for corpus in CORPORA:
             c = row[corpus]
-            cells = ("-" if np.isnan(m) else f"{m:.3f} ± {s:.3f} [{lo:.2f}, {hi:.2f}]"
+            cells = ("-" if np.isnan(m) else f"{m:.3f}{spread(s, row)} [{lo:.2f}, {hi:.2f}]"
                      for m, s, lo, hi in zip(c["mean"], c["std"], *c["ci95"]))
             lines.append(f"| {name} | {corpus} | " + " | ".join(cells) + f" | {len(row['seeds'])} |")
-        cells = (f"**{m:.3f}** ± {s:.3f}" for m, s in zip(row["mean_over_corpora"], row["mean_over_corpora_std"]))
+        cells = (f"**{m:.3f}**{spread(s, row)}" for m, s in zip(row["mean_over_corpora"], row["mean_over_corpora_std"]))
         lines.append(f"| **{name}** | mean of {len(CORPORA)} | " + " | ".join(cells) + f" | {len(row['seeds'])} |")
     return "\n".join(lines)
 

@@ -75,3 +75,12 @@ def test_a_benchmark_run_replaces_the_rows_it_measured_and_keeps_the_others_in_r
     rows = generalisation.merged(stored, measured)
     assert list(rows) == ["old", "new", "new - stream norm"]  # RECIPES order, not the stored file's
     assert rows["new"] == {"seeds": [0]} and rows["old"] == stored["old"]
+
+
+def test_a_row_shows_a_spread_over_seeds_only_when_it_has_more_than_one_seed():
+    one, three = ({**SUMMARY["new, 40 epochs"], "seeds": seeds} for seeds in ([0], [0, 1, 2]))
+    single, several = (generalisation.markdown({"r": row}, ["r"]).splitlines()[2:] for row in (one, three))
+    assert all("±" not in line for line in single)  # the std of one value is 0, not a measured spread
+    for line in several:
+        scores = line.split("|")[3:7]  # act, val, dom, UAR
+        assert line.count("±") == sum(cell.strip() != "-" for cell in scores), line
