@@ -226,12 +226,13 @@ def spread(std: float, row: dict) -> str:
     return f" ± {std:.3f}" if len(row["seeds"]) > 1 else ""
 
 
-def markdown(summary: dict[str, dict], recipes: list[str]) -> str:
-    """The table of `summary`'s `recipes` (README and docs/results.md show exactly this, tested)."""
+def markdown(summary: dict[str, dict], recipes: list[str], per_corpus: bool = True) -> str:
+    """The table of `summary`'s `recipes` (README and docs/results.md show exactly this, tested);
+    without `per_corpus`, only each recipe's mean over the left-out corpora (README's ablations)."""
     lines = ["| recipe | left out | act | val | dom | UAR | seeds |", "|---|---|---|---|---|---|---|"]
     for name in (r for r in recipes if r in summary):
         row = summary[name]
-        for corpus in CORPORA:
+        for corpus in CORPORA if per_corpus else ():
             c = row[corpus]
             cells = ("-" if np.isnan(m) else f"{m:.3f}{spread(s, row)} [{lo:.2f}, {hi:.2f}]"
                      for m, s, lo, hi in zip(c["mean"], c["std"], *c["ci95"]))
@@ -248,16 +249,32 @@ def table_groups(summary: dict[str, dict]) -> dict[str, list[str]]:
     return {key: rows for key, rows in groups.items() if rows}  # a run of ablations alone leaves the main table be
 
 
+def rendered_tables(summary: dict[str, dict]) -> dict[str, str]:
+    """Marker key -> table: "main", "ablations" (per corpus) and "ablation-means" (means only)."""
+    groups = table_groups(summary)
+    tables = {key: markdown(summary, rows) for key, rows in groups.items()}
+    if "ablations" in groups:
+        tables["ablation-means"] = markdown(summary, groups["ablations"], per_corpus=False)
+    return tables
+
+
 def write_tables(paths: list[Path], summary: dict[str, dict]) -> None:
-    """Put the tables between the `<!-- generalisation:main -->` / `<!-- generalisation:ablations -->`
-    markers (each closed by `<!-- /generalisation -->`) of each file: the docs show what was measured."""
+    """Put each table between the `<!-- generalisation:KEY -->` marker of a file that has it (KEY of
+    rendered_tables; each closed by `<!-- /generalisation -->`): the docs show what was measured. A
+    file with no marker is an error, not a silent no-op."""
     for path in paths:
         text = path.read_text()
-        for key, rows in table_groups(summary).items():
+        found = False
+        for key, table in rendered_tables(summary).items():
             start = f"<!-- generalisation:{key} -->"
+            if start not in text:
+                continue
+            found = True
             begin = text.index(start) + len(start)
             end = text.index("<!-- /generalisation -->", begin)
-            text = text[:begin] + "\n" + markdown(summary, rows) + "\n" + text[end:]
+            text = text[:begin] + "\n" + table + "\n" + text[end:]
+        if not found:
+            raise SystemExit(f"{path}: no <!-- generalisation:KEY --> marker to write a table into")
         path.write_text(text)
 
 

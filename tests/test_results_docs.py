@@ -34,11 +34,14 @@ def test_the_leave_one_corpus_out_table_has_every_corpus_and_three_seeds_per_mai
     assert ABLATIONS, "the ablation rows are part of the table"
 
 
-@pytest.mark.parametrize("path", ["README.md", "docs/results.md"])
-def test_docs_lead_results_with_the_benchmark_table_and_show_the_ablations(path):
+@pytest.mark.parametrize(("path", "per_corpus"), [("README.md", False), ("docs/results.md", True)])
+def test_docs_lead_results_with_the_benchmark_table_and_show_the_ablations(path, per_corpus):
+    """Both lead with the full main table; README shows the ablations' means, docs/results.md every corpus."""
     section = results_section(path)
-    main, ablations = (generalisation.markdown(SUMMARY, rows) for rows in (MAIN, ABLATIONS))
+    main = generalisation.markdown(SUMMARY, MAIN)
+    ablations = generalisation.markdown(SUMMARY, ABLATIONS, per_corpus=per_corpus)
     assert main in section and ablations in section
+    assert all(f"| **{name}** | mean of 4 |" in ablations for name in ABLATIONS)
     assert section.index("| recipe |") == section.index(main), "the leave-one-corpus-out table comes first"
 
 
@@ -84,3 +87,15 @@ def test_a_row_shows_a_spread_over_seeds_only_when_it_has_more_than_one_seed():
     for line in several:
         scores = line.split("|")[3:7]  # act, val, dom, UAR
         assert line.count("±") == sum(cell.strip() != "-" for cell in scores), line
+
+
+def test_write_tables_fills_the_markers_a_file_has_and_refuses_a_file_with_none(tmp_path):
+    doc, bare = tmp_path / "doc.md", tmp_path / "bare.md"
+    doc.write_text("intro\n<!-- generalisation:ablation-means -->\nstale\n<!-- /generalisation -->\nend\n")
+    bare.write_text("no markers here\n")
+    generalisation.write_tables([doc], SUMMARY)
+    expected = generalisation.markdown(SUMMARY, ABLATIONS, per_corpus=False)
+    assert doc.read_text() == f"intro\n<!-- generalisation:ablation-means -->\n{expected}\n<!-- /generalisation -->\nend\n"
+    with pytest.raises(SystemExit, match="no <!-- generalisation:KEY --> marker"):
+        generalisation.write_tables([bare], SUMMARY)
+    assert bare.read_text() == "no markers here\n"
