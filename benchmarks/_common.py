@@ -33,27 +33,26 @@ def corpus_speech(corpus: str, seconds: float) -> np.ndarray:
     return np.concatenate(parts)[: int(seconds * 16000)]
 
 
-#: the widest vector extension names the float kernels torch dispatches to, widest first
+#: vector extensions, widest first: the widest one present decides which float kernels torch runs
 SIMD_FLAGS = ("avx512f", "avx2", "avx", "sse4_2", "asimd")
 
 
 def cpu_model(cpuinfo: Path = Path("/proc/cpuinfo")) -> str:
     """Where a stored result was measured: training numbers move with the CPU by about their seed
-    spread. The name alone is not enough ("AMD EPYC" covers Zen 3 without AVX-512 and Zen 4 with
-    it, which train to different numbers), so the family, model and widest vector extension follow
-    it, e.g. "AMD EPYC (family 25, model 1, avx2)". Without /proc/cpuinfo: platform's guess."""
+    spread. The name alone is not enough (two machines named "AMD EPYC" trained one seed to
+    different numbers), so the family, model and widest vector extension follow it, e.g.
+    "AMD EPYC (family 25, model 1, avx2)". Without /proc/cpuinfo: platform's guess."""
     try:
         first = cpuinfo.read_text().split("\n\n", 1)[0]  # the first processor's block
     except OSError:
         return platform.processor() or platform.machine()
     fields = {k.strip(): v.strip() for k, _, v in (line.partition(":") for line in first.splitlines())}
     flags = set(fields.get("flags", fields.get("Features", "")).split())
-    details = [f"family {fields['cpu family']}" if "cpu family" in fields else "",
-               f"model {fields['model']}" if "model" in fields else "",
-               next((f for f in SIMD_FLAGS if f in flags), "")]
-    details = ", ".join(d for d in details if d)
+    details = [f"{label} {fields[key]}" for key, label in (("cpu family", "family"), ("model", "model"))
+               if key in fields]
+    details += [f for f in SIMD_FLAGS if f in flags][:1]
     name = fields.get("model name", platform.machine())
-    return f"{name} ({details})" if details else name
+    return f"{name} ({', '.join(details)})" if details else name
 
 
 def best_time(fn: Callable[[], object], repeats: int = 3) -> float:
