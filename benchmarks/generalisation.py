@@ -41,7 +41,8 @@ from emolive.trainer.metrics import ccc, speaker_bootstrap, uar
 from emolive.trainer.pipeline import DEFAULT_CACHE, by_split, class_names_of, featurise, load_utterances
 from emolive.trainer.data.splits import speaker_split
 from emolive.trainer.distill import DistillConfig, DistillObjective, TeacherTargets
-from emolive.trainer.train import LabelledSet, TrainConfig, predict, session_features, train
+from emolive.trainer.sessions import DEFAULT_PROTOCOL, PROTOCOLS, session_streams
+from emolive.trainer.train import LabelledSet, TrainConfig, TrainResult, predict, session_features, train
 
 CORPORA = ("emodb", "ravdess", "ased", "baved")
 VIEWS = 2
@@ -67,6 +68,8 @@ class Recipe:
     ccc_per_corpus: bool = False
     balance_quadrants: bool = False
     dropout: float = 0.0
+    session_protocols: tuple[str, ...] = (DEFAULT_PROTOCOL,)  # training sessions (trainer.sessions)
+    norm_prior_s: float = 5.0
 
     def config(self, seed: int) -> TrainConfig:
         return TrainConfig(seed=seed, epochs=self.epochs, patience=PATIENCE, stream_norm=self.stream_norm,
@@ -74,7 +77,8 @@ class Recipe:
                            session_channels=self.session_channels, corpus_adversary=self.corpus_adversary,
                            ccc_alpha=self.ccc_alpha, ccc_beta=self.ccc_beta, ce_weight=self.ce_weight,
                            ccc_per_corpus=self.ccc_per_corpus, dropout=self.dropout,
-                           balance_quadrants=self.balance_quadrants)
+                           balance_quadrants=self.balance_quadrants, session_protocols=self.session_protocols,
+                           norm_prior_s=self.norm_prior_s)
 
 
 SHIPPED = Recipe("new, 40 epochs", views=False, epochs=40)
@@ -101,6 +105,9 @@ RECIPES = {r.name: r for r in (
     Recipe("new + views per session", session_channels=True),
     Recipe("new - stream norm", stream_norm=False, views=False),
     shipped_with(" - corpus balance", balance=False),
+    shipped_with(" - stream norm", stream_norm=False),
+    shipped_with(", sessions of every protocol", session_protocols=PROTOCOLS),
+    shipped_with(", prior 60 s", norm_prior_s=60.0),
     shipped_with(" - shared classes", classes="all"),
 )}
 MAIN = ("old", "new", SHIPPED.name)  # the shipped recipe is the last
@@ -145,13 +152,23 @@ def run(out: Path, recipe_name: str, held_out: str, seed: int) -> str:
     if recipe.teacher_hidden:
         cfg, objective = distillation(train_set, val_set, classes, cfg, recipe.teacher_hidden)
     result = train(train_set, val_set, classes, cfg, log=lambda _: None, objective=objective)
-    test_set = replace(test_set, features=session_features(test_set.features, test_set.streams,
-                                                           result.stream_normalisation))
-    pred = predict(result.model, test_set)
     path.parent.mkdir(parents=True, exist_ok=True)
-    np.savez(path, avd=pred["avd"], logits=pred["logits"], classes=np.array(classes),
+    np.savez(path, **protocol_predictions(result, test_set), classes=np.array(classes),
              best_epoch=result.best_epoch, epochs=len(result.history))
     return f"{path}: best epoch {result.best_epoch} of {len(result.history)}"
+
+
+def protocol_predictions(result: TrainResult, test_set: LabelledSet) -> dict[str, np.ndarray]:
+    """The model's avd and logits on the left-out clips under each session protocol, keyed
+    "avd_PROTOCOL"/"logits_PROTOCOL"; a model without stream normalisation scores every clip
+    alike under all of them (computed once)."""
+    norm, out, alike = result.stream_normalisation, {}, None
+    for protocol in PROTOCOLS:
+        if alike is None or norm is not None:
+            streams = session_streams(test_set.utterances, protocol)
+            alike = predict(result.model, replace(test_set, features=session_features(test_set.features, streams, norm)))
+        out[f"avd_{protocol}"], out[f"logits_{protocol}"] = alike["avd"], alike["logits"]
+    return out
 
 
 def distillation(train_set: LabelledSet, val_set: LabelledSet, classes: list[str], cfg: TrainConfig,

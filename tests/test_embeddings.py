@@ -61,7 +61,7 @@ def test_layer_choice_returns_that_transformer_layers_output(speech):
     assert parse_stream("hubert-large").layer == 24 and parse_stream("hubert-large:7").layer == 7
     with pytest.raises(ValueError, match="1..24"):
         parse_stream("hubert-large:25")
-    with pytest.raises(ValueError, match="known: wav2vec2-base"):
+    with pytest.raises(ValueError, match="known: whisper-base, wav2vec2-base"):
         parse_stream("hubert-huge")
 
 
@@ -147,7 +147,7 @@ def test_cache_computes_once_per_model_layer_and_file(hub, tmp_path, monkeypatch
 
     def no_model(*args):
         raise AssertionError("a cached entry loaded the pretrained model")
-    monkeypatch.setattr(cache_module, "load_pretrained", no_model)
+    monkeypatch.setattr(cache_module, "load_encoder", no_model)
     again = EmbeddingCache(tmp_path / "c", parse_stream("hubert-large:2")).embeddings(paths, progress=False)
     assert all(np.array_equal(a, b) for a, b in zip(first, again))  # :2 is the last layer: the same entries
     with pytest.raises(AssertionError, match="pretrained"):

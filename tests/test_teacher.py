@@ -98,7 +98,7 @@ def test_train_on_cached_fused_embeddings_writes_a_teacher_bundle(hub, tmp_path,
 
     def no_model(*args):
         raise AssertionError("training re-ran a pretrained model")
-    monkeypatch.setattr(cache_module, "load_pretrained", no_model)
+    monkeypatch.setattr(cache_module, "load_encoder", no_model)
     out = tmp_path / "bundle"
     assert trainer_main(["train", "--features", "hubert-large,hubert-large-960h", "--data", manifest,
                          "--cache", cache, "--epochs", "1", "--out", str(out)]) == 0

@@ -11,6 +11,7 @@ from emolive.plugins.student import ARCHITECTURES
 from emolive.trainer.classes import CLASS_SETS
 from emolive.plugins.teacher.encoder import BATCH_SECONDS
 from emolive.plugins.teacher.pretrained import PRETRAINED
+from emolive.trainer.sessions import DEFAULT_PROTOCOL, PROTOCOLS
 
 
 def _data_args(p: argparse.ArgumentParser, required: bool = True) -> None:
@@ -59,6 +60,13 @@ def _fit_args(p: argparse.ArgumentParser) -> None:
                    help="draw a view and a gain per speaker, not per clip: a live stream keeps its channel")
     p.add_argument("--no-stream-norm", action="store_true",
                    help="no per-speaker running normalisation (the live engine then applies none either)")
+    p.add_argument("--session-protocols", nargs="+", choices=PROTOCOLS, default=[DEFAULT_PROTOCOL],
+                   metavar="PROTOCOL", help="training sessions of the running normaliser: per speaker and epoch one "
+                                            "of these (clip, sustained, mixed; see `evaluate --protocol`)")
+    p.add_argument("--norm-prior-s", type=float, default=5.0,
+                   help="weight of the running normaliser's prior, in seconds of voiced speech")
+    p.add_argument("--norm-time-constant-s", type=float, default=300.0,
+                   help="the running normaliser's time constant, in seconds of voiced speech")
     p.add_argument("--no-balance", action="store_true", help="sample clips uniformly, not every corpus equally")
     p.add_argument("--epoch-clips", type=int, default=0,
                    help="clips drawn per epoch (0: one pass over the training set)")
@@ -143,6 +151,10 @@ def build_parser() -> argparse.ArgumentParser:
     _data_args(p)
     p.add_argument("--split", default=None, help="only this split (needs split labels or --splits)")
     p.add_argument("--splits", default=None, metavar="CSV", help="speaker,split CSV written by `trainer train`")
+    p.add_argument("--protocol", choices=PROTOCOLS, default=DEFAULT_PROTOCOL,
+                   help="how clips form live streams for a stream-normalised model: clip (each file alone, as "
+                        "`emolive score` does), sustained (a speaker's clips of one emotion in a row), mixed "
+                        "(all of a speaker's clips in one session)")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
 
     p = sub.add_parser("report", help="figures and tables comparing models on a data set (paper 4.1)",

@@ -14,6 +14,7 @@ from emolive.trainer.checkpoint import remove_checkpoint
 from emolive.trainer.data import FeatureCache, Utterance, read_splits, write_splits
 from emolive.trainer.data.table import csv_rows
 from emolive.trainer.embeddings import EmbeddingCache, parse_streams
+from emolive.trainer.embeddings.cache import fill_layers
 from emolive.trainer.errors import TrainerError
 from emolive.trainer.evaluate import format_table, metrics, predict_utterances
 from emolive.trainer.history import HISTORY_FILE, SPLITS_FILE, versions, write_history
@@ -98,8 +99,9 @@ def embed(args) -> int:
     ctx = distributed.context()
     mine = distributed.shard(utts, ctx)  # under torchrun each rank embeds its share into the one cache
     device = str(ctx.device) if ctx.device.type == "cuda" else args.device
-    for stream in streams:
-        cache = EmbeddingCache(data.cache_root("embeddings"), stream, device, args.batch_seconds)
+    caches = [EmbeddingCache(data.cache_root("embeddings"), s, device, args.batch_seconds) for s in streams]
+    fill_layers(caches, [u.path for u in mine], progress=ctx.is_main)  # layers of one model in one pass
+    for stream, cache in zip(streams, caches):
         frames = sum(distributed.gather(sum(len(e) for e in cache.embeddings([u.path for u in mine])), ctx))
         if ctx.is_main:
             print(f"embed {stream.label()}: {len(utts)} clips, {frames} frames x {stream.spec.dim} "
@@ -125,12 +127,12 @@ def evaluate(args) -> int:
         utts = by_split(utts, args.split)
         if not utts:
             raise TrainerError(f"no utterances in split {args.split!r}")
-    out = predict_utterances(plugin, utts, data.cache_root(), progress=not args.json)
-    result = metrics(plugin, utts, out)
+    out = predict_utterances(plugin, utts, data.cache_root(), progress=not args.json, protocol=args.protocol)
+    result = {**metrics(plugin, utts, out), "protocol": args.protocol}
     if args.json:
         print(json.dumps(result))
     else:
-        where = ", ".join(data.sources) + (f" [{args.split}]" if args.split else "")
+        where = ", ".join(data.sources) + (f" [{args.split}]" if args.split else "") + f" ({args.protocol})"
         print(format_table([(args.model, where, result)]))
     return 0
 

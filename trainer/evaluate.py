@@ -10,20 +10,24 @@ from emolive.trainer.data import FeatureCache, Utterance, load_audio
 from emolive.trainer.metrics import DIMENSIONS, ccc, speaker_bootstrap
 from emolive.trainer.train import IGNORE, score_predictions, session_features
 from emolive.trainer.errors import TrainerError
+from emolive.trainer.sessions import DEFAULT_PROTOCOL, session_streams
 
 
 def predict_utterances(plugin: ModelPlugin, utts: list[Utterance], cache_root, batch_size: int = 64,
-                       progress: bool = True, keys: list[str] | None = None) -> dict[str, np.ndarray]:
+                       progress: bool = True, keys: list[str] | None = None,
+                       protocol: str = DEFAULT_PROTOCOL) -> dict[str, np.ndarray]:
     """Whole-utterance predictions: avd [N,3], class_probs [N,C], embedding [N,E].
 
-    A model with stream normalisation hears each speaker as one live session: the speaker's clips
-    in a seeded random order (trainer.train.session_features), as `emolive stream` would if that
-    speaker said them one after another. `keys`: the files' audio_keys if the caller hashed them.
+    A model with stream normalisation hears the clips as live sessions grouped by `protocol`
+    (trainer.sessions: each clip alone, a speaker's clips of one state, or all of a speaker's),
+    a session's clips in a seeded random order (trainer.train.session_features), as `emolive
+    stream` would if they were said one after another. `keys`: the files' audio_keys if the
+    caller hashed them.
     """
     cache = FeatureCache(cache_root, plugin.meta.frontend)
     rate = plugin.meta.frontend.sample_rate
     feats = cache.features_for(utts, progress=False, keys=keys)
-    feats = session_features(feats, [u.speaker for u in utts], plugin.meta.stream_normalisation)
+    feats = session_features(feats, session_streams(utts, protocol), plugin.meta.stream_normalisation)
     preds = []
     for i in tqdm(range(0, len(utts), batch_size), desc="evaluate", unit="batch", disable=not progress):
         chunk = utts[i:i + batch_size]

@@ -40,6 +40,7 @@ from emolive.trainer.metrics import ccc, uar
 from emolive.trainer.checkpoint import CHECKPOINT_FILE, Progress, TrainingInterrupted, load_checkpoint, save_checkpoint
 from emolive.trainer.errors import TrainerError
 from emolive.trainer.options import same_named
+from emolive.trainer.sessions import drawn_streams
 
 IGNORE = -100
 LOG_FLOOR_LN = float(np.log(LOG_FLOOR))
@@ -127,6 +128,10 @@ class TrainConfig:
     gain_augment_db: tuple[float, float] = (-20.0, 10.0)
     # the recipe for unseen speakers and channels (module docstring); off reproduces the old recipe
     stream_norm: bool = True
+    # the running normaliser's prior weight and time constant, seconds of voiced speech
+    # (engine.features.normalise): a heavier prior bounds how far a stream moves it
+    norm_prior_s: float = 5.0
+    norm_time_constant_s: float = 300.0
     balance_corpora: bool = True
     # and within each corpus, its activation x valence quadrants (corpus_weights)
     balance_quadrants: bool = False
@@ -136,6 +141,9 @@ class TrainConfig:
     epoch_clips: int = 0  # clips drawn per epoch (0: one pass over the training set)
     # corpus-adversarial training (trainer.adversary): the gradient reversal's final strength (0: off)
     corpus_adversary: float = 0.0
+    # how an epoch groups clips into running-normaliser sessions (trainer.sessions): one protocol
+    # drawn per speaker and epoch from these; ("mixed",): every speaker's clips as one session
+    session_protocols: tuple[str, ...] = ("mixed",)
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> TrainConfig:
@@ -253,7 +261,8 @@ def train(train_set: LabelledSet, val_set: LabelledSet, class_names: list[str], 
     torch.manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
     n_classes = len(class_names) if cfg.multitask else 0
-    norm = StreamNormConfig.from_features(train_set.features) if cfg.stream_norm else None
+    norm = StreamNormConfig.from_features(train_set.features, prior_s=cfg.norm_prior_s,
+                                          time_constant_s=cfg.norm_time_constant_s) if cfg.stream_norm else None
     # the running normaliser removes a microphone's gain itself; remove_gain would do it twice
     gain_dims = 0 if norm else cfg.gain_dims
     model = ARCHITECTURES[cfg.arch](train_set.features[0].shape[1], n_classes=n_classes, hidden=cfg.hidden,
@@ -426,8 +435,9 @@ def quadrant(u: Utterance) -> tuple[bool | None, bool | None]:
 def epoch_features(data: LabelledSet, cfg: TrainConfig, norm: StreamNormConfig | None, epoch: int) -> list[np.ndarray]:
     """One epoch's inputs, each a function of (seed, epoch) only: a random view of each clip, a
     random microphone gain (with `session_channels` one view and one gain per speaker, so a
-    session keeps its channel), then every speaker's clips through the stream normaliser in a
-    random order (a new session each epoch)."""
+    session keeps its channel), then the clips through the stream normaliser in a random order,
+    grouped into sessions by a protocol drawn per speaker from `cfg.session_protocols` (mixed:
+    each speaker's clips one session; a new session each epoch)."""
     rng = np.random.default_rng([cfg.seed, epoch, 2])
     n = len(data)
     # which draw each clip takes: its own, or its session's
@@ -441,4 +451,5 @@ def epoch_features(data: LabelledSet, cfg: TrainConfig, norm: StreamNormConfig |
         features = [with_gain(f, gains[i], cfg.gain_dims) for i, f in enumerate(features)]
     if norm is None:
         return list(features)
-    return normalise_streams(features, data.streams, norm, rng.permutation(n))
+    streams = drawn_streams(data.utterances, cfg.session_protocols, rng)
+    return normalise_streams(features, streams, norm, rng.permutation(n))

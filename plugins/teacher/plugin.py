@@ -17,7 +17,7 @@ from emolive.engine.plugin import Prediction
 from emolive.plugins.student.torch_plugin import TorchStudentPlugin
 from emolive.plugins.teacher.bundle import load_teacher_bundle
 from emolive.plugins.teacher.encoder import SSLEncoder, default_device, fuse
-from emolive.plugins.teacher.pretrained import PRETRAINED, MissingWeightsError, Stream, load_pretrained
+from emolive.plugins.teacher.pretrained import PRETRAINED, MissingWeightsError, Stream, load_encoder
 
 DEFAULT_BUNDLE = Path(__file__).resolve().parent / "default"
 DEFAULT_STREAMS = ("hubert-large", "hubert-large-960h")  # Table 3's best teacher
@@ -62,7 +62,7 @@ def load_teacher(path: str | Path, name: str | None = None, device: str | None =
     for s in streams:  # two layers of one model share one copy of it
         key = (s.model, s.checkpoint)
         if key not in loaded:
-            loaded[key] = SSLEncoder(load_pretrained(s.spec, s.checkpoint), s.spec.normalize_waveform, device)
+            loaded[key] = load_encoder(s.spec, s.checkpoint, device)
     encoders = [(loaded[(s.model, s.checkpoint)], s.layer) for s in streams]
     return TeacherPlugin(TorchStudentPlugin(model, meta, name or str(path), path), encoders, name or str(path))
 

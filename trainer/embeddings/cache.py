@@ -15,7 +15,9 @@ import numpy as np
 import soundfile as sf
 from tqdm import tqdm
 
-from emolive.plugins.teacher import SSLEncoder, Stream, fuse, load_pretrained
+from emolive.plugins.teacher import SSLEncoder, Stream, fuse
+from emolive.plugins.teacher.pretrained import load_encoder
+from emolive.plugins.teacher.whisper import WhisperFrameEncoder
 from emolive.plugins.teacher.encoder import BATCH_SECONDS
 from emolive.trainer.data import Utterance
 from emolive.trainer.data.cache import ArrayStore, audio_key, load_audio, read_audio_bytes
@@ -45,15 +47,17 @@ class EmbeddingCache:
         model_dir = f"{spec.name}-{spec.architecture_digest()}-{weights_id(stream)}"
         self.store = ArrayStore(Path(root) / model_dir / f"layer{stream.layer}",
                                 {"pipeline": spec.pipeline, **stream.to_dict()})
-        self._encoder: SSLEncoder | None = None
+        self._encoder: SSLEncoder | WhisperFrameEncoder | None = None
 
-    def encoder(self) -> SSLEncoder:
+    def encoder(self) -> SSLEncoder | WhisperFrameEncoder:
         """The pretrained model, loaded on first need."""
         if self._encoder is None:
-            spec = self.stream.spec
-            model = load_pretrained(spec, self.stream.checkpoint)
-            self._encoder = SSLEncoder(model, spec.normalize_waveform, self.device, self.batch_seconds)
+            self._encoder = load_encoder(self.stream.spec, self.stream.checkpoint, self.device, self.batch_seconds)
         return self._encoder
+
+    def missing(self, paths: Sequence[str | Path]) -> list[str | Path]:
+        """The files without an entry."""
+        return [p for p in paths if self.store.get(audio_key(read_audio_bytes(p))) is None]
 
     def embeddings(self, paths: Sequence[str | Path], progress: bool = True) -> list[np.ndarray]:
         """[num_frames, dim] float32 per file, in order; missing entries computed in batches."""
@@ -83,6 +87,25 @@ class EmbeddingCache:
             return load_audio(read_audio_bytes(path), SAMPLE_RATE)
         except (sf.SoundFileError, ValueError) as err:
             raise TrainerError(f"cannot decode audio {path}: {err}") from err
+
+
+def fill_layers(caches: Sequence[EmbeddingCache], paths: Sequence[str | Path], progress: bool = True) -> None:
+    """Compute the missing entries of several layers of one model in one pass per file, where its
+    encoder gives every layer at once (Whisper's `embed_layers`); other caches fill themselves on use."""
+    groups: dict[tuple, list[EmbeddingCache]] = {}
+    for cache in caches:
+        groups.setdefault((cache.stream.model, cache.stream.checkpoint), []).append(cache)
+    for group in groups.values():
+        encoder = group[0].encoder() if any(c.missing(paths) for c in group) else None
+        if encoder is None or not hasattr(encoder, "embed_layers"):
+            continue
+        todo = sorted({p for c in group for p in c.missing(paths)}, key=str)
+        label = ",".join(c.stream.label() for c in group)
+        for path in tqdm(todo, desc=f"embed {label}", unit="file", disable=not progress):
+            key = audio_key(read_audio_bytes(path))
+            for cache, emb in zip(group, encoder.embed_layers(EmbeddingCache._read(path),
+                                                              [c.stream.layer for c in group])):
+                cache.store.put(key, emb)
 
 
 class EmbeddingFeatures:
