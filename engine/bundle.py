@@ -42,7 +42,7 @@ from safetensors.numpy import save as save_safetensors
 from emolive.engine.errors import EmoliveError
 from emolive.engine.features.config import FrontEndConfig
 from emolive.engine.features.normalise import StreamNormConfig
-from emolive.engine.schema import SCALE
+from emolive.engine.schema import SCALE, printable
 
 FORMAT_VERSION = 1
 CONFIG_FILE = "config.json"
@@ -166,6 +166,24 @@ def _replace_dir(new: Path, target: Path) -> None:
         shutil.rmtree(old)
 
 
+def replace_file(path: Path, data: bytes) -> None:
+    """Write `data` to a new file beside `path`, then rename it onto `path`: a symbolic link there
+    is replaced, never written through (a downloaded bundle's `model.onnx -> ~/.bashrc` must not
+    overwrite the user's file), and a crash leaves the old file or the new one, never half."""
+    partial = path.with_name(f".{path.name}.partial-{secrets.token_hex(4)}")
+    try:
+        fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o666)
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(partial, path)
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
+    _fsync(path.parent)
+
+
 def _write_synced(path: Path, data: bytes) -> None:
     with open(path, "wb") as f:
         f.write(data)
@@ -188,10 +206,9 @@ def read_config(path: str | Path) -> dict[str, Any]:
     text = read_regular_file(where, MAX_CONFIG_BYTES)
     try:
         config = json.loads(text.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as err:
-        raise BundleError(f"{where}: not a JSON file ({type(err).__name__}: {err})") from None
-    except ValueError as err:  # e.g. an integer literal of more digits than Python converts
-        raise BundleError(f"{where}: not a usable JSON file ({err})") from None
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError, ValueError) as err:
+        # ValueError: e.g. an integer literal of more digits than Python converts
+        raise BundleError(f"{where}: not a usable JSON file ({parse_failure(err)})") from None
     if not isinstance(config, dict):
         raise BundleError(f"{where}: expected a JSON object")
     return config
@@ -222,10 +239,14 @@ def read_regular_file(path: Path, limit: int) -> bytes:
     """The bytes of `path` if it is a regular file of at most `limit` bytes; anything else is a BundleError.
 
     Opened non-blocking, so a FIFO cannot hang the open; a device (/dev/zero) or a file over the
-    limit is refused before a byte is read.
+    limit is refused before a byte is read. Opened without following a symbolic link: a bundle
+    is untrusted, and a member linked to a file outside it (a key, another user's data) would
+    otherwise be read, and its bytes could surface in an error or in the model.
     """
+    if path.is_symlink():
+        raise BundleError(f"{path}: a symbolic link; a bundle holds plain files only")
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NOFOLLOW", 0))
     except OSError as err:
         raise BundleError(f"{path}: cannot read bundle file ({err.strerror}); a bundle is a directory with "
                           f"{CONFIG_FILE} and {WEIGHTS_FILE}") from None
@@ -239,6 +260,16 @@ def read_regular_file(path: Path, limit: int) -> bytes:
     if len(data) > limit:
         raise BundleError(f"{path}: grew past {limit} bytes while being read")
     return data
+
+
+def parse_failure(err: Exception) -> str:
+    """Why a file did not parse, without its content: the error's kind and, for JSON, the position
+    (a decoder's own message can quote the bytes it stumbled on)."""
+    if isinstance(err, json.JSONDecodeError):
+        return f"invalid JSON at line {err.lineno} column {err.colno}"
+    if isinstance(err, UnicodeDecodeError):
+        return f"not UTF-8 at byte {err.start}"
+    return type(err).__name__
 
 
 def read_graph(path: str | Path) -> bytes:
@@ -265,14 +296,12 @@ def _read_weights(path: Path, layout: Mapping[str, tuple[str, tuple[int, ...]]])
     if len(blob) < 8:
         raise BundleError(f"{path}: not a complete safetensors file ({len(blob)} bytes)")
     (header_len,) = _HEADER_LENGTH.unpack_from(blob)
-    if header_len > min(MAX_HEADER_BYTES, len(blob) - 8):
-        raise BundleError(f"{path}: not a complete safetensors file (header of {header_len} bytes)")
+    if header_len > min(MAX_HEADER_BYTES, len(blob) - 8):  # the length field's value is file content: not shown
+        raise BundleError(f"{path}: not a complete safetensors file (its header length is out of range)")
     try:
         header = json.loads(blob[8:8 + header_len].decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as err:
-        raise BundleError(f"{path}: not a complete safetensors file (header: {err})") from None
-    except ValueError as err:
-        raise BundleError(f"{path}: not a complete safetensors file (header: {err})") from None
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError, ValueError) as err:
+        raise BundleError(f"{path}: not a complete safetensors file (header: {parse_failure(err)})") from None
     if not isinstance(header, dict):
         raise BundleError(f"{path}: not a complete safetensors file (header is not a JSON object)")
     header.pop("__metadata__", None)
@@ -286,13 +315,14 @@ def _read_weights(path: Path, layout: Mapping[str, tuple[str, tuple[int, ...]]])
 def _check_header(header: dict, layout: Mapping[str, tuple[str, tuple[int, ...]]], path: Path) -> None:
     """Exactly the layout's names, each with its dtype and shape; the message lists every difference."""
     problems = [f"missing {k}" for k in layout if k not in header]
-    problems += [f"unexpected {k}" for k in header if k not in layout]
+    problems += [f"unexpected {printable(k, MAX_NAME_CHARS)}" for k in header if k not in layout]
     for name in layout.keys() & header.keys():
         entry, (dtype, shape) = header[name], layout[name]
         got_dtype = entry.get("dtype") if isinstance(entry, dict) else None
         got_shape = entry.get("shape") if isinstance(entry, dict) else None
         if got_dtype != dtype or got_shape != list(shape):
-            problems.append(f"{name} is {_dtype_name(got_dtype)} {got_shape}, expected {_dtype_name(dtype)} {list(shape)}")
+            got = printable(f"{_dtype_name(got_dtype)} {got_shape}", MAX_NAME_CHARS)
+            problems.append(f"{name} is {got}, expected {_dtype_name(dtype)} {list(shape)}")
     if problems:
         raise BundleError(f"{path}: weights do not match the architecture: " + "; ".join(sorted(problems)))
 

@@ -10,11 +10,13 @@ how a loader refuses a graph that no longer matches the bundle's source of truth
 """
 from __future__ import annotations
 
+import io
 import warnings
 from pathlib import Path
 
 import torch
 
+from emolive.engine.bundle import replace_file
 from emolive.plugins.student.model import StudentModel
 from emolive.plugins.student.spec import GRAPH_INPUTS, GRAPH_OUTPUTS, WEIGHTS_DIGEST_KEY
 
@@ -34,10 +36,11 @@ class _Exportable(torch.nn.Module):
 
 
 def export_graph(model: StudentModel, path: str | Path, weights_sha256: str = "") -> Path:
-    """Write `model` as an ONNX graph with dynamic batch and time axes (opset 17)."""
+    """Write `model` as an ONNX graph with dynamic batch and time axes (opset 17); the file is
+    replaced by a rename (engine.bundle.replace_file), never written through a link."""
     import onnx  # only the exporter needs it
 
-    path = Path(path)
+    path, buffer = Path(path), io.BytesIO()
     example = (torch.zeros(2, 150, model.input_dim), torch.tensor([150, 100]))
     with warnings.catch_warnings():
         # The exporter warns that a GRU without an explicit h0 may fix the batch size; the initial
@@ -47,13 +50,13 @@ def export_graph(model: StudentModel, path: str | Path, weights_sha256: str = ""
         warnings.filterwarnings("ignore", category=DeprecationWarning)
         warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)
         torch.onnx.export(
-            _Exportable(model.eval()), example, str(path), dynamo=False, opset_version=OPSET,
+            _Exportable(model.eval()), example, buffer, dynamo=False, opset_version=OPSET,
             input_names=list(GRAPH_INPUTS), output_names=list(GRAPH_OUTPUTS),
             dynamic_axes={"features": {0: "batch", 1: "time"}, "lengths": {0: "batch"},
                           **{name: {0: "batch"} for name in GRAPH_OUTPUTS}},
         )
-    graph = onnx.load(str(path))
+    graph = onnx.load_from_string(buffer.getvalue())
     if weights_sha256:
         onnx.helper.set_model_props(graph, {WEIGHTS_DIGEST_KEY: weights_sha256})
-    onnx.save(graph, str(path))
+    replace_file(path, graph.SerializeToString())
     return path

@@ -10,9 +10,7 @@ import torch
 from torch import nn
 
 from emolive.engine.schema import SCALE
-from emolive.plugins.student.spec import ARCHITECTURE_NAMES
-
-GAIN_RANGE = 10.0  # natural-log power units below the loudest frame kept by remove_gain (~43 dB)
+from emolive.plugins.student.spec import ARCHITECTURE_NAMES, GAIN_RANGE
 
 
 def length_mask(lengths: torch.Tensor, max_len: int) -> torch.Tensor:

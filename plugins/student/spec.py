@@ -19,6 +19,7 @@ ARCHITECTURE_NAMES = ("gru", "tcgru")
 GRAPH_INPUTS = ("features", "lengths")
 GRAPH_OUTPUTS = ("avd", "class_probs", "embedding")
 WEIGHTS_DIGEST_KEY = "emolive_weights_sha256"
+GAIN_RANGE = 10.0  # natural-log power units below the loudest frame kept by remove_gain (~43 dB)
 MAX_PARAMETERS = 64_000_000  # 256 MB of float32: far above any student or teacher head, below a memory blow-up
 # Inclusive bounds per hyperparameter; gain_dims is further bounded by input_dim.
 HYPERPARAMETER_BOUNDS = {
