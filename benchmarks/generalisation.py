@@ -38,7 +38,9 @@ from _common import REPO, SHARED, cpu_model
 from emolive.trainer.data import FeatureCache, Utterance
 from emolive.trainer.data.augment import AugmentConfig
 from emolive.trainer.metrics import ccc, speaker_bootstrap, uar
-from emolive.trainer.pipeline import DEFAULT_CACHE, by_split, class_names_of, featurise, load_utterances
+from emolive.trainer.data.cache import MFB
+from emolive.trainer.embeddings import EmbeddingFeatures, parse_streams
+from emolive.trainer.pipeline import DEFAULT_CACHE, DEFAULT_EMBEDDING_CACHE, FeatureSource, by_split, class_names_of, featurise, load_utterances
 from emolive.trainer.data.splits import speaker_split
 from emolive.trainer.distill import DistillConfig, DistillObjective, TeacherTargets
 from emolive.trainer.sessions import DEFAULT_PROTOCOL, PROTOCOLS, session_streams
@@ -70,9 +72,11 @@ class Recipe:
     dropout: float = 0.0
     session_protocols: tuple[str, ...] = (DEFAULT_PROTOCOL,)  # training sessions (trainer.sessions)
     norm_prior_s: float = 5.0
+    features: str = MFB  # or pretrained streams "NAME:LAYER,..." (a teacher; no stream normalisation)
+    arch: str = "tcgru"
 
     def config(self, seed: int) -> TrainConfig:
-        return TrainConfig(seed=seed, epochs=self.epochs, patience=PATIENCE, stream_norm=self.stream_norm,
+        return TrainConfig(seed=seed, arch=self.arch, epochs=self.epochs, patience=PATIENCE, stream_norm=self.stream_norm,
                            balance_corpora=self.balance, use_views=self.views, epoch_clips=self.epoch_clips,
                            session_channels=self.session_channels, corpus_adversary=self.corpus_adversary,
                            ccc_alpha=self.ccc_alpha, ccc_beta=self.ccc_beta, ce_weight=self.ce_weight,
@@ -108,6 +112,8 @@ RECIPES = {r.name: r for r in (
     shipped_with(" - stream norm", stream_norm=False),
     shipped_with(", sessions of every protocol", session_protocols=PROTOCOLS),
     shipped_with(", prior 60 s", norm_prior_s=60.0),
+    Recipe("whisper-base:5 teacher (GRU)", features="whisper-base:5", arch="gru", stream_norm=False, views=False,
+           epochs=30),
     shipped_with(" - shared classes", classes="all"),
 )}
 MAIN = ("old", "new", SHIPPED.name)  # the shipped recipe is the last
@@ -130,6 +136,13 @@ def fold(held_out: str) -> tuple[list[Utterance], list[Utterance], list[Utteranc
     return train_utts, val_utts, [u for u in utts if u.corpus == held_out]
 
 
+def source_of(recipe: Recipe) -> FeatureSource:
+    """The recipe's features: the MFB+F0 cache, or the cached embeddings of its pretrained streams."""
+    if recipe.features == MFB:
+        return FeatureCache(DEFAULT_CACHE)
+    return EmbeddingFeatures(DEFAULT_EMBEDDING_CACHE, parse_streams(recipe.features))
+
+
 def run_file(out: Path, recipe: str, held_out: str, seed: int) -> Path:
     return out / recipe.replace(" ", "_").replace(",", "") / held_out / f"seed{seed}.npz"
 
@@ -142,13 +155,13 @@ def run(out: Path, recipe_name: str, held_out: str, seed: int) -> str:
     recipe = RECIPES[recipe_name]
     train_utts, val_utts, test_utts = fold(held_out)
     classes = class_names_of(train_utts, recipe.classes)
-    cache = FeatureCache(DEFAULT_CACHE)
+    cache = source_of(recipe)
     # a teacher trains on the views; a student whose recipe has none never reads them (use_views off)
     views = VIEWS if recipe.views or recipe.teacher_hidden else 0
     train_set = featurise(train_utts, classes, cache, progress=False, views=views,
                           session_channels=recipe.session_channels)
     val_set, test_set = (featurise(u, classes, cache, progress=False) for u in (val_utts, test_utts))
-    cfg, objective = recipe.config(seed), None
+    cfg, objective = replace(recipe.config(seed), gain_dims=cache.gain_dims), None
     if recipe.teacher_hidden:
         cfg, objective = distillation(train_set, val_set, classes, cfg, recipe.teacher_hidden)
     result = train(train_set, val_set, classes, cfg, log=lambda _: None, objective=objective)

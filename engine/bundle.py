@@ -394,12 +394,13 @@ def parse_config(config: dict[str, Any], path: Path) -> tuple[BundleMeta, str]:
         raise BundleError(f"{where}: format_version {config['format_version']}, this emolive reads {FORMAT_VERSION}")
     if config["weights"] not in WEIGHT_STORAGE:
         raise BundleError(f"{where}: weights must be one of {WEIGHT_STORAGE}, not {config['weights']!r}")
-    if len(config["architecture"]) > MAX_NAME_CHARS:
-        raise BundleError(f"{where}: architecture name longer than {MAX_NAME_CHARS} characters")
+    if len(config["architecture"]) > MAX_NAME_CHARS or not config["architecture"].isprintable():
+        raise BundleError(f"{where}: architecture name longer than {MAX_NAME_CHARS} characters or not printable")
     names = config["class_names"]
-    if (len(names) > MAX_CLASSES or not all(isinstance(n, str) and 0 < len(n) <= MAX_NAME_CHARS for n in names)
-            or len(set(names)) != len(names)):
-        raise BundleError(f"{where}: class_names must be at most {MAX_CLASSES} distinct non-empty strings "
+    if (len(names) > MAX_CLASSES or not all(isinstance(n, str) and 0 < len(n) <= MAX_NAME_CHARS and n.isprintable()
+                                            for n in names) or len(set(names)) != len(names)):
+        # printable: class names become CSV columns, message fields and labels a terminal shows
+        raise BundleError(f"{where}: class_names must be at most {MAX_CLASSES} distinct non-empty printable strings "
                           f"of at most {MAX_NAME_CHARS} characters")
     scale = config["label_scale"]
     if (len(scale) != 2 or not all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)

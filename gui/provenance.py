@@ -24,7 +24,7 @@ def provenance_text(name: str, meta: BundleMeta) -> str:
              f"training data: {', '.join(data)}",
              f"licence: {printable(str(training.get('licence', NO_LICENCE)), 200)}"]
     if "best_epoch" in training:
-        lines.append(f"best epoch: {training['best_epoch']}")
+        lines.append(f"best epoch: {printable(str(training['best_epoch']), 20)}")
     lines += ["", "results recorded in the bundle:"]
     lines += [f"  {key}: {value}" for key, value in _flatten(meta.metrics)] or ["  none"]
     return "\n".join(lines)

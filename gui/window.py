@@ -144,17 +144,25 @@ class MainWindow(QMainWindow):
         self.statusBar().showMessage(f"error: {message}")
 
     def show_provenance(self) -> None:
-        """The chosen (or, with --connect, the streamed) model's training data, licence and results."""
+        """The chosen model's training data, licence and results; with --connect, only the name the
+        publisher sends: a reader never loads a model because a message named it (the name is the
+        publisher's word, and loading it would read whatever local path it says)."""
         from emolive.engine.errors import EmoliveError
         from emolive.engine.plugin import load_model
+        from emolive.engine.schema import printable
         from emolive.gui.provenance import provenance_text
 
-        latest = self.history.latest
-        name = latest["model"] if self.connect_address and latest else str(self.controls.model.value())
-        try:
-            text = provenance_text(name, load_model(name).meta)
-        except EmoliveError as exc:  # a remote stream's model need not exist here
-            text = f"model {name}: no bundle here to read its provenance from ({exc})"
+        if self.connect_address:
+            latest = self.history.latest
+            streamed = printable(str(latest["model"]), 120) if latest else "none yet"
+            text = (f"model named by the publisher at {printable(self.connect_address, 120)}: {streamed}\n\n"
+                    "Its training data and results are on the publishing machine: `emolive models` there.")
+        else:
+            name = str(self.controls.model.value())
+            try:
+                text = provenance_text(name, load_model(name).meta)
+            except EmoliveError as exc:
+                text = f"model {printable(name, 120)}: no bundle to read its provenance from ({printable(str(exc), 300)})"
         self.provenance_box = QMessageBox(QMessageBox.Icon.Information, "Model details", text, parent=self)
         self.provenance_box.setTextFormat(Qt.TextFormat.PlainText)  # names and metrics may come from anywhere
         self.provenance_box.open()

@@ -186,3 +186,24 @@ def test_a_graph_made_from_other_weights_is_refused(bundle, tmp_path):
         load_student(bundle)
     write_graph(bundle)
     load_student(bundle)
+
+
+def test_control_characters_from_a_bundle_never_reach_a_terminal(bundle):
+    import json
+
+    from emolive.gui.provenance import provenance_text
+    from emolive.trainer.report.blocks import Code, Table, Text
+    from emolive.trainer.report.markdown import render_markdown
+
+    config = json.loads((bundle / CONFIG_FILE).read_text())
+    (bundle / CONFIG_FILE).write_text(json.dumps({**config, "class_names": ["angry\x1b[2J", "b", "c", "d"]}))
+    with pytest.raises(BundleError, match="printable"):
+        read_bundle(bundle, student_shapes)
+    hostile = "\x1b]0;owned\x07"
+    (bundle / CONFIG_FILE).write_text(json.dumps({**config, "training": {"licence": hostile, "best_epoch": hostile},
+                                                  "metrics": {hostile: hostile}}))
+    meta = read_bundle(bundle, student_shapes).meta
+    text = provenance_text(hostile, meta)
+    assert "\x1b" not in text and "\x07" not in text and "\\x1b]0;owned" in text
+    report = render_markdown([Text(hostile), Table([hostile], [[hostile]]), Code(f"line 1\n{hostile}")])
+    assert "\x1b" not in report and "line 1\n\\x1b" in report

@@ -307,6 +307,29 @@ def test_connect_mode_shows_a_real_zeromq_stream(qtbot):
         assert not win.feed.running
 
 
+def test_model_details_in_connect_mode_never_load_the_model_a_message_names(qtbot, monkeypatch):
+    """A publisher names a local bundle path (or a 5000-character name): the details show the name,
+    escaped, and load nothing."""
+    import emolive.engine.plugin as plugin_module
+
+    def no_load(*args, **kwargs):
+        raise AssertionError("the GUI loaded a model because a message named it")
+    monkeypatch.setattr(plugin_module, "load_model", no_load)
+    with ZmqPublisher("tcp://127.0.0.1:*") as publisher:
+        win = MainWindow(connect=publisher.address)
+        qtbot.addWidget(win)
+        win.start()
+        assert publisher.wait_for_subscriber(5.0)
+        for name in (str(REPO / "plugins" / "student" / "default"), "\x1b[2J" + "m" * 5000):
+            publisher.emit(good_estimate(0, model=name))
+            qtbot.waitUntil(lambda: win.history.latest is not None and win.history.latest["model"] == name, timeout=5000)
+            qtbot.mouseClick(win.model_button, Qt.MouseButton.LeftButton)
+            text = win.provenance_box.text()
+            assert "named by the publisher" in text and "\x1b" not in text and len(text) < 600
+            win.provenance_box.close()
+        win.close()
+
+
 def test_connect_mode_counts_hostile_messages_in_the_status_bar_and_goes_on(qtbot):
     publisher = zmq.Context.instance().socket(zmq.XPUB)
     publisher.setsockopt(zmq.LINGER, 0)

@@ -141,6 +141,30 @@ def test_zmq_refuses_a_remote_address_unless_allowed():
                                   "ws://127.0.0.1:1")] == [True] * 4 + [False] * 5
 
 
+def test_localhost_is_judged_by_what_it_resolves_to_and_bound_as_that(monkeypatch):
+    """With a hosts file mapping localhost elsewhere, no output binds it; resolved to loopback, the
+    checked address itself is bound (not the name, resolved again by the library)."""
+    import socket
+
+    from emolive.engine.sinks.osc import OscSink
+    from emolive.engine.sinks.websocket import WebSocketSink
+
+    with ZmqPublisher("tcp://localhost:*") as publisher:
+        assert publisher.address.startswith(("tcp://127.", "tcp://[::1]"))
+    real = socket.getaddrinfo
+
+    def hosts_file(host, *args, **kwargs):  # what a hosts file "10.0.0.2 localhost" gives
+        if host == "localhost":
+            return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("10.0.0.2", 0))]
+        return real(host, *args, **kwargs)
+    monkeypatch.setattr(socket, "getaddrinfo", hosts_file)
+    for make in (lambda: ZmqPublisher("tcp://localhost:0"), lambda: WebSocketSink("localhost:0"),
+                 lambda: OscSink("localhost:9000")):
+        with pytest.raises(SinkError, match="--allow-remote"):
+            make()
+    assert not is_local("tcp://localhost:1") and not is_local("tcp://lo:1")
+
+
 def test_json_lines_writes_one_flushed_object_per_estimate():
     class FlushCounting(io.StringIO):
         flushes = 0

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+import socket
 from collections.abc import Mapping
 from typing import Any
 
@@ -45,20 +46,44 @@ def validate_address(address: str) -> bool:
     return match["host"].startswith("[")
 
 
-def is_local(address: str) -> bool:
-    """True when only this machine can connect: ipc/inproc, or tcp on a loopback address."""
+def loopback_host(host: str) -> str | None:
+    """The loopback address `host` stands for, judged by what it resolves to, never by its name
+    (a hosts file may map "localhost" to any address): an IP literal that is loopback, or a name
+    every address of which is loopback (its first); None for anything else ('*', an interface
+    name, another host)."""
+    try:
+        return host if ipaddress.ip_address(host).is_loopback else None
+    except ValueError:
+        pass
+    try:
+        found = [info[4][0] for info in socket.getaddrinfo(host, None, proto=socket.IPPROTO_TCP)]
+    except (OSError, UnicodeError):  # gaierror is an OSError
+        return None
+    try:
+        loopback = bool(found) and all(ipaddress.ip_address(a.partition("%")[0]).is_loopback for a in found)
+    except ValueError:
+        return None
+    return found[0] if loopback else None
+
+
+def local_address(address: str) -> str | None:
+    """`address` with its host replaced by the loopback address it resolves to, when only this
+    machine can connect (ipc/inproc as given); None when others could."""
     transport, _, rest = address.partition("://")
     if transport in ("ipc", "inproc"):
-        return True
+        return address
     if transport != "tcp":
-        return False
-    host = rest.rpartition(":")[0].strip("[]")
-    if host in ("localhost", "lo"):
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:  # '*', an interface name or a host name: reachable from elsewhere
-        return False
+        return None
+    host, _, port = rest.rpartition(":")
+    literal = loopback_host(host.strip("[]"))
+    if literal is None:
+        return None
+    return f"tcp://[{literal}]:{port}" if ":" in literal else f"tcp://{literal}:{port}"
+
+
+def is_local(address: str) -> bool:
+    """True when only this machine can connect: ipc/inproc, or tcp on what resolves to loopback."""
+    return local_address(address) is not None
 
 
 class ZmqPublisher(Sink):
@@ -66,11 +91,16 @@ class ZmqPublisher(Sink):
 
     def __init__(self, address: str = DEFAULT_ADDRESS, *, allow_remote: bool = False, sndhwm: int = DEFAULT_SNDHWM,
                  context: zmq.Context | None = None) -> None:
-        """Bind `address`; a non-loopback address needs `allow_remote=True`, so nothing is exposed by accident."""
+        """Bind `address`; a non-loopback address needs `allow_remote=True`, so nothing is exposed by
+        accident. A host name is bound as the loopback address it was checked to resolve to."""
+        validate_address(address)
+        if not allow_remote:
+            checked = local_address(address)
+            if checked is None:
+                raise SinkError(f"refusing to publish on {address}: other machines could connect; "
+                                "allow it explicitly (--allow-remote) or use tcp://127.0.0.1:PORT")
+            address = checked
         ipv6 = validate_address(address)
-        if not allow_remote and not is_local(address):
-            raise SinkError(f"refusing to publish on {address}: other machines could connect; "
-                            "allow it explicitly (--allow-remote) or use tcp://127.0.0.1:PORT")
         self._socket = (context or zmq.Context.instance()).socket(zmq.XPUB)
         self._socket.setsockopt(zmq.IPV6, ipv6)  # libzmq binds an IPv6 address only with this option
         self._socket.setsockopt(zmq.SNDHWM, sndhwm)
