@@ -228,31 +228,88 @@ def saved_seeds(out: Path, recipe: str) -> list[int]:
     return sorted(set.intersection(*found))
 
 
+def protocol_preds(saved: dict, protocol: str, recipe: Recipe) -> dict | None:
+    """A saved run's avd/logits/classes under `protocol`; runs saved before the protocols hold the
+    mixed protocol only, which is every protocol for a recipe without stream normalisation (None
+    where it is not measured)."""
+    if f"avd_{protocol}" in saved:
+        return {"avd": saved[f"avd_{protocol}"], "logits": saved[f"logits_{protocol}"], "classes": saved["classes"]}
+    if "avd" in saved and (protocol == DEFAULT_PROTOCOL or not recipe.stream_norm):
+        return saved
+    return None
+
+
+def corpus_scores(preds_of: dict[str, list[dict]], tests: dict[str, list[Utterance]], seeds: list[int]) -> dict:
+    """Per left-out corpus the seed mean, std and bootstrap interval of act/val/dom CCC and UAR,
+    and the mean over the corpora (± its std over seeds)."""
+    row: dict = {}
+    per_seed = []
+    for corpus in CORPORA:
+        preds, test = preds_of[corpus], tests[corpus]
+        scores = fold_scores(preds, test)
+        low, high = bootstrap(preds, test)
+        per_seed.append(scores)
+        row[corpus] = {"mean": np.nanmean(scores, 0).tolist(), "std": np.nanstd(scores, 0).tolist(),
+                       "ci95": [low.tolist(), high.tolist()], "seeds": seeds}
+    over_corpora = np.nanmean(np.array(per_seed), axis=0)  # [seeds, 4]: each seed's mean of the four
+    row["mean_over_corpora"] = np.nanmean(over_corpora, 0).tolist()
+    row["mean_over_corpora_std"] = np.nanstd(over_corpora, 0).tolist()
+    return row
+
+
 def summarise(out: Path, recipes: list[str]) -> dict[str, dict]:
-    """The numbers of the table (what --json writes): per recipe and left-out corpus the seed mean,
-    std and bootstrap interval of act/val/dom CCC and UAR; per recipe the mean over the corpora
-    (± its std over seeds), the seeds and the CPU (the runs' machine: this one)."""
+    """The numbers of the table (what --json writes): per recipe the mixed protocol's scores at the
+    top (corpus_scores), the same under every protocol in "protocols" (where measured), the seeds
+    and the CPU (the runs' machine: this one)."""
     summary: dict[str, dict] = {}
     tests = {corpus: fold(corpus)[2] for corpus in CORPORA}  # read once, not once per recipe
     for name in recipes:
         seeds = saved_seeds(out, name)
         if not seeds:
             continue
-        row: dict = {"seeds": seeds, "cpu": cpu_model()}
-        per_seed = []
-        for corpus in CORPORA:
-            preds = [dict(np.load(run_file(out, name, corpus, s))) for s in seeds]
-            test = tests[corpus]
-            scores = fold_scores(preds, test)
-            low, high = bootstrap(preds, test)
-            per_seed.append(scores)
-            row[corpus] = {"mean": np.nanmean(scores, 0).tolist(), "std": np.nanstd(scores, 0).tolist(),
-                           "ci95": [low.tolist(), high.tolist()], "seeds": seeds}
-        over_corpora = np.nanmean(np.array(per_seed), axis=0)  # [seeds, 4]: each seed's mean of the four
-        row["mean_over_corpora"] = np.nanmean(over_corpora, 0).tolist()
-        row["mean_over_corpora_std"] = np.nanstd(over_corpora, 0).tolist()
-        summary[name] = row
+        saved = {c: [dict(np.load(run_file(out, name, c, s))) for s in seeds] for c in CORPORA}
+        protocols = {}
+        for protocol in PROTOCOLS:
+            preds = {c: [protocol_preds(run, protocol, RECIPES[name]) for run in runs] for c, runs in saved.items()}
+            if all(p is not None for runs in preds.values() for p in runs):
+                protocols[protocol] = corpus_scores(preds, tests, seeds)
+        summary[name] = {"seeds": seeds, "cpu": cpu_model(), **protocols[DEFAULT_PROTOCOL], "protocols": protocols}
     return summary
+
+
+def with_protocols(name: str, row: dict) -> dict:
+    """`row`'s scores per protocol: as stored, or for a stored row of a recipe without stream
+    normalisation (every protocol alike) its mixed scores under each."""
+    if "protocols" in row:
+        return row["protocols"]
+    if name in RECIPES and not RECIPES[name].stream_norm:
+        mixed = {k: v for k, v in row.items() if k in CORPORA or k.startswith("mean_over_corpora")}
+        return {p: mixed for p in PROTOCOLS}
+    return {DEFAULT_PROTOCOL: row}
+
+
+def worst(protocols: dict[str, dict]) -> list[float]:
+    """Per metric, the lowest mean over the corpora among the protocols."""
+    return np.nanmin(np.array([p["mean_over_corpora"] for p in protocols.values()]), axis=0).tolist()
+
+
+def protocol_markdown(summary: dict[str, dict], recipes: list[str]) -> str:
+    """Each recipe's mean over the left-out corpora under each protocol, and the worst of them per
+    metric (README's headline); a protocol not measured for a recipe is "not measured"."""
+    lines = ["| recipe | protocol | act | val | dom | UAR | seeds |", "|---|---|---|---|---|---|---|"]
+    for name in (r for r in recipes if r in summary):
+        row, protocols = summary[name], with_protocols(name, summary[name])
+        for protocol in PROTOCOLS:
+            if protocol in protocols:
+                p = protocols[protocol]
+                cells = (f"{m:.3f}{spread(s, row)}" for m, s in zip(p["mean_over_corpora"], p["mean_over_corpora_std"]))
+                lines.append(f"| {name} | {protocol} | " + " | ".join(cells) + f" | {len(row['seeds'])} |")
+            else:
+                lines.append(f"| {name} | {protocol} | not measured | | | | |")
+        if len(protocols) == len(PROTOCOLS):
+            lines.append(f"| **{name}** | **worst** | " + " | ".join(f"**{m:.3f}**" for m in worst(protocols))
+                         + f" | {len(row['seeds'])} |")
+    return "\n".join(lines)
 
 
 def merged(stored: dict[str, dict], measured: dict[str, dict]) -> dict[str, dict]:
@@ -291,12 +348,32 @@ def table_groups(summary: dict[str, dict]) -> dict[str, list[str]]:
     return {key: rows for key, rows in groups.items() if rows}  # a run of ablations alone leaves the main table be
 
 
+def protocol_recipes(summary: dict[str, dict]) -> list[str]:
+    """The recipes of the protocol table: the main ones, and every one measured under all protocols."""
+    return [r for r in summary if r in MAIN or len(with_protocols(r, summary[r])) == len(PROTOCOLS)]
+
+
+def per_protocol_markdown(summary: dict[str, dict], recipes: list[str]) -> str:
+    """The per-corpus table (markdown) under the clip and sustained protocols, a recipe's row named
+    "RECIPE [PROTOCOL]"; recipes not measured under a protocol are left out of it."""
+    view = {}
+    for name in recipes:
+        for protocol, scores in with_protocols(name, summary[name]).items():
+            if protocol != DEFAULT_PROTOCOL:
+                view[f"{name} [{protocol}]"] = {**scores, "seeds": summary[name]["seeds"]}
+    return markdown(view, list(view))
+
+
 def rendered_tables(summary: dict[str, dict]) -> dict[str, str]:
-    """Marker key -> table: "main", "ablations" (per corpus) and "ablation-means" (means only)."""
+    """Marker key -> table: "protocols" (means under each session protocol and the worst), "main",
+    "ablations" (per corpus, mixed protocol), "ablation-means" (means only) and "protocol-corpora"
+    (per corpus under the clip and sustained protocols)."""
     groups = table_groups(summary)
     tables = {key: markdown(summary, rows) for key, rows in groups.items()}
     if "ablations" in groups:
         tables["ablation-means"] = markdown(summary, groups["ablations"], per_corpus=False)
+    tables["protocols"] = protocol_markdown(summary, protocol_recipes(summary))
+    tables["protocol-corpora"] = per_protocol_markdown(summary, protocol_recipes(summary))
     return tables
 
 

@@ -87,10 +87,11 @@ class _Collect(Sink):
 def analyze(source: str | os.PathLike[str] | np.ndarray, *, sample_rate: float | None = None,
             model: str | ModelPlugin = "student", window: float = DEFAULT_WINDOW_S,
             hop: float = DEFAULT_HOP_S) -> Analysis:
-    """Estimate emotion over a sound file, or an array of samples shaped (frames,) or (frames, channels).
+    """Estimate emotion over a sound file, or an array of samples shaped (frames,), (frames, channels)
+    or (channels, frames) (the shorter axis, of at most 32, is channels); lists and torch tensors too.
 
-    An array needs its `sample_rate`; any rate and channel count is downmixed and resampled to the
-    model's 16 kHz, as files and microphones are. `model` is a name from `emolive models`, a bundle
+    An array needs its `sample_rate` (1-768 kHz); any rate and channel count is downmixed and
+    resampled to the model's 16 kHz, as files and microphones are. `model` is a name from `emolive models`, a bundle
     directory, or an already loaded plugin (load it once with `load_model` when scoring many inputs).
     Errors the caller can fix raise `emolive.EmoliveError`.
     """
@@ -102,7 +103,7 @@ def analyze(source: str | os.PathLike[str] | np.ndarray, *, sample_rate: float |
 
 
 def _open(source: str | os.PathLike[str] | np.ndarray, sample_rate: float | None) -> AudioSource:
-    if isinstance(source, np.ndarray):
+    if not isinstance(source, (str, os.PathLike)):  # an array, a list, a torch tensor
         if sample_rate is None:
             raise AudioSourceError("an array needs its sample rate: analyze(samples, sample_rate=…)")
         return ArraySource(source, sample_rate, block_size=OFFLINE_BLOCK_SIZE)

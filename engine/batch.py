@@ -10,6 +10,7 @@ are written and flushed file by file, so an interrupted batch keeps every comple
 from __future__ import annotations
 
 import csv
+import io
 import json
 import os
 import signal
@@ -17,7 +18,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from multiprocessing import get_context
 from pathlib import Path
-from typing import Any, Literal, TextIO
+from typing import IO, Any, Literal
 
 import soundfile as sf
 
@@ -27,6 +28,7 @@ from emolive.engine.plugin import ModelPlugin
 from emolive.engine.schema import DIMENSIONS
 from emolive.engine.session import load_model_one_thread
 from emolive.engine.sinks.csv_sink import CLASS_PREFIX
+from emolive.engine.sinks.lines import LineWriter
 
 Per = Literal["window", "turn", "file"]
 # libsndfile's format names are its usual extensions; these are the common spellings they miss
@@ -49,14 +51,16 @@ class ScoreOptions:
 
 
 def collect_inputs(specs: Sequence[str | os.PathLike[str]]) -> list[Path]:
-    """Files as given, folders' audio files (recursive, sorted), manifests' paths, in the order named.
+    """Files as given, folders' audio files (recursive, sorted, every entry with an audio extension
+    that is not a folder), manifests' paths, in the order named.
 
     A named file that does not exist stays in the list: it gets an error row like any unreadable file.
     """
     paths: list[Path] = []
     for spec in map(Path, specs):
         if spec.is_dir():
-            paths += sorted(p for p in spec.rglob("*") if p.suffix.lower() in AUDIO_EXTENSIONS and p.is_file())
+            # a FIFO or a dangling link with an audio name is listed too: it gets a row saying why it was not read
+            paths += sorted(p for p in spec.rglob("*") if p.suffix.lower() in AUDIO_EXTENSIONS and not p.is_dir())
         elif spec.suffix.lower() == ".csv":
             paths += manifest_paths(spec)
         else:
@@ -97,13 +101,14 @@ def score_file(path: Path, plugin: ModelPlugin, options: ScoreOptions) -> list[d
 
 
 class RowWriter:
-    """CSV or JSON lines by the output's extension; each file's rows are flushed together."""
+    """CSV or JSON lines by the output's extension; each file's rows go to the OS in one write
+    (engine.sinks.lines.LineWriter): on a full disk, /dev/full or a closed pipe the output keeps
+    whole rows only and the failure is one SinkError line."""
 
-    def __init__(self, stream: TextIO, fields: Sequence[str], fmt: Literal["csv", "jsonl"]) -> None:
-        self._stream, self._fields, self._fmt = stream, list(fields), fmt
+    def __init__(self, stream: IO, fields: Sequence[str], fmt: Literal["csv", "jsonl"], what: str) -> None:
+        self._out, self._fields, self._fmt = LineWriter(stream, what), list(fields), fmt
         if fmt == "csv":
-            self._csv = csv.DictWriter(stream, fieldnames=self._fields, lineterminator="\n", restval="")
-            self._csv.writeheader()
+            self._out.write([self._csv_text([dict(zip(self._fields, self._fields))])])
 
     @staticmethod
     def format_of(path: str | None) -> Literal["csv", "jsonl"]:
@@ -114,12 +119,20 @@ class RowWriter:
         raise BatchError(f"--out {path}: give a .csv or .jsonl file name")
 
     def write(self, rows: Iterable[dict[str, Any]]) -> None:
-        for row in rows:
-            if self._fmt == "csv":
-                self._csv.writerow(row)
-            else:
-                self._stream.write(json.dumps({name: row.get(name, "") for name in self._fields}) + "\n")
-        self._stream.flush()
+        rows = list(rows)
+        if not rows:
+            return
+        if self._fmt == "csv":
+            self._out.write([self._csv_text(rows)])
+        else:
+            self._out.write([json.dumps({name: row.get(name, "") for name in self._fields}) for row in rows])
+
+    def _csv_text(self, rows: list[dict[str, Any]]) -> str:
+        """The rows as CSV text without the last newline (LineWriter adds it); a field holding a
+        line break is quoted, so the text stays whole rows."""
+        buffer = io.StringIO()
+        csv.DictWriter(buffer, fieldnames=self._fields, lineterminator="\n", restval="").writerows(rows)
+        return buffer.getvalue()[:-1]
 
 
 def score_all(paths: Sequence[Path], plugin: ModelPlugin, options: ScoreOptions,

@@ -3,10 +3,14 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
+import signal
 import sys
 import time
-from contextlib import ExitStack
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
+from typing import IO
 
 from emolive.engine.defaults import DEFAULT_HOP_S, DEFAULT_WINDOW_S, SCORE_PER
 from emolive.engine.errors import EmoliveError
@@ -48,23 +52,28 @@ def cmd_score(args: argparse.Namespace) -> int:
     paths = collect_inputs(args.paths)
     if not paths:
         raise EmoliveError(f"no audio files found in {' '.join(args.paths)}")
+    jobs = min(args.jobs, os.cpu_count() or 1, len(paths))
+    if jobs < args.jobs:
+        log.warning("--jobs %d: using %d (one process per CPU here, at most one per file)", args.jobs, jobs)
     options = ScoreOptions(model=args.model, window=args.window, hop=args.hop, per=args.per)
     plugin = load_model_one_thread(args.model)
     started, failed, done = time.monotonic(), 0, 0
     with ExitStack() as stack:
-        stream = sys.stdout if args.out == "-" else stack.enter_context(open(args.out, "w", newline="",
-                                                                               encoding="utf-8"))
-        writer = RowWriter(stream, columns(plugin.meta.class_names), fmt)
+        stack.enter_context(terminate_as_interrupt())
+        writer = RowWriter(_output(args.out, stack), columns(plugin.meta.class_names), fmt, _where(args))
         # tqdm's disable=None: a bar on a terminal only; -q turns it off everywhere
         quiet = not log.isEnabledFor(logging.INFO)
         bar = stack.enter_context(tqdm(total=len(paths), unit="file", file=sys.stderr, dynamic_ncols=True,
                                        disable=True if quiet else None))
         try:
-            for rows in score_all(paths, plugin, options, args.jobs):
+            for rows in score_all(paths, plugin, options, jobs):
                 writer.write(rows)
                 done += 1
                 failed += any(row["error"] for row in rows)
                 bar.update()
+        except Terminated:
+            log.warning("terminated: %d of %d files scored; their rows are in %s", done, len(paths), _where(args))
+            return 143
         except KeyboardInterrupt:
             log.warning("interrupted: %d of %d files scored; their rows are in %s", done, len(paths), _where(args))
             return 130
@@ -73,6 +82,32 @@ def cmd_score(args: argparse.Namespace) -> int:
     if failed:
         log.warning("%d of %d files could not be scored: see the error column in %s", failed, done, _where(args))
     return 0
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where the batch is, so it ends as Ctrl-C does: the pool stopped, the rows
+    written so far kept whole, a summary."""
+
+
+@contextmanager
+def terminate_as_interrupt() -> Iterator[None]:
+    def handler(signum: int, frame: object) -> None:
+        raise Terminated()
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _output(out: str, stack: ExitStack) -> IO:
+    """stdout, or the --out file opened unbuffered (each file's rows reach the OS in one write)."""
+    if out == "-":
+        return sys.stdout
+    try:
+        return stack.enter_context(open(out, "wb", buffering=0))
+    except OSError as exc:
+        raise EmoliveError(f"cannot write {out}: {exc.strerror or exc}") from None
 
 
 def _where(args: argparse.Namespace) -> str:

@@ -134,3 +134,83 @@ def test_per_turn_rows_are_the_speech_turns(tmp_path, one_torch_thread):
     assert len(rows) == len(turns) == 2
     assert [float(r["start"]) for r in rows] == [t["start"] for t in turns]
     assert all(r["speech"] == "True" and r["path"] == str(path) for r in rows)
+
+
+def test_sigterm_during_parallel_scoring_ends_like_ctrl_c(tmp_path):
+    clips = corpus_files("ravdess") + corpus_files("emodb")
+    out = tmp_path / "partial.csv"
+    proc = subprocess.Popen([EMOLIVE, "-q", "score", *map(str, clips), "--out", str(out), "--jobs", "2"],
+                            stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline and (not out.exists() or out.read_text().count("\n") < 4):
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 143, err
+    assert "Traceback" not in err and "terminated:" in err and "files scored" in err
+    text = out.read_text()
+    assert text.endswith("\n") and 3 <= len(list(csv.DictReader(text.splitlines()))) < len(clips)
+
+
+@pytest.mark.parametrize("target", ["full.csv", "stdout", "missing/out.csv", "readonly/out.csv"])
+def test_an_unwritable_output_is_one_line(folder, tmp_path, target):
+    """/dev/full as --out (through a .csv link) or as stdout, a folder that does not exist, one not writable."""
+    stdout = subprocess.PIPE
+    if target == "full.csv":
+        (tmp_path / target).symlink_to("/dev/full")
+    if target.startswith("readonly"):
+        (tmp_path / "readonly").mkdir()
+        (tmp_path / "readonly").chmod(0o500)
+        if os.access(tmp_path / "readonly", os.W_OK):  # root ignores the mode: nothing to test here then
+            pytest.skip("running as a user who may write anywhere")
+    args = ["--out", str(tmp_path / target)]
+    if target == "stdout":
+        args, stdout = [], open("/dev/full", "w")
+    done = subprocess.run([EMOLIVE, "score", str(folder / "one.flac"), *args], stdout=stdout,
+                          stderr=subprocess.PIPE, text=True, timeout=120)
+    assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1 and "cannot write" in done.stderr
+
+
+def test_a_small_full_disk_keeps_whole_rows(folder, tmp_path):
+    """A file on a disk that fills up: the rows already written stay whole, the failed one is gone."""
+    from emolive.engine.batch import RowWriter
+    from emolive.engine.sinks.base import SinkError
+
+    path = tmp_path / "rows.csv"
+    with open(path, "wb", buffering=0) as f:
+        writer = RowWriter(f, ["path", "activation", "error"], "csv", str(path))
+        writer.write([{"path": "a.wav", "activation": 4.0, "error": ""}])
+        size = path.stat().st_size
+        real_write = os.write
+
+        def short_then_full(fd, data):
+            if fd == f.fileno():
+                if len(data) > 10:
+                    return real_write(fd, bytes(data[:10]))  # the OS takes part of the row...
+                raise OSError(28, "No space left on device")  # ...then the disk is full
+            return real_write(fd, data)
+        import emolive.engine.sinks.lines as lines_module
+        original = lines_module.os.write
+        lines_module.os.write = short_then_full
+        try:
+            with pytest.raises(SinkError, match="No space left"):
+                writer.write([{"path": "b.wav", "activation": 5.0, "error": ""}] * 3)
+        finally:
+            lines_module.os.write = original
+    assert path.stat().st_size == size and path.read_text().endswith("a.wav,4.0,\n")
+
+
+def test_jobs_are_capped_and_odd_entries_of_a_folder_are_reported(folder, tmp_path, capsys):
+    root = tmp_path / "odd"
+    root.mkdir()
+    shutil.copy(folder / "one.flac", root / "good.flac")
+    os.mkfifo(root / "pipe.wav")
+    (root / "gone.flac").symlink_to(tmp_path / "nowhere.flac")
+    out = tmp_path / "odd.csv"
+    assert main(["score", str(root), "--out", str(out), "--jobs", "1000"]) == 0
+    rows = {Path(r["path"]).name: r for r in read_csv(out)}
+    assert set(rows) == {"good.flac", "pipe.wav", "gone.flac"}
+    assert rows["good.flac"]["error"] == ""
+    assert "not a regular file" in rows["pipe.wav"]["error"] and "missing file" in rows["gone.flac"]["error"]
+    assert "--jobs 1000: using" in capsys.readouterr().err

@@ -8,21 +8,28 @@ from collections.abc import Iterator
 
 import numpy as np
 
-from emolive.engine.sources.base import DEFAULT_BLOCK_SIZE, SAMPLE_RATE, AudioSource, AudioSourceError, ToMono16k
+from emolive.engine.sources.base import DEFAULT_BLOCK_SIZE, SAMPLE_RATE, AudioSource, AudioSourceError, ToMono16k, check_rate
+
+
+MAX_CHANNELS = 32  # a 2-D array's axis this short or shorter, and shorter than the other, holds channels
 
 
 class ArraySource(AudioSource):
-    """Samples shaped (frames,) or (frames, channels), like soundfile returns them, at `sample_rate` Hz."""
+    """Samples shaped (frames,), (frames, channels) as soundfile gives them, or (channels, frames) as
+    librosa and torchaudio do (the shorter axis, of at most 32, is channels), at `sample_rate` Hz.
+    Any array-like works: a list, a torch tensor (copied to the CPU)."""
 
-    def __init__(self, samples: np.ndarray, sample_rate: float, *, block_size: int = DEFAULT_BLOCK_SIZE) -> None:
-        samples = np.asarray(samples)
+    def __init__(self, samples: object, sample_rate: float, *, block_size: int = DEFAULT_BLOCK_SIZE) -> None:
+        samples = as_array(samples)
         if samples.ndim not in (1, 2) or samples.size == 0:
-            raise AudioSourceError(f"audio array of shape {samples.shape}: give (frames,) or (frames, channels) "
-                                   "with at least one sample")
-        if not np.issubdtype(samples.dtype, np.floating) and not np.issubdtype(samples.dtype, np.integer):
+            raise AudioSourceError(f"audio array of shape {samples.shape}: give (frames,), (frames, channels) or "
+                                   "(channels, frames) with at least one sample")
+        if samples.ndim == 2 and samples.shape[0] <= MAX_CHANNELS and samples.shape[0] < samples.shape[1]:
+            samples = samples.T  # channels first
+        if samples.dtype == np.bool_ or not (np.issubdtype(samples.dtype, np.floating)
+                                             or np.issubdtype(samples.dtype, np.integer)):
             raise AudioSourceError(f"audio array of dtype {samples.dtype}: give float or integer samples")
-        if not sample_rate or sample_rate <= 0:
-            raise AudioSourceError(f"sample rate {sample_rate!r}: give the array's rate in Hz (sample_rate=…)")
+        sample_rate = check_rate(sample_rate, "audio array")
         super().__init__(f"array of {samples.shape[0]} frames at {sample_rate:g} Hz")
         self._samples = _as_float(samples)
         self._read_frames = max(1, round(block_size * sample_rate / SAMPLE_RATE))
@@ -37,8 +44,22 @@ class ArraySource(AudioSource):
         """Nothing to release: the array belongs to the caller."""
 
 
+def as_array(samples: object) -> np.ndarray:
+    """A numpy view or copy of an array-like (torch tensors through their CPU copy)."""
+    if hasattr(samples, "detach") and hasattr(samples, "cpu"):  # a torch tensor, without importing torch
+        samples = samples.detach().cpu().numpy()
+    try:
+        return np.asarray(samples)
+    except (TypeError, ValueError) as exc:
+        raise AudioSourceError(f"audio of type {type(samples).__name__} is not an array of samples ({exc})") from None
+
+
 def _as_float(samples: np.ndarray) -> np.ndarray:
-    """Integer PCM scaled to [-1, 1) by its type's range, as soundfile does when it reads int files."""
+    """Integer PCM scaled to [-1, 1) by its type's range, as soundfile does when it reads int files;
+    unsigned PCM (8-bit WAV's format) is offset binary: its middle value is silence."""
+    if np.issubdtype(samples.dtype, np.unsignedinteger):
+        half = np.float32(np.iinfo(samples.dtype).max // 2 + 1)
+        return (samples.astype(np.float32) - half) / half
     if np.issubdtype(samples.dtype, np.integer):
         return samples.astype(np.float32) / np.float32(-np.iinfo(samples.dtype).min)
     return samples.astype(np.float32, copy=False)

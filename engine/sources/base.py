@@ -16,6 +16,17 @@ from emolive.engine.errors import EmoliveError
 
 SAMPLE_RATE = 16000
 DEFAULT_BLOCK_SIZE = 1600  # 100 ms: small enough for a 0.5 s hop, large enough to be cheap
+# input rates any source may have: a 40 kB file claiming 1 Hz would otherwise resample into gigabytes
+MIN_RATE, MAX_RATE = 1000, 768000
+
+
+def check_rate(rate: object, what: str) -> float:
+    """`rate` as a float if it is a number of Hz in [MIN_RATE, MAX_RATE]; else one AudioSourceError line."""
+    ok = isinstance(rate, (int, float, np.integer, np.floating)) and not isinstance(rate, bool) and \
+        MIN_RATE <= float(rate) <= MAX_RATE  # NaN compares false
+    if not ok:
+        raise AudioSourceError(f"{what}: sample rate {rate!r} Hz; give a rate from {MIN_RATE} to {MAX_RATE} Hz")
+    return float(rate)
 
 
 class AudioSourceError(EmoliveError):

@@ -13,7 +13,8 @@ from collections.abc import Iterator
 import numpy as np
 import soundfile as sf
 
-from emolive.engine.sources.base import DEFAULT_BLOCK_SIZE, SAMPLE_RATE, AudioSource, AudioSourceError, ToMono16k
+from emolive.engine.sources.base import (DEFAULT_BLOCK_SIZE, SAMPLE_RATE, AudioSource, AudioSourceError, ToMono16k,
+                                         check_rate)
 
 
 class FileSource(AudioSource):
@@ -22,8 +23,11 @@ class FileSource(AudioSource):
     def __init__(self, path: str | os.PathLike[str], *, block_size: int = DEFAULT_BLOCK_SIZE,
                  realtime: bool = False) -> None:
         super().__init__(f"file {os.fspath(path)}")
-        if not os.path.isfile(path):
-            raise AudioSourceError(f"audio file not found: {os.fspath(path)}")
+        if not os.path.exists(path):
+            missing = "a link to a missing file" if os.path.islink(path) else "audio file not found"
+            raise AudioSourceError(f"{missing}: {os.fspath(path)}")
+        if not os.path.isfile(path):  # a FIFO would block the open, a device never end
+            raise AudioSourceError(f"not a regular file: {os.fspath(path)}")
         try:
             self._file = sf.SoundFile(path)
         except sf.SoundFileError as exc:
@@ -31,6 +35,11 @@ class FileSource(AudioSource):
         if self._file.frames == 0:
             self._file.close()
             raise AudioSourceError(f"audio file contains no samples: {os.fspath(path)}")
+        try:
+            check_rate(self._file.samplerate, os.fspath(path))
+        except AudioSourceError:
+            self._file.close()
+            raise
         self._read_frames = math.ceil(block_size * self._file.samplerate / SAMPLE_RATE)
         self._convert = ToMono16k(self._file.samplerate)
         self.realtime = realtime

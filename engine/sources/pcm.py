@@ -14,7 +14,8 @@ from typing import BinaryIO
 import numpy as np
 
 from emolive.engine.defaults import RAW_SAMPLE_FORMATS
-from emolive.engine.sources.base import DEFAULT_BLOCK_SIZE, SAMPLE_RATE, AudioSource, AudioSourceError, ToMono16k
+from emolive.engine.sources.base import (DEFAULT_BLOCK_SIZE, MAX_RATE, MIN_RATE, SAMPLE_RATE, AudioSource, AudioSourceError,
+                                         ToMono16k)
 
 SAMPLE_FORMATS = {name: np.dtype(code) for name, code in RAW_SAMPLE_FORMATS.items()}
 
@@ -57,8 +58,8 @@ class RawPcmSource(AudioSource):
                  block_size: int = DEFAULT_BLOCK_SIZE, rate: float = SAMPLE_RATE, channels: int = 1) -> None:
         if sample_format not in SAMPLE_FORMATS:
             raise AudioSourceError(f"unknown raw sample format {sample_format!r}; use one of {', '.join(SAMPLE_FORMATS)}")
-        if not 1000 <= rate <= 768000 or not 1 <= channels <= 256:
-            raise AudioSourceError(f"raw PCM at {rate:g} Hz with {channels} channels: give a rate of 1000-768000 Hz "
+        if not MIN_RATE <= rate <= MAX_RATE or not 1 <= channels <= 256:
+            raise AudioSourceError(f"raw PCM at {rate:g} Hz with {channels} channels: give a rate of {MIN_RATE}-{MAX_RATE} Hz "
                                    "and 1-256 channels")
         self._stream = stream if stream is not None else sys.stdin.buffer
         name = "stdin" if stream is None else getattr(stream, "name", "stream")

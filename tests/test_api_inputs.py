@@ -1,0 +1,64 @@
+"""Every input `emolive.analyze` may be handed: one EmoliveError line each, or the right result."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+import emolive
+from emolive.engine.sources.base import MAX_RATE, MIN_RATE
+from tests.conftest import corpus_files, read_audio
+
+
+@pytest.fixture(scope="module")
+def model():
+    return emolive.load_model("student")
+
+
+@pytest.fixture(scope="module")
+def speech() -> np.ndarray:
+    return read_audio(corpus_files("ravdess", every=300, limit=1)[0])
+
+
+@pytest.mark.parametrize("rate", [math.nan, math.inf, -16000, 0, 1, MIN_RATE - 1, MAX_RATE + 1, "16000", None,
+                                  True, [16000]])
+def test_a_bad_sample_rate_is_one_line(model, speech, rate):
+    with pytest.raises(emolive.EmoliveError, match="sample rate|needs its sample rate") as err:
+        emolive.analyze(speech, sample_rate=rate, model=model)
+    assert "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize("samples", [np.float32(0.5), np.zeros(0, np.float32), np.zeros((2, 3, 4), np.float32),
+                                     np.array(["a", "b"]), np.zeros(100, bool), np.zeros(100, np.complex64),
+                                     [[1.0, 2.0], [3.0]], object()])
+def test_unusable_arrays_are_one_line(model, samples):
+    with pytest.raises(emolive.EmoliveError) as err:
+        emolive.analyze(samples, sample_rate=16000, model=model)
+    assert "\n" not in str(err.value)
+
+
+def test_a_file_whose_rate_is_out_of_bounds_is_refused_before_any_work(model, tmp_path):
+    path = tmp_path / "one_hertz.wav"
+    sf.write(path, np.zeros(20000, np.int16), 1)  # 40 kB that would resample into 320 M samples a second
+    with pytest.raises(emolive.EmoliveError, match="sample rate 1 Hz"):
+        emolive.analyze(path, model=model)
+
+
+def test_every_layout_and_array_like_gives_the_same_windows(model, speech):
+    """(frames,), (frames, 2), (2, frames), a list, a torch tensor and unsigned 8-bit PCM are one signal."""
+    mono = speech[: 16000 * 4]
+    want = emolive.analyze(mono, sample_rate=16000, model=model).windows
+    assert want
+    stereo = np.stack([mono, mono], axis=1)
+    for samples in (stereo, stereo.T, mono.tolist(), torch.from_numpy(mono), torch.from_numpy(stereo.T.copy())):
+        got = emolive.analyze(samples, sample_rate=16000, model=model).windows
+        # the same float32 samples (a mean of two equal channels is exact): the same estimates
+        assert [w["activation"] for w in got] == [w["activation"] for w in want]
+    as_u8 = np.clip(np.round(mono * 127) + 128, 0, 255).astype(np.uint8)
+    u8 = emolive.analyze(as_u8, sample_rate=16000, model=model).windows
+    assert len(u8) == len(want)
+    # 8-bit quantisation moves the estimates a little, never to a "non-finite" error or silence
+    assert any(w["speech"] for w in u8)
