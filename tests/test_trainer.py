@@ -287,3 +287,48 @@ def test_resume_refuses_a_checkpoint_of_other_settings_and_a_missing_one(tmp_pat
     other = TrainConfig(**{**vars(cfg), "lr": 0.1})
     with pytest.raises(TrainerError, match="other data or settings"):
         train(data, data, ["sad"], other, log=lambda _: None, checkpoint=Checkpointing(at.directory, resume=True))
+
+
+def test_resume_refuses_a_checkpoint_with_nan_weights_at_once(tmp_path):
+    from safetensors import safe_open
+    from safetensors.torch import load_file, save_file
+
+    from emolive.trainer.data import Utterance
+    from emolive.trainer.errors import TrainerError
+    from emolive.trainer.train import Checkpointing, TrainConfig, labelled_set, train
+
+    rng = np.random.default_rng(0)
+    utts = [Utterance(tmp_path / f"{i}.wav", f"c/{i % 4}", "sad", "", *rng.uniform(1, 7, 3)) for i in range(24)]
+    data = labelled_set(utts, [rng.normal(size=(60, 43)).astype(np.float32) for _ in utts], ["sad"])
+    cfg = TrainConfig(epochs=1, batch_size=8, hidden=8, embedding_dim=8, stream_norm=False)
+    at = Checkpointing(tmp_path / "ckpt")
+    train(data, data, ["sad"], cfg, log=lambda _: None, checkpoint=at)
+    entry = at.directory / "checkpoint.safetensors"
+    with safe_open(str(entry), "pt") as f:
+        metadata = f.metadata()
+    tensors = load_file(str(entry))
+    best = next(k for k in tensors if k.startswith("best.") and tensors[k].is_floating_point())
+    tensors[best] = torch.full_like(tensors[best], float("nan"))
+    save_file(tensors, str(entry), metadata=metadata)
+    longer = TrainConfig(**{**vars(cfg), "epochs": 2})
+    with pytest.raises(TrainerError, match="NaN or infinite weights"):
+        train(data, data, ["sad"], longer, log=lambda _: None, checkpoint=Checkpointing(at.directory, resume=True))
+
+
+@pytest.mark.parametrize("target", ["/dev/zero", "fifo", "sparse"])
+def test_a_manifest_row_naming_a_device_fifo_or_huge_file_is_one_line_not_a_hang(tmp_path, target, capsys):
+    import os
+
+    if target == "fifo":
+        os.mkfifo(tmp_path / "pipe.wav")
+        target = str(tmp_path / "pipe.wav")
+    elif target == "sparse":
+        with open(tmp_path / "huge.wav", "wb") as f:
+            f.truncate(20 << 30)  # 20 GB that take no disk
+        target = str(tmp_path / "huge.wav")
+    manifest = tmp_path / "m.csv"
+    manifest.write_text(f"path,speaker,emotion\n{target},s1,sad\n")
+    assert trainer_main(["features", "--data", str(manifest), "--cache", str(tmp_path / "c")]) == 2
+    errors = [line for line in capsys.readouterr().err.splitlines() if "error:" in line]
+    assert len(errors) == 1 and errors[0].endswith(("not a regular file", "more than the 4294967296 an audio file "
+                                                                           "may have here"))

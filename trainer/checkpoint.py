@@ -97,6 +97,11 @@ def load_checkpoint(directory: Path, model: torch.nn.Module, opt: torch.optim.Op
     except OSError as err:
         raise TrainerError(f"no checkpoint to resume at {entry} ({err.strerror}); run without --resume") from None
     state, tensors = _parse(blob, entry)
+    broken = sorted(k for k, v in tensors.items() if k.startswith(("model.", "best.")) and v.is_floating_point()
+                    and not torch.isfinite(v).all())
+    if broken:  # found now, not hours later when the bundle is written from them
+        raise TrainerError(f"{entry} holds NaN or infinite weights ({', '.join(broken[:3])}"
+                           f"{', …' if len(broken) > 3 else ''}); start again without --resume")
     if state.get("identity") != identity:
         raise TrainerError(f"{entry} was made with other data or settings; resume with the arguments of that run, "
                            "or start again without --resume")

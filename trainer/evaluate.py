@@ -7,6 +7,7 @@ from tqdm import tqdm
 
 from emolive.engine.plugin import ModelPlugin
 from emolive.trainer.data import FeatureCache, Utterance, load_audio
+from emolive.trainer.data.cache import read_audio_bytes
 from emolive.trainer.metrics import DIMENSIONS, ccc, speaker_bootstrap
 from emolive.trainer.train import IGNORE, score_predictions, session_features
 from emolive.trainer.errors import TrainerError
@@ -42,8 +43,8 @@ def predict_utterances(plugin: ModelPlugin, utts: list[Utterance], cache_root, b
 
 def _read(u: Utterance, rate: int) -> np.ndarray:
     try:
-        return load_audio(u.path.read_bytes(), rate)
-    except (OSError, sf.SoundFileError) as err:
+        return load_audio(read_audio_bytes(u.path), rate)
+    except sf.SoundFileError as err:
         raise TrainerError(f"cannot read audio {u.path}: {err}") from err
 
 

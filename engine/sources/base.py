@@ -96,6 +96,7 @@ class ToMono16k:
     """
 
     def __init__(self, rate: float) -> None:
+        rate = check_rate(rate, "input")
         self._resampler = None if rate == SAMPLE_RATE else soxr.ResampleStream(rate, SAMPLE_RATE, 1, dtype="float32")
 
     def __call__(self, frames: np.ndarray, last: bool = False) -> np.ndarray:

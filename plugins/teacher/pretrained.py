@@ -134,7 +134,12 @@ class Stream:
         return f"{self.model}:{self.layer}" + (f"@{self.checkpoint}" if self.checkpoint else "")
 
     def to_dict(self) -> dict:
-        return {"model": self.model, "layer": self.layer, "checkpoint": self.checkpoint}
+        """The bundle's record of the stream; a model whose weights are installed (Whisper) adds their
+        sha256, so a bundle names exactly the encoder it was trained on."""
+        record = {"model": self.model, "layer": self.layer, "checkpoint": self.checkpoint}
+        if isinstance(self.spec, WhisperPretrained):
+            record["weights_sha256"] = self.spec.weights.sha256
+        return record
 
 
 def parse_stream(text: str) -> Stream:
@@ -152,9 +157,14 @@ def parse_stream(text: str) -> Stream:
 
 
 def stream_from_dict(data: dict) -> Stream:
-    """Inverse of `Stream.to_dict` (a teacher bundle's record), with the same checks as parsing."""
+    """Inverse of `Stream.to_dict` (a teacher bundle's record), with the same checks as parsing; a
+    recorded weights hash must be the installed weights' (else the head would read another encoder)."""
     stream = parse_stream(f"{data['model']}:{data['layer']}")
-    return Stream(stream.model, stream.layer, data.get("checkpoint"))
+    stream = Stream(stream.model, stream.layer, data.get("checkpoint"))
+    if isinstance(stream.spec, WhisperPretrained) and data.get("weights_sha256") != stream.spec.weights.sha256:
+        raise TeacherError(f"{stream.label()} was recorded with weights sha256 {str(data.get('weights_sha256'))[:16]!r}, "
+                           f"not the installed {stream.spec.weights.sha256[:16]}...")
+    return stream
 
 
 def read_checkpoint(path: str | Path) -> dict[str, torch.Tensor]:

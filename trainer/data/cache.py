@@ -13,6 +13,7 @@ import io
 import json
 import logging
 import os
+import stat
 from pathlib import Path
 from typing import Iterable
 
@@ -21,7 +22,7 @@ import soundfile as sf
 from tqdm import tqdm
 
 from emolive.engine.features import FrontEndConfig, compute
-from emolive.engine.sources.base import SAMPLE_RATE, ToMono16k
+from emolive.engine.sources.base import SAMPLE_RATE, AudioSourceError, ToMono16k
 from emolive.trainer.data.augment import AugmentConfig, NoiseBank, augment, view_rng
 from emolive.trainer.data.utterance import Utterance
 from emolive.trainer.errors import TrainerError
@@ -37,14 +38,34 @@ def load_audio(data: bytes, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
     if sample_rate != SAMPLE_RATE:
         raise TrainerError(f"a front end at {sample_rate} Hz: the engine's sources deliver {SAMPLE_RATE} Hz only")
     samples, rate = sf.read(io.BytesIO(data), dtype="float32", always_2d=True)
-    return ToMono16k(rate)(samples, last=True)
+    try:
+        return ToMono16k(rate)(samples, last=True)
+    except AudioSourceError as err:  # a rate out of bounds
+        raise TrainerError(str(err)) from None
+
+
+MAX_AUDIO_BYTES = 4 << 30  # 4 GiB: 35 h of 16 kHz 16-bit mono; a manifest naming more is a mistake
 
 
 def read_audio_bytes(audio_path: str | Path) -> bytes:
+    """The bytes of an audio file, read as the engine reads untrusted files: opened without
+    blocking (a FIFO cannot hang it), a regular file (not /dev/zero) of bounded size, all checked
+    before a byte is read."""
     try:
-        return Path(audio_path).read_bytes()
+        fd = os.open(audio_path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
     except OSError as err:
         raise TrainerError(f"cannot read audio {audio_path}: {err.strerror}") from err
+    with os.fdopen(fd, "rb") as f:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise TrainerError(f"cannot read audio {audio_path}: not a regular file")
+        if info.st_size > MAX_AUDIO_BYTES:
+            raise TrainerError(f"cannot read audio {audio_path}: {info.st_size} bytes, more than the "
+                               f"{MAX_AUDIO_BYTES} an audio file may have here")
+        try:
+            return f.read(MAX_AUDIO_BYTES)
+        except OSError as err:
+            raise TrainerError(f"cannot read audio {audio_path}: {err.strerror}") from err
 
 
 def audio_key(data: bytes) -> str:
