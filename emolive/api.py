@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 
 Per = Literal["window", "turn", "file"]
 
-__all__ = ["Analysis", "analyze", "stream", "load_model"]
+__all__ = ["Analysis", "PartialAnalysis", "analyze", "stream", "load_model"]
 
 
 @dataclass
@@ -84,6 +84,15 @@ class _Collect(Sink):
         """Nothing to release."""
 
 
+class PartialAnalysis(AudioSourceError):
+    """The input failed part way (a damaged file): `analysis` holds every estimate of the audio read
+    before the damage, the message says where and why."""
+
+    def __init__(self, message: str, analysis: Analysis) -> None:
+        super().__init__(message)
+        self.analysis = analysis
+
+
 def analyze(source: str | os.PathLike[str] | np.ndarray, *, sample_rate: float | None = None,
             model: str | ModelPlugin = "student", window: float = DEFAULT_WINDOW_S,
             hop: float = DEFAULT_HOP_S) -> Analysis:
@@ -93,12 +102,19 @@ def analyze(source: str | os.PathLike[str] | np.ndarray, *, sample_rate: float |
     An array needs its `sample_rate` (1-768 kHz); any rate and channel count is downmixed and
     resampled to the model's 16 kHz, as files and microphones are. `model` is a name from `emolive models`, a bundle
     directory, or an already loaded plugin (load it once with `load_model` when scoring many inputs).
-    Errors the caller can fix raise `emolive.EmoliveError`.
+    Errors the caller can fix raise `emolive.EmoliveError`; an input that breaks part way raises its
+    subclass `PartialAnalysis`, whose `analysis` holds what was read before the damage.
     """
     plugin = load_model(model) if isinstance(model, str) else model
     analysis = Analysis()
     with _open(source, sample_rate) as audio:
-        Runner(audio, plugin, [_Collect(analysis)], window_s=window, hop_s=hop, live=False, whole_stream=True).run()
+        try:
+            Runner(audio, plugin, [_Collect(analysis)], window_s=window, hop_s=hop, live=False,
+                   whole_stream=True).run()
+        except AudioSourceError as exc:
+            if analysis.whole is None:
+                raise
+            raise PartialAnalysis(str(exc), analysis) from None
     return analysis
 
 

@@ -87,17 +87,20 @@ def columns(class_names: Sequence[str]) -> list[str]:
 
 def score_file(path: Path, plugin: ModelPlugin, options: ScoreOptions) -> list[dict[str, Any]]:
     """Rows for one file; an error the user can fix (unreadable, damaged, empty) is one row saying so."""
-    from emolive.api import analyze  # the API sits above the engine; imported where it is used
+    from emolive.api import PartialAnalysis, analyze  # the API sits above the engine; imported where it is used
 
+    error = ""
     try:
         analysis = analyze(path, model=plugin, window=options.window, hop=options.hop)
+    except PartialAnalysis as exc:  # damaged part way: the rows of what was read, each naming the damage
+        analysis, error = exc.analysis, " ".join(str(exc).split())
     except EmoliveError as exc:
         return [{"path": str(path), "error": " ".join(str(exc).split())}]
     if analysis.whole is None:
         return [{"path": str(path), "error": "shorter than one 25 ms frame"}]
     rows = analysis.to_records(options.per)
     return [{"path": str(path), **{name: row[name] for name in row if name in VALUE_FIELDS or
-                                   name.startswith(CLASS_PREFIX)}, "error": ""} for row in rows]
+                                   name.startswith(CLASS_PREFIX)}, "error": error} for row in rows]
 
 
 class RowWriter:

@@ -171,6 +171,9 @@ class Runner:
         while not self._stop.is_set():
             for item in self._drain():
                 if isinstance(item, Exception):
+                    # a damaged file or a lost device: what was read is still delivered (its windows,
+                    # turns and whole-stream estimate), then the error
+                    self._finish()
                     raise item
                 if item is _END:
                     self._finish()

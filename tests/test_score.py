@@ -214,3 +214,36 @@ def test_jobs_are_capped_and_odd_entries_of_a_folder_are_reported(folder, tmp_pa
     assert rows["good.flac"]["error"] == ""
     assert "not a regular file" in rows["pipe.wav"]["error"] and "missing file" in rows["gone.flac"]["error"]
     assert "--jobs 1000: using" in capsys.readouterr().err
+
+
+@pytest.fixture(scope="module")
+def damaged(tmp_path_factory) -> Path:
+    """38 s of speech whose FLAC stream is overwritten with noise 60 % of the way in: libsndfile
+    decodes the first ~24 s, then fails."""
+    import soundfile as sf
+
+    from tests.conftest import read_audio
+
+    path = tmp_path_factory.mktemp("damaged") / "damaged.flac"
+    sf.write(path, np.concatenate([read_audio(p) for p in corpus_files("ravdess", limit=16)]), 16000)
+    data = bytearray(path.read_bytes())
+    start = int(len(data) * 0.6)
+    data[start:start + 4000] = np.random.default_rng(0).integers(0, 256, 4000, dtype=np.uint8).tobytes()
+    path.write_bytes(bytes(data))
+    return path
+
+
+def test_a_damaged_file_delivers_what_was_read_then_the_error(damaged, tmp_path):
+    model = emolive.load_model("student")
+    with pytest.raises(emolive.PartialAnalysis, match="damaged") as err:
+        emolive.analyze(damaged, model=model)
+    partial = err.value.analysis
+    assert isinstance(err.value, emolive.EmoliveError) and "\n" not in str(err.value)
+    # every window that fits in the ~24 s read before the damage (3 s windows, 0.5 s hop)
+    assert partial.whole is not None and len(partial.windows) >= 40
+    assert partial.windows[-1]["end"] <= 25.0
+    out = tmp_path / "rows.csv"
+    assert main(["score", str(damaged), "--out", str(out), "--per", "window"]) == 0
+    rows = read_csv(out)
+    assert len(rows) == len(partial.windows) and all("damaged" in r["error"] for r in rows)
+    assert [float(r["activation"]) for r in rows] == pytest.approx([w["activation"] for w in partial.windows])
