@@ -9,9 +9,9 @@ import torch
 
 from emolive.engine.bundle import BundleError
 from emolive.engine.features import compute
-from emolive.engine.plugin import load_model, registered_models
+from emolive.engine.plugin import load_model
 from emolive.plugins.student import TCGRUModel
-from emolive.plugins.teacher import (DEFAULT_BUNDLE, MissingWeightsError, SSLEncoder, TeacherPlugin, load_default,
+from emolive.plugins.teacher import (MissingWeightsError, SSLEncoder, TeacherPlugin,
                              load_pretrained, load_teacher, load_teacher_bundle, save_teacher_bundle)
 from tests.test_trainer import subset_manifest
 from tests.tiny_ssl import hub, install, save_hub_weights  # noqa: F401 (fixture)
@@ -74,19 +74,6 @@ def test_a_bundle_without_its_pretrained_weights_says_what_to_fetch(tiny_teacher
     streams[1].spec.hub_file().unlink()
     with pytest.raises(MissingWeightsError, match="HUBERT_ASR_LARGE.get_model()"):
         load_teacher(path, device="cpu")
-
-
-def test_default_teacher_is_listed_and_fails_on_one_line_naming_what_is_missing():
-    assert "teacher" in registered_models()
-    assert not DEFAULT_BUNDLE.exists()
-    with pytest.raises(FileNotFoundError) as err:
-        load_default()
-    message = str(err.value)
-    assert "\n" not in message and str(DEFAULT_BUNDLE) in message
-    for needed in ("hubert_fairseq_large_ll60k.pth", "hubert_fairseq_large_ll60k_asr_ls960.pth",
-                   "torchaudio.pipelines.HUBERT_LARGE.get_model()", "trainer embed --bundle hubert-large",
-                   "trainer train --features hubert-large,hubert-large-960h"):
-        assert needed in message
 
 
 def test_train_on_cached_fused_embeddings_writes_a_teacher_bundle(hub, tmp_path, monkeypatch):

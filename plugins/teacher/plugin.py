@@ -17,7 +17,7 @@ from emolive.engine.plugin import Prediction
 from emolive.plugins.student.torch_plugin import TorchStudentPlugin
 from emolive.plugins.teacher.bundle import load_teacher_bundle
 from emolive.plugins.teacher.encoder import SSLEncoder, default_device, fuse
-from emolive.plugins.teacher.pretrained import MissingWeightsError, Stream, WhisperPretrained, load_encoder
+from emolive.plugins.teacher.pretrained import MissingWeightsError, WhisperPretrained, load_encoder
 
 DEFAULT_BUNDLE = Path(__file__).resolve().parent / "default"
 DEFAULT_STREAMS = ("whisper-base:5",)  # the best teacher measured here (docs/teachers.md)

@@ -1,0 +1,68 @@
+"""The shipped teacher: a GRU on Whisper base's layer 5, loaded by name, its encoder checked by hash,
+run live and offline on real speech."""
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+import emolive
+from emolive.engine.bundle import BundleError
+from emolive.engine.plugin import load_model, registered_models
+from emolive.plugins.teacher import DEFAULT_BUNDLE, TeacherPlugin, load_default
+from emolive.plugins.teacher import plugin as teacher_plugin
+from emolive.plugins.teacher.whisper_weights import WHISPER_BASE
+from emolive.trainer.cli import main as trainer_main
+from tests.conftest import corpus_files
+from tests.test_trainer import subset_manifest
+
+
+@pytest.fixture(scope="module")
+def teacher() -> TeacherPlugin:
+    return load_model("teacher")
+
+
+def test_the_teacher_is_listed_and_records_the_encoder_it_was_trained_on(teacher):
+    assert "teacher" in registered_models() and isinstance(teacher, TeacherPlugin)
+    streams = teacher.meta.hyperparameters["streams"]
+    assert streams == [{"model": "whisper-base", "layer": 5, "checkpoint": None,
+                        "weights_sha256": WHISPER_BASE.sha256}]
+    assert teacher.meta.training["versions"]["emolive_commit"].find("+dirty") == -1
+
+
+def test_the_teacher_scores_real_speech_offline_like_the_student_does(teacher):
+    path = corpus_files("ased", every=700, limit=1)[0]
+    result = emolive.analyze(path, model=teacher)
+    assert result.windows and result.whole is not None
+    for estimate in [*result.windows, result.whole]:
+        values = np.array([estimate[d] for d in ("activation", "valence", "dominance")])
+        assert np.isfinite(values).all() and ((values >= 1) & (values <= 7)).all()
+        # a float32 softmax over 6 classes sums to 1 within a few ulp on any CPU
+        assert sum(estimate["classes"].values()) == pytest.approx(1, abs=1e-4)
+
+
+def test_a_bundle_naming_other_encoder_weights_is_refused(tmp_path):
+    copy = tmp_path / "teacher"
+    shutil.copytree(DEFAULT_BUNDLE, copy)
+    config = json.loads((copy / "config.json").read_text())
+    config["hyperparameters"]["streams"][0]["weights_sha256"] = "0" * 64
+    (copy / "config.json").write_text(json.dumps(config))
+    with pytest.raises(BundleError, match="not the installed"):
+        load_model(str(copy))
+
+
+def test_trainer_evaluate_takes_the_teacher_by_name(tmp_path, capsys):
+    manifest = subset_manifest(tmp_path, "emodb", every=60)
+    assert trainer_main(["evaluate", "--model", "teacher", "--data", str(manifest), "--json",
+                         "--cache", str(tmp_path / "cache")]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["n"] >= 8 and all(result["ccc"][d] is not None for d in ("activation", "valence", "dominance"))
+
+
+def test_a_missing_teacher_bundle_is_one_line_naming_the_command(tmp_path, monkeypatch):
+    monkeypatch.setattr(teacher_plugin, "DEFAULT_BUNDLE", tmp_path / "none")
+    with pytest.raises(FileNotFoundError) as err:
+        load_default()
+    assert "\n" not in str(err.value) and "make teacher-model" in str(err.value)
