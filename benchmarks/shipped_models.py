@@ -81,7 +81,7 @@ def main() -> None:
           f"{args.latency_seconds:g} s paced (latency)")
     print_table(["figure", "student", "teacher (Whisper base:5 + GRU)", "teacher / student"],
                 [[label, fmt.format(found["student"][key]), fmt.format(found["teacher"][key]),
-                  f"{found['teacher'][key] / found['student'][key]:.1f}x"] for label, key, fmt in ROWS])
+                  f"{found['teacher'][key] / found['student'][key]:.2g}x"] for label, key, fmt in ROWS])
 
 
 if __name__ == "__main__":

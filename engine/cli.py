@@ -230,8 +230,9 @@ def cmd_models(args: argparse.Namespace) -> int:
             continue
         cfg, meta = plugin.meta.frontend, plugin.meta
         frames_per_s = cfg.sample_rate / cfg.frame_shift
+        features = getattr(plugin, "input_features", None) or f"{cfg.num_features}-dim MFB+F0"
         rows.append([name, f"{plugin.size_bytes() / 1e6:.3f} MB",
-                     f"{cfg.num_features}-dim MFB+F0, {frames_per_s:g} frames/s, {cfg.sample_rate / 1000:g} kHz",
+                     printable(f"{features}, {frames_per_s:g} frames/s, {cfg.sample_rate / 1000:g} kHz"),
                      plugin.device, printable(f"{meta.architecture}, {len(meta.class_names)} classes")])
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
     for row in rows:

@@ -31,6 +31,12 @@ class TeacherPlugin:
         self.meta: BundleMeta = head.meta
         self.device = self.encoders[0][0].device
 
+    @property
+    def input_features(self) -> str:
+        """What the network reads, for `emolive models`: its embedding streams, not the front end's features."""
+        return " + ".join(f"{e.dim}-dim {type(e).__name__.removesuffix('FrameEncoder').removesuffix('Encoder')} "
+                          f"layer {layer}" for e, layer in self.encoders)
+
     def embeddings(self, samples: list[np.ndarray]) -> list[np.ndarray]:
         """Fused frame embeddings [num_frames, sum of stream dims] per waveform."""
         per_stream = [encoder.embed(samples, layer) for encoder, layer in self.encoders]
