@@ -154,5 +154,7 @@ def setup_distillation(dcfg: DistillConfig, train_set: LabelledSet, cfg: TrainCo
         raise TrainerError(f"teacher {teacher} has a {targets.embedding.shape[1]}-dim embedding but the student's "
                          f"is {cfg.embedding_dim}; use a teacher with a {cfg.embedding_dim}-dim embedding layer")
     cfg = replace(cfg, whole_epochs=dcfg.switch_epoch, select_from=dcfg.switch_epoch)
-    info = {"teacher": teacher, "teacher_digest": digest, **asdict(dcfg)}
+    # what the teacher read: its pretrained streams (model, layer, weights sha256) where it has them
+    info = {"teacher": teacher, "teacher_digest": digest, "teacher_streams": plugin.meta.hyperparameters.get("streams"),
+            **asdict(dcfg)}
     return cfg, DistillObjective(targets, train_set.avd, dcfg), info
