@@ -10,7 +10,6 @@ import argparse
 import signal
 import sys
 
-import torch
 from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QApplication
 
@@ -18,8 +17,6 @@ from emolive.gui.window import MainWindow
 
 
 def run_app(args: argparse.Namespace) -> int:
-    # As in `emolive stream`: one window is too small a job for torch's thread pool, which only contends.
-    torch.set_num_threads(1)
     app = QApplication.instance() or QApplication(sys.argv[:1])
     window = build_window(args)
     window.show()

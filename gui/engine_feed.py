@@ -10,7 +10,7 @@ import traceback
 from collections.abc import Mapping
 from typing import Any
 
-from emolive.engine.plugin import load_model
+from emolive.engine.session import load_model_one_thread
 from emolive.engine.runner import Runner, RunStats
 from emolive.engine.session import USER_ERRORS, StreamConfig, open_stream
 from emolive.engine.sinks.base import Sink
@@ -86,7 +86,7 @@ class EngineFeed:
 
     def _run_engine(self) -> RunStats | None:
         cfg = self.config
-        model = load_model(cfg.model)
+        model = load_model_one_thread(cfg.model)  # torch (a torch model's) on one thread, as `emolive stream`
         with open_stream(cfg) as stream:
             self._tap = LevelTap(stream.source)
             self._runner = stream.runner(model, [self.sink], reading=self._tap)
