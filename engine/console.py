@@ -32,3 +32,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """-v/--verbose and -q/--quiet, counted (-vv is more)."""
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more detail on stderr (debug)")
     parser.add_argument("-q", "--quiet", action="count", default=0, help="only warnings and errors on stderr")
+
+
+def bar_disabled(show: bool) -> bool | None:
+    """tqdm's `disable` for a progress bar the caller wants shown or not: None shows it on a terminal
+    only (a piped log gets no carriage-return noise), True never."""
+    return None if show else True

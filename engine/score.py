@@ -12,6 +12,7 @@ from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import IO
 
+from emolive.engine.console import bar_disabled
 from emolive.engine.defaults import DEFAULT_HOP_S, DEFAULT_WINDOW_S, SCORE_PER
 from emolive.engine.errors import EmoliveError
 
@@ -61,10 +62,9 @@ def cmd_score(args: argparse.Namespace) -> int:
     with ExitStack() as stack:
         stack.enter_context(terminate_as_interrupt())
         writer = RowWriter(_output(args.out, stack), columns(plugin.meta.class_names), fmt, _where(args))
-        # tqdm's disable=None: a bar on a terminal only; -q turns it off everywhere
-        quiet = not log.isEnabledFor(logging.INFO)
+        # a bar on a terminal only; -q turns it off everywhere
         bar = stack.enter_context(tqdm(total=len(paths), unit="file", file=sys.stderr, dynamic_ncols=True,
-                                       disable=True if quiet else None))
+                                       disable=bar_disabled(log.isEnabledFor(logging.INFO))))
         try:
             for rows in score_all(paths, plugin, options, jobs):
                 writer.write(rows)

@@ -5,6 +5,7 @@ import numpy as np
 import soundfile as sf
 from tqdm import tqdm
 
+from emolive.engine.console import bar_disabled
 from emolive.engine.plugin import ModelPlugin
 from emolive.trainer.data import FeatureCache, Utterance, load_audio
 from emolive.trainer.data.cache import read_audio_bytes
@@ -30,7 +31,7 @@ def predict_utterances(plugin: ModelPlugin, utts: list[Utterance], cache_root, b
     feats = cache.features_for(utts, progress=False, keys=keys)
     feats = session_features(feats, session_streams(utts, protocol), plugin.meta.stream_normalisation)
     preds = []
-    for i in tqdm(range(0, len(utts), batch_size), desc="evaluate", unit="batch", disable=not progress):
+    for i in tqdm(range(0, len(utts), batch_size), desc="evaluate", unit="batch", disable=bar_disabled(progress)):
         chunk = utts[i:i + batch_size]
         audio = [_read(u, rate) for u in chunk]
         preds += plugin.predict_batch(feats[i:i + batch_size], audio)

@@ -21,6 +21,7 @@ import numpy as np
 import soundfile as sf
 from tqdm import tqdm
 
+from emolive.engine.console import bar_disabled
 from emolive.engine.features import FrontEndConfig, compute
 from emolive.engine.sources.base import SAMPLE_RATE, AudioSourceError, ToMono16k
 from emolive.trainer.data.augment import AugmentConfig, NoiseBank, augment, view_rng
@@ -144,7 +145,7 @@ class FeatureCache:
         utts = list(utts)
         keys = keys or [None] * len(utts)
         return [self.features(u.path, k) for u, k in
-                zip(tqdm(utts, desc="features", unit="file", disable=not progress), keys)]
+                zip(tqdm(utts, desc="features", unit="file", disable=bar_disabled(progress)), keys)]
 
     def view(self, audio_path: str | Path, view: int, aug: AugmentConfig, session: str | None = None) -> np.ndarray:
         """Features of augmented view `view` (1, 2, ...) of a file, computed on first use.
@@ -174,7 +175,7 @@ class FeatureCache:
         speaker and view."""
         utts = list(utts)
         return [[self.view(u.path, v, aug, u.speaker if per_session else None)
-                 for u in tqdm(utts, desc=f"view {v}", unit="file", disable=not progress)]
+                 for u in tqdm(utts, desc=f"view {v}", unit="file", disable=bar_disabled(progress))]
                 for v in range(1, n_views + 1)]
 
 

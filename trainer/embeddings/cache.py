@@ -15,6 +15,7 @@ import numpy as np
 import soundfile as sf
 from tqdm import tqdm
 
+from emolive.engine.console import bar_disabled
 from emolive.plugins.teacher import SSLEncoder, Stream, fuse
 from emolive.plugins.teacher.pretrained import load_encoder
 from emolive.plugins.teacher.whisper import WhisperFrameEncoder
@@ -72,7 +73,7 @@ class EmbeddingCache:
     def _compute(self, paths: list[str | Path], keys: list[str], progress: bool) -> dict[str, np.ndarray]:
         encoder = self.encoder()  # before the progress bar: missing weights fail on one clean line
         done = {}
-        with tqdm(total=len(paths), desc=f"embed {self.stream.label()}", unit="file", disable=not progress) as bar:
+        with tqdm(total=len(paths), desc=f"embed {self.stream.label()}", unit="file", disable=bar_disabled(progress)) as bar:
             for start in range(0, len(paths), 64):  # bounds the audio held in memory at once
                 audio = [self._read(p) for p in paths[start:start + 64]]
                 for key, emb in zip(keys[start:start + 64], encoder.embed(audio, self.stream.layer)):
@@ -101,7 +102,7 @@ def fill_layers(caches: Sequence[EmbeddingCache], paths: Sequence[str | Path], p
             continue
         todo = sorted({p for c in group for p in c.missing(paths)}, key=str)
         label = ",".join(c.stream.label() for c in group)
-        for path in tqdm(todo, desc=f"embed {label}", unit="file", disable=not progress):
+        for path in tqdm(todo, desc=f"embed {label}", unit="file", disable=bar_disabled(progress)):
             key = audio_key(read_audio_bytes(path))
             for cache, emb in zip(group, encoder.embed_layers(EmbeddingCache._read(path),
                                                               [c.stream.layer for c in group])):

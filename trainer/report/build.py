@@ -11,6 +11,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from emolive.engine.console import bar_disabled
 from emolive.engine.plugin import ModelPlugin, load_model, registered_models
 from emolive.trainer.data import read_splits
 from emolive.trainer.evaluate import class_targets, metrics, predict_utterances
@@ -64,7 +65,7 @@ def build_report(model_specs: list[str], sources: list[Source], out_dir: str | P
     true = np.array([u.avd for s in sources for u in s.utts])
     labels = _unique([s if s in registered_models() else Path(s).name for s in model_specs], model_specs)
     steps = 2 * len(model_specs) + 2
-    with tqdm(total=steps, desc="report", unit="step") as bar, _one_thread():
+    with tqdm(total=steps, desc="report", unit="step", disable=bar_disabled(True)) as bar, _one_thread():
         models = []
         for spec, label, plugin in zip(model_specs, labels, plugins):
             bar.set_postfix_str(f"predict {label}")
