@@ -8,7 +8,7 @@ default student, ZeroMQ on 127.0.0.1). Three subscribers:
   queue in the engine);
 - killed: an `emolive listen` process, SIGKILLed halfway through.
 Reported: gaps, duplicates, estimates received vs the final status, the engine's RSS at the first
-estimate and at the end, and latency p50/p99 in the first fifth of the run against the last fifth,
+estimate and at the end, and its range after the first fifth of the run (warm-up), and latency p50/p99 in the first fifth of the run against the last fifth,
 as ratios: latency_ms (the engine's, block in -> estimate ready) and capture -> received (wall
 clock from the window's last sample being captured to the message reaching the subscriber).
 Run (out of the test suite): .venv/bin/python benchmarks/soak.py --minutes 10
@@ -116,6 +116,11 @@ def main() -> None:
             ["gaps in seq (estimates lost)", str(gaps), "", ""],
             ["duplicate seq", str(duplicates), "", ""],
             ["engine RSS (kB), first estimate -> end", f"{rss[0]}", f"{rss[-1]}", f"{rss[-1] / rss[0]:.3f}"]]
+    # after warm-up (the first fifth: caches, allocator pools and the killed subscriber's queue
+    # settle), resident memory must stay flat: its range over the rest of the run
+    settled = rss[len(rss) // 5:]
+    rows.append(["engine RSS (kB) after the first fifth: min / max", f"{min(settled)}", f"{max(settled)}",
+                 f"+{(max(settled) - min(settled)) / 1024:.2f} MB"])
     for name, values in (("latency_ms", latency_ms), ("capture -> received (ms)", capture_to_rx)):
         first, last = percentiles(values[:fifth]), percentiles(values[-fifth:])
         for label, a, b in (("p50", first[0], last[0]), ("p99", first[1], last[1])):
