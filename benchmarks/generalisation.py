@@ -379,6 +379,11 @@ def protocol_recipes(summary: dict[str, dict]) -> list[str]:
     return [r for r in summary if r in MAIN or len(with_protocols(r, summary[r])) == len(PROTOCOLS)]
 
 
+def headline_recipes(summary: dict[str, dict]) -> list[str]:
+    """README's rows: the old recipe, the shipped student and the shipped teacher."""
+    return [r for r in (MAIN[0], SHIPPED.name, WHISPER_TEACHER) if r in summary]
+
+
 def per_protocol_markdown(summary: dict[str, dict], recipes: list[str]) -> str:
     """The per-corpus table (markdown) under the clip and sustained protocols, a recipe's row named
     "RECIPE [PROTOCOL]"; recipes not measured under a protocol are left out of it."""
@@ -391,15 +396,21 @@ def per_protocol_markdown(summary: dict[str, dict], recipes: list[str]) -> str:
 
 
 def rendered_tables(summary: dict[str, dict]) -> dict[str, str]:
-    """Marker key -> table: "protocols" (means under each session protocol and the worst), "main",
-    "ablations" (per corpus, mixed protocol), "ablation-means" (means only) and "protocol-corpora"
-    (per corpus under the clip and sustained protocols)."""
+    """Marker key -> table: "protocols" (means under each session protocol and the worst; "headline":
+    the same for the old recipe and the shipped student and teacher), "main",
+    "ablations" (per corpus, mixed protocol), "ablation-means" (means only), "protocol-corpora"
+    (per corpus under the clip and sustained protocols) and "teacher" (the Whisper teacher, the
+    shipped student and the student distilled from the teacher, per corpus)."""
     groups = table_groups(summary)
     tables = {key: markdown(summary, rows) for key, rows in groups.items()}
     if "ablations" in groups:
         tables["ablation-means"] = markdown(summary, groups["ablations"], per_corpus=False)
     tables["protocols"] = protocol_markdown(summary, protocol_recipes(summary))
+    tables["headline"] = protocol_markdown(summary, headline_recipes(summary))  # README
     tables["protocol-corpora"] = per_protocol_markdown(summary, protocol_recipes(summary))
+    teachers = [r for r in (WHISPER_TEACHER, SHIPPED.name, f"{SHIPPED.name}, distilled from the Whisper teacher")
+                if r in summary]
+    tables["teacher"] = markdown(summary, teachers)  # docs/teachers.md: the teacher beside the student
     return tables
 
 
