@@ -4,8 +4,8 @@ Each model runs in its own child process (so its peak resident memory is its own
 one 3 s window's model call (the teacher's includes Whisper base's encoder on the window's
 audio), throughput of the live path on 60 s of real speech with pacing off (x real time, one
 core), latency of a paced live stream to a ZeroMQ subscriber in another process (block in ->
-received, p50/p99), and peak RSS. The last column is teacher / student. On a GPU (`--device
-cuda`, where there is one) the teacher's encoder runs there.
+received, p50/p99), and peak RSS. The last column is teacher / student. Where torch finds a CUDA
+GPU the teacher runs there (the student always runs on the CPU).
 Run: .venv/bin/python benchmarks/shipped_models.py [--seconds 60] [--latency-seconds 30]
 """
 from __future__ import annotations
