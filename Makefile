@@ -35,8 +35,9 @@ test-all: setup
 	bash scripts/run-tests.sh
 
 # The quick benchmarks (minutes each, one core); generalisation, results, distill (tens of minutes of
-# training), soak and microphone (minutes of real-time audio, a sound server) are run by hand.
-QUICK_BENCHMARKS := frontend engine_latency light_engine score vad teacher training_speed
+# training), teacher_layers (every Whisper layer's embeddings cached first), sustained_stream, soak and
+# microphone (minutes of real-time audio, a sound server) are run by hand.
+QUICK_BENCHMARKS := frontend engine_latency light_engine score vad teacher shipped_models training_speed
 
 bench: setup
 	set -e; for name in $(QUICK_BENCHMARKS); do echo "== benchmarks/$$name.py"; $(PY) benchmarks/$$name.py; done
