@@ -128,3 +128,14 @@ def test_trainer_evaluate_takes_the_protocol_and_reports_it(emodb_speaker, tmp_p
         results[protocol] = json.loads(capsys.readouterr().out)
         assert results[protocol]["protocol"] == protocol and results[protocol]["n"] == 6
     assert results["clip"]["ccc"] != results["mixed"]["ccc"]
+
+
+def test_trainer_evaluate_shows_the_data_path_whole_with_the_protocol(emodb_speaker, tmp_path, capsys):
+    deep = tmp_path / ("a-long-folder-name-" * 4) / "manifest.csv"
+    deep.parent.mkdir()
+    with open(deep, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["path", "speaker", "emotion"])
+        w.writerows([[str(u.path), "03", u.emotion] for u in emodb_speaker])
+    assert trainer_main(["evaluate", "--data", str(deep), "--protocol", "clip", "--cache", str(tmp_path / "c")]) == 0
+    assert f"{deep} (clip)" in capsys.readouterr().out

@@ -80,11 +80,14 @@ def class_targets(plugin: ModelPlugin, utts: list[Utterance]) -> tuple[np.ndarra
 
 
 def format_table(rows: list[tuple[str, str, dict]]) -> str:
-    """Rows of (model, data, metrics) in the layout of the paper's Table 1."""
-    lines = [f"{'model':<22} {'data':<28} {'n':>6} {'act':>6} {'val':>6} {'dom':>6} {'UAR':>6}"]
+    """Rows of (model, data, metrics) in the layout of the paper's Table 1; model names and data
+    paths are shown whole (the columns widen to fit them)."""
+    model_w = max([len("model"), *(len(model) for model, _, _ in rows)])
+    data_w = max([len("data"), *(len(data) for _, data, _ in rows)])
+    lines = [f"{'model':<{model_w}} {'data':<{data_w}} {'n':>6} {'act':>6} {'val':>6} {'dom':>6} {'UAR':>6}"]
     for model, data, m in rows:
         c = {d: "-" if v is None else f"{v:.3f}" for d, v in m["ccc"].items()}
         u = f"{m['uar']:.3f}" if m.get("uar") is not None else "-"
-        lines.append(f"{model[-22:]:<22} {data[-28:]:<28} {m['n']:>6} {c['activation']:>6} "
+        lines.append(f"{model:<{model_w}} {data:<{data_w}} {m['n']:>6} {c['activation']:>6} "
                      f"{c['valence']:>6} {c['dominance']:>6} {u:>6}")
     return "\n".join(lines)
