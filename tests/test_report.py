@@ -137,3 +137,22 @@ def test_interval_rmse_per_label_interval():
     assert rmse[0] == pytest.approx(np.sqrt(0.5)) and rmse[1] == pytest.approx(2.0)
     assert np.isnan(rmse[2]) and rmse[5] == pytest.approx(np.sqrt(4.5))
     assert interval_counts(true).tolist() == counts.tolist()
+
+
+def test_split_test_without_splits_uses_the_models_own_split_as_evaluate_does(tmp_path):
+    """`trainer report --split test` with no --splits: the first model's bundle splits.csv decides,
+    speakers it never saw count as test, exactly `trainer evaluate`'s held-out clips."""
+    from emolive.plugins.student import DEFAULT_BUNDLE
+    from emolive.trainer.commands import bundle_splits
+    from emolive.trainer.data.splits import held_out_splits
+    from emolive.trainer.pipeline import by_split, load_utterances
+    from emolive.trainer.report.build import load_sources
+    from tests.test_trainer import subset_manifest
+
+    manifest = str(subset_manifest(tmp_path, "emodb", every=10))
+    own = bundle_splits("student")
+    assert own == DEFAULT_BUNDLE / "splits.csv"
+    sources = load_sources([manifest], [], None, "test", own)
+    expected = by_split(held_out_splits(own, load_utterances([manifest]), warn=False), "test")
+    assert [u.path for u in sources[0].utts] == [u.path for u in expected] and expected
+    assert len(expected) < len(load_utterances([manifest]))  # the student trained on some of these speakers

@@ -11,8 +11,8 @@ from emolive.engine.bundle import check_bundle_target
 from emolive.engine.plugin import load_model
 from emolive.trainer import distributed
 from emolive.trainer.checkpoint import remove_checkpoint
-from emolive.trainer.data import FeatureCache, Utterance, read_splits, write_splits
-from emolive.trainer.data.table import csv_rows
+from emolive.trainer.data import FeatureCache, read_splits, write_splits
+from emolive.trainer.data.splits import held_out_splits
 from emolive.trainer.embeddings import EmbeddingCache, parse_streams
 from emolive.trainer.embeddings.cache import fill_layers
 from emolive.trainer.errors import TrainerError
@@ -137,30 +137,24 @@ def evaluate(args) -> int:
     return 0
 
 
-def held_out_splits(splits_csv: Path, utts: list[Utterance], warn: bool) -> list[Utterance]:
-    """The model's own split for speakers it was trained or validated on; "test" for every other
-    speaker (held out, or never seen). Warns when the data holds clips the model learned from."""
-    seen = {row["speaker"]: row["split"] for _, row in csv_rows(splits_csv, ("speaker", "split"))}
-    learned_from = {speaker for speaker, split in seen.items() if split in ("train", "val")}
-    marked = [replace(u, split=seen[u.speaker] if u.speaker in learned_from else "test") for u in utts]
-    learned = [u for u in marked if u.split != "test"]
-    if warn and learned:
-        log.warning("%d of %d clips (%d speakers) were in this model's training or validation split (%s): their "
-                    "scores are not held out; --split test keeps only the other speakers", len(learned), len(utts),
-                    len({u.speaker for u in learned}), splits_csv)
-    return marked
-
-
 def report(args) -> int:
     from emolive.trainer.report import build_report, command_line, load_sources  # matplotlib, scikit-learn: reports only
 
     models = args.model or ["student"]
-    sources = load_sources(args.data, args.msp_podcast, args.splits, args.split)
+    own = args.split and not args.splits and bundle_splits(models[0])
+    sources = load_sources(args.data, args.msp_podcast, args.splits, args.split, own or None)
     done = build_report(models, sources, args.out, DataSpec.from_args(args).cache_root(), args.map, args.split,
                         args.splits, command=command_line(args, models))
     print(f"report: {len(models)} model(s) on {len(done.utterances)} utterances in {done.seconds:.1f} s: "
           f"{Path(args.out) / 'report.md'} and report.html")
     return 0
+
+
+def bundle_splits(model: str) -> Path | None:
+    """The speaker split a model was trained with (its bundle's splits.csv), if it has one."""
+    path = getattr(load_model(model), "path", None)
+    found = path and Path(path) / SPLITS_FILE
+    return found if found and found.is_file() else None
 
 
 def export(args) -> int:

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import logging
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -10,6 +12,8 @@ import numpy as np
 from emolive.trainer.data.table import csv_rows
 from emolive.trainer.data.utterance import Utterance
 from emolive.trainer.errors import TrainerError
+
+log = logging.getLogger(__name__)
 
 
 def speaker_split(utts: list[Utterance], val_frac: float = 0.1, test_frac: float = 0.2, seed: int = 0) -> list[Utterance]:
@@ -58,3 +62,17 @@ def write_splits(path: str | Path, utts: list[Utterance]) -> None:
 def read_splits(path: str | Path, utts: list[Utterance]) -> list[Utterance]:
     """Apply a split written by `write_splits` to `utts`."""
     return assign_splits(utts, {row["speaker"]: row["split"] for _, row in csv_rows(Path(path), ("speaker", "split"))})
+
+
+def held_out_splits(splits_csv: Path, utts: list[Utterance], warn: bool) -> list[Utterance]:
+    """The model's own split for speakers it was trained or validated on; "test" for every other
+    speaker (held out, or never seen). Warns when the data holds clips the model learned from."""
+    seen = {row["speaker"]: row["split"] for _, row in csv_rows(splits_csv, ("speaker", "split"))}
+    learned_from = {speaker for speaker, split in seen.items() if split in ("train", "val")}
+    marked = [replace(u, split=seen[u.speaker] if u.speaker in learned_from else "test") for u in utts]
+    learned = [u for u in marked if u.split != "test"]
+    if warn and learned:
+        log.warning("%d of %d clips (%d speakers) were in this model's training or validation split (%s): their "
+                    "scores are not held out; --split test keeps only the other speakers", len(learned), len(utts),
+                    len({u.speaker for u in learned}), splits_csv)
+    return marked

@@ -14,6 +14,7 @@ from tqdm import tqdm
 from emolive.engine.console import bar_disabled
 from emolive.engine.plugin import ModelPlugin, load_model, registered_models
 from emolive.trainer.data import read_splits
+from emolive.trainer.data.splits import held_out_splits
 from emolive.trainer.evaluate import class_targets, metrics, predict_utterances
 from emolive.trainer.metrics import DIMENSIONS
 from emolive.trainer.pipeline import by_split, load_utterances
@@ -26,8 +27,9 @@ from emolive.trainer.errors import TrainerError
 
 
 def load_sources(manifests: list[str], msp_roots: list[str], splits_csv: str | None,
-                 split: str | None) -> list[Source]:
-    """Each data argument's utterances, split as `trainer evaluate` splits them."""
+                 split: str | None, model_splits: Path | None = None) -> list[Source]:
+    """Each data argument's utterances, split as `trainer evaluate` splits them: by `splits_csv`,
+    else by the model's own split (`model_splits`: its speakers as trained, every other one "test")."""
     given = [(m, load_utterances([m])) for m in manifests] + [(r, load_utterances([], [r])) for r in msp_roots]
     names = _unique([Path(spec).resolve().parent.name if spec in manifests else Path(spec).name
                      for spec, _ in given], [spec for spec, _ in given])
@@ -35,6 +37,8 @@ def load_sources(manifests: list[str], msp_roots: list[str], splits_csv: str | N
     for name, (spec, utts) in zip(names, given):
         if splits_csv:
             utts = read_splits(splits_csv, utts)
+        elif model_splits:
+            utts = held_out_splits(model_splits, utts, warn=False)
         sources.append(Source(name, spec, by_split(utts, split) if split else utts))
     if not any(s.utts for s in sources):
         raise TrainerError(f"no utterances in split {split!r}" if split else "no utterances in the data")
