@@ -96,14 +96,17 @@ def fill_layers(caches: Sequence[EmbeddingCache], paths: Sequence[str | Path], p
     groups: dict[tuple, list[EmbeddingCache]] = {}
     for cache in caches:
         groups.setdefault((cache.stream.model, cache.stream.checkpoint), []).append(cache)
+    keys = [audio_key(read_audio_bytes(p)) for p in paths]  # each file read and hashed once
     for group in groups.values():
-        encoder = group[0].encoder() if any(c.missing(paths) for c in group) else None
-        if encoder is None or not hasattr(encoder, "embed_layers"):
+        first = {k: p for p, k in reversed(list(zip(paths, keys)))}  # one path per distinct file
+        todo = [(p, k) for k, p in first.items() if any(c.store.get(k) is None for c in group)]
+        if not todo:
             continue
-        todo = sorted({p for c in group for p in c.missing(paths)}, key=str)
+        encoder = group[0].encoder()
+        if not hasattr(encoder, "embed_layers"):
+            continue
         label = ",".join(c.stream.label() for c in group)
-        for path in tqdm(todo, desc=f"embed {label}", unit="file", disable=bar_disabled(progress)):
-            key = audio_key(read_audio_bytes(path))
+        for path, key in tqdm(todo, desc=f"embed {label}", unit="file", disable=bar_disabled(progress)):
             for cache, emb in zip(group, encoder.embed_layers(EmbeddingCache._read(path),
                                                               [c.stream.layer for c in group])):
                 cache.store.put(key, emb)
