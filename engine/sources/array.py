@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import numpy as np
 
-from emolive.engine.sources.base import DEFAULT_BLOCK_SIZE, SAMPLE_RATE, AudioSource, AudioSourceError, ToMono16k, check_rate
+from emolive.engine.sources.base import DEFAULT_BLOCK_SIZE, SAMPLE_RATE, AudioSource, AudioSourceError, ToMono16k
 
 
 MAX_CHANNELS = 32  # a 2-D array's axis this short or shorter, and shorter than the other, holds channels
@@ -29,11 +29,10 @@ class ArraySource(AudioSource):
         if samples.dtype == np.bool_ or not (np.issubdtype(samples.dtype, np.floating)
                                              or np.issubdtype(samples.dtype, np.integer)):
             raise AudioSourceError(f"audio array of dtype {samples.dtype}: give float or integer samples")
-        sample_rate = check_rate(sample_rate, "audio array")
-        super().__init__(f"array of {samples.shape[0]} frames at {sample_rate:g} Hz")
+        self._convert = ToMono16k(sample_rate, "audio array")  # checks the rate
+        super().__init__(f"array of {samples.shape[0]} frames at {self._convert.rate:g} Hz")
         self._samples = _as_float(samples)
-        self._read_frames = max(1, round(block_size * sample_rate / SAMPLE_RATE))
-        self._convert = ToMono16k(sample_rate)
+        self._read_frames = max(1, round(block_size * self._convert.rate / SAMPLE_RATE))
 
     def _read_blocks(self) -> Iterator[np.ndarray]:
         n = len(self._samples)

@@ -95,9 +95,11 @@ class ToMono16k:
     is bit-exact.
     """
 
-    def __init__(self, rate: float) -> None:
-        rate = check_rate(rate, "input")
-        self._resampler = None if rate == SAMPLE_RATE else soxr.ResampleStream(rate, SAMPLE_RATE, 1, dtype="float32")
+    def __init__(self, rate: float, what: str = "input") -> None:
+        """`rate` is checked here, the one place every input passes (`what` names the input in the error)."""
+        self.rate = check_rate(rate, what)
+        self._resampler = None if self.rate == SAMPLE_RATE else soxr.ResampleStream(self.rate, SAMPLE_RATE, 1,
+                                                                                    dtype="float32")
 
     def __call__(self, frames: np.ndarray, last: bool = False) -> np.ndarray:
         """Convert (frames, channels) or (frames,) input; `last=True` flushes the resampler."""

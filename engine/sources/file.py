@@ -13,8 +13,7 @@ from collections.abc import Iterator
 import numpy as np
 import soundfile as sf
 
-from emolive.engine.sources.base import (DEFAULT_BLOCK_SIZE, SAMPLE_RATE, AudioSource, AudioSourceError, ToMono16k,
-                                         check_rate)
+from emolive.engine.sources.base import DEFAULT_BLOCK_SIZE, SAMPLE_RATE, AudioSource, AudioSourceError, ToMono16k
 
 
 class FileSource(AudioSource):
@@ -36,12 +35,11 @@ class FileSource(AudioSource):
             self._file.close()
             raise AudioSourceError(f"audio file contains no samples: {os.fspath(path)}")
         try:
-            check_rate(self._file.samplerate, os.fspath(path))
-        except AudioSourceError:
+            self._convert = ToMono16k(self._file.samplerate, os.fspath(path))
+        except AudioSourceError:  # a rate out of bounds
             self._file.close()
             raise
         self._read_frames = math.ceil(block_size * self._file.samplerate / SAMPLE_RATE)
-        self._convert = ToMono16k(self._file.samplerate)
         self.realtime = realtime
 
     def _read_blocks(self) -> Iterator[np.ndarray]:
