@@ -34,8 +34,8 @@ class TeacherPlugin:
     @property
     def input_features(self) -> str:
         """What the network reads, for `emolive models`: its embedding streams, not the front end's features."""
-        return " + ".join(f"{e.dim}-dim {type(e).__name__.removesuffix('FrameEncoder').removesuffix('Encoder')} "
-                          f"layer {layer}" for e, layer in self.encoders)
+        streams = self.meta.hyperparameters["streams"]  # as recorded in the bundle (checked at load)
+        return f"{self.meta.hyperparameters['input_dim']}-dim " + " + ".join(f"{s['model']}:{s['layer']}" for s in streams)
 
     def embeddings(self, samples: list[np.ndarray]) -> list[np.ndarray]:
         """Fused frame embeddings [num_frames, sum of stream dims] per waveform."""
