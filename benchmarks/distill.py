@@ -27,7 +27,7 @@ from _common import SHARED
 from emolive.engine.plugin import load_model
 from emolive.trainer.distill import DistillConfig, setup_distillation
 from emolive.trainer.pipeline import DEFAULT_CACHE, DataSpec, fit, featurise, save_model
-from emolive.trainer.train import TrainConfig
+from emolive.trainer.config import TrainConfig
 
 DATA = DataSpec(data=tuple(str(SHARED / "corpora" / c / "manifest.csv") for c in ("emodb", "ravdess")),
                 val_frac=0.1, test_frac=0.2)

@@ -44,7 +44,9 @@ from emolive.trainer.pipeline import DEFAULT_CACHE, DEFAULT_EMBEDDING_CACHE, Fea
 from emolive.trainer.data.splits import speaker_split
 from emolive.trainer.distill import DistillConfig, DistillObjective, TeacherTargets
 from emolive.trainer.sessions import DEFAULT_PROTOCOL, PROTOCOLS, session_streams
-from emolive.trainer.train import LabelledSet, TrainConfig, TrainResult, predict, session_features, train
+from emolive.trainer.config import TrainConfig
+from emolive.trainer.labelled import LabelledSet, predict, session_features
+from emolive.trainer.train import TrainResult, train
 
 CORPORA = ("emodb", "ravdess", "ased", "baved")
 VIEWS = 2

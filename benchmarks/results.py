@@ -17,8 +17,8 @@ import numpy as np
 
 from _common import SHARED
 
+from emolive.trainer.config import TrainConfig
 from emolive.trainer.pipeline import DataSpec, fit
-from emolive.trainer.train import TrainConfig
 
 SYSTEMS = [("GRU", "gru", False), ("GRU + MTL", "gru", True), ("TCGRU", "tcgru", False), ("TCGRU + MTL", "tcgru", True)]
 

@@ -12,8 +12,8 @@ from _common import SHARED, print_table
 
 import torch
 
+from emolive.trainer.config import TrainConfig
 from emolive.trainer.pipeline import DataSpec, fit
-from emolive.trainer.train import TrainConfig
 
 
 def epoch_rows() -> list[list[str]]:

@@ -9,7 +9,9 @@ import torch
 from emolive.trainer.adversary import CorpusAdversary, reversal_strength, reverse_gradient
 from emolive.trainer.data import Utterance
 from emolive.trainer.errors import TrainerError
-from emolive.trainer.train import Checkpointing, TrainConfig, labelled_set, train
+from emolive.trainer.config import TrainConfig
+from emolive.trainer.labelled import labelled_set
+from emolive.trainer.train import Checkpointing, train
 
 CFG = TrainConfig(epochs=3, batch_size=8, hidden=8, embedding_dim=8, stream_norm=False, corpus_adversary=0.5)
 

@@ -21,7 +21,9 @@ from emolive.trainer.cli import build_parser
 from emolive.trainer.cli import main as trainer_main
 from emolive.trainer.data import FeatureCache, read_manifest
 from emolive.trainer.pipeline import class_names_of, featurise
-from emolive.trainer.train import TrainConfig, session_features, train
+from emolive.trainer.config import TrainConfig
+from emolive.trainer.labelled import session_features
+from emolive.trainer.train import train
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

@@ -28,8 +28,9 @@ from emolive.trainer.data.augment import AugmentConfig, NoiseBank, augment, view
 from emolive.trainer.data.vad import category_points, level_activation
 from emolive.trainer.losses import CCCLoss, ccc as ccc_tensor
 from emolive.trainer.metrics import ccc
-from emolive.trainer.train import (TrainConfig, corpus_weights, epoch_features, epoch_order, labelled_set,
-                                   session_features)
+from emolive.trainer.config import TrainConfig
+from emolive.trainer.labelled import labelled_set, session_features
+from emolive.trainer.sampling import corpus_weights, epoch_features, epoch_order
 from tests.conftest import CORPORA, corpus_files, read_audio
 from tests.test_runner import Collect
 

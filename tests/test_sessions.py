@@ -17,7 +17,9 @@ from emolive.trainer.cli import main as trainer_main
 from emolive.trainer.data import Utterance, read_manifest
 from emolive.trainer.evaluate import predict_utterances
 from emolive.trainer.sessions import PROTOCOLS, drawn_streams, session_streams
-from emolive.trainer.train import TrainConfig, epoch_features, labelled_set
+from emolive.trainer.config import TrainConfig
+from emolive.trainer.labelled import labelled_set
+from emolive.trainer.sampling import epoch_features
 from tests.conftest import CORPORA, read_audio
 
 

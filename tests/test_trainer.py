@@ -18,7 +18,7 @@ from emolive.engine.plugin import load_model
 from emolive.plugins.student import DEFAULT_BUNDLE, load_bundle
 from tests.conftest import CORPORA, corpus_files, interruptible, read_audio
 from emolive.trainer.cli import main as trainer_main
-from emolive.trainer.train import session_features
+from emolive.trainer.labelled import session_features
 from emolive.trainer.data import read_manifest, read_splits
 from emolive.plugins.student.graph import export_graph
 
@@ -185,7 +185,7 @@ def test_cli_configs_are_built_from_the_arguments():
     """TrainConfig.from_args / DataSpec.from_args take every same-named option, and the negated flags."""
     from emolive.trainer.cli import build_parser
     from emolive.trainer.pipeline import DataSpec
-    from emolive.trainer.train import TrainConfig
+    from emolive.trainer.config import TrainConfig
 
     args = build_parser().parse_args(["train", "--data", "a.csv", "--data", "b.csv", "--epochs", "7", "--lr", "0.01",
                                       "--no-multitask", "--no-balance", "--views", "2", "--features", "hubert-large",
@@ -271,7 +271,9 @@ def test_ctrl_c_names_the_checkpoint_and_resume_gives_the_uninterrupted_result(t
 def test_resume_refuses_a_checkpoint_of_other_settings_and_a_missing_one(tmp_path):
     from emolive.trainer.data import Utterance
     from emolive.trainer.errors import TrainerError
-    from emolive.trainer.train import Checkpointing, TrainConfig, labelled_set, train
+    from emolive.trainer.config import TrainConfig
+    from emolive.trainer.labelled import labelled_set
+    from emolive.trainer.train import Checkpointing, train
 
     rng = np.random.default_rng(0)
     utts = [Utterance(tmp_path / f"{i}.wav", f"c/{i % 4}", "sad", "", *rng.uniform(1, 7, 3)) for i in range(24)]
@@ -295,7 +297,9 @@ def test_resume_refuses_a_checkpoint_with_nan_weights_at_once(tmp_path):
 
     from emolive.trainer.data import Utterance
     from emolive.trainer.errors import TrainerError
-    from emolive.trainer.train import Checkpointing, TrainConfig, labelled_set, train
+    from emolive.trainer.config import TrainConfig
+    from emolive.trainer.labelled import labelled_set
+    from emolive.trainer.train import Checkpointing, train
 
     rng = np.random.default_rng(0)
     utts = [Utterance(tmp_path / f"{i}.wav", f"c/{i % 4}", "sad", "", *rng.uniform(1, 7, 3)) for i in range(24)]

@@ -7,7 +7,7 @@ epoch, the stale counter, the history, the epoch-order generator's state, the op
 hyperparameters). Nothing is pickled, so loading a checkpoint runs no code.
 
 Why a resumed run equals an uninterrupted one: every other draw of an epoch (crops, gains, views,
-the normaliser's session order) is a function of (seed, epoch) alone (trainer.train); the one
+the normaliser's session order) is a function of (seed, epoch) alone (trainer.sampling); the one
 generator that advances across epochs (the epoch order) and torch's global RNG are saved and
 restored, as are Adam's moments and step counts. The same float operations then run in the same
 order, so on the same machine and thread count the weights are bitwise equal.

@@ -20,7 +20,8 @@ from emolive.trainer.evaluate import format_table, metrics, predict_utterances
 from emolive.trainer.history import HISTORY_FILE, SPLITS_FILE, versions, write_history
 from emolive.trainer.metrics import DIMENSIONS
 from emolive.trainer.pipeline import DataSpec, by_split, fit, save_model
-from emolive.trainer.train import Checkpointing, TrainConfig
+from emolive.trainer.config import TrainConfig
+from emolive.trainer.train import Checkpointing
 
 log = logging.getLogger(__name__)
 

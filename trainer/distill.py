@@ -30,7 +30,8 @@ from emolive.trainer.data import Utterance
 from emolive.trainer.data.cache import audio_key, read_audio_bytes
 from emolive.trainer.evaluate import predict_utterances
 from emolive.trainer.losses import DistillationLoss
-from emolive.trainer.train import LabelledSet, TrainConfig
+from emolive.trainer.config import TrainConfig
+from emolive.trainer.labelled import LabelledSet
 from emolive.trainer.errors import TrainerError
 from emolive.trainer.options import same_named
 

@@ -10,7 +10,7 @@ from emolive.engine.plugin import ModelPlugin
 from emolive.trainer.data import FeatureCache, Utterance, load_audio
 from emolive.trainer.data.cache import read_audio_bytes
 from emolive.trainer.metrics import DIMENSIONS, ccc, speaker_bootstrap
-from emolive.trainer.train import IGNORE, score_predictions, session_features
+from emolive.trainer.labelled import IGNORE, score_predictions, session_features
 from emolive.trainer.errors import TrainerError
 from emolive.trainer.sessions import DEFAULT_PROTOCOL, session_streams
 
@@ -22,7 +22,7 @@ def predict_utterances(plugin: ModelPlugin, utts: list[Utterance], cache_root, b
 
     A model with stream normalisation hears the clips as live sessions grouped by `protocol`
     (trainer.sessions: each clip alone, a speaker's clips of one state, or all of a speaker's),
-    a session's clips in a seeded random order (trainer.train.session_features), as `emolive
+    a session's clips in a seeded random order (trainer.labelled.session_features), as `emolive
     stream` would if they were said one after another. `keys`: the files' audio_keys if the
     caller hashed them.
     """
@@ -52,7 +52,7 @@ def _read(u: Utterance, rate: int) -> np.ndarray:
 def metrics(plugin: ModelPlugin, utts: list[Utterance], out: dict[str, np.ndarray]) -> dict:
     """CCC per dimension on the utterances labelled in it (None where not measurable: too few
     labels, or all equal), with a 95 % interval over speakers (trainer.metrics.speaker_bootstrap);
-    UAR on those whose emotion the class head knows. Scored by trainer.train.score_predictions."""
+    UAR on those whose emotion the class head knows. Scored by trainer.labelled.score_predictions."""
     target = np.array([u.avd for u in utts], dtype=np.float64).reshape(-1, 3)
     scored = score_predictions(out["avd"], target, out["class_probs"], class_indices(plugin, utts))
     result = {"ccc": {d: (None if np.isnan(v) else float(v)) for d, v in zip(DIMENSIONS, scored["ccc"])}, "uar": None,

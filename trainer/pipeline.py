@@ -25,7 +25,9 @@ from emolive.trainer.data.utterance import without_duplicates
 from emolive.trainer.embeddings import EmbeddingFeatures, parse_streams
 from emolive.trainer.errors import TrainerError
 from emolive.trainer.options import same_named
-from emolive.trainer.train import Checkpointing, LabelledSet, TrainConfig, TrainResult, labelled_set, score, train
+from emolive.trainer.config import TrainConfig
+from emolive.trainer.labelled import LabelledSet, labelled_set, score
+from emolive.trainer.train import Checkpointing, TrainResult, train
 
 if TYPE_CHECKING:  # distillation's module loads the teacher plugin, which plain training never needs
     from emolive.trainer.distill import DistillConfig
@@ -95,7 +97,7 @@ class Fitted:
     classes: list[str]
     source: FeatureSource
     config: TrainConfig  # as trained (distillation sets its schedule)
-    tests: dict[str, dict]  # held-out split -> trainer.train.score
+    tests: dict[str, dict]  # held-out split -> trainer.labelled.score
     n_train: int
     n_val: int
     distillation: dict | None = None

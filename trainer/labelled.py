@@ -1,0 +1,115 @@
+"""Labelled sets and their scoring: the features and targets of a list of clips, what a model
+predicts for them, and the one scorer (CCC per dimension, UAR) of training and evaluation.
+
+A fixed set is scored as live sessions: each speaker's clips through the stream normaliser in an
+order that depends only on the seed and that speaker (session_order), so a speaker scores the same
+alone or pooled.
+"""
+from __future__ import annotations
+
+import zlib
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+import torch
+
+from emolive.engine.features.normalise import StreamNormConfig, normalise_streams
+from emolive.plugins.student import StudentModel
+from emolive.plugins.student.plugin import pad_features
+from emolive.trainer.data import Utterance
+from emolive.trainer.metrics import ccc, uar
+
+IGNORE = -100  # the class of a clip of no known class (MultitaskLoss's ignore_index)
+EVAL_ORDER_SEED = 0  # the order of a speaker's clips when a fixed set is scored as sessions
+
+
+@dataclass
+class LabelledSet:
+    """Features and targets of a list of utterances (class -100 where the class is unknown, NaN
+    where a dimension is unlabelled). `views[v][i]` are augmented features of clip i (optional)."""
+
+    features: list[np.ndarray]
+    avd: np.ndarray  # float32[N, 3]
+    classes: np.ndarray  # int64[N]
+    utterances: list[Utterance]
+    views: list[list[np.ndarray]] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.features)
+
+    @property
+    def streams(self) -> list[str]:
+        """The session each clip belongs to: its speaker (what the live engine normalises over)."""
+        return [u.speaker for u in self.utterances]
+
+
+def labelled_set(utts: list[Utterance], features: list[np.ndarray], class_names: list[str],
+                 views: list[list[np.ndarray]] | None = None) -> LabelledSet:
+    index = {c: i for i, c in enumerate(class_names)}
+    avd = np.array([u.avd for u in utts], dtype=np.float32).reshape(-1, 3)
+    classes = np.array([index.get(u.emotion, IGNORE) for u in utts], dtype=np.int64)
+    return LabelledSet(features, avd, classes, utts, views or [])
+
+
+def session_features(features: list[np.ndarray], streams: list[str], norm: StreamNormConfig | None,
+                     seed: int = EVAL_ORDER_SEED) -> list[np.ndarray]:
+    """What the model sees for clips scored as live sessions: each speaker's clips through the
+    stream normaliser in a seeded random order, or as they are.
+
+    A speaker's order depends only on the seed, the speaker's id and their clips in the given
+    order, never on who else is in the data: a speaker scores the same alone or pooled.
+    """
+    if norm is None:
+        return features
+    return normalise_streams(features, streams, norm, session_order(streams, seed))
+
+
+def session_order(streams: list[str], seed: int) -> np.ndarray:
+    """Each stream's clip indices permuted by a generator of (seed, the stream's id), streams one after another."""
+    members: dict[str, list[int]] = {}
+    for i, s in enumerate(streams):
+        members.setdefault(s, []).append(i)
+    order = [np.random.default_rng([seed, zlib.crc32(s.encode())]).permutation(idx) for s, idx in members.items()]
+    return np.concatenate(order) if order else np.zeros(0, np.int64)
+
+
+def pad_batch(features: list[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
+    """The plugin's padding (plugins.student.plugin.pad_features) as tensors for the torch model."""
+    batch, lengths = pad_features(features, features[0].shape[1])
+    return torch.from_numpy(batch), torch.from_numpy(lengths)
+
+
+@torch.inference_mode()
+def predict(model: StudentModel, data: LabelledSet, batch_size: int = 64) -> dict[str, np.ndarray]:
+    """A/V/D, class logits and embeddings for every utterance (whole utterances, no crop)."""
+    model.eval()
+    device = next(model.parameters()).device
+    outs: dict[str, list] = {"avd": [], "logits": [], "embedding": []}
+    for i in range(0, len(data), batch_size):
+        out = model(*(t.to(device) for t in pad_batch(data.features[i:i + batch_size])))
+        for k in outs:
+            outs[k].append(out[k].cpu().numpy())
+    return {k: np.concatenate(v) for k, v in outs.items()}
+
+
+def score(model: StudentModel, data: LabelledSet, norm: StreamNormConfig | None = None) -> dict:
+    """CCC per dimension (NaN where not measurable) and UAR, the clips scored as sessions under `norm`."""
+    if norm is not None:
+        data = replace(data, features=session_features(data.features, data.streams, norm))
+    out = predict(model, data)
+    result = {**score_predictions(out["avd"], data.avd, out["logits"], data.classes), "n": len(data)}
+    result["ccc"] = result["ccc"].tolist()
+    result.pop("n_classified", None)
+    return result
+
+
+def score_predictions(avd: np.ndarray, target: np.ndarray, class_scores: np.ndarray, classes: np.ndarray) -> dict:
+    """The one scorer of training and evaluation: CCC per dimension over the labelled clips (NaN:
+    not measurable) and, when a class head scored clips of known class (`classes` not IGNORE),
+    their UAR and count."""
+    result = {"ccc": ccc(avd, target)}
+    known = classes != IGNORE
+    if class_scores.shape[1] and known.any():
+        result["uar"] = uar(class_scores[known].argmax(1), classes[known])
+        result["n_classified"] = int(known.sum())
+    return result
