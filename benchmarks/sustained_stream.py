@@ -28,7 +28,7 @@ import numpy as np  # noqa: E402
 import emolive  # noqa: E402
 from emolive.plugins.student import DEFAULT_BUNDLE  # noqa: E402
 from emolive.trainer.data import read_manifest  # noqa: E402
-from emolive.trainer.data.cache import load_audio, read_audio_bytes  # noqa: E402
+from emolive.trainer.data.cache import read_audio  # noqa: E402
 
 GAP_S = 0.3
 CATEGORIES = ("angry", "happy", "neutral", "sad", "fear", "disgust")
@@ -48,7 +48,7 @@ def sustained_audio(corpus: str, category: str, minutes: float) -> tuple[np.ndar
     if not clips:
         return None
     gap = np.zeros(int(GAP_S * 16000), np.float32)
-    once = np.concatenate([part for u in clips for part in (load_audio(read_audio_bytes(u.path)), gap)])
+    once = np.concatenate([part for u in clips for part in (read_audio(u.path), gap)])
     reps = int(np.ceil(minutes * 60 * 16000 / len(once)))
     return (np.tile(once, reps)[: int(minutes * 60 * 16000)], len(once) / 16000,
             tuple(np.mean([u.avd for u in clips], axis=0)))

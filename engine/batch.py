@@ -1,6 +1,6 @@
 """Batch scoring: many recordings in, one table out (`emolive score`).
 
-Inputs are files, folders (searched recursively for the extensions libsndfile reads) or manifest
+Inputs are files, folders (searched recursively for audio and audio-video file extensions) or manifest
 CSVs (a `path` column, relative to the CSV's folder, as the corpora and the trainer use). Each
 file runs through `emolive.analyze`, the live path, so a score is what a stream would say.
 
@@ -20,7 +20,6 @@ from multiprocessing import get_context
 from pathlib import Path
 from typing import IO, Any, Literal
 
-import soundfile as sf
 
 from emolive.engine.defaults import DEFAULT_HOP_S, DEFAULT_WINDOW_S
 from emolive.engine.errors import EmoliveError
@@ -29,10 +28,9 @@ from emolive.engine.schema import DIMENSIONS
 from emolive.engine.session import load_model_one_thread
 from emolive.engine.sinks.csv_sink import CLASS_PREFIX
 from emolive.engine.sinks.lines import LineWriter
+from emolive.engine.sources.decoders import AUDIO_EXTENSIONS
 
 Per = Literal["window", "turn", "file"]
-# libsndfile's format names are its usual extensions; these are the common spellings they miss
-AUDIO_EXTENSIONS = frozenset(f".{name.lower()}" for name in sf.available_formats()) | {".aif", ".oga", ".opus"}
 VALUE_FIELDS = ("start", "end", *DIMENSIONS, "speech", "voiced_ratio")
 
 

@@ -263,7 +263,7 @@ def test_splits_round_trip_through_csv(tmp_path):
 
 def test_load_audio_downmixes_and_resamples(tmp_path):
     stereo = _tone(tmp_path / "s.wav", seconds=0.5, rate=44100, channels=2)
-    x = load_audio(stereo.read_bytes(), 16000)
+    x = load_audio(stereo.read_bytes(), "s.wav", 16000)
     assert x.dtype == np.float32 and x.ndim == 1 and abs(len(x) - 8000) <= 1
     spectrum = np.abs(np.fft.rfft(x))
     assert np.argmax(spectrum) * 16000 / len(x) == pytest.approx(220, abs=3)  # 2 Hz bins: the peak bin, exact
@@ -273,7 +273,7 @@ def test_feature_cache_computes_once_and_matches_front_end(tmp_path, monkeypatch
     wav = _tone(tmp_path / "a.wav")
     cache = FeatureCache(tmp_path / "cache")
     first = cache.features(wav)
-    np.testing.assert_array_equal(first, compute(load_audio(wav.read_bytes(), 16000)))
+    np.testing.assert_array_equal(first, compute(load_audio(wav.read_bytes(), "a.wav", 16000)))
     assert first.shape[1] == 43 and len(list(cache.dir.glob("*.npy"))) == 1
 
     import emolive.trainer.data.cache as cache_module

@@ -2,16 +2,14 @@
 from __future__ import annotations
 
 import numpy as np
-import soundfile as sf
 from tqdm import tqdm
 
 from emolive.engine.console import bar_disabled
 from emolive.engine.plugin import ModelPlugin
-from emolive.trainer.data import FeatureCache, Utterance, load_audio
-from emolive.trainer.data.cache import read_audio_bytes
+from emolive.trainer.data import FeatureCache, Utterance
+from emolive.trainer.data.cache import read_audio
 from emolive.trainer.metrics import DIMENSIONS, ccc, speaker_bootstrap
 from emolive.trainer.labelled import IGNORE, score_predictions, session_features
-from emolive.trainer.errors import TrainerError
 from emolive.trainer.sessions import DEFAULT_PROTOCOL, session_streams
 
 
@@ -33,20 +31,13 @@ def predict_utterances(plugin: ModelPlugin, utts: list[Utterance], cache_root, b
     preds = []
     for i in tqdm(range(0, len(utts), batch_size), desc="evaluate", unit="batch", disable=bar_disabled(progress)):
         chunk = utts[i:i + batch_size]
-        audio = [_read(u, rate) for u in chunk]
+        audio = [read_audio(u.path, rate) for u in chunk]
         preds += plugin.predict_batch(feats[i:i + batch_size], audio)
     return {
         "avd": np.stack([p.avd for p in preds]),
         "class_probs": np.stack([p.class_probs for p in preds]),
         "embedding": np.stack([p.embedding for p in preds]),
     }
-
-
-def _read(u: Utterance, rate: int) -> np.ndarray:
-    try:
-        return load_audio(read_audio_bytes(u.path), rate)
-    except sf.SoundFileError as err:
-        raise TrainerError(f"cannot read audio {u.path}: {err}") from err
 
 
 def metrics(plugin: ModelPlugin, utts: list[Utterance], out: dict[str, np.ndarray]) -> dict:

@@ -18,12 +18,12 @@ from pathlib import Path
 from typing import Iterable
 
 import numpy as np
-import soundfile as sf
 from tqdm import tqdm
 
 from emolive.engine.console import bar_disabled
 from emolive.engine.features import FrontEndConfig, compute
 from emolive.engine.sources.base import SAMPLE_RATE, AudioSourceError, ToMono16k
+from emolive.engine.sources.decoders import read_whole
 from emolive.trainer.data.augment import AugmentConfig, NoiseBank, augment, view_rng
 from emolive.trainer.data.utterance import Utterance
 from emolive.trainer.errors import TrainerError
@@ -33,15 +33,16 @@ log = logging.getLogger(__name__)
 MFB = "mfb"  # the features spec (`--features`) naming this cache's MFB+F0 front-end features
 
 
-def load_audio(data: bytes, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
-    """Decode audio bytes to float32 mono 16 kHz with the engine's own conversion (ToMono16k: channels
-    averaged, soxr), so training hears a file exactly as `emolive stream` does."""
+def load_audio(data: bytes, what: str, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
+    """Decode audio bytes (`what` names them in errors) to float32 mono 16 kHz with the engine's own
+    decoders and conversion (libsndfile or FFmpeg, then ToMono16k: channels averaged, soxr), so
+    training hears a file exactly as `emolive stream` does."""
     if sample_rate != SAMPLE_RATE:
         raise TrainerError(f"a front end at {sample_rate} Hz: the engine's sources deliver {SAMPLE_RATE} Hz only")
-    samples, rate = sf.read(io.BytesIO(data), dtype="float32", always_2d=True)
     try:
-        return ToMono16k(rate)(samples, last=True)
-    except AudioSourceError as err:  # a rate out of bounds
+        samples, rate = read_whole(io.BytesIO(data), what)
+        return ToMono16k(rate, what)(samples, last=True)
+    except AudioSourceError as err:  # unreadable, damaged or truncated, or a rate out of bounds
         raise TrainerError(str(err)) from None
 
 
@@ -67,6 +68,11 @@ def read_audio_bytes(audio_path: str | Path) -> bytes:
             return f.read(MAX_AUDIO_BYTES)
         except OSError as err:
             raise TrainerError(f"cannot read audio {audio_path}: {err.strerror}") from err
+
+
+def read_audio(audio_path: str | Path, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
+    """An audio file as float32 mono 16 kHz: `read_audio_bytes` then `load_audio`, errors naming the file."""
+    return load_audio(read_audio_bytes(audio_path), str(audio_path), sample_rate)
 
 
 def audio_key(data: bytes) -> str:
@@ -133,8 +139,8 @@ class FeatureCache:
         if cached is not None:
             return cached
         try:
-            feats = compute(load_audio(data, self.cfg.sample_rate), self.cfg)
-        except (sf.SoundFileError, ValueError) as err:
+            feats = compute(load_audio(data, str(audio_path), self.cfg.sample_rate), self.cfg)
+        except ValueError as err:
             raise TrainerError(f"cannot compute features of {audio_path}: {err}") from err
         self.store.put(key, feats)
         return feats
@@ -163,7 +169,7 @@ class FeatureCache:
         cached = self.store.get(key)
         if cached is not None:
             return cached
-        samples = load_audio(data, self.cfg.sample_rate)
+        samples = load_audio(data, str(audio_path), self.cfg.sample_rate)
         rng = view_rng(source if session is None else f"session:{session}", view, aug)
         feats = compute(augment(samples, rng, aug, NoiseBank([samples])), self.cfg)
         self.store.put(key, feats)

@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Iterable, Sequence
 
 import numpy as np
-import soundfile as sf
 from tqdm import tqdm
 
 from emolive.engine.console import bar_disabled
@@ -21,10 +20,8 @@ from emolive.plugins.teacher.pretrained import load_encoder
 from emolive.plugins.teacher.whisper import WhisperFrameEncoder
 from emolive.plugins.teacher.encoder import BATCH_SECONDS
 from emolive.trainer.data import Utterance
-from emolive.trainer.data.cache import ArrayStore, audio_key, load_audio, read_audio_bytes
+from emolive.trainer.data.cache import ArrayStore, audio_key, read_audio, read_audio_bytes
 from emolive.trainer.errors import TrainerError
-
-SAMPLE_RATE = 16000
 
 
 def weights_id(stream: Stream) -> str:
@@ -75,19 +72,13 @@ class EmbeddingCache:
         done = {}
         with tqdm(total=len(paths), desc=f"embed {self.stream.label()}", unit="file", disable=bar_disabled(progress)) as bar:
             for start in range(0, len(paths), 64):  # bounds the audio held in memory at once
-                audio = [self._read(p) for p in paths[start:start + 64]]
+                audio = [read_audio(p) for p in paths[start:start + 64]]
                 for key, emb in zip(keys[start:start + 64], encoder.embed(audio, self.stream.layer)):
                     self.store.put(key, emb)
                     done[key] = emb
                 bar.update(len(audio))
         return done
 
-    @staticmethod
-    def _read(path: str | Path) -> np.ndarray:
-        try:
-            return load_audio(read_audio_bytes(path), SAMPLE_RATE)
-        except (sf.SoundFileError, ValueError) as err:
-            raise TrainerError(f"cannot decode audio {path}: {err}") from err
 
 
 def fill_layers(caches: Sequence[EmbeddingCache], paths: Sequence[str | Path], progress: bool = True) -> None:
