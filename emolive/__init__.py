@@ -12,16 +12,15 @@ emolive` are fast.
 from __future__ import annotations
 
 from importlib import import_module
-from importlib.metadata import PackageNotFoundError, version
 from typing import TYPE_CHECKING, Any
 
-try:
-    __version__ = version("emolive")
-except PackageNotFoundError:  # a source tree that was never installed
-    __version__ = "0+unknown"
+from emolive.engine.defaults import package_version
+
+__version__ = package_version()
 
 _PUBLIC = {  # name -> module that defines it
-    "analyze": "emolive.api", "stream": "emolive.api", "Analysis": "emolive.api", "PartialAnalysis": "emolive.api",
+    "analyze": "emolive.api", "stream": "emolive.api", "Analysis": "emolive.api", "Analyses": "emolive.api",
+    "PartialAnalysis": "emolive.api",
     "load_model": "emolive.engine.plugin", "ModelPlugin": "emolive.engine.plugin", "Prediction": "emolive.engine.plugin",
     "EmoliveError": "emolive.engine.errors",
     "Estimate": "emolive.engine.schema", "Turn": "emolive.engine.schema", "Status": "emolive.engine.schema",
@@ -31,7 +30,7 @@ _PUBLIC = {  # name -> module that defines it
 __all__ = ["__version__", *_PUBLIC]
 
 if TYPE_CHECKING:
-    from emolive.api import Analysis, PartialAnalysis, analyze, stream
+    from emolive.api import Analyses, Analysis, PartialAnalysis, analyze, stream
     from emolive.engine.errors import EmoliveError
     from emolive.engine.plugin import ModelPlugin, Prediction, load_model
     from emolive.engine.schema import SCHEMA_VERSION, Estimate, Status, Turn

@@ -2,36 +2,35 @@
 
 Inputs are files, folders (searched recursively for audio and audio-video file extensions) or manifest
 CSVs (a `path` column, relative to the CSV's folder, as the corpora and the trainer use). Each
-file runs through `emolive.analyze`, the live path, so a score is what a stream would say.
+file runs through engine.analysis, the live path, so a score is what a stream would say; the same
+batch serves `emolive.analyze` given many files.
 
-A file that cannot be read becomes one row with its `error` filled and the batch goes on; rows
-are written and flushed file by file, so an interrupted batch keeps every complete row.
+A file that cannot be read becomes one row with its `error` filled and the batch goes on (the
+writers in engine.row_writers keep every complete row of an interrupted batch).
 """
 from __future__ import annotations
 
 import csv
-import io
-import json
 import os
 import signal
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from multiprocessing import get_context
 from pathlib import Path
-from typing import IO, Any, Literal
+from typing import Any
 
-
-from emolive.engine.defaults import DEFAULT_HOP_S, DEFAULT_WINDOW_S
+from emolive.engine.analysis import MEAN_PREFIX, Analysis, PartialAnalysis, Per, analyze_input
+from emolive.engine.defaults import DEFAULT_HOP_S, DEFAULT_MODEL, DEFAULT_WINDOW_S
 from emolive.engine.errors import EmoliveError
 from emolive.engine.plugin import ModelPlugin
 from emolive.engine.schema import DIMENSIONS
 from emolive.engine.session import load_model_one_thread
 from emolive.engine.sinks.csv_sink import CLASS_PREFIX
-from emolive.engine.sinks.lines import LineWriter
 from emolive.engine.sources.decoders import AUDIO_EXTENSIONS
 
-Per = Literal["window", "turn", "file"]
-VALUE_FIELDS = ("start", "end", *DIMENSIONS, "speech", "voiced_ratio")
+VALUE_FIELDS = ("start", "end", *DIMENSIONS)
+FILE_FIELDS = tuple(MEAN_PREFIX + name for name in DIMENSIONS)  # a file row's speech-window means
+TAIL_FIELDS = ("speech", "voiced_ratio", "label")
 
 
 class BatchError(EmoliveError):
@@ -42,10 +41,12 @@ class BatchError(EmoliveError):
 class ScoreOptions:
     """What every file is scored with; it travels to worker processes whole."""
 
-    model: str = "student"
+    model: str = DEFAULT_MODEL
     window: float = DEFAULT_WINDOW_S
     hop: float = DEFAULT_HOP_S
     per: Per = "file"
+    start: float = 0.0
+    end: float | None = None
 
 
 def collect_inputs(specs: Sequence[str | os.PathLike[str]]) -> list[Path]:
@@ -78,79 +79,57 @@ def manifest_paths(manifest: Path) -> list[Path]:
         raise BatchError(f"manifest not found: {manifest}") from None
 
 
-def columns(class_names: Sequence[str]) -> list[str]:
-    """The table's columns: path, the values, one p_<class> per class, and error (empty when scored)."""
-    return ["path", *VALUE_FIELDS, *(CLASS_PREFIX + name for name in class_names), "error"]
+def columns(class_names: Sequence[str], per: Per) -> list[str]:
+    """The table's columns: path, the values (a file row with its speech-window means), the top
+    label, one p_<class> per class, the model's name, and error (empty when scored). The `path`
+    column makes a score table a manifest `emolive score` and the trainer read back."""
+    return ["path", *VALUE_FIELDS, *(FILE_FIELDS if per == "file" else ()), *TAIL_FIELDS,
+            *(CLASS_PREFIX + name for name in class_names), "model", "error"]
 
 
-def score_file(path: Path, plugin: ModelPlugin, options: ScoreOptions) -> list[dict[str, Any]]:
-    """Rows for one file; an error the user can fix (unreadable, damaged, empty) is one row saying so."""
-    from emolive.api import PartialAnalysis, analyze  # the API sits above the engine; imported where it is used
-
-    error = ""
+def analyze_file(path: Path, plugin: ModelPlugin, options: ScoreOptions) -> Analysis:
+    """One file's analysis; an error the user can fix (unreadable, damaged, empty) is in its `error`,
+    beside the estimates of the audio read before it."""
     try:
-        analysis = analyze(path, model=plugin, window=options.window, hop=options.hop)
-    except PartialAnalysis as exc:  # damaged part way: the rows of what was read, each naming the damage
-        analysis, error = exc.analysis, " ".join(str(exc).split())
+        return analyze_input(path, plugin, window=options.window, hop=options.hop, start=options.start,
+                             end=options.end)
+    except PartialAnalysis as exc:  # damaged part way: what was read, naming the damage
+        return exc.analysis
     except EmoliveError as exc:
-        return [{"path": str(path), "error": " ".join(str(exc).split())}]
-    if analysis.whole is None:
-        return [{"path": str(path), "error": "shorter than one 25 ms frame"}]
-    rows = analysis.to_records(options.per)
-    return [{"path": str(path), **{name: row[name] for name in row if name in VALUE_FIELDS or
-                                   name.startswith(CLASS_PREFIX)}, "error": error} for row in rows]
+        return Analysis(file=str(path), error=" ".join(str(exc).split()))
 
 
-class RowWriter:
-    """CSV or JSON lines by the output's extension; each file's rows go to the OS in one write
-    (engine.sinks.lines.LineWriter): on a full disk, /dev/full or a closed pipe the output keeps
-    whole rows only and the failure is one SinkError line."""
-
-    def __init__(self, stream: IO, fields: Sequence[str], fmt: Literal["csv", "jsonl"], what: str) -> None:
-        self._out, self._fields, self._fmt = LineWriter(stream, what), list(fields), fmt
-        if fmt == "csv":
-            self._out.write([self._csv_text([dict(zip(self._fields, self._fields))])])
-
-    @staticmethod
-    def format_of(path: str | None) -> Literal["csv", "jsonl"]:
-        if path is None or path == "-" or path.lower().endswith(".csv"):
-            return "csv"
-        if path.lower().endswith((".jsonl", ".ndjson")):
-            return "jsonl"
-        raise BatchError(f"--out {path}: give a .csv or .jsonl file name")
-
-    def write(self, rows: Iterable[dict[str, Any]]) -> None:
-        rows = list(rows)
-        if not rows:
-            return
-        if self._fmt == "csv":
-            self._out.write([self._csv_text(rows)])
-        else:
-            self._out.write([json.dumps({name: row.get(name, "") for name in self._fields}) for row in rows])
-
-    def _csv_text(self, rows: list[dict[str, Any]]) -> str:
-        """The rows as CSV text without the last newline (LineWriter adds it); a field holding a
-        line break is quoted, so the text stays whole rows."""
-        buffer = io.StringIO()
-        csv.DictWriter(buffer, fieldnames=self._fields, lineterminator="\n", restval="").writerows(rows)
-        return buffer.getvalue()[:-1]
+def file_rows(analysis: Analysis, per: Per, model: str) -> list[dict[str, Any]]:
+    """The table rows of one file's analysis: its estimates, or one row saying why there are none."""
+    error = analysis.error or ("" if analysis.whole is not None else "shorter than one 25 ms frame")
+    rows = analysis.to_records(per) if analysis.whole is not None else []
+    if not rows:
+        return [{"path": analysis.file, "model": model, "error": error}]
+    return [{**row, "path": analysis.file, "model": row.get("model", model), "error": error} for row in rows]
 
 
-def score_all(paths: Sequence[Path], plugin: ModelPlugin, options: ScoreOptions,
-              jobs: int) -> Iterator[list[dict[str, Any]]]:
-    """Each file's rows, in input order; `jobs` > 1 scores in that many processes, each loading
-    `options.model` itself (`plugin` is the one this process scores with when jobs is 1)."""
+def analyze_all(paths: Sequence[Path], plugin: ModelPlugin, options: ScoreOptions,
+                jobs: int) -> Iterator[Analysis]:
+    """Each file's analysis, in input order; `jobs` > 1 analyses in that many processes, each loading
+    `options.model` itself (`plugin` is the one this process uses when jobs is 1)."""
     if jobs <= 1:
         for path in paths:
-            yield score_file(path, plugin, options)
+            yield analyze_file(path, plugin, options)
         return
     # spawn: a fresh interpreter per worker, never a fork of this one's torch/numba thread state
     with get_context("spawn").Pool(jobs, initializer=_init_worker, initargs=(options,)) as pool:
         try:
-            yield from pool.imap(_score_in_worker, paths)
+            yield from pool.imap(_analyze_in_worker, paths)
         except BaseException:
             pool.terminate()  # Ctrl-C or a failing consumer: no worker goes on writing into the void
             raise
+
+
+def score_all(paths: Sequence[Path], plugin: ModelPlugin, options: ScoreOptions,
+              jobs: int) -> Iterator[list[dict[str, Any]]]:
+    """Each file's table rows, in input order (see analyze_all)."""
+    for analysis in analyze_all(paths, plugin, options, jobs):
+        yield file_rows(analysis, options.per, plugin.name)
 
 
 _worker: tuple[ModelPlugin, ScoreOptions] | None = None
@@ -162,6 +141,6 @@ def _init_worker(options: ScoreOptions) -> None:
     _worker = (load_model_one_thread(options.model), options)
 
 
-def _score_in_worker(path: Path) -> list[dict[str, Any]]:
+def _analyze_in_worker(path: Path) -> Analysis:
     assert _worker is not None, "pool initializer did not run"
-    return score_file(path, *_worker)
+    return analyze_file(path, *_worker)

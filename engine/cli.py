@@ -17,9 +17,8 @@ from contextlib import ExitStack, contextmanager
 from importlib.metadata import entry_points
 from typing import TYPE_CHECKING, Any
 
-import emolive
 from emolive.engine import console, score
-from emolive.engine.defaults import DEFAULT_ADDRESS, OSC_TARGET, RAW_SAMPLE_FORMATS, WEBSOCKET_ADDRESS
+from emolive.engine.defaults import DEFAULT_ADDRESS, OSC_TARGET, RAW_SAMPLE_FORMATS, WEBSOCKET_ADDRESS, package_version
 from emolive.engine.plugin import load_model, registered_models
 from emolive.engine.schema import SchemaError, printable, status_payload, validate_status
 from emolive.engine.session import (USER_ERRORS, StreamConfig, add_stream_options, load_model_one_thread, open_stream,
@@ -58,7 +57,7 @@ def silence_broken_stdout() -> None:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="emolive", description="Real-time speech emotion recognition: "
                                      "activation, valence and dominance (1-7) from a live voice.")
-    parser.add_argument("--version", action="version", version=f"%(prog)s {emolive.__version__}")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {package_version()}")
     console.add_arguments(parser)
     commands = parser.add_subparsers(required=True, metavar="COMMAND", parser_class=console.DefaultsParser)
     add_stream_parser(commands)

@@ -10,11 +10,14 @@ import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
-from typing import IO
+from typing import TYPE_CHECKING
 
 from emolive.engine.console import bar_disabled
-from emolive.engine.defaults import DEFAULT_HOP_S, DEFAULT_WINDOW_S, SCORE_PER
+from emolive.engine.defaults import DEFAULT_HOP_S, DEFAULT_MODEL, DEFAULT_WINDOW_S, SCORE_PER
 from emolive.engine.errors import EmoliveError
+
+if TYPE_CHECKING:
+    from emolive.engine.row_writers import Format, RowWriter
 
 log = logging.getLogger(__name__)
 
@@ -27,11 +30,11 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
                     "--per. A file that cannot be read gets a row with its error and the batch goes on; "
                     "rows are written as files finish, so Ctrl-C keeps every complete row.")
     score.add_argument("paths", nargs="+", metavar="PATH", help="audio file, folder or manifest CSV")
-    score.add_argument("--out", default="-", help="output .csv or .jsonl file ('-': CSV on stdout)")
+    score.add_argument("--out", default="-", help="output .csv, .jsonl or .parquet file ('-': CSV on stdout)")
     score.add_argument("--per", choices=SCORE_PER, default="file",
                        help="one row per file (one estimate over the whole recording), window or speech turn")
     score.add_argument("--jobs", type=positive_int, default=1, help="files scored in parallel, one process each")
-    score.add_argument("--model", default="student", help="model name (see `emolive models`) or bundle directory")
+    score.add_argument("--model", default=DEFAULT_MODEL, help="model name (see `emolive models`) or bundle directory")
     score.add_argument("--window", type=float, default=DEFAULT_WINDOW_S, help="window length in seconds (--per window)")
     score.add_argument("--hop", type=float, default=DEFAULT_HOP_S, help="seconds between windows (--per window)")
     score.set_defaults(command=cmd_score)
@@ -46,10 +49,11 @@ def positive_int(text: str) -> int:
 def cmd_score(args: argparse.Namespace) -> int:
     from tqdm import tqdm  # here, not at import: `emolive --help` stays fast
 
-    from emolive.engine.batch import RowWriter, ScoreOptions, collect_inputs, columns, score_all
+    from emolive.engine.batch import ScoreOptions, collect_inputs, columns, score_all
+    from emolive.engine.row_writers import format_of
     from emolive.engine.session import load_model_one_thread
 
-    fmt = RowWriter.format_of(args.out)
+    fmt = format_of(args.out)
     paths = collect_inputs(args.paths)
     if not paths:
         raise EmoliveError(f"no audio files found in {' '.join(args.paths)}")
@@ -61,7 +65,7 @@ def cmd_score(args: argparse.Namespace) -> int:
     started, failed, done = time.monotonic(), 0, 0
     with ExitStack() as stack:
         stack.enter_context(terminate_as_interrupt())
-        writer = RowWriter(_output(args.out, stack), columns(plugin.meta.class_names), fmt, _where(args))
+        writer = _writer(args.out, fmt, columns(plugin.meta.class_names, args.per), stack)
         # a bar on a terminal only; -q turns it off everywhere
         bar = stack.enter_context(tqdm(total=len(paths), unit="file", file=sys.stderr, dynamic_ncols=True,
                                        disable=bar_disabled(log.isEnabledFor(logging.INFO))))
@@ -100,14 +104,23 @@ def terminate_as_interrupt() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
-def _output(out: str, stack: ExitStack) -> IO:
-    """stdout, or the --out file opened unbuffered (each file's rows reach the OS in one write)."""
-    if out == "-":
-        return sys.stdout
-    try:
-        return stack.enter_context(open(out, "wb", buffering=0))
-    except OSError as exc:
-        raise EmoliveError(f"cannot write {out}: {exc.strerror or exc}") from None
+def _writer(out: str, fmt: Format, fields: list[str], stack: ExitStack) -> RowWriter:
+    """The table's writer, closed with `stack`: Parquet to its file, or CSV / JSON lines to stdout or
+    the --out file opened unbuffered (each file's rows reach the OS in one write)."""
+    from emolive.engine.row_writers import ParquetRowWriter, TextRowWriter
+
+    if fmt == "parquet":
+        writer: RowWriter = ParquetRowWriter(out, fields)
+    elif out == "-":
+        writer = TextRowWriter(sys.stdout, fields, fmt, "stdout")
+    else:
+        try:
+            stream = stack.enter_context(open(out, "wb", buffering=0))
+        except OSError as exc:
+            raise EmoliveError(f"cannot write {out}: {exc.strerror or exc}") from None
+        writer = TextRowWriter(stream, fields, fmt, str(Path(out)))
+    stack.callback(writer.close)
+    return writer
 
 
 def _where(args: argparse.Namespace) -> str:

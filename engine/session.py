@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from emolive.engine.closing import Closing
-from emolive.engine.defaults import DEFAULT_HOP_S, DEFAULT_WINDOW_S
+from emolive.engine.defaults import DEFAULT_HOP_S, DEFAULT_MODEL, DEFAULT_WINDOW_S
 from emolive.engine.errors import EmoliveError
 from emolive.engine.plugin import ModelPlugin, load_model, registered_models
 
@@ -42,7 +42,7 @@ class StreamConfig:
 
     source: str | None = None  # open_source's spec; None: the microphone, or the demo clip where there is none
     microphone: MicrophoneOptions | None = None  # device, channels, reconnect (when source is None); None: defaults
-    model: str = "student"
+    model: str = DEFAULT_MODEL
     window_s: float = DEFAULT_WINDOW_S
     hop_s: float = DEFAULT_HOP_S
     realtime: bool = False  # pace files at real time and treat them as live
@@ -127,7 +127,7 @@ def add_stream_options(parser: argparse.ArgumentParser, *, source_help: str) -> 
                         "mono or stereo device, else channel 1)")
     parser.add_argument("--reconnect", action="store_true", help="when the microphone disappears, wait for it to "
                         "come back instead of ending the run")
-    parser.add_argument("--model", default="student", help=f"one of {', '.join(sorted(registered_models()))}, "
+    parser.add_argument("--model", default=DEFAULT_MODEL, help=f"one of {', '.join(sorted(registered_models()))}, "
                         "or a model bundle directory (default %(default)s)")
     parser.add_argument("--window", type=float, default=DEFAULT_WINDOW_S,
                         help="window length in seconds (default %(default)s)")

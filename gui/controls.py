@@ -13,7 +13,7 @@ from PySide6.QtCore import Signal
 from PySide6.QtWidgets import (QComboBox, QDoubleSpinBox, QFileDialog, QHBoxLayout, QInputDialog, QLabel,
                                QPushButton, QWidget)
 
-from emolive.engine.defaults import DEFAULT_HOP_S, DEFAULT_WINDOW_S
+from emolive.engine.defaults import DEFAULT_HOP_S, DEFAULT_MODEL, DEFAULT_WINDOW_S
 from emolive.engine.plugin import registered_models
 from emolive.engine.session import StreamConfig
 from emolive.engine.sources import AudioSourceError, InputDevice, MicrophoneOptions, list_input_devices
@@ -96,7 +96,7 @@ class ControlPanel(QWidget):
         self.reconnect = False  # wait for a lost microphone to come back (emolive gui --reconnect)
         models = [(name, name) for name in sorted(registered_models())]
         self.model = ChoiceBox(models, {CHOOSE_BUNDLE: self._ask_bundle})
-        self.model.add_choice("student", "student")
+        self.model.add_choice(DEFAULT_MODEL, DEFAULT_MODEL)
         self.window = _spin(DEFAULT_WINDOW_S, 0.5, 30.0, 0.5, "window length: the audio each estimate is made from")
         self.hop = _spin(DEFAULT_HOP_S, 0.1, 10.0, 0.1, "hop: time between estimates")
         self.record = QPushButton("Record CSV…")

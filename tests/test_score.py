@@ -114,7 +114,7 @@ def test_ctrl_c_keeps_every_complete_row(tmp_path):
 
 def test_an_output_of_another_kind_is_a_one_line_error(folder, capsys):
     assert main(["score", str(folder), "--out", "results.xlsx"]) == 1
-    assert capsys.readouterr().err.strip() == "emolive: error: --out results.xlsx: give a .csv or .jsonl file name"
+    assert capsys.readouterr().err.strip() == "emolive: error: --out results.xlsx: give a .csv, .jsonl or .parquet file name"
     assert not os.path.exists("results.xlsx")
 
 
@@ -174,12 +174,12 @@ def test_an_unwritable_output_is_one_line(folder, tmp_path, target):
 
 def test_a_small_full_disk_keeps_whole_rows(folder, tmp_path):
     """A file on a disk that fills up: the rows already written stay whole, the failed one is gone."""
-    from emolive.engine.batch import RowWriter
+    from emolive.engine.row_writers import TextRowWriter
     from emolive.engine.sinks.base import SinkError
 
     path = tmp_path / "rows.csv"
     with open(path, "wb", buffering=0) as f:
-        writer = RowWriter(f, ["path", "activation", "error"], "csv", str(path))
+        writer = TextRowWriter(f, ["path", "activation", "error"], "csv", str(path))
         writer.write([{"path": "a.wav", "activation": 4.0, "error": ""}])
         size = path.stat().st_size
         real_write = os.write

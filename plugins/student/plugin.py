@@ -20,6 +20,7 @@ from onnxruntime.capi.onnxruntime_pybind11_state import (Fail, InvalidArgument, 
                                                          NotImplemented, RuntimeException)
 
 from emolive.engine.bundle import WEIGHTS_FILE, BundleError, BundleMeta, read_bundle, read_graph
+from emolive.engine.defaults import DEFAULT_MODEL
 from emolive.engine.onnx_external import GraphFormatError, uses_external_data
 from emolive.engine.plugin import Prediction
 from emolive.engine.schema import printable
@@ -142,4 +143,4 @@ def load_default() -> StudentPlugin:
     if not (DEFAULT_BUNDLE / WEIGHTS_FILE).exists():
         raise FileNotFoundError(f"the default student bundle is missing from {DEFAULT_BUNDLE}; "
                                 "rebuild it with `make default-model`")
-    return load_student(DEFAULT_BUNDLE, name="student")
+    return load_student(DEFAULT_BUNDLE, name=DEFAULT_MODEL)

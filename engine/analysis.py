@@ -1,0 +1,156 @@
+"""Offline analysis of one recording or array: every window, every speech turn, the whole recording.
+
+This is the analysis core behind `emolive.analyze` and `emolive score`: the input runs through the
+engine's one live path (`engine.runner.Runner`), so an analysis says what a stream would. Two
+whole-recording figures are kept because they answer different questions:
+
+- `whole`: one model pass over the entire recording (a turn of kind "stream"), what the model
+  says when it hears everything at once. The shipped models were trained on clips of 1-10 s, so
+  for a long recording this is an extrapolation;
+- `speech_mean()`: the mean of the speech windows' estimates, each made on the window length the
+  live stream uses. On a 10-minute file the two differ (activation 5.81 vs 5.02 was seen).
+"""
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal
+
+import numpy as np
+
+from emolive.engine.defaults import DEFAULT_HOP_S, DEFAULT_WINDOW_S
+from emolive.engine.plugin import ModelPlugin
+from emolive.engine.runner import OFFLINE_BLOCK_SIZE, Runner
+from emolive.engine.schema import DIMENSIONS, Estimate, Turn
+from emolive.engine.sinks.base import Sink
+from emolive.engine.sinks.csv_sink import flat_row
+from emolive.engine.sources import ArraySource, AudioSource, AudioSourceError, FileSource
+from emolive.engine.sources.trim import TrimmedSource
+
+if TYPE_CHECKING:
+    import pandas
+
+Per = Literal["window", "turn", "file"]
+MEAN_PREFIX = "mean_"  # a file row's speech-window means: mean_activation, mean_valence, mean_dominance
+INDEX = ["file", "start", "end"]  # a table's index: which recording, which stretch of it
+
+
+@dataclass
+class Analysis:
+    """What the analysis of one input found: one estimate per window, one per speech turn, one over
+    the whole recording (`whole`, None only for audio shorter than one 25 ms frame).
+
+    `file` names the recording ("" for an array); `error` is "" unless the input failed (then the
+    estimates are those of the audio read before the failure, possibly none). Rows for a table come
+    from `to_records(per)`: the class probabilities become `p_<class>` columns and `label` is the
+    most probable class.
+    """
+
+    windows: list[Estimate] = field(default_factory=list)
+    turns: list[Turn] = field(default_factory=list)
+    whole: Turn | None = None
+    file: str = ""
+    error: str = ""
+
+    def speech_mean(self) -> dict[str, float] | None:
+        """The mean activation, valence and dominance of the windows flagged as speech (None without any)."""
+        speech = [w for w in self.windows if w["speech"]]
+        if not speech:
+            return None
+        return {name: float(np.mean([w[name] for w in speech])) for name in DIMENSIONS}
+
+    def to_records(self, per: Per = "window") -> list[dict[str, Any]]:
+        """Flat rows (one per window, turn, or the one whole-file row), ready for CSV or pandas; the
+        file row also holds the speech windows' means (`mean_activation`, …; empty without speech)."""
+        items: Sequence[Mapping[str, Any]] = {"window": self.windows, "turn": self.turns,
+                                              "file": [self.whole] if self.whole else []}[per]
+        rows = [{"file": self.file, **flat_row(item), "label": top_label(item)} for item in items]
+        if per == "file" and rows:
+            mean = self.speech_mean() or {}
+            rows[0].update({MEAN_PREFIX + name: mean.get(name, "") for name in DIMENSIONS})
+        return rows
+
+    def to_dataframe(self, per: Per = "window") -> pandas.DataFrame:
+        """`to_records(per)` as a pandas DataFrame indexed by (file, start, end) (pandas is imported only here)."""
+        return records_frame(self.to_records(per))
+
+
+def top_label(estimate: Mapping[str, Any]) -> str:
+    """The most probable class of an estimate ("" for a model without a class head)."""
+    classes = estimate.get("classes") or {}
+    return max(classes, key=classes.__getitem__) if classes else ""
+
+
+def records_frame(records: list[dict[str, Any]]) -> pandas.DataFrame:
+    """Rows as a DataFrame indexed by (file, start, end), as audinterface and openSMILE index theirs."""
+    import pandas
+
+    frame = pandas.DataFrame(records)
+    return frame.set_index(INDEX) if len(frame) else frame
+
+
+class PartialAnalysis(AudioSourceError):
+    """The input failed part way (a damaged file): `analysis` holds every estimate of the audio read
+    before the damage, the message says where and why."""
+
+    def __init__(self, message: str, analysis: Analysis) -> None:
+        super().__init__(message)
+        self.analysis = analysis
+
+
+class Collector(Sink):
+    """Keeps a runner's estimates and turns in an Analysis, their times moved by `offset` seconds
+    (where the analysed stretch starts in its recording)."""
+
+    def __init__(self, analysis: Analysis, offset: float = 0.0) -> None:
+        self.analysis, self.offset = analysis, offset
+
+    def _placed(self, item: Mapping[str, Any]) -> Any:
+        if not self.offset:
+            return item
+        return {**item, "start": item["start"] + self.offset, "end": item["end"] + self.offset}
+
+    def emit(self, estimate: Mapping[str, Any]) -> None:
+        self.analysis.windows.append(self._placed(estimate))
+
+    def turn(self, turn: Mapping[str, Any]) -> None:
+        if turn["kind"] == "stream":
+            self.analysis.whole = self._placed(turn)
+        else:
+            self.analysis.turns.append(self._placed(turn))
+
+    def close(self) -> None:
+        """Nothing to release."""
+
+
+def analyze_input(source: str | os.PathLike[str] | object, plugin: ModelPlugin, *, sample_rate: float | None = None,
+                  window: float = DEFAULT_WINDOW_S, hop: float = DEFAULT_HOP_S, start: float = 0.0,
+                  end: float | None = None) -> Analysis:
+    """Analyse a sound file or an array-like of samples (with its `sample_rate`) from `start` to
+    `end` seconds; errors the caller can fix raise EmoliveError, a failure part way PartialAnalysis."""
+    analysis = Analysis(file=os.fspath(source) if isinstance(source, (str, os.PathLike)) else "")
+    with open_input(source, sample_rate, start, end) as audio:
+        try:
+            Runner(audio, plugin, [Collector(analysis, start)], window_s=window, hop_s=hop, live=False,
+                   whole_stream=True).run()
+        except AudioSourceError as exc:
+            if analysis.whole is None:
+                raise
+            analysis.error = " ".join(str(exc).split())
+            raise PartialAnalysis(str(exc), analysis) from None
+    return analysis
+
+
+def open_input(source: str | os.PathLike[str] | object, sample_rate: float | None, start: float = 0.0,
+               end: float | None = None) -> AudioSource:
+    """The source for a path or an array-like, trimmed to [start, end) seconds when either is given."""
+    if not isinstance(source, (str, os.PathLike)):  # an array, a list, a torch tensor
+        if sample_rate is None:
+            raise AudioSourceError("an array needs its sample rate: analyze(samples, sample_rate=…)")
+        audio: AudioSource = ArraySource(source, sample_rate, block_size=OFFLINE_BLOCK_SIZE)
+    elif sample_rate is not None:
+        raise AudioSourceError(f"sample_rate is for arrays; {os.fspath(source)} says its own rate")
+    else:
+        audio = FileSource(source, block_size=OFFLINE_BLOCK_SIZE)
+    return audio if start == 0 and end is None else TrimmedSource(audio, start, end)

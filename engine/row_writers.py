@@ -1,0 +1,100 @@
+"""The table `emolive score` writes, by the output's extension: CSV, JSON lines or Parquet.
+
+CSV and JSON lines go to the OS one file's rows at a time, in one write (engine.sinks.lines.LineWriter):
+on a full disk, /dev/full or a closed pipe the output keeps whole rows only, and an interrupted
+batch keeps every complete row. Parquet (where pyarrow is installed) writes a row group per
+scored file and its footer when the batch ends, Ctrl-C and SIGTERM included.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import json
+from importlib.util import find_spec
+from collections.abc import Iterable, Sequence
+from typing import IO, Any, Literal, Protocol
+
+from emolive.engine.errors import EmoliveError
+from emolive.engine.sinks.lines import LineWriter
+
+Format = Literal["csv", "jsonl", "parquet"]
+TEXT_COLUMNS = frozenset({"path", "file", "label", "model", "error", "stream", "kind"})
+
+
+class OutputError(EmoliveError):
+    """An output the user can fix: an unknown extension, Parquet without pyarrow."""
+
+
+class RowWriter(Protocol):
+    def write(self, rows: Iterable[dict[str, Any]]) -> None:
+        """Append one file's rows (keys outside the table's columns are left out)."""
+
+    def close(self) -> None:
+        """Finish the table."""
+
+
+def format_of(path: str | None) -> Format:
+    """The table format an --out name asks for ('-' or None: CSV on stdout)."""
+    if path is None or path == "-" or path.lower().endswith(".csv"):
+        return "csv"
+    if path.lower().endswith((".jsonl", ".ndjson")):
+        return "jsonl"
+    if path.lower().endswith(".parquet"):
+        if find_spec("pyarrow") is None:  # said before any file is scored
+            raise OutputError(f"--out {path}: Parquet needs pyarrow (pip install pyarrow)")
+        return "parquet"
+    raise OutputError(f"--out {path}: give a .csv, .jsonl or .parquet file name")
+
+
+class TextRowWriter:
+    """CSV (with its header) or JSON lines on a binary stream, one write per file's rows."""
+
+    def __init__(self, stream: IO, fields: Sequence[str], fmt: Literal["csv", "jsonl"], what: str) -> None:
+        self._out, self._fields, self._fmt = LineWriter(stream, what), list(fields), fmt
+        if fmt == "csv":
+            self._out.write([self._csv_text([dict(zip(self._fields, self._fields))])])
+
+    def write(self, rows: Iterable[dict[str, Any]]) -> None:
+        rows = list(rows)
+        if not rows:
+            return
+        if self._fmt == "csv":
+            self._out.write([self._csv_text(rows)])
+        else:
+            self._out.write([json.dumps({name: row.get(name, "") for name in self._fields}) for row in rows])
+
+    def _csv_text(self, rows: list[dict[str, Any]]) -> str:
+        """The rows as CSV text without the last newline (LineWriter adds it); a field holding a
+        line break is quoted, so the text stays whole rows."""
+        buffer = io.StringIO()
+        csv.DictWriter(buffer, fieldnames=self._fields, lineterminator="\n", restval="",
+                       extrasaction="ignore").writerows(rows)
+        return buffer.getvalue()[:-1]
+
+    def close(self) -> None:
+        """The stream belongs to the caller."""
+
+
+class ParquetRowWriter:
+    """A Parquet file with typed columns: text for names, labels and errors, a float for every value
+    (missing values of an error row are nulls, not empty strings), a bool for `speech`."""
+
+    def __init__(self, path: str, fields: Sequence[str]) -> None:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        self._pa, self._fields = pa, list(fields)
+        self._schema = pa.schema([(name, pa.string() if name in TEXT_COLUMNS else
+                                   pa.bool_() if name == "speech" else pa.float64()) for name in self._fields])
+        try:
+            self._writer = pq.ParquetWriter(path, self._schema)
+        except OSError as exc:
+            raise OutputError(f"cannot write {path}: {exc}") from None
+
+    def write(self, rows: Iterable[dict[str, Any]]) -> None:
+        rows = [{name: (None if row.get(name, "") == "" else row[name]) for name in self._fields} for row in rows]
+        if rows:
+            self._writer.write_table(self._pa.Table.from_pylist(rows, schema=self._schema))
+
+    def close(self) -> None:
+        self._writer.close()

@@ -1,0 +1,134 @@
+"""Batch analysis from Python (lists, folders, manifests, workers), stretches of a file, the
+(file, start, end) table index, score's label/model columns and Parquet output, and the two
+whole-recording figures (one pass vs the mean of the speech windows)."""
+from __future__ import annotations
+
+import csv
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+import emolive
+from emolive.engine.cli import main
+from tests.conftest import corpus_files, read_audio
+
+DIMENSIONS = ("activation", "valence", "dominance")
+
+
+@pytest.fixture(scope="module")
+def student(one_torch_thread):
+    return emolive.load_model("student")
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory) -> Path:
+    """Three real clips (one in a subfolder) and a broken file."""
+    root = tmp_path_factory.mktemp("batch")
+    (root / "sub").mkdir()
+    for target, clip in zip([root / "a.flac", root / "b.flac", root / "sub" / "c.flac"],
+                            corpus_files("ravdess", every=300, limit=3)):
+        shutil.copy(clip, target)
+    (root / "broken.wav").write_text("not audio")
+    return root
+
+
+@pytest.fixture(scope="module")
+def long_recording(tmp_path_factory, folder) -> Path:
+    """The three clips in a row (about 7 s): a recording several windows long."""
+    path = tmp_path_factory.mktemp("long") / "long.flac"
+    sf.write(path, np.concatenate([read_audio(f) for f in (folder / "a.flac", folder / "b.flac",
+                                                            folder / "sub" / "c.flac")]), 16000)
+    return path
+
+
+def values(estimates: list) -> list[list[float]]:
+    """The estimates' numbers, without the wall-clock fields that differ from run to run."""
+    return [[e[name] for name in DIMENSIONS] + [e["start"], e["end"]] for e in estimates]
+
+
+def test_a_list_a_folder_and_a_manifest_give_one_analysis_per_file_in_order(student, folder):
+    files = [folder / "b.flac", folder / "a.flac", folder / "broken.wav"]
+    batch = emolive.analyze(files, model=student)
+    assert isinstance(batch, emolive.Analyses) and [a.file for a in batch] == [str(f) for f in files]
+    for analysis, path in zip(batch[:2], files):
+        alone = emolive.analyze(path, model=student)
+        assert values(analysis.windows) == values(alone.windows) and analysis.error == ""
+        assert values([analysis.whole]) == values([alone.whole])
+    assert list(batch.errors) == [str(folder / "broken.wav")] and "cannot read" in batch.errors[str(folder / "broken.wav")]
+    by_folder = emolive.analyze(folder, model=student)
+    assert sorted(Path(a.file).name for a in by_folder) == ["a.flac", "b.flac", "broken.wav", "c.flac"]
+    manifest = folder / "list.csv"
+    manifest.write_text("path,emotion\nsub/c.flac,sad\na.flac,happy\n")
+    assert [Path(a.file).name for a in emolive.analyze(manifest, model=student)] == ["c.flac", "a.flac"]
+
+
+def test_workers_give_the_same_analyses(folder):
+    one = emolive.analyze(folder, model="student")
+    two = emolive.analyze(folder, model="student", num_workers=2)
+    assert [a.file for a in one] == [a.file for a in two] and [a.error for a in one] == [a.error for a in two]
+    for a, b in zip(one, two):  # the same float32 model in another process: equal up to summation order
+        assert [w["activation"] for w in a.windows] == pytest.approx([w["activation"] for w in b.windows], abs=1e-5)
+    with pytest.raises(emolive.EmoliveError, match="num_workers"):
+        emolive.analyze(folder, model=emolive.load_model("student"), num_workers=2)
+
+
+def test_start_and_end_analyse_that_stretch_in_the_recording_s_times(student, long_recording):
+    path = long_recording
+    samples = read_audio(path)
+    part = emolive.analyze(path, model=student, start=0.5, end=6.0)
+    # the same samples as an array: the same estimates, moved by the stretch's start
+    alone = emolive.analyze(samples[8000:96000], sample_rate=16000, model=student)
+    assert len(part.windows) == len(alone.windows) > 0
+    assert [w["start"] for w in part.windows] == pytest.approx([w["start"] + 0.5 for w in alone.windows])
+    assert [w["valence"] for w in part.windows] == [w["valence"] for w in alone.windows]
+    assert part.whole["start"] == 0.5 and part.whole["end"] == pytest.approx(6.0, abs=0.025)
+    with pytest.raises(emolive.EmoliveError, match="nothing from start"):
+        emolive.analyze(path, model=student, start=len(samples) / 16000 + 1)
+    with pytest.raises(emolive.EmoliveError, match="0 <= start < end"):
+        emolive.analyze(path, model=student, start=2.0, end=1.0)
+
+
+def test_tables_are_indexed_by_file_start_and_end_with_a_top_label(student, folder):
+    batch = emolive.analyze([folder / "a.flac", folder / "b.flac"], model=student)
+    frame = batch.to_dataframe("window")
+    assert list(frame.index.names) == ["file", "start", "end"]
+    assert len(frame) == sum(len(a.windows) for a in batch)
+    probabilities = frame[[f"p_{name}" for name in student.meta.class_names]].to_numpy()
+    assert list(frame["label"]) == [student.meta.class_names[i] for i in probabilities.argmax(axis=1)]
+    assert frame.index.get_level_values("file").unique().tolist() == [str(folder / "a.flac"), str(folder / "b.flac")]
+
+
+def test_whole_is_one_pass_and_the_file_row_also_gives_the_speech_windows_mean(student, long_recording):
+    analysis = emolive.analyze(long_recording, model=student)
+    speech = [w for w in analysis.windows if w["speech"]]
+    assert len(speech) >= 5
+    row = analysis.to_records("file")[0]
+    for name in DIMENSIONS:
+        assert row[f"mean_{name}"] == pytest.approx(np.mean([w[name] for w in speech]), abs=1e-9)
+        assert row[name] == analysis.whole[name]  # the one pass over the recording
+    # two different summaries: on real speech they do not coincide
+    assert max(abs(row[n] - row[f"mean_{n}"]) for n in DIMENSIONS) > 1e-3
+
+
+def test_score_rows_name_the_label_and_model_and_parquet_holds_the_csv_rows(folder, tmp_path, one_torch_thread):
+    pandas = pytest.importorskip("pandas")
+    pytest.importorskip("pyarrow")
+    as_csv, as_parquet = tmp_path / "rows.csv", tmp_path / "rows.parquet"
+    assert main(["-q", "score", str(folder), "--out", str(as_csv)]) == 0
+    assert main(["-q", "score", str(folder), "--out", str(as_parquet)]) == 0
+    with open(as_csv, newline="") as f:
+        rows = list(csv.DictReader(f))
+    table = pandas.read_parquet(as_parquet)
+    assert list(table.columns) == list(rows[0]) and len(table) == len(rows) == 4
+    for row, (_, stored) in zip(rows, table.iterrows()):
+        assert row["model"] == stored["model"] == "student" and row["path"] == stored["path"]
+        if row["error"]:
+            assert pandas.isna(stored["activation"]) and stored["error"] == row["error"] and row["label"] == ""
+            continue
+        assert float(row["activation"]) == stored["activation"] and row["label"] == stored["label"] != ""
+        classes = [c for c in row if c.startswith("p_")]
+        assert row["label"] == max(classes, key=lambda c: float(row[c]))[2:]
+        assert float(row["mean_valence"]) == stored["mean_valence"]
