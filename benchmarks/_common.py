@@ -17,6 +17,10 @@ import soundfile as sf  # noqa: E402
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("EMOLIVE_SHARED", REPO.parent / "shared"))
 
+#: the training options of the paper-shape tables (results.py, distill.py) as they were measured:
+#: `trainer train`'s defaults before those became the shipped recipe (trainer/config.py)
+TABLE_RECIPE = {"epochs": 60, "patience": 10, "epoch_clips": 0}
+
 
 def corpus_speech(corpus: str, seconds: float) -> np.ndarray:
     """The first `seconds` of a shared corpus, clips concatenated in manifest order."""

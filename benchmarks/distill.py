@@ -3,8 +3,9 @@
 Same speaker-independent split as benchmarks/results.py (EmoDB + RAVDESS pooled, speaker split
 seed 0, val 0.1, test 0.2). The teacher is a wide TCGRU (hidden 256 by default, embedding 128)
 on the same MFB+F0 features, trained once on the train split (seed 0) and used through its bundle,
-as `trainer distill --teacher PATH` would. Students: the baseline (`trainer train` defaults), the
-distilled student (`trainer distill` defaults: kappa 0.001 / lambda 1 for 40 epochs, then 1 / 0.01,
+as `trainer distill --teacher PATH` would. Students: the baseline (_common.TABLE_RECIPE: 60 epochs,
+patience 10, one pass over the training set per epoch), the distilled student (the same for 100
+epochs with DistillConfig's weights: kappa 0.001 / lambda 1 for 40 epochs, then 1 / 0.01,
 selection from epoch 40), and a control with the same schedule but lambda = 0 (no teacher), which
 separates the teacher's effect from that of the 40 extra, unselected epochs. Each student runs with
 3 seeds; cells are test CCC mean +- std.
@@ -22,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from _common import SHARED
+from _common import SHARED, TABLE_RECIPE
 
 from emolive.engine.plugin import load_model
 from emolive.trainer.distill import DistillConfig, setup_distillation
@@ -41,7 +42,7 @@ STUDENTS = {  # name -> distillation weights (None: plain training)
 def teacher_score(hidden: int, out: Path) -> dict:
     """Train the teacher (unless an earlier run left its bundle) and score it on the test split."""
     if not (out / "model.safetensors").exists():
-        fitted = fit(DATA, TrainConfig(hidden=hidden, seed=0))
+        fitted = fit(DATA, TrainConfig(hidden=hidden, seed=0, **TABLE_RECIPE))
         save_model(fitted, out, training={"best_epoch": fitted.result.best_epoch})
     from emolive.trainer.evaluate import metrics, predict_utterances
 
@@ -55,7 +56,8 @@ def student(name: str, seed: int, teacher: str) -> dict:
     torch.set_num_threads(1)
     weights = STUDENTS[name]
     distill = None if weights is None else replace(weights, teacher=teacher)
-    fitted = fit(DATA, TrainConfig(seed=seed, epochs=60 if distill is None else 100), distill)
+    recipe = {**TABLE_RECIPE, "seed": seed} if distill is None else {**TABLE_RECIPE, "seed": seed, "epochs": 100}
+    fitted = fit(DATA, TrainConfig(**recipe), distill)
     return {**fitted.tests["test"], "best_epoch": fitted.result.best_epoch}
 
 

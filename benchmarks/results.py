@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from _common import SHARED
+from _common import SHARED, TABLE_RECIPE
 
 from emolive.trainer.config import TrainConfig
 from emolive.trainer.pipeline import DataSpec, fit
@@ -51,7 +51,7 @@ def experiment(key: str) -> DataSpec:
 
 def task(key: str, arch: str, multitask: bool, seed: int) -> dict:
     """One training run in its own process (one thread each: see benchmarks/_common); its test scores."""
-    return fit(experiment(key), TrainConfig(arch=arch, multitask=multitask, seed=seed)).tests["test"]
+    return fit(experiment(key), TrainConfig(arch=arch, multitask=multitask, seed=seed, **TABLE_RECIPE)).tests["test"]
 
 
 def main() -> None:

@@ -13,7 +13,8 @@ from emolive.trainer.config import TrainConfig
 from emolive.trainer.labelled import labelled_set
 from emolive.trainer.train import Checkpointing, train
 
-CFG = TrainConfig(epochs=3, batch_size=8, hidden=8, embedding_dim=8, stream_norm=False, corpus_adversary=0.5)
+CFG = TrainConfig(epochs=3, batch_size=8, hidden=8, embedding_dim=8, stream_norm=False, corpus_adversary=0.5,
+                  epoch_clips=0)
 
 
 def two_corpora(tmp_path, n: int = 32):

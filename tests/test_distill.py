@@ -108,7 +108,7 @@ def test_selection_and_early_stopping_ignore_the_distillation_epochs(small):
         epochs_seen.append(epoch)
         return task["loss"]
 
-    cfg = TrainConfig(epochs=6, patience=1, batch_size=16, select_from=3)
+    cfg = TrainConfig(epochs=6, patience=1, batch_size=16, select_from=3, epoch_clips=0)
     result = train(data, val, classes, cfg, log=lambda _: None, objective=objective)
     # patience 1 would stop after any epoch without gain; epochs 0-2 neither count nor get picked
     assert len(result.history) >= 5 and result.best_epoch >= 3
@@ -119,7 +119,8 @@ def test_distill_moves_the_student_embedding_to_the_teachers(small, tmp_path):
     """Distilled from the default student, a new student's embeddings align with the teacher's
     far more than those of a student trained without the teacher (same seed, same epochs)."""
     manifest, cache = small
-    common = ["--data", str(manifest), "--cache", str(cache), "--epochs", "5", "--seed", "2", "--batch-size", "16"]
+    common = ["--data", str(manifest), "--cache", str(cache), "--epochs", "5", "--seed", "2", "--batch-size", "16",
+              "--epoch-clips", "0", "--test-frac", "0.2"]
     assert trainer_main(["distill", *common, "--teacher", "student", "--switch-epoch", "4", "--patience", "1",
                          "--out", str(tmp_path / "distilled")]) == 0
     assert trainer_main(["train", *common, "--out", str(tmp_path / "plain")]) == 0
@@ -147,6 +148,6 @@ def test_teacher_embedding_of_another_size_is_a_one_line_error(small, tmp_path, 
     torch.manual_seed(0)
     save_bundle(tmp_path / "t64", TCGRUModel(43, 0, hidden=32, embedding_dim=64), FrontEndConfig())
     rc = trainer_main(["distill", "--data", str(manifest), "--cache", str(cache), "--teacher", str(tmp_path / "t64"),
-                       "--epochs", "2", "--switch-epoch", "1", "--out", str(tmp_path / "o")])
+                       "--epochs", "2", "--switch-epoch", "1", "--epoch-clips", "0", "--out", str(tmp_path / "o")])
     err = capsys.readouterr().err.strip().splitlines()
     assert rc == 2 and "64-dim embedding" in err[-1] and "Traceback" not in "".join(err)

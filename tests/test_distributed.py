@@ -62,7 +62,7 @@ def test_two_ranks_train_the_same_model_as_one_process(small):
     manifest, tmp = small
     # batch 20 over 46 training clips: a short last batch split 3 + 3 as well as full ones split 10 + 10
     common = ["train", "--data", str(manifest), "--cache", str(tmp / "cache"), "--epochs", "2", "--seed", "3",
-              "--batch-size", "20", "--crop-s", "1.5"]
+              "--batch-size", "20", "--crop-s", "1.5", "--epoch-clips", "0", "--test-frac", "0.2"]
     assert trainer_main([*common, "--out", str(tmp / "single")]) == 0
     proc = torchrun([*common, "--out", str(tmp / "ddp")])
     assert proc.stdout.count("trained tcgru") == 1  # rank 1 neither prints nor writes
@@ -72,7 +72,7 @@ def test_two_ranks_train_the_same_model_as_one_process(small):
 def test_two_ranks_distill_the_same_model_and_share_the_teacher_work(small):
     manifest, tmp = small
     common = ["distill", "--data", str(manifest), "--epochs", "2", "--switch-epoch", "1", "--seed", "4",
-              "--batch-size", "16", "--crop-s", "1.5", "--teacher", "student"]
+              "--batch-size", "16", "--crop-s", "1.5", "--teacher", "student", "--epoch-clips", "0", "--test-frac", "0.2"]
     # separate caches, so each run computes the teacher targets (sharded over the ranks under torchrun)
     assert trainer_main([*common, "--cache", str(tmp / "c1"), "--out", str(tmp / "d1")]) == 0
     torchrun([*common, "--cache", str(tmp / "c2"), "--out", str(tmp / "d2")])

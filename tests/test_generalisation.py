@@ -302,7 +302,7 @@ def test_an_epoch_picks_views_and_normalises_per_speaker(clips, norm_cfg):
     views = [[f + 1.0 for f in feats]]
     utts = [_utt("a", "happy", i) for i in range(4)]
     data = labelled_set(utts, feats, ["happy"], views)
-    cfg = TrainConfig(seed=0, gain_augment_db=(0.0, 0.0))
+    cfg = TrainConfig(seed=0, gain_augment_db=(0.0, 0.0), use_views=True)
     one, again = epoch_features(data, cfg, norm_cfg, 3), epoch_features(data, cfg, norm_cfg, 3)
     for a, b in zip(one, again):
         np.testing.assert_array_equal(a, b)  # a function of (seed, epoch) only
@@ -319,7 +319,7 @@ def test_session_channels_give_every_clip_of_a_speaker_the_same_view_and_gain():
     utts = [_utt("a", "happy", i) for i in range(n)]  # speakers a/0, a/1, a/2 in turn
     data = labelled_set(utts, feats, ["happy"], views)
     for session in (False, True):
-        cfg = TrainConfig(seed=0, session_channels=session, gain_augment_db=(-20.0, 10.0), gain_dims=40)
+        cfg = TrainConfig(seed=0, session_channels=session, gain_augment_db=(-20.0, 10.0), gain_dims=40, use_views=True)
         out = epoch_features(data, cfg, None, epoch=1)
         shift = np.array([f[0, 0] for f in out])  # 10 * view + gain offset (never at the log floor here)
         per_speaker = [np.unique(np.round(shift[i::3], 4)).size for i in range(3)]

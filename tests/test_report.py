@@ -37,7 +37,8 @@ def bundles(tmp_path_factory, one_thread):
     data = [subset_manifest(tmp, corpus, every=10) for corpus in ("emodb", "ravdess")]
     # features are keyed by audio hash and front-end config, so a warm shared cache can only be right
     cache = Path(os.environ["EMOLIVE_CACHE"]) / "features" if "EMOLIVE_CACHE" in os.environ else tmp / "cache"
-    common = [*sum((["--data", str(m)] for m in data), []), "--cache", str(cache), "--epochs", "1", "--patience", "1"]
+    common = [*sum((["--data", str(m)] for m in data), []), "--cache", str(cache), "--epochs", "1", "--patience", "1",
+              "--epoch-clips", "0", "--test-frac", "0.2"]
     out = {}
     for name, extra in (("gru-nomtl", ["--arch", "gru", "--no-multitask"]), ("tcgru-mtl", ["--arch", "tcgru"])):
         out[name] = tmp / name

@@ -88,7 +88,7 @@ def test_train_on_cached_fused_embeddings_writes_a_teacher_bundle(hub, tmp_path,
     monkeypatch.setattr(cache_module, "load_encoder", no_model)
     out = tmp_path / "bundle"
     assert trainer_main(["train", "--features", "hubert-large,hubert-large-960h", "--data", manifest,
-                         "--cache", cache, "--epochs", "1", "--out", str(out)]) == 0
+                         "--cache", cache, "--epochs", "1", "--epoch-clips", "0", "--test-frac", "0.2", "--out", str(out)]) == 0
     model, meta, streams = load_teacher_bundle(out)
     assert model.input_dim == 64 and [s.label() for s in streams] == ["hubert-large:2", "hubert-large-960h:2"]
     assert meta.training["features"] == "hubert-large,hubert-large-960h"

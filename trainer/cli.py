@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import sys
 
 import emolive
@@ -9,9 +10,26 @@ from emolive.engine import console
 from emolive.engine.errors import EmoliveError
 from emolive.plugins.student import ARCHITECTURES
 from emolive.trainer.classes import CLASS_SETS
+from emolive.trainer.config import TrainConfig
+from emolive.trainer.distill import DISTILL_EPOCHS, DistillConfig
+from emolive.trainer.pipeline import FIT_SPLITS, DataSpec
 from emolive.plugins.teacher.encoder import BATCH_SECONDS
 from emolive.plugins.teacher.pretrained import PRETRAINED
 from emolive.trainer.sessions import DEFAULT_PROTOCOL, PROTOCOLS
+
+
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Every option's default said once, by argparse from the value in use (the config dataclasses'
+    defaults), never typed in a help text. Left out where it says nothing: flags, required
+    options, and a default of None or [] whose meaning the help text gives (`--cache`)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        if action.nargs == 0 or action.required or action.default in (None, []):
+            return action.help
+        return super()._get_help_string(action)
+
+
+_Parser = functools.partial(argparse.ArgumentParser, formatter_class=_HelpFormatter)
 
 
 def _data_args(p: argparse.ArgumentParser, required: bool = True) -> None:
@@ -20,66 +38,73 @@ def _data_args(p: argparse.ArgumentParser, required: bool = True) -> None:
                         "paths relative to the CSV's folder; repeat to pool corpora")
     p.add_argument("--msp-podcast", action="append", default=[], metavar="ROOT",
                    help="MSP-Podcast root (Labels/labels_consensus.csv, Audios/); repeatable")
-    p.add_argument("--cache", default=None, metavar="DIR",
+    p.add_argument("--cache", default=DataSpec.cache, metavar="DIR",
                    help="cache directory (default: features/ or embeddings/ under $EMOLIVE_CACHE or ~/.cache/emolive)")
 
 
 def _split_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--split-seed", type=int, default=0, help="seed of the speaker-independent split")
-    p.add_argument("--val-frac", type=float, default=0.1, help="fraction of speakers for validation")
-    p.add_argument("--test-frac", type=float, default=0.2, help="fraction of speakers held out for test")
+    p.add_argument("--split-seed", type=int, default=DataSpec.split_seed, help="seed of the speaker-independent split")
+    p.add_argument("--val-frac", type=float, default=DataSpec.val_frac, help="fraction of speakers for validation")
+    p.add_argument("--test-frac", type=float, default=DataSpec.test_frac, help="fraction of speakers held out for test")
 
 
 def _fit_args(p: argparse.ArgumentParser) -> None:
-    """Data, split, model and optimisation options shared by `train` and `distill`."""
+    """Data, split, model and optimisation options shared by `train` and `distill`; every default is
+    TrainConfig's or DataSpec's (the shipped recipe), read from there."""
     _data_args(p)
     _split_args(p)
-    p.add_argument("--arch", choices=sorted(ARCHITECTURES), default="tcgru", help="network (paper Fig. 1)")
+    p.add_argument("--arch", choices=sorted(ARCHITECTURES), default=TrainConfig.arch, help="network (paper Fig. 1)")
     p.add_argument("--no-multitask", action="store_true", help="no class head (CCC loss only)")
-    p.add_argument("--seed", type=int, default=0, help="initialisation and batching seed")
-    p.add_argument("--epochs", type=int, default=60, help="maximum epochs")
-    p.add_argument("--patience", type=int, default=10, help="epochs without validation gain before stopping")
-    p.add_argument("--lr", type=float, default=5e-4, help="Adam learning rate")
-    p.add_argument("--batch-size", type=int, default=32, help="utterances per step (split across ranks under torchrun)")
-    p.add_argument("--hidden", type=int, default=128, help="GRU width (e.g. 512 for a distillation teacher)")
-    p.add_argument("--embedding-dim", type=int, default=128, help="utterance embedding size")
-    p.add_argument("--crop-s", type=float, default=3.0, help="random training crops of this many seconds")
-    p.add_argument("--features", default="mfb", metavar="mfb|NAME[:LAYER],...",
+    p.add_argument("--seed", type=int, default=TrainConfig.seed, help="initialisation and batching seed")
+    p.add_argument("--epochs", type=int, default=TrainConfig.epochs, help="maximum epochs (early stopping decides)")
+    p.add_argument("--patience", type=int, default=TrainConfig.patience,
+                   help="epochs without validation gain before stopping")
+    p.add_argument("--lr", type=float, default=TrainConfig.lr, help="Adam learning rate")
+    p.add_argument("--batch-size", type=int, default=TrainConfig.batch_size,
+                   help="utterances per step (split across ranks under torchrun)")
+    p.add_argument("--hidden", type=int, default=TrainConfig.hidden,
+                   help="GRU width (e.g. 512 for a distillation teacher)")
+    p.add_argument("--embedding-dim", type=int, default=TrainConfig.embedding_dim, help="utterance embedding size")
+    p.add_argument("--crop-s", type=float, default=TrainConfig.crop_s, help="random training crops of this many seconds")
+    p.add_argument("--features", default=DataSpec.features, metavar="mfb|NAME[:LAYER],...",
                    help="mfb: the 43-dim MFB+F0 front end (a student bundle); else SSL embeddings fused "
                         "frame by frame, e.g. hubert-large,hubert-large-960h (a teacher bundle; run "
                         f"`trainer embed` first). Names: {', '.join(PRETRAINED)}")
-    p.add_argument("--train-on", choices=["train", "train+val", "all"], default="train",
+    p.add_argument("--train-on", choices=list(FIT_SPLITS), default=DataSpec.train_on,
                    help="which splits to fit on (validation still picks the epoch)")
     p.add_argument("--int8", action="store_true", help="store weights as int8 with per-channel scales")
-    p.add_argument("--classes", choices=CLASS_SETS, default="shared",
+    p.add_argument("--classes", choices=CLASS_SETS, default=DataSpec.classes,
                    help="class head labels: categories found in >= 2 corpora (shared), or every category (all)")
-    p.add_argument("--views", type=int, default=0,
-                   help="augmented views per training clip (rooms, microphones, speed, noise); 0: none, the "
-                        "shipped recipe (they cost valence on unseen corpora: docs/results.md)")
+    p.add_argument("--views", type=int, default=DataSpec.views,
+                   help="augmented views per training clip (rooms, microphones, speed, noise; 0: none): measured, "
+                        "they cost valence on unseen corpora (docs/results.md)")
     p.add_argument("--session-channels", action="store_true",
                    help="draw a view and a gain per speaker, not per clip: a live stream keeps its channel")
     p.add_argument("--no-stream-norm", action="store_true",
                    help="no per-speaker running normalisation (the live engine then applies none either)")
-    p.add_argument("--session-protocols", nargs="+", choices=PROTOCOLS, default=[DEFAULT_PROTOCOL],
+    p.add_argument("--session-protocols", nargs="+", choices=PROTOCOLS, default=list(TrainConfig.session_protocols),
                    metavar="PROTOCOL", help="training sessions of the running normaliser: per speaker and epoch one "
                                             "of these (clip, sustained, mixed; see `evaluate --protocol`)")
-    p.add_argument("--norm-prior-s", type=float, default=5.0,
+    p.add_argument("--norm-prior-s", type=float, default=TrainConfig.norm_prior_s,
                    help="weight of the running normaliser's prior, in seconds of voiced speech")
-    p.add_argument("--norm-time-constant-s", type=float, default=300.0,
+    p.add_argument("--norm-time-constant-s", type=float, default=TrainConfig.norm_time_constant_s,
                    help="the running normaliser's time constant, in seconds of voiced speech")
     p.add_argument("--no-balance", action="store_true", help="sample clips uniformly, not every corpus equally")
-    p.add_argument("--epoch-clips", type=int, default=0,
+    p.add_argument("--epoch-clips", type=int, default=TrainConfig.epoch_clips,
                    help="clips drawn per epoch (0: one pass over the training set)")
-    p.add_argument("--ce-weight", type=float, default=0.2, help="weight of the class head's cross-entropy (paper: 0.2)")
-    p.add_argument("--ccc-alpha", type=float, default=1 / 3, help="valence weight of the CCC loss (paper eq. 1: 1/3)")
-    p.add_argument("--ccc-beta", type=float, default=1 / 3,
-                   help="activation weight of the CCC loss (eq. 1: 1/3); dominance gets 1 - alpha - beta")
+    p.add_argument("--ce-weight", type=float, default=TrainConfig.ce_weight,
+                   help="weight of the class head's cross-entropy (the default is the paper's)")
+    p.add_argument("--ccc-alpha", type=float, default=TrainConfig.ccc_alpha,
+                   help="valence weight of the CCC loss (alpha of paper eq. 1; the default is the paper's)")
+    p.add_argument("--ccc-beta", type=float, default=TrainConfig.ccc_beta,
+                   help="activation weight of the CCC loss (beta of eq. 1); dominance gets 1 - alpha - beta")
     p.add_argument("--ccc-per-corpus", action="store_true",
                    help="CCC within each corpus of a batch, averaged, instead of over the pooled batch")
     p.add_argument("--balance-quadrants", action="store_true",
                    help="within each corpus, give its activation x valence quadrants equal shares of an epoch")
-    p.add_argument("--dropout", type=float, default=0.0, help="dropout on the embedding before the heads (training only)")
-    p.add_argument("--corpus-adversary", type=float, default=0.0, metavar="STRENGTH",
+    p.add_argument("--dropout", type=float, default=TrainConfig.dropout,
+                   help="dropout on the embedding before the heads (training only)")
+    p.add_argument("--corpus-adversary", type=float, default=TrainConfig.corpus_adversary, metavar="STRENGTH",
                    help="train against a corpus classifier through gradient reversal of this final strength "
                         "(e.g. 0.3; 0: off); needs two or more corpora")
     p.add_argument("--out", required=True, metavar="DIR", help="bundle directory to write")
@@ -92,13 +117,13 @@ def _fit_args(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog="trainer", description=__doc__)
+    ap = _Parser(prog="trainer", description=__doc__)
     ap.add_argument("--version", action="version", version=f"%(prog)s {emolive.__version__}")
     console.add_arguments(ap)
     ap.add_argument("--threads", type=int, default=1,
-                    help="torch compute threads per process (default 1: small GRUs gain little from more, and "
-                         "spinning threads on a busy machine can make a run many times slower)")
-    sub = ap.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=console.DefaultsParser)
+                    help="torch compute threads per process: small GRUs gain little from more, and spinning "
+                         "threads on a busy machine can make a run many times slower")
+    sub = ap.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_Parser)
 
     p = sub.add_parser("features", help="compute and cache front-end features for a data set",
                        description="Compute the 43-dim MFB+F0 features of every clip once and cache them "
@@ -120,12 +145,16 @@ def build_parser() -> argparse.ArgumentParser:
     _fit_args(p)
     p.add_argument("--teacher", required=True, metavar="student|teacher|PATH",
                    help="any model plugin name or bundle with an embedding of the student's size")
-    p.add_argument("--kappa-early", type=float, default=0.001, help="task-loss weight before the switch")
-    p.add_argument("--lambda-early", type=float, default=1.0, help="distillation weight before the switch")
-    p.add_argument("--switch-epoch", type=int, default=40, help="first epoch with the late weights")
-    p.add_argument("--kappa", type=float, default=1.0, help="task-loss weight from the switch on")
-    p.add_argument("--lambda", dest="lambda_", type=float, default=0.01, help="distillation weight from the switch on")
-    p.set_defaults(epochs=100)
+    p.add_argument("--kappa-early", type=float, default=DistillConfig.kappa_early,
+                   help="task-loss weight before the switch")
+    p.add_argument("--lambda-early", type=float, default=DistillConfig.lambda_early,
+                   help="distillation weight before the switch")
+    p.add_argument("--switch-epoch", type=int, default=DistillConfig.switch_epoch,
+                   help="first epoch with the late weights")
+    p.add_argument("--kappa", type=float, default=DistillConfig.kappa, help="task-loss weight from the switch on")
+    p.add_argument("--lambda", dest="lambda_", type=float, default=DistillConfig.lambda_,
+                   help="distillation weight from the switch on")
+    p.set_defaults(epochs=DISTILL_EPOCHS)
 
     p = sub.add_parser("embed", help="compute and cache wav2vec 2.0 / HuBERT frame embeddings",
                        description="Embed every clip with pretrained models (paper Table 2), one transformer "

@@ -36,6 +36,9 @@ from emolive.trainer.errors import TrainerError
 from emolive.trainer.options import same_named
 
 
+DISTILL_EPOCHS = 100  # `trainer distill`'s default: the paper's 40 epochs of distillation, then 60 of the task
+
+
 @dataclass(frozen=True)
 class DistillConfig:
     """Eq. 5's weights before and after `switch_epoch` (the paper's values are the defaults), and

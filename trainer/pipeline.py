@@ -43,15 +43,18 @@ FeatureSource = FeatureCache | EmbeddingFeatures
 
 @dataclass(frozen=True)
 class DataSpec:
-    """The data of a trainer command: where the clips are, how they split, what a model reads."""
+    """The data of a trainer command: where the clips are, how they split, what a model reads.
+
+    Its defaults are the shipped recipe's, like TrainConfig's (trainer.config), and `trainer`'s options read them."""
 
     data: tuple[str, ...] = ()  # manifest CSVs
     msp_podcast: tuple[str, ...] = ()  # MSP-Podcast roots
     cache: str | None = None  # --cache; None: under $EMOLIVE_CACHE or ~/.cache/emolive (cache_root)
     features: str = MFB  # "mfb" (a student) or SSL streams "NAME[:LAYER],..." (a teacher)
+    # the speaker split, where the data has none: 10 % of the speakers for validation, 10 % for test
     split_seed: int = 0
     val_frac: float = 0.1
-    test_frac: float = 0.2
+    test_frac: float = 0.1
     train_on: str = "train"  # a key of FIT_SPLITS
     classes: str = "shared"  # a class set of trainer.classes
     views: int = 0  # augmented views per training clip

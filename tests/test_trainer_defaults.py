@@ -1,0 +1,95 @@
+"""`trainer train`'s defaults are the shipped recipe, declared once (trainer/config.py).
+
+If a default moves, or the Makefile or the benchmark's shipped row changes the recipe on its own,
+the default student would no longer be what `trainer train` trains: these tests fail instead.
+"""
+from __future__ import annotations
+
+import shlex
+import subprocess
+import sys
+
+import pytest
+
+from emolive.trainer.cli import build_parser
+from emolive.trainer.config import TrainConfig
+from emolive.trainer.distill import DISTILL_EPOCHS, DistillConfig
+from emolive.trainer.pipeline import DataSpec
+from tests.conftest import REPO
+
+sys.path.insert(0, str(REPO / "benchmarks"))
+import generalisation  # noqa: E402
+
+
+def make_commands(target: str) -> list[list[str]]:
+    """The commands of a Make target's own recipe, as `make -n` prints them (nothing runs; `-o setup`:
+    not the installation's)."""
+    out = subprocess.run(["make", "-n", "--no-print-directory", "-C", str(REPO), "-o", "setup", target,
+                          "SHARED=/shared"], capture_output=True, text=True, check=True).stdout
+    return [shlex.split(line) for line in out.replace("\\\n", " ").splitlines() if line.strip()]
+
+
+def trainer_train(target: str) -> list[str]:
+    """The `trainer train ...` arguments of a Make target."""
+    (command,) = [c for c in make_commands(target) if c[0].endswith("bin/trainer") and c[1] == "train"]
+    return command[1:]
+
+
+def restated_defaults(argv: list[str]) -> list[str]:
+    """The options of `argv` that parse to what leaving them out gives: they restate a default."""
+    parser = build_parser()
+    full = vars(parser.parse_args(argv))
+    restated = []
+    for i, token in enumerate(argv):
+        if not token.startswith("--"):
+            continue
+        end = next((j for j in range(i + 1, len(argv)) if argv[j].startswith("--")), len(argv))
+        try:
+            without = vars(parser.parse_args(argv[:i] + argv[end:]))
+        except SystemExit:  # a required option
+            continue
+        if without == full:
+            restated.append(token)
+    return restated
+
+
+def test_default_model_trains_exactly_the_defaults():
+    args = build_parser().parse_args(trainer_train("default-model"))
+    assert TrainConfig.from_args(args) == TrainConfig()
+    assert DataSpec.from_args(args) == DataSpec(data=tuple(args.data))
+
+
+@pytest.mark.parametrize("target", ["default-model", "teacher-model", "report"])
+def test_make_targets_pass_only_what_differs_from_the_defaults(target):
+    assert restated_defaults(trainer_train(target)) == []
+
+
+def test_argparse_defaults_are_the_dataclasses():
+    parse = build_parser().parse_args
+    train = parse(["train", "--data", "a.csv", "--out", "o"])
+    assert TrainConfig.from_args(train) == TrainConfig()
+    assert DataSpec.from_args(train) == DataSpec(data=("a.csv",))
+    distill = parse(["distill", "--data", "a.csv", "--teacher", "t", "--out", "o"])
+    assert TrainConfig.from_args(distill) == TrainConfig(epochs=DISTILL_EPOCHS)
+    assert DistillConfig.from_args(distill) == DistillConfig(teacher="t")
+
+
+def test_the_benchmarks_shipped_row_is_the_default_recipe():
+    """The row the default bundle carries (the Makefile names it) is measured with the defaults."""
+    (attach,) = [c for c in make_commands("default-model") if c[1] == "scripts/attach-results.py"]
+    assert attach[-1] == generalisation.SHIPPED.name
+    assert generalisation.SHIPPED.config(seed=TrainConfig.seed) == TrainConfig()
+    assert generalisation.SHIPPED.classes == DataSpec.classes and not generalisation.SHIPPED.views
+    assert DataSpec.views == 0
+
+
+def test_help_shows_each_default_once(capsys):
+    """argparse appends each default, read from the dataclasses; no help text types one again, and
+    a flag or a computed default (None) gets no "(default: ...)" that says nothing."""
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["train", "--help"])
+    text = " ".join(capsys.readouterr().out.split())  # unwrapped
+    for shown in ("(default: 40)", "(default: 5)", "(default: 2400)", "(default: 0.2)"):  # 0.2: --ce-weight
+        assert text.count(shown) == 1, shown
+    for empty in ("(default: None)", "(default: False)", "(default: [])"):
+        assert empty not in text
