@@ -26,7 +26,6 @@ from emolive.engine.session import (USER_ERRORS, StreamConfig, add_stream_option
 
 if TYPE_CHECKING:  # the engine proper (numpy, numba, zmq, audio) is imported by the commands that run it
     from emolive.engine.runner import Runner
-    from emolive.engine.sinks import Sink
 
 COMMANDS_GROUP = "emolive.commands"  # entry points: callables adding a subcommand to the parser's subparsers
 MAX_WAIT_S = 86400.0  # a day: longer than anyone waits for a subscriber, far inside a C int of milliseconds
@@ -116,6 +115,7 @@ def add_stream_parser(commands: argparse._SubParsersAction) -> None:
 
 
 def cmd_stream(args: argparse.Namespace) -> int:
+    from emolive.engine.sinks.factory import SinkOptions, open_sinks
     from emolive.engine.sources import AudioSourceError
 
     config = StreamConfig.from_args(args)
@@ -123,7 +123,7 @@ def cmd_stream(args: argparse.Namespace) -> int:
     with ExitStack() as stack:
         stream = stack.enter_context(open_stream(config, notify=notify))
         log.info("reading %s; model %s", stream.description, printable(model.name))
-        sinks = open_sinks(args, stack, model.meta.class_names)
+        sinks = open_sinks(SinkOptions.from_args(args), stack, model.meta.class_names)
         runner = stream.runner(model, sinks)
         with stop_on_signal(runner) as interrupted:
             try:
@@ -159,38 +159,6 @@ def stop_on_signal(runner: Runner) -> Iterator[list[int]]:
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
-
-
-def open_sinks(args: argparse.Namespace, stack: ExitStack, class_names: tuple[str, ...] = ()) -> list[Sink]:
-    """The publisher first (other programs wait on it), then files, then the terminal; `stack` closes them."""
-    from emolive.engine.sinks import CsvSink, JsonLinesSink, LslSink, ZmqPublisher
-    from emolive.engine.sinks.table import TableSink
-
-    sinks: list[Sink] = []
-    if args.publish:
-        publisher = stack.enter_context(ZmqPublisher(args.publish, allow_remote=args.allow_remote))
-        sinks.append(publisher)
-        log.info("publishing on %s", publisher.address)
-        if args.wait_subscriber > 0 and not publisher.wait_for_subscriber(args.wait_subscriber):
-            log.warning("no subscriber after %g s; starting anyway", args.wait_subscriber)
-    if args.csv:
-        sinks.append(stack.enter_context(CsvSink(args.csv)))
-    if args.lsl:
-        sinks.append(stack.enter_context(LslSink(source_id=args.stream_id, class_names=class_names)))
-    if args.osc:
-        from emolive.engine.sinks.osc import OscSink
-
-        osc = stack.enter_context(OscSink(args.osc, allow_remote=args.allow_remote))
-        sinks.append(osc)
-        log.info("sending OSC to %s", osc.target)
-    if args.websocket:
-        from emolive.engine.sinks.websocket import WebSocketSink
-
-        websocket = stack.enter_context(WebSocketSink(args.websocket, allow_remote=args.allow_remote))
-        sinks.append(websocket)
-        log.info("serving WebSocket on ws://%s", websocket.address)
-    sinks.append(JsonLinesSink() if args.json else TableSink())
-    return sinks
 
 
 def stream_id(text: str) -> str:

@@ -1,0 +1,67 @@
+"""One place that turns what a user asked for (`emolive stream`'s output options) into sinks, as
+engine.sources.factory does for the `--source` string."""
+from __future__ import annotations
+
+import argparse
+import logging
+from contextlib import ExitStack
+from dataclasses import dataclass
+
+from emolive.engine.defaults import DEFAULT_ADDRESS
+from emolive.engine.sinks.base import Sink
+
+log = logging.getLogger("emolive")
+
+
+@dataclass(frozen=True)
+class SinkOptions:
+    """The outputs of one stream; the terminal always gets a table, or JSON lines with `json`."""
+
+    publish: str | None = DEFAULT_ADDRESS  # ZeroMQ PUB address; None: no publisher
+    allow_remote: bool = False  # a non-loopback address for the publisher, OSC or WebSocket
+    wait_subscriber: float = 0.0  # seconds to wait for a first ZeroMQ subscriber
+    csv: str | None = None
+    lsl: bool = False
+    osc: str | None = None  # host:port
+    websocket: str | None = None  # host:port
+    json: bool = False
+    stream_id: str = "default"  # the LSL source id
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace) -> SinkOptions:
+        """The outputs `emolive stream`'s parsed arguments name."""
+        return cls(publish=args.publish, allow_remote=args.allow_remote, wait_subscriber=args.wait_subscriber,
+                   csv=args.csv, lsl=args.lsl, osc=args.osc, websocket=args.websocket, json=args.json,
+                   stream_id=args.stream_id)
+
+
+def open_sinks(options: SinkOptions, stack: ExitStack, class_names: tuple[str, ...] = ()) -> list[Sink]:
+    """The publisher first (other programs wait on it), then files, then the terminal; `stack` closes them."""
+    from emolive.engine.sinks import CsvSink, JsonLinesSink, LslSink, ZmqPublisher
+    from emolive.engine.sinks.table import TableSink
+
+    sinks: list[Sink] = []
+    if options.publish:
+        publisher = stack.enter_context(ZmqPublisher(options.publish, allow_remote=options.allow_remote))
+        sinks.append(publisher)
+        log.info("publishing on %s", publisher.address)
+        if options.wait_subscriber > 0 and not publisher.wait_for_subscriber(options.wait_subscriber):
+            log.warning("no subscriber after %g s; starting anyway", options.wait_subscriber)
+    if options.csv:
+        sinks.append(stack.enter_context(CsvSink(options.csv)))
+    if options.lsl:
+        sinks.append(stack.enter_context(LslSink(source_id=options.stream_id, class_names=class_names)))
+    if options.osc:
+        from emolive.engine.sinks.osc import OscSink
+
+        osc = stack.enter_context(OscSink(options.osc, allow_remote=options.allow_remote))
+        sinks.append(osc)
+        log.info("sending OSC to %s", osc.target)
+    if options.websocket:
+        from emolive.engine.sinks.websocket import WebSocketSink
+
+        websocket = stack.enter_context(WebSocketSink(options.websocket, allow_remote=options.allow_remote))
+        sinks.append(websocket)
+        log.info("serving WebSocket on ws://%s", websocket.address)
+    sinks.append(JsonLinesSink() if options.json else TableSink())
+    return sinks
