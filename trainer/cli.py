@@ -8,6 +8,7 @@ import sys
 import emolive
 from emolive.engine import console
 from emolive.engine.errors import EmoliveError
+from emolive.engine.schema import SCALE
 from emolive.plugins.student import ARCHITECTURES
 from emolive.trainer.classes import CLASS_SETS
 from emolive.trainer.config import TrainConfig
@@ -204,10 +205,19 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("export", help="export a student bundle to ONNX (dynamic batch and time axes)",
                        description="Write a student's runtime graph: into a bundle as its model.onnx (what "
                                    "`emolive stream` runs; bundles written by `trainer train` already have one), "
-                                   "or to a separate file.")
+                                   "or to a separate file. The graph takes features[batch, time, 43], the front "
+                                   "end's 20 ms frames (40 log mel energies, log F0, delta log F0, voicing "
+                                   "probability) after the model's running per-speaker normaliser, if it has one, "
+                                   "and lengths[batch]; it outputs avd (activation, valence, dominance on the "
+                                   f"{SCALE[0]:g}-{SCALE[1]:g} scale), class_probs and embedding. A separate file carries in its ONNX "
+                                   "metadata_props, as JSON strings: emolive.class_names (the class_probs columns), "
+                                   "emolive.dimensions, emolive.label_scale, emolive.frontend and "
+                                   "emolive.stream_normalisation (the normaliser's prior and time constant, or null).")
     where = p.add_mutually_exclusive_group(required=True)
     where.add_argument("--into-bundle", metavar="DIR", help="(re)write DIR/model.onnx from DIR's weights")
-    where.add_argument("--out", metavar="FILE.onnx", help="write the graph of --model to this file")
+    where.add_argument("--out", metavar="FILE.onnx",
+                       help="write the graph of --model to this file, with its classes, scale, front end and "
+                            "normaliser as metadata")
     p.add_argument("--model", default="student", help="'student' or a bundle path (with --out)")
     return ap
 

@@ -161,12 +161,13 @@ def bundle_splits(model: str) -> Path | None:
 def export(args) -> int:
     from emolive.plugins.student import DEFAULT_BUNDLE, load_bundle, write_graph
     from emolive.plugins.student.graph import export_graph
+    from emolive.trainer.export import stamp_graph
 
     if args.into_bundle:
         path = write_graph(args.into_bundle)
     else:
-        model, _ = load_bundle(DEFAULT_BUNDLE if args.model == "student" else args.model)
-        path = export_graph(model, args.out)
+        model, meta = load_bundle(DEFAULT_BUNDLE if args.model == "student" else args.model)
+        path = stamp_graph(export_graph(model, args.out), meta)  # alone, it says what config.json would
     print(f"exported {path} ({path.stat().st_size / 1e6:.3f} MB): inputs features[batch, time, features] and "
           f"lengths[batch]; outputs avd, class_probs, embedding")
     return 0
