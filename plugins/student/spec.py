@@ -60,10 +60,17 @@ def network_shapes(arch: str, hyperparameters: dict[str, Any], where: str | Path
 
 def student_shapes(meta: BundleMeta, path: Path) -> Shapes:
     """`read_bundle`'s check for student bundles: the network reads the front end and has a logit per class."""
-    shapes = network_shapes(meta.architecture, meta.hyperparameters, path)
-    hp = meta.hyperparameters
-    if hp["input_dim"] != meta.frontend.num_features:
-        raise BundleError(f"{path}: input_dim {hp['input_dim']} but the front end gives {meta.frontend.num_features} features")
-    if hp["n_classes"] != len(meta.class_names):
-        raise BundleError(f"{path}: n_classes {hp['n_classes']} but {len(meta.class_names)} class names")
+    return checked_shapes(meta.architecture, meta.hyperparameters, meta, path, meta.frontend.num_features,
+                          f"the front end gives {meta.frontend.num_features} features")
+
+
+def checked_shapes(architecture: str, hyperparameters: dict[str, Any], meta: BundleMeta, path: Path, width: int,
+                   source: str) -> Shapes:
+    """The one check every GRU/TCGRU bundle (student or teacher) passes: bounded hyperparameters,
+    an input as wide as what feeds it (`width`, described by `source`), a logit per class name."""
+    shapes = network_shapes(architecture, hyperparameters, path)
+    if hyperparameters["input_dim"] != width:
+        raise BundleError(f"{path}: input_dim {hyperparameters['input_dim']} but {source}")
+    if hyperparameters["n_classes"] != len(meta.class_names):
+        raise BundleError(f"{path}: n_classes {hyperparameters['n_classes']} but {len(meta.class_names)} class names")
     return shapes

@@ -14,7 +14,7 @@ from emolive.engine.bundle import BundleError, BundleMeta, Shapes, read_bundle, 
 from emolive.engine.features.config import FrontEndConfig
 from emolive.plugins.student import StudentModel, build_model
 from emolive.plugins.student.bundle import model_meta, numpy_state
-from emolive.plugins.student.spec import network_shapes
+from emolive.plugins.student.spec import checked_shapes
 from emolive.plugins.teacher.pretrained import Stream, stream_from_dict
 
 PREFIX = "teacher-"
@@ -51,14 +51,9 @@ def load_teacher_bundle(path: str | Path) -> tuple[StudentModel, BundleMeta, lis
 def teacher_shapes(meta: BundleMeta, path: Path) -> Shapes:
     """`read_bundle`'s check: a teacher architecture whose network reads exactly the fused streams' width."""
     hyper, streams = _split_streams(meta, path)
-    shapes = network_shapes(meta.architecture[len(PREFIX):], hyper, path)
     width = sum(s.spec.dim for s in streams)
-    if hyper["input_dim"] != width:
-        raise BundleError(f"{path}: input_dim {hyper['input_dim']} but the streams "
-                          f"{', '.join(s.label() for s in streams)} give {width} dimensions")
-    if hyper["n_classes"] != len(meta.class_names):
-        raise BundleError(f"{path}: n_classes {hyper['n_classes']} but {len(meta.class_names)} class names")
-    return shapes
+    return checked_shapes(meta.architecture[len(PREFIX):], hyper, meta, path, width,
+                          f"the streams {', '.join(s.label() for s in streams)} give {width} dimensions")
 
 
 def _split_streams(meta: BundleMeta, path: Path) -> tuple[dict[str, Any], list[Stream]]:
