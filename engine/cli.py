@@ -64,7 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
     listen = commands.add_parser("listen", help="subscribe to a running stream and print it",
                                  description="Print what a running `emolive stream` publishes on ZeroMQ: a table, "
                                  "or JSON lines with --json. Messages off the schema are counted and skipped.")
-    listen.add_argument("--connect", default=DEFAULT_ADDRESS, help="publisher address (default %(default)s)")
+    listen.add_argument("--connect", default=DEFAULT_ADDRESS, help="publisher address")
     listen.add_argument("--json", action="store_true", help="print JSON lines instead of a table")
     listen.add_argument("--count", type=int, default=None, help="exit after this many estimates")
     listen.set_defaults(command=cmd_listen)
@@ -87,7 +87,7 @@ def add_stream_parser(commands: argparse._SubParsersAction) -> None:
                        "or '-' for raw PCM on stdin (default: microphone)")
     publish = stream.add_mutually_exclusive_group()
     publish.add_argument("--publish", default=DEFAULT_ADDRESS, metavar="ADDRESS",
-                         help="ZeroMQ PUB address (default %(default)s)")
+                         help="ZeroMQ PUB address")
     publish.add_argument("--no-publish", dest="publish", action="store_const", const=None, help="do not publish")
     stream.add_argument("--allow-remote", action="store_true",
                         help="allow non-loopback --publish, --osc and --websocket addresses")
@@ -106,7 +106,7 @@ def add_stream_parser(commands: argparse._SubParsersAction) -> None:
     stream.add_argument("--realtime", action="store_true", help="treat the source as live: pace files at real "
                         "time, skip windows when the model falls behind (always on for the microphone)")
     stream.add_argument("--raw-format", choices=sorted(RAW_SAMPLE_FORMATS), default="f32le",
-                        help="sample format of --source - (default %(default)s)")
+                        help="sample format of --source -")
     stream.add_argument("--rate", type=float, default=16000, help="sample rate in Hz of --source - (raw PCM says "
                         "nothing about itself; it is resampled to 16 kHz)")
     stream.add_argument("--channels", type=int, default=1, help="interleaved channels of --source - (mixed to mono)")

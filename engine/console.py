@@ -11,8 +11,21 @@ import functools
 import logging
 import sys
 
-# every subcommand's --help shows its defaults (ArgumentDefaultsHelpFormatter), one class for all
-DefaultsParser = functools.partial(argparse.ArgumentParser, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+
+
+class DefaultsFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Every option's default said once, by argparse from the value in use (for the trainer, the
+    config dataclasses' defaults), never typed in a help text. Left out where it says nothing:
+    flags, required options, and a default of None or [] whose meaning the help text gives."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        if action.nargs == 0 or action.required or action.default in (None, []):
+            return action.help
+        return super()._get_help_string(action)
+
+
+# every command's and subcommand's --help shows its defaults this way, one class for both programs
+DefaultsParser = functools.partial(argparse.ArgumentParser, formatter_class=DefaultsFormatter)
 LEVELS = (logging.WARNING, logging.INFO, logging.DEBUG)  # -q, default, -v
 
 

@@ -128,11 +128,11 @@ def add_stream_options(parser: argparse.ArgumentParser, *, source_help: str) -> 
     parser.add_argument("--reconnect", action="store_true", help="when the microphone disappears, wait for it to "
                         "come back instead of ending the run")
     parser.add_argument("--model", default=DEFAULT_MODEL, help=f"one of {', '.join(sorted(registered_models()))}, "
-                        "or a model bundle directory (default %(default)s)")
+                        "or a model bundle directory")
     parser.add_argument("--window", type=float, default=DEFAULT_WINDOW_S,
-                        help="window length in seconds (default %(default)s)")
+                        help="window length in seconds")
     parser.add_argument("--hop", type=float, default=DEFAULT_HOP_S,
-                        help="seconds between estimates (default %(default)s)")
+                        help="seconds between estimates")
 
 
 def microphone_options(args: argparse.Namespace) -> MicrophoneOptions:

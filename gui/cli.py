@@ -18,7 +18,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
                               "none; files play at real time) or shows a running stream (--connect).")
     add_stream_options(gui, source_help="audio file or GStreamer pipeline to play (default: microphone)")
     gui.add_argument("--connect", nargs="?", const=DEFAULT_ADDRESS, metavar="ADDRESS",
-                     help=f"show a running `emolive stream` instead (default address {DEFAULT_ADDRESS})")
+                     help=f"show a running `emolive stream` instead (at {DEFAULT_ADDRESS} when no address is given)")
     gui.add_argument("--screenshot", metavar="PNG", help="play --source as fast as possible, save a grab of the "
                      "window once every estimate is drawn, and exit")
     gui.set_defaults(command=partial(cmd_gui, parser=gui))

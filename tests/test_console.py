@@ -14,6 +14,7 @@ import soxr
 
 import emolive
 from emolive.engine.cli import build_parser as emolive_parser
+from emolive.engine.console import DefaultsFormatter
 from emolive.trainer.cli import build_parser as trainer_parser
 from tests.conftest import corpus_files, read_audio
 
@@ -37,11 +38,14 @@ def test_every_subcommand_has_a_description_and_shows_its_defaults(build):
     assert len(commands) >= 4
     for name, parser in commands.items():
         assert parser.description, f"{name} has no description"
-        assert parser.formatter_class is argparse.ArgumentDefaultsHelpFormatter, name
+        assert parser.formatter_class is DefaultsFormatter, name
         text = parser.format_help()
         for action in parser._actions:
-            if action.help and action.default not in (None, False, argparse.SUPPRESS) and action.option_strings:
+            if action.help and action.default not in (None, False, [], argparse.SUPPRESS) and action.option_strings:
                 assert f"{action.default}" in text, f"{name} {action.option_strings[0]} hides its default"
+        # each default said once, in one form: none typed into a help text beside argparse's
+        unwrapped = " ".join(text.split())
+        assert "(default " not in unwrapped and "(default: None)" not in unwrapped, name
 
 
 def test_score_help_shows_defaults_in_words():

@@ -2,11 +2,10 @@
 from __future__ import annotations
 
 import argparse
-import functools
 import sys
 
-import emolive
 from emolive.engine import console
+from emolive.engine.defaults import package_version
 from emolive.engine.errors import EmoliveError
 from emolive.engine.schema import SCALE
 from emolive.plugins.student import ARCHITECTURES
@@ -17,20 +16,6 @@ from emolive.trainer.pipeline import FIT_SPLITS, DataSpec
 from emolive.plugins.teacher.encoder import BATCH_SECONDS
 from emolive.plugins.teacher.pretrained import PRETRAINED
 from emolive.trainer.sessions import DEFAULT_PROTOCOL, PROTOCOLS
-
-
-class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
-    """Every option's default said once, by argparse from the value in use (the config dataclasses'
-    defaults), never typed in a help text. Left out where it says nothing: flags, required
-    options, and a default of None or [] whose meaning the help text gives (`--cache`)."""
-
-    def _get_help_string(self, action: argparse.Action) -> str | None:
-        if action.nargs == 0 or action.required or action.default in (None, []):
-            return action.help
-        return super()._get_help_string(action)
-
-
-_Parser = functools.partial(argparse.ArgumentParser, formatter_class=_HelpFormatter)
 
 
 def _data_args(p: argparse.ArgumentParser, required: bool = True) -> None:
@@ -118,13 +103,13 @@ def _fit_args(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    ap = _Parser(prog="trainer", description=__doc__)
-    ap.add_argument("--version", action="version", version=f"%(prog)s {emolive.__version__}")
+    ap = console.DefaultsParser(prog="trainer", description=__doc__)
+    ap.add_argument("--version", action="version", version=f"%(prog)s {package_version()}")
     console.add_arguments(ap)
     ap.add_argument("--threads", type=int, default=1,
                     help="torch compute threads per process: small GRUs gain little from more, and spinning "
                          "threads on a busy machine can make a run many times slower")
-    sub = ap.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_Parser)
+    sub = ap.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=console.DefaultsParser)
 
     p = sub.add_parser("features", help="compute and cache front-end features for a data set",
                        description="Compute the 43-dim MFB+F0 features of every clip once and cache them "
