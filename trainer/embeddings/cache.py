@@ -98,7 +98,7 @@ def fill_layers(caches: Sequence[EmbeddingCache], paths: Sequence[str | Path], p
             continue
         label = ",".join(c.stream.label() for c in group)
         for path, key in tqdm(todo, desc=f"embed {label}", unit="file", disable=bar_disabled(progress)):
-            for cache, emb in zip(group, encoder.embed_layers(EmbeddingCache._read(path),
+            for cache, emb in zip(group, encoder.embed_layers(read_audio(path),
                                                               [c.stream.layer for c in group])):
                 cache.store.put(key, emb)
 
