@@ -20,3 +20,12 @@ def test_the_python_api_example_runs(tmp_path):
     lines = proc.stdout.splitlines()
     assert float(lines[0].split()[0]) >= 1.0  # the whole-recording activation, then counts
     assert lines[-1].startswith("audio file not found: missing.wav")
+
+
+def test_the_readme_stays_a_users_page():
+    """At most 10 kB: set-up, quick start, the headline and the licence; tables of ablations and
+    every other detail live in docs/, which the README links."""
+    text = (REPO / "README.md").read_text()
+    assert len(text.encode()) <= 10_000
+    for linked in re.findall(r"\]\((docs/[^)#]+)", text):
+        assert (REPO / linked).exists(), linked
