@@ -11,6 +11,7 @@ import signal
 import sys
 
 from PySide6.QtCore import QTimer
+from PySide6.QtGui import QImage
 from PySide6.QtWidgets import QApplication
 
 from emolive.gui.window import MainWindow
@@ -50,13 +51,22 @@ def build_window(args: argparse.Namespace) -> MainWindow:
     return window
 
 
+def screenshot_image(window: MainWindow) -> QImage:
+    """The window's picture, with the model and the classes it shows as PNG text ("emolive model",
+    "emolive classes"), so a committed screenshot can be checked against the model it claims to show."""
+    image = window.grab().toImage()
+    image.setText("emolive model", window.controls.model.currentText())
+    image.setText("emolive classes", ",".join(window.bars.names))
+    return image
+
+
 def save_and_quit(window: MainWindow, path: str, ok: bool) -> None:
     """Runs after the finished signal, i.e. after every estimate signal before it was handled and drawn."""
     code = 0
     if not ok:
         print(f"emolive: error: {window.error}", file=sys.stderr)
         code = 1
-    elif not window.grab().save(path):
+    elif not screenshot_image(window).save(path):
         print(f"emolive: error: cannot write the screenshot to {path}", file=sys.stderr)
         code = 1
     QApplication.instance().exit(code)

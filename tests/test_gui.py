@@ -361,6 +361,34 @@ def test_screenshot_cli_writes_a_png_and_exits_0(tmp_path, corpus_clip):
                           env={**os.environ, "QT_QPA_PLATFORM": "offscreen"})
     assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert png_text(out) == {"emolive model": "student", "emolive classes": ",".join(student_classes())}
+
+
+def png_text(path) -> dict[str, str]:
+    """A PNG's tEXt chunks (key -> text), read by hand: the format is length, type, data, CRC."""
+    data, found, at = path.read_bytes(), {}, 8
+    while at < len(data):
+        length = int.from_bytes(data[at:at + 4], "big")
+        kind, body = data[at + 4:at + 8], data[at + 8:at + 8 + length]
+        if kind == b"tEXt":
+            key, _, text = body.partition(b"\0")
+            found[key.decode("latin-1")] = text.decode("latin-1")
+        at += 12 + length
+    return found
+
+
+def student_classes() -> tuple[str, ...]:
+    from emolive.engine.bundle import read_config
+    from emolive.plugins.student import DEFAULT_BUNDLE
+
+    return tuple(read_config(DEFAULT_BUNDLE)["class_names"])
+
+
+def test_the_committed_screenshot_shows_the_shipped_student():
+    """docs/screenshot.png (`make screenshot`) was made with the default student as it ships: the
+    classes its bars show are the model's (a stale picture showed classes the model no longer has)."""
+    assert png_text(REPO / "docs" / "screenshot.png") == {"emolive model": "student",
+                                                           "emolive classes": ",".join(student_classes())}
 
 
 def test_screenshot_of_a_missing_file_is_a_one_line_error(qtbot, tmp_path, capsys):
