@@ -69,7 +69,7 @@ def analyze(source: Input | Sequence[str | os.PathLike[str]], *, sample_rate: fl
     batch nothing raises for one file: its Analysis carries the `error` (`Analyses.errors`).
     """
     if _is_batch(source):
-        return _analyze_batch(source, model, ScoreOptions(window=window, hop=hop, start=start, end=end), num_workers)
+        return _analyze_batch(source, model, ScoreOptions(window=window, hop=hop, start=start, end=end, keep_all=True), num_workers)
     plugin = load_model(model) if isinstance(model, str) else model
     return analyze_input(source, plugin, sample_rate=sample_rate, window=window, hop=hop, start=start, end=end)
 

@@ -17,8 +17,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
-import numpy as np
-
 from emolive.engine.defaults import DEFAULT_HOP_S, DEFAULT_WINDOW_S
 from emolive.engine.plugin import ModelPlugin
 from emolive.engine.runner import OFFLINE_BLOCK_SIZE, Runner
@@ -52,13 +50,23 @@ class Analysis:
     whole: Turn | None = None
     file: str = ""
     error: str = ""
+    # the speech windows' running sums, kept even when the windows themselves are not (a file row)
+    _speech_windows: int = field(default=0, repr=False)
+    _speech_sums: list[float] = field(default_factory=lambda: [0.0] * len(DIMENSIONS), repr=False)
+
+    def add_window(self, estimate: Estimate, keep: bool = True) -> None:
+        """Count a window into the speech mean, and keep it in `windows` if `keep`."""
+        if estimate["speech"]:
+            self._speech_windows += 1
+            self._speech_sums = [total + estimate[name] for total, name in zip(self._speech_sums, DIMENSIONS)]
+        if keep:
+            self.windows.append(estimate)
 
     def speech_mean(self) -> dict[str, float] | None:
         """The mean activation, valence and dominance of the windows flagged as speech (None without any)."""
-        speech = [w for w in self.windows if w["speech"]]
-        if not speech:
+        if not self._speech_windows:
             return None
-        return {name: float(np.mean([w[name] for w in speech])) for name in DIMENSIONS}
+        return {name: total / self._speech_windows for name, total in zip(DIMENSIONS, self._speech_sums)}
 
     def to_records(self, per: Per = "window") -> list[dict[str, Any]]:
         """Flat rows (one per window, turn, or the one whole-file row), ready for CSV or pandas; the
@@ -101,10 +109,12 @@ class PartialAnalysis(AudioSourceError):
 
 class Collector(Sink):
     """Keeps a runner's estimates and turns in an Analysis, their times moved by `offset` seconds
-    (where the analysed stretch starts in its recording)."""
+    (where the analysed stretch starts in its recording). `rows` names the only rows a caller wants
+    ("file": neither windows nor turns are kept, so memory does not grow with the recording)."""
 
-    def __init__(self, analysis: Analysis, offset: float = 0.0) -> None:
+    def __init__(self, analysis: Analysis, offset: float = 0.0, rows: Per | None = None) -> None:
         self.analysis, self.offset = analysis, offset
+        self.keep_windows, self.keep_turns = rows in (None, "window"), rows in (None, "turn")
 
     def _placed(self, item: Mapping[str, Any]) -> Any:
         if not self.offset:
@@ -112,12 +122,12 @@ class Collector(Sink):
         return {**item, "start": item["start"] + self.offset, "end": item["end"] + self.offset}
 
     def emit(self, estimate: Mapping[str, Any]) -> None:
-        self.analysis.windows.append(self._placed(estimate))
+        self.analysis.add_window(self._placed(estimate), self.keep_windows)
 
     def turn(self, turn: Mapping[str, Any]) -> None:
         if turn["kind"] == "stream":
             self.analysis.whole = self._placed(turn)
-        else:
+        elif self.keep_turns:
             self.analysis.turns.append(self._placed(turn))
 
     def close(self) -> None:
@@ -126,13 +136,14 @@ class Collector(Sink):
 
 def analyze_input(source: str | os.PathLike[str] | object, plugin: ModelPlugin, *, sample_rate: float | None = None,
                   window: float = DEFAULT_WINDOW_S, hop: float = DEFAULT_HOP_S, start: float = 0.0,
-                  end: float | None = None) -> Analysis:
+                  end: float | None = None, rows: Per | None = None) -> Analysis:
     """Analyse a sound file or an array-like of samples (with its `sample_rate`) from `start` to
-    `end` seconds; errors the caller can fix raise EmoliveError, a failure part way PartialAnalysis."""
+    `end` seconds, keeping every window and turn, or only the `rows` a table wants (Collector);
+    errors the caller can fix raise EmoliveError, a failure part way PartialAnalysis."""
     analysis = Analysis(file=os.fspath(source) if isinstance(source, (str, os.PathLike)) else "")
     with open_input(source, sample_rate, start, end) as audio:
         try:
-            Runner(audio, plugin, [Collector(analysis, start)], window_s=window, hop_s=hop, live=False,
+            Runner(audio, plugin, [Collector(analysis, start, rows)], window_s=window, hop_s=hop, live=False,
                    whole_stream=True).run()
         except AudioSourceError as exc:
             if analysis.whole is None:

@@ -47,6 +47,12 @@ class ScoreOptions:
     per: Per = "file"
     start: float = 0.0
     end: float | None = None
+    keep_all: bool = False  # the API's batch keeps every window and turn; a table only its `per` rows
+
+    @property
+    def rows(self) -> Per | None:
+        """What analyze_input keeps: everything, or only the rows of the table (bounded memory per file)."""
+        return None if self.keep_all else self.per
 
 
 def collect_inputs(specs: Sequence[str | os.PathLike[str]]) -> list[Path]:
@@ -92,7 +98,7 @@ def analyze_file(path: Path, plugin: ModelPlugin, options: ScoreOptions) -> Anal
     beside the estimates of the audio read before it."""
     try:
         return analyze_input(path, plugin, window=options.window, hop=options.hop, start=options.start,
-                             end=options.end)
+                             end=options.end, rows=options.rows)
     except PartialAnalysis as exc:  # damaged part way: what was read, naming the damage
         return exc.analysis
     except EmoliveError as exc:

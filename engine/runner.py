@@ -47,7 +47,8 @@ from emolive.engine.sinks.base import Sink, SinkError
 from emolive.engine.sources.base import SAMPLE_RATE, AudioSource
 from emolive.engine.turns import TurnOptions, TurnTracker
 from emolive.engine.vad import CHUNK, SpeechDetector, SpeechFlags
-from emolive.engine.windows import Arrival, FrameBuffer, SlidingWindows, Window, WindowSpec
+from emolive.engine.whole import WholeRecording
+from emolive.engine.windows import Arrival, FrameBuffer, SlidingWindows, Window, WindowSpec, voiced_share
 
 SPEECH_MIN_FRACTION = 0.1  # 0.3 s of speech (engine.vad) in a 3 s window
 STATUS_INTERVAL_S = 1.0
@@ -77,8 +78,9 @@ class Runner:
                  window_s: float = DEFAULT_WINDOW_S, hop_s: float = DEFAULT_HOP_S, live: bool = False,
                  stream_id: str = "default", status_interval_s: float = STATUS_INTERVAL_S, batch_size: int = BATCH_SIZE,
                  whole_stream: bool = False, turns: TurnOptions = TurnOptions()) -> None:
-        """`whole_stream`: also keep every frame and send one turn of kind "stream" over all of them at the
-        end (batch scoring and the Python API ask for it; memory grows with the stream, ~80 kB/s)."""
+        """`whole_stream`: also send one turn of kind "stream" over the whole stream at its end (batch
+        scoring and the Python API ask for it): one model pass up to 5 minutes, a length-weighted mean
+        of 5-minute passes beyond, in bounded memory (engine.whole)."""
         self.cfg = model.meta.frontend
         if self.cfg.sample_rate != SAMPLE_RATE:
             raise BundleError(f"model {model.name} was trained on a {self.cfg.sample_rate} Hz front end; "
@@ -89,7 +91,7 @@ class Runner:
         self.spec = WindowSpec.from_seconds(window_s, hop_s, self.cfg)
         self._frontend = FrontEnd(self.cfg)
         self._windows = SlidingWindows(self.spec, self.cfg)
-        self._whole = FrameBuffer(self.cfg) if whole_stream else None
+        self._whole = WholeRecording(self.cfg, self._predict_one) if whole_stream else None
         self._turns_sent = 0
         self._vad, self._speech = SpeechDetector(self.cfg), SpeechFlags()
         self._turns = TurnTracker(turns, self.cfg.frame_shift / self.cfg.sample_rate)
@@ -208,7 +210,7 @@ class Runner:
         self._evaluate([short] if short else [], 0)
         if self._whole is not None and self._whole.end_frame:
             speech = self._speech.speech_frames >= SPEECH_MIN_FRACTION * self._speech.frames
-            self._send_turn("stream", self._whole.window(0, self._whole.end_frame, 0, arrival), speech)
+            self._send_turn("stream", *self._whole.finish(arrival), speech)
 
     def _decide_speech(self, flags: np.ndarray) -> None:
         self._speech.add(flags)
@@ -223,7 +225,7 @@ class Runner:
             frames = self._normaliser.push(frames)
         self._windows.add(frames, block, arrival)
         if self._whole is not None:
-            self._whole.add(frames, block)
+            self._whole.add(frames, block, arrival)
         self._turn_frames.add(frames, block)
         self._send_turns(arrival)
 
@@ -232,14 +234,18 @@ class Runner:
         pending = self._turns.pending
         while pending and pending[0].end <= self._turn_frames.end_frame:
             span = pending.pop(0)
-            self._send_turn("turn", self._turn_frames.window(span.first, span.end - span.first, 0, arrival), True)
+            window = self._turn_frames.window(span.first, span.end - span.first, 0, arrival)
+            self._send_turn("turn", window, self._predict_one(window), voiced_share(window.features, self.cfg), True)
         keep = pending[0].first if pending else self._turns.open_since
         self._turn_frames.drop_before(self._turns.decided if keep is None else keep)
 
-    def _send_turn(self, kind: str, span: Window, speech: bool) -> None:
-        """One model call over the whole span, sent as a turn."""
-        prediction = self.model.predict_batch([span.features], [span.samples])[0]
-        turn = turn_payload(kind=kind, **self._fields(span, prediction, self._turns_sent, speech))
+    def _predict_one(self, span: Window) -> Prediction:
+        """One model call over a whole span (a turn, or a piece of the whole recording)."""
+        return self.model.predict_batch([span.features], [span.samples])[0]
+
+    def _send_turn(self, kind: str, span: Window, prediction: Prediction, voiced: float, speech: bool) -> None:
+        """A turn: the span's prediction and voiced share, sent to every sink."""
+        turn = turn_payload(kind=kind, **self._fields(span, prediction, self._turns_sent, speech, voiced))
         self._turns_sent += 1
         for sink in self.sinks:
             sink.turn(turn)
@@ -258,16 +264,16 @@ class Runner:
     def _estimate(self, window: Window, prediction: Prediction) -> dict[str, Any]:
         self._lag_s = (self._received - window.end_sample) / self.cfg.sample_rate
         speech = self._speech.fraction(window.start_sample // self.cfg.frame_shift, len(window.features))
-        estimate = estimate_payload(**self._fields(window, prediction, self._seq, speech >= SPEECH_MIN_FRACTION))
+        estimate = estimate_payload(**self._fields(window, prediction, self._seq, speech >= SPEECH_MIN_FRACTION,
+                                                   voiced_share(window.features, self.cfg)))
         self._seq += 1
         return estimate
 
-    def _fields(self, window: Window, prediction: Prediction, seq: int, speech: bool) -> dict[str, Any]:
+    def _fields(self, window: Window, prediction: Prediction, seq: int, speech: bool,
+                voiced_ratio: float) -> dict[str, Any]:
         """The payload fields of one model call over `window` (an estimate's, or a turn's)."""
         rate = self.cfg.sample_rate
         wall_end = window.arrival.wall - (window.arrival.samples - window.end_sample) / rate
-        voicing = window.features[:, self.cfg.num_features - 1]  # the front end's last column
-        voiced_ratio = float(np.mean(voicing > self.cfg.pitch.voicing_threshold))
         activation, valence, dominance = np.clip(prediction.avd, *SCALE)
         return dict(
             seq=seq, stream=self.stream_id, start=window.start_sample / rate, end=window.end_sample / rate,

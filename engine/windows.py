@@ -72,6 +72,11 @@ class Window:
     arrival: Arrival
 
 
+def voiced_share(features: np.ndarray, cfg: FrontEndConfig) -> float:
+    """The share of frames the pitch tracker calls voiced (the front end's last column)."""
+    return float(np.mean(features[:, cfg.num_features - 1] > cfg.pitch.voicing_threshold))
+
+
 class FrameBuffer:
     """Frames and the samples they cover, from an absolute offset on: the store behind every span.
 

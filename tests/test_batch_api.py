@@ -132,3 +132,44 @@ def test_score_rows_name_the_label_and_model_and_parquet_holds_the_csv_rows(fold
         classes = [c for c in row if c.startswith("p_")]
         assert row["label"] == max(classes, key=lambda c: float(row[c]))[2:]
         assert float(row["mean_valence"]) == stored["mean_valence"]
+
+
+def test_a_table_of_file_rows_keeps_no_windows_and_gives_the_same_row(student, long_recording):
+    """Memory per file stays bounded for `score --per file`: no window or turn is kept, the row is the same."""
+    from emolive.engine.batch import ScoreOptions, analyze_file, file_rows
+
+    lean = analyze_file(long_recording, student, ScoreOptions(per="file"))
+    full = analyze_file(long_recording, student, ScoreOptions(per="file", keep_all=True))
+    assert lean.windows == [] and lean.turns == [] and len(full.windows) > 5
+    assert without_clock(file_rows(lean, "file", "student")) == without_clock(file_rows(full, "file", "student"))
+
+
+def without_clock(rows: list[dict]) -> list[dict]:
+    """Rows without the wall-clock and latency fields, which differ from run to run."""
+    return [{k: v for k, v in row.items() if not k.startswith(("wall_", "latency"))} for row in rows]
+
+
+def test_a_recording_longer_than_a_piece_is_the_length_weighted_mean_of_its_pieces(student, long_recording,
+                                                                                   monkeypatch):
+    """engine.whole: past MAX_PIECE_S the whole estimate is the pieces' one-pass predictions averaged
+    by length (checked here with 2 s pieces against direct model calls on the same frames)."""
+    import emolive.engine.whole as whole_module
+    from emolive.engine.analysis import Analysis, Collector
+    from emolive.engine.features import compute
+    from emolive.engine.features.normalise import as_one_stream
+    from emolive.engine.runner import Runner
+    from emolive.engine.sources import FileSource
+
+    samples = read_audio(long_recording)
+    analysis = Analysis()
+    monkeypatch.setattr(whole_module, "MAX_PIECE_S", 2.0)
+    with FileSource(long_recording, block_size=8000) as source:
+        Runner(source, student, [Collector(analysis)], whole_stream=True).run()
+    features = as_one_stream(compute(samples), student.meta.stream_normalisation)
+    pieces = [features[i:i + 100] for i in range(0, len(features), 100)]  # 2 s = 100 frames of 20 ms
+    assert len(pieces) >= 3
+    direct = [student.predict(piece, None) for piece in pieces]
+    want = np.average([p.avd for p in direct], axis=0, weights=[len(p) for p in pieces])
+    # the same frames (streamed = offline front end, test_features) and the same float32 model
+    np.testing.assert_allclose([analysis.whole[n] for n in DIMENSIONS], np.clip(want, 1, 7), atol=1e-5)
+    assert analysis.whole["start"] == 0.0 and analysis.whole["end"] == pytest.approx(len(samples) / 16000, abs=0.025)
