@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import importlib.util
 import time
 from collections.abc import Callable
 
@@ -143,8 +142,7 @@ def main() -> None:
     truths = [speech_truth(c) for c in clips]
     detectors: dict[str, Detector] = {"pitch voicing (old rule)": pitch_voicing()}
     detectors.update({f"webrtcvad mode {m}": webrtc(m) for m in (0, 2, 3)})
-    if importlib.util.find_spec("silero_vad") is not None:
-        detectors["silero VAD (engine.vad)"] = silero()
+    detectors["silero VAD (engine.vad)"] = silero()
     header = ["detector", *[f"recall: {name}" for name in speech_sets], *[f"false: {name}" for name in others],
               "CPU s per audio s"]
     rows = []

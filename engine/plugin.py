@@ -11,6 +11,7 @@ third-party package can add one without touching emolive:
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from dataclasses import dataclass
 from importlib.metadata import EntryPoint, entry_points
 from pathlib import Path
@@ -65,7 +66,7 @@ def load_model(spec: str) -> ModelPlugin:
 
     named = registered_models()
     if spec in named:
-        return named[spec].load()()
+        return _with_dependencies(spec, lambda: named[spec].load()())
     path = Path(spec)
     if not path.exists():
         raise BundleError(f"no model named {spec!r} and no bundle at that path; "
@@ -84,4 +85,22 @@ def load_bundle_plugin(path: Path, name: str | None = None) -> ModelPlugin:
     if arch not in loaders:
         raise BundleError(f"{path}: no installed plugin loads architecture {arch!r} "
                           f"(known: {', '.join(sorted(loaders))})")
-    return loaders[arch].load()(path, name=name)
+    return _with_dependencies(str(path), lambda: loaders[arch].load()(path, name=name))
+
+
+# a package a model plugin may need that the no-extras install leaves out -> the extra that brings it
+EXTRA_FOR = {"torch": "teacher", "torchaudio": "train", "onnx": "train"}
+
+
+def _with_dependencies(what: str, load: Callable[[], ModelPlugin]) -> ModelPlugin:
+    """`load()`, with a missing optional package said in one line naming the extra that installs it."""
+    from emolive.engine.bundle import BundleError
+
+    try:
+        return load()
+    except ModuleNotFoundError as exc:
+        missing = (exc.name or "").split(".")[0]
+        if missing not in EXTRA_FOR:
+            raise
+        raise BundleError(f"model {what} needs {missing}, which emolive's base install leaves out: "
+                          f"pip install 'emolive[{EXTRA_FOR[missing]}]'") from None

@@ -1,4 +1,4 @@
-"""Voice activity: Silero VAD (its own ONNX graph, shipped inside the silero-vad package) on onnxruntime.
+"""Voice activity: Silero VAD's ONNX graph on onnxruntime, shipped inside emolive (no torch).
 
 Why Silero, measured by benchmarks/vad.py on 100 clips of the four shared corpora and on 20 s of
 each non-speech signal (docs/benchmarks.md): it found 89 % of speech frames clean and 89-92 % at
@@ -7,7 +7,9 @@ tones, a harmonic melody, noise and near-silence. webrtcvad (every mode) called 
 the melody and noise ~100 % speech; the pitch tracker's voicing (the old rule) 20-37 % of tones
 and melody. Its cost: about 0.011 CPU seconds per second of audio on one thread (~90x real time).
 
-Only the graph file is used (found without importing the package, whose Python side needs torch).
+Only the graph is used: `engine/data/silero_vad_16k_op15.onnx` from silero-vad 6.2.3 (MIT licence,
+`engine/data/silero_vad.LICENSE`), checked against its sha256 when loaded. The silero-vad package
+itself is not a dependency: it declares torch, which the live path never needs.
 The graph takes 512-sample chunks with the previous chunk's last 64 samples as context and carries
 a recurrent state; each front-end frame (20 ms shift) takes the probability of the chunk holding
 its centre, so flags sit on the same frame grid as features, windows and turns.
@@ -15,7 +17,7 @@ its centre, so flags sit on the same frame grid as features, windows and turns.
 from __future__ import annotations
 
 import functools
-import importlib.util
+import hashlib
 from pathlib import Path
 
 import numpy as np
@@ -26,11 +28,12 @@ from emolive.engine.features.config import FrontEndConfig
 CHUNK = 512  # samples per Silero call at 16 kHz (32 ms)
 CONTEXT = 64  # samples of the previous chunk the graph sees again
 THRESHOLD = 0.5  # Silero's own default speech probability
-GRAPH = "silero_vad_16k_op15.onnx"
+GRAPH = Path(__file__).resolve().parent / "data" / "silero_vad_16k_op15.onnx"
+GRAPH_SHA256 = "7ed98ddbad84ccac4cd0aeb3099049280713df825c610a8ed34543318f1b2c49"  # silero-vad 6.2.3
 
 
 class VadError(EmoliveError):
-    """The VAD's model is not installed."""
+    """The VAD's graph is missing or not the one emolive was measured with."""
 
 
 @functools.cache
@@ -38,13 +41,15 @@ def _session():
     """One onnxruntime session per process, on one thread (a 32 ms chunk is too small a job for more)."""
     import onnxruntime as ort
 
-    spec = importlib.util.find_spec("silero_vad")
-    if spec is None or not spec.submodule_search_locations:
-        raise VadError("voice activity detection needs the silero-vad package: pip install silero-vad")
-    path = Path(spec.submodule_search_locations[0]) / "data" / GRAPH
+    try:
+        graph = GRAPH.read_bytes()
+    except OSError as exc:
+        raise VadError(f"the voice activity graph {GRAPH} is missing ({exc.strerror}); reinstall emolive") from None
+    if hashlib.sha256(graph).hexdigest() != GRAPH_SHA256:
+        raise VadError(f"the voice activity graph {GRAPH} is not silero-vad 6.2.3's (sha256 differs); reinstall emolive")
     options = ort.SessionOptions()
     options.intra_op_num_threads = options.inter_op_num_threads = 1
-    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    return ort.InferenceSession(graph, options, providers=["CPUExecutionProvider"])
 
 
 class SpeechDetector:

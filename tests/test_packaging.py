@@ -20,6 +20,7 @@ def test_wheel_has_only_the_emolive_top_level_package(tmp_path: Path):
     for needed in ("emolive/__init__.py", "emolive/engine/cli.py", "emolive/gui/window.py",
                    "emolive/trainer/cli.py", "emolive/plugins/student/default/model.safetensors",
                    "emolive/plugins/student/default/config.json", "emolive/engine/data/demo.flac",
+                   "emolive/engine/data/silero_vad_16k_op15.onnx", "emolive/engine/data/silero_vad.LICENSE",
                    "emolive/trainer/data/vad_map.csv"):
         assert needed in names, needed
     entry_points = next(n for n in names if n.endswith("entry_points.txt"))
@@ -45,14 +46,16 @@ def test_streaming_alone_installs_no_qt_or_matplotlib_and_extras_add_them(tmp_pa
     requires = [Requirement(line.split(":", 1)[1].strip()) for line in metadata.splitlines()
                 if line.startswith("Requires-Dist:")]
     base = {r.name.lower() for r in requires if r.marker is None}
-    assert not base & {"pyside6-essentials", "pyqtgraph", "matplotlib", "torchaudio", "python-osc", "websockets"}
-    assert {"numpy", "onnxruntime", "silero-vad", "pyzmq"} <= base
+    assert not base & {"pyside6-essentials", "pyqtgraph", "matplotlib", "torch", "torchaudio", "silero-vad",
+                       "python-osc", "websockets"}
+    assert {"numpy", "onnxruntime", "pyzmq", "av"} <= base
     extras = {}
     for r in requires:
         if r.marker is not None:
             extra = str(r.marker).split("==")[1].strip(" '\"")
             extras.setdefault(extra, set()).add(r.name.lower())
-    assert {"pyside6-essentials", "pyqtgraph"} <= extras["gui"] and "matplotlib" in extras["train"]
+    assert {"pyside6-essentials", "pyqtgraph"} <= extras["gui"] and {"matplotlib", "torch"} <= extras["train"]
+    assert extras["teacher"] == {"torch"}
     assert extras["lsl"] == {"pylsl"} and extras["osc"] == {"python-osc"} and extras["websocket"] == {"websockets"}
     for r in requires:  # every range admits the exact pin `make setup` installs
         pinned = _pins().get(r.name.lower())
