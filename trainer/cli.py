@@ -5,7 +5,7 @@ import argparse
 import sys
 
 from emolive.engine import console
-from emolive.engine.defaults import package_version
+from emolive.engine.defaults import DEFAULT_MODEL, package_version
 from emolive.engine.errors import EmoliveError
 from emolive.engine.schema import SCALE
 from emolive.plugins.student import ARCHITECTURES
@@ -162,7 +162,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("evaluate", help="CCC per dimension and class UAR of a model on a data set",
                        description="Evaluate a model plugin (e.g. 'student') or a bundle path on every clip "
                                    "of the data (or one split of it).")
-    p.add_argument("--model", default="student", help="plugin name from `emolive models` or a bundle path")
+    p.add_argument("--model", default=DEFAULT_MODEL, help="plugin name from `emolive models` or a bundle path")
     _data_args(p)
     p.add_argument("--split", default=None, help="only this split (needs split labels or --splits)")
     p.add_argument("--splits", default=None, metavar="CSV", help="speaker,split CSV written by `trainer train`")
@@ -203,7 +203,7 @@ def build_parser() -> argparse.ArgumentParser:
     where.add_argument("--out", metavar="FILE.onnx",
                        help="write the graph of --model to this file, with its classes, scale, front end and "
                             "normaliser as metadata")
-    p.add_argument("--model", default="student", help="'student' or a bundle path (with --out)")
+    p.add_argument("--model", default=DEFAULT_MODEL, help=f"{DEFAULT_MODEL!r} or a bundle path (with --out)")
     return ap
 
 

@@ -8,6 +8,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from emolive.engine.bundle import check_bundle_target
+from emolive.engine.defaults import DEFAULT_MODEL
 from emolive.engine.plugin import load_model
 from emolive.trainer import distributed
 from emolive.trainer.checkpoint import remove_checkpoint
@@ -141,7 +142,7 @@ def evaluate(args) -> int:
 def report(args) -> int:
     from emolive.trainer.report import build_report, command_line, load_sources  # matplotlib, scikit-learn: reports only
 
-    models = args.model or ["student"]
+    models = args.model or [DEFAULT_MODEL]
     own = args.split and not args.splits and bundle_splits(models[0])
     sources = load_sources(args.data, args.msp_podcast, args.splits, args.split, own or None)
     done = build_report(models, sources, args.out, DataSpec.from_args(args).cache_root(), args.map, args.split,
@@ -166,7 +167,7 @@ def export(args) -> int:
     if args.into_bundle:
         path = write_graph(args.into_bundle)
     else:
-        model, meta = load_bundle(DEFAULT_BUNDLE if args.model == "student" else args.model)
+        model, meta = load_bundle(DEFAULT_BUNDLE if args.model == DEFAULT_MODEL else args.model)
         path = stamp_graph(export_graph(model, args.out), meta)  # alone, it says what config.json would
     print(f"exported {path} ({path.stat().st_size / 1e6:.3f} MB): inputs features[batch, time, features] and "
           f"lengths[batch]; outputs avd, class_probs, embedding")
