@@ -15,6 +15,7 @@ from collections.abc import Iterable, Sequence
 from typing import IO, Any, Literal, Protocol
 
 from emolive.engine.errors import EmoliveError
+from emolive.engine.sinks.base import SinkError
 from emolive.engine.sinks.lines import LineWriter
 
 Format = Literal["csv", "jsonl", "parquet"]
@@ -83,7 +84,7 @@ class ParquetRowWriter:
         import pyarrow as pa
         import pyarrow.parquet as pq
 
-        self._pa, self._fields = pa, list(fields)
+        self._pa, self._fields, self._path = pa, list(fields), path
         self._schema = pa.schema([(name, pa.string() if name in TEXT_COLUMNS else
                                    pa.bool_() if name == "speech" else pa.float64()) for name in self._fields])
         try:
@@ -94,7 +95,13 @@ class ParquetRowWriter:
     def write(self, rows: Iterable[dict[str, Any]]) -> None:
         rows = [{name: (None if row.get(name, "") == "" else row[name]) for name in self._fields} for row in rows]
         if rows:
-            self._writer.write_table(self._pa.Table.from_pylist(rows, schema=self._schema))
+            try:
+                self._writer.write_table(self._pa.Table.from_pylist(rows, schema=self._schema))
+            except OSError as exc:  # a full disk: one line, as the text writers say it
+                raise SinkError(f"cannot write {self._path}: {exc}") from None
 
     def close(self) -> None:
-        self._writer.close()
+        try:
+            self._writer.close()
+        except OSError as exc:
+            raise SinkError(f"cannot finish {self._path}: {exc}") from None

@@ -16,6 +16,8 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import emolive
 from tests.conftest import corpus_files, read_audio
@@ -136,3 +138,28 @@ def test_an_unreadable_file_is_one_error_naming_it(tmp_path, content):
     bad.write_bytes(content)
     with pytest.raises(emolive.EmoliveError, match="bad.m4a"):
         emolive.analyze(bad)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_a_mangled_container_gives_estimates_or_one_error_never_a_crash(recordings, tmp_path, data):
+    """Hostile files through FFmpeg: each container with bytes overwritten or cut anywhere. The
+    result is an analysis (possibly partial, saying why) or one EmoliveError line; nothing else."""
+    name = data.draw(st.sampled_from(sorted(recordings)))
+    content = bytearray(recordings[name].read_bytes())
+    for _ in range(data.draw(st.integers(1, 8))):
+        at = data.draw(st.integers(0, len(content) - 1))
+        content[at:at + 16] = data.draw(st.binary(min_size=1, max_size=16))
+    if data.draw(st.booleans()):
+        del content[data.draw(st.integers(0, len(content))):]
+    mangled = tmp_path / f"mangled{Path(name).suffix}"
+    mangled.write_bytes(bytes(content))
+    try:
+        result = emolive.analyze(mangled)
+    except emolive.PartialAnalysis as exc:
+        result = exc.analysis
+        assert "\n" not in str(exc) and str(mangled) in str(exc)
+    except emolive.EmoliveError as exc:
+        assert "\n" not in str(exc).strip()
+        return
+    assert all(1 <= w["activation"] <= 7 for w in result.windows)

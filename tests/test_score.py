@@ -152,11 +152,13 @@ def test_sigterm_during_parallel_scoring_ends_like_ctrl_c(tmp_path):
     assert text.endswith("\n") and 3 <= len(list(csv.DictReader(text.splitlines()))) < len(clips)
 
 
-@pytest.mark.parametrize("target", ["full.csv", "stdout", "missing/out.csv", "readonly/out.csv"])
+@pytest.mark.parametrize("target", ["full.csv", "full.parquet", "stdout", "missing/out.csv", "missing/out.parquet",
+                                    "readonly/out.csv"])
 def test_an_unwritable_output_is_one_line(folder, tmp_path, target):
-    """/dev/full as --out (through a .csv link) or as stdout, a folder that does not exist, one not writable."""
+    """/dev/full as --out (through a .csv or .parquet link) or as stdout, a folder that does not exist,
+    one not writable."""
     stdout = subprocess.PIPE
-    if target == "full.csv":
+    if target.startswith("full."):
         (tmp_path / target).symlink_to("/dev/full")
     if target.startswith("readonly"):
         (tmp_path / "readonly").mkdir()

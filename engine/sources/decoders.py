@@ -113,11 +113,13 @@ class FFmpegDecoder(Decoder):
             self._container = av.open(file, "r")
         except (av.FFmpegError, UnicodeDecodeError) as exc:
             raise AudioSourceError(f"cannot read {what} as audio: {_ffmpeg_reason(exc)}") from None
-        if not self._container.streams.audio:
+        decodable = [stream for stream in self._container.streams.audio if stream.codec_context is not None]
+        if not decodable:
+            found = "an audio stream of an unknown codec" if self._container.streams.audio else "no audio stream"
             self._container.close()
-            raise AudioSourceError(f"{what}: no audio stream in the file")
-        self._stream = self._container.streams.audio[0]
-        self.rate = float(self._stream.rate or self._stream.codec_context.sample_rate or 0)
+            raise AudioSourceError(f"{what}: {found} in the file")
+        self._stream = decodable[0]
+        self.rate = float(self._stream.codec_context.sample_rate or 0)  # 0: refused by ToMono16k's rate check
         duration = self._container.duration  # microseconds, or None for a live recording never finalised
         self._declared_s = duration / 1e6 if duration and duration > 0 else None
 
@@ -125,8 +127,16 @@ class FFmpegDecoder(Decoder):
         """FFmpeg's frames as they come (frames_per_block is libsndfile's business: packets set the size)."""
         av = self._av
         planar = av.AudioResampler(format="fltp", rate=int(self.rate))  # keeps the channels; one rate throughout
-        decoded, failed, first_failure = 0, 0, None
-        for packet in self._container.demux(self._stream):
+        decoded, failed, first_failure, unreadable = 0, 0, None, None
+        packets = self._container.demux(self._stream)
+        while True:
+            try:
+                packet = next(packets)
+            except StopIteration:
+                break
+            except av.FFmpegError as exc:  # the container itself breaks here: nothing after it can be found
+                unreadable = (decoded / self.rate, _ffmpeg_reason(exc))
+                break
             try:
                 frames = [out for frame in packet.decode() for out in planar.resample(frame)]
             except av.FFmpegError as exc:  # one damaged packet: counted, and decoding goes on after it
@@ -139,6 +149,9 @@ class FFmpegDecoder(Decoder):
         for frame in planar.resample(None):
             decoded += frame.samples
             yield frame.to_ndarray().T
+        if unreadable is not None:
+            at, reason = unreadable
+            raise AudioSourceError(f"{self.what} is damaged: the container cannot be read past {at:.2f} s ({reason})")
         if decoded == 0 and not failed:
             raise AudioSourceError(f"{self.what}: the audio contains no samples")
         if failed:
