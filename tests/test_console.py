@@ -63,6 +63,20 @@ def test_help_imports_no_numpy_torch_or_zmq():
     assert out.strip() == "[]"
 
 
+def test_trainer_help_lists_every_command_and_imports_nothing_heavy():
+    """`trainer --help` fills no command's options, so it loads no numpy, torch or scipy; a command's
+    own --help fills only that command."""
+    code = ("import sys; from emolive.trainer.cli import COMMANDS, main\n"
+            "try: main(['--help'])\nexcept SystemExit: pass\n"
+            "print(sorted(m for m in ('numpy', 'torch', 'scipy', 'torchaudio') if m in sys.modules))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip().splitlines()[-1] == "[]"
+    assert all(name in done.stdout for name in subcommands(trainer_parser()))
+    text = subprocess.run([str(BIN / "trainer"), "evaluate", "--help"], capture_output=True, text=True,
+                          check=True).stdout
+    assert "--protocol" in text and "--ce-weight" not in text
+
+
 def run_emolive(*args: str, stdin: bytes | None = None) -> subprocess.CompletedProcess:
     return subprocess.run([str(BIN / "emolive"), *args], input=stdin, capture_output=True, timeout=300)
 

@@ -7,18 +7,11 @@ import sys
 from emolive.engine import console
 from emolive.engine.defaults import DEFAULT_MODEL, package_version
 from emolive.engine.errors import EmoliveError
-from emolive.engine.schema import SCALE
-from emolive.plugins.student import ARCHITECTURES
-from emolive.trainer.classes import CLASS_SETS
-from emolive.trainer.config import TrainConfig
-from emolive.trainer.distill import DISTILL_EPOCHS, DistillConfig
-from emolive.trainer.pipeline import FIT_SPLITS, DataSpec
-from emolive.plugins.teacher.encoder import BATCH_SECONDS
-from emolive.plugins.teacher.pretrained import PRETRAINED
-from emolive.trainer.sessions import DEFAULT_PROTOCOL, PROTOCOLS
 
 
 def _data_args(p: argparse.ArgumentParser, required: bool = True) -> None:
+    from emolive.trainer.pipeline import DataSpec
+
     p.add_argument("--data", action="append", default=[], metavar="MANIFEST.csv",
                    help="manifest CSV (path,speaker,emotion[,intensity,activation,valence,dominance,split]); "
                         "paths relative to the CSV's folder; repeat to pool corpora")
@@ -29,6 +22,8 @@ def _data_args(p: argparse.ArgumentParser, required: bool = True) -> None:
 
 
 def _split_args(p: argparse.ArgumentParser) -> None:
+    from emolive.trainer.pipeline import DataSpec
+
     p.add_argument("--split-seed", type=int, default=DataSpec.split_seed, help="seed of the speaker-independent split")
     p.add_argument("--val-frac", type=float, default=DataSpec.val_frac, help="fraction of speakers for validation")
     p.add_argument("--test-frac", type=float, default=DataSpec.test_frac, help="fraction of speakers held out for test")
@@ -37,6 +32,13 @@ def _split_args(p: argparse.ArgumentParser) -> None:
 def _fit_args(p: argparse.ArgumentParser) -> None:
     """Data, split, model and optimisation options shared by `train` and `distill`; every default is
     TrainConfig's or DataSpec's (the shipped recipe), read from there."""
+    from emolive.plugins.student import ARCHITECTURES
+    from emolive.plugins.teacher.pretrained import PRETRAINED
+    from emolive.trainer.classes import CLASS_SETS
+    from emolive.trainer.config import TrainConfig
+    from emolive.trainer.pipeline import FIT_SPLITS, DataSpec
+    from emolive.trainer.sessions import PROTOCOLS
+
     _data_args(p)
     _split_args(p)
     p.add_argument("--arch", choices=sorted(ARCHITECTURES), default=TrainConfig.arch, help="network (paper Fig. 1)")
@@ -102,32 +104,27 @@ def _fit_args(p: argparse.ArgumentParser) -> None:
                         "uninterrupted run gives")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    ap = console.DefaultsParser(prog="trainer", description=__doc__)
-    ap.add_argument("--version", action="version", version=f"%(prog)s {package_version()}")
-    console.add_arguments(ap)
-    ap.add_argument("--threads", type=int, default=1,
-                    help="torch compute threads per process: small GRUs gain little from more, and spinning "
-                         "threads on a busy machine can make a run many times slower")
-    sub = ap.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=console.DefaultsParser)
-
-    p = sub.add_parser("features", help="compute and cache front-end features for a data set",
-                       description="Compute the 43-dim MFB+F0 features of every clip once and cache them "
-                                   "(keyed by front-end config and audio hash).")
+def _features_command(p: argparse.ArgumentParser) -> None:
+    p.description = ("Compute the 43-dim MFB+F0 features of every clip once and cache them "
+                     "(keyed by front-end config and audio hash).")
     _data_args(p)
 
-    p = sub.add_parser("train", help="train a GRU/TCGRU student and write a model bundle",
-                       description="Train on the train split, early-stop on validation mean CCC, report "
-                                   "the test split, write a bundle (+ splits.csv, results.json). "
-                                   "Runs data-parallel under torchrun (--nproc_per_node=N -m emolive.trainer.cli train).")
+
+def _train_command(p: argparse.ArgumentParser) -> None:
+    p.description = ("Train on the train split, early-stop on validation mean CCC, report "
+                     "the test split, write a bundle (+ splits.csv, results.json). "
+                     "Runs data-parallel under torchrun (--nproc_per_node=N -m emolive.trainer.cli train).")
     _fit_args(p)
 
-    p = sub.add_parser("distill", help="train a student towards a teacher's embedding (paper 3.4)",
-                       description="Train like `train`, with the loss kappa (L_ccc + L_CE) + lambda L_dis: L_dis is "
-                                   "the cosine distance to the teacher's whole-utterance embedding, weighted by "
-                                   "the teacher's label error (eq. 3-5). Student inputs are whole utterances "
-                                   "before --switch-epoch and crops after; the model is selected from epochs "
-                                   ">= --switch-epoch. Teacher outputs are cached. Runs under torchrun too.")
+
+def _distill_command(p: argparse.ArgumentParser) -> None:
+    from emolive.trainer.distill import DISTILL_EPOCHS, DistillConfig
+
+    p.description = ("Train like `train`, with the loss kappa (L_ccc + L_CE) + lambda L_dis: L_dis is "
+                     "the cosine distance to the teacher's whole-utterance embedding, weighted by "
+                     "the teacher's label error (eq. 3-5). Student inputs are whole utterances "
+                     "before --switch-epoch and crops after; the model is selected from epochs "
+                     ">= --switch-epoch. Teacher outputs are cached. Runs under torchrun too.")
     _fit_args(p)
     p.add_argument("--teacher", required=True, metavar="student|teacher|PATH",
                    help="any model plugin name or bundle with an embedding of the student's size")
@@ -142,13 +139,17 @@ def build_parser() -> argparse.ArgumentParser:
                    help="distillation weight from the switch on")
     p.set_defaults(epochs=DISTILL_EPOCHS)
 
-    p = sub.add_parser("embed", help="compute and cache wav2vec 2.0 / HuBERT frame embeddings",
-                       description="Embed every clip with pretrained models (paper Table 2), one transformer "
-                                   "layer each, 20 ms frames aligned with the MFB+F0 frames; cached per model, "
-                                   "layer and audio file. Weights come from the torch hub cache ($TORCH_HOME) or "
-                                   "--checkpoint; nothing is downloaded. Models: " + "; ".join(
-                                       f"{n} ({s.pipeline}, {s.num_layers} layers x {s.dim})"
-                                       for n, s in PRETRAINED.items()))
+
+def _embed_command(p: argparse.ArgumentParser) -> None:
+    from emolive.plugins.teacher.encoder import BATCH_SECONDS
+    from emolive.plugins.teacher.pretrained import PRETRAINED
+
+    p.description = ("Embed every clip with pretrained models (paper Table 2), one transformer "
+                     "layer each, 20 ms frames aligned with the MFB+F0 frames; cached per model, "
+                     "layer and audio file. Weights come from the torch hub cache ($TORCH_HOME) or "
+                     "--checkpoint; nothing is downloaded. Models: " + "; ".join(
+                     f"{n} ({s.pipeline}, {s.num_layers} layers x {s.dim})"
+                     for n, s in PRETRAINED.items()))
     _data_args(p)
     p.add_argument("--bundle", action="append", required=True, metavar="NAME[:LAYER]",
                    help=f"pretrained model, one of {', '.join(PRETRAINED)}; layer 1..N (default: last); repeatable")
@@ -159,9 +160,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-seconds", type=float, default=BATCH_SECONDS,
                    help="audio per batch, padding included (bounds GPU memory)")
 
-    p = sub.add_parser("evaluate", help="CCC per dimension and class UAR of a model on a data set",
-                       description="Evaluate a model plugin (e.g. 'student') or a bundle path on every clip "
-                                   "of the data (or one split of it).")
+
+def _evaluate_command(p: argparse.ArgumentParser) -> None:
+    from emolive.trainer.sessions import DEFAULT_PROTOCOL, PROTOCOLS
+
+    p.description = ("Evaluate a model plugin (e.g. 'student') or a bundle path on every clip "
+                     "of the data (or one split of it).")
     p.add_argument("--model", default=DEFAULT_MODEL, help="plugin name from `emolive models` or a bundle path")
     _data_args(p)
     p.add_argument("--split", default=None, help="only this split (needs split labels or --splits)")
@@ -172,11 +176,12 @@ def build_parser() -> argparse.ArgumentParser:
                         "(all of a speaker's clips in one session)")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
 
-    p = sub.add_parser("report", help="figures and tables comparing models on a data set (paper 4.1)",
-                       description="Write OUT/report.md, OUT/report.html and PNGs: 2-D maps of each model's "
-                                   "utterance embeddings coloured by valence, activation and emotion (Fig. 2), "
-                                   "RMSE per label interval (Fig. 3), predicted vs true, class confusion, and "
-                                   "the CCC/UAR table of `trainer evaluate` in the layout of Table 1.")
+
+def _report_command(p: argparse.ArgumentParser) -> None:
+    p.description = ("Write OUT/report.md, OUT/report.html and PNGs: 2-D maps of each model's "
+                     "utterance embeddings coloured by valence, activation and emotion (Fig. 2), "
+                     "RMSE per label interval (Fig. 3), predicted vs true, class confusion, and "
+                     "the CCC/UAR table of `trainer evaluate` in the layout of Table 1.")
     p.add_argument("--model", action="append", default=[], metavar="student|PATH",
                    help="plugin name or bundle path; repeat to compare models side by side (default: student)")
     _data_args(p)
@@ -187,28 +192,61 @@ def build_parser() -> argparse.ArgumentParser:
                    help="map embeddings with t-SNE (default)")
     p.add_argument("--pca", dest="map", action="store_const", const="pca", help="map with PCA (fast)")
 
-    p = sub.add_parser("export", help="export a student bundle to ONNX (dynamic batch and time axes)",
-                       description="Write a student's runtime graph: into a bundle as its model.onnx (what "
-                                   "`emolive stream` runs; bundles written by `trainer train` already have one), "
-                                   "or to a separate file. The graph takes features[batch, time, 43], the front "
-                                   "end's 20 ms frames (40 log mel energies, log F0, delta log F0, voicing "
-                                   "probability) after the model's running per-speaker normaliser, if it has one, "
-                                   "and lengths[batch]; it outputs avd (activation, valence, dominance on the "
-                                   f"{SCALE[0]:g}-{SCALE[1]:g} scale), class_probs and embedding. A separate file carries in its ONNX "
-                                   "metadata_props, as JSON strings: emolive.class_names (the class_probs columns), "
-                                   "emolive.dimensions, emolive.label_scale, emolive.frontend and "
-                                   "emolive.stream_normalisation (the normaliser's prior and time constant, or null).")
+
+def _export_command(p: argparse.ArgumentParser) -> None:
+    from emolive.engine.schema import SCALE
+
+    p.description = ("Write a student's runtime graph: into a bundle as its model.onnx (what "
+                     "`emolive stream` runs; bundles written by `trainer train` already have one), "
+                     "or to a separate file. The graph takes features[batch, time, 43], the front "
+                     "end's 20 ms frames (40 log mel energies, log F0, delta log F0, voicing "
+                     "probability) after the model's running per-speaker normaliser, if it has one, "
+                     "and lengths[batch]; it outputs avd (activation, valence, dominance on the "
+                     f"{SCALE[0]:g}-{SCALE[1]:g} scale), class_probs and embedding. A separate file carries in its ONNX "
+                     "metadata_props, as JSON strings: emolive.class_names (the class_probs columns), "
+                     "emolive.dimensions, emolive.label_scale, emolive.frontend and "
+                     "emolive.stream_normalisation (the normaliser's prior and time constant, or null).")
     where = p.add_mutually_exclusive_group(required=True)
     where.add_argument("--into-bundle", metavar="DIR", help="(re)write DIR/model.onnx from DIR's weights")
     where.add_argument("--out", metavar="FILE.onnx",
                        help="write the graph of --model to this file, with its classes, scale, front end and "
                             "normaliser as metadata")
     p.add_argument("--model", default=DEFAULT_MODEL, help=f"{DEFAULT_MODEL!r} or a bundle path (with --out)")
+
+
+# name -> (one line of help, what fills its parser): `trainer --help` lists them all and fills none,
+# so it imports nothing heavy (each filler imports what its options and help need)
+COMMANDS = {
+    "features": ("compute and cache front-end features for a data set", _features_command),
+    "train": ("train a GRU/TCGRU student and write a model bundle", _train_command),
+    "distill": ("train a student towards a teacher's embedding (paper 3.4)", _distill_command),
+    "embed": ("compute and cache pretrained encoders' frame embeddings (Whisper, wav2vec 2.0, HuBERT)", _embed_command),
+    "evaluate": ("CCC per dimension and class UAR of a model on a data set", _evaluate_command),
+    "report": ("figures and tables comparing models on a data set (paper 4.1)", _report_command),
+    "export": ("export a student bundle to ONNX (dynamic batch and time axes)", _export_command),
+}
+
+
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The parser; `only` fills just that command's options ("": none, for the top-level --help)."""
+    ap = console.DefaultsParser(prog="trainer", description=__doc__)
+    ap.add_argument("--version", action="version", version=f"%(prog)s {package_version()}")
+    console.add_arguments(ap)
+    ap.add_argument("--threads", type=int, default=1,
+                    help="torch compute threads per process: small GRUs gain little from more, and spinning "
+                         "threads on a busy machine can make a run many times slower")
+    sub = ap.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=console.DefaultsParser)
+
+    for name, (help_text, fill) in COMMANDS.items():
+        command = sub.add_parser(name, help=help_text)
+        if only is None or only == name:
+            fill(command)
     return ap
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else argv
+    args = build_parser(only=next((word for word in argv if word in COMMANDS), "")).parse_args(argv)
     console.configure("trainer", args.verbose - args.quiet)
     import torch
 
