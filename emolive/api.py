@@ -14,13 +14,16 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
-from emolive.engine.analysis import Analysis, PartialAnalysis, Per, analyze_input, records_frame
+from emolive.engine.analysis import Analysis, PartialAnalysis, Per, analyze_input, open_input, records_frame
 from emolive.engine.batch import BatchError, ScoreOptions, analyze_all, collect_inputs
+from emolive.engine.closing import Closing
 from emolive.engine.defaults import DEFAULT_HOP_S, DEFAULT_MODEL, DEFAULT_WINDOW_S
 from emolive.engine.plugin import ModelPlugin, load_model
+from emolive.engine.runner import Runner
 from emolive.engine.schema import Estimate, Turn
 from emolive.engine.session import StreamConfig, open_stream
 from emolive.engine.sinks.base import Sink
+from emolive.engine.sources import AudioSourceError
 from emolive.engine.sources.microphone import MicrophoneOptions
 
 if TYPE_CHECKING:
@@ -110,20 +113,30 @@ class _Forward(Sink):
         """Nothing to release."""
 
 
-def stream(source: str | None = None, *, model: str | ModelPlugin = DEFAULT_MODEL, window: float = DEFAULT_WINDOW_S,
-           hop: float = DEFAULT_HOP_S, microphone: MicrophoneOptions | None = None, realtime: bool = False,
-           turns: bool = False, stream_id: str = "default") -> Iterator[Estimate | Turn]:
+def stream(source: Input | None = None, *, sample_rate: float | None = None, model: str | ModelPlugin = DEFAULT_MODEL,
+           window: float = DEFAULT_WINDOW_S, hop: float = DEFAULT_HOP_S, microphone: MicrophoneOptions | None = None,
+           realtime: bool = False, turns: bool = False, stream_id: str = "default") -> Iterator[Estimate | Turn]:
     """Live estimates, one per hop, as they are made; turns too with `turns=True` (they carry "kind").
 
     `source` is what `emolive stream --source` takes (None: the microphone, or the bundled demo clip
-    at real time where there is none; `microphone` picks the device and its channels). The engine runs on its own thread; leaving the loop (or
-    closing the iterator) stops it, and an error in the engine is raised here.
+    at real time where there is none; `microphone` picks the device and its channels), or an array
+    of samples with its `sample_rate`, in any layout `analyze` takes (streamed as fast as the model
+    goes; `realtime` paces files). The engine runs on its own thread; leaving the loop (or closing
+    the iterator) stops it, and an error in the engine is raised here.
     """
     plugin = load_model(model) if isinstance(model, str) else model
-    audio = open_stream(StreamConfig(source=source, microphone=microphone, window_s=window, hop_s=hop,
-                                     realtime=realtime, stream_id=stream_id))
     out: queue.Queue[Any] = queue.Queue()
-    runner = audio.runner(plugin, [_Forward(out, turns)])
+    sinks = [_Forward(out, turns)]
+    if source is None or isinstance(source, (str, os.PathLike)):
+        if sample_rate is not None:
+            raise AudioSourceError(f"sample_rate is for arrays; {source or 'the microphone'} says its own rate")
+        audio: Closing = open_stream(StreamConfig(source=None if source is None else os.fspath(source),
+                                                  microphone=microphone, window_s=window, hop_s=hop,
+                                                  realtime=realtime, stream_id=stream_id))
+        runner = audio.runner(plugin, sinks)
+    else:
+        audio = open_input(source, sample_rate)
+        runner = Runner(audio, plugin, sinks, window_s=window, hop_s=hop, stream_id=stream_id)
     done = object()
 
     def run() -> None:

@@ -127,6 +127,16 @@ def test_stream_yields_the_estimates_analyze_makes(student, clip):
     assert [(e["start"], e["activation"]) for e in streamed] == [(e["start"], e["activation"]) for e in analysed]
 
 
+def test_stream_takes_an_array_in_any_layout(student, clip):
+    path, samples = clip
+    from_file = [(e["start"], e["valence"]) for e in emolive.stream(str(path), model=student)]
+    stereo_first = np.stack([samples, samples])  # (channels, frames), as torchaudio gives
+    from_array = [(e["start"], e["valence"]) for e in emolive.stream(stereo_first, sample_rate=16000, model=student)]
+    assert from_array == from_file  # the mean of two equal channels is exact: the same samples
+    with pytest.raises(emolive.EmoliveError, match="sample rate"):
+        next(emolive.stream(samples, model=student))
+
+
 def test_leaving_a_stream_early_stops_the_engine_thread(student):
     before = threading.active_count()
     live = emolive.stream(None, model=student)  # the microphone, or the demo clip at real time
