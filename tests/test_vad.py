@@ -170,3 +170,23 @@ def test_turns_are_published_on_zeromq_beside_the_windows(student, two_utterance
                 emolive.engine.schema.validate_turn(turn)
                 assert name == b"turn.two" and turn["kind"] == "turn"
     assert topics.count(b"turn.two") == 2 and topics.count(b"avd.two") > 10
+
+
+def test_one_call_per_block_gives_the_probabilities_of_one_call_per_chunk(speech):
+    """The sequence graph carries its LSTM state: many chunks in one call are the same chunks one by
+    one (the float32 LSTM steps are the same operations either way; 1e-6 allows a BLAS that blocks
+    the input projection differently by row count)."""
+    from emolive.engine.vad import CHUNK, _session
+
+    x = speech[:CHUNK * 60]
+    detector = SpeechDetector(CFG)
+    detector._run(x)  # 60 chunks in one call
+    session, h, c, context, one_by_one = _session(), np.zeros((1, 1, 128), np.float32), \
+        np.zeros((1, 1, 128), np.float32), np.zeros(64, np.float32), []
+    for start in range(0, len(x), CHUNK):
+        chunk = np.concatenate([context, x[start:start + CHUNK]])[None]
+        prob, h, c = session.run(None, {"input": chunk, "h": h, "c": c})
+        context = x[start + CHUNK - 64:start + CHUNK]
+        one_by_one.append(prob[0])
+    np.testing.assert_allclose(detector._probs, one_by_one, atol=1e-6)
+    assert (detector._probs > 0.5).mean() > 0.5  # speech: the test compares real probabilities
