@@ -34,7 +34,7 @@ TAIL_FIELDS = ("speech", "voiced_ratio", "label")
 
 
 class BatchError(EmoliveError):
-    """An input list or output the user can fix: a manifest without a path column, an unknown extension."""
+    """An input list the user can fix: a manifest without a path column or not there, workers without a model name."""
 
 
 @dataclass(frozen=True)
@@ -106,12 +106,11 @@ def analyze_file(path: Path, plugin: ModelPlugin, options: ScoreOptions) -> Anal
 
 
 def file_rows(analysis: Analysis, per: Per, model: str) -> list[dict[str, Any]]:
-    """The table rows of one file's analysis: its estimates, or one row saying why there are none."""
-    error = analysis.error or ("" if analysis.whole is not None else "shorter than one 25 ms frame")
-    rows = analysis.to_records(per) if analysis.whole is not None else []
-    if not rows:
-        return [{"path": analysis.file, "model": model, "error": error}]
-    return [{**row, "path": analysis.file, "model": row.get("model", model), "error": error} for row in rows]
+    """The table rows of one file's analysis (none for `--per turn` without speech), or one row
+    saying why it has no estimates."""
+    if analysis.whole is None:
+        return [{"path": analysis.file, "model": model, "error": analysis.error or "shorter than one 25 ms frame"}]
+    return [{**row, "path": analysis.file, "error": analysis.error} for row in analysis.to_records(per)]
 
 
 def analyze_all(paths: Sequence[Path], plugin: ModelPlugin, options: ScoreOptions,
