@@ -117,6 +117,7 @@ RECIPES = {r.name: r for r in (
     shipped_with(" - stream norm", stream_norm=False),
     shipped_with(", sessions of every protocol", session_protocols=PROTOCOLS),
     shipped_with(", prior 60 s", norm_prior_s=60.0),
+    shipped_with(", prior 20 s", norm_prior_s=20.0),
     Recipe(WHISPER_TEACHER, features="whisper-base:5", arch="gru", stream_norm=False, views=False, epochs=30),
     shipped_with(", distilled from the Whisper teacher", distil_from=WHISPER_TEACHER),
     Recipe(SHIPPED_TEACHER, features="whisper-base:5", arch="gru", stream_norm=False, views=False, epochs=30,
