@@ -119,7 +119,10 @@ class FFmpegDecoder(Decoder):
             self._container.close()
             raise AudioSourceError(f"{what}: {found} in the file")
         self._stream = decodable[0]
-        self.rate = float(self._stream.codec_context.sample_rate or 0)  # 0: refused by ToMono16k's rate check
+        self.rate = float(self._stream.codec_context.sample_rate or 0)  # its bounds: ToMono16k's check
+        if self.rate <= 0:
+            self._container.close()
+            raise AudioSourceError(f"{what}: the audio stream declares no sample rate")
         duration = self._container.duration  # microseconds, or None for a live recording never finalised
         self._declared_s = duration / 1e6 if duration and duration > 0 else None
 
