@@ -19,7 +19,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from pathlib import Path
 
 from _common import REPO, best_time, corpus_speech, print_table  # first: it sets one thread for every library
 

@@ -19,7 +19,7 @@ from emolive.engine.sinks.base import SinkError
 from emolive.engine.sinks.lines import LineWriter
 
 Format = Literal["csv", "jsonl", "parquet"]
-TEXT_COLUMNS = frozenset({"path", "file", "label", "model", "error", "stream", "kind"})
+TEXT_COLUMNS = frozenset({"path", "label", "model", "error"})  # the text columns of engine.batch.columns
 
 
 class OutputError(EmoliveError):
