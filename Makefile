@@ -50,11 +50,9 @@ SHARED ?= ../shared
 CORPORA := $(foreach c,emodb ravdess ased baved,--data $(SHARED)/corpora/$(c)/manifest.csv)
 
 # The shipped recipe is `trainer train`'s defaults, declared once in trainer/config.py (TrainConfig,
-# DataSpec): "new, 40 epochs" in benchmarks/generalisation.py, whose leave-one-corpus-out row the bundle
-# carries: TCGRU, multi-task, stream normalisation, corpus-balanced epochs of 2400 clips, shared classes,
-# no augmented views (measured, they cost valence on unseen corpora), up to 40 epochs with early
-# stopping (patience 5); the speaker split (seed 0) holds out 10 % of the speakers for validation and
-# 10 % for test. A target passes only what differs from it (tests/test_trainer_defaults.py checks).
+# DataSpec; `trainer train --help` shows them): "new, 40 epochs" in benchmarks/generalisation.py, whose
+# leave-one-corpus-out row the bundle carries. A target passes only what differs from it
+# (tests/test_trainer_defaults.py checks), so no value of the recipe is restated here.
 RECIPE_NAME := new, 40 epochs
 
 # Rebuilds the embedded default student: the shipped recipe, TCGRU, on all four shared corpora, int8
