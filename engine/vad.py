@@ -5,7 +5,8 @@ each non-speech signal (docs/benchmarks.md): it found 89 % of speech frames clea
 10 dB SNR in white noise, pink noise and music, and called 0.0-0.2 % of frames speech in steady
 tones, a harmonic melody, noise and near-silence. webrtcvad (every mode) called 440 Hz tones,
 the melody and noise ~100 % speech; the pitch tracker's voicing (the old rule) 20-37 % of tones
-and melody. Its cost: about 0.011 CPU seconds per second of audio on one thread (~90x real time).
+and melody. Its cost, one call per block: about 0.0017 CPU seconds per second of audio on one
+thread (~600x real time, benchmarks/vad_calls.py).
 
 Only a graph is used: `engine/data/silero_vad_16k_sequence.onnx` from silero-vad 6.2.3 (MIT licence,
 `engine/data/silero_vad.LICENSE`), checked against its sha256 when loaded. It is the package's
