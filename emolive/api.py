@@ -72,9 +72,9 @@ def analyze(source: Input | Sequence[str | os.PathLike[str]], *, sample_rate: fl
     batch nothing raises for one file: its Analysis carries the `error` (`Analyses.errors`).
     """
     if _is_batch(source):
-        return _analyze_batch(source, model, ScoreOptions(window=window, hop=hop, start=start, end=end, keep_all=True), num_workers)
-    plugin = load_model(model) if isinstance(model, str) else model
-    return analyze_input(source, plugin, sample_rate=sample_rate, window=window, hop=hop, start=start, end=end)
+        options = ScoreOptions(window=window, hop=hop, start=start, end=end, keep_all=True)
+        return _analyze_batch(source, model, options, num_workers)
+    return analyze_input(source, _plugin(model), sample_rate=sample_rate, window=window, hop=hop, start=start, end=end)
 
 
 def _is_batch(source: object) -> bool:
@@ -90,10 +90,15 @@ def _analyze_batch(source: str | os.PathLike[str] | Sequence[str | os.PathLike[s
     paths = collect_inputs([source] if isinstance(source, (str, os.PathLike)) else source)
     if num_workers > 1 and not isinstance(model, str):
         raise BatchError("num_workers > 1 loads the model in each worker: give its name or bundle path, not a plugin")
-    if num_workers > 1:
-        options = replace(options, model=model)
-    plugin = load_model(model) if isinstance(model, str) else model
-    return Analyses(analyze_all(paths, plugin, options, max(1, min(num_workers, len(paths)))))
+    jobs = max(1, min(num_workers, len(paths)))
+    if jobs > 1:  # each worker loads the model: this process does not
+        return Analyses(analyze_all(paths, None, replace(options, model=model), jobs))
+    return Analyses(analyze_all(paths, _plugin(model), options, jobs))
+
+
+def _plugin(model: str | ModelPlugin) -> ModelPlugin:
+    """A model by name or bundle path, or the plugin the caller loaded once for many calls."""
+    return load_model(model) if isinstance(model, str) else model
 
 
 class _Forward(Sink):
@@ -124,7 +129,7 @@ def stream(source: Input | None = None, *, sample_rate: float | None = None, mod
     goes; `realtime` paces files). The engine runs on its own thread; leaving the loop (or closing
     the iterator) stops it, and an error in the engine is raised here.
     """
-    plugin = load_model(model) if isinstance(model, str) else model
+    plugin = _plugin(model)
     out: queue.Queue[Any] = queue.Queue()
     sinks = [_Forward(out, turns)]
     if source is None or isinstance(source, (str, os.PathLike)):

@@ -113,11 +113,12 @@ def file_rows(analysis: Analysis, per: Per, model: str) -> list[dict[str, Any]]:
     return [{**row, "path": analysis.file, "error": analysis.error} for row in analysis.to_records(per)]
 
 
-def analyze_all(paths: Sequence[Path], plugin: ModelPlugin, options: ScoreOptions,
+def analyze_all(paths: Sequence[Path], plugin: ModelPlugin | None, options: ScoreOptions,
                 jobs: int) -> Iterator[Analysis]:
     """Each file's analysis, in input order; `jobs` > 1 analyses in that many processes, each loading
-    `options.model` itself (`plugin` is the one this process uses when jobs is 1)."""
+    `options.model` itself (`plugin` is the one this process uses when jobs is 1, else unused)."""
     if jobs <= 1:
+        assert plugin is not None, "one job runs in this process: it needs the loaded plugin"
         for path in paths:
             yield analyze_file(path, plugin, options)
         return
