@@ -10,8 +10,11 @@ from __future__ import annotations
 import csv
 import io
 import json
-from importlib.util import find_spec
+import sys
 from collections.abc import Iterable, Sequence
+from contextlib import ExitStack
+from importlib.util import find_spec
+from pathlib import Path
 from typing import IO, Any, Literal, Protocol
 
 from emolive.engine.errors import EmoliveError
@@ -45,6 +48,28 @@ def format_of(path: str | None) -> Format:
             raise OutputError(f"--out {path}: Parquet needs pyarrow (pip install pyarrow)")
         return "parquet"
     raise OutputError(f"--out {path}: give a .csv, .jsonl or .parquet file name")
+
+
+def output_name(out: str) -> str:
+    """How messages name an --out: "stdout" for '-', else the path."""
+    return "stdout" if out == "-" else str(Path(out))
+
+
+def open_row_writer(out: str, fmt: Format, fields: Sequence[str], stack: ExitStack) -> RowWriter:
+    """The table's writer, closed with `stack`: Parquet to its file, or CSV / JSON lines to stdout or
+    the --out file opened unbuffered (each file's rows reach the OS in one write)."""
+    if fmt == "parquet":
+        writer: RowWriter = ParquetRowWriter(out, fields)
+    elif out == "-":
+        writer = TextRowWriter(sys.stdout, fields, fmt, output_name(out))
+    else:
+        try:
+            stream = stack.enter_context(open(out, "wb", buffering=0))
+        except OSError as exc:
+            raise OutputError(f"cannot write {out}: {exc.strerror or exc}") from None
+        writer = TextRowWriter(stream, fields, fmt, output_name(out))
+    stack.callback(writer.close)
+    return writer
 
 
 class TextRowWriter:

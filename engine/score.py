@@ -9,15 +9,10 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
-from pathlib import Path
-from typing import TYPE_CHECKING
 
 from emolive.engine.console import bar_disabled
 from emolive.engine.defaults import DEFAULT_HOP_S, DEFAULT_MODEL, DEFAULT_WINDOW_S, SCORE_PER
 from emolive.engine.errors import EmoliveError
-
-if TYPE_CHECKING:
-    from emolive.engine.row_writers import Format, RowWriter
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +45,7 @@ def cmd_score(args: argparse.Namespace) -> int:
     from tqdm import tqdm  # here, not at import: `emolive --help` stays fast
 
     from emolive.engine.batch import ScoreOptions, collect_inputs, columns, score_all
-    from emolive.engine.row_writers import format_of
+    from emolive.engine.row_writers import format_of, open_row_writer
     from emolive.engine.session import load_model_one_thread
 
     fmt = format_of(args.out)
@@ -65,7 +60,7 @@ def cmd_score(args: argparse.Namespace) -> int:
     started, failed, done = time.monotonic(), 0, 0
     with ExitStack() as stack:
         stack.enter_context(terminate_as_interrupt())
-        writer = _writer(args.out, fmt, columns(plugin.meta.class_names, args.per), stack)
+        writer = open_row_writer(args.out, fmt, columns(plugin.meta.class_names, args.per), stack)
         # a bar on a terminal only; -q turns it off everywhere
         bar = stack.enter_context(tqdm(total=len(paths), unit="file", file=sys.stderr, dynamic_ncols=True,
                                        disable=bar_disabled(log.isEnabledFor(logging.INFO))))
@@ -104,24 +99,7 @@ def terminate_as_interrupt() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
-def _writer(out: str, fmt: Format, fields: list[str], stack: ExitStack) -> RowWriter:
-    """The table's writer, closed with `stack`: Parquet to its file, or CSV / JSON lines to stdout or
-    the --out file opened unbuffered (each file's rows reach the OS in one write)."""
-    from emolive.engine.row_writers import ParquetRowWriter, TextRowWriter
-
-    if fmt == "parquet":
-        writer: RowWriter = ParquetRowWriter(out, fields)
-    elif out == "-":
-        writer = TextRowWriter(sys.stdout, fields, fmt, "stdout")
-    else:
-        try:
-            stream = stack.enter_context(open(out, "wb", buffering=0))
-        except OSError as exc:
-            raise EmoliveError(f"cannot write {out}: {exc.strerror or exc}") from None
-        writer = TextRowWriter(stream, fields, fmt, str(Path(out)))
-    stack.callback(writer.close)
-    return writer
-
-
 def _where(args: argparse.Namespace) -> str:
-    return "stdout" if args.out == "-" else str(Path(args.out))
+    from emolive.engine.row_writers import output_name
+
+    return output_name(args.out)
