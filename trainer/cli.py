@@ -29,6 +29,12 @@ def _split_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--test-frac", type=float, default=DataSpec.test_frac, help="fraction of speakers held out for test")
 
 
+def _split_choice_args(p: argparse.ArgumentParser) -> None:
+    """Which clips `evaluate` and `report` score: one split, by the data's labels or a model's splits.csv."""
+    p.add_argument("--split", default=None, help="only this split (needs split labels or --splits)")
+    p.add_argument("--splits", default=None, metavar="CSV", help="speaker,split CSV written by `trainer train`")
+
+
 def _fit_args(p: argparse.ArgumentParser) -> None:
     """Data, split, model and optimisation options shared by `train` and `distill`; every default is
     TrainConfig's or DataSpec's (the shipped recipe), read from there."""
@@ -168,8 +174,7 @@ def _evaluate_command(p: argparse.ArgumentParser) -> None:
                      "of the data (or one split of it).")
     p.add_argument("--model", default=DEFAULT_MODEL, help="plugin name from `emolive models` or a bundle path")
     _data_args(p)
-    p.add_argument("--split", default=None, help="only this split (needs split labels or --splits)")
-    p.add_argument("--splits", default=None, metavar="CSV", help="speaker,split CSV written by `trainer train`")
+    _split_choice_args(p)
     p.add_argument("--protocol", choices=PROTOCOLS, default=DEFAULT_PROTOCOL,
                    help="how clips form live streams for a stream-normalised model: clip (each file alone, as "
                         "`emolive score` does), sustained (a speaker's clips of one emotion in a row), mixed "
@@ -185,8 +190,7 @@ def _report_command(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", action="append", default=[], metavar="student|PATH",
                    help="plugin name or bundle path; repeat to compare models side by side (default: student)")
     _data_args(p)
-    p.add_argument("--split", default=None, help="only this split (needs split labels or --splits)")
-    p.add_argument("--splits", default=None, metavar="CSV", help="speaker,split CSV written by `trainer train`")
+    _split_choice_args(p)
     p.add_argument("--out", required=True, metavar="DIR", help="report directory to write")
     p.add_argument("--tsne", dest="map", action="store_const", const="tsne", default="tsne",
                    help="map embeddings with t-SNE (default)")
