@@ -14,6 +14,8 @@ import pytest
 import torch
 from PIL import Image
 
+import emolive
+
 from tests.test_trainer import subset_manifest
 from emolive.trainer.cli import main as trainer_main
 from emolive.trainer.report.analysis import interval_counts, interval_rmse
@@ -151,7 +153,7 @@ def test_split_test_without_splits_uses_the_models_own_split_as_evaluate_does(tm
     from tests.test_trainer import subset_manifest
 
     manifest = str(subset_manifest(tmp_path, "emodb", every=10))
-    own = bundle_splits("student")
+    own = bundle_splits(emolive.load_model("student"))
     assert own == DEFAULT_BUNDLE / "splits.csv"
     sources = load_sources([manifest], [], None, "test", own)
     expected = by_split(held_out_splits(own, load_utterances([manifest]), warn=False), "test")

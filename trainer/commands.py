@@ -9,7 +9,7 @@ from pathlib import Path
 
 from emolive.engine.bundle import check_bundle_target
 from emolive.engine.defaults import DEFAULT_MODEL
-from emolive.engine.plugin import load_model
+from emolive.engine.plugin import ModelPlugin, load_model
 from emolive.trainer import distributed
 from emolive.trainer.checkpoint import remove_checkpoint
 from emolive.trainer.data import FeatureCache, read_splits, write_splits
@@ -120,10 +120,10 @@ def evaluate(args) -> int:
     plugin = load_model(args.model)
     data = DataSpec.from_args(args)
     utts = data.utterances()
-    model_splits = getattr(plugin, "path", None) and Path(plugin.path) / SPLITS_FILE
+    model_splits = bundle_splits(plugin)
     if args.splits:
         utts = read_splits(args.splits, utts)
-    elif model_splits and model_splits.is_file() and not all(u.split for u in utts):
+    elif model_splits and not all(u.split for u in utts):
         utts = held_out_splits(model_splits, utts, warn=not args.split)
     if args.split:
         utts = by_split(utts, args.split)
@@ -143,18 +143,19 @@ def report(args) -> int:
     from emolive.trainer.report import build_report, command_line, load_sources  # matplotlib, scikit-learn: reports only
 
     models = args.model or [DEFAULT_MODEL]
-    own = args.split and not args.splits and bundle_splits(models[0])
+    plugins = [load_model(spec) for spec in models]  # a wrong name or path fails before any work
+    own = args.split and not args.splits and bundle_splits(plugins[0])
     sources = load_sources(args.data, args.msp_podcast, args.splits, args.split, own or None)
-    done = build_report(models, sources, args.out, DataSpec.from_args(args).cache_root(), args.map, args.split,
-                        args.splits, command=command_line(args, models))
+    done = build_report(models, plugins, sources, args.out, DataSpec.from_args(args).cache_root(), args.map,
+                        args.split, args.splits, command=command_line(args, models))
     print(f"report: {len(models)} model(s) on {len(done.utterances)} utterances in {done.seconds:.1f} s: "
           f"{Path(args.out) / 'report.md'} and report.html")
     return 0
 
 
-def bundle_splits(model: str) -> Path | None:
+def bundle_splits(plugin: ModelPlugin) -> Path | None:
     """The speaker split a model was trained with (its bundle's splits.csv), if it has one."""
-    path = getattr(load_model(model), "path", None)
+    path = getattr(plugin, "path", None)
     found = path and Path(path) / SPLITS_FILE
     return found if found and found.is_file() else None
 

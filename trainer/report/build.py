@@ -12,7 +12,7 @@ import torch
 from tqdm import tqdm
 
 from emolive.engine.console import bar_disabled
-from emolive.engine.plugin import ModelPlugin, load_model, registered_models
+from emolive.engine.plugin import ModelPlugin, registered_models
 from emolive.trainer.data import read_splits
 from emolive.trainer.data.splits import held_out_splits
 from emolive.trainer.evaluate import class_targets, metrics, predict_utterances
@@ -58,12 +58,12 @@ def command_line(args, models: list[str]) -> str:
     return shlex.join(["trainer", "report", *(x for pair in pairs for x in pair), "--out", args.out, f"--{args.map}"])
 
 
-def build_report(model_specs: list[str], sources: list[Source], out_dir: str | Path, cache_root,
-                 method: str = "tsne", split: str | None = None, splits_csv: str | None = None,
+def build_report(model_specs: list[str], plugins: list[ModelPlugin], sources: list[Source], out_dir: str | Path,
+                 cache_root, method: str = "tsne", split: str | None = None, splits_csv: str | None = None,
                  command: str = "") -> Report:
-    """Run every step with one progress bar and write the report into `out_dir`."""
+    """Run every step with one progress bar and write the report into `out_dir`; `plugins` are the
+    models `model_specs` name, loaded by the caller."""
     start = time.perf_counter()
-    plugins = [load_model(spec) for spec in model_specs]  # a wrong name or path fails before any work
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     true = np.array([u.avd for s in sources for u in s.utts])
