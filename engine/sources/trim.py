@@ -35,7 +35,7 @@ class TrimmedSource(AudioSource):
                 continue
             if self._end is not None and begin >= self._end:
                 return
-            yield block[max(0, self._first - begin):len(block) if self._end is None else min(len(block), self._end - begin)]
+            yield block[max(0, self._first - begin):None if self._end is None else self._end - begin]
         if position <= self._first:
             raise AudioSourceError(f"{self._source.description} has {position / SAMPLE_RATE:.3f} s of audio: "
                                    f"nothing from start={self.start:g} s")
