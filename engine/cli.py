@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from emolive.engine import console, score
 from emolive.engine.defaults import DEFAULT_ADDRESS, OSC_TARGET, RAW_SAMPLE_FORMATS, WEBSOCKET_ADDRESS, package_version
-from emolive.engine.plugin import load_model, registered_models
+from emolive.engine.plugin import registered_models, summarise
 from emolive.engine.schema import SchemaError, printable, status_payload, validate_status
 from emolive.engine.session import (USER_ERRORS, StreamConfig, add_stream_options, load_model_one_thread, open_stream,
                                     summary)
@@ -191,16 +191,13 @@ def cmd_models(args: argparse.Namespace) -> int:
     rows = [["name", "size", "input", "device", "model"]]
     for name in sorted(registered_models()):
         try:
-            plugin = load_model(name)
+            model = summarise(name)
         except Exception as exc:  # a broken or not-yet-installed plugin must not hide the others
             rows.append([name, "-", "-", "-", f"unavailable: {printable(' '.join(str(exc).split()))}"])
             continue
-        cfg, meta = plugin.meta.frontend, plugin.meta
-        frames_per_s = cfg.sample_rate / cfg.frame_shift
-        features = getattr(plugin, "input_features", None) or f"{cfg.num_features}-dim MFB+F0"
-        rows.append([name, f"{plugin.size_bytes() / 1e6:.3f} MB",
-                     printable(f"{features}, {frames_per_s:g} frames/s, {cfg.sample_rate / 1000:g} kHz"),
-                     plugin.device, printable(f"{meta.architecture}, {len(meta.class_names)} classes")])
+        size = f"{model.size_bytes / 1e6:.3f} MB" + (f" + {printable(model.pretrained)}" if model.pretrained else "")
+        rows.append([name, size, printable(model.input), printable(model.device),
+                     printable(f"{model.architecture}, {model.n_classes} classes")])
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
     for row in rows:
         print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)) + "  " + row[-1])

@@ -6,7 +6,10 @@ third-party package can add one without touching emolive:
 
 - group `emolive.models`: a name (`student`, `teacher`) -> a callable returning a plugin;
 - group `emolive.architectures`: a bundle's `architecture` field -> a callable(path) returning
-  a plugin, which is how a bundle path is loaded without the engine importing any model code.
+  a plugin, which is how a bundle path is loaded without the engine importing any model code;
+- group `emolive.model_summaries` (optional): a model's name -> a callable returning its
+  `ModelSummary` from its bundle's config, so `emolive models` lists it without loading weights
+  (a teacher's encoder costs seconds and hundreds of MB); a model without one is loaded to list it.
 """
 from __future__ import annotations
 
@@ -24,6 +27,7 @@ if TYPE_CHECKING:  # import-light: `emolive --help` lists the models without loa
 
 MODELS_GROUP = "emolive.models"
 ARCHITECTURES_GROUP = "emolive.architectures"
+SUMMARIES_GROUP = "emolive.model_summaries"
 
 
 @dataclass(frozen=True)
@@ -51,6 +55,45 @@ class ModelPlugin(Protocol):
 
     def size_bytes(self) -> int:
         """Bytes of stored weights (what a user downloads or ships)."""
+
+
+@dataclass(frozen=True)
+class ModelSummary:
+    """A model as `emolive models` lists it."""
+
+    size_bytes: int  # its own stored weights
+    input: str  # what the network reads, e.g. "43-dim MFB+F0, 50 frames/s, 16 kHz"
+    device: str
+    architecture: str
+    n_classes: int
+    pretrained: str = ""  # a pretrained encoder it needs beside its weights (installed apart), if any
+
+    @classmethod
+    def of_meta(cls, meta: BundleMeta, size_bytes: int, device: str, features: str | None = None,
+                pretrained: str = "") -> ModelSummary:
+        """From a bundle's metadata; `features` names what the network reads when it is not the
+        front end's MFB+F0 (a teacher's embedding streams)."""
+        cfg = meta.frontend
+        features = features or f"{cfg.num_features}-dim MFB+F0"
+        return cls(size_bytes, f"{features}, {cfg.sample_rate / cfg.frame_shift:g} frames/s, "
+                   f"{cfg.sample_rate / 1000:g} kHz", device, meta.architecture, len(meta.class_names), pretrained)
+
+
+def bundle_summary(path: Path, device: str = "cpu", features: str | None = None, pretrained: str = "") -> ModelSummary:
+    """The summary of the bundle at `path`, from its config.json and its weights file's size alone."""
+    from emolive.engine.bundle import WEIGHTS_FILE, parse_config, read_config
+
+    meta, _ = parse_config(read_config(path), path)
+    return ModelSummary.of_meta(meta, (path / WEIGHTS_FILE).stat().st_size, device, features, pretrained)
+
+
+def summarise(name: str) -> ModelSummary:
+    """A registered model's summary: from its summary entry point when it has one, else loaded."""
+    summaries = {ep.name: ep for ep in entry_points(group=SUMMARIES_GROUP)}
+    if name in summaries:
+        return summaries[name].load()()
+    plugin = load_model(name)
+    return ModelSummary.of_meta(plugin.meta, plugin.size_bytes(), plugin.device, getattr(plugin, "input_features", None))
 
 
 @functools.cache
@@ -94,13 +137,26 @@ EXTRA_FOR = {"torch": "teacher", "torchaudio": "train", "onnx": "train"}
 
 def _with_dependencies(what: str, load: Callable[[], ModelPlugin]) -> ModelPlugin:
     """`load()`, with a missing optional package said in one line naming the extra that installs it."""
-    from emolive.engine.bundle import BundleError
-
     try:
         return load()
     except ModuleNotFoundError as exc:
         missing = (exc.name or "").split(".")[0]
         if missing not in EXTRA_FOR:
             raise
-        raise BundleError(f"model {what} needs {missing}, which emolive's base install leaves out: "
-                          f"pip install 'emolive[{EXTRA_FOR[missing]}]'") from None
+        raise _missing_extra(what, missing) from None
+
+
+def require_package(package: str, what: str) -> None:
+    """For a summary, which imports nothing heavy: the error loading model `what` would give if
+    `package` (a key of EXTRA_FOR) is not installed."""
+    import importlib.util
+
+    if importlib.util.find_spec(package) is None:
+        raise _missing_extra(what, package)
+
+
+def _missing_extra(what: str, package: str) -> Exception:
+    from emolive.engine.bundle import BundleError
+
+    return BundleError(f"model {what} needs {package}, which emolive's base install leaves out: "
+                       f"pip install 'emolive[{EXTRA_FOR[package]}]'")

@@ -24,7 +24,7 @@ from tests.conftest import REPO, corpus_files, interruptible, read_audio
 from emolive.engine.cli import main
 from emolive.engine.features import compute
 from emolive.engine.features.normalise import as_one_stream
-from emolive.engine.plugin import load_model
+from emolive.engine.plugin import ModelSummary, load_model, summarise
 from emolive.engine.schema import estimate_payload, validate_estimate, validate_status, validate_turn
 from emolive.engine.sinks import ZmqPublisher
 from emolive.engine.sinks.table import HEADER
@@ -212,6 +212,24 @@ def test_models_lists_the_student_and_the_teacher_or_why_it_is_unavailable(capsy
     assert "43-dim MFB+F0" in rows["student"] and "cpu" in rows["student"] and "MB" in rows["student"]
     teacher = rows["teacher"]  # declared; usable only once its bundle has been trained
     assert "unavailable: " in teacher or ("MB" in teacher and ("cpu" in teacher or "cuda" in teacher))
+
+
+def test_models_lists_without_loading_a_model_or_importing_torch():
+    """`emolive models` reads each bundle's config: no encoder weights, no torch."""
+    code = ("import sys; from emolive.engine.cli import main; main(['models']); "
+            "print(sorted(m for m in ('torch', 'torchaudio', 'safetensors.torch') if m in sys.modules))")
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
+    assert run.stdout.splitlines()[-1] == "[]" and "teacher" in run.stdout
+
+
+@pytest.mark.parametrize("name", ["student", "teacher"])
+def test_a_models_summary_says_what_loading_it_gives(name):
+    """The summary read from the config agrees with the loaded model on every field."""
+    summary = summarise(name)
+    plugin = load_model(name)
+    loaded = ModelSummary.of_meta(plugin.meta, getattr(plugin, "head", plugin).size_bytes(), plugin.device,
+                                  getattr(plugin, "input_features", None), summary.pretrained)
+    assert summary == loaded or (name == "teacher" and summary == ModelSummary(**{**vars(loaded), "device": "cuda|cpu"}))
 
 
 def test_devices_lists_input_devices(capsys, monkeypatch):

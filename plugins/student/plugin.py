@@ -22,7 +22,7 @@ from onnxruntime.capi.onnxruntime_pybind11_state import (Fail, InvalidArgument, 
 from emolive.engine.bundle import WEIGHTS_FILE, BundleError, BundleMeta, read_bundle, read_graph
 from emolive.engine.defaults import DEFAULT_MODEL
 from emolive.engine.onnx_external import GraphFormatError, uses_external_data
-from emolive.engine.plugin import Prediction
+from emolive.engine.plugin import ModelSummary, Prediction, bundle_summary, require_package
 from emolive.engine.schema import printable
 from emolive.plugins.student.reference import probe_features, reference_forward
 from emolive.plugins.student.spec import GRAPH_INPUTS, GRAPH_OUTPUTS, WEIGHTS_DIGEST_KEY, student_shapes
@@ -144,3 +144,14 @@ def load_default() -> StudentPlugin:
         raise FileNotFoundError(f"the default student bundle is missing from {DEFAULT_BUNDLE}; "
                                 "rebuild it with `make default-model`")
     return load_student(DEFAULT_BUNDLE, name=DEFAULT_MODEL)
+
+
+def default_summary() -> ModelSummary:
+    """`emolive models`' line of the default student, from its config (no graph session built)."""
+    return bundle_summary(DEFAULT_BUNDLE)
+
+
+def default_torch_summary() -> ModelSummary:
+    """The same weights run by torch (`student-torch`), listed only where torch is installed."""
+    require_package("torch", "student-torch")
+    return bundle_summary(DEFAULT_BUNDLE)

@@ -1,11 +1,26 @@
-"""The built-in teacher: wav2vec 2.0 / HuBERT embeddings (paper 3.2) fused into a TCGRU (Table 3)."""
-from emolive.plugins.teacher.bundle import load_teacher_bundle, save_teacher_bundle
-from emolive.plugins.teacher.encoder import SSLEncoder, default_device, fuse, num_frames
-from emolive.plugins.teacher.plugin import DEFAULT_BUNDLE, TeacherPlugin, load_default, load_teacher
-from emolive.plugins.teacher.pretrained import (PRETRAINED, MissingWeightsError, Pretrained, Stream, load_pretrained,
-                                        get_pretrained, parse_stream, read_checkpoint)
+"""The built-in teacher: pretrained-encoder embeddings (Whisper base; wav2vec 2.0 / HuBERT) fused
+into a GRU/TCGRU (paper 3.2, Table 3).
 
-__all__ = ["DEFAULT_BUNDLE", "PRETRAINED", "MissingWeightsError", "Pretrained", "SSLEncoder", "Stream",
-           "TeacherPlugin", "default_device", "fuse", "load_default", "load_pretrained", "load_teacher",
-           "load_teacher_bundle", "num_frames", "get_pretrained", "parse_stream", "read_checkpoint",
-           "save_teacher_bundle"]
+Import-light: its names are imported on first use, so listing the models (`emolive models`, which
+reads `summary.default_summary`) never imports torch.
+"""
+from importlib import import_module
+
+_NAMES = {
+    "load_teacher_bundle": "bundle", "save_teacher_bundle": "bundle",
+    "SSLEncoder": "encoder", "default_device": "encoder", "fuse": "encoder", "num_frames": "encoder",
+    "TeacherPlugin": "plugin", "load_default": "plugin", "load_teacher": "plugin",
+    "PRETRAINED": "pretrained", "MissingWeightsError": "pretrained", "Pretrained": "pretrained",
+    "Stream": "pretrained", "load_pretrained": "pretrained", "get_pretrained": "pretrained",
+    "parse_stream": "pretrained", "read_checkpoint": "pretrained",
+    "DEFAULT_BUNDLE": "summary",
+}
+
+
+def __getattr__(name: str):
+    if name in _NAMES:
+        return getattr(import_module(f"{__name__}.{_NAMES[name]}"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+__all__ = list(_NAMES)

@@ -18,8 +18,7 @@ from emolive.plugins.student.torch_plugin import TorchStudentPlugin
 from emolive.plugins.teacher.bundle import load_teacher_bundle
 from emolive.plugins.teacher.encoder import SSLEncoder, default_device, fuse
 from emolive.plugins.teacher.pretrained import MissingWeightsError, WhisperPretrained, load_encoder
-
-DEFAULT_BUNDLE = Path(__file__).resolve().parent / "default"
+from emolive.plugins.teacher.summary import DEFAULT_BUNDLE, streams_label
 DEFAULT_STREAMS = ("whisper-base:5",)  # the best teacher measured here (docs/teachers.md)
 
 
@@ -33,9 +32,8 @@ class TeacherPlugin:
 
     @property
     def input_features(self) -> str:
-        """What the network reads, for `emolive models`: its embedding streams, not the front end's features."""
-        streams = self.meta.hyperparameters["streams"]  # as recorded in the bundle (checked at load)
-        return f"{self.meta.hyperparameters['input_dim']}-dim " + " + ".join(f"{s['model']}:{s['layer']}" for s in streams)
+        """What the network reads: its embedding streams, not the front end's features."""
+        return streams_label(self.meta)
 
     def embeddings(self, samples: list[np.ndarray]) -> list[np.ndarray]:
         """Fused frame embeddings [num_frames, sum of stream dims] per waveform."""
