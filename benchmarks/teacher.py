@@ -34,7 +34,7 @@ TEACHERS = {"HuBERT base": ("hubert-base",), "HuBERT large": ("hubert-large",),
 
 def random_encoder(name: str, device: str) -> SSLEncoder:
     spec = PRETRAINED[name]
-    return SSLEncoder(torchaudio.models.wav2vec2_model(**spec.bundle._params), spec.normalize_waveform, device)
+    return SSLEncoder(torchaudio.models.wav2vec2_model(**spec.pipeline_bundle._params), spec.normalize_waveform, device)
 
 
 def sync(device: str) -> None:
@@ -71,7 +71,9 @@ def teacher_plugin(label: str, names: tuple[str, ...], device: str, tmp: Path) -
     path = save_teacher_bundle(tmp / label.replace(" ", "_"), head, streams, [f"c{i}" for i in range(8)])
     model, meta, _ = load_teacher_bundle(path)
     encoders = {n: random_encoder(n, device) for n in names}
-    return TeacherPlugin(TorchStudentPlugin(model, meta, label, path), [(encoders[s.model], s.layer) for s in streams], label)
+    weight_bytes = sum(p.numel() * 4 for e in encoders.values() for p in e.model.parameters())
+    return TeacherPlugin(TorchStudentPlugin(model, meta, label, path), [(encoders[s.model], s.layer) for s in streams],
+                         label, weight_bytes)
 
 
 def latency_rows(plugins: dict[str, ModelPlugin], window: np.ndarray, device: str) -> list[list[str]]:
@@ -100,7 +102,7 @@ def size_rows(student: TorchStudentPlugin) -> list[list[str]]:
         rows.append([f"teacher TCGRU on {what} ({width}-dim)", f"{n:,}", f"{n * 4 / 1e6:.3f} MB",
                      f"{n / small:.1f}x", f"{n * 4 / student.size_bytes():.1f}x the int8 student bundle"])
     for name in ("hubert-base", "hubert-large"):
-        n = count(torchaudio.models.wav2vec2_model(**PRETRAINED[name].bundle._params))
+        n = count(torchaudio.models.wav2vec2_model(**PRETRAINED[name].pipeline_bundle._params))
         rows.append([f"{name} SSL model (runs before the teacher)", f"{n:,}", f"{n * 4 / 1e6:.0f} MB",
                      f"{n / small:.0f}x", ""])
     return rows

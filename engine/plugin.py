@@ -132,7 +132,7 @@ def load_bundle_plugin(path: Path, name: str | None = None) -> ModelPlugin:
 
 
 # a package a model plugin may need that the no-extras install leaves out -> the extra that brings it
-EXTRA_FOR = {"torch": "teacher", "torchaudio": "train", "onnx": "train"}
+EXTRA_FOR = {"torch": "train", "torchaudio": "train", "onnx": "teacher"}
 
 
 def _with_dependencies(what: str, load: Callable[[], ModelPlugin]) -> ModelPlugin:

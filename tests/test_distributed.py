@@ -105,7 +105,7 @@ def test_two_ranks_embed_a_corpus_like_one_process(tmp_path):
     torch.manual_seed(0)
     spec = get_pretrained("wav2vec2-base")
     checkpoint = tmp_path / "w2v.safetensors"
-    save_file(torchaudio.models.wav2vec2_model(**spec.bundle._params).state_dict(), str(checkpoint))
+    save_file(torchaudio.models.wav2vec2_model(**spec.pipeline_bundle._params).state_dict(), str(checkpoint))
     manifest = subset_manifest(tmp_path, "emodb", every=107)  # 5 clips: ranks get 3 and 2
     common = ["embed", "--bundle", "wav2vec2-base", "--checkpoint", str(checkpoint), "--data", str(manifest)]
     assert trainer_main([*common, "--cache", str(tmp_path / "one")]) == 0

@@ -83,13 +83,13 @@ def test_batches_equal_one_utterance_at_a_time(speech):
 @pytest.mark.parametrize("name", ["hubert-large", "hubert-large-960h", "wav2vec2-base"])
 def test_bundle_get_model_loads_hub_cache_weights_offline(name, hub, speech):
     spec = tiny(name)
-    assert spec.hub_file() == hub / PRETRAINED[name].bundle._path
+    assert spec.hub_file() == hub / PRETRAINED[name].pipeline_bundle._path
     state = save_hub_weights(spec, seed=3)
     model = load_pretrained(spec)
     for key, value in model.state_dict().items():
         assert torch.equal(value, state[key]), key
     # what torchaudio's own wrapper gives (it normalises large models' waveforms) is what we embed
-    wrapped = spec.bundle.get_model(dl_kwargs={"weights_only": True})
+    wrapped = spec.pipeline_bundle.get_model(dl_kwargs={"weights_only": True})
     x = speech[:24000]
     with torch.inference_mode():
         expected, _ = wrapped.extract_features(torch.from_numpy(x)[None], num_layers=2)

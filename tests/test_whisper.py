@@ -10,7 +10,8 @@ import torch
 
 from emolive.engine.features import compute
 from emolive.plugins.teacher import num_frames, parse_stream
-from emolive.plugins.teacher.whisper import MAX_SAMPLES, WhisperEncoder, WhisperFrameEncoder, slaney_mel_filters
+from emolive.plugins.teacher.whisper import WhisperEncoder, WhisperFrameEncoder
+from emolive.plugins.teacher.whisper_input import MAX_SAMPLES, log_mel, slaney_mel_filters
 from emolive.plugins.teacher.whisper_weights import WHISPER_BASE, WhisperWeights, WhisperWeightsError
 from emolive.trainer.embeddings import EmbeddingCache
 from emolive.trainer.embeddings.cache import fill_layers
@@ -35,6 +36,23 @@ def test_the_mel_filterbank_is_librosas_slaney_filterbank_whisper_was_trained_wi
     np.testing.assert_allclose(slaney_mel_filters(), reference, rtol=0, atol=1e-7 * reference.max())
 
 
+def test_the_log_mel_is_whispers_on_real_speech(clips):
+    """Against librosa's power mel spectrogram (centred, reflect-padded periodic Hann frames, as
+    Whisper's torch.stft), through Whisper's log10 floor and scaling: both in float64, ours rounded
+    to float32 at the end, so they agree to float32 rounding of values of order 1 (1e-5 leaves
+    10x), and a wrong window, hop, padding or floor misses by far more."""
+    librosa = pytest.importorskip("librosa")
+    for audio in (clips[0], clips[2][:16000 * 3 + 77]):
+        power = librosa.feature.melspectrogram(y=audio.astype(np.float64), sr=16000, n_fft=400, hop_length=160,
+                                               window="hann", center=True, pad_mode="reflect", power=2.0,
+                                               n_mels=80, htk=False, norm="slaney")[:, :-1]
+        logs = np.log10(np.maximum(power, 1e-10))
+        want = (np.maximum(logs, logs.max() - 8.0) + 4.0) / 4.0
+        got = log_mel(audio)
+        assert got.shape == want.shape == (80, len(audio) // 160) and got.dtype == np.float32
+        np.testing.assert_allclose(got, want, rtol=0, atol=1e-5)
+
+
 def test_the_encoder_agrees_with_ctranslate2_on_real_speech(encoder, clips, tmp_path):
     """Layer 7 is ctranslate2's `Whisper.encode` output, padded to 30 s (Whisper's training input)
     and unpadded. Both run float32 arithmetic on the same float16 weights; they differ only in the
@@ -55,13 +73,29 @@ def test_the_encoder_agrees_with_ctranslate2_on_real_speech(encoder, clips, tmp_
     padded = np.zeros(MAX_SAMPLES, np.float32)
     padded[:len(clips[0])] = clips[0]
     for audio in (padded, clips[2]):
-        mel = encoder.log_mel(torch.from_numpy(audio))[None]
+        mel = log_mel(audio)[None]
         with torch.inference_mode():
-            ours = encoder(mel)[-1].numpy()
-        theirs = np.array(reference.encode(ctranslate2.StorageView.from_array(mel.numpy().copy())))
+            ours = encoder(torch.from_numpy(mel))[-1].numpy()
+        theirs = np.array(reference.encode(ctranslate2.StorageView.from_array(mel.copy())))
         assert ours.shape == theirs.shape
         assert np.linalg.norm(ours - theirs) <= 1e-4 * np.linalg.norm(theirs)
         assert np.abs(ours - theirs).max() <= 1e-4 * np.abs(theirs).max()
+
+
+def test_the_onnxruntime_graph_gives_the_torch_encoders_layers_on_real_speech(encoder, clips):
+    """whisper_graph builds the live teacher's encoder from the same weights: layers 2, 5 and 7 of
+    the graph against the module's, through `embed_layers` (pieces, frame grid). Both float32; the
+    measured difference is ~4e-6 of the norm (sum order, as against ctranslate2 above), so 1e-4
+    holds on any BLAS or CPU, and a wrong head split, scale, norm or activation misses it by far."""
+    from emolive.plugins.teacher.whisper_graph import WhisperGraphEncoder
+
+    graph, module = WhisperGraphEncoder(WHISPER_BASE, [2, 5, 7]), WhisperFrameEncoder(encoder)
+    for audio in (clips[1], clips[3], clips[0][:721]):
+        for ours, theirs in zip(graph.embed_layers(audio, [7, 2, 5]), module.embed_layers(audio, [7, 2, 5])):
+            assert ours.shape == theirs.shape == (num_frames(len(audio)), 512)
+            assert np.linalg.norm(ours - theirs) <= 1e-4 * np.linalg.norm(theirs)
+    with pytest.raises(ValueError, match="gives layers"):
+        graph.embed_layers(clips[0], [3])
 
 
 def test_every_layer_has_the_front_ends_frame_count(encoder, clips):

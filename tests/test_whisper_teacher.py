@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -15,7 +17,7 @@ from emolive.plugins.teacher import DEFAULT_BUNDLE, TeacherPlugin, load_default
 from emolive.plugins.teacher import plugin as teacher_plugin
 from emolive.plugins.teacher.whisper_weights import WHISPER_BASE
 from emolive.trainer.cli import main as trainer_main
-from tests.conftest import corpus_files
+from tests.conftest import corpus_files, read_audio
 from tests.test_trainer import subset_manifest
 
 
@@ -41,6 +43,30 @@ def test_the_teacher_scores_real_speech_offline_like_the_student_does(teacher):
         assert np.isfinite(values).all() and ((values >= 1) & (values <= 7)).all()
         # a float32 softmax over 6 classes sums to 1 within a few ulp on any CPU
         assert sum(estimate["classes"].values()) == pytest.approx(1, abs=1e-4)
+
+
+def test_the_live_teacher_runs_on_onnxruntime_without_importing_torch():
+    code = ("import sys; import emolive; from emolive.engine.plugin import load_model; "
+            "t = load_model('teacher'); r = emolive.analyze('engine/data/demo.flac', model=t); "
+            "print(type(t.encoders[0][0]).__name__, type(t.head).__name__, len(r.windows), 'torch' in sys.modules)")
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, check=True,
+                         cwd=DEFAULT_BUNDLE.parents[2])
+    encoder, head, windows, torch_imported = run.stdout.split()
+    assert (encoder, head, torch_imported) == ("WhisperGraphEncoder", "StudentPlugin", "False") and int(windows) > 0
+
+
+def test_the_onnxruntime_teacher_gives_what_the_torch_teacher_gives_on_real_speech(teacher):
+    """Both run float32 over the same weights; the graph's sums run in another order (GEMM
+    blocking, fused kernels), which moved layer 5 by ~4e-6 of its norm and the estimates by ~1e-6
+    here; 1e-4 on the 1-7 scale (and on probabilities) leaves ~100x for other BLAS and CPU builds,
+    while a wrong layer, head or input misses by orders of magnitude."""
+    torch_teacher = teacher_plugin.load_teacher(DEFAULT_BUNDLE, runtime="torch")
+    assert type(torch_teacher.head).__name__ == "TorchStudentPlugin"
+    clips = [read_audio(p) for p in corpus_files("emodb", every=300, limit=2) + corpus_files("ased", every=900, limit=1)]
+    windows = [c[:3 * 16000] for c in clips] + [clips[0][:4000]]
+    for ours, theirs in zip(teacher.predict_batch([None] * 4, windows), torch_teacher.predict_batch([None] * 4, windows)):
+        for a, b in ((ours.avd, theirs.avd), (ours.class_probs, theirs.class_probs), (ours.embedding, theirs.embedding)):
+            np.testing.assert_allclose(a, b, rtol=0, atol=1e-4)
 
 
 def test_a_bundle_naming_other_encoder_weights_is_refused(tmp_path):

@@ -29,13 +29,13 @@ def hub(tmp_path, monkeypatch):
 
 def tiny(name: str) -> Pretrained:
     real = PRETRAINED[name]
-    params = dict(real.bundle._params)
+    params = dict(real.pipeline_bundle._params)
     params.update(
         extractor_conv_layer_config=[(8, k, s) for _, k, s in params["extractor_conv_layer_config"]],
         encoder_embed_dim=DIM, encoder_num_layers=LAYERS, encoder_num_heads=2, encoder_ff_interm_features=64,
         encoder_pos_conv_kernel=16, encoder_pos_conv_groups=4,
     )
-    return replace(real, bundle=replace(real.bundle, _params=params))
+    return replace(real, bundle=replace(real.pipeline_bundle, _params=params))
 
 
 def install(monkeypatch, *names: str) -> list[Pretrained]:
@@ -48,14 +48,14 @@ def install(monkeypatch, *names: str) -> list[Pretrained]:
 
 def random_model(spec: Pretrained, seed: int = 0) -> torch.nn.Module:
     torch.manual_seed(seed)
-    return torchaudio.models.wav2vec2_model(**spec.bundle._params).eval()
+    return torchaudio.models.wav2vec2_model(**spec.pipeline_bundle._params).eval()
 
 
 def save_hub_weights(spec: Pretrained, seed: int = 0) -> dict[str, torch.Tensor]:
     """Random weights written where `bundle.get_model()` looks, in the published file's layout."""
     state = random_model(spec, seed).state_dict()
     saved = dict(state)
-    axes = getattr(spec.bundle, "_remove_aux_axis", ())
+    axes = getattr(spec.pipeline_bundle, "_remove_aux_axis", ())
     if axes:  # fairseq ASR files carry unused output rows that torchaudio drops on loading
         for key in ("aux.weight", "aux.bias"):
             rows = list(state[key])

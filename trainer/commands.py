@@ -161,12 +161,15 @@ def bundle_splits(plugin: ModelPlugin) -> Path | None:
 
 
 def export(args) -> int:
+    from emolive.engine.bundle import read_config
     from emolive.plugins.student import DEFAULT_BUNDLE, load_bundle, write_graph
     from emolive.plugins.student.graph import export_graph
+    from emolive.plugins.teacher.bundle import PREFIX, write_teacher_graph
     from emolive.trainer.export import stamp_graph
 
     if args.into_bundle:
-        path = write_graph(args.into_bundle)
+        teacher = str(read_config(args.into_bundle).get("architecture", "")).startswith(PREFIX)
+        path = (write_teacher_graph if teacher else write_graph)(args.into_bundle)  # a teacher's: its head
     else:
         model, meta = load_bundle(DEFAULT_BUNDLE if args.model == DEFAULT_MODEL else args.model)
         path = stamp_graph(export_graph(model, args.out), meta)  # alone, it says what config.json would

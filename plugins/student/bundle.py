@@ -14,7 +14,7 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 import torch
 
-from emolive.engine.bundle import GRAPH_FILE, BundleError, BundleMeta, read_bundle, write_bundle
+from emolive.engine.bundle import GRAPH_FILE, Bundle, BundleError, BundleMeta, read_bundle, write_bundle
 from emolive.engine.features.config import FrontEndConfig
 from emolive.engine.features.normalise import StreamNormConfig
 from emolive.plugins.student.graph import export_graph
@@ -50,12 +50,17 @@ def save_bundle(
 
 def write_graph(path: str | Path) -> Path:
     """(Re)write a student bundle's model.onnx from its weights, as read back (int8 bundles: dequantised)."""
-    path = Path(path)
     bundle = read_bundle(path, student_shapes)  # refuses linked members, as every read does
+    return export_bundle_graph(Path(path), bundle, bundle.meta.architecture, bundle.meta.hyperparameters)
+
+
+def export_bundle_graph(path: Path, bundle: Bundle, arch: str, hyperparameters: dict[str, Any]) -> Path:
+    """Write the model.onnx of a read bundle whose network is `arch` with `hyperparameters` (a
+    student's own, or a teacher's head: teacher.bundle.write_teacher_graph)."""
     if (path / GRAPH_FILE).is_symlink():
         raise BundleError(f"{path / GRAPH_FILE}: a symbolic link; a bundle holds plain files only (remove it, "
                           "then export again)")
-    model = build_model(bundle.meta.architecture, bundle.meta.hyperparameters, bundle.tensors)
+    model = build_model(arch, hyperparameters, bundle.tensors)
     return export_graph(model, path / GRAPH_FILE, bundle.weights_sha256)
 
 

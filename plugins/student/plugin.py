@@ -13,13 +13,14 @@ The torch path (`torch_plugin.py`, model `student-torch`) stays for the teacher 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import onnxruntime as ort
 from onnxruntime.capi.onnxruntime_pybind11_state import (Fail, InvalidArgument, InvalidGraph, InvalidProtobuf,
                                                          NotImplemented, RuntimeException)
 
-from emolive.engine.bundle import WEIGHTS_FILE, BundleError, BundleMeta, read_bundle, read_graph
+from emolive.engine.bundle import WEIGHTS_FILE, Bundle, BundleError, BundleMeta, read_bundle, read_graph
 from emolive.engine.defaults import DEFAULT_MODEL
 from emolive.engine.onnx_external import GraphFormatError, uses_external_data
 from emolive.engine.plugin import ModelSummary, Prediction, bundle_summary, require_package
@@ -84,6 +85,13 @@ def load_student(path: str | Path, name: str | None = None, threads: int = 1) ->
     """Entry point for bundle architectures "gru" and "tcgru"."""
     path = Path(path)
     bundle = read_bundle(path, student_shapes)
+    return graph_plugin(path, bundle, bundle.meta.architecture, bundle.meta.hyperparameters, name, threads)
+
+
+def graph_plugin(path: Path, bundle: Bundle, arch: str, hyperparameters: dict[str, Any], name: str | None = None,
+                 threads: int = 1) -> StudentPlugin:
+    """The plugin running a read bundle's model.onnx, checked against its weights: those of
+    network `arch` with `hyperparameters` (a student's own, or a teacher's head)."""
     hint = f"write it with `trainer export --into-bundle {path}`"
     graph = read_graph(path)
     try:
@@ -93,19 +101,24 @@ def load_student(path: str | Path, name: str | None = None, threads: int = 1) ->
     if external:
         raise BundleError(f"{path}: model.onnx keeps tensors in external files, which a bundle may not; {hint}")
     try:
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = options.inter_op_num_threads = threads
-        session = ort.InferenceSession(graph, options, providers=["CPUExecutionProvider"])
+        session = ort.InferenceSession(graph, session_options(threads), providers=["CPUExecutionProvider"])
     except _ORT_ERRORS as err:
         raise BundleError(f"{path}: model.onnx is not a graph onnxruntime can run ({str(err).splitlines()[0]}); "
                           f"{hint}") from None
     digest = session.get_modelmeta().custom_metadata_map.get(WEIGHTS_DIGEST_KEY)
     if digest != bundle.weights_sha256:
         raise BundleError(f"{path}: model.onnx was not made from this {WEIGHTS_FILE}; {hint}")
-    _check_signature(session, bundle.meta, path)
+    _check_signature(session, hyperparameters, path)
     plugin = StudentPlugin(session, bundle.meta, name or str(path), path)
-    _check_agreement(plugin, bundle.tensors, path)
+    _check_agreement(plugin, bundle.tensors, arch, hyperparameters, path)
     return plugin
+
+
+def session_options(threads: int) -> ort.SessionOptions:
+    """`threads` intra- and inter-op threads (module docstring: one by default)."""
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = options.inter_op_num_threads = threads
+    return options
 
 
 # float32 graph against the float64 reference on 24 frames: measured differences ~1e-6 (GRU sums in
@@ -113,12 +126,12 @@ def load_student(path: str | Path, name: str | None = None, threads: int = 1) ->
 AGREEMENT_TOLERANCE = 1e-3
 
 
-def _check_agreement(plugin: StudentPlugin, tensors: dict[str, np.ndarray], path: Path) -> None:
+def _check_agreement(plugin: StudentPlugin, tensors: dict[str, np.ndarray], arch: str,
+                     hyperparameters: dict[str, Any], path: Path) -> None:
     """The graph computes what the bundle's weights say, on one fixed input (plugins.student.reference)."""
-    meta = plugin.meta
     probe = probe_features(tensors["feature_mean"], tensors["feature_std"])
     got = plugin.predict_batch([probe], [None])[0]
-    want = reference_forward(tensors, meta.hyperparameters, meta.architecture, probe)
+    want = reference_forward(tensors, hyperparameters, arch, probe)
     worst = max(float(np.abs(np.asarray(g, np.float64) - w).max(initial=0.0))
                 for g, w in zip((got.avd, got.class_probs, got.embedding), want))
     if not worst <= AGREEMENT_TOLERANCE:
@@ -126,9 +139,8 @@ def _check_agreement(plugin: StudentPlugin, tensors: dict[str, np.ndarray], path
                           f"on a fixed input); write it with `trainer export --into-bundle {path}`")
 
 
-def _check_signature(session: ort.InferenceSession, meta: BundleMeta, path: Path) -> None:
+def _check_signature(session: ort.InferenceSession, hp: dict[str, Any], path: Path) -> None:
     """The graph's inputs and outputs are the student's: names, element types and fixed widths."""
-    hp = meta.hyperparameters
     want = dict(zip(GRAPH_INPUTS, [("tensor(float)", hp["input_dim"]), ("tensor(int64)", None)]))
     want_out = dict(zip(GRAPH_OUTPUTS, [3, hp["n_classes"], hp["embedding_dim"]]))
     inputs = {i.name: (i.type, i.shape[-1] if len(i.shape) == 3 else None) for i in session.get_inputs()}

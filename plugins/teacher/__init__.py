@@ -8,7 +8,7 @@ from importlib import import_module
 
 _NAMES = {
     "load_teacher_bundle": "bundle", "save_teacher_bundle": "bundle",
-    "SSLEncoder": "encoder", "default_device": "encoder", "fuse": "encoder", "num_frames": "encoder",
+    "SSLEncoder": "encoder", "default_device": "encoder", "fuse": "frames", "num_frames": "frames",
     "TeacherPlugin": "plugin", "load_default": "plugin", "load_teacher": "plugin",
     "PRETRAINED": "pretrained", "MissingWeightsError": "pretrained", "Pretrained": "pretrained",
     "Stream": "pretrained", "load_pretrained": "pretrained", "get_pretrained": "pretrained",

@@ -8,14 +8,15 @@ The pretrained weights themselves stay outside the bundle (hub cache or checkpoi
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
-from emolive.engine.bundle import BundleError, BundleMeta, Shapes, read_bundle, write_bundle
+from emolive.engine.bundle import Bundle, BundleError, BundleMeta, Shapes, read_bundle, write_bundle
 from emolive.engine.features.config import FrontEndConfig
-from emolive.plugins.student import StudentModel, build_model
-from emolive.plugins.student.bundle import model_meta, numpy_state
 from emolive.plugins.student.spec import checked_shapes
 from emolive.plugins.teacher.pretrained import Stream, stream_from_dict
+
+if TYPE_CHECKING:  # import-light: the live teacher reads its bundle without torch (read_teacher_bundle)
+    from emolive.plugins.student import StudentModel
 
 PREFIX = "teacher-"
 
@@ -32,20 +33,44 @@ def save_teacher_bundle(
 ) -> Path:
     """Write `model` (trained on the fused `streams`) as a teacher bundle directory (atomically, with
     what `finish(directory)` adds: engine.bundle.write_bundle)."""
+    from emolive.plugins.student.bundle import model_meta, numpy_state
+
     # The engine still runs its front end and hands over each window's samples; the
     # front-end config records the sample rate and 20 ms framing the embeddings share.
     meta = model_meta(model, FrontEndConfig(), class_names, training, metrics, prefix=PREFIX,
                       streams=[s.to_dict() for s in streams])
     teacher_shapes(meta, Path(path))
-    return write_bundle(path, meta, numpy_state(model), int8=int8, finish=finish)
+
+    def complete(directory: Path) -> None:  # the head's runtime graph, so the teacher runs without torch
+        write_teacher_graph(directory)
+        if finish is not None:
+            finish(directory)
+
+    return write_bundle(path, meta, numpy_state(model), int8=int8, finish=complete)
+
+
+def write_teacher_graph(path: str | Path) -> Path:
+    """(Re)write a teacher bundle's model.onnx: its head network, from the weights as read back."""
+    from emolive.plugins.student.bundle import export_bundle_graph
+
+    bundle, arch, hyper, _ = read_teacher_bundle(path)
+    return export_bundle_graph(Path(path), bundle, arch, hyper)
 
 
 def load_teacher_bundle(path: str | Path) -> tuple[StudentModel, BundleMeta, list[Stream]]:
-    """The network (eval mode), the bundle's metadata and the streams it needs, all checked."""
+    """The network in torch (eval mode), the bundle's metadata and the streams it needs, all checked."""
+    from emolive.plugins.student import build_model
+
+    bundle, arch, hyper, streams = read_teacher_bundle(path)
+    return build_model(arch, hyper, bundle.tensors), bundle.meta, streams
+
+
+def read_teacher_bundle(path: str | Path) -> tuple[Bundle, str, dict[str, Any], list[Stream]]:
+    """The checked bundle, its network's architecture and own hyperparameters (without the
+    `teacher-` prefix and the streams), and the streams it reads."""
     bundle = read_bundle(path, teacher_shapes)
-    meta = bundle.meta
-    hyper, streams = _split_streams(meta, Path(path))
-    return build_model(meta.architecture[len(PREFIX):], hyper, bundle.tensors), meta, streams
+    hyper, streams = _split_streams(bundle.meta, Path(path))
+    return bundle, bundle.meta.architecture[len(PREFIX):], hyper, streams
 
 
 def teacher_shapes(meta: BundleMeta, path: Path) -> Shapes:

@@ -13,25 +13,13 @@ import numpy as np
 import torch
 from torch import nn
 
-FRAME_LENGTH, FRAME_SHIFT = 400, 320
+from emolive.plugins.teacher.frames import num_frames
+
 BATCH_SECONDS = 160.0  # padded audio per batch: bounds GPU memory (a large model's activations)
-
-
-def num_frames(samples: int) -> int:
-    """Frames of a signal of this length: the front end's count, 1 + (n - 400) // 320, or 0."""
-    return 0 if samples < FRAME_LENGTH else 1 + (samples - FRAME_LENGTH) // FRAME_SHIFT
 
 
 def default_device() -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
-
-
-def fuse(streams: Sequence[np.ndarray]) -> np.ndarray:
-    """Concatenate embedding streams of one utterance frame by frame (Table 3's fusion)."""
-    frames = {len(s) for s in streams}
-    if len(frames) != 1:
-        raise ValueError(f"embedding streams disagree on the frame count: {sorted(frames)}")
-    return np.concatenate(streams, axis=1)
 
 
 class SSLEncoder:

@@ -1,34 +1,51 @@
-"""The teacher as an engine plugin: SSL embeddings of each window's audio -> TCGRU -> A/V/D.
+"""The teacher as an engine plugin: pretrained-encoder embeddings of each window's audio -> its
+head network (GRU/TCGRU) -> A/V/D.
 
-The pretrained encoders run on CUDA when there is one. On a CPU a large model runs at about real
-time or slower, so the plugin warns; the runner's skip accounting drops windows to stay live.
-The head is the student plugin run on the fused embeddings, so both share one inference path.
+Two runtimes behind one plugin. A teacher whose streams are all Whisper's (the shipped one) runs
+on the CPU on onnxruntime and never imports torch: the encoder is a graph built from the installed,
+hash-checked weights (whisper_graph.py) and the head is its bundle's model.onnx, checked against
+its weights as a student's is (the student plugin runs it). On one thread that is faster per
+window than PyTorch and takes a fraction of the memory (benchmarks/teacher_runtime.py). With an
+NVIDIA GPU (and torch), or for wav2vec 2.0 / HuBERT streams, or a bundle without model.onnx, the
+teacher runs in PyTorch; on a CPU a large model runs at about real time or slower, so the plugin
+warns and the runner's skip accounting drops windows to stay live.
 """
 from __future__ import annotations
 
+import importlib.util
 import warnings
 from pathlib import Path
-from typing import Sequence
+from typing import Protocol, Sequence
 
 import numpy as np
 
-from emolive.engine.bundle import WEIGHTS_FILE, BundleMeta
-from emolive.engine.plugin import Prediction
-from emolive.plugins.student.torch_plugin import TorchStudentPlugin
-from emolive.plugins.teacher.bundle import load_teacher_bundle
-from emolive.plugins.teacher.encoder import SSLEncoder, default_device, fuse
-from emolive.plugins.teacher.pretrained import MissingWeightsError, WhisperPretrained, load_encoder
+from emolive.engine.bundle import GRAPH_FILE, WEIGHTS_FILE, BundleMeta
+from emolive.engine.plugin import ModelPlugin, Prediction
+from emolive.plugins.teacher.bundle import read_teacher_bundle
+from emolive.plugins.teacher.frames import fuse
+from emolive.plugins.teacher.pretrained import MissingWeightsError, Stream, WhisperPretrained
 from emolive.plugins.teacher.summary import DEFAULT_BUNDLE, streams_label
+
 DEFAULT_STREAMS = ("whisper-base:5",)  # the best teacher measured here (docs/teachers.md)
 
 
-class TeacherPlugin:
-    """Embeds each window's 16 kHz samples with the bundle's streams and runs the network on them."""
+class FrameEncoder(Protocol):
+    """One layer's frames of each waveform, on the front end's frame grid."""
 
-    def __init__(self, head: TorchStudentPlugin, encoders: Sequence[tuple[SSLEncoder, int]], name: str) -> None:
+    device: str
+
+    def embed(self, waveforms: Sequence[np.ndarray], layer: int) -> list[np.ndarray]: ...
+
+
+class TeacherPlugin:
+    """Embeds each window's 16 kHz samples with the bundle's streams and runs the head on them."""
+
+    def __init__(self, head: ModelPlugin, encoders: Sequence[tuple[FrameEncoder, int]], name: str,
+                 encoder_bytes: int) -> None:
         self.head, self.encoders, self.name = head, list(encoders), name
         self.meta: BundleMeta = head.meta
         self.device = self.encoders[0][0].device
+        self.encoder_bytes = encoder_bytes
 
     @property
     def input_features(self) -> str:
@@ -48,28 +65,62 @@ class TeacherPlugin:
         return self.head.predict_batch(self.embeddings(samples), samples)
 
     def size_bytes(self) -> int:
-        """The bundle plus the pretrained weights it needs (float32)."""
-        unique = {id(e): e for e, _ in self.encoders}.values()
-        return self.head.size_bytes() + sum(p.numel() * 4 for e in unique for p in e.model.parameters())
+        """The bundle plus the pretrained weights the runtime holds (float32)."""
+        return self.head.size_bytes() + self.encoder_bytes
 
 
-def load_teacher(path: str | Path, name: str | None = None, device: str | None = None) -> TeacherPlugin:
-    """Entry point for `teacher-*` bundle architectures; needs the streams' pretrained weights."""
-    path = Path(path)
-    model, meta, streams = load_teacher_bundle(path)
-    device = device or default_device()
+def default_device() -> str:
+    """"cuda" where an NVIDIA driver is loaded and torch sees the GPU, else "cpu"; torch is
+    imported only where there is a GPU for it to find."""
+    if not Path("/proc/driver/nvidia/version").exists() or importlib.util.find_spec("torch") is None:
+        return "cpu"
+    from emolive.plugins.teacher.encoder import default_device as torch_device
+
+    return torch_device()
+
+
+def load_teacher(path: str | Path, name: str | None = None, device: str | None = None,
+                 runtime: str = "auto") -> TeacherPlugin:
+    """Entry point for `teacher-*` bundle architectures; needs the streams' pretrained weights.
+    `runtime` "auto" takes onnxruntime where it can (module docstring), "torch" PyTorch."""
+    path, device = Path(path), device or default_device()
+    bundle, arch, hyper, streams = read_teacher_bundle(path)
+    name = name or str(path)
+    graph = device == "cpu" and (path / GRAPH_FILE).is_file() and all(isinstance(s.spec, WhisperPretrained)
+                                                                      for s in streams)
+    if runtime not in ("auto", "torch"):
+        raise ValueError(f"runtime must be 'auto' or 'torch', not {runtime!r}")
+    if graph and runtime == "auto":
+        from emolive.plugins.student.plugin import graph_plugin
+        from emolive.plugins.teacher.whisper_graph import WhisperGraphEncoder
+
+        head = graph_plugin(path, bundle, arch, hyper, name)
+        encoder = WhisperGraphEncoder(streams[0].spec.weights, [s.layer for s in streams])
+        return TeacherPlugin(head, [(encoder, s.layer) for s in streams], name, encoder.weight_bytes)
+    return _torch_teacher(path, bundle, arch, hyper, streams, name, device)
+
+
+def _torch_teacher(path: Path, bundle, arch: str, hyper: dict, streams: list[Stream], name: str,
+                   device: str) -> TeacherPlugin:
+    """The same teacher in PyTorch (GPU, wav2vec 2.0 / HuBERT streams, or a bundle without model.onnx)."""
+    from emolive.plugins.student import build_model
+    from emolive.plugins.student.torch_plugin import TorchStudentPlugin
+    from emolive.plugins.teacher.pretrained import load_encoder
+
     if device == "cpu" and any(not isinstance(s.spec, WhisperPretrained) for s in streams):
         # HuBERT/wav2vec2 large: near or below real time on a CPU; Whisper base runs ~60x faster than that
         warnings.warn("the teacher runs its pretrained model(s) on the CPU, near or below real time: "
                       "windows will be skipped to stay live (a CUDA GPU runs it many times faster)",
-                      RuntimeWarning, stacklevel=2)
-    loaded: dict[tuple[str, str | None], SSLEncoder] = {}
+                      RuntimeWarning, stacklevel=3)
+    loaded = {}
     for s in streams:  # two layers of one model share one copy of it
         key = (s.model, s.checkpoint)
         if key not in loaded:
             loaded[key] = load_encoder(s.spec, s.checkpoint, device)
     encoders = [(loaded[(s.model, s.checkpoint)], s.layer) for s in streams]
-    return TeacherPlugin(TorchStudentPlugin(model, meta, name or str(path), path), encoders, name or str(path))
+    head = TorchStudentPlugin(build_model(arch, hyper, bundle.tensors), bundle.meta, name, path)
+    encoder_bytes = sum(p.numel() * 4 for e in loaded.values() for p in e.model.parameters())
+    return TeacherPlugin(head, encoders, name, encoder_bytes)
 
 
 def load_default() -> TeacherPlugin:

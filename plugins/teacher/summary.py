@@ -18,8 +18,8 @@ def streams_label(meta: BundleMeta) -> str:
 
 def default_summary() -> ModelSummary:
     """The shipped teacher (a GRU on Whisper base's layer 5); it runs on CUDA where torch finds one,
-    else on the CPU."""
-    require_package("torch", "teacher")
+    else on the CPU (onnxruntime, which builds Whisper's graph with the `teacher` extra's onnx)."""
+    require_package("onnx", "teacher")
     from emolive.engine.bundle import parse_config, read_config
 
     from emolive.plugins.teacher.whisper_weights import WHISPER_BASE
