@@ -50,10 +50,10 @@ SHARED ?= ../shared
 CORPORA := $(foreach c,emodb ravdess ased baved,--data $(SHARED)/corpora/$(c)/manifest.csv)
 
 # The shipped recipe is `trainer train`'s defaults, declared once in trainer/config.py (TrainConfig,
-# DataSpec; `trainer train --help` shows them): "new, 40 epochs, prior 20 s" in benchmarks/generalisation.py, whose
+# DataSpec; `trainer train --help` shows them): "new, 40 epochs" in benchmarks/generalisation.py, whose
 # leave-one-corpus-out row the bundle carries. A target passes only what differs from it
 # (tests/test_trainer_defaults.py checks), so no value of the recipe is restated here.
-RECIPE_NAME := new, 40 epochs, prior 20 s
+RECIPE_NAME := new, 40 epochs
 
 # Rebuilds the embedded default student: the shipped recipe, TCGRU, on all four shared corpora, int8
 # weights; then stores that recipe's leave-one-corpus-out rows in the bundle. Train from a committed tree:

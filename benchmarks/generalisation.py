@@ -12,11 +12,9 @@ corpus's speakers. A row uses every seed saved for all four left-out corpora, an
 Recipes: "old" is the shipped model's recipe before this benchmark (global normalisation, gain
 augmentation, every category a class, uniform sampling); "new" adds per-speaker stream
 normalisation, corpus-balanced sampling and the shared class set; "new, 40 epochs" lets it train
-twice as long (early stopping still decides); the shipped recipe, "new, 40 epochs, prior 20 s",
-starts each stream's normaliser from the training statistics worth 20 s of voiced speech (5 s
-before), the one recipe above "old" under every session protocol. The ablation rows take one piece
-out ("new - X", or of "new, 40 epochs": "new, 40 epochs - X", its corpus-balanced sampling or its
-shared class set), change one loss, sampling or normaliser option of "new, 40 epochs", or add one: augmented views of
+twice as long (early stopping still decides). The ablation rows take one piece out ("new - X",
+or of the shipped recipe: "new, 40 epochs - X", its corpus-balanced sampling or its shared class
+set), change one loss or sampling option of the shipped recipe, or add one: augmented views of
 rooms, microphones, speed and noise, drawn per clip or per speaker session ("new + views per
 ..."), a corpus-adversarial classifier through gradient reversal, or distillation from a wider
 teacher trained on the fold with views.
@@ -90,46 +88,43 @@ class Recipe:
                            norm_prior_s=self.norm_prior_s)
 
 
-CONTROL = Recipe("new, 40 epochs", views=False, epochs=40)  # the ablations' control
+SHIPPED = Recipe("new, 40 epochs", views=False, epochs=40)
 WHISPER_TEACHER = "whisper-base:5 teacher (GRU)"  # the first Whisper teacher (the distillation rows' teacher)
 SHIPPED_TEACHER = f"{WHISPER_TEACHER}, dropout 0.3"  # the shipped teacher's recipe (make teacher-model)
 
 
-def control_with(change: str, **fields) -> Recipe:
-    """The control recipe with one thing changed (`fields`), named after it: its ablation rows
+def shipped_with(change: str, **fields) -> Recipe:
+    """The shipped recipe with one thing changed (`fields`), named after it: its ablation rows
     differ from their control in exactly that and nothing else."""
-    return replace(CONTROL, name=f"{CONTROL.name}{change}", **fields)
-
-
-SHIPPED = control_with(", prior 20 s", norm_prior_s=20.0)  # make default-model
+    return replace(SHIPPED, name=f"{SHIPPED.name}{change}", **fields)
 
 
 RECIPES = {r.name: r for r in (
     Recipe("old", stream_norm=False, views=False, balance=False, classes="all"),
     Recipe("new", views=False),
-    CONTROL,
+    SHIPPED,
     Recipe("new + corpus adversary", views=False, corpus_adversary=0.3),
     Recipe("new + distilled from a wide teacher with views", views=False, teacher_hidden=256),
-    control_with(", valence-weighted CCC", ccc_alpha=0.5, ccc_beta=0.25),
-    control_with(", class weight 1", ce_weight=1.0),
-    control_with(", CCC per corpus", ccc_per_corpus=True),
-    control_with(", dropout 0.3", dropout=0.3),
-    control_with(", quadrant-balanced", balance_quadrants=True),
+    shipped_with(", valence-weighted CCC", ccc_alpha=0.5, ccc_beta=0.25),
+    shipped_with(", class weight 1", ce_weight=1.0),
+    shipped_with(", CCC per corpus", ccc_per_corpus=True),
+    shipped_with(", dropout 0.3", dropout=0.3),
+    shipped_with(", quadrant-balanced", balance_quadrants=True),
     Recipe("new + views per clip"),
     Recipe("new + views per session", session_channels=True),
     Recipe("new - stream norm", stream_norm=False, views=False),
-    control_with(" - corpus balance", balance=False),
-    control_with(" - stream norm", stream_norm=False),
-    control_with(", sessions of every protocol", session_protocols=PROTOCOLS),
-    control_with(", prior 60 s", norm_prior_s=60.0),
-    SHIPPED,
+    shipped_with(" - corpus balance", balance=False),
+    shipped_with(" - stream norm", stream_norm=False),
+    shipped_with(", sessions of every protocol", session_protocols=PROTOCOLS),
+    shipped_with(", prior 60 s", norm_prior_s=60.0),
+    shipped_with(", prior 20 s", norm_prior_s=20.0),
     Recipe(WHISPER_TEACHER, features="whisper-base:5", arch="gru", stream_norm=False, views=False, epochs=30),
-    control_with(", distilled from the Whisper teacher", distil_from=WHISPER_TEACHER),
+    shipped_with(", distilled from the Whisper teacher", distil_from=WHISPER_TEACHER),
     Recipe(SHIPPED_TEACHER, features="whisper-base:5", arch="gru", stream_norm=False, views=False, epochs=30,
            dropout=0.3),
-    control_with(" - shared classes", classes="all"),
+    shipped_with(" - shared classes", classes="all"),
 )}
-MAIN = ("old", "new", CONTROL.name, SHIPPED.name)  # the shipped recipe is the last
+MAIN = ("old", "new", SHIPPED.name)  # the shipped recipe is the last
 
 
 def manifests() -> list[str]:
@@ -419,8 +414,8 @@ def rendered_tables(summary: dict[str, dict]) -> dict[str, str]:
     tables["protocols"] = protocol_markdown(summary, protocol_recipes(summary))
     tables["headline"] = protocol_markdown(summary, headline_recipes(summary))  # README
     tables["protocol-corpora"] = per_protocol_markdown(summary, protocol_recipes(summary))
-    teachers = [r for r in (SHIPPED_TEACHER, WHISPER_TEACHER, SHIPPED.name, CONTROL.name,
-                            f"{CONTROL.name}, distilled from the Whisper teacher") if r in summary]
+    teachers = [r for r in (SHIPPED_TEACHER, WHISPER_TEACHER, SHIPPED.name,
+                            f"{SHIPPED.name}, distilled from the Whisper teacher") if r in summary]
     tables["teacher"] = markdown(summary, teachers)  # docs/teachers.md: the teacher beside the student
     return tables
 

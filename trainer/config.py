@@ -51,9 +51,8 @@ class TrainConfig:
     # the recipe for unseen speakers and channels (module docstring); off reproduces the old recipe
     stream_norm: bool = True
     # the running normaliser's prior weight and time constant, seconds of voiced speech
-    # (engine.features.normalise): a heavier prior bounds how far a stream moves it; 20 s (5 s before)
-    # is the one measured above the old recipe under every session protocol (docs/results.md)
-    norm_prior_s: float = 20.0
+    # (engine.features.normalise): a heavier prior bounds how far a stream moves it
+    norm_prior_s: float = 5.0
     norm_time_constant_s: float = 300.0
     balance_corpora: bool = True
     # and within each corpus, its activation x valence quadrants (corpus_weights)
