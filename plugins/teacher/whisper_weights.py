@@ -99,7 +99,7 @@ class HashingReader:
     def __init__(self, paths: list[Path]) -> None:
         self._paths, self._file, self._hash = list(paths), None, hashlib.sha256()
 
-    def read(self, n: int) -> bytes:
+    def read(self, n: int) -> bytearray:
         out = bytearray()
         while len(out) < n:
             if self._file is None:
@@ -113,11 +113,11 @@ class HashingReader:
                 continue
             out += block
         self._hash.update(out)
-        return bytes(out)
+        return out
 
     def drain(self) -> None:
         """Read (and hash) the rest."""
-        while self.read(1 << 24):
+        while self.read(1 << 22):
             pass
 
     def hexdigest(self) -> str:
@@ -155,12 +155,22 @@ def read_variables(f: BinaryIO | HashingReader, keep=lambda name: True) -> Itera
         nbytes = _unpack(f, "I")
         if dtype is None or nbytes != int(np.prod(dims, dtype=np.int64)) * np.dtype(dtype).itemsize:
             raise ValueError(f"variable {name!r}: unknown type or wrong size")
+        if not keep(name):  # read (and hashed) in pieces: the decoder's 50 MB embedding never whole in memory
+            _skip(f, nbytes)
+            continue
         data = f.read(nbytes)
         if len(data) != nbytes:
             raise ValueError("truncated")
-        if keep(name):
-            array = np.frombuffer(data, dtype).reshape(dims)
-            yield name, array.astype(np.float32) if dtype == np.float16 else array.copy()
+        array = np.frombuffer(data, dtype).reshape(dims)
+        yield name, array.astype(np.float32) if dtype == np.float16 else array.copy()
+
+
+def _skip(f: BinaryIO | HashingReader, n: int, piece: int = 1 << 22) -> None:
+    while n > 0:
+        got = len(f.read(min(n, piece)))
+        if not got:
+            raise ValueError("truncated")
+        n -= got
 
 
 def main() -> int:
