@@ -95,3 +95,48 @@ def test_the_torch_path_stays_selectable():
     result = _python(code)
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["TorchStudentPlugin", "True"]
+
+
+def test_the_shipped_graph_holds_its_weights_as_int8():
+    """Every weight matrix of the int8 bundle (embedding, heads, time conv, the GRU's input and
+    recurrent matrices of both layers) is int8 in model.onnx too; the loader's agreement check and
+    the test above hold it to the float computation."""
+    import onnx
+
+    graph = onnx.load(str(DEFAULT_BUNDLE / "model.onnx"))
+    dequantised = {n.output[0] for n in graph.graph.node if n.op_type == "DequantizeLinear"}
+    int8 = [i for i in graph.graph.initializer if i.data_type == onnx.TensorProto.INT8]
+    floats = [i for i in graph.graph.initializer if i.data_type == onnx.TensorProto.FLOAT and len(i.dims) >= 2]
+    assert len(dequantised) == len(int8) == 8
+    assert all(1 in i.dims for i in floats)  # left float: only the GRU's [1, 768] biases
+    assert (DEFAULT_BUNDLE / "model.onnx").stat().st_size < 300_000
+
+
+def test_only_weights_of_int8_form_become_int8():
+    """A matrix that is int8 values times a scale per row (as a gate-reordered GRU matrix is, along
+    its row axis) is stored as int8 and dequantises to the same values; random float weights stay."""
+    import onnx
+    import onnxruntime as ort
+    from onnx import TensorProto, helper, numpy_helper
+
+    from emolive.plugins.student.graph import int8_initializers
+
+    rng = np.random.default_rng(0)
+    scale = rng.uniform(0.001, 0.01, 24).astype(np.float32)
+    q = rng.integers(-127, 128, (1, 24, 16)).astype(np.int8)
+    q[0, np.arange(24), 0] = 127  # each row's largest value, as quantise_int8 makes it
+    quantised = q.astype(np.float32) * scale[None, :, None]
+    plain = rng.standard_normal((16, 8)).astype(np.float32)
+    graph = helper.make_model(helper.make_graph(
+        [helper.make_node("Add", ["a", "x"], ["y"]), helper.make_node("Identity", ["b"], ["z"])], "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 24, 16])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 24, 16]),
+         helper.make_tensor_value_info("z", TensorProto.FLOAT, [16, 8])],
+        [numpy_helper.from_array(quantised, "a"), numpy_helper.from_array(plain, "b")]),
+        opset_imports=[helper.make_opsetid("", 17)])
+    assert int8_initializers(graph) == 1
+    kept = {i.name: i.data_type for i in graph.graph.initializer}
+    assert kept == {"b": TensorProto.FLOAT, "a_int8": TensorProto.INT8, "a_scale": TensorProto.FLOAT}
+    y, z = ort.InferenceSession(graph.SerializeToString()).run(None, {"x": np.zeros((1, 24, 16), np.float32)})
+    np.testing.assert_allclose(y, quantised, rtol=0, atol=1e-6 * np.abs(quantised).max())
+    np.testing.assert_array_equal(z, plain)

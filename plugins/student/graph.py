@@ -7,6 +7,13 @@ normalisation buffers, the masked pooling, the 1-7 squashing and the class softm
 rest is padding), so offline batches of unequal windows run in one call. The graph carries the
 SHA-256 of the model.safetensors it was made from as metadata (`WEIGHTS_DIGEST_KEY`), which is
 how a loader refuses a graph that no longer matches the bundle's source of truth.
+
+An int8 bundle's graph stores its weights as int8 too (`int8_initializers`): each weight matrix
+whose values are, to float32 rounding, int8 values times one scale per output row (what
+engine.bundle.quantise_int8 stored, now dequantised and maybe gate-reordered by the exporter) is
+kept as those int8 values and scales behind a DequantizeLinear, which onnxruntime folds back into
+the same float weights at load. The file shrinks to about a third and computes what the float
+graph did; a float bundle's weights are not of that form and stay float.
 """
 from __future__ import annotations
 
@@ -56,7 +63,42 @@ def export_graph(model: StudentModel, path: str | Path, weights_sha256: str = ""
                           **{name: {0: "batch"} for name in GRAPH_OUTPUTS}},
         )
     graph = onnx.load_from_string(buffer.getvalue())
+    int8_initializers(graph)
     if weights_sha256:
         onnx.helper.set_model_props(graph, {WEIGHTS_DIGEST_KEY: weights_sha256})
     replace_file(path, graph.SerializeToString())
     return path
+
+
+def int8_initializers(graph) -> int:
+    """Replace every float initializer of 2+ dims that is int8 values times a scale per slice
+    along one axis (within float32 rounding: 1e-6 of its largest value) by those int8 values, the
+    scales and a DequantizeLinear giving the same name; returns how many were replaced."""
+    import numpy as np
+    from onnx import helper, numpy_helper
+
+    replaced, nodes = 0, []
+    for init in list(graph.graph.initializer):
+        w = numpy_helper.to_array(init)
+        if w.dtype != np.float32 or w.ndim < 2 or not np.abs(w).max(initial=0.0) > 0:
+            continue
+        for axis in range(w.ndim):
+            if w.shape[axis] in (1, w.size):  # one scale for all, or one per element: not a quantised matrix
+                continue
+            rows = np.moveaxis(w, axis, 0).reshape(w.shape[axis], -1)
+            scale = (np.abs(rows).max(1) / np.float32(127.0)).astype(np.float32)
+            scale = np.where(scale > 0, scale, np.float32(1.0))
+            q = np.clip(np.round(rows / scale[:, None]), -127, 127).astype(np.int8)
+            if np.abs(q * scale[:, None] - rows).max() > 1e-6 * np.abs(w).max():
+                continue
+            shaped = np.moveaxis(q.reshape(np.moveaxis(w, axis, 0).shape), 0, axis)
+            graph.graph.initializer.remove(init)
+            graph.graph.initializer.extend([numpy_helper.from_array(shaped, init.name + "_int8"),
+                                            numpy_helper.from_array(scale, init.name + "_scale")])
+            nodes.append(helper.make_node("DequantizeLinear", [init.name + "_int8", init.name + "_scale"], [init.name],
+                                          name=init.name + "_dequantised", axis=axis))
+            replaced += 1
+            break
+    for node in reversed(nodes):  # before every node that reads them
+        graph.graph.node.insert(0, node)
+    return replaced
