@@ -6,7 +6,8 @@ frame_length), so window i covers samples [i*hop*shift, (i*hop + window - 1)*shi
 those samples travel with the features for plugins that read audio (the teacher).
 
 Memory stays bounded the Kaldi way: frames and samples before the next window's start are
-dropped, an offset remembers where the buffers begin.
+dropped, an offset remembers where the buffers begin (`Rows`: two arrays used in turn, so a
+live stream allocates nothing per block and its resident memory stays flat).
 """
 from __future__ import annotations
 
@@ -77,54 +78,88 @@ def voiced_share(features: np.ndarray, cfg: FrontEndConfig) -> float:
     return float(np.mean(features[:, cfg.num_features - 1] > cfg.pitch.voicing_threshold))
 
 
-class FrameBuffer:
-    """Frames and the samples they cover, from an absolute offset on: the store behind every span.
+class Rows:
+    """Rows appended at the end and dropped from the front, addressed by absolute index.
 
-    Blocks are kept as a list and joined only when a span is cut (one copy per cut, not per
-    block); `drop_before` frees what no later span needs.
+    Held in one of two arrays used in turn: new rows are copied in after the last; when they
+    would pass its end, the held rows move to the front of the other array (which doubles only
+    when they do not fit, so only while a stream warms up). A live stream therefore allocates
+    nothing here per block and its resident memory stays flat, where joining blocks into a new
+    array each time churned allocations of up to a 30 s turn's size. Rows are handed out as
+    copies, which later appends never overwrite.
     """
+
+    def __init__(self, row_shape: tuple[int, ...], dtype: type = np.float32, capacity: int = 1024) -> None:
+        self._arrays = [np.empty((capacity, *row_shape), dtype), np.empty((capacity, *row_shape), dtype)]
+        self._lo = self._hi = 0  # held rows are self._arrays[0][lo:hi]
+        self.first = 0  # absolute index of the first held row
+
+    @property
+    def end(self) -> int:
+        """Absolute index after the last row."""
+        return self.first + self._hi - self._lo
+
+    def append(self, rows: np.ndarray) -> None:
+        current = self._arrays[0]
+        if self._hi + len(rows) > len(current):
+            held = self._hi - self._lo
+            spare = self._arrays[1]
+            if held + len(rows) > len(spare):
+                size = len(spare)
+                while held + len(rows) > size:
+                    size *= 2
+                spare = np.empty((size, *current.shape[1:]), current.dtype)
+            spare[:held] = current[self._lo:self._hi]
+            self._arrays = [spare, current]
+            self._lo, self._hi, current = 0, held, spare
+        current[self._hi:self._hi + len(rows)] = rows
+        self._hi += len(rows)
+
+    def copy(self, start: int, stop: int) -> np.ndarray:
+        """Rows [start, stop) (absolute, clamped to those held), as a new array."""
+        lo = self._lo + min(max(0, start - self.first), self._hi - self._lo)
+        hi = self._lo + min(max(0, stop - self.first), self._hi - self._lo)
+        return self._arrays[0][lo:max(lo, hi)].copy()
+
+    def drop_before(self, index: int) -> None:
+        """Let go of rows before absolute `index`."""
+        drop = min(max(0, index - self.first), self._hi - self._lo)
+        self._lo, self.first = self._lo + drop, self.first + drop
+
+
+class FrameBuffer:
+    """Frames and the samples they cover, from an absolute offset on: the store behind every span
+    (`Rows` each); `drop_before` frees what no later span needs."""
 
     def __init__(self, cfg: FrontEndConfig) -> None:
         self.cfg = cfg
-        self._frames = np.zeros((0, cfg.num_features), np.float32)
-        self._samples = np.zeros(0, np.float32)
-        self._frame0 = 0  # absolute index of self._frames[0]
-        self._sample0 = 0  # absolute index of self._samples[0]
-        self._added: list[tuple[np.ndarray, np.ndarray]] = []
-        self.end_frame = 0  # absolute index after the last frame added
+        self._frames = Rows((cfg.num_features,), capacity=256)
+        self._samples = Rows((), capacity=256 * cfg.frame_shift)
+
+    @property
+    def end_frame(self) -> int:
+        """Absolute index after the last frame added."""
+        return self._frames.end
 
     def add(self, frames: np.ndarray, samples: np.ndarray) -> None:
-        self._added.append((frames, samples))
-        self.end_frame += len(frames)
+        self._frames.append(frames)
+        self._samples.append(samples)
 
     @property
     def held_samples(self) -> int:
-        """Samples held now (joined ones; blocks added since the last cut are not counted)."""
-        return len(self._samples)
+        """Samples held now."""
+        return self._samples.end - self._samples.first
 
     def window(self, first: int, length: int, index: int, arrival: Arrival) -> Window:
         """Frames [first, first + length) (absolute) and the samples they cover."""
-        self._join()
         start = first * self.cfg.frame_shift
         end = (first + length - 1) * self.cfg.frame_shift + self.cfg.frame_length
-        features = self._frames[first - self._frame0:first - self._frame0 + length]
-        samples = self._samples[start - self._sample0:end - self._sample0]
-        return Window(index, features, samples, start, end, arrival)
+        return Window(index, self._frames.copy(first, first + length), self._samples.copy(start, end), start, end,
+                      arrival)
 
     def drop_before(self, frame: int) -> None:
-        self._join()
-        drop = min(max(0, frame - self._frame0), len(self._frames))
-        self._frames, self._frame0 = self._frames[drop:], self._frame0 + drop
-        sample = self._frame0 * self.cfg.frame_shift
-        drop = min(max(0, sample - self._sample0), len(self._samples))
-        self._samples, self._sample0 = self._samples[drop:], self._sample0 + drop
-
-    def _join(self) -> None:
-        if self._added:
-            frames, samples = zip(*self._added)
-            self._frames = np.concatenate([self._frames, *frames])
-            self._samples = np.concatenate([self._samples, *samples])
-            self._added = []
+        self._frames.drop_before(frame)
+        self._samples.drop_before(self._frames.first * self.cfg.frame_shift)
 
 
 class SlidingWindows:
