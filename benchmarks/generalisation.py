@@ -122,6 +122,10 @@ RECIPES = {r.name: r for r in (
     shipped_with(", distilled from the Whisper teacher", distil_from=WHISPER_TEACHER),
     Recipe(SHIPPED_TEACHER, features="whisper-base:5", arch="gru", stream_norm=False, views=False, epochs=30,
            dropout=0.3),
+    Recipe(f"{WHISPER_TEACHER}, dropout 0.5", features="whisper-base:5", arch="gru", stream_norm=False, views=False,
+           epochs=30, dropout=0.5),
+    Recipe("whisper-base:1,5 teacher (GRU), dropout 0.3", features="whisper-base:1,whisper-base:5", arch="gru",
+           stream_norm=False, views=False, epochs=30, dropout=0.3),
     shipped_with(" - shared classes", classes="all"),
 )}
 MAIN = ("old", "new", SHIPPED.name)  # the shipped recipe is the last
