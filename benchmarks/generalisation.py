@@ -126,6 +126,8 @@ RECIPES = {r.name: r for r in (
            epochs=30, dropout=0.5),
     Recipe("whisper-base:1,5 teacher (GRU), dropout 0.3", features="whisper-base:1,whisper-base:5", arch="gru",
            stream_norm=False, views=False, epochs=30, dropout=0.3),
+    Recipe(f"{SHIPPED_TEACHER}, valence-weighted CCC", features="whisper-base:5", arch="gru", stream_norm=False,
+           views=False, epochs=30, dropout=0.3, ccc_alpha=0.5, ccc_beta=0.25),
     shipped_with(" - shared classes", classes="all"),
 )}
 MAIN = ("old", "new", SHIPPED.name)  # the shipped recipe is the last
