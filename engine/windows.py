@@ -12,6 +12,7 @@ live stream allocates nothing per block and its resident memory stays flat).
 from __future__ import annotations
 
 import math
+import sys
 from dataclasses import dataclass
 
 import numpy as np
@@ -82,11 +83,12 @@ class Rows:
     """Rows appended at the end and dropped from the front, addressed by absolute index.
 
     Held in one of two arrays used in turn: new rows are copied in after the last; when they
-    would pass its end, the held rows move to the front of the other array (which doubles only
-    when they do not fit, so only while a stream warms up). A live stream therefore allocates
-    nothing here per block and its resident memory stays flat, where joining blocks into a new
-    array each time churned allocations of up to a 30 s turn's size. Rows are handed out as
-    copies, which later appends never overwrite.
+    would pass its end, the held rows move to the front of the other array. A live stream
+    therefore allocates nothing here per block and its resident memory stays flat, where joining
+    blocks into a new array each time churned allocations of up to a 30 s turn's size. Spans are
+    handed out as views: appends only write past every row held, and the other array is written
+    again only when no span of it is still alive (its reference count says so); else, as when
+    what is held does not fit, a new array takes its place, so a span never changes under its user.
     """
 
     def __init__(self, row_shape: tuple[int, ...], dtype: type = np.float32, capacity: int = 1024) -> None:
@@ -104,7 +106,8 @@ class Rows:
         if self._hi + len(rows) > len(current):
             held = self._hi - self._lo
             spare = self._arrays[1]
-            if held + len(rows) > len(spare):
+            # references to the spare: the list, this name and getrefcount's argument; more are live spans
+            if held + len(rows) > len(spare) or sys.getrefcount(spare) > 3:
                 size = len(spare)
                 while held + len(rows) > size:
                     size *= 2
@@ -115,11 +118,11 @@ class Rows:
         current[self._hi:self._hi + len(rows)] = rows
         self._hi += len(rows)
 
-    def copy(self, start: int, stop: int) -> np.ndarray:
-        """Rows [start, stop) (absolute, clamped to those held), as a new array."""
+    def span(self, start: int, stop: int) -> np.ndarray:
+        """Rows [start, stop) (absolute, clamped to those held), a view that later appends leave alone."""
         lo = self._lo + min(max(0, start - self.first), self._hi - self._lo)
         hi = self._lo + min(max(0, stop - self.first), self._hi - self._lo)
-        return self._arrays[0][lo:max(lo, hi)].copy()
+        return self._arrays[0][lo:max(lo, hi)]
 
     def drop_before(self, index: int) -> None:
         """Let go of rows before absolute `index`."""
@@ -154,7 +157,7 @@ class FrameBuffer:
         """Frames [first, first + length) (absolute) and the samples they cover."""
         start = first * self.cfg.frame_shift
         end = (first + length - 1) * self.cfg.frame_shift + self.cfg.frame_length
-        return Window(index, self._frames.copy(first, first + length), self._samples.copy(start, end), start, end,
+        return Window(index, self._frames.span(first, first + length), self._samples.span(start, end), start, end,
                       arrival)
 
     def drop_before(self, frame: int) -> None:
