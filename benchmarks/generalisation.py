@@ -90,7 +90,8 @@ class Recipe:
 
 SHIPPED = Recipe("new, 40 epochs", views=False, epochs=40)
 WHISPER_TEACHER = "whisper-base:5 teacher (GRU)"  # the first Whisper teacher (the distillation rows' teacher)
-SHIPPED_TEACHER = f"{WHISPER_TEACHER}, dropout 0.3"  # the shipped teacher's recipe (make teacher-model)
+LAYER5_TEACHER = f"{WHISPER_TEACHER}, dropout 0.3"  # the teacher shipped before the fusion of layers 1 and 5
+SHIPPED_TEACHER = "whisper-base:1,5 teacher (GRU), dropout 0.3"  # the shipped teacher's recipe (make teacher-model)
 
 
 def shipped_with(change: str, **fields) -> Recipe:
@@ -120,13 +121,13 @@ RECIPES = {r.name: r for r in (
     shipped_with(", prior 20 s", norm_prior_s=20.0),
     Recipe(WHISPER_TEACHER, features="whisper-base:5", arch="gru", stream_norm=False, views=False, epochs=30),
     shipped_with(", distilled from the Whisper teacher", distil_from=WHISPER_TEACHER),
-    Recipe(SHIPPED_TEACHER, features="whisper-base:5", arch="gru", stream_norm=False, views=False, epochs=30,
+    Recipe(LAYER5_TEACHER, features="whisper-base:5", arch="gru", stream_norm=False, views=False, epochs=30,
            dropout=0.3),
     Recipe(f"{WHISPER_TEACHER}, dropout 0.5", features="whisper-base:5", arch="gru", stream_norm=False, views=False,
            epochs=30, dropout=0.5),
-    Recipe("whisper-base:1,5 teacher (GRU), dropout 0.3", features="whisper-base:1,whisper-base:5", arch="gru",
+    Recipe(SHIPPED_TEACHER, features="whisper-base:1,whisper-base:5", arch="gru",
            stream_norm=False, views=False, epochs=30, dropout=0.3),
-    Recipe(f"{SHIPPED_TEACHER}, valence-weighted CCC", features="whisper-base:5", arch="gru", stream_norm=False,
+    Recipe(f"{LAYER5_TEACHER}, valence-weighted CCC", features="whisper-base:5", arch="gru", stream_norm=False,
            views=False, epochs=30, dropout=0.3, ccc_alpha=0.5, ccc_beta=0.25),
     shipped_with(" - shared classes", classes="all"),
 )}
@@ -420,7 +421,7 @@ def rendered_tables(summary: dict[str, dict]) -> dict[str, str]:
     tables["protocols"] = protocol_markdown(summary, protocol_recipes(summary))
     tables["headline"] = protocol_markdown(summary, headline_recipes(summary))  # README
     tables["protocol-corpora"] = per_protocol_markdown(summary, protocol_recipes(summary))
-    teachers = [r for r in (SHIPPED_TEACHER, WHISPER_TEACHER, SHIPPED.name,
+    teachers = [r for r in (SHIPPED_TEACHER, LAYER5_TEACHER, WHISPER_TEACHER, SHIPPED.name,
                             f"{SHIPPED.name}, distilled from the Whisper teacher") if r in summary]
     tables["teacher"] = markdown(summary, teachers)  # docs/teachers.md: the teacher beside the student
     return tables

@@ -79,7 +79,7 @@ def main() -> None:
         found[name] = json.loads(done.stdout.strip().splitlines()[-1])
     print(f"shipped models on one core of {cpu_model()}, {args.seconds:g} s of speech (throughput), "
           f"{args.latency_seconds:g} s paced (latency)")
-    print_table(["figure", "student", "teacher (Whisper base:5 + GRU)", "teacher / student"],
+    print_table(["figure", "student", "teacher (Whisper base:1+5 + GRU)", "teacher / student"],
                 [[label, fmt.format(found["student"][key]), fmt.format(found["teacher"][key]),
                   f"{found['teacher'][key] / found['student'][key]:.2g}x"] for label, key, fmt in ROWS])
 

@@ -3,7 +3,7 @@ in torch, what a GPU or a wav2vec2/HuBERT teacher runs) against onnxruntime (the
 built from the same weights and the head's model.onnx: what `--model teacher` runs on a CPU).
 
 Each runtime in its own fresh process pinned to one core, one thread: load time, time per 3 s
-window of real speech (the encoder to layer 5 and the head, one window per call as live), peak
+window of real speech (the encoder to its deepest layer and the head, one window per call as live), peak
 resident memory after loading and scoring ten windows (VmHWM), and whether torch was imported;
 then the largest difference of their estimates on the same windows. Printed from one run.
 Run: .venv/bin/python benchmarks/teacher_runtime.py
@@ -48,7 +48,7 @@ def main() -> None:
     torch_run, graph_run = run("torch"), run("auto")
     assert graph_run["head"] == "StudentPlugin" and torch_run["head"] == "TorchStudentPlugin"
     worst = float(np.abs(np.array(torch_run["avd"]) - np.array(graph_run["avd"])).max())
-    print(f"shipped teacher (Whisper base:5 + GRU), one core, one thread; {cpu_model()}")
+    print(f"shipped teacher (Whisper base layers 1+5 + GRU), one core, one thread; {cpu_model()}")
     print_table(["measure", "PyTorch", "onnxruntime (shipped on CPU)", "onnxruntime / PyTorch"], [
         ["load (s)", f"{torch_run['load']:.2f}", f"{graph_run['load']:.2f}", f"{graph_run['load'] / torch_run['load']:.2f}"],
         ["ms per 3 s window (encoder + head)", f"{torch_run['window'] * 1000:.1f}", f"{graph_run['window'] * 1000:.1f}",

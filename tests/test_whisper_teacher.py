@@ -1,4 +1,4 @@
-"""The shipped teacher: a GRU on Whisper base's layer 5, loaded by name, its encoder checked by hash,
+"""The shipped teacher: a GRU on Whisper base's layers 1 and 5, loaded by name, its encoder checked by hash,
 run live and offline on real speech."""
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from emolive.plugins.teacher import DEFAULT_BUNDLE, TeacherPlugin, load_default
 from emolive.plugins.teacher import plugin as teacher_plugin
 from emolive.plugins.teacher.whisper_weights import WHISPER_BASE
 from emolive.trainer.cli import main as trainer_main
+from emolive.trainer.commands import bundle_splits
 from tests.conftest import corpus_files, read_audio
 from tests.test_trainer import subset_manifest
 
@@ -29,9 +30,10 @@ def teacher() -> TeacherPlugin:
 def test_the_teacher_is_listed_and_records_the_encoder_it_was_trained_on(teacher):
     assert "teacher" in registered_models() and isinstance(teacher, TeacherPlugin)
     streams = teacher.meta.hyperparameters["streams"]
-    assert streams == [{"model": "whisper-base", "layer": 5, "checkpoint": None,
-                        "weights_sha256": WHISPER_BASE.sha256}]
+    assert streams == [{"model": "whisper-base", "layer": layer, "checkpoint": None,
+                        "weights_sha256": WHISPER_BASE.sha256} for layer in (1, 5)]
     assert teacher.meta.training["versions"]["emolive_commit"].find("+dirty") == -1
+    assert bundle_splits(teacher) == DEFAULT_BUNDLE / "splits.csv"  # `trainer evaluate --split test` finds it
 
 
 def test_the_teacher_scores_real_speech_offline_like_the_student_does(teacher):

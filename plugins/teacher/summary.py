@@ -17,7 +17,7 @@ def streams_label(meta: BundleMeta) -> str:
 
 
 def default_summary() -> ModelSummary:
-    """The shipped teacher (a GRU on Whisper base's layer 5); it runs on CUDA where torch finds one,
+    """The shipped teacher (a GRU on Whisper base's layers 1 and 5); it runs on CUDA where torch finds one,
     else on the CPU (onnxruntime, which builds Whisper's graph with the `teacher` extra's onnx)."""
     require_package("onnx", "teacher")
     from emolive.engine.bundle import parse_config, read_config
