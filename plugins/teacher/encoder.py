@@ -42,6 +42,10 @@ class SSLEncoder:
         self.max_batch = 1 if isinstance(first, nn.GroupNorm) else None
         self.batch_samples = int(batch_seconds * 16000)
 
+    def embed_all(self, waveforms: Sequence[np.ndarray], layers: Sequence[int]) -> list[list[np.ndarray]]:
+        """`layers` of each waveform, [layer][waveform] (one pass per layer)."""
+        return [self.embed(waveforms, layer) for layer in layers]
+
     @torch.inference_mode()
     def embed(self, waveforms: Sequence[np.ndarray], layer: int) -> list[np.ndarray]:
         """Output of transformer layer `layer` (1-based) per waveform: float32 [num_frames(n), dim]."""

@@ -30,11 +30,12 @@ DEFAULT_STREAMS = ("whisper-base:1", "whisper-base:5")  # the best teacher measu
 
 
 class FrameEncoder(Protocol):
-    """One layer's frames of each waveform, on the front end's frame grid."""
+    """Layers' frames of each waveform, on the front end's frame grid."""
 
     device: str
 
-    def embed(self, waveforms: Sequence[np.ndarray], layer: int) -> list[np.ndarray]: ...
+    def embed_all(self, waveforms: Sequence[np.ndarray], layers: Sequence[int]) -> list[list[np.ndarray]]:
+        """[layer][waveform]; Whisper's encoder gives all of them from one pass."""
 
 
 class TeacherPlugin:
@@ -54,8 +55,14 @@ class TeacherPlugin:
         return streams_label(self.meta)
 
     def embeddings(self, samples: list[np.ndarray]) -> list[np.ndarray]:
-        """Fused frame embeddings [num_frames, sum of stream dims] per waveform."""
-        per_stream = [encoder.embed(samples, layer) for encoder, layer in self.encoders]
+        """Fused frame embeddings [num_frames, sum of stream dims] per waveform; the streams of one
+        encoder (layers 1 and 5 of Whisper) come from one call, so one pass where it can."""
+        wanted: dict[int, tuple[FrameEncoder, list[int]]] = {}
+        for encoder, layer in self.encoders:
+            wanted.setdefault(id(encoder), (encoder, []))[1].append(layer)
+        frames = {(key, layer): per_wave for key, (encoder, layers) in wanted.items()
+                  for layer, per_wave in zip(layers, encoder.embed_all(samples, layers))}
+        per_stream = [frames[(id(encoder), layer)] for encoder, layer in self.encoders]
         return [fuse(parts) for parts in zip(*per_stream)]
 
     def predict(self, features: np.ndarray, samples: np.ndarray) -> Prediction:

@@ -56,14 +56,19 @@ def log_mel(piece: np.ndarray) -> np.ndarray:
 
 
 class LayerEncoder:
-    """An encoder giving several Whisper layers in one pass (`embed_layers`), and one layer of many
-    waveforms (`embed`: the SSLEncoder interface the embedding cache and the teacher use)."""
+    """An encoder giving several Whisper layers in one pass (`embed_layers`, `embed_all`), and one
+    layer of many waveforms (`embed`: the SSLEncoder interface the embedding cache uses)."""
 
     def embed_layers(self, wave: np.ndarray, layers: Sequence[int]) -> list[np.ndarray]:
         raise NotImplementedError
 
     def embed(self, waveforms: Sequence[np.ndarray], layer: int) -> list[np.ndarray]:
         return [self.embed_layers(w, [layer])[0] for w in waveforms]
+
+    def embed_all(self, waveforms: Sequence[np.ndarray], layers: Sequence[int]) -> list[list[np.ndarray]]:
+        """`layers` of each waveform, [layer][waveform], from one pass of the encoder per waveform."""
+        per_wave = [self.embed_layers(w, layers) for w in waveforms]
+        return [[frames[j] for frames in per_wave] for j in range(len(layers))]
 
 
 def layer_frames(wave: np.ndarray, layers: Sequence[int], encode: Callable[[np.ndarray], list[np.ndarray]],
