@@ -76,3 +76,25 @@ def print_table(header: list[str], rows: list[list[str]]) -> None:
     print("|" + "|".join("-" * (w + 2) for w in widths) + "|")
     for r in rows:
         print(line(r))
+
+
+def peak_rss_mb(args: list[str], env: dict[str, str] | None = None, poll_s: float = 0.02) -> float:
+    """Run a command to its end (output discarded; a failure is an error) and return its peak
+    resident memory in MB: its own VmHWM, read from /proc while it runs. Not wait4's ru_maxrss,
+    which for a child starts at the size of the process that forked it (this benchmark's, with
+    numpy, numba and a model loaded), so every small command would read as large as its parent."""
+    import subprocess
+
+    process = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    status, peak = Path(f"/proc/{process.pid}/status"), 0.0
+    while process.poll() is None:
+        try:
+            hwm = next((line for line in status.read_text().splitlines() if line.startswith("VmHWM:")), None)
+        except OSError:  # it ended between poll() and the read
+            break
+        if hwm is not None:
+            peak = max(peak, int(hwm.split()[1]) / 1024)
+        time.sleep(poll_s)
+    if process.wait() != 0:
+        raise SystemExit(f"{' '.join(args[:3])} failed: {process.stderr.read().decode()[-500:]}")
+    return peak

@@ -2,28 +2,21 @@
 
 Builds the wheel, installs it without extras into a fresh venv (this Python, nothing else), and
 measures in both installs: the venv's size on disk, whether torch is there, the peak RSS of
-`emolive stream` on the demo clip (wait4, numba's cache warmed by a first run), and the wall time
+`emolive stream` on the demo clip (its own VmHWM, numba's cache warmed by a first run), and the wall time
 of `emolive --help`, `emolive models` and `trainer --help` (best of three, idle machine assumed).
 Run: .venv/bin/python benchmarks/base_install.py
 """
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-from _common import REPO, print_table  # first: it sets one thread for every library
+from _common import REPO, peak_rss_mb, print_table  # first: it sets one thread for every library
 
 from emolive.engine.session import DEMO_CLIP
-
-
-def peak_rss_mb(args: list[str]) -> float:
-    process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    _, _, usage = os.wait4(process.pid, 0)
-    return usage.ru_maxrss / 1024
 
 
 def best_wall_s(args: list[str], repeats: int = 3) -> float:

@@ -7,7 +7,7 @@ One core (this process and its children pinned to the first CPU), one thread per
 - a no-extras install: the wheel in a fresh venv, its size and whether torch is in it
   (benchmarks/base_install.py's code); then the `[gui]` extra's pinned packages added to it;
 - in that venv, as a `pip install emolive[gui]` user has it (numba's cache warmed by a first run):
-  peak RSS (wait4) of `emolive stream`, `emolive gui --screenshot` (offscreen Qt; it plays the
+  peak RSS (each process's own VmHWM) of `emolive stream`, `emolive gui --screenshot` (offscreen Qt; it plays the
   file as fast as it can, in offline batches) and `emolive score` on one 30-minute file of looped
   EmoDB speech (benchmarks/long_file_memory.py's file), and of the gui on the demo clip;
 - start-up of `emolive --help`, `emolive models` and `trainer --help` in this (full) install, best
@@ -26,11 +26,11 @@ import tempfile
 import time
 from pathlib import Path
 
-from _common import REPO, best_time, corpus_speech, cpu_model, print_table  # first: one thread for every library
+from _common import REPO, best_time, corpus_speech, cpu_model, peak_rss_mb, print_table  # first: one thread each
 
 import soundfile as sf
 
-from base_install import best_wall_s, peak_rss_mb, size_mb
+from base_install import best_wall_s, size_mb
 from long_file_memory import write_file
 
 import emolive
@@ -89,12 +89,8 @@ def memory_figures(tmp: Path, bin_dir: Path) -> dict[str, float]:
                    capture_output=True)  # numba compiles into this install's cache once
 
     def gui(source: Path) -> float:
-        run = subprocess.Popen([emolive_, "-q", "gui", "--source", str(source), "--screenshot", str(tmp / "gui.png")],
-                               env={**os.environ, "QT_QPA_PLATFORM": "offscreen"}, stdout=subprocess.DEVNULL,
-                               stderr=subprocess.DEVNULL)
-        _, status, usage = os.wait4(run.pid, 0)
-        assert os.waitstatus_to_exitcode(status) == 0, f"emolive gui --screenshot on {source.name} failed"
-        return usage.ru_maxrss / 1024
+        return peak_rss_mb([emolive_, "-q", "gui", "--source", str(source), "--screenshot", str(tmp / "gui.png")],
+                           env={**os.environ, "QT_QPA_PLATFORM": "offscreen"})
 
     return {"stream": peak_rss_mb([emolive_, "-q", "stream", "--no-publish", "--json", "--source", str(path)]),
             "gui": gui(path), "gui demo": gui(DEMO_CLIP),

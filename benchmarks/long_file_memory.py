@@ -3,35 +3,23 @@
 Batch scoring keeps a whole-recording estimate (engine.whole: 5-minute pieces) and, with
 `--per file`, no windows; its peak resident memory should not grow with the file's length, and
 should stay near what `emolive stream` (which keeps nothing) needs. Files: real speech (EmoDB,
-looped) and silence, each at several lengths; the peak RSS of each process comes from wait4.
+looped) and silence, each at several lengths; the peak RSS of each process is its own VmHWM (_common.peak_rss_mb).
 Run (out of the test suite): .venv/bin/python benchmarks/long_file_memory.py --minutes 5 20 60
 """
 from __future__ import annotations
 
 import argparse
-import os
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
-from _common import corpus_speech, print_table  # first: it sets one thread for every library
+from _common import corpus_speech, peak_rss_mb, print_table  # first: it sets one thread for every library
 
 import numpy as np
 import soundfile as sf
 
 EMOLIVE = str(Path(sys.executable).parent / "emolive")
 LOOP_S = 120  # seconds of real speech, looped to each length
-
-
-def peak_rss_mb(args: list[str]) -> float:
-    """Run a command to its end (output discarded) and return its peak resident memory in MB."""
-    process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    _, status, usage = os.wait4(process.pid, 0)
-    process.returncode = os.waitstatus_to_exitcode(status)
-    if process.returncode != 0:
-        raise SystemExit(f"{args[1]} failed: {process.stderr.read().decode()[-500:]}")
-    return usage.ru_maxrss / 1024  # kB on Linux
 
 
 def write_file(path: Path, minutes: float, kind: str) -> Path:
