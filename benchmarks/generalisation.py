@@ -127,6 +127,7 @@ RECIPES = {r.name: r for r in (
            epochs=30, dropout=0.5),
     Recipe(SHIPPED_TEACHER, features="whisper-base:1,whisper-base:5", arch="gru",
            stream_norm=False, views=False, epochs=30, dropout=0.3),
+    shipped_with(", distilled from the fused teacher", distil_from=SHIPPED_TEACHER),
     Recipe(f"{LAYER5_TEACHER}, valence-weighted CCC", features="whisper-base:5", arch="gru", stream_norm=False,
            views=False, epochs=30, dropout=0.3, ccc_alpha=0.5, ccc_beta=0.25),
     shipped_with(" - shared classes", classes="all"),
