@@ -1,7 +1,7 @@
 """The teacher as an engine plugin: pretrained-encoder embeddings of each window's audio -> its
 head network (GRU/TCGRU) -> A/V/D.
 
-Two runtimes behind one plugin. A teacher whose streams are all Whisper's (the shipped one) runs
+Two runtimes behind one plugin. A teacher whose streams are layers of one Whisper model (the shipped one) runs
 on the CPU on onnxruntime and never imports torch: the encoder is a graph built from the installed,
 hash-checked weights (whisper_graph.py) and the head is its bundle's model.onnx, checked against
 its weights as a student's is (the student plugin runs it). On one thread that is faster per
@@ -19,7 +19,7 @@ from typing import Protocol, Sequence
 
 import numpy as np
 
-from emolive.engine.bundle import GRAPH_FILE, WEIGHTS_FILE, BundleMeta
+from emolive.engine.bundle import GRAPH_FILE, WEIGHTS_FILE, Bundle, BundleMeta
 from emolive.engine.plugin import ModelPlugin, Prediction
 from emolive.plugins.teacher.bundle import read_teacher_bundle
 from emolive.plugins.teacher.frames import fuse
@@ -94,8 +94,8 @@ def load_teacher(path: str | Path, name: str | None = None, device: str | None =
     path, device = Path(path), device or default_device()
     bundle, arch, hyper, streams = read_teacher_bundle(path)
     name = name or str(path)
-    graph = device == "cpu" and (path / GRAPH_FILE).is_file() and all(isinstance(s.spec, WhisperPretrained)
-                                                                      for s in streams)
+    one_whisper = len({s.model for s in streams}) == 1 and isinstance(streams[0].spec, WhisperPretrained)
+    graph = device == "cpu" and (path / GRAPH_FILE).is_file() and one_whisper  # one graph gives all its layers
     if runtime not in ("auto", "torch"):
         raise ValueError(f"runtime must be 'auto' or 'torch', not {runtime!r}")
     if graph and runtime == "auto":
@@ -108,7 +108,7 @@ def load_teacher(path: str | Path, name: str | None = None, device: str | None =
     return _torch_teacher(path, bundle, arch, hyper, streams, name, device)
 
 
-def _torch_teacher(path: Path, bundle, arch: str, hyper: dict, streams: list[Stream], name: str,
+def _torch_teacher(path: Path, bundle: Bundle, arch: str, hyper: dict, streams: list[Stream], name: str,
                    device: str) -> TeacherPlugin:
     """The same teacher in PyTorch (GPU, wav2vec 2.0 / HuBERT streams, or a bundle without model.onnx)."""
     from emolive.plugins.student import build_model
