@@ -1,8 +1,8 @@
 """The teacher as an engine plugin: pretrained-encoder embeddings of each window's audio -> its
 head network (GRU/TCGRU) -> A/V/D.
 
-Two runtimes behind one plugin. A teacher whose streams are layers of one Whisper model (the shipped one) runs
-on the CPU on onnxruntime and never imports torch: the encoder is a graph built from the installed,
+Two runtimes behind one plugin. A teacher whose streams are layers of one Whisper model (the
+shipped one) runs on the CPU on onnxruntime and never imports torch: the encoder is a graph built from the installed,
 hash-checked weights (whisper_graph.py) and the head is its bundle's model.onnx, checked against
 its weights as a student's is (the student plugin runs it). On one thread that is faster per
 window than PyTorch and takes a fraction of the memory (benchmarks/teacher_runtime.py). With an
