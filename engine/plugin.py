@@ -79,11 +79,15 @@ class ModelSummary:
                    f"{cfg.sample_rate / 1000:g} kHz", device, meta.architecture, len(meta.class_names), pretrained)
 
 
-def bundle_summary(path: Path, device: str = "cpu", features: str | None = None, pretrained: str = "") -> ModelSummary:
-    """The summary of the bundle at `path`, from its config.json and its weights file's size alone."""
+def bundle_summary(path: Path, device: str = "cpu",
+                   reads: Callable[[BundleMeta], tuple[str, str]] | None = None) -> ModelSummary:
+    """The summary of the bundle at `path`, from its config.json and its weights file's size alone;
+    `reads(meta)` gives (what the network reads, the pretrained encoder it needs) where that is not
+    the front end's MFB+F0 (a teacher)."""
     from emolive.engine.bundle import WEIGHTS_FILE, parse_config, read_config
 
     meta, _ = parse_config(read_config(path), path)
+    features, pretrained = reads(meta) if reads is not None else (None, "")
     return ModelSummary.of_meta(meta, (path / WEIGHTS_FILE).stat().st_size, device, features, pretrained)
 
 

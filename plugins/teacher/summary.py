@@ -20,11 +20,12 @@ def default_summary() -> ModelSummary:
     """The shipped teacher (a GRU on Whisper base's layers 1 and 5); it runs on CUDA where torch finds one,
     else on the CPU (onnxruntime, which builds Whisper's graph with the `teacher` extra's onnx)."""
     require_package("onnx", "teacher")
-    from emolive.engine.bundle import parse_config, read_config
-
     from emolive.plugins.teacher.whisper_weights import WHISPER_BASE
 
-    meta, _ = parse_config(read_config(DEFAULT_BUNDLE), DEFAULT_BUNDLE)
     WHISPER_BASE.part_files()  # installed (their hash is checked when the encoder loads)
-    encoders = dict.fromkeys(s["model"] for s in meta.hyperparameters["streams"])
-    return bundle_summary(DEFAULT_BUNDLE, "cuda|cpu", streams_label(meta), " + ".join(encoders))
+
+    def reads(meta: BundleMeta) -> tuple[str, str]:
+        encoders = dict.fromkeys(s["model"] for s in meta.hyperparameters["streams"])
+        return streams_label(meta), " + ".join(encoders)
+
+    return bundle_summary(DEFAULT_BUNDLE, "cuda|cpu", reads)
