@@ -32,12 +32,26 @@ def size_mb(folder: Path) -> float:
     return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file() and not p.is_symlink()) / 1e6
 
 
+def fresh_install(root: Path) -> Path:
+    """The wheel built from this checkout, installed without extras into a new venv under `root`."""
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w",
+                    str(root), str(REPO)], check=True, capture_output=True)
+    (wheel,) = root.glob("emolive-*.whl")
+    venv = root / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    subprocess.run([str(venv / "bin" / "pip"), "install", "-q", str(wheel)], check=True, capture_output=True)
+    return venv
+
+
+def has_torch(venv: Path) -> bool:
+    return subprocess.run([str(venv / "bin" / "python"), "-c", "import torch"], capture_output=True).returncode == 0
+
+
 def measure(venv: Path) -> list[str]:
     bin_dir = venv / "bin"
     stream = [str(bin_dir / "emolive"), "stream", "--source", str(DEMO_CLIP), "--no-publish", "--json"]
     subprocess.run(stream, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)  # numba cache
-    has_torch = subprocess.run([str(bin_dir / "python"), "-c", "import torch"], capture_output=True).returncode == 0
-    return [f"{size_mb(venv):.0f}", "yes" if has_torch else "no", f"{peak_rss_mb(stream):.0f}",
+    return [f"{size_mb(venv):.0f}", "yes" if has_torch(venv) else "no", f"{peak_rss_mb(stream):.0f}",
             f"{best_wall_s([str(bin_dir / 'emolive'), '--help']):.2f}",
             f"{best_wall_s([str(bin_dir / 'emolive'), 'models']):.2f}",
             f"{best_wall_s([str(bin_dir / 'trainer'), '--help']):.2f}" if (bin_dir / "trainer").exists() else "-"]
@@ -45,14 +59,7 @@ def measure(venv: Path) -> list[str]:
 
 def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
-        root = Path(tmp)
-        subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w",
-                        str(root), str(REPO)], check=True, capture_output=True)
-        (wheel,) = root.glob("emolive-*.whl")
-        venv = root / "venv"
-        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
-        subprocess.run([str(venv / "bin" / "pip"), "install", "-q", str(wheel)], check=True, capture_output=True)
-        base = measure(venv)
+        base = measure(fresh_install(Path(tmp)))
     full = measure(Path(sys.executable).parent.parent)
     names = ["venv size MB", "torch installed", "stream peak RSS MB (demo clip)", "emolive --help s",
              "emolive models s", "trainer --help s"]

@@ -30,7 +30,7 @@ from _common import REPO, best_time, corpus_speech, cpu_model, peak_rss_mb, prin
 
 import soundfile as sf
 
-from base_install import best_wall_s, size_mb
+from base_install import best_wall_s, fresh_install, has_torch, size_mb
 from long_file_memory import write_file
 
 import emolive
@@ -66,18 +66,11 @@ def analysis_figures(tmp: Path) -> dict[str, float]:
 
 def install_figures(tmp: Path) -> tuple[Path, dict[str, object]]:
     """A fresh no-extras venv, its size and whether torch came with it; then `[gui]`'s pins added."""
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(tmp),
-                    str(REPO)], check=True, capture_output=True)
-    (wheel,) = tmp.glob("emolive-*.whl")
-    venv = tmp / "venv"
-    pip = [str(venv / "bin" / "pip"), "install", "-q"]
-    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
-    subprocess.run([*pip, str(wheel)], check=True, capture_output=True)
-    torch = subprocess.run([str(venv / "bin" / "python"), "-c", "import torch"], capture_output=True).returncode == 0
-    figures = {"size": size_mb(venv), "torch": torch}
+    venv = fresh_install(tmp)
+    figures = {"size": size_mb(venv), "torch": has_torch(venv)}
     pins = [line.split("#")[0].strip() for line in (REPO / "requirements.txt").read_text().splitlines()
             if line.lower().startswith(("pyside6-essentials==", "pyqtgraph=="))]
-    subprocess.run([*pip, *pins], check=True, capture_output=True)
+    subprocess.run([str(venv / "bin" / "pip"), "install", "-q", *pins], check=True, capture_output=True)
     return venv / "bin", figures
 
 

@@ -25,6 +25,7 @@ from emolive.engine.features import compute
 from emolive.engine.plugin import ModelPlugin
 from emolive.plugins.student import TCGRUModel, TorchStudentPlugin, load_default_torch
 from emolive.plugins.teacher import PRETRAINED, SSLEncoder, TeacherPlugin, load_teacher_bundle, save_teacher_bundle
+from emolive.plugins.teacher.plugin import torch_encoder_bytes
 from emolive.plugins.teacher.pretrained import Stream
 
 WINDOW = 48000  # 3 s at 16 kHz, the live window
@@ -71,9 +72,8 @@ def teacher_plugin(label: str, names: tuple[str, ...], device: str, tmp: Path) -
     path = save_teacher_bundle(tmp / label.replace(" ", "_"), head, streams, [f"c{i}" for i in range(8)])
     model, meta, _ = load_teacher_bundle(path)
     encoders = {n: random_encoder(n, device) for n in names}
-    weight_bytes = sum(p.numel() * 4 for e in encoders.values() for p in e.model.parameters())
     return TeacherPlugin(TorchStudentPlugin(model, meta, label, path), [(encoders[s.model], s.layer) for s in streams],
-                         label, weight_bytes)
+                         label, torch_encoder_bytes(encoders.values()))
 
 
 def latency_rows(plugins: dict[str, ModelPlugin], window: np.ndarray, device: str) -> list[list[str]]:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import importlib.util
 import warnings
 from pathlib import Path
-from typing import Protocol, Sequence
+from typing import Iterable, Protocol, Sequence
 
 import numpy as np
 
@@ -127,8 +127,12 @@ def _torch_teacher(path: Path, bundle: Bundle, arch: str, hyper: dict, streams: 
             loaded[key] = load_encoder(s.spec, s.checkpoint, device)
     encoders = [(loaded[(s.model, s.checkpoint)], s.layer) for s in streams]
     head = TorchStudentPlugin(build_model(arch, hyper, bundle.tensors), bundle.meta, name, path)
-    encoder_bytes = sum(p.numel() * 4 for e in loaded.values() for p in e.model.parameters())
-    return TeacherPlugin(head, encoders, name, encoder_bytes)
+    return TeacherPlugin(head, encoders, name, torch_encoder_bytes(loaded.values()))
+
+
+def torch_encoder_bytes(encoders: Iterable) -> int:
+    """Float32 bytes of the parameters of PyTorch encoders (each counted once)."""
+    return sum(p.numel() * 4 for e in encoders for p in e.model.parameters())
 
 
 def load_default() -> TeacherPlugin:
