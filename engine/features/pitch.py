@@ -10,7 +10,7 @@ t + lag_frames, so outputs are final after a bounded delay and any chunking of t
 the same frames as one offline call.
 
 This module keeps the buffers and the bookkeeping; the compiled kernels are in pitch_nccf
-(decimation, candidates) and pitch_track (Viterbi, held log-F0, delta), as fft.py is for fbank.
+(decimation, candidates) and pitch_track (Viterbi, held log-F0, delta), as fbank keeps its own.
 """
 from __future__ import annotations
 
