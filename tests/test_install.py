@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from emolive.engine.features import kernels
 from tests.conftest import REPO
 
 
@@ -32,6 +33,11 @@ def test_the_base_install_has_no_torch_and_streams_the_demo_clip(plain_venv):
     probe = subprocess.run([python, "-c", "import importlib.util as u; print(u.find_spec('torch') is None)"],
                            capture_output=True, text=True, timeout=60)
     assert probe.stdout.strip() == "True", "torch was installed without an extra"
+    if kernels.cpu_runs_build_target():  # the wheel's kernels, compiled ahead of time, serve without numba
+        probe = subprocess.run([python, "-c", "import sys; from emolive.engine.features import kernels, warm; "
+                                "warm.warm(); print(kernels.extension() is not None, 'numba' in sys.modules)"],
+                               capture_output=True, text=True, timeout=120, cwd=plain_venv)  # not the checkout's emolive/
+        assert probe.stdout.strip() == "True False", probe.stderr[-2000:]
     demo = REPO / "engine" / "data" / "demo.flac"
     run = subprocess.run([str(plain_venv / "bin" / "emolive"), "stream", "--source", str(demo), "--json",
                           "--no-publish"], capture_output=True, text=True, timeout=300)

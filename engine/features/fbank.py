@@ -8,7 +8,7 @@ and take the log with a floor at float32 epsilon, so silence gives finite values
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
+from .kernels import kernel
 
 from .config import FrontEndConfig
 
@@ -66,7 +66,7 @@ class FbankKernel:
         mel_log_energies(np.fft.rfft(frames, axis=1), self.weights, self.first, self.end, LOG_FLOOR, out)
 
 
-@njit(cache=True)
+@kernel()
 def windowed_frames(x, shift, preemph, window, frames):
     """Row f of `frames` (zeros past the window): frame f of x, DC removed, pre-emphasised, windowed."""
     length = window.shape[0]
@@ -83,7 +83,7 @@ def windowed_frames(x, shift, preemph, window, frames):
             prev = cur
 
 
-@njit(cache=True)
+@kernel()
 def mel_log_energies(spectra, weights, first, end, floor, out):
     """out[f, m] = log(max(sum_b weights[m, b] |spectra[f, b]|^2, floor)) over each filter's bins."""
     for f in range(spectra.shape[0]):

@@ -27,7 +27,7 @@ from dataclasses import asdict, dataclass
 from typing import Any, Sequence
 
 import numpy as np
-from numba import njit
+from .kernels import kernel
 
 VAR_FLOOR = 1e-4  # keeps a constant feature (digital silence in one band) finite
 
@@ -141,7 +141,7 @@ class StreamNormaliser:
         return out
 
 
-@njit(cache=True)
+@kernel()
 def _normalise(frames, columns, voicing_column, threshold, decay, var_floor, state):
     """In place: update the running sums on voiced frames, then normalise every frame's columns."""
     for t in range(frames.shape[0]):

@@ -10,7 +10,7 @@ import math
 from typing import NamedTuple
 
 import numpy as np
-from numba import njit
+from .kernels import kernel
 
 DECIMATION = 2
 FILTER_TAPS = 33
@@ -57,7 +57,7 @@ def decimation_filter(sample_rate: int, analysis_rate: int) -> np.ndarray:
 DECIMATION_TILE = 512  # outputs per pass over the taps: their sums and both phases stay in L1
 
 
-@njit(cache=True)
+@kernel()
 def decimate_into(raw, raw_start, m0, m1, h, out):
     """out[m - m0] = sum_j h[j] x[2m + j - half] for m in [m0, m1); x is zero before the stream.
 
@@ -95,7 +95,7 @@ def decimate_into(raw, raw_start, m0, m1, h, out):
                 acc[i] += hj * phase[i]
 
 
-@njit(cache=True, fastmath=True)
+@kernel(fastmath=True)
 def _nccf(seg, csum, c, width, lag_lo, lag_hi, r):
     """r[lag - lag_lo + 1] for lag in [lag_lo - 1, lag_hi + 1], windows centred on c."""
     for lag in range(lag_lo - 1, lag_hi + 2):
@@ -110,7 +110,7 @@ def _nccf(seg, csum, c, width, lag_lo, lag_hi, r):
         r[lag - lag_lo + 1] = cross / math.sqrt(e) if e > 1e-20 else 0.0
 
 
-@njit(cache=True)
+@kernel()
 def frame_candidates(dec, dec_start, k0, k1, geo, scratch, out):
     """Candidates (NccfGeometry `geo`) for frames [k0, k1) of the decimated `dec` into row k - k0 of `out`.
 
@@ -155,7 +155,7 @@ def frame_candidates(dec, dec_start, k0, k1, geo, scratch, out):
         out.count[row] = n
 
 
-@njit(cache=True)
+@kernel()
 def _insert(out, row, n, strength, fine):
     """Insert (strength, lag) into row's top-K list of n entries, strongest first; the new count."""
     max_c = out.lag.shape[1]

@@ -10,7 +10,7 @@ import math
 from typing import NamedTuple
 
 import numpy as np
-from numba import njit
+from .kernels import kernel
 
 UNVOICED = 0  # the Viterbi state (ring column) meaning "no pitch"; its lag is 0
 
@@ -58,7 +58,7 @@ class PathRing(NamedTuple):
     state: np.ndarray  # float64[PATH_STATE_SLOTS]: PEAK, SEEN, DECIDED, FLOOR
 
 
-@njit(cache=True)
+@kernel()
 def viterbi_advance(cand, first_frame, finish, ring, costs, out_lag, out_pov):
     """Forward Viterbi over new frames (pitch_nccf.Candidates `cand`, the first being `first_frame`);
     writes decided frames (lag 0 = unvoiced) to out_* and returns how many.
@@ -106,7 +106,7 @@ def viterbi_advance(cand, first_frame, finish, ring, costs, out_lag, out_pov):
     return n_out
 
 
-@njit(cache=True)
+@kernel()
 def _store_frame(ring, slot, u, cand, row):
     """Frame `row` of `cand` into ring column `slot`: the unvoiced state scored `u`, then its candidates."""
     ring.unvoiced[slot] = u
@@ -122,7 +122,7 @@ def _store_frame(ring, slot, u, cand, row):
             ring.strength[slot, j] = -1e30
 
 
-@njit(cache=True)
+@kernel()
 def _step(ring, prev, slot, costs, new_delta):
     """One Viterbi step from ring slot `prev` to `slot`: best predecessors, then scores shifted to max 0."""
     delta = ring.delta
@@ -154,7 +154,7 @@ def _step(ring, prev, slot, costs, new_delta):
         delta[j] = new_delta[j] - top if new_delta[j] > -1e29 else -1e30
 
 
-@njit(cache=True)
+@kernel()
 def _trace_out(ring, t_end, f0, f1, pov_slope, out_lag, out_pov, n_out):
     """Trace back from the best state at t_end and write frames [f0, f1) in order."""
     size = ring.lag.shape[0]
@@ -183,7 +183,7 @@ def _trace_out(ring, t_end, f0, f1, pov_slope, out_lag, out_pov, n_out):
     return n_out
 
 
-@njit(cache=True)
+@kernel()
 def hold_and_delta(lag, pov, rate, finish, left, pending, state):
     """Rows (log F0 held through unvoiced frames, delta, pov) whose delta context is complete.
 

@@ -1,8 +1,9 @@
-"""Compile and cache every numba kernel of the live path once: `python -m emolive.engine.features.warm`.
+"""Run every kernel of the live path once: `python -m emolive.engine.features.warm`.
 
-The kernels are `cache=True`, so numba keeps machine code beside the sources (their __pycache__);
-without this the first `emolive stream` after an install spends ~4 s compiling before its first
-estimate. `make setup` runs it, and again whenever a feature module changes.
+Where the kernels run on numba's JIT (kernels.py: no ahead-of-time build, or EMOLIVE_KERNELS=jit),
+they are `cache=True`, so numba keeps machine code beside the sources (their __pycache__); without
+this the first `emolive stream` on the JIT spends ~9 s compiling before its first estimate.
+`make setup` runs it with EMOLIVE_KERNELS=jit, and again whenever a feature module changes.
 """
 from __future__ import annotations
 
