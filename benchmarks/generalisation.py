@@ -67,6 +67,7 @@ class Recipe:
     corpus_adversary: float = 0.0
     teacher_hidden: int = 0  # > 0: distil from a teacher this wide, trained on the fold with views
     distil_from: str = ""  # a teacher recipe (pretrained embeddings) trained on the fold, distilled into this one
+    distil_lambda: float = 0.0  # > 0: task-led distillation, kappa 1 and this lambda in every epoch (no switch)
     ccc_alpha: float = 1 / 3  # the CCC loss's valence weight (eq. 1)
     ccc_beta: float = 1 / 3  # and its activation weight
     ce_weight: float = 0.2
@@ -128,6 +129,7 @@ RECIPES = {r.name: r for r in (
     Recipe(SHIPPED_TEACHER, features="whisper-base:1,whisper-base:5", arch="gru",
            stream_norm=False, views=False, epochs=30, dropout=0.3),
     shipped_with(", distilled from the fused teacher", distil_from=SHIPPED_TEACHER),
+    shipped_with(", distilled from the fused teacher, task-led", distil_from=SHIPPED_TEACHER, distil_lambda=0.5),
     Recipe(f"{LAYER5_TEACHER}, valence-weighted CCC", features="whisper-base:5", arch="gru", stream_norm=False,
            views=False, epochs=30, dropout=0.3, ccc_alpha=0.5, ccc_beta=0.25),
     shipped_with(" - shared classes", classes="all"),
@@ -222,7 +224,7 @@ def pretrained_distillation(recipe: Recipe, train_utts: list[Utterance], val_utt
     teacher_train, teacher_val = (featurise(u, classes, source, progress=False) for u in (train_utts, val_utts))
     teacher = train(teacher_train, teacher_val, classes,
                     replace(teacher_recipe.config(seed), gain_dims=source.gain_dims), log=lambda _: None)
-    return distilled(cfg, teacher_targets(teacher, teacher_train), train_set)
+    return distilled(cfg, teacher_targets(teacher, teacher_train), train_set, recipe.distil_lambda)
 
 
 def teacher_targets(teacher: TrainResult, data: LabelledSet) -> TeacherTargets:
@@ -231,10 +233,18 @@ def teacher_targets(teacher: TrainResult, data: LabelledSet) -> TeacherTargets:
     return TeacherTargets(embedding=out["embedding"].astype(np.float32), avd=out["avd"].astype(np.float32))
 
 
-def distilled(cfg: TrainConfig, targets: TeacherTargets, train_set: LabelledSet) -> tuple[TrainConfig, DistillObjective]:
+def distilled(cfg: TrainConfig, targets: TeacherTargets, train_set: LabelledSet,
+              task_led_lambda: float = 0.0) -> tuple[TrainConfig, DistillObjective]:
     """The student's config and objective to learn the teacher's embeddings: the paper's schedule
     shortened to this benchmark's budget, distillation-led epochs on whole utterances for half the
-    student's epochs, then the task, with selection only after the switch."""
+    student's epochs, then the task, with selection only after the switch. With `task_led_lambda`
+    the teacher term is an auxiliary loss of that weight beside the full task loss from the first
+    epoch, on the usual crops and for the undistilled student's epochs: the teacher then shapes the
+    embedding without a phase in which the task is all but switched off."""
+    if task_led_lambda > 0:
+        weights = DistillConfig(switch_epoch=0, kappa_early=1.0, lambda_early=task_led_lambda, kappa=1.0,
+                                lambda_=task_led_lambda)
+        return cfg, DistillObjective(targets, train_set.avd, weights)
     switch = cfg.epochs // 2
     weights = DistillConfig(switch_epoch=switch)
     student = replace(cfg, epochs=cfg.epochs + switch, whole_epochs=switch, select_from=switch)
