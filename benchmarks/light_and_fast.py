@@ -1,22 +1,26 @@
 """Issue 25's figures from one run, beside what the issue measured before and its goals.
 
-One core (this process and its children pinned to the first CPU), one thread per library:
+One core (this process and its children pinned to one CPU: `--cpu`, by default the first), one thread per library:
 - `emolive.analyze` end to end and the front end alone (`compute`) on 240 s of RAVDESS speech, x
-  real time (best of three), and where analyze's time goes (cProfile: the VAD, the model, the
+  real time (best of three), the front end also as a ratio to its references in the same run
+  (benchmarks/frontend.py's torchaudio fbank + Praat pitch: machines and loads move both alike),
+  and where analyze's time goes (cProfile: the VAD, the model, the
   front end; shares of the profiled total);
 - a no-extras install: the wheel in a fresh venv, its size and whether torch is in it
   (benchmarks/base_install.py's code); then the `[gui]` extra's pinned packages added to it;
-- in that venv, as a `pip install emolive[gui]` user has it (numba's cache warmed by a first run):
+- in that venv, as a `pip install emolive[gui]` user has it (after a first run):
   peak RSS (each process's own VmHWM) of `emolive stream`, `emolive gui --screenshot` (offscreen Qt; it plays the
   file as fast as it can, in offline batches) and `emolive score` on one 30-minute file of looped
-  EmoDB speech (benchmarks/long_file_memory.py's file), and of the gui on the demo clip;
+  EmoDB speech (benchmarks/long_file_memory.py's file), and of the gui on the demo clip, with the
+  wheel's front-end kernels compiled ahead of time (no numba imported);
 - start-up of `emolive --help`, `emolive models` and `trainer --help` in this (full) install, best
   of three.
 The "before" column is issue 25's own report (one core of this machine, before the work).
-Run: .venv/bin/python benchmarks/light_and_fast.py
+Run: .venv/bin/python benchmarks/light_and_fast.py [--cpu N]
 """
 from __future__ import annotations
 
+import argparse
 import cProfile
 import os
 import pstats
@@ -31,6 +35,7 @@ from _common import REPO, best_time, corpus_speech, cpu_model, peak_rss_mb, prin
 import soundfile as sf
 
 from base_install import best_wall_s, fresh_install, has_torch, size_mb
+from frontend import references
 from long_file_memory import write_file
 
 import emolive
@@ -51,9 +56,12 @@ def analysis_figures(tmp: Path) -> dict[str, float]:
     path = tmp / "speech.flac"
     sf.write(path, speech, 16000)
     model = emolive.load_model("student")
-    emolive.analyze(path, model=model)  # warm: numba's cache, onnxruntime's first runs
+    emolive.analyze(path, model=model)  # warm: onnxruntime's first runs
+    refs = references(speech)
+    front_end_s = best_time(lambda: compute(speech))
     figures = {"analyze": SECONDS / best_time(lambda: emolive.analyze(path, model=model)),
-               "front end": SECONDS / best_time(lambda: compute(speech))}
+               "front end": SECONDS / front_end_s,
+               "front end vs reference": (best_time(refs["fbank"]) + best_time(refs["praat"])) / front_end_s}
     profile = cProfile.Profile()
     profile.runcall(emolive.analyze, path, model=model)
     stats = pstats.Stats(profile).stats  # (file, line, function) -> (calls, ..., own time, cumulative, callers)
@@ -79,7 +87,7 @@ def memory_figures(tmp: Path, bin_dir: Path) -> dict[str, float]:
     path = write_file(tmp / "long.flac", 30, "speech")
     emolive_ = str(bin_dir / "emolive")
     subprocess.run([emolive_, "-q", "stream", "--no-publish", "--json", "--source", str(DEMO_CLIP)], check=True,
-                   capture_output=True)  # numba compiles into this install's cache once
+                   capture_output=True)  # first run: Python's byte code compiled into the install
 
     def gui(source: Path) -> float:
         return peak_rss_mb([emolive_, "-q", "gui", "--source", str(source), "--screenshot", str(tmp / "gui.png")],
@@ -91,7 +99,10 @@ def memory_figures(tmp: Path, bin_dir: Path) -> dict[str, float]:
 
 
 def main() -> None:
-    os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})  # children inherit it
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--cpu", type=int, default=min(os.sched_getaffinity(0)),
+                        help="the one CPU to run on (default: the first allowed; pick an idle one)")
+    os.sched_setaffinity(0, {parser.parse_args().cpu})  # children inherit it
     started = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
@@ -105,7 +116,8 @@ def main() -> None:
           "stream, gui and score in a fresh `pip install emolive[gui]` venv")
     print_table(["measure", "before (issue 25)", "now", "goal"], [
         [f"emolive.analyze, {SECONDS:g} s of speech (x real time)", "140x", f"{speed['analyze']:.0f}x", ">= 1000x"],
-        ["front end alone (x real time)", "1539x", f"{speed['front end']:.0f}x", ">= 1500x"],
+        ["front end alone, x real time (x torchaudio fbank + Praat pitch, same run)", "1539x (4.8x)",
+         f"{speed['front end']:.0f}x ({speed['front end vs reference']:.1f}x)", ">= 1500x"],
         ["share of analyze: VAD / model / front end", "53 % / 40 % / 11 %",
          " / ".join(f"{100 * speed[f'{p} share']:.0f} %" for p in PARTS), ""],
         ["`pip install emolive` (no extras): size, torch", "~4.4 GB, torch + CUDA",
