@@ -42,7 +42,7 @@ from emolive.trainer.data.cache import MFB
 from emolive.trainer.embeddings import EmbeddingFeatures, parse_streams
 from emolive.trainer.pipeline import DEFAULT_CACHE, DEFAULT_EMBEDDING_CACHE, FeatureSource, by_split, class_names_of, featurise, load_utterances
 from emolive.trainer.data.splits import speaker_split
-from emolive.trainer.distill import DistillConfig, DistillObjective, TeacherTargets
+from emolive.trainer.distill import DistillConfig, DistillObjective, TeacherTargets, centred_by_stream
 from emolive.trainer.sessions import DEFAULT_PROTOCOL, PROTOCOLS, session_streams
 from emolive.trainer.config import TrainConfig
 from emolive.trainer.labelled import LabelledSet, predict, session_features
@@ -68,6 +68,7 @@ class Recipe:
     teacher_hidden: int = 0  # > 0: distil from a teacher this wide, trained on the fold with views
     distil_from: str = ""  # a teacher recipe (pretrained embeddings) trained on the fold, distilled into this one
     distil_lambda: float = 0.0  # > 0: task-led distillation, kappa 1 and this lambda in every epoch (no switch)
+    distil_centred: bool = False  # the teacher's embeddings centred per speaker (trainer.distill.centred_by_stream)
     ccc_alpha: float = 1 / 3  # the CCC loss's valence weight (eq. 1)
     ccc_beta: float = 1 / 3  # and its activation weight
     ce_weight: float = 0.2
@@ -130,6 +131,8 @@ RECIPES = {r.name: r for r in (
            stream_norm=False, views=False, epochs=30, dropout=0.3),
     shipped_with(", distilled from the fused teacher", distil_from=SHIPPED_TEACHER),
     shipped_with(", distilled from the fused teacher, task-led", distil_from=SHIPPED_TEACHER, distil_lambda=0.5),
+    shipped_with(", distilled from the fused teacher, speaker-centred", distil_from=SHIPPED_TEACHER,
+                 distil_centred=True),
     Recipe(f"{LAYER5_TEACHER}, valence-weighted CCC", features="whisper-base:5", arch="gru", stream_norm=False,
            views=False, epochs=30, dropout=0.3, ccc_alpha=0.5, ccc_beta=0.25),
     shipped_with(" - shared classes", classes="all"),
@@ -224,7 +227,10 @@ def pretrained_distillation(recipe: Recipe, train_utts: list[Utterance], val_utt
     teacher_train, teacher_val = (featurise(u, classes, source, progress=False) for u in (train_utts, val_utts))
     teacher = train(teacher_train, teacher_val, classes,
                     replace(teacher_recipe.config(seed), gain_dims=source.gain_dims), log=lambda _: None)
-    return distilled(cfg, teacher_targets(teacher, teacher_train), train_set, recipe.distil_lambda)
+    targets = teacher_targets(teacher, teacher_train)
+    if recipe.distil_centred:
+        targets = centred_by_stream(targets, train_set.streams)
+    return distilled(cfg, targets, train_set, recipe.distil_lambda)
 
 
 def teacher_targets(teacher: TrainResult, data: LabelledSet) -> TeacherTargets:

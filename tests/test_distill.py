@@ -151,3 +151,20 @@ def test_teacher_embedding_of_another_size_is_a_one_line_error(small, tmp_path, 
                        "--epochs", "2", "--switch-epoch", "1", "--epoch-clips", "0", "--out", str(tmp_path / "o")])
     err = capsys.readouterr().err.strip().splitlines()
     assert rc == 2 and "64-dim embedding" in err[-1] and "Traceback" not in "".join(err)
+
+
+def test_teacher_embeddings_centred_per_stream_keep_only_within_speaker_differences():
+    rng = np.random.default_rng(0)
+    embedding = rng.normal(size=(7, 4)).astype(np.float32)
+    avd = rng.normal(size=(7, 3)).astype(np.float32)
+    streams = ["a", "b", "a", "c", "b", "a", "b"]
+    centred = distill.centred_by_stream(distill.TeacherTargets(embedding=embedding, avd=avd), streams)
+    keys = np.array(streams)
+    for stream in "abc":
+        rows = keys == stream
+        np.testing.assert_allclose(centred.embedding[rows].mean(axis=0), 0, atol=1e-6)
+        # differences between a speaker's clips are what the teacher says about the emotion: kept
+        np.testing.assert_allclose(np.diff(centred.embedding[rows], axis=0), np.diff(embedding[rows], axis=0),
+                                   atol=1e-6)
+    np.testing.assert_array_equal(centred.avd, avd)
+    assert not np.shares_memory(centred.embedding, embedding)

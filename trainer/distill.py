@@ -123,6 +123,22 @@ def teacher_targets(plugin: ModelPlugin, utts: list[Utterance], cache_root: str 
     return targets
 
 
+def centred_by_stream(targets: TeacherTargets, streams: list[str]) -> TeacherTargets:
+    """The teacher's embeddings less the mean embedding of their stream (speaker); A/V/D unchanged.
+
+    Why: a student with the running normaliser hears every speaker relative to that speaker's own
+    voice, so it cannot reproduce what the teacher's embedding says about the speaker, recording
+    or corpus as a whole; asked to, it spends capacity on cues that do not carry to a new corpus.
+    Centred per stream, the target keeps what moves within a speaker: the emotion.
+    """
+    embedding = targets.embedding.copy()
+    keys = np.asarray(streams)
+    for stream in np.unique(keys):
+        rows = keys == stream
+        embedding[rows] -= embedding[rows].mean(axis=0)
+    return replace(targets, embedding=embedding)
+
+
 class DistillObjective:
     """Eq. 5 as a `trainer.train.Objective`: kappa (L_ccc + L_CE) + lambda L_dis, per epoch."""
 
