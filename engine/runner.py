@@ -140,7 +140,8 @@ class Runner:
 
     def _warm_up(self) -> None:
         """Load the front end's compiled kernels and run the model once before audio flows: the first
-        calls cost ~0.7 s (numba cache, torch allocations), which must not land on the first estimate."""
+        calls cost up to ~0.7 s (numba's cache where the JIT serves, onnxruntime's or torch's first
+        allocations), which must not land on the first estimate."""
         FrontEnd(self.cfg).push(np.zeros(self.cfg.sample_rate, np.float32))
         SpeechDetector(self.cfg).push(np.zeros(CHUNK, np.float32))
         samples = (self.spec.window - 1) * self.cfg.frame_shift + self.cfg.frame_length
