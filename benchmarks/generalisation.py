@@ -69,6 +69,7 @@ class Recipe:
     distil_from: str = ""  # a teacher recipe (pretrained embeddings) trained on the fold, distilled into this one
     distil_lambda: float = 0.0  # > 0: task-led distillation, kappa 1 and this lambda in every epoch (no switch)
     distil_centred: bool = False  # the teacher's embeddings centred per speaker (trainer.distill.centred_by_stream)
+    distil_projector: bool = False  # L_dis on a learnt linear map of the student's embedding (DistillConfig.projector)
     ccc_alpha: float = 1 / 3  # the CCC loss's valence weight (eq. 1)
     ccc_beta: float = 1 / 3  # and its activation weight
     ce_weight: float = 0.2
@@ -133,6 +134,8 @@ RECIPES = {r.name: r for r in (
     shipped_with(", distilled from the fused teacher, task-led", distil_from=SHIPPED_TEACHER, distil_lambda=0.5),
     shipped_with(", distilled from the fused teacher, speaker-centred", distil_from=SHIPPED_TEACHER,
                  distil_centred=True),
+    shipped_with(", distilled from the fused teacher through a projector", distil_from=SHIPPED_TEACHER,
+                 distil_projector=True),
     Recipe(f"{LAYER5_TEACHER}, valence-weighted CCC", features="whisper-base:5", arch="gru", stream_norm=False,
            views=False, epochs=30, dropout=0.3, ccc_alpha=0.5, ccc_beta=0.25),
     shipped_with(" - shared classes", classes="all"),
@@ -230,7 +233,7 @@ def pretrained_distillation(recipe: Recipe, train_utts: list[Utterance], val_utt
     targets = teacher_targets(teacher, teacher_train)
     if recipe.distil_centred:
         targets = centred_by_stream(targets, train_set.streams)
-    return distilled(cfg, targets, train_set, recipe.distil_lambda)
+    return distilled(cfg, targets, train_set, recipe.distil_lambda, recipe.distil_projector)
 
 
 def teacher_targets(teacher: TrainResult, data: LabelledSet) -> TeacherTargets:
@@ -239,22 +242,23 @@ def teacher_targets(teacher: TrainResult, data: LabelledSet) -> TeacherTargets:
     return TeacherTargets(embedding=out["embedding"].astype(np.float32), avd=out["avd"].astype(np.float32))
 
 
-def distilled(cfg: TrainConfig, targets: TeacherTargets, train_set: LabelledSet,
-              task_led_lambda: float = 0.0) -> tuple[TrainConfig, DistillObjective]:
+def distilled(cfg: TrainConfig, targets: TeacherTargets, train_set: LabelledSet, task_led_lambda: float = 0.0,
+              projector: bool = False) -> tuple[TrainConfig, DistillObjective]:
     """The student's config and objective to learn the teacher's embeddings: the paper's schedule
     shortened to this benchmark's budget, distillation-led epochs on whole utterances for half the
     student's epochs, then the task, with selection only after the switch. With `task_led_lambda`
     the teacher term is an auxiliary loss of that weight beside the full task loss from the first
     epoch, on the usual crops and for the undistilled student's epochs: the teacher then shapes the
-    embedding without a phase in which the task is all but switched off."""
+    embedding without a phase in which the task is all but switched off. `projector`: L_dis on a
+    learnt linear map of the student's embedding (DistillConfig.projector)."""
     if task_led_lambda > 0:
         weights = DistillConfig(switch_epoch=0, kappa_early=1.0, lambda_early=task_led_lambda, kappa=1.0,
-                                lambda_=task_led_lambda)
-        return cfg, DistillObjective(targets, train_set.avd, weights)
+                                lambda_=task_led_lambda, projector=projector)
+        return cfg, DistillObjective(targets, train_set.avd, weights, cfg.embedding_dim)
     switch = cfg.epochs // 2
-    weights = DistillConfig(switch_epoch=switch)
+    weights = DistillConfig(switch_epoch=switch, projector=projector)
     student = replace(cfg, epochs=cfg.epochs + switch, whole_epochs=switch, select_from=switch)
-    return student, DistillObjective(targets, train_set.avd, weights)
+    return student, DistillObjective(targets, train_set.avd, weights, cfg.embedding_dim)
 
 
 def fold_scores(preds: list[dict], test: list[Utterance], rows: np.ndarray | None = None) -> np.ndarray:

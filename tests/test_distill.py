@@ -168,3 +168,34 @@ def test_teacher_embeddings_centred_per_stream_keep_only_within_speaker_differen
                                    atol=1e-6)
     np.testing.assert_array_equal(centred.avd, avd)
     assert not np.shares_memory(centred.embedding, embedding)
+
+
+def test_a_projector_distils_a_teacher_of_another_width_and_is_not_exported(small, tmp_path):
+    manifest, cache = small
+    torch.manual_seed(0)
+    save_bundle(tmp_path / "t64", TCGRUModel(43, 0, hidden=32, embedding_dim=64), FrontEndConfig())
+    assert trainer_main(["distill", "--data", str(manifest), "--cache", str(cache), "--teacher", str(tmp_path / "t64"),
+                         "--projector", "--epochs", "3", "--switch-epoch", "1", "--epoch-clips", "0",
+                         "--batch-size", "16", "--out", str(tmp_path / "o")]) == 0
+    results = json.loads((tmp_path / "o" / "results.json").read_text())
+    assert results["distillation"]["projector"] is True
+    weights = load_file(str(tmp_path / "o" / "model.safetensors"))
+    assert weights["embedding.0.weight"].shape[0] == TrainConfig().embedding_dim
+    assert not any("objective" in name or "projector" in name for name in weights)
+
+
+def test_the_projector_trains_with_the_student(small):
+    manifest, cache = small
+    utts = read_manifest(manifest)
+    classes = class_names_of(utts)
+    data = featurise(utts[:40], classes, FeatureCache(cache), progress=False)
+    val = featurise(utts[40:], classes, FeatureCache(cache), progress=False)
+    targets = distill.TeacherTargets(embedding=np.random.default_rng(0).normal(size=(40, 24)).astype(np.float32),
+                                     avd=data.avd.copy())
+    objective = distill.DistillObjective(targets, data.avd, distill.DistillConfig(switch_epoch=1, projector=True),
+                                         TrainConfig().embedding_dim)
+    before = objective.module.weight.detach().clone()
+    train(data, val, classes, TrainConfig(epochs=2, batch_size=16, epoch_clips=0), log=lambda _: None,
+          objective=objective)
+    assert objective.module.weight.shape == (24, TrainConfig().embedding_dim)
+    assert not torch.equal(objective.module.weight.detach(), before)

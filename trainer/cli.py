@@ -143,6 +143,9 @@ def _distill_command(p: argparse.ArgumentParser) -> None:
     p.add_argument("--kappa", type=float, default=DistillConfig.kappa, help="task-loss weight from the switch on")
     p.add_argument("--lambda", dest="lambda_", type=float, default=DistillConfig.lambda_,
                    help="distillation weight from the switch on")
+    p.add_argument("--projector", action="store_true",
+                   help="compare the teacher's embedding with a learnt linear map of the student's (not exported), "
+                        "not with the student's embedding itself; the two may then differ in width")
     p.set_defaults(epochs=DISTILL_EPOCHS)
 
 

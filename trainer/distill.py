@@ -50,6 +50,7 @@ class DistillConfig:
     kappa: float = 1.0
     lambda_: float = 0.01
     teacher: str = "teacher"
+    projector: bool = False  # compare a learnt linear map of the student's embedding, not the embedding itself
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> DistillConfig:
@@ -140,13 +141,24 @@ def centred_by_stream(targets: TeacherTargets, streams: list[str]) -> TeacherTar
 
 
 class DistillObjective:
-    """Eq. 5 as a `trainer.train.Objective`: kappa (L_ccc + L_CE) + lambda L_dis, per epoch."""
+    """Eq. 5 as a `trainer.train.Objective`: kappa (L_ccc + L_CE) + lambda L_dis, per epoch.
 
-    def __init__(self, targets: TeacherTargets, labels: np.ndarray, cfg: DistillConfig) -> None:
+    With `cfg.projector`, L_dis compares the teacher's embedding with a linear map of the student's
+    (`module`, trained beside the student and not exported), as FitNets' regressor does: the map,
+    not the student's own embedding that its heads read, has to take the teacher's shape.
+    """
+
+    def __init__(self, targets: TeacherTargets, labels: np.ndarray, cfg: DistillConfig,
+                 student_dim: int | None = None) -> None:
         self.embedding = torch.from_numpy(targets.embedding)
         self.teacher_avd = torch.from_numpy(targets.avd)
         self.labels = torch.from_numpy(np.asarray(labels, dtype=np.float32))
         self.cfg, self.distance = cfg, DistillationLoss()
+        self.module: torch.nn.Module | None = None
+        if cfg.projector:
+            with torch.random.fork_rng():  # the same map for the same run, whatever ran before
+                torch.manual_seed(0)
+                self.module = torch.nn.Linear(student_dim or targets.embedding.shape[1], targets.embedding.shape[1])
         digest = hashlib.sha256(targets.embedding.tobytes() + targets.avd.tobytes()).hexdigest()
         self.identity = {"distill": asdict(cfg), "teacher_targets": digest}  # what a resumed run must match
 
@@ -154,8 +166,9 @@ class DistillObjective:
                  epoch: int) -> torch.Tensor:
         kappa, lam = self.cfg.weights(epoch)
         rows = torch.from_numpy(np.asarray(idx))
-        device = outputs["embedding"].device
-        dis = self.distance(outputs["embedding"], self.embedding[rows].to(device), self.labels[rows].to(device),
+        student = outputs["embedding"] if self.module is None else self.module(outputs["embedding"])
+        device = student.device
+        dis = self.distance(student, self.embedding[rows].to(device), self.labels[rows].to(device),
                             self.teacher_avd[rows].to(device))
         return kappa * task["loss"] + lam * dis
 
@@ -170,11 +183,12 @@ def setup_distillation(dcfg: DistillConfig, train_set: LabelledSet, cfg: TrainCo
     plugin = load_model(teacher)
     digest = teacher_digest(plugin)
     targets = teacher_targets(plugin, train_set.utterances, cache_root, digest=digest)
-    if targets.embedding.shape[1] != cfg.embedding_dim:
+    if targets.embedding.shape[1] != cfg.embedding_dim and not dcfg.projector:
         raise TrainerError(f"teacher {teacher} has a {targets.embedding.shape[1]}-dim embedding but the student's "
-                         f"is {cfg.embedding_dim}; use a teacher with a {cfg.embedding_dim}-dim embedding layer")
+                           f"is {cfg.embedding_dim}; add --projector, or use a teacher with a {cfg.embedding_dim}-dim "
+                           "embedding layer")
     cfg = replace(cfg, whole_epochs=dcfg.switch_epoch, select_from=dcfg.switch_epoch)
     # what the teacher read: its pretrained streams (model, layer, weights sha256) where it has them
     info = {"teacher": teacher, "teacher_digest": digest, "teacher_streams": plugin.meta.hyperparameters.get("streams"),
             **asdict(dcfg)}
-    return cfg, DistillObjective(targets, train_set.avd, dcfg), info
+    return cfg, DistillObjective(targets, train_set.avd, dcfg, cfg.embedding_dim), info

@@ -86,8 +86,11 @@ def train(train_set: LabelledSet, val_set: LabelledSet, class_names: list[str], 
     mean, std = feature_stats(session_features(train_set.features, train_set.streams, norm))
     model.set_normalisation(torch.from_numpy(mean), torch.from_numpy(std))
     adversary = corpus_adversary(train_set, cfg, ctx)
-    # what the optimiser and the checkpoint hold: the student, and the adversary while it trains
-    trained = model if adversary is None else torch.nn.ModuleDict({"student": model, "adversary": adversary})
+    # what the optimiser and the checkpoint hold: the student, and the adversary or the objective's
+    # own weights (a distillation projector) while they train
+    extra = {name: m for name, m in (("adversary", adversary), ("objective", getattr(objective, "module", None)))
+             if m is not None}
+    trained = torch.nn.ModuleDict({"student": model, **extra}) if extra else model
     trained.to(ctx.device)
     opt = torch.optim.Adam(trained.parameters(), lr=cfg.lr)
     identity = run_identity(train_set, val_set, class_names, cfg, objective)
