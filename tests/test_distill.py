@@ -22,7 +22,7 @@ from emolive.trainer.cli import main as trainer_main
 from emolive.trainer.data import FeatureCache, read_manifest
 from emolive.trainer.pipeline import class_names_of, featurise
 from emolive.trainer.config import TrainConfig
-from emolive.trainer.labelled import session_features
+from emolive.trainer.labelled import LabelledSet, session_features
 from emolive.trainer.train import train
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -96,12 +96,18 @@ def test_teacher_targets_are_cached_per_teacher_and_data(small, tmp_path, monkey
         distill.teacher_targets(plugin, utts[:4], tmp_path)
 
 
-def test_selection_and_early_stopping_ignore_the_distillation_epochs(small):
+@pytest.fixture
+def sets(small) -> tuple[LabelledSet, LabelledSet, list[str]]:
+    """(training set: the first 40 clips, validation set: the rest, class names) of `small`."""
     manifest, cache = small
     utts = read_manifest(manifest)
     classes = class_names_of(utts)
-    data = featurise(utts[:40], classes, FeatureCache(cache), progress=False)
-    val = featurise(utts[40:], classes, FeatureCache(cache), progress=False)
+    return (featurise(utts[:40], classes, FeatureCache(cache), progress=False),
+            featurise(utts[40:], classes, FeatureCache(cache), progress=False), classes)
+
+
+def test_selection_and_early_stopping_ignore_the_distillation_epochs(sets):
+    data, val, classes = sets
     epochs_seen = []
 
     def objective(out, task, idx, epoch):
@@ -184,12 +190,8 @@ def test_a_projector_distils_a_teacher_of_another_width_and_is_not_exported(smal
     assert not any("objective" in name or "projector" in name for name in weights)
 
 
-def test_the_projector_trains_with_the_student(small):
-    manifest, cache = small
-    utts = read_manifest(manifest)
-    classes = class_names_of(utts)
-    data = featurise(utts[:40], classes, FeatureCache(cache), progress=False)
-    val = featurise(utts[40:], classes, FeatureCache(cache), progress=False)
+def test_the_projector_trains_with_the_student(sets):
+    data, val, classes = sets
     targets = distill.TeacherTargets(embedding=np.random.default_rng(0).normal(size=(40, 24)).astype(np.float32),
                                      avd=data.avd.copy())
     objective = distill.DistillObjective(targets, data.avd, distill.DistillConfig(switch_epoch=1, projector=True),
