@@ -4,7 +4,8 @@ numba's pycc compiles the kernels that Python calls (EXPORTS, with their exact a
 into the extension module `emolive.engine.features._kernels`, beside the sources; `make setup`
 runs this and setup.py does it for wheels. Why, and how the engine chooses it: kernels.py.
 
-The CPU it is built for: kernels.build_target.
+The CPU it is built for: kernels.build_target. numba marks pycc as pending deprecation (numba is
+pinned below 0.69); where a numba without it is installed, the build fails and the JIT serves.
 """
 from __future__ import annotations
 
