@@ -15,7 +15,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from emolive.engine.features.kernels import HERE, build_target, jit_all, registered, source_digest
+from emolive.engine.features.kernels import HERE, build_target, jit_all, registered, source_digest_number
 
 EXTENSION_NAME = "_kernels"
 
@@ -57,7 +57,7 @@ def build(out_dir: Path = HERE) -> Path:
         cc.output_dir, cc.target_cpu = str(out_dir), build_target()
         for name, signature in exports().items():
             cc.export(name, signature)(kernels[name].py_func)
-        digest = int(source_digest()[:15], 16)
+        digest = source_digest_number()
         cc.export("source_digest", "i8()")(lambda: digest)
         cc.compile()
     return Path(out_dir) / cc.output_file
