@@ -1,6 +1,6 @@
 """Build the front end's kernels ahead of time: `python -m emolive.engine.features.aot`.
 
-numba's pycc compiles the kernels that Python calls (EXPORTS, with their exact argument types)
+numba's pycc compiles the kernels that Python calls (`exports()`, with their exact argument types)
 into the extension module `emolive.engine.features._kernels`, beside the sources; `make setup`
 runs this and setup.py does it for wheels. Why, and how the engine chooses it: kernels.py.
 
@@ -15,9 +15,9 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from emolive.engine.features.kernels import HERE, build_target, jit_all, registered, source_digest_number
+from emolive.engine.features.kernels import EXTENSION, HERE, build_target, jit_all, registered, source_digest_number
 
-EXTENSION_NAME = "_kernels"
+EXTENSION_NAME = EXTENSION.rsplit(".", 1)[1]  # pycc wants the module's own name; its package is where it is put
 
 
 def exports() -> dict[str, Any]:
@@ -46,7 +46,7 @@ def exports() -> dict[str, Any]:
 
 
 def build(out_dir: Path = HERE) -> Path:
-    """Compile EXPORTS and the sources' digest into `out_dir`; the extension's path."""
+    """Compile `exports()` and the sources' digest into `out_dir`; the extension's path."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # numba.pycc's pending-deprecation notice
         from numba.pycc import CC
