@@ -22,6 +22,8 @@ from emolive.trainer.cli import main as trainer_main
 from emolive.trainer.data import FeatureCache, read_manifest
 from emolive.trainer.pipeline import class_names_of, featurise
 from emolive.trainer.config import TrainConfig
+from emolive.trainer.distributed import Context
+from emolive.trainer.errors import TrainerError
 from emolive.trainer.labelled import LabelledSet, session_features
 from emolive.trainer.train import train
 
@@ -201,3 +203,14 @@ def test_the_projector_trains_with_the_student(sets):
           objective=objective)
     assert objective.module.weight.shape == (24, TrainConfig().embedding_dim)
     assert not torch.equal(objective.module.weight.detach(), before)
+
+
+def test_weights_beside_the_student_refuse_torchrun(sets):
+    """DDP averages only the student's gradients: a projector (or corpus adversary) trains in one process."""
+    data, val, classes = sets
+    targets = distill.TeacherTargets(embedding=np.ones((40, 8), np.float32), avd=data.avd.copy())
+    objective = distill.DistillObjective(targets, data.avd, distill.DistillConfig(switch_epoch=1, projector=True),
+                                         TrainConfig().embedding_dim)
+    with pytest.raises(TrainerError, match="--projector train weights beside the student"):
+        train(data, val, classes, TrainConfig(epochs=2, epoch_clips=0), log=lambda _: None, objective=objective,
+              ctx=Context(rank=0, world_size=2))

@@ -42,6 +42,9 @@ Objective = Callable[[dict[str, torch.Tensor], dict[str, torch.Tensor], np.ndarr
 
 How `train` takes an extra term (distillation) without a second copy of the loop."""
 
+# the option that adds each kind of weights training beside the student (train's `extra`)
+EXTRA_WEIGHTS_OPTION = {"adversary": "--corpus-adversary", "objective": "--projector"}
+
 
 @dataclass
 class TrainResult:
@@ -85,11 +88,14 @@ def train(train_set: LabelledSet, val_set: LabelledSet, class_names: list[str], 
                                     embedding_dim=cfg.embedding_dim, gain_dims=gain_dims, dropout=cfg.dropout)
     mean, std = feature_stats(session_features(train_set.features, train_set.streams, norm))
     model.set_normalisation(torch.from_numpy(mean), torch.from_numpy(std))
-    adversary = corpus_adversary(train_set, cfg, ctx)
-    # what the optimiser and the checkpoint hold: the student, and the adversary or the objective's
-    # own weights (a distillation projector) while they train
+    adversary = corpus_adversary(train_set, cfg)
+    # what the optimiser and the checkpoint hold: the student, and the weights that train beside it
+    # (the corpus adversary, a distillation projector), which DDP does not average across ranks
     extra = {name: m for name, m in (("adversary", adversary), ("objective", getattr(objective, "module", None)))
              if m is not None}
+    if extra and ctx.world_size > 1:
+        raise TrainerError(f"{' and '.join(EXTRA_WEIGHTS_OPTION[name] for name in extra)} train weights beside the "
+                           "student, which torchrun does not average: train in one process, without torchrun")
     trained = torch.nn.ModuleDict({"student": model, **extra}) if extra else model
     trained.to(ctx.device)
     opt = torch.optim.Adam(trained.parameters(), lr=cfg.lr)
@@ -124,13 +130,10 @@ def train(train_set: LabelledSet, val_set: LabelledSet, class_names: list[str], 
                        stream_normalisation=norm)
 
 
-def corpus_adversary(train_set: LabelledSet, cfg: TrainConfig, ctx: distributed.Context) -> CorpusAdversary | None:
-    """The corpus classifier of `cfg.corpus_adversary` (None when off): one process only, since its
-    weights are not wrapped for DDP's gradient averaging."""
+def corpus_adversary(train_set: LabelledSet, cfg: TrainConfig) -> CorpusAdversary | None:
+    """The corpus classifier of `cfg.corpus_adversary` (None when off)."""
     if not cfg.corpus_adversary:
         return None
-    if ctx.world_size > 1:
-        raise TrainerError("--corpus-adversary runs in one process; train without torchrun")
     return CorpusAdversary(cfg.embedding_dim, train_set.utterances, cfg.corpus_adversary)
 
 
