@@ -252,12 +252,12 @@ def distilled(cfg: TrainConfig, targets: TeacherTargets, train_set: LabelledSet,
     embedding without a phase in which the task is all but switched off. `projector`: L_dis on a
     learnt linear map of the student's embedding (DistillConfig.projector)."""
     if task_led_lambda > 0:
-        weights = DistillConfig(switch_epoch=0, kappa_early=1.0, lambda_early=task_led_lambda, kappa=1.0,
-                                lambda_=task_led_lambda, projector=projector)
-        return cfg, DistillObjective(targets, train_set.avd, weights, cfg.embedding_dim)
-    switch = cfg.epochs // 2
-    weights = DistillConfig(switch_epoch=switch, projector=projector)
-    student = replace(cfg, epochs=cfg.epochs + switch, whole_epochs=switch, select_from=switch)
+        student, weights = cfg, DistillConfig(switch_epoch=0, kappa_early=1.0, lambda_early=task_led_lambda,
+                                              kappa=1.0, lambda_=task_led_lambda, projector=projector)
+    else:
+        switch = cfg.epochs // 2
+        weights = DistillConfig(switch_epoch=switch, projector=projector)
+        student = replace(cfg, epochs=cfg.epochs + switch, whole_epochs=switch, select_from=switch)
     return student, DistillObjective(targets, train_set.avd, weights, cfg.embedding_dim)
 
 
