@@ -2,7 +2,7 @@
 
 Builds the wheel, installs it without extras into a fresh venv (this Python, nothing else), and
 measures in both installs: the venv's size on disk, whether torch is there, the peak RSS of
-`emolive stream` on the demo clip (its own VmHWM, numba's cache warmed by a first run), and the wall time
+`emolive stream` on the demo clip (its own VmHWM, after a first run), and the wall time
 of `emolive --help`, `emolive models` and `trainer --help` (best of three, idle machine assumed).
 Run: .venv/bin/python benchmarks/base_install.py
 """
@@ -50,7 +50,7 @@ def has_torch(venv: Path) -> bool:
 def measure(venv: Path) -> list[str]:
     bin_dir = venv / "bin"
     stream = [str(bin_dir / "emolive"), "stream", "--source", str(DEMO_CLIP), "--no-publish", "--json"]
-    subprocess.run(stream, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)  # numba cache
+    subprocess.run(stream, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)  # first run: byte code
     return [f"{size_mb(venv):.0f}", "yes" if has_torch(venv) else "no", f"{peak_rss_mb(stream):.0f}",
             f"{best_wall_s([str(bin_dir / 'emolive'), '--help']):.2f}",
             f"{best_wall_s([str(bin_dir / 'emolive'), 'models']):.2f}",

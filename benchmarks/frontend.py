@@ -69,7 +69,7 @@ def main() -> None:
     torch.set_num_threads(1)
     samples = corpus_speech(args.corpus, args.seconds)
     dur = len(samples) / 16000
-    compute(samples[:16000])  # numba cache warm-up is not timed
+    compute(samples[:16000])  # the kernels' first load is not timed
 
     refs = references(samples)
     smile = opensmile.Smile(feature_set=opensmile.FeatureSet.eGeMAPSv02,

@@ -8,9 +8,9 @@ and take the log with a floor at float32 epsilon, so silence gives finite values
 from __future__ import annotations
 
 import numpy as np
-from .kernels import kernel
 
 from .config import FrontEndConfig
+from .kernels import kernel
 
 LOG_FLOOR = float(np.finfo(np.float32).eps)
 

@@ -27,6 +27,7 @@ from dataclasses import asdict, dataclass
 from typing import Any, Sequence
 
 import numpy as np
+
 from .kernels import kernel
 
 VAR_FLOOR = 1e-4  # keeps a constant feature (digital silence in one band) finite

@@ -10,6 +10,7 @@ import math
 from typing import NamedTuple
 
 import numpy as np
+
 from .kernels import kernel
 
 DECIMATION = 2

@@ -10,6 +10,7 @@ import math
 from typing import NamedTuple
 
 import numpy as np
+
 from .kernels import kernel
 
 UNVOICED = 0  # the Viterbi state (ring column) meaning "no pitch"; its lag is 0
