@@ -46,6 +46,7 @@ from emolive.trainer.distill import DistillConfig, DistillObjective, TeacherTarg
 from emolive.trainer.sessions import DEFAULT_PROTOCOL, PROTOCOLS, session_streams
 from emolive.trainer.config import TrainConfig
 from emolive.trainer.labelled import LabelledSet, predict, session_features
+from emolive.trainer.sampling import corpus_ids
 from emolive.trainer.train import TrainResult, train
 
 CORPORA = ("emodb", "ravdess", "ased", "baved")
@@ -70,6 +71,7 @@ class Recipe:
     distil_lambda: float = 0.0  # > 0: task-led distillation, kappa 1 and this lambda in every epoch (no switch)
     distil_centred: bool = False  # the teacher's embeddings centred per speaker (trainer.distill.centred_by_stream)
     distil_projector: bool = False  # L_dis on a learnt linear map of the student's embedding (DistillConfig.projector)
+    distil_avd: float = 0.0  # > 0: learn the teacher's cross-fitted A/V/D (crossfit_targets) with this weight, no L_dis
     ccc_alpha: float = 1 / 3  # the CCC loss's valence weight (eq. 1)
     ccc_beta: float = 1 / 3  # and its activation weight
     ce_weight: float = 0.2
@@ -136,6 +138,7 @@ RECIPES = {r.name: r for r in (
                  distil_centred=True),
     shipped_with(", distilled from the fused teacher through a projector", distil_from=SHIPPED_TEACHER,
                  distil_projector=True),
+    shipped_with(", taught cross-fitted estimates of the fused teacher", distil_from=SHIPPED_TEACHER, distil_avd=0.5),
     Recipe(f"{LAYER5_TEACHER}, valence-weighted CCC", features="whisper-base:5", arch="gru", stream_norm=False,
            views=False, epochs=30, dropout=0.3, ccc_alpha=0.5, ccc_beta=0.25),
     shipped_with(" - shared classes", classes="all"),
@@ -147,16 +150,20 @@ def manifests() -> list[str]:
     return [str(SHARED / "corpora" / c / "manifest.csv") for c in CORPORA]
 
 
-def fold(held_out: str) -> tuple[list[Utterance], list[Utterance], list[Utterance]]:
-    """(train, val, test): val is 15 % of each training corpus's speakers, test all of `held_out`."""
-    utts = load_utterances(manifests())
+def training_split(utts: list[Utterance], corpora: tuple[str, ...]) -> tuple[list[Utterance], list[Utterance]]:
+    """(train, val) of `corpora`: val is 15 % of each one's speakers, the same whatever else is trained on."""
     train_utts, val_utts = [], []
-    for corpus in CORPORA:
-        if corpus == held_out:
-            continue
+    for corpus in corpora:
         split = speaker_split([u for u in utts if u.corpus == corpus], val_frac=0.15, test_frac=0.0, seed=0)
         train_utts += by_split(split, "train")
         val_utts += by_split(split, "val")
+    return train_utts, val_utts
+
+
+def fold(held_out: str) -> tuple[list[Utterance], list[Utterance], list[Utterance]]:
+    """(train, val, test): training_split of the other corpora, test all of `held_out`."""
+    utts = load_utterances(manifests())
+    train_utts, val_utts = training_split(utts, tuple(c for c in CORPORA if c != held_out))
     return train_utts, val_utts, [u for u in utts if u.corpus == held_out]
 
 
@@ -188,6 +195,9 @@ def run(out: Path, recipe_name: str, held_out: str, seed: int) -> str:
     cfg, objective = replace(recipe.config(seed), gain_dims=cache.gain_dims), None
     if recipe.teacher_hidden:
         cfg, objective = distillation(train_set, val_set, classes, cfg, recipe.teacher_hidden)
+    elif recipe.distil_avd:
+        cfg, objective = distilled(cfg, crossfit_targets(out, recipe, train_set, seed), train_set,
+                                   avd_weight=recipe.distil_avd)
     elif recipe.distil_from:
         cfg, objective = pretrained_distillation(recipe, train_utts, val_utts, train_set, classes, cfg, seed)
     result = train(train_set, val_set, classes, cfg, log=lambda _: None, objective=objective)
@@ -236,6 +246,51 @@ def pretrained_distillation(recipe: Recipe, train_utts: list[Utterance], val_utt
     return distilled(cfg, targets, train_set, recipe.distil_lambda, recipe.distil_projector)
 
 
+def crossfit_pairs(held_out: str) -> list[tuple[str, ...]]:
+    """The corpus sets whose teachers give the fold's cross-fitted targets: each training corpus's
+    targets come from a teacher trained on the fold's other training corpora."""
+    training = [c for c in CORPORA if c != held_out]
+    return [tuple(c for c in training if c != target) for target in training]
+
+
+def crossfit_file(out: Path, teacher: str, trained_on: tuple[str, ...], seed: int) -> Path:
+    return run_file(out / "_crossfit", teacher, "+".join(trained_on), seed)
+
+
+def crossfit_teacher(out: Path, teacher: str, trained_on: tuple[str, ...], seed: int) -> str:
+    """Train the teacher recipe on `trained_on` (training_split) and save its A/V/D on every clip of
+    the other corpora, keyed by audio path (skipped if saved already)."""
+    path = crossfit_file(out, teacher, trained_on, seed)
+    if path.exists():
+        return f"{path} (kept)"
+    recipe, utts = RECIPES[teacher], load_utterances(manifests())
+    train_utts, val_utts = training_split(utts, trained_on)
+    classes, source = class_names_of(train_utts, recipe.classes), source_of(recipe)
+    train_set, val_set, unseen = (featurise(u, classes, source, progress=False) for u in
+                                  (train_utts, val_utts, [u for u in utts if u.corpus not in trained_on]))
+    result = train(train_set, val_set, classes, replace(recipe.config(seed), gain_dims=source.gain_dims),
+                   log=lambda _: None)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    np.savez(path, avd=predict(result.model, unseen)["avd"].astype(np.float32),
+             paths=np.array([str(u.path) for u in unseen.utterances]))
+    return f"{path}: best epoch {result.best_epoch} of {len(result.history)}"
+
+
+def crossfit_targets(out: Path, recipe: Recipe, train_set: LabelledSet, seed: int) -> TeacherTargets:
+    """The teacher's A/V/D on every training clip from a teacher that never heard the clip's corpus
+    (crossfit_pairs; their teachers are trained first by crossfit_teacher). A teacher's estimates on
+    its own training clips are near the labels; across corpora they carry what the teacher knows
+    that transfers, which is what a student tested on an unseen corpus could use. The teachers'
+    embeddings are not comparable across them, so none is distilled (an empty embedding)."""
+    held_out = next(c for c in CORPORA if c not in {u.corpus for u in train_set.utterances})
+    avd_of: dict[str, np.ndarray] = {}
+    for trained_on in crossfit_pairs(held_out):
+        saved = np.load(crossfit_file(out, recipe.distil_from, trained_on, seed))
+        avd_of.update(zip(saved["paths"], saved["avd"]))
+    avd = np.stack([avd_of[str(u.path)] for u in train_set.utterances]).astype(np.float32)
+    return TeacherTargets(embedding=np.zeros((len(avd), 0), np.float32), avd=avd)
+
+
 def teacher_targets(teacher: TrainResult, data: LabelledSet) -> TeacherTargets:
     """The teacher's whole-utterance embedding and A/V/D for every training clip (its own inputs)."""
     out = predict(teacher.model, data)
@@ -243,22 +298,25 @@ def teacher_targets(teacher: TrainResult, data: LabelledSet) -> TeacherTargets:
 
 
 def distilled(cfg: TrainConfig, targets: TeacherTargets, train_set: LabelledSet, task_led_lambda: float = 0.0,
-              projector: bool = False) -> tuple[TrainConfig, DistillObjective]:
+              projector: bool = False, avd_weight: float = 0.0) -> tuple[TrainConfig, DistillObjective]:
     """The student's config and objective to learn the teacher's embeddings: the paper's schedule
     shortened to this benchmark's budget, distillation-led epochs on whole utterances for half the
     student's epochs, then the task, with selection only after the switch. With `task_led_lambda`
     the teacher term is an auxiliary loss of that weight beside the full task loss from the first
     epoch, on the usual crops and for the undistilled student's epochs: the teacher then shapes the
     embedding without a phase in which the task is all but switched off. `projector`: L_dis on a
-    learnt linear map of the student's embedding (DistillConfig.projector)."""
-    if task_led_lambda > 0:
+    learnt linear map of the student's embedding (DistillConfig.projector). `avd_weight`: the
+    teacher's A/V/D as a task-led term of that weight (DistillConfig.avd_weight)."""
+    if task_led_lambda > 0 or avd_weight > 0:
         student, weights = cfg, DistillConfig(switch_epoch=0, kappa_early=1.0, lambda_early=task_led_lambda,
-                                              kappa=1.0, lambda_=task_led_lambda, projector=projector)
+                                              kappa=1.0, lambda_=task_led_lambda, projector=projector,
+                                              avd_weight=avd_weight)
     else:
         switch = cfg.epochs // 2
         weights = DistillConfig(switch_epoch=switch, projector=projector)
         student = replace(cfg, epochs=cfg.epochs + switch, whole_epochs=switch, select_from=switch)
-    return student, DistillObjective(targets, train_set.avd, weights, cfg.embedding_dim)
+    return student, DistillObjective(targets, train_set.avd, weights, cfg.embedding_dim,
+                                     corpus_ids(train_set.utterances))
 
 
 def fold_scores(preds: list[dict], test: list[Utterance], rows: np.ndarray | None = None) -> np.ndarray:
@@ -502,6 +560,11 @@ def main() -> None:
             kinds = sorted({RECIPES[r].session_channels for r in args.recipes
                             if RECIPES[r].views or RECIPES[r].teacher_hidden}) or [None]
             list(pool.map(warm_cache, [0, 1] * len(kinds), [k for k in kinds for _ in range(2)]))
+            # the cross-fitted teachers first: each serves two folds
+            pairs = sorted({(RECIPES[r].distil_from, pair, s) for r in args.recipes if RECIPES[r].distil_avd
+                            for s in seeds_of[r] for c in CORPORA for pair in crossfit_pairs(c)})
+            for line in pool.map(crossfit_teacher, *zip(*[(args.out, *p) for p in pairs])) if pairs else []:
+                print(line, flush=True)
             # seed by seed over every recipe asked for: an interrupted benchmark has all rows at the same seeds
             jobs = [(args.out, r, c, s) for s in sorted(set().union(*seeds_of.values()))
                     for r in args.recipes if s in seeds_of[r] for c in CORPORA]

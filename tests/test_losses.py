@@ -3,7 +3,8 @@ import numpy as np
 import pytest
 import torch
 
-from emolive.trainer.losses import CCCLoss, DistillationLoss, MultitaskLoss, ccc, distillation_weights, within_groups_ccc
+from emolive.trainer.losses import (CCCLoss, DistillationLoss, MultitaskLoss, ccc, distillation_weights, pearson,
+                                    within_groups)
 
 
 def _ccc_numpy(x: np.ndarray, y: np.ndarray) -> float:
@@ -48,14 +49,30 @@ def test_ccc_within_groups_is_the_mean_of_each_groups_own_ccc():
     pred, target = (torch.from_numpy(rng.normal(size=(30, 3))) for _ in range(2))
     groups = torch.from_numpy(np.repeat([2, 0, 5], 10))  # any ids, in any order
     per_group = [ccc(pred[groups == g], target[groups == g]) for g in (0, 2, 5)]
-    got, labelled = within_groups_ccc(pred, target, groups)
+    got, labelled = within_groups(pred, target, groups)
     torch.testing.assert_close(got, torch.stack(per_group).mean(0))  # same float64 sums, reordered at most
     assert labelled.all()
     # one group: the batch's CCC
-    torch.testing.assert_close(within_groups_ccc(pred, target, torch.zeros(30, dtype=torch.long))[0], ccc(pred, target))
+    torch.testing.assert_close(within_groups(pred, target, torch.zeros(30, dtype=torch.long))[0], ccc(pred, target))
     # the corpus-mean gap that a pooled CCC rewards is invisible within groups
     shifted = target + 3.0 * (groups == 5)[:, None]
-    torch.testing.assert_close(within_groups_ccc(pred + 3.0 * (groups == 5)[:, None], shifted, groups)[0], got)
+    torch.testing.assert_close(within_groups(pred + 3.0 * (groups == 5)[:, None], shifted, groups)[0], got)
+
+
+def test_pearson_matches_numpy_ignores_offset_and_scale_and_leaves_out_unlabelled_rows():
+    rng = np.random.default_rng(4)
+    x, y = rng.normal(size=(40, 3)), rng.normal(size=(40, 3))
+    got = pearson(torch.from_numpy(x), torch.from_numpy(y)).numpy()
+    np.testing.assert_allclose(got, [np.corrcoef(x[:, k], y[:, k])[0, 1] for k in range(3)], rtol=1e-6)
+    # a target shifted and stretched: CCC falls, the correlation does not (float64: ~1e-15 apart)
+    stretched = torch.from_numpy(3 * y + 2)
+    torch.testing.assert_close(pearson(torch.from_numpy(x), stretched), torch.from_numpy(got))
+    assert (ccc(torch.from_numpy(x), stretched).abs() < torch.from_numpy(np.abs(got))).all()
+    holes = y.copy()
+    holes[::4, 1] = np.nan
+    known = ~np.isnan(holes[:, 1])
+    got = pearson(torch.from_numpy(x), torch.from_numpy(holes))[1].item()
+    assert got == pytest.approx(np.corrcoef(x[known, 1], y[known, 1])[0, 1])
 
 
 def test_ccc_within_groups_leaves_out_groups_without_spread_in_a_column():
@@ -65,7 +82,7 @@ def test_ccc_within_groups_leaves_out_groups_without_spread_in_a_column():
     groups = torch.from_numpy(np.repeat([0, 1], 10))
     target[10:, 1] = 0.469
     target[10:15, 2], target[:, 0] = float("nan"), float("nan")
-    got, labelled = within_groups_ccc(pred, target, groups)
+    got, labelled = within_groups(pred, target, groups)
     assert labelled.tolist() == [False, True, True]
     torch.testing.assert_close(got[1], ccc(pred[:10, 1], target[:10, 1]))
     torch.testing.assert_close(got[2], (ccc(pred[:10, 2], target[:10, 2]) + ccc(pred[15:, 2], target[15:, 2])) / 2)

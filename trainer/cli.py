@@ -146,6 +146,9 @@ def _distill_command(p: argparse.ArgumentParser) -> None:
     p.add_argument("--projector", action="store_true",
                    help="compare the teacher's embedding with a learnt linear map of the student's (not exported), "
                         "not with the student's embedding itself; the two may then differ in width")
+    p.add_argument("--avd-weight", type=float, default=DistillConfig.avd_weight,
+                   help="also learn the teacher's A/V/D estimates (correlation within each corpus) with this weight in "
+                        "every epoch; worth it on clips the teacher was not trained on, e.g. your own recordings")
     p.set_defaults(epochs=DISTILL_EPOCHS)
 
 

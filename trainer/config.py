@@ -35,7 +35,7 @@ class TrainConfig:
     # eq. 1's weights of valence (alpha) and activation (beta) in the CCC loss; dominance has the rest
     ccc_alpha: float = 1 / 3
     ccc_beta: float = 1 / 3
-    # CCC within each training corpus of a batch, averaged (losses.within_groups_ccc), not over the batch
+    # CCC within each training corpus of a batch, averaged (losses.within_groups), not over the batch
     ccc_per_corpus: bool = False
     # dropout on the utterance embedding before the heads, in training only (0: none)
     dropout: float = 0.0

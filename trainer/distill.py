@@ -29,11 +29,12 @@ from emolive.trainer import distributed
 from emolive.trainer.data import Utterance
 from emolive.trainer.data.cache import audio_key, read_audio_bytes
 from emolive.trainer.evaluate import predict_utterances
-from emolive.trainer.losses import DistillationLoss
+from emolive.trainer.losses import DistillationLoss, pearson, within_groups
 from emolive.trainer.config import TrainConfig
 from emolive.trainer.labelled import LabelledSet
 from emolive.trainer.errors import TrainerError
 from emolive.trainer.options import same_named
+from emolive.trainer.sampling import corpus_ids
 
 
 DISTILL_EPOCHS = 100  # `trainer distill`'s default: the paper's 40 epochs of distillation, then 60 of the task
@@ -51,6 +52,8 @@ class DistillConfig:
     lambda_: float = 0.01
     teacher: str = "teacher"
     projector: bool = False  # compare a learnt linear map of the student's embedding, not the embedding itself
+    # > 0: also the CCC of the student's A/V/D with the teacher's, this weight in every epoch
+    avd_weight: float = 0.0
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> DistillConfig:
@@ -141,18 +144,30 @@ def centred_by_stream(targets: TeacherTargets, streams: list[str]) -> TeacherTar
 
 
 class DistillObjective:
-    """Eq. 5 as a `trainer.train.Objective`: kappa (L_ccc + L_CE) + lambda L_dis, per epoch.
+    """Eq. 5 as a `trainer.train.Objective`: kappa (L_ccc + L_CE) + lambda L_dis, per epoch, plus
+    `cfg.avd_weight` times the CCC loss of the student's A/V/D against the teacher's.
 
     With `cfg.projector`, L_dis compares the teacher's embedding with a linear map of the student's
     (`module`, trained beside the student and not exported), as FitNets' regressor does: the map,
     not the student's own embedding that its heads read, has to take the teacher's shape.
+
+    The A/V/D term is output distillation (Hinton et al.'s soft targets, read as regression): the
+    teacher's estimates exist for every clip, also where a dimension has no label (BAVED's
+    valence). It is 1 - the Pearson correlation within each corpus of the batch (`groups`), mean
+    over the dimensions: where a teacher's estimates for a corpus are shifted or squeezed as a
+    whole, that is its error on the recording set, not emotion, so only the order and proportion
+    within a corpus are taught; the labels keep setting location and scale. Targets are worth
+    learning only where the teacher had not seen the clip: its estimates on its own training clips
+    are close to the labels the task loss already has.
     """
 
     def __init__(self, targets: TeacherTargets, labels: np.ndarray, cfg: DistillConfig,
-                 student_dim: int | None = None) -> None:
+                 student_dim: int | None = None, groups: np.ndarray | None = None) -> None:
         self.embedding = torch.from_numpy(targets.embedding)
         self.teacher_avd = torch.from_numpy(targets.avd)
         self.labels = torch.from_numpy(np.asarray(labels, dtype=np.float32))
+        groups = np.zeros(len(targets.avd)) if groups is None else groups
+        self.groups = torch.from_numpy(np.asarray(groups, dtype=np.int64))
         self.cfg, self.distance = cfg, DistillationLoss()
         self.module: torch.nn.Module | None = None
         if cfg.projector:
@@ -166,11 +181,18 @@ class DistillObjective:
                  epoch: int) -> torch.Tensor:
         kappa, lam = self.cfg.weights(epoch)
         rows = torch.from_numpy(np.asarray(idx))
-        student = outputs["embedding"] if self.module is None else self.module(outputs["embedding"])
-        device = student.device
-        dis = self.distance(student, self.embedding[rows].to(device), self.labels[rows].to(device),
-                            self.teacher_avd[rows].to(device))
-        return kappa * task["loss"] + lam * dis
+        device = task["loss"].device
+        teacher_avd = self.teacher_avd[rows].to(device)
+        loss = kappa * task["loss"]
+        if lam > 0:
+            student = outputs["embedding"] if self.module is None else self.module(outputs["embedding"])
+            loss = loss + lam * self.distance(student, self.embedding[rows].to(device), self.labels[rows].to(device),
+                                              teacher_avd)
+        if self.cfg.avd_weight > 0:
+            correlation, usable = within_groups(outputs["avd"], teacher_avd, self.groups[rows].to(device), pearson)
+            if usable.any():
+                loss = loss + self.cfg.avd_weight * (1 - correlation[usable].mean())
+        return loss
 
 
 def setup_distillation(dcfg: DistillConfig, train_set: LabelledSet, cfg: TrainConfig,
@@ -191,4 +213,5 @@ def setup_distillation(dcfg: DistillConfig, train_set: LabelledSet, cfg: TrainCo
     # what the teacher read: its pretrained streams (model, layer, weights sha256) where it has them
     info = {"teacher": teacher, "teacher_digest": digest, "teacher_streams": plugin.meta.hyperparameters.get("streams"),
             **asdict(dcfg)}
-    return cfg, DistillObjective(targets, train_set.avd, dcfg, cfg.embedding_dim), info
+    return cfg, DistillObjective(targets, train_set.avd, dcfg, cfg.embedding_dim,
+                                 corpus_ids(train_set.utterances)), info

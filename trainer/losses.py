@@ -4,11 +4,26 @@ Dimension order everywhere is the model's `avd` column order: activation, valenc
 """
 from __future__ import annotations
 
+from typing import Callable
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 LABEL_RANGE = 6.0  # M in eq. 4: the dynamic range of the 1-7 label scale
+
+
+def centred(pred: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """Per column over axis 0, leaving out rows whose target is NaN (an unlabelled dimension):
+    (pred deviations, target deviations, labelled count, pred mean, target mean); left-out rows
+    have deviation 0."""
+    known = ~torch.isnan(target)
+    weight = known.to(pred.dtype)
+    count = weight.sum(0).clamp_min(1.0)
+    target = torch.where(known, target, torch.zeros_like(target))
+    pred_mean = (pred * weight).sum(0) / count
+    target_mean = (target * weight).sum(0) / count
+    return (pred - pred_mean) * weight, (target - target_mean) * weight, count, pred_mean, target_mean
 
 
 def ccc(pred: torch.Tensor, target: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
@@ -18,16 +33,18 @@ def ccc(pred: torch.Tensor, target: torch.Tensor, eps: float = 1e-8) -> torch.Te
     `eps` only keeps the gradient finite when both inputs are constant. Rows whose target is NaN
     (an unlabelled dimension) are left out of that column's moments.
     """
-    known = ~torch.isnan(target)
-    weight = known.to(pred.dtype)
-    count = weight.sum(0).clamp_min(1.0)
-    target = torch.where(known, target, torch.zeros_like(target))
-    pred_mean = (pred * weight).sum(0) / count
-    target_mean = (target * weight).sum(0) / count
-    pred_dev, target_dev = (pred - pred_mean) * weight, (target - target_mean) * weight
+    pred_dev, target_dev, count, pred_mean, target_mean = centred(pred, target)
     covariance = (pred_dev * target_dev).sum(0) / count
     denominator = (pred_dev**2).sum(0) / count + (target_dev**2).sum(0) / count + (pred_mean - target_mean) ** 2
     return 2 * covariance / (denominator + eps)
+
+
+def pearson(pred: torch.Tensor, target: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
+    """Pearson correlation per column over axis 0, NaN targets left out as in `ccc`: agreement in
+    order and proportion, blind to the target's offset and scale (unlike CCC)."""
+    pred_dev, target_dev, _, _, _ = centred(pred, target)
+    norms = torch.sqrt((pred_dev**2).sum(0) * (target_dev**2).sum(0))
+    return (pred_dev * target_dev).sum(0) / (norms + eps)
 
 
 def labelled_columns(target: torch.Tensor, minimum: int = 2) -> torch.Tensor:
@@ -35,9 +52,10 @@ def labelled_columns(target: torch.Tensor, minimum: int = 2) -> torch.Tensor:
     return (~torch.isnan(target)).sum(0) >= minimum
 
 
-def within_groups_ccc(pred: torch.Tensor, target: torch.Tensor, groups: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per column, the mean CCC over the groups (e.g. corpora) in which that column has two or more
-    labelled rows that are not all equal; and which columns have such a group.
+def within_groups(pred: torch.Tensor, target: torch.Tensor, groups: torch.Tensor,
+                  measure: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] = ccc) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per column, the mean `measure` (CCC, or pearson) over the groups (e.g. corpora) in which that
+    column has two or more labelled rows that are not all equal; and which columns have such a group.
 
     A group with one target value (BAVED's valence: its neutral clips only) has no spread to
     agree with, so it drops out of that column instead of pulling the mean towards 0.
@@ -50,7 +68,7 @@ def within_groups_ccc(pred: torch.Tensor, target: torch.Tensor, groups: torch.Te
         high = torch.where(known, part, torch.full_like(part, -torch.inf)).amax(0)
         low = torch.where(known, part, torch.full_like(part, torch.inf)).amin(0)
         usable = (high > low).to(pred.dtype)  # two or more labelled rows, not all equal
-        total = total + ccc(pred[rows], part) * usable
+        total = total + measure(pred[rows], part) * usable
         count = count + usable
     return total / count.clamp_min(1.0), count > 0
 
@@ -62,7 +80,7 @@ class CCCLoss(nn.Module):
     Partial labels: a dimension with fewer than two labelled rows in the batch drops out and the
     others' weights are renormalised, so a batch of activation-only clips still trains activation
     at the loss's usual scale. With `groups` (one id per row, e.g. its corpus) each CCC is the mean
-    of the groups' own CCCs (within_groups_ccc): what a test on one corpus at a time measures, and
+    of the groups' own CCCs (within_groups): what a test on one corpus at a time measures, and
     no reward for predicting the differences between the training corpora's label means.
     """
 
@@ -76,7 +94,7 @@ class CCCLoss(nn.Module):
         if groups is None:
             per_column, labelled = ccc(pred, target), labelled_columns(target)
         else:
-            per_column, labelled = within_groups_ccc(pred, target, groups)
+            per_column, labelled = within_groups(pred, target, groups)
         weights = self.weights * labelled
         total = weights.sum()
         if total == 0:
