@@ -160,6 +160,11 @@ def test_teacher_embedding_of_another_size_is_a_one_line_error(small, tmp_path, 
                        "--epochs", "2", "--switch-epoch", "1", "--epoch-clips", "0", "--out", str(tmp_path / "o")])
     err = capsys.readouterr().err.strip().splitlines()
     assert rc == 2 and "64-dim embedding" in err[-1] and "Traceback" not in "".join(err)
+    # taught only the teacher's A/V/D (no L_dis in any epoch), the widths need not match
+    assert trainer_main(["distill", "--data", str(manifest), "--cache", str(cache), "--teacher", str(tmp_path / "t64"),
+                         "--avd-weight", "1", "--lambda-early", "0", "--lambda", "0", "--epochs", "2",
+                         "--switch-epoch", "1", "--epoch-clips", "0", "--out", str(tmp_path / "o")]) == 0
+    assert json.loads((tmp_path / "o" / "results.json").read_text())["distillation"]["avd_weight"] == 1.0
 
 
 def test_teacher_embeddings_centred_per_stream_keep_only_within_speaker_differences():

@@ -59,6 +59,11 @@ class DistillConfig:
     def from_args(cls, args: argparse.Namespace) -> DistillConfig:
         return same_named(cls, args)
 
+    @property
+    def distils_embedding(self) -> bool:
+        """Whether L_dis weighs anything in some epoch (else only the A/V/D term reads the teacher)."""
+        return self.lambda_early > 0 or self.lambda_ > 0
+
     def weights(self, epoch: int) -> tuple[float, float]:
         """(kappa, lambda) in this epoch."""
         if epoch < self.switch_epoch:
@@ -205,7 +210,7 @@ def setup_distillation(dcfg: DistillConfig, train_set: LabelledSet, cfg: TrainCo
     plugin = load_model(teacher)
     digest = teacher_digest(plugin)
     targets = teacher_targets(plugin, train_set.utterances, cache_root, digest=digest)
-    if targets.embedding.shape[1] != cfg.embedding_dim and not dcfg.projector:
+    if targets.embedding.shape[1] != cfg.embedding_dim and dcfg.distils_embedding and not dcfg.projector:
         raise TrainerError(f"teacher {teacher} has a {targets.embedding.shape[1]}-dim embedding but the student's "
                            f"is {cfg.embedding_dim}; add --projector, or use a teacher with a {cfg.embedding_dim}-dim "
                            "embedding layer")
