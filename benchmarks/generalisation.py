@@ -35,6 +35,7 @@ import numpy as np
 
 from _common import REPO, SHARED, cpu_model
 
+from emolive.engine.schema import DIMENSIONS
 from emolive.trainer.data import FeatureCache, Utterance
 from emolive.trainer.data.augment import AugmentConfig
 from emolive.trainer.metrics import ccc, speaker_bootstrap, uar
@@ -72,6 +73,7 @@ class Recipe:
     distil_centred: bool = False  # the teacher's embeddings centred per speaker (trainer.distill.centred_by_stream)
     distil_projector: bool = False  # L_dis on a learnt linear map of the student's embedding (DistillConfig.projector)
     distil_avd: float = 0.0  # > 0: learn the teacher's cross-fitted A/V/D (crossfit_targets) with this weight, no L_dis
+    distil_avd_dims: tuple[str, ...] = DIMENSIONS  # the dimensions that term teaches (DistillConfig.avd_dims)
     ccc_alpha: float = 1 / 3  # the CCC loss's valence weight (eq. 1)
     ccc_beta: float = 1 / 3  # and its activation weight
     ce_weight: float = 0.2
@@ -139,6 +141,8 @@ RECIPES = {r.name: r for r in (
     shipped_with(", distilled from the fused teacher through a projector", distil_from=SHIPPED_TEACHER,
                  distil_projector=True),
     shipped_with(", taught cross-fitted estimates of the fused teacher", distil_from=SHIPPED_TEACHER, distil_avd=0.5),
+    shipped_with(", taught cross-fitted valence of the fused teacher", distil_from=SHIPPED_TEACHER, distil_avd=0.5,
+                 distil_avd_dims=("valence",)),
     Recipe(f"{LAYER5_TEACHER}, valence-weighted CCC", features="whisper-base:5", arch="gru", stream_norm=False,
            views=False, epochs=30, dropout=0.3, ccc_alpha=0.5, ccc_beta=0.25),
     shipped_with(" - shared classes", classes="all"),
@@ -197,7 +201,7 @@ def run(out: Path, recipe_name: str, held_out: str, seed: int) -> str:
         cfg, objective = distillation(train_set, val_set, classes, cfg, recipe.teacher_hidden)
     elif recipe.distil_avd:
         cfg, objective = distilled(cfg, crossfit_targets(out, recipe, train_set, seed), train_set,
-                                   avd_weight=recipe.distil_avd)
+                                   avd_weight=recipe.distil_avd, avd_dims=recipe.distil_avd_dims)
     elif recipe.distil_from:
         cfg, objective = pretrained_distillation(recipe, train_utts, val_utts, train_set, classes, cfg, seed)
     result = train(train_set, val_set, classes, cfg, log=lambda _: None, objective=objective)
@@ -298,7 +302,8 @@ def teacher_targets(teacher: TrainResult, data: LabelledSet) -> TeacherTargets:
 
 
 def distilled(cfg: TrainConfig, targets: TeacherTargets, train_set: LabelledSet, task_led_lambda: float = 0.0,
-              projector: bool = False, avd_weight: float = 0.0) -> tuple[TrainConfig, DistillObjective]:
+              projector: bool = False, avd_weight: float = 0.0,
+              avd_dims: tuple[str, ...] = DIMENSIONS) -> tuple[TrainConfig, DistillObjective]:
     """The student's config and objective to learn the teacher's embeddings: the paper's schedule
     shortened to this benchmark's budget, distillation-led epochs on whole utterances for half the
     student's epochs, then the task, with selection only after the switch. With `task_led_lambda`
@@ -306,11 +311,11 @@ def distilled(cfg: TrainConfig, targets: TeacherTargets, train_set: LabelledSet,
     epoch, on the usual crops and for the undistilled student's epochs: the teacher then shapes the
     embedding without a phase in which the task is all but switched off. `projector`: L_dis on a
     learnt linear map of the student's embedding (DistillConfig.projector). `avd_weight`: the
-    teacher's A/V/D as a task-led term of that weight (DistillConfig.avd_weight)."""
+    teacher's A/V/D (`avd_dims` of them) as a task-led term of that weight (DistillConfig.avd_weight)."""
     if task_led_lambda > 0 or avd_weight > 0:
         student, weights = cfg, DistillConfig(switch_epoch=0, kappa_early=1.0, lambda_early=task_led_lambda,
                                               kappa=1.0, lambda_=task_led_lambda, projector=projector,
-                                              avd_weight=avd_weight)
+                                              avd_weight=avd_weight, avd_dims=avd_dims)
     else:
         switch = cfg.epochs // 2
         weights = DistillConfig(switch_epoch=switch, projector=projector)

@@ -238,6 +238,11 @@ def test_the_teachers_avd_term_is_one_minus_the_correlation_within_each_corpus()
     assert objective({"avd": per_corpus}, task, idx, 0).item() == pytest.approx(0.25, abs=1e-5)
     reversed_ = torch.from_numpy(-teacher_avd)
     assert objective({"avd": reversed_}, task, idx, 0).item() == pytest.approx(0.25 + 0.5 * 2, abs=1e-5)
+    # valence alone taught: a student whose valence only is the teacher's pays nothing
+    valence_only = distill.DistillObjective(targets, targets.avd, replace(cfg, avd_dims=("valence",)), groups=groups)
+    valence_kept = torch.from_numpy(np.where(np.arange(3) == 1, teacher_avd, -teacher_avd))
+    assert valence_only({"avd": valence_kept}, task, idx, 0).item() == pytest.approx(0.25, abs=1e-5)
+    assert objective({"avd": valence_kept}, task, idx, 0).item() == pytest.approx(0.25 + 0.5 * 4 / 3, abs=1e-5)
     # without the term (weight 0) and without L_dis, the objective is the task loss alone
     plain = distill.DistillObjective(targets, targets.avd, replace(cfg, avd_weight=0.0), groups=groups)
     assert plain({"avd": reversed_}, task, idx, 0).item() == pytest.approx(0.25)

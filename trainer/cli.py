@@ -124,6 +124,7 @@ def _train_command(p: argparse.ArgumentParser) -> None:
 
 
 def _distill_command(p: argparse.ArgumentParser) -> None:
+    from emolive.engine.schema import DIMENSIONS
     from emolive.trainer.distill import DISTILL_EPOCHS, DistillConfig
 
     p.description = ("Train like `train`, with the loss kappa (L_ccc + L_CE) + lambda L_dis: L_dis is "
@@ -149,6 +150,8 @@ def _distill_command(p: argparse.ArgumentParser) -> None:
     p.add_argument("--avd-weight", type=float, default=DistillConfig.avd_weight,
                    help="also learn the teacher's A/V/D estimates (correlation within each corpus) with this weight in "
                         "every epoch; worth it on clips the teacher was not trained on, e.g. your own recordings")
+    p.add_argument("--avd-dims", nargs="+", choices=DIMENSIONS, default=list(DistillConfig.avd_dims),
+                   help="the dimensions --avd-weight teaches")
     p.set_defaults(epochs=DISTILL_EPOCHS)
 
 

@@ -25,6 +25,7 @@ import torch
 from safetensors.numpy import load_file, save
 
 from emolive.engine.plugin import ModelPlugin, load_model
+from emolive.engine.schema import DIMENSIONS
 from emolive.trainer import distributed
 from emolive.trainer.data import Utterance
 from emolive.trainer.data.cache import audio_key, read_audio_bytes
@@ -52,8 +53,9 @@ class DistillConfig:
     lambda_: float = 0.01
     teacher: str = "teacher"
     projector: bool = False  # compare a learnt linear map of the student's embedding, not the embedding itself
-    # > 0: also the CCC of the student's A/V/D with the teacher's, this weight in every epoch
+    # > 0: also the correlation of the student's A/V/D with the teacher's, this weight in every epoch
     avd_weight: float = 0.0
+    avd_dims: tuple[str, ...] = DIMENSIONS  # the dimensions that term teaches
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> DistillConfig:
@@ -150,7 +152,7 @@ def centred_by_stream(targets: TeacherTargets, streams: list[str]) -> TeacherTar
 
 class DistillObjective:
     """Eq. 5 as a `trainer.train.Objective`: kappa (L_ccc + L_CE) + lambda L_dis, per epoch, plus
-    `cfg.avd_weight` times the CCC loss of the student's A/V/D against the teacher's.
+    `cfg.avd_weight` times how far the student's A/V/D are from correlating with the teacher's.
 
     With `cfg.projector`, L_dis compares the teacher's embedding with a linear map of the student's
     (`module`, trained beside the student and not exported), as FitNets' regressor does: the map,
@@ -159,7 +161,7 @@ class DistillObjective:
     The A/V/D term is output distillation (Hinton et al.'s soft targets, read as regression): the
     teacher's estimates exist for every clip, also where a dimension has no label (BAVED's
     valence). It is 1 - the Pearson correlation within each corpus of the batch (`groups`), mean
-    over the dimensions: where a teacher's estimates for a corpus are shifted or squeezed as a
+    over the dimensions `cfg.avd_dims`: where a teacher's estimates for a corpus are shifted or squeezed as a
     whole, that is its error on the recording set, not emotion, so only the order and proportion
     within a corpus are taught; the labels keep setting location and scale. Targets are worth
     learning only where the teacher had not seen the clip: its estimates on its own training clips
@@ -174,6 +176,7 @@ class DistillObjective:
         groups = np.zeros(len(targets.avd)) if groups is None else groups
         self.groups = torch.from_numpy(np.asarray(groups, dtype=np.int64))
         self.cfg, self.distance = cfg, DistillationLoss()
+        self.taught = torch.tensor([d in cfg.avd_dims for d in DIMENSIONS])
         self.module: torch.nn.Module | None = None
         if cfg.projector:
             with torch.random.fork_rng():  # the same map for the same run, whatever ran before
@@ -195,6 +198,7 @@ class DistillObjective:
                                               teacher_avd)
         if self.cfg.avd_weight > 0:
             correlation, usable = within_groups(outputs["avd"], teacher_avd, self.groups[rows].to(device), pearson)
+            usable = usable & self.taught.to(device)
             if usable.any():
                 loss = loss + self.cfg.avd_weight * (1 - correlation[usable].mean())
         return loss
