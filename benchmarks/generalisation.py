@@ -84,6 +84,8 @@ class Recipe:
     norm_prior_s: float = 5.0
     features: str = MFB  # or pretrained streams "NAME:LAYER,..." (a teacher; no stream normalisation)
     arch: str = "tcgru"
+    whole_epochs: int = 0  # first epochs on whole utterances (TrainConfig.whole_epochs)
+    select_from: int = 0  # first epoch that may be selected (TrainConfig.select_from)
 
     def config(self, seed: int) -> TrainConfig:
         return TrainConfig(seed=seed, arch=self.arch, epochs=self.epochs, patience=PATIENCE, stream_norm=self.stream_norm,
@@ -92,7 +94,8 @@ class Recipe:
                            ccc_alpha=self.ccc_alpha, ccc_beta=self.ccc_beta, ce_weight=self.ce_weight,
                            ccc_per_corpus=self.ccc_per_corpus, dropout=self.dropout,
                            balance_quadrants=self.balance_quadrants, session_protocols=self.session_protocols,
-                           norm_prior_s=self.norm_prior_s)
+                           norm_prior_s=self.norm_prior_s, whole_epochs=self.whole_epochs,
+                           select_from=self.select_from)
 
 
 SHIPPED = Recipe("new, 40 epochs", views=False, epochs=40)
@@ -140,6 +143,10 @@ RECIPES = {r.name: r for r in (
                  distil_centred=True),
     shipped_with(", distilled from the fused teacher through a projector", distil_from=SHIPPED_TEACHER,
                  distil_projector=True),
+    # the control of the distilled rows with the paper's schedule (distilled(): half as many epochs
+    # again, as many of them first on whole utterances, selection after them), without a teacher
+    shipped_with(", distillation's schedule without a teacher", epochs=SHIPPED.epochs + SHIPPED.epochs // 2,
+                 whole_epochs=SHIPPED.epochs // 2, select_from=SHIPPED.epochs // 2),
     shipped_with(", taught cross-fitted estimates of the fused teacher", distil_from=SHIPPED_TEACHER, distil_avd=0.5),
     shipped_with(", taught cross-fitted valence of the fused teacher", distil_from=SHIPPED_TEACHER, distil_avd=0.5,
                  distil_avd_dims=("valence",)),
