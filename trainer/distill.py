@@ -1,4 +1,5 @@
-"""Feature distillation (paper 3.4, eq. 3-5): a student learns a teacher's utterance embedding.
+"""Feature distillation (paper 3.4, eq. 3-5): a student learns a teacher's utterance embedding
+(and, with `avd_weight`, the teacher's A/V/D estimates: DistillObjective).
 
 The loss is kappa (L_ccc + L_CE) + lambda L_dis, with L_dis the gamma-weighted cosine distance
 between student and teacher embeddings (trainer.losses.DistillationLoss). The paper's schedule:
@@ -161,11 +162,11 @@ class DistillObjective:
     The A/V/D term is output distillation (Hinton et al.'s soft targets, read as regression): the
     teacher's estimates exist for every clip, also where a dimension has no label (BAVED's
     valence). It is 1 - the Pearson correlation within each corpus of the batch (`groups`), mean
-    over the dimensions `cfg.avd_dims`: where a teacher's estimates for a corpus are shifted or squeezed as a
-    whole, that is its error on the recording set, not emotion, so only the order and proportion
-    within a corpus are taught; the labels keep setting location and scale. Targets are worth
-    learning only where the teacher had not seen the clip: its estimates on its own training clips
-    are close to the labels the task loss already has.
+    over the dimensions `cfg.avd_dims`: where a teacher's estimates for a corpus are shifted or
+    squeezed as a whole, that is its error on the recording set, not emotion, so only the order
+    and proportion within a corpus are taught; the labels keep setting location and scale.
+    Targets are worth learning only where the teacher had not seen the clip: its estimates on its
+    own training clips are close to the labels the task loss already has.
     """
 
     def __init__(self, targets: TeacherTargets, labels: np.ndarray, cfg: DistillConfig,
