@@ -104,6 +104,14 @@ LAYER5_TEACHER = f"{WHISPER_TEACHER}, dropout 0.3"  # the teacher shipped before
 SHIPPED_TEACHER = "whisper-base:1,5 teacher (GRU), dropout 0.3"  # the shipped teacher's recipe (make teacher-model)
 
 
+def distillation_schedule(epochs: int) -> dict[str, int]:
+    """The paper's distillation schedule shortened to this benchmark's budget, for a student of
+    `epochs`: half as many epochs again, as many of them first on whole utterances (the
+    distillation-led phase), selection only after them (TrainConfig's fields)."""
+    switch = epochs // 2
+    return {"epochs": epochs + switch, "whole_epochs": switch, "select_from": switch}
+
+
 def shipped_with(change: str, **fields) -> Recipe:
     """The shipped recipe with one thing changed (`fields`), named after it: its ablation rows
     differ from their control in exactly that and nothing else."""
@@ -143,10 +151,8 @@ RECIPES = {r.name: r for r in (
                  distil_centred=True),
     shipped_with(", distilled from the fused teacher through a projector", distil_from=SHIPPED_TEACHER,
                  distil_projector=True),
-    # the control of the distilled rows with the paper's schedule (distilled(): half as many epochs
-    # again, as many of them first on whole utterances, selection after them), without a teacher
-    shipped_with(", distillation's schedule without a teacher", epochs=SHIPPED.epochs + SHIPPED.epochs // 2,
-                 whole_epochs=SHIPPED.epochs // 2, select_from=SHIPPED.epochs // 2),
+    # the control of the distilled rows with the paper's schedule, without a teacher
+    shipped_with(", distillation's schedule without a teacher", **distillation_schedule(SHIPPED.epochs)),
     shipped_with(", taught cross-fitted estimates of the fused teacher", distil_from=SHIPPED_TEACHER, distil_avd=0.5),
     shipped_with(", taught cross-fitted valence of the fused teacher", distil_from=SHIPPED_TEACHER, distil_avd=0.5,
                  distil_avd_dims=("valence",)),
@@ -311,22 +317,21 @@ def teacher_targets(teacher: TrainResult, data: LabelledSet) -> TeacherTargets:
 def distilled(cfg: TrainConfig, targets: TeacherTargets, train_set: LabelledSet, task_led_lambda: float = 0.0,
               projector: bool = False, avd_weight: float = 0.0,
               avd_dims: tuple[str, ...] = DIMENSIONS) -> tuple[TrainConfig, DistillObjective]:
-    """The student's config and objective to learn the teacher's embeddings: the paper's schedule
-    shortened to this benchmark's budget, distillation-led epochs on whole utterances for half the
-    student's epochs, then the task, with selection only after the switch. With `task_led_lambda`
-    the teacher term is an auxiliary loss of that weight beside the full task loss from the first
-    epoch, on the usual crops and for the undistilled student's epochs: the teacher then shapes the
-    embedding without a phase in which the task is all but switched off. `projector`: L_dis on a
-    learnt linear map of the student's embedding (DistillConfig.projector). `avd_weight`: the
-    teacher's A/V/D (`avd_dims` of them) as a task-led term of that weight (DistillConfig.avd_weight)."""
+    """The student's config and objective to learn the teacher's embeddings: distillation_schedule,
+    distillation-led epochs on whole utterances, then the task from the switch on. With
+    `task_led_lambda` the teacher term is an auxiliary loss of that weight beside the full task
+    loss from the first epoch, on the usual crops and for the undistilled student's epochs: the
+    teacher then shapes the embedding without a phase in which the task is all but switched off.
+    `projector`: L_dis on a learnt linear map of the student's embedding (DistillConfig.projector).
+    `avd_weight`: the teacher's A/V/D (`avd_dims` of them) as a task-led term of that weight
+    (DistillConfig.avd_weight)."""
     if task_led_lambda > 0 or avd_weight > 0:
         student, weights = cfg, DistillConfig(switch_epoch=0, kappa_early=1.0, lambda_early=task_led_lambda,
                                               kappa=1.0, lambda_=task_led_lambda, projector=projector,
                                               avd_weight=avd_weight, avd_dims=avd_dims)
     else:
-        switch = cfg.epochs // 2
-        weights = DistillConfig(switch_epoch=switch, projector=projector)
-        student = replace(cfg, epochs=cfg.epochs + switch, whole_epochs=switch, select_from=switch)
+        student = replace(cfg, **distillation_schedule(cfg.epochs))
+        weights = DistillConfig(switch_epoch=student.whole_epochs, projector=projector)
     return student, DistillObjective(targets, train_set.avd, weights, cfg.embedding_dim,
                                      corpus_ids(train_set.utterances))
 
