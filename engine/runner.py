@@ -11,7 +11,11 @@ Window policy (see engine.windows for the grid):
 - Live sources (`live=True`: microphone, paced files): when more than one window is ready, only
   the newest is evaluated and the others are counted as skipped, so a model slower than real
   time costs estimates, never an ever-growing lag. Offline (`live=False`): every window is
-  evaluated, in batches, as fast as the machine allows.
+  evaluated as fast as the machine allows, in batches of `batch_size` whose bounds depend on the
+  source's blocks and the audio, never on how far the reader thread got: onnxruntime's GEMM rounds
+  an estimate differently by batch (~1e-6), and a file must give the same output on every run.
+  A batch closes early only where a speech turn is sent, after the windows that end within it
+  and before those that end later, so estimates and turns leave in time order.
 - End of stream: the front end is flushed and the windows it completes are evaluated (by the same
   rule: live keeps the newest); a stream shorter than one window gets one estimate over all its
   frames. The fewer than hop frames after the last full window are not evaluated again.
@@ -105,6 +109,7 @@ class Runner:
         self._received = 0  # samples the reader has queued; written by the reader thread only
         self._seq = 0
         self._skipped = 0
+        self._pending: list[tuple[Window, bool]] = []  # windows taken, not yet evaluated, and their speech flag
         self._lag_s = 0.0
 
     def stop(self) -> None:
@@ -186,11 +191,17 @@ class Runner:
                 block, arrival = item
                 self._decide_speech(self._vad.push(block))
                 self._add(self._frontend.accept(block), block, arrival)  # the source checked it
-            self._evaluate(*self._windows.take(newest_only=self.live))
+                if not self.live:  # per block, so batch bounds are the audio's, not the reader's timing
+                    self._take_windows()
+                    self._evaluate(whole_batches_only=True)
+            if self.live:  # the whole backlog at once: only its newest window is evaluated
+                self._take_windows()
+                self._evaluate()
             now = time.monotonic()
             if now >= next_status:  # on a fixed beat, but never more than once per model call
                 self._send_status()
                 next_status = max(next_status + self.status_interval_s, now)
+        self._evaluate()  # stopped: the windows already complete still go out
 
     def _drain(self) -> list[Any]:
         """Everything queued now (waiting up to POLL_S for the first item): the backlog is seen at once."""
@@ -208,9 +219,11 @@ class Runner:
         self._decide_speech(self._vad.flush())  # before the frames: a turn waits for its frames, never the reverse
         self._turns.finish()
         self._add(self._frontend.flush(), np.zeros(0, np.float32), arrival)
-        self._evaluate(*self._windows.take(newest_only=self.live))
+        self._take_windows()
         short = self._windows.finish(arrival)
-        self._evaluate([short] if short else [], 0)
+        if short:
+            self._pending.append((short, self._is_speech(short)))
+        self._evaluate()
         if self._whole is not None and self._whole.end_frame:
             speech = self._speech.speech_frames >= SPEECH_MIN_FRACTION * self._speech.frames
             self._send_turn("stream", *self._whole.finish(arrival), speech)
@@ -238,6 +251,9 @@ class Runner:
         while pending and pending[0].end <= self._turn_frames.end_frame:
             span = pending.pop(0)
             window = self._turn_frames.window(span.first, span.end - span.first, 0, arrival)
+            if not self.live:  # the estimates that end within the turn leave before it (live: after the backlog)
+                self._take_windows()
+                self._evaluate(ending_by=window.end_sample)
             self._send_turn("turn", window, self._predict_one(window), voiced_share(window.features, self.cfg), True)
         keep = pending[0].first if pending else self._turns.open_since
         self._turn_frames.drop_before(self._turns.decided if keep is None else keep)
@@ -253,21 +269,41 @@ class Runner:
         for sink in self.sinks:
             sink.turn(turn)
 
-    def _evaluate(self, windows: list[Window], skipped: int) -> None:
+    def _take_windows(self) -> None:
+        """Move the complete windows (live: the newest) to the pending ones, with their speech flag.
+
+        The flag is read now, before the flags are dropped: the VAD decides a frame within a chunk
+        (32 ms) of its centre, well inside the front end's look-ahead (131 ms), so a complete
+        window's flags are all decided and the flag does not depend on when it is read."""
+        windows, skipped = self._windows.take(newest_only=self.live)
         self._skipped += skipped
-        for i in range(0, len(windows), self.batch_size):
-            chunk = windows[i:i + self.batch_size]
-            predictions = self.model.predict_batch([w.features for w in chunk], [w.samples for w in chunk])
-            for window, prediction in zip(chunk, predictions):
-                estimate = self._estimate(window, prediction)
-                for sink in self.sinks:
-                    sink.emit(estimate)
+        self._pending += [(window, self._is_speech(window)) for window in windows]
         self._speech.drop_before(self._windows.next_frame)
 
-    def _estimate(self, window: Window, prediction: Prediction) -> dict[str, Any]:
+    def _is_speech(self, window: Window) -> bool:
+        first = window.start_sample // self.cfg.frame_shift
+        return self._speech.fraction(first, len(window.features)) >= SPEECH_MIN_FRACTION
+
+    def _evaluate(self, whole_batches_only: bool = False, ending_by: int | None = None) -> None:
+        """Model calls over the pending windows, oldest first, batch_size at a time: all of them, only
+        whole batches (the rest waits for more), or those ending by sample `ending_by`."""
+        count = len(self._pending)
+        if whole_batches_only:
+            count -= count % self.batch_size
+        if ending_by is not None:
+            count = sum(window.end_sample <= ending_by for window, _ in self._pending)  # a prefix: time order
+        for i in range(0, count, self.batch_size):
+            chunk = self._pending[i:min(i + self.batch_size, count)]
+            predictions = self.model.predict_batch([w.features for w, _ in chunk], [w.samples for w, _ in chunk])
+            for (window, speech), prediction in zip(chunk, predictions):
+                estimate = self._estimate(window, prediction, speech)
+                for sink in self.sinks:
+                    sink.emit(estimate)
+        del self._pending[:count]
+
+    def _estimate(self, window: Window, prediction: Prediction, speech: bool) -> dict[str, Any]:
         self._lag_s = (self._received - window.end_sample) / self.cfg.sample_rate
-        speech = self._speech.fraction(window.start_sample // self.cfg.frame_shift, len(window.features))
-        estimate = estimate_payload(**self._fields(window, prediction, self._seq, speech >= SPEECH_MIN_FRACTION,
+        estimate = estimate_payload(**self._fields(window, prediction, self._seq, speech,
                                                    voiced_share(window.features, self.cfg)))
         self._seq += 1
         return estimate

@@ -153,6 +153,57 @@ def test_runner_estimates_equal_the_offline_model_on_the_same_windows(student, s
     assert sink.statuses[-1]["estimates"] == stats.estimates
 
 
+class HesitantFileSource(FileSource):
+    """The real file source, its reader pausing before each block, so the runner never has a backlog."""
+
+    def blocks(self):
+        for block in super().blocks():
+            time.sleep(0.01)
+            yield block
+
+
+def test_offline_output_does_not_depend_on_the_reader_threads_timing(student, tmp_path):
+    """One file, read once as fast as it goes (the runner drains backlogs of many blocks) and once
+    block by block: the same estimates and turns bit for bit. Batches fixed by the audio alone give
+    that; batches of whatever was queued do not (a batch of one window rounds ~1e-6 apart from
+    larger ones in onnxruntime's GEMM, so a reader one block ahead gave other numbers)."""
+    path = tmp_path / "long.flac"
+    sf.write(path, np.concatenate([read_audio(p) for p in corpus_files("ravdess", every=120)][:16]), 16000)
+    runs = []
+    for source_type in (FileSource, HesitantFileSource):
+        sink = Collect()
+        with source_type(path, block_size=8000) as source:  # 0.5 s: one window a block, when not backlogged
+            Runner(source, student, [sink]).run()
+        runs.append(sink)
+    drop = ("latency_ms", "wall_start", "wall_end")
+    fast, hesitant = ([{k: v for k, v in e.items() if k not in drop} for e in run.estimates + run.turns]
+                      for run in runs)
+    assert len(runs[0].estimates) > 2 * 16 and len(runs[0].turns) > 2  # several batches, cut by turns
+    assert fast == hesitant
+
+
+def test_offline_estimates_and_turns_leave_in_time_order(student, speech_file):
+    """A turn goes out after every estimate whose window ends within it, and before any that ends later."""
+    path, _ = speech_file
+    order: list[tuple[str, dict]] = []
+
+    class Ordered(Collect):
+        def emit(self, estimate):
+            order.append(("estimate", dict(estimate)))
+
+        def turn(self, turn):
+            order.append(("turn", dict(turn)))
+
+    with FileSource(path, block_size=16000) as source:
+        Runner(source, student, [Ordered()], batch_size=64).run()
+    turns = [i for i, (kind, _) in enumerate(order) if kind == "turn"]
+    assert turns
+    for i in turns:
+        end = order[i][1]["end"]
+        assert all(e["end"] <= end + 1e-9 for kind, e in order[:i] if kind == "estimate")
+        assert all(e["end"] > end for kind, e in order[i:] if kind == "estimate")
+
+
 def test_a_stream_shorter_than_a_window_gets_one_estimate_over_all_of_it(student):
     path = corpus_files("emodb", limit=1)[0]  # 2 s
     samples, sink = read_audio(path), Collect()
