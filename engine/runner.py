@@ -11,11 +11,12 @@ Window policy (see engine.windows for the grid):
 - Live sources (`live=True`: microphone, paced files): when more than one window is ready, only
   the newest is evaluated and the others are counted as skipped, so a model slower than real
   time costs estimates, never an ever-growing lag. Offline (`live=False`): every window is
-  evaluated as fast as the machine allows, in batches of `batch_size` whose bounds depend on the
-  source's blocks and the audio, never on how far the reader thread got: onnxruntime's GEMM rounds
-  an estimate differently by batch (~1e-6), and a file must give the same output on every run.
-  A batch closes early only where a speech turn is sent, after the windows that end within it
-  and before those that end later, so estimates and turns leave in time order.
+  evaluated as fast as the machine allows, in batches of `batch_size` counted from the stream's
+  first window: their bounds depend on nothing but the audio (not on block sizes, nor on how far
+  the reader thread got), because onnxruntime's GEMM rounds an estimate differently by batch
+  (~1e-6) and a recording must give the same output on every run. A speech turn is held until
+  the estimates of the windows that end within it have gone out, so estimates and turns leave
+  in time order.
 - End of stream: the front end is flushed and the windows it completes are evaluated (by the same
   rule: live keeps the newest); a stream shorter than one window gets one estimate over all its
   frames. The fewer than hop frames after the last full window are not evaluated again.
@@ -110,6 +111,7 @@ class Runner:
         self._seq = 0
         self._skipped = 0
         self._pending: list[tuple[Window, bool]] = []  # windows taken, not yet evaluated, and their speech flag
+        self._held: list[tuple[Window, Prediction, float]] = []  # offline: turns made, waiting for earlier estimates
         self._lag_s = 0.0
 
     def stop(self) -> None:
@@ -201,7 +203,7 @@ class Runner:
             if now >= next_status:  # on a fixed beat, but never more than once per model call
                 self._send_status()
                 next_status = max(next_status + self.status_interval_s, now)
-        self._evaluate()  # stopped: the windows already complete still go out
+        self._evaluate()  # stopped: the windows already complete still go out, and the turns held for them
 
     def _drain(self) -> list[Any]:
         """Everything queued now (waiting up to POLL_S for the first item): the backlog is seen at once."""
@@ -251,10 +253,13 @@ class Runner:
         while pending and pending[0].end <= self._turn_frames.end_frame:
             span = pending.pop(0)
             window = self._turn_frames.window(span.first, span.end - span.first, 0, arrival)
-            if not self.live:  # the estimates that end within the turn leave before it (live: after the backlog)
+            turn = (window, self._predict_one(window), voiced_share(window.features, self.cfg))
+            if self.live:  # at once: live evaluates the backlog's windows after it
+                self._send_turn("turn", *turn, True)
+            else:  # after the estimates of the windows that end within it
                 self._take_windows()
-                self._evaluate(ending_by=window.end_sample)
-            self._send_turn("turn", window, self._predict_one(window), voiced_share(window.features, self.cfg), True)
+                self._held.append(turn)
+                self._release_turns()
         keep = pending[0].first if pending else self._turns.open_since
         self._turn_frames.drop_before(self._turns.decided if keep is None else keep)
 
@@ -284,22 +289,30 @@ class Runner:
         first = window.start_sample // self.cfg.frame_shift
         return self._speech.fraction(first, len(window.features)) >= SPEECH_MIN_FRACTION
 
-    def _evaluate(self, whole_batches_only: bool = False, ending_by: int | None = None) -> None:
-        """Model calls over the pending windows, oldest first, batch_size at a time: all of them, only
-        whole batches (the rest waits for more), or those ending by sample `ending_by`."""
+    def _evaluate(self, whole_batches_only: bool = False) -> None:
+        """Model calls over the pending windows, oldest first, batch_size at a time: all of them, or
+        only whole batches (the rest waits for more). Held turns go out between the estimates."""
         count = len(self._pending)
         if whole_batches_only:
             count -= count % self.batch_size
-        if ending_by is not None:
-            count = sum(window.end_sample <= ending_by for window, _ in self._pending)  # a prefix: time order
         for i in range(0, count, self.batch_size):
-            chunk = self._pending[i:min(i + self.batch_size, count)]
+            chunk = self._pending[i:i + self.batch_size]
             predictions = self.model.predict_batch([w.features for w, _ in chunk], [w.samples for w, _ in chunk])
             for (window, speech), prediction in zip(chunk, predictions):
+                self._release_turns(before=window.end_sample)
                 estimate = self._estimate(window, prediction, speech)
                 for sink in self.sinks:
                     sink.emit(estimate)
         del self._pending[:count]
+        self._release_turns()
+
+    def _release_turns(self, before: float | None = None) -> None:
+        """Send the held turns that end before sample `before` (by default: before the oldest pending
+        window's end, so every estimate ending within them has gone out; all of them when none pends)."""
+        if before is None:
+            before = self._pending[0][0].end_sample if self._pending else float("inf")
+        while self._held and self._held[0][0].end_sample < before:
+            self._send_turn("turn", *self._held.pop(0), True)
 
     def _estimate(self, window: Window, prediction: Prediction, speech: bool) -> dict[str, Any]:
         self._lag_s = (self._received - window.end_sample) / self.cfg.sample_rate
