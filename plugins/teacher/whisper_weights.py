@@ -48,7 +48,6 @@ class WhisperWeights:
     packages: tuple[str, ...]
     size: int
     sha256: str
-    licence: str = "MIT (OpenAI Whisper)"
 
     def part_files(self) -> list[Path]:
         """The installed parts, in order; a one-line error naming the fix when one is missing."""
@@ -62,10 +61,6 @@ class WhisperWeights:
                                           f"installed: {FIX}")
             parts.append(found)
         return parts
-
-    def config_file(self) -> Path:
-        """The conversion's config.json (in the first part's package): ctranslate2 wants it beside model.bin."""
-        return self.part_files()[0].parent / "config.json"
 
     def encoder_state(self) -> dict[str, np.ndarray]:
         """Every `encoder/...` variable as a float32 (or integer) array, after checking size and hash."""
