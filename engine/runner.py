@@ -11,12 +11,14 @@ Window policy (see engine.windows for the grid):
 - Live sources (`live=True`: microphone, paced files): when more than one window is ready, only
   the newest is evaluated and the others are counted as skipped, so a model slower than real
   time costs estimates, never an ever-growing lag. Offline (`live=False`): every window is
-  evaluated as fast as the machine allows, in batches of `batch_size` counted from the stream's
-  first window: their bounds depend on nothing but the audio (not on block sizes, nor on how far
-  the reader thread got), because onnxruntime's GEMM rounds an estimate differently by batch
-  (~1e-6) and a recording must give the same output on every run. A speech turn is held until
-  the estimates of the windows that end within it have gone out, so estimates and turns leave
-  in time order.
+  evaluated as fast as the machine allows. A recording at hand (a file, an array: `at_hand`) is
+  evaluated in batches of `batch_size` counted from its first window: their bounds depend on
+  nothing but the audio (not on block sizes, nor on how far the reader thread got), because
+  onnxruntime's GEMM rounds an estimate differently by batch (~1e-6) and a recording must give
+  the same output on every run. A pipe (stdin, GStreamer) may be a live producer: full batches
+  go out as they fill, and the rest whenever nothing more is queued, so its estimates never wait
+  for audio that has not been made. A speech turn is held until the estimates of the windows
+  that end within it have gone out, so estimates and turns leave in time order.
 - End of stream: the front end is flushed and the windows it completes are evaluated (by the same
   rule: live keeps the newest); a stream shorter than one window gets one estimate over all its
   frames. The fewer than hop frames after the last full window are not evaluated again.
@@ -198,6 +200,8 @@ class Runner:
                     self._evaluate(whole_batches_only=True)
             if self.live:  # the whole backlog at once: only its newest window is evaluated
                 self._take_windows()
+                self._evaluate()
+            elif not self.source.at_hand:  # a pipe with nothing more queued: its audio so far goes out now
                 self._evaluate()
             now = time.monotonic()
             if now >= next_status:  # on a fixed beat, but never more than once per model call

@@ -1,6 +1,7 @@
 """The runner: windows on a fixed hop grid, estimates equal to the offline model, bounded lag live."""
 from __future__ import annotations
 
+import os
 import threading
 import time
 from pathlib import Path
@@ -17,7 +18,7 @@ from emolive.engine.plugin import load_model
 from emolive.engine.runner import SPEECH_MIN_FRACTION, Runner
 from emolive.engine.schema import validate_estimate, validate_status
 from emolive.engine.sinks.base import Sink
-from emolive.engine.sources import FileSource
+from emolive.engine.sources import FileSource, RawPcmSource
 from emolive.engine.vad import SpeechDetector
 from emolive.engine.windows import Arrival, SlidingWindows, WindowError, WindowSpec
 
@@ -180,6 +181,35 @@ def test_offline_output_does_not_depend_on_the_reader_threads_timing(student, tm
                       for run in runs)
     assert len(runs[0].estimates) > 2 * 16 and len(runs[0].turns) > 2  # several batches and turns
     assert fast == hesitant
+
+
+def test_a_pipe_gets_its_estimates_without_waiting_for_a_batch_to_fill(student, speech_file):
+    """A producer on a pipe (as `arecord | emolive stream --source -`) writes 5 s of speech and waits:
+    the windows of that audio are estimated while it waits, not once 16 windows' audio has come."""
+    _, samples = speech_file
+    read_fd, write_fd = os.pipe()
+    first = threading.Event()
+
+    class Notify(Collect):
+        def emit(self, estimate):
+            super().emit(estimate)
+            first.set()
+
+    def produce() -> None:
+        with os.fdopen(write_fd, "wb") as pipe:
+            pipe.write(samples[:16000 * 5].astype("<f4").tobytes())
+            pipe.flush()
+            waited.append(first.wait(timeout=20))  # a batch of 16 would need 10.5 s of audio
+            pipe.write(samples[16000 * 5:].astype("<f4").tobytes())
+
+    waited: list[bool] = []
+    producer = threading.Thread(target=produce)
+    producer.start()
+    sink = Notify()
+    with os.fdopen(read_fd, "rb") as pipe:
+        Runner(RawPcmSource(pipe), student, [sink]).run()
+    producer.join()
+    assert waited == [True] and len(sink.estimates) == (len(compute(samples)) - 150) // 25 + 1
 
 
 def test_offline_estimates_and_turns_leave_in_time_order(student, speech_file):

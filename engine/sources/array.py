@@ -19,6 +19,8 @@ class ArraySource(AudioSource):
     librosa and torchaudio do (the shorter axis, of at most 32, is channels), at `sample_rate` Hz.
     Any array-like works: a list, a torch tensor (copied to the CPU)."""
 
+    at_hand = True
+
     def __init__(self, samples: object, sample_rate: float, *, block_size: int = DEFAULT_BLOCK_SIZE) -> None:
         samples = as_array(samples)
         if samples.ndim not in (1, 2) or samples.size == 0:

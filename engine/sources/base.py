@@ -53,6 +53,10 @@ class AudioSource(Closing):
     """
 
     description: str
+    # The audio exists already (a file read as fast as it goes, an array): a read never waits on a
+    # producer, so an offline Runner may hold windows until a model batch fills. A pipe or a device
+    # is not: what it has delivered is evaluated as soon as nothing more is queued.
+    at_hand: bool = False
 
     def __init__(self, description: str) -> None:
         self.description = description

@@ -36,6 +36,7 @@ class FileSource(AudioSource):
             raise
         self._read_frames = math.ceil(block_size * self._decoder.rate / SAMPLE_RATE)
         self.realtime = realtime
+        self.at_hand = not realtime
 
     def _read_blocks(self) -> Iterator[np.ndarray]:
         started, emitted = time.monotonic(), 0
