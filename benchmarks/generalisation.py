@@ -160,6 +160,8 @@ RECIPES = {r.name: r for r in (
                  distil_avd=0.5, distil_avd_dims=("activation", "dominance")),
     shipped_with(", taught cross-fitted activation of the fused teacher", distil_from=SHIPPED_TEACHER,
                  distil_avd=0.5, distil_avd_dims=("activation",)),
+    shipped_with(", taught cross-fitted activation and dominance of the fused teacher at weight 0.25",
+                 distil_from=SHIPPED_TEACHER, distil_avd=0.25, distil_avd_dims=("activation", "dominance")),
     Recipe(f"{LAYER5_TEACHER}, valence-weighted CCC", features="whisper-base:5", arch="gru", stream_norm=False,
            views=False, epochs=30, dropout=0.3, ccc_alpha=0.5, ccc_beta=0.25),
     shipped_with(" - shared classes", classes="all"),
