@@ -22,6 +22,11 @@ SHARED = Path(os.environ.get("EMOLIVE_SHARED", REPO.parent / "shared"))
 TABLE_RECIPE = {"epochs": 60, "patience": 10, "epoch_clips": 0}
 
 
+def cell(values) -> str:
+    """'mean ± std' of a table cell's values (seeds), three decimals."""
+    return f"{np.mean(values):.3f} ± {np.std(values):.3f}"
+
+
 def corpus_speech(corpus: str, seconds: float) -> np.ndarray:
     """The first `seconds` of a shared corpus, clips concatenated in manifest order."""
     root = SHARED / "corpora" / corpus

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from _common import SHARED, TABLE_RECIPE
+from _common import SHARED, TABLE_RECIPE, cell
 
 from emolive.engine.plugin import load_model
 from emolive.trainer.distill import DistillConfig, setup_distillation
@@ -59,10 +59,6 @@ def student(name: str, seed: int, teacher: str) -> dict:
     recipe = {**TABLE_RECIPE, "seed": seed} if distill is None else {**TABLE_RECIPE, "seed": seed, "epochs": 100}
     fitted = fit(DATA, TrainConfig(**recipe), distill)
     return {**fitted.tests["test"], "best_epoch": fitted.result.best_epoch}
-
-
-def cell(values) -> str:
-    return f"{np.mean(values):.3f} ± {np.std(values):.3f}"
 
 
 def main() -> None:

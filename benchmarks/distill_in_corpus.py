@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from _common import SHARED, cpu_model
+from _common import SHARED, cell, cpu_model
 
 from emolive.engine.plugin import load_model
 from emolive.engine.schema import DIMENSIONS
@@ -91,7 +91,7 @@ def main() -> None:
         runs = [m for (n, _), m in zip(tasks, measured) if n == name]
         per_protocol = {p: np.array([r[p] for r in runs]) for p in PROTOCOLS}
         for protocol, values in per_protocol.items():
-            cells = " | ".join(f"{m:.3f} ± {s:.3f}" for m, s in zip(values.mean(0), values.std(0)))
+            cells = " | ".join(cell(column) for column in values.T)
             print(f"| {name} | {protocol} | {cells} |")
         worst = np.min([v.mean(0) for v in per_protocol.values()], axis=0)
         print(f"| **{name}** | **worst** | " + " | ".join(f"**{m:.3f}**" for m in worst) + " |")

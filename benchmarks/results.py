@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from _common import SHARED, TABLE_RECIPE
+from _common import SHARED, TABLE_RECIPE, cell
 
 from emolive.trainer.config import TrainConfig
 from emolive.trainer.pipeline import DataSpec, fit
@@ -25,10 +25,6 @@ SYSTEMS = [("GRU", "gru", False), ("GRU + MTL", "gru", True), ("TCGRU", "tcgru",
 
 def manifest(corpus: str) -> str:
     return str(SHARED / "corpora" / corpus / "manifest.csv")
-
-
-def cell(values: list[float]) -> str:
-    return f"{np.mean(values):.3f} ± {np.std(values):.3f}"
 
 
 def table(title: str, rows: dict[str, list[dict]]) -> str:
