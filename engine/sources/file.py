@@ -36,7 +36,11 @@ class FileSource(AudioSource):
             raise
         self._read_frames = math.ceil(block_size * self._decoder.rate / SAMPLE_RATE)
         self.realtime = realtime
-        self.at_hand = not realtime
+
+    @property
+    def at_hand(self) -> bool:
+        """Read as fast as it goes unless paced at real time (AudioSource.at_hand)."""
+        return not self.realtime
 
     def _read_blocks(self) -> Iterator[np.ndarray]:
         started, emitted = time.monotonic(), 0
