@@ -195,14 +195,10 @@ class Runner:
                 block, arrival = item
                 self._decide_speech(self._vad.push(block))
                 self._add(self._frontend.accept(block), block, arrival)  # the source checked it
-                if not self.live:  # per block, so batch bounds are the audio's, not the reader's timing
-                    self._take_windows()
-                    self._evaluate(whole_batches_only=True)
-            if self.live:  # the whole backlog at once: only its newest window is evaluated
-                self._take_windows()
-                self._evaluate()
-            elif not self.source.at_hand:  # a pipe with nothing more queued: its audio so far goes out now
-                self._evaluate()
+            # the whole backlog at once (live: only its newest window); a recording at hand keeps a
+            # partial batch for more audio, so batch bounds are the audio's, not the reader's timing
+            self._take_windows()
+            self._evaluate(whole_batches_only=self.source.at_hand and not self.live)
             now = time.monotonic()
             if now >= next_status:  # on a fixed beat, but never more than once per model call
                 self._send_status()
