@@ -79,9 +79,11 @@ class NoiseBank:
         return np.resize(np.roll(self.audio, -start), n)
 
 
-def coloured_noise(n: int, rng: np.random.Generator) -> np.ndarray:
-    """White, pink (1/f) or brown (1/f^2) noise, shaped in the frequency domain."""
-    exponent = rng.choice([0.0, 1.0, 2.0])
+def coloured_noise(n: int, rng: np.random.Generator, exponent: float | None = None) -> np.ndarray:
+    """White (`exponent` 0), pink (1: 1/f) or brown (2: 1/f^2) noise, shaped in the frequency
+    domain; None draws one of the three."""
+    if exponent is None:
+        exponent = rng.choice([0.0, 1.0, 2.0])
     spectrum = np.fft.rfft(rng.standard_normal(n))
     f = np.maximum(np.fft.rfftfreq(n), 1.0 / n)
     return np.fft.irfft(spectrum / f ** (exponent / 2), n)
@@ -100,13 +102,18 @@ def room_impulse_response(rt60: float, rng: np.random.Generator) -> np.ndarray:
 def band_limit(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """Telephone band at 8 kHz (sometimes mu-law coded), or a random low-pass."""
     if rng.random() < 0.5:
-        narrow = soxr.resample(x, SAMPLE_RATE, 8000)
-        narrow = sosfilt(butter(4, [300, 3400], btype="band", fs=8000, output="sos"), narrow)
-        if rng.random() < 0.5:
-            narrow = mu_law(narrow)
-        return soxr.resample(narrow, 8000, SAMPLE_RATE)[: len(x)]
+        return telephone(x, coded=rng.random() < 0.5)
     cutoff = rng.uniform(2500, 6000)
     return sosfilt(butter(6, cutoff, fs=SAMPLE_RATE, output="sos"), x)
+
+
+def telephone(x: np.ndarray, coded: bool) -> np.ndarray:
+    """The telephone band (300-3400 Hz at 8 kHz), mu-law coded if `coded`, back at 16 kHz."""
+    narrow = soxr.resample(x, SAMPLE_RATE, 8000)
+    narrow = sosfilt(butter(4, [300, 3400], btype="band", fs=8000, output="sos"), narrow)
+    if coded:
+        narrow = mu_law(narrow)
+    return soxr.resample(narrow, 8000, SAMPLE_RATE)[: len(x)]
 
 
 def mu_law(x: np.ndarray, bits: int = 8) -> np.ndarray:
@@ -130,14 +137,19 @@ def augment(x: np.ndarray, rng: np.random.Generator, cfg: AugmentConfig, bank: N
     if rng.random() < cfg.p_noise:
         noise = bank.draw(len(y), rng) if bank is not None and rng.random() < cfg.p_bank_noise else None
         noise = coloured_noise(len(y), rng) if noise is None else noise.astype(np.float64)
-        snr = rng.uniform(*cfg.snr_db)
-        speech_power = max(float(np.mean(y**2)), 1e-12)
-        y = y + noise * np.sqrt(speech_power / max(float(np.mean(noise**2)), 1e-12) * 10 ** (-snr / 10))
+        y = with_noise(y, noise, rng.uniform(*cfg.snr_db))
     peak = float(np.abs(y).max()) if len(y) else 0.0
     gain = 10 ** (rng.uniform(*cfg.gain_db) / 20)
     if peak * gain > 1.0:
         gain = 1.0 / peak  # no clipping: a real recordist would have turned it down
     return np.clip(y * gain, -1.0, 1.0).astype(np.float32)
+
+
+def with_noise(x: np.ndarray, noise: np.ndarray, snr_db: float) -> np.ndarray:
+    """`x` plus `noise` scaled to `snr_db` below the clip's mean power (pauses included, as an
+    SNR of a whole recording is usually stated)."""
+    speech_power = max(float(np.mean(x**2)), 1e-12)
+    return x + noise * np.sqrt(speech_power / max(float(np.mean(noise**2)), 1e-12) * 10 ** (-snr_db / 10))
 
 
 def view_rng(source: str, view: int, cfg: AugmentConfig) -> np.random.Generator:

@@ -1,0 +1,102 @@
+"""How the models hold up when only the channel changes: the same clips and labels through a
+telephone line, an 8 kHz recorder, pink noise at 10 dB, a 0.6 s room or a 20 dB quieter
+microphone (trainer.data.channels), beside the clean clips.
+
+Data: the default student's held-out test speakers of the four shared corpora (705 clips; the
+teacher was trained on the same split), copied once through each channel under --work. Each model
+is scored as `trainer evaluate --split test --protocol P` scores it, under the clip protocol (each
+file alone, as `emolive score` hears it) and the mixed one (a speaker's clips as one session: the
+running normaliser has heard the channel for a while); a model without the normaliser scores the
+same under both and is shown once. Every CCC and UAR is printed with its share of the same model's
+clean figure, and each model's worst channel and protocol last (the headline).
+Run: .venv/bin/python benchmarks/channels.py [--models student teacher PATH ...] [--json FILE]
+"""
+from __future__ import annotations
+
+from _common import REPO, SHARED, cpu_model, print_table  # first: one thread for every library
+
+import argparse
+import csv
+import json
+from pathlib import Path
+
+from emolive.engine.plugin import ModelPlugin, load_model
+from emolive.trainer.data import read_splits
+from emolive.trainer.data.channels import CHANNELS, write_channel_copy
+from emolive.trainer.evaluate import metrics, predict_utterances
+from emolive.trainer.metrics import DIMENSIONS
+from emolive.trainer.pipeline import DEFAULT_CACHE, by_split, load_utterances
+
+CORPORA = ("emodb", "ravdess", "ased", "baved")
+SPLITS = REPO / "plugins" / "student" / "default" / "splits.csv"
+PROTOCOLS = ("clip", "mixed")
+
+
+def test_speakers() -> set[str]:
+    """The namespaced speakers ("emodb/03") of the default split's test part."""
+    with open(SPLITS, newline="") as f:
+        return {row["speaker"] for row in csv.DictReader(f) if row["split"] == "test"}
+
+
+def channel_manifests(channel: str, work: Path) -> list[str]:
+    """The test speakers' clips of every corpus through `channel` (copied on first use)."""
+    speakers = test_speakers()
+    return [str(write_channel_copy(SHARED / "corpora" / c / "manifest.csv", channel, work / channel / c,
+                                   keep=lambda row, c=c: f"{c}/{row['speaker']}" in speakers)) for c in CORPORA]
+
+
+def scores(plugin: ModelPlugin, manifests: list[str], protocol: str) -> dict:
+    """CCC per dimension and UAR of `plugin` on the test split of `manifests` under `protocol`."""
+    utts = by_split(read_splits(SPLITS, load_utterances(manifests)), "test")
+    out = predict_utterances(plugin, utts, DEFAULT_CACHE, progress=False, protocol=protocol)
+    m = metrics(plugin, utts, out)
+    return {**{d: m["ccc"][d] for d in DIMENSIONS}, "uar": m["uar"], "n": m["n"]}
+
+
+def share(value: float | None, clean: float | None) -> str:
+    if value is None:
+        return "-"
+    return f"{value:.3f} ({value / clean:.2f})" if clean else f"{value:.3f}"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--models", nargs="+", default=["student", "teacher"], help="model names or bundle paths")
+    ap.add_argument("--channels", nargs="+", default=list(CHANNELS), choices=list(CHANNELS))
+    ap.add_argument("--work", type=Path, default=DEFAULT_CACHE.parent / "channels", help="the channel copies")
+    ap.add_argument("--json", type=Path, default=None, help="also write every score here")
+    args = ap.parse_args()
+    channels = ["clean"] + [c for c in args.channels if c != "clean"]
+    manifests = {c: channel_manifests(c, args.work) for c in channels}
+    results: dict[str, dict] = {}
+    rows = []
+    for spec in args.models:
+        plugin = load_model(spec)
+        protocols = PROTOCOLS if plugin.meta.stream_normalisation is not None else ("any",)
+        results[spec] = {p: {c: scores(plugin, manifests[c], p if p != "any" else "mixed") for c in channels}
+                         for p in protocols}
+        for p in protocols:
+            clean = results[spec][p]["clean"]
+            for c in channels:
+                s = results[spec][p][c]
+                rows.append([spec, c, p] + [share(s[k], clean[k]) for k in (*DIMENSIONS, "uar")])
+    clips = next(iter(results[args.models[0]].values()))["clean"]["n"]
+    print(f"{clips} clips of the default split's test speakers, {cpu_model()}; (x): share of the model's clean figure")
+    print_table(["model", "channel", "protocol", "act", "val", "dom", "UAR"], rows)
+    print("\nworst channel and protocol per model and metric (share of clean):")
+    worst_rows = []
+    for spec, by_protocol in results.items():
+        cells = []
+        for k in (*DIMENSIONS, "uar"):
+            found = [(s[k], by_protocol[p]["clean"][k], f"{c}, {p}") for p, sc in by_protocol.items()
+                     for c, s in sc.items() if s[k] is not None]
+            value, clean, where = min(found, key=lambda t: t[0])
+            cells.append(f"{share(value, clean)} {where}")
+        worst_rows.append([spec] + cells)
+    print_table(["model", "act", "val", "dom", "UAR"], worst_rows)
+    if args.json:
+        args.json.write_text(json.dumps({"cpu": cpu_model(), "scores": results}, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
