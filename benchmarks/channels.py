@@ -9,7 +9,7 @@ file alone, as `emolive score` hears it) and the mixed one (a speaker's clips as
 running normaliser has heard the channel for a while); a model without the normaliser scores the
 same under both and is shown once. Every CCC and UAR is printed with its share of the same model's
 clean figure, and each model's worst channel and protocol last (the headline).
-Run: .venv/bin/python benchmarks/channels.py [--models student teacher PATH ...] [--json FILE]
+Run: .venv/bin/python benchmarks/channels.py [--models student teacher PATH LABEL=PATH,PATH ...] [--json FILE]
 """
 from __future__ import annotations
 
@@ -19,6 +19,8 @@ import argparse
 import csv
 import json
 from pathlib import Path
+
+import numpy as np
 
 from emolive.engine.plugin import ModelPlugin, load_model
 from emolive.trainer.data import read_splits
@@ -53,46 +55,64 @@ def scores(plugin: ModelPlugin, manifests: list[str], protocol: str) -> dict:
     return {**{d: m["ccc"][d] for d in DIMENSIONS}, "uar": m["uar"], "n": m["n"]}
 
 
-def share(value: float | None, clean: float | None) -> str:
-    if value is None:
+METRICS = (*DIMENSIONS, "uar")
+
+
+def model_specs(values: list[str]) -> dict[str, list[str]]:
+    """--models: each a name or a bundle path, or LABEL=PATH,PATH,... (seeds of one recipe)."""
+    return {v.split("=", 1)[0]: v.split("=", 1)[1].split(",") if "=" in v else [v] for v in values}
+
+
+def measured(paths: list[str], manifests: dict[str, list[str]]) -> dict[str, dict[str, dict[str, list]]]:
+    """protocol -> channel -> metric -> one value per bundle in `paths`; a model without the
+    running normaliser hears every protocol alike, so it is scored once, as "any"."""
+    plugins = [load_model(p) for p in paths]
+    protocols = PROTOCOLS if plugins[0].meta.stream_normalisation is not None else ("any",)
+    out: dict = {}
+    for protocol in protocols:
+        out[protocol] = {}
+        for channel, data in manifests.items():
+            runs = [scores(plugin, data, "mixed" if protocol == "any" else protocol) for plugin in plugins]
+            out[protocol][channel] = {k: [r[k] for r in runs] for k in (*METRICS, "n")}
+    return out
+
+
+def cell(values: list, clean: list) -> str:
+    """Mean (± std over seeds) and its share of the clean mean."""
+    if any(v is None for v in values):
         return "-"
-    return f"{value:.3f} ({value / clean:.2f})" if clean else f"{value:.3f}"
+    text = f"{np.mean(values):.3f}" + (f" ± {np.std(values):.3f}" if len(values) > 1 else "")
+    return text + f" ({np.mean(values) / np.mean(clean):.2f})"
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--models", nargs="+", default=["student", "teacher"], help="model names or bundle paths")
+    ap.add_argument("--models", nargs="+", default=["student", "teacher"],
+                    help="model names or bundle paths, or LABEL=PATH,PATH,... for seeds of one recipe")
     ap.add_argument("--channels", nargs="+", default=list(CHANNELS), choices=list(CHANNELS))
-    ap.add_argument("--work", type=Path, default=DEFAULT_CACHE.parent / "channels", help="the channel copies")
+    ap.add_argument("--work", type=Path, default=DEFAULT_CACHE.parent / "channels" / "test-speakers",
+                    help="the channel copies")
     ap.add_argument("--json", type=Path, default=None, help="also write every score here")
     args = ap.parse_args()
     channels = ["clean"] + [c for c in args.channels if c != "clean"]
     manifests = {c: channel_manifests(c, args.work) for c in channels}
-    results: dict[str, dict] = {}
-    rows = []
-    for spec in args.models:
-        plugin = load_model(spec)
-        protocols = PROTOCOLS if plugin.meta.stream_normalisation is not None else ("any",)
-        results[spec] = {p: {c: scores(plugin, manifests[c], p if p != "any" else "mixed") for c in channels}
-                         for p in protocols}
-        for p in protocols:
-            clean = results[spec][p]["clean"]
-            for c in channels:
-                s = results[spec][p][c]
-                rows.append([spec, c, p] + [share(s[k], clean[k]) for k in (*DIMENSIONS, "uar")])
-    clips = next(iter(results[args.models[0]].values()))["clean"]["n"]
-    print(f"{clips} clips of the default split's test speakers, {cpu_model()}; (x): share of the model's clean figure")
-    print_table(["model", "channel", "protocol", "act", "val", "dom", "UAR"], rows)
-    print("\nworst channel and protocol per model and metric (share of clean):")
-    worst_rows = []
-    for spec, by_protocol in results.items():
+    results = {label: measured(paths, manifests) for label, paths in model_specs(args.models).items()}
+    rows, worst_rows = [], []
+    for label, by_protocol in results.items():
+        for protocol, by_channel in by_protocol.items():
+            rows += [[label, c, protocol] + [cell(by_channel[c][k], by_channel["clean"][k]) for k in METRICS]
+                     for c in channels]
         cells = []
-        for k in (*DIMENSIONS, "uar"):
-            found = [(s[k], by_protocol[p]["clean"][k], f"{c}, {p}") for p, sc in by_protocol.items()
-                     for c, s in sc.items() if s[k] is not None]
-            value, clean, where = min(found, key=lambda t: t[0])
-            cells.append(f"{share(value, clean)} {where}")
-        worst_rows.append([spec] + cells)
+        for k in METRICS:
+            found = [(np.mean(s[k]), f"{cell(s[k], by_protocol[p]['clean'][k])} {c}, {p}")
+                     for p, sc in by_protocol.items() for c, s in sc.items() if None not in s[k]]
+            cells.append(min(found)[1])
+        worst_rows.append([label] + cells)
+    clips = next(iter(next(iter(results.values())).values()))["clean"]["n"][0]
+    print(f"{clips} clips of the default split's test speakers, {cpu_model()}; mean (± std over seeds) "
+          "(share of the model's clean figure)")
+    print_table(["model", "channel", "protocol", "act", "val", "dom", "UAR"], rows)
+    print("\nworst channel and protocol per model and metric:")
     print_table(["model", "act", "val", "dom", "UAR"], worst_rows)
     if args.json:
         args.json.write_text(json.dumps({"cpu": cpu_model(), "scores": results}, indent=2) + "\n")

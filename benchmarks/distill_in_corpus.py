@@ -10,7 +10,9 @@ speaker was heard by teacher or student. Students, each the default recipe (Trai
 - "control": the distillation schedule with lambda = 0: 20 epochs on whole utterances, then the
   crops, selected from epoch 20 (60 epochs): what the schedule does without a teacher;
 - "distilled": the same schedule with eq. 5's weights (kappa 0.001 / lambda 1, then 1 / 0.01),
-  the teacher `teacher` (`trainer distill --teacher teacher --epochs 60 --switch-epoch 20`).
+  the teacher `teacher` (`trainer distill --teacher teacher --epochs 60 --switch-epoch 20`);
+- "distilled, views per session": the same, the student also hearing each speaker's clips through
+  two augmented channels (`--views 2 --session-channels`), the teacher's targets from the clean clip.
 Each is scored under the three session protocols (`trainer evaluate --split test --protocol P`);
 cells are mean +- std over seeds; "worst" is the lowest mean per metric over the protocols.
 Bundles (int8, like the shipped default's) are kept under --work, so a run resumes where it stopped.
@@ -39,10 +41,15 @@ from emolive.trainer.sessions import PROTOCOLS
 
 DATA = DataSpec(data=tuple(str(SHARED / "corpora" / c / "manifest.csv") for c in ("emodb", "ravdess", "ased", "baved")))
 SWITCH = 20
-STUDENTS = {  # name -> (epochs, distillation weights; None: plain training)
-    "no distillation": (TrainConfig().epochs, None),
-    "control: the schedule, lambda = 0": (60, DistillConfig(switch_epoch=SWITCH, lambda_early=0.0, lambda_=0.0)),
-    "distilled from the teacher": (60, DistillConfig(switch_epoch=SWITCH)),
+VIEWS = 2
+STUDENTS = {  # name -> (epochs, distillation weights (None: plain training), augmented views per speaker session)
+    "no distillation": (TrainConfig().epochs, None, 0),
+    "control: the schedule, lambda = 0": (60, DistillConfig(switch_epoch=SWITCH, lambda_early=0.0, lambda_=0.0), 0),
+    "distilled from the teacher": (60, DistillConfig(switch_epoch=SWITCH), 0),
+    # the teacher's targets come from each clip as recorded; the student also hears it through its
+    # speaker's channel (`--views 2 --session-channels`), so it learns to give the same through a
+    # telephone or in noise (benchmarks/channels.py)
+    "distilled from the teacher, views per session": (60, DistillConfig(switch_epoch=SWITCH), VIEWS),
 }
 
 
@@ -51,8 +58,9 @@ def trained(name: str, seed: int, work: Path) -> Path:
     out = work / name.split(":")[0].replace(" ", "-") / f"seed{seed}"
     if not (out / "model.safetensors").exists():
         torch.set_num_threads(1)
-        epochs, distill = STUDENTS[name]
-        fitted = fit(DATA, replace(TrainConfig(), seed=seed, epochs=epochs), distill)
+        epochs, distill, views = STUDENTS[name]
+        config = replace(TrainConfig(), seed=seed, epochs=epochs, use_views=views > 0, session_channels=views > 0)
+        fitted = fit(replace(DATA, views=views), config, distill)
         # int8 weights, as the shipped default and `trainer train|distill --int8` have them
         save_model(fitted, out, int8=True, training={"best_epoch": fitted.result.best_epoch})
     return out

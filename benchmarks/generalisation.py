@@ -19,6 +19,11 @@ rooms, microphones, speed and noise, drawn per clip or per speaker session ("new
 ..."), a corpus-adversarial classifier through gradient reversal, or distillation from a wider
 teacher trained on the fold with views.
 
+A student (MFB+F0) is also scored on its left-out corpus through each channel of
+trainer.data.channels (a telephone line, an 8 kHz recorder, pink noise at 10 dB, a 0.6 s room, a
+20 dB quieter microphone): an unheard corpus heard through an unheard line. `--channels` trains
+again the runs saved before these scores (the same seed gives the same model) to add them.
+
 Each run's predictions are saved under --out, so an interrupted benchmark resumes where it
 stopped. Run: .venv/bin/python benchmarks/generalisation.py [--seeds 0 1 2] [--ablation-seeds 0] [--jobs 2]
 """
@@ -38,6 +43,7 @@ from _common import REPO, SHARED, cpu_model
 from emolive.engine.schema import DIMENSIONS
 from emolive.trainer.data import FeatureCache, Utterance
 from emolive.trainer.data.augment import AugmentConfig
+from emolive.trainer.data.channels import CHANNELS, write_channel_copy
 from emolive.trainer.metrics import ccc, speaker_bootstrap, uar
 from emolive.trainer.data.cache import MFB
 from emolive.trainer.embeddings import EmbeddingFeatures, parse_streams
@@ -54,6 +60,8 @@ CORPORA = ("emodb", "ravdess", "ased", "baved")
 VIEWS = 2
 EPOCHS, PATIENCE = 20, 5
 EPOCH_CLIPS = 2400  # every recipe's epoch: 2400 clips (balanced: 800 per training corpus), to fit a 2-core budget
+CHANNEL_NAMES = tuple(c for c in CHANNELS if c != "clean")
+CHANNEL_COPIES = DEFAULT_CACHE.parent / "channels" / "corpora"  # every clip of each corpus through each channel
 
 
 @dataclass(frozen=True)
@@ -162,6 +170,9 @@ RECIPES = {r.name: r for r in (
                  distil_avd=0.5, distil_avd_dims=("activation",)),
     shipped_with(", taught cross-fitted activation and dominance of the fused teacher at weight 0.25",
                  distil_from=SHIPPED_TEACHER, distil_avd=0.25, distil_avd_dims=("activation", "dominance")),
+    # the teacher hears each clip clean while the student hears it through a speaker's channel (a view)
+    shipped_with(", views per session, distilled from the fused teacher", distil_from=SHIPPED_TEACHER, views=True,
+                 session_channels=True),
     Recipe(f"{LAYER5_TEACHER}, valence-weighted CCC", features="whisper-base:5", arch="gru", stream_norm=False,
            views=False, epochs=30, dropout=0.3, ccc_alpha=0.5, ccc_beta=0.25),
     shipped_with(" - shared classes", classes="all"),
@@ -190,6 +201,18 @@ def fold(held_out: str) -> tuple[list[Utterance], list[Utterance], list[Utteranc
     return train_utts, val_utts, [u for u in utts if u.corpus == held_out]
 
 
+def through_channel(corpus: str, channel: str) -> list[Utterance]:
+    """Every clip of `corpus` through `channel`, in the manifest's order (fold's test order), copied
+    on first use; the same speakers and labels."""
+    manifest = write_channel_copy(SHARED / "corpora" / corpus / "manifest.csv", channel, CHANNEL_COPIES / channel / corpus)
+    return load_utterances([str(manifest)])
+
+
+def channel_key(protocol: str, channel: str) -> str:
+    """A protocol's key in a saved run for the left-out corpus heard through `channel`."""
+    return f"{protocol}@{channel}"
+
+
 def source_of(recipe: Recipe) -> FeatureSource:
     """The recipe's features: the MFB+F0 cache, or the cached embeddings of its pretrained streams."""
     if recipe.features == MFB:
@@ -201,12 +224,15 @@ def run_file(out: Path, recipe: str, held_out: str, seed: int) -> Path:
     return out / recipe.replace(" ", "_").replace(",", "") / held_out / f"seed{seed}.npz"
 
 
-def run(out: Path, recipe_name: str, held_out: str, seed: int) -> str:
-    """Train one model and save its predictions on the left-out corpus (skipped if saved already)."""
+def run(out: Path, recipe_name: str, held_out: str, seed: int, channels: bool = False) -> str:
+    """Train one model and save its predictions on the left-out corpus, clean and (a student)
+    through every channel; skipped if saved already, unless `channels` asks for channel scores
+    that a run saved before them lacks."""
     path = run_file(out, recipe_name, held_out, seed)
-    if path.exists():
-        return f"{path} (kept)"
     recipe = RECIPES[recipe_name]
+    if path.exists() and not (channels and recipe.features == MFB
+                              and f"avd_{channel_key(DEFAULT_PROTOCOL, CHANNEL_NAMES[0])}" not in np.load(path)):
+        return f"{path} (kept)"
     train_utts, val_utts, test_utts = fold(held_out)
     classes = class_names_of(train_utts, recipe.classes)
     cache = source_of(recipe)
@@ -224,10 +250,21 @@ def run(out: Path, recipe_name: str, held_out: str, seed: int) -> str:
     elif recipe.distil_from:
         cfg, objective = pretrained_distillation(recipe, train_utts, val_utts, train_set, classes, cfg, seed)
     result = train(train_set, val_set, classes, cfg, log=lambda _: None, objective=objective)
+    predictions = protocol_predictions(result, test_set)
+    if recipe.features == MFB:
+        for channel in CHANNEL_NAMES:
+            heard = featurise(through_channel(held_out, channel), classes, cache, progress=False)
+            for key, value in protocol_predictions(result, heard).items():
+                kind, protocol = key.split("_", 1)
+                predictions[f"{kind}_{channel_key(protocol, channel)}"] = value
+    note = ""
+    if path.exists():  # trained again for its channel scores: the clean ones stay as they were saved
+        saved = dict(np.load(path))
+        note = f", clean estimates within {np.abs(saved['avd_mixed'] - predictions['avd_mixed']).max():.1e} of the saved"
+        predictions.update({k: v for k, v in saved.items() if k.startswith(("avd_", "logits_")) and "@" not in k})
     path.parent.mkdir(parents=True, exist_ok=True)
-    np.savez(path, **protocol_predictions(result, test_set), classes=np.array(classes),
-             best_epoch=result.best_epoch, epochs=len(result.history))
-    return f"{path}: best epoch {result.best_epoch} of {len(result.history)}"
+    np.savez(path, **predictions, classes=np.array(classes), best_epoch=result.best_epoch, epochs=len(result.history))
+    return f"{path}: best epoch {result.best_epoch} of {len(result.history)}{note}"
 
 
 def protocol_predictions(result: TrainResult, test_set: LabelledSet) -> dict[str, np.ndarray]:
@@ -415,6 +452,12 @@ def summarise(out: Path, recipes: list[str]) -> dict[str, dict]:
             if all(p is not None for runs in preds.values() for p in runs):
                 protocols[protocol] = corpus_scores(preds, tests, seeds)
         summary[name] = {"seeds": seeds, "cpu": cpu_model(), **protocols[DEFAULT_PROTOCOL], "protocols": protocols}
+        if all(f"avd_{channel_key(DEFAULT_PROTOCOL, CHANNEL_NAMES[0])}" in run for runs in saved.values() for run in runs):
+            summary[name]["channels"] = {
+                channel: {p: corpus_scores({c: [protocol_preds(run, channel_key(p, channel), RECIPES[name])
+                                                for run in runs] for c, runs in saved.items()}, tests, seeds)
+                          for p in PROTOCOLS}
+                for channel in CHANNEL_NAMES}
     return summary
 
 
@@ -499,6 +542,21 @@ def headline_recipes(summary: dict[str, dict]) -> list[str]:
     return [r for r in (MAIN[0], SHIPPED.name, SHIPPED_TEACHER) if r in summary]
 
 
+def channel_markdown(summary: dict[str, dict], recipes: list[str]) -> str:
+    """Each recipe's mean over the left-out corpora as recorded and through each channel, each the
+    worst of the session protocols, and the worst of them all per metric."""
+    lines = ["| recipe | heard through | act | val | dom | UAR | seeds |", "|---|---|---|---|---|---|---|"]
+    for name in recipes:
+        row = summary[name]
+        heard = {"as recorded": worst(with_protocols(name, row))}
+        heard.update({channel: worst(protocols) for channel, protocols in row["channels"].items()})
+        for channel, values in heard.items():
+            lines.append(f"| {name} | {channel} | " + " | ".join(f"{m:.3f}" for m in values) + f" | {len(row['seeds'])} |")
+        lowest = np.nanmin(np.array(list(heard.values())), axis=0)
+        lines.append(f"| **{name}** | **worst** | " + " | ".join(f"**{m:.3f}**" for m in lowest) + f" | {len(row['seeds'])} |")
+    return "\n".join(lines)
+
+
 def per_protocol_markdown(summary: dict[str, dict], recipes: list[str]) -> str:
     """The per-corpus table (markdown) under the clip and sustained protocols, a recipe's row named
     "RECIPE [PROTOCOL]"; recipes not measured under a protocol are left out of it."""
@@ -523,6 +581,7 @@ def rendered_tables(summary: dict[str, dict]) -> dict[str, str]:
     tables["protocols"] = protocol_markdown(summary, protocol_recipes(summary))
     tables["headline"] = protocol_markdown(summary, headline_recipes(summary))  # README
     tables["protocol-corpora"] = per_protocol_markdown(summary, protocol_recipes(summary))
+    tables["channels"] = channel_markdown(summary, [r for r in summary if "channels" in summary[r]])
     teachers = [r for r in (SHIPPED_TEACHER, LAYER5_TEACHER, WHISPER_TEACHER, SHIPPED.name,
                             f"{SHIPPED.name}, distilled from the Whisper teacher") if r in summary]
     tables["teacher"] = markdown(summary, teachers)  # docs/teachers.md: the teacher beside the student
@@ -547,6 +606,13 @@ def write_tables(paths: list[Path], summary: dict[str, dict]) -> None:
         if not found:
             raise SystemExit(f"{path}: no <!-- generalisation:KEY --> marker to write a table into")
         path.write_text(text)
+
+
+def channel_copies(corpus: str) -> str:
+    """Every clip of `corpus` through every channel, before the runs (which then only read them)."""
+    for channel in CHANNEL_NAMES:
+        through_channel(corpus, channel)
+    return corpus
 
 
 def warm_cache(half: int, per_session: bool | None) -> int:
@@ -574,6 +640,8 @@ def main() -> None:
     ap.add_argument("--json", type=Path, default=None,
                     help="also write the table's numbers here; its rows of recipes not measured now are kept")
     ap.add_argument("--table-only", action="store_true", help="print the table from saved runs, train nothing")
+    ap.add_argument("--channels", action="store_true",
+                    help="train again the students' runs saved before their channel scores, to add them")
     ap.add_argument("--docs", type=Path, nargs="+", default=[],
                     help="also write the tables into these Markdown files, between their generalisation markers")
     args = ap.parse_args()
@@ -583,13 +651,14 @@ def main() -> None:
             kinds = sorted({RECIPES[r].session_channels for r in args.recipes
                             if RECIPES[r].views or RECIPES[r].teacher_hidden}) or [None]
             list(pool.map(warm_cache, [0, 1] * len(kinds), [k for k in kinds for _ in range(2)]))
+            list(pool.map(channel_copies, CORPORA))
             # the cross-fitted teachers first: each serves two folds
             pairs = sorted({(RECIPES[r].distil_from, pair, s) for r in args.recipes if RECIPES[r].distil_avd
                             for s in seeds_of[r] for c in CORPORA for pair in crossfit_pairs(c)})
             for line in pool.map(crossfit_teacher, *zip(*[(args.out, *p) for p in pairs])) if pairs else []:
                 print(line, flush=True)
             # seed by seed over every recipe asked for: an interrupted benchmark has all rows at the same seeds
-            jobs = [(args.out, r, c, s) for s in sorted(set().union(*seeds_of.values()))
+            jobs = [(args.out, r, c, s, args.channels) for s in sorted(set().union(*seeds_of.values()))
                     for r in args.recipes if s in seeds_of[r] for c in CORPORA]
             for line in pool.map(run, *zip(*jobs)):
                 print(line, flush=True)
@@ -599,6 +668,9 @@ def main() -> None:
     if args.json and args.json.exists():
         summary = merged(json.loads(args.json.read_text()), summary)
     print("\n\n".join(markdown(summary, rows) for rows in table_groups(summary).values()))
+    heard = [r for r in summary if "channels" in summary[r]]
+    if heard:
+        print("\nThrough each channel (worst session protocol):\n" + channel_markdown(summary, heard))
     if args.json:
         args.json.write_text(json.dumps(summary, indent=1) + "\n")
     write_tables(args.docs, summary)
