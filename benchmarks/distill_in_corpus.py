@@ -55,7 +55,7 @@ STUDENTS = {  # name -> (epochs, distillation weights (None: plain training), au
 
 def trained(name: str, seed: int, work: Path) -> Path:
     """The student's bundle, trained unless an earlier run left it."""
-    out = work / name.split(":")[0].replace(" ", "-") / f"seed{seed}"
+    out = work / name.split(":")[0].replace(",", "").replace(" ", "-") / f"seed{seed}"
     if not (out / "model.safetensors").exists():
         torch.set_num_threads(1)
         epochs, distill, views = STUDENTS[name]

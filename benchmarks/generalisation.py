@@ -452,12 +452,16 @@ def summarise(out: Path, recipes: list[str]) -> dict[str, dict]:
             if all(p is not None for runs in preds.values() for p in runs):
                 protocols[protocol] = corpus_scores(preds, tests, seeds)
         summary[name] = {"seeds": seeds, "cpu": cpu_model(), **protocols[DEFAULT_PROTOCOL], "protocols": protocols}
-        if all(f"avd_{channel_key(DEFAULT_PROTOCOL, CHANNEL_NAMES[0])}" in run for runs in saved.values() for run in runs):
+        heard = [i for i in range(len(seeds))
+                 if all(f"avd_{channel_key(DEFAULT_PROTOCOL, CHANNEL_NAMES[0])}" in runs[i] for runs in saved.values())]
+        if heard:  # the seeds whose runs were also scored through the channels, clean rows on the same seeds
+            keys = {"as recorded": lambda p: p, **{c: lambda p, c=c: channel_key(p, c) for c in CHANNEL_NAMES}}
+            summary[name]["channel_seeds"] = [seeds[i] for i in heard]
             summary[name]["channels"] = {
-                channel: {p: corpus_scores({c: [protocol_preds(run, channel_key(p, channel), RECIPES[name])
-                                                for run in runs] for c, runs in saved.items()}, tests, seeds)
+                channel: {p: corpus_scores({c: [protocol_preds(runs[i], key(p), RECIPES[name]) for i in heard]
+                                            for c, runs in saved.items()}, tests, summary[name]["channel_seeds"])
                           for p in PROTOCOLS}
-                for channel in CHANNEL_NAMES}
+                for channel, key in keys.items()}
     return summary
 
 
@@ -479,15 +483,18 @@ def worst(protocols: dict[str, dict]) -> list[float]:
 
 def protocol_markdown(summary: dict[str, dict], recipes: list[str]) -> str:
     """Each recipe's mean over the left-out corpora under each protocol, and the worst of them per
-    metric (README's headline); a protocol not measured for a recipe is "not measured"."""
+    metric (README's headline); a protocol not measured for a recipe is "not measured", and a
+    recipe without the running normaliser, which scores every clip alike, has one row for all."""
     lines = ["| recipe | protocol | act | val | dom | UAR | seeds |", "|---|---|---|---|---|---|---|"]
     for name in (r for r in recipes if r in summary):
         row, protocols = summary[name], with_protocols(name, summary[name])
-        for protocol in PROTOCOLS:
+        alike = name in RECIPES and not RECIPES[name].stream_norm
+        for protocol in (DEFAULT_PROTOCOL,) if alike else PROTOCOLS:
             if protocol in protocols:
                 p = protocols[protocol]
                 cells = (f"{m:.3f}{spread(s, row)}" for m, s in zip(p["mean_over_corpora"], p["mean_over_corpora_std"]))
-                lines.append(f"| {name} | {protocol} | " + " | ".join(cells) + f" | {len(row['seeds'])} |")
+                lines.append(f"| {name} | {'every protocol' if alike else protocol} | " + " | ".join(cells)
+                             + f" | {len(row['seeds'])} |")
             else:
                 lines.append(f"| {name} | {protocol} | not measured | | | | |")
         if len(protocols) == len(PROTOCOLS):
@@ -544,24 +551,27 @@ def headline_recipes(summary: dict[str, dict]) -> list[str]:
 
 def channel_markdown(summary: dict[str, dict], recipes: list[str]) -> str:
     """Each recipe's mean over the left-out corpora as recorded and through each channel, each the
-    worst of the session protocols, and the worst of them all per metric."""
+    worst of the session protocols, and the worst of them all per metric; on the seeds whose runs
+    were scored through the channels."""
     lines = ["| recipe | heard through | act | val | dom | UAR | seeds |", "|---|---|---|---|---|---|---|"]
     for name in recipes:
-        row = summary[name]
-        heard = {"as recorded": worst(with_protocols(name, row))}
-        heard.update({channel: worst(protocols) for channel, protocols in row["channels"].items()})
+        heard = {channel: worst(protocols) for channel, protocols in summary[name]["channels"].items()}
+        seeds = len(summary[name]["channel_seeds"])
         for channel, values in heard.items():
-            lines.append(f"| {name} | {channel} | " + " | ".join(f"{m:.3f}" for m in values) + f" | {len(row['seeds'])} |")
+            lines.append(f"| {name} | {channel} | " + " | ".join(f"{m:.3f}" for m in values) + f" | {seeds} |")
         lowest = np.nanmin(np.array(list(heard.values())), axis=0)
-        lines.append(f"| **{name}** | **worst** | " + " | ".join(f"**{m:.3f}**" for m in lowest) + f" | {len(row['seeds'])} |")
+        lines.append(f"| **{name}** | **worst** | " + " | ".join(f"**{m:.3f}**" for m in lowest) + f" | {seeds} |")
     return "\n".join(lines)
 
 
 def per_protocol_markdown(summary: dict[str, dict], recipes: list[str]) -> str:
     """The per-corpus table (markdown) under the clip and sustained protocols, a recipe's row named
-    "RECIPE [PROTOCOL]"; recipes not measured under a protocol are left out of it."""
+    "RECIPE [PROTOCOL]"; recipes not measured under a protocol are left out of it, and so are those
+    without the running normaliser (their mixed rows hold for every protocol)."""
     view = {}
     for name in recipes:
+        if name in RECIPES and not RECIPES[name].stream_norm:
+            continue
         for protocol, scores in with_protocols(name, summary[name]).items():
             if protocol != DEFAULT_PROTOCOL:
                 view[f"{name} [{protocol}]"] = {**scores, "seeds": summary[name]["seeds"]}
