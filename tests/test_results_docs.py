@@ -61,6 +61,20 @@ def test_docs_results_show_every_ablation_per_corpus_and_under_each_protocol():
     assert generalisation.per_protocol_markdown(SUMMARY, generalisation.protocol_recipes(SUMMARY)) in section
 
 
+def test_docs_results_show_the_students_through_every_channel_with_the_worst_last():
+    """The shipped student's left-out corpora heard through each channel, rendered from the JSON;
+    a recipe's worst row is its lowest per metric over the channels and the clean clips."""
+    heard = [r for r in SUMMARY if "channels" in SUMMARY[r]]
+    assert MAIN[-1] in heard
+    table = generalisation.channel_markdown(SUMMARY, heard)
+    assert table in results_section("docs/results.md")
+    for name in heard:
+        channels = SUMMARY[name]["channels"]
+        assert set(channels) == {"as recorded", *generalisation.CHANNEL_NAMES}
+        lowest = [min(generalisation.worst(p)[k] for p in channels.values()) for k in range(4)]
+        assert f"| **{name}** | **worst** | " + " | ".join(f"**{m:.3f}**" for m in lowest) in table
+
+
 def test_the_shipped_student_beats_the_old_recipe_on_valence_under_every_protocol():
     """What README claims of the table, under each protocol: valence above the old recipe's beyond
     both rows' seed spreads; dominance above it; activation not below it by more than the spreads."""
