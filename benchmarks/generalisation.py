@@ -213,6 +213,11 @@ def channel_key(protocol: str, channel: str) -> str:
     return f"{protocol}@{channel}"
 
 
+def has_channel_scores(saved) -> bool:
+    """Whether a saved run (an npz file or its dict) holds the left-out corpus through the channels."""
+    return f"avd_{channel_key(DEFAULT_PROTOCOL, CHANNEL_NAMES[0])}" in saved
+
+
 def source_of(recipe: Recipe) -> FeatureSource:
     """The recipe's features: the MFB+F0 cache, or the cached embeddings of its pretrained streams."""
     if recipe.features == MFB:
@@ -230,8 +235,7 @@ def run(out: Path, recipe_name: str, held_out: str, seed: int, channels: bool = 
     that a run saved before them lacks."""
     path = run_file(out, recipe_name, held_out, seed)
     recipe = RECIPES[recipe_name]
-    if path.exists() and not (channels and recipe.features == MFB
-                              and f"avd_{channel_key(DEFAULT_PROTOCOL, CHANNEL_NAMES[0])}" not in np.load(path)):
+    if path.exists() and not (channels and recipe.features == MFB and not has_channel_scores(np.load(path))):
         return f"{path} (kept)"
     train_utts, val_utts, test_utts = fold(held_out)
     classes = class_names_of(train_utts, recipe.classes)
@@ -452,8 +456,7 @@ def summarise(out: Path, recipes: list[str]) -> dict[str, dict]:
             if all(p is not None for runs in preds.values() for p in runs):
                 protocols[protocol] = corpus_scores(preds, tests, seeds)
         summary[name] = {"seeds": seeds, "cpu": cpu_model(), **protocols[DEFAULT_PROTOCOL], "protocols": protocols}
-        heard = [i for i in range(len(seeds))
-                 if all(f"avd_{channel_key(DEFAULT_PROTOCOL, CHANNEL_NAMES[0])}" in runs[i] for runs in saved.values())]
+        heard = [i for i in range(len(seeds)) if all(has_channel_scores(runs[i]) for runs in saved.values())]
         if heard:  # the seeds whose runs were also scored through the channels, clean rows on the same seeds
             keys = {"as recorded": lambda p: p, **{c: lambda p, c=c: channel_key(p, c) for c in CHANNEL_NAMES}}
             summary[name]["channel_seeds"] = [seeds[i] for i in heard]

@@ -92,3 +92,23 @@ def test_a_copy_keeps_rows_and_labels_and_is_read_as_written(tmp_path):
     stamp = (tmp_path / copied[0]["path"]).stat().st_mtime_ns
     assert write_channel_copy(source, "telephone", tmp_path) == manifest
     assert (tmp_path / copied[0]["path"]).stat().st_mtime_ns == stamp
+
+
+def test_a_copy_never_writes_outside_its_folder_or_over_a_source(tmp_path):
+    """A manifest may name clips by absolute path or by ../: their copies go under the copy's own
+    folder, and the sources are untouched."""
+    source_dir, out = tmp_path / "corpus", tmp_path / "copy"
+    (source_dir / "sub").mkdir(parents=True)
+    clip = CORPORA / "emodb" / CLIP
+    (tmp_path / "outside.flac").write_bytes(clip.read_bytes())
+    (source_dir / "sub" / "a.flac").write_bytes(clip.read_bytes())
+    manifest = source_dir / "manifest.csv"
+    manifest.write_text("path,speaker,emotion\n"
+                        f"{tmp_path / 'outside.flac'},s1,angry\n../outside.flac,s1,sad\nsub/a.flac,s2,happy\n")
+    before = {p: p.read_bytes() for p in (tmp_path / "outside.flac", source_dir / "sub" / "a.flac")}
+    with open(write_channel_copy(manifest, "telephone", out), newline="") as f:
+        copied = [r["path"] for r in csv.DictReader(f)]
+    assert copied[2] == "sub/a.flac" and all(not p.startswith(("/", "..")) for p in copied)
+    assert len(set(copied)) == 3 and all((out / p).resolve().is_relative_to(out.resolve()) for p in copied)
+    assert all((out / p).is_file() for p in copied)
+    assert all(p.read_bytes() == data for p, data in before.items())

@@ -58,6 +58,16 @@ def through_channel(samples: np.ndarray, name: str, clip: str) -> np.ndarray:
     return (y / max(1.0, peak)).astype(np.float32)
 
 
+def copy_path(source: str) -> Path:
+    """Where a clip's copy goes under the copy's folder: its own relative path as FLAC, or, for a
+    manifest path that is absolute or climbs out of its folder, a folder named by its hash, so a
+    copy can never be written over a source file or outside its folder."""
+    path = Path(source)
+    if path.is_absolute() or ".." in path.parts:
+        path = Path("elsewhere") / hashlib.sha1(source.encode()).hexdigest()[:12] / path.name
+    return path.with_suffix(".flac")
+
+
 def write_channel_copy(manifest: Path, name: str, out: Path, keep: Callable[[dict], bool] = lambda row: True,
                        ) -> Path:
     """A copy of `manifest`'s corpus (the rows `keep` accepts) as heard through channel `name`:
@@ -72,11 +82,11 @@ def write_channel_copy(manifest: Path, name: str, out: Path, keep: Callable[[dic
     if not rows:
         raise TrainerError(f"{manifest}: no rows to copy")
     for row in rows:
-        target = (out / row["path"]).with_suffix(".flac")
-        target.parent.mkdir(parents=True, exist_ok=True)
+        relative = copy_path(row["path"])
+        (out / relative).parent.mkdir(parents=True, exist_ok=True)
         audio = through_channel(read_audio(manifest.parent / row["path"]), name, row["path"])
-        sf.write(target, audio, SAMPLE_RATE, subtype="PCM_16")
-        row["path"] = str(Path(row["path"]).with_suffix(".flac"))
+        sf.write(out / relative, audio, SAMPLE_RATE, subtype="PCM_16")
+        row["path"] = str(relative)
     tmp = written.with_suffix(".tmp")  # the manifest last and atomically: an interrupted copy is redone
     with open(tmp, "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=fields)
