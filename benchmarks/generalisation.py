@@ -201,7 +201,7 @@ def fold(held_out: str) -> tuple[list[Utterance], list[Utterance], list[Utteranc
     return train_utts, val_utts, [u for u in utts if u.corpus == held_out]
 
 
-def through_channel(corpus: str, channel: str) -> list[Utterance]:
+def left_out_through(corpus: str, channel: str) -> list[Utterance]:
     """Every clip of `corpus` through `channel`, in the manifest's order (fold's test order), copied
     on first use; the same speakers and labels."""
     manifest = write_channel_copy(SHARED / "corpora" / corpus / "manifest.csv", channel, CHANNEL_COPIES / channel / corpus)
@@ -257,7 +257,7 @@ def run(out: Path, recipe_name: str, held_out: str, seed: int, channels: bool = 
     predictions = protocol_predictions(result, test_set)
     if recipe.features == MFB:
         for channel in CHANNEL_NAMES:
-            heard = featurise(through_channel(held_out, channel), classes, cache, progress=False)
+            heard = featurise(left_out_through(held_out, channel), classes, cache, progress=False)
             for key, value in protocol_predictions(result, heard).items():
                 kind, protocol = key.split("_", 1)
                 predictions[f"{kind}_{channel_key(protocol, channel)}"] = value
@@ -468,12 +468,17 @@ def summarise(out: Path, recipes: list[str]) -> dict[str, dict]:
     return summary
 
 
+def scores_alike(name: str) -> bool:
+    """Whether recipe `name` has no running normaliser, so it scores a clip alike under every protocol."""
+    return name in RECIPES and not RECIPES[name].stream_norm
+
+
 def with_protocols(name: str, row: dict) -> dict:
     """`row`'s scores per protocol: as stored, or for a stored row of a recipe without stream
     normalisation (every protocol alike) its mixed scores under each."""
     if "protocols" in row:
         return row["protocols"]
-    if name in RECIPES and not RECIPES[name].stream_norm:
+    if scores_alike(name):
         mixed = {k: v for k, v in row.items() if k in CORPORA or k.startswith("mean_over_corpora")}
         return {p: mixed for p in PROTOCOLS}
     return {DEFAULT_PROTOCOL: row}
@@ -491,7 +496,7 @@ def protocol_markdown(summary: dict[str, dict], recipes: list[str]) -> str:
     lines = ["| recipe | protocol | act | val | dom | UAR | seeds |", "|---|---|---|---|---|---|---|"]
     for name in (r for r in recipes if r in summary):
         row, protocols = summary[name], with_protocols(name, summary[name])
-        alike = name in RECIPES and not RECIPES[name].stream_norm
+        alike = scores_alike(name)
         for protocol in (DEFAULT_PROTOCOL,) if alike else PROTOCOLS:
             if protocol in protocols:
                 p = protocols[protocol]
@@ -573,7 +578,7 @@ def per_protocol_markdown(summary: dict[str, dict], recipes: list[str]) -> str:
     without the running normaliser (their mixed rows hold for every protocol)."""
     view = {}
     for name in recipes:
-        if name in RECIPES and not RECIPES[name].stream_norm:
+        if scores_alike(name):
             continue
         for protocol, scores in with_protocols(name, summary[name]).items():
             if protocol != DEFAULT_PROTOCOL:
@@ -624,7 +629,7 @@ def write_tables(paths: list[Path], summary: dict[str, dict]) -> None:
 def channel_copies(corpus: str) -> str:
     """Every clip of `corpus` through every channel, before the runs (which then only read them)."""
     for channel in CHANNEL_NAMES:
-        through_channel(corpus, channel)
+        left_out_through(corpus, channel)
     return corpus
 
 
