@@ -13,7 +13,7 @@ Run: .venv/bin/python benchmarks/channels.py [--models student teacher PATH LABE
 """
 from __future__ import annotations
 
-from _common import REPO, SHARED, cpu_model, print_table  # first: one thread for every library
+from _common import REPO, SHARED, cell, cpu_model, print_table  # first: one thread for every library
 
 import argparse
 import csv
@@ -23,11 +23,11 @@ from pathlib import Path
 import numpy as np
 
 from emolive.engine.plugin import ModelPlugin, load_model
-from emolive.trainer.data import read_splits
+from emolive.trainer.data import Utterance
 from emolive.trainer.data.channels import CHANNELS, write_channel_copy
 from emolive.trainer.evaluate import metrics, predict_utterances
 from emolive.trainer.metrics import DIMENSIONS
-from emolive.trainer.pipeline import DEFAULT_CACHE, by_split, load_utterances
+from emolive.trainer.pipeline import DEFAULT_CACHE, load_utterances
 
 CORPORA = ("emodb", "ravdess", "ased", "baved")
 SPLITS = REPO / "plugins" / "student" / "default" / "splits.csv"
@@ -40,19 +40,19 @@ def test_speakers() -> set[str]:
         return {row["speaker"] for row in csv.DictReader(f) if row["split"] == "test"}
 
 
-def channel_manifests(channel: str, work: Path) -> list[str]:
+def channel_clips(channel: str, work: Path) -> list[Utterance]:
     """The test speakers' clips of every corpus through `channel` (copied on first use)."""
     speakers = test_speakers()
-    return [str(write_channel_copy(SHARED / "corpora" / c / "manifest.csv", channel, work / channel / c,
-                                   keep=lambda row, c=c: f"{c}/{row['speaker']}" in speakers)) for c in CORPORA]
+    return load_utterances([str(write_channel_copy(SHARED / "corpora" / c / "manifest.csv", channel, work / channel / c,
+                                                   keep=lambda row, c=c: f"{c}/{row['speaker']}" in speakers))
+                            for c in CORPORA])
 
 
-def scores(plugin: ModelPlugin, manifests: list[str], protocol: str) -> dict:
-    """CCC per dimension and UAR of `plugin` on the test split of `manifests` under `protocol`."""
-    utts = by_split(read_splits(SPLITS, load_utterances(manifests)), "test")
+def scores(plugin: ModelPlugin, utts: list[Utterance], protocol: str) -> dict:
+    """CCC per dimension and UAR of `plugin` on `utts` under `protocol`."""
     out = predict_utterances(plugin, utts, DEFAULT_CACHE, progress=False, protocol=protocol)
     m = metrics(plugin, utts, out)
-    return {**{d: m["ccc"][d] for d in DIMENSIONS}, "uar": m["uar"], "n": m["n"]}
+    return {**{d: m["ccc"][d] for d in DIMENSIONS}, "uar": m["uar"]}
 
 
 METRICS = (*DIMENSIONS, "uar")
@@ -63,7 +63,7 @@ def model_specs(values: list[str]) -> dict[str, list[str]]:
     return {v.split("=", 1)[0]: v.split("=", 1)[1].split(",") if "=" in v else [v] for v in values}
 
 
-def measured(paths: list[str], manifests: dict[str, list[str]]) -> dict[str, dict[str, dict[str, list]]]:
+def measured(paths: list[str], clips: dict[str, list[Utterance]]) -> dict[str, dict[str, dict[str, list]]]:
     """protocol -> channel -> metric -> one value per bundle in `paths`; a model without the
     running normaliser hears every protocol alike, so it is scored once, as "any"."""
     plugins = [load_model(p) for p in paths]
@@ -71,17 +71,18 @@ def measured(paths: list[str], manifests: dict[str, list[str]]) -> dict[str, dic
     out: dict = {}
     for protocol in protocols:
         out[protocol] = {}
-        for channel, data in manifests.items():
+        for channel, data in clips.items():
             runs = [scores(plugin, data, "mixed" if protocol == "any" else protocol) for plugin in plugins]
-            out[protocol][channel] = {k: [r[k] for r in runs] for k in (*METRICS, "n")}
+            out[protocol][channel] = {k: [r[k] for r in runs] for k in METRICS}
     return out
 
 
-def cell(values: list, clean: list | None = None) -> str:
-    """Mean (± std over seeds), and its share of the clean mean when `clean` is given."""
+def seed_cell(values: list, clean: list | None = None) -> str:
+    """Mean (± std over seeds, where there are several), and its share of the clean mean when
+    `clean` is given."""
     if any(v is None for v in values):
         return "-"
-    text = f"{np.mean(values):.3f}" + (f" ± {np.std(values):.3f}" if len(values) > 1 else "")
+    text = cell(values) if len(values) > 1 else f"{values[0]:.3f}"
     return text + (f" ({np.mean(values) / np.mean(clean):.2f})" if clean else "")
 
 
@@ -93,7 +94,7 @@ def worst_protocol_rows(label: str, by_protocol: dict) -> list[list[str]]:
         options = [min(((np.mean(by_protocol[p][channel][k]), by_protocol[p][channel][k]) for p in by_protocol),
                        key=lambda t: t[0]) for k in METRICS]
         lows.append([mean for mean, _ in options])
-        rows.append([label, "as recorded" if channel == "clean" else channel] + [cell(v) for _, v in options])
+        rows.append([label, "as recorded" if channel == "clean" else channel] + [seed_cell(v) for _, v in options])
     return rows + [[f"**{label}**", "**worst**"] + [f"**{m:.3f}**" for m in np.min(lows, axis=0)]]
 
 
@@ -107,12 +108,11 @@ def main() -> None:
     ap.add_argument("--json", type=Path, default=None, help="also write every score here")
     args = ap.parse_args()
     channels = ["clean"] + [c for c in args.channels if c != "clean"]
-    manifests = {c: channel_manifests(c, args.work) for c in channels}
-    results = {label: measured(paths, manifests) for label, paths in model_specs(args.models).items()}
-    rows = [[label, c, protocol] + [cell(by_channel[c][k], by_channel["clean"][k]) for k in METRICS]
+    clips = {c: channel_clips(c, args.work) for c in channels}
+    results = {label: measured(paths, clips) for label, paths in model_specs(args.models).items()}
+    rows = [[label, c, protocol] + [seed_cell(by_channel[c][k], by_channel["clean"][k]) for k in METRICS]
             for label, by_protocol in results.items() for protocol, by_channel in by_protocol.items() for c in channels]
-    clips = next(iter(next(iter(results.values())).values()))["clean"]["n"][0]
-    print(f"{clips} clips of the default split's test speakers, {cpu_model()}; mean (± std over seeds) "
+    print(f"{len(clips['clean'])} clips of the default split's test speakers, {cpu_model()}; mean (± std over seeds) "
           "(share of the model's clean figure)")
     print_table(["model", "channel", "protocol", "act", "val", "dom", "UAR"], rows)
     print("\nthe worst protocol per channel, and the worst channel (the headline):")
