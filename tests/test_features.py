@@ -88,6 +88,16 @@ def test_any_chunking_gives_the_offline_frames(speech, sizes):
     assert np.abs(_stream(clip, sizes) - compute(clip)).max() <= 1e-5
 
 
+def test_compute_in_pushes_gives_one_push_of_the_whole(speech):
+    """compute pushes 1 s at a time; a clip of several seconds in one push must give the same frames.
+    The bound is the chunking test's: only the FFT's batch shape differs, float32 output rounding."""
+    clip = speech[:56789]
+    fe = FrontEnd()
+    whole = np.concatenate([fe.push(clip), fe.flush()])
+    assert whole.shape == compute(clip).shape
+    assert np.abs(whole - compute(clip)).max() <= 1e-5
+
+
 def test_one_sample_pushes_and_reuse_after_flush(speech):
     clip = speech[:6000]
     reference = compute(clip)
