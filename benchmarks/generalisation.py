@@ -170,6 +170,8 @@ RECIPES = {r.name: r for r in (
                  distil_avd=0.5, distil_avd_dims=("activation",)),
     shipped_with(", taught cross-fitted activation and dominance of the fused teacher at weight 0.25",
                  distil_from=SHIPPED_TEACHER, distil_avd=0.25, distil_avd_dims=("activation", "dominance")),
+    # the control of the next: the same views per session, no teacher
+    shipped_with(", views per session", views=True, session_channels=True),
     # the teacher hears each clip clean while the student hears it through a speaker's channel (a view)
     shipped_with(", views per session, distilled from the fused teacher", distil_from=SHIPPED_TEACHER, views=True,
                  session_channels=True),
