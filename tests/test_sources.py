@@ -228,6 +228,23 @@ def test_stereo_44k1_wav_is_downmixed_and_resampled_like_the_whole_file(tmp_path
     np.testing.assert_allclose(received, expected, atol=1e-6)
 
 
+@pytest.mark.parametrize("rate", [8000, 11025, 16000, 44100])
+def test_audio_below_16k_is_warned_about_once_and_still_read(tmp_path, caplog, rate):
+    """A telephone file is where the student was measured to lose its valence: the user is told
+    which file and where the figures are, and the audio still streams."""
+    path = tmp_path / "call.wav"
+    sf.write(path, np.zeros(rate, np.float32), rate)  # one second
+    with caplog.at_level("WARNING", logger="emolive.engine.sources.base"):
+        received = collect(FileSource(path, block_size=100))
+    warnings = [r.getMessage() for r in caplog.records]
+    assert len(received) == 16000
+    if rate < 16000:
+        assert len(warnings) == 1 and str(path) in warnings[0] and f"nothing above {rate / 2:g} Hz" in warnings[0]
+        assert "--model teacher" in warnings[0]
+    else:
+        assert warnings == []
+
+
 def test_realtime_pacing_takes_the_audio_duration(tmp_path):
     path = tmp_path / "short.wav"
     sf.write(path, np.zeros(4800, np.float32), 16000)  # 0.3 s
