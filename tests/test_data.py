@@ -269,6 +269,14 @@ def test_load_audio_downmixes_and_resamples(tmp_path):
     assert np.argmax(spectrum) * 16000 / len(x) == pytest.approx(220, abs=3)  # 2 Hz bins: the peak bin, exact
 
 
+def test_load_audio_reads_an_8k_corpus_without_a_warning_per_clip(tmp_path, caplog):
+    """The engine warns about audio below 16 kHz; a trainer reading such a corpus clip by clip must not."""
+    clip = _tone(tmp_path / "call.wav", seconds=0.5, rate=8000, channels=1)
+    with caplog.at_level("WARNING"):
+        x = load_audio(clip.read_bytes(), "call.wav", 16000)
+    assert abs(len(x) - 8000) <= 1 and caplog.records == []
+
+
 def test_feature_cache_computes_once_and_matches_front_end(tmp_path, monkeypatch):
     wav = _tone(tmp_path / "a.wav")
     cache = FeatureCache(tmp_path / "cache")

@@ -102,10 +102,12 @@ class ToMono16k:
     student was measured to lose most of its valence.
     """
 
-    def __init__(self, rate: float, what: str = "input") -> None:
-        """`rate` is checked here, the one place every input passes (`what` names the input in the error)."""
+    def __init__(self, rate: float, what: str = "input", *, warn_narrowband: bool = True) -> None:
+        """`rate` is checked here, the one place every input passes (`what` names the input in the error).
+        `warn_narrowband=False` is for the trainer, which reads a corpus clip by clip: one warning
+        per clip would bury the rest, and a model trained on such audio is not the one warned about."""
         self.rate = check_rate(rate, what)
-        if self.rate < SAMPLE_RATE:  # resampling cannot restore the band the models learnt from
+        if warn_narrowband and self.rate < SAMPLE_RATE:  # resampling cannot restore the band the models learnt from
             log.warning("%s: %g Hz audio holds nothing above %g Hz; the models learnt from 16 kHz speech and the "
                         "student's valence and dominance suffer most on such audio (docs/results.md, 'Through "
                         "other channels'): --model teacher holds up better", what, self.rate, self.rate / 2)
