@@ -19,10 +19,11 @@ rooms, microphones, speed and noise, drawn per clip or per speaker session ("new
 ..."), a corpus-adversarial classifier through gradient reversal, or distillation from a wider
 teacher trained on the fold with views.
 
-A student (MFB+F0) is also scored on its left-out corpus through each channel of
-trainer.data.channels (a telephone line, an 8 kHz recorder, pink noise at 10 dB, a 0.6 s room, a
-20 dB quieter microphone): an unheard corpus heard through an unheard line. `--channels` trains
-again the runs saved before these scores (the same seed gives the same model) to add them.
+Every run is also scored on its left-out corpus through each channel of trainer.data.channels
+(a telephone line, an 8 kHz recorder, pink noise at 10 dB, a 0.6 s room, a 20 dB quieter
+microphone): an unheard corpus heard through an unheard line; a teacher's channel copies are
+embedded before the runs. `--channels` trains again the runs saved before these scores (the same
+seed gives the same model) to add them.
 
 Each run's predictions are saved under --out, so an interrupted benchmark resumes where it
 stopped. Run: .venv/bin/python benchmarks/generalisation.py [--seeds 0 1 2] [--ablation-seeds 0] [--jobs 2]
@@ -47,6 +48,7 @@ from emolive.trainer.data.channels import CHANNELS, write_channel_copy
 from emolive.trainer.metrics import ccc, speaker_bootstrap, uar
 from emolive.trainer.data.cache import MFB
 from emolive.trainer.embeddings import EmbeddingFeatures, parse_streams
+from emolive.trainer.embeddings.cache import fill_layers
 from emolive.trainer.pipeline import DEFAULT_CACHE, DEFAULT_EMBEDDING_CACHE, FeatureSource, by_split, class_names_of, featurise, load_utterances
 from emolive.trainer.data.splits import speaker_split
 from emolive.trainer.distill import DistillConfig, DistillObjective, TeacherTargets, centred_by_stream
@@ -232,12 +234,12 @@ def run_file(out: Path, recipe: str, held_out: str, seed: int) -> Path:
 
 
 def run(out: Path, recipe_name: str, held_out: str, seed: int, channels: bool = False) -> str:
-    """Train one model and save its predictions on the left-out corpus, clean and (a student)
-    through every channel; skipped if saved already, unless `channels` asks for channel scores
-    that a run saved before them lacks."""
+    """Train one model and save its predictions on the left-out corpus, clean and through every
+    channel; skipped if saved already, unless `channels` asks for channel scores that a run saved
+    before them lacks."""
     path = run_file(out, recipe_name, held_out, seed)
     recipe = RECIPES[recipe_name]
-    if path.exists() and not (channels and recipe.features == MFB and not has_channel_scores(np.load(path))):
+    if path.exists() and not (channels and not has_channel_scores(np.load(path))):
         return f"{path} (kept)"
     train_utts, val_utts, test_utts = fold(held_out)
     classes = class_names_of(train_utts, recipe.classes)
@@ -257,12 +259,11 @@ def run(out: Path, recipe_name: str, held_out: str, seed: int, channels: bool = 
         cfg, objective = pretrained_distillation(recipe, train_utts, val_utts, train_set, classes, cfg, seed)
     result = train(train_set, val_set, classes, cfg, log=lambda _: None, objective=objective)
     predictions = protocol_predictions(result, test_set)
-    if recipe.features == MFB:
-        for channel in CHANNEL_NAMES:
-            heard = featurise(left_out_through(held_out, channel), classes, cache, progress=False)
-            for key, value in protocol_predictions(result, heard).items():
-                kind, protocol = key.split("_", 1)
-                predictions[f"{kind}_{channel_key(protocol, channel)}"] = value
+    for channel in CHANNEL_NAMES:
+        heard = featurise(left_out_through(held_out, channel), classes, cache, progress=False)
+        for key, value in protocol_predictions(result, heard).items():
+            kind, protocol = key.split("_", 1)
+            predictions[f"{kind}_{channel_key(protocol, channel)}"] = value
     note = ""
     if path.exists():  # trained again for its channel scores: the clean ones stay as they were saved
         saved = dict(np.load(path))
@@ -628,10 +629,14 @@ def write_tables(paths: list[Path], summary: dict[str, dict]) -> None:
         path.write_text(text)
 
 
-def channel_copies(corpus: str) -> str:
-    """Every clip of `corpus` through every channel, before the runs (which then only read them)."""
+def channel_copies(corpus: str, features: tuple[str, ...]) -> str:
+    """Every clip of `corpus` through every channel and, for each pretrained-stream spec in
+    `features`, its embeddings (one pass per file for a model's layers), before the runs, which
+    then only read them: two runs embedding the same copies at once would do it twice."""
     for channel in CHANNEL_NAMES:
-        left_out_through(corpus, channel)
+        paths = [u.path for u in left_out_through(corpus, channel)]
+        for spec in features:
+            fill_layers(EmbeddingFeatures(DEFAULT_EMBEDDING_CACHE, parse_streams(spec)).caches, paths, progress=False)
     return corpus
 
 
@@ -661,7 +666,7 @@ def main() -> None:
                     help="also write the table's numbers here; its rows of recipes not measured now are kept")
     ap.add_argument("--table-only", action="store_true", help="print the table from saved runs, train nothing")
     ap.add_argument("--channels", action="store_true",
-                    help="train again the students' runs saved before their channel scores, to add them")
+                    help="train again the runs saved before their channel scores, to add them")
     ap.add_argument("--docs", type=Path, nargs="+", default=[],
                     help="also write the tables into these Markdown files, between their generalisation markers")
     args = ap.parse_args()
@@ -671,7 +676,8 @@ def main() -> None:
             kinds = sorted({RECIPES[r].session_channels for r in args.recipes
                             if RECIPES[r].views or RECIPES[r].teacher_hidden}) or [None]
             list(pool.map(warm_cache, [0, 1] * len(kinds), [k for k in kinds for _ in range(2)]))
-            list(pool.map(channel_copies, CORPORA))
+            embedded = tuple(sorted({RECIPES[r].features for r in args.recipes} - {MFB}))
+            list(pool.map(channel_copies, CORPORA, [embedded] * len(CORPORA)))
             # the cross-fitted teachers first: each serves two folds
             pairs = sorted({(RECIPES[r].distil_from, pair, s) for r in args.recipes if RECIPES[r].distil_avd
                             for s in seeds_of[r] for c in CORPORA for pair in crossfit_pairs(c)})
