@@ -85,7 +85,7 @@ class FrontEnd:
 def compute(samples: np.ndarray, cfg: FrontEndConfig | None = None) -> np.ndarray:
     """Features of a whole signal: what streaming it through `FrontEnd` gives, as it is streamed, in
     1 s pushes (the offline runner's reads). One push of a long signal would hold every frame's
-    spectrum at once (~100 MB for 4 minutes) and ran 1.27x slower in CPU time (docs/benchmarks.md)."""
+    spectrum at once (~100 MB for 4 minutes) and ran ~1.15x slower (docs/benchmarks.md)."""
     fe = FrontEnd(cfg)
     x = check_samples(samples)
     block = fe.cfg.sample_rate
