@@ -67,7 +67,7 @@ class RawPcmSource(AudioSource):
         super().__init__(f"raw {sample_format} {layout} {rate:g} Hz PCM on {name}")
         self.sample_format, self.channels = sample_format, channels
         self.block_size = max(1, round(block_size * rate / SAMPLE_RATE))  # frames read per block at the input rate
-        self._convert = ToMono16k(rate)
+        self._convert = ToMono16k(rate, self.description)
 
     def _read_blocks(self) -> Iterator[np.ndarray]:
         blocks = read_pcm(self._stream.fileno(), self.sample_format, self.block_size * self.channels, None,
