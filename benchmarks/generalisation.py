@@ -633,10 +633,11 @@ def channel_copies(corpus: str, features: tuple[str, ...]) -> str:
     """Every clip of `corpus` through every channel and, for each pretrained-stream spec in
     `features`, its embeddings (one pass per file for a model's layers), before the runs, which
     then only read them: two runs embedding the same copies at once would do it twice."""
-    for channel in CHANNEL_NAMES:
+    caches = [EmbeddingFeatures(DEFAULT_EMBEDDING_CACHE, parse_streams(spec)).caches for spec in features]
+    for channel in CHANNEL_NAMES:  # each spec's encoder loaded once (on first need), not once per channel
         paths = [u.path for u in left_out_through(corpus, channel)]
-        for spec in features:
-            fill_layers(EmbeddingFeatures(DEFAULT_EMBEDDING_CACHE, parse_streams(spec)).caches, paths, progress=False)
+        for spec_caches in caches:
+            fill_layers(spec_caches, paths, progress=False)
     return corpus
 
 
