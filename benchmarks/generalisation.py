@@ -177,6 +177,9 @@ RECIPES = {r.name: r for r in (
     # the teacher hears each clip clean while the student hears it through a speaker's channel (a view)
     shipped_with(", views per session, distilled from the fused teacher", distil_from=SHIPPED_TEACHER, views=True,
                  session_channels=True),
+    # the shipped teacher trained on the students' augmented views too: its weak spot is a reverberant room
+    Recipe(f"{SHIPPED_TEACHER}, views per clip", features="whisper-base:1,whisper-base:5", arch="gru",
+           stream_norm=False, epochs=30, dropout=0.3),
     Recipe(f"{LAYER5_TEACHER}, valence-weighted CCC", features="whisper-base:5", arch="gru", stream_norm=False,
            views=False, epochs=30, dropout=0.3, ccc_alpha=0.5, ccc_beta=0.25),
     shipped_with(" - shared classes", classes="all"),
@@ -629,15 +632,19 @@ def write_tables(paths: list[Path], summary: dict[str, dict]) -> None:
         path.write_text(text)
 
 
-def channel_copies(corpus: str, features: tuple[str, ...]) -> str:
+def channel_copies(corpus: str, features: tuple[str, ...], viewed: tuple[tuple[str, bool], ...] = ()) -> str:
     """Every clip of `corpus` through every channel and, for each pretrained-stream spec in
-    `features`, its embeddings (one pass per file for a model's layers), before the runs, which
-    then only read them: two runs embedding the same copies at once would do it twice."""
-    caches = [EmbeddingFeatures(DEFAULT_EMBEDDING_CACHE, parse_streams(spec)).caches for spec in features]
-    for channel in CHANNEL_NAMES:  # each spec's encoder loaded once (on first need), not once per channel
-        paths = [u.path for u in left_out_through(corpus, channel)]
-        for spec_caches in caches:
-            fill_layers(spec_caches, paths, progress=False)
+    `features`, the embeddings of the clips as recorded and of their copies (one pass per file for
+    a model's layers), and of the augmented views of each (spec, per session) in `viewed`, before
+    the runs, which then only read them: two runs embedding the same clips at once would do it twice."""
+    sources = {spec: EmbeddingFeatures(DEFAULT_EMBEDDING_CACHE, parse_streams(spec)) for spec in features}
+    clips = [u for u in load_utterances(manifests()) if u.corpus == corpus]
+    # each spec's encoder loaded once (on first need), not once per channel
+    for paths in [[u.path for u in clips]] + [[u.path for u in left_out_through(corpus, c)] for c in CHANNEL_NAMES]:
+        for source in sources.values():
+            fill_layers(source.caches, paths, progress=False)
+    for spec, per_session in viewed:
+        sources[spec].views_for(clips, VIEWS, AugmentConfig(), progress=False, per_session=per_session)
     return corpus
 
 
@@ -674,11 +681,13 @@ def main() -> None:
     seeds_of = {r: (args.seeds if r in MAIN else args.ablation_seeds) for r in args.recipes}
     if not args.table_only:
         with ProcessPoolExecutor(args.jobs) as pool:
-            kinds = sorted({RECIPES[r].session_channels for r in args.recipes
-                            if RECIPES[r].views or RECIPES[r].teacher_hidden}) or [None]
+            kinds = sorted({RECIPES[r].session_channels for r in args.recipes if RECIPES[r].features == MFB
+                            and (RECIPES[r].views or RECIPES[r].teacher_hidden)}) or [None]
             list(pool.map(warm_cache, [0, 1] * len(kinds), [k for k in kinds for _ in range(2)]))
             embedded = tuple(sorted({RECIPES[r].features for r in args.recipes} - {MFB}))
-            list(pool.map(channel_copies, CORPORA, [embedded] * len(CORPORA)))
+            viewed = tuple(sorted({(RECIPES[r].features, RECIPES[r].session_channels) for r in args.recipes
+                                   if RECIPES[r].features != MFB and RECIPES[r].views}))
+            list(pool.map(channel_copies, CORPORA, [embedded] * len(CORPORA), [viewed] * len(CORPORA)))
             # the cross-fitted teachers first: each serves two folds
             pairs = sorted({(RECIPES[r].distil_from, pair, s) for r in args.recipes if RECIPES[r].distil_avd
                             for s in seeds_of[r] for c in CORPORA for pair in crossfit_pairs(c)})

@@ -14,7 +14,9 @@ from emolive.plugins.teacher import (PRETRAINED, MissingWeightsError, SSLEncoder
 from tests.conftest import corpus_files, read_audio
 from tests.tiny_ssl import LAYERS, hub, install, random_model, save_hub_weights, tiny  # noqa: F401 (fixture)
 from emolive.trainer.cli import main as trainer_main
-from emolive.trainer.data import Utterance
+from emolive.trainer.data import FeatureCache, Utterance
+from emolive.trainer.data.augment import AugmentConfig
+from emolive.trainer.data.cache import AugmentedView
 from emolive.trainer.embeddings import EmbeddingCache, EmbeddingFeatures, parse_streams
 from emolive.trainer.embeddings import cache as cache_module
 
@@ -172,6 +174,33 @@ def test_fusion_concatenates_streams_frame_by_frame(hub, tmp_path, monkeypatch):
         fuse([np.zeros((3, 2)), np.zeros((4, 2))])
     with pytest.raises(ValueError, match="twice"):
         parse_streams("hubert-large,hubert-large:2")
+
+
+def test_views_embed_the_chains_the_front_end_hears_and_are_cached(hub, tmp_path, monkeypatch):
+    """A teacher's augmented views are the student's: the same chain per clip and view (observable
+    through the speed step, the one that changes a clip's length), each embedded once."""
+    for i, spec in enumerate(install(monkeypatch, "hubert-large", "hubert-large-960h")):
+        save_hub_weights(spec, seed=i)
+    streams = parse_streams("hubert-large,hubert-large-960h:1")
+    utts = [Utterance(p, "s", "neutral", "", 4.0, 4.0, 4.0) for p in corpus_files("ravdess", every=500, limit=2)]
+    chain = AugmentConfig(p_speed=1.0, p_noise=1.0)
+    source = EmbeddingFeatures(tmp_path / "c", streams)
+    views = source.views_for(utts, 2, chain, progress=False)
+    heard = FeatureCache(tmp_path / "f").views_for(utts, 2, chain, progress=False)
+    clean = source.features_for(utts, progress=False)
+    for v, (view, front) in enumerate(zip(views, heard), start=1):
+        for u, emb, feats, plain in zip(utts, view, front, clean):
+            assert emb.shape == (len(feats), 64) and len(emb) != len(plain)
+            samples = AugmentedView(u.path, v, chain).samples()
+            expected = [c.encoder().embed([samples], c.stream.layer)[0] for c in source.caches]
+            # a batch of views against one alone: the GEMM blocking bound of test_batches_equal_one_utterance_at_a_time
+            np.testing.assert_allclose(emb, fuse(expected), atol=2e-4)
+
+    def no_model(*args):
+        raise AssertionError("a cached view loaded the pretrained model")
+    monkeypatch.setattr(cache_module, "load_encoder", no_model)
+    again = EmbeddingFeatures(tmp_path / "c", streams).views_for(utts, 2, chain, progress=False)
+    assert all(np.array_equal(a, b) for x, y in zip(views, again) for a, b in zip(x, y))
 
 
 def test_embed_help_lists_the_six_bundles(capsys):

@@ -165,10 +165,10 @@ def save_model(fitted: Fitted, path: str | Path, int8: bool = False, finish: Cal
 
 def featurise(utts: list[Utterance], class_names: list[str], cache: FeatureSource,
               progress: bool = True, views: int = 0, session_channels: bool = False) -> LabelledSet:
-    """Labelled features; `views` augmented views per clip (trainer.data.augment) for MFB+F0 training
-    sets, their chains drawn per speaker with `session_channels`."""
+    """Labelled features; `views` augmented views per clip (trainer.data.augment) for training sets,
+    front-end features or embeddings alike, their chains drawn per speaker with `session_channels`."""
     augmented = []
-    if views and isinstance(cache, FeatureCache):
+    if views:
         augmented = cache.views_for(utts, views, AugmentConfig(), progress=progress, per_session=session_channels)
     return labelled_set(utts, cache.features_for(utts, progress=progress), class_names, augmented)
 

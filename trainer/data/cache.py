@@ -80,6 +80,30 @@ def audio_key(data: bytes) -> str:
     return hashlib.sha1(data).hexdigest()
 
 
+class AugmentedView:
+    """Augmented view `view` (1, 2, ...) of an audio file: its cache key and, on demand, its samples.
+
+    The chain is drawn from the clip's audio, or from `session` (a speaker id) so that all of a
+    session's clips share it (augment.py). Real background noise comes from the clip's own pauses
+    (its room and microphone, at another SNR), so a view depends on nothing but the clip, its
+    session, the view number and the chain's options: the key holds them all, and a view is the
+    same in every data set and for every feature source (front end or pretrained encoder)."""
+
+    def __init__(self, audio_path: str | Path, view: int, aug: AugmentConfig, session: str | None = None) -> None:
+        self.path, self.view, self.aug, self.session = audio_path, view, aug, session
+        self.data = read_audio_bytes(audio_path)
+        self.source = audio_key(self.data)
+        self.key = f"{self.source}.view{view}.{aug.digest()}"
+        if session is not None:
+            self.key += ".session-" + hashlib.sha1(session.encode()).hexdigest()[:12]
+
+    def samples(self, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
+        """The view's audio: the file decoded as training reads it, through its chain."""
+        samples = load_audio(self.data, str(self.path), sample_rate)
+        rng = view_rng(self.source if self.session is None else f"session:{self.session}", self.view, self.aug)
+        return augment(samples, rng, self.aug, NoiseBank([samples]))
+
+
 class ArrayStore:
     """A directory of `<key>.npy` arrays; `describe` (JSON) is written beside them for people.
 
@@ -154,25 +178,13 @@ class FeatureCache:
                 zip(tqdm(utts, desc="features", unit="file", disable=bar_disabled(progress)), keys)]
 
     def view(self, audio_path: str | Path, view: int, aug: AugmentConfig, session: str | None = None) -> np.ndarray:
-        """Features of augmented view `view` (1, 2, ...) of a file, computed on first use.
-
-        The chain is drawn from the clip's audio, or from `session` (a speaker id) so that all of
-        a session's clips share it (augment.py). Real background noise comes from the clip's own
-        pauses (its room and microphone, at another SNR), so a view depends on nothing but the
-        clip, its session, the view number and the chain's options: the key holds them all, and
-        a view is the same in every data set."""
-        data = read_audio_bytes(audio_path)
-        source = audio_key(data)
-        key = f"{source}.view{view}.{aug.digest()}"
-        if session is not None:
-            key += ".session-" + hashlib.sha1(session.encode()).hexdigest()[:12]
-        cached = self.store.get(key)
+        """Features of augmented view `view` (1, 2, ...) of a file (`AugmentedView`), computed on first use."""
+        augmented = AugmentedView(audio_path, view, aug, session)
+        cached = self.store.get(augmented.key)
         if cached is not None:
             return cached
-        samples = load_audio(data, str(audio_path), self.cfg.sample_rate)
-        rng = view_rng(source if session is None else f"session:{session}", view, aug)
-        feats = compute(augment(samples, rng, aug, NoiseBank([samples])), self.cfg)
-        self.store.put(key, feats)
+        feats = compute(augmented.samples(self.cfg.sample_rate), self.cfg)
+        self.store.put(augmented.key, feats)
         return feats
 
     def views_for(self, utts: Iterable[Utterance], n_views: int, aug: AugmentConfig,

@@ -20,8 +20,11 @@ from emolive.plugins.teacher.pretrained import load_encoder
 from emolive.plugins.teacher.whisper import WhisperFrameEncoder
 from emolive.plugins.teacher.encoder import BATCH_SECONDS
 from emolive.trainer.data import Utterance
-from emolive.trainer.data.cache import ArrayStore, audio_key, read_audio, read_audio_bytes
+from emolive.trainer.data.augment import AugmentConfig
+from emolive.trainer.data.cache import ArrayStore, AugmentedView, audio_key, read_audio, read_audio_bytes
 from emolive.trainer.errors import TrainerError
+
+VIEW_BATCH = 16  # augmented files embedded per encoder call: batches an SSL encoder, bounds the audio held
 
 
 def weights_id(stream: Stream) -> str:
@@ -80,15 +83,20 @@ class EmbeddingCache:
         return done
 
 
+def encoder_groups(caches: Sequence[EmbeddingCache]) -> list[list[EmbeddingCache]]:
+    """`caches` grouped by the pretrained model they read (its name and checkpoint), in order: each
+    group's layers can come from one pass of its first cache's encoder."""
+    groups: dict[tuple, list[EmbeddingCache]] = {}
+    for cache in caches:
+        groups.setdefault((cache.stream.model, cache.stream.checkpoint), []).append(cache)
+    return list(groups.values())
+
 
 def fill_layers(caches: Sequence[EmbeddingCache], paths: Sequence[str | Path], progress: bool = True) -> None:
     """Compute the missing entries of several layers of one model in one pass per file, where its
     encoder gives every layer at once (Whisper's `embed_layers`); other caches fill themselves on use."""
-    groups: dict[tuple, list[EmbeddingCache]] = {}
-    for cache in caches:
-        groups.setdefault((cache.stream.model, cache.stream.checkpoint), []).append(cache)
     keys = [audio_key(read_audio_bytes(p)) for p in paths]  # each file read and hashed once
-    for group in groups.values():
+    for group in encoder_groups(caches):
         first = {k: p for p, k in reversed(list(zip(paths, keys)))}  # one path per distinct file
         todo = [(p, k) for k, p in first.items() if any(c.store.get(k) is None for c in group)]
         if not todo:
@@ -122,3 +130,29 @@ class EmbeddingFeatures:
         paths = [u.path for u in utts]
         per_stream = [cache.embeddings(paths, progress) for cache in self.caches]
         return [fuse(parts) for parts in zip(*per_stream)]
+
+    def views_for(self, utts: Iterable[Utterance], n_views: int, aug: AugmentConfig,
+                  progress: bool = True, per_session: bool = False) -> list[list[np.ndarray]]:
+        """`n_views` augmented views of every utterance, views[v][i], fused as `features_for` fuses:
+        the very chains FeatureCache.views_for draws (AugmentedView), so a teacher and its student
+        can hear the same rooms and microphones. A view's missing layers come from one pass of each
+        encoder over its audio, in batches of `VIEW_BATCH` files."""
+        utts = list(utts)
+        views = []
+        for v in range(1, n_views + 1):
+            augmented = [AugmentedView(u.path, v, aug, u.speaker if per_session else None) for u in utts]
+            parts = {id(c): [c.store.get(a.key) for a in augmented] for c in self.caches}
+            todo = [i for i in range(len(utts)) if any(found[i] is None for found in parts.values())]
+            with tqdm(total=len(todo), desc=f"embed view {v}", unit="file", disable=bar_disabled(progress)) as bar:
+                for start in range(0, len(todo), VIEW_BATCH):
+                    batch = todo[start:start + VIEW_BATCH]
+                    audio = [augmented[i].samples() for i in batch]
+                    for group in encoder_groups(self.caches):
+                        layers = group[0].encoder().embed_all(audio, [c.stream.layer for c in group])
+                        for cache, per_wave in zip(group, layers):
+                            for i, emb in zip(batch, per_wave):
+                                cache.store.put(augmented[i].key, emb)
+                                parts[id(cache)][i] = emb
+                    bar.update(len(batch))
+            views.append([fuse(clip) for clip in zip(*(parts[id(c)] for c in self.caches))])
+        return views
