@@ -4,6 +4,7 @@ from __future__ import annotations
 import csv
 import json
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -11,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 import pytest
+import soundfile as sf
 import torch
 
 from emolive.engine.features import compute
@@ -151,6 +153,21 @@ def test_bad_manifest_is_one_line_error(tmp_path):
     assert len(proc.stderr.strip().splitlines()) == 1
 
 
+def test_a_clip_too_short_for_one_frame_is_one_line_error_not_a_made_up_estimate(tmp_path):
+    """10 ms of audio has no 25 ms frame: the model would answer from nothing, and the answer
+    would enter the CCC as if it had heard the clip."""
+    manifest = subset_manifest(tmp_path, "emodb", every=100)
+    first = next(csv.DictReader(manifest.open()))
+    sf.write(tmp_path / "short.wav", read_audio(first["path"])[:160], 16000)
+    with manifest.open("a", newline="") as f:
+        csv.DictWriter(f, fieldnames=list(first)).writerow({**first, "path": str(tmp_path / "short.wav")})
+    proc = subprocess.run([sys.executable, "-m", "emolive.trainer.cli", "evaluate", "--model", "student", "--data",
+                           str(manifest), "--cache", str(tmp_path / "cache"), "--json"], capture_output=True, text=True)
+    assert proc.returncode == 2 and proc.stdout == "", proc.stdout
+    *_, last = proc.stderr.strip().splitlines()  # after the warning that these speakers trained the model
+    assert "short.wav" in last and "shorter than one 25 ms frame" in last and "Traceback" not in proc.stderr
+
+
 def test_evaluate_warns_about_training_speakers_and_split_test_keeps_the_others(trained, capsys):
     """The bundle's splits.csv says which speakers it learned from; without --splits, evaluate uses it."""
     manifest, out, cache = trained
@@ -166,6 +183,15 @@ def test_evaluate_warns_about_training_speakers_and_split_test_keeps_the_others(
     held_out = json.loads(captured.out)
     tests = {row["speaker"] for row in csv.DictReader((out / "splits.csv").open()) if row["split"] == "test"}
     assert held_out["n"] == len([u for u in read_manifest(manifest) if u.speaker in tests]) < everything["n"]
+    # the same clips copied under another folder name have other speaker ids: their audio still tells
+    renamed = manifest.parent.parent / "RAVDESS copy" / "manifest.csv"
+    renamed.parent.mkdir()
+    shutil.copy(manifest, renamed)
+    base[base.index(str(manifest))] = str(renamed)
+    assert trainer_main(base) == 0
+    assert "training or validation split" in capsys.readouterr().err
+    assert trainer_main(base + ["--split", "test"]) == 0
+    assert json.loads(capsys.readouterr().out)["n"] == held_out["n"]
 
 
 def test_training_writes_its_history_and_provenance_into_the_bundle(trained):

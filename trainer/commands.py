@@ -13,7 +13,7 @@ from emolive.engine.plugin import ModelPlugin, load_model
 from emolive.trainer import distributed
 from emolive.trainer.checkpoint import remove_checkpoint
 from emolive.trainer.data import FeatureCache, read_splits, write_splits
-from emolive.trainer.data.splits import held_out_splits
+from emolive.trainer.data.splits import LEARNED_CLIPS_FILE, held_out_splits, write_learned_clips
 from emolive.trainer.embeddings import EmbeddingCache, parse_streams
 from emolive.trainer.embeddings.cache import fill_layers
 from emolive.trainer.errors import TrainerError
@@ -71,6 +71,7 @@ def train(args) -> int:
 
     def records(directory: Path) -> None:  # inside the bundle's atomic write
         write_splits(directory / SPLITS_FILE, fitted.utterances)
+        write_learned_clips(directory / LEARNED_CLIPS_FILE, fitted.utterances)
         write_history(directory / HISTORY_FILE, result.history)
         (directory / "results.json").write_text(json.dumps(summary, indent=2, default=str) + "\n")
 

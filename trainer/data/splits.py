@@ -9,11 +9,15 @@ from pathlib import Path
 
 import numpy as np
 
+from emolive.trainer.data.cache import audio_key, read_audio_bytes
 from emolive.trainer.data.table import csv_rows
 from emolive.trainer.data.utterance import Utterance
 from emolive.trainer.errors import TrainerError
 
 log = logging.getLogger(__name__)
+
+LEARNED_CLIPS_FILE = "learned_clips.csv"  # audio,split beside a bundle's splits.csv: the clips it learned from
+LEARNED_KEY_HEX = 16  # 64 bits of each file's sha1: no two of a corpus's clips share them, at a third of the size
 
 
 def speaker_split(utts: list[Utterance], val_frac: float = 0.1, test_frac: float = 0.2, seed: int = 0) -> list[Utterance]:
@@ -64,12 +68,37 @@ def read_splits(path: str | Path, utts: list[Utterance]) -> list[Utterance]:
     return assign_splits(utts, {row["speaker"]: row["split"] for _, row in csv_rows(Path(path), ("speaker", "split"))})
 
 
+def learned_key(path: str | Path) -> str:
+    """A clip's entry in LEARNED_CLIPS_FILE: the start of its file's sha1 (the feature caches' key)."""
+    return audio_key(read_audio_bytes(path))[:LEARNED_KEY_HEX]
+
+
+def write_learned_clips(path: str | Path, utts: list[Utterance]) -> None:
+    """Save the audio of every clip of the train and val splits with its split, so `held_out_splits`
+    knows a clip the model learned from under any path, folder or speaker id: a speaker id holds
+    its manifest's folder name, so a corpus copied into another folder has new ones, and its
+    scores would otherwise pass for held out."""
+    with Path(path).open("w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["audio", "split"])
+        writer.writerows(sorted({(learned_key(u.path), u.split) for u in utts if u.split in ("train", "val")}))
+
+
 def held_out_splits(splits_csv: Path, utts: list[Utterance], warn: bool) -> list[Utterance]:
-    """The model's own split for speakers it was trained or validated on; "test" for every other
-    speaker (held out, or never seen). Warns when the data holds clips the model learned from."""
+    """The model's own split for speakers it was trained or validated on, and for clips whose audio
+    it learned from (LEARNED_CLIPS_FILE beside `splits_csv`, where the bundle has one); "test" for
+    every other clip (held out, or never seen). Warns when the data holds clips the model learned from."""
     seen = {row["speaker"]: row["split"] for _, row in csv_rows(splits_csv, ("speaker", "split"))}
     learned_from = {speaker for speaker, split in seen.items() if split in ("train", "val")}
-    marked = [replace(u, split=seen[u.speaker] if u.speaker in learned_from else "test") for u in utts]
+    clips = splits_csv.with_name(LEARNED_CLIPS_FILE)
+    heard = {row["audio"]: row["split"] for _, row in csv_rows(clips, ("audio", "split"))} if clips.is_file() else {}
+
+    def split_of(u: Utterance) -> str:
+        if u.speaker in learned_from:
+            return seen[u.speaker]
+        return heard.get(learned_key(u.path), "test") if heard else "test"
+
+    marked = [replace(u, split=split_of(u)) for u in utts]
     learned = [u for u in marked if u.split != "test"]
     if warn and learned:
         log.warning("%d of %d clips (%d speakers) were in this model's training or validation split (%s): their "
