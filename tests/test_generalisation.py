@@ -7,6 +7,8 @@ import logging
 import math
 from dataclasses import replace
 
+import warnings
+
 import numpy as np
 import pytest
 import soundfile as sf
@@ -27,7 +29,7 @@ from emolive.trainer.data import FeatureCache, Utterance, read_manifest
 from emolive.trainer.data.augment import AugmentConfig, NoiseBank, augment, view_rng
 from emolive.trainer.data.vad import category_points, level_activation
 from emolive.trainer.losses import CCCLoss, ccc as ccc_tensor
-from emolive.trainer.metrics import ccc
+from emolive.trainer.metrics import ccc, speaker_bootstrap
 from emolive.trainer.config import TrainConfig
 from emolive.trainer.labelled import labelled_set, session_features
 from emolive.trainer.sampling import corpus_weights, epoch_features, epoch_order
@@ -354,3 +356,16 @@ def test_a_speakers_session_does_not_depend_on_who_else_is_in_the_data(clips, no
     pooled = session_features(feats, ["a", "a", "a", "b", "b"], norm_cfg)
     for x, y in zip(alone, pooled[:3]):
         np.testing.assert_array_equal(x, y)
+
+
+def test_the_speaker_bootstrap_leaves_an_unlabelled_dimension_without_interval_or_warning():
+    """`trainer evaluate` on clips without labels printed numpy's All-NaN warning: no draw can measure them."""
+    rng = np.random.default_rng(0)
+    truth = rng.normal(size=(40, 2))
+    truth[:, 1] = np.nan  # the second dimension unlabelled
+    pred = truth + rng.normal(scale=0.5, size=(40, 2))
+    speakers = np.repeat(np.arange(8), 5).astype(str)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        low, high = speaker_bootstrap(lambda rows: ccc(pred[rows], truth[rows]), speakers)
+    assert low[0] < ccc(pred, truth)[0] < high[0] and np.isnan(low[1]) and np.isnan(high[1])

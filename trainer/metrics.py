@@ -50,5 +50,9 @@ def speaker_bootstrap(metric: Callable[[np.ndarray], np.ndarray], speakers: Sequ
     rng = np.random.default_rng(seed)
     samples = np.array([metric(np.concatenate([rows_of[k] for k in rng.integers(0, len(names), len(names))]))
                         for _ in range(draws)], dtype=np.float64)
-    with np.errstate(all="ignore"):
-        return np.nanpercentile(samples, 2.5, axis=0), np.nanpercentile(samples, 97.5, axis=0)
+    flat = samples.reshape(draws, -1)
+    low, high = np.full((2, flat.shape[1]), np.nan)
+    measured = np.isfinite(flat).any(axis=0)  # an unlabelled dimension has no interval (and no numpy warning)
+    if measured.any():
+        low[measured], high[measured] = np.nanpercentile(flat[:, measured], [2.5, 97.5], axis=0)
+    return low.reshape(samples.shape[1:]), high.reshape(samples.shape[1:])

@@ -20,6 +20,7 @@ from typing import Iterable
 import numpy as np
 from tqdm import tqdm
 
+from emolive.engine.analysis import NO_FRAME
 from emolive.engine.console import bar_disabled
 from emolive.engine.features import FrontEndConfig, compute
 from emolive.engine.sources.base import SAMPLE_RATE, AudioSourceError, ToMono16k
@@ -166,6 +167,8 @@ class FeatureCache:
             feats = compute(load_audio(data, str(audio_path), self.cfg.sample_rate), self.cfg)
         except ValueError as err:
             raise TrainerError(f"cannot compute features of {audio_path}: {err}") from err
+        if not len(feats):  # a model would still give it an estimate, from no speech at all
+            raise TrainerError(f"cannot compute features of {audio_path}: {NO_FRAME}")
         self.store.put(key, feats)
         return feats
 
