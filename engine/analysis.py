@@ -17,12 +17,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
-from emolive.engine.defaults import DEFAULT_HOP_S, DEFAULT_WINDOW_S
+from emolive.engine.defaults import DEFAULT_HOP_S, DEFAULT_WINDOW_S, SCORE_PER
+from emolive.engine.errors import EmoliveError
 from emolive.engine.plugin import ModelPlugin
 from emolive.engine.runner import OFFLINE_BLOCK_SIZE, Runner
 from emolive.engine.schema import DIMENSIONS, Estimate, Turn
 from emolive.engine.sinks.base import Sink
-from emolive.engine.sinks.csv_sink import flat_row
+from emolive.engine.sinks.csv_sink import CLASS_PREFIX, flat_row
 from emolive.engine.sources import ArraySource, AudioSource, AudioSourceError, FileSource
 from emolive.engine.sources.trim import TrimmedSource
 
@@ -32,6 +33,26 @@ if TYPE_CHECKING:
 Per = Literal["window", "turn", "file"]
 MEAN_PREFIX = "mean_"  # a file row's speech-window means: mean_activation, mean_valence, mean_dominance
 INDEX = ["file", "start", "end"]  # a table's index: which recording, which stretch of it
+TEXT_FIELDS = ("file", "label", "model", "error")  # a table's text columns; the rest hold values
+NO_FRAME = "shorter than one 25 ms frame"  # why a readable input has no estimate at all
+
+
+class TableError(EmoliveError, ValueError):
+    """A table asked for in a way that names no table: the text lists the valid choices."""
+
+
+def table_columns(class_names: Sequence[str], per: Per) -> list[str]:
+    """A table's columns, the same for `to_records` and `emolive score` (whose first is `path`): the
+    file, its stretch, the values (a file row with its speech-window means), the top label, one
+    p_<class> per class, the model's name, and error (empty when the file was read whole)."""
+    return ["file", "start", "end", *DIMENSIONS, *(MEAN_PREFIX + name for name in DIMENSIONS if per == "file"),
+            "speech", "voiced_ratio", "label", *(CLASS_PREFIX + name for name in class_names), "model", "error"]
+
+
+def check_per(per: object) -> None:
+    """`per` must name a table: a bare KeyError deep inside would not say which names do."""
+    if per not in SCORE_PER:
+        raise TableError(f"per={per!r}: give {', '.join(map(repr, SCORE_PER[:-1]))} or {SCORE_PER[-1]!r}")
 
 
 @dataclass
@@ -40,9 +61,10 @@ class Analysis:
     the whole recording (`whole`, None only for audio shorter than one 25 ms frame).
 
     `file` names the recording ("" for an array); `error` is "" unless the input failed (then the
-    estimates are those of the audio read before the failure, possibly none). Rows for a table come
-    from `to_records(per)`: the class probabilities become `p_<class>` columns and `label` is the
-    most probable class.
+    estimates are those of the audio read before the failure, possibly none). `model` and
+    `class_names` are the model's, so even a file without estimates has a row of the full table.
+    Rows for a table come from `to_records(per)`: the class probabilities become `p_<class>`
+    columns and `label` is the most probable class.
     """
 
     windows: list[Estimate] = field(default_factory=list)
@@ -50,6 +72,8 @@ class Analysis:
     whole: Turn | None = None
     file: str = ""
     error: str = ""
+    model: str = ""
+    class_names: tuple[str, ...] = ()
     # the speech windows' running sums, kept even when the windows themselves are not (a file row)
     _speech_windows: int = field(default=0, repr=False)
     _speech_sums: list[float] = field(default_factory=lambda: [0.0] * len(DIMENSIONS), repr=False)
@@ -68,16 +92,32 @@ class Analysis:
             return None
         return {name: total / self._speech_windows for name, total in zip(DIMENSIONS, self._speech_sums)}
 
+    @classmethod
+    def of(cls, plugin: ModelPlugin, file: str = "", error: str = "") -> Analysis:
+        """An empty analysis of `file` by `plugin` (with `error`, one that failed before any estimate)."""
+        return cls(file=file, error=error, model=plugin.name, class_names=tuple(plugin.meta.class_names))
+
     def to_records(self, per: Per = "window") -> list[dict[str, Any]]:
-        """Flat rows (one per window, turn, or the one whole-file row), ready for CSV or pandas; the
-        file row also holds the speech windows' means (`mean_activation`, …; empty without speech)."""
+        """The rows `emolive score --per` writes for this input, with `file` for score's `path`: one
+        per window, turn, or the one whole-file row (which also holds the speech windows' means,
+        empty without speech); a value that is not there is "". An input without such rows still
+        has one, so no file vanishes from a table: its error, or for a file without a speech turn its
+        span with `speech` False and no estimates."""
+        check_per(per)
         items: Sequence[Mapping[str, Any]] = {"window": self.windows, "turn": self.turns,
                                               "file": [self.whole] if self.whole else []}[per]
-        rows = [{"file": self.file, **flat_row(item), "label": top_label(item)} for item in items]
-        if per == "file" and rows:
+        rows = [{**flat_row(item), "label": top_label(item)} for item in items] or [self._no_estimate_row()]
+        if per == "file" and self.whole:
             mean = self.speech_mean() or {}
             rows[0].update({MEAN_PREFIX + name: mean.get(name, "") for name in DIMENSIONS})
-        return rows
+        known = {"file": self.file, "model": self.model, "error": self.error or ("" if self.whole else NO_FRAME)}
+        columns = table_columns(self.class_names, per)
+        return [{name: values.get(name, "") for name in columns} for values in ({**known, **row} for row in rows)]
+
+    def _no_estimate_row(self) -> dict[str, Any]:
+        """The row of an input with none of the rows asked for: the recording's span, not speech (a
+        file without a speech turn), or nothing but the error."""
+        return {"start": self.whole["start"], "end": self.whole["end"], "speech": False} if self.whole else {}
 
     def to_dataframe(self, per: Per = "window") -> pandas.DataFrame:
         """`to_records(per)` as a pandas DataFrame indexed by (file, start, end) (pandas is imported only here)."""
@@ -91,10 +131,12 @@ def top_label(estimate: Mapping[str, Any]) -> str:
 
 
 def records_frame(records: list[dict[str, Any]]) -> pandas.DataFrame:
-    """Rows as a DataFrame indexed by (file, start, end), as audinterface and openSMILE index theirs."""
+    """Rows as a DataFrame indexed by (file, start, end), as audinterface and openSMILE index theirs;
+    a value that is not there is NaN, so a failed file's row leaves its columns numeric."""
     import pandas
 
-    frame = pandas.DataFrame(records)
+    frame = pandas.DataFrame([{name: None if value == "" and name not in TEXT_FIELDS else value
+                               for name, value in record.items()} for record in records])
     return frame.set_index(INDEX) if len(frame) else frame
 
 
@@ -140,7 +182,7 @@ def analyze_input(source: str | os.PathLike[str] | object, plugin: ModelPlugin, 
     """Analyse a sound file or an array-like of samples (with its `sample_rate`) from `start` to
     `end` seconds, keeping every window and turn, or only the `rows` a table wants (Collector);
     errors the caller can fix raise EmoliveError, a failure part way PartialAnalysis."""
-    analysis = Analysis(file=os.fspath(source) if isinstance(source, (str, os.PathLike)) else "")
+    analysis = Analysis.of(plugin, os.fspath(source) if isinstance(source, (str, os.PathLike)) else "")
     with open_input(source, sample_rate, start, end) as audio:
         try:
             Runner(audio, plugin, [Collector(analysis, start, rows)], window_s=window, hop_s=hop, live=False,
@@ -157,11 +199,28 @@ def open_input(source: str | os.PathLike[str] | object, sample_rate: float | Non
                end: float | None = None) -> AudioSource:
     """The source for a path or an array-like, trimmed to [start, end) seconds when either is given."""
     if not isinstance(source, (str, os.PathLike)):  # an array, a list, a torch tensor
-        if sample_rate is None:
-            raise AudioSourceError("an array needs its sample rate: analyze(samples, sample_rate=…)")
+        check_samples(source, sample_rate)
         audio: AudioSource = ArraySource(source, sample_rate, block_size=OFFLINE_BLOCK_SIZE)
     elif sample_rate is not None:
         raise AudioSourceError(f"sample_rate is for arrays; {os.fspath(source)} says its own rate")
     else:
         audio = FileSource(source, block_size=OFFLINE_BLOCK_SIZE)
     return audio if start == 0 and end is None else TrimmedSource(audio, start, end)
+
+
+def check_samples(source: object, sample_rate: float | None) -> None:
+    """An input that is not a path is taken as samples: say so, and what is accepted, where it cannot
+    be (bytes, paths in a list, nothing), rather than let numpy make a 0-d array of it."""
+    accepted = "give a file path, or samples (an array, list or tensor) with sample_rate="
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        raise AudioSourceError(f"{len(source)} bytes were taken as samples: {accepted}; for an encoded file's "
+                               "bytes, save them to a file or decode them first (soundfile.read(io.BytesIO(data)))")
+    if isinstance(source, (list, tuple)) and any(isinstance(item, (str, os.PathLike)) for item in source):
+        raise AudioSourceError(f"a {type(source).__name__} holding paths was taken as one input: give one file "
+                               "path, or samples with sample_rate=; a list of paths is a batch, for emolive.analyze")
+    if isinstance(source, (list, tuple)) and not source:
+        raise AudioSourceError(f"an empty {type(source).__name__} was taken as samples and holds none: {accepted}, "
+                               "or (to emolive.analyze) a list of paths")
+    if sample_rate is None:
+        raise AudioSourceError(f"an array of samples needs its sample rate ({type(source).__name__} given without "
+                               "one): pass sample_rate=…, or give a file path")

@@ -10,7 +10,6 @@ writers in engine.row_writers keep every complete row of an interrupted batch).
 """
 from __future__ import annotations
 
-import csv
 import os
 import signal
 from collections.abc import Iterator, Sequence
@@ -19,22 +18,19 @@ from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
-from emolive.engine.analysis import MEAN_PREFIX, Analysis, PartialAnalysis, Per, analyze_input
+from emolive.engine.analysis import Analysis, PartialAnalysis, Per, analyze_input, table_columns
 from emolive.engine.defaults import DEFAULT_HOP_S, DEFAULT_MODEL, DEFAULT_WINDOW_S
 from emolive.engine.errors import EmoliveError
 from emolive.engine.plugin import ModelPlugin
-from emolive.engine.schema import DIMENSIONS
 from emolive.engine.session import load_model_one_thread
-from emolive.engine.sinks.csv_sink import CLASS_PREFIX
 from emolive.engine.sources.decoders import AUDIO_EXTENSIONS
-
-VALUE_FIELDS = ("start", "end", *DIMENSIONS)
-FILE_FIELDS = tuple(MEAN_PREFIX + name for name in DIMENSIONS)  # a file row's speech-window means
-TAIL_FIELDS = ("speech", "voiced_ratio", "label")
+from emolive.engine.tables import csv_rows
+from emolive.engine.windows import WindowError, WindowSpec
 
 
 class BatchError(EmoliveError):
-    """An input list the user can fix: a manifest without a path column or not there, workers without a model name."""
+    """An input list the user can fix: a manifest without a path column, unreadable or malformed,
+    workers without a model name."""
 
 
 @dataclass(frozen=True)
@@ -74,43 +70,66 @@ def collect_inputs(specs: Sequence[str | os.PathLike[str]]) -> list[Path]:
 
 
 def manifest_paths(manifest: Path) -> list[Path]:
-    """The `path` column of a manifest CSV, relative to the manifest's folder."""
-    try:
-        with open(manifest, newline="", encoding="utf-8") as f:
-            reader = csv.DictReader(f)
-            if not reader.fieldnames or "path" not in reader.fieldnames:
-                raise BatchError(f"{manifest}: a manifest needs a 'path' column (found {reader.fieldnames})")
-            return [manifest.parent / row["path"] for row in reader]
-    except FileNotFoundError:
-        raise BatchError(f"manifest not found: {manifest}") from None
+    """The `path` column of a manifest CSV, relative to the manifest's folder (an absolute path stays
+    as it is), read as the trainer reads its manifests (trainer/data/table.py): UTF-8 with or without
+    a byte-order mark, each malformed row one line naming its line."""
+    paths = []
+    for line, row in csv_rows(manifest, ("path",), "manifest", BatchError):
+        if not row["path"].strip():
+            raise BatchError(f"{manifest}:{line}: the path is empty")
+        paths.append(manifest.parent / row["path"])
+    return paths
 
 
-def columns(class_names: Sequence[str], per: Per) -> list[str]:
-    """The table's columns: path, the values (a file row with its speech-window means), the top
-    label, one p_<class> per class, the model's name, and error (empty when scored). The `path`
-    column makes a score table a manifest `emolive score` and the trainer read back."""
-    return ["path", *VALUE_FIELDS, *(FILE_FIELDS if per == "file" else ()), *TAIL_FIELDS,
-            *(CLASS_PREFIX + name for name in class_names), "model", "error"]
+def check_windows(options: ScoreOptions, plugin: ModelPlugin) -> None:
+    """Window and hop that fit no file fail the batch once, before any row: per file they were
+    every file's error and an exit status of success."""
+    WindowSpec.from_seconds(options.window, options.hop, plugin.meta.frontend)
 
 
 def analyze_file(path: Path, plugin: ModelPlugin, options: ScoreOptions) -> Analysis:
-    """One file's analysis; an error the user can fix (unreadable, damaged, empty) is in its `error`,
-    beside the estimates of the audio read before it."""
+    """One file's analysis; an error of this file (unreadable, damaged, empty, failing under the
+    decoder with an OSError) is in its `error`, beside the estimates of the audio read before it.
+    Window options that fit no file raise: they are the batch's error, not this file's."""
     try:
         return analyze_input(path, plugin, window=options.window, hop=options.hop, start=options.start,
                              end=options.end, rows=options.rows)
     except PartialAnalysis as exc:  # damaged part way: what was read, naming the damage
         return exc.analysis
+    except WindowError:
+        raise
     except EmoliveError as exc:
-        return Analysis(file=str(path), error=" ".join(str(exc).split()))
+        return Analysis.of(plugin, str(path), " ".join(str(exc).split()))
+    except OSError as exc:  # permissions, an I/O error: this file's row, never the end of the batch
+        return Analysis.of(plugin, str(path), f"cannot read {path}: {exc.strerror or exc}")
 
 
-def file_rows(analysis: Analysis, per: Per, model: str) -> list[dict[str, Any]]:
-    """The table rows of one file's analysis (none for `--per turn` without speech), or one row
-    saying why it has no estimates."""
-    if analysis.whole is None:
-        return [{"path": analysis.file, "model": model, "error": analysis.error or "shorter than one 25 ms frame"}]
-    return [{**row, "path": analysis.file, "error": analysis.error} for row in analysis.to_records(per)]
+def file_rows(analysis: Analysis, per: Per, table_dir: Path | None = None) -> list[dict[str, Any]]:
+    """The table rows of one file's analysis (Analysis.to_records, `file` as `path`), the path as
+    `table_path` writes it for a table in `table_dir`."""
+    path = table_path(Path(analysis.file), table_dir)
+    return [{**row, "path": path} for row in analysis.to_records(per)]
+
+
+def columns(class_names: Sequence[str], per: Per) -> list[str]:
+    """The columns of score's table: to_records' with `path` for `file`, the name that makes a score
+    table a manifest `emolive score` and the trainer read back."""
+    return ["path", *table_columns(class_names, per)[1:]]
+
+
+def table_path(path: Path, table_dir: Path | None) -> str:
+    """How a table in `table_dir` names `path` so that, read back as a manifest, it finds the file:
+    an absolute path as it is, a relative one (to the current folder) made relative to the table's
+    folder, or absolute where there is no such path (another drive); as given for a table on stdout
+    (None), which has no folder. The folders are compared as they are on disk, so a `..` climbs out
+    of a linked folder as the OS will; the file's own name is kept even when it is a link."""
+    if table_dir is None or path.is_absolute():
+        return str(path)
+    folder = os.path.realpath(path.parent)
+    try:
+        return os.path.relpath(os.path.join(folder, path.name), os.path.realpath(table_dir))
+    except ValueError:  # no relative path from table_dir's drive
+        return os.path.join(folder, path.name)
 
 
 def analyze_all(paths: Sequence[Path], plugin: ModelPlugin | None, options: ScoreOptions,
@@ -131,11 +150,12 @@ def analyze_all(paths: Sequence[Path], plugin: ModelPlugin | None, options: Scor
             raise
 
 
-def score_all(paths: Sequence[Path], plugin: ModelPlugin, options: ScoreOptions,
-              jobs: int) -> Iterator[list[dict[str, Any]]]:
-    """Each file's table rows, in input order (see analyze_all)."""
+def score_all(paths: Sequence[Path], plugin: ModelPlugin, options: ScoreOptions, jobs: int,
+              table_dir: Path | None = None) -> Iterator[list[dict[str, Any]]]:
+    """Each file's table rows, in input order (see analyze_all), paths written for a table in
+    `table_dir` (see table_path)."""
     for analysis in analyze_all(paths, plugin, options, jobs):
-        yield file_rows(analysis, options.per, plugin.name)
+        yield file_rows(analysis, options.per, table_dir)
 
 
 _worker: tuple[ModelPlugin, ScoreOptions] | None = None

@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 import sys
 from collections.abc import Iterable, Sequence
 from contextlib import ExitStack
@@ -17,12 +18,13 @@ from importlib.util import find_spec
 from pathlib import Path
 from typing import IO, Any, Literal, Protocol
 
+from emolive.engine.analysis import TEXT_FIELDS
 from emolive.engine.errors import EmoliveError
 from emolive.engine.sinks.base import SinkError
 from emolive.engine.sinks.lines import LineWriter
 
 Format = Literal["csv", "jsonl", "parquet"]
-TEXT_COLUMNS = frozenset({"path", "label", "model", "error"})  # the text columns of engine.batch.columns
+TEXT_COLUMNS = frozenset({"path", *TEXT_FIELDS})  # engine.batch.columns' text columns (`path`: to_records' `file`)
 
 
 class OutputError(EmoliveError):
@@ -48,6 +50,22 @@ def format_of(path: str | None) -> Format:
             raise OutputError(f"--out {path}: Parquet needs pyarrow (pip install pyarrow)")
         return "parquet"
     raise OutputError(f"--out {path}: give a .csv, .jsonl or .parquet file name")
+
+
+def check_not_an_input(out: str, inputs: Sequence[str]) -> None:
+    """Refuse an --out that is one of the inputs (a manifest most likely): opening it for the table
+    would empty it before it is read, and its labels would be gone."""
+    if out == "-" or not os.path.exists(out):
+        return
+    for spec in inputs:
+        if os.path.exists(spec) and os.path.samefile(out, spec):
+            raise OutputError(f"--out {out} is also an input ({spec}): write the table to another file")
+
+
+def table_folder(out: str) -> Path | None:
+    """The folder a table's paths are written relative to (engine.batch.table_path): the --out
+    file's, or None for stdout."""
+    return None if out == "-" else Path(out).absolute().parent
 
 
 def output_name(out: str) -> str:

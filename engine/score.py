@@ -44,11 +44,12 @@ def positive_int(text: str) -> int:
 def cmd_score(args: argparse.Namespace) -> int:
     from tqdm import tqdm  # here, not at import: `emolive --help` stays fast
 
-    from emolive.engine.batch import ScoreOptions, collect_inputs, columns, score_all
-    from emolive.engine.row_writers import format_of, open_row_writer
+    from emolive.engine.batch import ScoreOptions, check_windows, collect_inputs, columns, score_all
+    from emolive.engine.row_writers import check_not_an_input, format_of, open_row_writer, table_folder
     from emolive.engine.session import load_model_one_thread
 
     fmt = format_of(args.out)
+    check_not_an_input(args.out, args.paths)
     paths = collect_inputs(args.paths)
     if not paths:
         raise EmoliveError(f"no audio files found in {' '.join(args.paths)}")
@@ -57,6 +58,7 @@ def cmd_score(args: argparse.Namespace) -> int:
         log.warning("--jobs %d: using %d (one process per CPU here, at most one per file)", args.jobs, jobs)
     options = ScoreOptions(model=args.model, window=args.window, hop=args.hop, per=args.per)
     plugin = load_model_one_thread(args.model)
+    check_windows(options, plugin)
     started, failed, done = time.monotonic(), 0, 0
     with ExitStack() as stack:
         stack.enter_context(terminate_as_interrupt())
@@ -65,7 +67,7 @@ def cmd_score(args: argparse.Namespace) -> int:
         bar = stack.enter_context(tqdm(total=len(paths), unit="file", file=sys.stderr, dynamic_ncols=True,
                                        disable=bar_disabled(log.isEnabledFor(logging.INFO))))
         try:
-            for rows in score_all(paths, plugin, options, jobs):
+            for rows in score_all(paths, plugin, options, jobs, table_folder(args.out)):
                 writer.write(rows)
                 done += 1
                 failed += any(row["error"] for row in rows)

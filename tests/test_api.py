@@ -106,6 +106,11 @@ def test_an_array_at_any_rate_and_channel_count_gives_what_the_file_gives(studen
     (np.zeros(16000, np.complex64), {"sample_rate": 16000}, "dtype"),
     ("/no/such/file.wav", {}, "not found"),
     ("/no/such/file.wav", {"sample_rate": 8000}, "sample_rate is for arrays"),
+    # a WAV file's bytes are not samples: not "an audio array of shape ()"
+    (corpus_files("emodb", limit=1)[0].read_bytes(), {"sample_rate": 16000}, r"^\d+ bytes were taken as samples: "
+     "give a file path, or samples .* decode them first"),
+    ((), {}, "^an empty tuple was taken as samples and holds none: give a file path"),
+    ([0.5] * 16000, {}, r"^an array of samples needs its sample rate \(list given without one\): pass sample_rate="),
 ])
 def test_user_errors_raise_the_one_documented_class_with_one_line(student, source, kwargs, match):
     with pytest.raises(emolive.EmoliveError, match=match) as info:
@@ -135,6 +140,8 @@ def test_stream_takes_an_array_in_any_layout(student, clip):
     assert from_array == from_file  # the mean of two equal channels is exact: the same samples
     with pytest.raises(emolive.EmoliveError, match="sample rate"):
         next(emolive.stream(samples, model=student))
+    with pytest.raises(emolive.EmoliveError, match="^a list holding paths was taken as one input: give one file path"):
+        next(emolive.stream([str(path)], model=student))
 
 
 def test_leaving_a_stream_early_stops_the_engine_thread(student):

@@ -140,13 +140,8 @@ def test_a_table_of_file_rows_keeps_no_windows_and_gives_the_same_row(student, l
     lean = analyze_file(long_recording, student, ScoreOptions(per="file"))
     full = analyze_file(long_recording, student, ScoreOptions(per="file", keep_all=True))
     assert lean.windows == [] and lean.turns == [] and len(full.windows) > 5
-    (got,), (want,) = without_clock(file_rows(lean, "file", "student")), without_clock(file_rows(full, "file", "student"))
+    (got,), (want,) = file_rows(lean, "file"), file_rows(full, "file")
     assert got == want  # bit for bit: offline batches are fixed by the audio, not the reader's timing (engine.runner)
-
-
-def without_clock(rows: list[dict]) -> list[dict]:
-    """Rows without the wall-clock and latency fields, which differ from run to run."""
-    return [{k: v for k, v in row.items() if not k.startswith(("wall_", "latency"))} for row in rows]
 
 
 def test_a_recording_longer_than_a_piece_is_the_length_weighted_mean_of_its_pieces(student, long_recording,
@@ -173,3 +168,40 @@ def test_a_recording_longer_than_a_piece_is_the_length_weighted_mean_of_its_piec
     # the same frames (streamed = offline front end, test_features) and the same float32 model
     np.testing.assert_allclose([analysis.whole[n] for n in DIMENSIONS], np.clip(want, 1, 7), atol=1e-5)
     assert analysis.whole["start"] == 0.0 and analysis.whole["end"] == pytest.approx(len(samples) / 16000, abs=0.025)
+
+
+def test_a_batch_table_is_exactly_score_s_table_failed_files_included(student, folder, tmp_path):
+    """`Analyses.to_dataframe(per)` holds the rows and columns `emolive score --per` writes: a damaged
+    file's rows carry its error, an empty file is a row with only its error, a silent file is there."""
+    import pandas
+
+    damaged, empty, silent = tmp_path / "truncated.flac", tmp_path / "empty0.wav", tmp_path / "silence.flac"
+    damaged.write_bytes((folder / "a.flac").read_bytes()[:20000])  # cut part way: libsndfile loses sync
+    empty.write_bytes(b"")
+    sf.write(silent, np.zeros(3 * 16000, np.float32), 16000)
+    files = [folder / "a.flac", damaged, empty, silent]
+    batch = emolive.analyze(files, model=student)
+    for per in ("file", "window", "turn"):
+        out = tmp_path / f"{per}.csv"
+        assert main(["-q", "score", *map(str, files), "--per", per, "--out", str(out)]) == 0
+        scored = pandas.read_csv(out, keep_default_na=False)
+        frame = batch.to_dataframe(per).reset_index()
+        assert list(frame.columns) == ["file", *scored.columns[1:]] and len(frame) == len(scored)
+        assert frame["file"].tolist() == scored["path"].tolist()
+        assert frame["error"].tolist() == scored["error"].tolist()
+        assert pandas.to_numeric(scored["activation"], errors="coerce").tolist() == \
+            pytest.approx(frame["activation"].tolist(), nan_ok=True)
+    rows = batch.to_dataframe("file").reset_index().set_index("file")
+    assert "damaged" in rows.loc[str(damaged), "error"] and np.isfinite(rows.loc[str(damaged), "activation"])
+    assert "cannot read" in rows.loc[str(empty), "error"] and np.isnan(rows.loc[str(empty), "activation"])
+    assert rows.loc[str(silent), "error"] == "" and not rows.loc[str(silent), "speech"]
+
+
+def test_a_table_of_no_known_kind_is_one_error_naming_the_kinds(student, folder):
+    with pytest.raises(emolive.EmoliveError, match="per='bogus': give 'file', 'window' or 'turn'"):
+        emolive.analyze(folder / "a.flac", model=student).to_dataframe("bogus")
+
+
+def test_window_options_that_fit_no_file_raise_instead_of_failing_every_file(student, folder):
+    with pytest.raises(emolive.EmoliveError, match="--hop 0.25 s must be a positive multiple"):
+        emolive.analyze([folder / "a.flac", folder / "b.flac"], model=student, hop=0.25)

@@ -80,7 +80,7 @@ def test_a_manifest_lists_files_relative_to_its_folder(folder, tmp_path):
     assert collect_inputs([manifest]) == [folder / "a" / "two.flac", folder / "a" / "b" / "three.flac",
                                           folder / "a" / "missing.flac"]
     (tmp_path / "bad.csv").write_text("file\nx.wav\n")
-    with pytest.raises(emolive.EmoliveError, match="'path' column"):
+    with pytest.raises(emolive.EmoliveError, match=r"missing column\(s\) path"):
         collect_inputs([tmp_path / "bad.csv"])
 
 
@@ -249,3 +249,122 @@ def test_a_damaged_file_delivers_what_was_read_then_the_error(damaged, tmp_path)
     rows = read_csv(out)
     assert len(rows) == len(partial.windows) and all("damaged" in r["error"] for r in rows)
     assert [float(r["activation"]) for r in rows] == pytest.approx([w["activation"] for w in partial.windows])
+
+
+def test_an_os_error_under_one_file_is_its_row_and_a_bug_stays_a_traceback(folder, tmp_path, monkeypatch):
+    """An OSError while one file is read (here /proc/self/mem's I/O error, and a permission error
+    even root meets on a network share) is that file's row; the batch goes on. A bug is not caught."""
+    import emolive.engine.analysis as analysis
+
+    locked, real_source = folder / "a" / "two.flac", analysis.FileSource
+
+    def file_source(path, **kwargs):
+        if Path(path) == locked:
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_source(path, **kwargs)
+
+    monkeypatch.setattr(analysis, "FileSource", file_source)
+    out = tmp_path / "rows.csv"
+    assert main(["-q", "score", "/proc/self/mem", str(locked), str(folder / "one.flac"), "--out", str(out)]) == 0
+    mem, two, one = read_csv(out)
+    assert "Input/output error" in mem["error"] and mem["activation"] == ""
+    assert two["error"] == f"cannot read {locked}: Permission denied" and two["activation"] == ""
+    assert one["error"] == "" and 1.0 <= float(one["activation"]) <= 7.0
+
+    def buggy_source(path, **kwargs):
+        raise TypeError("a bug")
+
+    monkeypatch.setattr(analysis, "FileSource", buggy_source)
+    with pytest.raises(TypeError, match="a bug"):
+        main(["-q", "score", str(folder / "one.flac"), "--out", str(out)])
+
+
+@pytest.mark.parametrize("content, message", [
+    ("path,speaker\n\xe9t\xe9.wav,s1\n".encode("latin-1"), r"bad\.csv:2: byte 0xe9 is not UTF-8; save the manifest as"),
+    (b"speaker,path\ns1\ns2,one.flac\n", r"bad\.csv:2: 1 field\(s\), the header has 2"),
+    (b"path,speaker\none.flac,s1,extra\n", r"bad\.csv:2: 3 field\(s\), the header has 2"),
+    (b"path,speaker\n,s1\n", r"bad\.csv:2: the path is empty"),
+    (b"file\nx.wav\n", r"missing column\(s\) path; a manifest needs path \(found file\)"),
+    (None, r"bad\.csv: cannot read the manifest \(Input/output error\)"),  # a link to /proc/self/mem
+])
+def test_a_malformed_manifest_is_one_line_naming_the_file_and_line(tmp_path, capsys, content, message):
+    manifest = tmp_path / "bad.csv"
+    if content is None:
+        manifest.symlink_to("/proc/self/mem")
+    else:
+        manifest.write_bytes(content)
+    with pytest.raises(emolive.EmoliveError, match=message):
+        collect_inputs([manifest])
+    assert main(["score", str(manifest)]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("emolive: error: ") and len(err.strip().splitlines()) == 1
+
+
+def test_a_manifest_with_a_byte_order_mark_is_read(folder, tmp_path):
+    """Excel's "CSV UTF-8" starts with a byte-order mark: the first column is still `path`."""
+    manifest = folder / "a" / "excel.csv"
+    manifest.write_bytes("path,emotion\r\ntwo.flac,joie\r\n".encode("utf-8-sig"))
+    assert collect_inputs([manifest]) == [folder / "a" / "two.flac"]
+
+
+def test_a_score_table_read_back_as_a_manifest_finds_its_files(folder, tmp_path, monkeypatch, one_torch_thread):
+    """Paths given relative to the current folder are written relative to the table's folder, as a
+    manifest's are read; an absolute path stays as it is; on stdout, paths stay as given."""
+    (tmp_path / "mix").mkdir()
+    (tmp_path / "results").mkdir()
+    shutil.copy(folder / "one.flac", tmp_path / "mix" / "ref.flac")
+    monkeypatch.chdir(tmp_path)
+    assert main(["-q", "score", "mix/ref.flac", str(folder / "a" / "two.flac"), "--out", "results/r.csv"]) == 0
+    first = read_csv(tmp_path / "results" / "r.csv")
+    assert [r["path"] for r in first] == [os.path.join("..", "mix", "ref.flac"), str(folder / "a" / "two.flac")]
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    assert main(["-q", "score", "../results/r.csv", "--out", "again.csv"]) == 0
+    again = read_csv(tmp_path / "elsewhere" / "again.csv")
+    assert [r["error"] for r in again] == ["", ""]
+    assert [r["activation"] for r in again] == [r["activation"] for r in first]
+    assert [r["path"] for r in again] == [os.path.join("..", "mix", "ref.flac"), str(folder / "a" / "two.flac")]
+
+
+@pytest.mark.parametrize("options", [["--per", "window", "--hop", "0.25"], ["--window", "0.01"], ["--hop", "nan"],
+                                     ["--jobs", "2", "--window", "61"]])
+def test_window_options_that_fit_no_file_fail_once_before_any_row(folder, tmp_path, capsys, options):
+    out = tmp_path / "rows.csv"
+    assert main(["score", str(folder / "one.flac"), str(folder / "a" / "two.flac"), *options, "--out", str(out)]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("emolive: error: --") and len(err.splitlines()) == 1
+    assert not out.exists()
+
+
+def test_an_output_that_is_one_of_the_inputs_is_refused(folder, tmp_path, capsys):
+    manifest = tmp_path / "labels.csv"
+    text = f"path,emotion\n{folder / 'one.flac'},anger\n"
+    manifest.write_text(text)
+    spelled_otherwise = str(tmp_path / ".." / tmp_path.name / "labels.csv")
+    assert main(["score", str(manifest), "--out", spelled_otherwise]) == 1
+    assert capsys.readouterr().err.strip() == (f"emolive: error: --out {spelled_otherwise} is also an input "
+                                               f"({manifest}): write the table to another file")
+    assert manifest.read_text() == text
+
+
+def test_a_file_without_a_speech_turn_still_has_its_row(tmp_path, one_torch_thread):
+    """--per turn: a recording with no speech turn is one row, its span with `speech` False and no
+    estimates (no error: it was read whole), as emolive.analyze's table gives it."""
+    import soundfile as sf
+
+    from tests.conftest import read_audio
+
+    quiet, spoken = tmp_path / "quiet.flac", tmp_path / "spoken.flac"
+    sf.write(quiet, np.zeros(3 * 16000, np.float32), 16000)
+    sf.write(spoken, read_audio(corpus_files("ravdess", limit=1)[0]), 16000)
+    out = tmp_path / "turns.csv"
+    assert main(["-q", "score", str(quiet), str(spoken), "--per", "turn", "--out", str(out)]) == 0
+    rows = read_csv(out)
+    assert [Path(r["path"]).name for r in rows] == ["quiet.flac", "spoken.flac"]
+    assert rows[0]["speech"] == "False" and rows[0]["error"] == "" and rows[0]["model"] == "student"
+    assert float(rows[0]["end"]) == pytest.approx(3.0, abs=0.025)
+    assert rows[0]["activation"] == rows[0]["label"] == rows[0]["p_sad"] == ""
+    assert rows[1]["speech"] == "True" and float(rows[1]["activation"]) > 0
+    records = emolive.analyze(quiet).to_records("turn")
+    assert [{k: str(v) for k, v in r.items() if k != "file"} for r in records] == \
+        [{k: v for k, v in rows[0].items() if k != "path"}]

@@ -1,51 +1,18 @@
 """Label tables on disk: a CSV with required columns, read as numbered rows for error messages.
 
-A table comes from people and their spreadsheets, so every way it can be malformed is one
-`TrainerError` line naming the file and line: not readable, not UTF-8 (the byte's line), a
-missing required column, a row with more or fewer fields than the header. A UTF-8 byte-order
-mark (what Excel writes in "CSV UTF-8") is accepted and dropped.
+The reading is the engine's (engine/tables.py: UTF-8 with or without a byte-order mark, every
+malformed row one line naming its file and line); here its errors are `TrainerError`s, which
+`trainer`'s CLI reports as one line.
 """
 from __future__ import annotations
 
-import csv
-import io
 from pathlib import Path
 from typing import Iterator
 
+from emolive.engine import tables
 from emolive.trainer.errors import TrainerError
 
 
-def read_text(path: Path) -> str:
-    """The file as text: UTF-8, with or without a byte-order mark; anything else names its line."""
-    try:
-        data = path.read_bytes()
-    except OSError as err:
-        raise TrainerError(f"{path}: cannot read the table ({err.strerror})") from None
-    try:
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError as err:
-        line = data[:err.start].count(b"\n") + 1
-        raise TrainerError(f"{path}:{line}: byte 0x{data[err.start]:02x} is not UTF-8; save the table as "
-                           f"UTF-8 (e.g. 'CSV UTF-8' in a spreadsheet)") from None
-
-
 def csv_rows(path: Path, required: tuple[str, ...]) -> Iterator[tuple[int, dict[str, str]]]:
-    """(line number, row) for each data row; a missing required column is a clear error up front.
-
-    Every row has exactly the header's fields (a value with a comma must be quoted); blank lines
-    are skipped. The line number is the row's last line in the file.
-    """
-    reader = csv.DictReader(io.StringIO(read_text(path), newline=""))
-    try:
-        header = reader.fieldnames or []
-        missing = [c for c in required if c not in header]
-        if missing:
-            raise TrainerError(f"{path}: missing column(s) {', '.join(missing)}; need {', '.join(required)}")
-        for row in reader:
-            if None in row or None in row.values():
-                fields = len(header) + len(row.get(None, ())) - sum(v is None for v in row.values())
-                raise TrainerError(f"{path}:{reader.line_num}: {fields} field(s), the header has {len(header)}; "
-                                   f"quote a value that holds a comma")
-            yield reader.line_num, row
-    except csv.Error as err:
-        raise TrainerError(f"{path}:{reader.line_num}: not a CSV row ({err})") from None
+    """(line number, row) for each data row of a label table with the `required` columns."""
+    return tables.csv_rows(path, required, "table", TrainerError)

@@ -1,0 +1,55 @@
+"""CSV tables people make (manifests, label tables, score tables read back), read as numbered rows.
+
+A table comes from people and their spreadsheets, so every way it can be malformed is one error
+line naming the file and line: not readable, not UTF-8 (the byte's line), a missing required
+column, a row with more or fewer fields than the header. A UTF-8 byte-order mark (what Excel
+writes in "CSV UTF-8") is accepted and dropped. The engine (`emolive score`'s manifests) and the
+trainer (its label tables) read them alike, each raising its own error class.
+"""
+from __future__ import annotations
+
+import csv
+import io
+from pathlib import Path
+from typing import Iterator
+
+from emolive.engine.errors import EmoliveError
+
+
+def read_text(path: Path, what: str, error: type[EmoliveError]) -> str:
+    """The file as text: UTF-8, with or without a byte-order mark; anything else is `error`
+    naming the line (`what` names the kind of table in the advice)."""
+    try:
+        data = path.read_bytes()
+    except OSError as err:
+        raise error(f"{path}: cannot read the {what} ({err.strerror or err})") from None
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as err:
+        line = data[:err.start].count(b"\n") + 1
+        raise error(f"{path}:{line}: byte 0x{data[err.start]:02x} is not UTF-8; save the {what} as "
+                    f"UTF-8 (e.g. 'CSV UTF-8' in a spreadsheet)") from None
+
+
+def csv_rows(path: Path, required: tuple[str, ...], what: str,
+             error: type[EmoliveError]) -> Iterator[tuple[int, dict[str, str]]]:
+    """(line number, row) for each data row; a missing required column is `error` up front.
+
+    Every row has exactly the header's fields (a value with a comma must be quoted); blank lines
+    are skipped. The line number is the row's last line in the file.
+    """
+    reader = csv.DictReader(io.StringIO(read_text(path, what, error), newline=""))
+    try:
+        header = reader.fieldnames or []
+        missing = [c for c in required if c not in header]
+        if missing:
+            raise error(f"{path}: missing column(s) {', '.join(missing)}; a {what} needs {', '.join(required)} "
+                        f"(found {', '.join(header) or 'no header'})")
+        for row in reader:
+            if None in row or None in row.values():
+                fields = len(header) + len(row.get(None, ())) - sum(v is None for v in row.values())
+                raise error(f"{path}:{reader.line_num}: {fields} field(s), the header has {len(header)}; "
+                            f"quote a value that holds a comma")
+            yield reader.line_num, row
+    except csv.Error as err:
+        raise error(f"{path}:{reader.line_num}: not a CSV row ({err})") from None
