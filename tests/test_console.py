@@ -118,3 +118,6 @@ def test_raw_pcm_on_stdin_at_44k1_stereo_is_resampled_and_mixed(clip):
     torn = run_emolive("stream", "--source", "-", "--no-publish", "--raw-format", "s16le", "--channels", "2",
                        stdin=pcm[:-2])
     assert torn.returncode == 1 and b"middle of a frame" in torn.stderr and b"2 channels" in torn.stderr
+    empty = run_emolive("-q", "stream", "--source", "-", "--no-publish", "--json", stdin=b"")
+    # like an empty file: an error, not a successful recording of nothing
+    assert empty.returncode == 1 and empty.stdout == b"" and b"ended before any audio" in empty.stderr

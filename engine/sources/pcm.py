@@ -72,8 +72,13 @@ class RawPcmSource(AudioSource):
     def _read_blocks(self) -> Iterator[np.ndarray]:
         blocks = read_pcm(self._stream.fileno(), self.sample_format, self.block_size * self.channels, None,
                           self.description, channels=self.channels)
+        heard = False
         for block in blocks:
+            heard = heard or len(block) > 0
             yield self._convert(block.reshape(-1, self.channels))
+        if not heard:  # as an empty file is an error, not a recording of nothing
+            raise AudioSourceError(f"{self.description}: the stream ended before any audio; pipe PCM into it, "
+                                   "e.g. arecord -f FLOAT_LE -r 16000 -c 1 | emolive stream --source -")
         yield self._convert(np.zeros((0, self.channels), np.float32), last=True)  # the resampler's tail
 
     def close(self) -> None:
