@@ -24,6 +24,7 @@ from emolive.engine.errors import EmoliveError
 from emolive.engine.plugin import ModelPlugin
 from emolive.engine.session import load_model_one_thread
 from emolive.engine.sources.decoders import AUDIO_EXTENSIONS
+from emolive.engine.sources.trim import SpanError
 from emolive.engine.tables import csv_rows
 from emolive.engine.windows import WindowError, WindowSpec
 
@@ -90,13 +91,13 @@ def check_windows(options: ScoreOptions, plugin: ModelPlugin) -> None:
 def analyze_file(path: Path, plugin: ModelPlugin, options: ScoreOptions) -> Analysis:
     """One file's analysis; an error of this file (unreadable, damaged, empty, failing under the
     decoder with an OSError) is in its `error`, beside the estimates of the audio read before it.
-    Window options that fit no file raise: they are the batch's error, not this file's."""
+    Window or span options that fit no file raise: they are the batch's error, not this file's."""
     try:
         return analyze_input(path, plugin, window=options.window, hop=options.hop, start=options.start,
                              end=options.end, rows=options.rows)
     except PartialAnalysis as exc:  # damaged part way: what was read, naming the damage
         return exc.analysis
-    except WindowError:
+    except (WindowError, SpanError):
         raise
     except EmoliveError as exc:
         return Analysis.of(plugin, str(path), " ".join(str(exc).split()))

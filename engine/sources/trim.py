@@ -14,13 +14,25 @@ import numpy as np
 from emolive.engine.sources.base import SAMPLE_RATE, AudioSource, AudioSourceError
 
 
+class SpanError(AudioSourceError):
+    """A `start`/`end` that fits no input at all: the caller's to fix, whichever input it came with."""
+
+
+def check_span(start: float, end: float | None, what: str) -> None:
+    """0 <= start < end (end None: to the input's end), both finite."""
+    if not (math.isfinite(start) and start >= 0) or (end is not None and not (math.isfinite(end) and end > start)):
+        raise SpanError(f"{what}: start={start!r}, end={end!r}; give 0 <= start < end")
+
+
 class TrimmedSource(AudioSource):
     """The samples of `source` from `start` seconds up to `end` seconds (None: to its end)."""
 
     def __init__(self, source: AudioSource, start: float = 0.0, end: float | None = None) -> None:
-        if not (math.isfinite(start) and start >= 0) or (end is not None and not (math.isfinite(end) and end > start)):
+        try:
+            check_span(start, end, source.description)
+        except SpanError:
             source.close()
-            raise AudioSourceError(f"{source.description}: start={start!r}, end={end!r}; give 0 <= start < end")
+            raise
         super().__init__(f"{source.description} from {start:g} s" + ("" if end is None else f" to {end:g} s"))
         self._source, self.start = source, start
         self._first = round(start * SAMPLE_RATE)
