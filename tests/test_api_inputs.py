@@ -62,3 +62,24 @@ def test_every_layout_and_array_like_gives_the_same_windows(model, speech):
     assert len(u8) == len(want)
     # 8-bit quantisation moves the estimates a little, never to a "non-finite" error or silence
     assert any(w["speech"] for w in u8)
+
+
+def test_an_array_whose_time_axis_is_unclear_is_refused_and_its_transpose_read(model, speech):
+    """(40, frames) is neither channels first (at most 32) nor a recording (40 frames of more
+    channels): read as the latter it gave no estimate and no error."""
+    mono = speech[: 16000 * 4]
+    forty = np.tile(mono, (40, 1))
+    with pytest.raises(emolive.EmoliveError, match=rf"shape \(40, {len(mono)}\).*samples\.T") as err:
+        emolive.analyze(forty, sample_rate=16000, model=model)
+    assert "\n" not in str(err.value)
+    # 40 equal 16-bit samples sum and divide back exactly in float32: the mono estimates
+    want = [w["activation"] for w in emolive.analyze(mono, sample_rate=16000, model=model).windows]
+    assert want and [w["activation"] for w in emolive.analyze(forty.T, sample_rate=16000, model=model).windows] == want
+
+
+def test_a_float64_sample_beyond_float32_is_out_of_range(model, speech):
+    samples = speech.astype(np.float64)
+    samples[20000] = -1e40
+    with pytest.raises(emolive.EmoliveError, match="out of range at 1.250 s") as err:
+        emolive.analyze(samples, sample_rate=16000, model=model)
+    assert "\n" not in str(err.value) and "non-finite" not in str(err.value)

@@ -1,27 +1,33 @@
 """Phone, browser and video-call recordings (.webm, .m4a, .mp4, .mp3) are read in every entry point,
-and a damaged or truncated file is reported, never silently cut.
+and a damaged or truncated file of any format is reported after every sample it holds, never
+silently cut; an intact file never is.
 
-The containers are encoded here with PyAV's own FFmpeg from real speech, so the test knows what
-each file must decode to.
+The files are encoded here from real speech (containers with PyAV's own FFmpeg, libsndfile's
+formats with soundfile), so the test knows what each must decode to.
 """
 from __future__ import annotations
 
 import csv
 import io
 import json
+import os
+import shutil
+import struct
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import av
 import numpy as np
 import pytest
+import soundfile as sf
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import emolive
 from tests.conftest import corpus_files, read_audio
-from emolive.engine.sources import FileSource
+from emolive.engine.sources import AudioSourceError, FileSource
 from emolive.trainer.data import FeatureCache
 from emolive.trainer.data.cache import load_audio
 
@@ -34,6 +40,20 @@ CONTAINERS = [("call.webm", "webm", "libopus", 48000, 1), ("phone.m4a", "ipod", 
 # stereo) to .9999; PyAV's wheel carries its own FFmpeg, so the decoders are the same on any CPU.
 MIN_CORRELATION = 0.95
 MAX_DELAY = 2048  # encoder priming FFmpeg keeps at the start (AAC: 1024 samples at the codec's rate)
+# the video containers a folder search takes too, with the audio such files carry: (file name, container, codec, rate)
+VIDEOS = [("lecture.avi", "avi", "pcm_s16le", 16000), ("broadcast.ts", "mpegts", "aac", 48000),
+          ("dvd.mpg", "mpeg", "mp2", 48000), ("clip.m4v", "ipod", "aac", 44100)]
+# (file name, format, subtype) of the files libsndfile reads: the lossless ones and Ogg
+SNDFILE_FORMATS = [("speech.wav", "WAV", "PCM_16"), ("float.wav", "WAV", "FLOAT"), ("speech.aiff", "AIFF", "PCM_16"),
+                   ("speech.w64", "W64", "PCM_16"), ("speech.rf64", "RF64", "PCM_16"), ("speech.caf", "CAF", "PCM_16"),
+                   ("speech.ogg", "OGG", "VORBIS"), ("speech.opus", "OGG", "OPUS"), ("speech.flac", "FLAC", "PCM_16")]
+# intact WAV headers as writers leave them, (RIFF size, data size) -> what they write: the "unknown"
+# sizes of writers that cannot seek back (ffmpeg and sox writing to a pipe), and sizes that count a
+# chunk's own header or a pad byte the file lacks
+WAV_HEADER_QUIRKS = {"ffmpeg to a pipe": lambda riff, data: (0xFFFFFFFF, 0xFFFFFFFF),
+                     "sox to a pipe": lambda riff, data: (0x7FFFF024, 0x7FFFF000),
+                     "RIFF counting its own header": lambda riff, data: (riff + 8, data),
+                     "data counting a pad byte": lambda riff, data: (riff + 1, data + 1)}
 
 
 def encode(path: Path, samples: np.ndarray, container: str, codec: str, rate: int, channels: int) -> Path:
@@ -163,3 +183,143 @@ def test_a_mangled_container_gives_estimates_or_one_error_never_a_crash(recordin
         assert "\n" not in str(exc).strip()
         return
     assert all(1 <= w["activation"] <= 7 for w in result.windows)
+
+
+@pytest.fixture(scope="module")
+def sndfile_recordings(tmp_path_factory, original) -> dict[str, Path]:
+    folder = tmp_path_factory.mktemp("sndfile")
+    for name, container, subtype in SNDFILE_FORMATS:
+        sf.write(folder / name, original, 16000, format=container, subtype=subtype)
+    return {name: folder / name for name, *_ in SNDFILE_FORMATS}
+
+
+def streamed(path: Path) -> tuple[np.ndarray, AudioSourceError | None]:
+    """Every sample a FileSource delivers from `path` in analyze's 1 s reads, and the error it ends with."""
+    blocks, error = [], None
+    with FileSource(path, block_size=16000) as source:
+        try:
+            blocks.extend(source.blocks())
+        except AudioSourceError as exc:
+            error = exc
+    return np.concatenate(blocks) if blocks else np.zeros(0, np.float32), error
+
+
+def cut(path: Path, folder: Path, fraction: float) -> Path:
+    """The first `fraction` of `path`'s bytes, as a download or copy that stopped part way leaves it."""
+    data = path.read_bytes()
+    (folder / path.name).write_bytes(data[:int(len(data) * fraction)])
+    return folder / path.name
+
+
+@pytest.mark.parametrize("name", [f[0] for f in SNDFILE_FORMATS])
+def test_each_intact_sndfile_format_streams_whole_without_error(sndfile_recordings, name):
+    decoded, error = streamed(sndfile_recordings[name])
+    assert error is None
+    np.testing.assert_array_equal(decoded, sf.read(sndfile_recordings[name], dtype="float32")[0])
+
+
+@pytest.mark.parametrize("name", [f[0] for f in SNDFILE_FORMATS])
+def test_a_cut_file_of_each_sndfile_format_is_reported_after_the_audio_it_holds(sndfile_recordings, tmp_path, name):
+    """libsndfile reads a cut WAV, AIFF, W64, RF64 or Ogg file to its end without an error (a cut CAF
+    it cannot open: FFmpeg reads it); the decoder must say so once the audio it holds is out."""
+    damaged = cut(sndfile_recordings[name], tmp_path, 0.55)
+    decoded, error = streamed(damaged)
+    assert error is not None and "\n" not in str(error) and f"{damaged} is damaged" in str(error)
+    intact = sf.read(sndfile_recordings[name], dtype="float32")[0]
+    # each codec decodes a stream's start alike whatever follows it: the intact file's first samples;
+    # 55 % of the bytes held 49 % (Vorbis) to 57 % (FLAC) of this speech's samples
+    assert 0.4 < len(decoded) / len(intact) < 0.6
+    np.testing.assert_array_equal(decoded, intact[:len(decoded)])
+
+
+def test_a_cut_wav_is_an_error_in_every_entry_point_after_its_estimates(sndfile_recordings, original, tmp_path):
+    damaged = cut(sndfile_recordings["speech.wav"], tmp_path, 0.5)
+    declared = f"of the {len(original) / 16000:.2f} s its header declares"
+    with pytest.raises(emolive.PartialAnalysis, match=f"truncated: its audio ends at .* {declared}") as caught:
+        emolive.analyze(damaged)
+    assert caught.value.analysis.windows and declared in caught.value.analysis.error
+    score = subprocess.run([EMOLIVE, "score", str(damaged)], capture_output=True, text=True, timeout=300)
+    [row] = csv.DictReader(io.StringIO(score.stdout))
+    assert declared in row["error"] and float(row["end"]) > len(original) / 16000 * 0.4
+    stream = subprocess.run([EMOLIVE, "stream", "--no-publish", "--json", "--source", str(damaged)],
+                            capture_output=True, text=True, timeout=300)
+    assert stream.returncode == 1 and [json.loads(line) for line in stream.stdout.splitlines()]
+    assert declared in stream.stderr.splitlines()[-1] and "Traceback" not in stream.stderr
+
+
+def test_a_cut_flac_keeps_every_frame_that_decodes(tmp_path):
+    """libsndfile fails a whole read that meets the damage: in 1 s reads, half of this 2.39 s clip
+    gave 1.0 s, though reading it a frame at a time decodes 1.28 s."""
+    damaged = cut(corpus_files("ravdess", limit=1)[0], tmp_path, 0.5)
+    frames = []
+    with sf.SoundFile(damaged) as flac, pytest.raises(sf.SoundFileError):
+        while True:
+            frames.append(flac.read(1, dtype="float32"))
+    decodable = np.concatenate(frames)
+    decoded, error = streamed(damaged)
+    assert len(decodable) > 16000
+    np.testing.assert_array_equal(decoded, decodable)
+    assert f"is damaged: its audio cannot be decoded past {len(decodable) / 16000:.2f} s" in str(error)
+
+
+@pytest.mark.parametrize("quirk", sorted(WAV_HEADER_QUIRKS))
+def test_an_intact_wav_whatever_its_writer_put_in_the_sizes_is_read_whole(sndfile_recordings, tmp_path, quirk):
+    data = bytearray(sndfile_recordings["speech.wav"].read_bytes())
+    at = data.index(b"data") + 4
+    (riff,), (size,) = struct.unpack("<I", data[4:8]), struct.unpack("<I", data[at:at + 4])
+    riff, size = WAV_HEADER_QUIRKS[quirk](riff, size)
+    data[4:8], data[at:at + 4] = struct.pack("<I", riff), struct.pack("<I", size)
+    (tmp_path / "quirk.wav").write_bytes(bytes(data))
+    decoded, error = streamed(tmp_path / "quirk.wav")
+    assert error is None
+    np.testing.assert_array_equal(decoded, sf.read(sndfile_recordings["speech.wav"], dtype="float32")[0])
+
+
+def test_a_flac_that_does_not_declare_its_length_is_read_whole(sndfile_recordings, tmp_path):
+    """A FLAC written to a pipe leaves STREAMINFO's sample count 0, 'unknown' (its 36 bits end the
+    header's bytes 13-17, after 'fLaC' and the 4-byte block header); libsndfile then fails at its end."""
+    data = bytearray(sndfile_recordings["speech.flac"].read_bytes())
+    assert data[:4] == b"fLaC" and data[4] & 0x7F == 0  # STREAMINFO first, as the format requires
+    data[21] &= 0xF0
+    data[22:26] = bytes(4)
+    (tmp_path / "piped.flac").write_bytes(bytes(data))
+    decoded, error = streamed(tmp_path / "piped.flac")
+    assert error is None
+    np.testing.assert_array_equal(decoded, sf.read(sndfile_recordings["speech.flac"], dtype="float32")[0])
+
+
+@pytest.fixture
+def open_folder():
+    """A folder every user may enter (pytest's tmp_path is its owner's alone)."""
+    folder = Path(tempfile.mkdtemp(prefix="emolive-"))
+    folder.chmod(0o755)
+    yield folder
+    shutil.rmtree(folder)
+
+
+def as_a_user_bound_by_modes() -> list[str]:
+    """The command prefix under which a mode-000 file cannot be opened: none for a user; root reads
+    anything, so it runs the command as nobody."""
+    if os.geteuid() != 0:
+        return []
+    if shutil.which("setpriv") is None:
+        pytest.skip("root without setpriv: no user here whom a file's mode stops")
+    return ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
+
+
+def test_a_file_without_read_permission_is_one_error_line(sndfile_recordings, open_folder):
+    locked = open_folder / "locked.wav"
+    shutil.copyfile(sndfile_recordings["speech.wav"], locked)
+    locked.chmod(0)
+    result = subprocess.run([*as_a_user_bound_by_modes(), EMOLIVE, "stream", "--no-publish", "--source", str(locked)],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert result.stderr.splitlines()[-1] == f"emolive: error: cannot read {locked}: Permission denied"
+
+
+def test_a_folder_search_reads_the_audio_of_video_files(original, tmp_path):
+    for name, container, codec, rate in VIDEOS:
+        encode(tmp_path / name, original, container, codec, rate, 1)
+    batch = emolive.analyze(tmp_path)
+    assert sorted(Path(analysis.file).name for analysis in batch) == sorted(video[0] for video in VIDEOS)
+    assert all(analysis.error == "" and analysis.whole["end"] >= len(original) / 16000 - 0.05 for analysis in batch)

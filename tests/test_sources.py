@@ -270,15 +270,36 @@ def test_bad_files_are_one_line_errors(tmp_path):
         assert_one_line_error(excinfo, fragment, name)
 
 
-def test_non_finite_samples_are_reported_with_their_time(tmp_path):
-    audio = np.zeros(16000, np.float32)
-    audio[8000] = np.nan
+def delivered_until_error(source) -> tuple[np.ndarray, pytest.ExceptionInfo]:
+    """Every sample `source` delivers before its AudioSourceError, and that error."""
+    blocks = []
+    with source, pytest.raises(AudioSourceError) as excinfo:
+        for block in source.blocks():
+            blocks.append(block)
+    return np.concatenate(blocks), excinfo
+
+
+def test_non_finite_samples_are_reported_with_their_time_after_every_sample_before_them(tmp_path):
+    audio = speech(1)
+    audio[20000] = np.nan  # 1.25 s: a quarter into analyze's second 1 s read
     sf.write(tmp_path / "nan.wav", audio, 16000, subtype="FLOAT")
-    source = FileSource(tmp_path / "nan.wav", block_size=3000)
-    with pytest.raises(AudioSourceError) as excinfo:
-        collect(source)
-    assert_one_line_error(excinfo, "non-finite", "0.500 s")
-    assert source.stats.samples == 6000  # the blocks before it were delivered
+    source = FileSource(tmp_path / "nan.wav", block_size=16000)
+    delivered, excinfo = delivered_until_error(source)
+    assert_one_line_error(excinfo, "non-finite", "1.250 s")
+    np.testing.assert_array_equal(delivered, audio[:20000])
+    assert source.stats.samples == 20000
+
+
+def test_a_64_bit_sample_beyond_float32_is_out_of_range_not_non_finite(tmp_path):
+    """A DOUBLE file may hold 1e40, which float32 cannot: the cast would make it Inf, and the error
+    would blame a NaN or Inf the file does not hold."""
+    audio = speech(1).astype(np.float64)
+    audio[20000] = 1e40
+    sf.write(tmp_path / "huge.wav", audio, 16000, subtype="DOUBLE")
+    delivered, excinfo = delivered_until_error(FileSource(tmp_path / "huge.wav", block_size=16000))
+    assert_one_line_error(excinfo, "huge.wav", "out of range at 1.250 s")
+    assert "non-finite" not in str(excinfo.value)
+    np.testing.assert_array_equal(delivered, audio[:20000].astype(np.float32))
 
 
 # ---- GStreamer ----

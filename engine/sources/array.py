@@ -8,7 +8,8 @@ from collections.abc import Iterator
 
 import numpy as np
 
-from emolive.engine.sources.base import DEFAULT_BLOCK_SIZE, SAMPLE_RATE, AudioSource, AudioSourceError, ToMono16k
+from emolive.engine.sources.base import (DEFAULT_BLOCK_SIZE, SAMPLE_RATE, AudioSource, AudioSourceError, ToMono16k,
+                                         narrow_to_float32, out_of_range)
 
 
 MAX_CHANNELS = 32  # a 2-D array's axis this short or shorter, and shorter than the other, holds channels
@@ -17,7 +18,8 @@ MAX_CHANNELS = 32  # a 2-D array's axis this short or shorter, and shorter than 
 class ArraySource(AudioSource):
     """Samples shaped (frames,), (frames, channels) as soundfile gives them, or (channels, frames) as
     librosa and torchaudio do (the shorter axis, of at most 32, is channels), at `sample_rate` Hz.
-    Any array-like works: a list, a torch tensor (copied to the CPU)."""
+    Any array-like works: a list, a torch tensor (copied to the CPU). Samples are checked before any
+    work: a value beyond float32's range is refused, as is an array whose time axis is unclear."""
 
     at_hand = True
 
@@ -26,14 +28,13 @@ class ArraySource(AudioSource):
         if samples.ndim not in (1, 2) or samples.size == 0:
             raise AudioSourceError(f"audio array of shape {samples.shape}: give (frames,), (frames, channels) or "
                                    "(channels, frames) with at least one sample")
-        if samples.ndim == 2 and samples.shape[0] <= MAX_CHANNELS and samples.shape[0] < samples.shape[1]:
-            samples = samples.T  # channels first
+        samples = _frames_first(samples)
         if samples.dtype == np.bool_ or not (np.issubdtype(samples.dtype, np.floating)
                                              or np.issubdtype(samples.dtype, np.integer)):
             raise AudioSourceError(f"audio array of dtype {samples.dtype}: give float or integer samples")
         self._convert = ToMono16k(sample_rate, "audio array")  # checks the rate
         super().__init__(f"array of {samples.shape[0]} frames at {self._convert.rate:g} Hz")
-        self._samples = _as_float(samples)
+        self._samples = _as_float(samples, self._convert.rate)
         self._read_frames = max(1, round(block_size * self._convert.rate / SAMPLE_RATE))
 
     def _read_blocks(self) -> Iterator[np.ndarray]:
@@ -55,12 +56,30 @@ def as_array(samples: object) -> np.ndarray:
         raise AudioSourceError(f"audio of type {type(samples).__name__} is not an array of samples ({exc})") from None
 
 
-def _as_float(samples: np.ndarray) -> np.ndarray:
+def _frames_first(samples: np.ndarray) -> np.ndarray:
+    """A 2-D array as (frames, channels): the shorter axis is channels if it has at most MAX_CHANNELS.
+    A first axis longer than that but shorter than the second is refused rather than read as frames:
+    more channels than frames is no recording, and its empty result would say nothing."""
+    if samples.ndim != 2 or samples.shape[0] >= samples.shape[1]:
+        return samples
+    if samples.shape[0] > MAX_CHANNELS:
+        rows, columns = samples.shape
+        raise AudioSourceError(f"audio array of shape {samples.shape}: neither {rows} channels (channels first "
+                               f"allows at most {MAX_CHANNELS}) nor {rows} frames of {columns} channels; give "
+                               "(frames, channels), e.g. samples.T")
+    return samples.T
+
+
+def _as_float(samples: np.ndarray, rate: float) -> np.ndarray:
     """Integer PCM scaled to [-1, 1) by its type's range, as soundfile does when it reads int files;
-    unsigned PCM (8-bit WAV's format) is offset binary: its middle value is silence."""
+    unsigned PCM (8-bit WAV's format) is offset binary: its middle value is silence. Floats at `rate`
+    Hz become float32, a value beyond its range an error naming when."""
     if np.issubdtype(samples.dtype, np.unsignedinteger):
         half = np.float32(np.iinfo(samples.dtype).max // 2 + 1)
         return (samples.astype(np.float32) - half) / half
     if np.issubdtype(samples.dtype, np.integer):
         return samples.astype(np.float32) / np.float32(-np.iinfo(samples.dtype).min)
-    return samples.astype(np.float32, copy=False)
+    narrowed, beyond = narrow_to_float32(samples)
+    if beyond is not None:
+        raise out_of_range("audio array", beyond / rate)
+    return narrowed

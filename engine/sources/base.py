@@ -35,6 +35,25 @@ class AudioSourceError(EmoliveError):
     """A problem the user can fix (no device, bad file, failing pipeline); its text is one line."""
 
 
+def narrow_to_float32(samples: np.ndarray) -> tuple[np.ndarray, int | None]:
+    """`samples` as float32, and the first frame (row) that held a finite value float32 cannot hold (a
+    64-bit float beyond ±3.4e38), None if none: the cast makes it Inf, and the NaN/Inf check after it
+    would blame the input for a value it does not hold."""
+    with np.errstate(over="ignore"):
+        narrowed = samples.astype(np.float32, copy=False)
+    if narrowed.dtype == samples.dtype:
+        return narrowed, None
+    overflowed = np.isinf(narrowed) & np.isfinite(samples)
+    rows = overflowed.any(axis=1) if overflowed.ndim == 2 else overflowed
+    return narrowed, int(np.argmax(rows)) if rows.any() else None
+
+
+def out_of_range(what: str, at_s: float) -> AudioSourceError:
+    """The error for a sample narrow_to_float32 found beyond float32's range, at `at_s` seconds."""
+    return AudioSourceError(f"{what}: sample out of range at {at_s:.3f} s (beyond float32's ±3.4e38; "
+                            "audio samples lie within ±1)")
+
+
 @dataclass(frozen=True)
 class SourceStats:
     """A snapshot of what a source has delivered and what it had to drop."""
@@ -51,7 +70,8 @@ class AudioSource(Closing):
 
     Blocks are non-empty 1-D arrays whose length may vary (resamplers and pipes do not keep
     block boundaries), so consumers must buffer, not assume a fixed size. Every block is
-    checked for NaN/Inf here, once, so no implementation can forget it.
+    checked for NaN/Inf here, once, so no implementation can forget it; the samples before
+    the first one are delivered, as a damaged file's are.
     """
 
     description: str
@@ -68,14 +88,15 @@ class AudioSource(Closing):
     def blocks(self) -> Iterator[np.ndarray]:
         """Yield validated blocks until the source ends; raise AudioSourceError on failure."""
         for block in self._read_blocks():
-            if block.size == 0:
-                continue
-            if not np.isfinite(block).all():
-                at = (self._samples_out + int(np.argmin(np.isfinite(block)))) / SAMPLE_RATE
+            finite = np.isfinite(block)
+            usable = block if finite.all() else block[:int(np.argmin(finite))]
+            if usable.size:
+                self._blocks_out += 1
+                self._samples_out += usable.size
+                yield usable
+            if usable.size < block.size:
+                at = self._samples_out / SAMPLE_RATE
                 raise AudioSourceError(f"{self.description}: non-finite sample (NaN or Inf) at {at:.3f} s")
-            self._blocks_out += 1
-            self._samples_out += block.size
-            yield block
 
     @property
     def stats(self) -> SourceStats:

@@ -6,31 +6,54 @@ at the first bad frame without saying so. So libsndfile reads what it recognises
 audio; everything else goes to FFmpeg through PyAV, whose wheels carry their own FFmpeg (no
 system codec packages). The choice is made on the content, not the file name.
 
-A decoder never cuts silently: FFmpeg decodes past a damaged packet, and once the file ends the
-damage (packets it could not decode, or audio ending before the length the header declares) is
-raised as one AudioSourceError, after every sample that could be read has been delivered.
+A decoder never cuts silently: FFmpeg decodes past a damaged packet, libsndfile's reads are retried
+in smaller pieces up to the damage, and once the audio ends the damage (what could not be decoded,
+or audio ending before the length the header declares) is raised as one AudioSourceError, after
+every sample that could be read has been delivered. libsndfile itself reads a cut WAV, AIFF or Ogg
+file to its end without a word: it only notes, in the log it keeps of the header, a chunk that
+declares more bytes than the file holds or an Ogg stream without its end mark, so that log is read.
 """
 from __future__ import annotations
 
 import abc
 import os
+import re
 from collections.abc import Iterator
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
 import numpy as np
 import soundfile as sf
 
 from emolive.engine.closing import Closing
-from emolive.engine.sources.base import AudioSourceError
+from emolive.engine.sources.base import AudioSourceError, narrow_to_float32, out_of_range
+
+if TYPE_CHECKING:
+    import av
 
 AudioInput = str | os.PathLike[str] | BinaryIO
 # audio shorter than its header declares by more than this is reported: containers round durations to
 # whole packets (an AAC packet is 1024 samples, an Opus one up to 120 ms) and count encoder priming
 LENGTH_SLACK_S, LENGTH_SLACK_FRACTION = 0.25, 0.01
-# file name endings a folder search takes as audio: libsndfile's formats and the containers FFmpeg opens
+# libsndfile's log line where a chunk holding the audio declares more bytes than follow it in the file,
+# e.g. "data : 229374 (should be 114665)": WAV's data, AIFF's SSND, 8SVX's BODY, AU's Data Size, and the
+# outer chunk of W64 (lower-case riff) and RF64, which are all it checks there; WAV's outer RIFF is left
+# out, as some writers count its 8-byte header in, and "data" checks the audio itself
+SHORT_CHUNK = re.compile(r"^\s*(?:data|SSND|BODY|Data Size|riff|Riff size)\s*:\s*(\d+) \(should be (\d+)\)", re.M)
+# a chunk size off by this many bytes is a writer's quirk (a chunk header or pad byte counted in, up to
+# W64's 24 bytes), not a cut: no more than 2 ms of 16-bit 16 kHz audio, less than one 25 ms frame
+SIZE_QUIRK_BYTES = 64
+# sizes a writer that cannot seek back leaves in the header for "unknown" (ffmpeg to a pipe 0xFFFFFFFF,
+# sox 0x7FFFF000): from here up a size declares nothing; a cut WAV of over 2 GiB goes unnoticed
+UNKNOWN_SIZE = 0x7FFFF000
+OGG_END_MISSING = "lacks an end-of-stream bit"  # libsndfile's log for an Ogg stream whose last page is not marked last
+UNKNOWN_FRAMES = 2**63 - 1  # libsndfile's frame count (SF_COUNT_MAX) for a file that does not declare its length
+SALVAGE_SPLIT = 16  # a failed read is read again in this many pieces, and a failing piece likewise, down to one frame
+# file name endings a folder search takes as audio: libsndfile's formats, and the audio and video
+# containers FFmpeg opens (a video's first audio stream is read; .ts is also TypeScript's, which gets an error row)
 AUDIO_EXTENSIONS = frozenset({f".{name.lower()}" for name in sf.available_formats()} | {
     ".aif", ".oga", ".opus", ".mp3", ".m4a", ".mp4", ".aac", ".webm", ".mka", ".mkv", ".mov", ".3gp",
-    ".amr", ".wma", ".wmv", ".ac3", ".mp2", ".m4b"})
+    ".amr", ".wma", ".wmv", ".ac3", ".mp2", ".m4b", ".avi", ".mpg", ".mpeg", ".m4v", ".ts", ".mts", ".m2ts",
+    ".flv", ".ogv", ".3g2", ".asf", ".vob"})
 
 
 class Decoder(Closing):
@@ -45,7 +68,11 @@ class Decoder(Closing):
 
 def open_decoder(file: AudioInput, what: str) -> Decoder:
     """The decoder for `file` (a path or a seekable binary file object); `what` names it in errors."""
-    sound = None if _is_mpeg_audio(file) else _sndfile_or_none(file)
+    try:
+        mpeg = _is_mpeg_audio(file)
+    except OSError as exc:  # the first open of the file: permissions, a folder, a disk error
+        raise AudioSourceError(f"cannot read {what}: {exc.strerror or exc}") from None
+    sound = None if mpeg else _sndfile_or_none(file)
     if sound is not None:
         return SndfileDecoder(sound, what)
     if not isinstance(file, (str, os.PathLike)):
@@ -66,13 +93,14 @@ def _is_mpeg_audio(file: AudioInput) -> bool:
 
 
 def _sndfile_or_none(file: AudioInput) -> sf.SoundFile | None:
-    """The file opened by libsndfile, or None where it does not know the format (or the MPEG audio
-    the sniff above missed)."""
+    """The file opened by libsndfile, or None where it does not know the format, or reads it worse
+    than FFmpeg: the MPEG audio the sniff above missed, and a FLAC that does not declare its length
+    (written to a pipe), which libsndfile can neither seek in nor read to its end without an error."""
     try:
         sound = sf.SoundFile(file)
     except (sf.SoundFileError, RuntimeError):
         return None
-    if sound.subtype.startswith("MPEG_LAYER"):
+    if sound.subtype.startswith("MPEG_LAYER") or sound.frames == UNKNOWN_FRAMES:
         sound.close()
         return None
     return sound
@@ -86,20 +114,89 @@ class SndfileDecoder(Decoder):
         if sound.frames == 0:
             sound.close()
             raise AudioSourceError(f"{what}: the audio contains no samples")
+        # 64-bit float files are read as such and narrowed by narrow_to_float32, where a value float32
+        # cannot hold is still seen for what it is (libsndfile's own cast makes it Inf)
+        self._dtype = "float64" if sound.subtype == "DOUBLE" else "float32"
+        self._declared = _declared_frames(sound)
 
     def blocks(self, frames_per_block: int) -> Iterator[np.ndarray]:
+        decoded = 0
         while True:
-            try:
-                frames = self._sound.read(frames_per_block, dtype="float32", always_2d=True)
-            except sf.SoundFileError as exc:
-                raise AudioSourceError(f"{self.what} is damaged: {_sndfile_reason(exc)}") from None
+            frames, failure = self._read(frames_per_block, decoded)
+            decoded += len(frames)
             if len(frames):
                 yield frames
+            if failure is not None:
+                raise failure
             if len(frames) < frames_per_block:
-                return
+                break
+        self._check_complete(decoded)
+
+    def _read(self, count: int, position: int) -> tuple[np.ndarray, AudioSourceError | None]:
+        """Up to `count` float32 frames from frame `position`, and the error that ends the audio in them
+        (damage, or a value beyond float32's range), after every frame before it."""
+        decoded, reason = self._decode(count, position)
+        frames, beyond = narrow_to_float32(decoded)
+        if beyond is not None:
+            return frames[:beyond], out_of_range(self.what, (position + beyond) / self.rate)
+        if reason is not None:
+            at = (position + len(frames)) / self.rate
+            return frames, AudioSourceError(f"{self.what} is damaged: its audio cannot be decoded past {at:.2f} s "
+                                            f"({reason})")
+        return frames, None
+
+    def _decode(self, count: int, start: int) -> tuple[np.ndarray, str | None]:
+        """Up to `count` frames from frame `start` (where the file is), and libsndfile's reason where a
+        read failed, after every frame before the failure (`_salvage`)."""
+        try:
+            return self._sound.read(count, dtype=self._dtype, always_2d=True), None
+        except sf.SoundFileError as exc:
+            return self._salvage(count, start, _sndfile_reason(exc))
+
+    def _salvage(self, count: int, start: int, reason: str) -> tuple[np.ndarray, str | None]:
+        """The frames of a read of `count` from `start` that failed for `reason`, read again in ever
+        smaller pieces down to one frame, up to the failure: a failed read returns no frame at all, and
+        half of a 2.4 s FLAC gave 1.0 s in reads of 16,000 frames, 1.28 s this way."""
+        pieces = [np.zeros((0, self._sound.channels), self._dtype)]
+        if count == 1:
+            return pieces[0], reason
+        try:
+            self._sound.seek(start)
+        except sf.SoundFileError:  # no way back (GSM 6.10 cannot seek): the failed read's frames are lost with it
+            return pieces[0], reason
+        step = -(-count // SALVAGE_SPLIT)
+        for offset in range(0, count, step):
+            size = min(step, count - offset)
+            got, failed = self._decode(size, start + offset)
+            pieces.append(got)
+            if failed is not None:  # the first failure's reason: a single frame's tends to be a bad seek
+                return np.concatenate(pieces), reason
+            if len(got) < size:
+                break  # the end of the audio
+        return np.concatenate(pieces), None
+
+    def _check_complete(self, decoded: int) -> None:
+        """Raise where the audio ended before the file says it does: libsndfile reads a cut file to
+        its end without a word."""
+        if OGG_END_MISSING in self._sound.extra_info:
+            raise _truncated(self.what, decoded / self.rate, "without the end-of-stream mark that closes an Ogg stream")
+        _check_length(self.what, decoded / self.rate, self._declared / self.rate, slack_s=0.0)
 
     def close(self) -> None:
         self._sound.close()
+
+
+def _declared_frames(sound: sf.SoundFile) -> int:
+    """The frames the header declares. libsndfile counts only the frames a cut WAV, AIFF, W64… holds,
+    and notes the chunk that declares more in its log: the missing share of its bytes is that of the
+    frames (exact for a chunk that holds only audio; W64's outer one counts its ~100 header bytes in,
+    a few ms on a cut file). A FLAC's count is its header's own."""
+    cut = SHORT_CHUNK.search(sound.extra_info)
+    if cut is not None:
+        declared, held = map(int, cut.groups())
+        if SIZE_QUIRK_BYTES < declared - held and declared < UNKNOWN_SIZE:
+            return round(sound.frames * declared / held)
+    return sound.frames
 
 
 class FFmpegDecoder(Decoder):
@@ -123,8 +220,7 @@ class FFmpegDecoder(Decoder):
         if self.rate <= 0:
             self._container.close()
             raise AudioSourceError(f"{what}: the audio stream declares no sample rate")
-        duration = self._container.duration  # microseconds, or None for a live recording never finalised
-        self._declared_s = duration / 1e6 if duration and duration > 0 else None
+        self._declared_s = _declared_seconds(self._container, self._stream, self.rate)
 
     def blocks(self, frames_per_block: int) -> Iterator[np.ndarray]:
         """FFmpeg's frames as they come (frames_per_block is libsndfile's business: packets set the size)."""
@@ -162,12 +258,34 @@ class FFmpegDecoder(Decoder):
             raise AudioSourceError(f"{self.what} is damaged: {failed} packet(s) could not be decoded, the first "
                                    f"at {at:.2f} s ({reason}); the audio around them was skipped")
         declared = self._declared_s
-        if declared is not None and decoded / self.rate < declared - max(LENGTH_SLACK_S, LENGTH_SLACK_FRACTION * declared):
-            raise AudioSourceError(f"{self.what} is damaged or truncated: its audio ends at {decoded / self.rate:.2f} s "
-                                   f"of the {declared:.2f} s its header declares")
+        if declared is not None:
+            _check_length(self.what, decoded / self.rate, declared, max(LENGTH_SLACK_S, LENGTH_SLACK_FRACTION * declared))
 
     def close(self) -> None:
         self._container.close()
+
+
+def _declared_seconds(container: av.container.InputContainer, stream: av.audio.stream.AudioStream,
+                      rate: float) -> float | None:
+    """The length the container's header declares, None where it declares none (a live recording never
+    finalised). FFmpeg's CAF reader takes a PCM file's duration from the file's size, so a cut file
+    would seem whole; the frame count it keeps beside it is the header's own."""
+    duration = container.duration  # microseconds
+    declared = duration / 1e6 if duration and duration > 0 else None
+    if container.format.name == "caf" and stream.frames > 0:
+        declared = max(declared or 0.0, stream.frames / rate)
+    return declared
+
+
+def _check_length(what: str, ends_s: float, declared_s: float, slack_s: float) -> None:
+    """Raise if the audio ended more than `slack_s` before the `declared_s` seconds its header declares."""
+    if ends_s < declared_s - slack_s:
+        raise _truncated(what, ends_s, f"of the {declared_s:.2f} s its header declares")
+
+
+def _truncated(what: str, ends_s: float, short_of: str) -> AudioSourceError:
+    """The one message for audio that ends before its file says it does."""
+    return AudioSourceError(f"{what} is damaged or truncated: its audio ends at {ends_s:.2f} s {short_of}")
 
 
 def read_whole(file: AudioInput, what: str) -> tuple[np.ndarray, float]:
