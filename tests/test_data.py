@@ -63,6 +63,14 @@ def test_intensity_rule():
     assert vad_targets("neutral", "strong") == pytest.approx(tuple(neutral))
 
 
+def test_a_level_without_a_category_takes_its_activation_under_any_of_its_words():
+    """strong = high and medium = normal (INTENSITY_WEIGHT); without a category they had no target at all."""
+    for word, level in (("strong", "high"), ("medium", "normal"), ("high", "high"), ("low", "low")):
+        activation, *rest = vad_targets("", word)
+        assert activation == vad_targets("", level)[0] and not np.isnan(activation) and np.isnan(rest).all(), word
+    assert vad_targets("", "strong")[0] > vad_targets("", "medium")[0] > vad_targets("", "low")[0]
+
+
 def test_unknown_emotion_or_intensity_lists_known():
     with pytest.raises(ValueError, match="'bored' has no VAD target; known: angry, boredom"):
         vad_targets("bored")
@@ -205,9 +213,40 @@ def test_msp_podcast_layout(tmp_path):
     utts = read_msp_podcast(_msp_fixture(tmp_path / "msp"))
     assert [u.emotion for u in utts] == ["angry", "neutral", "no_agreement", "happy"]
     assert [u.split for u in utts] == ["train", "train", "val", "test1"]
-    assert [u.speaker for u in utts] == ["msp-podcast/12", "msp-podcast/12", "msp-podcast/7", "msp-podcast/Unknown"]
+    assert [u.speaker for u in utts] == ["msp-podcast/12", "msp-podcast/12", "msp-podcast/7",
+                                         "msp-podcast/Unknown/MSP-PODCAST_0001_0003"]
     assert utts[1].avd == (3.5, 4.0, 3.2)
     assert all(u.path.is_file() for u in utts)
+
+
+def _set_msp_columns(root: Path, **cells: list[str]) -> None:
+    """Rewrite labels_consensus.csv's columns `cells` (column -> a value per row)."""
+    labels = root / "Labels" / "labels_consensus.csv"
+    rows = list(csv.DictReader(labels.open(newline="")))
+    for column, values in cells.items():
+        for row, value in zip(rows, values):
+            row[column] = value
+    _write_csv(labels, rows)
+
+
+def test_msp_podcast_unknown_speakers_in_every_split_are_not_one_speaker(tmp_path):
+    """Real MSP-Podcast has SpkrID "Unknown" in Train, Development and Test: as one speaker id, no
+    split could be speaker-independent, and the run failed after training, when it saved the split."""
+    from emolive.trainer.pipeline import ensure_splits
+
+    root = _msp_fixture(tmp_path / "msp")
+    _set_msp_columns(root, SpkrID=["Unknown", "12", "unknown", "Unknown"])
+    utts = ensure_splits(read_msp_podcast(root), seed=0, val_frac=0.1, test_frac=0.1)
+    assert [u.split for u in utts] == ["train", "train", "val", "test1"]  # the official splits, kept
+    unknown = [u.speaker for u in utts if "Unknown" in u.speaker]
+    assert len(unknown) == len(set(unknown)) == 3  # one per clip: strangers are not one voice
+    write_splits(tmp_path / "splits.csv", utts)  # what failed at save before
+
+
+def test_msp_podcast_split_words_in_any_case_and_spelling(tmp_path):
+    root = _msp_fixture(tmp_path / "msp")
+    _set_msp_columns(root, Split_Set=[" train", "TRAIN", "Validation", "Test2 "])
+    assert [u.split for u in read_msp_podcast(root)] == ["train", "train", "val", "test2"]
 
 
 def test_msp_podcast_errors(tmp_path):
@@ -245,6 +284,65 @@ def test_speaker_split_small_corpus_and_errors():
     assert sorted({u.split for u in split}) == ["test", "train", "val"]
     with pytest.raises(ValueError, match="leave any to train"):
         speaker_split(_utts(2), 0.1, 0.1)
+
+
+def test_manifest_split_words_dev_development_validation_are_val(tmp_path):
+    """A split column saying "dev" made a test split named "dev" and left training without validation."""
+    words = ["dev", "Development", "VALIDATION", " Train ", "test", ""]
+    csv_path = _write_csv(tmp_path / "m.csv", [{"path": f"{i}.wav", "speaker": str(i), "emotion": "sad", "split": w}
+                                               for i, w in enumerate(words)])
+    assert [u.split for u in read_manifest(csv_path)] == ["val", "val", "val", "train", "test", None]
+
+
+def test_an_unknown_split_word_is_warned_once_by_name(tmp_path, caplog):
+    from emolive.trainer.pipeline import ensure_splits
+
+    utts = [Utterance(Path(f"{s}.wav"), f"c/{s}", "sad", "", 4.0, 4.0, 4.0, split)
+            for s, split in enumerate(["train", "val", "holdout", "holdout", "test1"])]
+    with caplog.at_level("WARNING"):
+        assert ensure_splits(utts, 0, 0.1, 0.1) == utts
+    (warning,) = [r.getMessage() for r in caplog.records]
+    assert "'holdout'" in warning and "test1" not in warning
+
+
+def test_a_speaker_in_two_given_splits_is_refused_where_the_splits_are_taken(tmp_path):
+    """Before, only saving the bundle checked it: after all of training."""
+    from emolive.trainer.pipeline import ensure_splits
+
+    utts = [Utterance(Path(f"{i}.wav"), f"c/{i // 2}", "sad", "", 4.0, 4.0, 4.0, split)
+            for i, split in enumerate(["train", "train", "train", "test", "val", "val"])]
+    with pytest.raises(TrainerError, match=r"^speaker\(s\) c/1 \(test, train\) are in several splits") as err:
+        ensure_splits(utts, 0, 0.1, 0.1)
+    assert "\n" not in str(err.value)
+
+
+def test_clips_without_a_split_are_split_and_the_data_s_splits_kept(tmp_path, caplog):
+    """A manifest without splits pooled with MSP-Podcast's official ones: MSP's Development speaker
+    became train and its Test1 val when everything was split again by speaker."""
+    from emolive.trainer.pipeline import ensure_splits
+
+    given = read_msp_podcast(_msp_fixture(tmp_path / "msp"))
+    unsplit = _utts(10)
+    orphan = Utterance(Path("lost.wav"), "msp-podcast/12", "sad", "", 4.0, 4.0, 4.0)  # an empty Split_Set cell
+    with caplog.at_level("WARNING"):
+        utts = ensure_splits(given + unsplit + [orphan], seed=0, val_frac=0.1, test_frac=0.1)
+    assert utts[:len(given)] == given
+    assert utts[-1].split == "train"  # its speaker's
+    drawn = utts[len(given):-1]
+    assert drawn == speaker_split(unsplit, 0.1, 0.1, seed=0)  # split as if alone: its own val and test speakers
+    (warning,) = [r.getMessage() for r in caplog.records]
+    assert warning.startswith("31 of 35 clips have no split in the data: 1 took their speaker's, 30 (10 speakers) "
+                              "were split by speaker")
+
+
+def test_too_few_clips_without_a_split_say_how_to_train_on_them(tmp_path):
+    from emolive.trainer.pipeline import ensure_splits
+
+    given = read_msp_podcast(_msp_fixture(tmp_path / "msp"))
+    with pytest.raises(TrainerError, match="the 3 clips without a split in the data: 1 speakers cannot fill .* "
+                                           "or --val-frac 0 --test-frac 0 to train on them all"):
+        ensure_splits(given + _utts(1), 0, 0.1, 0.1)
+    assert {u.split for u in ensure_splits(given + _utts(1), 0, 0.0, 0.0)[len(given):]} == {"train"}
 
 
 def test_splits_round_trip_through_csv(tmp_path):

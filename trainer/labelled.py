@@ -17,10 +17,11 @@ from emolive.engine.features.normalise import StreamNormConfig, normalise_stream
 from emolive.plugins.student import StudentModel
 from emolive.plugins.student.plugin import pad_features
 from emolive.trainer.data import Utterance
-from emolive.trainer.metrics import ccc, uar
+from emolive.trainer.metrics import DIMENSIONS, ccc, uar
 
 IGNORE = -100  # the class of a clip of no known class (MultitaskLoss's ignore_index)
 EVAL_ORDER_SEED = 0  # the order of a speaker's clips when a fixed set is scored as sessions
+EMOTIONS_SHOWN = 5  # categories `unmeasurable` names
 
 
 @dataclass
@@ -113,3 +114,22 @@ def score_predictions(avd: np.ndarray, target: np.ndarray, class_scores: np.ndar
         result["uar"] = uar(class_scores[known].argmax(1), classes[known])
         result["n_classified"] = int(known.sum())
     return result
+
+
+def unmeasurable(utts: list[Utterance]) -> str:
+    """Why no dimension of these clips' targets can give a CCC, or "" when one can.
+
+    The scorer's own rule decides (trainer.metrics.ccc: the targets scored against themselves are
+    1 where measurable, NaN where a dimension has fewer than two labelled clips or all its labels
+    are equal), so a set refused before training is exactly one whose every epoch would score NaN.
+    """
+    avd = np.array([u.avd for u in utts], dtype=np.float64).reshape(-1, 3)
+    if np.isfinite(ccc(np.nan_to_num(avd), avd)).any():
+        return ""
+    parts = []
+    for name, column in zip(DIMENSIONS, avd.T):
+        values = np.unique(column[~np.isnan(column)])  # at most one value: the set is not measurable
+        parts.append(f"{name} all {values[0]:.2f}" if len(values) else f"{name} unlabelled")
+    emotions = sorted({u.emotion or "(none)" for u in utts})
+    more = f" and {len(emotions) - EMOTIONS_SHOWN} more" if len(emotions) > EMOTIONS_SHOWN else ""
+    return f"{', '.join(parts)} (emotions: {', '.join(emotions[:EMOTIONS_SHOWN])}{more})"

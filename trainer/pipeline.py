@@ -10,6 +10,7 @@ targets when distilling) and scores every held-out split the way the live engine
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -18,16 +19,19 @@ from typing import TYPE_CHECKING, Any, Callable
 from emolive.plugins.student import save_bundle
 from emolive.plugins.teacher import save_teacher_bundle
 from emolive.trainer.classes import CLASS_SETS, class_names_of  # noqa: F401 (re-exported)
-from emolive.trainer.data import FeatureCache, Utterance, read_manifest, read_msp_podcast, speaker_split
+from emolive.trainer.data import FeatureCache, Utterance, assign_splits, read_manifest, read_msp_podcast, speaker_split
 from emolive.trainer.data.augment import AugmentConfig
 from emolive.trainer.data.cache import MFB
+from emolive.trainer.data.splits import is_held_out, speaker_splits
 from emolive.trainer.data.utterance import without_duplicates
 from emolive.trainer.embeddings import EmbeddingFeatures, parse_streams
 from emolive.trainer.errors import TrainerError
 from emolive.trainer.options import same_named
 from emolive.trainer.config import TrainConfig
 from emolive.trainer.labelled import LabelledSet, labelled_set, score
-from emolive.trainer.train import Checkpointing, TrainResult, train
+from emolive.trainer.train import Checkpointing, TrainResult, check_targets, train
+
+log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:  # distillation's module loads the teacher plugin, which plain training never needs
     from emolive.trainer.distill import DistillConfig
@@ -77,7 +81,7 @@ class DataSpec:
         return load_utterances(list(self.data), list(self.msp_podcast))
 
     def split_utterances(self) -> list[Utterance]:
-        """The clips with their splits: the data's own, else by speaker."""
+        """The clips with their splits: the data's own, and by speaker for clips without one (ensure_splits)."""
         return ensure_splits(self.utterances(), self.split_seed, self.val_frac, self.test_frac)
 
     def held_out(self) -> list[Utterance]:
@@ -110,9 +114,13 @@ def fit(data: DataSpec, config: TrainConfig, distill: DistillConfig | None = Non
         checkpoint: Checkpointing | None = None, log: Callable[[str], None] = lambda line: None,
         progress: bool = False) -> Fitted:
     """Train on `data.train_on`, early-stop on "val", score every other split (with the stream
-    normalisation the bundle will record, as the live engine hears it)."""
+    normalisation the bundle will record, as the live engine hears it). What the data already tells
+    (a speaker in two splits, no validation clips, targets no CCC can measure) is refused before any
+    feature is computed."""
     own = data.split_utterances()
     utts = own + data.held_out()
+    speaker_splits(utts)  # --test-data clips are all "test": one of their speakers may be in train or val
+    check_targets(by_split(utts, *FIT_SPLITS[data.train_on]), by_split(utts, "val"))
     classes = class_names_of(own, data.classes)
     source = data.source()
     config = replace(config, gain_dims=source.gain_dims)
@@ -142,10 +150,45 @@ def load_utterances(manifests: list[str], msp_roots: list[str] | None = None) ->
 
 
 def ensure_splits(utts: list[Utterance], seed: int, val_frac: float, test_frac: float) -> list[Utterance]:
-    """Keep the data's own splits (MSP-Podcast, a manifest's split column); else split by speaker."""
-    if all(u.split for u in utts):
-        return utts
-    return speaker_split(utts, val_frac=val_frac, test_frac=test_frac, seed=seed)
+    """Keep the splits the data gives (MSP-Podcast's official ones, a manifest's split column) and split
+    the clips without one: a clip whose speaker has a split takes it; the other speakers are split
+    by `speaker_split` (its fractions of those speakers, so a corpus without splits pooled with one
+    that has them still gets its own validation and test speakers). Clips without a split among
+    clips with one are warned once, with how many took their speaker's split and how many were drawn.
+
+    A speaker given two splits is an error here (splits.speaker_splits), before any training.
+    """
+    placed = speaker_splits(utts)
+    unplaced = [u for u in utts if u.speaker not in placed]
+    drawn = _drawn_splits(unplaced, seed, val_frac, test_frac, mixed=bool(placed)) if unplaced else {}
+    missing = sum(u.split is None for u in utts)
+    if placed and missing:
+        log.warning("%d of %d clips have no split in the data: %d took their speaker's, %d (%d speakers) were split "
+                    "by speaker (--val-frac %g, --test-frac %g, --split-seed %d)", missing, len(utts),
+                    missing - len(unplaced), len(unplaced), len(drawn), val_frac, test_frac, seed)
+    _warn_unknown_split_words(set(placed.values()))
+    return assign_splits(utts, {**placed, **drawn})
+
+
+def _drawn_splits(utts: list[Utterance], seed: int, val_frac: float, test_frac: float, mixed: bool) -> dict[str, str]:
+    """speaker -> split drawn by `speaker_split`; where other clips have the data's splits, its error says
+    that only the clips without a split were split, and how to train on them when they are too few to split."""
+    try:
+        return {u.speaker: u.split for u in speaker_split(utts, val_frac=val_frac, test_frac=test_frac, seed=seed)}
+    except TrainerError as err:
+        if not mixed:
+            raise
+        raise TrainerError(f"the {len(utts)} clips without a split in the data: {err}: give them one in the data, "
+                           "or --val-frac 0 --test-frac 0 to train on them all") from None
+
+
+def _warn_unknown_split_words(splits: set[str]) -> None:
+    """A split word that is none of train, val or test* is held out and scored as a split of its own:
+    say so, since it is most likely a spelling the trainer does not know (splits.SPLIT_WORDS)."""
+    unknown = sorted(s for s in splits if s not in ("train", "val") and not is_held_out(s))
+    if unknown:
+        log.warning("split(s) %s are not train, val (dev, development, validation) or test: their clips are "
+                    "never trained on and are scored as held-out splits of their own", ", ".join(map(repr, unknown)))
 
 
 def save_model(fitted: Fitted, path: str | Path, int8: bool = False, finish: Callable[[Path], None] | None = None,

@@ -16,6 +16,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+import math
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -30,9 +31,9 @@ from emolive.trainer import distributed
 from emolive.trainer.adversary import CorpusAdversary
 from emolive.trainer.checkpoint import CHECKPOINT_FILE, Progress, TrainingInterrupted, load_checkpoint, save_checkpoint
 from emolive.trainer.config import TrainConfig
-from emolive.trainer.data import feature_stats
+from emolive.trainer.data import Utterance, feature_stats
 from emolive.trainer.errors import TrainerError
-from emolive.trainer.labelled import LabelledSet, pad_batch, score, session_features
+from emolive.trainer.labelled import LabelledSet, pad_batch, score, session_features, unmeasurable
 from emolive.trainer.losses import CCCLoss, MultitaskLoss
 from emolive.trainer.sampling import corpus_ids, corpus_weights, crop_starts, epoch_features, epoch_order
 
@@ -44,6 +45,8 @@ How `train` takes an extra term (distillation) without a second copy of the loop
 
 # the option that adds each kind of weights training beside the student (train's `extra`)
 EXTRA_WEIGHTS_OPTION = {"adversary": "--corpus-adversary", "objective": "--projector"}
+VALIDATION_FIX = ("give some speakers the split 'val' in the data (dev, development and validation read as val) "
+                  "or, for clips without a split, a --val-frac above 0")
 
 
 @dataclass
@@ -76,6 +79,7 @@ def train(train_set: LabelledSet, val_set: LabelledSet, class_names: list[str], 
     after every epoch, and `resume` continues from it to the same result as an uninterrupted run;
     Ctrl-C then raises TrainingInterrupted naming the checkpoint.
     """
+    check_targets(train_set.utterances, val_set.utterances)
     ctx = ctx or distributed.context()
     torch.manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
@@ -120,14 +124,46 @@ def train(train_set: LabelledSet, val_set: LabelledSet, class_names: list[str], 
         raise TrainingInterrupted(f"the checkpoint after epoch {saved} is {where}; add --resume to continue"
                                   if saved >= 0 else "in the first epoch, before any checkpoint") from None
     if progress.best_state is None:
-        raise TrainerError(f"no epoch to select: --epochs {cfg.epochs} must exceed the first selectable epoch "
-                           f"{cfg.select_from}")
+        raise TrainerError(unselected(progress.history, cfg))
     model.load_state_dict(progress.best_state)
     model.eval()
     history = progress.history
     return TrainResult(model, progress.best_epoch, history[progress.best_epoch]["val_ccc"], history,
                        utterances_per_s=progress.seen / progress.busy, epoch_seconds=progress.busy / len(history),
                        stream_normalisation=norm)
+
+
+def check_targets(train_utts: list[Utterance], val_utts: list[Utterance]) -> None:
+    """Refuse, before any epoch, clips that cannot train a model or select one: no training or no
+    validation clips, or a set with no dimension a CCC can measure (trainer.labelled.unmeasurable).
+    Such training clips teach no estimate, and such validation clips score NaN in every epoch: the run
+    ended, after all its training, with nothing to select. `fit` calls this before featurising."""
+    if not train_utts:
+        raise TrainerError("no training clips: give some speakers the split 'train' in the data")
+    if not val_utts:
+        raise TrainerError(f"no validation clips (split 'val'), which early stopping needs: {VALIDATION_FIX}")
+    for role, utts in (("training", train_utts), ("validation", val_utts)):
+        reason = unmeasurable(utts)
+        if reason:
+            raise TrainerError(f"the {len(utts)} {role} clips have no target a CCC can measure: {reason}; a CCC "
+                               "needs labels that differ: add clips of other emotions, or ratings (activation, "
+                               "valence, dominance) for emotions the VAD map does not know")
+
+
+def unselected(history: list[dict], cfg: TrainConfig) -> str:
+    """Why no epoch was selected: none ran from `cfg.select_from` on, or every one scored NaN. The
+    targets were measurable (check_targets), so a NaN score means the estimates were not finite."""
+    if len(history) <= cfg.select_from:
+        return f"no epoch to select: --epochs {cfg.epochs} must exceed the first selectable epoch {cfg.select_from}"
+    return (f"the validation CCC could not be measured in any epoch from {cfg.select_from} to {len(history) - 1}: "
+            "the model's estimates were not finite (training diverged: try a lower --lr)")
+
+
+def selection_score(val_ccc: list[float]) -> float:
+    """The mean validation CCC over the dimensions it measured (a dimension the validation speakers
+    lack does not count); NaN, without numpy's empty-mean warning, when it measured none."""
+    measured = [c for c in val_ccc if math.isfinite(c)]
+    return float(np.mean(measured)) if measured else math.nan
 
 
 def corpus_adversary(train_set: LabelledSet, cfg: TrainConfig) -> CorpusAdversary | None:
@@ -179,7 +215,7 @@ def run_epoch(net: torch.nn.Module, model: StudentModel, opt: torch.optim.Optimi
     progress.busy += time.perf_counter() - t0
     # one rank scores, so every rank takes the same early-stopping decision
     val = distributed.broadcast(score(model, val_set, norm) if ctx.is_main else None, ctx)
-    mean_ccc = float(np.nanmean(val["ccc"]))  # a dimension the validation speakers lack does not count
+    mean_ccc = selection_score(val["ccc"])
     progress.history.append({"epoch": epoch, "train_loss": loss_sum / max(steps, 1), "val_ccc": val["ccc"],
                              "val_mean_ccc": mean_ccc})
     if epoch < cfg.select_from:

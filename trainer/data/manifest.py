@@ -5,6 +5,7 @@ import logging
 from pathlib import Path
 
 from emolive.engine.schema import DIMENSIONS, SCALE
+from emolive.trainer.data.splits import split_name
 from emolive.trainer.data.table import csv_rows
 from emolive.trainer.data.utterance import Utterance, without_duplicates
 from emolive.trainer.data.vad import INTENSITY_WEIGHT, UNLABELLED, canonical_emotion, category_points, vad_targets
@@ -17,7 +18,8 @@ REQUIRED = ("path", "speaker", "emotion")
 
 def read_manifest(csv_path: str | Path, corpus: str | None = None) -> list[Utterance]:
     """Read a manifest: columns path, speaker, emotion, and optionally intensity,
-    activation, valence, dominance (1-7) and split; other columns are ignored.
+    activation, valence, dominance (1-7) and split (any case; dev, development and validation read as
+    val: trainer.data.splits.split_name); other columns are ignored.
 
     Paths are relative to the CSV's folder. Labels may be partial: a dimension given in the row
     is used as is, a missing one comes from the VAD map by emotion and intensity, and one that
@@ -66,7 +68,7 @@ def _row(row: dict[str, str], csv_path: Path, corpus: str, line: int) -> Utteran
         activation=avd[0],
         valence=avd[1],
         dominance=avd[2],
-        split=(row.get("split") or "").strip() or None,
+        split=split_name(row.get("split") or ""),
     )
 
 

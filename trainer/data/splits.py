@@ -19,6 +19,40 @@ log = logging.getLogger(__name__)
 LEARNED_CLIPS_FILE = "learned_clips.csv"  # audio,split beside a bundle's splits.csv: the clips it learned from
 LEARNED_KEY_HEX = 16  # 64 bits of each file's sha1: no two of a corpus's clips share them, at a third of the size
 
+SPLIT_WORDS = {"dev": "val", "development": "val", "validation": "val"}
+"""Other spellings of "val" in a data set's split column (MSP-Podcast's "Development"); any case is read.
+
+A test split keeps its own name ("test", MSP-Podcast's "test1", "test2"): each is scored apart."""
+
+MIXED_SHOWN = 5  # speakers a "several splits" error names
+
+
+def split_name(word: str) -> str | None:
+    """The trainer's name of a data set's split word ("Development" -> "val"); None for an empty cell."""
+    key = word.strip().lower()
+    return SPLIT_WORDS.get(key, key) or None
+
+
+def is_held_out(split: str) -> bool:
+    """A split the trainer scores and never fits on: "test" and its numbered kinds, not "train"/"val"."""
+    return split.startswith("test")
+
+
+def speaker_splits(utts: list[Utterance]) -> dict[str, str]:
+    """Each speaker's one split, from the clips that have one; a speaker in several is an error
+    naming them, raised where the data is read, not after training when the split is saved."""
+    seen: dict[str, set[str]] = {}
+    for u in utts:
+        if u.split:
+            seen.setdefault(u.speaker, set()).add(u.split)
+    mixed = sorted(speaker for speaker, splits in seen.items() if len(splits) > 1)
+    if mixed:
+        named = "; ".join(f"{speaker} ({', '.join(sorted(seen[speaker]))})" for speaker in mixed[:MIXED_SHOWN])
+        more = f" and {len(mixed) - MIXED_SHOWN} more" if len(mixed) > MIXED_SHOWN else ""
+        raise TrainerError(f"speaker(s) {named}{more} are in several splits; a split must be speaker-independent: "
+                           "give each speaker's clips one split")
+    return {speaker: splits.pop() for speaker, splits in seen.items()}
+
 
 def speaker_split(utts: list[Utterance], val_frac: float = 0.1, test_frac: float = 0.2, seed: int = 0) -> list[Utterance]:
     """Assign "train"/"val"/"test" by speaker; fractions are of speakers, not clips.
@@ -53,10 +87,7 @@ def assign_splits(utts: list[Utterance], split_of: dict[str, str]) -> list[Utter
 
 def write_splits(path: str | Path, utts: list[Utterance]) -> None:
     """Save the split as a speaker,split CSV (speaker-level, so it is the whole split and portable)."""
-    split_of: dict[str, str | None] = {}
-    for u in utts:
-        if split_of.setdefault(u.speaker, u.split) != u.split:
-            raise TrainerError(f"speaker {u.speaker} is in several splits; a split must be speaker-independent")
+    split_of = speaker_splits(utts)
     with Path(path).open("w", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(["speaker", "split"])

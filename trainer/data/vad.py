@@ -9,7 +9,12 @@ from emolive.trainer.errors import TrainerError
 
 VAD_MAP = Path(__file__).with_name("vad_map.csv")
 
-INTENSITY_WEIGHT = {"": 1.0, "strong": 1.0, "high": 1.0, "normal": 0.75, "medium": 0.75, "low": 0.5}
+LEVEL_OF = {"": "", "strong": "high", "high": "high", "medium": "normal", "normal": "normal", "low": "low"}
+"""Each intensity word a manifest may use -> the production level it names (the one list of synonyms:
+RAVDESS says strong/normal, CREMA-D high/medium/low, BAVED's levels 0/1/2 are low/normal/high)."""
+
+LEVEL_WEIGHT = {"": 1.0, "high": 1.0, "normal": 0.75, "low": 0.5}
+INTENSITY_WEIGHT = {word: LEVEL_WEIGHT[level] for word, level in LEVEL_OF.items()}
 """How far a clip's target moves from neutral towards its category's lexicon point.
 
 An unmarked category (EmoDB, MSP-Podcast) sits at the lexicon point. RAVDESS acts every
@@ -25,7 +30,8 @@ LEVEL_ACTIVATION = {"low": "boredom", "normal": "neutral", "high": None}
 Such a clip's valence is not labelled (BAVED's level 2 is strong emotion of *either* valence),
 so it gets an activation target only: "low" (tired, feeling down) the map's boredom activation,
 "normal" neutral's, "high" the mean activation of the map's high-activation categories (angry,
-fear, disgust, happy, surprise: the ones above 0.7 on the lexicon's arousal scale).
+fear, disgust, happy, surprise: the ones above 0.7 on the lexicon's arousal scale). A level's
+synonyms (LEVEL_OF: "strong", "medium") take the same target.
 """
 
 UNLABELLED = (float("nan"),) * 3
@@ -77,8 +83,7 @@ def vad_targets(emotion: str, intensity: str = "") -> tuple[float, float, float]
         known = ", ".join(repr(k) for k in INTENSITY_WEIGHT)
         raise TrainerError(f"intensity {intensity!r} is not one of {known}")
     if not emotion:
-        return (level_activation(intensity), UNLABELLED[1], UNLABELLED[2]) if intensity in LEVEL_ACTIVATION \
-            else UNLABELLED
+        return (level_activation(intensity), UNLABELLED[1], UNLABELLED[2]) if LEVEL_OF[intensity] else UNLABELLED
     if emotion not in points:
         raise TrainerError(f"emotion {emotion!r} has no VAD target; known: {', '.join(sorted(points))}")
     weight = INTENSITY_WEIGHT[intensity]
@@ -87,9 +92,10 @@ def vad_targets(emotion: str, intensity: str = "") -> tuple[float, float, float]
 
 
 def level_activation(level: str) -> float:
-    """Activation target of a production level without a category (see LEVEL_ACTIVATION)."""
+    """Activation target of a production level, or of an intensity word naming one (LEVEL_OF), without a
+    category (see LEVEL_ACTIVATION)."""
     points = category_points()
-    anchor = LEVEL_ACTIVATION[level]
+    anchor = LEVEL_ACTIVATION[LEVEL_OF[level]]
     if anchor is not None:
         return points[anchor][0]
     high = [p[0] for p in points.values() if (p[0] - 1) / 6 > 0.7]
