@@ -8,7 +8,7 @@ engine loads bundles too); the plugin that owns an architecture says which tenso
 
 A bundle is a file a user downloads, so it is untrusted, and everything is checked before anything
 is allocated from it: files are opened without blocking and must be regular files of bounded size
-(a FIFO, /dev/zero or a huge file is refused unread); every config.json field is type- and
+(a FIFO, a folder, /dev/zero or a huge file is refused unread); every config.json field is type- and
 range-checked; the safetensors header is parsed and its names, dtypes and shapes compared with
 what the architecture expects, and the file size with what they add up to, before the data is
 read; weights must be finite. Each failure is one `BundleError` line.
@@ -54,6 +54,7 @@ STREAM_NORMALISATION = "stream_normalisation"  # optional field: bundles written
 MAX_CONFIG_BYTES = 1 << 20  # a config.json is ~2 kB
 MAX_HEADER_BYTES = 1 << 20  # a safetensors header: ~100 bytes per tensor
 MAX_GRAPH_BYTES = 256 << 20  # a student graph is ~0.3 MB; the bound only stops a huge file being read
+GROWTH_READ = 1 << 20  # a file growing while it is read is read on in pieces of at most this many bytes
 MAX_CLASSES = 1024
 MAX_NAME_CHARS = 200
 _DTYPES = {"F32": np.dtype("<f4"), "I8": np.dtype("i1")}  # the only storage dtypes a bundle may hold
@@ -65,6 +66,10 @@ Shapes = Mapping[str, tuple[int, ...]]
 
 class BundleError(EmoliveError, ValueError):
     """A bundle is missing, truncated, or does not match what it claims to be."""
+
+
+class RefusedFile(Exception):
+    """Why `read_bounded` read no file: one clause, which its caller words as its own layer's error."""
 
 
 @dataclass(frozen=True)
@@ -112,7 +117,7 @@ def write_bundle(path: str | Path, meta: BundleMeta, tensors: Mapping[str, np.nd
     try:
         tensors = {k: np.ascontiguousarray(v) for k, v in tensors.items()}
         _write_synced(partial / WEIGHTS_FILE, save_safetensors(quantise_int8(tensors) if int8 else tensors))
-        _write_synced(partial / CONFIG_FILE, (json.dumps(_config(meta, int8), indent=2) + "\n").encode())
+        _write_synced(partial / CONFIG_FILE, json_text(_config(meta, int8)).encode())
         if finish is not None:
             finish(partial)
             for f in partial.iterdir():
@@ -166,22 +171,67 @@ def _replace_dir(new: Path, target: Path) -> None:
         shutil.rmtree(old)
 
 
+def json_text(value: Any, default: Callable[[Any], Any] | None = None) -> str:
+    """`value` as indented JSON that every parser reads, one function for every JSON file a run writes
+    (config.json, results.json): a NaN or infinite number, what a score that cannot be measured is
+    (a dimension a data set leaves unlabelled), is written `null`, never the bare `NaN` Python's json
+    would write and JavaScript's JSON.parse refuses."""
+    return json.dumps(_finite(value), indent=2, allow_nan=False, default=default) + "\n"
+
+
+def _finite(value: Any) -> Any:
+    """`value` with every float (numpy's too) that is NaN or infinite replaced by None, at any depth."""
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    if isinstance(value, (float, np.floating)):
+        return float(value) if math.isfinite(value) else None
+    return value
+
+
+def check_file_target(path: Path) -> None:
+    """A file may be written (replace_file) into an existing folder, where nothing is or over a regular
+    file; a folder, link, device or FIFO there is the user's and is refused, never swapped for a file
+    (an export run as root once turned /dev/full into one). Callers check early, before the work
+    that makes the file; replace_file checks again. (os.path's tests: a path they cannot even look
+    at, e.g. a name too long, passes here and fails in replace_file as a place it cannot write.)"""
+    if not os.path.isdir(path.parent):
+        raise BundleError(f"{path}: {path.parent} is not an existing folder; create it, or write elsewhere")
+    if os.path.islink(path) or (os.path.lexists(path) and not os.path.isfile(path)):
+        raise BundleError(f"{path}: exists and is not a regular file (a folder, link, device or pipe); "
+                          "write to a new path or over a regular file")
+
+
 def replace_file(path: Path, data: bytes) -> None:
-    """Write `data` to a new file beside `path`, then rename it onto `path`: a symbolic link there
-    is replaced, never written through (a downloaded bundle's `model.onnx -> ~/.bashrc` must not
-    overwrite the user's file), and a crash leaves the old file or the new one, never half."""
+    """Write `data` to a new file beside `path`, then rename it onto `path`: only a regular file there
+    is replaced (check_file_target), a symbolic link never written through (a downloaded bundle's
+    `model.onnx -> ~/.bashrc` must not overwrite the user's file), and a crash leaves the old file
+    or the new one, never half. A place that cannot be written is one BundleError line."""
+    path = Path(path)
+    check_file_target(path)
     partial = path.with_name(f".{path.name}.partial-{secrets.token_hex(4)}")
     try:
         fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o666)
+    except OSError as err:
+        raise _unwritable(path, err) from None
+    try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
         os.replace(partial, path)
+    except OSError as err:  # a full disk, an I/O error
+        partial.unlink(missing_ok=True)
+        raise _unwritable(path, err) from None
     except BaseException:
         partial.unlink(missing_ok=True)
         raise
     _fsync(path.parent)
+
+
+def _unwritable(path: Path, err: OSError) -> BundleError:
+    return BundleError(f"cannot write {path} ({err.strerror}); choose another path")
 
 
 def _write_synced(path: Path, data: bytes) -> None:
@@ -236,30 +286,61 @@ def read_bundle(path: str | Path, expected: Callable[[BundleMeta, Path], Shapes]
 
 
 def read_regular_file(path: Path, limit: int) -> bytes:
-    """The bytes of `path` if it is a regular file of at most `limit` bytes; anything else is a BundleError.
+    """The bytes of a bundle file (`read_bounded`, links not followed); anything else is a BundleError.
 
-    Opened non-blocking, so a FIFO cannot hang the open; a device (/dev/zero) or a file over the
-    limit is refused before a byte is read. Opened without following a symbolic link: a bundle
-    is untrusted, and a member linked to a file outside it (a key, another user's data) would
-    otherwise be read, and its bytes could surface in an error or in the model.
+    Not following a link matters: a bundle is untrusted, and a member linked to a file outside it
+    (a key, another user's data) would otherwise be read, and its bytes could surface in an error
+    or in the model.
     """
     if path.is_symlink():
         raise BundleError(f"{path}: a symbolic link; a bundle holds plain files only")
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NOFOLLOW", 0))
+        return read_bounded(path, limit, follow_links=False)
     except OSError as err:
         raise BundleError(f"{path}: cannot read bundle file ({err.strerror}); a bundle is a directory with "
                           f"{CONFIG_FILE} and {WEIGHTS_FILE}") from None
-    with os.fdopen(fd, "rb") as f:
+    except RefusedFile as err:
+        raise BundleError(f"{path}: {err} (a bundle holds plain files of bounded size)") from None
+
+
+def read_bounded(path: str | Path, limit: int, follow_links: bool = True) -> bytes:
+    """The bytes of `path` if it is a regular file of at most `limit` bytes: the one reader of
+    untrusted files (bundles here, the trainer's audio files), raising RefusedFile or OSError.
+
+    Opened non-blocking, so a FIFO cannot hang the open; what the open gave is checked (fstat on
+    its descriptor) before a byte is read, so a folder, a device (/dev/zero) or a file over the
+    limit is refused unread. The read asks for the size fstat gave and one byte more, never for
+    `limit`: Python allocates what a read asks for first (a 37 kB file read with a 4 GiB limit
+    cost 4 GiB). A file that grew since is read on in pieces up to one byte past the limit.
+    """
+    nofollow = 0 if follow_links else getattr(os, "O_NOFOLLOW", 0)
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0) | nofollow)
+    try:
         info = os.fstat(fd)
         if not stat.S_ISREG(info.st_mode):
-            raise BundleError(f"{path}: not a regular file (a bundle holds plain files only)")
+            raise RefusedFile("not a regular file")
         if info.st_size > limit:
-            raise BundleError(f"{path}: {info.st_size} bytes, more than the {limit} this file may have")
-        data = f.read(limit + 1)
+            raise RefusedFile(f"{info.st_size} bytes, more than the {limit} it may have")
+        data = _read_on(fd, info.st_size, limit)
+    finally:
+        os.close(fd)
     if len(data) > limit:
-        raise BundleError(f"{path}: grew past {limit} bytes while being read")
+        raise RefusedFile(f"grew past {limit} bytes while being read")
     return data
+
+
+def _read_on(fd: int, size: int, limit: int) -> bytes:
+    """`size` bytes and one more; if that one came (the file grew), on to its end or one byte past `limit`."""
+    with os.fdopen(fd, "rb", closefd=False) as f:
+        parts = [f.read(size + 1)]
+        total = len(parts[0])
+        while size < total <= limit:
+            part = f.read(min(GROWTH_READ, limit + 1 - total))
+            if not part:
+                break
+            parts.append(part)
+            total += len(part)
+    return b"".join(parts)
 
 
 def parse_failure(err: Exception) -> str:

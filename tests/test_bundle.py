@@ -192,6 +192,51 @@ def test_a_fifo_is_refused_without_hanging(bundle):
         load_student(bundle)
 
 
+@pytest.mark.parametrize("member", [CONFIG_FILE, WEIGHTS_FILE, GRAPH_FILE])
+def test_a_member_that_is_a_folder_is_one_bundle_error(bundle, member):
+    """The descriptor is checked before anything reads from it: a folder is refused by name, not an
+    IsADirectoryError about a file descriptor number."""
+    (bundle / member).unlink()
+    (bundle / member).mkdir()
+    with pytest.raises(BundleError, match=f"{member}: not a regular file"):
+        load_student(bundle)
+
+
+def test_a_file_that_grows_while_it_is_read_is_read_to_its_bound(tmp_path, monkeypatch):
+    """read_bounded reads the size fstat gave and one byte more; a file that grew after fstat is read
+    on in pieces, to its end within the limit, and refused past it."""
+    from emolive.engine import bundle as bundle_module
+    from emolive.engine.bundle import RefusedFile, read_bounded
+
+    path = tmp_path / "f.bin"
+    path.write_bytes(bytes(range(256)) * 40)  # 10 kB
+    real_fstat = os.fstat
+
+    def stale_fstat(fd):  # the size the file had before it grew to 10 kB
+        info = real_fstat(fd)
+        return os.stat_result((*info[:6], 100, *info[7:]))
+
+    monkeypatch.setattr(bundle_module.os, "fstat", stale_fstat)
+    monkeypatch.setattr(bundle_module, "GROWTH_READ", 1000)
+    assert read_bounded(path, 20_000) == path.read_bytes()
+    with pytest.raises(RefusedFile, match="grew past 5000 bytes"):
+        read_bounded(path, 5000)
+
+
+def test_json_files_hold_null_where_a_score_is_not_measurable(tmp_path, model):
+    """A NaN score (BAVED's valence: all its labels equal) is `null`: JavaScript's JSON.parse, and
+    Python's with NaN refused, read config.json."""
+    def refuse(constant):
+        raise ValueError(f"{constant} is not JSON")
+
+    metrics = {"test": {"ccc": {"activation": 0.5, "valence": float("nan"), "dominance": np.float32("nan")},
+                        "uar": np.float64(0.25)}}
+    path = save_bundle(tmp_path / "b", model, FrontEndConfig(), CLASSES, metrics=metrics)
+    written = json.loads((path / CONFIG_FILE).read_text(), parse_constant=refuse)["metrics"]
+    assert written == {"test": {"ccc": {"activation": 0.5, "valence": None, "dominance": None}, "uar": 0.25}}
+    assert load_bundle(path)[1].metrics == written
+
+
 def test_weights_pointing_at_a_device_are_refused_unread(bundle):
     (bundle / WEIGHTS_FILE).unlink()
     (bundle / WEIGHTS_FILE).symlink_to("/dev/zero")

@@ -1,11 +1,16 @@
-"""`trainer export --out`: a graph on its own says what its outputs mean and what its input must be."""
+"""`trainer export --out`: a graph on its own says what its outputs mean and what its input must be, and
+it replaces a regular file or nothing, never a folder, link, device or pipe."""
 from __future__ import annotations
 
 import json
+import os
+import stat
 from dataclasses import asdict
 
 import onnx
+import pytest
 
+from emolive.engine.bundle import BundleError, replace_file
 from emolive.engine.schema import DIMENSIONS
 from emolive.plugins.student import DEFAULT_BUNDLE, load_bundle
 from emolive.trainer.cli import main as trainer_main
@@ -23,3 +28,37 @@ def test_a_standalone_graph_carries_its_classes_scale_front_end_and_normaliser(t
                     "frontend": json.loads(json.dumps(asdict(meta.frontend))),
                     "stream_normalisation": json.loads(json.dumps(asdict(meta.stream_normalisation)))}
     assert read["class_names"] and read["stream_normalisation"]["columns"] == 41  # the shipped student has both
+
+
+def _target(tmp_path, kind: str):
+    """An --out that must not be replaced or cannot be written, and what must still be true of it after."""
+    (tmp_path / "afile").write_text("mine")
+    if kind == "fifo":  # a non-regular file in a safe place (a device node was once replaced by a file)
+        os.mkfifo(tmp_path / "pipe.onnx")
+        return tmp_path / "pipe.onnx", lambda p: stat.S_ISFIFO(os.lstat(p).st_mode)
+    if kind == "folder":
+        (tmp_path / "dir.onnx").mkdir()
+        return tmp_path / "dir.onnx", lambda p: p.is_dir() and not any(p.iterdir())
+    if kind == "link":
+        (tmp_path / "link.onnx").symlink_to(tmp_path / "afile")
+        return tmp_path / "link.onnx", lambda p: p.is_symlink() and p.read_text() == "mine"
+    if kind == "under a file":
+        return tmp_path / "afile" / "x.onnx", lambda p: (tmp_path / "afile").read_text() == "mine"
+    return tmp_path / "no" / "such" / "x.onnx", lambda p: not (tmp_path / "no").exists()
+
+
+@pytest.mark.parametrize("kind", ["fifo", "folder", "link", "under a file", "missing folder"])
+def test_export_out_replaces_only_a_regular_file_and_says_so_in_one_line(tmp_path, kind, capsys):
+    out, unchanged = _target(tmp_path, kind)
+    assert trainer_main(["export", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith(f"trainer export: error: {out}: "), err
+    assert unchanged(out)
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no partial file left
+
+
+def test_a_place_that_cannot_be_written_is_one_bundle_error_and_leaves_nothing(tmp_path):
+    """A name the file system refuses (here: too long for the partial file beside it) is one line."""
+    with pytest.raises(BundleError, match="cannot write .*File name too long"):
+        replace_file(tmp_path / ("x" * 250), b"graph")
+    assert list(tmp_path.iterdir()) == []

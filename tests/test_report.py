@@ -159,3 +159,18 @@ def test_split_test_without_splits_uses_the_models_own_split_as_evaluate_does(tm
     expected = by_split(held_out_splits(own, load_utterances([manifest]), warn=False), "test")
     assert [u.path for u in sources[0].utts] == [u.path for u in expected] and expected
     assert len(expected) < len(load_utterances([manifest]))  # the student trained on some of these speakers
+
+
+@pytest.mark.parametrize(("out", "option"), [("{file}", "--out"), ("{file}/report", "--out"),
+                                             ("{tmp}/report", "--cache")])
+def test_a_report_or_cache_folder_that_cannot_be_written_is_one_line_before_any_work(tmp_path, out, option, capsys):
+    """An existing file as --out, a path under one, or such a --cache was a traceback from a mkdir; now
+    one line names the option before a model is loaded or a clip read, and nothing is made."""
+    afile = tmp_path / "afile"
+    afile.write_text("mine")
+    argv = ["report", "--data", str(tmp_path / "not-read.csv"), "--out", out.format(file=afile, tmp=tmp_path)]
+    argv += ["--cache", f"{afile}/cache"] if option == "--cache" else []
+    assert trainer_main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"trainer report: error: {option} " in err and f"{afile} is not a folder" in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["afile"] and afile.read_text() == "mine"

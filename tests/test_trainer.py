@@ -344,13 +344,16 @@ def test_resume_refuses_a_checkpoint_with_nan_weights_at_once(tmp_path):
         train(data, data, ["sad"], longer, log=lambda _: None, checkpoint=Checkpointing(at.directory, resume=True))
 
 
-@pytest.mark.parametrize("target", ["/dev/zero", "fifo", "sparse"])
-def test_a_manifest_row_naming_a_device_fifo_or_huge_file_is_one_line_not_a_hang(tmp_path, target, capsys):
+@pytest.mark.parametrize("target", ["/dev/zero", "fifo", "folder", "sparse"])
+def test_a_manifest_row_naming_a_device_fifo_folder_or_huge_file_is_one_line_not_a_hang(tmp_path, target, capsys):
     import os
 
     if target == "fifo":
         os.mkfifo(tmp_path / "pipe.wav")
         target = str(tmp_path / "pipe.wav")
+    elif target == "folder":
+        (tmp_path / "folder.wav").mkdir()
+        target = str(tmp_path / "folder.wav")
     elif target == "sparse":
         with open(tmp_path / "huge.wav", "wb") as f:
             f.truncate(20 << 30)  # 20 GB that take no disk
@@ -359,5 +362,113 @@ def test_a_manifest_row_naming_a_device_fifo_or_huge_file_is_one_line_not_a_hang
     manifest.write_text(f"path,speaker,emotion\n{target},s1,sad\n")
     assert trainer_main(["features", "--data", str(manifest), "--cache", str(tmp_path / "c")]) == 2
     errors = [line for line in capsys.readouterr().err.splitlines() if "error:" in line]
-    assert len(errors) == 1 and errors[0].endswith(("not a regular file", "more than the 4294967296 an audio file "
-                                                                           "may have here"))
+    assert len(errors) == 1 and errors[0].endswith(("not a regular file", "more than the 4294967296 it may have"))
+
+
+def test_an_audio_file_is_read_with_the_memory_it_needs_not_the_4_gib_bound():
+    """CPython allocates what a read asks for before reading: asking for the 4 GiB bound made every
+    37 kB clip peak at 4 GiB (a MemoryError under a 3 GB address-space limit)."""
+    import tracemalloc
+
+    from emolive.trainer.data.cache import read_audio_bytes
+
+    clip = corpus_files("emodb")[0]
+    tracemalloc.start()
+    try:
+        data = read_audio_bytes(clip)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert data == Path(clip).read_bytes()
+    assert peak < len(data) + (1 << 20)  # the bytes and a few objects (measured: the size + 6 kB)
+
+
+@pytest.mark.parametrize("argv", [
+    ["--lr", "-1"], ["--lr", "nan"], ["--lr", "inf"], ["--batch-size", "0"], ["--batch-size", "-5"], ["--hidden", "0"],
+    ["--hidden", "-5"], ["--hidden", "1000000"], ["--embedding-dim", "0"], ["--embedding-dim", "5000"],
+    ["--dropout", "1.5"], ["--ccc-alpha", "2"], ["--epoch-clips", "-5"], ["--norm-prior-s", "-1"],
+    ["--norm-time-constant-s", "0"], ["--seed", "-1"], ["--split-seed", "-1"], ["--crop-s", "0"], ["--crop-s", "-1"],
+    ["--views", "-1"], ["--epochs", "0"], ["--val-frac", "1"], ["--ce-weight", "-0.1"], ["--seed", "1.5"],
+])
+def test_a_numeric_option_out_of_range_is_refused_as_it_is_parsed(argv, capsys):
+    """Each was a traceback, a 12 TB allocation, an untrained bundle with exit 0, or a bundle refused
+    after the whole training; now argparse refuses it before anything runs, saying what to give."""
+    from emolive.trainer.cli import build_parser
+
+    with pytest.raises(SystemExit) as exit_:
+        build_parser().parse_args(["train", "--data", "m.csv", "--out", "o", *argv])
+    assert exit_.value.code == 2
+    last = capsys.readouterr().err.strip().splitlines()[-1]
+    assert last.startswith(f"trainer train: error: argument {argv[0]}: {argv[1]!r}: give a "), last
+
+
+@pytest.mark.parametrize(("command", "argv"), [
+    ("distill", ["--kappa", "-1"]), ("distill", ["--switch-epoch", "-1"]), ("distill", ["--avd-weight", "nan"]),
+    ("embed", ["--batch-seconds", "0"]), ("features", ["--threads", "0"]),
+])
+def test_other_commands_numeric_options_are_bounded_too(command, argv, capsys):
+    from emolive.trainer.cli import build_parser
+
+    required = {"distill": ["--data", "m.csv", "--teacher", "t", "--out", "o"], "embed": ["--bundle", "hubert-large"]}
+    before = argv if argv[0] == "--threads" else []  # a top-level option
+    with pytest.raises(SystemExit):
+        build_parser().parse_args([*before, command, *required.get(command, []), *([] if before else argv)])
+    assert f"argument {argv[0]}: {argv[1]!r}: give a " in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    # within --hidden's own bound, but a bundle's parameter budget would refuse it after the training
+    (["--hidden", "4096"], "--arch tcgru --hidden 4096 --embedding-dim 128: these hyperparameters make"),
+    (["--ccc-alpha", "0.8", "--ccc-beta", "0.5"], "--ccc-alpha 0.8 --ccc-beta 0.5: need alpha, beta >= 0"),
+])
+def test_options_that_together_cannot_train_or_be_saved_are_refused_before_the_data_is_read(tmp_path, argv, message,
+                                                                                             capsys):
+    missing = tmp_path / "not-read.csv"  # the check comes first: the manifest is never opened
+    assert trainer_main(["train", "--data", str(missing), "--out", str(tmp_path / "b"), *argv]) == 2
+    assert capsys.readouterr().err.startswith(f"trainer train: error: {message}")
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(("command", "argv", "option"), [
+    ("train", ["--out", "{file}/bundle"], "--out"),
+    ("train", ["--out", "{tmp}/b", "--checkpoint-dir", "{file}"], "--checkpoint-dir"),
+    ("train", ["--out", "{tmp}/b", "--checkpoint-dir", "{file}/deeper/ck"], "--checkpoint-dir"),
+    ("train", ["--out", "{tmp}/b", "--cache", "{file}/cache"], "--cache"),
+    ("features", ["--cache", "{file}"], "--cache"),
+    ("evaluate", ["--cache", "{file}/c"], "--cache"),
+])
+def test_a_place_the_run_cannot_write_is_one_line_before_any_work(tmp_path, command, argv, option, capsys):
+    """A bundle, checkpoint or cache folder under a file, or a file where it must be, was a traceback
+    after the first epoch (or at the first feature); now one line names the option, and nothing is made."""
+    afile = tmp_path / "afile"
+    afile.write_text("mine")
+    argv = [a.format(file=afile, tmp=tmp_path) for a in argv]
+    assert trainer_main([command, "--data", str(tmp_path / "not-read.csv"), *argv]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"error: {option} " in err and f"{afile} is not a folder" in err, err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["afile"] and afile.read_text() == "mine"
+
+
+def test_the_writable_folder_check_leaves_nothing_behind(tmp_path):
+    from emolive.trainer.commands import writable_folder
+
+    writable_folder(tmp_path / "new" / "deeper", "--out x")  # can be made: fine, and not made
+    writable_folder(tmp_path, "--out x")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_dimension_that_cannot_be_measured_is_null_in_the_bundles_json(tmp_path):
+    """BAVED labels valence on its neutral clips only, so every valence label is equal: no CCC. The
+    bundle's config.json and results.json said NaN (not JSON: JavaScript's JSON.parse refuses it)."""
+    def refuse(constant):
+        raise ValueError(f"{constant} is not JSON")
+
+    manifest = subset_manifest(tmp_path, "baved", every=25)
+    out = tmp_path / "bundle"
+    assert trainer_main(["train", "--data", str(manifest), "--cache", str(tmp_path / "cache"), "--epochs", "1",
+                         "--epoch-clips", "0", "--hidden", "8", "--embedding-dim", "8", "--out", str(out)]) == 0
+    results = json.loads((out / "results.json").read_text(), parse_constant=refuse)
+    metrics = json.loads((out / "config.json").read_text(), parse_constant=refuse)["metrics"]
+    assert results["val_ccc"]["valence"] is None and isinstance(results["val_ccc"]["activation"], float)
+    assert metrics["test"]["test"]["ccc"]["valence"] is None
+    assert metrics == {"val_ccc": results["val_ccc"], "test": results["test"]}

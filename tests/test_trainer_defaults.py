@@ -5,6 +5,7 @@ the default student would no longer be what `trainer train` trains: these tests 
 """
 from __future__ import annotations
 
+import argparse
 import shlex
 import subprocess
 import sys
@@ -93,3 +94,19 @@ def test_help_shows_each_default_once(capsys):
         assert text.count(shown) == 1, shown
     for empty in ("(default: None)", "(default: False)", "(default: [])"):
         assert empty not in text
+
+
+def test_every_numeric_option_is_bounded_and_its_default_within_its_bounds():
+    """A default outside its option's range could be given by no one, and a numeric option without a
+    range (a bare int or float) would take -1, 0 or NaN into a run again."""
+    from emolive.trainer.cli import Bounded
+
+    parser = build_parser()
+    commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices
+    actions = [(None, a) for a in parser._actions] + [(n, a) for n, p in commands.items() for a in p._actions]
+    numeric = [(name, a) for name, a in actions if a.type is not None or isinstance(a.default, (int, float))
+               and not isinstance(a.default, bool) and a.nargs != 0]
+    assert numeric
+    for name, action in numeric:
+        assert isinstance(action.type, Bounded), (name, action.dest)
+        assert action.type(str(action.default)) == action.default, (name, action.dest)

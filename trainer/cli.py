@@ -2,11 +2,64 @@
 from __future__ import annotations
 
 import argparse
+import math
 import sys
+from dataclasses import dataclass
 
 from emolive.engine import console
 from emolive.engine.defaults import DEFAULT_MODEL, package_version
 from emolive.engine.errors import EmoliveError
+
+
+@dataclass(frozen=True)
+class Bounded:
+    """argparse type of a numeric option: a finite `kind` (int or float) from `low` to `high`, an end
+    excluded where `open_low`/`open_high` says so.
+
+    Every numeric option of `trainer` has one, so a value a run cannot use (a learning rate of -1 or
+    NaN, a batch of 0, a GRU wider than a bundle may hold) is refused as the arguments are read, not
+    by a traceback in the first epoch, a bundle write after the last, or an untrained bundle.
+    """
+
+    kind: type
+    low: float = -math.inf
+    high: float = math.inf
+    open_low: bool = False
+    open_high: bool = False
+
+    def __call__(self, text: str) -> int | float:
+        try:
+            value = self.kind(text)
+        except ValueError:
+            value = None
+        if value is None or not self.admits(value) or (self.kind is float and math.isinf(value)):  # NaN: admits nothing
+            raise argparse.ArgumentTypeError(f"{text!r}: give {self}")
+        return value
+
+    def admits(self, value: float) -> bool:
+        above = value > self.low if self.open_low else value >= self.low
+        below = value < self.high if self.open_high else value <= self.high
+        return above and below
+
+    def __str__(self) -> str:
+        what = "a whole number" if self.kind is int else "a number"
+        if self.high == math.inf:
+            return f"{what} {'>' if self.open_low else '>='} {_plain(self.low)}"
+        return (f"{what} in {'(' if self.open_low else '['}{_plain(self.low)}, {_plain(self.high)}"
+                f"{')' if self.open_high else ']'}")
+
+
+def _plain(bound: float) -> str:
+    return str(int(bound)) if float(bound).is_integer() else f"{bound:g}"
+
+
+COUNT = Bounded(int, 0)  # epoch clips, views: 0 means none or "all"
+POSITIVE_COUNT = Bounded(int, 1)
+WEIGHT = Bounded(float, 0)  # a loss term's weight or strength: 0 turns it off
+FRACTION = Bounded(float, 0, 1, open_high=True)
+SEED = Bounded(int, 0, 2**32 - 1)  # numpy's generators refuse a negative seed; 32 bits every generator takes
+# the running normaliser's prior weight and time constant: engine.features.normalise.StreamNormConfig's bounds
+NORMALISER_SECONDS = Bounded(float, 0, 1e6, open_low=True)
 
 
 def _data_args(p: argparse.ArgumentParser, required: bool = True) -> None:
@@ -24,9 +77,10 @@ def _data_args(p: argparse.ArgumentParser, required: bool = True) -> None:
 def _split_args(p: argparse.ArgumentParser) -> None:
     from emolive.trainer.pipeline import DataSpec
 
-    p.add_argument("--split-seed", type=int, default=DataSpec.split_seed, help="seed of the speaker-independent split")
-    p.add_argument("--val-frac", type=float, default=DataSpec.val_frac, help="fraction of speakers for validation")
-    p.add_argument("--test-frac", type=float, default=DataSpec.test_frac, help="fraction of speakers held out for test")
+    p.add_argument("--split-seed", type=SEED, default=DataSpec.split_seed, help="seed of the speaker-independent split")
+    p.add_argument("--val-frac", type=FRACTION, default=DataSpec.val_frac, help="fraction of speakers for validation")
+    p.add_argument("--test-frac", type=FRACTION, default=DataSpec.test_frac,
+                   help="fraction of speakers held out for test")
 
 
 def _split_choice_args(p: argparse.ArgumentParser) -> None:
@@ -37,8 +91,11 @@ def _split_choice_args(p: argparse.ArgumentParser) -> None:
 
 def _fit_args(p: argparse.ArgumentParser) -> None:
     """Data, split, model and optimisation options shared by `train` and `distill`; every default is
-    TrainConfig's or DataSpec's (the shipped recipe), read from there."""
+    TrainConfig's or DataSpec's (the shipped recipe), read from there, and the network's widths are
+    bounded as a bundle bounds them (plugins.student.spec), so training makes only what it can save."""
+    from emolive.engine.features import FrontEndConfig
     from emolive.plugins.student import ARCHITECTURES
+    from emolive.plugins.student.spec import HYPERPARAMETER_BOUNDS
     from emolive.plugins.teacher.pretrained import PRETRAINED
     from emolive.trainer.classes import CLASS_SETS
     from emolive.trainer.config import TrainConfig
@@ -49,17 +106,21 @@ def _fit_args(p: argparse.ArgumentParser) -> None:
     _split_args(p)
     p.add_argument("--arch", choices=sorted(ARCHITECTURES), default=TrainConfig.arch, help="network (paper Fig. 1)")
     p.add_argument("--no-multitask", action="store_true", help="no class head (CCC loss only)")
-    p.add_argument("--seed", type=int, default=TrainConfig.seed, help="initialisation and batching seed")
-    p.add_argument("--epochs", type=int, default=TrainConfig.epochs, help="maximum epochs (early stopping decides)")
-    p.add_argument("--patience", type=int, default=TrainConfig.patience,
+    p.add_argument("--seed", type=SEED, default=TrainConfig.seed, help="initialisation and batching seed")
+    p.add_argument("--epochs", type=POSITIVE_COUNT, default=TrainConfig.epochs,
+                   help="maximum epochs (early stopping decides)")
+    p.add_argument("--patience", type=POSITIVE_COUNT, default=TrainConfig.patience,
                    help="epochs without validation gain before stopping")
-    p.add_argument("--lr", type=float, default=TrainConfig.lr, help="Adam learning rate")
-    p.add_argument("--batch-size", type=int, default=TrainConfig.batch_size,
-                   help="utterances per step (split across ranks under torchrun)")
-    p.add_argument("--hidden", type=int, default=TrainConfig.hidden,
+    p.add_argument("--lr", type=Bounded(float, 0, open_low=True), default=TrainConfig.lr, help="Adam learning rate")
+    p.add_argument("--batch-size", type=Bounded(int, 2), default=TrainConfig.batch_size,
+                   help="utterances per step (split across ranks under torchrun); a CCC needs two")
+    p.add_argument("--hidden", type=Bounded(int, *HYPERPARAMETER_BOUNDS["hidden"]), default=TrainConfig.hidden,
                    help="GRU width (e.g. 512 for a distillation teacher)")
-    p.add_argument("--embedding-dim", type=int, default=TrainConfig.embedding_dim, help="utterance embedding size")
-    p.add_argument("--crop-s", type=float, default=TrainConfig.crop_s, help="random training crops of this many seconds")
+    p.add_argument("--embedding-dim", type=Bounded(int, *HYPERPARAMETER_BOUNDS["embedding_dim"]),
+                   default=TrainConfig.embedding_dim, help="utterance embedding size")
+    frame_s = FrontEndConfig().frame_shift / FrontEndConfig().sample_rate
+    p.add_argument("--crop-s", type=Bounded(float, frame_s), default=TrainConfig.crop_s,
+                   help="random training crops of this many seconds (one frame at least)")
     p.add_argument("--features", default=DataSpec.features, metavar="mfb|NAME[:LAYER],...",
                    help="mfb: the 43-dim MFB+F0 front end (a student bundle); else SSL embeddings fused "
                         "frame by frame, e.g. hubert-large,hubert-large-960h (a teacher bundle; run "
@@ -69,7 +130,7 @@ def _fit_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--int8", action="store_true", help="store weights as int8 with per-channel scales")
     p.add_argument("--classes", choices=CLASS_SETS, default=DataSpec.classes,
                    help="class head labels: categories found in >= 2 corpora (shared), or every category (all)")
-    p.add_argument("--views", type=int, default=DataSpec.views,
+    p.add_argument("--views", type=COUNT, default=DataSpec.views,
                    help="augmented views per training clip (rooms, microphones, speed, noise; 0: none): measured, "
                         "they cost valence on unseen corpora (docs/results.md)")
     p.add_argument("--session-channels", action="store_true",
@@ -79,26 +140,26 @@ def _fit_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--session-protocols", nargs="+", choices=PROTOCOLS, default=list(TrainConfig.session_protocols),
                    metavar="PROTOCOL", help="training sessions of the running normaliser: per speaker and epoch one "
                                             "of these (clip, sustained, mixed; see `evaluate --protocol`)")
-    p.add_argument("--norm-prior-s", type=float, default=TrainConfig.norm_prior_s,
+    p.add_argument("--norm-prior-s", type=NORMALISER_SECONDS, default=TrainConfig.norm_prior_s,
                    help="weight of the running normaliser's prior, in seconds of voiced speech")
-    p.add_argument("--norm-time-constant-s", type=float, default=TrainConfig.norm_time_constant_s,
+    p.add_argument("--norm-time-constant-s", type=NORMALISER_SECONDS, default=TrainConfig.norm_time_constant_s,
                    help="the running normaliser's time constant, in seconds of voiced speech")
     p.add_argument("--no-balance", action="store_true", help="sample clips uniformly, not every corpus equally")
-    p.add_argument("--epoch-clips", type=int, default=TrainConfig.epoch_clips,
+    p.add_argument("--epoch-clips", type=COUNT, default=TrainConfig.epoch_clips,
                    help="clips drawn per epoch (0: one pass over the training set)")
-    p.add_argument("--ce-weight", type=float, default=TrainConfig.ce_weight,
+    p.add_argument("--ce-weight", type=WEIGHT, default=TrainConfig.ce_weight,
                    help="weight of the class head's cross-entropy (the default is the paper's)")
-    p.add_argument("--ccc-alpha", type=float, default=TrainConfig.ccc_alpha,
+    p.add_argument("--ccc-alpha", type=Bounded(float, 0, 1), default=TrainConfig.ccc_alpha,
                    help="valence weight of the CCC loss (alpha of paper eq. 1; the default is the paper's)")
-    p.add_argument("--ccc-beta", type=float, default=TrainConfig.ccc_beta,
+    p.add_argument("--ccc-beta", type=Bounded(float, 0, 1), default=TrainConfig.ccc_beta,
                    help="activation weight of the CCC loss (beta of eq. 1); dominance gets 1 - alpha - beta")
     p.add_argument("--ccc-per-corpus", action="store_true",
                    help="CCC within each corpus of a batch, averaged, instead of over the pooled batch")
     p.add_argument("--balance-quadrants", action="store_true",
                    help="within each corpus, give its activation x valence quadrants equal shares of an epoch")
-    p.add_argument("--dropout", type=float, default=TrainConfig.dropout,
+    p.add_argument("--dropout", type=Bounded(float, 0, 1, open_high=True), default=TrainConfig.dropout,
                    help="dropout on the embedding before the heads (training only)")
-    p.add_argument("--corpus-adversary", type=float, default=TrainConfig.corpus_adversary, metavar="STRENGTH",
+    p.add_argument("--corpus-adversary", type=WEIGHT, default=TrainConfig.corpus_adversary, metavar="STRENGTH",
                    help="train against a corpus classifier through gradient reversal of this final strength "
                         "(e.g. 0.3; 0: off); needs two or more corpora")
     p.add_argument("--out", required=True, metavar="DIR", help="bundle directory to write")
@@ -135,19 +196,19 @@ def _distill_command(p: argparse.ArgumentParser) -> None:
     _fit_args(p)
     p.add_argument("--teacher", required=True, metavar="student|teacher|PATH",
                    help="any model plugin name or bundle with an embedding of the student's size")
-    p.add_argument("--kappa-early", type=float, default=DistillConfig.kappa_early,
+    p.add_argument("--kappa-early", type=WEIGHT, default=DistillConfig.kappa_early,
                    help="task-loss weight before the switch")
-    p.add_argument("--lambda-early", type=float, default=DistillConfig.lambda_early,
+    p.add_argument("--lambda-early", type=WEIGHT, default=DistillConfig.lambda_early,
                    help="distillation weight before the switch")
-    p.add_argument("--switch-epoch", type=int, default=DistillConfig.switch_epoch,
+    p.add_argument("--switch-epoch", type=COUNT, default=DistillConfig.switch_epoch,
                    help="first epoch with the late weights")
-    p.add_argument("--kappa", type=float, default=DistillConfig.kappa, help="task-loss weight from the switch on")
-    p.add_argument("--lambda", dest="lambda_", type=float, default=DistillConfig.lambda_,
+    p.add_argument("--kappa", type=WEIGHT, default=DistillConfig.kappa, help="task-loss weight from the switch on")
+    p.add_argument("--lambda", dest="lambda_", type=WEIGHT, default=DistillConfig.lambda_,
                    help="distillation weight from the switch on")
     p.add_argument("--projector", action="store_true",
                    help="compare the teacher's embedding with a learnt linear map of the student's (not exported), "
                         "not with the student's embedding itself; the two may then differ in width")
-    p.add_argument("--avd-weight", type=float, default=DistillConfig.avd_weight,
+    p.add_argument("--avd-weight", type=WEIGHT, default=DistillConfig.avd_weight,
                    help="also learn the teacher's A/V/D estimates (correlation within each corpus) with this weight in "
                         "every epoch; worth it on clips the teacher was not trained on, e.g. your own recordings")
     p.add_argument("--avd-dims", nargs="+", choices=DIMENSIONS, default=list(DistillConfig.avd_dims),
@@ -172,7 +233,7 @@ def _embed_command(p: argparse.ArgumentParser) -> None:
                    help="state dict of the same architecture (.safetensors or a weights-only torch file) "
                         "instead of the hub weights; needs exactly one --bundle")
     p.add_argument("--device", default=None, help="torch device (default: cuda when available, else cpu)")
-    p.add_argument("--batch-seconds", type=float, default=BATCH_SECONDS,
+    p.add_argument("--batch-seconds", type=Bounded(float, 0, open_low=True), default=BATCH_SECONDS,
                    help="audio per batch, padding included (bounds GPU memory)")
 
 
@@ -245,7 +306,7 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     ap = console.DefaultsParser(prog="trainer", description=__doc__)
     ap.add_argument("--version", action="version", version=f"%(prog)s {package_version()}")
     console.add_arguments(ap)
-    ap.add_argument("--threads", type=int, default=1,
+    ap.add_argument("--threads", type=POSITIVE_COUNT, default=1,
                     help="torch compute threads per process: small GRUs gain little from more, and spinning "
                          "threads on a busy machine can make a run many times slower")
     sub = ap.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=console.DefaultsParser)
@@ -265,7 +326,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from emolive.trainer import commands, distributed  # heavy imports only once the arguments are valid
 
-    torch.set_num_threads(max(1, args.threads))
+    torch.set_num_threads(args.threads)
     try:
         distributed.setup()  # joins torchrun's process group when launched by it
         return getattr(commands, args.command)(args)

@@ -3,22 +3,31 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
+import tempfile
 from dataclasses import replace
 from pathlib import Path
 
-from emolive.engine.bundle import check_bundle_target
+import torch
+
+from emolive.engine.bundle import check_bundle_target, json_text
 from emolive.engine.defaults import DEFAULT_MODEL
+from emolive.engine.features import FrontEndConfig
 from emolive.engine.plugin import ModelPlugin, load_model
+from emolive.plugins.student import ARCHITECTURES
+from emolive.plugins.student.spec import network_shapes
 from emolive.trainer import distributed
 from emolive.trainer.checkpoint import remove_checkpoint
 from emolive.trainer.data import FeatureCache, read_splits, write_splits
+from emolive.trainer.data.cache import MFB
 from emolive.trainer.data.splits import LEARNED_CLIPS_FILE, held_out_splits, write_learned_clips
 from emolive.trainer.embeddings import EmbeddingCache, parse_streams
 from emolive.trainer.embeddings.cache import fill_layers
 from emolive.trainer.errors import TrainerError
 from emolive.trainer.evaluate import format_table, metrics, predict_utterances
 from emolive.trainer.history import HISTORY_FILE, SPLITS_FILE, versions, write_history
+from emolive.trainer.losses import CCCLoss
 from emolive.trainer.metrics import DIMENSIONS
 from emolive.trainer.pipeline import DataSpec, by_split, fit, save_model
 from emolive.trainer.config import TrainConfig
@@ -27,8 +36,52 @@ from emolive.trainer.train import Checkpointing
 log = logging.getLogger(__name__)
 
 
+def writable_folder(folder: Path, what: str) -> None:
+    """`folder` is a folder this run can write in, or can be made: an empty folder is made in it, or
+    in its nearest existing parent, and removed at once (nothing is left). So a path under a file, a
+    file where a folder must be, or a place that refuses new files is one TrainerError line naming
+    `what` (the option and its value) before any work, not a traceback when the first file is written."""
+    existing = folder
+    while not os.path.lexists(existing) and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise TrainerError(f"{what}: {existing} is not a folder")
+    try:
+        os.rmdir(tempfile.mkdtemp(prefix=".emolive-write-check-", dir=existing))
+    except OSError as err:
+        raise TrainerError(f"{what}: cannot write in {existing} ({err.strerror})") from None
+
+
+def data_spec(args) -> DataSpec:
+    """The command's data options (DataSpec.from_args); a --cache it cannot write is one line now."""
+    if args.cache:
+        writable_folder(Path(args.cache), f"--cache {args.cache}")
+    return DataSpec.from_args(args)
+
+
+def check_network(cfg: TrainConfig, data: DataSpec) -> None:
+    """The network the options describe fits a bundle (plugins.student.spec: each width's bounds and
+    the parameter budget), found before training rather than when its bundle is written after it.
+    Its class head is left out, as its width comes with the data (at most 1024 x the embedding)."""
+    width = (FrontEndConfig().num_features if data.features == MFB
+             else sum(s.spec.dim for s in parse_streams(data.features)))
+    with torch.device("meta"):  # the module's own hyperparameters (its layer count), and no memory for weights
+        model = ARCHITECTURES[cfg.arch](width, hidden=cfg.hidden, embedding_dim=cfg.embedding_dim)
+    network_shapes(cfg.arch, model.hyperparameters(), f"--arch {cfg.arch} --hidden {cfg.hidden} "
+                                                      f"--embedding-dim {cfg.embedding_dim}")
+
+
+def check_ccc_weights(cfg: TrainConfig) -> None:
+    """Eq. 1's weights, each in [0, 1] as parsed, must leave dominance a share (CCCLoss's own check,
+    made now rather than in the first epoch)."""
+    try:
+        CCCLoss(cfg.ccc_alpha, cfg.ccc_beta)
+    except ValueError as err:
+        raise TrainerError(f"--ccc-alpha {cfg.ccc_alpha:g} --ccc-beta {cfg.ccc_beta:g}: {err}") from None
+
+
 def features(args) -> int:
-    data = DataSpec.from_args(args)
+    data = data_spec(args)
     utts = data.utterances()
     cache = FeatureCache(data.cache_root())
     feats = cache.features_for(utts)
@@ -39,15 +92,20 @@ def features(args) -> int:
 
 def train(args) -> int:
     """`trainer train` and `trainer distill`: pipeline.fit, then the bundle with its run's records."""
-    data, cfg = DataSpec.from_args(args), TrainConfig.from_args(args)
+    data, cfg = data_spec(args), TrainConfig.from_args(args)
     distill = None
     if args.command == "distill":
         from emolive.trainer.distill import DistillConfig
 
         distill = DistillConfig.from_args(args)
     out = Path(args.out)
-    check_bundle_target(out)  # before hours of training, not after
+    # what the arguments already tell is found before hours of training, not after them
+    check_bundle_target(out)
+    writable_folder(out.parent, f"--out {out}")  # write_bundle makes it and writes the bundle in it
     checkpoint = Checkpointing(Path(args.checkpoint_dir or f"{out}.checkpoint"), resume=args.resume)
+    writable_folder(checkpoint.directory, f"--checkpoint-dir {checkpoint.directory}")
+    check_network(cfg, data)
+    check_ccc_weights(cfg)
     ctx = distributed.context()
     log = (lambda line: print(line, file=sys.stderr)) if ctx.is_main else (lambda line: None)
     fitted = fit(data, cfg, distill, checkpoint=checkpoint, log=log, progress=ctx.is_main)
@@ -73,7 +131,7 @@ def train(args) -> int:
         write_splits(directory / SPLITS_FILE, fitted.utterances)
         write_learned_clips(directory / LEARNED_CLIPS_FILE, fitted.utterances)
         write_history(directory / HISTORY_FILE, result.history)
-        (directory / "results.json").write_text(json.dumps(summary, indent=2, default=str) + "\n")
+        (directory / "results.json").write_text(json_text(summary, default=str))
 
     try:
         save_model(fitted, out, int8=args.int8, finish=records, training=training,
@@ -97,7 +155,7 @@ def embed(args) -> int:
         if len(streams) != 1:
             raise TrainerError("--checkpoint replaces the weights of one model: give exactly one --bundle")
         streams = [replace(streams[0], checkpoint=args.checkpoint)]
-    data = DataSpec.from_args(args)
+    data = data_spec(args)
     utts = data.utterances()
     ctx = distributed.context()
     mine = distributed.shard(utts, ctx)  # under torchrun each rank embeds its share into the one cache
@@ -119,7 +177,7 @@ def distill(args) -> int:
 
 def evaluate(args) -> int:
     plugin = load_model(args.model)
-    data = DataSpec.from_args(args)
+    data = data_spec(args)
     utts = data.utterances()
     model_splits = bundle_splits(plugin)
     if args.splits:
@@ -143,11 +201,13 @@ def evaluate(args) -> int:
 def report(args) -> int:
     from emolive.trainer.report import build_report, command_line, load_sources  # matplotlib, scikit-learn: reports only
 
+    writable_folder(Path(args.out), f"--out {args.out}")  # like a wrong model, before any work
+    data = data_spec(args)
     models = args.model or [DEFAULT_MODEL]
     plugins = [load_model(spec) for spec in models]  # a wrong name or path fails before any work
     own = args.split and not args.splits and bundle_splits(plugins[0])
     sources = load_sources(args.data, args.msp_podcast, args.splits, args.split, own or None)
-    done = build_report(models, plugins, sources, args.out, DataSpec.from_args(args).cache_root(), args.map,
+    done = build_report(models, plugins, sources, args.out, data.cache_root(), args.map,
                         args.split, args.splits, command=command_line(args, models))
     print(f"report: {len(models)} model(s) on {len(done.utterances)} utterances in {done.seconds:.1f} s: "
           f"{Path(args.out) / 'report.md'} and report.html")

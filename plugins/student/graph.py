@@ -23,7 +23,7 @@ from pathlib import Path
 
 import torch
 
-from emolive.engine.bundle import replace_file
+from emolive.engine.bundle import check_file_target, replace_file
 from emolive.plugins.student.model import StudentModel
 from emolive.plugins.student.spec import GRAPH_INPUTS, GRAPH_OUTPUTS, WEIGHTS_DIGEST_KEY
 
@@ -44,10 +44,12 @@ class _Exportable(torch.nn.Module):
 
 def export_graph(model: StudentModel, path: str | Path, weights_sha256: str = "") -> Path:
     """Write `model` as an ONNX graph with dynamic batch and time axes (opset 17); the file is
-    replaced by a rename (engine.bundle.replace_file), never written through a link."""
+    replaced by a rename (engine.bundle.replace_file), never written through a link. A target that
+    cannot be a file (a folder, a device, no folder to hold it) is refused before the export runs."""
     import onnx  # only the exporter needs it
 
     path, buffer = Path(path), io.BytesIO()
+    check_file_target(path)
     example = (torch.zeros(2, 150, model.input_dim), torch.tensor([150, 100]))
     with warnings.catch_warnings():
         # The exporter warns that a GRU without an explicit h0 may fix the batch size; the initial

@@ -13,7 +13,6 @@ import io
 import json
 import logging
 import os
-import stat
 from pathlib import Path
 from typing import Iterable
 
@@ -21,6 +20,7 @@ import numpy as np
 from tqdm import tqdm
 
 from emolive.engine.analysis import NO_FRAME
+from emolive.engine.bundle import RefusedFile, read_bounded
 from emolive.engine.console import bar_disabled
 from emolive.engine.features import FrontEndConfig, compute
 from emolive.engine.sources.base import SAMPLE_RATE, AudioSourceError, ToMono16k
@@ -51,24 +51,15 @@ MAX_AUDIO_BYTES = 4 << 30  # 4 GiB: 35 h of 16 kHz 16-bit mono; a manifest namin
 
 
 def read_audio_bytes(audio_path: str | Path) -> bytes:
-    """The bytes of an audio file, read as the engine reads untrusted files: opened without
-    blocking (a FIFO cannot hang it), a regular file (not /dev/zero) of bounded size, all checked
-    before a byte is read."""
+    """The bytes of an audio file, read as the engine reads untrusted files (engine.bundle.read_bounded):
+    opened without blocking (a FIFO cannot hang it), a regular file (not /dev/zero, not a folder) of
+    bounded size, all checked before a byte is read, and read with the memory the file needs."""
     try:
-        fd = os.open(audio_path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+        return read_bounded(audio_path, MAX_AUDIO_BYTES)
     except OSError as err:
         raise TrainerError(f"cannot read audio {audio_path}: {err.strerror}") from err
-    with os.fdopen(fd, "rb") as f:
-        info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode):
-            raise TrainerError(f"cannot read audio {audio_path}: not a regular file")
-        if info.st_size > MAX_AUDIO_BYTES:
-            raise TrainerError(f"cannot read audio {audio_path}: {info.st_size} bytes, more than the "
-                               f"{MAX_AUDIO_BYTES} an audio file may have here")
-        try:
-            return f.read(MAX_AUDIO_BYTES)
-        except OSError as err:
-            raise TrainerError(f"cannot read audio {audio_path}: {err.strerror}") from err
+    except RefusedFile as err:
+        raise TrainerError(f"cannot read audio {audio_path}: {err}") from None
 
 
 def read_audio(audio_path: str | Path, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
