@@ -31,7 +31,7 @@ from emolive.trainer.data.vad import category_points, level_activation
 from emolive.trainer.losses import CCCLoss, ccc as ccc_tensor
 from emolive.trainer.metrics import ccc, speaker_bootstrap
 from emolive.trainer.config import TrainConfig
-from emolive.trainer.labelled import labelled_set, session_features
+from emolive.trainer.labelled import labelled_set, score_predictions, session_features
 from emolive.trainer.sampling import corpus_weights, epoch_features, epoch_order
 from tests.conftest import CORPORA, corpus_files, read_audio
 from tests.test_runner import Collect
@@ -369,3 +369,12 @@ def test_the_speaker_bootstrap_leaves_an_unlabelled_dimension_without_interval_o
         warnings.simplefilter("error")
         low, high = speaker_bootstrap(lambda rows: ccc(pred[rows], truth[rows]), speakers)
     assert low[0] < ccc(pred, truth)[0] < high[0] and np.isnan(low[1]) and np.isnan(high[1])
+
+
+def test_a_head_of_one_class_has_no_uar_and_two_classes_have_one():
+    """A one-class head names its class for every clip: a UAR of 1.0 from it would say nothing."""
+    avd, target = np.full((4, 3), 4.0), np.full((4, 3), np.nan)
+    alone = score_predictions(avd, target, np.zeros((4, 1)), np.zeros(4, dtype=np.int64))
+    assert "uar" not in alone
+    pair = score_predictions(avd, target, np.array([[1.0, 0], [1, 0], [0, 1], [1, 0]]), np.array([0, 0, 1, 1]))
+    assert pair["uar"] == 0.75 and pair["n_classified"] == 4

@@ -107,10 +107,11 @@ def score(model: StudentModel, data: LabelledSet, norm: StreamNormConfig | None 
 def score_predictions(avd: np.ndarray, target: np.ndarray, class_scores: np.ndarray, classes: np.ndarray) -> dict:
     """The one scorer of training and evaluation: CCC per dimension over the labelled clips (NaN:
     not measurable) and, when a class head scored clips of known class (`classes` not IGNORE),
-    their UAR and count."""
+    their UAR and count. A head of one class (BAVED's, trained alone: only its neutral clips have a
+    class) names it for every clip, so its recall of 1.0 says nothing: no UAR then."""
     result = {"ccc": ccc(avd, target)}
     known = classes != IGNORE
-    if class_scores.shape[1] and known.any():
+    if class_scores.shape[1] > 1 and known.any():
         result["uar"] = uar(class_scores[known].argmax(1), classes[known])
         result["n_classified"] = int(known.sum())
     return result
