@@ -28,7 +28,6 @@ import math
 import os
 import secrets
 import shutil
-import stat
 import struct
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,6 +40,7 @@ from safetensors.numpy import save as save_safetensors
 
 from emolive.engine.errors import EmoliveError
 from emolive.engine.features.config import FrontEndConfig
+from emolive.engine.files import RefusedFile, read_bounded
 from emolive.engine.features.normalise import StreamNormConfig
 from emolive.engine.schema import SCALE, printable
 
@@ -54,7 +54,6 @@ STREAM_NORMALISATION = "stream_normalisation"  # optional field: bundles written
 MAX_CONFIG_BYTES = 1 << 20  # a config.json is ~2 kB
 MAX_HEADER_BYTES = 1 << 20  # a safetensors header: ~100 bytes per tensor
 MAX_GRAPH_BYTES = 256 << 20  # a student graph is ~0.3 MB; the bound only stops a huge file being read
-GROWTH_READ = 1 << 20  # a file growing while it is read is read on in pieces of at most this many bytes
 MAX_CLASSES = 1024
 MAX_NAME_CHARS = 200
 _DTYPES = {"F32": np.dtype("<f4"), "I8": np.dtype("i1")}  # the only storage dtypes a bundle may hold
@@ -66,10 +65,6 @@ Shapes = Mapping[str, tuple[int, ...]]
 
 class BundleError(EmoliveError, ValueError):
     """A bundle is missing, truncated, or does not match what it claims to be."""
-
-
-class RefusedFile(Exception):
-    """Why `read_bounded` read no file: one clause, which its caller words as its own layer's error."""
 
 
 @dataclass(frozen=True)
@@ -301,46 +296,6 @@ def read_regular_file(path: Path, limit: int) -> bytes:
                           f"{CONFIG_FILE} and {WEIGHTS_FILE}") from None
     except RefusedFile as err:
         raise BundleError(f"{path}: {err} (a bundle holds plain files of bounded size)") from None
-
-
-def read_bounded(path: str | Path, limit: int, follow_links: bool = True) -> bytes:
-    """The bytes of `path` if it is a regular file of at most `limit` bytes: the one reader of
-    untrusted files (bundles here, the trainer's audio files), raising RefusedFile or OSError.
-
-    Opened non-blocking, so a FIFO cannot hang the open; what the open gave is checked (fstat on
-    its descriptor) before a byte is read, so a folder, a device (/dev/zero) or a file over the
-    limit is refused unread. The read asks for the size fstat gave and one byte more, never for
-    `limit`: Python allocates what a read asks for first (a 37 kB file read with a 4 GiB limit
-    cost 4 GiB). A file that grew since is read on in pieces up to one byte past the limit.
-    """
-    nofollow = 0 if follow_links else getattr(os, "O_NOFOLLOW", 0)
-    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0) | nofollow)
-    try:
-        info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode):
-            raise RefusedFile("not a regular file")
-        if info.st_size > limit:
-            raise RefusedFile(f"{info.st_size} bytes, more than the {limit} it may have")
-        data = _read_on(fd, info.st_size, limit)
-    finally:
-        os.close(fd)
-    if len(data) > limit:
-        raise RefusedFile(f"grew past {limit} bytes while being read")
-    return data
-
-
-def _read_on(fd: int, size: int, limit: int) -> bytes:
-    """`size` bytes and one more; if that one came (the file grew), on to its end or one byte past `limit`."""
-    with os.fdopen(fd, "rb", closefd=False) as f:
-        parts = [f.read(size + 1)]
-        total = len(parts[0])
-        while size < total <= limit:
-            part = f.read(min(GROWTH_READ, limit + 1 - total))
-            if not part:
-                break
-            parts.append(part)
-            total += len(part)
-    return b"".join(parts)
 
 
 def parse_failure(err: Exception) -> str:

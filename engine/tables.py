@@ -14,15 +14,20 @@ from pathlib import Path
 from typing import Iterator
 
 from emolive.engine.errors import EmoliveError
+from emolive.engine.files import RefusedFile, read_bounded
+
+MAX_TABLE_BYTES = 1 << 30  # 1 GiB: MSP-Podcast's labels are ~10 MB; a table this big is not one
 
 
 def read_text(path: Path, what: str, error: type[EmoliveError]) -> str:
     """The file as text: UTF-8, with or without a byte-order mark; anything else is `error`
     naming the line (`what` names the kind of table in the advice)."""
     try:
-        data = path.read_bytes()
+        data = read_bounded(path, MAX_TABLE_BYTES)
     except OSError as err:
         raise error(f"{path}: cannot read the {what} ({err.strerror or err})") from None
+    except RefusedFile as err:  # a FIFO named m.csv would have hung the read, /dev/zero filled memory
+        raise error(f"{path}: cannot read the {what} ({err})") from None
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as err:

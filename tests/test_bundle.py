@@ -205,8 +205,8 @@ def test_a_member_that_is_a_folder_is_one_bundle_error(bundle, member):
 def test_a_file_that_grows_while_it_is_read_is_read_to_its_bound(tmp_path, monkeypatch):
     """read_bounded reads the size fstat gave and one byte more; a file that grew after fstat is read
     on in pieces, to its end within the limit, and refused past it."""
-    from emolive.engine import bundle as bundle_module
-    from emolive.engine.bundle import RefusedFile, read_bounded
+    from emolive.engine import files as files_module
+    from emolive.engine.files import RefusedFile, read_bounded
 
     path = tmp_path / "f.bin"
     path.write_bytes(bytes(range(256)) * 40)  # 10 kB
@@ -216,8 +216,8 @@ def test_a_file_that_grows_while_it_is_read_is_read_to_its_bound(tmp_path, monke
         info = real_fstat(fd)
         return os.stat_result((*info[:6], 100, *info[7:]))
 
-    monkeypatch.setattr(bundle_module.os, "fstat", stale_fstat)
-    monkeypatch.setattr(bundle_module, "GROWTH_READ", 1000)
+    monkeypatch.setattr(files_module.os, "fstat", stale_fstat)
+    monkeypatch.setattr(files_module, "GROWTH_READ", 1000)
     assert read_bounded(path, 20_000) == path.read_bytes()
     with pytest.raises(RefusedFile, match="grew past 5000 bytes"):
         read_bounded(path, 5000)

@@ -286,11 +286,14 @@ def test_an_os_error_under_one_file_is_its_row_and_a_bug_stays_a_traceback(folde
     (b"path,speaker\n,s1\n", r"bad\.csv:2: the path is empty"),
     (b"file\nx.wav\n", r"missing column\(s\) path; a manifest needs path \(found file\)"),
     (None, r"bad\.csv: cannot read the manifest \(Input/output error\)"),  # a link to /proc/self/mem
+    ("fifo", r"bad\.csv: cannot read the manifest \(not a regular file\)"),  # its read would wait forever
 ])
 def test_a_malformed_manifest_is_one_line_naming_the_file_and_line(tmp_path, capsys, content, message):
     manifest = tmp_path / "bad.csv"
     if content is None:
         manifest.symlink_to("/proc/self/mem")
+    elif content == "fifo":
+        os.mkfifo(manifest)
     else:
         manifest.write_bytes(content)
     with pytest.raises(emolive.EmoliveError, match=message):

@@ -20,7 +20,7 @@ import numpy as np
 from tqdm import tqdm
 
 from emolive.engine.analysis import NO_FRAME
-from emolive.engine.bundle import RefusedFile, read_bounded
+from emolive.engine.files import RefusedFile, read_bounded
 from emolive.engine.console import bar_disabled
 from emolive.engine.features import FrontEndConfig, compute
 from emolive.engine.sources.base import SAMPLE_RATE, AudioSourceError, ToMono16k
@@ -51,7 +51,7 @@ MAX_AUDIO_BYTES = 4 << 30  # 4 GiB: 35 h of 16 kHz 16-bit mono; a manifest namin
 
 
 def read_audio_bytes(audio_path: str | Path) -> bytes:
-    """The bytes of an audio file, read as the engine reads untrusted files (engine.bundle.read_bounded):
+    """The bytes of an audio file, read as the engine reads untrusted files (engine.files.read_bounded):
     opened without blocking (a FIFO cannot hang it), a regular file (not /dev/zero, not a folder) of
     bounded size, all checked before a byte is read, and read with the memory the file needs."""
     try:
