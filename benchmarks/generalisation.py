@@ -111,7 +111,8 @@ class Recipe:
 SHIPPED = Recipe("new, 40 epochs", views=False, epochs=40)
 WHISPER_TEACHER = "whisper-base:5 teacher (GRU)"  # the first Whisper teacher (the distillation rows' teacher)
 LAYER5_TEACHER = f"{WHISPER_TEACHER}, dropout 0.3"  # the teacher shipped before the fusion of layers 1 and 5
-SHIPPED_TEACHER = "whisper-base:1,5 teacher (GRU), dropout 0.3"  # the shipped teacher's recipe (make teacher-model)
+FUSED_TEACHER = "whisper-base:1,5 teacher (GRU), dropout 0.3"  # the teacher shipped until 2026-12-06, the distillations' teacher
+SHIPPED_TEACHER = f"{FUSED_TEACHER}, views per clip"  # the shipped teacher's recipe (make teacher-model)
 
 
 def distillation_schedule(epochs: int) -> dict[str, int]:
@@ -153,33 +154,33 @@ RECIPES = {r.name: r for r in (
            dropout=0.3),
     Recipe(f"{WHISPER_TEACHER}, dropout 0.5", features="whisper-base:5", arch="gru", stream_norm=False, views=False,
            epochs=30, dropout=0.5),
-    Recipe(SHIPPED_TEACHER, features="whisper-base:1,whisper-base:5", arch="gru",
+    Recipe(FUSED_TEACHER, features="whisper-base:1,whisper-base:5", arch="gru",
            stream_norm=False, views=False, epochs=30, dropout=0.3),
-    shipped_with(", distilled from the fused teacher", distil_from=SHIPPED_TEACHER),
-    shipped_with(", distilled from the fused teacher, task-led", distil_from=SHIPPED_TEACHER, distil_lambda=0.5),
-    shipped_with(", distilled from the fused teacher, speaker-centred", distil_from=SHIPPED_TEACHER,
+    shipped_with(", distilled from the fused teacher", distil_from=FUSED_TEACHER),
+    shipped_with(", distilled from the fused teacher, task-led", distil_from=FUSED_TEACHER, distil_lambda=0.5),
+    shipped_with(", distilled from the fused teacher, speaker-centred", distil_from=FUSED_TEACHER,
                  distil_centred=True),
-    shipped_with(", distilled from the fused teacher through a projector", distil_from=SHIPPED_TEACHER,
+    shipped_with(", distilled from the fused teacher through a projector", distil_from=FUSED_TEACHER,
                  distil_projector=True),
     # the control of the distilled rows with the paper's schedule, without a teacher
     shipped_with(", distillation's schedule without a teacher", **distillation_schedule(SHIPPED.epochs)),
-    shipped_with(", taught cross-fitted estimates of the fused teacher", distil_from=SHIPPED_TEACHER, distil_avd=0.5),
-    shipped_with(", taught cross-fitted valence of the fused teacher", distil_from=SHIPPED_TEACHER, distil_avd=0.5,
+    shipped_with(", taught cross-fitted estimates of the fused teacher", distil_from=FUSED_TEACHER, distil_avd=0.5),
+    shipped_with(", taught cross-fitted valence of the fused teacher", distil_from=FUSED_TEACHER, distil_avd=0.5,
                  distil_avd_dims=("valence",)),
-    shipped_with(", taught cross-fitted activation and dominance of the fused teacher", distil_from=SHIPPED_TEACHER,
+    shipped_with(", taught cross-fitted activation and dominance of the fused teacher", distil_from=FUSED_TEACHER,
                  distil_avd=0.5, distil_avd_dims=("activation", "dominance")),
-    shipped_with(", taught cross-fitted activation of the fused teacher", distil_from=SHIPPED_TEACHER,
+    shipped_with(", taught cross-fitted activation of the fused teacher", distil_from=FUSED_TEACHER,
                  distil_avd=0.5, distil_avd_dims=("activation",)),
     shipped_with(", taught cross-fitted activation and dominance of the fused teacher at weight 0.25",
-                 distil_from=SHIPPED_TEACHER, distil_avd=0.25, distil_avd_dims=("activation", "dominance")),
+                 distil_from=FUSED_TEACHER, distil_avd=0.25, distil_avd_dims=("activation", "dominance")),
     # the control of the next: the same views per session, no teacher
     shipped_with(", views per session", views=True, session_channels=True),
     # the teacher hears each clip clean while the student hears it through a speaker's channel (a view)
-    shipped_with(", views per session, distilled from the fused teacher", distil_from=SHIPPED_TEACHER, views=True,
+    shipped_with(", views per session, distilled from the fused teacher", distil_from=FUSED_TEACHER, views=True,
                  session_channels=True),
-    # the shipped teacher trained on the students' augmented views too: its weak spot is a reverberant room
-    Recipe(f"{SHIPPED_TEACHER}, views per clip", features="whisper-base:1,whisper-base:5", arch="gru",
-           stream_norm=False, epochs=30, dropout=0.3),
+    # the fused teacher trained on the students' augmented views too (its weak spot was a reverberant room)
+    Recipe(SHIPPED_TEACHER, features="whisper-base:1,whisper-base:5", arch="gru", stream_norm=False, epochs=30,
+           dropout=0.3),
     Recipe(f"{LAYER5_TEACHER}, valence-weighted CCC", features="whisper-base:5", arch="gru", stream_norm=False,
            views=False, epochs=30, dropout=0.3, ccc_alpha=0.5, ccc_beta=0.25),
     shipped_with(" - shared classes", classes="all"),
@@ -606,7 +607,7 @@ def rendered_tables(summary: dict[str, dict]) -> dict[str, str]:
     tables["headline"] = protocol_markdown(summary, headline_recipes(summary))  # README
     tables["protocol-corpora"] = per_protocol_markdown(summary, protocol_recipes(summary))
     tables["channels"] = channel_markdown(summary, [r for r in summary if "channels" in summary[r]])
-    teachers = [r for r in (SHIPPED_TEACHER, LAYER5_TEACHER, WHISPER_TEACHER, SHIPPED.name,
+    teachers = [r for r in (SHIPPED_TEACHER, FUSED_TEACHER, LAYER5_TEACHER, WHISPER_TEACHER, SHIPPED.name,
                             f"{SHIPPED.name}, distilled from the Whisper teacher") if r in summary]
     tables["teacher"] = markdown(summary, teachers)  # docs/teachers.md: the teacher beside the student
     return tables

@@ -16,11 +16,13 @@ from tests.conftest import REPO
 
 sys.path.insert(0, str(REPO / "benchmarks"))
 import generalisation  # noqa: E402
+from emolive.trainer.config import TrainConfig  # noqa: E402
 
 SUMMARY = json.loads((REPO / "docs" / "generalisation.json").read_text())
 MAIN = list(generalisation.MAIN)  # every one required, whatever the JSON holds
 ABLATIONS = generalisation.table_groups(SUMMARY)["ablations"]
 DEFAULT = json.loads((REPO / "plugins" / "student" / "default" / "config.json").read_text())
+TEACHER = json.loads((REPO / "plugins" / "teacher" / "default" / "config.json").read_text())
 
 
 def results_section(path: str) -> str:
@@ -103,19 +105,31 @@ def test_a_stored_row_without_stream_normalisation_holds_under_every_protocol_an
     assert set(new) == {"mixed"}
 
 
+def assert_trained_with(config: dict, recipe: generalisation.Recipe) -> None:
+    """A bundle's training record is `recipe`'s, from committed code: the tables' row is this model's."""
+    training = config["training"]
+    trained = training["config"]
+    benchmarked = recipe.config(seed=trained["seed"])
+    for key in ("arch", "multitask", "epochs", "patience", "stream_norm", "balance_corpora", "use_views",
+                "session_channels", "epoch_clips", "dropout"):
+        # a record from before a field existed was trained with that field's default
+        assert trained.get(key, getattr(TrainConfig(), key)) == getattr(benchmarked, key), key
+    assert training["features"] == recipe.features and training["classes"] == recipe.classes
+    assert training["views"] == (generalisation.VIEWS if recipe.views else 0)
+    assert not training["versions"]["emolive_commit"].endswith("+dirty"), "trained from committed code"
+
+
 def test_the_default_bundle_carries_the_row_of_the_recipe_it_was_trained_with():
     attached = DEFAULT["metrics"]["leave_one_corpus_out"]
     recipe = generalisation.RECIPES[attached["recipe"]]
     assert json.dumps(attached["results"]) == json.dumps(SUMMARY[recipe.name])  # NaN-safe equality
-    training = DEFAULT["training"]
-    trained = training["config"]
-    benchmarked = recipe.config(seed=trained["seed"])
-    for key in ("arch", "multitask", "epochs", "patience", "stream_norm", "balance_corpora", "use_views",
-                "session_channels", "epoch_clips"):
-        assert trained[key] == getattr(benchmarked, key), key
-    assert training["classes"] == recipe.classes
-    assert training["views"] == (generalisation.VIEWS if recipe.views else 0)
-    assert not training["versions"]["emolive_commit"].endswith("+dirty"), "trained from committed code"
+    assert_trained_with(DEFAULT, recipe)
+
+
+def test_the_shipped_teacher_is_the_teacher_row_of_readme():
+    """README and docs/teachers.md give SHIPPED_TEACHER's leave-one-corpus-out row for `--model teacher`."""
+    assert generalisation.SHIPPED_TEACHER in generalisation.headline_recipes(SUMMARY)
+    assert_trained_with(TEACHER, generalisation.RECIPES[generalisation.SHIPPED_TEACHER])
 
 
 def in_corpus_row() -> str:
