@@ -108,6 +108,7 @@ def train(args) -> int:
     check_ccc_weights(cfg)
     ctx = distributed.context()
     log = (lambda line: print(line, file=sys.stderr)) if ctx.is_main else (lambda line: None)
+    code = versions()  # the code the run starts from: edits made while it trains did not train it
     fitted = fit(data, cfg, distill, checkpoint=checkpoint, log=log, progress=ctx.is_main)
     if not ctx.is_main:
         return 0  # the main rank holds the same model and writes the outputs
@@ -124,7 +125,7 @@ def train(args) -> int:
         summary["distillation"] = fitted.distillation
     training = {"data": data.sources, "features": data.features,
                 "fit_on": data.train_on, "split_seed": data.split_seed, "classes": data.classes,
-                "views": data.views, "versions": versions(),
+                "views": data.views, "versions": code,
                 **{k: summary[k] for k in ("config", "best_epoch", "distillation") if k in summary}}
 
     def records(directory: Path) -> None:  # inside the bundle's atomic write
