@@ -74,6 +74,7 @@ class Analysis:
     error: str = ""
     model: str = ""
     class_names: tuple[str, ...] = ()
+    input_rate: float | None = None  # the rate the input was recorded at, where it was converted (AudioSource)
     # the speech windows' running sums, kept even when the windows themselves are not (a file row)
     _speech_windows: int = field(default=0, repr=False)
     _speech_sums: list[float] = field(default_factory=lambda: [0.0] * len(DIMENSIONS), repr=False)
@@ -178,15 +179,17 @@ class Collector(Sink):
 
 def analyze_input(source: str | os.PathLike[str] | object, plugin: ModelPlugin, *, sample_rate: float | None = None,
                   window: float = DEFAULT_WINDOW_S, hop: float = DEFAULT_HOP_S, start: float = 0.0,
-                  end: float | None = None, rows: Per | None = None) -> Analysis:
+                  end: float | None = None, rows: Per | None = None, warn_narrowband: bool = True) -> Analysis:
     """Analyse a sound file or an array-like of samples (with its `sample_rate`) from `start` to
     `end` seconds, keeping every window and turn, or only the `rows` a table wants (Collector);
-    errors the caller can fix raise EmoliveError, a failure part way PartialAnalysis."""
+    errors the caller can fix raise EmoliveError, a failure part way PartialAnalysis. A batch warns
+    once about audio below 16 kHz, not per file (`warn_narrowband`, Runner)."""
     analysis = Analysis.of(plugin, os.fspath(source) if isinstance(source, (str, os.PathLike)) else "")
     with open_input(source, sample_rate, start, end) as audio:
+        analysis.input_rate = audio.input_rate
         try:
             Runner(audio, plugin, [Collector(analysis, start, rows)], window_s=window, hop_s=hop, live=False,
-                   whole_stream=True).run()
+                   whole_stream=True, warn_narrowband=warn_narrowband).run()
         except AudioSourceError as exc:
             if analysis.whole is None:
                 raise

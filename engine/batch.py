@@ -10,6 +10,7 @@ writers in engine.row_writers keep every complete row of an interrupted batch).
 """
 from __future__ import annotations
 
+import logging
 import os
 import signal
 from collections.abc import Iterator, Sequence
@@ -21,12 +22,15 @@ from typing import Any
 from emolive.engine.analysis import Analysis, PartialAnalysis, Per, analyze_input, table_columns
 from emolive.engine.defaults import DEFAULT_HOP_S, DEFAULT_MODEL, DEFAULT_WINDOW_S
 from emolive.engine.errors import EmoliveError
+from emolive.engine.narrowband import narrowband_note
 from emolive.engine.plugin import ModelPlugin
 from emolive.engine.session import load_model_one_thread
 from emolive.engine.sources.decoders import AUDIO_EXTENSIONS
 from emolive.engine.sources.trim import SpanError
 from emolive.engine.tables import csv_rows
 from emolive.engine.windows import WindowError, WindowSpec
+
+log = logging.getLogger(__name__)
 
 
 class BatchError(EmoliveError):
@@ -94,7 +98,7 @@ def analyze_file(path: Path, plugin: ModelPlugin, options: ScoreOptions) -> Anal
     Window or span options that fit no file raise: they are the batch's error, not this file's."""
     try:
         return analyze_input(path, plugin, window=options.window, hop=options.hop, start=options.start,
-                             end=options.end, rows=options.rows)
+                             end=options.end, rows=options.rows, warn_narrowband=False)
     except PartialAnalysis as exc:  # damaged part way: what was read, naming the damage
         return exc.analysis
     except (WindowError, SpanError):
@@ -136,11 +140,24 @@ def table_path(path: Path, table_dir: Path | None) -> str:
 def analyze_all(paths: Sequence[Path], plugin: ModelPlugin | None, options: ScoreOptions,
                 jobs: int) -> Iterator[Analysis]:
     """Each file's analysis, in input order; `jobs` > 1 analyses in that many processes, each loading
-    `options.model` itself (`plugin` is the one this process uses when jobs is 1, else unused)."""
+    `options.model` itself (`plugin` is the one this process uses when jobs is 1, else unused). The
+    first file recorded below 16 kHz is warned about (narrowband_note), and only it: a batch of
+    telephone calls gets one warning, not one per call."""
+    warned = False
+    for analysis, note in _analyses(paths, plugin, options, jobs):
+        if note and not warned:
+            log.warning("%s (the batch's other files below 16 kHz are not named)", note)
+            warned = True
+        yield analysis
+
+
+def _analyses(paths: Sequence[Path], plugin: ModelPlugin | None, options: ScoreOptions,
+              jobs: int) -> Iterator[tuple[Analysis, str | None]]:
+    """Each file's analysis and its narrowband note, made where the model is loaded."""
     if jobs <= 1:
         assert plugin is not None, "one job runs in this process: it needs the loaded plugin"
         for path in paths:
-            yield analyze_file(path, plugin, options)
+            yield noted_analysis(path, plugin, options)
         return
     # spawn: a fresh interpreter per worker, never a fork of this one's torch/numba thread state
     with get_context("spawn").Pool(jobs, initializer=_init_worker, initargs=(options,)) as pool:
@@ -149,6 +166,13 @@ def analyze_all(paths: Sequence[Path], plugin: ModelPlugin | None, options: Scor
         except BaseException:
             pool.terminate()  # Ctrl-C or a failing consumer: no worker goes on writing into the void
             raise
+
+
+def noted_analysis(path: Path, plugin: ModelPlugin, options: ScoreOptions) -> tuple[Analysis, str | None]:
+    """analyze_file and the file's narrowband note (None at 16 kHz or above): the note needs the
+    model, which a worker process has and the batch's own may not."""
+    analysis = analyze_file(path, plugin, options)
+    return analysis, narrowband_note(analysis.file, analysis.input_rate, plugin)
 
 
 def score_all(paths: Sequence[Path], plugin: ModelPlugin, options: ScoreOptions, jobs: int,
@@ -168,6 +192,6 @@ def _init_worker(options: ScoreOptions) -> None:
     _worker = (load_model_one_thread(options.model), options)
 
 
-def _analyze_in_worker(path: Path) -> Analysis:
+def _analyze_in_worker(path: Path) -> tuple[Analysis, str | None]:
     assert _worker is not None, "pool initializer did not run"
-    return analyze_file(path, *_worker)
+    return noted_analysis(path, *_worker)

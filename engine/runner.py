@@ -35,6 +35,7 @@ what it is for a live source; for a file read faster than real time they say whe
 """
 from __future__ import annotations
 
+import logging
 import queue
 import threading
 import time
@@ -49,6 +50,7 @@ from emolive.engine.defaults import DEFAULT_HOP_S, DEFAULT_WINDOW_S
 from emolive.engine.features import FrontEnd
 from emolive.engine.plugin import ModelPlugin, Prediction
 from emolive.engine.features.normalise import StreamNormaliser
+from emolive.engine.narrowband import narrowband_note
 from emolive.engine.schema import SCALE, estimate_payload, status_payload, turn_payload
 from emolive.engine.sinks.base import Sink, SinkError
 from emolive.engine.sources.base import SAMPLE_RATE, AudioSource
@@ -56,6 +58,8 @@ from emolive.engine.turns import TurnOptions, TurnTracker
 from emolive.engine.vad import CHUNK, SpeechDetector, SpeechFlags
 from emolive.engine.whole import WholeRecording
 from emolive.engine.windows import Arrival, FrameBuffer, SlidingWindows, Window, WindowSpec, voiced_share
+
+log = logging.getLogger(__name__)
 
 SPEECH_MIN_FRACTION = 0.1  # 0.3 s of speech (engine.vad) in a 3 s window
 STATUS_INTERVAL_S = 1.0
@@ -86,15 +90,18 @@ class Runner:
     def __init__(self, source: AudioSource, model: ModelPlugin, sinks: Sequence[Sink], *,
                  window_s: float = DEFAULT_WINDOW_S, hop_s: float = DEFAULT_HOP_S, live: bool = False,
                  stream_id: str = "default", status_interval_s: float = STATUS_INTERVAL_S, batch_size: int = BATCH_SIZE,
-                 whole_stream: bool = False, turns: TurnOptions = TurnOptions()) -> None:
+                 whole_stream: bool = False, turns: TurnOptions = TurnOptions(), warn_narrowband: bool = True) -> None:
         """`whole_stream`: also send one turn of kind "stream" over the whole stream at its end (batch
         scoring and the Python API ask for it): one model pass up to 5 minutes, a length-weighted mean
-        of 5-minute passes beyond, in bounded memory (engine.whole)."""
+        of 5-minute passes beyond, in bounded memory (engine.whole). `warn_narrowband=False`: a
+        batch warns once for all its files (engine.batch), not once per file."""
         self.cfg = model.meta.frontend
         if self.cfg.sample_rate != SAMPLE_RATE:
             raise BundleError(f"model {model.name} was trained on a {self.cfg.sample_rate} Hz front end; "
                               f"emolive's sources deliver {SAMPLE_RATE} Hz")
         self.source, self.model, self.sinks = source, model, list(sinks)
+        if warn_narrowband and (note := narrowband_note(source.description, source.input_rate, model)):
+            log.warning(note)
         self.live, self.stream_id = live, stream_id
         self.status_interval_s, self.batch_size = status_interval_s, batch_size
         self.spec = WindowSpec.from_seconds(window_s, hop_s, self.cfg)

@@ -207,3 +207,50 @@ def test_window_options_that_fit_no_file_raise_instead_of_failing_every_file(stu
         emolive.analyze([folder / "a.flac", folder / "b.flac"], model=student, hop=0.25)
     with pytest.raises(emolive.EmoliveError, match="give 0 <= start < end"):
         emolive.analyze([folder / "a.flac", folder / "b.flac"], model=student, start=1.0, end=0.5)
+
+
+@pytest.fixture(scope="module")
+def calls(tmp_path_factory, folder) -> list[Path]:
+    """The three clips as 8 kHz telephone-band files: what a call centre's recorder writes."""
+    root = tmp_path_factory.mktemp("calls")
+    paths = [root / f"call{i}.wav" for i in range(3)]
+    for path, clip in zip(paths, (folder / "a.flac", folder / "b.flac", folder / "sub" / "c.flac")):
+        sf.write(path, read_audio(clip)[::2], 8000)  # every other sample: enough for a rate, not a filter test
+    return paths
+
+
+def narrowband_warnings(caplog) -> list[str]:
+    return [r.getMessage() for r in caplog.records if "Hz audio holds nothing above" in r.getMessage()]
+
+
+def test_one_file_below_16k_is_warned_about_once_naming_the_teacher_to_a_student(student, calls, caplog):
+    with caplog.at_level("WARNING"):
+        analysis = emolive.analyze(calls[0], model=student)
+    [warning] = narrowband_warnings(caplog)
+    assert analysis.input_rate == 8000 and str(calls[0]) in warning and "nothing above 4000 Hz" in warning
+    assert "--model teacher" in warning
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_batch_of_calls_is_warned_about_once_not_per_file(student, calls, caplog, workers):
+    with caplog.at_level("WARNING"):
+        analyses = emolive.analyze(calls, model=student if workers == 1 else "student", num_workers=workers)
+    [warning] = narrowband_warnings(caplog)
+    assert str(calls[0]) in warning and "not named" in warning
+    assert [a.input_rate for a in analyses] == [8000] * 3 and all(a.windows for a in analyses)
+
+
+def test_the_teacher_is_told_its_band_without_being_pointed_at_itself(student):
+    """The model's kind, not its name, decides: a pretrained-embedding bundle (the shipped teacher's
+    own config) is not sent to --model teacher; 16 kHz and above is no news."""
+    from types import SimpleNamespace
+
+    from emolive.engine.bundle import parse_config, read_config
+    from emolive.engine.narrowband import narrowband_note
+    from emolive.plugins.teacher.summary import DEFAULT_BUNDLE
+
+    teacher = SimpleNamespace(name="teacher", meta=parse_config(read_config(DEFAULT_BUNDLE), DEFAULT_BUNDLE)[0])
+    note = narrowband_note("call.wav", 8000.0, teacher)
+    assert "nothing above 4000 Hz" in note and "model teacher learnt from 16 kHz" in note and "--model" not in note
+    assert "--model teacher" in narrowband_note("call.wav", 11025.0, student)
+    assert narrowband_note("call.wav", 16000.0, student) is None and narrowband_note("demo", None, student) is None

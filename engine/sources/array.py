@@ -36,6 +36,7 @@ class ArraySource(AudioSource):
         super().__init__(f"array of {samples.shape[0]} frames at {self._convert.rate:g} Hz")
         self._samples = _as_float(samples, self._convert.rate)
         self._read_frames = max(1, round(block_size * self._convert.rate / SAMPLE_RATE))
+        self.input_rate = self._convert.rate
 
     def _read_blocks(self) -> Iterator[np.ndarray]:
         n = len(self._samples)

@@ -6,7 +6,6 @@ rates, channel counts and sample formats are dealt with here, once, at the edge.
 from __future__ import annotations
 
 import abc
-import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
 import numpy as np
@@ -19,7 +18,6 @@ SAMPLE_RATE = 16000
 DEFAULT_BLOCK_SIZE = 1600  # 100 ms: small enough for a 0.5 s hop, large enough to be cheap
 # input rates any source may have: a 40 kB file claiming 1 Hz would otherwise resample into gigabytes
 MIN_RATE, MAX_RATE = 1000, 768000
-log = logging.getLogger(__name__)
 
 
 def check_rate(rate: object, what: str) -> float:
@@ -79,6 +77,9 @@ class AudioSource(Closing):
     # producer, so an offline Runner may hold windows until a model batch fills. A pipe or a device
     # is not: what it has delivered is evaluated as soon as nothing more is queued.
     at_hand: bool = False
+    # The rate the audio was recorded at, where the source converts it (None: it delivers 16 kHz
+    # itself); below 16 kHz the band above its half is empty whatever the resampler does.
+    input_rate: float | None = None
 
     def __init__(self, description: str) -> None:
         self.description = description
@@ -119,19 +120,13 @@ class ToMono16k:
     """Streaming downmix (mean over channels) and soxr resampling to 16 kHz.
 
     At 16 kHz mono it passes samples through untouched, so the common case costs nothing and
-    is bit-exact. Input below 16 kHz (a telephone recording) is warned about once: it is where the
-    student was measured to lose most of its valence.
+    is bit-exact. Input below 16 kHz is converted like any other; whoever knows the model warns
+    about it (engine.narrowband), once per stream or batch, from the source's `input_rate`.
     """
 
-    def __init__(self, rate: float, what: str = "input", *, warn_narrowband: bool = True) -> None:
-        """`rate` is checked here, the one place every input passes (`what` names the input in the error).
-        `warn_narrowband=False` is for the trainer, which reads a corpus clip by clip: one warning
-        per clip would bury the rest, and a model trained on such audio is not the one warned about."""
+    def __init__(self, rate: float, what: str = "input") -> None:
+        """`rate` is checked here, the one place every input passes (`what` names the input in the error)."""
         self.rate = check_rate(rate, what)
-        if warn_narrowband and self.rate < SAMPLE_RATE:  # resampling cannot restore the band the models learnt from
-            log.warning("%s: %g Hz audio holds nothing above %g Hz; the models learnt from 16 kHz speech and the "
-                        "student's valence and dominance suffer most on such audio (docs/results.md, 'Through "
-                        "other channels'): --model teacher holds up better", what, self.rate, self.rate / 2)
         self._resampler = None if self.rate == SAMPLE_RATE else soxr.ResampleStream(self.rate, SAMPLE_RATE, 1,
                                                                                     dtype="float32")
 

@@ -31,6 +31,7 @@ class FileSource(AudioSource):
         self._decoder = open_decoder(path, os.fspath(path))
         try:
             self._convert = ToMono16k(self._decoder.rate, os.fspath(path))
+            self.input_rate = self._convert.rate
         except AudioSourceError:  # a rate out of bounds
             self._decoder.close()
             raise

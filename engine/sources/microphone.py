@@ -166,6 +166,7 @@ class MicrophoneSource(AudioSource):
         self._columns = None if channels == tuple(range(1, opened + 1)) else [c - 1 for c in channels]
         self._ring = FrameRing(int(self._ring_seconds * rate), opened)
         self._convert = ToMono16k(rate, f"microphone {device.name!r}")
+        self.input_rate = self._convert.rate
         factory = self._factory or sd.InputStream
         try:
             stream = factory(device=device.index, samplerate=rate, channels=opened, dtype="float32",

@@ -68,6 +68,7 @@ class RawPcmSource(AudioSource):
         self.sample_format, self.channels = sample_format, channels
         self.block_size = max(1, round(block_size * rate / SAMPLE_RATE))  # frames read per block at the input rate
         self._convert = ToMono16k(rate, self.description)
+        self.input_rate = self._convert.rate
 
     def _read_blocks(self) -> Iterator[np.ndarray]:
         blocks = read_pcm(self._stream.fileno(), self.sample_format, self.block_size * self.channels, None,

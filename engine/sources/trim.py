@@ -35,6 +35,7 @@ class TrimmedSource(AudioSource):
             raise
         super().__init__(f"{source.description} from {start:g} s" + ("" if end is None else f" to {end:g} s"))
         self._source, self.start = source, start
+        self.input_rate = source.input_rate
         self._first = round(start * SAMPLE_RATE)
         self._end = None if end is None else round(end * SAMPLE_RATE)
 

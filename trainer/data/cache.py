@@ -42,7 +42,7 @@ def load_audio(data: bytes, what: str, sample_rate: int = SAMPLE_RATE) -> np.nda
         raise TrainerError(f"a front end at {sample_rate} Hz: the engine's sources deliver {SAMPLE_RATE} Hz only")
     try:
         samples, rate = read_whole(io.BytesIO(data), what)
-        return ToMono16k(rate, what, warn_narrowband=False)(samples, last=True)
+        return ToMono16k(rate, what)(samples, last=True)
     except AudioSourceError as err:  # unreadable, damaged or truncated, or a rate out of bounds
         raise TrainerError(str(err)) from None
 
