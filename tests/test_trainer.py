@@ -387,7 +387,7 @@ def test_an_audio_file_is_read_with_the_memory_it_needs_not_the_4_gib_bound():
     ["--lr", "-1"], ["--lr", "nan"], ["--lr", "inf"], ["--batch-size", "0"], ["--batch-size", "-5"], ["--hidden", "0"],
     ["--hidden", "-5"], ["--hidden", "1000000"], ["--embedding-dim", "0"], ["--embedding-dim", "5000"],
     ["--dropout", "1.5"], ["--ccc-alpha", "2"], ["--epoch-clips", "-5"], ["--norm-prior-s", "-1"],
-    ["--norm-time-constant-s", "0"], ["--seed", "-1"], ["--split-seed", "-1"], ["--crop-s", "0"], ["--crop-s", "-1"],
+    ["--norm-time-constant-s", "0"], ["--seed", "-1"], ["--split-seed", "-1"], ["--crop-s", "0"], ["--crop-s", "-1"], ["--crop-s", "1e308"],
     ["--views", "-1"], ["--epochs", "0"], ["--val-frac", "1"], ["--ce-weight", "-0.1"], ["--seed", "1.5"],
 ])
 def test_a_numeric_option_out_of_range_is_refused_as_it_is_parsed(argv, capsys):
@@ -426,6 +426,14 @@ def test_options_that_together_cannot_train_or_be_saved_are_refused_before_the_d
     missing = tmp_path / "not-read.csv"  # the check comes first: the manifest is never opened
     assert trainer_main(["train", "--data", str(missing), "--out", str(tmp_path / "b"), *argv]) == 2
     assert capsys.readouterr().err.startswith(f"trainer train: error: {message}")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_distillation_schedule_with_no_epoch_to_select_is_refused_before_the_data_is_read(tmp_path, capsys):
+    missing = tmp_path / "not-read.csv"
+    assert trainer_main(["distill", "--data", str(missing), "--teacher", "student", "--epochs", "5",
+                         "--switch-epoch", "5", "--out", str(tmp_path / "b")]) == 2
+    assert capsys.readouterr().err.startswith("trainer distill: error: --epochs 5 leaves no epoch after --switch-epoch 5")
     assert list(tmp_path.iterdir()) == []
 
 

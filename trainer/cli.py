@@ -60,6 +60,7 @@ FRACTION = Bounded(float, 0, 1, open_high=True)
 SEED = Bounded(int, 0, 2**32 - 1)  # numpy's generators refuse a negative seed; 32 bits every generator takes
 # the running normaliser's prior weight and time constant: engine.features.normalise.StreamNormConfig's bounds
 NORMALISER_SECONDS = Bounded(float, 0, 1e6, open_low=True)
+MAX_CROP_S = 3600.0  # longer than any clip a crop is taken from; 1e308 s overflowed the frame count
 
 
 def _data_args(p: argparse.ArgumentParser, required: bool = True) -> None:
@@ -119,8 +120,8 @@ def _fit_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--embedding-dim", type=Bounded(int, *HYPERPARAMETER_BOUNDS["embedding_dim"]),
                    default=TrainConfig.embedding_dim, help="utterance embedding size")
     frame_s = FrontEndConfig().frame_shift / FrontEndConfig().sample_rate
-    p.add_argument("--crop-s", type=Bounded(float, frame_s), default=TrainConfig.crop_s,
-                   help="random training crops of this many seconds (one frame at least)")
+    p.add_argument("--crop-s", type=Bounded(float, frame_s, MAX_CROP_S), default=TrainConfig.crop_s,
+                   help="random training crops of this many seconds (one frame at least, an hour at most)")
     p.add_argument("--features", default=DataSpec.features, metavar="mfb|NAME[:LAYER],...",
                    help="mfb: the 43-dim MFB+F0 front end (a student bundle); else SSL embeddings fused "
                         "frame by frame, e.g. hubert-large,hubert-large-960h (a teacher bundle; run "

@@ -95,9 +95,10 @@ def train(args) -> int:
     data, cfg = data_spec(args), TrainConfig.from_args(args)
     distill = None
     if args.command == "distill":
-        from emolive.trainer.distill import DistillConfig
+        from emolive.trainer.distill import DistillConfig, check_schedule
 
         distill = DistillConfig.from_args(args)
+        check_schedule(distill, cfg.epochs)
     out = Path(args.out)
     # what the arguments already tell is found before hours of training, not after them
     check_bundle_target(out)

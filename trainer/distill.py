@@ -205,12 +205,18 @@ class DistillObjective:
         return loss
 
 
+def check_schedule(dcfg: DistillConfig, epochs: int) -> None:
+    """The model is selected from the epochs after the switch: `epochs` must leave one (`trainer
+    distill` checks it before any feature is computed, setup_distillation for other callers)."""
+    if epochs <= dcfg.switch_epoch:
+        raise TrainerError(f"--epochs {epochs} leaves no epoch after --switch-epoch {dcfg.switch_epoch} "
+                           "to select the model from")
+
+
 def setup_distillation(dcfg: DistillConfig, train_set: LabelledSet, cfg: TrainConfig,
                        cache_root: str | Path) -> tuple[TrainConfig, DistillObjective, dict]:
     """Teacher targets for the training set, the objective, and the training config for it."""
-    if cfg.epochs <= dcfg.switch_epoch:
-        raise TrainerError(f"--epochs {cfg.epochs} leaves no epoch after --switch-epoch {dcfg.switch_epoch} "
-                           "to select the model from")
+    check_schedule(dcfg, cfg.epochs)
     teacher = dcfg.teacher
     plugin = load_model(teacher)
     digest = teacher_digest(plugin)
