@@ -183,6 +183,10 @@ RECIPES = {r.name: r for r in (
            dropout=0.3),
     # Table 4 with the best teacher: the paper's schedule, the teacher trained on its views
     shipped_with(", distilled from the teacher with views", distil_from=SHIPPED_TEACHER),
+    shipped_with(", taught cross-fitted activation and dominance of the teacher with views",
+                 distil_from=SHIPPED_TEACHER, distil_avd=0.5, distil_avd_dims=("activation", "dominance")),
+    shipped_with(", taught cross-fitted estimates of the teacher with views", distil_from=SHIPPED_TEACHER,
+                 distil_avd=0.5),
     Recipe(f"{LAYER5_TEACHER}, valence-weighted CCC", features="whisper-base:5", arch="gru", stream_norm=False,
            views=False, epochs=30, dropout=0.3, ccc_alpha=0.5, ccc_beta=0.25),
     shipped_with(" - shared classes", classes="all"),
@@ -341,8 +345,9 @@ def crossfit_teacher(out: Path, teacher: str, trained_on: tuple[str, ...], seed:
     recipe, utts = RECIPES[teacher], load_utterances(manifests())
     train_utts, val_utts = training_split(utts, trained_on)
     classes, source = class_names_of(train_utts, recipe.classes), source_of(recipe)
-    train_set, val_set, unseen = (featurise(u, classes, source, progress=False) for u in
-                                  (train_utts, val_utts, [u for u in utts if u.corpus not in trained_on]))
+    train_set = featurise(train_utts, classes, source, progress=False, views=VIEWS if recipe.views else 0)
+    val_set, unseen = (featurise(u, classes, source, progress=False) for u in
+                       (val_utts, [u for u in utts if u.corpus not in trained_on]))
     result = train(train_set, val_set, classes, replace(recipe.config(seed), gain_dims=source.gain_dims),
                    log=lambda _: None)
     path.parent.mkdir(parents=True, exist_ok=True)
