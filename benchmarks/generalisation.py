@@ -111,7 +111,8 @@ class Recipe:
 SHIPPED = Recipe("new, 40 epochs", views=False, epochs=40)
 WHISPER_TEACHER = "whisper-base:5 teacher (GRU)"  # the first Whisper teacher (the distillation rows' teacher)
 LAYER5_TEACHER = f"{WHISPER_TEACHER}, dropout 0.3"  # the teacher shipped before the fusion of layers 1 and 5
-FUSED_TEACHER = "whisper-base:1,5 teacher (GRU), dropout 0.3"  # the teacher shipped until 2026-12-06, the distillations' teacher
+# the teacher shipped until 2026-12-06, the teacher of the distillations measured before then
+FUSED_TEACHER = "whisper-base:1,5 teacher (GRU), dropout 0.3"
 SHIPPED_TEACHER = f"{FUSED_TEACHER}, views per clip"  # the shipped teacher's recipe (make teacher-model)
 
 
@@ -254,10 +255,7 @@ def run(out: Path, recipe_name: str, held_out: str, seed: int, channels: bool = 
     train_utts, val_utts, test_utts = fold(held_out)
     classes = class_names_of(train_utts, recipe.classes)
     cache = source_of(recipe)
-    # a teacher trains on the views; a student whose recipe has none never reads them (use_views off)
-    views = VIEWS if recipe.views or recipe.teacher_hidden else 0
-    train_set = featurise(train_utts, classes, cache, progress=False, views=views,
-                          session_channels=recipe.session_channels)
+    train_set = training_set(recipe, train_utts, classes, cache)
     val_set, test_set = (featurise(u, classes, cache, progress=False) for u in (val_utts, test_utts))
     cfg, objective = replace(recipe.config(seed), gain_dims=cache.gain_dims), None
     if recipe.teacher_hidden:
@@ -282,6 +280,14 @@ def run(out: Path, recipe_name: str, held_out: str, seed: int, channels: bool = 
     path.parent.mkdir(parents=True, exist_ok=True)
     np.savez(path, **predictions, classes=np.array(classes), best_epoch=result.best_epoch, epochs=len(result.history))
     return f"{path}: best epoch {result.best_epoch} of {len(result.history)}{note}"
+
+
+def training_set(recipe: Recipe, utts: list[Utterance], classes: list[str], source: FeatureSource) -> LabelledSet:
+    """The recipe's training clips with the augmented views it trains on: its own, or those of the
+    wide teacher it trains first (a student whose recipe has none never reads them: use_views off).
+    One place for a fold's student, a distillation's teacher and a cross-fitted teacher."""
+    views = VIEWS if recipe.views or recipe.teacher_hidden else 0
+    return featurise(utts, classes, source, progress=False, views=views, session_channels=recipe.session_channels)
 
 
 def protocol_predictions(result: TrainResult, test_set: LabelledSet) -> dict[str, np.ndarray]:
@@ -315,7 +321,7 @@ def pretrained_distillation(recipe: Recipe, train_utts: list[Utterance], val_utt
     with its own recipe's views (its targets are then read from the clean clips the student hears)."""
     teacher_recipe = RECIPES[recipe.distil_from]
     source = source_of(teacher_recipe)
-    teacher_train = featurise(train_utts, classes, source, progress=False, views=VIEWS if teacher_recipe.views else 0)
+    teacher_train = training_set(teacher_recipe, train_utts, classes, source)
     teacher_val = featurise(val_utts, classes, source, progress=False)
     teacher = train(teacher_train, teacher_val, classes,
                     replace(teacher_recipe.config(seed), gain_dims=source.gain_dims), log=lambda _: None)
@@ -345,7 +351,7 @@ def crossfit_teacher(out: Path, teacher: str, trained_on: tuple[str, ...], seed:
     recipe, utts = RECIPES[teacher], load_utterances(manifests())
     train_utts, val_utts = training_split(utts, trained_on)
     classes, source = class_names_of(train_utts, recipe.classes), source_of(recipe)
-    train_set = featurise(train_utts, classes, source, progress=False, views=VIEWS if recipe.views else 0)
+    train_set = training_set(recipe, train_utts, classes, source)
     val_set, unseen = (featurise(u, classes, source, progress=False) for u in
                        (val_utts, [u for u in utts if u.corpus not in trained_on]))
     result = train(train_set, val_set, classes, replace(recipe.config(seed), gain_dims=source.gain_dims),
