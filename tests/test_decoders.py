@@ -43,10 +43,13 @@ MAX_DELAY = 2048  # encoder priming FFmpeg keeps at the start (AAC: 1024 samples
 # the video containers a folder search takes too, with the audio such files carry: (file name, container, codec, rate)
 VIDEOS = [("lecture.avi", "avi", "pcm_s16le", 16000), ("broadcast.ts", "mpegts", "aac", 48000),
           ("dvd.mpg", "mpeg", "mp2", 48000), ("clip.m4v", "ipod", "aac", 44100)]
-# (file name, format, subtype) of the files libsndfile reads: the lossless ones and Ogg
+# (file name, format, subtype) of the files libsndfile reads: the lossless ones, Ogg, and the rarer ones
+# that declare their length in a way libsndfile does not check itself (MATLAB's, NIST SPHERE, Creative's VOC)
 SNDFILE_FORMATS = [("speech.wav", "WAV", "PCM_16"), ("float.wav", "WAV", "FLOAT"), ("speech.aiff", "AIFF", "PCM_16"),
                    ("speech.w64", "W64", "PCM_16"), ("speech.rf64", "RF64", "PCM_16"), ("speech.caf", "CAF", "PCM_16"),
-                   ("speech.ogg", "OGG", "VORBIS"), ("speech.opus", "OGG", "OPUS"), ("speech.flac", "FLAC", "PCM_16")]
+                   ("speech.ogg", "OGG", "VORBIS"), ("speech.opus", "OGG", "OPUS"), ("speech.flac", "FLAC", "PCM_16"),
+                   ("speech.mat", "MAT5", "PCM_16"), ("speech4.mat", "MAT4", "DOUBLE"), ("speech.nist", "NIST", "PCM_16"),
+                   ("speech.voc", "VOC", "PCM_16")]
 # intact WAV headers as writers leave them, (RIFF size, data size) -> what they write: the "unknown"
 # sizes of writers that cannot seek back (ffmpeg and sox writing to a pipe), and sizes that count a
 # chunk's own header or a pad byte the file lacks
@@ -220,8 +223,8 @@ def test_each_intact_sndfile_format_streams_whole_without_error(sndfile_recordin
 
 @pytest.mark.parametrize("name", [f[0] for f in SNDFILE_FORMATS])
 def test_a_cut_file_of_each_sndfile_format_is_reported_after_the_audio_it_holds(sndfile_recordings, tmp_path, name):
-    """libsndfile reads a cut WAV, AIFF, W64, RF64 or Ogg file to its end without an error (a cut CAF
-    it cannot open: FFmpeg reads it); the decoder must say so once the audio it holds is out."""
+    """libsndfile reads a cut WAV, AIFF, W64, RF64, Ogg, MATLAB, NIST or VOC file to its end without an
+    error (a cut CAF it cannot open: FFmpeg reads it); the decoder must say so once the audio it holds is out."""
     damaged = cut(sndfile_recordings[name], tmp_path, 0.55)
     decoded, error = streamed(damaged)
     assert error is not None and "\n" not in str(error) and f"{damaged} is damaged" in str(error)
@@ -315,6 +318,20 @@ def test_a_file_without_read_permission_is_one_error_line(sndfile_recordings, op
                             capture_output=True, text=True, timeout=300)
     assert result.returncode == 1 and "Traceback" not in result.stderr
     assert result.stderr.splitlines()[-1] == f"emolive: error: cannot read {locked}: Permission denied"
+
+
+@pytest.mark.parametrize("codec", ["pcm_s16le", "libmp3lame"])
+def test_a_cut_avi_is_reported_after_the_audio_it_holds(original, tmp_path, codec):
+    """FFmpeg takes a cut AVI's duration from what is left of the file; the stream header's own
+    length is what the file was."""
+    lecture = encode(tmp_path / "lecture.avi", original, "avi", codec, 16000, 1)
+    (tmp_path / "cut").mkdir()
+    damaged = cut(lecture, tmp_path / "cut", 0.5)
+    decoded, error = streamed(damaged)
+    intact, intact_error = streamed(lecture)
+    assert intact_error is None and error is not None and f"{damaged} is damaged or truncated" in str(error)
+    assert 0.4 < len(decoded) / len(intact) < 0.6
+    np.testing.assert_array_equal(decoded, intact[:len(decoded)])
 
 
 def test_a_folder_search_reads_the_audio_of_video_files(original, tmp_path):

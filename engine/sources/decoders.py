@@ -11,7 +11,10 @@ in smaller pieces up to the damage, and once the audio ends the damage (what cou
 or audio ending before the length the header declares) is raised as one AudioSourceError, after
 every sample that could be read has been delivered. libsndfile itself reads a cut WAV, AIFF or Ogg
 file to its end without a word: it only notes, in the log it keeps of the header, a chunk that
-declares more bytes than the file holds or an Ogg stream without its end mark, so that log is read.
+declares more bytes than the file holds or an Ogg stream without its end mark, so that log is read;
+a MATLAB file's matrix size and a NIST header's sample count, which it does not check, are read too.
+Formats whose audio simply runs to the end of the file (IRCAM, PAF, PVF, XI) declare no length: a
+cut there cannot be told from a shorter recording.
 """
 from __future__ import annotations
 
@@ -46,6 +49,12 @@ SIZE_QUIRK_BYTES = 64
 # sox 0x7FFFF000): from here up a size declares nothing; a cut WAV of over 2 GiB goes unnoticed
 UNKNOWN_SIZE = 0x7FFFF000
 OGG_END_MISSING = "lacks an end-of-stream bit"  # libsndfile's log for an Ogg stream whose last page is not marked last
+# libsndfile's log where a reader saw the file end early itself (VOC's blocks, MAT4's matrix, and others)
+SEEMS_TRUNCATED = re.compile(r"seems to be (?:a )?truncated", re.I)
+# a MATLAB file's matrices in libsndfile's log ("Rows : 2  Cols : 32000"): the last is the audio, rows x cols values
+MATRIX = re.compile(r"Rows\s*:\s*(\d+)\s+Cols\s*:\s*(\d+)")
+NIST_SAMPLES = re.compile(rb"\nsample_count -i (\d+)\n")  # a NIST SPHERE header's frame count
+HEAD_BYTES = 1024  # the start of a file read to tell its format: a NIST SPHERE header's usual size
 UNKNOWN_FRAMES = 2**63 - 1  # libsndfile's frame count (SF_COUNT_MAX) for a file that does not declare its length
 SALVAGE_SPLIT = 16  # a failed read is read again in this many pieces, and a failing piece likewise, down to one frame
 # file name endings a folder search takes as audio: libsndfile's formats, and the audio and video
@@ -69,27 +78,31 @@ class Decoder(Closing):
 def open_decoder(file: AudioInput, what: str) -> Decoder:
     """The decoder for `file` (a path or a seekable binary file object); `what` names it in errors."""
     try:
-        mpeg = _is_mpeg_audio(file)
+        head = _head(file)
     except OSError as exc:  # the first open of the file: permissions, a folder, a disk error
         raise AudioSourceError(f"cannot read {what}: {exc.strerror or exc}") from None
-    sound = None if mpeg else _sndfile_or_none(file)
+    sound = None if _is_mpeg_audio(head) else _sndfile_or_none(file)
     if sound is not None:
-        return SndfileDecoder(sound, what)
+        return SndfileDecoder(sound, what, head)
     if not isinstance(file, (str, os.PathLike)):
         file.seek(0)
     return FFmpegDecoder(file, what)
 
 
-def _is_mpeg_audio(file: AudioInput) -> bool:
-    """An MP3 (an ID3 tag or an MPEG frame sync first), told apart before libsndfile probes it: its
-    mpg123 reader would print warnings of its own on stderr and then cut the file where it errs."""
+def _head(file: AudioInput) -> bytes:
+    """The file's first HEAD_BYTES (fewer if it is shorter); a file object is left at its start."""
     if isinstance(file, (str, os.PathLike)):
         with open(file, "rb") as f:
-            head = f.read(3)
-    else:
-        head = file.read(3)
-        file.seek(0)
-    return head == b"ID3" or (len(head) >= 2 and head[0] == 0xFF and head[1] & 0xE0 == 0xE0)
+            return f.read(HEAD_BYTES)
+    head = file.read(HEAD_BYTES)
+    file.seek(0)
+    return head
+
+
+def _is_mpeg_audio(head: bytes) -> bool:
+    """An MP3 (an ID3 tag or an MPEG frame sync first), told apart before libsndfile probes it: its
+    mpg123 reader would print warnings of its own on stderr and then cut the file where it errs."""
+    return head[:3] == b"ID3" or (len(head) >= 2 and head[0] == 0xFF and head[1] & 0xE0 == 0xE0)
 
 
 def _sndfile_or_none(file: AudioInput) -> sf.SoundFile | None:
@@ -107,9 +120,10 @@ def _sndfile_or_none(file: AudioInput) -> sf.SoundFile | None:
 
 
 class SndfileDecoder(Decoder):
-    """A file libsndfile has opened; it knows the length, so an empty file is refused here."""
+    """A file libsndfile has opened; it knows the length, so an empty file is refused here. `head` is
+    the file's start, where a header libsndfile does not check is read."""
 
-    def __init__(self, sound: sf.SoundFile, what: str) -> None:
+    def __init__(self, sound: sf.SoundFile, what: str, head: bytes) -> None:
         self._sound, self.what, self.rate = sound, what, sound.samplerate
         if sound.frames == 0:
             sound.close()
@@ -117,7 +131,7 @@ class SndfileDecoder(Decoder):
         # 64-bit float files are read as such and narrowed by narrow_to_float32, where a value float32
         # cannot hold is still seen for what it is (libsndfile's own cast makes it Inf)
         self._dtype = "float64" if sound.subtype == "DOUBLE" else "float32"
-        self._declared = _declared_frames(sound)
+        self._declared = _declared_frames(sound, head)
 
     def blocks(self, frames_per_block: int) -> Iterator[np.ndarray]:
         decoded = 0
@@ -181,21 +195,32 @@ class SndfileDecoder(Decoder):
         if OGG_END_MISSING in self._sound.extra_info:
             raise _truncated(self.what, decoded / self.rate, "without the end-of-stream mark that closes an Ogg stream")
         _check_length(self.what, decoded / self.rate, self._declared / self.rate, slack_s=0.0)
+        if SEEMS_TRUNCATED.search(self._sound.extra_info):  # a reader that saw the cut but declares no length to us
+            raise _truncated(self.what, decoded / self.rate, "before the end its header declares")
 
     def close(self) -> None:
         self._sound.close()
 
 
-def _declared_frames(sound: sf.SoundFile) -> int:
+def _declared_frames(sound: sf.SoundFile, head: bytes) -> int:
     """The frames the header declares. libsndfile counts only the frames a cut WAV, AIFF, W64… holds,
     and notes the chunk that declares more in its log: the missing share of its bytes is that of the
     frames (exact for a chunk that holds only audio; W64's outer one counts its ~100 header bytes in,
-    a few ms on a cut file). A FLAC's count is its header's own."""
+    a few ms on a cut file). It counts a MATLAB or NIST file's frames from the file's size too, so
+    their own declarations are read: the audio matrix's size, the header's sample count. A FLAC's
+    count is its header's own."""
     cut = SHORT_CHUNK.search(sound.extra_info)
     if cut is not None:
         declared, held = map(int, cut.groups())
         if SIZE_QUIRK_BYTES < declared - held and declared < UNKNOWN_SIZE:
             return round(sound.frames * declared / held)
+    matrices = MATRIX.findall(sound.extra_info)
+    if sound.format in ("MAT4", "MAT5") and matrices:
+        rows, cols = map(int, matrices[-1])
+        return max(sound.frames, rows * cols // sound.channels)
+    counted = NIST_SAMPLES.search(head) if sound.format == "NIST" else None
+    if counted is not None:
+        return max(sound.frames, int(counted.group(1)))
     return sound.frames
 
 
@@ -220,7 +245,7 @@ class FFmpegDecoder(Decoder):
         if self.rate <= 0:
             self._container.close()
             raise AudioSourceError(f"{what}: the audio stream declares no sample rate")
-        self._declared_s = _declared_seconds(self._container, self._stream, self.rate)
+        self._declared_s = _declared_seconds(self._container, self._stream)
 
     def blocks(self, frames_per_block: int) -> Iterator[np.ndarray]:
         """FFmpeg's frames as they come (frames_per_block is libsndfile's business: packets set the size)."""
@@ -265,15 +290,15 @@ class FFmpegDecoder(Decoder):
         self._container.close()
 
 
-def _declared_seconds(container: av.container.InputContainer, stream: av.audio.stream.AudioStream,
-                      rate: float) -> float | None:
+def _declared_seconds(container: av.container.InputContainer, stream: av.audio.stream.AudioStream) -> float | None:
     """The length the container's header declares, None where it declares none (a live recording never
-    finalised). FFmpeg's CAF reader takes a PCM file's duration from the file's size, so a cut file
-    would seem whole; the frame count it keeps beside it is the header's own."""
+    finalised). FFmpeg's CAF and AVI readers take a PCM file's duration from the file's size, so a cut
+    file would seem whole; the frame count they keep beside it, in the stream's time base, is the
+    header's own (CAF's packet table, AVI's stream header)."""
     duration = container.duration  # microseconds
     declared = duration / 1e6 if duration and duration > 0 else None
-    if container.format.name == "caf" and stream.frames > 0:
-        declared = max(declared or 0.0, stream.frames / rate)
+    if container.format.name in ("caf", "avi") and stream.frames > 0 and stream.time_base:
+        declared = max(declared or 0.0, float(stream.frames * stream.time_base))
     return declared
 
 
