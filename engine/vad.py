@@ -5,16 +5,17 @@ each non-speech signal (docs/benchmarks.md): it found 89 % of speech frames clea
 10 dB SNR in white noise, pink noise and music, and called 0.0-0.2 % of frames speech in steady
 tones, a harmonic melody, noise and near-silence. webrtcvad (every mode) called 440 Hz tones,
 the melody and noise ~100 % speech; the pitch tracker's voicing (the old rule) 20-37 % of tones
-and melody. Its cost, one call per block: about 0.0017 CPU seconds per second of audio on one
-thread (~600x real time, benchmarks/vad_calls.py).
+and melody. Its cost: benchmarks/vad_calls.py.
 
-Only a graph is used: `engine/data/silero_vad_16k_sequence.onnx` from silero-vad 6.2.3 (MIT licence,
-`engine/data/silero_vad.LICENSE`), checked against its sha256 when loaded. It is the package's
-sequence form of the 16 kHz model: one call takes every complete chunk of a block (each with its
-64 samples of context) and carries the LSTM state across calls; its probabilities equal the
-one-chunk graph's exactly (measured on a minute of RAVDESS speech: largest difference 0.0) at a
-fraction of the calls. The silero-vad package itself is not a dependency: it declares torch,
-which the live path never needs.
+Only a graph is used, from silero-vad 6.2.3 (MIT licence, `engine/data/silero_vad.LICENSE`): the
+package's sequence form of the 16 kHz model, where one call takes every complete chunk of a block
+(each with its 64 samples of context) and carries the LSTM state across calls, at a fraction of
+one-chunk calls' cost and with their probabilities. Its STFT, a convolution of 258 filters of 256
+taps, took a third of its time; numpy's FFT gives the same magnitudes (`magnitudes`) for a fraction
+of that, and `engine/data/silero_vad_16k_encoder.onnx` is the rest of Silero's graph from there on,
+weights unchanged (scripts/derive-vad-graph.py), checked against its sha256 when loaded. Silero's
+whole graph stays in tests/data: tests/test_vad.py holds the two to the same probabilities. The
+silero-vad package itself is not a dependency: it declares torch, which the live path never needs.
 The graph takes 512-sample chunks with the previous chunk's last 64 samples as context and carries
 a recurrent state; each front-end frame (20 ms shift) takes the probability of the chunk holding
 its centre, so flags sit on the same frame grid as features, windows and turns.
@@ -33,8 +34,12 @@ from emolive.engine.features.config import FrontEndConfig
 CHUNK = 512  # samples per Silero call at 16 kHz (32 ms)
 CONTEXT = 64  # samples of the previous chunk the graph sees again
 THRESHOLD = 0.5  # Silero's own default speech probability
-GRAPH = Path(__file__).resolve().parent / "data" / "silero_vad_16k_sequence.onnx"
-GRAPH_SHA256 = "9ccdacc4719d8aa7e45a77536bfabec45a03ba1f2fad5e241ab4060b24238a85"  # silero-vad 6.2.3
+GRAPH = Path(__file__).resolve().parent / "data" / "silero_vad_16k_encoder.onnx"
+GRAPH_SHA256 = "5413962d7461b7a83d8753d5f4bb9371d276f93d3762b4e86c12d283a3d8dbfd"  # silero-vad 6.2.3's, past its STFT
+# Silero's STFT: 256-sample frames every 128 samples, a periodic Hann window, each chunk and its context
+# padded by reflection at its end by 64 samples: 4 frames of 129 magnitudes per chunk
+FFT_SIZE, FFT_HOP, FFT_PAD = 256, 128, 64
+WINDOW = (0.5 - 0.5 * np.cos(2 * np.pi * np.arange(FFT_SIZE) / FFT_SIZE)).astype(np.float32)
 
 
 class VadError(EmoliveError):
@@ -51,7 +56,8 @@ def _session():
     except OSError as exc:
         raise VadError(f"the voice activity graph {GRAPH} is missing ({exc.strerror}); reinstall emolive") from None
     if hashlib.sha256(graph).hexdigest() != GRAPH_SHA256:
-        raise VadError(f"the voice activity graph {GRAPH} is not silero-vad 6.2.3's (sha256 differs); reinstall emolive")
+        raise VadError(f"the voice activity graph {GRAPH} is not the one derived from silero-vad 6.2.3's (sha256 "
+                       "differs); reinstall emolive")
     options = ort.SessionOptions()
     options.intra_op_num_threads = options.inter_op_num_threads = 1
     return ort.InferenceSession(graph, options, providers=["CPUExecutionProvider"])
@@ -97,7 +103,7 @@ class SpeechDetector:
         with_context = np.concatenate([self._context, samples])
         starts = np.arange(0, len(samples), CHUNK)
         chunks = with_context[starts[:, None] + np.arange(CONTEXT + CHUNK)]  # [chunks, 64 + 512]
-        probs, self._h, self._c = self._session.run(None, {"input": chunks, "h": self._h, "c": self._c})
+        probs, self._h, self._c = self._session.run(None, {"magnitudes": magnitudes(chunks), "h": self._h, "c": self._c})
         self._context = samples[-CONTEXT:].copy()
         self._probs = np.concatenate([self._probs, probs.astype(np.float32)])
 
@@ -121,6 +127,14 @@ class SpeechDetector:
         if 0 < keep <= len(self._probs):
             self._probs, self._chunk0 = self._probs[keep:], self._chunk0 + keep
         return flags
+
+
+def magnitudes(chunks: np.ndarray) -> np.ndarray:
+    """Silero's STFT magnitudes of `chunks` [n, 64 + 512], as its graph's convolution computes them:
+    [n, 129 bins, 4 frames] float32."""
+    padded = np.pad(chunks, ((0, 0), (0, FFT_PAD)), mode="reflect")
+    frames = np.lib.stride_tricks.sliding_window_view(padded, FFT_SIZE, axis=1)[:, ::FFT_HOP]
+    return np.abs(np.fft.rfft(frames * WINDOW, axis=-1)).astype(np.float32).transpose(0, 2, 1)
 
 
 class SpeechFlags:

@@ -20,7 +20,7 @@ def test_wheel_has_only_the_emolive_top_level_package(tmp_path: Path):
     for needed in ("emolive/__init__.py", "emolive/engine/cli.py", "emolive/gui/window.py",
                    "emolive/trainer/cli.py", "emolive/plugins/student/default/model.safetensors",
                    "emolive/plugins/student/default/config.json", "emolive/engine/data/demo.flac",
-                   "emolive/engine/data/silero_vad_16k_sequence.onnx", "emolive/engine/data/silero_vad.LICENSE",
+                   "emolive/engine/data/silero_vad_16k_encoder.onnx", "emolive/engine/data/silero_vad.LICENSE",
                    "emolive/trainer/data/vad_map.csv"):
         assert needed in names, needed
     entry_points = next(n for n in names if n.endswith("entry_points.txt"))
