@@ -168,6 +168,32 @@ def test_a_clip_too_short_for_one_frame_is_one_line_error_not_a_made_up_estimate
     assert "short.wav" in last and "shorter than one 25 ms frame" in last and "Traceback" not in proc.stderr
 
 
+class SamplesReadingPlugin:
+    """A plugin that says nothing of what it reads (a third party's): it is handed the samples."""
+
+    def __init__(self, inner) -> None:
+        self.inner, self.meta, self.name, self.device, self.heard = inner, inner.meta, "wrapped", "cpu", []
+
+    def predict_batch(self, features, samples):
+        self.heard += [len(s) for s in samples]
+        return self.inner.predict_batch(features, samples)
+
+
+def test_evaluate_decodes_audio_only_for_a_model_that_reads_it(trained, monkeypatch):
+    from emolive.trainer import evaluate
+
+    manifest, out, cache = trained
+    utts = [u for u in read_splits(out / "splits.csv", read_manifest(manifest)) if u.split == "test"]
+    student, decoded = load_model(str(out)), []
+    monkeypatch.setattr(evaluate, "read_audio", lambda path, rate: decoded.append(path) or read_audio(path))
+    alone = evaluate.predict_utterances(student, utts, cache, progress=False)
+    assert decoded == []  # the student reads features only
+    wrapped = SamplesReadingPlugin(student)
+    told = evaluate.predict_utterances(wrapped, utts, cache, progress=False)
+    assert decoded == [u.path for u in utts] and all(n > 16000 for n in wrapped.heard)  # every clip, whole
+    np.testing.assert_array_equal(alone["avd"], told["avd"])  # the same features, the same estimates
+
+
 def test_evaluate_warns_about_training_speakers_and_split_test_keeps_the_others(trained, capsys):
     """The bundle's splits.csv says which speakers it learned from; without --splits, evaluate uses it."""
     manifest, out, cache = trained

@@ -5,7 +5,7 @@ import numpy as np
 from tqdm import tqdm
 
 from emolive.engine.console import bar_disabled
-from emolive.engine.plugin import ModelPlugin
+from emolive.engine.plugin import ModelPlugin, reads_samples
 from emolive.trainer.data import FeatureCache, Utterance
 from emolive.trainer.data.cache import read_audio
 from emolive.trainer.metrics import DIMENSIONS, ccc, speaker_bootstrap
@@ -28,10 +28,10 @@ def predict_utterances(plugin: ModelPlugin, utts: list[Utterance], cache_root, b
     rate = plugin.meta.frontend.sample_rate
     feats = cache.features_for(utts, progress=False, keys=keys)
     feats = session_features(feats, session_streams(utts, protocol), plugin.meta.stream_normalisation)
-    preds = []
+    preds, decode = [], reads_samples(plugin)
     for i in tqdm(range(0, len(utts), batch_size), desc="evaluate", unit="batch", disable=bar_disabled(progress)):
         chunk = utts[i:i + batch_size]
-        audio = [read_audio(u.path, rate) for u in chunk]
+        audio = [read_audio(u.path, rate) if decode else np.zeros(0, np.float32) for u in chunk]
         preds += plugin.predict_batch(feats[i:i + batch_size], audio)
     return {
         "avd": np.stack([p.avd for p in preds]),

@@ -36,6 +36,7 @@ class StudentPlugin:
     """Runs a student bundle's graph; features in, A/V/D + class probabilities + embedding out."""
 
     device = "cpu"
+    reads_samples = False  # front-end features alone (engine.plugin.reads_samples)
 
     def __init__(self, session: ort.InferenceSession, meta: BundleMeta, name: str, path: Path):
         self.session, self.meta, self.name, self.path = session, meta, name, path

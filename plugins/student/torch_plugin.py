@@ -21,6 +21,7 @@ class TorchStudentPlugin:
     """Runs a StudentModel in torch on the CPU; features in, A/V/D + class probabilities + embedding out."""
 
     device = "cpu"
+    reads_samples = False  # front-end features alone (engine.plugin.reads_samples)
 
     def __init__(self, model: StudentModel, meta: BundleMeta, name: str, path: Path | None = None):
         self.model, self.meta, self.name, self.path = model, meta, name, path
