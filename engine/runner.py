@@ -48,7 +48,7 @@ import numpy as np
 from emolive.engine.bundle import BundleError
 from emolive.engine.defaults import DEFAULT_HOP_S, DEFAULT_WINDOW_S
 from emolive.engine.features import FrontEnd
-from emolive.engine.plugin import ModelPlugin, Prediction
+from emolive.engine.plugin import ModelPlugin, Prediction, reads_samples
 from emolive.engine.features.normalise import StreamNormaliser
 from emolive.engine.narrowband import narrowband_note
 from emolive.engine.schema import SCALE, estimate_payload, status_payload, turn_payload
@@ -106,12 +106,13 @@ class Runner:
         self.status_interval_s, self.batch_size = status_interval_s, batch_size
         self.spec = WindowSpec.from_seconds(window_s, hop_s, self.cfg)
         self._frontend = FrontEnd(self.cfg)
-        self._windows = SlidingWindows(self.spec, self.cfg)
-        self._whole = WholeRecording(self.cfg, self._predict_one) if whole_stream else None
+        samples = reads_samples(model)  # a model of features alone: no buffer keeps samples for it
+        self._windows = SlidingWindows(self.spec, self.cfg, samples)
+        self._whole = WholeRecording(self.cfg, self._predict_one, samples) if whole_stream else None
         self._turns_sent = 0
         self._vad, self._speech = SpeechDetector(self.cfg), SpeechFlags()
         self._turns = TurnTracker(turns, self.cfg.frame_shift / self.cfg.sample_rate)
-        self._turn_frames = FrameBuffer(self.cfg)  # the open turn's frames (and those of turns not yet sent)
+        self._turn_frames = FrameBuffer(self.cfg, samples)  # the open turn's frames (and those of turns not yet sent)
         norm = model.meta.stream_normalisation
         self._normaliser = StreamNormaliser(norm) if norm is not None else None
         self._queue: queue.Queue[Any] = queue.Queue(0 if live else OFFLINE_QUEUE_BLOCKS)

@@ -1,8 +1,8 @@
 """The whole-recording estimate in bounded memory.
 
 The estimate of a whole recording is one model pass over all of its frames. Keeping every frame
-(and its samples, which a teacher reads) costs ~80 kB per second of audio: an hour of input held
-1.4 GB. So the recording is cut into pieces of `MAX_PIECE_S`; each full piece is evaluated as it
+and its samples (which a teacher reads; a student does not, and none are kept for it) costs ~80 kB
+per second of audio: an hour of input held 1.4 GB. So the recording is cut into pieces of `MAX_PIECE_S`; each full piece is evaluated as it
 completes and only its prediction is kept, and the estimate is the pieces' predictions averaged by
 their length. A recording up to `MAX_PIECE_S` long is one piece: exactly one pass, as before.
 The shipped models were trained on clips of 1-10 s, so a pass over minutes is an extrapolation
@@ -24,10 +24,10 @@ MAX_PIECE_S = 300.0  # held at most: 300 s x ~80 kB/s = 24 MB, whatever the reco
 class WholeRecording:
     """Takes every frame of a stream; `finish` gives the whole-recording prediction and its span."""
 
-    def __init__(self, cfg: FrontEndConfig, predict: Callable[[Window], Prediction]) -> None:
+    def __init__(self, cfg: FrontEndConfig, predict: Callable[[Window], Prediction], samples: bool = True) -> None:
         self.cfg, self._predict = cfg, predict
         self.piece_frames = max(1, round(MAX_PIECE_S * cfg.sample_rate / cfg.frame_shift))
-        self._buffer = FrameBuffer(cfg)
+        self._buffer = FrameBuffer(cfg, samples)  # `samples`: whether the model reads them (FrameBuffer)
         self._first = 0  # absolute frame the open piece starts at
         self._pieces: list[tuple[int, Prediction, float]] = []  # (frames, prediction, voiced share) per piece
         self._last: Window | None = None  # the latest piece: the whole span ends where it does

@@ -68,7 +68,7 @@ class Window:
 
     index: int  # position on the hop grid (the short-stream window is 0)
     features: np.ndarray  # float32 [frames, num_features]
-    samples: np.ndarray  # float32, the samples those frames cover
+    samples: np.ndarray  # float32, the samples those frames cover (none where the model reads none)
     start_sample: int
     end_sample: int
     arrival: Arrival
@@ -130,14 +130,19 @@ class Rows:
         self._lo, self.first = self._lo + drop, self.first + drop
 
 
+NO_SAMPLES = np.zeros(0, np.float32)  # a span's samples where the model reads none
+
+
 class FrameBuffer:
     """Frames and the samples they cover, from an absolute offset on: the store behind every span
-    (`Rows` each); `drop_before` frees what no later span needs."""
+    (`Rows` each); `drop_before` frees what no later span needs. With `samples=False` (a model of
+    front-end features alone: engine.plugin.reads_samples) no sample is kept and spans have none:
+    the whole-recording buffer held 5 minutes of them, 19 MB, for nothing."""
 
-    def __init__(self, cfg: FrontEndConfig) -> None:
+    def __init__(self, cfg: FrontEndConfig, samples: bool = True) -> None:
         self.cfg = cfg
         self._frames = Rows((cfg.num_features,), capacity=256)
-        self._samples = Rows((), capacity=256 * cfg.frame_shift)
+        self._samples = Rows((), capacity=256 * cfg.frame_shift) if samples else None
 
     @property
     def end_frame(self) -> int:
@@ -146,31 +151,33 @@ class FrameBuffer:
 
     def add(self, frames: np.ndarray, samples: np.ndarray) -> None:
         self._frames.append(frames)
-        self._samples.append(samples)
+        if self._samples is not None:
+            self._samples.append(samples)
 
     @property
     def held_samples(self) -> int:
         """Samples held now."""
-        return self._samples.end - self._samples.first
+        return 0 if self._samples is None else self._samples.end - self._samples.first
 
     def window(self, first: int, length: int, index: int, arrival: Arrival) -> Window:
         """Frames [first, first + length) (absolute) and the samples they cover."""
         start = first * self.cfg.frame_shift
         end = (first + length - 1) * self.cfg.frame_shift + self.cfg.frame_length
-        return Window(index, self._frames.span(first, first + length), self._samples.span(start, end), start, end,
-                      arrival)
+        samples = NO_SAMPLES if self._samples is None else self._samples.span(start, end)
+        return Window(index, self._frames.span(first, first + length), samples, start, end, arrival)
 
     def drop_before(self, frame: int) -> None:
         self._frames.drop_before(frame)
-        self._samples.drop_before(self._frames.first * self.cfg.frame_shift)
+        if self._samples is not None:
+            self._samples.drop_before(self._frames.first * self.cfg.frame_shift)
 
 
 class SlidingWindows:
     """Collects frames and samples as they arrive and hands out windows once they are complete."""
 
-    def __init__(self, spec: WindowSpec, cfg: FrontEndConfig):
+    def __init__(self, spec: WindowSpec, cfg: FrontEndConfig, samples: bool = True):
         self.spec, self.cfg = spec, cfg
-        self.buffer = FrameBuffer(cfg)
+        self.buffer = FrameBuffer(cfg, samples)
         self._next = 0  # next window index not yet taken
         self._arrivals: list[Arrival] = []  # one per complete, untaken window, oldest first
         self.taken = 0  # windows handed out or skipped so far

@@ -125,6 +125,39 @@ def test_newest_only_skips_and_counts_the_older_windows():
     assert [w.index for w in got] == [3] and skipped == 3 and windows.taken == 4
 
 
+class Listening(SlowModel):
+    """The student without a pause, keeping the length of every sample span it is handed; `reads`:
+    what it says of itself (None: nothing, as a third party's plugin)."""
+
+    def __init__(self, model, reads: bool | None) -> None:
+        super().__init__(model, 0.0)
+        self.heard: list[int] = []
+        if reads is not None:
+            self.reads_samples = reads
+
+    def predict_batch(self, features, samples):
+        self.heard += [len(s) for s in samples]
+        return self.model.predict_batch(features, samples)
+
+
+def test_a_model_of_features_alone_is_handed_no_samples_and_estimates_the_same(student, speech_file):
+    """Windows, turns and the whole-recording pass hand the model no samples where it reads none (no
+    buffer keeps them), and each span's samples where it does or says nothing."""
+    path, samples = speech_file
+    runs = {reads: Listening(student, reads) for reads in (False, None)}
+    sinks = {reads: Collect() for reads in runs}
+    for reads, model in runs.items():
+        with FileSource(path) as source:
+            Runner(source, model, [sinks[reads]], whole_stream=True).run()
+    assert set(runs[False].heard) == {0}
+    assert len(runs[None].heard) == len(runs[False].heard) and min(runs[None].heard) > 0
+    assert max(runs[None].heard) == (len(compute(samples)) - 1) * 320 + 400  # every frame's samples: the whole pass
+    for kind in ("estimates", "turns"):
+        said = {reads: [[item[k] for k in ("start", "end", "activation", "valence", "dominance")]
+                        for item in getattr(sinks[reads], kind)] for reads in runs}
+        assert said[False] == said[None] != []  # the same features in the same batches: the same numbers
+
+
 def test_runner_estimates_equal_the_offline_model_on_the_same_windows(student, speech_file):
     path, samples = speech_file
     sink = Collect()
