@@ -36,7 +36,8 @@ def engine_flags(x: np.ndarray) -> np.ndarray:
 
 def engine_probs(x: np.ndarray) -> np.ndarray:
     """The same detector's probability for every whole chunk of `x`, a block's whole chunks a call."""
-    detector, whole, step = SpeechDetector(FrontEndConfig()), len(x) // CHUNK * CHUNK, OFFLINE_BLOCK_SIZE // CHUNK * CHUNK
+    detector, whole = SpeechDetector(FrontEndConfig()), len(x) // CHUNK * CHUNK
+    step = OFFLINE_BLOCK_SIZE // CHUNK * CHUNK
     for i in range(0, whole, step):
         detector._run(x[i:min(i + step, whole)])
     return detector._probs
@@ -51,7 +52,8 @@ def silero_probs(x: np.ndarray, session: onnxruntime.InferenceSession, chunks_pe
         part = x[start:min(start + step, len(x) // CHUNK * CHUNK)]
         with_context = np.concatenate([context, part])
         starts = np.arange(0, len(part), CHUNK)
-        prob, h, c = session.run(None, {"input": with_context[starts[:, None] + np.arange(CONTEXT + CHUNK)], "h": h, "c": c})
+        chunks = with_context[starts[:, None] + np.arange(CONTEXT + CHUNK)]
+        prob, h, c = session.run(None, {"input": chunks, "h": h, "c": c})
         context = part[-CONTEXT:]
         probs.append(prob)
     return np.concatenate(probs)

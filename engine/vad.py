@@ -103,7 +103,8 @@ class SpeechDetector:
         with_context = np.concatenate([self._context, samples])
         starts = np.arange(0, len(samples), CHUNK)
         chunks = with_context[starts[:, None] + np.arange(CONTEXT + CHUNK)]  # [chunks, 64 + 512]
-        probs, self._h, self._c = self._session.run(None, {"magnitudes": magnitudes(chunks), "h": self._h, "c": self._c})
+        feeds = {"magnitudes": magnitudes(chunks), "h": self._h, "c": self._c}
+        probs, self._h, self._c = self._session.run(None, feeds)
         self._context = samples[-CONTEXT:].copy()
         self._probs = np.concatenate([self._probs, probs.astype(np.float32)])
 

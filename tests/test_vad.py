@@ -195,7 +195,8 @@ def test_one_call_per_block_gives_silero_s_own_probabilities_of_one_call_per_chu
     h = c = np.zeros((1, 1, 128), np.float32)
     context, one_by_one = np.zeros(CONTEXT, np.float32), []
     for start in range(0, len(x), CHUNK):
-        prob, h, c = silero.run(None, {"input": np.concatenate([context, x[start:start + CHUNK]])[None], "h": h, "c": c})
+        chunk = np.concatenate([context, x[start:start + CHUNK]])[None]
+        prob, h, c = silero.run(None, {"input": chunk, "h": h, "c": c})
         context = x[start + CHUNK - CONTEXT:start + CHUNK]
         one_by_one.append(prob[0])
     np.testing.assert_allclose(detector._probs, one_by_one, atol=1e-4)
@@ -210,5 +211,5 @@ def test_the_window_is_the_one_in_silero_s_stft():
 
     from emolive.engine.vad import WINDOW
 
-    basis = {t.name: numpy_helper.to_array(t) for t in onnx.load(SILERO_GRAPH).graph.initializer}["stft.forward_basis_buffer"]
-    np.testing.assert_allclose(basis[0, 0], WINDOW, atol=1e-7)
+    weights = {t.name: numpy_helper.to_array(t) for t in onnx.load(SILERO_GRAPH).graph.initializer}
+    np.testing.assert_allclose(weights["stft.forward_basis_buffer"][0, 0], WINDOW, atol=1e-7)

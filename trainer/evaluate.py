@@ -6,6 +6,7 @@ from tqdm import tqdm
 
 from emolive.engine.console import bar_disabled
 from emolive.engine.plugin import ModelPlugin, reads_samples
+from emolive.engine.windows import NO_SAMPLES
 from emolive.trainer.data import FeatureCache, Utterance
 from emolive.trainer.data.cache import read_audio
 from emolive.trainer.metrics import DIMENSIONS, ccc, speaker_bootstrap
@@ -31,7 +32,7 @@ def predict_utterances(plugin: ModelPlugin, utts: list[Utterance], cache_root, b
     preds, decode = [], reads_samples(plugin)
     for i in tqdm(range(0, len(utts), batch_size), desc="evaluate", unit="batch", disable=bar_disabled(progress)):
         chunk = utts[i:i + batch_size]
-        audio = [read_audio(u.path, rate) if decode else np.zeros(0, np.float32) for u in chunk]
+        audio = [read_audio(u.path, rate) if decode else NO_SAMPLES for u in chunk]
         preds += plugin.predict_batch(feats[i:i + batch_size], audio)
     return {
         "avd": np.stack([p.avd for p in preds]),
