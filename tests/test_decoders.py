@@ -235,6 +235,18 @@ def test_a_cut_file_of_each_sndfile_format_is_reported_after_the_audio_it_holds(
     np.testing.assert_array_equal(decoded, intact[:len(decoded)])
 
 
+def test_a_caf_cut_near_its_end_is_reported(sndfile_recordings, tmp_path):
+    """A cut CAF goes to FFmpeg (libsndfile cannot open it), whose duration is what is left of the
+    file: 3 % of this one is 0.2 s of audio, which a container's 0.25 s of slack let pass. The packet
+    table's count is exact for PCM."""
+    damaged = cut(sndfile_recordings["speech.caf"], tmp_path, 0.97)
+    decoded, error = streamed(damaged)
+    intact = sf.read(sndfile_recordings["speech.caf"], dtype="float32")[0]
+    assert error is not None and f"of the {len(intact) / 16000:.2f} s its header declares" in str(error)
+    assert 0.1 < (len(intact) - len(decoded)) / 16000 < 0.25
+    np.testing.assert_array_equal(decoded, intact[:len(decoded)])
+
+
 def test_a_cut_wav_is_an_error_in_every_entry_point_after_its_estimates(sndfile_recordings, original, tmp_path):
     damaged = cut(sndfile_recordings["speech.wav"], tmp_path, 0.5)
     declared = f"of the {len(original) / 16000:.2f} s its header declares"
@@ -320,10 +332,10 @@ def test_a_file_without_read_permission_is_one_error_line(sndfile_recordings, op
     assert result.stderr.splitlines()[-1] == f"emolive: error: cannot read {locked}: Permission denied"
 
 
-@pytest.mark.parametrize("codec", ["pcm_s16le", "libmp3lame"])
+@pytest.mark.parametrize("codec", ["pcm_s16le", "libmp3lame", "adpcm_ms"])
 def test_a_cut_avi_is_reported_after_the_audio_it_holds(original, tmp_path, codec):
-    """FFmpeg takes a cut AVI's duration from what is left of the file; the stream header's own
-    length is what the file was."""
+    """FFmpeg takes a cut AVI's duration from what is left of the file (and an MS ADPCM one's from a
+    wrong bit rate: 7,468 s for 7 s); the stream header's own length is what the file was."""
     lecture = encode(tmp_path / "lecture.avi", original, "avi", codec, 16000, 1)
     (tmp_path / "cut").mkdir()
     damaged = cut(lecture, tmp_path / "cut", 0.5)

@@ -34,9 +34,12 @@ if TYPE_CHECKING:
     import av
 
 AudioInput = str | os.PathLike[str] | BinaryIO
-# audio shorter than its header declares by more than this is reported: containers round durations to
+# audio shorter than its container's duration by more than this is reported: containers round durations to
 # whole packets (an AAC packet is 1024 samples, an Opus one up to 120 ms) and count encoder priming
 LENGTH_SLACK_S, LENGTH_SLACK_FRACTION = 0.25, 0.01
+# a header's own frame count (CAF, AVI) is exact for PCM; for a codec it may count the encoder's priming
+# (AAC: 2112 samples, about two packets) and the last packet whole, so it is held within this many packets
+HEADER_SLACK_PACKETS = 3
 # libsndfile's log line where a chunk holding the audio declares more bytes than follow it in the file,
 # e.g. "data : 229374 (should be 114665)": WAV's data, AIFF's SSND, 8SVX's BODY, AU's Data Size, and the
 # outer chunk of W64 (lower-case riff) and RF64, which are all it checks there; WAV's outer RIFF is left
@@ -245,7 +248,7 @@ class FFmpegDecoder(Decoder):
         if self.rate <= 0:
             self._container.close()
             raise AudioSourceError(f"{what}: the audio stream declares no sample rate")
-        self._declared_s = _declared_seconds(self._container, self._stream)
+        self._declared = _declared_length(self._container, self._stream)
 
     def blocks(self, frames_per_block: int) -> Iterator[np.ndarray]:
         """FFmpeg's frames as they come (frames_per_block is libsndfile's business: packets set the size)."""
@@ -282,24 +285,28 @@ class FFmpegDecoder(Decoder):
             at, reason = first_failure
             raise AudioSourceError(f"{self.what} is damaged: {failed} packet(s) could not be decoded, the first "
                                    f"at {at:.2f} s ({reason}); the audio around them was skipped")
-        declared = self._declared_s
-        if declared is not None:
-            _check_length(self.what, decoded / self.rate, declared, max(LENGTH_SLACK_S, LENGTH_SLACK_FRACTION * declared))
+        if self._declared is not None:
+            _check_length(self.what, decoded / self.rate, *self._declared)
 
     def close(self) -> None:
         self._container.close()
 
 
-def _declared_seconds(container: av.container.InputContainer, stream: av.audio.stream.AudioStream) -> float | None:
-    """The length the container's header declares, None where it declares none (a live recording never
-    finalised). FFmpeg's CAF and AVI readers take a PCM file's duration from the file's size, so a cut
-    file would seem whole; the frame count they keep beside it, in the stream's time base, is the
-    header's own (CAF's packet table, AVI's stream header)."""
-    duration = container.duration  # microseconds
-    declared = duration / 1e6 if duration and duration > 0 else None
+def _declared_length(container: av.container.InputContainer,
+                     stream: av.audio.stream.AudioStream) -> tuple[float, float] | None:
+    """The length the file declares, in seconds, and how far short of it the audio may end; None where
+    it declares none (a live recording never finalised). CAF and AVI keep the frame count of the header
+    itself (CAF's packet table, AVI's stream header, in the stream's time base), which is taken where
+    present: FFmpeg takes those formats' duration from what is left of a cut file (a PCM file cut by
+    0.22 s in 2 s passed the duration's slack), or from a bit rate that is wrong for some codecs (7,468 s
+    for 7 s of MS ADPCM in AVI). Elsewhere the container's duration is the declaration."""
     if container.format.name in ("caf", "avi") and stream.frames > 0 and stream.time_base:
-        declared = max(declared or 0.0, float(stream.frames * stream.time_base))
-    return declared
+        packet_s = (stream.codec_context.frame_size or 0) / stream.codec_context.sample_rate
+        return float(stream.frames * stream.time_base), HEADER_SLACK_PACKETS * packet_s
+    if container.duration and container.duration > 0:  # microseconds
+        duration = container.duration / 1e6
+        return duration, max(LENGTH_SLACK_S, LENGTH_SLACK_FRACTION * duration)
+    return None
 
 
 def _check_length(what: str, ends_s: float, declared_s: float, slack_s: float) -> None:
