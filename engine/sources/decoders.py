@@ -40,6 +40,7 @@ LENGTH_SLACK_S, LENGTH_SLACK_FRACTION = 0.25, 0.01
 # a header's own frame count (CAF, AVI) is exact for PCM; for a codec it may count the encoder's priming
 # (AAC: 2112 samples, about two packets) and the last packet whole, so it is held within this many packets
 HEADER_SLACK_PACKETS = 3
+BITRATE_GUESS = "Estimating duration from bitrate"  # FFmpeg's warning where a file declares no length
 # libsndfile's log line where a chunk holding the audio declares more bytes than follow it in the file,
 # e.g. "data : 229374 (should be 114665)": WAV's data, AIFF's SSND, 8SVX's BODY, AU's Data Size, and the
 # outer chunk of W64 (lower-case riff) and RF64, which are all it checks there; WAV's outer RIFF is left
@@ -235,7 +236,7 @@ class FFmpegDecoder(Decoder):
 
         self.what, self._av = what, av
         try:
-            self._container = av.open(file, "r")
+            self._container, guessed = _open_noting_guesses(av, file)
         except (av.FFmpegError, UnicodeDecodeError) as exc:
             raise AudioSourceError(f"cannot read {what} as audio: {_ffmpeg_reason(exc)}") from None
         decodable = [stream for stream in self._container.streams.audio if stream.codec_context is not None]
@@ -248,7 +249,7 @@ class FFmpegDecoder(Decoder):
         if self.rate <= 0:
             self._container.close()
             raise AudioSourceError(f"{what}: the audio stream declares no sample rate")
-        self._declared = _declared_length(self._container, self._stream)
+        self._declared = _declared_length(self._container, self._stream, guessed)
 
     def blocks(self, frames_per_block: int) -> Iterator[np.ndarray]:
         """FFmpeg's frames as they come (frames_per_block is libsndfile's business: packets set the size)."""
@@ -292,10 +293,25 @@ class FFmpegDecoder(Decoder):
         self._container.close()
 
 
-def _declared_length(container: av.container.InputContainer,
-                     stream: av.audio.stream.AudioStream) -> tuple[float, float] | None:
+def _open_noting_guesses(av, file: AudioInput) -> tuple[av.container.InputContainer, bool]:
+    """The container FFmpeg opens, and whether FFmpeg guessed its duration from a bit rate (its warning
+    "Estimating duration from bitrate"): a raw AAC (ADTS) or AC-3 stream declares no length, and the
+    guess was 7.50 s for 7.23 s of AAC, which the length check would call a cut file. FFmpeg's log is
+    read at warning level in this thread while the file opens, and its level put back after."""
+    level = av.logging.get_level()
+    av.logging.set_level(av.logging.WARNING)
+    try:
+        with av.logging.Capture() as logs:
+            container = av.open(file, "r")
+    finally:
+        av.logging.set_level(level)
+    return container, any(BITRATE_GUESS in message for _, _, message in logs)
+
+
+def _declared_length(container: av.container.InputContainer, stream: av.audio.stream.AudioStream,
+                     guessed: bool) -> tuple[float, float] | None:
     """The length the file declares, in seconds, and how far short of it the audio may end; None where
-    it declares none (a live recording never finalised). CAF and AVI keep the frame count of the header
+    it declares none (a live recording never finalised, a duration FFmpeg `guessed`). CAF and AVI keep the frame count of the header
     itself (CAF's packet table, AVI's stream header, in the stream's time base), which is taken where
     present: FFmpeg takes those formats' duration from what is left of a cut file (a PCM file cut by
     0.22 s in 2 s passed the duration's slack), or from a bit rate that is wrong for some codecs (7,468 s
@@ -303,7 +319,7 @@ def _declared_length(container: av.container.InputContainer,
     if container.format.name in ("caf", "avi") and stream.frames > 0 and stream.time_base:
         packet_s = (stream.codec_context.frame_size or 0) / stream.codec_context.sample_rate
         return float(stream.frames * stream.time_base), HEADER_SLACK_PACKETS * packet_s
-    if container.duration and container.duration > 0:  # microseconds
+    if container.duration and container.duration > 0 and not guessed:  # microseconds
         duration = container.duration / 1e6
         return duration, max(LENGTH_SLACK_S, LENGTH_SLACK_FRACTION * duration)
     return None
