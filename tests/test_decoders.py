@@ -245,6 +245,38 @@ def test_a_raw_aac_stream_whose_length_ffmpeg_guesses_is_read_whole(original, tm
     assert len(speech) <= len(decoded) <= len(speech) + MAX_DELAY  # nothing cut at the end
 
 
+@pytest.mark.parametrize("name", ["speech.opus", "speech.ogg"])
+def test_an_ogg_file_cut_anywhere_in_its_second_half_is_reported(sndfile_recordings, tmp_path, name):
+    """libsndfile notes a cut Ogg stream three ways: its last page "lacks" the end mark, the stream
+    "ended unexpectedly" without it (its Opus reader), or bytes after the last whole page are "junk"
+    (a page cut part way; it stops at the page before, which lost the last ~0.5 s of a Vorbis file in
+    silence). Every cut at 1 % steps is reported."""
+    intact = sf.read(sndfile_recordings[name], dtype="float32")[0]
+    for percent in range(50, 100):
+        damaged = cut(sndfile_recordings[name], tmp_path, percent / 100)
+        decoded, error = streamed(damaged)
+        assert error is not None and "truncated" in str(error) and len(decoded) < len(intact), percent
+
+
+def test_an_ogg_file_with_bytes_after_its_last_page_is_read_whole(sndfile_recordings, tmp_path):
+    """A tag after the last whole page is junk to libsndfile too, but no audio is missing."""
+    tagged = tmp_path / "tagged.ogg"
+    tagged.write_bytes(sndfile_recordings["speech.ogg"].read_bytes() + b"TAG" + bytes(125))  # an ID3v1 tag
+    decoded, error = streamed(tagged)
+    assert error is None
+    np.testing.assert_array_equal(decoded, sf.read(sndfile_recordings["speech.ogg"], dtype="float32")[0])
+
+
+def test_a_whole_gsm_wav_is_read_without_error(original, tmp_path):
+    """libsndfile writes GSM 6.10's odd-sized data chunk without a pad byte and then says of it that it
+    "seems to be truncated": the log line of a WAV chunk is not a cut (its declared size is checked)."""
+    sf.write(tmp_path / "gsm.wav", original, 16000, subtype="GSM610")
+    decoded, error = streamed(tmp_path / "gsm.wav")
+    with sf.SoundFile(tmp_path / "gsm.wav") as gsm:
+        frames = gsm.frames
+    assert error is None and len(decoded) == frames >= len(original)
+
+
 def test_a_caf_cut_near_its_end_is_reported(sndfile_recordings, tmp_path):
     """A cut CAF goes to FFmpeg (libsndfile cannot open it), whose duration is what is left of the
     file: 3 % of this one is 0.2 s of audio, which a container's 0.25 s of slack let pass. The packet

@@ -52,9 +52,14 @@ SIZE_QUIRK_BYTES = 64
 # sizes a writer that cannot seek back leaves in the header for "unknown" (ffmpeg to a pipe 0xFFFFFFFF,
 # sox 0x7FFFF000): from here up a size declares nothing; a cut WAV of over 2 GiB goes unnoticed
 UNKNOWN_SIZE = 0x7FFFF000
-OGG_END_MISSING = "lacks an end-of-stream bit"  # libsndfile's log for an Ogg stream whose last page is not marked last
-# libsndfile's log where a reader saw the file end early itself (VOC's blocks, MAT4's matrix, and others)
-SEEMS_TRUNCATED = re.compile(r"seems to be (?:a )?truncated", re.I)
+# libsndfile's log for an Ogg stream whose last page is not marked last (its Vorbis and its Opus reader)
+OGG_END_MISSING = re.compile(r"lacks an end-of-stream bit|ended unexpectedly without an End-Of-Stream flag")
+# its log where an Ogg file ends in bytes that are not a whole page: it reads to the page before
+OGG_JUNK = "Junk after the last page"
+OGG_PAGE_MAX = 27 + 255 + 255 * 255  # header, segment table, segments: the most bytes one Ogg page takes
+# libsndfile's log where a reader saw the file end early itself (VOC's blocks, MAT4's matrix, and others);
+# not its WAV reader's "data chunk seems to be truncated", which it also says of a whole odd-sized GSM 6.10 chunk
+SEEMS_TRUNCATED = re.compile(r"(?<!chunk )seems to be (?:a )?truncated", re.I)
 # a MATLAB file's matrices in libsndfile's log ("Rows : 2  Cols : 32000"): the last is the audio, rows x cols values
 MATRIX = re.compile(r"Rows\s*:\s*(\d+)\s+Cols\s*:\s*(\d+)")
 NIST_SAMPLES = re.compile(rb"\nsample_count -i (\d+)\n")  # a NIST SPHERE header's frame count
@@ -196,14 +201,36 @@ class SndfileDecoder(Decoder):
     def _check_complete(self, decoded: int) -> None:
         """Raise where the audio ended before the file says it does: libsndfile reads a cut file to
         its end without a word."""
-        if OGG_END_MISSING in self._sound.extra_info:
+        if OGG_END_MISSING.search(self._sound.extra_info):
             raise _truncated(self.what, decoded / self.rate, "without the end-of-stream mark that closes an Ogg stream")
+        if OGG_JUNK in self._sound.extra_info and _ends_inside_ogg_page(self._sound.name):
+            raise _truncated(self.what, decoded / self.rate, "where the file ends inside an Ogg page")
         _check_length(self.what, decoded / self.rate, self._declared / self.rate, slack_s=0.0)
         if SEEMS_TRUNCATED.search(self._sound.extra_info):  # a reader that saw the cut but declares no length to us
             raise _truncated(self.what, decoded / self.rate, "before the end its header declares")
 
     def close(self) -> None:
         self._sound.close()
+
+
+def _ends_inside_ogg_page(file: AudioInput) -> bool:
+    """Whether the file's last Ogg page is cut short (a file whose last page is whole but followed by
+    other bytes, a tag, is not): from its last capture pattern, the page's header and segment table."""
+    if isinstance(file, (str, os.PathLike)):
+        with open(file, "rb") as f:
+            f.seek(max(0, os.fstat(f.fileno()).st_size - OGG_PAGE_MAX))
+            tail = f.read()
+    else:
+        file.seek(max(0, file.seek(0, os.SEEK_END) - OGG_PAGE_MAX))
+        tail = file.read()
+    start = tail.rfind(b"OggS")
+    if start < 0:
+        return False
+    header_end = start + 27  # its last header byte says how many segments follow in the table
+    if len(tail) < header_end:
+        return True
+    table = tail[header_end:header_end + tail[header_end - 1]]
+    return len(table) < tail[header_end - 1] or header_end + len(table) + sum(table) > len(tail)
 
 
 def _declared_frames(sound: sf.SoundFile, head: bytes) -> int:
