@@ -51,10 +51,12 @@ SNDFILE_FORMATS = [("speech.wav", "WAV", "PCM_16"), ("float.wav", "WAV", "FLOAT"
                    ("speech.mat", "MAT5", "PCM_16"), ("speech4.mat", "MAT4", "DOUBLE"), ("speech.nist", "NIST", "PCM_16"),
                    ("speech.voc", "VOC", "PCM_16")]
 # intact WAV headers as writers leave them, (RIFF size, data size) -> what they write: the "unknown"
-# sizes of writers that cannot seek back (ffmpeg and sox writing to a pipe), and sizes that count a
-# chunk's own header or a pad byte the file lacks
+# sizes of writers that cannot seek back (ffmpeg, sox and GStreamer writing to a pipe, or sizes left
+# 0), and sizes that count a chunk's own header or a pad byte the file lacks
 WAV_HEADER_QUIRKS = {"ffmpeg to a pipe": lambda riff, data: (0xFFFFFFFF, 0xFFFFFFFF),
                      "sox to a pipe": lambda riff, data: (0x7FFFF024, 0x7FFFF000),
+                     "GStreamer to a pipe": lambda riff, data: (0x7FFF0024, 0x7FFF0000),
+                     "sizes left 0": lambda riff, data: (0, 0),
                      "RIFF counting its own header": lambda riff, data: (riff + 8, data),
                      "data counting a pad byte": lambda riff, data: (riff + 1, data + 1)}
 

@@ -50,8 +50,9 @@ SHORT_CHUNK = re.compile(r"^\s*(?:data|SSND|BODY|Data Size|riff|Riff size)\s*:\s
 # W64's 24 bytes), not a cut: no more than 2 ms of 16-bit 16 kHz audio, less than one 25 ms frame
 SIZE_QUIRK_BYTES = 64
 # sizes a writer that cannot seek back leaves in the header for "unknown" (ffmpeg to a pipe 0xFFFFFFFF,
-# sox 0x7FFFF000): from here up a size declares nothing; a cut WAV of over 2 GiB goes unnoticed
-UNKNOWN_SIZE = 0x7FFFF000
+# sox 0x7FFFF000, GStreamer's wavenc 0x7FFF0000): from here up a size declares nothing; a cut WAV of
+# 2 GiB or more goes unnoticed
+UNKNOWN_SIZE = 0x7FFF0000
 # libsndfile's log for an Ogg stream whose last page is not marked last (its Vorbis and its Opus reader)
 OGG_END_MISSING = re.compile(r"lacks an end-of-stream bit|ended unexpectedly without an End-Of-Stream flag")
 # its log where an Ogg file ends in bytes that are not a whole page: it reads to the page before
@@ -116,27 +117,26 @@ def _is_mpeg_audio(head: bytes) -> bool:
 
 def _sndfile_or_none(file: AudioInput) -> sf.SoundFile | None:
     """The file opened by libsndfile, or None where it does not know the format, or reads it worse
-    than FFmpeg: the MPEG audio the sniff above missed, and a FLAC that does not declare its length
-    (written to a pipe), which libsndfile can neither seek in nor read to its end without an error."""
+    than FFmpeg: the MPEG audio the sniff above missed, a FLAC that does not declare its length
+    (written to a pipe), which libsndfile can neither seek in nor read to its end without an error,
+    and a file it finds no frames in: a WAV whose writer left its sizes 0 holds audio all the same,
+    which FFmpeg reads to the file's end (and an empty one it reports as such)."""
     try:
         sound = sf.SoundFile(file)
     except (sf.SoundFileError, RuntimeError):
         return None
-    if sound.subtype.startswith("MPEG_LAYER") or sound.frames == UNKNOWN_FRAMES:
+    if sound.subtype.startswith("MPEG_LAYER") or sound.frames in (0, UNKNOWN_FRAMES):
         sound.close()
         return None
     return sound
 
 
 class SndfileDecoder(Decoder):
-    """A file libsndfile has opened; it knows the length, so an empty file is refused here. `head` is
-    the file's start, where a header libsndfile does not check is read."""
+    """A file libsndfile has opened and found frames in. `head` is the file's start, where a header
+    libsndfile does not check is read."""
 
     def __init__(self, sound: sf.SoundFile, what: str, head: bytes) -> None:
         self._sound, self.what, self.rate = sound, what, sound.samplerate
-        if sound.frames == 0:
-            sound.close()
-            raise AudioSourceError(f"{what}: the audio contains no samples")
         # 64-bit float files are read as such and narrowed by narrow_to_float32, where a value float32
         # cannot hold is still seen for what it is (libsndfile's own cast makes it Inf)
         self._dtype = "float64" if sound.subtype == "DOUBLE" else "float32"
