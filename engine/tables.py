@@ -3,7 +3,9 @@
 A table comes from people and their spreadsheets, so every way it can be malformed is one error
 line naming the file and line: not readable, not UTF-8 (the byte's line), a missing required
 column, a row with more or fewer fields than the header. A UTF-8 byte-order mark (what Excel
-writes in "CSV UTF-8") is accepted and dropped. The engine (`emolive score`'s manifests) and the
+writes in "CSV UTF-8") is accepted and dropped, and so is what spreadsheets and hands put
+between fields: a semicolon (Excel where the comma is the decimal mark) or a tab (.tsv) where
+the header line holds no comma, and spaces after the separator. The engine (`emolive score`'s manifests) and the
 trainer (its label tables) read them alike, each raising its own error class.
 """
 from __future__ import annotations
@@ -17,6 +19,7 @@ from emolive.engine.errors import EmoliveError
 from emolive.engine.files import RefusedFile, read_bounded
 
 MAX_TABLE_BYTES = 1 << 30  # 1 GiB: MSP-Podcast's labels are ~10 MB; a table this big is not one
+SEPARATOR_NAMES = {",": "comma", ";": "semicolon", "\t": "tab"}  # a comma, else the others where the header has no comma
 
 
 def read_text(path: Path, what: str, error: type[EmoliveError]) -> str:
@@ -43,7 +46,9 @@ def csv_rows(path: Path, required: tuple[str, ...], what: str,
     Every row has exactly the header's fields (a value with a comma must be quoted); blank lines
     are skipped. The line number is the row's last line in the file.
     """
-    reader = csv.DictReader(io.StringIO(read_text(path, what, error), newline=""))
+    text = read_text(path, what, error)
+    sep = separator(text)
+    reader = csv.DictReader(io.StringIO(text, newline=""), delimiter=sep, skipinitialspace=True)
     try:
         header = reader.fieldnames or []
         missing = [c for c in required if c not in header]
@@ -54,7 +59,13 @@ def csv_rows(path: Path, required: tuple[str, ...], what: str,
             if None in row or None in row.values():
                 fields = len(header) + len(row.get(None, ())) - sum(v is None for v in row.values())
                 raise error(f"{path}:{reader.line_num}: {fields} field(s), the header has {len(header)}; "
-                            f"quote a value that holds a comma")
+                            f"quote a value that holds a {SEPARATOR_NAMES[sep]}")
             yield reader.line_num, row
     except csv.Error as err:
         raise error(f"{path}:{reader.line_num}: not a CSV row ({err})") from None
+
+
+def separator(text: str) -> str:
+    """The table's field separator: a comma, unless its header line has none and has a semicolon or a tab."""
+    header = text.split("\n", 1)[0]
+    return next((sep for sep in SEPARATOR_NAMES if sep in header), ",")

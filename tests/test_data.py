@@ -157,6 +157,20 @@ def test_a_byte_order_mark_is_accepted(tmp_path):
     assert utt.path == tmp_path / "1.wav" and utt.speaker == f"{tmp_path.name}/Jörg"
 
 
+@pytest.mark.parametrize("text", [
+    "path;speaker;emotion;valence\r\n1.wav;Jörg;sad;2.5\r\n2.wav;Jörg;happy;\r\n",  # Excel where "," is the decimal mark
+    "path\tspeaker\temotion\tvalence\n1.wav\tJörg\tsad\t2.5\n2.wav\tJörg\thappy\t\n",  # a .tsv
+    "path, speaker, emotion, valence\n1.wav, Jörg, sad, 2.5\n2.wav, Jörg, happy,\n",  # typed by hand
+])
+def test_a_manifest_separated_as_spreadsheets_and_people_separate_is_read_alike(tmp_path, text):
+    """Where the comma is the decimal mark Excel separates fields by semicolons; a .tsv by tabs; hands
+    put spaces after commas. Each reads as the comma-separated table."""
+    (tmp_path / "m.csv").write_text(text, encoding="utf-8")
+    sad, happy = read_manifest(tmp_path / "m.csv")
+    assert (sad.path, sad.speaker, sad.emotion, sad.avd[1]) == (tmp_path / "1.wav", f"{tmp_path.name}/Jörg", "sad", 2.5)
+    assert (happy.path, happy.emotion, happy.avd) == (tmp_path / "2.wav", "happy", pytest.approx(vad_targets("happy")))
+
+
 def test_duplicate_rows_are_dropped_with_a_warning(tmp_path, caplog):
     (tmp_path / "m.csv").write_text("path,speaker,emotion\n1.wav,s,sad\n2.wav,s,angry\n1.wav,s,sad\n")
     utts = read_manifest(tmp_path / "m.csv")
