@@ -39,18 +39,21 @@ def read_text(path: Path, what: str, error: type[EmoliveError]) -> str:
                     f"UTF-8 (e.g. 'CSV UTF-8' in a spreadsheet)") from None
 
 
-def csv_rows(path: Path, required: tuple[str, ...], what: str,
-             error: type[EmoliveError]) -> Iterator[tuple[int, dict[str, str]]]:
+def csv_rows(path: Path, required: tuple[str, ...], what: str, error: type[EmoliveError],
+             optional: tuple[str, ...] = ()) -> Iterator[tuple[int, dict[str, str]]]:
     """(line number, row) for each data row; a missing required column is `error` up front.
 
-    Every row has exactly the header's fields (a value with a comma must be quoted); blank lines
-    are skipped. The line number is the row's last line in the file.
+    The `required` and `optional` columns are found whatever their case and the spaces around them
+    ("Path", " Valence ") and keyed as spelled here: a "Valence" column was otherwise ignored as
+    another column, its ratings silently replaced. Every row has exactly the header's fields (a value
+    with a comma must be quoted); blank lines are skipped. The line number is the row's last line in
+    the file.
     """
     text = read_text(path, what, error)
     sep = separator(text)
     reader = csv.DictReader(io.StringIO(text, newline=""), delimiter=sep, skipinitialspace=True)
     try:
-        header = reader.fieldnames or []
+        header = reader.fieldnames = known_names(reader.fieldnames or [], (*required, *optional), path, error)
         missing = [c for c in required if c not in header]
         if missing:
             raise error(f"{path}: missing column(s) {', '.join(missing)}; a {what} needs {', '.join(required)} "
@@ -69,3 +72,15 @@ def separator(text: str) -> str:
     """The table's field separator: a comma, unless its header line has none and has a semicolon or a tab."""
     header = text.split("\n", 1)[0]
     return next((sep for sep in SEPARATOR_NAMES if sep in header), ",")
+
+
+def known_names(header: list[str], known: tuple[str, ...], path: Path, error: type[EmoliveError]) -> list[str]:
+    """The header with each column that is one of `known` in another case or with spaces spelled as
+    `known` spells it; two columns that would share a name are `error`."""
+    spelling = {name.lower(): name for name in known}
+    names = [spelling.get(column.strip().lower(), column) for column in header]
+    twice = sorted({name for name in names if name in known and names.count(name) > 1})
+    if twice:
+        raise error(f"{path}: more than one column reads as {', '.join(twice)} "
+                    f"(found {', '.join(header)}); keep one")
+    return names

@@ -171,6 +171,17 @@ def test_a_manifest_separated_as_spreadsheets_and_people_separate_is_read_alike(
     assert (happy.path, happy.emotion, happy.avd) == (tmp_path / "2.wav", "happy", pytest.approx(vad_targets("happy")))
 
 
+def test_manifest_columns_are_found_whatever_their_case(tmp_path):
+    """pandas and spreadsheets capitalise: a "Valence" column read as another column had its ratings
+    replaced by the map's in silence."""
+    (tmp_path / "m.csv").write_text("Path,Speaker, EMOTION ,Valence,Split\n1.wav,s,sad,6.5,Test\n", encoding="utf-8")
+    (utt,) = read_manifest(tmp_path / "m.csv")
+    assert (utt.path, utt.emotion, utt.valence, utt.split) == (tmp_path / "1.wav", "sad", 6.5, "test")
+    (tmp_path / "two.csv").write_text("path,speaker,emotion,valence,Valence\n1.wav,s,sad,6.5,2\n", encoding="utf-8")
+    with pytest.raises(TrainerError, match="more than one column reads as valence"):
+        read_manifest(tmp_path / "two.csv")
+
+
 def test_duplicate_rows_are_dropped_with_a_warning(tmp_path, caplog):
     (tmp_path / "m.csv").write_text("path,speaker,emotion\n1.wav,s,sad\n2.wav,s,angry\n1.wav,s,sad\n")
     utts = read_manifest(tmp_path / "m.csv")

@@ -14,6 +14,7 @@ from emolive.trainer.errors import TrainerError
 log = logging.getLogger(__name__)
 
 REQUIRED = ("path", "speaker", "emotion")
+OPTIONAL = ("intensity", *DIMENSIONS, "split")
 
 
 def read_manifest(csv_path: str | Path, corpus: str | None = None) -> list[Utterance]:
@@ -34,7 +35,7 @@ def read_manifest(csv_path: str | Path, corpus: str | None = None) -> list[Utter
     csv_path = Path(csv_path)
     corpus = corpus or csv_path.resolve().parent.name
     utts = without_duplicates((f"{csv_path}:{line}", _row(row, csv_path, corpus, line))
-                              for line, row in csv_rows(csv_path, REQUIRED))
+                              for line, row in csv_rows(csv_path, REQUIRED, OPTIONAL))
     unknown = sorted({u.emotion for u in utts if u.emotion and u.emotion not in category_points()})
     if unknown:
         log.warning("%s: emotion(s) %s are not in the VAD map: those clips keep only the dimensions the "

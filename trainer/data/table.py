@@ -13,6 +13,8 @@ from emolive.engine import tables
 from emolive.trainer.errors import TrainerError
 
 
-def csv_rows(path: Path, required: tuple[str, ...]) -> Iterator[tuple[int, dict[str, str]]]:
-    """(line number, row) for each data row of a label table with the `required` columns."""
-    return tables.csv_rows(path, required, "table", TrainerError)
+def csv_rows(path: Path, required: tuple[str, ...],
+             optional: tuple[str, ...] = ()) -> Iterator[tuple[int, dict[str, str]]]:
+    """(line number, row) for each data row of a label table with the `required` columns (and the
+    `optional` ones it reads where present: engine.tables.csv_rows)."""
+    return tables.csv_rows(path, required, "table", TrainerError, optional)
