@@ -242,9 +242,10 @@ def test_a_raw_aac_stream_whose_length_ffmpeg_guesses_is_read_whole(original, tm
     for this speech (7.47 s for 7.23 s once), and the length check had called the intact file truncated."""
     speech = np.tile(original, 3)
     raw = encode(tmp_path / "speech.aac", speech, "adts", "aac", 16000, 1)
-    decoded, error = streamed(raw)
-    assert error is None
-    assert len(speech) <= len(decoded) <= len(speech) + MAX_DELAY  # nothing cut at the end
+    for _ in range(2):  # FFmpeg's second warning is the same message: the second file is read alike
+        decoded, error = streamed(raw)
+        assert error is None
+        assert len(speech) <= len(decoded) <= len(speech) + MAX_DELAY  # nothing cut at the end
 
 
 @pytest.mark.parametrize("name", ["speech.opus", "speech.ogg"])

@@ -324,14 +324,18 @@ def _open_noting_guesses(av, file: AudioInput) -> tuple[av.container.InputContai
     """The container FFmpeg opens, and whether FFmpeg guessed its duration from a bit rate (its warning
     "Estimating duration from bitrate"): a raw AAC (ADTS) or AC-3 stream declares no length, and the
     guess was 7.50 s for 7.23 s of AAC, which the length check would call a cut file. FFmpeg's log is
-    read at warning level in this thread while the file opens, and its level put back after."""
-    level = av.logging.get_level()
+    read at warning level in this thread while the file opens, repeats included (PyAV drops a message
+    that repeats the last one: the second of two such files read alike was called cut), and PyAV's
+    settings are put back after."""
+    level, skip_repeated = av.logging.get_level(), av.logging.get_skip_repeated()
     av.logging.set_level(av.logging.WARNING)
+    av.logging.set_skip_repeated(False)
     try:
         with av.logging.Capture() as logs:
             container = av.open(file, "r")
     finally:
         av.logging.set_level(level)
+        av.logging.set_skip_repeated(skip_repeated)
     return container, any(BITRATE_GUESS in message for _, _, message in logs)
 
 
