@@ -5,8 +5,8 @@ line naming the file and line: not readable, not UTF-8 (the byte's line), a miss
 column, a row with more or fewer fields than the header. A UTF-8 byte-order mark (what Excel
 writes in "CSV UTF-8") is accepted and dropped, and so is what spreadsheets and hands put
 between fields: a semicolon (Excel where the comma is the decimal mark) or a tab (.tsv) where
-the header line holds no comma, and spaces after the separator. The engine (`emolive score`'s manifests) and the
-trainer (its label tables) read them alike, each raising its own error class.
+the header line holds no comma, and spaces after the separator. The engine (`emolive score`'s
+manifests) and the trainer (its label tables) read them alike, each raising its own error class.
 """
 from __future__ import annotations
 
@@ -19,7 +19,8 @@ from emolive.engine.errors import EmoliveError
 from emolive.engine.files import RefusedFile, read_bounded
 
 MAX_TABLE_BYTES = 1 << 30  # 1 GiB: MSP-Podcast's labels are ~10 MB; a table this big is not one
-SEPARATOR_NAMES = {",": "comma", ";": "semicolon", "\t": "tab"}  # a comma, else the others where the header has no comma
+# field separators, in the order they are looked for in the header line
+SEPARATOR_NAMES = {",": "comma", ";": "semicolon", "\t": "tab"}
 
 
 def read_text(path: Path, what: str, error: type[EmoliveError]) -> str:
@@ -46,8 +47,8 @@ def csv_rows(path: Path, required: tuple[str, ...], what: str, error: type[Emoli
     The `required` and `optional` columns are found whatever their case and the spaces around them
     ("Path", " Valence ") and keyed as spelled here: a "Valence" column was otherwise ignored as
     another column, its ratings silently replaced. Every row has exactly the header's fields (a value
-    with a comma must be quoted); blank lines are skipped. The line number is the row's last line in
-    the file.
+    holding the separator must be quoted); blank lines are skipped. The line number is the row's last
+    line in the file.
     """
     text = read_text(path, what, error)
     sep = separator(text)
