@@ -88,7 +88,7 @@ class Decoder(Closing):
 def open_decoder(file: AudioInput, what: str) -> Decoder:
     """The decoder for `file` (a path or a seekable binary file object); `what` names it in errors."""
     try:
-        head = _head(file)
+        head = _part(file, HEAD_BYTES)
     except OSError as exc:  # the first open of the file: permissions, a folder, a disk error
         raise AudioSourceError(f"cannot read {what}: {exc.strerror or exc}") from None
     sound = None if _is_mpeg_audio(head) else _sndfile_or_none(file)
@@ -99,14 +99,17 @@ def open_decoder(file: AudioInput, what: str) -> Decoder:
     return FFmpegDecoder(file, what)
 
 
-def _head(file: AudioInput) -> bytes:
-    """The file's first HEAD_BYTES (fewer if it is shorter); a file object is left at its start."""
-    if isinstance(file, (str, os.PathLike)):
-        with open(file, "rb") as f:
-            return f.read(HEAD_BYTES)
-    head = file.read(HEAD_BYTES)
-    file.seek(0)
-    return head
+def _part(file: AudioInput, size: int, from_end: bool = False) -> bytes:
+    """The file's first (or last) `size` bytes, fewer if it is shorter; a file object is left at its start."""
+    f = open(file, "rb") if isinstance(file, (str, os.PathLike)) else file
+    try:
+        f.seek(max(0, f.seek(0, os.SEEK_END) - size) if from_end else 0)
+        return f.read(size)
+    finally:
+        if f is file:
+            f.seek(0)
+        else:
+            f.close()
 
 
 def _is_mpeg_audio(head: bytes) -> bool:
@@ -216,13 +219,7 @@ class SndfileDecoder(Decoder):
 def _ends_inside_ogg_page(file: AudioInput) -> bool:
     """Whether the file's last Ogg page is cut short (a file whose last page is whole but followed by
     other bytes, a tag, is not): from its last capture pattern, the page's header and segment table."""
-    if isinstance(file, (str, os.PathLike)):
-        with open(file, "rb") as f:
-            f.seek(max(0, os.fstat(f.fileno()).st_size - OGG_PAGE_MAX))
-            tail = f.read()
-    else:
-        file.seek(max(0, file.seek(0, os.SEEK_END) - OGG_PAGE_MAX))
-        tail = file.read()
+    tail = _part(file, OGG_PAGE_MAX, from_end=True)
     start = tail.rfind(b"OggS")
     if start < 0:
         return False
