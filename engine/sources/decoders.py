@@ -339,11 +339,12 @@ def _open_noting_guesses(av, file: AudioInput) -> tuple[av.container.InputContai
 def _declared_length(container: av.container.InputContainer, stream: av.audio.stream.AudioStream,
                      guessed: bool) -> tuple[float, float] | None:
     """The length the file declares, in seconds, and how far short of it the audio may end; None where
-    it declares none (a live recording never finalised, a duration FFmpeg `guessed`). CAF and AVI keep the frame count of the header
-    itself (CAF's packet table, AVI's stream header, in the stream's time base), which is taken where
-    present: FFmpeg takes those formats' duration from what is left of a cut file (a PCM file cut by
-    0.22 s in 2 s passed the duration's slack), or from a bit rate that is wrong for some codecs (7,468 s
-    for 7 s of MS ADPCM in AVI). Elsewhere the container's duration is the declaration."""
+    it declares none (a live recording never finalised, a duration FFmpeg `guessed`). CAF and AVI keep
+    the frame count of the header itself (CAF's packet table, AVI's stream header, in the stream's time
+    base), which is taken where present: FFmpeg takes those formats' duration from what is left of a
+    cut file (a PCM file cut by 0.22 s in 2 s passed the duration's slack), or from a bit rate that is
+    wrong for some codecs (7,468 s for 7 s of MS ADPCM in AVI). Elsewhere the container's duration is
+    the declaration."""
     if container.format.name in ("caf", "avi") and stream.frames > 0 and stream.time_base:
         packet_s = (stream.codec_context.frame_size or 0) / stream.codec_context.sample_rate
         return float(stream.frames * stream.time_base), HEADER_SLACK_PACKETS * packet_s
