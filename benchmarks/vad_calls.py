@@ -22,7 +22,7 @@ import onnxruntime
 import emolive
 from emolive.engine.features import FrontEndConfig
 from emolive.engine.runner import OFFLINE_BLOCK_SIZE
-from emolive.engine.vad import CHUNK, CONTEXT, THRESHOLD, SpeechDetector
+from emolive.engine.vad import CHUNK, CONTEXT, THRESHOLD, SpeechDetector, chunks_with_context
 
 SILERO_GRAPH = Path(__file__).resolve().parent.parent / "tests" / "data" / "silero_vad_16k_sequence.onnx"
 
@@ -47,13 +47,10 @@ def silero_probs(x: np.ndarray, session: onnxruntime.InferenceSession, chunks_pe
     """Silero's whole graph over every whole chunk of `x`, `chunks_per_call` chunks (and their context) a call."""
     context, probs = np.zeros(CONTEXT, np.float32), []
     h = c = np.zeros((1, 1, 128), np.float32)
-    step = chunks_per_call * CHUNK
-    for start in range(0, len(x) // CHUNK * CHUNK, step):
-        part = x[start:min(start + step, len(x) // CHUNK * CHUNK)]
-        with_context = np.concatenate([context, part])
-        starts = np.arange(0, len(part), CHUNK)
-        chunks = with_context[starts[:, None] + np.arange(CONTEXT + CHUNK)]
-        prob, h, c = session.run(None, {"input": chunks, "h": h, "c": c})
+    whole, step = len(x) // CHUNK * CHUNK, chunks_per_call * CHUNK
+    for start in range(0, whole, step):
+        part = x[start:min(start + step, whole)]
+        prob, h, c = session.run(None, {"input": chunks_with_context(context, part), "h": h, "c": c})
         context = part[-CONTEXT:]
         probs.append(prob)
     return np.concatenate(probs)

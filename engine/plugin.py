@@ -59,9 +59,9 @@ class ModelPlugin(Protocol):
 
 def reads_samples(plugin: ModelPlugin) -> bool:
     """Whether `plugin` reads the samples `predict` is given. A model of front-end features alone says
-    so with a class attribute `reads_samples = False`, and callers that would decode audio only for it
-    (`trainer evaluate`: a fifth of its time on ASED) hand it empty arrays; without the attribute a
-    plugin gets the samples, as every plugin did before."""
+    so with a class attribute `reads_samples = False`: the runner's buffers then keep no samples for
+    it, and `trainer evaluate` decodes no audio for it (a fifth of its time on ASED); both hand it
+    empty arrays. Without the attribute a plugin gets the samples, as every plugin did before."""
     return bool(getattr(plugin, "reads_samples", True))
 
 

@@ -100,10 +100,7 @@ class SpeechDetector:
         """One graph call for every whole chunk of `samples` (a multiple of CHUNK long)."""
         if not len(samples):
             return
-        with_context = np.concatenate([self._context, samples])
-        starts = np.arange(0, len(samples), CHUNK)
-        chunks = with_context[starts[:, None] + np.arange(CONTEXT + CHUNK)]  # [chunks, 64 + 512]
-        feeds = {"magnitudes": magnitudes(chunks), "h": self._h, "c": self._c}
+        feeds = {"magnitudes": magnitudes(chunks_with_context(self._context, samples)), "h": self._h, "c": self._c}
         probs, self._h, self._c = self._session.run(None, feeds)
         self._context = samples[-CONTEXT:].copy()
         self._probs = np.concatenate([self._probs, probs.astype(np.float32)])
@@ -128,6 +125,14 @@ class SpeechDetector:
         if 0 < keep <= len(self._probs):
             self._probs, self._chunk0 = self._probs[keep:], self._chunk0 + keep
         return flags
+
+
+def chunks_with_context(context: np.ndarray, samples: np.ndarray) -> np.ndarray:
+    """Each CHUNK of `samples` (a multiple of CHUNK long) behind the CONTEXT samples before it, the
+    first behind `context`: the graph's input rows, [chunks, CONTEXT + CHUNK]."""
+    with_context = np.concatenate([context, samples])
+    starts = np.arange(0, len(samples), CHUNK)
+    return with_context[starts[:, None] + np.arange(CONTEXT + CHUNK)]
 
 
 def magnitudes(chunks: np.ndarray) -> np.ndarray:

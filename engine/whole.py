@@ -4,7 +4,8 @@ The estimate of a whole recording is one model pass over all of its frames. Keep
 and its samples (which a teacher reads; a student does not, and none are kept for it) costs ~80 kB
 per second of audio: an hour of input held 1.4 GB. So the recording is cut into pieces of
 `MAX_PIECE_S`; each full piece is evaluated as it completes and only its prediction is kept, and
-the estimate is the pieces' predictions averaged by their length. A recording up to `MAX_PIECE_S` long is one piece: exactly one pass, as before.
+the estimate is the pieces' predictions averaged by their length. A recording up to `MAX_PIECE_S`
+long is one piece: exactly one pass, as before.
 The shipped models were trained on clips of 1-10 s, so a pass over minutes is an extrapolation
 either way; past 5 minutes, a duration-weighted mean of 5-minute passes is the figure kept.
 """

@@ -242,8 +242,8 @@ def _declared_frames(sound: sf.SoundFile, head: bytes) -> int:
         declared, held = map(int, cut.groups())
         if SIZE_QUIRK_BYTES < declared - held and declared < UNKNOWN_SIZE:
             return round(sound.frames * declared / held)
-    matrices = MATRIX.findall(sound.extra_info)
-    if sound.format in ("MAT4", "MAT5") and matrices:
+    matrices = MATRIX.findall(sound.extra_info) if sound.format in ("MAT4", "MAT5") else []
+    if matrices:
         rows, cols = map(int, matrices[-1])
         return max(sound.frames, rows * cols // sound.channels)
     counted = NIST_SAMPLES.search(head) if sound.format == "NIST" else None
