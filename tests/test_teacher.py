@@ -77,18 +77,20 @@ def test_a_bundle_without_its_pretrained_weights_says_what_to_fetch(tiny_teacher
 
 
 def test_train_on_cached_fused_embeddings_writes_a_teacher_bundle(hub, tmp_path, monkeypatch):
+    """`trainer embed --views 1` leaves the training of a teacher on one view nothing to embed."""
     for seed, spec in enumerate(install(monkeypatch, "hubert-large", "hubert-large-960h")):
         save_hub_weights(spec, seed)
     manifest, cache = str(subset_manifest(tmp_path, "ravdess", every=60)), str(tmp_path / "cache")
     assert trainer_main(["embed", "--bundle", "hubert-large", "--bundle", "hubert-large-960h",
-                         "--data", manifest, "--cache", cache]) == 0
+                         "--data", manifest, "--cache", cache, "--views", "1"]) == 0
 
     def no_model(*args):
         raise AssertionError("training re-ran a pretrained model")
     monkeypatch.setattr(cache_module, "load_encoder", no_model)
     out = tmp_path / "bundle"
     assert trainer_main(["train", "--features", "hubert-large,hubert-large-960h", "--data", manifest,
-                         "--cache", cache, "--epochs", "1", "--epoch-clips", "0", "--test-frac", "0.2", "--out", str(out)]) == 0
+                         "--cache", cache, "--epochs", "1", "--epoch-clips", "0", "--test-frac", "0.2", "--views", "1",
+                         "--out", str(out)]) == 0
     model, meta, streams = load_teacher_bundle(out)
     assert model.input_dim == 64 and [s.label() for s in streams] == ["hubert-large:2", "hubert-large-960h:2"]
     assert meta.training["features"] == "hubert-large,hubert-large-960h"

@@ -9,6 +9,7 @@ import argparse
 import shlex
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -30,10 +31,26 @@ def make_commands(target: str) -> list[list[str]]:
     return [shlex.split(line) for line in out.replace("\\\n", " ").splitlines() if line.strip()]
 
 
+def trainer_commands(target: str, command: str) -> list[list[str]]:
+    """The `trainer COMMAND ...` arguments of a Make target, one list per call."""
+    return [c[1:] for c in make_commands(target) if c[0].endswith("bin/trainer") and c[1] == command]
+
+
 def trainer_train(target: str) -> list[str]:
-    """The `trainer train ...` arguments of a Make target."""
-    (command,) = [c for c in make_commands(target) if c[0].endswith("bin/trainer") and c[1] == "train"]
-    return command[1:]
+    """The one `trainer train ...` of a Make target."""
+    (command,) = trainer_commands(target, "train")
+    return command
+
+
+def default_student() -> list[str]:
+    """The `trainer distill ...` that makes the default student."""
+    (command,) = trainer_commands("default-model", "distill")
+    return command
+
+
+def without_data(argv: list[str]) -> list[str]:
+    """`argv` less its --data and --out options."""
+    return [t for i, t in enumerate(argv) if t not in ("--data", "--out") and argv[i - 1] not in ("--data", "--out")]
 
 
 def restated_defaults(argv: list[str]) -> list[str]:
@@ -55,14 +72,31 @@ def restated_defaults(argv: list[str]) -> list[str]:
 
 
 def test_default_model_trains_exactly_the_defaults():
-    args = build_parser().parse_args(trainer_train("default-model"))
+    args = build_parser().parse_args(default_student())
     assert TrainConfig.from_args(args) == TrainConfig()
     assert DataSpec.from_args(args) == DataSpec(data=tuple(args.data))
 
 
-@pytest.mark.parametrize("target", ["default-model", "teacher-model", "report"])
-def test_make_targets_pass_only_what_differs_from_the_defaults(target):
-    assert restated_defaults(trainer_train(target)) == []
+@pytest.mark.parametrize("argv", [default_student, lambda: trainer_train("teacher-model"), lambda: trainer_train("report")],
+                         ids=["default-model", "teacher-model", "report"])
+def test_make_targets_pass_only_what_differs_from_the_defaults(argv):
+    assert restated_defaults(argv()) == []
+
+
+def test_each_corpus_is_taught_by_the_shipped_teachers_recipe_trained_without_it():
+    """The cross-fitted teachers are `make teacher-model`'s run but for one corpus left out, and each
+    teaches that corpus (a teacher that learned the clips it teaches is refused: tests/test_distill.py)."""
+    shipped = trainer_train("teacher-model")
+    args = build_parser().parse_args(default_student())
+    corpora = {m.split("/")[-2] for m in args.data}
+    assert len(corpora) == 4
+    teachers = {Path(c[c.index("--out") + 1]): {m.split("/")[-2] for m in c[1::2] if m.endswith("manifest.csv")}
+                for c in trainer_commands("default-model", "train")}
+    assert len(teachers) == 4
+    for corpus, teacher in args.teachers_for:
+        assert teachers[Path(teacher)] == corpora - {corpus}
+    for c in trainer_commands("default-model", "train"):
+        assert without_data(c) == without_data(shipped)
 
 
 def test_argparse_defaults_are_the_dataclasses():
@@ -76,12 +110,22 @@ def test_argparse_defaults_are_the_dataclasses():
 
 
 def test_the_benchmarks_shipped_row_is_the_default_recipe():
-    """The row the default bundle carries (the Makefile names it) is measured with the defaults."""
+    """The row the default bundle carries (the Makefile names it) is measured with the defaults and
+    the Makefile's distillation: the shipped teacher's recipe, cross-fitted, teaching the same dimensions
+    with the same weight from the first epoch, without L_dis."""
     (attach,) = [c for c in make_commands("default-model") if c[1] == "scripts/attach-results.py"]
-    assert attach[-1] == generalisation.SHIPPED.name
-    assert generalisation.SHIPPED.config(seed=TrainConfig.seed) == TrainConfig()
-    assert generalisation.SHIPPED.classes == DataSpec.classes and not generalisation.SHIPPED.views
-    assert DataSpec.views == 0
+    row = generalisation.RECIPES[attach[-1]]
+    assert row.config(seed=TrainConfig.seed) == TrainConfig()
+    assert row.classes == DataSpec.classes and not row.views and DataSpec.views == 0
+    dcfg = DistillConfig.from_args(build_parser().parse_args(default_student()))
+    assert row.distil_from == generalisation.SHIPPED_TEACHER and row.distil_avd == dcfg.avd_weight
+    assert row.distil_avd_dims == dcfg.avd_dims and not dcfg.distils_embedding
+    assert (dcfg.switch_epoch, dcfg.kappa_early, dcfg.kappa) == (0, 1.0, 1.0)
+    teacher = generalisation.RECIPES[generalisation.SHIPPED_TEACHER]
+    args = build_parser().parse_args(trainer_train("teacher-model"))
+    assert (teacher.features, teacher.arch, teacher.epochs, teacher.dropout) == (args.features, args.arch, args.epochs,
+                                                                                  args.dropout)
+    assert teacher.views and args.views == generalisation.VIEWS
 
 
 def test_help_shows_each_default_once(capsys):
@@ -99,12 +143,12 @@ def test_help_shows_each_default_once(capsys):
 def test_every_numeric_option_is_bounded_and_its_default_within_its_bounds():
     """A default outside its option's range could be given by no one, and a numeric option without a
     range (a bare int or float) would take -1, 0 or NaN into a run again."""
-    from emolive.trainer.cli import Bounded
+    from emolive.trainer.cli import Bounded, corpus_and_model
 
     parser = build_parser()
     commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices
     actions = [(None, a) for a in parser._actions] + [(n, a) for n, p in commands.items() for a in p._actions]
-    numeric = [(name, a) for name, a in actions if a.type is not None or isinstance(a.default, (int, float))
+    numeric = [(name, a) for name, a in actions if a.type not in (None, corpus_and_model) or isinstance(a.default, (int, float))
                and not isinstance(a.default, bool) and a.nargs != 0]
     assert numeric
     for name, action in numeric:

@@ -17,7 +17,7 @@ from emolive.plugins.teacher import DEFAULT_BUNDLE, TeacherPlugin, load_default
 from emolive.plugins.teacher import plugin as teacher_plugin
 from emolive.plugins.teacher.whisper_weights import WHISPER_BASE
 from emolive.trainer.cli import main as trainer_main
-from emolive.trainer.commands import bundle_splits
+from emolive.trainer.history import bundle_splits
 from tests.conftest import corpus_files, read_audio
 from tests.test_trainer import subset_manifest
 

@@ -185,6 +185,14 @@ def _train_command(p: argparse.ArgumentParser) -> None:
     _fit_args(p)
 
 
+def corpus_and_model(text: str) -> tuple[str, str]:
+    """CORPUS=MODEL of `--teacher-for`: a corpus name (a manifest folder's) and a plugin name or bundle path."""
+    corpus, sep, model = text.partition("=")
+    if not (sep and corpus and model):
+        raise argparse.ArgumentTypeError(f"{text!r} is not CORPUS=MODEL")
+    return corpus, model
+
+
 def _distill_command(p: argparse.ArgumentParser) -> None:
     from emolive.engine.schema import DIMENSIONS
     from emolive.trainer.distill import DISTILL_EPOCHS, DistillConfig
@@ -195,8 +203,13 @@ def _distill_command(p: argparse.ArgumentParser) -> None:
                      "before --switch-epoch and crops after; the model is selected from epochs "
                      ">= --switch-epoch. Teacher outputs are cached. Runs under torchrun too.")
     _fit_args(p)
-    p.add_argument("--teacher", required=True, metavar="student|teacher|PATH",
+    p.add_argument("--teacher", default=None, metavar="student|teacher|PATH",
                    help="any model plugin name or bundle with an embedding of the student's size")
+    p.add_argument("--teacher-for", dest="teachers_for", action="append", type=corpus_and_model, default=[],
+                   metavar="CORPUS=MODEL",
+                   help="this corpus's own teacher, one trained without it (repeatable): cross-fitted estimates carry "
+                        "what a teacher knows of unheard speech, where its estimates on its own training clips only "
+                        "repeat their labels; teaches A/V/D only (--avd-weight, --lambda-early 0 --lambda 0)")
     p.add_argument("--kappa-early", type=WEIGHT, default=DistillConfig.kappa_early,
                    help="task-loss weight before the switch")
     p.add_argument("--lambda-early", type=WEIGHT, default=DistillConfig.lambda_early,
@@ -236,6 +249,9 @@ def _embed_command(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default=None, help="torch device (default: cuda when available, else cpu)")
     p.add_argument("--batch-seconds", type=Bounded(float, 0, open_low=True), default=BATCH_SECONDS,
                    help="audio per batch, padding included (bounds GPU memory)")
+    p.add_argument("--views", type=COUNT, default=0,
+                   help="also embed this many augmented views of every clip, the ones `trainer train --views N` "
+                        "trains a teacher on (otherwise computed in its first epoch)")
 
 
 def _evaluate_command(p: argparse.ArgumentParser) -> None:

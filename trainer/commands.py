@@ -20,13 +20,14 @@ from emolive.plugins.student.spec import network_shapes
 from emolive.trainer import distributed
 from emolive.trainer.checkpoint import remove_checkpoint
 from emolive.trainer.data import FeatureCache, read_splits, write_splits
+from emolive.trainer.data.augment import AugmentConfig
 from emolive.trainer.data.cache import MFB
 from emolive.trainer.data.splits import LEARNED_CLIPS_FILE, held_out_splits, write_learned_clips
-from emolive.trainer.embeddings import EmbeddingCache, parse_streams
+from emolive.trainer.embeddings import EmbeddingCache, EmbeddingFeatures, parse_streams
 from emolive.trainer.embeddings.cache import fill_layers
 from emolive.trainer.errors import TrainerError
 from emolive.trainer.evaluate import format_table, metrics, predict_utterances
-from emolive.trainer.history import HISTORY_FILE, SPLITS_FILE, versions, write_history
+from emolive.trainer.history import HISTORY_FILE, SPLITS_FILE, bundle_splits, versions, write_history
 from emolive.trainer.losses import CCCLoss
 from emolive.trainer.metrics import DIMENSIONS
 from emolive.trainer.pipeline import DataSpec, by_split, fit, save_model
@@ -95,10 +96,11 @@ def train(args) -> int:
     data, cfg = data_spec(args), TrainConfig.from_args(args)
     distill = None
     if args.command == "distill":
-        from emolive.trainer.distill import DistillConfig, check_schedule
+        from emolive.trainer.distill import DistillConfig, check_schedule, corpora_of, teachers_of_corpora
 
         distill = DistillConfig.from_args(args)
         check_schedule(distill, cfg.epochs)
+        teachers_of_corpora(distill, corpora_of(data.utterances()))
     out = Path(args.out)
     # what the arguments already tell is found before hours of training, not after them
     check_bundle_target(out)
@@ -164,11 +166,15 @@ def embed(args) -> int:
     device = str(ctx.device) if ctx.device.type == "cuda" else args.device
     caches = [EmbeddingCache(data.cache_root("embeddings"), s, device, args.batch_seconds) for s in streams]
     fill_layers(caches, [u.path for u in mine], progress=ctx.is_main)  # layers of one model in one pass
+    if args.views:  # EmbeddingFeatures reads the caches just filled: only the views are computed
+        EmbeddingFeatures(data.cache_root("embeddings"), streams, device, args.batch_seconds).views_for(
+            mine, args.views, AugmentConfig(), progress=ctx.is_main)
     for stream, cache in zip(streams, caches):
         frames = sum(distributed.gather(sum(len(e) for e in cache.embeddings([u.path for u in mine])), ctx))
         if ctx.is_main:
-            print(f"embed {stream.label()}: {len(utts)} clips, {frames} frames x {stream.spec.dim} "
-                  f"cached in {cache.store.dir}" + (f" by {ctx.world_size} ranks" if ctx.distributed else ""))
+            print(f"embed {stream.label()}: {len(utts)} clips" + (f" and {args.views} views of each" if args.views else "")
+                  + f", {frames} frames x {stream.spec.dim} cached in {cache.store.dir}"
+                  + (f" by {ctx.world_size} ranks" if ctx.distributed else ""))
     return 0
 
 
@@ -214,13 +220,6 @@ def report(args) -> int:
     print(f"report: {len(models)} model(s) on {len(done.utterances)} utterances in {done.seconds:.1f} s: "
           f"{Path(args.out) / 'report.md'} and report.html")
     return 0
-
-
-def bundle_splits(plugin: ModelPlugin) -> Path | None:
-    """The speaker split a model was trained with (its bundle's splits.csv), if it has one."""
-    path = getattr(plugin, "path", None)
-    found = path and Path(path) / SPLITS_FILE
-    return found if found and found.is_file() else None
 
 
 def export(args) -> int:

@@ -30,11 +30,13 @@ from emolive.engine.schema import DIMENSIONS
 from emolive.trainer import distributed
 from emolive.trainer.data import Utterance
 from emolive.trainer.data.cache import audio_key, read_audio_bytes
+from emolive.trainer.data.splits import held_out_splits
 from emolive.trainer.evaluate import predict_utterances
 from emolive.trainer.losses import DistillationLoss, pearson, within_groups
 from emolive.trainer.config import TrainConfig
 from emolive.trainer.labelled import LabelledSet
 from emolive.trainer.errors import TrainerError
+from emolive.trainer.history import bundle_splits
 from emolive.trainer.options import same_named
 from emolive.trainer.sampling import corpus_ids
 
@@ -45,14 +47,17 @@ DISTILL_EPOCHS = 100  # `trainer distill`'s default: the paper's 40 epochs of di
 @dataclass(frozen=True)
 class DistillConfig:
     """Eq. 5's weights before and after `switch_epoch` (the paper's values are the defaults), and
-    the teacher: a model plugin name or bundle path."""
+    the teachers: `teacher` (a model plugin name or bundle path) for every corpus without its own in
+    `teachers_for` ((corpus, teacher) pairs: cross-fitting, each corpus taught by a teacher that
+    never learned its clips)."""
 
     kappa_early: float = 0.001
     lambda_early: float = 1.0
     switch_epoch: int = 40
     kappa: float = 1.0
     lambda_: float = 0.01
-    teacher: str = "teacher"
+    teacher: str | None = "teacher"
+    teachers_for: tuple[tuple[str, str], ...] = ()
     projector: bool = False  # compare a learnt linear map of the student's embedding, not the embedding itself
     # > 0: also the correlation of the student's A/V/D with the teacher's, this weight in every epoch
     avd_weight: float = 0.0
@@ -213,21 +218,70 @@ def check_schedule(dcfg: DistillConfig, epochs: int) -> None:
                            "to select the model from")
 
 
+def corpora_of(utts: list[Utterance]) -> list[str]:
+    """The corpora of `utts`, in the order they first appear."""
+    return list(dict.fromkeys(u.corpus for u in utts))
+
+
+def teachers_of_corpora(dcfg: DistillConfig, corpora: list[str]) -> dict[str, str]:
+    """The teacher of each training corpus: its own from `teachers_for`, else `teacher`; only A/V/D
+    can be taught by more than one (`trainer distill` checks this before any feature is computed)."""
+    own = dict(dcfg.teachers_for)
+    unknown = sorted(set(own) - set(corpora))
+    if unknown:
+        raise TrainerError(f"--teacher-for {unknown[0]}: the training data has no corpus of that name "
+                           f"(it has {', '.join(corpora)})")
+    untaught = [c for c in corpora if c not in own and dcfg.teacher is None]
+    if untaught:
+        raise TrainerError(f"no teacher for corpus {untaught[0]}: give --teacher MODEL or --teacher-for {untaught[0]}=MODEL")
+    teacher_of = {c: own.get(c, dcfg.teacher) for c in corpora}
+    if len(set(teacher_of.values())) > 1 and dcfg.distils_embedding:
+        raise TrainerError("several teachers' embeddings are not comparable: with --teacher-for give --lambda-early 0 "
+                           "--lambda 0 and teach their estimates (--avd-weight)")
+    return teacher_of
+
+
+def check_unheard(plugin: ModelPlugin, teacher: str, corpus: str, utts: list[Utterance]) -> None:
+    """A corpus's own teacher must not have learned its clips (its bundle's splits and learned
+    clips say which it did): its estimates there would be near the labels, not what it knows."""
+    splits = bundle_splits(plugin)
+    learned = [] if splits is None else [u for u in held_out_splits(splits, utts, warn=False) if u.split != "test"]
+    if learned:
+        raise TrainerError(f"--teacher-for {corpus}={teacher}: that teacher learned {len(learned)} of {corpus}'s "
+                           f"{len(utts)} clips (e.g. {learned[0].path}); train it without {corpus}")
+
+
 def setup_distillation(dcfg: DistillConfig, train_set: LabelledSet, cfg: TrainConfig,
                        cache_root: str | Path) -> tuple[TrainConfig, DistillObjective, dict]:
-    """Teacher targets for the training set, the objective, and the training config for it."""
+    """Teacher targets for the training set, the objective, and the training config for it.
+
+    With one teacher its embeddings and A/V/D are the targets. With several (`teachers_for`) their
+    embeddings live in different spaces, so only their A/V/D are taught (L_dis must weigh nothing)."""
     check_schedule(dcfg, cfg.epochs)
-    teacher = dcfg.teacher
-    plugin = load_model(teacher)
-    digest = teacher_digest(plugin)
-    targets = teacher_targets(plugin, train_set.utterances, cache_root, digest=digest)
-    if targets.embedding.shape[1] != cfg.embedding_dim and dcfg.distils_embedding and not dcfg.projector:
-        raise TrainerError(f"teacher {teacher} has a {targets.embedding.shape[1]}-dim embedding but the student's "
+    utts = train_set.utterances
+    teacher_of = teachers_of_corpora(dcfg, corpora_of(utts))
+    teachers = list(dict.fromkeys(teacher_of.values()))
+    own = dict(dcfg.teachers_for)
+    avd, embedding, records = np.zeros((len(utts), len(DIMENSIONS)), np.float32), None, []
+    for teacher in teachers:
+        plugin = load_model(teacher)
+        taught = [c for c, t in teacher_of.items() if t == teacher]
+        rows = [i for i, u in enumerate(utts) if u.corpus in taught]
+        for corpus in taught:
+            if corpus in own:
+                check_unheard(plugin, teacher, corpus, [u for u in utts if u.corpus == corpus])
+        digest = teacher_digest(plugin)
+        targets = teacher_targets(plugin, [utts[i] for i in rows], cache_root, digest=digest)
+        avd[rows] = targets.avd
+        embedding = targets.embedding if len(teachers) == 1 else np.zeros((len(utts), 0), np.float32)
+        # what each teacher read: its pretrained streams (model, layer, weights sha256) where it has them
+        records.append({"name": teacher, "digest": digest, "streams": plugin.meta.hyperparameters.get("streams"),
+                        "taught": taught})
+    if embedding.shape[1] != cfg.embedding_dim and dcfg.distils_embedding and not dcfg.projector:
+        raise TrainerError(f"teacher {teachers[0]} has a {embedding.shape[1]}-dim embedding but the student's "
                            f"is {cfg.embedding_dim}; add --projector, or use a teacher with a {cfg.embedding_dim}-dim "
                            "embedding layer")
     cfg = replace(cfg, whole_epochs=dcfg.switch_epoch, select_from=dcfg.switch_epoch)
-    # what the teacher read: its pretrained streams (model, layer, weights sha256) where it has them
-    info = {"teacher": teacher, "teacher_digest": digest, "teacher_streams": plugin.meta.hyperparameters.get("streams"),
-            **asdict(dcfg)}
-    return cfg, DistillObjective(targets, train_set.avd, dcfg, cfg.embedding_dim,
-                                 corpus_ids(train_set.utterances)), info
+    info = {"teachers": records, **asdict(dcfg)}
+    return cfg, DistillObjective(TeacherTargets(embedding, avd), train_set.avd, dcfg, cfg.embedding_dim,
+                                 corpus_ids(utts)), info

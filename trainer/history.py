@@ -6,10 +6,18 @@ import platform
 import subprocess
 from pathlib import Path
 
+from emolive.engine.plugin import ModelPlugin
 from emolive.engine.schema import DIMENSIONS
 
 HISTORY_FILE = "history.csv"
 SPLITS_FILE = "splits.csv"  # speaker,split: which speakers the model learned from
+
+
+def bundle_splits(plugin: ModelPlugin) -> Path | None:
+    """The speaker split a model was trained with (its bundle's splits.csv), if it has one."""
+    path = getattr(plugin, "path", None)
+    found = path and Path(path) / SPLITS_FILE
+    return found if found and found.is_file() else None
 
 
 def write_history(path: Path, history: list[dict]) -> None:
