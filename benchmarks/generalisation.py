@@ -12,12 +12,13 @@ corpus's speakers. A row uses every seed saved for all four left-out corpora, an
 Recipes: "old" is the shipped model's recipe before this benchmark (global normalisation, gain
 augmentation, every category a class, uniform sampling); "new" adds per-speaker stream
 normalisation, corpus-balanced sampling and the shared class set; "new, 40 epochs" lets it train
-twice as long (early stopping still decides). The ablation rows take one piece out ("new - X",
-or of the shipped recipe: "new, 40 epochs - X", its corpus-balanced sampling or its shared class
-set), change one loss or sampling option of the shipped recipe, or add one: augmented views of
-rooms, microphones, speed and noise, drawn per clip or per speaker session ("new + views per
-..."), a corpus-adversarial classifier through gradient reversal, or distillation from a wider
-teacher trained on the fold with views.
+twice as long (early stopping still decides): `trainer train`'s defaults. The shipped student
+(DEFAULT_STUDENT) is that recipe taught cross-fitted estimates of the shipped teacher's recipe.
+The ablation rows take one piece out ("new - X", or of the defaults: "new, 40 epochs - X", its
+corpus-balanced sampling or its shared class set), change one loss or sampling option of the
+defaults, or add one: augmented views of rooms, microphones, speed and noise, drawn per clip or
+per speaker session ("new + views per ..."), a corpus-adversarial classifier through gradient
+reversal, or distillation from a teacher trained on the fold.
 
 Every run is also scored on its left-out corpus through each channel of trainer.data.channels
 (a telephone line, an 8 kHz recorder, pink noise at 10 dB, a 0.6 s room, a 20 dB quieter
@@ -108,7 +109,8 @@ class Recipe:
                            select_from=self.select_from)
 
 
-SHIPPED = Recipe("new, 40 epochs", views=False, epochs=40)
+# `trainer train`'s defaults (trainer/config.py): the default student's recipe before its distillation
+TRAINER_DEFAULTS = Recipe("new, 40 epochs", views=False, epochs=40)
 WHISPER_TEACHER = "whisper-base:5 teacher (GRU)"  # the first Whisper teacher (the distillation rows' teacher)
 LAYER5_TEACHER = f"{WHISPER_TEACHER}, dropout 0.3"  # the teacher shipped before the fusion of layers 1 and 5
 # the teacher shipped until 2026-12-06, the teacher of the distillations measured before then
@@ -124,75 +126,80 @@ def distillation_schedule(epochs: int) -> dict[str, int]:
     return {"epochs": epochs + switch, "whole_epochs": switch, "select_from": switch}
 
 
-def shipped_with(change: str, **fields) -> Recipe:
-    """The shipped recipe with one thing changed (`fields`), named after it: its ablation rows
-    differ from their control in exactly that and nothing else."""
-    return replace(SHIPPED, name=f"{SHIPPED.name}{change}", **fields)
+def defaults_with(change: str, **fields) -> Recipe:
+    """The trainer's default recipe with one thing changed (`fields`), named after it: its ablation
+    rows differ from their control in exactly that and nothing else."""
+    return replace(TRAINER_DEFAULTS, name=f"{TRAINER_DEFAULTS.name}{change}", **fields)
+
+
+# the shipped student (make default-model): the defaults, taught the activation and dominance that teachers of the
+# shipped teacher's recipe, each trained without the clip's corpus, estimate (trainer distill --teacher-for)
+DEFAULT_STUDENT = defaults_with(", taught cross-fitted activation and dominance of the teacher with views",
+                                distil_from=SHIPPED_TEACHER, distil_avd=0.5, distil_avd_dims=("activation", "dominance"))
 
 
 RECIPES = {r.name: r for r in (
     Recipe("old", stream_norm=False, views=False, balance=False, classes="all"),
     Recipe("new", views=False),
-    SHIPPED,
+    TRAINER_DEFAULTS,
     Recipe("new + corpus adversary", views=False, corpus_adversary=0.3),
     Recipe("new + distilled from a wide teacher with views", views=False, teacher_hidden=256),
-    shipped_with(", valence-weighted CCC", ccc_alpha=0.5, ccc_beta=0.25),
-    shipped_with(", class weight 1", ce_weight=1.0),
-    shipped_with(", CCC per corpus", ccc_per_corpus=True),
-    shipped_with(", dropout 0.3", dropout=0.3),
-    shipped_with(", quadrant-balanced", balance_quadrants=True),
+    defaults_with(", valence-weighted CCC", ccc_alpha=0.5, ccc_beta=0.25),
+    defaults_with(", class weight 1", ce_weight=1.0),
+    defaults_with(", CCC per corpus", ccc_per_corpus=True),
+    defaults_with(", dropout 0.3", dropout=0.3),
+    defaults_with(", quadrant-balanced", balance_quadrants=True),
     Recipe("new + views per clip"),
     Recipe("new + views per session", session_channels=True),
     Recipe("new - stream norm", stream_norm=False, views=False),
-    shipped_with(" - corpus balance", balance=False),
-    shipped_with(" - stream norm", stream_norm=False),
-    shipped_with(", sessions of every protocol", session_protocols=PROTOCOLS),
-    shipped_with(", prior 60 s", norm_prior_s=60.0),
-    shipped_with(", prior 20 s", norm_prior_s=20.0),
+    defaults_with(" - corpus balance", balance=False),
+    defaults_with(" - stream norm", stream_norm=False),
+    defaults_with(", sessions of every protocol", session_protocols=PROTOCOLS),
+    defaults_with(", prior 60 s", norm_prior_s=60.0),
+    defaults_with(", prior 20 s", norm_prior_s=20.0),
     Recipe(WHISPER_TEACHER, features="whisper-base:5", arch="gru", stream_norm=False, views=False, epochs=30),
-    shipped_with(", distilled from the Whisper teacher", distil_from=WHISPER_TEACHER),
+    defaults_with(", distilled from the Whisper teacher", distil_from=WHISPER_TEACHER),
     Recipe(LAYER5_TEACHER, features="whisper-base:5", arch="gru", stream_norm=False, views=False, epochs=30,
            dropout=0.3),
     Recipe(f"{WHISPER_TEACHER}, dropout 0.5", features="whisper-base:5", arch="gru", stream_norm=False, views=False,
            epochs=30, dropout=0.5),
     Recipe(FUSED_TEACHER, features="whisper-base:1,whisper-base:5", arch="gru",
            stream_norm=False, views=False, epochs=30, dropout=0.3),
-    shipped_with(", distilled from the fused teacher", distil_from=FUSED_TEACHER),
-    shipped_with(", distilled from the fused teacher, task-led", distil_from=FUSED_TEACHER, distil_lambda=0.5),
-    shipped_with(", distilled from the fused teacher, speaker-centred", distil_from=FUSED_TEACHER,
+    defaults_with(", distilled from the fused teacher", distil_from=FUSED_TEACHER),
+    defaults_with(", distilled from the fused teacher, task-led", distil_from=FUSED_TEACHER, distil_lambda=0.5),
+    defaults_with(", distilled from the fused teacher, speaker-centred", distil_from=FUSED_TEACHER,
                  distil_centred=True),
-    shipped_with(", distilled from the fused teacher through a projector", distil_from=FUSED_TEACHER,
+    defaults_with(", distilled from the fused teacher through a projector", distil_from=FUSED_TEACHER,
                  distil_projector=True),
     # the control of the distilled rows with the paper's schedule, without a teacher
-    shipped_with(", distillation's schedule without a teacher", **distillation_schedule(SHIPPED.epochs)),
-    shipped_with(", taught cross-fitted estimates of the fused teacher", distil_from=FUSED_TEACHER, distil_avd=0.5),
-    shipped_with(", taught cross-fitted valence of the fused teacher", distil_from=FUSED_TEACHER, distil_avd=0.5,
+    defaults_with(", distillation's schedule without a teacher", **distillation_schedule(TRAINER_DEFAULTS.epochs)),
+    defaults_with(", taught cross-fitted estimates of the fused teacher", distil_from=FUSED_TEACHER, distil_avd=0.5),
+    defaults_with(", taught cross-fitted valence of the fused teacher", distil_from=FUSED_TEACHER, distil_avd=0.5,
                  distil_avd_dims=("valence",)),
-    shipped_with(", taught cross-fitted activation and dominance of the fused teacher", distil_from=FUSED_TEACHER,
+    defaults_with(", taught cross-fitted activation and dominance of the fused teacher", distil_from=FUSED_TEACHER,
                  distil_avd=0.5, distil_avd_dims=("activation", "dominance")),
-    shipped_with(", taught cross-fitted activation of the fused teacher", distil_from=FUSED_TEACHER,
+    defaults_with(", taught cross-fitted activation of the fused teacher", distil_from=FUSED_TEACHER,
                  distil_avd=0.5, distil_avd_dims=("activation",)),
-    shipped_with(", taught cross-fitted activation and dominance of the fused teacher at weight 0.25",
+    defaults_with(", taught cross-fitted activation and dominance of the fused teacher at weight 0.25",
                  distil_from=FUSED_TEACHER, distil_avd=0.25, distil_avd_dims=("activation", "dominance")),
     # the control of the next: the same views per session, no teacher
-    shipped_with(", views per session", views=True, session_channels=True),
+    defaults_with(", views per session", views=True, session_channels=True),
     # the teacher hears each clip clean while the student hears it through a speaker's channel (a view)
-    shipped_with(", views per session, distilled from the fused teacher", distil_from=FUSED_TEACHER, views=True,
+    defaults_with(", views per session, distilled from the fused teacher", distil_from=FUSED_TEACHER, views=True,
                  session_channels=True),
     # the fused teacher trained on the students' augmented views too (its weak spot was a reverberant room)
     Recipe(SHIPPED_TEACHER, features="whisper-base:1,whisper-base:5", arch="gru", stream_norm=False, epochs=30,
            dropout=0.3),
     # Table 4 with the best teacher: the paper's schedule, the teacher trained on its views
-    shipped_with(", distilled from the teacher with views", distil_from=SHIPPED_TEACHER),
-    shipped_with(", taught cross-fitted activation and dominance of the teacher with views",
-                 distil_from=SHIPPED_TEACHER, distil_avd=0.5, distil_avd_dims=("activation", "dominance")),
-    shipped_with(", taught cross-fitted estimates of the teacher with views", distil_from=SHIPPED_TEACHER,
+    defaults_with(", distilled from the teacher with views", distil_from=SHIPPED_TEACHER),
+    DEFAULT_STUDENT,
+    defaults_with(", taught cross-fitted estimates of the teacher with views", distil_from=SHIPPED_TEACHER,
                  distil_avd=0.5),
     Recipe(f"{LAYER5_TEACHER}, valence-weighted CCC", features="whisper-base:5", arch="gru", stream_norm=False,
            views=False, epochs=30, dropout=0.3, ccc_alpha=0.5, ccc_beta=0.25),
-    shipped_with(" - shared classes", classes="all"),
+    defaults_with(" - shared classes", classes="all"),
 )}
-MAIN = ("old", "new", SHIPPED.name)  # the shipped recipe is the last
+MAIN = ("old", "new", TRAINER_DEFAULTS.name, DEFAULT_STUDENT.name)  # the shipped student's recipe is the last
 
 
 def manifests() -> list[str]:
@@ -575,8 +582,8 @@ def protocol_recipes(summary: dict[str, dict]) -> list[str]:
 
 
 def headline_recipes(summary: dict[str, dict]) -> list[str]:
-    """README's rows: the old recipe, the shipped student and the shipped teacher."""
-    return [r for r in (MAIN[0], SHIPPED.name, SHIPPED_TEACHER) if r in summary]
+    """README's rows: the shipped student before and after its distillation, and the shipped teacher."""
+    return [r for r in (TRAINER_DEFAULTS.name, DEFAULT_STUDENT.name, SHIPPED_TEACHER) if r in summary]
 
 
 def channel_markdown(summary: dict[str, dict], recipes: list[str]) -> str:
@@ -610,10 +617,10 @@ def per_protocol_markdown(summary: dict[str, dict], recipes: list[str]) -> str:
 
 def rendered_tables(summary: dict[str, dict]) -> dict[str, str]:
     """Marker key -> table: "protocols" (means under each session protocol and the worst; "headline":
-    the same for the old recipe and the shipped student and teacher), "main",
+    the same for the shipped student before and after distillation and the shipped teacher), "main",
     "ablations" (per corpus, mixed protocol), "ablation-means" (means only), "protocol-corpora"
-    (per corpus under the clip and sustained protocols) and "teacher" (the Whisper teacher, the
-    shipped student and the student distilled from the teacher, per corpus)."""
+    (per corpus under the clip and sustained protocols) and "teacher" (the Whisper teachers, the
+    trainer's defaults and the student distilled from the first teacher, per corpus)."""
     groups = table_groups(summary)
     tables = {key: markdown(summary, rows) for key, rows in groups.items()}
     if "ablations" in groups:
@@ -622,8 +629,8 @@ def rendered_tables(summary: dict[str, dict]) -> dict[str, str]:
     tables["headline"] = protocol_markdown(summary, headline_recipes(summary))  # README
     tables["protocol-corpora"] = per_protocol_markdown(summary, protocol_recipes(summary))
     tables["channels"] = channel_markdown(summary, [r for r in summary if "channels" in summary[r]])
-    teachers = [r for r in (SHIPPED_TEACHER, FUSED_TEACHER, LAYER5_TEACHER, WHISPER_TEACHER, SHIPPED.name,
-                            f"{SHIPPED.name}, distilled from the Whisper teacher") if r in summary]
+    teachers = [r for r in (SHIPPED_TEACHER, FUSED_TEACHER, LAYER5_TEACHER, WHISPER_TEACHER, TRAINER_DEFAULTS.name,
+                            f"{TRAINER_DEFAULTS.name}, distilled from the Whisper teacher") if r in summary]
     tables["teacher"] = markdown(summary, teachers)  # docs/teachers.md: the teacher beside the student
     return tables
 

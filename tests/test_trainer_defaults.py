@@ -115,6 +115,7 @@ def test_the_benchmarks_shipped_row_is_the_default_recipe():
     with the same weight from the first epoch, without L_dis."""
     (attach,) = [c for c in make_commands("default-model") if c[1] == "scripts/attach-results.py"]
     row = generalisation.RECIPES[attach[-1]]
+    assert row == generalisation.DEFAULT_STUDENT == generalisation.RECIPES[generalisation.MAIN[-1]]
     assert row.config(seed=TrainConfig.seed) == TrainConfig()
     assert row.classes == DataSpec.classes and not row.views and DataSpec.views == 0
     dcfg = DistillConfig.from_args(build_parser().parse_args(default_student()))
