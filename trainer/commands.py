@@ -172,8 +172,8 @@ def embed(args) -> int:
     for stream, cache in zip(streams, caches):
         frames = sum(distributed.gather(sum(len(e) for e in cache.embeddings([u.path for u in mine])), ctx))
         if ctx.is_main:
-            print(f"embed {stream.label()}: {len(utts)} clips" + (f" and {args.views} views of each" if args.views else "")
-                  + f", {frames} frames x {stream.spec.dim} cached in {cache.store.dir}"
+            print(f"embed {stream.label()}: {len(utts)} clips ({frames} frames x {stream.spec.dim})"
+                  + (f" and {args.views} views of each" if args.views else "") + f" cached in {cache.store.dir}"
                   + (f" by {ctx.world_size} ranks" if ctx.distributed else ""))
     return 0
 
