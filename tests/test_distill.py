@@ -318,6 +318,8 @@ def test_each_corpus_is_taught_by_its_own_teacher(two_corpora, tmp_path):
     (["--teacher-for", "ravdess={ravdess}", "--teacher", "student"], "learned .* of ravdess's"),
     (["--teacher-for", "crema={emodb}", "--teacher", "student"], "no corpus of that name .*ravdess, emodb"),
     (["--teacher-for", "ravdess={emodb}"], "no teacher for corpus emodb"),
+    (["--teacher-for", "ravdess={emodb}", "--teacher-for", "ravdess=student", "--teacher", "student"],
+     "--teacher-for ravdess is given twice"),
     (["--teacher-for", "ravdess={emodb}", "--teacher-for", "emodb={ravdess}", "--lambda", "0.01"],
      "embeddings are not comparable"),
 ])

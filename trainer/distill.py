@@ -227,6 +227,9 @@ def teachers_of_corpora(dcfg: DistillConfig, corpora: list[str]) -> dict[str, st
     """The teacher of each training corpus: its own from `teachers_for`, else `teacher`; only A/V/D
     can be taught by more than one (`trainer distill` checks this before any feature is computed)."""
     own = dict(dcfg.teachers_for)
+    twice = [c for c in own if sum(c == named for named, _ in dcfg.teachers_for) > 1]
+    if twice:
+        raise TrainerError(f"--teacher-for {twice[0]} is given twice: one teacher per corpus")
     unknown = sorted(set(own) - set(corpora))
     if unknown:
         raise TrainerError(f"--teacher-for {unknown[0]}: the training data has no corpus of that name "
