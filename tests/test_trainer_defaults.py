@@ -24,9 +24,9 @@ import generalisation  # noqa: E402
 
 
 def make_commands(target: str) -> list[list[str]]:
-    """The commands of a Make target's own recipe, as `make -n` prints them (nothing runs; `-o setup`:
-    not the installation's)."""
-    out = subprocess.run(["make", "-n", "--no-print-directory", "-C", str(REPO), "-o", "setup", target,
+    """The commands of a Make target's recipes, as `make -n -B` prints them (nothing runs; `-B`: also
+    those of files already made, such as trained teachers; `-o setup`: not the installation's)."""
+    out = subprocess.run(["make", "-n", "-B", "--no-print-directory", "-C", str(REPO), "-o", "setup", target,
                           "SHARED=/shared"], capture_output=True, text=True, check=True).stdout
     return [shlex.split(line) for line in out.replace("\\\n", " ").splitlines() if line.strip()]
 
