@@ -125,6 +125,17 @@ def test_selection_and_early_stopping_ignore_the_distillation_epochs(sets):
     assert set(epochs_seen) == set(range(len(result.history)))
 
 
+def test_weights_made_nan_by_an_objective_stop_training_with_an_error(sets):
+    data, val, classes = sets
+
+    def objective(out, task, idx, epoch):  # finite itself, with a NaN gradient (a root of 0 times 0)
+        return task["loss"] + 0 * torch.sqrt(out["avd"] - out["avd"].detach()).sum()
+
+    with pytest.raises(TrainerError, match="diverged in epoch 0"):
+        train(data, val, classes, TrainConfig(epochs=2, batch_size=16, epoch_clips=0), log=lambda _: None,
+              objective=objective)
+
+
 def test_distill_moves_the_student_embedding_to_the_teachers(small, tmp_path):
     """Distilled from the default student, a new student's embeddings align with the teacher's
     far more than those of a student trained without the teacher (same seed, same epochs)."""

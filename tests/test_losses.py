@@ -75,6 +75,22 @@ def test_pearson_matches_numpy_ignores_offset_and_scale_and_leaves_out_unlabelle
     assert got == pytest.approx(np.corrcoef(x[known, 1], y[known, 1])[0, 1])
 
 
+@pytest.mark.parametrize("measure", [ccc, pearson])
+def test_a_group_of_one_row_or_of_constant_estimates_leaves_the_gradient_finite(measure):
+    """A batch can hold one clip of a corpus, or a student can give a corpus's clips one value: that
+    group drops out or counts 0, and must not turn every gradient into NaN (it did for pearson:
+    a run's first epoch ended with NaN weights)."""
+    torch.manual_seed(0)
+    pred = torch.randn(9, 3, dtype=torch.float32)
+    pred[4:8] = 0.5  # group 1: constant estimates
+    pred.requires_grad_(True)
+    target = torch.randn(9, 3)
+    groups = torch.tensor([0, 0, 0, 0, 1, 1, 1, 1, 2])  # group 2: one row
+    value, usable = within_groups(pred, target, groups, measure)
+    (1 - value[usable].mean()).backward()
+    assert torch.isfinite(pred.grad).all() and pred.grad[:4].abs().sum() > 0
+
+
 def test_ccc_within_groups_leaves_out_groups_without_spread_in_a_column():
     """BAVED's valence is known only for its neutral clips, all one value: nothing to agree with."""
     rng = np.random.default_rng(4)

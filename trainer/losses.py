@@ -41,10 +41,13 @@ def ccc(pred: torch.Tensor, target: torch.Tensor, eps: float = 1e-8) -> torch.Te
 
 def pearson(pred: torch.Tensor, target: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
     """Pearson correlation per column over axis 0, NaN targets left out as in `ccc`: agreement in
-    order and proportion, blind to the target's offset and scale (unlike CCC)."""
+    order and proportion, blind to the target's offset and scale (unlike CCC).
+
+    `eps` is inside the square root: the root of 0 (a column of one row, or constant) has an
+    infinite derivative, which made every gradient NaN even where the column's weight was 0."""
     pred_dev, target_dev, _, _, _ = centred(pred, target)
-    norms = torch.sqrt((pred_dev**2).sum(0) * (target_dev**2).sum(0))
-    return (pred_dev * target_dev).sum(0) / (norms + eps)
+    norms = torch.sqrt((pred_dev**2).sum(0) * (target_dev**2).sum(0) + eps**2)
+    return (pred_dev * target_dev).sum(0) / norms
 
 
 def labelled_columns(target: torch.Tensor, minimum: int = 2) -> torch.Tensor:

@@ -213,6 +213,8 @@ def run_epoch(net: torch.nn.Module, model: StudentModel, opt: torch.optim.Optimi
         progress.seen += len(idx)
         loss_sum, steps = loss_sum + float(loss.detach()), steps + 1
     progress.busy += time.perf_counter() - t0
+    if not all(torch.isfinite(p).all() for p in model.parameters()):  # else every later epoch trains on NaN
+        raise TrainerError(f"training diverged in epoch {epoch}: a NaN or infinite gradient reached the weights")
     # one rank scores, so every rank takes the same early-stopping decision
     val = distributed.broadcast(score(model, val_set, norm) if ctx.is_main else None, ctx)
     mean_ccc = selection_score(val["ccc"])
