@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import os
+from collections import Counter
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
@@ -227,7 +228,7 @@ def teachers_of_corpora(dcfg: DistillConfig, corpora: list[str]) -> dict[str, st
     """The teacher of each training corpus: its own from `teachers_for`, else `teacher`; only A/V/D
     can be taught by more than one (`trainer distill` checks this before any feature is computed)."""
     own = dict(dcfg.teachers_for)
-    twice = [c for c in own if sum(c == named for named, _ in dcfg.teachers_for) > 1]
+    twice = [c for c, n in Counter(c for c, _ in dcfg.teachers_for).items() if n > 1]
     if twice:
         raise TrainerError(f"--teacher-for {twice[0]} is given twice: one teacher per corpus")
     unknown = sorted(set(own) - set(corpora))
