@@ -78,12 +78,15 @@ def test_workers_give_the_same_analyses(folder):
 def test_start_and_end_analyse_that_stretch_in_the_recording_s_times(student, long_recording):
     path = long_recording
     samples = read_audio(path)
-    part = emolive.analyze(path, model=student, start=0.5, end=6.0)
-    # the same samples as an array: the same estimates, moved by the stretch's start
+    # the same samples as an array: the same estimates, moved by the stretch's start; the same bits on
+    # every run, since both are batched from their first window (a stretch that was not, batched as
+    # blocks arrived, differed by an ulp in about half of the runs)
     alone = emolive.analyze(samples[8000:96000], sample_rate=16000, model=student)
-    assert len(part.windows) == len(alone.windows) > 0
-    assert [w["start"] for w in part.windows] == pytest.approx([w["start"] + 0.5 for w in alone.windows])
-    assert [w["valence"] for w in part.windows] == [w["valence"] for w in alone.windows]
+    for _ in range(4):
+        part = emolive.analyze(path, model=student, start=0.5, end=6.0)
+        assert len(part.windows) == len(alone.windows) > 0
+        assert [w["start"] for w in part.windows] == pytest.approx([w["start"] + 0.5 for w in alone.windows])
+        assert [w["valence"] for w in part.windows] == [w["valence"] for w in alone.windows]
     assert part.whole["start"] == 0.5 and part.whole["end"] == pytest.approx(6.0, abs=0.025)
     with pytest.raises(emolive.EmoliveError, match="nothing from start"):
         emolive.analyze(path, model=student, start=len(samples) / 16000 + 1)

@@ -39,6 +39,12 @@ class TrimmedSource(AudioSource):
         self._first = round(start * SAMPLE_RATE)
         self._end = None if end is None else round(end * SAMPLE_RATE)
 
+    @property
+    def at_hand(self) -> bool:
+        """A stretch of a recording at hand is at hand too: its windows are then batched from its first
+        one, not as the reader's blocks arrive, so a stretch gives the same estimates on every run."""
+        return self._source.at_hand
+
     def _read_blocks(self) -> Iterator[np.ndarray]:
         position = 0  # samples of the whole source seen so far
         for block in self._source.blocks():
