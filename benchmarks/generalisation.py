@@ -135,7 +135,8 @@ def defaults_with(change: str, **fields) -> Recipe:
 # the shipped student (make default-model): the defaults, taught the activation and dominance that teachers of the
 # shipped teacher's recipe, each trained without the clip's corpus, estimate (trainer distill --teacher-for)
 DEFAULT_STUDENT = defaults_with(", taught cross-fitted activation and dominance of the teacher with views",
-                                distil_from=SHIPPED_TEACHER, distil_avd=0.5, distil_avd_dims=("activation", "dominance"))
+                                distil_from=SHIPPED_TEACHER, distil_avd=0.5,
+                                distil_avd_dims=("activation", "dominance"))
 
 
 RECIPES = {r.name: r for r in (

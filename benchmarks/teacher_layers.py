@@ -146,7 +146,8 @@ def main() -> None:
         rows.append([spec + (" (padded to 30 s)" if padded else ""), *(f"{m:.3f}" for m in mean),
                      " ".join(f"{c}:{'-' if np.isnan(v) else f'{v:.2f}'}" for c, v in zip(CORPORA, scores[:, 1]))])
     print(f"Linear probes, leave-one-corpus-out (mean of 4 left-out corpora), {cpu_model()}; "
-          f"every session protocol alike (no running normaliser)" + (f"; every {args.every}th clip" if args.every > 1 else ""))
+          "every session protocol alike (no running normaliser)"
+          + (f"; every {args.every}th clip" if args.every > 1 else ""))
     print_table(["features", "act", "val", "dom", "UAR", "valence per left-out corpus"], rows)
 
 

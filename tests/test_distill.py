@@ -337,7 +337,8 @@ def test_each_corpus_is_taught_by_its_own_teacher(two_corpora, tmp_path):
 def test_a_teacher_that_cannot_teach_a_corpus_is_a_one_line_error(two_corpora, tmp_path, capsys, teachers, message):
     manifests, cache, trained = two_corpora
     rc = trainer_main(["distill", "--data", str(manifests[0]), "--data", str(manifests[1]), "--cache", str(cache),
-                       "--avd-weight", "0.5", "--lambda-early", "0", "--lambda", "0", "--epochs", "2", "--switch-epoch", "1",
+                       "--avd-weight", "0.5", "--lambda-early", "0", "--lambda", "0", "--epochs", "2",
+                       "--switch-epoch", "1",
                        "--epoch-clips", "0", "--out", str(tmp_path / "o"),
                        *(t.format(**{c: str(p) for c, p in trained.items()}) for t in teachers)])
     err = capsys.readouterr().err.strip().splitlines()

@@ -241,7 +241,8 @@ def test_a_file_s_own_rate_is_kept_for_the_narrowband_warning_and_the_audio_stil
     assert len(received) == 16000 and source.input_rate == rate and caplog.records == []
     assert TrimmedSource(FileSource(path), 0.5).input_rate == rate
     # a stretch is at hand where its recording is (batched from its first window: the same output every run)
-    assert TrimmedSource(FileSource(path), 0.5).at_hand and not TrimmedSource(FileSource(path, realtime=True), 0.5).at_hand
+    assert TrimmedSource(FileSource(path), 0.5).at_hand
+    assert not TrimmedSource(FileSource(path, realtime=True), 0.5).at_hand
 
 
 def test_realtime_pacing_takes_the_audio_duration(tmp_path):

@@ -77,8 +77,8 @@ def test_default_model_trains_exactly_the_defaults():
     assert DataSpec.from_args(args) == DataSpec(data=tuple(args.data))
 
 
-@pytest.mark.parametrize("argv", [default_student, lambda: trainer_train("teacher-model"), lambda: trainer_train("report")],
-                         ids=["default-model", "teacher-model", "report"])
+@pytest.mark.parametrize("argv", [default_student, lambda: trainer_train("teacher-model"),
+                                  lambda: trainer_train("report")], ids=["default-model", "teacher-model", "report"])
 def test_make_targets_pass_only_what_differs_from_the_defaults(argv):
     assert restated_defaults(argv()) == []
 
@@ -149,7 +149,8 @@ def test_every_numeric_option_is_bounded_and_its_default_within_its_bounds():
     parser = build_parser()
     commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices
     actions = [(None, a) for a in parser._actions] + [(n, a) for n, p in commands.items() for a in p._actions]
-    numeric = [(name, a) for name, a in actions if a.type not in (None, corpus_and_model) or isinstance(a.default, (int, float))
+    numeric = [(name, a) for name, a in actions
+               if a.type not in (None, corpus_and_model) or isinstance(a.default, (int, float))
                and not isinstance(a.default, bool) and a.nargs != 0]
     assert numeric
     for name, action in numeric:

@@ -237,7 +237,8 @@ def teachers_of_corpora(dcfg: DistillConfig, corpora: list[str]) -> dict[str, st
                            f"(it has {', '.join(corpora)})")
     untaught = [c for c in corpora if c not in own and dcfg.teacher is None]
     if untaught:
-        raise TrainerError(f"no teacher for corpus {untaught[0]}: give --teacher MODEL or --teacher-for {untaught[0]}=MODEL")
+        raise TrainerError(f"no teacher for corpus {untaught[0]}: give --teacher MODEL or "
+                           f"--teacher-for {untaught[0]}=MODEL")
     teacher_of = {c: own.get(c, dcfg.teacher) for c in corpora}
     if len(set(teacher_of.values())) > 1 and dcfg.distils_embedding:
         raise TrainerError("several teachers' embeddings are not comparable: with --teacher-for give --lambda-early 0 "
