@@ -115,18 +115,24 @@ def registered_models() -> dict[str, EntryPoint]:
     return {ep.name: ep for ep in entry_points(group=MODELS_GROUP)}
 
 
-def load_model(spec: str) -> ModelPlugin:
-    """A plugin name from `emolive models`, or a path to a model bundle directory."""
+def check_model_exists(spec: str) -> None:
+    """`spec` names an installed plugin or an existing path, else load_model's error: a caller
+    that loads the model only after minutes of work can refuse a mistyped name at once."""
     from emolive.engine.bundle import BundleError
 
     named = registered_models()
-    if spec in named:
-        return _with_dependencies(spec, lambda: named[spec].load()())
-    path = Path(spec)
-    if not path.exists():
+    if spec not in named and not Path(spec).exists():
         raise BundleError(f"no model named {spec!r} and no bundle at that path; "
                           f"known models: {', '.join(sorted(named)) or 'none'}")
-    return load_bundle_plugin(path)
+
+
+def load_model(spec: str) -> ModelPlugin:
+    """A plugin name from `emolive models`, or a path to a model bundle directory."""
+    named = registered_models()
+    if spec in named:
+        return _with_dependencies(spec, lambda: named[spec].load()())
+    check_model_exists(spec)
+    return load_bundle_plugin(Path(spec))
 
 
 def load_bundle_plugin(path: Path, name: str | None = None) -> ModelPlugin:

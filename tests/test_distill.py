@@ -331,6 +331,7 @@ def test_each_corpus_is_taught_by_its_own_teacher(two_corpora, tmp_path):
     (["--teacher-for", "ravdess={emodb}"], "no teacher for corpus emodb"),
     (["--teacher-for", "ravdess={emodb}", "--teacher-for", "ravdess=student", "--teacher", "student"],
      "--teacher-for ravdess is given twice"),
+    (["--teacher-for", "ravdess={emodb}", "--teacher", "runs/no-such-teacher"], "no model named 'runs/no-such-teacher'"),
     (["--teacher-for", "ravdess={emodb}", "--teacher-for", "emodb={ravdess}", "--lambda", "0.01"],
      "embeddings are not comparable"),
 ])
@@ -344,6 +345,15 @@ def test_a_teacher_that_cannot_teach_a_corpus_is_a_one_line_error(two_corpora, t
     err = capsys.readouterr().err.strip().splitlines()
     assert rc == 2 and re.search(message, err[-1]) and "Traceback" not in "".join(err), err
     assert not (tmp_path / "o").exists()
+
+
+def test_a_mistyped_teacher_is_refused_before_any_feature_is_computed(two_corpora, tmp_path, capsys):
+    manifests, _, trained = two_corpora
+    rc = trainer_main(["distill", "--data", str(manifests[0]), "--data", str(manifests[1]),
+                       "--cache", str(tmp_path / "c"), "--teacher-for", f"ravdess={trained['emodb']}", "--teacher-for", "emodb=runs/typo",
+                       "--avd-weight", "0.5", "--lambda-early", "0", "--lambda", "0", "--out", str(tmp_path / "o")])
+    assert rc == 2 and "no model named 'runs/typo'" in capsys.readouterr().err
+    assert not any((tmp_path / "c").rglob("*.npy"))
 
 
 def test_teacher_for_takes_corpus_equals_model():
