@@ -14,7 +14,7 @@ import torch
 from emolive.engine.bundle import check_bundle_target, json_text
 from emolive.engine.defaults import DEFAULT_MODEL
 from emolive.engine.features import FrontEndConfig
-from emolive.engine.plugin import ModelPlugin, check_model_exists, load_model
+from emolive.engine.plugin import ModelPlugin, load_model
 from emolive.plugins.student import ARCHITECTURES
 from emolive.plugins.student.spec import network_shapes
 from emolive.trainer import distributed
@@ -96,12 +96,10 @@ def train(args) -> int:
     data, cfg = data_spec(args), TrainConfig.from_args(args)
     distill = None
     if args.command == "distill":
-        from emolive.trainer.distill import DistillConfig, check_schedule, corpora_of, teachers_of_corpora
+        from emolive.trainer.distill import DistillConfig, check_schedule
 
         distill = DistillConfig.from_args(args)
         check_schedule(distill, cfg.epochs)
-        for teacher in set(teachers_of_corpora(distill, corpora_of(data.utterances())).values()):
-            check_model_exists(teacher)
     out = Path(args.out)
     # what the arguments already tell is found before hours of training, not after them
     check_bundle_target(out)

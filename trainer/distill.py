@@ -26,7 +26,7 @@ import numpy as np
 import torch
 from safetensors.numpy import load_file, save
 
-from emolive.engine.plugin import ModelPlugin, load_model
+from emolive.engine.plugin import ModelPlugin, check_model_exists, load_model
 from emolive.engine.schema import DIMENSIONS
 from emolive.trainer import distributed
 from emolive.trainer.data import Utterance
@@ -226,7 +226,7 @@ def corpora_of(utts: list[Utterance]) -> list[str]:
 
 def teachers_of_corpora(dcfg: DistillConfig, corpora: list[str]) -> dict[str, str]:
     """The teacher of each training corpus: its own from `teachers_for`, else `teacher`; only A/V/D
-    can be taught by more than one (`trainer distill` checks this before any feature is computed)."""
+    can be taught by more than one."""
     own = dict(dcfg.teachers_for)
     twice = [c for c, n in Counter(c for c, _ in dcfg.teachers_for).items() if n > 1]
     if twice:
@@ -244,6 +244,13 @@ def teachers_of_corpora(dcfg: DistillConfig, corpora: list[str]) -> dict[str, st
         raise TrainerError("several teachers' embeddings are not comparable: with --teacher-for give --lambda-early 0 "
                            "--lambda 0 and teach their estimates (--avd-weight)")
     return teacher_of
+
+
+def check_teachers(dcfg: DistillConfig, utts: list[Utterance]) -> None:
+    """What the teachers' names already tell about training on `utts`, found before any feature is
+    computed (pipeline.fit): every corpus has one teacher, and every teacher names a model."""
+    for teacher in set(teachers_of_corpora(dcfg, corpora_of(utts)).values()):
+        check_model_exists(teacher)
 
 
 def check_unheard(plugin: ModelPlugin, teacher: str, corpus: str, utts: list[Utterance]) -> None:
@@ -267,7 +274,7 @@ def setup_distillation(dcfg: DistillConfig, train_set: LabelledSet, cfg: TrainCo
     teacher_of = teachers_of_corpora(dcfg, corpora_of(utts))
     teachers = list(dict.fromkeys(teacher_of.values()))
     own = dict(dcfg.teachers_for)
-    avd, embedding, records = np.zeros((len(utts), len(DIMENSIONS)), np.float32), None, []
+    avd, records = np.zeros((len(utts), len(DIMENSIONS)), np.float32), []
     for teacher in teachers:
         plugin = load_model(teacher)
         taught = [c for c, t in teacher_of.items() if t == teacher]
@@ -278,10 +285,10 @@ def setup_distillation(dcfg: DistillConfig, train_set: LabelledSet, cfg: TrainCo
         digest = teacher_digest(plugin)
         targets = teacher_targets(plugin, [utts[i] for i in rows], cache_root, digest=digest)
         avd[rows] = targets.avd
-        embedding = targets.embedding if len(teachers) == 1 else np.zeros((len(utts), 0), np.float32)
         # what each teacher read: its pretrained streams (model, layer, weights sha256) where it has them
         records.append({"name": teacher, "digest": digest, "streams": plugin.meta.hyperparameters.get("streams"),
                         "taught": taught})
+    embedding = targets.embedding if len(teachers) == 1 else np.zeros((len(utts), 0), np.float32)
     if embedding.shape[1] != cfg.embedding_dim and dcfg.distils_embedding and not dcfg.projector:
         raise TrainerError(f"teacher {teachers[0]} has a {embedding.shape[1]}-dim embedding but the student's "
                            f"is {cfg.embedding_dim}; add --projector, or use a teacher with a {cfg.embedding_dim}-dim "

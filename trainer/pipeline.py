@@ -115,24 +115,27 @@ def fit(data: DataSpec, config: TrainConfig, distill: DistillConfig | None = Non
         progress: bool = False) -> Fitted:
     """Train on `data.train_on`, early-stop on "val", score every other split (with the stream
     normalisation the bundle will record, as the live engine hears it). What the data already tells
-    (a speaker in two splits, no validation clips, targets no CCC can measure) is refused before any
-    feature is computed."""
+    (a speaker in two splits, no validation clips, targets no CCC can measure, a corpus without a
+    teacher to distil from) is refused before any feature is computed."""
     own = data.split_utterances()
     utts = own + data.held_out()
     speaker_splits(utts)  # --test-data clips are all "test": one of their speakers may be in train or val
-    check_targets(by_split(utts, *FIT_SPLITS[data.train_on]), by_split(utts, "val"))
+    fit_clips = by_split(utts, *FIT_SPLITS[data.train_on])
+    check_targets(fit_clips, by_split(utts, "val"))
+    if distill is not None:
+        from emolive.trainer.distill import check_teachers, setup_distillation
+
+        check_teachers(distill, fit_clips)
     classes = class_names_of(own, data.classes)
     source = data.source()
     config = replace(config, gain_dims=source.gain_dims)
-    train_set = featurise(by_split(utts, *FIT_SPLITS[data.train_on]), classes, source, progress=progress,
+    train_set = featurise(fit_clips, classes, source, progress=progress,
                           views=data.views, session_channels=config.session_channels)
     val_set = featurise(by_split(utts, "val"), classes, source, progress=False)
     tests = {s: featurise(by_split(utts, s), classes, source, progress=False)
              for s in sorted({u.split for u in utts} - {"train", "val"})}
     objective, distillation = None, None
     if distill is not None:
-        from emolive.trainer.distill import setup_distillation
-
         config, objective, distillation = setup_distillation(distill, train_set, config, data.cache_root())
     result = train(train_set, val_set, classes, config, log=log, objective=objective, checkpoint=checkpoint)
     norm = result.stream_normalisation
