@@ -70,12 +70,17 @@ class PaddedInput(LayerEncoder):
         return [frames[:num_frames(len(wave))] for frames in self.inner.embed_layers(whole, layers)]
 
 
+class PaddedCache(EmbeddingCache):
+    """An embedding cache whose entries are computed from clips padded to 30 s (PaddedInput)."""
+
+    def encoder(self) -> PaddedInput:
+        return PaddedInput(super().encoder())
+
+
 def fill_padded(spec: str, paths: list[str]) -> None:
     """The padded embeddings of `paths` for the streams of `spec`, one encoder pass per clip."""
     torch.set_num_threads(1)
-    caches = [EmbeddingCache(PADDED_CACHE, s) for s in parse_streams(spec)]
-    caches[0]._encoder = PaddedInput(caches[0].encoder())  # fill_layers runs the first cache's encoder
-    fill_layers(caches, paths, progress=False)
+    fill_layers([PaddedCache(PADDED_CACHE, s) for s in parse_streams(spec)], paths, progress=False)
 
 
 def clip_vectors(spec: str, utts: list[Utterance], padded: bool = False) -> np.ndarray:
@@ -95,7 +100,8 @@ def clip_vectors(spec: str, utts: list[Utterance], padded: bool = False) -> np.n
 @cache
 def kept(every: int) -> set[str]:
     """The audio paths of every `every`th clip of each corpus, in manifest order: the same clips in every fold."""
-    return {str(u.path) for c in CORPORA for u in [u for u in load_utterances(manifests()) if u.corpus == c][::every]}
+    utts = load_utterances(manifests())
+    return {str(u.path) for c in CORPORA for u in [u for u in utts if u.corpus == c][::every]}
 
 
 def probe(spec: str, held_out: str, padded: bool = False, every: int = 1) -> np.ndarray:

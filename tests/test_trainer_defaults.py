@@ -90,8 +90,8 @@ def test_each_corpus_is_taught_by_the_shipped_teachers_recipe_trained_without_it
     args = build_parser().parse_args(default_student())
     corpora = {m.split("/")[-2] for m in args.data}
     assert len(corpora) == 4
-    teachers = {Path(c[c.index("--out") + 1]): {m.split("/")[-2] for m in c[1::2] if m.endswith("manifest.csv")}
-                for c in trainer_commands("default-model", "train")}
+    parsed = [build_parser().parse_args(c) for c in trainer_commands("default-model", "train")]
+    teachers = {Path(t.out): {m.split("/")[-2] for m in t.data} for t in parsed}
     assert len(teachers) == 4
     for corpus, teacher in args.teachers_for:
         assert teachers[Path(teacher)] == corpora - {corpus}
