@@ -213,3 +213,18 @@ def test_the_window_is_the_one_in_silero_s_stft():
 
     weights = {t.name: numpy_helper.to_array(t) for t in onnx.load(SILERO_GRAPH).graph.initializer}
     np.testing.assert_allclose(weights["stft.forward_basis_buffer"][0, 0], WINDOW, atol=1e-7)
+
+
+def test_the_shipped_graph_is_what_the_derivation_script_makes_of_silero_s(tmp_path):
+    """engine/data's graph (sha256-checked at load) is reproducible from the package's own graph by
+    scripts/derive-vad-graph.py, so what ships is Silero's weights rearranged and nothing else."""
+    import hashlib
+    import subprocess
+    import sys
+
+    from emolive.engine.vad import GRAPH_SHA256
+
+    out = tmp_path / "derived.onnx"
+    script = Path(__file__).resolve().parent.parent / "scripts" / "derive-vad-graph.py"
+    subprocess.run([sys.executable, str(script), "--out", str(out)], check=True, capture_output=True)
+    assert hashlib.sha256(out.read_bytes()).hexdigest() == GRAPH_SHA256
