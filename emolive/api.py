@@ -114,6 +114,9 @@ class _Forward(Sink):
         if self.turns:
             self.out.put(turn)
 
+    def takes_turns(self) -> bool:
+        return self.turns
+
     def close(self) -> None:
         """Nothing to release."""
 

@@ -173,6 +173,9 @@ class Collector(Sink):
         elif self.keep_turns:
             self.analysis.turns.append(self._placed(turn))
 
+    def takes_turns(self) -> bool:
+        return self.keep_turns
+
     def close(self) -> None:
         """Nothing to release."""
 

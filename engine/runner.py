@@ -110,6 +110,7 @@ class Runner:
         self._windows = SlidingWindows(self.spec, self.cfg, samples)
         self._whole = WholeRecording(self.cfg, self._predict_one, samples) if whole_stream else None
         self._turns_sent = 0
+        self._make_turns = any(sink.takes_turns() for sink in self.sinks)  # else a turn is only counted
         self._vad, self._speech = SpeechDetector(self.cfg), SpeechFlags()
         self._turns = TurnTracker(turns, self.cfg.frame_shift / self.cfg.sample_rate)
         self._turn_frames = FrameBuffer(self.cfg, samples)  # the open turn's frames (and those of turns not yet sent)
@@ -256,10 +257,15 @@ class Runner:
         self._send_turns(arrival)
 
     def _send_turns(self, arrival: Arrival) -> None:
-        """Turns whose frames all exist now, one model call each; then drop frames no turn can still need."""
+        """Turns whose frames all exist now, one model call each (where a sink takes them; else each is
+        only counted, so the whole stream's turn has the same seq either way); then drop frames no turn
+        can still need."""
         pending = self._turns.pending
         while pending and pending[0].end <= self._turn_frames.end_frame:
             span = pending.pop(0)
+            if not self._make_turns:
+                self._turns_sent += 1
+                continue
             window = self._turn_frames.window(span.first, span.end - span.first, 0, arrival)
             turn = (window, self._predict_one(window), voiced_share(window.features, self.cfg))
             if self.live:  # at once: live evaluates the backlog's windows after it

@@ -136,15 +136,26 @@ def test_score_rows_name_the_label_and_model_and_parquet_holds_the_csv_rows(fold
         assert float(row["mean_valence"]) == stored["mean_valence"]
 
 
-def test_a_table_of_file_rows_keeps_no_windows_and_gives_the_same_row(student, long_recording):
-    """Memory per file stays bounded for `score --per file`: no window or turn is kept, the row is the same."""
+def test_a_table_of_file_rows_keeps_no_windows_and_gives_the_same_row(student, long_recording, monkeypatch):
+    """Memory per file stays bounded for `score --per file`: no window or turn is kept, the row is the
+    same, and no model call is spent on the turns the row does not use (the spans the model saw are
+    the full analysis's less one per turn)."""
     from emolive.engine.batch import ScoreOptions, analyze_file, file_rows
 
+    spans: list[int] = []
+    predict = student.predict_batch
+    monkeypatch.setattr(student, "predict_batch", lambda features, samples: spans.append(len(features)) or
+                        predict(features, samples))
     lean = analyze_file(long_recording, student, ScoreOptions(per="file"))
+    lean_spans = sum(spans)
     full = analyze_file(long_recording, student, ScoreOptions(per="file", keep_all=True))
-    assert lean.windows == [] and lean.turns == [] and len(full.windows) > 5
+    assert lean.windows == [] and lean.turns == [] and len(full.windows) > 5 and len(full.turns) >= 2
+    assert lean_spans == sum(spans) - lean_spans - len(full.turns)
     (got,), (want,) = file_rows(lean, "file"), file_rows(full, "file")
     assert got == want  # bit for bit: offline batches are fixed by the audio, not the reader's timing (engine.runner)
+    clocks = ("wall_start", "wall_end", "latency_ms")  # when it was computed, not what
+    assert {k: v for k, v in lean.whole.items() if k not in clocks} == {k: v for k, v in full.whole.items()
+                                                                         if k not in clocks}  # seq too
 
 
 def test_a_recording_longer_than_a_piece_is_the_length_weighted_mean_of_its_pieces(student, long_recording,

@@ -321,3 +321,12 @@ def test_ipv6_loopback_publishes():
         topic, body = sub.recv_multipart()
         sub.close()
     assert topic == b"avd.test" and json.loads(body)["seq"] == 5
+
+
+def test_outputs_of_windows_only_take_no_turns_so_the_runner_makes_none(tmp_path):
+    """A run whose sinks all ignore turns (engine.runner) spends no model call on them: the window-only
+    outputs say so, ZeroMQ, which publishes turns, does not."""
+    with CsvSink(tmp_path / "out.csv") as csv_sink, JsonLinesSink(io.StringIO()) as jsonl, \
+            TableSink(io.StringIO()) as table, ZmqPublisher(LOOPBACK_ANY_PORT) as publisher:
+        assert not any(sink.takes_turns() for sink in (csv_sink, jsonl, table))
+        assert publisher.takes_turns()
