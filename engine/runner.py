@@ -108,7 +108,9 @@ class Runner:
         self._frontend = FrontEnd(self.cfg)
         samples = reads_samples(model)  # a model of features alone: no buffer keeps samples for it
         self._windows = SlidingWindows(self.spec, self.cfg, samples)
-        self._whole = WholeRecording(self.cfg, self._predict_one, samples) if whole_stream else None
+        self._whole = WholeRecording(self.cfg, self._predict_whole, samples) if whole_stream else None
+        # the span (first and last sample) and prediction of the latest window evaluated in a batch of its own
+        self._alone: tuple[int, int, Prediction] | None = None
         self._turns_sent = 0
         self._make_turns = any(sink.takes_turns() for sink in self.sinks)  # else a turn is only counted
         self._vad, self._speech = SpeechDetector(self.cfg), SpeechFlags()
@@ -281,6 +283,14 @@ class Runner:
         """One model call over a whole span (a turn, or a piece of the whole recording)."""
         return self.model.predict_batch([span.features], [span.samples])[0]
 
+    def _predict_whole(self, span: Window) -> Prediction:
+        """A piece of the whole recording: the prediction of a window over the same span, made alone
+        (one call of one span, as here), where there is one, else one model call. A recording shorter
+        than one window is one such window, so scoring a short clip costs one pass, not two."""
+        if self._alone is not None and self._alone[:2] == (span.start_sample, span.end_sample):
+            return self._alone[2]
+        return self._predict_one(span)
+
     def _send_turn(self, kind: str, span: Window, prediction: Prediction, voiced: float, speech: bool) -> None:
         """A turn: the span's prediction and voiced share, sent to every sink."""
         turn = turn_payload(kind=kind, **self._fields(span, prediction, self._turns_sent, speech, voiced))
@@ -312,6 +322,7 @@ class Runner:
         for i in range(0, count, self.batch_size):
             chunk = self._pending[i:i + self.batch_size]
             predictions = self.model.predict_batch([w.features for w, _ in chunk], [w.samples for w, _ in chunk])
+            self._alone = (chunk[0][0].start_sample, chunk[0][0].end_sample, predictions[0]) if len(chunk) == 1 else None
             for (window, speech), prediction in zip(chunk, predictions):
                 self._release_turns(before=window.end_sample)
                 estimate = self._estimate(window, prediction, speech)

@@ -280,6 +280,23 @@ def test_a_stream_shorter_than_a_window_gets_one_estimate_over_all_of_it(student
                                prediction.avd, atol=1e-5)
 
 
+def test_a_recording_shorter_than_a_window_is_one_model_pass_for_its_window_and_its_whole(student, monkeypatch):
+    """Its one window spans exactly the whole recording, evaluated alone: the whole-recording turn
+    takes that prediction instead of a second pass over the same frames, bit for bit the same."""
+    path = corpus_files("emodb", limit=1)[0]  # 2 s
+    calls: list[int] = []
+    predict = student.predict_batch
+    monkeypatch.setattr(student, "predict_batch", lambda features, samples: calls.append(len(features)) or
+                        predict(features, samples))
+    sink = Collect()
+    with FileSource(path) as source:
+        Runner(source, student, [sink], whole_stream=True).run()
+    [estimate], [whole] = sink.estimates, [turn for turn in sink.turns if turn["kind"] == "stream"]
+    assert calls == [1] * len(sink.turns)  # one call per speech turn, and one for the window and the whole
+    assert [whole[k] for k in ("start", "end", "activation", "valence", "dominance", "classes")] == \
+        [estimate[k] for k in ("start", "end", "activation", "valence", "dominance", "classes")]
+
+
 def test_silence_is_estimated_and_flagged_not_hidden(student, tmp_path):
     path = tmp_path / "silence.wav"
     sf.write(path, np.zeros(16000 * 4, np.float32), 16000)
