@@ -13,9 +13,12 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import sys
 from collections.abc import Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
-from multiprocessing import get_context
+from multiprocessing import current_process, get_context
 from pathlib import Path
 from typing import Any
 
@@ -159,13 +162,38 @@ def _analyses(paths: Sequence[Path], plugin: ModelPlugin | None, options: ScoreO
         for path in paths:
             yield noted_analysis(path, plugin, options)
         return
-    # spawn: a fresh interpreter per worker, never a fork of this one's torch/numba thread state
-    with get_context("spawn").Pool(jobs, initializer=_init_worker, initargs=(options,)) as pool:
-        try:
-            yield from pool.imap(_analyze_in_worker, paths)
-        except BaseException:
-            pool.terminate()  # Ctrl-C or a failing consumer: no worker goes on writing into the void
-            raise
+    check_not_importing_main()
+    # spawn: a fresh interpreter per worker, never a fork of this one's torch/numba thread state. An
+    # executor, not a Pool: a Pool replaces a worker that dies as it starts, for ever (a script without
+    # a main guard, a model that fails to load), where an executor says its pool is broken
+    executor = ProcessPoolExecutor(jobs, get_context("spawn"), initializer=_init_worker, initargs=(options,))
+    try:
+        yield from executor.map(_analyze_in_worker, paths)
+    except BrokenProcessPool:
+        stopped = "the worker processes stopped before scoring every file (their errors are above)"
+        raise BatchError(f"{stopped}; {GUARD}" if is_script(sys.modules.get("__main__")) else stopped) from None
+    except BaseException:
+        for process in list(executor._processes.values()):  # Python 3.14 has terminate_workers() for this
+            process.terminate()  # Ctrl-C or a failing consumer: no worker goes on writing into the void
+        raise
+    finally:
+        executor.shutdown(wait=False, cancel_futures=True)
+
+
+GUARD = ("a Python script that calls emolive.analyze with num_workers must make that call under `if __name__ == "
+         "\"__main__\":`, because each worker process imports the script again")
+
+
+def is_script(main: object) -> bool:
+    """Whether the program's main module is a file that a spawned worker imports again (not a REPL or -c)."""
+    return bool(getattr(main, "__file__", None))
+
+
+def check_not_importing_main() -> None:
+    """Refuse to start workers from a worker importing the script again: without a main guard, the
+    script's own call would start workers of its own in each of them (GUARD)."""
+    if getattr(current_process(), "_inheriting", False):  # multiprocessing's own mark of that import
+        raise BatchError(GUARD)
 
 
 def noted_analysis(path: Path, plugin: ModelPlugin, options: ScoreOptions) -> tuple[Analysis, str | None]:

@@ -75,6 +75,26 @@ def test_workers_give_the_same_analyses(folder):
         emolive.analyze(folder, model=emolive.load_model("student"), num_workers=2)
 
 
+def test_a_script_with_workers_but_no_main_guard_stops_with_one_error_naming_the_guard(folder, tmp_path):
+    """Each spawned worker imports the script again, so an unguarded call would start workers of its
+    own there: multiprocessing's Pool then replaced the dying workers for ever (a hang at full CPU).
+    Now the workers refuse, the pool is seen broken, and the script ends with the fix in one line;
+    the same call under a main guard scores."""
+    import subprocess
+    import sys
+
+    call = f"import emolive\nbatch = emolive.analyze({str(folder)!r}, num_workers=2)\nprint(len(batch))\n"
+    unguarded, guarded = tmp_path / "unguarded.py", tmp_path / "guarded.py"
+    unguarded.write_text(call)
+    guarded.write_text("if __name__ == '__main__':\n" + "".join(f"    {line}\n" for line in call.splitlines()))
+    failed = subprocess.run([sys.executable, str(unguarded)], capture_output=True, text=True, timeout=120)
+    assert failed.returncode == 1 and failed.stdout == ""
+    assert failed.stderr.strip().splitlines()[-1].endswith('must make that call under `if __name__ == "__main__":`, '
+                                                           "because each worker process imports the script again")
+    scored = subprocess.run([sys.executable, str(guarded)], capture_output=True, text=True, timeout=120)
+    assert scored.returncode == 0 and scored.stdout == "4\n"
+
+
 def test_start_and_end_analyse_that_stretch_in_the_recording_s_times(student, long_recording):
     path = long_recording
     samples = read_audio(path)
