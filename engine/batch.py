@@ -167,8 +167,12 @@ def _analyses(paths: Sequence[Path], plugin: ModelPlugin | None, options: ScoreO
     # executor, not a Pool: a Pool replaces a worker that dies as it starts, for ever (a script without
     # a main guard, a model that fails to load), where an executor says its pool is broken
     executor = ProcessPoolExecutor(jobs, get_context("spawn"), initializer=_init_worker, initargs=(options,))
+    # submit, not map: map cancels what is pending when it is left, and Python 3.11's executor then
+    # fails in its own thread setting a stopped worker's error on a cancelled future
+    futures = [executor.submit(_analyze_in_worker, path) for path in paths]
     try:
-        yield from executor.map(_analyze_in_worker, paths)
+        for future in futures:
+            yield future.result()
     except BrokenProcessPool:
         stopped = "the worker processes stopped before scoring every file (their errors are above)"
         raise BatchError(f"{stopped}; {GUARD}" if is_script(sys.modules.get("__main__")) else stopped) from None
@@ -177,7 +181,7 @@ def _analyses(paths: Sequence[Path], plugin: ModelPlugin | None, options: ScoreO
             process.terminate()  # Ctrl-C or a failing consumer: no worker goes on writing into the void
         raise
     finally:
-        executor.shutdown(wait=False, cancel_futures=True)
+        executor.shutdown()
 
 
 GUARD = ("a Python script that calls emolive.analyze with num_workers must make that call under `if __name__ == "
