@@ -139,8 +139,8 @@ def test_whole_is_one_pass_and_the_file_row_also_gives_the_speech_windows_mean(s
 def test_score_rows_name_the_label_and_model_and_parquet_holds_the_csv_rows(folder, tmp_path, one_torch_thread):
     import pandas  # both pinned in requirements-dev.txt: the test never skips
     as_csv, as_parquet = tmp_path / "rows.csv", tmp_path / "rows.parquet"
-    assert main(["-q", "score", str(folder), "--out", str(as_csv)]) == 0
-    assert main(["-q", "score", str(folder), "--out", str(as_parquet)]) == 0
+    assert main(["-q", "score", str(folder), "--out", str(as_csv)]) == 1  # broken.wav
+    assert main(["-q", "score", str(folder), "--out", str(as_parquet)]) == 1
     with open(as_csv, newline="") as f:
         rows = list(csv.DictReader(f))
     table = pandas.read_parquet(as_parquet)
@@ -217,7 +217,7 @@ def test_a_batch_table_is_exactly_score_s_table_failed_files_included(student, f
     batch = emolive.analyze(files, model=student)
     for per in ("file", "window", "turn"):
         out = tmp_path / f"{per}.csv"
-        assert main(["-q", "score", *map(str, files), "--per", per, "--out", str(out)]) == 0
+        assert main(["-q", "score", *map(str, files), "--per", per, "--out", str(out)]) == 1  # failed files
         scored = pandas.read_csv(out, keep_default_na=False)
         frame = batch.to_dataframe(per).reset_index()
         assert list(frame.columns) == ["file", *scored.columns[1:]] and len(frame) == len(scored)

@@ -48,7 +48,7 @@ def test_folders_are_searched_recursively_for_audio_extensions(folder):
 def test_score_a_folder_one_row_per_file_and_a_bad_file_is_a_row_with_its_error(folder, tmp_path, capsys,
                                                                                one_torch_thread):
     out = tmp_path / "results.csv"
-    assert main(["score", str(folder), "--out", str(out)]) == 0
+    assert main(["score", str(folder), "--out", str(out)]) == 1  # a file failed: the table is whole
     rows = {Path(r["path"]).name: r for r in read_csv(out)}
     assert set(rows) == {"broken.wav", "one.flac", "two.flac", "three.flac"}
     assert "cannot read" in rows["broken.wav"]["error"] and rows["broken.wav"]["activation"] == ""
@@ -86,8 +86,8 @@ def test_a_manifest_lists_files_relative_to_its_folder(folder, tmp_path):
 
 def test_parallel_jobs_give_the_same_rows(folder, tmp_path, one_torch_thread):
     one, two = tmp_path / "one.csv", tmp_path / "two.csv"
-    assert main(["-q", "score", str(folder), "--out", str(one)]) == 0
-    assert main(["-q", "score", str(folder), "--jobs", "2", "--out", str(two)]) == 0
+    assert main(["-q", "score", str(folder), "--out", str(one)]) == 1
+    assert main(["-q", "score", str(folder), "--jobs", "2", "--out", str(two)]) == 1
     assert read_csv(one) == read_csv(two)
 
 
@@ -210,7 +210,7 @@ def test_jobs_are_capped_and_odd_entries_of_a_folder_are_reported(folder, tmp_pa
     os.mkfifo(root / "pipe.wav")
     (root / "gone.flac").symlink_to(tmp_path / "nowhere.flac")
     out = tmp_path / "odd.csv"
-    assert main(["score", str(root), "--out", str(out), "--jobs", "1000"]) == 0
+    assert main(["score", str(root), "--out", str(out), "--jobs", "1000"]) == 1
     rows = {Path(r["path"]).name: r for r in read_csv(out)}
     assert set(rows) == {"good.flac", "pipe.wav", "gone.flac"}
     assert rows["good.flac"]["error"] == ""
@@ -245,7 +245,7 @@ def test_a_damaged_file_delivers_what_was_read_then_the_error(damaged, tmp_path)
     assert partial.whole is not None and len(partial.windows) >= 40
     assert partial.windows[-1]["end"] <= 25.0
     out = tmp_path / "rows.csv"
-    assert main(["score", str(damaged), "--out", str(out), "--per", "window"]) == 0
+    assert main(["score", str(damaged), "--out", str(out), "--per", "window"]) == 1
     rows = read_csv(out)
     assert len(rows) == len(partial.windows) and all("damaged" in r["error"] for r in rows)
     assert [float(r["activation"]) for r in rows] == pytest.approx([w["activation"] for w in partial.windows])
@@ -265,7 +265,7 @@ def test_an_os_error_under_one_file_is_its_row_and_a_bug_stays_a_traceback(folde
 
     monkeypatch.setattr(analysis, "FileSource", file_source)
     out = tmp_path / "rows.csv"
-    assert main(["-q", "score", "/proc/self/mem", str(locked), str(folder / "one.flac"), "--out", str(out)]) == 0
+    assert main(["-q", "score", "/proc/self/mem", str(locked), str(folder / "one.flac"), "--out", str(out)]) == 1
     mem, two, one = read_csv(out)
     assert "Input/output error" in mem["error"] and mem["activation"] == ""
     assert two["error"] == f"cannot read {locked}: Permission denied" and two["activation"] == ""
