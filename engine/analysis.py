@@ -34,7 +34,6 @@ Per = Literal["window", "turn", "file"]
 MEAN_PREFIX = "mean_"  # a file row's speech-window means: mean_activation, mean_valence, mean_dominance
 INDEX = ["file", "start", "end"]  # a table's index: which recording, which stretch of it
 TEXT_FIELDS = ("file", "label", "model", "error")  # a table's text columns; the rest hold values
-NO_FRAME = "shorter than one 25 ms frame"  # why a readable input has no estimate at all
 
 
 class TableError(EmoliveError, ValueError):
@@ -58,7 +57,8 @@ def check_per(per: object) -> None:
 @dataclass
 class Analysis:
     """What the analysis of one input found: one estimate per window, one per speech turn, one over
-    the whole recording (`whole`, None only for audio shorter than one 25 ms frame).
+    the whole recording (`whole`, None only where the input failed before any estimate: its `error`
+    says why, as for audio shorter than one 25 ms frame).
 
     `file` names the recording ("" for an array); `error` is "" unless the input failed (then the
     estimates are those of the audio read before the failure, possibly none). `model` and
@@ -111,7 +111,7 @@ class Analysis:
         if per == "file" and self.whole:
             mean = self.speech_mean() or {}
             rows[0].update({MEAN_PREFIX + name: mean.get(name, "") for name in DIMENSIONS})
-        known = {"file": self.file, "model": self.model, "error": self.error or ("" if self.whole else NO_FRAME)}
+        known = {"file": self.file, "model": self.model, "error": self.error}
         columns = table_columns(self.class_names, per)
         return [{name: values.get(name, "") for name in columns} for values in ({**known, **row} for row in rows)]
 

@@ -53,7 +53,7 @@ from emolive.engine.features.normalise import StreamNormaliser
 from emolive.engine.narrowband import narrowband_note
 from emolive.engine.schema import SCALE, estimate_payload, status_payload, turn_payload
 from emolive.engine.sinks.base import Sink, SinkError
-from emolive.engine.sources.base import SAMPLE_RATE, AudioSource
+from emolive.engine.sources.base import SAMPLE_RATE, AudioSource, AudioSourceError
 from emolive.engine.turns import TurnOptions, TurnTracker
 from emolive.engine.vad import CHUNK, SpeechDetector, SpeechFlags
 from emolive.engine.whole import WholeRecording
@@ -61,6 +61,7 @@ from emolive.engine.windows import Arrival, FrameBuffer, SlidingWindows, Window,
 
 log = logging.getLogger(__name__)
 
+NO_FRAME = "shorter than one 25 ms frame"  # why a readable recording has no estimate at all
 SPEECH_MIN_FRACTION = 0.1  # 0.3 s of speech (engine.vad) in a 3 s window
 STATUS_INTERVAL_S = 1.0
 OFFLINE_BLOCK_SIZE = 16000  # 1 s reads when nobody waits for each block: ~1.4x less CPU than 0.1 s reads
@@ -202,6 +203,7 @@ class Runner:
                     raise item
                 if item is _END:
                     self._finish()
+                    self._check_a_frame()
                     return
                 block, arrival = item
                 self._decide_speech(self._vad.push(block))
@@ -240,6 +242,14 @@ class Runner:
         if self._whole is not None and self._whole.end_frame:
             speech = self._speech.speech_frames >= SPEECH_MIN_FRACTION * self._speech.frames
             self._send_turn("stream", *self._whole.finish(arrival), speech)
+
+    def _check_a_frame(self) -> None:
+        """A recording (a file, an array) that ended without one frame has no estimate at all: an
+        error naming it, as an empty file is, not a silent empty result. A live stream cut short
+        (stdin, a device) is not refused."""
+        if self.source.at_hand and not self._windows.buffer.end_frame:
+            raise AudioSourceError(f"{self.source.description}: {1000 * self._received / SAMPLE_RATE:.3g} ms of "
+                                   f"audio is {NO_FRAME} of the front end: nothing to estimate")
 
     def _decide_speech(self, flags: np.ndarray) -> None:
         self._speech.add(flags)

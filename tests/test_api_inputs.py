@@ -83,3 +83,25 @@ def test_a_float64_sample_beyond_float32_is_out_of_range(model, speech):
     with pytest.raises(emolive.EmoliveError, match="out of range at 1.250 s") as err:
         emolive.analyze(samples, sample_rate=16000, model=model)
     assert "\n" not in str(err.value) and "non-finite" not in str(err.value)
+
+
+def test_audio_shorter_than_one_frame_is_an_error_naming_it_everywhere(model, tmp_path):
+    """Fewer than 400 samples make no frame and so no estimate: an error naming the input, as an
+    empty file is, from analyze (file or array), in a batch's errors, and from `emolive stream`
+    (exit 1); not an empty result whose `whole` is None. 400 samples are one frame and one estimate."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    short = tmp_path / "short.wav"
+    sf.write(short, np.full(399, 0.1, np.float32), 16000)
+    with pytest.raises(emolive.EmoliveError, match=r"short\.wav: 24\.9 ms of audio is shorter than one 25 ms frame"):
+        emolive.analyze(short, model=model)
+    with pytest.raises(emolive.EmoliveError, match="shorter than one 25 ms frame"):
+        emolive.analyze(np.zeros(100, np.float32), sample_rate=16000, model=model)
+    assert "shorter than one 25 ms frame" in emolive.analyze([short], model=model).errors[str(short)]
+    cli = Path(sys.executable).parent / "emolive"
+    proc = subprocess.run([str(cli), "stream", "--source", str(short), "--json", "--no-publish"], capture_output=True,
+                          text=True, timeout=120)
+    assert proc.returncode == 1 and proc.stderr.strip().splitlines()[-1].startswith("emolive: error: file ")
+    assert emolive.analyze(np.zeros(400, np.float32), sample_rate=16000, model=model).whole is not None

@@ -19,7 +19,7 @@ from typing import Iterable
 import numpy as np
 from tqdm import tqdm
 
-from emolive.engine.analysis import NO_FRAME
+from emolive.engine.runner import NO_FRAME
 from emolive.engine.files import RefusedFile, read_bounded
 from emolive.engine.console import bar_disabled
 from emolive.engine.features import FrontEndConfig, compute
