@@ -95,6 +95,21 @@ def test_a_script_with_workers_but_no_main_guard_stops_with_one_error_naming_the
     assert scored.returncode == 0 and scored.stdout == "4\n"
 
 
+def test_a_stretch_is_checked_for_nan_in_itself_and_says_when_in_the_recording(student, long_recording, tmp_path):
+    """A NaN outside the stretch does not stop it (it did: the whole source was checked before the
+    cut); one inside is an error at its time in the recording, not in the stretch."""
+    samples = read_audio(long_recording)
+    samples[16000 * 5] = np.nan
+    path = tmp_path / "nan_at_5s.wav"
+    sf.write(path, samples, 16000, subtype="FLOAT")
+    clean = emolive.analyze(long_recording, model=student, start=5.5, end=7.5)
+    for source, rate in ((path, None), (samples, 16000)):
+        stretch = emolive.analyze(source, sample_rate=rate, model=student, start=5.5, end=7.5)
+        assert values(stretch.windows) == values(clean.windows) and stretch.windows
+        with pytest.raises(emolive.EmoliveError, match=r"non-finite sample \(NaN or Inf\) at 5\.000 s"):
+            emolive.analyze(source, sample_rate=rate, model=student, start=1, end=7.5)
+
+
 def test_start_and_end_analyse_that_stretch_in_the_recording_s_times(student, long_recording):
     path = long_recording
     samples = read_audio(path)

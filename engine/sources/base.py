@@ -80,6 +80,9 @@ class AudioSource(Closing):
     # The rate the audio was recorded at, where the source converts it (None: it delivers 16 kHz
     # itself); below 16 kHz the band above its half is empty whatever the resampler does.
     input_rate: float | None = None
+    # Where the first sample sits in the recording, in seconds (a stretch of one): errors say when in
+    # the recording they happened.
+    start_s: float = 0.0
 
     def __init__(self, description: str) -> None:
         self.description = description
@@ -96,7 +99,7 @@ class AudioSource(Closing):
                 self._samples_out += usable.size
                 yield usable
             if usable.size < block.size:
-                at = self._samples_out / SAMPLE_RATE
+                at = self.start_s + self._samples_out / SAMPLE_RATE
                 raise AudioSourceError(f"{self.description}: non-finite sample (NaN or Inf) at {at:.3f} s")
 
     @property

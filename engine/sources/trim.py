@@ -34,7 +34,7 @@ class TrimmedSource(AudioSource):
             source.close()
             raise
         super().__init__(f"{source.description} from {start:g} s" + ("" if end is None else f" to {end:g} s"))
-        self._source, self.start = source, start
+        self._source, self.start_s = source, start
         self.input_rate = source.input_rate
         self._first = round(start * SAMPLE_RATE)
         self._end = None if end is None else round(end * SAMPLE_RATE)
@@ -46,8 +46,10 @@ class TrimmedSource(AudioSource):
         return self._source.at_hand
 
     def _read_blocks(self) -> Iterator[np.ndarray]:
+        """The stretch's part of each block of the source as it reads it, unchecked: this source's own
+        `blocks` checks what is kept, so a NaN outside the stretch does not stop it."""
         position = 0  # samples of the whole source seen so far
-        for block in self._source.blocks():
+        for block in self._source._read_blocks():
             begin, stop = position, position + len(block)
             position = stop
             if stop <= self._first:
@@ -57,7 +59,7 @@ class TrimmedSource(AudioSource):
             yield block[max(0, self._first - begin):None if self._end is None else self._end - begin]
         if position <= self._first:
             raise AudioSourceError(f"{self._source.description} has {position / SAMPLE_RATE:.3f} s of audio: "
-                                   f"nothing from start={self.start:g} s")
+                                   f"nothing from start={self.start_s:g} s")
 
     def close(self) -> None:
         self._source.close()
