@@ -105,11 +105,13 @@ def add_stream_parser(commands: argparse._SubParsersAction) -> None:
                         f"(without a value: {WEBSOCKET_ADDRESS})")
     stream.add_argument("--realtime", action="store_true", help="treat the source as live: pace files at real "
                         "time, skip windows when the model falls behind (always on for the microphone)")
-    stream.add_argument("--raw-format", choices=sorted(RAW_SAMPLE_FORMATS), default="f32le",
-                        help="sample format of --source -")
-    stream.add_argument("--rate", type=float, default=16000, help="sample rate in Hz of --source - (raw PCM says "
-                        "nothing about itself; it is resampled to 16 kHz)")
-    stream.add_argument("--channels", type=int, default=1, help="interleaved channels of --source - (mixed to mono)")
+    # no defaults here: StreamConfig.from_args refuses them beside any other source, and fills in its own
+    stream.add_argument("--raw-format", choices=sorted(RAW_SAMPLE_FORMATS), help="sample format of --source - "
+                        "(f32le when not given)")
+    stream.add_argument("--rate", type=float, help="sample rate in Hz of --source - (raw PCM says nothing about "
+                        "itself; it is resampled to 16 kHz; 16000 when not given)")
+    stream.add_argument("--channels", type=int, help="interleaved channels of --source - (mixed to mono, or "
+                        "those --channel picks; 1 when not given)")
     stream.add_argument("--stream-id", type=stream_id, default="default", help="stream id in topics and payloads")
     stream.set_defaults(command=cmd_stream)
 

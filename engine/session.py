@@ -53,10 +53,16 @@ class StreamConfig:
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> StreamConfig:
-        """The config of `emolive stream`'s parsed arguments."""
+        """The config of `emolive stream`'s parsed arguments; raw PCM's options only with `--source -`,
+        whose own defaults fill those not given."""
+        raw = {"raw_format": args.raw_format, "raw_rate": args.rate, "raw_channels": args.channels}
+        given = [f"--{flag}" for flag, value in zip(("raw-format", "rate", "channels"), raw.values()) if value is not None]
+        if given and args.source != "-":
+            raise EmoliveError(f"{', '.join(given)} {'describes' if len(given) == 1 else 'describe'} raw PCM on stdin "
+                               f"(--source -); {'a file or a pipeline' if args.source else 'the microphone'} says its own")
         return cls(source=args.source, microphone=microphone_options(args), model=args.model, window_s=args.window,
-                   hop_s=args.hop, realtime=args.realtime, raw_format=args.raw_format, raw_rate=args.rate,
-                   raw_channels=args.channels, stream_id=args.stream_id)
+                   hop_s=args.hop, realtime=args.realtime, stream_id=args.stream_id,
+                   **{name: value for name, value in raw.items() if value is not None})
 
     @property
     def live(self) -> bool:
@@ -123,8 +129,8 @@ def add_stream_options(parser: argparse.ArgumentParser, *, source_help: str) -> 
     parser.add_argument("--source", help=source_help)
     parser.add_argument("--device", help="microphone by index or name substring (see `emolive devices`)")
     parser.add_argument("--channel", type=channel_number, action="append", metavar="N",
-                        help="1-based input channel to use; repeat to mix several (default: all channels of a "
-                        "mono or stereo device, else channel 1)")
+                        help="1-based channel of the microphone, a file or stdin to use; repeat to mix several "
+                        "(default: all channels of a file, stdin, or a mono or stereo device; else channel 1)")
     parser.add_argument("--reconnect", action="store_true", help="when the microphone disappears, wait for it to "
                         "come back instead of ending the run")
     parser.add_argument("--model", default=DEFAULT_MODEL, help=f"one of {', '.join(sorted(registered_models()))}, "

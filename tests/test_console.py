@@ -121,3 +121,33 @@ def test_raw_pcm_on_stdin_at_44k1_stereo_is_resampled_and_mixed(clip):
     empty = run_emolive("-q", "stream", "--source", "-", "--no-publish", "--json", stdin=b"")
     # like an empty file: an error, not a successful recording of nothing
     assert empty.returncode == 1 and empty.stdout == b"" and b"ended before any audio" in empty.stderr
+
+
+def test_channel_picks_one_side_of_a_file_or_of_stdin_and_source_only_options_are_refused(clip, tmp_path):
+    """A call recorded in two channels, speech on the first and silence on the second: --channel 1
+    gives the speech's estimates and --channel 2 the silence's (from a file and from raw PCM on
+    stdin alike); a channel the input lacks, the microphone's --device beside a file, and raw PCM's
+    --rate beside a file are one-line errors, where all of them were ignored."""
+    import soundfile as sf
+
+    stereo = np.stack([clip, np.zeros_like(clip)], axis=1)
+    path = tmp_path / "call.wav"
+    sf.write(path, stereo, 16000, subtype="FLOAT")
+    mono = tmp_path / "speaker.wav"
+    sf.write(mono, clip, 16000, subtype="FLOAT")
+
+    def estimates(*args: str, stdin: bytes | None = None) -> list[tuple[float, float]]:
+        run = run_emolive("-q", "stream", "--no-publish", "--json", *args, stdin=stdin)
+        assert run.returncode == 0, run.stderr
+        return [(e["activation"], e["speech"]) for e in map(json.loads, run.stdout.splitlines())]
+
+    speaker = estimates("--source", str(mono))
+    assert estimates("--source", str(path), "--channel", "1") == speaker and any(s for _, s in speaker)
+    assert not any(s for _, s in estimates("--source", str(path), "--channel", "2"))
+    pcm = stereo.astype("<f4").tobytes()
+    assert estimates("--source", "-", "--channels", "2", "--channel", "1", stdin=pcm) == speaker
+    for args, error in ((["--source", str(path), "--channel", "3"], "call.wav has 2 channels: channel 3 is not one"),
+                        (["--source", str(path), "--device", "0"], "--device is for the microphone, not for --source"),
+                        (["--source", str(path), "--rate", "44100"], "--rate describes raw PCM on stdin")):
+        run = run_emolive("-q", "stream", "--no-publish", "--json", *args)
+        assert run.returncode == 1 and error in run.stderr.decode(), (args, run.stderr)

@@ -127,16 +127,30 @@ class ToMono16k:
     about it (engine.narrowband), once per stream or batch, from the source's `input_rate`.
     """
 
-    def __init__(self, rate: float, what: str = "input") -> None:
-        """`rate` is checked here, the one place every input passes (`what` names the input in the error)."""
+    def __init__(self, rate: float, what: str = "input", channels: tuple[int, ...] = ()) -> None:
+        """`rate` is checked here, the one place every input passes (`what` names the input in the error);
+        `channels` (1-based) are the ones mixed, all where empty: one side of a two-channel call."""
         self.rate = check_rate(rate, what)
+        self.what, self.channels = what, channels
         self._resampler = None if self.rate == SAMPLE_RATE else soxr.ResampleStream(self.rate, SAMPLE_RATE, 1,
                                                                                     dtype="float32")
 
     def __call__(self, frames: np.ndarray, last: bool = False) -> np.ndarray:
         """Convert (frames, channels) or (frames,) input; `last=True` flushes the resampler."""
+        frames = self._picked(frames)
         mono = frames.mean(axis=1, dtype=np.float32) if frames.ndim == 2 and frames.shape[1] > 1 else frames.reshape(-1)
         mono = np.ascontiguousarray(mono, dtype=np.float32)
         if self._resampler is None:
             return mono
         return self._resampler.resample_chunk(mono, last=last)
+
+    def _picked(self, frames: np.ndarray) -> np.ndarray:
+        """The chosen channels' columns; a channel the input lacks is an error naming what it has (an empty
+        block, a flush, has none to check)."""
+        if not self.channels or not len(frames):
+            return frames
+        have = frames.shape[1] if frames.ndim == 2 else 1
+        if max(self.channels) > have:
+            raise AudioSourceError(f"{self.what} has {have} channel{'s' if have > 1 else ''}: channel "
+                                   f"{max(self.channels)} is not one of them")
+        return frames.reshape(len(frames), have)[:, [channel - 1 for channel in self.channels]]

@@ -29,7 +29,12 @@ def open_source(spec: str | None, *, fallback: str | os.PathLike[str] | None = N
     - "gst:<description>", or a description with "!" or starting with an element such as
       `audiotestsrc` or `uridecodebin`: a GStreamer pipeline.
     - anything else: an audio file (`realtime` paces it).
+    `microphone.channels` pick the channels mixed of a file or of stdin too; a device or `reconnect`
+    named beside a source is refused, not ignored, as are channels for a pipeline (its own elements
+    choose them).
     """
+    if spec is not None:
+        check_for_a_source(spec, microphone)
     if spec is None:
         if microphone.device is not None or list_input_devices():  # a device the user named is never silently replaced
             return MicrophoneSource(microphone, block_size=block_size, notify=notify)
@@ -37,9 +42,25 @@ def open_source(spec: str | None, *, fallback: str | os.PathLike[str] | None = N
             raise AudioSourceError(NO_DEVICE_MESSAGE)
         return FileSource(fallback, block_size=block_size, realtime=True)
     if spec == "-":
-        return RawPcmSource(sample_format=raw_format, block_size=block_size, rate=raw_rate, channels=raw_channels)
-    if spec.startswith("gst:"):
-        return GStreamerSource(spec[len("gst:"):], block_size=block_size)
-    if not os.path.exists(spec) and ("!" in spec or _GST_ELEMENT.match(spec)):
-        return GStreamerSource(spec, block_size=block_size)
-    return FileSource(spec, block_size=block_size, realtime=realtime)
+        return RawPcmSource(sample_format=raw_format, block_size=block_size, rate=raw_rate, channels=raw_channels,
+                            mixed=microphone.channels)
+    if is_pipeline(spec):
+        return GStreamerSource(spec.removeprefix("gst:"), block_size=block_size)
+    return FileSource(spec, block_size=block_size, realtime=realtime, channels=microphone.channels)
+
+
+def is_pipeline(spec: str) -> bool:
+    """Whether a --source names a GStreamer pipeline rather than a file."""
+    return spec.startswith("gst:") or (not os.path.exists(spec) and ("!" in spec or bool(_GST_ELEMENT.match(spec))))
+
+
+def check_for_a_source(spec: str, microphone: MicrophoneOptions) -> None:
+    """The microphone's options beside --source: channels for a file or stdin, nothing else."""
+    named = [name for name, given in (("--device", microphone.device is not None),
+                                      ("--reconnect", microphone.reconnect)) if given]
+    if named:
+        raise AudioSourceError(f"{' and '.join(named)} {'is' if len(named) == 1 else 'are'} for the microphone, "
+                               f"not for --source {spec}")
+    if microphone.channels and is_pipeline(spec):
+        raise AudioSourceError(f"--channel picks channels of the microphone, a file or stdin; a GStreamer pipeline "
+                               f"picks its own (e.g. deinterleave), not --channel: --source {spec}")

@@ -21,8 +21,10 @@ class FileSource(AudioSource):
     """Stream a sound file as 16 kHz mono blocks, optionally paced at real time."""
 
     def __init__(self, path: str | os.PathLike[str], *, block_size: int = DEFAULT_BLOCK_SIZE,
-                 realtime: bool = False) -> None:
-        super().__init__(f"file {os.fspath(path)}")
+                 realtime: bool = False, channels: tuple[int, ...] = ()) -> None:
+        """`channels`: the 1-based channels mixed (all where empty), e.g. one side of a call recorded in two."""
+        mixed = "" if not channels else f", channel{'s' if len(channels) > 1 else ''} {'+'.join(map(str, channels))}"
+        super().__init__(f"file {os.fspath(path)}{mixed}")
         if not os.path.exists(path):
             missing = "a link to a missing file" if os.path.islink(path) else "audio file not found"
             raise AudioSourceError(f"{missing}: {os.fspath(path)}")
@@ -30,7 +32,7 @@ class FileSource(AudioSource):
             raise AudioSourceError(f"not a regular file: {os.fspath(path)}")
         self._decoder = open_decoder(path, os.fspath(path))
         try:
-            self._convert = ToMono16k(self._decoder.rate, os.fspath(path))
+            self._convert = ToMono16k(self._decoder.rate, os.fspath(path), channels)
             self.input_rate = self._convert.rate
         except AudioSourceError:  # a rate out of bounds
             self._decoder.close()

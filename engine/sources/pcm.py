@@ -55,7 +55,9 @@ class RawPcmSource(AudioSource):
     """
 
     def __init__(self, stream: BinaryIO | None = None, *, sample_format: str = "f32le",
-                 block_size: int = DEFAULT_BLOCK_SIZE, rate: float = SAMPLE_RATE, channels: int = 1) -> None:
+                 block_size: int = DEFAULT_BLOCK_SIZE, rate: float = SAMPLE_RATE, channels: int = 1,
+                 mixed: tuple[int, ...] = ()) -> None:
+        """`mixed`: the 1-based channels of the `channels` mixed to mono (all where empty)."""
         if sample_format not in SAMPLE_FORMATS:
             raise AudioSourceError(f"unknown raw sample format {sample_format!r}; use one of {', '.join(SAMPLE_FORMATS)}")
         if not MIN_RATE <= rate <= MAX_RATE or not 1 <= channels <= 256:
@@ -67,7 +69,7 @@ class RawPcmSource(AudioSource):
         super().__init__(f"raw {sample_format} {layout} {rate:g} Hz PCM on {name}")
         self.sample_format, self.channels = sample_format, channels
         self.block_size = max(1, round(block_size * rate / SAMPLE_RATE))  # frames read per block at the input rate
-        self._convert = ToMono16k(rate, self.description)
+        self._convert = ToMono16k(rate, self.description, mixed)
         self.input_rate = self._convert.rate
 
     def _read_blocks(self) -> Iterator[np.ndarray]:
