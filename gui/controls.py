@@ -113,7 +113,8 @@ class ControlPanel(QWidget):
 
     def run_config(self, *, realtime: bool = True) -> StreamConfig:
         spec, device = self.source.value()
-        microphone = MicrophoneOptions(device, self.channel.currentData() or (), self.reconnect)
+        # waiting for a lost device is the microphone's; a file or pipeline chosen here has none to wait for
+        microphone = MicrophoneOptions(device, self.channel.currentData() or (), self.reconnect and spec is None)
         return StreamConfig(source=spec, microphone=microphone, model=str(self.model.value()),
                             window_s=self.window.value(), hop_s=self.hop.value(), realtime=realtime)
 
