@@ -140,6 +140,11 @@ def test_interval_rmse_per_label_interval():
     assert rmse[0] == pytest.approx(np.sqrt(0.5)) and rmse[1] == pytest.approx(2.0)
     assert np.isnan(rmse[2]) and rmse[5] == pytest.approx(np.sqrt(4.5))
     assert interval_counts(true).tolist() == counts.tolist()
+    # a clip without this rating (NaN, as an emotion the VAD map lacks leaves it) is in no interval:
+    # np.digitize alone put it in the top one, whose error became NaN
+    unrated = interval_rmse(np.append(pred, 5.0), np.append(true, np.nan))
+    assert unrated[1].tolist() == counts.tolist() and unrated[0][5] == pytest.approx(np.sqrt(4.5))
+    assert interval_counts(np.append(true, np.nan)).tolist() == counts.tolist()
 
 
 def test_split_test_without_splits_uses_the_models_own_split_as_evaluate_does(tmp_path):

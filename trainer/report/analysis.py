@@ -42,26 +42,30 @@ def _pad_columns(x: np.ndarray) -> np.ndarray:
 
 def interval_rmse(pred: np.ndarray, true: np.ndarray,
                   edges: np.ndarray = INTERVAL_EDGES) -> tuple[np.ndarray, np.ndarray]:
-    """Root-mean-square error and utterance count per true-label interval (NaN where empty).
+    """Root-mean-square error and utterance count per true-label interval (NaN where empty), over the
+    labelled utterances (a NaN label is a clip without that dimension's rating).
 
     Intervals are half-open [e_i, e_i+1) except the last, which includes the top of the scale.
     """
     pred, true = np.asarray(pred, dtype=np.float64), np.asarray(true, dtype=np.float64)
-    bins = _interval_of(true, edges)
+    labelled, bins = _labelled_intervals(true, edges)
     counts = np.bincount(bins, minlength=len(edges) - 1)
-    squared = np.bincount(bins, weights=(pred - true) ** 2, minlength=len(edges) - 1)
+    squared = np.bincount(bins, weights=(pred[labelled] - true[labelled]) ** 2, minlength=len(edges) - 1)
     with np.errstate(invalid="ignore", divide="ignore"):
         rmse = np.sqrt(squared / counts)
     return np.where(counts > 0, rmse, np.nan), counts
 
 
 def interval_counts(true: np.ndarray, edges: np.ndarray = INTERVAL_EDGES) -> np.ndarray:
-    """Utterances per true-label interval."""
-    return np.bincount(_interval_of(np.asarray(true, dtype=np.float64), edges), minlength=len(edges) - 1)
+    """Labelled utterances per true-label interval."""
+    return np.bincount(_labelled_intervals(np.asarray(true, dtype=np.float64), edges)[1], minlength=len(edges) - 1)
 
 
-def _interval_of(true: np.ndarray, edges: np.ndarray) -> np.ndarray:
-    return np.clip(np.digitize(true, edges) - 1, 0, len(edges) - 2)
+def _labelled_intervals(true: np.ndarray, edges: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Which labels are there (finite), and the interval of each of those: np.digitize would put a
+    NaN past the last edge, i.e. in the top interval."""
+    labelled = np.isfinite(true)
+    return labelled, np.clip(np.digitize(true[labelled], edges) - 1, 0, len(edges) - 2)
 
 
 def interval_labels(edges: np.ndarray = INTERVAL_EDGES) -> list[str]:
