@@ -158,8 +158,9 @@ def test_a_byte_order_mark_is_accepted(tmp_path):
 
 
 @pytest.mark.parametrize("text", [
-    # Excel where "," is the decimal mark
-    "path;speaker;emotion;valence\r\n1.wav;Jörg;sad;2.5\r\n2.wav;Jörg;happy;\r\n",
+    # Excel where "," is the decimal mark: its ratings too (a comma was "not a number")
+    "path;speaker;emotion;valence\r\n1.wav;Jörg;sad;2,5\r\n2.wav;Jörg;happy;\r\n",
+    "path,speaker,emotion,valence\n1.wav,Jörg,sad,\"2,5\"\n2.wav,Jörg,happy,\n",  # quoted in a comma-separated one
     "path\tspeaker\temotion\tvalence\n1.wav\tJörg\tsad\t2.5\n2.wav\tJörg\thappy\t\n",  # a .tsv
     "path, speaker, emotion, valence\n1.wav, Jörg, sad, 2.5\n2.wav, Jörg, happy,\n",  # typed by hand
 ])

@@ -74,9 +74,12 @@ def _row(row: dict[str, str], csv_path: Path, corpus: str, line: int) -> Utteran
 
 
 def dimension(text: str, name: str) -> float:
-    """A rating on the 1-7 scale from a table cell; anything else is a TrainerError."""
+    """A rating on the 1-7 scale from a table cell, its decimal mark a point or a comma (one comma
+    and no point: "4,5" from a spreadsheet where the comma is the decimal mark, which writes its
+    fields apart with semicolons); anything else is a TrainerError."""
+    decimal_comma = text.count(",") == 1 and "." not in text
     try:
-        value = float(text)
+        value = float(text.replace(",", ".") if decimal_comma else text)
     except ValueError:
         raise TrainerError(f"{name} {text!r} is not a number") from None
     if not SCALE[0] <= value <= SCALE[1]:
