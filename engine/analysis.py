@@ -131,12 +131,15 @@ def top_label(estimate: Mapping[str, Any]) -> str:
     return max(classes, key=classes.__getitem__) if classes else ""
 
 
+KEPT_EMPTY = ("file", "model", "error")  # "" is a value there (no error); elsewhere, a label too, it is a missing one
+
+
 def records_frame(records: list[dict[str, Any]]) -> pandas.DataFrame:
     """Rows as a DataFrame indexed by (file, start, end), as audinterface and openSMILE index theirs;
-    a value that is not there is NaN, so a failed file's row leaves its columns numeric."""
+    a value that is not there is NaN (a failed file's label too), so its row leaves the columns numeric."""
     import pandas
 
-    frame = pandas.DataFrame([{name: None if value == "" and name not in TEXT_FIELDS else value
+    frame = pandas.DataFrame([{name: None if value == "" and name not in KEPT_EMPTY else value
                                for name, value in record.items()} for record in records])
     return frame.set_index(INDEX) if len(frame) else frame
 
@@ -222,8 +225,15 @@ def check_samples(source: object, sample_rate: float | None) -> None:
         raise AudioSourceError(f"{len(source)} bytes were taken as samples: {accepted}; for an encoded file's "
                                "bytes, save them to a file or decode them first (soundfile.read(io.BytesIO(data)))")
     if isinstance(source, (list, tuple)) and any(isinstance(item, (str, os.PathLike)) for item in source):
-        raise AudioSourceError(f"a {type(source).__name__} holding paths was taken as one input: give one file "
-                               "path, or samples with sample_rate=; a list of paths is a batch, for emolive.analyze")
+        other = next(((i, item) for i, item in enumerate(source) if not isinstance(item, (str, os.PathLike))), None)
+        if other is None:  # only emolive.analyze takes a batch
+            raise AudioSourceError(f"a {type(source).__name__} holding paths was taken as one input: give one file path, "
+                                   "or samples with sample_rate=; a list of paths is a batch, for emolive.analyze")
+        raise AudioSourceError(f"a {type(source).__name__} of paths is a batch, but item {other[0]} is {other[1]!r}: "
+                               "give only paths, or samples with sample_rate=")
+    if hasattr(source, "read"):  # an open file: numpy would make a 0-d array of the object
+        raise AudioSourceError(f"an open file ({type(source).__name__}) was given: give its path, or decode it first "
+                               "(soundfile.read(f)) and pass the samples with sample_rate=")
     if isinstance(source, (list, tuple)) and not source:
         raise AudioSourceError(f"an empty {type(source).__name__} was taken as samples and holds none: {accepted}, "
                                "or (to emolive.analyze) a list of paths")

@@ -105,3 +105,21 @@ def test_audio_shorter_than_one_frame_is_an_error_naming_it_everywhere(model, tm
                           text=True, timeout=120)
     assert proc.returncode == 1 and proc.stderr.strip().splitlines()[-1].startswith("emolive: error: file ")
     assert emolive.analyze(np.zeros(400, np.float32), sample_rate=16000, model=model).whole is not None
+
+
+def test_inputs_of_the_wrong_kind_are_one_line_naming_what_is_wrong(model, tmp_path):
+    """A start given as text (a raw TypeError traceback before), a batch with one item not a path
+    (the message named no item), an open file object (called an array before); and a failed file's
+    label is NaN in a DataFrame, as its other missing values are."""
+    path = corpus_files("emodb", limit=1)[0]
+    for span in ({"start": "5", "end": 8}, {"start": 1, "end": "8"}):
+        with pytest.raises(emolive.EmoliveError, match=r"give 0 <= start < end, numbers of seconds"):
+            emolive.analyze(path, model=model, **span)
+    with pytest.raises(emolive.EmoliveError, match=r"a list of paths is a batch, but item 1 is None: give only paths"):
+        emolive.analyze([str(path), None], model=model)
+    with open(path, "rb") as opened, pytest.raises(emolive.EmoliveError, match=r"an open file \(BufferedReader\)"):
+        emolive.analyze(opened, model=model)
+    broken = tmp_path / "broken.wav"
+    broken.write_text("not audio")
+    frame = emolive.analyze([str(path), str(broken)], model=model).to_dataframe("file")
+    assert frame["label"].isna().tolist() == [False, True] and frame["error"].tolist()[0] == ""

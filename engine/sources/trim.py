@@ -7,6 +7,7 @@ would need each decoder's own, less exact, notion of position).
 from __future__ import annotations
 
 import math
+from numbers import Real
 from collections.abc import Iterator
 
 import numpy as np
@@ -19,9 +20,11 @@ class SpanError(AudioSourceError):
 
 
 def check_span(start: float, end: float | None, what: str) -> None:
-    """0 <= start < end (end None: to the input's end), both finite."""
-    if not (math.isfinite(start) and start >= 0) or (end is not None and not (math.isfinite(end) and end > start)):
-        raise SpanError(f"{what}: start={start!r}, end={end!r}; give 0 <= start < end")
+    """0 <= start < end (end None: to the input's end), both finite numbers ("5" is not one)."""
+    numbers = all(isinstance(x, Real) and not isinstance(x, bool) for x in ((start,) if end is None else (start, end)))
+    if not numbers or not (math.isfinite(start) and start >= 0) or (end is not None and not (math.isfinite(end)
+                                                                                            and end > start)):
+        raise SpanError(f"{what}: start={start!r}, end={end!r}; give 0 <= start < end, numbers of seconds")
 
 
 class TrimmedSource(AudioSource):
