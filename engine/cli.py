@@ -120,7 +120,11 @@ def cmd_stream(args: argparse.Namespace) -> int:
     from emolive.engine.sinks.factory import SinkOptions, open_sinks
     from emolive.engine.sources import AudioSourceError
 
+    from emolive.engine.row_writers import check_not_an_input
+
     config = StreamConfig.from_args(args)
+    if args.csv and config.source is not None:
+        check_not_an_input(args.csv, [config.source], "--csv")
     model = load_model_one_thread(config.model)
     with ExitStack() as stack:
         stream = stack.enter_context(open_stream(config, notify=notify))

@@ -52,14 +52,14 @@ def format_of(path: str | None) -> Format:
     raise OutputError(f"--out {path}: give a .csv, .jsonl or .parquet file name")
 
 
-def check_not_an_input(out: str, inputs: Sequence[str]) -> None:
-    """Refuse an --out that is one of the inputs (a manifest most likely): opening it for the table
-    would empty it before it is read, and its labels would be gone."""
+def check_not_an_input(out: str, inputs: Sequence[str], option: str = "--out") -> None:
+    """Refuse an output (`option`) that is one of the inputs (a manifest, a recording): opening it
+    for writing would empty it before it is read, and what it held would be gone."""
     if out == "-" or not os.path.exists(out):
         return
     for spec in inputs:
         if os.path.exists(spec) and os.path.samefile(out, spec):
-            raise OutputError(f"--out {out} is also an input ({spec}): write the table to another file")
+            raise OutputError(f"{option} {out} is also an input ({spec}): write to another file")
 
 
 def table_folder(out: str) -> Path | None:

@@ -346,8 +346,13 @@ def test_an_output_that_is_one_of_the_inputs_is_refused(folder, tmp_path, capsys
     spelled_otherwise = str(tmp_path / ".." / tmp_path.name / "labels.csv")
     assert main(["score", str(manifest), "--out", spelled_otherwise]) == 1
     assert capsys.readouterr().err.strip() == (f"emolive: error: --out {spelled_otherwise} is also an input "
-                                               f"({manifest}): write the table to another file")
+                                               f"({manifest}): write to another file")
     assert manifest.read_text() == text
+    # the same for stream's --csv beside the recording it reads: it emptied the recording
+    recording = tmp_path / "recording.flac"
+    recording.write_bytes((folder / "one.flac").read_bytes())
+    assert main(["stream", "--source", str(recording), "--no-publish", "--csv", str(recording)]) == 1
+    assert "--csv" in capsys.readouterr().err and recording.read_bytes() == (folder / "one.flac").read_bytes()
 
 
 def test_a_file_without_a_speech_turn_still_has_its_row(tmp_path, one_torch_thread):
