@@ -8,9 +8,9 @@ Window policy (see engine.windows for the grid):
 - A window is evaluated once all its frames exist. The front end returns a frame only after its
   look-ahead (`FrontEnd.lookahead_ms`) of later audio has arrived, so the first estimate comes
   after window + look-ahead seconds of audio, and each next one a hop later.
-- Live sources (`live=True`: microphone, paced files): when more than one window is ready, only
-  the newest is evaluated and the others are counted as skipped, so a model slower than real
-  time costs estimates, never an ever-growing lag. Offline (`live=False`): every window is
+- Live sources (`live=True`: microphone, paced files): when windows of more than one block are
+  ready, only those of the newest block are evaluated and the others are counted as skipped, so a
+  model slower than real time costs estimates, never an ever-growing lag. Offline (`live=False`): every window is
   evaluated as fast as the machine allows. A recording at hand (a file, an array: `at_hand`) is
   evaluated in batches of `batch_size` counted from its first window: their bounds depend on
   nothing but the audio (not on block sizes, nor on how far the reader thread got), because

@@ -201,9 +201,12 @@ class SlidingWindows:
         return self._next * self.spec.hop
 
     def take(self, newest_only: bool = False) -> tuple[list[Window], int]:
-        """The ready windows, oldest first, and how many were skipped (all but the newest if `newest_only`)."""
+        """The ready windows, oldest first, and how many were skipped: with `newest_only`, all but those
+        the newest block completed, so a backlog of older blocks is dropped while a hop shorter than a
+        block (several windows per block) still gets every window of a stream that keeps up."""
         n = self.ready
-        skipped = n - 1 if newest_only and n > 1 else 0
+        newest = sum(1 for arrival in self._arrivals[:n] if arrival is self._arrivals[n - 1]) if n else 0
+        skipped = n - newest if newest_only else 0
         indices = range(self._next + skipped, self._next + n)
         windows = [self.buffer.window(i * self.spec.hop, self.spec.window, i, self._arrivals[i - self._next])
                    for i in indices]
