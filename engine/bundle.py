@@ -456,6 +456,13 @@ def parse_config(config: dict[str, Any], path: Path) -> tuple[BundleMeta, str]:
         metrics=config["metrics"],
         stream_normalisation=_parse_stream_normalisation(config.get(STREAM_NORMALISATION), frontend, where),
     )
+    trained_with = config["training"].get("config", {}).get("stream_norm") if isinstance(
+        config["training"].get("config"), dict) else None
+    if isinstance(trained_with, bool) and trained_with != (meta.stream_normalisation is not None):
+        # without it a model trained on normalised features gets raw ones: every estimate wrong, silently
+        raise BundleError(f"{where}: training.config.stream_norm is {str(trained_with).lower()} but the field "
+                          f"{STREAM_NORMALISATION} is {'missing' if trained_with else 'there'}; the bundle is "
+                          "incomplete or edited: export it again")
     return meta, config["weights"]
 
 
