@@ -6,6 +6,7 @@ import re
 import shutil
 import stat
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -354,6 +355,19 @@ def test_a_mistyped_teacher_is_refused_before_any_feature_is_computed(two_corpor
                        "--avd-weight", "0.5", "--lambda-early", "0", "--lambda", "0", "--out", str(tmp_path / "o")])
     assert rc == 2 and "no model named 'runs/typo'" in capsys.readouterr().err
     assert not any((tmp_path / "c").rglob("*.npy"))
+
+
+def test_a_student_written_over_its_teacher_is_refused(two_corpora, tmp_path, capsys):
+    """--out naming a teacher's bundle (spelled another way) replaced the teacher with the student."""
+    manifests, _, trained = two_corpora
+    teacher = Path(trained["emodb"])
+    before = (teacher / "model.safetensors").read_bytes()
+    for teachers in (["--teacher", str(teacher)], ["--teacher-for", f"ravdess={teacher}"]):
+        rc = trainer_main(["distill", "--data", str(manifests[0]), "--data", str(manifests[1]), *teachers,
+                           "--cache", str(tmp_path / "c"), "--out", str(teacher.parent / ".." / teacher.parent.name /
+                                                                       teacher.name)])
+        assert rc == 2 and "is the teacher's bundle" in capsys.readouterr().err
+    assert (teacher / "model.safetensors").read_bytes() == before
 
 
 def test_teacher_for_takes_corpus_equals_model():

@@ -96,11 +96,13 @@ def train(args) -> int:
     data, cfg = data_spec(args), TrainConfig.from_args(args)
     distill = None
     if args.command == "distill":
-        from emolive.trainer.distill import DistillConfig, check_schedule
+        from emolive.trainer.distill import DistillConfig, check_not_a_teacher, check_schedule
 
         distill = DistillConfig.from_args(args)
         check_schedule(distill, cfg.epochs)
     out = Path(args.out)
+    if distill is not None:
+        check_not_a_teacher(out, distill)
     # what the arguments already tell is found before hours of training, not after them
     check_bundle_target(out)
     writable_folder(out.parent, f"--out {out}")  # write_bundle makes it and writes the bundle in it

@@ -253,6 +253,14 @@ def check_teachers(dcfg: DistillConfig, utts: list[Utterance]) -> None:
         check_model_exists(teacher)
 
 
+def check_not_a_teacher(out: Path, dcfg: DistillConfig) -> None:
+    """The student's --out must not be a teacher's bundle folder: writing the student there replaced
+    the teacher, and the student's record named a teacher digest that no longer existed."""
+    for teacher in {dcfg.teacher, *(model for _, model in dcfg.teachers_for)} - {None}:
+        if out.exists() and os.path.exists(teacher) and os.path.samefile(out, teacher):
+            raise TrainerError(f"--out {out} is the teacher's bundle ({teacher}): write the student to another folder")
+
+
 def check_unheard(plugin: ModelPlugin, teacher: str, corpus: str, utts: list[Utterance]) -> None:
     """A corpus's own teacher must not have learned its clips (its bundle's splits and learned
     clips say which it did): its estimates there would be near the labels, not what it knows."""
