@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 from emolive.engine import console, score
 from emolive.engine.defaults import DEFAULT_ADDRESS, OSC_TARGET, RAW_SAMPLE_FORMATS, WEBSOCKET_ADDRESS, package_version
 from emolive.engine.plugin import registered_models, summarise
-from emolive.engine.schema import SchemaError, printable, status_payload, validate_status
+from emolive.engine.schema import StreamIdError, check_stream_id, printable
 from emolive.engine.session import (USER_ERRORS, StreamConfig, add_stream_options, load_model_one_thread, open_stream,
                                     summary)
 
@@ -66,7 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
                                  "or JSON lines with --json. Messages off the schema are counted and skipped.")
     listen.add_argument("--connect", default=DEFAULT_ADDRESS, help="publisher address")
     listen.add_argument("--json", action="store_true", help="print JSON lines instead of a table")
-    listen.add_argument("--count", type=int, default=None, help="exit after this many estimates")
+    listen.add_argument("--count", type=score.positive_int, default=None, help="exit after this many estimates")
     listen.set_defaults(command=cmd_listen)
     commands.add_parser("models", help="list the registered models", description="The models --model accepts by "
                         "name: size, front end, device and architecture (or why one is unavailable)."
@@ -170,10 +170,9 @@ def stop_on_signal(runner: Runner) -> Iterator[list[int]]:
 def stream_id(text: str) -> str:
     """argparse type: a stream id the schema accepts (it becomes part of the ZeroMQ topic)."""
     try:
-        validate_status(status_payload(stream=text, dropped_blocks=0, skipped_windows=0, lag_s=0.0, wall=0.0))
-    except SchemaError:
-        raise argparse.ArgumentTypeError(f"{text!r}: use letters, digits, '_' and '-' only") from None
-    return text
+        return check_stream_id(text)
+    except StreamIdError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
 
 
 def wait_seconds(text: str) -> float:

@@ -51,7 +51,7 @@ from emolive.engine.features import FrontEnd
 from emolive.engine.plugin import ModelPlugin, Prediction, reads_samples
 from emolive.engine.features.normalise import StreamNormaliser
 from emolive.engine.narrowband import narrowband_note
-from emolive.engine.schema import SCALE, estimate_payload, status_payload, turn_payload
+from emolive.engine.schema import SCALE, check_stream_id, estimate_payload, status_payload, turn_payload
 from emolive.engine.sinks.base import Sink, SinkError
 from emolive.engine.sources.base import SAMPLE_RATE, AudioSource, AudioSourceError
 from emolive.engine.turns import TurnOptions, TurnTracker
@@ -103,7 +103,7 @@ class Runner:
         self.source, self.model, self.sinks = source, model, list(sinks)
         if warn_narrowband and (note := narrowband_note(source.description, source.input_rate, model)):
             log.warning(note)
-        self.live, self.stream_id = live, stream_id
+        self.live, self.stream_id = live, check_stream_id(stream_id)
         self.status_interval_s, self.batch_size = status_interval_s, batch_size
         self.spec = WindowSpec.from_seconds(window_s, hop_s, self.cfg)
         self._frontend = FrontEnd(self.cfg)

@@ -39,6 +39,8 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal, TypedDict
 
+from emolive.engine.errors import EmoliveError
+
 SCHEMA_VERSION = 1
 SCALE = (1.0, 7.0)  # every rating in emolive (targets, model outputs, estimates) is on this scale
 DIMENSIONS = ("activation", "valence", "dominance")  # the estimate's ratings, in this order everywhere
@@ -59,6 +61,19 @@ _STATUS_FIELDS = {"schema": int, "stream": str, "dropped_blocks": int, "skipped_
 
 class SchemaError(ValueError):
     """A payload that does not follow the schema: a bug in whoever built it."""
+
+
+class StreamIdError(EmoliveError, ValueError):
+    """A stream id the schema does not take (the user's to fix: it is an option)."""
+
+
+def check_stream_id(stream_id: object) -> str:
+    """A stream id every message can carry: it is part of each ZeroMQ topic, so it is bounded."""
+    if not isinstance(stream_id, str) or _STREAM_ID.fullmatch(stream_id) is None:
+        why = ("at most 64 characters" if isinstance(stream_id, str) and len(stream_id) > 64 else
+               "1-64 letters, digits, '_' and '-'")
+        raise StreamIdError(f"stream id {stream_id!r}: use {why}")
+    return stream_id
 
 
 class Estimate(TypedDict):

@@ -4,6 +4,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import threading
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -14,6 +15,7 @@ import emolive
 from tests.conftest import corpus_files, read_audio
 
 ESTIMATE_FIELDS = ("activation", "valence", "dominance")
+CLI = str(Path(sys.executable).parent / "emolive")
 
 
 @pytest.fixture(scope="module")
@@ -160,3 +162,21 @@ def test_stream_with_turns_interleaves_speech_turns_with_the_windows(student, cl
     assert turns and all(t["kind"] == "turn" for t in turns)
     assert [t["start"] for t in turns] == [t["start"] for t in emolive.analyze(path, model=student).turns]
     assert len(items) - len(turns) == len(emolive.analyze(path, model=student).windows)
+
+
+@pytest.mark.parametrize("stream_id, why", [("a.b", "1-64 letters"), ("", "1-64 letters"), ("x" * 65, "at most 64")])
+def test_a_stream_id_the_messages_cannot_carry_is_refused_by_the_api_and_the_cli(student, clip, stream_id, why):
+    """The schema's topics take 1-64 letters, digits, '_' and '-': the CLI refused others, the API
+    sent them (and a 65-character id was refused for its letters, not its length)."""
+    path, _ = clip
+    with pytest.raises(emolive.EmoliveError, match=why):
+        next(emolive.stream(path, model=student, stream_id=stream_id))
+    run = subprocess.run([CLI, "stream", "--source", str(path), "--stream-id", stream_id], capture_output=True,
+                         text=True, timeout=60)
+    assert run.returncode == 2 and why in run.stderr
+
+
+def test_listen_takes_a_count_of_one_or_more():
+    for count in ("0", "-3"):
+        run = subprocess.run([CLI, "listen", "--count", count], capture_output=True, text=True, timeout=60)
+        assert run.returncode == 2 and "give a whole number >= 1" in run.stderr
