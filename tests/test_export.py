@@ -62,3 +62,12 @@ def test_a_place_that_cannot_be_written_is_one_bundle_error_and_leaves_nothing(t
     with pytest.raises(BundleError, match="cannot write .*File name too long"):
         replace_file(tmp_path / ("x" * 250), b"graph")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_model_export_cannot_take_is_refused_in_one_line(tmp_path, capsys):
+    """--model with --into-bundle was ignored; --model teacher with --out was read as a folder path."""
+    assert trainer_main(["export", "--into-bundle", str(tmp_path / "b"), "--model", "teacher"]) == 2
+    assert "--into-bundle exports" in capsys.readouterr().err
+    assert trainer_main(["export", "--out", str(tmp_path / "t.onnx"), "--model", "teacher"]) == 2
+    assert "--out exports 'student' or a student bundle folder" in capsys.readouterr().err
+    assert not (tmp_path / "t.onnx").exists()

@@ -230,6 +230,11 @@ def export(args) -> int:
     from emolive.plugins.teacher.bundle import PREFIX, write_teacher_graph
     from emolive.trainer.export import stamp_graph
 
+    if args.into_bundle and args.model != DEFAULT_MODEL:
+        raise TrainerError(f"--model {args.model} is for --out; --into-bundle exports {args.into_bundle}'s own weights")
+    if not args.into_bundle and args.model != DEFAULT_MODEL and not os.path.exists(args.model):
+        raise TrainerError(f"--model {args.model}: --out exports {DEFAULT_MODEL!r} or a student bundle folder (a "
+                           "teacher's head graph: --into-bundle with its bundle)")
     if args.into_bundle:
         teacher = str(read_config(args.into_bundle).get("architecture", "")).startswith(PREFIX)
         path = (write_teacher_graph if teacher else write_graph)(args.into_bundle)  # a teacher's: its head
