@@ -14,6 +14,8 @@ third-party package can add one without touching emolive:
 from __future__ import annotations
 
 import functools
+import logging
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from importlib.metadata import EntryPoint, entry_points
@@ -24,6 +26,8 @@ if TYPE_CHECKING:  # import-light: `emolive --help` lists the models without loa
     import numpy as np
 
     from emolive.engine.bundle import BundleMeta
+
+log = logging.getLogger(__name__)
 
 MODELS_GROUP = "emolive.models"
 ARCHITECTURES_GROUP = "emolive.architectures"
@@ -127,9 +131,12 @@ def check_model_exists(spec: str) -> None:
 
 
 def load_model(spec: str) -> ModelPlugin:
-    """A plugin name from `emolive models`, or a path to a model bundle directory."""
+    """A plugin name from `emolive models`, or a path to a model bundle directory. A name wins over
+    a folder of that name here, and says so: ./student is another model than `student`."""
     named = registered_models()
     if spec in named:
+        if os.path.isdir(spec):
+            log.warning("model %r is the installed one; for the folder %s here give its path (./%s)", spec, spec, spec)
         return _with_dependencies(spec, lambda: named[spec].load()())
     check_model_exists(spec)
     return load_bundle_plugin(Path(spec))

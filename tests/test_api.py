@@ -180,3 +180,19 @@ def test_listen_takes_a_count_of_one_or_more():
     for count in ("0", "-3"):
         run = subprocess.run([CLI, "listen", "--count", count], capture_output=True, text=True, timeout=60)
         assert run.returncode == 2 and "give a whole number >= 1" in run.stderr
+
+
+def test_a_model_name_wins_over_a_folder_of_that_name_and_says_so(tmp_path, monkeypatch, caplog):
+    """`student` is the installed model even where ./student is a bundle; the user hears which was
+    taken and how to name the folder (nothing said it before)."""
+    import shutil
+
+    shutil.copytree(Path(__file__).resolve().parent.parent / "plugins" / "student" / "default", tmp_path / "student")
+    monkeypatch.chdir(tmp_path)
+    with caplog.at_level("WARNING"):
+        plugin = emolive.load_model("student")
+    assert plugin.name == "student" and "give its path (./student)" in caplog.text
+    caplog.clear()
+    with caplog.at_level("WARNING"):
+        emolive.load_model("./student")
+    assert "give its path" not in caplog.text
