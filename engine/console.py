@@ -39,6 +39,8 @@ def configure(program: str, verbosity: int) -> None:
     root.setLevel(level)
     for noisy in ("numba", "matplotlib", "PIL"):  # their debug output drowns ours under -v
         logging.getLogger(noisy).setLevel(max(level, logging.INFO))
+    # each client's connection is an INFO line of the websockets library: detail, for -v only
+    logging.getLogger("websockets").setLevel(logging.WARNING if level >= logging.INFO else level)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

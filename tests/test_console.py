@@ -151,3 +151,22 @@ def test_channel_picks_one_side_of_a_file_or_of_stdin_and_source_only_options_ar
                         (["--source", str(path), "--rate", "44100"], "--rate describes raw PCM on stdin")):
         run = run_emolive("-q", "stream", "--no-publish", "--json", *args)
         assert run.returncode == 1 and error in run.stderr.decode(), (args, run.stderr)
+
+
+def test_library_chatter_waits_for_verbose():
+    """websockets logs every client's connection at INFO: `emolive stream --websocket` printed those
+    lines at the default verbosity, which is for emolive's own."""
+    import logging
+
+    from emolive.engine.console import configure
+
+    try:
+        configure("emolive", 0)
+        assert not logging.getLogger("websockets").isEnabledFor(logging.INFO)
+        assert logging.getLogger("emolive.engine.runner").isEnabledFor(logging.INFO)
+        configure("emolive", 1)
+        assert logging.getLogger("websockets").isEnabledFor(logging.DEBUG)
+    finally:
+        logging.getLogger().handlers[:] = []
+        logging.getLogger().setLevel(logging.WARNING)
+        logging.getLogger("websockets").setLevel(logging.NOTSET)
