@@ -18,6 +18,7 @@ from emolive.engine.analysis import Analysis, PartialAnalysis, Per, analyze_inpu
 from emolive.engine.batch import BatchError, ScoreOptions, analyze_all, collect_inputs
 from emolive.engine.closing import Closing
 from emolive.engine.defaults import DEFAULT_HOP_S, DEFAULT_MODEL, DEFAULT_WINDOW_S
+from emolive.engine.errors import EmoliveError
 from emolive.engine.plugin import ModelPlugin, load_model
 from emolive.engine.runner import Runner
 from emolive.engine.schema import Estimate, Turn
@@ -98,7 +99,12 @@ def _analyze_batch(source: str | os.PathLike[str] | Sequence[str | os.PathLike[s
 
 def _plugin(model: str | ModelPlugin) -> ModelPlugin:
     """A model by name or bundle path, or the plugin the caller loaded once for many calls."""
-    return load_model(model) if isinstance(model, str) else model
+    if isinstance(model, (str, os.PathLike)):
+        return load_model(os.fspath(model))
+    if not isinstance(model, ModelPlugin):
+        raise EmoliveError(f"model={model!r}: give a name from `emolive models`, a bundle path, or a model "
+                           "emolive.load_model returned")
+    return model
 
 
 class _Forward(Sink):
@@ -133,6 +139,8 @@ def stream(source: Input | None = None, *, sample_rate: float | None = None, mod
     the iterator) stops it, and an error in the engine is raised here.
     """
     plugin = _plugin(model)
+    if microphone is not None and not isinstance(microphone, MicrophoneOptions):
+        raise EmoliveError(f"microphone={microphone!r}: give emolive.MicrophoneOptions(device=..., channels=...)")
     out: queue.Queue[Any] = queue.Queue()
     sinks = [_Forward(out, turns)]
     if source is None or isinstance(source, (str, os.PathLike)):

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 import sys
+from numbers import Real
 from dataclasses import dataclass
 
 import numpy as np
@@ -44,6 +45,8 @@ class WindowSpec:
 
 
 def _frames(seconds: float, frame_s: float, what: str) -> int:
+    if not isinstance(seconds, Real) or isinstance(seconds, bool):
+        raise WindowError(f"--{what} {seconds!r}: give a number of seconds")
     n = seconds / frame_s
     if not math.isfinite(n) or round(n) < 1 or abs(n - round(n)) > 1e-6:
         raise WindowError(f"--{what} {seconds:g} s must be a positive multiple of the "

@@ -123,3 +123,14 @@ def test_inputs_of_the_wrong_kind_are_one_line_naming_what_is_wrong(model, tmp_p
     broken.write_text("not audio")
     frame = emolive.analyze([str(path), str(broken)], model=model).to_dataframe("file")
     assert frame["label"].isna().tolist() == [False, True] and frame["error"].tolist()[0] == ""
+
+
+@pytest.mark.parametrize("options, message", [({"hop": "0.5"}, "--hop '0.5': give a number of seconds"),
+                                              ({"model": None}, "model=None: give a name"),
+                                              ({"microphone": "x"}, r"give emolive.MicrophoneOptions\(")])
+def test_stream_options_of_the_wrong_kind_are_emolive_errors(options, message):
+    """They raised TypeError or AttributeError from deep inside; MicrophoneOptions is public for it."""
+    path = corpus_files("emodb", limit=1)[0]
+    with pytest.raises(emolive.EmoliveError, match=message):
+        next(emolive.stream(path, **options))
+    assert emolive.MicrophoneOptions(channels=(1,)).channels == (1,)
