@@ -21,7 +21,8 @@ __version__ = package_version()
 _PUBLIC = {  # name -> module that defines it
     "analyze": "emolive.api", "stream": "emolive.api", "Analysis": "emolive.api", "Analyses": "emolive.api",
     "PartialAnalysis": "emolive.api", "MicrophoneOptions": "emolive.engine.sources.microphone",
-    "load_model": "emolive.engine.plugin", "ModelPlugin": "emolive.engine.plugin", "Prediction": "emolive.engine.plugin",
+    "load_model": "emolive.engine.plugin", "ModelPlugin": "emolive.engine.plugin",
+    "Prediction": "emolive.engine.plugin",
     "EmoliveError": "emolive.engine.errors",
     "Estimate": "emolive.engine.schema", "Turn": "emolive.engine.schema", "Status": "emolive.engine.schema",
     "SCHEMA_VERSION": "emolive.engine.schema",

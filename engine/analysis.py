@@ -227,8 +227,8 @@ def check_samples(source: object, sample_rate: float | None) -> None:
     if isinstance(source, (list, tuple)) and any(isinstance(item, (str, os.PathLike)) for item in source):
         other = next(((i, item) for i, item in enumerate(source) if not isinstance(item, (str, os.PathLike))), None)
         if other is None:  # only emolive.analyze takes a batch
-            raise AudioSourceError(f"a {type(source).__name__} holding paths was taken as one input: give one file path, "
-                                   "or samples with sample_rate=; a list of paths is a batch, for emolive.analyze")
+            raise AudioSourceError(f"a {type(source).__name__} holding paths was taken as one input: give one file "
+                                   "path, or samples with sample_rate=; a list of paths is a batch, for emolive.analyze")
         raise AudioSourceError(f"a {type(source).__name__} of paths is a batch, but item {other[0]} is {other[1]!r}: "
                                "give only paths, or samples with sample_rate=")
     if hasattr(source, "read"):  # an open file: numpy would make a 0-d array of the object

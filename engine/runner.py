@@ -10,17 +10,17 @@ Window policy (see engine.windows for the grid):
   after window + look-ahead seconds of audio, and each next one a hop later.
 - Live sources (`live=True`: microphone, paced files): when windows of more than one block are
   ready, only those of the newest block are evaluated and the others are counted as skipped, so a
-  model slower than real time costs estimates, never an ever-growing lag. Offline (`live=False`): every window is
-  evaluated as fast as the machine allows. A recording at hand (a file, an array: `at_hand`) is
-  evaluated in batches of `batch_size` counted from its first window: their bounds depend on
-  nothing but the audio (not on block sizes, nor on how far the reader thread got), because
-  onnxruntime's GEMM rounds an estimate differently by batch (~1e-6) and a recording must give
-  the same output on every run. A pipe (stdin, GStreamer) may be a live producer: full batches
-  go out as they fill, and the rest whenever nothing more is queued, so its estimates never wait
-  for audio that has not been made. A speech turn is held until the estimates of the windows
-  that end within it have gone out, so estimates and turns leave in time order.
+  model slower than real time costs estimates, never an ever-growing lag. Offline (`live=False`):
+  every window is evaluated as fast as the machine allows. A recording at hand (a file, an array:
+  `at_hand`) is evaluated in batches of `batch_size` counted from its first window: their bounds
+  depend on nothing but the audio (not on block sizes, nor on how far the reader thread got),
+  because onnxruntime's GEMM rounds an estimate differently by batch (~1e-6) and a recording must
+  give the same output on every run. A pipe (stdin, GStreamer) may be a live producer: full batches
+  go out as they fill, and the rest whenever nothing more is queued, so its estimates never wait for
+  audio that has not been made. A speech turn is held until the estimates of the windows that end
+  within it have gone out, so estimates and turns leave in time order.
 - End of stream: the front end is flushed and the windows it completes are evaluated (by the same
-  rule: live keeps the newest); a stream shorter than one window gets one estimate over all its
+  rule: live keeps the newest block's); a stream shorter than one window gets one estimate over all its
   frames. The fewer than hop frames after the last full window are not evaluated again.
 
 Every estimate is sent, even on silence: `speech` is False when fewer than SPEECH_MIN_FRACTION of
@@ -332,7 +332,8 @@ class Runner:
         for i in range(0, count, self.batch_size):
             chunk = self._pending[i:i + self.batch_size]
             predictions = self.model.predict_batch([w.features for w, _ in chunk], [w.samples for w, _ in chunk])
-            self._alone = (chunk[0][0].start_sample, chunk[0][0].end_sample, predictions[0]) if len(chunk) == 1 else None
+            alone = chunk[0][0] if len(chunk) == 1 else None
+            self._alone = None if alone is None else (alone.start_sample, alone.end_sample, predictions[0])
             for (window, speech), prediction in zip(chunk, predictions):
                 self._release_turns(before=window.end_sample)
                 estimate = self._estimate(window, prediction, speech)

@@ -56,10 +56,12 @@ class StreamConfig:
         """The config of `emolive stream`'s parsed arguments; raw PCM's options only with `--source -`,
         whose own defaults fill those not given."""
         raw = {"raw_format": args.raw_format, "raw_rate": args.rate, "raw_channels": args.channels}
-        given = [f"--{flag}" for flag, value in zip(("raw-format", "rate", "channels"), raw.values()) if value is not None]
+        given = [f"--{flag}" for flag, value in zip(("raw-format", "rate", "channels"), raw.values())
+                 if value is not None]
         if given and args.source != "-":
-            raise EmoliveError(f"{', '.join(given)} {'describes' if len(given) == 1 else 'describe'} raw PCM on stdin "
-                               f"(--source -); {'a file or a pipeline' if args.source else 'the microphone'} says its own")
+            verb = "describes" if len(given) == 1 else "describe"
+            others = "a file or a pipeline" if args.source else "the microphone"
+            raise EmoliveError(f"{', '.join(given)} {verb} raw PCM on stdin (--source -); {others} says its own")
         return cls(source=args.source, microphone=microphone_options(args), model=args.model, window_s=args.window,
                    hop_s=args.hop, realtime=args.realtime, stream_id=args.stream_id,
                    **{name: value for name, value in raw.items() if value is not None})
