@@ -218,6 +218,23 @@ def test_evaluate_warns_about_training_speakers_and_split_test_keeps_the_others(
     assert "training or validation split" in capsys.readouterr().err
     assert trainer_main(base + ["--split", "test"]) == 0
     assert json.loads(capsys.readouterr().out)["n"] == held_out["n"]
+    # the data's own split column calling every clip "test1" (learned ones too), then with one clip
+    # left without a split: the model's learned clips are still not held out (with a split on every
+    # clip they passed as held out), and the data's own words stay for the others (one clip without a
+    # split made every clip's split "test")
+    rows = list(csv.DictReader(manifest.open()))
+    first_held_out = read_manifest(manifest)[0].speaker in tests
+    for blank, expected in ((False, held_out["n"]), (True, held_out["n"] - first_held_out)):
+        own = manifest.parent.parent / f"own splits {blank}" / "manifest.csv"
+        own.parent.mkdir()
+        with own.open("w", newline="") as f:
+            writer = csv.DictWriter(f, [*rows[0], "split"])
+            writer.writeheader()
+            writer.writerows({**row, "path": str(manifest.parent / row["path"]), "split": "" if blank and not i
+                              else "test1"} for i, row in enumerate(rows))
+        assert trainer_main([*base[:base.index("--data") + 1], str(own), *base[base.index("--data") + 2:],
+                             "--split", "test1"]) == 0
+        assert json.loads(capsys.readouterr().out)["n"] == expected
 
 
 def test_training_writes_its_history_and_provenance_into_the_bundle(trained):

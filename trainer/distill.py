@@ -31,7 +31,7 @@ from emolive.engine.schema import DIMENSIONS
 from emolive.trainer import distributed
 from emolive.trainer.data import Utterance
 from emolive.trainer.data.cache import audio_key, read_audio_bytes
-from emolive.trainer.data.splits import held_out_splits
+from emolive.trainer.data.splits import learned_splits
 from emolive.trainer.evaluate import predict_utterances
 from emolive.trainer.losses import DistillationLoss, pearson, within_groups
 from emolive.trainer.config import TrainConfig
@@ -265,7 +265,7 @@ def check_unheard(plugin: ModelPlugin, teacher: str, corpus: str, utts: list[Utt
     """A corpus's own teacher must not have learned its clips (its bundle's splits and learned
     clips say which it did): its estimates there would be near the labels, not what it knows."""
     splits = bundle_splits(plugin)
-    learned = [] if splits is None else [u for u in held_out_splits(splits, utts, warn=False) if u.split != "test"]
+    learned = [] if splits is None else [u for u, split in zip(utts, learned_splits(splits, utts)) if split]
     if learned:
         raise TrainerError(f"--teacher-for {corpus}={teacher}: that teacher learned {len(learned)} of {corpus}'s "
                            f"{len(utts)} clips (e.g. {learned[0].path}); train it without {corpus}")

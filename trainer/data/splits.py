@@ -115,22 +115,25 @@ def write_learned_clips(path: str | Path, utts: list[Utterance]) -> None:
         writer.writerows(sorted({(learned_key(u.path), u.split) for u in utts if u.split in ("train", "val")}))
 
 
-def held_out_splits(splits_csv: Path, utts: list[Utterance], warn: bool) -> list[Utterance]:
-    """The model's own split for speakers it was trained or validated on, and for clips whose audio
-    it learned from (LEARNED_CLIPS_FILE beside `splits_csv`, where the bundle has one); "test" for
-    every other clip (held out, or never seen). Warns when the data holds clips the model learned from."""
+def learned_splits(splits_csv: Path, utts: list[Utterance]) -> list[str | None]:
+    """For each clip, the split ("train" or "val") the model learned it in, by its speaker or by its
+    audio (LEARNED_CLIPS_FILE beside `splits_csv`, where the bundle has one); None for a clip it did
+    not learn from."""
     seen = {row["speaker"]: row["split"] for _, row in csv_rows(splits_csv, ("speaker", "split"))}
-    learned_from = {speaker for speaker, split in seen.items() if split in ("train", "val")}
     clips = splits_csv.with_name(LEARNED_CLIPS_FILE)
     heard = {row["audio"]: row["split"] for _, row in csv_rows(clips, ("audio", "split"))} if clips.is_file() else {}
+    learning = ("train", "val")
+    return [seen[u.speaker] if seen.get(u.speaker) in learning else
+            heard.get(learned_key(u.path)) if heard.get(learned_key(u.path)) in learning else None for u in utts]
 
-    def split_of(u: Utterance) -> str:
-        if u.speaker in learned_from:
-            return seen[u.speaker]
-        return heard.get(learned_key(u.path), "test") if heard else "test"
 
-    marked = [replace(u, split=split_of(u)) for u in utts]
-    learned = [u for u in marked if u.split != "test"]
+def held_out_splits(splits_csv: Path, utts: list[Utterance], warn: bool) -> list[Utterance]:
+    """The model's own split for clips it learned from (learned_splits); every other clip keeps the
+    data's own split (test1, holdout…) or, without one, is "test". A clip the data calls "test" that
+    the model learned is not held out, whatever the data says. Warns when the data holds such clips."""
+    learned_in = learned_splits(splits_csv, utts)
+    marked = [replace(u, split=split or u.split or "test") for u, split in zip(utts, learned_in)]
+    learned = [u for u, split in zip(marked, learned_in) if split]
     if warn and learned:
         log.warning("%d of %d clips (%d speakers) were in this model's training or validation split (%s): their "
                     "scores are not held out; --split test keeps only the other speakers", len(learned), len(utts),
