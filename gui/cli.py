@@ -27,6 +27,10 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
 def cmd_gui(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     if args.screenshot and (args.source is None or args.connect):
         parser.error("--screenshot needs --source FILE (and no --connect)")
+    from emolive.engine.features.config import FrontEndConfig
+    from emolive.engine.windows import WindowSpec
+
+    WindowSpec.from_seconds(args.window, args.hop, FrontEndConfig())  # stream's rule, in one line, before the window
     if args.source is not None:  # the microphone's options beside a file are refused, as by `emolive stream`
         from emolive.engine.session import microphone_options
         from emolive.engine.sources.factory import check_for_a_source

@@ -14,10 +14,14 @@ from PySide6.QtWidgets import (QComboBox, QDoubleSpinBox, QFileDialog, QHBoxLayo
                                QPushButton, QWidget)
 
 from emolive.engine.defaults import DEFAULT_HOP_S, DEFAULT_MODEL, DEFAULT_WINDOW_S
+from emolive.engine.features.config import FrontEndConfig
 from emolive.engine.plugin import registered_models
 from emolive.engine.session import StreamConfig
 from emolive.engine.sources import AudioSourceError, InputDevice, MicrophoneOptions, list_input_devices
 from emolive.engine.sources.microphone import describe_channels
+from emolive.engine.windows import MAX_SECONDS
+
+FRAME_S = FrontEndConfig().frame_shift / FrontEndConfig().sample_rate  # the shortest window or hop
 
 Ask = Callable[[], "tuple[str, object] | None"]  # a dialog: the new item's (label, value), None if cancelled
 CHOOSE_FILE, CHOOSE_PIPELINE, CHOOSE_BUNDLE = "file…", "GStreamer…", "bundle path…"
@@ -97,8 +101,11 @@ class ControlPanel(QWidget):
         models = [(name, name) for name in sorted(registered_models())]
         self.model = ChoiceBox(models, {CHOOSE_BUNDLE: self._ask_bundle})
         self.model.add_choice(DEFAULT_MODEL, DEFAULT_MODEL)
-        self.window = _spin(DEFAULT_WINDOW_S, 0.5, 30.0, 0.5, "window length: the audio each estimate is made from")
-        self.hop = _spin(DEFAULT_HOP_S, 0.1, 10.0, 0.1, "hop: time between estimates")
+        # the ranges `emolive stream` takes (engine.windows): one 20 ms frame to MAX_SECONDS, so an option
+        # given on the command line is shown as it is, never clamped to another value
+        self.window = _spin(DEFAULT_WINDOW_S, FRAME_S, MAX_SECONDS, 0.5, "window length: the audio each estimate is "
+                            "made from")
+        self.hop = _spin(DEFAULT_HOP_S, FRAME_S, MAX_SECONDS, 0.1, "hop: time between estimates")
         self.record = QPushButton("Record CSV…")
         self.record.setCheckable(True)
         self.record.toggled.connect(self._on_record)

@@ -396,3 +396,18 @@ def test_screenshot_of_a_missing_file_is_a_one_line_error(qtbot, tmp_path, capsy
     err = capsys.readouterr().err
     assert code == 1 and "Traceback" not in err and "audio file not found" in err
     assert not (tmp_path / "x.png").exists()
+
+
+def test_window_and_hop_follow_stream_s_rule_never_clamped(qtbot, tmp_path, capsys):
+    """The spin boxes clamped --window 45 to 30 s and --hop 0.02 to 0.1 s without a word, and took
+    --window 61 or 0.03, which stream refuses: now the same rule, the values shown as given."""
+    from emolive.engine.cli import build_parser
+    from emolive.gui.app import build_window
+
+    for option, message in ((["--window", "61"], "longer than the 60 s"), (["--hop", "0.03"], "multiple of the 20 ms")):
+        code = main(["gui", "--source", str(tmp_path / "x.wav"), *option, "--screenshot", str(tmp_path / "x.png")])
+        assert code == 1 and message in capsys.readouterr().err
+    window = build_window(build_parser().parse_args(["gui", "--window", "45", "--hop", "0.02"]))
+    qtbot.addWidget(window)
+    config = window.controls.run_config()
+    assert (config.window_s, config.hop_s) == (45.0, 0.02)
