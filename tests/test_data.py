@@ -480,3 +480,17 @@ def test_other_corpora_spellings_of_a_category_map_to_the_same_target(tmp_path):
     assert [u.emotion for u in utts] == ["fear", "fear", "sad", "sad", "angry", "angry"]
     for a, b in zip(utts[::2], utts[1::2]):
         assert a.avd == b.avd
+
+
+def test_split_words_on_the_command_line_and_in_a_splits_file_read_as_a_split_column_s(tmp_path):
+    """`--split dev` and a hand-written splits file's "Test" found nothing: only the data's own split
+    column read "Development", "dev" and any case as the trainer's names."""
+    from emolive.trainer.cli import build_parser
+    from emolive.trainer.data.splits import read_splits
+
+    assert [build_parser().parse_args(["evaluate", "--data", "m.csv", "--split", word]).split
+            for word in ("dev", "Development", "Test", "test1")] == ["val", "val", "test", "test1"]
+    manifest = _write_csv(tmp_path / "m.csv", [{"path": "1.wav", "speaker": "a", "emotion": "sad"},
+                                               {"path": "2.wav", "speaker": "b", "emotion": "sad"}])
+    (tmp_path / "splits.csv").write_text(f"speaker,split\n{tmp_path.name}/a,Test\n{tmp_path.name}/b,dev\n")
+    assert [u.split for u in read_splits(tmp_path / "splits.csv", read_manifest(manifest))] == ["test", "val"]

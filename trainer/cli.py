@@ -84,9 +84,17 @@ def _split_args(p: argparse.ArgumentParser) -> None:
                    help="fraction of speakers held out for test")
 
 
+def split_word(text: str) -> str:
+    """argparse type: a split as the data's split columns are read ("Development", "dev" -> "val")."""
+    from emolive.trainer.data.splits import split_name
+
+    return split_name(text) or text
+
+
 def _split_choice_args(p: argparse.ArgumentParser) -> None:
     """Which clips `evaluate` and `report` score: one split, by the data's labels or a model's splits.csv."""
-    p.add_argument("--split", default=None, help="only this split (needs split labels or --splits)")
+    p.add_argument("--split", type=split_word, default=None, help="only this split (needs split labels or "
+                   "--splits; dev, development, validation: val, in any case)")
     p.add_argument("--splits", default=None, metavar="CSV", help="speaker,split CSV written by `trainer train`")
 
 

@@ -95,8 +95,9 @@ def write_splits(path: str | Path, utts: list[Utterance]) -> None:
 
 
 def read_splits(path: str | Path, utts: list[Utterance]) -> list[Utterance]:
-    """Apply a split written by `write_splits` to `utts`."""
-    return assign_splits(utts, {row["speaker"]: row["split"] for _, row in csv_rows(Path(path), ("speaker", "split"))})
+    """Apply a split written by `write_splits` (or by hand: its words read as a split column's) to `utts`."""
+    return assign_splits(utts, {row["speaker"]: split_name(row["split"]) or row["split"]
+                                for _, row in csv_rows(Path(path), ("speaker", "split"))})
 
 
 def learned_key(path: str | Path) -> str:
