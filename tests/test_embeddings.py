@@ -210,3 +210,22 @@ def test_embed_help_lists_the_six_bundles(capsys):
     for name in ("wav2vec2-base", "wav2vec2-base-100h", "wav2vec2-large-100h", "hubert-base", "hubert-large",
                  "hubert-large-960h", "HUBERT_ASR_LARGE"):
         assert name in out
+
+
+def test_a_checkpoint_that_is_no_model_file_is_one_teacher_error(tmp_path):
+    """A typo, a folder, /dev/null, a text file named .pt or .safetensors: tracebacks (FileNotFoundError,
+    IsADirectoryError, KeyError, SafetensorError) before; and "name:" (a layer left out) read as the last."""
+    from emolive.plugins.teacher.pretrained import TeacherError, parse_stream, read_checkpoint
+    from emolive.trainer.embeddings.cache import weights_id
+
+    (tmp_path / "text.pt").write_text("hello\n")
+    (tmp_path / "text.safetensors").write_text("hello\n")
+    for path, message in ((tmp_path / "typo.pt", "does not exist"), (tmp_path, "is not a regular file"),
+                          ("/dev/null", "is not a regular file"), (tmp_path / "text.pt", "not a weights-only torch"),
+                          (tmp_path / "text.safetensors", "not a safetensors file")):
+        with pytest.raises(TeacherError, match=message):
+            read_checkpoint(path)
+    with pytest.raises(TeacherError, match="does not exist"):
+        weights_id(parse_stream(f"hubert-base:3@{tmp_path / 'typo.pt'}"))
+    with pytest.raises(TeacherError, match="must be a number"):
+        parse_stream("whisper-base:")

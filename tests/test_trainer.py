@@ -357,6 +357,18 @@ def test_resume_refuses_a_checkpoint_of_other_settings_and_a_missing_one(tmp_pat
     other = TrainConfig(**{**vars(cfg), "lr": 0.1})
     with pytest.raises(TrainerError, match="other data or settings"):
         train(data, data, ["sad"], other, log=lambda _: None, checkpoint=Checkpointing(at.directory, resume=True))
+    # fewer epochs than the checkpoint holds: its history and best epoch lay beyond --epochs
+    with pytest.raises(TrainerError, match="holds 2 epochs, more than --epochs 1: resume with --epochs 2"):
+        train(data, data, ["sad"], cfg, log=lambda _: None, checkpoint=Checkpointing(at.directory, resume=True))
+
+
+def test_a_checkpoint_inside_the_bundle_folder_is_refused_before_the_data_is_read(tmp_path, capsys):
+    """The bundle replaces --out whole, so a run checkpointing inside it trained every epoch and then
+    could not be written, nor resumed."""
+    for out, inside in ((tmp_path / "b", tmp_path / "b" / "ck"), (tmp_path / "same", tmp_path / "same")):
+        assert trainer_main(["train", "--data", str(tmp_path / "not-read.csv"), "--out", str(out),
+                             "--checkpoint-dir", str(inside)]) == 2
+        assert "is inside --out" in capsys.readouterr().err
 
 
 def test_resume_refuses_a_checkpoint_with_nan_weights_at_once(tmp_path):
@@ -463,6 +475,9 @@ def test_other_commands_numeric_options_are_bounded_too(command, argv, capsys):
     # within --hidden's own bound, but a bundle's parameter budget would refuse it after the training
     (["--hidden", "4096"], "--arch tcgru --hidden 4096 --embedding-dim 128: these hyperparameters make"),
     (["--ccc-alpha", "0.8", "--ccc-beta", "0.5"], "--ccc-alpha 0.8 --ccc-beta 0.5: need alpha, beta >= 0"),
+    # no batch of one has a CCC: every epoch took no step and the untrained model was written
+    (["--epoch-clips", "1"], "--epoch-clips 1 makes no training step"),
+    (["--features", ","], "',' names no stream"),  # a network of no input failed inside torch
 ])
 def test_options_that_together_cannot_train_or_be_saved_are_refused_before_the_data_is_read(tmp_path, argv, message,
                                                                                              capsys):

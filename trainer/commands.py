@@ -79,6 +79,8 @@ def check_ccc_weights(cfg: TrainConfig) -> None:
         CCCLoss(cfg.ccc_alpha, cfg.ccc_beta)
     except ValueError as err:
         raise TrainerError(f"--ccc-alpha {cfg.ccc_alpha:g} --ccc-beta {cfg.ccc_beta:g}: {err}") from None
+    if cfg.epoch_clips == 1:  # a batch of one has no CCC: every epoch took no step, and an untrained model shipped
+        raise TrainerError("--epoch-clips 1 makes no training step (a CCC needs two clips): give 0 (one pass) or 2+")
 
 
 def features(args) -> int:
@@ -107,6 +109,10 @@ def train(args) -> int:
     check_bundle_target(out)
     writable_folder(out.parent, f"--out {out}")  # write_bundle makes it and writes the bundle in it
     checkpoint = Checkpointing(Path(args.checkpoint_dir or f"{out}.checkpoint"), resume=args.resume)
+    inside = checkpoint.directory.resolve()
+    if inside == out.resolve() or out.resolve() in inside.parents:  # the bundle replaces --out whole
+        raise TrainerError(f"--checkpoint-dir {checkpoint.directory} is inside --out {out}, which the bundle "
+                           "replaces: put the checkpoint beside it (the default is OUT.checkpoint)")
     writable_folder(checkpoint.directory, f"--checkpoint-dir {checkpoint.directory}")
     check_network(cfg, data)
     check_ccc_weights(cfg)

@@ -107,6 +107,9 @@ def train(train_set: LabelledSet, val_set: LabelledSet, class_names: list[str], 
     progress = Progress()
     if checkpoint and checkpoint.resume:
         progress = load_checkpoint(checkpoint.directory, trained, opt, rng, identity)
+        if progress.next_epoch > cfg.epochs:  # its history and best epoch would lie beyond what was asked
+            raise TrainerError(f"{checkpoint.directory / CHECKPOINT_FILE} holds {progress.next_epoch} epochs, more than "
+                               f"--epochs {cfg.epochs}: resume with --epochs {progress.next_epoch} or more")
         log(f"resumed from {checkpoint.directory / CHECKPOINT_FILE} after epoch {progress.next_epoch - 1}")
     net = distributed.wrap(model, ctx)
     saved = progress.next_epoch - 1  # the last epoch on disk

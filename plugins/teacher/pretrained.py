@@ -154,10 +154,10 @@ class Stream:
 def parse_stream(text: str) -> Stream:
     """`NAME[:LAYER][@CHECKPOINT]` -> Stream; the layer defaults to the model's last one."""
     text, _, checkpoint = text.partition("@")
-    name, _, layer = text.strip().partition(":")
+    name, colon, layer = text.strip().partition(":")
     spec = get_pretrained(name)
     try:
-        number = int(layer) if layer else spec.num_layers
+        number = int(layer) if colon else spec.num_layers  # "name:" is a layer left out, not the last one
     except ValueError:
         raise TeacherError(f"layer in {text!r} must be a number") from None
     if not 1 <= number <= spec.num_layers:
@@ -176,19 +176,30 @@ def stream_from_dict(data: dict) -> Stream:
     return stream
 
 
+def check_checkpoint_file(path: Path) -> None:
+    """A checkpoint must be a regular file: a typo, a folder or /dev/null is one line, said before
+    anything reads it."""
+    if not path.exists():
+        raise TeacherError(f"checkpoint {path} does not exist")
+    if not path.is_file():
+        raise TeacherError(f"checkpoint {path} is not a regular file")
+
+
 def read_checkpoint(path: str | Path) -> dict[str, torch.Tensor]:
     """A state dict from safetensors or a torch file; torch files load with weights_only (no code runs)."""
     import torch
     from safetensors.torch import load_file
 
     path = Path(path)
-    if not path.is_file():
-        raise TeacherError(f"checkpoint {path} does not exist")
+    check_checkpoint_file(path)
     if path.suffix == ".safetensors":
-        return load_file(str(path))
+        try:
+            return load_file(str(path))
+        except Exception as err:  # safetensors raises its own SafetensorError for any damage
+            raise TeacherError(f"{path}: not a safetensors file ({str(err).splitlines()[0]})") from None
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, ValueError, EOFError) as err:  # which one depends on the format
+    except (pickle.UnpicklingError, RuntimeError, ValueError, EOFError, KeyError) as err:  # by the bytes found
         raise TeacherError(f"{path}: not a weights-only torch checkpoint ({str(err).splitlines()[0]})") from err
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise TeacherError(f"{path}: expected a state dict (name -> tensor)")

@@ -9,6 +9,8 @@ from emolive.trainer.errors import TrainerError
 def parse_streams(text: str) -> list[Stream]:
     """`NAME[:LAYER],NAME[:LAYER]...` (fusion order) -> streams; a repeated stream is an error."""
     streams = [parse_stream(part) for part in text.split(",") if part.strip()]
+    if not streams:  # a network of zero inputs failed deep inside torch
+        raise TrainerError(f"{text!r} names no stream: give mfb, or NAME[:LAYER] such as whisper-base:5")
     if len(set(streams)) != len(streams):
         raise TrainerError(f"{text!r} names a stream twice")
     return streams

@@ -16,7 +16,7 @@ from tqdm import tqdm
 
 from emolive.engine.console import bar_disabled
 from emolive.plugins.teacher import SSLEncoder, Stream, fuse
-from emolive.plugins.teacher.pretrained import load_encoder
+from emolive.plugins.teacher.pretrained import check_checkpoint_file, load_encoder
 from emolive.plugins.teacher.whisper import WhisperFrameEncoder
 from emolive.plugins.teacher.encoder import BATCH_SECONDS
 from emolive.trainer.data import Utterance
@@ -31,6 +31,7 @@ def weights_id(stream: Stream) -> str:
     """`hub` for the bundle's published weights, else the first 12 hex of the checkpoint's sha1."""
     if stream.checkpoint is None:
         return "hub"
+    check_checkpoint_file(Path(stream.checkpoint))
     digest = hashlib.sha1()
     with open(stream.checkpoint, "rb") as f:
         for block in iter(lambda: f.read(1 << 24), b""):
