@@ -300,6 +300,24 @@ def _train_args(manifest: Path, tmp: Path, out: str, *extra: str, epochs: int = 
             *extra]
 
 
+def test_sigterm_ends_training_as_ctrl_c_does_naming_the_checkpoint(tmp_path):
+    """A scheduler's SIGTERM stopped a run without a word (exit 143, the last line an epoch's)."""
+    import signal
+
+    manifest = subset_manifest(tmp_path, "emodb", every=8)
+    cmd = [sys.executable, "-m", "emolive.trainer.cli", *_train_args(manifest, tmp_path, "run", epochs=1000)]
+    proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True)
+    lines = []
+    for line in proc.stderr:
+        lines.append(line)
+        if line.startswith("epoch   1"):
+            proc.send_signal(signal.SIGTERM)
+            break
+    lines += proc.stderr.readlines()
+    assert proc.wait() == 143 and "Traceback" not in "".join(lines)
+    assert re.match(r"trainer train: terminated: the checkpoint after epoch \d+ is .*; add --resume", lines[-1])
+
+
 def test_ctrl_c_names_the_checkpoint_and_resume_gives_the_uninterrupted_result(tmp_path):
     """A run stopped by SIGINT after an epoch, then resumed, writes the same weights as one that ran through.
 
