@@ -300,21 +300,29 @@ def _train_args(manifest: Path, tmp: Path, out: str, *extra: str, epochs: int = 
             *extra]
 
 
-def test_sigterm_ends_training_as_ctrl_c_does_naming_the_checkpoint(tmp_path):
-    """A scheduler's SIGTERM stopped a run without a word (exit 143, the last line an epoch's)."""
-    import signal
-
-    manifest = subset_manifest(tmp_path, "emodb", every=8)
-    cmd = [sys.executable, "-m", "emolive.trainer.cli", *_train_args(manifest, tmp_path, "run", epochs=1000)]
-    proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True)
+def _signalled_after_an_epoch(manifest: Path, tmp_path: Path, out: str, signum: int) -> tuple[int, list[str]]:
+    """A run set to 1000 epochs (it cannot finish before the signal lands however loaded the machine
+    is) sent `signum` once epoch 1 is logged: its exit status and stderr lines."""
+    cmd = [sys.executable, "-m", "emolive.trainer.cli", *_train_args(manifest, tmp_path, out, epochs=1000)]
+    proc = interruptible(cmd, stderr=subprocess.PIPE, text=True)
     lines = []
     for line in proc.stderr:
         lines.append(line)
         if line.startswith("epoch   1"):
-            proc.send_signal(signal.SIGTERM)
+            proc.send_signal(signum)
             break
     lines += proc.stderr.readlines()
-    assert proc.wait() == 143 and "Traceback" not in "".join(lines)
+    assert "Traceback" not in "".join(lines)
+    return proc.wait(), lines
+
+
+def test_sigterm_ends_training_as_ctrl_c_does_naming_the_checkpoint(tmp_path):
+    """A scheduler's SIGTERM stopped a run without a word (exit 143, the last line an epoch's)."""
+    import signal
+
+    code, lines = _signalled_after_an_epoch(subset_manifest(tmp_path, "emodb", every=8), tmp_path, "run",
+                                            signal.SIGTERM)
+    assert code == 143
     assert re.match(r"trainer train: terminated: the checkpoint after epoch \d+ is .*; add --resume", lines[-1])
 
 
@@ -326,20 +334,10 @@ def test_ctrl_c_names_the_checkpoint_and_resume_gives_the_uninterrupted_result(t
     import signal
 
     manifest = subset_manifest(tmp_path, "emodb", every=8)
-    # the run to interrupt is set to 1000 epochs, so it cannot finish before the signal lands however
-    # loaded the machine is; the epoch count is not part of a checkpoint's identity, so it resumes to
-    # two epochs past its checkpoint, and the uninterrupted run is given the same count
-    cmd = [sys.executable, "-m", "emolive.trainer.cli", *_train_args(manifest, tmp_path, "parts", epochs=1000)]
-    proc = interruptible(cmd, stderr=subprocess.PIPE, text=True)
-    lines = []
-    for line in proc.stderr:
-        lines.append(line)
-        if line.startswith("epoch   1"):
-            proc.send_signal(signal.SIGINT)
-            break
-    lines += proc.stderr.readlines()
-    assert proc.wait() == 130
-    assert "Traceback" not in "".join(lines)
+    # the epoch count is not part of a checkpoint's identity, so the run stopped in its 1000 epochs
+    # resumes to two epochs past its checkpoint, and the uninterrupted run is given the same count
+    code, lines = _signalled_after_an_epoch(manifest, tmp_path, "parts", signal.SIGINT)
+    assert code == 130
     checkpoint = tmp_path / "parts.checkpoint" / "checkpoint.safetensors"
     found = re.match(r"trainer train: interrupted: the checkpoint after epoch (\d+) is (.*); add --resume", lines[-1])
     assert found and found.group(2) == str(checkpoint), lines[-1]
