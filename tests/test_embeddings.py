@@ -229,3 +229,13 @@ def test_a_checkpoint_that_is_no_model_file_is_one_teacher_error(tmp_path):
         weights_id(parse_stream(f"hubert-base:3@{tmp_path / 'typo.pt'}"))
     with pytest.raises(TeacherError, match="must be a number"):
         parse_stream("whisper-base:")
+    with pytest.raises(TeacherError, match="it takes no checkpoint"):
+        parse_stream(f"whisper-base:5@{tmp_path / 'text.pt'}")
+    # refused before a cache folder is made for it (one was left behind)
+    from emolive.trainer.cli import main as trainer_main
+
+    manifest = tmp_path / "m.csv"
+    manifest.write_text(f"path,speaker,emotion\n{corpus_files('emodb', limit=1)[0]},s,sad\n")
+    assert trainer_main(["embed", "--data", str(manifest), "--cache", str(tmp_path / "cache"), "--bundle",
+                         "whisper-base:5", "--checkpoint", str(tmp_path / "text.pt")]) == 2
+    assert not (tmp_path / "cache" / "embeddings").exists()

@@ -17,6 +17,7 @@ from emolive.engine.features import FrontEndConfig
 from emolive.engine.plugin import ModelPlugin, load_model
 from emolive.plugins.student import ARCHITECTURES
 from emolive.plugins.student.spec import network_shapes
+from emolive.plugins.teacher.pretrained import check_takes_checkpoint
 from emolive.trainer import distributed
 from emolive.trainer.checkpoint import remove_checkpoint
 from emolive.trainer.data import FeatureCache, read_splits, write_splits
@@ -165,6 +166,7 @@ def embed(args) -> int:
     if args.checkpoint:
         if len(streams) != 1:
             raise TrainerError("--checkpoint replaces the weights of one model: give exactly one --bundle")
+        check_takes_checkpoint(streams[0].spec, args.checkpoint)  # before a cache folder is made for it
         streams = [replace(streams[0], checkpoint=args.checkpoint)]
     data = data_spec(args)
     utts = data.utterances()

