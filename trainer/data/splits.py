@@ -124,8 +124,14 @@ def learned_splits(splits_csv: Path, utts: list[Utterance]) -> list[str | None]:
     clips = splits_csv.with_name(LEARNED_CLIPS_FILE)
     heard = {row["audio"]: row["split"] for _, row in csv_rows(clips, ("audio", "split"))} if clips.is_file() else {}
     learning = ("train", "val")
-    return [seen[u.speaker] if seen.get(u.speaker) in learning else
-            heard.get(learned_key(u.path)) if heard.get(learned_key(u.path)) in learning else None for u in utts]
+
+    def split_of(u: Utterance) -> str | None:
+        if seen.get(u.speaker) in learning:
+            return seen[u.speaker]
+        # the clip's file is read and hashed only where a learned-clips file could name it
+        return heard.get(learned_key(u.path)) if heard else None  # it holds only train and val clips
+
+    return [split_of(u) for u in utts]
 
 
 def held_out_splits(splits_csv: Path, utts: list[Utterance], warn: bool) -> list[Utterance]:
