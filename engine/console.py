@@ -1,4 +1,5 @@
-"""Command-line conventions shared by `emolive` and `trainer`: logging, -v/-q, --help with defaults.
+"""Command-line conventions shared by `emolive` and `trainer`: logging, -v/-q, --help with defaults,
+SIGTERM ending a command as Ctrl-C does.
 
 Diagnostics go through `logging` (never print): -v shows debug detail, -q leaves warnings and
 errors. Messages keep the `emolive: …` shape users already read on stderr; results (tables, JSON lines,
@@ -9,7 +10,10 @@ from __future__ import annotations
 import argparse
 import functools
 import logging
+import signal
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 
 
@@ -53,3 +57,19 @@ def bar_disabled(show: bool) -> bool | None:
     """tqdm's `disable` for a progress bar the caller wants shown or not: None shows it on a terminal
     only (a piped log gets no carriage-return noise), True never."""
     return None if show else True
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where the command is, so it ends as Ctrl-C does (a batch keeps its rows
+    whole and says how far it got; training says where its checkpoint is)."""
+
+
+@contextmanager
+def terminate_as_interrupt() -> Iterator[None]:
+    def handler(signum: int, frame: object) -> None:
+        raise Terminated()
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)

@@ -4,13 +4,11 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import signal
 import sys
 import time
-from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack
 
-from emolive.engine.console import bar_disabled
+from emolive.engine.console import Terminated, bar_disabled, terminate_as_interrupt
 from emolive.engine.defaults import DEFAULT_HOP_S, DEFAULT_MODEL, DEFAULT_WINDOW_S, SCORE_PER
 from emolive.engine.errors import EmoliveError
 
@@ -84,22 +82,6 @@ def cmd_score(args: argparse.Namespace) -> int:
         log.warning("%d of %d files could not be scored: see the error column in %s", failed, done, _where(args))
         return 1
     return 0
-
-
-class Terminated(KeyboardInterrupt):
-    """SIGTERM, raised where the batch is, so it ends as Ctrl-C does: the pool stopped, the rows
-    written so far kept whole, a summary."""
-
-
-@contextmanager
-def terminate_as_interrupt() -> Iterator[None]:
-    def handler(signum: int, frame: object) -> None:
-        raise Terminated()
-    previous = signal.signal(signal.SIGTERM, handler)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
 
 
 def _where(args: argparse.Namespace) -> str:

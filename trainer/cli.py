@@ -349,19 +349,18 @@ def main(argv: list[str] | None = None) -> int:
     console.configure("trainer", args.verbose - args.quiet)
     import torch
 
-    from emolive.engine.score import Terminated, terminate_as_interrupt
     from emolive.trainer import commands, distributed  # heavy imports only once the arguments are valid
 
     torch.set_num_threads(args.threads)
     try:
         distributed.setup()  # joins torchrun's process group when launched by it
-        with terminate_as_interrupt():  # SIGTERM (a scheduler's stop) ends as Ctrl-C does, saying where things are
+        with console.terminate_as_interrupt():  # SIGTERM (a scheduler's stop) ends as Ctrl-C does, saying where things are
             return getattr(commands, args.command)(args)
     except EmoliveError as err:  # every layer's user error (TrainerError, BundleError, ...); bugs stay tracebacks
         print(f"trainer {args.command}: error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt as err:  # Ctrl-C; training says where its checkpoint is (TrainingInterrupted)
-        terminated = isinstance(err, Terminated) or isinstance(err.__context__, Terminated)
+        terminated = isinstance(err, console.Terminated) or isinstance(err.__context__, console.Terminated)
         print(f"trainer {args.command}: {'terminated' if terminated else 'interrupted'}" + (f": {err}" if str(err)
                                                                                             else ""), file=sys.stderr)
         return 143 if terminated else 130
