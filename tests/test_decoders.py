@@ -11,6 +11,7 @@ import csv
 import io
 import json
 import os
+import re
 import shutil
 import struct
 import subprocess
@@ -259,6 +260,46 @@ def test_an_ogg_file_cut_anywhere_in_its_second_half_is_reported(sndfile_recordi
         damaged = cut(sndfile_recordings[name], tmp_path, percent / 100)
         decoded, error = streamed(damaged)
         assert error is not None and "truncated" in str(error) and len(decoded) < len(intact), percent
+
+
+def test_an_opus_file_ffmpeg_wrote_streams_as_it_decodes_whole(original, tmp_path):
+    """libsndfile 1.2.2 skips an Opus stream's pre-skip only after a seek: the first 1 s read of an Opus
+    file FFmpeg wrote (a browser's, a phone's) came out 312 samples late, off by up to 1.3."""
+    opus = encode(tmp_path / "call.opus", original, "ogg", "libopus", 16000, 1)
+    decoded, error = streamed(opus)
+    assert error is None
+    np.testing.assert_array_equal(decoded, sf.read(opus, dtype="float32")[0])
+
+
+def flip_in_middle_page(path: Path, folder: Path) -> tuple[Path, int]:
+    """`path` with one byte of the page that spans its middle byte flipped (the page's last byte, audio
+    data), as a bad sector or a bit error in transfer leaves it; and the byte offset of that page."""
+    data = bytearray(path.read_bytes())
+    page = data.rfind(b"OggS", 0, len(data) // 2)
+    data[data.find(b"OggS", len(data) // 2) - 1] ^= 0xFF
+    (folder / path.name).write_bytes(bytes(data))
+    return folder / path.name, page
+
+
+@pytest.mark.parametrize("name", ["speech.opus", "speech.ogg", "ffmpeg.opus"])
+def test_an_ogg_page_failing_its_checksum_is_reported_after_the_audio_before_it(sndfile_recordings, original,
+                                                                               tmp_path, name):
+    """libsndfile drops an Ogg page whose checksum fails and goes on without a word: a flipped byte
+    lost a 1 s page of an Opus file, and in 1 s reads the 2.7 s after it came out as other audio. The
+    audio before the page is delivered as the intact file's, then the damage is named."""
+    intact_file = sndfile_recordings.get(name) or encode(tmp_path / name, original, "ogg", "libopus", 16000, 1)
+    (tmp_path / "damaged").mkdir()
+    damaged, page = flip_in_middle_page(intact_file, tmp_path / "damaged")
+    decoded, error = streamed(damaged)
+    assert error is not None and f"at byte {page} fails its checksum" in str(error), error
+    intact = streamed(intact_file)[0]
+    assert 0.2 < len(decoded) / len(intact) < 0.8
+    # the intact file's samples, bit for bit, except Opus's last 10 ms: its decoder blends the end of the
+    # last good packet into the lost one's concealment (6.5 ms of FFmpeg's Opus moved by at most 1e-5)
+    np.testing.assert_array_equal(decoded[:-160], intact[:len(decoded) - 160])
+    np.testing.assert_allclose(decoded[-160:], intact[len(decoded) - 160:len(decoded)], atol=1e-3)
+    # the message gives the time in 10 ms; the 16 kHz samples delivered end within a sample of it
+    assert abs(float(re.search(r"past ([\d.]+) s", str(error)).group(1)) - len(decoded) / 16000) <= 0.005 + 1 / 16000
 
 
 def test_an_ogg_file_with_bytes_after_its_last_page_is_read_whole(sndfile_recordings, tmp_path):

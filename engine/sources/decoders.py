@@ -12,13 +12,15 @@ or audio ending before the length the header declares) is raised as one AudioSou
 every sample that could be read has been delivered. libsndfile itself reads a cut WAV, AIFF or Ogg
 file to its end without a word: it only notes, in the log it keeps of the header, a chunk that
 declares more bytes than the file holds or an Ogg stream without its end mark, so that log is read;
-a MATLAB file's matrix size and a NIST header's sample count, which it does not check, are read too.
+a MATLAB file's matrix size and a NIST header's sample count, which it does not check, are read too,
+and an Ogg file's pages are checked (engine.sources.ogg_pages): libsndfile drops a damaged one silently.
 Formats whose audio simply runs to the end of the file (IRCAM, PAF, PVF, XI) declare no length: a
 cut there cannot be told from a shorter recording.
 """
 from __future__ import annotations
 
 import abc
+import contextlib
 import os
 import re
 from collections.abc import Iterator
@@ -29,6 +31,7 @@ import soundfile as sf
 
 from emolive.engine.closing import Closing
 from emolive.engine.sources.base import AudioSourceError, narrow_to_float32, out_of_range
+from emolive.engine.sources.ogg_pages import OggDamage, find_damage
 
 if TYPE_CHECKING:
     import av
@@ -55,9 +58,6 @@ SIZE_QUIRK_BYTES = 64
 UNKNOWN_SIZE = 0x7FFF0000
 # libsndfile's log for an Ogg stream whose last page is not marked last (its Vorbis and its Opus reader)
 OGG_END_MISSING = re.compile(r"lacks an end-of-stream bit|ended unexpectedly without an End-Of-Stream flag")
-# its log where an Ogg file ends in bytes that are not a whole page: it reads to the page before
-OGG_JUNK = "Junk after the last page"
-OGG_PAGE_MAX = 27 + 255 + 255 * 255  # header, segment table, segments: the most bytes one Ogg page takes
 # libsndfile's log where a reader saw the file end early itself (VOC's blocks, MAT4's matrix, and others);
 # not its WAV reader's "data chunk seems to be truncated", which it also says of a whole odd-sized GSM 6.10 chunk
 SEEMS_TRUNCATED = re.compile(r"(?<!chunk )seems to be (?:a )?truncated", re.I)
@@ -93,23 +93,35 @@ def open_decoder(file: AudioInput, what: str) -> Decoder:
         raise AudioSourceError(f"cannot read {what}: {exc.strerror or exc}") from None
     sound = None if _is_mpeg_audio(head) else _sndfile_or_none(file)
     if sound is not None:
-        return SndfileDecoder(sound, what, head)
+        return SndfileDecoder(sound, what, head, _ogg_damage(file) if head[:4] == b"OggS" else None)
     if not isinstance(file, (str, os.PathLike)):
         file.seek(0)
     return FFmpegDecoder(file, what)
 
 
-def _part(file: AudioInput, size: int, from_end: bool = False) -> bytes:
-    """The file's first (or last) `size` bytes, fewer if it is shorter; a file object is left at its start."""
+@contextlib.contextmanager
+def _from_start(file: AudioInput) -> Iterator[BinaryIO]:
+    """The file open for reading at its start; a file object given is left at its start after."""
     f = open(file, "rb") if isinstance(file, (str, os.PathLike)) else file
     try:
-        f.seek(max(0, f.seek(0, os.SEEK_END) - size) if from_end else 0)
-        return f.read(size)
+        f.seek(0)
+        yield f
     finally:
         if f is file:
             f.seek(0)
         else:
             f.close()
+
+
+def _part(file: AudioInput, size: int) -> bytes:
+    """The file's first `size` bytes, fewer if it is shorter."""
+    with _from_start(file) as f:
+        return f.read(size)
+
+
+def _ogg_damage(file: AudioInput) -> OggDamage | None:
+    with _from_start(file) as f:
+        return find_damage(f)
 
 
 def _is_mpeg_audio(head: bytes) -> bool:
@@ -138,17 +150,25 @@ class SndfileDecoder(Decoder):
     """A file libsndfile has opened and found frames in. `head` is the file's start, where a header
     libsndfile does not check is read."""
 
-    def __init__(self, sound: sf.SoundFile, what: str, head: bytes) -> None:
+    def __init__(self, sound: sf.SoundFile, what: str, head: bytes, damage: OggDamage | None = None) -> None:
+        """`damage`: an Ogg file's first damaged page (engine.sources.ogg_pages), found before decoding."""
         self._sound, self.what, self.rate = sound, what, sound.samplerate
         # 64-bit float files are read as such and narrowed by narrow_to_float32, where a value float32
         # cannot hold is still seen for what it is (libsndfile's own cast makes it Inf)
         self._dtype = "float64" if sound.subtype == "DOUBLE" else "float32"
         self._declared = _declared_frames(sound, head)
+        self._damage = damage
+        if sound.seekable():
+            # libsndfile 1.2.2's Opus reader skips its pre-skip samples only once it has seeked: the first
+            # read after opening an FFmpeg-written Opus file came out 312 samples late, up to 1.3 off
+            sound.seek(0)
 
     def blocks(self, frames_per_block: int) -> Iterator[np.ndarray]:
-        decoded = 0
+        decoded, intact = 0, self._intact_frames()
         while True:
             frames, failure = self._read(frames_per_block, decoded)
+            if intact is not None and decoded + len(frames) >= intact:  # nothing after the damage is trusted
+                frames, failure = frames[:intact - decoded], self._damage_error(intact)
             decoded += len(frames)
             if len(frames):
                 yield frames
@@ -156,7 +176,23 @@ class SndfileDecoder(Decoder):
                 raise failure
             if len(frames) < frames_per_block:
                 break
+        if intact is not None:  # the audio ended before the damage: a page cut short, which it skipped
+            raise self._damage_error(decoded)
         self._check_complete(decoded)
+
+    def _intact_frames(self) -> int | None:
+        """The frames before an Ogg file's damage (None: no damage found)."""
+        if self._damage is None:
+            return None
+        scale = 1.0 if self._damage.rate is None else self.rate / self._damage.rate
+        return round(self._damage.samples * scale)
+
+    def _damage_error(self, intact: int) -> AudioSourceError:
+        at = intact / self.rate
+        if self._damage.cut:
+            return _truncated(self.what, at, "where the file ends inside an Ogg page")
+        return AudioSourceError(f"{self.what} is damaged: its audio cannot be decoded past {at:.2f} s (the Ogg page "
+                                f"at byte {self._damage.offset} fails its checksum)")
 
     def _read(self, count: int, position: int) -> tuple[np.ndarray, AudioSourceError | None]:
         """Up to `count` float32 frames from frame `position`, and the error that ends the audio in them
@@ -206,28 +242,12 @@ class SndfileDecoder(Decoder):
         its end without a word."""
         if OGG_END_MISSING.search(self._sound.extra_info):
             raise _truncated(self.what, decoded / self.rate, "without the end-of-stream mark that closes an Ogg stream")
-        if OGG_JUNK in self._sound.extra_info and _ends_inside_ogg_page(self._sound.name):
-            raise _truncated(self.what, decoded / self.rate, "where the file ends inside an Ogg page")
         _check_length(self.what, decoded / self.rate, self._declared / self.rate, slack_s=0.0)
         if SEEMS_TRUNCATED.search(self._sound.extra_info):  # a reader that saw the cut but declares no length to us
             raise _truncated(self.what, decoded / self.rate, "before the end its header declares")
 
     def close(self) -> None:
         self._sound.close()
-
-
-def _ends_inside_ogg_page(file: AudioInput) -> bool:
-    """Whether the file's last Ogg page is cut short (a file whose last page is whole but followed by
-    other bytes, a tag, is not): from its last capture pattern, the page's header and segment table."""
-    tail = _part(file, OGG_PAGE_MAX, from_end=True)
-    start = tail.rfind(b"OggS")
-    if start < 0:
-        return False
-    header_end = start + 27  # its last header byte says how many segments follow in the table
-    if len(tail) < header_end:
-        return True
-    table = tail[header_end:header_end + tail[header_end - 1]]
-    return len(table) < tail[header_end - 1] or header_end + len(table) + sum(table) > len(tail)
 
 
 def _declared_frames(sound: sf.SoundFile, head: bytes) -> int:

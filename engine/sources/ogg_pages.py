@@ -1,0 +1,87 @@
+"""An Ogg file's pages checked as libogg checks them, so that a damaged page is reported, not decoded around.
+
+libsndfile's Ogg readers (Vorbis, Opus, FLAC in Ogg) drop a page whose checksum fails and go on
+without a word: one flipped byte in the middle of an Opus file lost its 1 s page, and read in
+blocks, as the engine reads, the 2.7 s after the damage came out as other audio. Every page
+carries a CRC-32 of itself, so the pages are read and checked before the audio is decoded, and the
+audio is trusted up to the end of the last page before the first one that fails its checksum or
+that the file's end cuts short. The check reads the file once more (its bytes, not its audio):
+about 2.5 ms per MB, 10 minutes of Vorbis at 37 kbit/s.
+"""
+from __future__ import annotations
+
+import struct
+import zlib
+from dataclasses import dataclass
+from typing import BinaryIO
+
+# capture pattern, version, flags, granule position, stream serial, page sequence, checksum, segments
+HEADER = struct.Struct("<4sBBqIIIB")
+CHECKSUM = slice(22, 26)  # where a page's checksum sits in its header; zeros while it is computed
+END_OF_STREAM = 0x04  # the flag of a stream's last page
+NO_GRANULE = -1  # the granule position of a page on which no packet ends
+OPUS_HEAD = struct.Struct("<8sBBH")  # "OpusHead", version, channels, pre-skip: the first packet of an Opus stream
+OPUS_GRANULE_RATE = 48000  # an Opus stream counts its granule positions at 48 kHz, whatever its rate
+_REVERSED_BITS = bytes(int(f"{i:08b}"[::-1], 2) for i in range(256))
+
+
+def page_checksum(page: bytes) -> int:
+    """Ogg's CRC-32 (polynomial 0x04C11DB7, not bit-reflected, initial value and final XOR 0) of a page
+    whose checksum field holds zeros, from zlib's C implementation: zlib's CRC-32 is the bit-reflected
+    one with initial value and final XOR all ones, so over the bytes with their bits reversed it is
+    Ogg's with its bits reversed, once the ones are cancelled by zlib's CRC of as many zero bytes."""
+    reflected = zlib.crc32(page.translate(_REVERSED_BITS)) ^ zlib.crc32(bytes(len(page)))
+    return int(f"{reflected:032b}"[::-1], 2)
+
+
+@dataclass(frozen=True)
+class OggDamage:
+    """Where an Ogg file's audio stops being trustworthy: the first stream's position at the end of the
+    last intact page before the damage, in samples at `rate` (None: the stream's own sample rate)."""
+
+    samples: int
+    rate: float | None
+    cut: bool  # the file ends inside a page (else a page fails its checksum)
+    offset: int  # the damaged page's first byte
+
+
+def find_damage(f: BinaryIO) -> OggDamage | None:
+    """The first damage in the first stream of the Ogg file `f` (read from where it is, its start), or
+    None where each of its pages up to the one that ends the stream is whole and checks out (bytes
+    after that, such as a tag, are not its audio)."""
+    serial, granule, pre_skip, offset = None, 0, None, 0
+    while True:
+        header = f.read(HEADER.size)
+        if not header and serial is not None:
+            return None  # the stream's end mark is libsndfile's check (it says so of a stream without one)
+        capture, _, flags, page_granule, page_serial, _, checksum, segments = (
+            HEADER.unpack(header) if len(header) == HEADER.size else (b"", 0, 0, 0, 0, 0, 0, 0))
+        if capture != b"OggS":  # what should be a page is not one
+            return _damage(granule, pre_skip, cut=len(header) < HEADER.size, offset=offset)
+        table = f.read(segments)
+        body = f.read(sum(table))
+        if len(table) < segments or len(body) < sum(table):
+            return _damage(granule, pre_skip, cut=True, offset=offset)
+        page = bytearray(header + table + body)
+        page[CHECKSUM] = bytes(4)
+        if page_checksum(bytes(page)) != checksum:
+            return _damage(granule, pre_skip, cut=False, offset=offset)
+        offset += len(page)
+        if serial is None:
+            serial = page_serial
+            if body.startswith(b"OpusHead") and len(body) >= OPUS_HEAD.size:
+                pre_skip = OPUS_HEAD.unpack_from(body)[3]
+        if page_serial != serial:
+            continue  # another stream multiplexed with the first
+        if page_granule != NO_GRANULE:
+            granule = page_granule
+        if flags & END_OF_STREAM:
+            return None
+
+
+def _damage(granule: int, pre_skip: int | None, cut: bool, offset: int) -> OggDamage:
+    """An Opus stream's granule positions count its pre-skip (the decoder's start-up samples, which are
+    not audio) at 48 kHz; other codecs count samples at the stream's own rate."""
+    if pre_skip is None:
+        return OggDamage(max(0, granule), None, cut, offset)
+    return OggDamage(max(0, granule - pre_skip), OPUS_GRANULE_RATE, cut, offset)
