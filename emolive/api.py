@@ -72,6 +72,8 @@ def analyze(source: Input | Sequence[str | os.PathLike[str]], *, sample_rate: fl
     its subclass `PartialAnalysis`, whose `analysis` holds what was read before the damage. In a
     batch nothing raises for one file: its Analysis carries the `error` (`Analyses.errors`).
     """
+    if isinstance(num_workers, bool) or not isinstance(num_workers, int) or num_workers < 1:
+        raise BatchError(f"num_workers={num_workers!r}: give a whole number of processes, 1 or more")
     if _is_batch(source):
         options = ScoreOptions(window=window, hop=hop, start=start, end=end, keep_all=True)
         return _analyze_batch(source, model, options, num_workers)

@@ -12,6 +12,7 @@ whole-recording figures are kept because they answer different questions:
 """
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -139,7 +140,7 @@ def records_frame(records: list[dict[str, Any]]) -> pandas.DataFrame:
     a value that is not there is NaN (a failed file's label too), so its row leaves the columns numeric."""
     import pandas
 
-    frame = pandas.DataFrame([{name: None if value == "" and name not in KEPT_EMPTY else value
+    frame = pandas.DataFrame([{name: math.nan if value == "" and name not in KEPT_EMPTY else value
                                for name, value in record.items()} for record in records])
     return frame.set_index(INDEX) if len(frame) else frame
 
@@ -221,6 +222,8 @@ def check_samples(source: object, sample_rate: float | None) -> None:
     """An input that is not a path is taken as samples: say so, and what is accepted, where it cannot
     be (bytes, paths in a list, nothing), rather than let numpy make a 0-d array of it."""
     accepted = "give a file path, or samples (an array, list or tensor) with sample_rate="
+    if source is None or isinstance(source, (bool, int, float, complex)):
+        raise AudioSourceError(f"{source!r} is neither a file path nor samples: {accepted}")
     if isinstance(source, (bytes, bytearray, memoryview)):
         raise AudioSourceError(f"{len(source)} bytes were taken as samples: {accepted}; for an encoded file's "
                                "bytes, save them to a file or decode them first (soundfile.read(io.BytesIO(data)))")

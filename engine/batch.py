@@ -64,17 +64,35 @@ def collect_inputs(specs: Sequence[str | os.PathLike[str]]) -> list[Path]:
     that is not a folder), manifests' paths, in the order named.
 
     A named file that does not exist stays in the list: it gets an error row like any unreadable file.
+    Finding no file at all is an error naming what was searched.
     """
     paths: list[Path] = []
     for spec in map(Path, specs):
         if spec.is_dir():
-            # a FIFO or a dangling link with an audio name is listed too: it gets a row saying why it was not read
-            paths += sorted(p for p in spec.rglob("*") if p.suffix.lower() in AUDIO_EXTENSIONS and not p.is_dir())
+            paths += folder_audio(spec)
         elif spec.suffix.lower() == ".csv":
             paths += manifest_paths(spec)
         else:
             paths.append(spec)
+    if not paths:
+        raise BatchError(f"no audio files found in {' '.join(map(os.fspath, specs))}")
     return paths
+
+
+def folder_audio(folder: Path) -> list[Path]:
+    """Every entry under `folder` with an audio extension that is not a folder, sorted. Linked folders
+    are searched too (a corpus assembled from links to sessions kept elsewhere), each real folder once,
+    so a link back up the tree ends. A FIFO or a dangling link with an audio name is listed: it gets a
+    row saying why it was not read."""
+    found, seen = [], set()
+    for root, folders, files in os.walk(folder, followlinks=True):
+        real = os.path.realpath(root)
+        if real in seen:
+            folders[:] = []
+            continue
+        seen.add(real)
+        found += [Path(root, name) for name in files if Path(name).suffix.lower() in AUDIO_EXTENSIONS]
+    return sorted(found)
 
 
 def manifest_paths(manifest: Path) -> list[Path]:

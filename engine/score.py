@@ -10,7 +10,6 @@ from contextlib import ExitStack
 
 from emolive.engine.console import Terminated, bar_disabled, terminate_as_interrupt
 from emolive.engine.defaults import DEFAULT_HOP_S, DEFAULT_MODEL, DEFAULT_WINDOW_S, SCORE_PER
-from emolive.engine.errors import EmoliveError
 
 log = logging.getLogger(__name__)
 
@@ -49,8 +48,6 @@ def cmd_score(args: argparse.Namespace) -> int:
     fmt = format_of(args.out)
     check_not_an_input(args.out, args.paths)
     paths = collect_inputs(args.paths)
-    if not paths:
-        raise EmoliveError(f"no audio files found in {' '.join(args.paths)}")
     jobs = min(args.jobs, os.cpu_count() or 1, len(paths))
     if jobs < args.jobs:
         log.warning("--jobs %d: using %d (one process per CPU here, at most one per file)", args.jobs, jobs)

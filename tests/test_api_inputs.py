@@ -134,3 +134,54 @@ def test_stream_options_of_the_wrong_kind_are_emolive_errors(options, message):
     with pytest.raises(emolive.EmoliveError, match=message):
         next(emolive.stream(path, **options))
     assert emolive.MicrophoneOptions(channels=(1,)).channels == (1,)
+
+
+def test_samples_scaled_for_another_type_are_refused_or_warned_about(model, speech, caplog):
+    """A list of Python ints becomes int64, whose range made 16-bit speech silence without a word (activation
+    2.65 against 6.36, no speech window): refused. 16-bit values in int32, or as floats, are taken as given
+    (a recording may be that quiet or loud) but warned about, as their estimates move; int16 is not."""
+    pcm = np.round(speech[:16000 * 3] * 32767).astype(np.int16)
+    with pytest.raises(emolive.EmoliveError, match=r"int64 \(a list of Python ints is one\)"):
+        emolive.analyze(pcm.tolist(), sample_rate=16000, model=model)
+    for samples, warning in ((pcm.astype(np.int32), "if they are 16-bit samples, give them as int16"),
+                             (pcm.astype(np.float32), "divide them by 32768"), (pcm, None)):
+        caplog.clear()
+        emolive.analyze(samples, sample_rate=16000, model=model)
+        warned = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+        assert (warning is None and not warned) or (len(warned) == 1 and warning in warned[0]), warned
+
+
+def test_a_bfloat16_tensor_is_read_as_its_float32_values(model, speech):
+    """numpy has no bfloat16: the tensor's .numpy() raised TypeError from deep inside."""
+    tensor = torch.from_numpy(speech[:16000 * 3]).to(torch.bfloat16)
+    got = emolive.analyze(tensor, sample_rate=16000, model=model).whole
+    assert got == {**emolive.analyze(tensor.float(), sample_rate=16000, model=model).whole,
+                   "latency_ms": got["latency_ms"], "wall_start": got["wall_start"], "wall_end": got["wall_end"]}
+
+
+@pytest.mark.parametrize("source", [None, 5, 2.5, True])
+def test_nothing_or_a_number_is_neither_a_path_nor_samples(model, source):
+    with pytest.raises(emolive.EmoliveError, match=rf"^{source!r} is neither a file path nor samples: give a file"):
+        emolive.analyze(source, sample_rate=16000, model=model)
+
+
+def test_a_table_whose_rows_lack_every_value_keeps_numeric_columns(model):
+    """A silent recording has no speech turn: its one turn row held None in object columns, so
+    d.activation.round() raised TypeError; a batch's frame had NaN. Both have NaN in float columns now."""
+    frame = emolive.analyze(np.zeros(32000, np.float32), sample_rate=16000, model=model).to_dataframe("turn")
+    assert frame["activation"].dtype == np.float64 and frame["activation"].isna().all()
+    assert frame["label"].isna().all() and frame["activation"].round(2).isna().all()
+
+
+@pytest.mark.parametrize("workers", [0, -1, 1.5, True, "2"])
+def test_num_workers_must_be_one_or_more_processes(model, workers):
+    """`emolive score --jobs 0` was refused while num_workers=0 was taken as 1."""
+    with pytest.raises(emolive.EmoliveError, match=rf"num_workers={workers!r}: give a whole number of processes"):
+        emolive.analyze([str(corpus_files("emodb", limit=1)[0])], model=model, num_workers=workers)
+
+
+def test_a_folder_without_audio_is_an_error_as_in_emolive_score(model, tmp_path):
+    """It gave an empty Analyses without a word, where `emolive score` said no audio files were found."""
+    (tmp_path / "notes.txt").write_text("no audio here")
+    with pytest.raises(emolive.EmoliveError, match=f"no audio files found in {tmp_path}"):
+        emolive.analyze(tmp_path, model=model)

@@ -11,8 +11,10 @@ import sys
 import time
 from pathlib import Path
 
+import av
 import numpy as np
 import pytest
+import soundfile as sf
 
 import emolive
 from emolive.engine.batch import collect_inputs
@@ -43,6 +45,33 @@ def read_csv(path: Path) -> list[dict[str, str]]:
 def test_folders_are_searched_recursively_for_audio_extensions(folder):
     names = [p.name for p in collect_inputs([folder])]
     assert sorted(names) == ["broken.wav", "one.flac", "three.flac", "two.flac"]
+
+
+def test_a_folder_search_takes_the_endings_files_carry_and_linked_folders_once(tmp_path):
+    """NIST SPHERE (.sph, the LDC corpora's), AIFF-C, AU (.snd), IRCAM (.sf) and WavPack (.wv) are read when
+    named, but the search knew only libsndfile's format names (.nist, .ircam) and skipped them; a linked
+    folder (sessions kept elsewhere) was skipped too. A link back up the tree is followed once."""
+    clip = corpus_files("emodb", limit=1)[0]
+    speech, rate = sf.read(clip, dtype="int16")
+    for name, kind in [("a.sph", "NIST"), ("b.aifc", "AIFF"), ("c.snd", "AU"), ("d.sf", "IRCAM")]:
+        sf.write(tmp_path / name, speech, rate, format=kind)
+    with av.open(str(tmp_path / "e.wv"), "w") as out:
+        stream = out.add_stream("wavpack", rate=rate, layout="mono", format="s16p")  # its default is 8-bit
+        frame = av.AudioFrame.from_ndarray(speech[None, :], format="s16p", layout="mono")
+        frame.sample_rate = rate
+        for packet in [*stream.encode(frame), *stream.encode(None)]:
+            out.mux(packet)
+    elsewhere = tmp_path.parent / f"{tmp_path.name}-elsewhere"
+    elsewhere.mkdir()
+    shutil.copy(clip, elsewhere / "f.flac")
+    (tmp_path / "sessions").mkdir()
+    (tmp_path / "sessions" / "linked").symlink_to(elsewhere)
+    (tmp_path / "sessions" / "up").symlink_to(tmp_path)
+    found = collect_inputs([tmp_path])
+    assert [p.relative_to(tmp_path).as_posix() for p in found] == [
+        "a.sph", "b.aifc", "c.snd", "d.sf", "e.wv", "sessions/linked/f.flac"]
+    whole = [emolive.analyze(path).whole["activation"] for path in found]
+    assert whole == [whole[0]] * len(found)  # one recording, losslessly stored six ways
 
 
 def test_score_a_folder_one_row_per_file_and_a_bad_file_is_a_row_with_its_error(folder, tmp_path, capsys,

@@ -4,6 +4,7 @@ The array goes through the same `ToMono16k` as files and devices: one conversion
 """
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 
 import numpy as np
@@ -13,6 +14,11 @@ from emolive.engine.sources.base import (DEFAULT_BLOCK_SIZE, SAMPLE_RATE, AudioS
 
 
 MAX_CHANNELS = 32  # a 2-D array's axis this short or shorter, and shorter than the other, holds channels
+MAX_INT_BYTES = 4  # int32: the widest integer samples an audio format stores
+INT16_PEAK = 32768  # the largest 16-bit sample
+MAX_FLOAT_PEAK = 8.0  # float samples beyond 18 dB over full scale: no recording's overshoot, a scale mix-up
+
+log = logging.getLogger(__name__)
 
 
 class ArraySource(AudioSource):
@@ -50,7 +56,10 @@ class ArraySource(AudioSource):
 def as_array(samples: object) -> np.ndarray:
     """A numpy view or copy of an array-like (torch tensors through their CPU copy)."""
     if hasattr(samples, "detach") and hasattr(samples, "cpu"):  # a torch tensor, without importing torch
-        samples = samples.detach().cpu().numpy()
+        tensor = samples.detach().cpu()
+        if str(tensor.dtype) == "torch.bfloat16":  # numpy has no bfloat16; float32 holds its every value
+            tensor = tensor.float()
+        samples = tensor.numpy()
     try:
         return np.asarray(samples)
     except (TypeError, ValueError) as exc:
@@ -74,7 +83,14 @@ def _frames_first(samples: np.ndarray) -> np.ndarray:
 def _as_float(samples: np.ndarray, rate: float) -> np.ndarray:
     """Integer PCM scaled to [-1, 1) by its type's range, as soundfile does when it reads int files;
     unsigned PCM (8-bit WAV's format) is offset binary: its middle value is silence. Floats at `rate`
-    Hz become float32, a value beyond its range an error naming when."""
+    Hz become float32, a value beyond its range an error naming when. No audio format stores 64-bit
+    integers, whose range would make any speech silence: they are refused (numpy makes them of a
+    list of Python ints). Samples scaled for another type are warned about (`check_scale`)."""
+    if np.issubdtype(samples.dtype, np.integer) and samples.dtype.itemsize > MAX_INT_BYTES:
+        raise AudioSourceError(f"audio array of {samples.dtype} (a list of Python ints is one): no audio format "
+                               "has 64-bit samples; give int16 (16-bit PCM: np.asarray(samples, np.int16)) or int32, "
+                               "or floats in [-1, 1]")
+    check_scale(samples)
     if np.issubdtype(samples.dtype, np.unsignedinteger):
         half = np.float32(np.iinfo(samples.dtype).max // 2 + 1)
         return (samples.astype(np.float32) - half) / half
@@ -84,3 +100,16 @@ def _as_float(samples: np.ndarray, rate: float) -> np.ndarray:
     if beyond is not None:
         raise out_of_range("audio array", beyond / rate)
     return narrowed
+
+
+def check_scale(samples: np.ndarray) -> None:
+    """Warn where samples are plainly scaled for another type: 16-bit values in an int32 array read as
+    -96 dB or quieter, and int16 values as floats peak thousands of times over float audio's full
+    scale of 1. Both are taken as given (a recording may be that quiet or that loud), but the
+    estimates of so quiet or loud a voice move (the front end hears level), so the caller hears of it."""
+    if samples.dtype == np.int32 and 0 < np.abs(samples).max() <= INT16_PEAK:
+        log.warning("audio array: its int32 samples peak at %d of 2147483648 (-96 dBFS or below): if they are "
+                    "16-bit samples, give them as int16", np.abs(samples).max())
+    elif np.issubdtype(samples.dtype, np.floating) and (peak := float(np.nanmax(np.abs(samples)))) > MAX_FLOAT_PEAK:
+        log.warning("audio array: its float samples peak at %.4g, beyond float audio's full scale of 1: if they "
+                    "are 16-bit sample values, divide them by 32768", peak)

@@ -67,9 +67,11 @@ NIST_SAMPLES = re.compile(rb"\nsample_count -i (\d+)\n")  # a NIST SPHERE header
 HEAD_BYTES = 1024  # the start of a file read to tell its format: a NIST SPHERE header's usual size
 UNKNOWN_FRAMES = 2**63 - 1  # libsndfile's frame count (SF_COUNT_MAX) for a file that does not declare its length
 SALVAGE_SPLIT = 16  # a failed read is read again in this many pieces, and a failing piece likewise, down to one frame
-# file name endings a folder search takes as audio: libsndfile's formats, and the audio and video
+# file name endings a folder search takes as audio: libsndfile's format names and the endings its formats'
+# files carry (.sph: NIST SPHERE, the LDC corpora's; .sf: IRCAM; .snd: AU), and the audio and video
 # containers FFmpeg opens (a video's first audio stream is read; .ts is also TypeScript's, which gets an error row)
 AUDIO_EXTENSIONS = frozenset({f".{name.lower()}" for name in sf.available_formats()} | {
+    ".aifc", ".snd", ".sph", ".sf", ".iff", ".8svx", ".mat", ".wv", ".ape", ".tta", ".spx", ".gsm",
     ".aif", ".oga", ".opus", ".mp3", ".m4a", ".mp4", ".aac", ".webm", ".mka", ".mkv", ".mov", ".3gp",
     ".amr", ".wma", ".wmv", ".ac3", ".mp2", ".m4b", ".avi", ".mpg", ".mpeg", ".m4v", ".ts", ".mts", ".m2ts",
     ".flv", ".ogv", ".3g2", ".asf", ".vob"})
