@@ -148,8 +148,10 @@ def test_interval_rmse_per_label_interval():
 
 
 def test_split_test_without_splits_uses_the_models_own_split_as_evaluate_does(tmp_path):
-    """`trainer report --split test` with no --splits: the first model's bundle splits.csv decides,
-    speakers it never saw count as test, exactly `trainer evaluate`'s held-out clips."""
+    """`trainer report --split test` with no --splits: the model's bundle splits.csv decides,
+    speakers it never saw count as test, exactly `trainer evaluate`'s held-out clips; with a second
+    model, a speaker either one learned is not held out (the first model's split alone decided, so
+    the second was scored on its own validation speaker beside the first)."""
     from emolive.plugins.student import DEFAULT_BUNDLE
     from emolive.trainer.history import bundle_splits
     from emolive.trainer.data.splits import held_out_splits
@@ -160,10 +162,17 @@ def test_split_test_without_splits_uses_the_models_own_split_as_evaluate_does(tm
     manifest = str(subset_manifest(tmp_path, "emodb", every=10))
     own = bundle_splits(emolive.load_model("student"))
     assert own == DEFAULT_BUNDLE / "splits.csv"
-    sources = load_sources([manifest], [], None, "test", own)
+    sources = load_sources([manifest], [], None, "test", [own])
     expected = by_split(held_out_splits(own, load_utterances([manifest]), warn=False), "test")
     assert [u.path for u in sources[0].utts] == [u.path for u in expected] and expected
     assert len(expected) < len(load_utterances([manifest]))  # the student trained on some of these speakers
+    other = tmp_path / "other" / "splits.csv"  # a second model that learned one of those test speakers
+    other.parent.mkdir()
+    other.write_text(f"speaker,split\n{expected[0].speaker},val\n")
+    both = load_sources([manifest], [], None, "test", [own, other])
+    assert [u.path for u in both[0].utts] == [u.path for u in expected if u.speaker != expected[0].speaker]
+    for splits in ([own, other], [other, own]):  # either order
+        assert len(load_sources([manifest], [], None, "test", splits)[0].utts) == len(both[0].utts)
 
 
 @pytest.mark.parametrize(("out", "option"), [("{file}", "--out"), ("{file}/report", "--out"),

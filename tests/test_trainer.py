@@ -235,6 +235,16 @@ def test_evaluate_warns_about_training_speakers_and_split_test_keeps_the_others(
         assert trainer_main([*base[:base.index("--data") + 1], str(own), *base[base.index("--data") + 2:],
                              "--split", "test1"]) == 0
         assert json.loads(capsys.readouterr().out)["n"] == expected
+    # a --splits file calling every speaker "test" (one the model trained on too) held out every clip
+    # as test; the model's own learned clips stay learned, so the same clips as above are scored
+    every_test = out.parent / "every speaker test.csv"
+    every_test.write_text("speaker,split\n" + "".join(f"{u.speaker},test\n" for u in read_manifest(renamed)))
+    assert trainer_main(base + ["--splits", str(every_test), "--split", "test"]) == 0
+    assert json.loads(capsys.readouterr().out)["n"] == held_out["n"]
+    # a split no clip is in names the splits there are, the model's learned ones among them
+    assert trainer_main(base + ["--split", "holdout"]) == 2
+    error = capsys.readouterr().err
+    assert "no utterances in split 'holdout'; the clips' splits: test (" in error and "train (" in error
 
 
 def test_training_writes_its_history_and_provenance_into_the_bundle(trained):

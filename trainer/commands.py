@@ -23,7 +23,7 @@ from emolive.trainer.checkpoint import remove_checkpoint
 from emolive.trainer.data import FeatureCache, read_splits, write_splits
 from emolive.trainer.data.augment import AugmentConfig
 from emolive.trainer.data.cache import MFB
-from emolive.trainer.data.splits import LEARNED_CLIPS_FILE, held_out_splits, write_learned_clips
+from emolive.trainer.data.splits import LEARNED_CLIPS_FILE, held_out_splits, only_split, write_learned_clips
 from emolive.trainer.embeddings import EmbeddingCache, EmbeddingFeatures, parse_streams
 from emolive.trainer.embeddings.cache import fill_layers
 from emolive.trainer.errors import TrainerError
@@ -199,12 +199,10 @@ def evaluate(args) -> int:
     model_splits = bundle_splits(plugin)
     if args.splits:
         utts = read_splits(args.splits, utts)
-    elif model_splits:  # whatever split the data gives a clip, one the model learned is not held out
+    if model_splits:  # whatever split the data or --splits gives a clip, one the model learned is not held out
         utts = held_out_splits(model_splits, utts, warn=not args.split)
     if args.split:
-        utts = by_split(utts, args.split)
-        if not utts:
-            raise TrainerError(f"no utterances in split {args.split!r}")
+        utts = only_split(utts, args.split)
     out = predict_utterances(plugin, utts, data.cache_root(), progress=not args.json, protocol=args.protocol)
     result = {**metrics(plugin, utts, out), "protocol": args.protocol}
     if args.json:
@@ -222,8 +220,8 @@ def report(args) -> int:
     data = data_spec(args)
     models = args.model or [DEFAULT_MODEL]
     plugins = [load_model(spec) for spec in models]  # a wrong name or path fails before any work
-    own = args.split and not args.splits and bundle_splits(plugins[0])
-    sources = load_sources(args.data, args.msp_podcast, args.splits, args.split, own or None)
+    learned = [splits for plugin in plugins if (splits := bundle_splits(plugin))]
+    sources = load_sources(args.data, args.msp_podcast, args.splits, args.split, learned)
     done = build_report(models, plugins, sources, args.out, data.cache_root(), args.map,
                         args.split, args.splits, command=command_line(args, models))
     print(f"report: {len(models)} model(s) on {len(done.utterances)} utterances in {done.seconds:.1f} s: "

@@ -4,6 +4,7 @@ from __future__ import annotations
 import csv
 import dataclasses
 import logging
+from collections import Counter
 from dataclasses import replace
 from pathlib import Path
 
@@ -146,3 +147,17 @@ def held_out_splits(splits_csv: Path, utts: list[Utterance], warn: bool) -> list
                     "scores are not held out; --split test keeps only the other speakers", len(learned), len(utts),
                     len({u.speaker for u in learned}), splits_csv)
     return marked
+
+
+def only_split(utts: list[Utterance], split: str) -> list[Utterance]:
+    """The clips of `split`; where there are none, an error naming the splits the clips are in (a clip
+    a model learned is in "train" or "val" whatever the data calls it, and MSP-Podcast has "test1"
+    and "test2", not "test")."""
+    chosen = [u for u in utts if u.split == split]
+    if not chosen:
+        counts = Counter(u.split for u in utts)
+        there = ", ".join(f"{name} ({counts[name]})" for name in sorted(counts, key=str))
+        raise TrainerError(f"no utterances in split {split!r}; the clips' splits: {there or 'none (no clips)'}"
+                           + ("; a clip the model learned is in its train or val split" if
+                              counts.keys() & {"train", "val"} else ""))
+    return chosen

@@ -4,6 +4,7 @@ from __future__ import annotations
 import re
 import shlex
 import time
+from collections.abc import Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -14,7 +15,7 @@ from tqdm import tqdm
 from emolive.engine.console import bar_disabled
 from emolive.engine.plugin import ModelPlugin, registered_models
 from emolive.trainer.data import read_splits
-from emolive.trainer.data.splits import held_out_splits
+from emolive.trainer.data.splits import held_out_splits, only_split
 from emolive.trainer.evaluate import class_targets, metrics, predict_utterances
 from emolive.trainer.metrics import DIMENSIONS
 from emolive.trainer.pipeline import by_split, load_utterances
@@ -27,9 +28,10 @@ from emolive.trainer.errors import TrainerError
 
 
 def load_sources(manifests: list[str], msp_roots: list[str], splits_csv: str | None,
-                 split: str | None, model_splits: Path | None = None) -> list[Source]:
-    """Each data argument's utterances, split as `trainer evaluate` splits them: by `splits_csv`,
-    else by the model's own split (`model_splits`: its speakers as trained, every other one "test")."""
+                 split: str | None, model_splits: Sequence[Path] = ()) -> list[Source]:
+    """Each data argument's utterances, split as `trainer evaluate` splits them: by `splits_csv` or the
+    data's own splits, and a clip any of the models learned (`model_splits`: each one's splits.csv) is
+    not held out, so the models are compared on speakers and clips none of them heard."""
     given = [(m, load_utterances([m])) for m in manifests] + [(r, load_utterances([], [r])) for r in msp_roots]
     names = _unique([Path(spec).resolve().parent.name if spec in manifests else Path(spec).name
                      for spec, _ in given], [spec for spec, _ in given])
@@ -37,11 +39,14 @@ def load_sources(manifests: list[str], msp_roots: list[str], splits_csv: str | N
     for name, (spec, utts) in zip(names, given):
         if splits_csv:
             utts = read_splits(splits_csv, utts)
-        elif model_splits:
-            utts = held_out_splits(model_splits, utts, warn=False)
-        sources.append(Source(name, spec, by_split(utts, split) if split else utts))
+        for learned in model_splits:
+            utts = held_out_splits(learned, utts, warn=False)
+        sources.append(Source(name, spec, utts))
+    if split:
+        only_split([u for s in sources for u in s.utts], split)  # where no source has one: the splits there are
+        sources = [Source(s.name, s.spec, by_split(s.utts, split)) for s in sources]
     if not any(s.utts for s in sources):
-        raise TrainerError(f"no utterances in split {split!r}" if split else "no utterances in the data")
+        raise TrainerError("no utterances in the data")
     return sources
 
 
