@@ -192,11 +192,29 @@ def test_duplicate_rows_are_dropped_with_a_warning(tmp_path, caplog):
 
 
 def test_a_clip_in_two_manifests_counts_once(tmp_path, caplog):
+    """Named twice, by the same path or another spelling of it (absolute; it was refused as "listed
+    again with other labels", which it was not), or copied into another corpus folder, where its
+    speaker id is another: there it would have been learned and tested at once."""
     from emolive.trainer.pipeline import load_utterances
 
-    manifest = _write_csv(tmp_path / "m.csv", [{"path": "1.wav", "speaker": "s", "emotion": "sad"}])
-    assert len(load_utterances([str(manifest), str(manifest)])) == 1
-    assert "dropped 1 duplicate" in caplog.text
+    speech = np.random.default_rng(0).uniform(-0.5, 0.5, 16000).astype(np.float32)
+    sf.write(tmp_path / "1.wav", speech, 16000)
+    sf.write(tmp_path / "2.wav", speech[::-1], 16000)
+    rows = [{"path": "1.wav", "speaker": "s", "emotion": "sad"}, {"path": "2.wav", "speaker": "t", "emotion": "sad"}]
+    manifest = _write_csv(tmp_path / "m.csv", rows)
+    absolute = _write_csv(tmp_path / "absolute.csv", [{**rows[0], "path": str(tmp_path / "1.wav")}])
+    assert [u.path.name for u in load_utterances([str(manifest), str(manifest), str(absolute)])] == ["1.wav", "2.wav"]
+    assert f"dropped 3 duplicate row(s) listing an audio file again with the same labels (the first: {manifest}, " \
+        f"a copy of {manifest})" in caplog.text
+    (tmp_path / "copy").mkdir()
+    (tmp_path / "copy" / "1.wav").write_bytes((tmp_path / "1.wav").read_bytes())
+    copy = _write_csv(tmp_path / "copy" / "m.csv", [{**rows[0], "speaker": "s", "split": "test"}])
+    caplog.clear()
+    assert [u.path for u in load_utterances([str(manifest), str(copy)])] == [tmp_path / "1.wav", tmp_path / "2.wav"]
+    assert f"dropped 1 clip(s) whose audio is a copy of another clip's" in caplog.text
+    relabelled = _write_csv(tmp_path / "copy" / "angry.csv", [{**rows[0], "emotion": "angry"}])
+    with pytest.raises(TrainerError, match=r"1.wav holds the same audio as .*1.wav with other labels; keep one"):
+        load_utterances([str(manifest), str(relabelled)])
 
 
 def test_msp_podcast_ratings_must_be_numbers_on_the_scale(tmp_path):

@@ -21,7 +21,7 @@ from emolive.plugins.teacher import save_teacher_bundle
 from emolive.trainer.classes import CLASS_SETS, class_names_of  # noqa: F401 (re-exported)
 from emolive.trainer.data import FeatureCache, Utterance, assign_splits, read_manifest, read_msp_podcast, speaker_split
 from emolive.trainer.data.augment import AugmentConfig
-from emolive.trainer.data.cache import MFB
+from emolive.trainer.data.cache import MFB, without_copied_audio
 from emolive.trainer.data.splits import is_held_out, speaker_splits
 from emolive.trainer.data.utterance import without_duplicates
 from emolive.trainer.embeddings import EmbeddingFeatures, parse_streams
@@ -144,9 +144,10 @@ def fit(data: DataSpec, config: TrainConfig, distill: DistillConfig | None = Non
 
 
 def load_utterances(manifests: list[str], msp_roots: list[str] | None = None) -> list[Utterance]:
-    """Every source's clips, pooled; a clip in two sources counts once (utterance.without_duplicates)."""
+    """Every source's clips, pooled; a clip in two sources counts once, by its path
+    (utterance.without_duplicates) or by its audio (cache.without_copied_audio)."""
     sources = [(m, read_manifest(m)) for m in manifests] + [(r, read_msp_podcast(r)) for r in msp_roots or []]
-    utts = without_duplicates((str(where), u) for where, us in sources for u in us)
+    utts = without_copied_audio(without_duplicates((str(where), u) for where, us in sources for u in us))
     if not utts:
         raise TrainerError("no utterances: give --data MANIFEST.csv and/or --msp-podcast ROOT")
     return utts

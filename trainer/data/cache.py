@@ -26,7 +26,7 @@ from emolive.engine.features import FrontEndConfig, compute
 from emolive.engine.sources.base import SAMPLE_RATE, AudioSourceError, ToMono16k
 from emolive.engine.sources.decoders import read_whole
 from emolive.trainer.data.augment import AugmentConfig, NoiseBank, augment, view_rng
-from emolive.trainer.data.utterance import Utterance
+from emolive.trainer.data.utterance import Utterance, same_labels
 from emolive.trainer.errors import TrainerError
 
 log = logging.getLogger(__name__)
@@ -70,6 +70,45 @@ def read_audio(audio_path: str | Path, sample_rate: int = SAMPLE_RATE) -> np.nda
 def audio_key(data: bytes) -> str:
     """The cache key of an audio file: the sha1 of its bytes."""
     return hashlib.sha1(data).hexdigest()
+
+
+_KEYS: dict[tuple[str, int, int], str] = {}  # (real path, size, mtime in ns) -> audio_key, for this process
+
+
+def file_key(audio_path: str | Path) -> str:
+    """The audio_key of a file, hashed once per process while the file stays as it was (its size and
+    modification time): loading the data hashes every clip to find copies, and the feature cache
+    then finds a clip's entry without reading the file again."""
+    try:
+        stat = os.stat(audio_path)
+    except OSError as err:
+        raise TrainerError(f"cannot read audio {audio_path}: {err.strerror}") from err
+    identity = (os.path.realpath(audio_path), stat.st_size, stat.st_mtime_ns)
+    if identity not in _KEYS:
+        _KEYS[identity] = audio_key(read_audio_bytes(audio_path))
+    return _KEYS[identity]
+
+
+def without_copied_audio(utts: list[Utterance]) -> list[Utterance]:
+    """The clips with each recording once, found by its bytes whatever its path: a corpus copied into
+    another folder has new speaker ids (a speaker id holds its manifest's folder), so its clips
+    would land in other splits than their originals, and a test score would be a score on training
+    audio. A copy with the same labels is dropped with one warning; one with other labels cannot be
+    resolved by guessing: an error naming both files."""
+    first: dict[str, Utterance] = {}
+    kept, copies = [], []
+    for u in utts:
+        original = first.setdefault(file_key(u.path), u)
+        if original is u:
+            kept.append(u)
+        elif same_labels(original, u, ignore=("path", "speaker", "split")):
+            copies.append((u.path, original.path))
+        else:
+            raise TrainerError(f"{u.path} holds the same audio as {original.path} with other labels; keep one of them")
+    if copies:
+        log.warning("dropped %d clip(s) whose audio is a copy of another clip's, which would be learned and "
+                    "tested at once (the first: %s, the same bytes as %s)", len(copies), *copies[0])
+    return kept
 
 
 class AugmentedView:
@@ -145,15 +184,12 @@ class FeatureCache:
 
     def features(self, audio_path: str | Path, key: str | None = None) -> np.ndarray:
         """[N, num_features] float32 for one file, computed on first use. `key`: the file's
-        audio_key if the caller has hashed it already (a cached file is then not even read)."""
-        cached = None if key is None else self.store.get(key)
-        if cached is not None:
-            return cached
-        data = read_audio_bytes(audio_path)
-        key = key or audio_key(data)
+        audio_key if the caller has it, else file_key's (a file hashed before is not read again)."""
+        key = key or file_key(audio_path)
         cached = self.store.get(key)
         if cached is not None:
             return cached
+        data = read_audio_bytes(audio_path)
         try:
             feats = compute(load_audio(data, str(audio_path), self.cfg.sample_rate), self.cfg)
         except ValueError as err:
