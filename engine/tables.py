@@ -75,10 +75,17 @@ def separator(text: str) -> str:
     return next((sep for sep in SEPARATOR_NAMES if sep in header), ",")
 
 
+# other names of a column's field: "arousal" is the field's more common name (the NRC VAD lexicon's
+# column, many corpora's), and was ignored as an unknown column, leaving a model without activation labels
+COLUMN_ALIASES = {"arousal": "activation"}
+
+
 def known_names(header: list[str], known: tuple[str, ...], path: Path, error: type[EmoliveError]) -> list[str]:
-    """The header with each column that is one of `known` in another case or with spaces spelled as
-    `known` spells it; two columns that would share a name are `error`."""
+    """The header with each column that is one of `known` in another case or with spaces, or by another
+    name of the field (COLUMN_ALIASES), spelled as `known` spells it; two columns that would share a
+    name are `error`."""
     spelling = {name.lower(): name for name in known}
+    spelling.update({alias: name for alias, name in COLUMN_ALIASES.items() if name in known})
     names = [spelling.get(column.strip().lower(), column) for column in header]
     twice = sorted({name for name in names if name in known and names.count(name) > 1})
     if twice:

@@ -184,6 +184,17 @@ def test_manifest_columns_are_found_whatever_their_case(tmp_path):
         read_manifest(tmp_path / "two.csv")
 
 
+def test_an_arousal_column_is_read_as_activation(tmp_path):
+    """It was ignored as an unknown column: a model trained on such a table had no activation label
+    at all, without a word. With both columns, which one holds the ratings cannot be guessed."""
+    (tmp_path / "m.csv").write_text("path,speaker,emotion,Arousal,valence\n1.wav,s,,6.5,2\n", encoding="utf-8")
+    (utt,) = read_manifest(tmp_path / "m.csv")
+    assert (utt.activation, utt.valence) == (6.5, 2.0) and np.isnan(utt.dominance)
+    (tmp_path / "both.csv").write_text("path,speaker,emotion,arousal,activation\n1.wav,s,,6.5,2\n")
+    with pytest.raises(TrainerError, match="more than one column reads as activation"):
+        read_manifest(tmp_path / "both.csv")
+
+
 def test_duplicate_rows_are_dropped_with_a_warning(tmp_path, caplog):
     (tmp_path / "m.csv").write_text("path,speaker,emotion\n1.wav,s,sad\n2.wav,s,angry\n1.wav,s,sad\n")
     utts = read_manifest(tmp_path / "m.csv")

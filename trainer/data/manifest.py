@@ -19,8 +19,8 @@ OPTIONAL = ("intensity", *DIMENSIONS, "split")
 
 def read_manifest(csv_path: str | Path, corpus: str | None = None) -> list[Utterance]:
     """Read a manifest: columns path, speaker, emotion, and optionally intensity,
-    activation, valence, dominance (1-7) and split (any case; dev, development and validation read as
-    val: trainer.data.splits.split_name); other columns are ignored.
+    activation (or arousal), valence, dominance (1-7) and split (any case; dev, development and
+    validation read as val: trainer.data.splits.split_name); other columns are ignored.
 
     Paths are relative to the CSV's folder. Labels may be partial: a dimension given in the row
     is used as is, a missing one comes from the VAD map by emotion and intensity, and one that
