@@ -335,6 +335,8 @@ def test_each_corpus_is_taught_by_its_own_teacher(two_corpora, tmp_path):
     (["--teacher-for", "ravdess={emodb}", "--teacher", "runs/no-such-teacher"], "no model named 'runs/no-such-teacher'"),
     (["--teacher-for", "ravdess={emodb}", "--teacher-for", "emodb={ravdess}", "--lambda", "0.01"],
      "embeddings are not comparable"),
+    (["--teacher-for", "ravdess={emodb}", "--teacher", "student", "--avd-weight", "0"],
+     "--lambda-early 0 --lambda 0 without --avd-weight teaches nothing of the teacher"),
 ])
 def test_a_teacher_that_cannot_teach_a_corpus_is_a_one_line_error(two_corpora, tmp_path, capsys, teachers, message):
     manifests, cache, trained = two_corpora

@@ -217,7 +217,8 @@ def _distill_command(p: argparse.ArgumentParser) -> None:
                    metavar="CORPUS=MODEL",
                    help="this corpus's own teacher, one trained without it (repeatable): cross-fitted estimates carry "
                         "what a teacher knows of unheard speech, where its estimates on its own training clips only "
-                        "repeat their labels; teaches A/V/D only (--avd-weight, --lambda-early 0 --lambda 0)")
+                        "repeat their labels. Several teachers' embeddings are not comparable: with more than one, "
+                        "teach their A/V/D estimates alone (--avd-weight W --lambda-early 0 --lambda 0)")
     p.add_argument("--kappa-early", type=WEIGHT, default=DistillConfig.kappa_early,
                    help="task-loss weight before the switch")
     p.add_argument("--lambda-early", type=WEIGHT, default=DistillConfig.lambda_early,

@@ -248,7 +248,12 @@ def teachers_of_corpora(dcfg: DistillConfig, corpora: list[str]) -> dict[str, st
 
 def check_teachers(dcfg: DistillConfig, utts: list[Utterance]) -> None:
     """What the teachers' names already tell about training on `utts`, found before any feature is
-    computed (pipeline.fit): every corpus has one teacher, and every teacher names a model."""
+    computed (pipeline.fit): the teachers teach something (with every teaching weight 0 they were
+    run and recorded as teachers of a student that learnt nothing of them), every corpus has one
+    teacher, and every teacher names a model."""
+    if not dcfg.distils_embedding and dcfg.avd_weight == 0:
+        raise TrainerError("--lambda-early 0 --lambda 0 without --avd-weight teaches nothing of the teacher: give "
+                           "--avd-weight W to teach its A/V/D estimates, or train without one (trainer train)")
     for teacher in set(teachers_of_corpora(dcfg, corpora_of(utts)).values()):
         check_model_exists(teacher)
 
