@@ -84,15 +84,18 @@ def add_stream_parser(commands: argparse._SubParsersAction) -> None:
                                  description="Without --source: the microphone, or the bundled demo clip at "
                                  "real time when there is none. Publishes on ZeroMQ and prints a live table.")
     add_stream_options(stream, source_help="audio file, GStreamer pipeline (e.g. 'audiotestsrc num-buffers=50'), "
-                       "or '-' for raw PCM on stdin (default: microphone)")
+                       "or '-' for raw PCM on stdin (default: microphone); a pipeline or stdin is read until it "
+                       "ends, however long it waits for audio (a udpsrc for its sender)")
     publish = stream.add_mutually_exclusive_group()
     publish.add_argument("--publish", default=DEFAULT_ADDRESS, metavar="ADDRESS",
                          help="ZeroMQ PUB address")
     publish.add_argument("--no-publish", dest="publish", action="store_const", const=None, help="do not publish")
     stream.add_argument("--allow-remote", action="store_true",
                         help="allow non-loopback --publish, --osc and --websocket addresses")
-    stream.add_argument("--wait-subscriber", type=wait_seconds, default=0.0, metavar="SECONDS",
-                        help="before starting, wait up to this long for a subscriber, so it misses nothing")
+    # no default: SinkOptions.from_args refuses it beside --no-publish, and reads it absent as no wait
+    stream.add_argument("--wait-subscriber", type=wait_seconds, metavar="SECONDS",
+                        help="before starting, wait up to this long for a ZeroMQ subscriber, so it misses nothing "
+                        "(no wait when not given)")
     stream.add_argument("--json", action="store_true", help="print one JSON estimate per line instead of a table")
     stream.add_argument("--csv", metavar="FILE", help="also write estimates to a CSV file")
     stream.add_argument("--lsl", action="store_true", help="also send estimates to a Lab Streaming Layer outlet "
@@ -117,24 +120,26 @@ def add_stream_parser(commands: argparse._SubParsersAction) -> None:
 
 
 def cmd_stream(args: argparse.Namespace) -> int:
+    from emolive.engine.sinks.base import SinkError
     from emolive.engine.sinks.factory import SinkOptions, open_sinks
     from emolive.engine.sources import AudioSourceError
 
     from emolive.engine.row_writers import check_not_an_input
 
     config = StreamConfig.from_args(args)
+    outputs = SinkOptions.from_args(args)
     if args.csv and config.source is not None:
         check_not_an_input(args.csv, [config.source], "--csv")
     model = load_model_one_thread(config.model)
     with ExitStack() as stack:
         stream = stack.enter_context(open_stream(config, notify=notify))
         log.info("reading %s; model %s", stream.description, printable(model.name))
-        sinks = open_sinks(SinkOptions.from_args(args), stack, model.meta.class_names)
+        sinks = open_sinks(outputs, stack, model.meta.class_names)
         runner = stream.runner(model, sinks)
         with stop_on_signal(runner) as interrupted:
             try:
                 stats = runner.run()
-            except AudioSourceError:  # the final status first, then main's one-line error
+            except (AudioSourceError, SinkError):  # the summary of what was done, then main's one-line error
                 log.info("%s", summary(runner.stats))
                 raise
     log.info("%s", summary(stats))

@@ -140,7 +140,8 @@ class Runner:
         reader.start()
         try:
             self._process()
-        except SinkError:  # the sink that failed can take nothing more
+        except SinkError:  # the sink that failed can take nothing more; the others still hear how the run ended
+            self._send_status(after_sink_failure=True)
             raise
         except BaseException:  # the source failed, or Ctrl-C: the sinks still hear how the run ended
             self._send_status()
@@ -371,12 +372,20 @@ class Runner:
             speech=speech, voiced_ratio=voiced_ratio, model=self.model.name,
             latency_ms=1000.0 * (time.monotonic() - window.arrival.monotonic))
 
-    def _send_status(self) -> None:
-        """Status: lag_s is how much newer audio had arrived when the latest estimate was made (0 before one)."""
+    def _send_status(self, after_sink_failure: bool = False) -> None:
+        """Status: lag_s is how much newer audio had arrived when the latest estimate was made (0 before one).
+
+        `after_sink_failure`: the final status of a run a sink ended; a sink that fails again (the broken
+        one: a closed pipe, a full disk) is passed over so the others still get it, and the run's error
+        stays the first failure."""
         source = self.source.stats
         status = status_payload(stream=self.stream_id, dropped_blocks=source.dropped_blocks,
                                 skipped_windows=self._skipped, lag_s=self._lag_s, wall=time.time(),
                                 estimates=self._seq, audio_s=self._received / SAMPLE_RATE, live=self.live,
                                 device_gaps=source.gaps, gap_s=source.gap_s)
         for sink in self.sinks:
-            sink.status(status)
+            try:
+                sink.status(status)
+            except SinkError:
+                if not after_sink_failure:
+                    raise

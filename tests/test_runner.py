@@ -17,7 +17,8 @@ from emolive.engine.features.normalise import as_one_stream
 from emolive.engine.plugin import load_model
 from emolive.engine.runner import SPEECH_MIN_FRACTION, Runner
 from emolive.engine.schema import validate_estimate, validate_status
-from emolive.engine.sinks.base import Sink
+from emolive.engine.sinks import JsonLinesSink
+from emolive.engine.sinks.base import Sink, SinkError
 from emolive.engine.sources import FileSource, RawPcmSource
 from emolive.engine.vad import SpeechDetector
 from emolive.engine.windows import Arrival, SlidingWindows, WindowError, WindowSpec
@@ -356,3 +357,17 @@ def test_stop_from_another_thread_ends_a_live_run_promptly(student, speech_file)
         stats = runner.run()
     assert time.monotonic() - t0 < 2.8
     assert stats.estimates == len(sink.estimates) >= 1 and stats.audio_s < 3.0
+
+
+def test_when_a_sink_fails_the_others_still_get_the_final_status(student, speech_file):
+    """A JSON lines reader that went away (`--json | head`) ended the run with no final status for the
+    other outputs: a ZeroMQ subscriber's last status said fewer estimates than it had received."""
+    read_fd, write_fd = os.pipe()
+    os.close(read_fd)  # the reader is gone before the first estimate
+    other = Collect()
+    with os.fdopen(write_fd, "w") as pipe, FileSource(speech_file[0]) as source:
+        runner = Runner(source, student, [other, JsonLinesSink(pipe)])
+        with pytest.raises(SinkError, match="closed its end of the pipe"):
+            runner.run()
+    assert len(other.estimates) == 1  # delivered before the JSON lines failed on the same estimate
+    assert other.statuses and other.statuses[-1]["estimates"] == 1

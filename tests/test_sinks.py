@@ -6,8 +6,10 @@ import errno
 import io
 import json
 import os
+import socket
 import stat
 import subprocess
+import threading
 import time
 
 import pytest
@@ -330,3 +332,60 @@ def test_outputs_of_windows_only_take_no_turns_so_the_runner_makes_none(tmp_path
             TableSink(io.StringIO()) as table, ZmqPublisher(LOOPBACK_ANY_PORT) as publisher:
         assert not any(sink.takes_turns() for sink in (csv_sink, jsonl, table))
         assert publisher.takes_turns()
+
+
+def websocket_threads() -> set[threading.Thread]:
+    return {thread for thread in threading.enumerate() if thread.name == "emolive-websocket"}
+
+
+def test_websocket_close_with_a_reader_is_prompt_delivers_what_was_queued_and_ends_its_thread():
+    """Each client's handler waited on its queue forever, so the server never finished closing and
+    close() gave up after its 5 s join with the thread still alive: every `emolive stream --websocket`
+    with a client took 5 s longer to exit, Ctrl-C and SIGTERM included."""
+    from websockets.exceptions import ConnectionClosedOK
+    from websockets.sync.client import connect
+
+    from emolive.engine.sinks.websocket import CLIENT_QUEUE, WebSocketSink
+
+    before = websocket_threads()
+    sink = WebSocketSink("127.0.0.1:0")
+    with connect(f"ws://{sink.address}", max_queue=None) as reader:  # buffers all it gets: a reader that keeps up
+        deadline = time.monotonic() + 10
+        while sink.clients < 1 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        for seq in range(CLIENT_QUEUE - 1):  # with the status, as many as a client's queue holds, all queued
+            sink.emit(estimate(seq))  # just before close: none is dropped however slowly the sender runs
+        sink.status(status_payload(stream="test", dropped_blocks=0, skipped_windows=0, lag_s=0.0, wall=0.0))
+        started = time.monotonic()
+        sink.close()
+        took = time.monotonic() - started
+        received = []
+        with pytest.raises(ConnectionClosedOK) as closed:
+            while True:
+                received.append(json.loads(reader.recv(timeout=10)))
+    # the linger (0.25 s) plus the closing handshake (0.25 s at most) on loopback: 2.5 s is far above that
+    # on a loaded machine and still half the 5 s join timeout every close took before
+    assert took < 2.5 and websocket_threads() == before
+    assert closed.value.rcvd.code == 1001  # going away: the server closed it
+    assert [m["message"]["seq"] for m in received[:-1]] == list(range(CLIENT_QUEUE - 1))
+    assert received[-1]["topic"] == "status.test" and sink.dropped == 0
+
+
+def test_websocket_bind_errors_advise_another_port_only_when_the_port_is_taken():
+    """"(another emolive stream?); choose another port" followed every bind error, a host that does not
+    resolve and an address not on this machine included, where another port fixes nothing."""
+    import socket
+
+    from emolive.engine.sinks.websocket import WebSocketSink
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        with pytest.raises(SinkError) as in_use:
+            WebSocketSink(f"127.0.0.1:{taken.getsockname()[1]}")
+    assert "address already in use" in str(in_use.value) and str(in_use.value).endswith("choose another port")
+    for address, reason in (("nosuchhost.invalid:8000", "not known"), ("192.0.2.1:8000", "cannot assign")):
+        with pytest.raises(SinkError) as failed:  # 192.0.2.1: TEST-NET-1, on no machine's interface
+            WebSocketSink(address, allow_remote=True)
+        message = str(failed.value)
+        assert reason in message.lower() and "another port" not in message and "\n" not in message, message

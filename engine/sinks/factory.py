@@ -7,10 +7,16 @@ import logging
 from contextlib import ExitStack
 from dataclasses import dataclass
 
-from emolive.engine.defaults import DEFAULT_ADDRESS
-from emolive.engine.sinks.base import Sink
+from emolive.engine.defaults import DEFAULT_ADDRESS, OSC_TARGET, WEBSOCKET_ADDRESS
+from emolive.engine.sinks.base import Sink, SinkError
 
 log = logging.getLogger("emolive")
+EMPTY_VALUE_FIXES = {  # the output options that take a value, and what to give instead of an empty one
+    "publish": f"an address such as {DEFAULT_ADDRESS}, or --no-publish for none",
+    "csv": "a file name",
+    "osc": f"HOST:PORT, or --osc alone for {OSC_TARGET}",
+    "websocket": f"HOST:PORT, or --websocket alone for {WEBSOCKET_ADDRESS}",
+}
 
 
 @dataclass(frozen=True)
@@ -29,8 +35,15 @@ class SinkOptions:
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> SinkOptions:
-        """The outputs `emolive stream`'s parsed arguments name."""
-        return cls(publish=args.publish, allow_remote=args.allow_remote, wait_subscriber=args.wait_subscriber,
+        """The outputs `emolive stream`'s parsed arguments name. An empty value (`--csv "$OUT"` with OUT
+        unset) is refused, not read as "no such output", and so is a wait for a subscriber of no publisher."""
+        for option, wanted in EMPTY_VALUE_FIXES.items():
+            if getattr(args, option) == "":
+                raise SinkError(f"--{option} got an empty value: give {wanted}")
+        if args.wait_subscriber is not None and args.publish is None:
+            raise SinkError("--wait-subscriber waits for a ZeroMQ subscriber, and --no-publish makes no publisher: "
+                            "leave out one of them")
+        return cls(publish=args.publish, allow_remote=args.allow_remote, wait_subscriber=args.wait_subscriber or 0.0,
                    csv=args.csv, lsl=args.lsl, osc=args.osc, websocket=args.websocket, json=args.json,
                    stream_id=args.stream_id)
 

@@ -9,10 +9,16 @@ The server runs on its own thread and asyncio loop. The engine hands each messag
 to keep up (or one that stopped reading) loses the messages that do not fit, counted in
 `dropped`; a dead client is dropped by the keep-alive ping. websockets is an optional extra
 (`pip install emolive[websocket]`), imported only when this sink is used.
+
+A client's handler lives exactly as long as its connection (a sender task drains its queue beside
+it), so `close()` is bounded: the messages queued before it get CLOSE_LINGER_S to leave, then each
+connection gets CLOSE_LINGER_S to finish the closing handshake, and the server's thread ends. A
+handler that waited on its queue alone never returned, and every close took the 5 s join timeout.
 """
 from __future__ import annotations
 
 import asyncio
+import errno
 import json
 import logging
 import threading
@@ -26,7 +32,10 @@ from emolive.engine.sinks.endpoint import parse_endpoint
 
 CLIENT_QUEUE = 100  # messages per client: 50 s of estimates at a 0.5 s hop, like the ZeroMQ high-water mark
 START_TIMEOUT_S = 10.0
-CLOSE_LINGER_S = 0.25  # on close, queued messages get this long to leave (a file's last estimates), like ZeroMQ's
+# on close, queued messages get this long to leave (a file's last estimates), like ZeroMQ's; then each client
+# gets as long to answer the closing handshake (well under 1 ms on loopback)
+CLOSE_LINGER_S = 0.25
+STOP_TIMEOUT_S = 5.0  # a safety bound on close(), which returns within 2 * CLOSE_LINGER_S
 log = logging.getLogger(__name__)
 
 
@@ -52,8 +61,7 @@ class WebSocketSink(Sink):
         if not self._ready.wait(START_TIMEOUT_S):
             raise SinkError(f"the WebSocket server on {address} did not start within {START_TIMEOUT_S:g} s")
         if self._failure is not None:
-            raise SinkError(f"cannot serve WebSocket on {address}: {self._failure.strerror or self._failure}"
-                            " (another emolive stream?); choose another port") from None
+            raise SinkError(bind_failure(address, self._failure)) from None
 
     @property
     def clients(self) -> int:
@@ -61,7 +69,7 @@ class WebSocketSink(Sink):
 
     async def _serve(self, serve: Any, host: str, port: int) -> None:
         try:
-            server = await serve(self._client, host, port)
+            server = await serve(self._client, host, port, close_timeout=CLOSE_LINGER_S)
         except OSError as exc:
             self._failure = exc
             self._ready.set()
@@ -73,17 +81,29 @@ class WebSocketSink(Sink):
         await server.wait_closed()
 
     async def _client(self, connection: Any) -> None:
-        from websockets.exceptions import ConnectionClosed
-
+        """Serve one client until its connection closes (the client left, or close() closed it); returning
+        then is what lets the server's close finish."""
         messages: asyncio.Queue[str] = asyncio.Queue(self._queue_size)
         self._clients.add(messages)
+        sender = asyncio.create_task(self._send(connection, messages))
+        try:
+            await connection.wait_closed()
+        finally:
+            self._clients.discard(messages)
+            sender.cancel()
+            await asyncio.wait([sender])
+
+    @staticmethod
+    async def _send(connection: Any, messages: asyncio.Queue[str]) -> None:
+        """Send a client's messages in order; each is marked done once sent, so close() can wait for them."""
+        from websockets.exceptions import ConnectionClosed
+
         try:
             while True:
                 await connection.send(await messages.get())
+                messages.task_done()
         except ConnectionClosed:
             pass
-        finally:
-            self._clients.discard(messages)
 
     def _offer(self, text: str) -> None:
         """On the server's loop: queue `text` for every client, counting those that have no room."""
@@ -107,14 +127,26 @@ class WebSocketSink(Sink):
         self._publish(STATUS_TOPIC, status)
 
     async def _linger(self) -> None:
-        deadline = self._loop.time() + CLOSE_LINGER_S
-        while any(not messages.empty() for messages in self._clients) and self._loop.time() < deadline:
-            await asyncio.sleep(0.01)
+        """Wait up to CLOSE_LINGER_S for every message queued so far to be sent, then close the server
+        (and with it every connection)."""
+        try:
+            await asyncio.wait_for(asyncio.gather(*(messages.join() for messages in self._clients)), CLOSE_LINGER_S)
+        except TimeoutError:  # a client that did not keep up loses what it had not taken
+            pass
         self._server.close()
 
     def close(self) -> None:
         if self._thread.is_alive() and hasattr(self, "_server"):
-            asyncio.run_coroutine_threadsafe(self._linger(), self._loop).result(timeout=5.0)
-            self._thread.join(timeout=5.0)
+            asyncio.run_coroutine_threadsafe(self._linger(), self._loop).result(timeout=STOP_TIMEOUT_S)
+            self._thread.join(timeout=STOP_TIMEOUT_S)
         if self.dropped:
             log.warning("WebSocket: %d messages dropped for clients that did not keep up", self.dropped)
+
+
+def bind_failure(address: str, error: OSError) -> str:
+    """Why the server cannot listen, in one line; the advice to choose another port only where the port
+    is taken (a host that does not resolve, or an address not on this machine, needs another fix)."""
+    text = f"cannot serve WebSocket on {address}: {error.strerror or error}"
+    if error.errno == errno.EADDRINUSE:
+        text += " (another emolive stream?); choose another port"
+    return text

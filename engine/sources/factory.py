@@ -6,6 +6,7 @@ import re
 from collections.abc import Callable
 
 from emolive.engine.sources.base import DEFAULT_BLOCK_SIZE, AudioSource, AudioSourceError
+from emolive.engine.sources.decoders import AUDIO_EXTENSIONS
 from emolive.engine.sources.file import FileSource
 from emolive.engine.sources.gstreamer import GStreamerSource
 from emolive.engine.sources.microphone import NO_DEVICE_MESSAGE, MicrophoneOptions, MicrophoneSource, list_input_devices
@@ -13,6 +14,8 @@ from emolive.engine.sources.pcm import RawPcmSource
 
 # A spec whose first word is a GStreamer element like these is a pipeline, not a file name.
 _GST_ELEMENT = re.compile(r"^[a-z0-9]+(src|decodebin\d*)(\s|$)")
+# Pipeline syntax beyond a "!" inside a word: a link "!" standing alone, or a property (location=…)
+_GST_SYNTAX = re.compile(r"(^|\s)!(\s|$)|=")
 
 
 def open_source(spec: str | None, *, fallback: str | os.PathLike[str] | None = None,
@@ -27,7 +30,8 @@ def open_source(spec: str | None, *, fallback: str | os.PathLike[str] | None = N
       returned source's `description` says which was chosen.
     - "-": raw PCM on stdin (`raw_format` "f32le" or "s16le", at `raw_rate` Hz with `raw_channels` channels).
     - "gst:<description>", or a description with "!" or starting with an element such as
-      `audiotestsrc` or `uridecodebin`: a GStreamer pipeline.
+      `audiotestsrc` or `uridecodebin`: a GStreamer pipeline; not a missing audio file's name
+      with "!" in a word ('Great take!.wav'), which is the file (and its error "not found").
     - anything else: an audio file (`realtime` paces it).
     `microphone.channels` pick the channels mixed of a file or of stdin too; a device or `reconnect`
     named beside a source is refused, not ignored, as are channels for a pipeline (its own elements
@@ -50,8 +54,19 @@ def open_source(spec: str | None, *, fallback: str | os.PathLike[str] | None = N
 
 
 def is_pipeline(spec: str) -> bool:
-    """Whether a --source names a GStreamer pipeline rather than a file."""
-    return spec.startswith("gst:") or (not os.path.exists(spec) and ("!" in spec or bool(_GST_ELEMENT.match(spec))))
+    """Whether a --source names a GStreamer pipeline rather than a file. A missing file is still a file
+    when its name ends in an audio extension and has no pipeline syntax ('Great take!.wav'), so its
+    error is "audio file not found", not gst-launch's "no element"."""
+    if spec.startswith("gst:"):
+        return True
+    if os.path.exists(spec) or names_an_audio_file(spec):
+        return False
+    return "!" in spec or bool(_GST_ELEMENT.match(spec))
+
+
+def names_an_audio_file(spec: str) -> bool:
+    """An audio file name ('take 2!.flac'): an audio extension, and no "!" link or property of a pipeline."""
+    return os.path.splitext(spec)[1].lower() in AUDIO_EXTENSIONS and not _GST_SYNTAX.search(spec)
 
 
 def check_for_a_source(spec: str, microphone: MicrophoneOptions) -> None:

@@ -2,6 +2,14 @@
 
 A subprocess instead of PyGObject keeps the dependency to one apt package and lets users paste
 the same description they would try on the command line (`pulsesrc`, `uridecodebin uri=…`).
+
+A pipeline is read until it ends, however long it is silent, as stdin is: a live source may rightly
+wait for minutes (`udpsrc` for its sender, `tcpserversrc` for a client, an RTP stream that pauses),
+and the elements that must not wait bound it themselves (souphttpsrc's and rtspsrc's timeouts end
+the pipeline with an error). A fixed 10 s stall limit ended such live sources and guarded against
+nothing that Ctrl-C, SIGTERM or the GUI's stop do not end: they stop the run, and `close()`
+terminates gst-launch. `stall_timeout` sets a limit for a caller that wants one. What stays bounded
+is the wait for gst-launch to exit once it has closed its output.
 """
 from __future__ import annotations
 
@@ -21,14 +29,15 @@ GST_LAUNCH = "gst-launch-1.0"
 GST_PACKAGES = "gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good"
 TAIL = ["!", "audioconvert", "!", "audioresample", "!",
         f"audio/x-raw,format=F32LE,rate={SAMPLE_RATE},channels=1", "!", "fdsink", "fd=1"]
-STALL_SECONDS = 10.0
+EXIT_TIMEOUT_S = 10.0  # after closing its output (the stream's end), gst-launch exits within a second
 
 
 class GStreamerSource(AudioSource):
     """Run `gst-launch-1.0 -q <description> ! … ! fdsink fd=1` and stream its stdout."""
 
     def __init__(self, description: str, *, block_size: int = DEFAULT_BLOCK_SIZE,
-                 stall_timeout: float = STALL_SECONDS) -> None:
+                 stall_timeout: float | None = None) -> None:
+        """`stall_timeout`: seconds without audio that end the run with an error; None: wait as the pipeline does."""
         super().__init__(f"GStreamer pipeline {description!r}")
         launcher = shutil.which(GST_LAUNCH)
         if launcher is None:
@@ -45,15 +54,22 @@ class GStreamerSource(AudioSource):
 
     def _read_blocks(self) -> Iterator[np.ndarray]:
         assert self._process.stdout is not None
-        yield from read_pcm(self._process.stdout.fileno(), "f32le", self.block_size, self.stall_timeout, self.description)
+        heard = False
+        for block in read_pcm(self._process.stdout.fileno(), "f32le", self.block_size, self.stall_timeout,
+                              self.description):
+            heard = heard or len(block) > 0
+            yield block
         try:
-            code = self._process.wait(timeout=self.stall_timeout)
+            code = self._process.wait(timeout=EXIT_TIMEOUT_S)
         except subprocess.TimeoutExpired:
             raise AudioSourceError(f"{self.description} closed its output but did not exit") from None
         if code != 0:
             self._stderr.seek(0)
             reason = gst_error(self._stderr.read().decode(errors="replace"))
             raise AudioSourceError(f"{self.description} failed (exit {code}): {reason}")
+        if not heard:  # as empty stdin and an empty file are errors, not a recording of nothing
+            raise AudioSourceError(f"{self.description} ended before any audio; check that its source delivers "
+                                   f"some (`{GST_LAUNCH} -v` with the same description shows what it does)")
 
     def close(self) -> None:
         if self._process.poll() is None:

@@ -1,7 +1,8 @@
 """Raw PCM from a pipe (stdin, or a subprocess's stdout), for piping audio between programs.
 
 Pipes do not keep sample boundaries, so partial samples are carried over between reads; a
-stall timeout turns a producer that went silent into an error instead of a hang.
+stall timeout, where the caller sets one, turns a producer that went silent into an error instead
+of a wait (stdin and GStreamer pipelines set none: a live producer may rightly be silent).
 """
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from emolive.engine.sources.base import (DEFAULT_BLOCK_SIZE, MAX_RATE, MIN_RATE,
                                          ToMono16k)
 
 SAMPLE_FORMATS = {name: np.dtype(code) for name, code in RAW_SAMPLE_FORMATS.items()}
+PIPE_EXAMPLE = "arecord -f FLOAT_LE -r 16000 -c 1 | emolive stream --source -"  # how to give stdin audio
 
 
 def read_pcm(fd: int, sample_format: str, block_size: int, stall_timeout: float | None, what: str,
@@ -63,6 +65,8 @@ class RawPcmSource(AudioSource):
         if not MIN_RATE <= rate <= MAX_RATE or not 1 <= channels <= 256:
             raise AudioSourceError(f"raw PCM at {rate:g} Hz with {channels} channels: give a rate of {MIN_RATE}-{MAX_RATE} Hz "
                                    "and 1-256 channels")
+        if stream is None and sys.stdin is None:  # Python's stdin where descriptor 0 was closed (`<&-`)
+            raise AudioSourceError(f"stdin is closed, so there is no raw PCM to read; pipe it in, e.g. {PIPE_EXAMPLE}")
         self._stream = stream if stream is not None else sys.stdin.buffer
         name = "stdin" if stream is None else getattr(stream, "name", "stream")
         layout = "mono" if channels == 1 else f"{channels}-channel"
@@ -76,13 +80,21 @@ class RawPcmSource(AudioSource):
         blocks = read_pcm(self._stream.fileno(), self.sample_format, self.block_size * self.channels, None,
                           self.description, channels=self.channels)
         heard = False
-        for block in blocks:
-            heard = heard or len(block) > 0
-            yield self._convert(block.reshape(-1, self.channels))
+        try:
+            for block in blocks:
+                heard = heard or len(block) > 0
+                yield self._convert(block.reshape(-1, self.channels))
+        except AudioSourceError:  # cut mid-sample: all that decoded is scored first, the resampler's tail too
+            yield self._tail()
+            raise
         if not heard:  # as an empty file is an error, not a recording of nothing
             raise AudioSourceError(f"{self.description}: the stream ended before any audio; pipe PCM into it, "
-                                   "e.g. arecord -f FLOAT_LE -r 16000 -c 1 | emolive stream --source -")
-        yield self._convert(np.zeros((0, self.channels), np.float32), last=True)  # the resampler's tail
+                                   f"e.g. {PIPE_EXAMPLE}")
+        yield self._tail()
+
+    def _tail(self) -> np.ndarray:
+        """The resampler's last output, held back by its filter's delay (~40 ms): flushed however the stream ends."""
+        return self._convert(np.zeros((0, self.channels), np.float32), last=True)
 
     def close(self) -> None:
         """Nothing to release: the caller opened the stream and closes it."""

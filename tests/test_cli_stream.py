@@ -1,0 +1,97 @@
+"""`emolive stream` as users run it (the installed console script in a real process): what it refuses
+before it starts, and how it ends when an output or its input fails."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+import soundfile as sf
+import zmq
+
+from tests.conftest import REPO
+from tests.test_cli import EMOLIVE, free_port
+
+
+@pytest.fixture(scope="module")
+def speech_flac(tmp_path_factory, speech) -> Path:
+    path = tmp_path_factory.mktemp("audio") / "speech.flac"
+    sf.write(path, speech, 16000, subtype="PCM_16")
+    return path
+
+
+def stream(*args: str, **kwargs) -> subprocess.CompletedProcess:
+    """A run to its end; stdout and stderr captured unless `kwargs` say otherwise."""
+    pipes = {"stdout": subprocess.PIPE, "stderr": subprocess.PIPE}
+    return subprocess.run([*EMOLIVE, "stream", *args], cwd=REPO, text=True, timeout=120, **{**pipes, **kwargs})
+
+
+def assert_one_line_error(result: subprocess.CompletedProcess, *needles: str) -> str:
+    """Exit 1, no traceback, and exactly one error line holding every needle; that line."""
+    errors = [line for line in result.stderr.splitlines() if line.startswith("emolive: error:")]
+    assert result.returncode == 1 and "Traceback" not in result.stderr and len(errors) == 1, result.stderr
+    for needle in needles:
+        assert needle in errors[0]
+    return errors[0]
+
+
+@pytest.mark.parametrize("option, fix", [("--publish=", "--no-publish"), ("--csv=", "a file name"),
+                                         ("--osc=", "HOST:PORT"), ("--websocket=", "HOST:PORT")])
+def test_an_empty_output_value_is_refused_not_taken_as_no_output(speech_flac, option, fix):
+    """`--csv "$OUT"` with OUT unset ran to exit 0 without the CSV file (and `--publish=` without publishing)."""
+    result = stream("--source", str(speech_flac), "--json", option)
+    assert_one_line_error(result, f"{option[:-1]} got an empty value", fix)
+    assert result.stdout == ""  # refused before any estimate
+
+
+def test_wait_subscriber_without_a_publisher_is_refused_not_ignored(speech_flac):
+    result = stream("--source", str(speech_flac), "--no-publish", "--wait-subscriber", "5")
+    assert_one_line_error(result, "--wait-subscriber", "--no-publish", "leave out one of them")
+
+
+def test_closed_stdin_is_one_line_error():
+    """`--source -` with descriptor 0 closed (`<&-`) raised AttributeError: Python's sys.stdin is None then."""
+    result = stream("--source", "-", "--no-publish", preexec_fn=lambda: os.close(0))
+    assert_one_line_error(result, "stdin is closed", "pipe it in")
+
+
+def test_a_missing_file_with_a_bang_in_its_name_is_not_found_not_a_pipeline(tmp_path):
+    result = stream("--no-publish", "--source", str(tmp_path / "Great take!.wav"))
+    assert_one_line_error(result, "audio file not found", "Great take!.wav")
+
+
+def test_a_pipeline_without_audio_is_an_error_as_empty_stdin_is():
+    """A pipeline that ended before any audio exited 0 with "0 estimates"; empty stdin was an error."""
+    pipeline = stream("--no-publish", "--source", "audiotestsrc num-buffers=0")
+    empty_stdin = stream("--no-publish", "--source", "-", stdin=subprocess.DEVNULL)
+    assert_one_line_error(pipeline, "GStreamer pipeline", "ended before any audio")
+    assert_one_line_error(empty_stdin, "stdin", "ended before any audio")
+
+
+def test_when_an_output_fails_the_others_get_the_final_status_and_the_summary_is_printed(speech_flac):
+    """`--json | head` closed stdout: the run ended with no final status for the publisher's subscribers
+    and no summary line, only the error."""
+    address = f"tcp://127.0.0.1:{free_port()}"
+    sub = zmq.Context.instance().socket(zmq.SUB)
+    sub.setsockopt(zmq.LINGER, 0)
+    sub.setsockopt(zmq.SUBSCRIBE, b"")
+    sub.connect(address)  # before the engine binds: zmq keeps retrying, and the engine waits for us
+    read_fd, write_fd = os.pipe()
+    os.close(read_fd)  # stdout's reader is gone before the first estimate
+    try:
+        result = stream("--source", str(speech_flac), "--publish", address, "--wait-subscriber", "60", "--json",
+                        stdout=write_fd)
+    finally:
+        os.close(write_fd)
+    messages = []
+    while sub.poll(1000):
+        messages.append(sub.recv_multipart())
+    sub.close()
+    assert_one_line_error(result, "the reader of the JSON lines closed its end of the pipe")
+    estimates = [topic for topic, _ in messages if topic.startswith(b"avd.")]
+    statuses = [json.loads(body) for topic, body in messages if topic.startswith(b"status.")]
+    assert estimates and statuses and statuses[-1]["estimates"] == len(estimates)
+    assert result.stderr.splitlines()[-2] == (f"emolive: {len(estimates)} estimates from "
+                                              + result.stderr.splitlines()[-2].split(" from ")[1])
