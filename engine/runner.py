@@ -32,10 +32,14 @@ also when the source fails or Ctrl-C stops the run (only a failing sink gets non
 Clocks: start/end count samples from the stream's start. wall_start/wall_end take the arrival of
 the block that completed the window as the capture time of that block's last sample, which is
 what it is for a live source; for a file read faster than real time they say when it was read.
+An estimate's wall_end is never before the previous estimate's: a file's 1 s blocks arrive ms apart,
+so a window in the next block read as up to 1 s earlier, and LSL outlets (stamped from wall_end)
+went back in time; a live block that arrives late would do the same.
 """
 from __future__ import annotations
 
 import logging
+import math
 import queue
 import threading
 import time
@@ -127,6 +131,7 @@ class Runner:
         self._pending: list[tuple[Window, bool]] = []  # windows taken, not yet evaluated, and their speech flag
         self._held: list[tuple[Window, Prediction, float]] = []  # offline: turns made, waiting for earlier estimates
         self._lag_s = 0.0
+        self._wall_end = -math.inf  # the latest estimate's wall_end
 
     def stop(self) -> None:
         """Ask `run()` to return soon (within POLL_S plus one model call); safe from any thread."""
@@ -354,15 +359,16 @@ class Runner:
     def _estimate(self, window: Window, prediction: Prediction, speech: bool) -> dict[str, Any]:
         self._lag_s = (self._received - window.end_sample) / self.cfg.sample_rate
         estimate = estimate_payload(**self._fields(window, prediction, self._seq, speech,
-                                                   voiced_share(window.features, self.cfg)))
-        self._seq += 1
+                                                   voiced_share(window.features, self.cfg), self._wall_end))
+        self._seq, self._wall_end = self._seq + 1, estimate["wall_end"]
         return estimate
 
     def _fields(self, window: Window, prediction: Prediction, seq: int, speech: bool,
-                voiced_ratio: float) -> dict[str, Any]:
-        """The payload fields of one model call over `window` (an estimate's, or a turn's)."""
+                voiced_ratio: float, not_before: float = -math.inf) -> dict[str, Any]:
+        """The payload fields of one model call over `window` (an estimate's, or a turn's); its
+        wall_end no earlier than `not_before`."""
         rate = self.cfg.sample_rate
-        wall_end = window.arrival.wall - (window.arrival.samples - window.end_sample) / rate
+        wall_end = max(window.arrival.wall - (window.arrival.samples - window.end_sample) / rate, not_before)
         activation, valence, dominance = np.clip(prediction.avd, *SCALE)
         return dict(
             seq=seq, stream=self.stream_id, start=window.start_sample / rate, end=window.end_sample / rate,

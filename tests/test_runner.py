@@ -276,6 +276,20 @@ def test_offline_estimates_and_turns_leave_in_time_order(student, speech_file):
         assert all(e["end"] > end for kind, e in order[i:] if kind == "estimate")
 
 
+def test_estimate_wall_clocks_never_go_back_when_a_file_is_read_fast(student, speech_file):
+    """A file's 1 s blocks arrive ms apart, so each block's first windows read as up to 1 s before the
+    previous block's last (wall_start went back 0.5 s at each block): LSL outlets, stamped from
+    wall_end, went back in time. Each wall_end is at or after the one before, and the spans keep
+    their length."""
+    path, _ = speech_file
+    sink = Collect()
+    with FileSource(path, block_size=16000) as source:
+        Runner(source, student, [sink], batch_size=64).run()
+    ends = [e["wall_end"] for e in sink.estimates]
+    assert len(ends) > 20 and ends == sorted(ends)
+    assert all(abs((e["wall_end"] - e["wall_start"]) - (e["end"] - e["start"])) < 1e-6 for e in sink.estimates)
+
+
 def test_a_stream_shorter_than_a_window_gets_one_estimate_over_all_of_it(student):
     path = corpus_files("emodb", limit=1)[0]  # 2 s
     samples, sink = read_audio(path), Collect()
