@@ -118,13 +118,29 @@ def test_manifest_unknown_intensity_is_unmarked_with_one_warning(tmp_path, caplo
     [
         ({"path": "1.wav", "speaker": "s", "emotion": "sad", "activation": "x", "valence": "", "dominance": ""},
          "activation 'x' is not a number"),
-        ({"path": "1.wav", "speaker": "s", "emotion": "sad", "activation": "0", "valence": "4", "dominance": "4"}, "1-7"),
+        ({"path": "1.wav", "speaker": "s", "emotion": "sad", "activation": "0.184", "valence": "4", "dominance": "4"},
+         r"activation 0.184 is outside the 1-7 scale: map ratings of another scale onto it first \(0 to 1: 1 \+ 6x"),
+        ({"path": "1.wav", "speaker": "s", "emotion": "sad", "activation": "nan", "valence": "4", "dominance": "4"},
+         "activation 'nan' is not a number; leave the cell empty for a clip without the rating"),
         ({"path": "1.wav", "emotion": "sad"}, "missing column"),
     ],
 )
 def test_manifest_errors_name_the_problem(tmp_path, row, message):
     with pytest.raises(ValueError, match=message):
         read_manifest(_write_csv(tmp_path / "m.csv", [row]))
+
+
+def test_a_path_cell_names_the_file_it_plainly_means(tmp_path):
+    """A stray space after the name (a spreadsheet's) and Windows' backslashes named no file: the clip was
+    reported missing, without its manifest line. A name that exists as written is taken as written."""
+    (tmp_path / "spk01").mkdir()
+    for name in ("clip.wav", "odd name .wav"):
+        (tmp_path / "spk01" / name).write_bytes(b"")
+    rows = [{"path": cell, "speaker": "s", "emotion": "sad"}
+            for cell in ("spk01\\clip.wav", " spk01/clip.wav ", "spk01/odd name .wav", "spk01\\missing.wav")]
+    got = [u.path for u in read_manifest(_write_csv(tmp_path / "m.csv", rows))]  # the first two: one file, once
+    assert got == [tmp_path / "spk01" / "clip.wav", tmp_path / "spk01" / "odd name .wav",
+                   tmp_path / "spk01\\missing.wav"]
 
 
 @pytest.mark.parametrize(

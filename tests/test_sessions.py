@@ -16,7 +16,7 @@ from emolive.engine.plugin import load_model
 from emolive.trainer.cli import main as trainer_main
 from emolive.trainer.data import Utterance, read_manifest
 from emolive.trainer.evaluate import predict_utterances
-from emolive.trainer.sessions import PROTOCOLS, drawn_streams, session_streams
+from emolive.trainer.sessions import PROTOCOLS, drawn_streams, session_streams, warn_unstated
 from emolive.trainer.config import TrainConfig
 from emolive.trainer.labelled import labelled_set
 from emolive.trainer.sampling import epoch_features
@@ -29,6 +29,17 @@ def utt(speaker: str, emotion: str, intensity: str = "") -> Utterance:
 
 CLIPS = [utt("a", "angry"), utt("a", "sad"), utt("a", "angry", "strong"), utt("b", "angry"),
          utt("b", "", "high"), utt("b", "", "low"), utt("b", "", "high")]
+
+
+def test_sustained_sessions_of_clips_without_a_state_are_said_to_be_mixed(caplog):
+    """A table of ratings alone (no category, no level) makes every clip's state "unlabelled": under
+    sustained each speaker's clips are one stream, as under mixed, which evaluate did not say."""
+    rated = [utt("a", ""), utt("a", ""), utt("b", "sad")]
+    assert groups(session_streams(rated, "sustained")) == groups(session_streams(rated, "mixed"))
+    for clips, protocol, warned in ((rated, "sustained", True), (rated, "mixed", False), (CLIPS, "sustained", False)):
+        caplog.clear()
+        warn_unstated(clips, protocol)
+        assert ("2 of 3 clips have no category or intensity level" in caplog.text) == warned, protocol
 
 
 def groups(streams: list[str]) -> list[list[int]]:

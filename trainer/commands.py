@@ -32,6 +32,7 @@ from emolive.trainer.history import HISTORY_FILE, SPLITS_FILE, bundle_splits, ve
 from emolive.trainer.losses import CCCLoss
 from emolive.trainer.metrics import DIMENSIONS
 from emolive.trainer.pipeline import DataSpec, by_split, fit, save_model
+from emolive.trainer.sessions import warn_unstated
 from emolive.trainer.config import TrainConfig
 from emolive.trainer.train import Checkpointing
 
@@ -203,6 +204,7 @@ def evaluate(args) -> int:
         utts = held_out_splits(model_splits, utts, warn=not args.split)
     if args.split:
         utts = only_split(utts, args.split)
+    warn_unstated(utts, args.protocol)
     out = predict_utterances(plugin, utts, data.cache_root(), progress=not args.json, protocol=args.protocol)
     result = {**metrics(plugin, utts, out), "protocol": args.protocol}
     if args.json:

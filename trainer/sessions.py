@@ -14,6 +14,7 @@ streams do not give. The protocols a recipe is judged on:
 """
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
@@ -23,6 +24,9 @@ if TYPE_CHECKING:  # the CLI imports this module for its choices: keep it light
 
 PROTOCOLS = ("clip", "sustained", "mixed")
 DEFAULT_PROTOCOL = "mixed"
+UNSTATED = "unlabelled"  # the state of a clip with neither a category nor a level
+
+log = logging.getLogger(__name__)
 
 
 def state_of(u: Utterance) -> str:
@@ -30,7 +34,7 @@ def state_of(u: Utterance) -> str:
     clip labelled only by level (BAVED's levels 0 and 2), or "unlabelled"."""
     if u.emotion:
         return u.emotion
-    return f"level:{u.intensity}" if u.intensity else "unlabelled"
+    return f"level:{u.intensity}" if u.intensity else UNSTATED
 
 
 def session_streams(utts: Sequence[Utterance], protocol: str) -> list[str]:
@@ -42,6 +46,15 @@ def session_streams(utts: Sequence[Utterance], protocol: str) -> list[str]:
     if protocol == "mixed":
         return [u.speaker for u in utts]
     raise ValueError(f"unknown session protocol {protocol!r}: one of {', '.join(PROTOCOLS)}")
+
+
+def warn_unstated(utts: Sequence[Utterance], protocol: str) -> None:
+    """Under `sustained`, a speaker's clips without a category or level are one stream, as under
+    `mixed`: said, since a table of ratings alone makes the two protocols differ only by clip order."""
+    unstated = sum(state_of(u) == UNSTATED for u in utts)
+    if protocol == "sustained" and unstated:
+        log.warning("%d of %d clips have no category or intensity level: under --protocol sustained each speaker's "
+                    "such clips form one stream, as under mixed", unstated, len(utts))
 
 
 def drawn_streams(utts: Sequence[Utterance], protocols: Sequence[str], rng: np.random.Generator) -> list[str]:

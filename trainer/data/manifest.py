@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+import math
 from pathlib import Path
 
 from emolive.engine.schema import DIMENSIONS, SCALE
@@ -62,7 +63,7 @@ def _row(row: dict[str, str], csv_path: Path, corpus: str, line: int) -> Utteran
     except TrainerError as err:
         raise TrainerError(f"{csv_path}:{line}: {err}") from err
     return Utterance(
-        path=csv_path.parent / row["path"],
+        path=clip_path(csv_path.parent, row["path"]),
         speaker=f"{corpus}/{row['speaker'].strip()}",
         emotion=emotion,
         intensity=intensity,
@@ -71,6 +72,18 @@ def _row(row: dict[str, str], csv_path: Path, corpus: str, line: int) -> Utteran
         dominance=avd[2],
         split=split_name(row.get("split") or ""),
     )
+
+
+def clip_path(folder: Path, cell: str) -> Path:
+    """The file a path cell names, relative to the manifest's `folder`. Where it names none as written,
+    the file it plainly means is taken: without spaces around it (a spreadsheet's stray space), with
+    Windows' backslashes read as separators (a manifest written on Windows); else it stays as written,
+    and reading the clip says it is missing."""
+    written = folder / cell
+    if written.exists():
+        return written
+    meant = folder / cell.strip().replace("\\", "/")
+    return meant if meant.exists() else written
 
 
 def dimension(text: str, name: str) -> float:
@@ -82,6 +95,9 @@ def dimension(text: str, name: str) -> float:
         value = float(text.replace(",", ".") if decimal_comma else text)
     except ValueError:
         raise TrainerError(f"{name} {text!r} is not a number") from None
+    if math.isnan(value):
+        raise TrainerError(f"{name} {text!r} is not a number; leave the cell empty for a clip without the rating")
     if not SCALE[0] <= value <= SCALE[1]:
-        raise TrainerError(f"{name} {value} is outside the 1-7 scale")
+        raise TrainerError(f"{name} {value:g} is outside the 1-7 scale: map ratings of another scale onto it first "
+                           f"(0 to 1: 1 + 6x; -1 to 1: 4 + 3x; 1 to 5: 1 + 1.5 (x - 1))")
     return value
