@@ -101,7 +101,7 @@ def add_stream_parser(commands: argparse._SubParsersAction) -> None:
     stream.add_argument("--lsl", action="store_true", help="also send estimates to a Lab Streaming Layer outlet "
                         "(channels: activation, valence, dominance, speech, one p_<class> per class)")
     stream.add_argument("--osc", nargs="?", const=OSC_TARGET, metavar="HOST:PORT",
-                        help=f"also send OSC messages (/emolive/<stream>/avd, /class, /speech) to HOST:PORT "
+                        help=f"also send OSC messages (/emolive/<stream>/avd, /class, /speech, /turn) to HOST:PORT "
                         f"(without a value: {OSC_TARGET})")
     stream.add_argument("--websocket", nargs="?", const=WEBSOCKET_ADDRESS, metavar="HOST:PORT",
                         help=f"also serve the ZeroMQ messages as JSON to WebSocket clients on HOST:PORT "

@@ -16,7 +16,7 @@ import zmq
 from emolive.engine.schema import ESTIMATE_TOPIC, STATUS_TOPIC, Rejections, SchemaError, parse_message, topic_prefix
 from emolive.engine.sinks import JsonLinesSink, SinkError
 from emolive.engine.sinks.table import TableSink
-from emolive.engine.sinks.zmq_publisher import validate_address
+from emolive.engine.sinks.zmq_publisher import check_resolves, validate_address
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +29,7 @@ def cmd_listen(args: argparse.Namespace) -> int:
     with zmq.Context.instance().socket(zmq.SUB) as sub:
         sub.setsockopt(zmq.LINGER, 0)
         sub.setsockopt(zmq.IPV6, validate_address(args.connect))
+        check_resolves(args.connect)
         for kind in (ESTIMATE_TOPIC, STATUS_TOPIC):
             sub.setsockopt(zmq.SUBSCRIBE, topic_prefix(kind))
         try:

@@ -152,3 +152,14 @@ def test_listen_counts_and_reports_hostile_messages_and_keeps_printing_good_ones
     reports = [line for line in err.splitlines() if "off the emolive schema" in line]
     subscribed = [message for message in hostile if message[0].startswith((b"avd.", b"status."))]  # others never arrive
     assert reports and f"ignored {len(subscribed)} messages" in reports[-1]
+
+
+def test_a_host_that_does_not_resolve_is_one_line_not_a_silent_wait():
+    """libzmq connects lazily and retried `tcp://nosuch.invalid:5556` forever without a word.
+    (.invalid never resolves: RFC 6761.)"""
+    listener = subprocess.run([EMOLIVE, "listen", "--connect", "tcp://nosuch.invalid:5556"], cwd=REPO,
+                              capture_output=True, text=True, timeout=60)
+    assert listener.returncode == 1
+    (line,) = listener.stderr.strip().splitlines()  # the resolver's reason is the C library's own words
+    assert line.startswith("emolive: error: cannot connect to tcp://nosuch.invalid:5556: host 'nosuch.invalid' "
+                           "does not resolve (")

@@ -3,6 +3,7 @@ the engine), and the JSON Schema file checked against everything the engine send
 from __future__ import annotations
 
 import json
+import socket
 import threading
 import time
 from pathlib import Path
@@ -88,6 +89,18 @@ def test_outputs_refuse_other_machines_unless_allowed(capsys):
         assert err.count("\n") == 1 and "other machines could reach it" in err and "--allow-remote" in err
     with pytest.raises(SinkError, match="HOST:PORT"):
         OscSink("9000")
+
+
+def test_an_ipv6_osc_target_is_named_as_it_is_written():
+    """It was logged as ::1:9102, which reads as another address."""
+    try:
+        socket.socket(socket.AF_INET6, socket.SOCK_DGRAM).close()
+    except OSError:
+        pytest.skip("this machine has no IPv6 sockets")
+    with OscSink("[::1]:9102") as osc:
+        assert osc.target == "[::1]:9102"
+    with OscSink("127.0.0.1:9102") as osc:
+        assert osc.target == "127.0.0.1:9102"
 
 
 def messages(client, count: int | None = None, timeout: float = 5.0) -> list[dict]:

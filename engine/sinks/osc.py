@@ -39,7 +39,7 @@ class OscSink(Sink):
         self._socket = socket.socket(family, kind, proto)
         self._socket.setblocking(False)  # a full send buffer drops a datagram; it never waits
         self._address, self._build = address, build_msg
-        self.target = f"{host}:{port}"
+        self.target = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"  # as it is written
         self.dropped = 0  # datagrams the kernel would not queue
 
     def emit(self, estimate: Mapping[str, Any]) -> None:

@@ -46,6 +46,20 @@ def validate_address(address: str) -> bool:
     return match["host"].startswith("[")
 
 
+def check_resolves(address: str) -> None:
+    """Raise SinkError where a tcp address names a host that does not resolve: libzmq connects lazily
+    and would retry it forever without a word (`emolive listen --connect tcp://typo:5556`)."""
+    match = _TCP.fullmatch(address.partition("://")[2]) if address.startswith("tcp://") else None
+    host = match["host"].strip("[]") if match else "*"
+    if host == "*":
+        return
+    try:
+        socket.getaddrinfo(host, None, proto=socket.IPPROTO_TCP)
+    except (OSError, UnicodeError) as exc:
+        raise SinkError(f"cannot connect to {address}: host {host!r} does not resolve "
+                        f"({getattr(exc, 'strerror', None) or exc})") from None
+
+
 def loopback_host(host: str) -> str | None:
     """The loopback address `host` stands for, judged by what it resolves to, never by its name
     (a hosts file may map "localhost" to any address): an IP literal that is loopback, or a name
