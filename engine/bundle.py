@@ -287,8 +287,7 @@ def read_regular_file(path: Path, limit: int) -> bytes:
     (a key, another user's data) would otherwise be read, and its bytes could surface in an error
     or in the model.
     """
-    if path.is_symlink():
-        raise BundleError(f"{path}: a symbolic link; a bundle holds plain files only")
+    check_not_a_link(path)
     try:
         return read_bounded(path, limit, follow_links=False)
     except OSError as err:
@@ -296,6 +295,19 @@ def read_regular_file(path: Path, limit: int) -> bytes:
                           f"{CONFIG_FILE} and {WEIGHTS_FILE}") from None
     except RefusedFile as err:
         raise BundleError(f"{path}: {err} (a bundle holds plain files of bounded size)") from None
+
+
+def check_not_a_link(path: Path) -> None:
+    """A bundle member that is a symbolic link is refused, whatever reads it."""
+    if path.is_symlink():
+        raise BundleError(f"{path}: a symbolic link; a bundle holds plain files only")
+
+
+def bundle_member(path: Path) -> Path | None:
+    """`path` where the bundle holds it as a file, None where it holds none; a link is refused: a
+    member's bytes can surface in an error (a table's header is quoted when it lacks a column)."""
+    check_not_a_link(path)
+    return path if path.is_file() else None
 
 
 def parse_failure(err: Exception) -> str:

@@ -53,6 +53,25 @@ def test_a_linked_member_is_refused_and_its_target_never_shown(bundle, secret, m
     assert not any(echo in str(err.value) for echo in secret_echoes())
 
 
+@pytest.mark.parametrize("member", ["splits.csv", "learned_clips.csv"])
+def test_a_linked_split_table_is_refused_and_its_target_never_shown(bundle, secret, member, tmp_path, capsys):
+    """`trainer evaluate` read a bundle's splits.csv and learned_clips.csv through links, and quoted the
+    linked file's first line (/etc/passwd's) as the header that lacked the speaker column."""
+    from tests.conftest import corpus_files
+
+    (bundle / "splits.csv").write_text("speaker,split\nemodb/03,train\n")
+    (bundle / member).unlink(missing_ok=True)
+    (bundle / member).symlink_to(secret)
+    manifest = tmp_path / "m.csv"
+    manifest.write_text("path,speaker,emotion\n" + "".join(f"{p},s{i},sad\n" for i, p in
+                                                         enumerate(corpus_files("emodb", limit=2))))
+    assert trainer_main(["evaluate", "--model", str(bundle), "--data", str(manifest),
+                         "--cache", str(tmp_path / "cache")]) == 2
+    err = capsys.readouterr().err
+    assert f"{bundle / member}: a symbolic link; a bundle holds plain files only" in err
+    assert not any(echo in err for echo in secret_echoes())
+
+
 def test_export_into_a_bundle_never_writes_through_a_link(bundle, secret, capsys):
     (bundle / GRAPH_FILE).unlink()
     (bundle / GRAPH_FILE).symlink_to(secret)

@@ -6,6 +6,7 @@ import platform
 import subprocess
 from pathlib import Path
 
+from emolive.engine.bundle import bundle_member
 from emolive.engine.plugin import ModelPlugin
 from emolive.engine.schema import DIMENSIONS
 
@@ -16,8 +17,7 @@ SPLITS_FILE = "splits.csv"  # speaker,split: which speakers the model learned fr
 def bundle_splits(plugin: ModelPlugin) -> Path | None:
     """The speaker split a model was trained with (its bundle's splits.csv), if it has one."""
     path = getattr(plugin, "path", None)
-    found = path and Path(path) / SPLITS_FILE
-    return found if found and found.is_file() else None
+    return bundle_member(Path(path) / SPLITS_FILE) if path else None
 
 
 def write_history(path: Path, history: list[dict]) -> None:

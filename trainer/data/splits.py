@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
+from emolive.engine.bundle import bundle_member
 from emolive.trainer.data.cache import audio_key, read_audio_bytes
 from emolive.trainer.data.table import csv_rows
 from emolive.trainer.data.utterance import Utterance
@@ -122,8 +123,8 @@ def learned_splits(splits_csv: Path, utts: list[Utterance]) -> list[str | None]:
     audio (LEARNED_CLIPS_FILE beside `splits_csv`, where the bundle has one); None for a clip it did
     not learn from."""
     seen = {row["speaker"]: row["split"] for _, row in csv_rows(splits_csv, ("speaker", "split"))}
-    clips = splits_csv.with_name(LEARNED_CLIPS_FILE)
-    heard = {row["audio"]: row["split"] for _, row in csv_rows(clips, ("audio", "split"))} if clips.is_file() else {}
+    clips = bundle_member(splits_csv.with_name(LEARNED_CLIPS_FILE))
+    heard = {row["audio"]: row["split"] for _, row in csv_rows(clips, ("audio", "split"))} if clips else {}
     learning = ("train", "val")
 
     def split_of(u: Utterance) -> str | None:
