@@ -50,6 +50,8 @@ WEIGHTS_FILE = "model.safetensors"
 GRAPH_FILE = "model.onnx"
 WEIGHT_STORAGE = ("float32", "int8")
 SCALE_SUFFIX = ".int8_scale"
+FEATURE_STD = "feature_std"  # the input normalisation's divisor (plugins.student.model)
+FEATURE_STD_FLOOR = 1e-5  # the least std training stores for a feature (a constant one is floored to it)
 STREAM_NORMALISATION = "stream_normalisation"  # optional field: bundles written before it have none
 MAX_CONFIG_BYTES = 1 << 20  # a config.json is ~2 kB
 MAX_HEADER_BYTES = 1 << 20  # a safetensors header: ~100 bytes per tensor
@@ -277,6 +279,10 @@ def read_bundle(path: str | Path, expected: Callable[[BundleMeta, Path], Shapes]
         if t.dtype.kind == "f" and not np.isfinite(t).all():
             raise BundleError(f"{path / WEIGHTS_FILE}: tensor {name} holds NaN or infinite values")
     tensors = dequantise_int8(tensors, path) if storage == "int8" else tensors
+    std = tensors.get(FEATURE_STD)
+    if std is not None and not (std >= FEATURE_STD_FLOOR).all():
+        raise BundleError(f"{path / WEIGHTS_FILE}: {FEATURE_STD} holds {float(std.min()):g}; a feature's training "
+                          f"std is at least {FEATURE_STD_FLOOR:g} (a 0 divided every estimate by it)")
     return Bundle(meta, tensors, hashlib.sha256(blob).hexdigest())
 
 
@@ -497,6 +503,10 @@ def _parse_stream_normalisation(data: Any, frontend: FrontEndConfig, where: Path
     if max(cfg.columns - 1, cfg.voicing_column) >= frontend.num_features:
         raise BundleError(f"{where}: {STREAM_NORMALISATION} reads columns the front end's "
                           f"{frontend.num_features} features do not have")
+    frame_rate = frontend.sample_rate / frontend.frame_shift
+    if abs(cfg.frame_rate - frame_rate) > 1e-9 * frame_rate:  # its time constants count frames at this rate
+        raise BundleError(f"{where}: {STREAM_NORMALISATION}.frame_rate {cfg.frame_rate:g} is not the front end's "
+                          f"{frame_rate:g} frames a second")
     return cfg
 
 

@@ -115,6 +115,54 @@ def test_inconsistent_config_fails_clearly(bundle, change, message):
         load_bundle(bundle)
 
 
+def _normaliser(edit):
+    def change(config):
+        edit(config["stream_normalisation"])
+    return change
+
+
+@pytest.mark.parametrize("edit, message", [
+    # 1e308 overflowed the running sums: every window then had the same estimate, and the bundle loaded
+    (lambda n: n["prior_mean"].__setitem__(0, 1e308), r"prior_mean must be numbers within ±10000"),
+    (lambda n: n["prior_var"].__setitem__(0, 1e308), r"prior_var must be positive numbers up to 1e\+08"),
+    (lambda n: n.update(columns=True), r"columns must be an integer in \[1, 4096\], got True"),
+    (lambda n: n.update(voicing_column=True), r"voicing_column must be a non-negative integer, got True"),
+    (lambda n: n.update(voicing_threshold=-1e308), r"voicing_threshold must be a voicing probability in \[0, 1\]"),
+    (lambda n: n.update(frame_rate=100), r"stream_normalisation.frame_rate 100 is not the front end's 50 frames"),
+])
+def test_a_normaliser_no_front_end_could_have_fitted_is_refused(tmp_path, edit, message):
+    """Each of these loaded, and moved the estimates by 0.15-2.8 on the 1-7 scale or made them constant."""
+    import shutil
+
+    from emolive.plugins.student import DEFAULT_BUNDLE
+
+    bundle = tmp_path / "b"
+    shutil.copytree(DEFAULT_BUNDLE, bundle)
+    load_bundle(bundle)  # the shipped one loads
+    _edit_config(bundle, _normaliser(edit))
+    with pytest.raises(BundleError, match=message):
+        load_bundle(bundle)
+
+
+@pytest.mark.parametrize("std", [0.0, -1.0, 1e-30])
+def test_a_feature_std_below_trainings_floor_is_refused(tmp_path, model, std):
+    """A 0 gave "model.onnx does not compute what model.safetensors holds (differs by nan)", which
+    exporting again never fixed; a negative or 1e-30 std loaded and moved every estimate."""
+    from safetensors.torch import save_file
+
+    path = save_bundle(tmp_path / "b", model, FrontEndConfig(), CLASSES)
+    tensors = dict(model.state_dict())
+    tensors["feature_std"] = tensors["feature_std"].clone()
+    tensors["feature_std"][0] = std
+    save_file(tensors, str(path / WEIGHTS_FILE))  # a bundle written by hand, or another program
+    refusal = rf"feature_std holds {std:g}; a feature's training std is at least 1e-05"
+    with pytest.raises(BundleError, match=refusal):
+        load_bundle(path)
+    model.load_state_dict(tensors)
+    with pytest.raises(BundleError, match=refusal):  # and nothing writes one
+        save_bundle(tmp_path / "again", model, FrontEndConfig(), CLASSES)
+
+
 def test_wrong_shape_fails_clearly(tmp_path, model):
     from safetensors.torch import save_file
 

@@ -31,6 +31,9 @@ import numpy as np
 from .kernels import kernel
 
 VAR_FLOOR = 1e-4  # keeps a constant feature (digital silence in one band) finite
+# the normalised columns are natural-log energies (about -23 to 20) and log F0 (about 4 to 6.5): a prior
+# mean beyond this is no feature's, and 1e308 overflowed the running sums to one estimate for every window
+MAX_PRIOR_MEAN = 1e4
 
 
 @dataclass(frozen=True)
@@ -48,19 +51,21 @@ class StreamNormConfig:
 
     def __post_init__(self) -> None:
         problems = []
-        if not (isinstance(self.columns, int) and 1 <= self.columns <= 4096):
+        if not (_integer(self.columns) and 1 <= self.columns <= 4096):
             problems.append(f"columns must be an integer in [1, 4096], got {self.columns!r}")
         elif not (len(self.prior_mean) == len(self.prior_var) == self.columns):
             problems.append(f"prior_mean and prior_var need {self.columns} values each")
-        if not all(_finite(v) for v in self.prior_mean):
-            problems.append("prior_mean must be finite numbers")
-        if not all(_finite(v) and v > 0 for v in self.prior_var):
-            problems.append("prior_var must be positive finite numbers")
-        if not (isinstance(self.voicing_column, int) and self.voicing_column >= 0):
+        if not all(_finite(v) and abs(v) <= MAX_PRIOR_MEAN for v in self.prior_mean):
+            problems.append(f"prior_mean must be numbers within ±{MAX_PRIOR_MEAN:g}")
+        if not all(_finite(v) and 0 < v <= MAX_PRIOR_MEAN**2 for v in self.prior_var):
+            problems.append(f"prior_var must be positive numbers up to {MAX_PRIOR_MEAN**2:g}")
+        if not (_integer(self.voicing_column) and self.voicing_column >= 0):
             problems.append(f"voicing_column must be a non-negative integer, got {self.voicing_column!r}")
-        for name in ("voicing_threshold", "time_constant_s", "prior_s", "frame_rate"):
+        if not (_finite(self.voicing_threshold) and 0 <= self.voicing_threshold <= 1):
+            problems.append(f"voicing_threshold must be a voicing probability in [0, 1], got {self.voicing_threshold!r}")
+        for name in ("time_constant_s", "prior_s", "frame_rate"):
             value = getattr(self, name)
-            if not _finite(value) or (name != "voicing_threshold" and not 0 < value <= 1e6):
+            if not _finite(value) or not 0 < value <= 1e6:
                 problems.append(f"{name} must be a finite positive number, got {value!r}")
         if problems:
             raise ValueError("; ".join(problems))
@@ -98,6 +103,10 @@ class StreamNormConfig:
         var = np.maximum(frames.var(0), VAR_FLOOR)
         return cls(prior_mean=tuple(map(float, frames.mean(0))), prior_var=tuple(map(float, var)),
                    columns=columns, voicing_column=voicing_column, voicing_threshold=voicing_threshold, **options)
+
+
+def _integer(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def _finite(value: Any) -> bool:

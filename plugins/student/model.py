@@ -9,6 +9,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from emolive.engine.bundle import FEATURE_STD_FLOOR
 from emolive.engine.schema import SCALE
 from emolive.plugins.student.spec import ARCHITECTURE_NAMES, GAIN_RANGE
 
@@ -89,7 +90,7 @@ class StudentModel(nn.Module):
         relative = (energy - peak[:, None, None]).clamp_min(-GAIN_RANGE)
         return torch.cat([relative, x[:, :, self.gain_dims:]], dim=2)
 
-    def set_normalisation(self, mean: torch.Tensor, std: torch.Tensor, floor: float = 1e-5) -> None:
+    def set_normalisation(self, mean: torch.Tensor, std: torch.Tensor, floor: float = FEATURE_STD_FLOOR) -> None:
         """Store training-set feature statistics; the std floor keeps constant features finite."""
         self.feature_mean.copy_(torch.as_tensor(mean, dtype=torch.float32))
         self.feature_std.copy_(torch.as_tensor(std, dtype=torch.float32).clamp_min(floor))
