@@ -161,14 +161,30 @@ EXTRA_FOR = {"torch": "train", "torchaudio": "train", "onnx": "teacher"}
 
 
 def _with_dependencies(what: str, load: Callable[[], ModelPlugin]) -> ModelPlugin:
-    """`load()`, with a missing optional package said in one line naming the extra that installs it."""
+    """`load()`, with a missing optional package said in one line naming the extra that installs it.
+    Any other failure of a plugin's own code (a third party's module gone, its loader raising, an
+    object returned that is no model) is one line naming the model, as `emolive models` says it;
+    `-v` logs the traceback for the plugin's author."""
+    from emolive.engine.bundle import BundleError
+    from emolive.engine.errors import EmoliveError
+
     try:
-        return load()
+        plugin = load()
     except ModuleNotFoundError as exc:
         missing = (exc.name or "").split(".")[0]
-        if missing not in EXTRA_FOR:
-            raise
-        raise _missing_extra(what, missing) from None
+        if missing in EXTRA_FOR:
+            raise _missing_extra(what, missing) from None
+        log.debug("loading model %s", what, exc_info=True)
+        raise BundleError(f"model {what} could not be loaded: {type(exc).__name__}: {exc}") from None
+    except EmoliveError:
+        raise
+    except Exception as exc:
+        log.debug("loading model %s", what, exc_info=True)
+        raise BundleError(f"model {what} could not be loaded: {type(exc).__name__}: {exc}") from None
+    if not isinstance(plugin, ModelPlugin):
+        raise BundleError(f"model {what}'s plugin gave a {type(plugin).__name__}, not a model (name, meta, device, "
+                          "predict, predict_batch, size_bytes)")
+    return plugin
 
 
 def require_package(package: str, what: str) -> None:

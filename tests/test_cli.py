@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import signal
 import socket
@@ -230,6 +231,29 @@ def test_a_models_summary_says_what_loading_it_gives(name):
     loaded = ModelSummary.of_meta(plugin.meta, getattr(plugin, "head", plugin).size_bytes(), plugin.device,
                                   getattr(plugin, "input_features", None), summary.pretrained)
     assert summary == loaded or (name == "teacher" and summary == ModelSummary(**{**vars(loaded), "device": "cuda|cpu"}))
+
+
+def test_a_third_party_model_that_fails_to_load_is_one_line_everywhere(tmp_path):
+    """`emolive models` said "unavailable: ..." in one line, but `score` and `stream` gave tracebacks
+    (ModuleNotFoundError, the loader's RuntimeError, AttributeError 'meta' for an object that is no model)."""
+    (tmp_path / "tp_plugins.py").write_text("def broken():\n    raise RuntimeError('licence server down')\n\n"
+                                            "def wrong():\n    return object()\n")
+    info = tmp_path / "tp_plugins-0.1.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: tp-plugins\nVersion: 0.1\n")
+    (info / "entry_points.txt").write_text("[emolive.models]\ntp-missing = tp_gone:load\ntp-broken = tp_plugins:broken\n"
+                                           "tp-wrong = tp_plugins:wrong\n")
+    env = {**os.environ, "PYTHONPATH": str(tmp_path)}
+    clip = str(corpus_files("emodb", limit=1)[0])
+    for name, reason in [("tp-missing", "ModuleNotFoundError: No module named 'tp_gone'"),
+                         ("tp-broken", "RuntimeError: licence server down"),
+                         ("tp-wrong", "plugin gave a object, not a model")]:
+        for command in (["score", clip], ["stream", "--source", clip, "--no-publish", "--json"]):
+            run = subprocess.run([str(Path(sys.executable).parent / "emolive"), *command, "--model", name], env=env,
+                                 capture_output=True, text=True, timeout=120)
+            assert run.returncode == 1 and "Traceback" not in run.stderr, run.stderr
+            (line,) = run.stderr.strip().splitlines()
+            assert line.startswith(f"emolive: error: model {name}") and reason in line, line
 
 
 def test_devices_lists_input_devices(capsys, monkeypatch):
