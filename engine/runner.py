@@ -61,7 +61,8 @@ from emolive.engine.sources.base import SAMPLE_RATE, AudioSource, AudioSourceErr
 from emolive.engine.turns import TurnOptions, TurnTracker
 from emolive.engine.vad import CHUNK, SpeechDetector, SpeechFlags
 from emolive.engine.whole import WholeRecording
-from emolive.engine.windows import Arrival, FrameBuffer, SlidingWindows, Window, WindowSpec, voiced_share
+from emolive.engine.windows import (Arrival, FrameBuffer, SlidingWindows, Window, WindowSpec, covered_end,
+                                    voiced_share)
 
 log = logging.getLogger(__name__)
 
@@ -171,9 +172,8 @@ class Runner:
         allocations), which must not land on the first estimate."""
         FrontEnd(self.cfg).push(np.zeros(self.cfg.sample_rate, np.float32))
         SpeechDetector(self.cfg).push(np.zeros(CHUNK, np.float32))
-        samples = (self.spec.window - 1) * self.cfg.frame_shift + self.cfg.frame_length
         self.model.predict_batch([np.zeros((self.spec.window, self.cfg.num_features), np.float32)],
-                                 [np.zeros(samples, np.float32)])
+                                 [np.zeros(covered_end(self.spec.window, self.cfg), np.float32)])
 
     def _read(self) -> None:
         """Reader thread: stamp and queue each block; its arrival is the capture time of its last sample."""

@@ -77,6 +77,12 @@ class Window:
     arrival: Arrival
 
 
+def covered_end(frames: int, cfg: FrontEndConfig) -> int:
+    """The sample after the last one frames [0, `frames`) cover: what a model reading samples hears of
+    them (the fewer than a shift of samples after the last frame are no frame's)."""
+    return (frames - 1) * cfg.frame_shift + cfg.frame_length
+
+
 def voiced_share(features: np.ndarray, cfg: FrontEndConfig) -> float:
     """The share of frames the pitch tracker calls voiced (the front end's last column)."""
     return float(np.mean(features[:, cfg.num_features - 1] > cfg.pitch.voicing_threshold))
@@ -164,8 +170,7 @@ class FrameBuffer:
 
     def window(self, first: int, length: int, index: int, arrival: Arrival) -> Window:
         """Frames [first, first + length) (absolute) and the samples they cover."""
-        start = first * self.cfg.frame_shift
-        end = (first + length - 1) * self.cfg.frame_shift + self.cfg.frame_length
+        start, end = first * self.cfg.frame_shift, covered_end(first + length, self.cfg)
         samples = NO_SAMPLES if self._samples is None else self._samples.span(start, end)
         return Window(index, self._frames.span(first, first + length), samples, start, end, arrival)
 
