@@ -30,7 +30,7 @@ from emolive.engine.plugin import ModelPlugin, check_model_exists, load_model
 from emolive.engine.schema import DIMENSIONS
 from emolive.trainer import distributed
 from emolive.trainer.data import Utterance
-from emolive.trainer.data.cache import audio_key, read_audio_bytes
+from emolive.trainer.data.cache import file_key
 from emolive.trainer.data.splits import learned_splits
 from emolive.trainer.evaluate import predict_utterances
 from emolive.trainer.losses import DistillationLoss, pearson, within_groups
@@ -108,6 +108,11 @@ def data_digest(keys: list[str]) -> str:
     return h.hexdigest()
 
 
+# how targets are made, in the cache key: "2" since a teacher reading samples hears only those its frames
+# cover (trainer.evaluate), so targets made before, of every sample, are not served again
+TARGETS_VERSION = "2"
+
+
 def teacher_targets(plugin: ModelPlugin, utts: list[Utterance], cache_root: str | Path,
                     ctx: distributed.Context | None = None, digest: str | None = None) -> TeacherTargets:
     """The teacher's outputs on every utterance, computed once (sharded over ranks) and cached.
@@ -117,8 +122,9 @@ def teacher_targets(plugin: ModelPlugin, utts: list[Utterance], cache_root: str 
     cached features too. `digest`: the teacher's, if the caller has it already.
     """
     ctx = ctx or distributed.context()
-    keys = [audio_key(read_audio_bytes(u.path)) for u in utts]
-    key = hashlib.sha256(((digest or teacher_digest(plugin)) + data_digest(keys)).encode()).hexdigest()[:32]
+    keys = [file_key(u.path) for u in utts]
+    identity = (digest or teacher_digest(plugin)) + data_digest(keys) + TARGETS_VERSION
+    key = hashlib.sha256(identity.encode()).hexdigest()[:32]
     entry = Path(cache_root) / "teacher" / f"{key}.safetensors"
     if entry.is_file():
         return TeacherTargets(**load_file(str(entry)))
