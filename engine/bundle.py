@@ -327,8 +327,13 @@ def parse_failure(err: Exception) -> str:
 
 
 def read_graph(path: str | Path) -> bytes:
-    """The bundle's model.onnx, read as safely as the rest (the caller checks its digest)."""
-    return read_regular_file(Path(path) / GRAPH_FILE, MAX_GRAPH_BYTES)
+    """The bundle's model.onnx, read as safely as the rest (the caller checks its digest); a bundle
+    without one (written by hand, or before graphs shipped) is told how to get it."""
+    where = Path(path) / GRAPH_FILE
+    if not where.exists() and not where.is_symlink():
+        raise BundleError(f"{where} is missing; write it from the bundle's weights with "
+                          f"`trainer export --into-bundle {path}`")
+    return read_regular_file(where, MAX_GRAPH_BYTES)
 
 
 def _storage_layout(shapes: Shapes, storage: str) -> dict[str, tuple[str, tuple[int, ...]]]:

@@ -346,8 +346,9 @@ def test_a_stale_or_missing_graph_is_refused_and_the_export_command_fixes_it(bun
     (bundle / GRAPH_FILE).write_bytes(b"not a graph")
     with pytest.raises(BundleError, match="model.onnx is not a graph onnxruntime can run"):
         load_student(bundle)
-    (bundle / GRAPH_FILE).unlink()
-    with pytest.raises(BundleError, match="model.onnx"):
+    (bundle / GRAPH_FILE).unlink()  # it said "a bundle is a directory with config.json and model.safetensors"
+    with pytest.raises(BundleError, match="model.onnx is missing; write it from the bundle's weights with "
+                                          "`trainer export --into-bundle"):
         load_student(bundle)
 
 
