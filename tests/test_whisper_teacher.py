@@ -117,3 +117,24 @@ def test_both_layers_of_the_teacher_come_from_one_encoder_pass(teacher):
     finally:
         encoder.session = session
     assert len(runs) == 1
+
+
+def test_a_batch_of_long_windows_is_embedded_a_bounded_group_at_a_time(teacher, monkeypatch):
+    """The runner batches 16 windows: sixteen 30 s windows' embeddings were held at once (1.1 GB for
+    `emolive stream --model teacher --window 30`, 0.70 GB now). Groups of at most 60 s of audio give
+    each window the estimate it gets alone (the head's GEMM may round by batch: 1e-5 of order-1 values)."""
+    from emolive.plugins.teacher.plugin import groups_of_samples
+
+    lengths = [480_000, 480_000, 100, 960_001, 3, 5, 479_992]
+    groups = groups_of_samples([np.zeros(n, np.float32) for n in lengths], 960_000)
+    assert groups == [range(0, 2), range(2, 3), range(3, 4), range(4, 7)]  # in order, each within 60 s or alone
+    assert groups_of_samples([], 960_000) == []
+    speech = np.concatenate([read_audio(p) for p in corpus_files("ravdess", every=40, limit=12)])[:16000 * 40]
+    windows = [speech[i * 8000:i * 8000 + 16000 * 20] for i in range(5)]  # 20 s each: groups of 3 and 2
+    seen = []
+    embed = teacher.embeddings
+    monkeypatch.setattr(teacher, "embeddings", lambda samples: seen.append(len(samples)) or embed(samples))
+    together = teacher.predict_batch([None] * 5, windows)
+    assert seen == [3, 2]
+    for window, prediction in zip(windows, together):
+        np.testing.assert_allclose(prediction.avd, teacher.predict(None, window).avd, atol=1e-5)

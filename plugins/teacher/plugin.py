@@ -29,6 +29,9 @@ from emolive.plugins.teacher.summary import DEFAULT_BUNDLE, streams_label
 DEFAULT_STREAMS = ("whisper-base:1", "whisper-base:5")  # the best teacher measured here (docs/teachers.md)
 
 
+MAX_GROUP_S = 60.0  # seconds of audio embedded at once: memory bounded whatever the batch's window length
+
+
 class FrameEncoder(Protocol):
     """Layers' frames of each waveform, on the front end's frame grid."""
 
@@ -69,12 +72,30 @@ class TeacherPlugin:
         return self.predict_batch([features], [samples])[0]
 
     def predict_batch(self, features: list[np.ndarray], samples: list[np.ndarray]) -> list[Prediction]:
-        """The front-end features are not used: the teacher reads the audio itself."""
-        return self.head.predict_batch(self.embeddings(samples), samples)
+        """The front-end features are not used: the teacher reads the audio itself, in groups of at most
+        MAX_GROUP_S of it: the runner batches 16 windows, and sixteen 30 s windows' embeddings, head
+        and all, held 1.1 GB where one group of 60 s holds the memory of a 3 s window's batch."""
+        predictions: list[Prediction] = []
+        for group in groups_of_samples(samples, round(MAX_GROUP_S * self.meta.frontend.sample_rate)):
+            chosen = [samples[i] for i in group]
+            predictions += self.head.predict_batch(self.embeddings(chosen), chosen)
+        return predictions
 
     def size_bytes(self) -> int:
         """The bundle plus the pretrained weights the runtime holds (float32)."""
         return self.head.size_bytes() + self.encoder_bytes
+
+
+def groups_of_samples(samples: Sequence[np.ndarray], limit: int) -> list[range]:
+    """Consecutive indices of `samples` in groups of at most `limit` samples in all (one longer item
+    alone), decided by the lengths alone, so a batch's groups are the same on every run."""
+    groups, start, total = [], 0, 0
+    for i, waveform in enumerate(samples):
+        if i > start and total + len(waveform) > limit:
+            groups.append(range(start, i))
+            start, total = i, 0
+        total += len(waveform)
+    return groups + [range(start, len(samples))] if len(samples) else groups
 
 
 def default_device() -> str:
