@@ -1,4 +1,5 @@
-"""`trainer`: features, train, evaluate and export emotion models (see `trainer COMMAND --help`)."""
+"""`trainer`: features, embed, train, distill, evaluate, report and export emotion models
+(see `trainer COMMAND --help`)."""
 from __future__ import annotations
 
 import argparse
