@@ -224,3 +224,20 @@ def test_with_reconnect_the_run_waits_for_the_device_and_goes_on(mic):
     assert back.startswith(f"emolive: microphone '{DEVICE}'") and "1 gap" in back
     assert 1.0 <= float(back.split("is back after ")[1].split(" s")[0]) < 20
     assert "device lost and back 1 time," in stream.stderr[-1]
+
+
+def test_ctrl_c_while_waiting_for_a_lost_device_ends_cleanly(mic):
+    """The reader thread, still waiting for the device, held the resampler as the interpreter exited:
+    soxr's bindings printed "nanobind: leaked 1 instances!" and a list of leaked functions after the
+    summary."""
+    stream = LiveStream(mic, "--reconnect")
+    stream.wait_for_estimates(2)
+    mic.kill()
+    try:
+        stream.wait_until(lambda: any("was lost" in line for line in stream.stderr), 20, "the lost-device message")
+        assert stream.interrupt() == 130
+    finally:
+        mic.start()
+    assert "estimates from" in stream.stderr[-1]
+    assert not any("leaked" in line or "nanobind" in line for line in stream.stderr), stream.stderr
+

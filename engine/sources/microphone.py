@@ -241,11 +241,15 @@ class MicrophoneSource(AudioSource):
             return
 
     def close(self) -> None:
+        """Stop the stream. The resampler is let go too: a reader thread still waiting for a lost
+        device (`_reconnect`, up to a poll and a PortAudio re-listing behind) held it while the
+        interpreter exited, and soxr's bindings then printed a "leaked instance" dump after Ctrl-C."""
         if not self._closed:
             self._closed = True
             if self._stream is not None:
                 self._stream.stop()
                 self._stream.close()
+            self._convert = None
 
 
 def _accepts(sd: ModuleType, index: int, channels: int, rate: float) -> bool:
