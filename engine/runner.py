@@ -133,6 +133,7 @@ class Runner:
         self._held: list[tuple[Window, Prediction, float]] = []  # offline: turns made, waiting for earlier estimates
         self._lag_s = 0.0
         self._wall_end = -math.inf  # the latest estimate's wall_end
+        self._final: RunStats | None = None  # what the final status said, once sent
 
     def stop(self) -> None:
         """Ask `run()` to return soon (within POLL_S plus one model call); safe from any thread."""
@@ -147,13 +148,13 @@ class Runner:
         try:
             self._process()
         except SinkError:  # the sink that failed can take nothing more; the others still hear how the run ended
-            self._send_status(after_sink_failure=True)
+            self._final = self._send_status(after_sink_failure=True)
             raise
         except BaseException:  # the source failed, or Ctrl-C: the sinks still hear how the run ended
-            self._send_status()
+            self._final = self._send_status()
             raise
         else:
-            self._send_status()
+            self._final = self._send_status()
         finally:
             self._stop.set()
             reader.join(timeout=1.0)  # a reader blocked on stdin stays behind as a daemon
@@ -161,7 +162,11 @@ class Runner:
 
     @property
     def stats(self) -> RunStats:
-        """What the run has done so far; once run() has returned or raised, what it did."""
+        """What the run has done so far; once run() has returned or raised, what its final status said
+        (the reader may queue a block or two more before it stops: the summary printed after the run
+        said 9.58 s of audio where the final status had said 9.48 s)."""
+        if self._final is not None:
+            return self._final
         source = self.source.stats
         return RunStats(self._seq, self._skipped, source.dropped_blocks, self._received / SAMPLE_RATE,
                         source.gaps, source.gap_s)
@@ -378,20 +383,22 @@ class Runner:
             speech=speech, voiced_ratio=voiced_ratio, model=self.model.name,
             latency_ms=1000.0 * (time.monotonic() - window.arrival.monotonic))
 
-    def _send_status(self, after_sink_failure: bool = False) -> None:
+    def _send_status(self, after_sink_failure: bool = False) -> RunStats:
         """Status: lag_s is how much newer audio had arrived when the latest estimate was made (0 before one).
+        Returns the counts it sent.
 
         `after_sink_failure`: the final status of a run a sink ended; a sink that fails again (the broken
         one: a closed pipe, a full disk) is passed over so the others still get it, and the run's error
         stays the first failure."""
-        source = self.source.stats
-        status = status_payload(stream=self.stream_id, dropped_blocks=source.dropped_blocks,
-                                skipped_windows=self._skipped, lag_s=self._lag_s, wall=time.time(),
-                                estimates=self._seq, audio_s=self._received / SAMPLE_RATE, live=self.live,
-                                device_gaps=source.gaps, gap_s=source.gap_s)
+        stats = self.stats
+        status = status_payload(stream=self.stream_id, dropped_blocks=stats.dropped_blocks,
+                                skipped_windows=stats.skipped_windows, lag_s=self._lag_s, wall=time.time(),
+                                estimates=stats.estimates, audio_s=stats.audio_s, live=self.live,
+                                device_gaps=stats.device_gaps, gap_s=stats.gap_s)
         for sink in self.sinks:
             try:
                 sink.status(status)
             except SinkError:
                 if not after_sink_failure:
                     raise
+        return stats

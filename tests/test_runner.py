@@ -254,6 +254,44 @@ def test_a_pipe_gets_its_estimates_without_waiting_for_a_batch_to_fill(student, 
     assert waited == [True] and len(sink.estimates) == (len(compute(samples)) - 150) // 25 + 1
 
 
+def test_the_stats_a_stopped_run_returns_are_its_final_status(student, speech_file):
+    """The reader queues blocks until it sees the stop, so the summary printed from the stats after
+    the run said more audio than the final status had (9.58 s against 9.48 s on a microphone)."""
+    _, samples = speech_file
+    read_fd, write_fd = os.pipe()
+    done = threading.Event()
+
+    def produce() -> None:  # a producer faster than the run, until the pipe is closed on it
+        with os.fdopen(write_fd, "wb") as pipe:
+            while not done.is_set():
+                try:
+                    pipe.write(samples[:16000].astype("<f4").tobytes())
+                except BrokenPipeError:
+                    return
+
+    class StopAfterTwo(Collect):
+        def emit(self, estimate):
+            super().emit(estimate)
+            if len(self.estimates) == 2:
+                runner.stop()
+
+    producer = threading.Thread(target=produce)
+    producer.start()
+    sink = StopAfterTwo()
+    try:
+        with os.fdopen(read_fd, "rb") as pipe:
+            runner = Runner(RawPcmSource(pipe), student, [sink], live=True)
+            stats = runner.run()
+            time.sleep(0.5)  # the reader may still be queueing: the stats stay what was sent
+            assert runner.stats == stats
+    finally:
+        done.set()
+        producer.join(timeout=10)
+    final = sink.statuses[-1]
+    assert (stats.estimates, stats.audio_s, stats.skipped_windows) == (final["estimates"], final["audio_s"],
+                                                                       final["skipped_windows"])
+
+
 def test_offline_estimates_and_turns_leave_in_time_order(student, speech_file):
     """A turn goes out after every estimate whose window ends within it, and before any that ends later."""
     path, _ = speech_file
