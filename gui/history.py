@@ -38,6 +38,11 @@ class EstimateHistory:
         return self.total, self.turns_total
 
     def append(self, estimate: Mapping[str, Any]) -> None:
+        """Add an estimate; one that starts another run (another stream, or a seq not after the latest:
+        a publisher restarted under `emolive gui --connect`) first clears what the last run left, which
+        was drawn beside the new run's with lines joining them."""
+        if self.latest is not None and starts_another_run(self.latest, estimate):
+            self.clear()
         self._rows[self.total % len(self._rows)] = [estimate["end"], *(estimate[name] for name in DIMENSIONS)]
         self.total += 1
         self.latest = estimate
@@ -52,3 +57,13 @@ class EstimateHistory:
         if last_s is not None and len(rows):
             rows = rows[rows[:, 0] >= rows[-1, 0] - last_s]
         return rows
+
+
+def starts_another_run(latest: Mapping[str, Any], estimate: Mapping[str, Any]) -> bool:
+    """Whether `estimate` comes from another run than `latest`: another stream id, or a seq that does not
+    follow it (each run numbers its estimates from 0)."""
+    if estimate.get("stream") != latest.get("stream"):
+        return True
+    seq, before = estimate.get("seq"), latest.get("seq")
+    return seq is not None and before is not None and seq <= before
+

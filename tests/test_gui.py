@@ -97,6 +97,24 @@ def test_history_keeps_the_newest_rows_in_order():
     assert history.rows(last_s=1.0)[:, 1].tolist() == [5.0, 6.0]
 
 
+def test_a_new_run_of_the_publisher_clears_the_last_runs_traces():
+    """`emolive gui --connect` to a publisher that restarted drew the old run's curves and turns beside the
+    new run's, joined by lines from 99.5 s back to 3 s."""
+    history = EstimateHistory(capacity=8)
+
+    def estimate(seq: int, end: float, stream: str = "default") -> dict:
+        return {"seq": seq, "stream": stream, "end": end, "activation": 4.0, "valence": 4.0, "dominance": 4.0}
+
+    for seq in range(5):
+        history.append(estimate(seq, 97.5 + 0.5 * seq))
+    history.add_turn({"kind": "turn", "start": 90.0, "end": 99.0})
+    history.append(estimate(0, 3.0))
+    assert history.rows()[:, 0].tolist() == [3.0] and history.turns == [] and history.total == 1
+    history.append(estimate(1, 3.5))
+    history.append(estimate(0, 3.0, stream="other"))  # another stream on the same address
+    assert history.rows()[:, 0].tolist() == [3.0] and history.latest["stream"] == "other"
+
+
 def test_level_is_rms_dbfs():
     sine = np.sin(2 * np.pi * 440 * np.arange(16000) / 16000).astype(np.float32)
     assert rms_dbfs(sine) == pytest.approx(-3.01, abs=0.01)  # 20 log10(1/sqrt 2) = -3.0103; float32 sum ~1e-6 dB
