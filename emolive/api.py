@@ -7,6 +7,7 @@ the same windows, the same schema.
 """
 from __future__ import annotations
 
+import logging
 import os
 import queue
 import threading
@@ -31,6 +32,7 @@ if TYPE_CHECKING:
     import pandas
 
 Input = str | os.PathLike[str] | object  # a path, or an array-like of samples
+log = logging.getLogger("emolive")
 
 __all__ = ["Analysis", "Analyses", "PartialAnalysis", "analyze", "stream", "load_model"]
 
@@ -148,10 +150,13 @@ def stream(source: Input | None = None, *, sample_rate: float | None = None, mod
     if source is None or isinstance(source, (str, os.PathLike)):
         if sample_rate is not None:
             raise AudioSourceError(f"sample_rate is for arrays; {source or 'the microphone'} says its own rate")
-        audio: Closing = open_stream(StreamConfig(source=None if source is None else os.fspath(source),
-                                                  microphone=microphone, window_s=window, hop_s=hop,
-                                                  realtime=realtime, stream_id=stream_id))
-        runner = audio.runner(plugin, sinks)
+        opened = open_stream(StreamConfig(source=None if source is None else os.fspath(source),
+                                          microphone=microphone, window_s=window, hop_s=hop,
+                                          realtime=realtime, stream_id=stream_id))
+        audio: Closing = opened
+        runner = opened.runner(plugin, sinks)
+        if opened.stood_in:  # the command line says so as it starts; a program must hear it too
+            log.warning("emolive.stream: %s", opened.description)
     else:
         audio = open_input(source, sample_rate)
         runner = Runner(audio, plugin, sinks, window_s=window, hop_s=hop, stream_id=stream_id)

@@ -82,8 +82,9 @@ class StreamConfig:
 class Stream(Closing):
     """An opened source with what it is in words; `runner` feeds it to a model. `close()` releases it."""
 
-    def __init__(self, config: StreamConfig, source: AudioSource, description: str) -> None:
-        self.config, self.source, self.description = config, source, description
+    def __init__(self, config: StreamConfig, source: AudioSource, description: str, stood_in: bool = False) -> None:
+        """`stood_in`: the demo clip plays where the microphone asked for is not there."""
+        self.config, self.source, self.description, self.stood_in = config, source, description, stood_in
 
     def runner(self, model: ModelPlugin, sinks: Sequence[Sink], *, reading: AudioSource | None = None) -> Runner:
         """The Runner for this stream; `reading` is what it reads when that wraps `source` (the GUI's level meter)."""
@@ -105,7 +106,7 @@ def open_stream(config: StreamConfig, *, notify: Callable[[str], None] | None = 
                          realtime=config.realtime, raw_format=config.raw_format, raw_rate=config.raw_rate,
                          raw_channels=config.raw_channels, notify=notify, block_size=config.block_size)
     stood_in = config.source is None and isinstance(source, FileSource)
-    return Stream(config, source, source.description + (DEMO_NOTE if stood_in else ""))
+    return Stream(config, source, source.description + (DEMO_NOTE if stood_in else ""), stood_in)
 
 
 def load_model_one_thread(model: str) -> ModelPlugin:

@@ -155,6 +155,18 @@ def test_leaving_a_stream_early_stops_the_engine_thread(student):
     assert threading.active_count() == before
 
 
+def test_a_stream_without_a_microphone_says_it_plays_the_demo_clip(student, monkeypatch, caplog):
+    """`emolive stream` says so as it starts; emolive.stream(None) played the demo clip without a word."""
+    from emolive.engine.sources import factory
+
+    monkeypatch.setattr(factory, "list_input_devices", lambda: [])  # a machine without any input device
+    live = emolive.stream(None, model=student)
+    next(live)
+    live.close()
+    warned = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert any("no microphone found: playing the bundled demo clip" in m for m in warned), warned
+
+
 def test_stream_with_turns_interleaves_speech_turns_with_the_windows(student, clip):
     path, _ = clip
     items = list(emolive.stream(str(path), model=student, turns=True))
