@@ -192,8 +192,9 @@ def _analyses(paths: Sequence[Path], plugin: ModelPlugin | None, options: ScoreO
         for future in futures:
             yield future.result()
     except BrokenProcessPool:
-        stopped = "the worker processes stopped before scoring every file (their errors are above)"
-        raise BatchError(f"{stopped}; {GUARD}" if is_script(sys.modules.get("__main__")) else stopped) from None
+        if is_script(sys.modules.get("__main__")):
+            raise BatchError(f"the worker processes stopped before scoring every file; {GUARD}") from None
+        raise BatchError("the worker processes stopped before scoring every file (their errors are above)") from None
     except BaseException:
         for process in list(executor._processes.values()):  # Python 3.14 has terminate_workers() for this
             process.terminate()  # Ctrl-C or a failing consumer: no worker goes on writing into the void
@@ -213,9 +214,11 @@ def is_script(main: object) -> bool:
 
 def check_not_importing_main() -> None:
     """Refuse to start workers from a worker importing the script again: without a main guard, the
-    script's own call would start workers of its own in each of them (GUARD)."""
+    script's own call would start workers of its own in each of them. The worker ends quietly
+    (SystemExit prints no traceback): the caller's process names the cause (GUARD) once, where each
+    worker's traceback had repeated it."""
     if getattr(current_process(), "_inheriting", False):  # multiprocessing's own mark of that import
-        raise BatchError(GUARD)
+        raise SystemExit(1)
 
 
 def noted_analysis(path: Path, plugin: ModelPlugin, options: ScoreOptions) -> tuple[Analysis, str | None]:

@@ -91,6 +91,7 @@ def test_a_script_with_workers_but_no_main_guard_stops_with_one_error_naming_the
     assert failed.returncode == 1 and failed.stdout == ""
     assert failed.stderr.strip().splitlines()[-1].endswith('must make that call under `if __name__ == "__main__":`, '
                                                            "because each worker process imports the script again")
+    assert failed.stderr.count("Traceback") == 1  # the script's own; each worker's repeated it before
     scored = subprocess.run([sys.executable, str(guarded)], capture_output=True, text=True, timeout=120)
     assert scored.returncode == 0 and scored.stdout == "4\n"
 
