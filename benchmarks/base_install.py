@@ -8,6 +8,7 @@ Run: .venv/bin/python benchmarks/base_install.py
 """
 from __future__ import annotations
 
+import argparse
 import subprocess
 import sys
 import tempfile
@@ -58,6 +59,7 @@ def measure(venv: Path) -> list[str]:
 
 
 def main() -> None:
+    argparse.ArgumentParser(description=__doc__.splitlines()[0]).parse_args()  # --help, nothing more
     with tempfile.TemporaryDirectory() as tmp:
         base = measure(fresh_install(Path(tmp)))
     full = measure(Path(sys.executable).parent.parent)

@@ -10,6 +10,7 @@ Run: .venv/bin/python benchmarks/int8_graph.py
 """
 from __future__ import annotations
 
+import argparse
 import tempfile
 from pathlib import Path
 
@@ -49,6 +50,7 @@ def float_graph(graph: onnx.ModelProto) -> onnx.ModelProto:
 
 
 def main() -> None:
+    argparse.ArgumentParser(description=__doc__.splitlines()[0]).parse_args()  # --help, nothing more
     model = emolive.load_model("student")
     options = session_options(1)  # the engine's, one thread
     with tempfile.TemporaryDirectory() as tmp:

@@ -10,6 +10,7 @@ Run: .venv/bin/python benchmarks/teacher_runtime.py
 """
 from __future__ import annotations
 
+import argparse
 import json
 import subprocess
 import sys
@@ -45,6 +46,7 @@ def run(runtime: str) -> dict:
 
 
 def main() -> None:
+    argparse.ArgumentParser(description=__doc__.splitlines()[0]).parse_args()  # --help, nothing more
     torch_run, graph_run = run("torch"), run("auto")
     assert graph_run["head"] == "StudentPlugin" and torch_run["head"] == "TorchStudentPlugin"
     worst = float(np.abs(np.array(torch_run["avd"]) - np.array(graph_run["avd"])).max())

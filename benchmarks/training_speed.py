@@ -6,6 +6,7 @@ Run: .venv/bin/python benchmarks/training_speed.py
 """
 from __future__ import annotations
 
+import argparse
 import time
 
 from _common import SHARED, print_table
@@ -31,6 +32,7 @@ def epoch_rows() -> list[list[str]]:
 
 
 def main() -> None:
+    argparse.ArgumentParser(description=__doc__.splitlines()[0]).parse_args()  # --help, nothing more
     print(f"{torch.get_num_threads()} threads for training\n")
     print_table(["training", "throughput", "epoch time"], epoch_rows())
 
