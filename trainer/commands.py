@@ -121,7 +121,7 @@ def train(args) -> int:
     ctx = distributed.context()
     log = (lambda line: print(line, file=sys.stderr)) if ctx.is_main else (lambda line: None)
     code = versions()  # the code the run starts from: edits made while it trains did not train it
-    fitted = fit(data, cfg, distill, checkpoint=checkpoint, log=log, progress=ctx.is_main)
+    fitted = fit(data, cfg, distill, checkpoint=checkpoint, log=log, progress=ctx.is_main, int8=args.int8)
     if not ctx.is_main:
         return 0  # the main rank holds the same model and writes the outputs
     result, cfg = fitted.result, fitted.config
