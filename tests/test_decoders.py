@@ -302,6 +302,29 @@ def test_an_ogg_page_failing_its_checksum_is_reported_after_the_audio_before_it(
     assert abs(float(re.search(r"past ([\d.]+) s", str(error)).group(1)) - len(decoded) / 16000) <= 0.005 + 1 / 16000
 
 
+def test_eight_or_more_channels_through_ffmpeg_are_read_not_a_crash(original, tmp_path):
+    """PyAV 18's planar frames of 8 or more channels list a plane too many: reading one killed the
+    process (SIGSEGV), a whole `emolive score` batch with it (a 7.1 AAC file, a 16-channel WAV written to
+    a pipe). Each file here holds the same speech on every channel, so each reads as the mono file does
+    (the mean of equal 16-bit samples is exact). Run in a child process: a crash must fail the test,
+    not end the test run."""
+    pcm = np.round(original * 32767).astype("<i2")
+    names = []
+    for channels in (1, 8, 16):
+        header = struct.pack("<HHIIHH", 1, channels, 16000, 16000 * 2 * channels, 2 * channels, 16)
+        data = np.repeat(pcm[:, None], channels, axis=1).tobytes()
+        path = tmp_path / f"{channels}ch.wav"  # sizes 0, as a writer to a pipe leaves them: FFmpeg reads it
+        path.write_bytes(b"RIFF\0\0\0\0WAVEfmt " + struct.pack("<I", 16) + header + b"data\0\0\0\0" + data)
+        names.append(str(path))
+    run = subprocess.run([EMOLIVE, "score", *names, "--out", str(tmp_path / "rows.csv")], capture_output=True,
+                         text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    with open(tmp_path / "rows.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert [r["error"] for r in rows] == ["", "", ""]
+    assert rows[1]["activation"] == rows[2]["activation"] == rows[0]["activation"]
+
+
 def test_an_ogg_file_with_bytes_after_its_last_page_is_read_whole(sndfile_recordings, tmp_path):
     """A tag after the last whole page is junk to libsndfile too, but no audio is missing."""
     tagged = tmp_path / "tagged.ogg"

@@ -300,7 +300,9 @@ class FFmpegDecoder(Decoder):
     def blocks(self, frames_per_block: int) -> Iterator[np.ndarray]:
         """FFmpeg's frames as they come (frames_per_block is libsndfile's business: packets set the size)."""
         av = self._av
-        planar = av.AudioResampler(format="fltp", rate=int(self.rate))  # keeps the channels; one rate throughout
+        # packed float32, keeping the channels and one rate throughout: PyAV 18's planar frames of 8 or more
+        # channels list a plane too many and crash the interpreter when read (a 7.1 AAC file, a 16-channel WAV)
+        packed = av.AudioResampler(format="flt", rate=int(self.rate))
         decoded, failed, first_failure, unreadable = 0, 0, None, None
         packets = self._container.demux(self._stream)
         while True:
@@ -312,17 +314,17 @@ class FFmpegDecoder(Decoder):
                 unreadable = (decoded / self.rate, _ffmpeg_reason(exc))
                 break
             try:
-                frames = [out for frame in packet.decode() for out in planar.resample(frame)]
+                frames = [out for frame in packet.decode() for out in packed.resample(frame)]
             except av.FFmpegError as exc:  # one damaged packet: counted, and decoding goes on after it
                 failed += 1
                 first_failure = first_failure or (decoded / self.rate, _ffmpeg_reason(exc))
                 continue
             for frame in frames:
                 decoded += frame.samples
-                yield frame.to_ndarray().T
-        for frame in planar.resample(None):
+                yield as_frames(frame)
+        for frame in packed.resample(None):
             decoded += frame.samples
-            yield frame.to_ndarray().T
+            yield as_frames(frame)
         if unreadable is not None:
             at, reason = unreadable
             raise AudioSourceError(f"{self.what} is damaged: the container cannot be read past {at:.2f} s ({reason})")
@@ -337,6 +339,11 @@ class FFmpegDecoder(Decoder):
 
     def close(self) -> None:
         self._container.close()
+
+
+def as_frames(frame: av.AudioFrame) -> np.ndarray:
+    """A packed frame's samples shaped (frames, channels)."""
+    return frame.to_ndarray().reshape(frame.samples, -1)
 
 
 def _open_noting_guesses(av, file: AudioInput) -> tuple[av.container.InputContainer, bool]:
