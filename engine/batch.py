@@ -192,9 +192,7 @@ def _analyses(paths: Sequence[Path], plugin: ModelPlugin | None, options: ScoreO
         for future in futures:
             yield future.result()
     except BrokenProcessPool:
-        if is_script(sys.modules.get("__main__")):
-            raise BatchError(f"the worker processes stopped before scoring every file; {GUARD}") from None
-        raise BatchError("the worker processes stopped before scoring every file (their errors are above)") from None
+        raise BatchError(f"the worker processes stopped before scoring every file; {why_stopped(executor)}") from None
     except BaseException:
         for process in list(executor._processes.values()):  # Python 3.14 has terminate_workers() for this
             process.terminate()  # Ctrl-C or a failing consumer: no worker goes on writing into the void
@@ -203,13 +201,27 @@ def _analyses(paths: Sequence[Path], plugin: ModelPlugin | None, options: ScoreO
         executor.shutdown()
 
 
+STOPPED_WAIT_S = 5.0  # how long a broken pool's workers are waited for, to read how each ended
+GUARD_EXIT = 3  # a worker's exit code where it refused to run an unguarded script's call again
 GUARD = ("a Python script that calls emolive.analyze with num_workers must make that call under `if __name__ == "
          "\"__main__\":`, because each worker process imports the script again")
 
 
-def is_script(main: object) -> bool:
-    """Whether the program's main module is a file that a spawned worker imports again (not a REPL or -c)."""
-    return bool(getattr(main, "__file__", None))
+def why_stopped(executor: ProcessPoolExecutor) -> str:
+    """Why a pool broke, from its workers' exit codes: one killed by a signal (a crash, or the kernel out
+    of memory), which a main guard would not have helped (a crash was blamed on a missing guard);
+    the refusal of a worker importing an unguarded script (GUARD_EXIT); or their errors above."""
+    processes = list(executor._processes.values())
+    for process in processes:  # the pool terminated the others as it broke: each ends within moments
+        process.join(timeout=STOPPED_WAIT_S)
+    codes = [process.exitcode for process in processes]
+    killed = sorted({-code for code in codes if code is not None and code < 0 and -code != signal.SIGTERM})
+    if killed:
+        names = ", ".join(signal.Signals(number).name for number in killed)
+        return f"a worker was killed by {names} (a crash in a decoder, or the machine out of memory)"
+    if GUARD_EXIT in codes:
+        return GUARD
+    return "their errors are above"
 
 
 def check_not_importing_main() -> None:
@@ -218,7 +230,7 @@ def check_not_importing_main() -> None:
     (SystemExit prints no traceback): the caller's process names the cause (GUARD) once, where each
     worker's traceback had repeated it."""
     if getattr(current_process(), "_inheriting", False):  # multiprocessing's own mark of that import
-        raise SystemExit(1)
+        raise SystemExit(GUARD_EXIT)
 
 
 def noted_analysis(path: Path, plugin: ModelPlugin, options: ScoreOptions) -> tuple[Analysis, str | None]:

@@ -96,6 +96,28 @@ def test_a_script_with_workers_but_no_main_guard_stops_with_one_error_naming_the
     assert scored.returncode == 0 and scored.stdout == "4\n"
 
 
+def test_a_worker_killed_mid_batch_is_said_to_be_killed_not_blamed_on_a_main_guard(tmp_path):
+    """A worker that crashed (PyAV's 8-channel frames once did) or that the kernel killed for memory broke
+    the pool, and a script that had its main guard was told to add one."""
+    import subprocess
+    import sys
+
+    paths = [str(p) for p in corpus_files("ravdess", every=8)[:200]]
+    script = tmp_path / "guarded.py"
+    script.write_text(
+        "import multiprocessing, os, signal, threading, time\nimport emolive\n\n"
+        "def kill_a_worker():\n"
+        "    while not multiprocessing.active_children():\n        time.sleep(0.05)\n"
+        "    time.sleep(1.0)\n    os.kill(multiprocessing.active_children()[0].pid, signal.SIGKILL)\n\n"
+        "if __name__ == '__main__':\n"
+        "    threading.Thread(target=kill_a_worker, daemon=True).start()\n"
+        f"    try:\n        emolive.analyze({paths!r}, num_workers=2)\n"
+        "    except emolive.EmoliveError as error:\n        print(error)\n")
+    run = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300)
+    assert run.stdout.strip() == ("the worker processes stopped before scoring every file; a worker was killed by "
+                                  "SIGKILL (a crash in a decoder, or the machine out of memory)"), run.stdout + run.stderr
+
+
 def test_a_stretch_is_checked_for_nan_in_itself_and_says_when_in_the_recording(student, long_recording, tmp_path):
     """A NaN outside the stretch does not stop it (it did: the whole source was checked before the
     cut); one inside is an error at its time in the recording, not in the stretch."""
