@@ -539,3 +539,28 @@ def test_split_words_on_the_command_line_and_in_a_splits_file_read_as_a_split_co
                                                {"path": "2.wav", "speaker": "b", "emotion": "sad"}])
     (tmp_path / "splits.csv").write_text(f"speaker,split\n{tmp_path.name}/a,Test\n{tmp_path.name}/b,dev\n")
     assert [u.split for u in read_splits(tmp_path / "splits.csv", read_manifest(manifest))] == ["test", "val"]
+
+
+def test_training_reads_audio_in_the_memory_of_its_16k_mono_form(tmp_path):
+    """A 64 kB FLAC of 20 s at 384 kHz in 8 channels decodes to 246 MB of float32: decoded whole and
+    then converted, it took twice that (a 251 kB file at 768 kHz would have needed 29 GB); read as
+    `emolive score` reads it, block by block, training holds the 1.3 MB it becomes, and the same samples."""
+    import tracemalloc
+
+    from emolive.engine.runner import OFFLINE_BLOCK_SIZE
+    from emolive.engine.sources import FileSource
+    from emolive.trainer.data.cache import load_audio
+
+    path = tmp_path / "wide.flac"
+    tone = (1000 * np.sin(np.arange(384000 * 20) * 2 * np.pi * 440 / 384000)).astype(np.int16)
+    sf.write(path, np.repeat(tone[:, None], 8, axis=1), 384000, subtype="PCM_16")
+    data = path.read_bytes()
+    tracemalloc.start()
+    try:
+        samples = load_audio(data, str(path))
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert len(samples) == 16000 * 20 and peak < 60e6, peak  # numpy's allocations are traced
+    with FileSource(path, block_size=OFFLINE_BLOCK_SIZE) as source:
+        np.testing.assert_array_equal(samples, np.concatenate(list(source.blocks())))

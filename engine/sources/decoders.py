@@ -394,13 +394,6 @@ def _truncated(what: str, ends_s: float, short_of: str) -> AudioSourceError:
     return AudioSourceError(f"{what} is damaged or truncated: its audio ends at {ends_s:.2f} s {short_of}")
 
 
-def read_whole(file: AudioInput, what: str) -> tuple[np.ndarray, float]:
-    """All of a file's samples, (frames, channels) float32, and its rate: the trainer's reader."""
-    with open_decoder(file, what) as decoder:
-        blocks = list(decoder.blocks(1 << 16))
-        return np.concatenate(blocks) if blocks else np.zeros((0, 1), np.float32), decoder.rate
-
-
 def _sndfile_reason(exc: Exception) -> str:
     """libsndfile's own explanation without the repeated file name."""
     return getattr(exc, "error_string", None) or str(exc)

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 import numpy as np
 
 from emolive.engine.sources.base import DEFAULT_BLOCK_SIZE, SAMPLE_RATE, AudioSource, AudioSourceError, ToMono16k
-from emolive.engine.sources.decoders import open_decoder
+from emolive.engine.sources.decoders import AudioInput, Decoder, open_decoder
 
 
 class FileSource(AudioSource):
@@ -54,17 +54,32 @@ class FileSource(AudioSource):
             yield block
 
     def _converted(self) -> Iterator[np.ndarray]:
-        """The decoder's blocks at 16 kHz mono, the resampler's tail included even when the decoder
-        reports damage at the end (which is raised after it)."""
-        damage = None
-        try:
-            for frames in self._decoder.blocks(self._read_frames):
-                yield self._convert(frames)
-        except AudioSourceError as exc:
-            damage = exc
-        yield self._convert(np.zeros((0, 1), np.float32), last=True)
-        if damage is not None:
-            raise damage
+        return converted_blocks(self._decoder, self._convert, self._read_frames)
 
     def close(self) -> None:
         self._decoder.close()
+
+
+def converted_blocks(decoder: Decoder, convert: ToMono16k, read_frames: int) -> Iterator[np.ndarray]:
+    """The decoder's blocks of `read_frames` at 16 kHz mono, the resampler's tail included even when
+    the decoder reports damage at the end (which is raised after it)."""
+    damage = None
+    try:
+        for frames in decoder.blocks(read_frames):
+            yield convert(frames)
+    except AudioSourceError as exc:
+        damage = exc
+    yield convert(np.zeros((0, 1), np.float32), last=True)
+    if damage is not None:
+        raise damage
+
+
+def read_mono_16k(file: AudioInput, what: str, block_size: int) -> np.ndarray:
+    """All of a file's audio (a path or a binary file object) as 16 kHz mono float32, converted block by
+    block as a FileSource of `block_size` delivers it: the memory of the result, however many channels
+    and however high a rate it was decoded at (an 8 kB FLAC of 20 s at 768 kHz, 8 channels, held 1 GB
+    decoded whole before its conversion)."""
+    with open_decoder(file, what) as decoder:
+        convert = ToMono16k(decoder.rate, what)
+        blocks = list(converted_blocks(decoder, convert, math.ceil(block_size * decoder.rate / SAMPLE_RATE)))
+    return np.concatenate(blocks)

@@ -19,12 +19,12 @@ from typing import Iterable
 import numpy as np
 from tqdm import tqdm
 
-from emolive.engine.runner import NO_FRAME
+from emolive.engine.runner import NO_FRAME, OFFLINE_BLOCK_SIZE
 from emolive.engine.files import RefusedFile, read_bounded
 from emolive.engine.console import bar_disabled
 from emolive.engine.features import FrontEndConfig, compute
-from emolive.engine.sources.base import SAMPLE_RATE, AudioSourceError, ToMono16k
-from emolive.engine.sources.decoders import read_whole
+from emolive.engine.sources.base import SAMPLE_RATE, AudioSourceError
+from emolive.engine.sources.file import read_mono_16k
 from emolive.trainer.data.augment import AugmentConfig, NoiseBank, augment, view_rng
 from emolive.trainer.data.utterance import Utterance, same_labels
 from emolive.trainer.errors import TrainerError
@@ -36,13 +36,13 @@ MFB = "mfb"  # the features spec (`--features`) naming this cache's MFB+F0 front
 
 def load_audio(data: bytes, what: str, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
     """Decode audio bytes (`what` names them in errors) to float32 mono 16 kHz with the engine's own
-    decoders and conversion (libsndfile or FFmpeg, then ToMono16k: channels averaged, soxr), so
-    training hears a file exactly as `emolive stream` does."""
+    decoders and conversion (libsndfile or FFmpeg, then ToMono16k: channels averaged, soxr) in the
+    blocks `emolive score` reads, so training hears a file exactly as the engine does, in the memory
+    of the converted audio whatever the file's rate and channels."""
     if sample_rate != SAMPLE_RATE:
         raise TrainerError(f"a front end at {sample_rate} Hz: the engine's sources deliver {SAMPLE_RATE} Hz only")
     try:
-        samples, rate = read_whole(io.BytesIO(data), what)
-        return ToMono16k(rate, what)(samples, last=True)
+        return read_mono_16k(io.BytesIO(data), what, OFFLINE_BLOCK_SIZE)
     except AudioSourceError as err:  # unreadable, damaged or truncated, or a rate out of bounds
         raise TrainerError(str(err)) from None
 
