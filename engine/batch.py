@@ -83,15 +83,25 @@ def folder_audio(folder: Path) -> list[Path]:
     """Every entry under `folder` with an audio extension that is not a folder, sorted. Linked folders
     are searched too (a corpus assembled from links to sessions kept elsewhere), each real folder once,
     so a link back up the tree ends. A FIFO or a dangling link with an audio name is listed: it gets a
-    row saying why it was not read."""
-    found, seen = [], set()
-    for root, folders, files in os.walk(folder, followlinks=True):
-        real = os.path.realpath(root)
+    row saying why it was not read. The search keeps its own list of folders to visit: Python 3.11's
+    os.walk recurses, and a tree 1,000 folders deep ended in a RecursionError without a row."""
+    found, seen, pending = [], set(), [folder]
+    while pending:
+        current = pending.pop()
+        real = os.path.realpath(current)
         if real in seen:
-            folders[:] = []
             continue
         seen.add(real)
-        found += [Path(root, name) for name in files if Path(name).suffix.lower() in AUDIO_EXTENSIONS]
+        try:
+            entries = list(os.scandir(current))
+        except OSError as exc:  # a folder that cannot be listed: its files cannot be named either
+            log.warning("cannot search %s: %s", current, exc.strerror or exc)
+            continue
+        for entry in entries:
+            if entry.is_dir():  # follows links, as a linked session folder should be
+                pending.append(Path(entry.path))
+            elif Path(entry.name).suffix.lower() in AUDIO_EXTENSIONS:
+                found.append(Path(entry.path))
     return sorted(found)
 
 
