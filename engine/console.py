@@ -33,11 +33,22 @@ DefaultsParser = functools.partial(argparse.ArgumentParser, formatter_class=Defa
 LEVELS = (logging.WARNING, logging.INFO, logging.DEBUG)  # -q, default, -v
 
 
+class TerminalSafeFormatter(logging.Formatter):
+    """Log lines with control characters escaped (but line breaks and tabs): a file name holding an
+    escape sequence (ESC ] 0 ; ... BEL sets a terminal's title) reached the terminal raw in errors and
+    in "reading file ..." lines."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        from emolive.engine.schema import printable
+
+        return printable(super().format(record), keep="\n\t")
+
+
 def configure(program: str, verbosity: int) -> None:
     """`verbosity` is the count of -v minus the count of -q (0: info and up)."""
     level = LEVELS[max(0, min(len(LEVELS) - 1, 1 + verbosity))]
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter(f"{program}: %(message)s"))
+    handler.setFormatter(TerminalSafeFormatter(f"{program}: %(message)s"))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)

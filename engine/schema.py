@@ -236,10 +236,11 @@ def parse_message(frames: Sequence[bytes]) -> tuple[str, dict[str, Any]]:
     return kind, payload
 
 
-def printable(text: str, limit: int | None = None) -> str:
-    """`text` with control and other non-printable characters escaped (\\x1b, \\n, \\u202e), cut
-    to `limit` characters: text from a message must never move the cursor or rewrite a terminal."""
-    escaped = "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+def printable(text: str, limit: int | None = None, keep: str = "") -> str:
+    """`text` with control and other non-printable characters escaped (\\x1b, \\n, \\u202e) but those
+    in `keep`, cut to `limit` characters: text from a message must never move the cursor or rewrite a
+    terminal."""
+    escaped = "".join(c if c.isprintable() or c in keep else repr(c)[1:-1] for c in text)
     return escaped if limit is None or len(escaped) <= limit else escaped[:limit - 1] + "…"
 
 

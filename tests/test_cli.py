@@ -256,6 +256,21 @@ def test_a_third_party_model_that_fails_to_load_is_one_line_everywhere(tmp_path)
             assert line.startswith(f"emolive: error: model {name}") and reason in line, line
 
 
+def test_control_characters_in_a_file_name_never_reach_the_terminal(tmp_path):
+    """A name holding ESC ] 0 ; ... BEL (which sets a terminal's title) and a carriage return reached
+    stderr raw, in `emolive stream`'s error and in `trainer`'s; they are escaped now."""
+    name = tmp_path / "take\x1b]0;pwned\x07\x1b[31m.wav"
+    name.write_text("not audio")
+    manifest = tmp_path / "m.csv"
+    manifest.write_text(f"path,speaker,emotion\n{name.name},s,sad\n")
+    bin_dir = Path(sys.executable).parent
+    for command in ([str(bin_dir / "emolive"), "stream", "--no-publish", "--source", str(name)],
+                    [str(bin_dir / "trainer"), "features", "--data", str(manifest), "--cache", str(tmp_path / "c")]):
+        run = subprocess.run(command, capture_output=True, text=True, timeout=120)
+        assert run.returncode != 0 and "\\x1b]0;pwned\\x07" in run.stderr, run.stderr
+        assert not any(c in run.stderr for c in "\x1b\x07\r"), run.stderr
+
+
 def test_devices_lists_input_devices(capsys, monkeypatch):
     devices = [{"index": 0, "name": "HDMI out", "max_input_channels": 0, "default_samplerate": 48000.0},
                {"index": 3, "name": "USB Headset Mic", "max_input_channels": 1, "default_samplerate": 48000.0},

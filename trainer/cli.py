@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from emolive.engine import console
 from emolive.engine.defaults import DEFAULT_MODEL, package_version
 from emolive.engine.errors import EmoliveError
+from emolive.engine.schema import printable
 
 
 @dataclass(frozen=True)
@@ -359,7 +360,7 @@ def main(argv: list[str] | None = None) -> int:
         with console.terminate_as_interrupt():  # SIGTERM (a scheduler's stop) ends as Ctrl-C does, saying where things are
             return getattr(commands, args.command)(args)
     except EmoliveError as err:  # every layer's user error (TrainerError, BundleError, ...); bugs stay tracebacks
-        print(f"trainer {args.command}: error: {err}", file=sys.stderr)
+        print(printable(f"trainer {args.command}: error: {err}", keep="\n\t"), file=sys.stderr)
         return 2
     except KeyboardInterrupt as err:  # Ctrl-C; training says where its checkpoint is (TrainingInterrupted)
         terminated = isinstance(err, console.Terminated) or isinstance(err.__context__, console.Terminated)
