@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+import re
 
 import numpy as np
 import pytest
@@ -185,3 +186,18 @@ def test_a_folder_without_audio_is_an_error_as_in_emolive_score(model, tmp_path)
     (tmp_path / "notes.txt").write_text("no audio here")
     with pytest.raises(emolive.EmoliveError, match=f"no audio files found in {tmp_path}"):
         emolive.analyze(tmp_path, model=model)
+
+
+@pytest.mark.parametrize("level", [3e38, 5e7])
+def test_samples_no_recording_holds_are_an_error_not_an_estimate(model, speech, tmp_path, level):
+    """A float WAV of 3e38 came out as a "neutral" estimate, with numpy's overflow warnings on stderr; the
+    samples before the first such value are still scored (a recording's overshoot, or 16-bit values as
+    floats, stay well below the 1e6 bound)."""
+    samples = np.concatenate([speech, np.full(16000, level, np.float32)])
+    path = tmp_path / "loud.wav"
+    sf.write(path, samples, 16000, subtype="FLOAT")
+    refusal = f"a sample of {level:.3g} at {len(speech) / 16000:.3f} s, where audio lies within ±1"
+    with pytest.raises(emolive.PartialAnalysis, match=re.escape(refusal)) as caught:
+        emolive.analyze(path, model=model)
+    assert caught.value.analysis.whole is not None  # the speech before it was scored
+    assert emolive.analyze(speech * 32767, sample_rate=16000, model=model).whole is not None

@@ -77,13 +77,20 @@ def test_a_folder_search_takes_the_endings_files_carry_and_linked_folders_once(t
 def test_a_folder_tree_deeper_than_pythons_recursion_limit_is_searched(tmp_path):
     """Python 3.11's os.walk recurses: a tree 1,100 folders deep ended in a RecursionError traceback,
     without a row even for the file near the top."""
-    clip, folder = corpus_files("emodb", limit=1)[0], tmp_path
-    for depth in range(1100):
-        folder = folder / "a"
-        folder.mkdir()
-        if depth in (10, 1099):
-            shutil.copy(clip, folder / f"x{depth}.flac")
-    assert sorted(p.name for p in collect_inputs([tmp_path])) == ["x10.flac", "x1099.flac"]
+    clip, folder, root = corpus_files("emodb", limit=1)[0], tmp_path / "tree", tmp_path / "tree"
+    try:
+        for depth in range(1100):
+            folder = folder / "a"
+            folder.mkdir(parents=True)
+            if depth in (10, 1099):
+                shutil.copy(clip, folder / f"x{depth}.flac")
+        assert sorted(p.name for p in collect_inputs([root])) == ["x10.flac", "x1099.flac"]
+    finally:  # from the bottom up: shutil.rmtree recurses too, and pytest's clean-up of old runs would fail on it
+        while folder != tmp_path:
+            for entry in folder.iterdir():
+                entry.unlink()
+            folder.rmdir()
+            folder = folder.parent
 
 
 def test_score_a_folder_one_row_per_file_and_a_bad_file_is_a_row_with_its_error(folder, tmp_path, capsys,

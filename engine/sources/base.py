@@ -33,6 +33,12 @@ class AudioSourceError(EmoliveError):
     """A problem the user can fix (no device, bad file, failing pipeline); its text is one line."""
 
 
+# the largest sample taken: 120 dB over full scale, far beyond any recording's overshoot, and below where the
+# front end's power spectrum overflows (3e38 came out as a "neutral" estimate with numpy's overflow warnings);
+# 16-bit values given as floats (up to 32768) pass, with the array source's warning
+MAX_SAMPLE = 1e6
+
+
 def narrow_to_float32(samples: np.ndarray) -> tuple[np.ndarray, int | None]:
     """`samples` as float32, and the first frame (row) that held a finite value float32 cannot hold (a
     64-bit float beyond ±3.4e38), None if none: the cast makes it Inf, and the NaN/Inf check after it
@@ -92,15 +98,18 @@ class AudioSource(Closing):
     def blocks(self) -> Iterator[np.ndarray]:
         """Yield validated blocks until the source ends; raise AudioSourceError on failure."""
         for block in self._read_blocks():
-            finite = np.isfinite(block)
-            usable = block if finite.all() else block[:int(np.argmin(finite))]
+            sane = np.abs(block) <= MAX_SAMPLE  # False for NaN and Inf too
+            usable = block if sane.all() else block[:int(np.argmin(sane))]
             if usable.size:
                 self._blocks_out += 1
                 self._samples_out += usable.size
                 yield usable
             if usable.size < block.size:
-                at = self.start_s + self._samples_out / SAMPLE_RATE
-                raise AudioSourceError(f"{self.description}: non-finite sample (NaN or Inf) at {at:.3f} s")
+                at, value = self.start_s + self._samples_out / SAMPLE_RATE, block[usable.size]
+                if not np.isfinite(value):
+                    raise AudioSourceError(f"{self.description}: non-finite sample (NaN or Inf) at {at:.3f} s")
+                raise AudioSourceError(f"{self.description}: a sample of {value:.3g} at {at:.3f} s, where audio lies "
+                                       "within ±1: no recording's level (samples written in other units?)")
 
     @property
     def stats(self) -> SourceStats:
