@@ -564,3 +564,19 @@ def test_training_reads_audio_in_the_memory_of_its_16k_mono_form(tmp_path):
     assert len(samples) == 16000 * 20 and peak < 60e6, peak  # numpy's allocations are traced
     with FileSource(path, block_size=OFFLINE_BLOCK_SIZE) as source:
         np.testing.assert_array_equal(samples, np.concatenate(list(source.blocks())))
+
+
+def test_audio_too_big_for_memory_is_one_line(tmp_path, monkeypatch):
+    """A 2 GiB WAV under a 4 GB address-space cap gave a bare MemoryError traceback from the read. (The
+    failed allocation is simulated: how much memory a machine lets a process have is not the test's.)"""
+    from emolive.trainer.data import cache
+
+    path = tmp_path / "big.wav"
+    path.write_bytes(bytes(1000))
+
+    def no_memory(*args, **kwargs):
+        raise MemoryError
+
+    monkeypatch.setattr(cache, "read_bounded", no_memory)
+    with pytest.raises(TrainerError, match=rf"cannot read audio {path}: its 1000 bytes do not fit in memory"):
+        cache.read_audio_bytes(path)

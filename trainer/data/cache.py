@@ -56,6 +56,9 @@ def read_audio_bytes(audio_path: str | Path) -> bytes:
     bounded size, all checked before a byte is read, and read with the memory the file needs."""
     try:
         return read_bounded(audio_path, MAX_AUDIO_BYTES)
+    except MemoryError:  # a file under the bound that this process's memory cannot hold (a 2 GiB WAV under a cap)
+        raise TrainerError(f"cannot read audio {audio_path}: its {os.path.getsize(audio_path)} bytes do not fit in "
+                           "memory; split the recording into clips") from None
     except OSError as err:
         raise TrainerError(f"cannot read audio {audio_path}: {err.strerror}") from err
     except RefusedFile as err:
