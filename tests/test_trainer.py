@@ -7,6 +7,7 @@ import re
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -358,6 +359,23 @@ def _signalled_after_an_epoch(manifest: Path, tmp_path: Path, out: str, signum: 
     lines += proc.stderr.readlines()
     assert "Traceback" not in "".join(lines)
     return proc.wait(), lines
+
+
+def test_ctrl_c_while_trainer_starts_is_one_line_not_a_traceback(tmp_path):
+    """Its parser's options and torch load for a second or two outside the command's error handling:
+    Ctrl-C then printed a KeyboardInterrupt traceback (emolive's own commands say one line)."""
+    import signal
+
+    manifest = subset_manifest(tmp_path, "emodb", every=50)
+    for delay in (0.7, 1.4):
+        proc = interruptible([str(Path(sys.executable).parent / "trainer"), "features", "--data", str(manifest),
+                              "--cache", str(tmp_path / "cache")], stderr=subprocess.PIPE, text=True)
+        time.sleep(delay)  # past the interpreter's start, within the options' and torch's load on any machine here
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=120)
+        assert "Traceback" not in err, err
+        assert proc.returncode in (0, 130) and (proc.returncode == 0 or err.strip().splitlines()[-1].startswith(
+            "trainer")), err
 
 
 def test_sigterm_ends_training_as_ctrl_c_does_naming_the_checkpoint(tmp_path):

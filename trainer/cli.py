@@ -348,11 +348,15 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    args = build_parser(only=next((word for word in argv if word in COMMANDS), "")).parse_args(argv)
-    console.configure("trainer", args.verbose - args.quiet)
-    import torch
+    try:  # the parser's options and torch take a second or two to load: Ctrl-C then is no traceback either
+        args = build_parser(only=next((word for word in argv if word in COMMANDS), "")).parse_args(argv)
+        console.configure("trainer", args.verbose - args.quiet)
+        import torch
 
-    from emolive.trainer import commands, distributed  # heavy imports only once the arguments are valid
+        from emolive.trainer import commands, distributed  # heavy imports only once the arguments are valid
+    except KeyboardInterrupt:
+        print("trainer: interrupted before it started", file=sys.stderr)
+        return 130
 
     torch.set_num_threads(args.threads)
     try:
