@@ -10,7 +10,9 @@ from __future__ import annotations
 import csv
 import io
 import json
+import fcntl
 import os
+import stat
 import sys
 from collections.abc import Iterable, Sequence
 from contextlib import ExitStack
@@ -76,18 +78,35 @@ def output_name(out: str) -> str:
 def open_row_writer(out: str, fmt: Format, fields: Sequence[str], stack: ExitStack) -> RowWriter:
     """The table's writer, closed with `stack`: Parquet to its file, or CSV / JSON lines to stdout or
     the --out file opened unbuffered (each file's rows reach the OS in one write)."""
-    if fmt == "parquet":
-        writer: RowWriter = ParquetRowWriter(out, fields)
-    elif out == "-":
-        writer = TextRowWriter(sys.stdout, fields, fmt, output_name(out))
+    if out == "-":
+        writer: RowWriter = TextRowWriter(sys.stdout, fields, fmt, output_name(out))
     else:
-        try:
-            stream = stack.enter_context(open(out, "wb", buffering=0))
-        except OSError as exc:
-            raise OutputError(f"cannot write {out}: {exc.strerror or exc}") from None
-        writer = TextRowWriter(stream, fields, fmt, output_name(out))
+        stream = stack.enter_context(open_exclusively(out))
+        writer = ParquetRowWriter(stream, out, fields) if fmt == "parquet" else \
+            TextRowWriter(stream, fields, fmt, output_name(out))
     stack.callback(writer.close)
     return writer
+
+
+def open_exclusively(out: str) -> IO[bytes]:
+    """`out` opened unbuffered for writing from its start, once no other process writes it (an
+    exclusive lock): two `emolive score` runs into one file interleaved their rows with NUL runs, and
+    both said they were done. A file system without locks (some network mounts) is written as before."""
+    try:
+        fd = os.open(out, os.O_WRONLY | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o666)
+    except OSError as exc:
+        raise OutputError(f"cannot write {out}: {exc.strerror or exc}") from None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise OutputError(f"cannot write {out}: another process is writing it (another emolive score?); give "
+                          "another --out") from None
+    except OSError:
+        pass
+    if stat.S_ISREG(os.fstat(fd).st_mode):  # emptied only once it is ours (/dev/full, a FIFO: nothing to empty)
+        os.ftruncate(fd, 0)
+    return os.fdopen(fd, "wb", buffering=0)
 
 
 class TextRowWriter:
@@ -123,7 +142,7 @@ class ParquetRowWriter:
     """A Parquet file with typed columns: text for names, labels and errors, a float for every value
     (missing values of an error row are nulls, not empty strings), a bool for `speech`."""
 
-    def __init__(self, path: str, fields: Sequence[str]) -> None:
+    def __init__(self, stream: IO[bytes], path: str, fields: Sequence[str]) -> None:
         import pyarrow as pa
         import pyarrow.parquet as pq
 
@@ -131,7 +150,7 @@ class ParquetRowWriter:
         self._schema = pa.schema([(name, pa.string() if name in TEXT_COLUMNS else
                                    pa.bool_() if name == "speech" else pa.float64()) for name in self._fields])
         try:
-            self._writer = pq.ParquetWriter(path, self._schema)
+            self._writer = pq.ParquetWriter(stream, self._schema)
         except OSError as exc:
             raise OutputError(f"cannot write {path}: {exc}") from None
 

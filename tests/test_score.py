@@ -19,7 +19,7 @@ import soundfile as sf
 import emolive
 from emolive.engine.batch import collect_inputs
 from emolive.engine.cli import main
-from tests.conftest import corpus_files, interruptible
+from tests.conftest import CORPORA, corpus_files, interruptible
 
 EMOLIVE = str(Path(sys.executable).parent / "emolive")
 
@@ -91,6 +91,27 @@ def test_a_folder_tree_deeper_than_pythons_recursion_limit_is_searched(tmp_path)
                 entry.unlink()
             folder.rmdir()
             folder = folder.parent
+
+
+def test_a_second_score_into_a_file_being_written_is_refused_and_the_first_stays_whole(tmp_path):
+    """Two runs into one --out interleaved their rows with runs of NUL bytes, and both exited 0."""
+    out = tmp_path / "rows.csv"
+    manifest = CORPORA / "ravdess" / "manifest.csv"  # 1,434 files: the first run is still writing
+    first = subprocess.Popen([EMOLIVE, "score", str(manifest), "--per", "window", "--out", str(out)],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while (not out.exists() or out.stat().st_size == 0) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    second = subprocess.run([EMOLIVE, "score", str(corpus_files("emodb", limit=1)[0]), "--out", str(out)],
+                            capture_output=True, text=True, timeout=120)
+    assert first.poll() is None, "the first run ended before the second started: nothing was tested"
+    assert second.returncode == 1
+    assert second.stderr.strip().splitlines()[-1] == (f"emolive: error: cannot write {out}: another process is "
+                                                      "writing it (another emolive score?); give another --out")
+    assert first.wait(timeout=600) == 0, first.stderr.read()
+    rows = read_csv(out)
+    assert {row["path"] for row in rows} == {str(path) for path in collect_inputs([manifest])}
+    assert b"\0" not in out.read_bytes() and all(None not in row for row in rows)  # whole rows, one header
 
 
 def test_score_a_folder_one_row_per_file_and_a_bad_file_is_a_row_with_its_error(folder, tmp_path, capsys,
