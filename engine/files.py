@@ -13,6 +13,21 @@ from pathlib import Path
 GROWTH_READ = 1 << 20  # a file growing while it is read is read on in pieces of at most this many bytes
 
 
+def try_lock(fd: int) -> bool:
+    """An exclusive advisory lock on an open file for as long as it stays open (the kernel lets it go
+    when the process ends, however it ends); False where another process holds it. True also where the
+    file system keeps no locks (some network mounts): the caller then goes on as it did without them."""
+    import fcntl
+
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    except OSError:
+        return True
+    return True
+
+
 class RefusedFile(Exception):
     """Why `read_bounded` read no file: one clause, which its caller words as its own layer's error."""
 

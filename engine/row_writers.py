@@ -10,7 +10,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import fcntl
 import os
 import stat
 import sys
@@ -22,6 +21,7 @@ from typing import IO, Any, Literal, Protocol
 
 from emolive.engine.analysis import TEXT_FIELDS
 from emolive.engine.errors import EmoliveError
+from emolive.engine.files import try_lock
 from emolive.engine.sinks.base import SinkError
 from emolive.engine.sinks.lines import LineWriter
 
@@ -90,20 +90,16 @@ def open_row_writer(out: str, fmt: Format, fields: Sequence[str], stack: ExitSta
 
 def open_exclusively(out: str) -> IO[bytes]:
     """`out` opened unbuffered for writing from its start, once no other process writes it (an
-    exclusive lock): two `emolive score` runs into one file interleaved their rows with NUL runs, and
-    both said they were done. A file system without locks (some network mounts) is written as before."""
+    exclusive lock, engine.files.try_lock): two `emolive score` runs into one file interleaved their rows
+    with NUL runs, and both said they were done."""
     try:
         fd = os.open(out, os.O_WRONLY | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o666)
     except OSError as exc:
         raise OutputError(f"cannot write {out}: {exc.strerror or exc}") from None
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
+    if not try_lock(fd):
         os.close(fd)
         raise OutputError(f"cannot write {out}: another process is writing it (another emolive score?); give "
-                          "another --out") from None
-    except OSError:
-        pass
+                          "another --out")
     if stat.S_ISREG(os.fstat(fd).st_mode):  # emptied only once it is ours (/dev/full, a FIFO: nothing to empty)
         os.ftruncate(fd, 0)
     return os.fdopen(fd, "wb", buffering=0)

@@ -361,6 +361,28 @@ def _signalled_after_an_epoch(manifest: Path, tmp_path: Path, out: str, signum: 
     return proc.wait(), lines
 
 
+def test_a_second_run_into_the_same_bundle_is_refused_and_a_finished_run_leaves_no_checkpoint(tmp_path, capsys):
+    """Two runs into one --out shared its checkpoint folder: one removed it under the other, which then
+    could not write its bundle and advised resuming from a checkpoint that no longer existed. A killed
+    run's half-written checkpoint file stayed in the folder for good."""
+    import fcntl
+
+    manifest, out = subset_manifest(tmp_path, "emodb", every=8), tmp_path / "bundle"
+    command = ["train", "--data", str(manifest), "--cache", str(tmp_path / "cache"), "--epochs", "1",
+               "--epoch-clips", "0", "--out", str(out)]
+    folder = tmp_path / "bundle.checkpoint"
+    folder.mkdir()
+    (folder / "checkpoint.safetensors.4242.tmp").write_bytes(b"half")  # what a kill -9 mid-write leaves
+    with open(folder / ".lock", "w") as other:  # another trainer's run into the same --out holds it
+        fcntl.flock(other, fcntl.LOCK_EX)
+        assert trainer_main(command) == 2
+        assert (f"another trainer is training into {out} (its checkpoint folder {folder} is in use)"
+                in capsys.readouterr().err)
+        assert not out.exists()
+    assert trainer_main(command) == 0 and (out / "config.json").is_file()
+    assert not folder.exists()  # the stale file swept, the folder removed with the lock
+
+
 def test_ctrl_c_while_trainer_starts_is_one_line_not_a_traceback(tmp_path):
     """Its parser's options and torch load for a second or two outside the command's error handling:
     Ctrl-C then printed a KeyboardInterrupt traceback (emolive's own commands say one line)."""

@@ -18,12 +18,14 @@ data or settings is an error, not a silent mix. The number of epochs may grow.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
 import struct
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -32,9 +34,11 @@ from safetensors import SafetensorError
 from safetensors.torch import load as load_tensors
 from safetensors.torch import save as save_tensors
 
+from emolive.engine.files import try_lock
 from emolive.trainer.errors import TrainerError
 
 CHECKPOINT_FILE = "checkpoint.safetensors"
+LOCK_FILE = ".lock"  # held by the run training into the folder's bundle (hold_checkpoint_folder)
 _STATE_KEY = "emolive_training_state"
 
 
@@ -124,13 +128,34 @@ def load_checkpoint(directory: Path, model: torch.nn.Module, opt: torch.optim.Op
     return Progress(**fields, best_state=best_state)
 
 
-def remove_checkpoint(directory: Path) -> None:
-    """Once the bundle is written the checkpoint has served: remove it (and its directory, if now empty)."""
-    (directory / CHECKPOINT_FILE).unlink(missing_ok=True)
+@contextlib.contextmanager
+def hold_checkpoint_folder(directory: Path, out: Path) -> Iterator[None]:
+    """The checkpoint folder, made and locked for this run: two runs into one --out shared its default
+    checkpoint, and one removed it under the other, which then could not write its bundle and named a
+    checkpoint that no longer existed. The kernel lets the lock go however the run ends; the folder is
+    removed after, unless it keeps a checkpoint (an interrupted run's, for --resume)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    fd = os.open(directory / LOCK_FILE, os.O_WRONLY | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o666)
     try:
-        directory.rmdir()
-    except OSError:
-        pass  # not empty (someone's other files) or already gone
+        if not try_lock(fd):
+            raise TrainerError(f"another trainer is training into {out} (its checkpoint folder {directory} is in "
+                               "use): wait for it, or give another --out or --checkpoint-dir")
+        for stale in directory.glob(f"{CHECKPOINT_FILE}.*.tmp"):  # a killed run's half-written checkpoint
+            stale.unlink(missing_ok=True)
+        try:
+            yield
+        finally:
+            (directory / LOCK_FILE).unlink(missing_ok=True)
+            with contextlib.suppress(OSError):  # kept: a checkpoint to resume from, or someone's other files
+                directory.rmdir()
+    finally:
+        os.close(fd)
+
+
+def remove_checkpoint(directory: Path) -> None:
+    """Once the bundle is written the checkpoint has served: remove it (hold_checkpoint_folder then
+    removes its folder)."""
+    (directory / CHECKPOINT_FILE).unlink(missing_ok=True)
 
 
 def _parse(blob: bytes, entry: Path) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:

@@ -1,6 +1,7 @@
 """The bodies of the `trainer` subcommands; argument parsing lives in trainer.cli."""
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -19,7 +20,7 @@ from emolive.plugins.student import ARCHITECTURES
 from emolive.plugins.student.spec import network_shapes
 from emolive.plugins.teacher.pretrained import check_takes_checkpoint
 from emolive.trainer import distributed
-from emolive.trainer.checkpoint import remove_checkpoint
+from emolive.trainer.checkpoint import hold_checkpoint_folder, remove_checkpoint
 from emolive.trainer.data import FeatureCache, read_splits, write_splits
 from emolive.trainer.data.augment import AugmentConfig
 from emolive.trainer.data.cache import MFB
@@ -119,6 +120,14 @@ def train(args) -> int:
     check_network(cfg, data)
     check_ccc_weights(cfg)
     ctx = distributed.context()
+    with hold_checkpoint_folder(checkpoint.directory, out) if ctx.is_main else contextlib.nullcontext():
+        return fit_and_save(args, data, cfg, distill, checkpoint, ctx)
+
+
+def fit_and_save(args, data: DataSpec, cfg: TrainConfig, distill, checkpoint: Checkpointing,
+                 ctx: distributed.Context) -> int:
+    """The training run `train` checked, then its bundle and records (on the main rank)."""
+    out = Path(args.out)
     log = (lambda line: print(line, file=sys.stderr)) if ctx.is_main else (lambda line: None)
     code = versions()  # the code the run starts from: edits made while it trains did not train it
     fitted = fit(data, cfg, distill, checkpoint=checkpoint, log=log, progress=ctx.is_main, int8=args.int8)
