@@ -262,7 +262,7 @@ def test_the_stats_a_stopped_run_returns_are_its_final_status(student, speech_fi
     done = threading.Event()
 
     def produce() -> None:  # a producer faster than the run, until the pipe is closed on it
-        with os.fdopen(write_fd, "wb") as pipe:
+        with os.fdopen(write_fd, "wb", buffering=0) as pipe:  # unbuffered: closing flushes nothing into it
             while not done.is_set():
                 try:
                     pipe.write(samples[:16000].astype("<f4").tobytes())
