@@ -15,7 +15,7 @@ import torch
 from emolive.engine.bundle import check_bundle_target, json_text
 from emolive.engine.defaults import DEFAULT_MODEL
 from emolive.engine.features import FrontEndConfig
-from emolive.engine.plugin import ModelPlugin, load_model
+from emolive.engine.plugin import load_model
 from emolive.plugins.student import ARCHITECTURES
 from emolive.plugins.student.spec import network_shapes
 from emolive.plugins.teacher.pretrained import check_takes_checkpoint
@@ -32,7 +32,7 @@ from emolive.trainer.evaluate import format_table, metrics, predict_utterances
 from emolive.trainer.history import HISTORY_FILE, SPLITS_FILE, bundle_splits, versions, write_history
 from emolive.trainer.losses import CCCLoss
 from emolive.trainer.metrics import DIMENSIONS
-from emolive.trainer.pipeline import DataSpec, by_split, fit, save_model
+from emolive.trainer.pipeline import DataSpec, fit, save_model
 from emolive.trainer.sessions import warn_unstated
 from emolive.trainer.config import TrainConfig
 from emolive.trainer.train import Checkpointing

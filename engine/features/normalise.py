@@ -62,7 +62,8 @@ class StreamNormConfig:
         if not (_integer(self.voicing_column) and self.voicing_column >= 0):
             problems.append(f"voicing_column must be a non-negative integer, got {self.voicing_column!r}")
         if not (_finite(self.voicing_threshold) and 0 <= self.voicing_threshold <= 1):
-            problems.append(f"voicing_threshold must be a voicing probability in [0, 1], got {self.voicing_threshold!r}")
+            problems.append(f"voicing_threshold must be a voicing probability in [0, 1], "
+                            f"got {self.voicing_threshold!r}")
         for name in ("time_constant_s", "prior_s", "frame_rate"):
             value = getattr(self, name)
             if not _finite(value) or not 0 < value <= 1e6:
