@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import sys
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -219,7 +220,9 @@ GUARD = ("a Python script that calls emolive.analyze with num_workers must make 
 def why_stopped(executor: ProcessPoolExecutor) -> str:
     """Why a pool broke, from its workers' exit codes: one killed by a signal (a crash, or the kernel out
     of memory), which a main guard would not have helped (a crash was blamed on a missing guard);
-    the refusal of a worker importing an unguarded script (GUARD_EXIT); or their errors above."""
+    else, where the program is a script, the refusal of a worker importing it unguarded (GUARD_EXIT,
+    or a worker already gone from the pool's list: the advice stands where nothing says otherwise);
+    else their errors above."""
     processes = list(executor._processes.values())
     for process in processes:  # the pool terminated the others as it broke: each ends within moments
         process.join(timeout=STOPPED_WAIT_S)
@@ -228,7 +231,7 @@ def why_stopped(executor: ProcessPoolExecutor) -> str:
     if killed:
         names = ", ".join(signal.Signals(number).name for number in killed)
         return f"a worker was killed by {names} (a crash in a decoder, or the machine out of memory)"
-    if GUARD_EXIT in codes:
+    if GUARD_EXIT in codes or getattr(sys.modules.get("__main__"), "__file__", None):
         return GUARD
     return "their errors are above"
 
