@@ -383,6 +383,29 @@ def test_a_second_run_into_the_same_bundle_is_refused_and_a_finished_run_leaves_
     assert not folder.exists()  # the stale file swept, the folder removed with the lock
 
 
+def test_ctrl_c_after_the_last_epoch_says_resume_writes_the_bundle(tmp_path, capsys, monkeypatch):
+    """Ctrl-C while the held-out splits were scored or the bundle written said only "interrupted", as if
+    the run were lost; its last epoch's checkpoint holds it, and --resume writes the bundle. (The Ctrl-C
+    is raised where the scoring starts: a signal's timing is not the test's.)"""
+    from emolive.trainer import pipeline
+
+    manifest, out = subset_manifest(tmp_path, "emodb", every=8), tmp_path / "bundle"
+    command = ["train", "--data", str(manifest), "--cache", str(tmp_path / "cache"), "--epochs", "1",
+               "--epoch-clips", "0", "--out", str(out)]
+
+    def ctrl_c(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    with monkeypatch.context() as patched:
+        patched.setattr(pipeline, "score", ctrl_c)
+        assert trainer_main(command) == 130
+    checkpoint = tmp_path / "bundle.checkpoint" / "checkpoint.safetensors"
+    assert capsys.readouterr().err.strip().splitlines()[-1] == (
+        f"trainer train: interrupted: after the last epoch, before the bundle was written; the checkpoint "
+        f"{checkpoint} holds the run: add --resume to write it")
+    assert trainer_main(command + ["--resume"]) == 0 and (out / "config.json").is_file() and not checkpoint.exists()
+
+
 def test_ctrl_c_while_trainer_starts_is_one_line_not_a_traceback(tmp_path):
     """Its parser's options and torch load for a second or two outside the command's error handling:
     Ctrl-C then printed a KeyboardInterrupt traceback (emolive's own commands say one line)."""

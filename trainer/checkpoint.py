@@ -46,6 +46,14 @@ class TrainingInterrupted(KeyboardInterrupt):
     """Ctrl-C during training; the text says where the last checkpoint is (the CLI prints it)."""
 
 
+def interrupted_after_training(directory: Path) -> TrainingInterrupted:
+    """Ctrl-C once the epochs are done, while the held-out splits are scored or the bundle written: the
+    last epoch's checkpoint holds the run, and --resume writes its bundle without training again (the
+    message said only "interrupted", as if the run were lost)."""
+    return TrainingInterrupted(f"after the last epoch, before the bundle was written; the checkpoint "
+                               f"{directory / CHECKPOINT_FILE} holds the run: add --resume to write it")
+
+
 @dataclass
 class Progress:
     """What the training loop carries from one epoch to the next."""

@@ -20,7 +20,7 @@ from emolive.plugins.student import ARCHITECTURES
 from emolive.plugins.student.spec import network_shapes
 from emolive.plugins.teacher.pretrained import check_takes_checkpoint
 from emolive.trainer import distributed
-from emolive.trainer.checkpoint import hold_checkpoint_folder, remove_checkpoint
+from emolive.trainer.checkpoint import hold_checkpoint_folder, interrupted_after_training, remove_checkpoint
 from emolive.trainer.data import FeatureCache, read_splits, write_splits
 from emolive.trainer.data.augment import AugmentConfig
 from emolive.trainer.data.cache import MFB
@@ -161,6 +161,8 @@ def fit_and_save(args, data: DataSpec, cfg: TrainConfig, distill, checkpoint: Ch
     except OSError as err:
         raise TrainerError(f"cannot write the bundle {out} ({err.strerror}); the checkpoint "
                            f"{checkpoint.directory} is kept: fix the path and rerun with --resume") from None
+    except KeyboardInterrupt:
+        raise interrupted_after_training(checkpoint.directory) from None
     remove_checkpoint(checkpoint.directory)
     size = (out / "model.safetensors").stat().st_size
     parts = [f"val CCC {' '.join(f'{v:.3f}' for v in result.val_ccc)}"]

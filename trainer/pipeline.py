@@ -35,6 +35,7 @@ from emolive.trainer.errors import TrainerError
 from emolive.trainer.options import same_named
 from emolive.trainer.config import TrainConfig
 from emolive.trainer.labelled import LabelledSet, labelled_set, score
+from emolive.trainer.checkpoint import interrupted_after_training
 from emolive.trainer.train import Checkpointing, TrainResult, check_targets, train
 
 log = logging.getLogger(__name__)
@@ -148,8 +149,13 @@ def fit(data: DataSpec, config: TrainConfig, distill: DistillConfig | None = Non
         config, objective, distillation = setup_distillation(distill, train_set, config, data.cache_root())
     result = train(train_set, val_set, classes, config, log=log, objective=objective, checkpoint=checkpoint)
     norm = result.stream_normalisation
-    stored = as_stored(result.model, int8)
-    scores = {s: score(stored, held, norm) for s, held in tests.items() if len(held)}
+    try:
+        stored = as_stored(result.model, int8)
+        scores = {s: score(stored, held, norm) for s, held in tests.items() if len(held)}
+    except KeyboardInterrupt:
+        if checkpoint is None:
+            raise
+        raise interrupted_after_training(checkpoint.directory) from None
     return Fitted(result, utts, classes, source, config, scores, len(train_set), len(val_set), distillation)
 
 
