@@ -13,19 +13,23 @@ from pathlib import Path
 GROWTH_READ = 1 << 20  # a file growing while it is read is read on in pieces of at most this many bytes
 
 
-def try_lock(fd: int) -> bool:
-    """An exclusive advisory lock on an open file for as long as it stays open (the kernel lets it go
-    when the process ends, however it ends); False where another process holds it. True also where the
-    file system keeps no locks (some network mounts): the caller then goes on as it did without them."""
+def open_locked(path: str | Path) -> int | None:
+    """`path` opened write-only (made where missing, not emptied) with an exclusive advisory lock for as
+    long as the descriptor stays open (the kernel lets it go when the process ends, however it ends);
+    None, nothing left open, where another process holds the lock. A file system that keeps no locks
+    (some network mounts) gives the descriptor unlocked: the caller goes on as it did without locks.
+    OSError where the file cannot be opened."""
     import fcntl
 
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o666)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
-        return False
+        os.close(fd)
+        return None
     except OSError:
-        return True
-    return True
+        pass
+    return fd
 
 
 class RefusedFile(Exception):

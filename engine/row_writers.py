@@ -21,7 +21,7 @@ from typing import IO, Any, Literal, Protocol
 
 from emolive.engine.analysis import TEXT_FIELDS
 from emolive.engine.errors import EmoliveError
-from emolive.engine.files import try_lock
+from emolive.engine.files import open_locked
 from emolive.engine.sinks.base import SinkError
 from emolive.engine.sinks.lines import LineWriter
 
@@ -90,14 +90,13 @@ def open_row_writer(out: str, fmt: Format, fields: Sequence[str], stack: ExitSta
 
 def open_exclusively(out: str) -> IO[bytes]:
     """`out` opened unbuffered for writing from its start, once no other process writes it (an
-    exclusive lock, engine.files.try_lock): two `emolive score` runs into one file interleaved their rows
+    exclusive lock, engine.files.open_locked): two `emolive score` runs into one file interleaved their rows
     with NUL runs, and both said they were done."""
     try:
-        fd = os.open(out, os.O_WRONLY | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o666)
+        fd = open_locked(out)
     except OSError as exc:
         raise OutputError(f"cannot write {out}: {exc.strerror or exc}") from None
-    if not try_lock(fd):
-        os.close(fd)
+    if fd is None:
         raise OutputError(f"cannot write {out}: another process is writing it (another emolive score?); give "
                           "another --out")
     if stat.S_ISREG(os.fstat(fd).st_mode):  # emptied only once it is ours (/dev/full, a FIFO: nothing to empty)

@@ -34,7 +34,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load as load_tensors
 from safetensors.torch import save as save_tensors
 
-from emolive.engine.files import try_lock
+from emolive.engine.files import open_locked
 from emolive.trainer.errors import TrainerError
 
 CHECKPOINT_FILE = "checkpoint.safetensors"
@@ -143,11 +143,11 @@ def hold_checkpoint_folder(directory: Path, out: Path) -> Iterator[None]:
     checkpoint that no longer existed. The kernel lets the lock go however the run ends; the folder is
     removed after, unless it keeps a checkpoint (an interrupted run's, for --resume)."""
     directory.mkdir(parents=True, exist_ok=True)
-    fd = os.open(directory / LOCK_FILE, os.O_WRONLY | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o666)
+    fd = open_locked(directory / LOCK_FILE)
+    if fd is None:
+        raise TrainerError(f"another trainer is training into {out} (its checkpoint folder {directory} is in "
+                           "use): wait for it, or give another --out or --checkpoint-dir")
     try:
-        if not try_lock(fd):
-            raise TrainerError(f"another trainer is training into {out} (its checkpoint folder {directory} is in "
-                               "use): wait for it, or give another --out or --checkpoint-dir")
         for stale in directory.glob(f"{CHECKPOINT_FILE}.*.tmp"):  # a killed run's half-written checkpoint
             stale.unlink(missing_ok=True)
         try:

@@ -107,9 +107,9 @@ def check_scale(samples: np.ndarray) -> None:
     -96 dB or quieter, and int16 values as floats peak thousands of times over float audio's full
     scale of 1. Both are taken as given (a recording may be that quiet or that loud), but the
     estimates of so quiet or loud a voice move (the front end hears level), so the caller hears of it."""
-    if samples.dtype == np.int32 and 0 < np.abs(samples).max() <= INT16_PEAK:
+    if samples.dtype == np.int32 and 0 < (peak := np.abs(samples).max()) <= INT16_PEAK:
         log.warning("audio array: its int32 samples peak at %d of 2147483648 (-96 dBFS or below): if they are "
-                    "16-bit samples, give them as int16", np.abs(samples).max())
+                    "16-bit samples, give them as int16", peak)
     elif np.issubdtype(samples.dtype, np.floating) and (peak := float(np.nanmax(np.abs(samples)))) > MAX_FLOAT_PEAK:
         log.warning("audio array: its float samples peak at %.4g, beyond float audio's full scale of 1: if they "
                     "are 16-bit sample values, divide them by 32768", peak)

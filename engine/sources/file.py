@@ -37,7 +37,7 @@ class FileSource(AudioSource):
         except AudioSourceError:  # a rate out of bounds
             self._decoder.close()
             raise
-        self._read_frames = math.ceil(block_size * self._decoder.rate / SAMPLE_RATE)
+        self._read_frames = frames_per_read(block_size, self._decoder.rate)
         self.realtime = realtime
 
     @property
@@ -58,6 +58,11 @@ class FileSource(AudioSource):
 
     def close(self) -> None:
         self._decoder.close()
+
+
+def frames_per_read(block_size: int, rate: float) -> int:
+    """The decoder frames a read asks for, so that each read gives about `block_size` samples at 16 kHz."""
+    return math.ceil(block_size * rate / SAMPLE_RATE)
 
 
 def converted_blocks(decoder: Decoder, convert: ToMono16k, read_frames: int) -> Iterator[np.ndarray]:
@@ -81,5 +86,5 @@ def read_mono_16k(file: AudioInput, what: str, block_size: int) -> np.ndarray:
     decoded whole before its conversion)."""
     with open_decoder(file, what) as decoder:
         convert = ToMono16k(decoder.rate, what)
-        blocks = list(converted_blocks(decoder, convert, math.ceil(block_size * decoder.rate / SAMPLE_RATE)))
+        blocks = list(converted_blocks(decoder, convert, frames_per_read(block_size, decoder.rate)))
     return np.concatenate(blocks)

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from emolive.engine.bundle import bundle_member
-from emolive.trainer.data.cache import audio_key, read_audio_bytes
+from emolive.trainer.data.cache import file_key
 from emolive.trainer.data.table import csv_rows
 from emolive.trainer.data.utterance import Utterance
 from emolive.trainer.errors import TrainerError
@@ -103,8 +103,9 @@ def read_splits(path: str | Path, utts: list[Utterance]) -> list[Utterance]:
 
 
 def learned_key(path: str | Path) -> str:
-    """A clip's entry in LEARNED_CLIPS_FILE: the start of its file's sha1 (the feature caches' key)."""
-    return audio_key(read_audio_bytes(path))[:LEARNED_KEY_HEX]
+    """A clip's entry in LEARNED_CLIPS_FILE: the start of its file's sha1 (the feature caches' key, hashed once
+    per process: loading the data hashed every clip already)."""
+    return file_key(path)[:LEARNED_KEY_HEX]
 
 
 def write_learned_clips(path: str | Path, utts: list[Utterance]) -> None:
