@@ -24,7 +24,7 @@ REPORT_INTERVAL_S = 1.0
 
 
 def cmd_listen(args: argparse.Namespace) -> int:
-    sink = JsonLinesSink() if args.json else TableSink()
+    sink = JsonLinesSink() if args.json else TableSink(announce_end=True)
     rejections, pending, last_report = Rejections(), "", -REPORT_INTERVAL_S
     with zmq.Context.instance().socket(zmq.SUB) as sub:
         sub.setsockopt(zmq.LINGER, 0)
@@ -53,6 +53,8 @@ def cmd_listen(args: argparse.Namespace) -> int:
                     received += 1
                 else:
                     sink.status(payload)
+                    if args.until_end and payload.get("ended") is True:
+                        break
         finally:
             if pending:
                 log.warning("%s", pending)

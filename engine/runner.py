@@ -148,13 +148,13 @@ class Runner:
         try:
             self._process()
         except SinkError:  # the sink that failed can take nothing more; the others still hear how the run ended
-            self._final = self._send_status(after_sink_failure=True)
+            self._final = self._send_status(ended=True, after_sink_failure=True)
             raise
         except BaseException:  # the source failed, or Ctrl-C: the sinks still hear how the run ended
-            self._final = self._send_status()
+            self._final = self._send_status(ended=True)
             raise
         else:
-            self._final = self._send_status()
+            self._final = self._send_status(ended=True)
         finally:
             self._stop.set()
             reader.join(timeout=1.0)  # a reader blocked on stdin stays behind as a daemon
@@ -383,9 +383,12 @@ class Runner:
             speech=speech, voiced_ratio=voiced_ratio, model=self.model.name,
             latency_ms=1000.0 * (time.monotonic() - window.arrival.monotonic))
 
-    def _send_status(self, after_sink_failure: bool = False) -> RunStats:
+    def _send_status(self, ended: bool = False, after_sink_failure: bool = False) -> RunStats:
         """Status: lag_s is how much newer audio had arrived when the latest estimate was made (0 before one).
         Returns the counts it sent.
+
+        `ended`: the run's final status, so a subscriber can tell a finished stream from a quiet one (a
+        live stream's silence sends no estimates for minutes; `gui --connect` waited on both alike).
 
         `after_sink_failure`: the final status of a run a sink ended; a sink that fails again (the broken
         one: a closed pipe, a full disk) is passed over so the others still get it, and the run's error
@@ -394,7 +397,7 @@ class Runner:
         status = status_payload(stream=self.stream_id, dropped_blocks=stats.dropped_blocks,
                                 skipped_windows=stats.skipped_windows, lag_s=self._lag_s, wall=time.time(),
                                 estimates=stats.estimates, audio_s=stats.audio_s, live=self.live,
-                                device_gaps=stats.device_gaps, gap_s=stats.gap_s)
+                                device_gaps=stats.device_gaps, gap_s=stats.gap_s, ended=ended)
         for sink in self.sinks:
             try:
                 sink.status(status)

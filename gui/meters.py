@@ -66,4 +66,6 @@ def status_text(estimate: Mapping[str, Any] | None, status: Mapping[str, Any] | 
         gaps = status.get("device_gaps")  # a status extra: older publishers and other sources send none
         if isinstance(gaps, int) and gaps > 0 and isinstance(status.get("gap_s"), float):
             parts.append(f"device lost and back {gaps}x ({status['gap_s']:.1f} s)")
+        if status.get("ended") is True:  # also a status extra: a quiet stream and a finished one looked alike
+            parts.append("stream ended")
     return " · ".join(parts) or "waiting for the first estimate"

@@ -108,6 +108,7 @@ def test_stream_end_to_end_every_window_reaches_a_subscriber_and_equals_the_offl
     for status in statuses:
         validate_status(status)
     assert statuses[-1]["estimates"] == len(published) and statuses[-1]["skipped_windows"] == 0
+    assert [status["ended"] for status in statuses] == [False] * (len(statuses) - 1) + [True]
 
 
 def test_stream_prints_a_table_with_a_row_per_estimate(capsys):

@@ -183,6 +183,13 @@ def test_status_line_counts_a_reconnected_device():
     assert status_text(None, status).endswith("device lost and back 2x (3.5 s)")
 
 
+def test_status_line_says_where_a_stream_ended():
+    """A finished publisher and a quiet one looked alike under `gui --connect`: the final status says `ended`."""
+    status = status_payload(stream="default", dropped_blocks=0, skipped_windows=0, lag_s=0.0, wall=0.0, ended=False)
+    assert "ended" not in status_text(None, status)
+    assert status_text(None, {**status, "ended": True}).endswith("stream ended")
+
+
 def test_level_tap_reports_the_inner_sources_losses():
     class Reconnected(AudioSource):  # what a microphone that was lost once reports
         def _read_blocks(self):

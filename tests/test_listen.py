@@ -14,7 +14,7 @@ import zmq
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tests.conftest import REPO
+from tests.conftest import REPO, corpus_files
 from emolive.engine.schema import (MAX_MESSAGE_BYTES, Rejections, SchemaError, estimate_payload, parse_message,
                                    printable, status_payload, to_json, validate_estimate, validate_status)
 
@@ -163,3 +163,25 @@ def test_a_host_that_does_not_resolve_is_one_line_not_a_silent_wait():
     (line,) = listener.stderr.strip().splitlines()  # the resolver's reason is the C library's own words
     assert line.startswith("emolive: error: cannot connect to tcp://nosuch.invalid:5556: host 'nosuch.invalid' "
                            "does not resolve (")
+
+
+def test_listen_until_end_exits_where_the_stream_ends_and_says_so():
+    """A quiet live stream and a finished one sent alike nothing: a listener (or `gui --connect`) could
+    not tell them apart. The final status now says `ended`, and `listen --until-end` stops there."""
+    from tests.test_cli import free_port
+
+    clip = max(corpus_files("emodb", limit=10), key=lambda path: path.stat().st_size)
+    address = f"tcp://127.0.0.1:{free_port()}"
+    listener = subprocess.Popen([EMOLIVE, "listen", "--connect", address, "--until-end"], cwd=REPO,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    engine = subprocess.run([EMOLIVE, "stream", "--source", str(clip), "--publish", address, "--json",
+                             "--wait-subscriber", "60", "--stream-id", "e2e"],
+                            cwd=REPO, capture_output=True, text=True, timeout=120)
+    try:
+        out, err = listener.communicate(timeout=60)
+    finally:
+        listener.kill()
+    assert engine.returncode == 0 and listener.returncode == 0 and "Traceback" not in err, err
+    lines = out.splitlines()
+    assert lines[-1] == "# stream e2e ended"
+    assert len(lines) - 2 == len(engine.stdout.splitlines())  # the header, every estimate, the end

@@ -397,6 +397,7 @@ def test_a_model_slower_than_real_time_skips_windows_and_lag_stays_bounded(stude
         assert status["lag_s"] < 0.2 + 0.1 + lookahead + 2 * sleep + 0.15
     assert sink.statuses[-1]["skipped_windows"] == stats.skipped_windows
     assert len(sink.statuses) >= seconds / (0.5 + sleep) - 1  # every interval, or after each call if slower
+    assert [status["ended"] for status in sink.statuses] == [False] * (len(sink.statuses) - 1) + [True]
 
 
 def test_stop_from_another_thread_ends_a_live_run_promptly(student, speech_file):
@@ -422,4 +423,4 @@ def test_when_a_sink_fails_the_others_still_get_the_final_status(student, speech
         with pytest.raises(SinkError, match="closed its end of the pipe"):
             runner.run()
     assert len(other.estimates) == 1  # delivered before the JSON lines failed on the same estimate
-    assert other.statuses and other.statuses[-1]["estimates"] == 1
+    assert other.statuses and other.statuses[-1]["estimates"] == 1 and other.statuses[-1]["ended"] is True

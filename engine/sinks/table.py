@@ -25,10 +25,12 @@ def format_row(estimate: Mapping[str, Any]) -> str:
 
 
 class TableSink(Sink):
-    """Print a header, then one row per estimate; status lines only when audio or windows were lost."""
+    """Print a header, then one row per estimate; status lines only when audio or windows were lost, and
+    (`announce_end`: `emolive listen`, which cannot tell otherwise) where a stream ended."""
 
-    def __init__(self, stream: TextIO | None = None) -> None:
+    def __init__(self, stream: TextIO | None = None, announce_end: bool = False) -> None:
         self._out = LineWriter(stream if stream is not None else sys.stdout, "the table")
+        self._announce_end = announce_end
         self._header_done = False
         self._losses = (0, 0)
 
@@ -43,6 +45,8 @@ class TableSink(Sink):
             self._losses = losses
             self._out.write([f"# lost so far: {losses[0]} windows skipped (model behind real time), "
                              f"{losses[1]} audio blocks dropped (source overrun); lag {status['lag_s']:.2f} s"])
+        if self._announce_end and status.get("ended") is True:  # a status extra (engine.runner)
+            self._out.write([f"# stream {printable(status['stream'], 64)} ended"])
 
     def close(self) -> None:
         """Nothing to release: the stream belongs to the caller (usually stdout)."""
