@@ -7,7 +7,7 @@ import pytest
 from scipy.signal import lfilter
 
 from emolive.engine.features import compute
-from tests.conftest import corpus_files, read_audio
+from tests.conftest import CORPORA, corpus_files, read_audio
 
 RATE = 16000
 F0S = np.geomspace(60, 400, 13)
@@ -103,3 +103,24 @@ def test_log_f0_is_held_through_unvoiced_frames(speech):
     for k in np.flatnonzero(~voiced[1:]) + 1:
         assert out[k, 40] == out[k - 1, 40]
     assert np.isfinite(out[:, 40:]).all()
+
+
+@pytest.mark.parametrize("offset", [0.01, -0.03])
+def test_a_dc_offset_under_speech_changes_no_pitch_decision(offset):
+    """Samples before (and after) the stream were zeros, so a DC offset was a step at t = 0 that frame 0
+    took for a ~480 Hz pitch, held through the unvoiced frames up to the first voiced one: 1 % of full
+    scale (sound cards and phones add that much) moved a clip's valence by 3 points. Each frame's span
+    has its mean removed, so an offset leaves only float32 rounding: voicing within 1e-3, and log F0
+    within 0.05 (a 5 % near-tie between two refined lags; the step's fake pitch was 1.2 away)."""
+    import emolive
+
+    clips = [CORPORA / "ravdess" / "Actor_04" / "03-01-03-01-01-01-04.flac", *corpus_files("baved", every=400)]
+    for clip in clips:
+        samples = read_audio(clip)
+        plain, shifted = compute(samples), compute(samples + np.float32(offset))
+        assert shifted[0, 42] < 0.01 and shifted[0, 40] == pytest.approx(np.log(150.0))  # unvoiced, F0 not yet seen
+        np.testing.assert_allclose(shifted[:, 42], plain[:, 42], atol=1e-3)
+        np.testing.assert_allclose(shifted[:, 40:42], plain[:, 40:42], atol=0.05)
+    whole = [emolive.analyze(s, sample_rate=16000).whole for s in (samples, samples + np.float32(offset))]
+    for name in ("activation", "valence", "dominance"):
+        assert whole[1][name] == pytest.approx(whole[0][name], abs=0.05)

@@ -19,6 +19,9 @@ MAX_FFT_SIZE = 32768
 MAX_MEL_BINS = 512
 MAX_CANDIDATES = 64
 MAX_LAG_FRAMES = 100
+# Changes with the code's output for a given config, so feature caches made before are never served: 2, the
+# pitch tracker continues a stream's first and last samples past its ends (zeros made a DC offset a step)
+FEATURES_REVISION = 2
 
 
 def _object(data: Any, what: str) -> dict:
@@ -157,6 +160,6 @@ class FrontEndConfig:
         return _build(cls, data, fbank=fb, pitch=pc)
 
     def digest(self) -> str:
-        """A short stable hash, used to key feature caches."""
-        text = json.dumps(self.to_dict(), sort_keys=True)
+        """A short stable hash of the config and FEATURES_REVISION, used to key feature caches."""
+        text = json.dumps({**self.to_dict(), "revision": FEATURES_REVISION}, sort_keys=True)
         return hashlib.sha256(text.encode()).hexdigest()[:16]

@@ -65,7 +65,7 @@ class OnlinePitch:
         self._raw = np.zeros(0, dtype=np.float32)
         self._raw_start = 0  # absolute index of self._raw[0]
         self._dec = np.zeros(0)
-        self._dec_start = -self.reach  # decimated samples before 0 are zeros
+        self._dec_start = -self.reach  # decimated samples before 0: the first sample's (decimate_into)
         self._n_frames = 0  # NCCF frames computed
         p = self.cfg.pitch
         k, size = p.max_candidates, p.viterbi_lag_frames + 2
@@ -86,12 +86,14 @@ class OnlinePitch:
         return self._advance(n_avail, n_frames_total=None)
 
     def finish(self, n_frames_total: int) -> np.ndarray:
-        """End of input: the remaining rows up to n_frames_total (zeros past the signal end)."""
+        """End of input: the remaining rows up to n_frames_total, the signal's last sample continued past
+        its end (zeros made a DC offset a step there, as at its start: see decimate_into)."""
         n_avail = self._raw_start + self._raw.size
         g = self.geometry
         need = DECIMATION * (g.center0 + g.hop * max(n_frames_total - 1, 0) + self.reach + 1) + FILTER_TAPS
         pad = max(0, need - n_avail)
-        self._raw = np.concatenate([self._raw, np.zeros(pad, np.float32)])
+        last = self._raw[-1] if self._raw.size else np.float32(0.0)
+        self._raw = np.concatenate([self._raw, np.full(pad, last, np.float32)])
         rows = self._advance(n_avail + pad, n_frames_total=n_frames_total)
         self.reset()
         return rows
@@ -100,11 +102,11 @@ class OnlinePitch:
         half = (FILTER_TAPS - 1) // 2
         dec_end = self._dec_start + self._dec.size
         new_end = (n_avail - half - 1) // DECIMATION + 1  # decimated samples computable
-        if new_end > dec_end:
+        if new_end > dec_end and self._raw.size:  # the first sample is known before any decimated one is made
             fresh = np.empty(new_end - dec_end)
             decimate_into(self._raw, self._raw_start, max(dec_end, 0), new_end, self.h,
                           fresh[max(0, -dec_end):])
-            fresh[: max(0, -dec_end)] = 0.0
+            fresh[: max(0, -dec_end)] = self._raw[0]  # the decimated constant before the stream (unity DC gain)
             self._dec = np.concatenate([self._dec, fresh])
         # NCCF frames whose whole span is available (and, at the end, only real frames)
         g = self.geometry
