@@ -68,7 +68,7 @@ def collect_inputs(specs: Sequence[str | os.PathLike[str]]) -> list[Path]:
     """
     paths: list[Path] = []
     for spec in map(Path, specs):
-        if spec.is_dir():
+        if is_folder(spec):
             paths += folder_audio(spec)
         elif spec.suffix.lower() == ".csv":
             paths += manifest_paths(spec)
@@ -98,11 +98,21 @@ def folder_audio(folder: Path) -> list[Path]:
             log.warning("cannot search %s: %s", current, exc.strerror or exc)
             continue
         for entry in entries:
-            if entry.is_dir():  # follows links, as a linked session folder should be
+            if is_folder(entry):  # follows links, as a linked session folder should be
                 pending.append(Path(entry.path))
             elif Path(entry.name).suffix.lower() in AUDIO_EXTENSIONS:
                 found.append(Path(entry.path))
     return sorted(found)
+
+
+def is_folder(path: Path | os.DirEntry) -> bool:
+    """Whether `path` is a folder, links followed; False where that cannot be known: Python 3.11 raises
+    for a link loop, a name over 255 bytes or a folder that cannot be searched, and each ended a batch
+    with a traceback. Such a path with an audio name is listed, and its row says why it was not read."""
+    try:
+        return path.is_dir()
+    except OSError:
+        return False
 
 
 def manifest_paths(manifest: Path) -> list[Path]:

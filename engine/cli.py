@@ -41,12 +41,18 @@ def main(argv: list[str] | None = None) -> int:
         log.error("error: %s", " ".join(str(exc).split()))
         silence_broken_stdout()
         return 1
+    except BrokenPipeError:  # `emolive models | head -1`: what the text outputs say for the same (engine.sinks.lines)
+        log.error("error: the reader of standard output closed its end of the pipe")
+        silence_broken_stdout()
+        return 1
     except KeyboardInterrupt:
         return 130
 
 
 def silence_broken_stdout() -> None:
     """When the reader of stdout went away (`| head`), keep the interpreter's final flush from complaining."""
+    if sys.stdout is None:  # closed from the start (`>&-`): nothing to flush
+        return
     try:
         sys.stdout.flush()
     except BrokenPipeError:

@@ -66,8 +66,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def bar_disabled(show: bool) -> bool | None:
     """tqdm's `disable` for a progress bar the caller wants shown or not: None shows it on a terminal
-    only (a piped log gets no carriage-return noise), True never."""
-    return None if show else True
+    only (a piped log gets no carriage-return noise), True never; never where stderr is closed
+    (`2>&-`: Python's sys.stderr is None, and tqdm failing on it ended `score` after its header)."""
+    return None if show and sys.stderr is not None else True
 
 
 class Terminated(KeyboardInterrupt):

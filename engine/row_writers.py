@@ -7,8 +7,6 @@ scored file and its footer when the batch ends, Ctrl-C and SIGTERM included.
 """
 from __future__ import annotations
 
-import csv
-import io
 import json
 import os
 import stat
@@ -23,6 +21,7 @@ from emolive.engine.analysis import TEXT_FIELDS
 from emolive.engine.errors import EmoliveError
 from emolive.engine.files import open_locked
 from emolive.engine.sinks.base import SinkError
+from emolive.engine.sinks.csv_sink import csv_line
 from emolive.engine.sinks.lines import LineWriter
 
 Format = Literal["csv", "jsonl", "parquet"]
@@ -110,24 +109,16 @@ class TextRowWriter:
     def __init__(self, stream: IO, fields: Sequence[str], fmt: Literal["csv", "jsonl"], what: str) -> None:
         self._out, self._fields, self._fmt = LineWriter(stream, what), list(fields), fmt
         if fmt == "csv":
-            self._out.write([self._csv_text([dict(zip(self._fields, self._fields))])])
+            self._out.write([csv_line(self._fields)])
 
     def write(self, rows: Iterable[dict[str, Any]]) -> None:
         rows = list(rows)
         if not rows:
             return
         if self._fmt == "csv":
-            self._out.write([self._csv_text(rows)])
+            self._out.write([csv_line([row.get(name, "") for name in self._fields]) for row in rows])
         else:
             self._out.write([json.dumps({name: row.get(name, "") for name in self._fields}) for row in rows])
-
-    def _csv_text(self, rows: list[dict[str, Any]]) -> str:
-        """The rows as CSV text without the last newline (LineWriter adds it); a field holding a
-        line break is quoted, so the text stays whole rows."""
-        buffer = io.StringIO()
-        csv.DictWriter(buffer, fieldnames=self._fields, lineterminator="\n", restval="",
-                       extrasaction="ignore").writerows(rows)
-        return buffer.getvalue()[:-1]
 
     def close(self) -> None:
         """The stream belongs to the caller."""
@@ -135,13 +126,18 @@ class TextRowWriter:
 
 class ParquetRowWriter:
     """A Parquet file with typed columns: text for names, labels and errors, a float for every value
-    (missing values of an error row are nulls, not empty strings), a bool for `speech`."""
+    (missing values of an error row are nulls, not empty strings), a bool for `speech`.
+
+    A file that could not be written whole (a full disk) is removed: without its footer no row of it
+    can be read, and an 8 kB file that pyarrow calls "magic bytes not found" was left where the
+    results were expected."""
 
     def __init__(self, stream: IO[bytes], path: str, fields: Sequence[str]) -> None:
         import pyarrow as pa
         import pyarrow.parquet as pq
 
-        self._pa, self._fields, self._path = pa, list(fields), path
+        self._pa, self._fields, self._path, self._stream = pa, list(fields), path, stream
+        self._failed = False
         self._schema = pa.schema([(name, pa.string() if name in TEXT_COLUMNS else
                                    pa.bool_() if name == "speech" else pa.float64()) for name in self._fields])
         try:
@@ -155,10 +151,20 @@ class ParquetRowWriter:
             try:
                 self._writer.write_table(self._pa.Table.from_pylist(rows, schema=self._schema))
             except OSError as exc:  # a full disk: one line, as the text writers say it
-                raise SinkError(f"cannot write {self._path}: {exc}") from None
+                raise SinkError(f"cannot write {self._path}: {exc}{self._discard()}") from None
 
     def close(self) -> None:
+        if self._failed:
+            return
         try:
             self._writer.close()
         except OSError as exc:
-            raise SinkError(f"cannot finish {self._path}: {exc}") from None
+            raise SinkError(f"cannot finish {self._path}: {exc}{self._discard()}") from None
+
+    def _discard(self) -> str:
+        """Remove the unreadable file (a regular one: /dev/full or a FIFO is left be); what to add to the error."""
+        self._failed = True
+        if not stat.S_ISREG(os.fstat(self._stream.fileno()).st_mode):
+            return ""
+        os.unlink(self._path)
+        return "; removed it, since a Parquet file holds no readable row without its footer"

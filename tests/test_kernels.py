@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -82,3 +83,41 @@ def test_a_cpu_without_avx2_gets_the_jit(tmp_path):
     info.write_text("processor\t: 0\nflags\t\t: fpu sse2 avx avx2 bmi1 bmi2 f16c fma abm movbe xsave\n")
     assert kernels.cpu_runs_build_target(info)
     assert not kernels.cpu_runs_build_target(tmp_path / "missing")
+
+
+
+def jit_without_a_writable_cache(speech, tmp_path: Path, env: dict[str, str],
+                                 wrap: tuple[str, ...] = ()) -> tuple[subprocess.CompletedProcess, Path]:
+    """FEATURES under numba's JIT where numba cannot keep its cache (`env`), run inside `wrap` (a
+    namespace); the run and where its features went."""
+    np.save(tmp_path / "speech.npy", speech)
+    command = [*wrap, sys.executable, "-c", FEATURES, str(tmp_path / "speech.npy"), str(tmp_path / "out.npy")]
+    run = subprocess.run(command, env={**os.environ, kernels.MODE_ENV: "jit", **env}, cwd=REPO,
+                         capture_output=True, text=True, timeout=300)
+    return run, tmp_path / "out.npy"
+
+
+def test_the_jit_runs_where_numba_finds_no_cache_folder(speech, both, tmp_path):
+    """With no folder numba may write (another user's install and a read-only home) every kernel call
+    raised "cannot cache function ...: no locator available": a traceback in `stream`, and a `score`
+    batch wrote its header only. numba's own setting here picks a locator that serves only in IPython:
+    the same state, made real."""
+    run, out = jit_without_a_writable_cache(speech, tmp_path, {"NUMBA_CACHE_LOCATOR_CLASSES": "IPythonCacheLocator"})
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert run.stderr.count("numba cannot keep its compiled kernels") == 1 and "no locator" in run.stderr
+    np.testing.assert_array_equal(np.load(out), both[2])  # the same JIT code, compiled at this start
+
+
+@pytest.mark.skipif(shutil.which("unshare") is None, reason="util-linux's unshare is not installed")
+def test_the_jit_runs_where_numba_cache_disk_is_full(speech, both, tmp_path):
+    """numba's cache on a full disk: saving what it had compiled raised ENOSPC out of the first kernel
+    call, and `score` called every file unreadable ("No space left on device"). A 64 kB tmpfs, filled,
+    mounted in a namespace of this test's own (no root needed where user namespaces are allowed)."""
+    cache = tmp_path / "full"
+    cache.mkdir()
+    fill = f"mount -t tmpfs -o size=64k tmpfs {cache} && head -c 57344 /dev/zero > {cache}/fill && exec \"$@\""
+    run, out = jit_without_a_writable_cache(speech, tmp_path, {"NUMBA_CACHE_DIR": str(cache)},
+                                            ("unshare", "-Urm", "sh", "-c", fill, "sh"))
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert run.stderr.count("numba cannot keep its compiled kernels ([Errno 28] No space left on device)") == 1
+    np.testing.assert_array_equal(np.load(out), both[2])

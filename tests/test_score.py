@@ -445,3 +445,73 @@ def test_a_file_without_a_speech_turn_still_has_its_row(tmp_path, one_torch_thre
     records = emolive.analyze(quiet).to_records("turn")
     assert [{k: str(v) for k, v in r.items() if k != "file"} for r in records] == \
         [{k: v for k, v in rows[0].items() if k != "path"}]
+
+
+def test_names_posix_allows_are_scored_and_odd_entries_are_rows_not_the_end_of_the_batch(folder, tmp_path):
+    """A name that is not UTF-8 reached libsndfile through soundfile's strict encoding, and a link loop or
+    a name over 255 bytes made Python 3.11's is_dir raise: each ended the whole batch with a traceback.
+    A name holding '\\r' went out bare (csv quotes only its own line end), so the table read back as a
+    manifest had one row too many."""
+    root = tmp_path / "odd"
+    root.mkdir()
+    shutil.copy(folder / "one.flac", os.fsencode(root) + b"/not\xffutf8.flac")
+    shutil.copy(folder / "one.flac", root / "take\r1.flac")
+    (root / "loop.flac").symlink_to("loop.flac")
+    (root / "loop").symlink_to("loop")  # a loop without an audio name is passed over
+    long_name = tmp_path / ("a" * 300 + ".flac")
+    out = tmp_path / "odd.csv"
+    assert main(["score", str(root), str(long_name), "--out", str(out)]) == 1
+    rows = {Path(row["path"]).name: row for row in read_csv(out)}
+    assert set(rows) == {os.fsdecode(b"not\xffutf8.flac").encode("utf-8", "backslashreplace").decode(),
+                         "take\r1.flac", "loop.flac", long_name.name}
+    scored = [row for row in rows.values() if not row["error"]]
+    assert len(scored) == 2 and scored[0]["activation"] == scored[1]["activation"] != ""
+    assert rows["loop.flac"]["error"].endswith("Too many levels of symbolic links")
+    assert rows[long_name.name]["error"].endswith("File name too long")
+    again = tmp_path / "again.csv"
+    assert main(["score", str(out), "--out", str(again)]) == 1  # the table as a manifest: the same four rows
+    assert len(read_csv(again)) == 4 and {row["path"] for row in read_csv(again)} >= {str(root / "take\r1.flac")}
+
+
+@pytest.mark.parametrize("closed", [">&-", "2>&-"])
+def test_a_closed_standard_stream_is_one_line_or_no_matter(folder, tmp_path, closed):
+    """`>&-`: Python's sys.stdout is None, and writing the table raised AttributeError. `2>&-`: tqdm
+    failed on sys.stderr being None, after the header: the batch ended with no message at all."""
+    out = tmp_path / "rows.csv"
+    target = "-" if closed == ">&-" else str(out)
+    run = subprocess.run(["sh", "-c", f'exec "$@" {closed}', "sh", EMOLIVE, "score", str(folder / "one.flac"),
+                          "--out", target], capture_output=True, text=True, timeout=120)
+    if closed == ">&-":
+        assert run.returncode == 1 and run.stderr.strip().splitlines()[-1] == (
+            "emolive: error: cannot write stdout: standard output is closed"), run.stderr
+    else:
+        assert run.returncode == 0 and len(read_csv(out)) == 1 and read_csv(out)[0]["error"] == ""
+
+
+def test_a_reader_that_goes_away_from_models_is_one_line():
+    """`emolive models | head -1` ended with a BrokenPipeError traceback."""
+    proc = subprocess.Popen([EMOLIVE, "models"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc.stdout.close()  # before it has printed a line
+    err = proc.stderr.read()
+    assert proc.wait(timeout=120) == 1
+    assert err.strip().splitlines() == ["emolive: error: the reader of standard output closed its end of the pipe"]
+
+
+@pytest.mark.skipif(shutil.which("unshare") is None, reason="util-linux's unshare is not installed")
+def test_a_parquet_table_that_cannot_be_finished_is_removed_not_left_unreadable(folder, tmp_path):
+    """A full disk left an 8 kB Parquet file without its footer, which no reader can open (a 24 kB
+    tmpfs in this test's own mount namespace)."""
+    pytest.importorskip("pyarrow")
+    disk = tmp_path / "full"
+    disk.mkdir()
+    links = tmp_path / "many"
+    links.mkdir()
+    for i in range(40):
+        (links / f"{i}.flac").symlink_to(folder / "one.flac")
+    mount = f"mount -t tmpfs -o size=24k tmpfs {disk} && head -c 16384 /dev/zero > {disk}/fill && " \
+            f'"$@"; code=$?; ls {disk}; exit $code'
+    run = subprocess.run(["unshare", "-Urm", "sh", "-c", mount, "sh", EMOLIVE, "score", str(links),
+                          "--out", str(disk / "out.parquet")], capture_output=True, text=True, timeout=300)
+    assert run.returncode == 1 and run.stdout.split() == ["fill"], run.stdout + run.stderr
+    assert run.stderr.strip().splitlines()[-1].startswith(f"emolive: error: cannot write {disk / 'out.parquet'}: ")
+    assert run.stderr.strip().endswith("removed it, since a Parquet file holds no readable row without its footer")

@@ -399,3 +399,16 @@ def test_open_source_picks_the_source_a_spec_names(no_sound_card):
     with pytest.raises(AudioSourceError) as excinfo:
         open_source("no/such/file.wav")
     assert_one_line_error(excinfo, "not found")
+
+
+def test_a_file_that_cannot_be_reached_says_why_not_that_it_is_missing(tmp_path):
+    """os.path.exists hides why a stat failed: a link loop, a name over 255 bytes or a folder that
+    cannot be searched were all "audio file not found"."""
+    from emolive.engine.sources import AudioSourceError, FileSource
+
+    (tmp_path / "loop.flac").symlink_to("loop.flac")
+    for path, reason in [(tmp_path / "loop.flac", "Too many levels of symbolic links"),
+                         (tmp_path / ("a" * 300 + ".flac"), "File name too long")]:
+        with pytest.raises(AudioSourceError) as caught:
+            FileSource(path)
+        assert str(caught.value) == f"cannot read {path}: {reason}"

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -661,3 +662,42 @@ def test_a_dimension_that_cannot_be_measured_is_null_in_the_bundles_json(tmp_pat
     assert results["val_ccc"]["valence"] is None and isinstance(results["val_ccc"]["activation"], float)
     assert metrics["test"]["test"]["ccc"]["valence"] is None
     assert metrics == {"val_ccc": results["val_ccc"], "test": results["test"]}
+
+
+def test_the_default_cache_folder_is_checked_and_read_as_shells_mean_it(tmp_path, monkeypatch):
+    """Only --cache was checked: $EMOLIVE_CACHE naming a file (or a home that cannot be written) was a
+    NotADirectoryError traceback at the first file. An empty $EMOLIVE_CACHE put the caches in the
+    current folder, and a quoted '~/x' made a folder named '~'."""
+    from emolive.trainer.pipeline import default_cache_root
+
+    afile = tmp_path / "afile"
+    afile.write_text("")
+    manifest = subset_manifest(tmp_path, "emodb", every=200)
+    run = subprocess.run([str(Path(sys.executable).parent / "trainer"), "features", "--data", str(manifest)],
+                         env={**os.environ, "EMOLIVE_CACHE": str(afile)}, capture_output=True, text=True, timeout=120)
+    assert run.returncode == 2 and run.stderr.strip().splitlines() == [
+        f"trainer features: error: the cache folder {afile} ($EMOLIVE_CACHE, else ~/.cache/emolive; or give "
+        f"--cache): {afile} is not a folder"]
+    monkeypatch.setenv("HOME", str(tmp_path))
+    for value, root in [("", tmp_path / ".cache" / "emolive"), ("~/emc", tmp_path / "emc"), ("/x/y", Path("/x/y"))]:
+        monkeypatch.setenv("EMOLIVE_CACHE", value)
+        assert default_cache_root() == root
+
+
+@pytest.mark.skipif(shutil.which("unshare") is None, reason="util-linux's unshare is not installed")
+def test_a_full_disk_under_the_feature_cache_is_one_line_and_leaves_no_temporary_file(tmp_path):
+    """np.save's OSError was a traceback, and each run left one more `<key>.<pid>.tmp.npy` (a 64 kB
+    tmpfs, filled, in this test's own mount namespace)."""
+    disk = tmp_path / "full"
+    disk.mkdir()
+    manifest = subset_manifest(tmp_path, "emodb", every=100)
+    mount = f"mount -t tmpfs -o size=64k tmpfs {disk} && head -c 61440 /dev/zero > {disk}/fill && " \
+            f'"$@"; code=$?; find {disk} -type f; exit $code'
+    run = subprocess.run(["unshare", "-Urm", "sh", "-c", mount, "sh", str(Path(sys.executable).parent / "trainer"),
+                          "features", "--data", str(manifest), "--cache", str(disk / "fc")],
+                         capture_output=True, text=True, timeout=300)
+    left = sorted(Path(name).name for name in run.stdout.split())
+    assert run.returncode == 2 and left == ["about.json", "fill"], run.stdout + run.stderr  # no .tmp
+    (line,) = run.stderr.strip().splitlines()
+    assert line.startswith(f"trainer features: error: cannot write the cache entry {disk / 'fc'}/") and \
+        line.endswith(".npy: No space left on device")

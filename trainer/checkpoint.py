@@ -91,12 +91,7 @@ def save_checkpoint(directory: Path, model: torch.nn.Module, opt: torch.optim.Op
                         metadata={_STATE_KEY: json.dumps(state)})
     directory.mkdir(parents=True, exist_ok=True)
     entry = directory / CHECKPOINT_FILE
-    tmp = entry.with_name(f"{entry.name}.{os.getpid()}.tmp")
-    with open(tmp, "wb") as f:  # open(), not save_file: the umask's mode, like every other output
-        f.write(blob)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, entry)
+    replace_whole(entry, blob, "the checkpoint", sync=True)
     return entry
 
 

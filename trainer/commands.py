@@ -32,7 +32,7 @@ from emolive.trainer.evaluate import format_table, metrics, predict_utterances
 from emolive.trainer.history import HISTORY_FILE, SPLITS_FILE, bundle_splits, versions, write_history
 from emolive.trainer.losses import CCCLoss
 from emolive.trainer.metrics import DIMENSIONS
-from emolive.trainer.pipeline import DataSpec, fit, save_model
+from emolive.trainer.pipeline import CACHE_ROOT, DataSpec, fit, save_model
 from emolive.trainer.sessions import warn_unstated
 from emolive.trainer.config import TrainConfig
 from emolive.trainer.train import Checkpointing
@@ -57,9 +57,13 @@ def writable_folder(folder: Path, what: str) -> None:
 
 
 def data_spec(args) -> DataSpec:
-    """The command's data options (DataSpec.from_args); a --cache it cannot write is one line now."""
+    """The command's data options (DataSpec.from_args); a cache folder it cannot write, given or the
+    default (a read-only or missing home), is one line now, not a traceback at the first file."""
     if args.cache:
         writable_folder(Path(args.cache), f"--cache {args.cache}")
+    else:
+        writable_folder(CACHE_ROOT, f"the cache folder {CACHE_ROOT} ($EMOLIVE_CACHE, else ~/.cache/emolive; "
+                        "or give --cache)")
     return DataSpec.from_args(args)
 
 

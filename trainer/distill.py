@@ -141,9 +141,7 @@ def teacher_targets(plugin: ModelPlugin, utts: list[Utterance], cache_root: str 
                                     for k in ("embedding", "avd")})
     if ctx.is_main:
         entry.parent.mkdir(parents=True, exist_ok=True)
-        tmp = entry.with_name(f"{entry.stem}.{os.getpid()}.tmp")
-        tmp.write_bytes(save(asdict(targets)))  # not save_file: it creates 0600 files whatever the umask
-        os.replace(tmp, entry)  # a crash mid-write never leaves a truncated entry
+        replace_whole(entry, save(asdict(targets)), "the teacher's targets")
     return targets
 
 

@@ -43,7 +43,16 @@ log = logging.getLogger(__name__)
 if TYPE_CHECKING:  # distillation's module loads the teacher plugin, which plain training never needs
     from emolive.trainer.distill import DistillConfig
 
-CACHE_ROOT = Path(os.environ.get("EMOLIVE_CACHE", Path.home() / ".cache" / "emolive"))
+
+
+def default_cache_root() -> Path:
+    """$EMOLIVE_CACHE, a leading ~ expanded (a quoted '~/emc' made a folder named ~), else ~/.cache/emolive;
+    an empty value is unset, as for any shell variable (it put the caches in the current folder)."""
+    value = os.environ.get("EMOLIVE_CACHE")
+    return Path(value).expanduser() if value else Path.home() / ".cache" / "emolive"
+
+
+CACHE_ROOT = default_cache_root()
 DEFAULT_CACHE = CACHE_ROOT / "features"
 DEFAULT_EMBEDDING_CACHE = CACHE_ROOT / "embeddings"
 FIT_SPLITS = {"train": ("train",), "train+val": ("train", "val"), "all": ("train", "val", "test")}

@@ -52,7 +52,13 @@ class Kernel:
             _resolve()
             if self._impl is None:  # not exported (a helper called from Python): only numba runs it
                 jit_all()
-        return self._impl(*args)  # type: ignore[misc]
+        try:
+            return self._impl(*args)  # type: ignore[misc]
+        except OSError as err:  # no kernel does I/O: numba saving what it just compiled, before running it
+            if self._jit is None or not _numba_cache["usable"]:
+                raise
+            _without_cache(err)
+            return self._impl(*args)  # type: ignore[misc]
 
     @property
     def module(self) -> ModuleType:
@@ -62,7 +68,7 @@ class Kernel:
 def kernel(fastmath: bool = False) -> Callable[[Callable[..., Any]], Kernel]:
     """Mark a function as a front-end kernel (numba's nopython subset; fastmath as numba's flag)."""
     def mark(func: Callable[..., Any]) -> Kernel:
-        k = Kernel(func, {"cache": True, "fastmath": fastmath})
+        k = Kernel(func, {"fastmath": fastmath})
         _registry.append(k)
         return k
     return mark
@@ -125,15 +131,38 @@ def extension() -> ModuleType | None:
     return built if built.source_digest() == source_digest_number() else None
 
 
+_numba_cache = {"usable": True}  # whether numba may keep compiled kernels on disk (_without_cache)
+
+
 def jit_all() -> None:
-    """Every kernel as a numba dispatcher, bound in its module too (kernels call kernels by global name)."""
+    """Every kernel as a numba dispatcher, bound in its module too (kernels call kernels by global name),
+    its machine code cached on disk where numba can write (else compiled at each start)."""
     from numba import njit
 
     for k in _registry:
         if k._jit is None:
-            k._jit = njit(**k.options)(k.py_func)
+            try:
+                k._jit = njit(cache=_numba_cache["usable"], **k.options)(k.py_func)
+            except RuntimeError as err:  # "no locator available": no folder numba may write its cache in
+                _without_cache(err)
+                return
             setattr(k.module, k.__name__, k._jit)
         k._impl = k._jit
+
+
+def _without_cache(err: Exception) -> None:
+    """Compile every kernel again without numba's disk cache, saying so once. A read-only home and
+    package folder (another user's install) or a full disk had made every kernel call fail: a
+    traceback in `stream`, and each file of a `score` batch called unreadable."""
+    import logging
+
+    _numba_cache["usable"] = False
+    logging.getLogger(__name__).warning("numba cannot keep its compiled kernels (%s): they are compiled at each "
+                                        "start instead (set NUMBA_CACHE_DIR to a writable folder to keep them)",
+                                        " ".join(str(err).split())[:200])
+    for k in _registry:
+        k._jit = None
+    jit_all()
 
 
 def _resolve() -> None:

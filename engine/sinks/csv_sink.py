@@ -8,7 +8,7 @@ from __future__ import annotations
 import csv
 import io
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from emolive.engine.sinks.base import Sink, SinkError
@@ -24,11 +24,15 @@ def flat_row(estimate: Mapping[str, Any]) -> dict[str, Any]:
     return row
 
 
-def csv_line(values: list[Any]) -> str:
-    """One CSV record without its line end (a field with a newline is quoted, as CSV allows)."""
+def csv_line(values: Sequence[Any]) -> str:
+    """One CSV record without its line end; a record with a line break in a field has every field
+    quoted. Python 3.11's csv quotes only its own line terminator's characters: a file name holding
+    '\r' went out bare and split the row for every reader (a score table is read back as a manifest),
+    and with no terminator neither '\r' nor '\n' was quoted."""
+    breaks = any(isinstance(value, str) and ("\r" in value or "\n" in value) for value in values)
     buffer = io.StringIO()
-    csv.writer(buffer, lineterminator="").writerow(values)
-    return buffer.getvalue()
+    csv.writer(buffer, lineterminator="\n", quoting=csv.QUOTE_ALL if breaks else csv.QUOTE_MINIMAL).writerow(values)
+    return buffer.getvalue()[:-1]
 
 
 class CsvSink(Sink):

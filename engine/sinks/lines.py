@@ -22,6 +22,8 @@ class LineWriter:
 
     def __init__(self, stream: IO, what: str) -> None:
         """`what` names the output in errors: "the table", "the JSON lines", "CSV file out.csv"."""
+        if stream is None:  # a standard stream closed at the start (`>&-`): Python's sys.stdout is None
+            raise SinkError(f"cannot write {what}: standard output is closed")
         self._stream, self.what = stream, what
         self._encoding = getattr(stream, "encoding", None) or "utf-8"
         try:

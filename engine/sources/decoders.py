@@ -137,7 +137,13 @@ def _sndfile_or_none(file: AudioInput) -> sf.SoundFile | None:
     than FFmpeg: the MPEG audio the sniff above missed, a FLAC that does not declare its length
     (written to a pipe), which libsndfile can neither seek in nor read to its end without an error,
     and a file it finds no frames in: a WAV whose writer left its sizes 0 holds audio all the same,
-    which FFmpeg reads to the file's end (and an empty one it reports as such)."""
+    which FFmpeg reads to the file's end (and an empty one it reports as such).
+
+    A path goes to libsndfile as the bytes of its name on POSIX: soundfile encodes a str strictly, and
+    a name that is not UTF-8 (b'\\xff', which Python holds as a lone surrogate) failed with a traceback
+    that ended a whole `score` batch. (PyAV encodes such names itself.)"""
+    if isinstance(file, (str, os.PathLike)) and os.name == "posix":
+        file = os.fsencode(file)
     try:
         sound = sf.SoundFile(file)
     except (sf.SoundFileError, RuntimeError):

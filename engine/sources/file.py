@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import os
+import stat
 import time
 from collections.abc import Iterator
 
@@ -25,10 +26,14 @@ class FileSource(AudioSource):
         """`channels`: the 1-based channels mixed (all where empty), e.g. one side of a call recorded in two."""
         mixed = "" if not channels else f", channel{'s' if len(channels) > 1 else ''} {'+'.join(map(str, channels))}"
         super().__init__(f"file {os.fspath(path)}{mixed}")
-        if not os.path.exists(path):
+        try:
+            info = os.stat(path)
+        except FileNotFoundError:
             missing = "a link to a missing file" if os.path.islink(path) else "audio file not found"
-            raise AudioSourceError(f"{missing}: {os.fspath(path)}")
-        if not os.path.isfile(path):  # a FIFO would block the open, a device never end
+            raise AudioSourceError(f"{missing}: {os.fspath(path)}") from None
+        except OSError as exc:  # a folder that cannot be searched, a link loop, a name too long: said as such
+            raise AudioSourceError(f"cannot read {os.fspath(path)}: {exc.strerror or exc}") from None
+        if not stat.S_ISREG(info.st_mode):  # a FIFO would block the open, a device never end
             raise AudioSourceError(f"not a regular file: {os.fspath(path)}")
         self._decoder = open_decoder(path, os.fspath(path))
         try:

@@ -28,6 +28,7 @@ from emolive.engine.sources.file import read_mono_16k
 from emolive.trainer.data.augment import AugmentConfig, NoiseBank, augment, view_rng
 from emolive.trainer.data.utterance import Utterance, same_labels
 from emolive.trainer.errors import TrainerError
+from emolive.trainer.whole_files import replace_whole
 
 log = logging.getLogger(__name__)
 
@@ -169,10 +170,9 @@ class ArrayStore:
         return None
 
     def put(self, key: str, array: np.ndarray) -> None:
-        entry = self.dir / f"{key}.npy"
-        tmp = entry.with_name(f"{key}.{os.getpid()}.tmp.npy")
-        np.save(tmp, array, allow_pickle=False)
-        os.replace(tmp, entry)  # a crash mid-write never leaves a truncated entry
+        data = io.BytesIO()
+        np.save(data, array, allow_pickle=False)
+        replace_whole(self.dir / f"{key}.npy", data.getvalue(), "the cache entry")
 
 
 class FeatureCache:
