@@ -93,11 +93,11 @@ def _is_batch(source: object) -> bool:
 def _analyze_batch(source: str | os.PathLike[str] | Sequence[str | os.PathLike[str]], model: str | ModelPlugin,
                    options: ScoreOptions, num_workers: int) -> Analyses:
     paths = collect_inputs([source] if isinstance(source, (str, os.PathLike)) else source)
-    if num_workers > 1 and not isinstance(model, str):
+    if num_workers > 1 and not isinstance(model, (str, os.PathLike)):
         raise BatchError("num_workers > 1 loads the model in each worker: give its name or bundle path, not a plugin")
     jobs = max(1, min(num_workers, len(paths)))
     if jobs > 1:  # each worker loads the model: this process does not
-        return Analyses(analyze_all(paths, None, replace(options, model=model), jobs))
+        return Analyses(analyze_all(paths, None, replace(options, model=os.fspath(model)), jobs))
     return Analyses(analyze_all(paths, _plugin(model), options, jobs))
 
 
@@ -158,6 +158,9 @@ def stream(source: Input | None = None, *, sample_rate: float | None = None, mod
         if opened.stood_in:  # the command line says so as it starts; a program must hear it too
             log.warning("emolive.stream: %s", opened.description)
     else:
+        if microphone is not None or realtime:  # refused, not ignored, as the command line refuses them
+            raise EmoliveError(f"{'microphone=' if microphone is not None else 'realtime='} is for the microphone "
+                               "and files; samples stream as fast as the model goes (pick a channel as samples[:, 1])")
         audio = open_input(source, sample_rate)
         runner = Runner(audio, plugin, sinks, window_s=window, hop_s=hop, stream_id=stream_id)
     done = object()

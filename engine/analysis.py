@@ -26,6 +26,7 @@ from emolive.engine.schema import DIMENSIONS, Estimate, Turn
 from emolive.engine.sinks.base import Sink
 from emolive.engine.sinks.csv_sink import CLASS_PREFIX, flat_row
 from emolive.engine.sources import ArraySource, AudioSource, AudioSourceError, FileSource
+from emolive.engine.sources.base import SAMPLE_RATE
 from emolive.engine.sources.trim import TrimmedSource
 
 if TYPE_CHECKING:
@@ -137,11 +138,15 @@ KEPT_EMPTY = ("file", "model", "error")  # "" is a value there (no error); elsew
 
 def records_frame(records: list[dict[str, Any]]) -> pandas.DataFrame:
     """Rows as a DataFrame indexed by (file, start, end), as audinterface and openSMILE index theirs;
-    a value that is not there is NaN (a failed file's label too), so its row leaves the columns numeric."""
+    a value that is not there is NaN (a failed file's label too), so its row leaves the columns numeric,
+    and NA in `speech`, pandas' nullable boolean: NaN made it an object column, and `frame[frame.speech]`
+    raised as soon as one file of a batch had failed."""
     import pandas
 
     frame = pandas.DataFrame([{name: math.nan if value == "" and name not in KEPT_EMPTY else value
                                for name, value in record.items()} for record in records])
+    if "speech" in frame:
+        frame["speech"] = frame["speech"].astype("boolean")
     return frame.set_index(INDEX) if len(frame) else frame
 
 
@@ -155,18 +160,22 @@ class PartialAnalysis(AudioSourceError):
 
 
 class Collector(Sink):
-    """Keeps a runner's estimates and turns in an Analysis, their times moved by `offset` seconds
-    (where the analysed stretch starts in its recording). `rows` names the only rows a caller wants
-    ("file": neither windows nor turns are kept, so memory does not grow with the recording)."""
+    """Keeps a runner's estimates and turns in an Analysis, their times moved by `first_sample` (where
+    the analysed stretch starts in its recording). `rows` names the only rows a caller wants ("file":
+    neither windows nor turns are kept, so memory does not grow with the recording)."""
 
-    def __init__(self, analysis: Analysis, offset: float = 0.0, rows: Per | None = None) -> None:
-        self.analysis, self.offset = analysis, offset
+    def __init__(self, analysis: Analysis, first_sample: int = 0, rows: Per | None = None) -> None:
+        self.analysis, self.first_sample = analysis, first_sample
         self.keep_windows, self.keep_turns = rows in (None, "window"), rows in (None, "turn")
 
     def _placed(self, item: Mapping[str, Any]) -> Any:
-        if not self.offset:
+        """The item at its time in the recording, counted in samples as the runner counts them: seconds
+        added to seconds gave 8.004999999999999 where the whole recording's window ends at 8.005, so a
+        stretch's rows missed the recording's on a join, and a numpy `start=` made every time float32."""
+        if not self.first_sample:
             return item
-        return {**item, "start": item["start"] + self.offset, "end": item["end"] + self.offset}
+        return {**item, **{name: (round(item[name] * SAMPLE_RATE) + self.first_sample) / SAMPLE_RATE
+                           for name in ("start", "end")}}
 
     def emit(self, estimate: Mapping[str, Any]) -> None:
         self.analysis.add_window(self._placed(estimate), self.keep_windows)
@@ -195,7 +204,8 @@ def analyze_input(source: str | os.PathLike[str] | object, plugin: ModelPlugin, 
     with open_input(source, sample_rate, start, end) as audio:
         analysis.input_rate = audio.input_rate
         try:
-            Runner(audio, plugin, [Collector(analysis, start, rows)], window_s=window, hop_s=hop, live=False,
+            Runner(audio, plugin, [Collector(analysis, round(start * SAMPLE_RATE), rows)], window_s=window, hop_s=hop,
+                   live=False,
                    whole_stream=True, warn_narrowband=warn_narrowband).run()
         except AudioSourceError as exc:
             if analysis.whole is None:
@@ -224,8 +234,9 @@ def check_samples(source: object, sample_rate: float | None) -> None:
     accepted = "give a file path, or samples (an array, list or tensor) with sample_rate="
     if source is None or isinstance(source, (bool, int, float, complex)):
         raise AudioSourceError(f"{source!r} is neither a file path nor samples: {accepted}")
-    if isinstance(source, (bytes, bytearray, memoryview)):
-        raise AudioSourceError(f"{len(source)} bytes were taken as samples: {accepted}; for an encoded file's "
+    # a memoryview of samples (format "f", "h", ...) is read as numpy reads it; one of bytes is bytes
+    if isinstance(source, (bytes, bytearray)) or (isinstance(source, memoryview) and source.format in "Bbc"):
+        raise AudioSourceError(f"{len(bytes(source))} bytes were taken as samples: {accepted}; for an encoded file's "
                                "bytes, save them to a file or decode them first (soundfile.read(io.BytesIO(data)))")
     if isinstance(source, (list, tuple)) and any(isinstance(item, (str, os.PathLike)) for item in source):
         other = next(((i, item) for i, item in enumerate(source) if not isinstance(item, (str, os.PathLike))), None)

@@ -130,9 +130,14 @@ def check_model_exists(spec: str) -> None:
                           f"known models: {', '.join(sorted(named)) or 'none'}")
 
 
-def load_model(spec: str) -> ModelPlugin:
+def load_model(spec: str | os.PathLike[str]) -> ModelPlugin:
     """A plugin name from `emolive models`, or a path to a model bundle directory. A name wins over
     a folder of that name here, and says so: ./student is another model than `student`."""
+    if not isinstance(spec, (str, os.PathLike)) or not os.fspath(spec):  # "" was the current folder as a bundle
+        from emolive.engine.errors import EmoliveError
+
+        raise EmoliveError(f"model {spec!r}: give a name from `emolive models` or a bundle path")
+    spec = os.fspath(spec)
     named = registered_models()
     if spec in named:
         if os.path.isdir(spec):

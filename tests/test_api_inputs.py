@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import math
 import re
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -201,3 +202,57 @@ def test_samples_no_recording_holds_are_an_error_not_an_estimate(model, speech, 
         emolive.analyze(path, model=model)
     assert caught.value.analysis.whole is not None  # the speech before it was scored
     assert emolive.analyze(speech * 32767, sample_rate=16000, model=model).whole is not None
+
+
+def avd(analysis) -> tuple[float, ...]:
+    """The whole recording's estimate (its clock times differ from run to run)."""
+    return tuple(analysis.whole[name] for name in ("activation", "valence", "dominance"))
+
+
+def test_a_file_named_raw_is_decoded_by_its_content_and_a_headerless_one_is_one_line(model, speech, tmp_path):
+    """soundfile takes any '.raw' name as headerless PCM and raised TypeError ("samplerate must be
+    specified") out of analyze, stream and a whole batch; the choice is made on the content."""
+    sf.write(tmp_path / "take.wav", speech, 16000)
+    (tmp_path / "take.wav").rename(tmp_path / "take.raw")
+    (tmp_path / "headerless.raw").write_bytes(np.zeros(16000, np.int16).tobytes())
+    wav = emolive.analyze(tmp_path / "take.raw", model=model)
+    assert avd(wav) == avd(emolive.analyze(speech, sample_rate=16000, model=model))
+    batch = emolive.analyze(tmp_path, model=model)
+    assert [Path(a.file).name for a in batch] == ["headerless.raw", "take.raw"]
+    assert batch[0].error.endswith("headerless.raw: no audio stream in the file") and not batch[1].error
+
+
+def test_a_stretch_keeps_the_recordings_times_exactly_whatever_number_gives_its_start(model, tmp_path):
+    """Seconds added to seconds put a stretch's windows at 8.004999999999999 where the recording's end
+    at 8.005, so only 6 of 10 rows joined on the (file, start, end) index; a numpy start= made every
+    time a float32, and the records no longer went into json.dumps."""
+    import json
+
+    long = np.concatenate([read_audio(p) for p in corpus_files("ravdess", limit=4)])
+    sf.write(tmp_path / "long.flac", long, 16000)
+    full = emolive.analyze(tmp_path / "long.flac", model=model).to_dataframe("window")
+    for start in (2, 2.0, np.float32(2.0), np.int64(2)):
+        part = emolive.analyze(tmp_path / "long.flac", start=start, model=model)
+        json.dumps(part.to_records("window"))
+        assert all(type(w["start"]) is float and type(w["end"]) is float for w in part.windows)
+        assert len(full.index.intersection(part.to_dataframe("window").index)) == len(part.windows) > 5
+
+
+def test_api_arguments_of_the_wrong_kind_are_emolive_errors_or_read(model, speech):
+    """load_model(None) raised TypeError and load_model("") loaded the current folder; an array with
+    microphone options streamed, ignoring them; a memoryview of float32 samples was refused as bytes
+    with a quarter of its byte count; one failed file made a batch table's speech an object column,
+    which `frame[frame.speech]` refused."""
+    for spec in (None, 3, ""):
+        with pytest.raises(emolive.EmoliveError, match=rf"^model {spec!r}: give a name"):
+            emolive.load_model(spec)
+    with pytest.raises(emolive.EmoliveError, match=r"^microphone= is for the microphone and files"):
+        next(emolive.stream(speech, sample_rate=16000, model=model,
+                            microphone=emolive.MicrophoneOptions(channels=(2,))))
+    assert avd(emolive.analyze(memoryview(speech), sample_rate=16000, model=model)) == \
+        avd(emolive.analyze(speech, sample_rate=16000, model=model))
+    with pytest.raises(emolive.EmoliveError, match=r"^8 bytes were taken as samples"):
+        emolive.analyze(memoryview(b"RIFF0000"), sample_rate=16000, model=model)
+    clip = str(corpus_files("emodb", limit=1)[0])
+    frame = emolive.analyze([clip, clip + ".missing.flac"], model=model).to_dataframe("file")
+    assert str(frame.speech.dtype) == "boolean" and len(frame[frame.speech]) == 1

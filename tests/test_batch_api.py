@@ -66,8 +66,11 @@ def test_a_list_a_folder_and_a_manifest_give_one_analysis_per_file_in_order(stud
 
 
 def test_workers_give_the_same_analyses(folder):
+    """A bundle's path as a pathlib.Path was refused with workers ("not a plugin"), and taken without."""
+    from emolive.plugins.student import DEFAULT_BUNDLE
+
     one = emolive.analyze(folder, model="student")
-    two = emolive.analyze(folder, model="student", num_workers=2)
+    two = emolive.analyze(folder, model=Path(DEFAULT_BUNDLE), num_workers=2)
     assert [a.file for a in one] == [a.file for a in two] and [a.error for a in one] == [a.error for a in two]
     for a, b in zip(one, two):  # the same float32 model in another process: equal up to summation order
         assert [w["activation"] for w in a.windows] == pytest.approx([w["activation"] for w in b.windows], abs=1e-5)

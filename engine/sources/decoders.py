@@ -146,7 +146,7 @@ def _sndfile_or_none(file: AudioInput) -> sf.SoundFile | None:
         file = os.fsencode(file)
     try:
         sound = sf.SoundFile(file)
-    except (sf.SoundFileError, RuntimeError):
+    except (sf.SoundFileError, RuntimeError, TypeError):  # TypeError: soundfile takes a '.raw' name as headerless
         return None
     if sound.subtype.startswith("MPEG_LAYER") or sound.frames in (0, UNKNOWN_FRAMES):
         sound.close()

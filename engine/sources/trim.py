@@ -37,7 +37,7 @@ class TrimmedSource(AudioSource):
             source.close()
             raise
         super().__init__(f"{source.description} from {start:g} s" + ("" if end is None else f" to {end:g} s"))
-        self._source, self.start_s = source, start
+        self._source, self.start_s = source, float(start)
         self.input_rate = source.input_rate
         self._first = round(start * SAMPLE_RATE)
         self._end = None if end is None else round(end * SAMPLE_RATE)
