@@ -95,3 +95,21 @@ def test_when_an_output_fails_the_others_get_the_final_status_and_the_summary_is
     assert estimates and statuses and statuses[-1]["estimates"] == len(estimates)
     assert result.stderr.splitlines()[-2] == (f"emolive: {len(estimates)} estimates from "
                                               + result.stderr.splitlines()[-2].split(" from ")[1])
+
+
+@pytest.mark.parametrize("args, needle", [
+    (["--websocket-origin", "https://a.example"], "--websocket-origin is for the WebSocket output: add --websocket"),
+    (["--websocket", "127.0.0.1:0", "--websocket-origin", "https://a.example/"], "scheme://host[:port]"),
+    (["--websocket", "127.0.0.1:0", "--websocket-origin", "a.example"], "scheme://host[:port]")])
+def test_a_websocket_origin_that_would_never_match_is_refused(speech_flac, args, needle):
+    """A browser's Origin has no path and no trailing slash: such a value would match no page, silently."""
+    assert_one_line_error(stream("--source", str(speech_flac), "--no-publish", *args), needle)
+
+
+def test_quiet_means_quiet_for_liblsl_too(speech_flac):
+    """liblsl printed its INFO lines ("Loaded default config") under -q; a lab's own lsl_api.cfg
+    still decides for itself."""
+    pytest.importorskip("pylsl")
+    result = subprocess.run([*EMOLIVE, "-q", "stream", "--source", str(speech_flac), "--no-publish", "--lsl", "--json"],
+                            cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0 and result.stderr == "", result.stderr

@@ -190,3 +190,14 @@ def test_readers_parse_turn_messages_and_refuse_a_turn_without_its_kind():
     assert kind == "turn" and payload == turn  # unknown fields are dropped, as readers must ignore them
     with pytest.raises(SchemaError, match="turn kind"):
         parse_message([b"turn.s", to_json({k: v for k, v in turn.items() if k != "kind"}).encode()])
+
+
+def test_osc_reaches_a_broadcast_address(student, speech_file):
+    """A broadcast target passed the checks, then the first estimate failed with EACCES and ended the
+    run: the socket lacked SO_BROADCAST. 127.255.255.255 is loopback's own broadcast address."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as receiver:
+        receiver.bind(("0.0.0.0", 0))
+        receiver.settimeout(5)
+        with OscSink(f"127.255.255.255:{receiver.getsockname()[1]}") as osc:
+            sent = run(student, speech_file, osc)
+        assert sent.estimates and receiver.recv(1024).startswith(b"/emolive/out/")

@@ -389,3 +389,81 @@ def test_websocket_bind_errors_advise_another_port_only_when_the_port_is_taken()
             WebSocketSink(address, allow_remote=True)
         message = str(failed.value)
         assert reason in message.lower() and "another port" not in message and "\n" not in message, message
+
+
+def test_websocket_pages_of_other_sites_are_refused_and_programs_and_local_pages_served():
+    """Browsers let any web page open a WebSocket to 127.0.0.1: a page of any site could read the
+    estimates of the user's voice. A page's Origin must be this machine's or one given."""
+    from websockets.exceptions import InvalidStatus
+    from websockets.sync.client import connect
+
+    from emolive.engine.sinks.websocket import WebSocketSink
+
+    with WebSocketSink("127.0.0.1:0", origins=("https://dashboard.example",)) as sink:
+        url = f"ws://{sink.address}"
+        for origin in (None, "http://localhost:8000", "http://127.0.0.1", "https://[::1]:8443",
+                       "https://dashboard.example"):
+            with connect(url, origin=origin):
+                pass
+        for origin in ("https://evil.example", "http://localhost.evil.example", "null", "https://dashboard.example:1"):
+            with pytest.raises(InvalidStatus, match="HTTP 403"):
+                connect(url, origin=origin)
+
+
+def test_a_websocket_client_that_talks_is_still_heard():
+    """What a client sent was never read: after 16 messages the library stopped reading, the answers
+    to its keep-alive pings went unread, and the client was cut off 40 s later. Its own ping shows it
+    at once: unanswered while the server reads nothing."""
+    from websockets.sync.client import connect
+
+    from emolive.engine.sinks.websocket import WebSocketSink
+
+    with WebSocketSink("127.0.0.1:0") as sink, connect(f"ws://{sink.address}") as client:
+        for i in range(50):
+            client.send(f"hello {i}")
+        assert client.ping().wait(timeout=10)
+        deadline = time.monotonic() + 10
+        while sink.clients < 1 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        sink.emit(estimate(0))
+        assert json.loads(client.recv(timeout=10))["message"]["seq"] == 0
+
+
+def test_an_ipc_path_is_never_destroyed_nor_taken_from_a_running_stream(tmp_path):
+    """libzmq unlinks whatever is at an ipc:// path before it binds: a file there (the audio being
+    streamed, once) became a socket, and a second stream on a path in use took it from the first.
+    inproc:// reaches only the process itself: a stream published to no one and `listen` waited."""
+    precious = tmp_path / "take.flac"
+    precious.write_bytes(b"fLaC audio")
+    with pytest.raises(SinkError, match="exists and is not a socket"):
+        ZmqPublisher(f"ipc://{precious}")
+    assert precious.read_bytes() == b"fLaC audio"
+    endpoint = f"ipc://{tmp_path / 'live.ipc'}"
+    with ZmqPublisher(endpoint):
+        with pytest.raises(SinkError, match="address already in use"):
+            ZmqPublisher(endpoint)
+    stale = tmp_path / "stale.ipc"
+    with socket.socket(socket.AF_UNIX) as left:  # a killed stream's socket: nothing listens on it
+        left.bind(str(stale))
+    with ZmqPublisher(f"ipc://{stale}"):
+        pass
+    for address in ("inproc://emolive", f"inproc://{tmp_path}"):
+        with pytest.raises(SinkError, match="malformed address"):
+            ZmqPublisher(address)
+
+
+def test_lsl_stamps_never_go_back_when_windows_share_their_capture_time():
+    """A file read fast gives windows the same wall_end; reading two clocks anew for each stamp made
+    about a quarter of them step back by microseconds."""
+    pylsl = pytest.importorskip("pylsl")
+    with LslSink("emolive-test", source_id="emolive-test-order") as sink:
+        inlet = pylsl.StreamInlet(pylsl.resolve_byprop("source_id", "emolive-test-order", timeout=5)[0])
+        inlet.open_stream(timeout=5)
+        wall_end = time.time()
+        for seq in range(300):
+            sink.emit(estimate(seq, wall_end=wall_end))
+        stamps = []
+        while len(stamps) < 300:
+            _, stamp = inlet.pull_sample(timeout=5)
+            stamps.append(stamp)
+    assert all(later >= earlier for earlier, later in zip(stamps, stamps[1:]))

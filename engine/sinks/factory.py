@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import re
 from contextlib import ExitStack
 from dataclasses import dataclass
 
@@ -17,6 +18,7 @@ EMPTY_VALUE_FIXES = {  # the output options that take a value, and what to give 
     "osc": f"HOST:PORT, or --osc alone for {OSC_TARGET}",
     "websocket": f"HOST:PORT, or --websocket alone for {WEBSOCKET_ADDRESS}",
 }
+ORIGIN = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^/\s]+")  # a web page's origin as its Origin header says it
 
 
 @dataclass(frozen=True)
@@ -30,6 +32,7 @@ class SinkOptions:
     lsl: bool = False
     osc: str | None = None  # host:port
     websocket: str | None = None  # host:port
+    websocket_origins: tuple[str, ...] = ()  # web pages' origins served besides this machine's
     json: bool = False
     stream_id: str = "default"  # the LSL source id
 
@@ -40,12 +43,18 @@ class SinkOptions:
         for option, wanted in EMPTY_VALUE_FIXES.items():
             if getattr(args, option) == "":
                 raise SinkError(f"--{option} got an empty value: give {wanted}")
+        if args.websocket_origin and not args.websocket:
+            raise SinkError("--websocket-origin is for the WebSocket output: add --websocket")
+        for origin in args.websocket_origin:
+            if origin != "null" and not ORIGIN.fullmatch(origin):  # what a browser sends: no path, no trailing /
+                raise SinkError(f"--websocket-origin {origin!r}: give a page's origin as browsers send it, "
+                                "scheme://host[:port] (https://dashboard.example), or null for local files")
         if args.wait_subscriber is not None and args.publish is None:
             raise SinkError("--wait-subscriber waits for a ZeroMQ subscriber, and --no-publish makes no publisher: "
                             "leave out one of them")
         return cls(publish=args.publish, allow_remote=args.allow_remote, wait_subscriber=args.wait_subscriber or 0.0,
-                   csv=args.csv, lsl=args.lsl, osc=args.osc, websocket=args.websocket, json=args.json,
-                   stream_id=args.stream_id)
+                   csv=args.csv, lsl=args.lsl, osc=args.osc, websocket=args.websocket,
+                   websocket_origins=tuple(args.websocket_origin), json=args.json, stream_id=args.stream_id)
 
 
 def open_sinks(options: SinkOptions, stack: ExitStack, class_names: tuple[str, ...] = ()) -> list[Sink]:
@@ -73,7 +82,8 @@ def open_sinks(options: SinkOptions, stack: ExitStack, class_names: tuple[str, .
     if options.websocket:
         from emolive.engine.sinks.websocket import WebSocketSink
 
-        websocket = stack.enter_context(WebSocketSink(options.websocket, allow_remote=options.allow_remote))
+        websocket = stack.enter_context(WebSocketSink(options.websocket, allow_remote=options.allow_remote,
+                                                      origins=options.websocket_origins))
         sinks.append(websocket)
         log.info("serving WebSocket on ws://%s", websocket.address)
     sinks.append(JsonLinesSink() if options.json else TableSink())

@@ -4,8 +4,11 @@ pylsl is an optional extra (`pip install emolive[lsl]`), imported only when this
 """
 from __future__ import annotations
 
+import logging
+import os
 import time
 from collections.abc import Mapping
+from pathlib import Path
 from types import ModuleType
 from typing import Any
 
@@ -15,6 +18,9 @@ from emolive.engine.sinks.base import Sink, SinkError
 CHANNELS = DIMENSIONS  # channels 0-2, on the schema's SCALE
 SPEECH_CHANNEL = "speech"  # channel 3: 1.0 when the window is speech (engine.vad), else 0.0
 STREAM_TYPE = "Emotion"
+# where liblsl looks for its configuration when $LSLAPICFG names none (its api_config.cpp)
+LSL_CONFIG_FILES = (Path("lsl_api.cfg"), Path("~/lsl_api/lsl_api.cfg").expanduser(), Path("/etc/lsl_api/lsl_api.cfg"))
+WARNINGS_ONLY = "[log]\nlevel = -1\n"  # liblsl's own log (loguru): -1 is warnings and errors
 
 
 def _pylsl() -> ModuleType:
@@ -22,7 +28,15 @@ def _pylsl() -> ModuleType:
         import pylsl
     except (ImportError, RuntimeError) as exc:  # RuntimeError: pylsl present but its liblsl does not load
         raise SinkError(f"the LSL output needs pylsl ({exc}); install it with `pip install emolive[lsl]`") from None
+    if not logging.getLogger("emolive").isEnabledFor(logging.INFO) and not _lab_config():
+        pylsl.set_config_content(WARNINGS_ONLY)  # `-q`: liblsl printed its INFO lines all the same
     return pylsl
+
+
+def _lab_config() -> bool:
+    """Whether liblsl has a configuration of the lab's own, whose settings (network, log) must stand:
+    emolive quiets liblsl's log only where its configuration would be all defaults anyway."""
+    return bool(os.environ.get("LSLAPICFG")) or any(path.is_file() for path in LSL_CONFIG_FILES)
 
 
 class LslSink(Sink):
@@ -42,10 +56,15 @@ class LslSink(Sink):
             channel.append_child_value("label", label)
             channel.append_child_value("unit", unit)
         self._outlet = self._lsl.StreamOutlet(info)
+        self._last = -float("inf")  # the latest stamp
 
     def emit(self, estimate: Mapping[str, Any]) -> None:
-        """Stamp the sample with the capture time of the window's last sample, on LSL's clock."""
-        captured = self._lsl.local_clock() - (time.time() - estimate["wall_end"])
+        """Stamp the sample with the capture time of the window's last sample, on LSL's clock, never
+        before the previous stamp: the two clocks are read anew for each sample (so a stepped wall clock
+        is followed), and windows of a file read fast share a wall_end, where the reads' own jitter
+        stepped a quarter of the stamps back by microseconds."""
+        captured = max(self._lsl.local_clock() - (time.time() - estimate["wall_end"]), self._last)
+        self._last = captured
         classes = estimate["classes"]
         sample = [*(estimate[name] for name in CHANNELS), float(estimate["speech"]),
                   *(classes.get(name, 0.0) for name in self._class_names)]

@@ -38,6 +38,8 @@ class OscSink(Sink):
             raise SinkError(f"--osc {target}: {exc.strerror}") from None
         self._socket = socket.socket(family, kind, proto)
         self._socket.setblocking(False)  # a full send buffer drops a datagram; it never waits
+        if family == socket.AF_INET:  # a broadcast target (Max, Pd and TouchDesigner rigs use them) needs leave to
+            self._socket.setsockopt(socket.SOL_SOCKET, socket.SO_BROADCAST, 1)  # send: EACCES at the first estimate
         self._address, self._build = address, build_msg
         self.target = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"  # as it is written
         self.dropped = 0  # datagrams the kernel would not queue

@@ -10,6 +10,13 @@ to keep up (or one that stopped reading) loses the messages that do not fit, cou
 `dropped`; a dead client is dropped by the keep-alive ping. websockets is an optional extra
 (`pip install emolive[websocket]`), imported only when this sink is used.
 
+Browsers let any web page open a WebSocket to 127.0.0.1, so loopback alone does not keep the
+estimates of a voice private: a connection whose Origin header names a page is accepted only from
+pages this machine serves (http(s)://localhost, 127.x.x.x, [::1], any port) or an origin given with
+`--websocket-origin`. Programs send no Origin and are always served. What a client sends is read
+and dropped: left unread it filled the library's queue, the keep-alive's answers went unread with
+it, and the client was cut off 40 s later.
+
 A client's handler lives exactly as long as its connection (a sender task drains its queue beside
 it), so `close()` is bounded: the messages queued before it get CLOSE_LINGER_S to leave, then each
 connection gets CLOSE_LINGER_S to finish the closing handshake, and the server's thread ends. A
@@ -21,6 +28,7 @@ import asyncio
 import errno
 import json
 import logging
+import re
 import threading
 from collections.abc import Mapping
 from typing import Any
@@ -36,6 +44,8 @@ START_TIMEOUT_S = 10.0
 # gets as long to answer the closing handshake (well under 1 ms on loopback)
 CLOSE_LINGER_S = 0.25
 STOP_TIMEOUT_S = 5.0  # a safety bound on close(), which returns within 2 * CLOSE_LINGER_S
+# the Origin of a page this machine serves; a page's scheme and host are case-insensitive, so is the match
+LOCAL_PAGES = re.compile(r"https?://(localhost|127(\.[0-9]{1,3}){3}|\[::1\])(:[0-9]{1,5})?", re.IGNORECASE)
 log = logging.getLogger(__name__)
 
 
@@ -43,7 +53,8 @@ class WebSocketSink(Sink):
     """Serve every connected client the estimates, turns and statuses as they are made."""
 
     def __init__(self, address: str = WEBSOCKET_ADDRESS, *, allow_remote: bool = False,
-                 queue_size: int = CLIENT_QUEUE) -> None:
+                 queue_size: int = CLIENT_QUEUE, origins: tuple[str, ...] = ()) -> None:
+        """`origins`: web pages' origins served besides this machine's own (`--websocket-origin`)."""
         try:
             from websockets.asyncio.server import serve
         except ImportError:
@@ -55,7 +66,9 @@ class WebSocketSink(Sink):
         self._loop = asyncio.new_event_loop()
         self._ready = threading.Event()
         self._failure: OSError | None = None
-        self._thread = threading.Thread(target=self._loop.run_until_complete, args=(self._serve(serve, host, port),),
+        accepted = [None, LOCAL_PAGES, *origins]  # None: no Origin header, a program rather than a page
+        self._thread = threading.Thread(target=self._loop.run_until_complete,
+                                        args=(self._serve(serve, host, port, accepted),),
                                         name="emolive-websocket", daemon=True)
         self._thread.start()
         if not self._ready.wait(START_TIMEOUT_S):
@@ -67,9 +80,9 @@ class WebSocketSink(Sink):
     def clients(self) -> int:
         return len(self._clients)
 
-    async def _serve(self, serve: Any, host: str, port: int) -> None:
+    async def _serve(self, serve: Any, host: str, port: int, origins: list[Any]) -> None:
         try:
-            server = await serve(self._client, host, port, close_timeout=CLOSE_LINGER_S)
+            server = await serve(self._client, host, port, close_timeout=CLOSE_LINGER_S, origins=origins)
         except OSError as exc:
             self._failure = exc
             self._ready.set()
@@ -81,13 +94,18 @@ class WebSocketSink(Sink):
         await server.wait_closed()
 
     async def _client(self, connection: Any) -> None:
-        """Serve one client until its connection closes (the client left, or close() closed it); returning
-        then is what lets the server's close finish."""
+        """Serve one client until its connection closes (the client left, or close() closed it), reading
+        and dropping what it sends; returning then is what lets the server's close finish."""
+        from websockets.exceptions import ConnectionClosed
+
         messages: asyncio.Queue[str] = asyncio.Queue(self._queue_size)
         self._clients.add(messages)
         sender = asyncio.create_task(self._send(connection, messages))
         try:
-            await connection.wait_closed()
+            async for _ in connection:
+                pass
+        except ConnectionClosed:
+            pass
         finally:
             self._clients.discard(messages)
             sender.cancel()

@@ -10,8 +10,10 @@ publisher are dropped), used by `wait_for_subscriber` (`emolive stream --wait-su
 from __future__ import annotations
 
 import ipaddress
+import os
 import re
 import socket
+import stat
 from collections.abc import Mapping
 from typing import Any
 
@@ -32,10 +34,12 @@ def validate_address(address: str) -> bool:
     """Raise SinkError unless `address` is a ZeroMQ endpoint emolive can bind or connect; True for IPv6.
 
     libzmq itself takes `tcp://127.0.0.1:99999` as port 34463 (the number modulo 65536) and says
-    only "Invalid argument" for a malformed address, so both are checked here, with a fix.
+    only "Invalid argument" for a malformed address, so both are checked here, with a fix. inproc://
+    is refused: it reaches only the process itself, so a stream published to no one and `listen`
+    waited for ever.
     """
     transport, separator, rest = address.partition("://")
-    if transport in ("ipc", "inproc") and separator and rest:
+    if transport == "ipc" and separator and rest:
         return False
     match = _TCP.fullmatch(rest) if transport == "tcp" and separator else None
     if match is None:
@@ -82,9 +86,9 @@ def loopback_host(host: str) -> str | None:
 
 def local_address(address: str) -> str | None:
     """`address` with its host replaced by the loopback address it resolves to, when only this
-    machine can connect (ipc/inproc as given); None when others could."""
+    machine can connect (ipc as given); None when others could."""
     transport, _, rest = address.partition("://")
-    if transport in ("ipc", "inproc"):
+    if transport == "ipc":
         return address
     if transport != "tcp":
         return None
@@ -96,8 +100,35 @@ def local_address(address: str) -> str | None:
 
 
 def is_local(address: str) -> bool:
-    """True when only this machine can connect: ipc/inproc, or tcp on what resolves to loopback."""
+    """True when only this machine can connect: ipc, or tcp on what resolves to loopback."""
     return local_address(address) is not None
+
+
+def check_ipc_path(address: str) -> None:
+    """Raise SinkError where an ipc:// path holds something libzmq's bind would destroy: it unlinks
+    whatever is at the path first, so a typo replaced a file (the audio being streamed, once) with a
+    socket, and a second stream on a path in use took it from the first without a word. A socket
+    nothing listens on (a stream that was killed) is taken over, as libzmq does; an abstract name
+    (ipc://@name) has no file."""
+    path = address.partition("://")[2]
+    if path.startswith("@"):
+        return
+    try:
+        info = os.lstat(path)
+    except FileNotFoundError:
+        return
+    except OSError as exc:
+        raise SinkError(f"cannot publish on {address}: {exc.strerror}") from None
+    if not stat.S_ISSOCK(info.st_mode):
+        raise SinkError(f"cannot publish on {address}: {path} exists and is not a socket (binding would delete it); "
+                        "choose another path")
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+        try:
+            probe.connect(path)
+        except OSError:  # refused: nothing listens there any more
+            return
+    raise SinkError(f"cannot publish on {address}: address already in use (another emolive stream?); "
+                    "choose another address")
 
 
 class ZmqPublisher(Sink):
@@ -115,6 +146,8 @@ class ZmqPublisher(Sink):
                                 "allow it explicitly (--allow-remote) or use tcp://127.0.0.1:PORT")
             address = checked
         ipv6 = validate_address(address)
+        if address.startswith("ipc://"):
+            check_ipc_path(address)
         self._socket = (context or zmq.Context.instance()).socket(zmq.XPUB)
         self._socket.setsockopt(zmq.IPV6, ipv6)  # libzmq binds an IPv6 address only with this option
         self._socket.setsockopt(zmq.SNDHWM, sndhwm)
