@@ -36,6 +36,7 @@ from safetensors.torch import save as save_tensors
 
 from emolive.engine.files import open_locked
 from emolive.trainer.errors import TrainerError
+from emolive.trainer.whole_files import replace_whole
 
 CHECKPOINT_FILE = "checkpoint.safetensors"
 LOCK_FILE = ".lock"  # held by the run training into the folder's bundle (hold_checkpoint_folder)

@@ -37,6 +37,7 @@ from emolive.trainer.losses import DistillationLoss, pearson, within_groups
 from emolive.trainer.config import TrainConfig
 from emolive.trainer.labelled import LabelledSet
 from emolive.trainer.errors import TrainerError
+from emolive.trainer.whole_files import replace_whole
 from emolive.trainer.history import bundle_splits
 from emolive.trainer.options import same_named
 from emolive.trainer.sampling import corpus_ids
