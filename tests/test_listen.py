@@ -15,7 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tests.conftest import REPO, corpus_files
-from emolive.engine.schema import (MAX_MESSAGE_BYTES, Rejections, SchemaError, estimate_payload, parse_message,
+from emolive.engine.schema import (Rejections, SchemaError, estimate_payload, parse_message,
                                    printable, status_payload, to_json, validate_estimate, validate_status)
 
 EMOLIVE = str(Path(sys.executable).parent / "emolive")
