@@ -34,6 +34,20 @@ def _edit_config(path, change):
     (path / CONFIG_FILE).write_text(json.dumps(config))
 
 
+
+def weights_by_hand(path, tensors: dict) -> None:
+    """`tensors` as the bundle's weights, written as another program would write them, with config.json's
+    record of their SHA-256 to match (else the load stops at the damaged-copy check)."""
+    import hashlib
+
+    from safetensors.numpy import save_file
+
+    save_file({k: np.ascontiguousarray(v.numpy() if hasattr(v, "numpy") else v) for k, v in tensors.items()},
+              str(path / WEIGHTS_FILE))
+    digest = hashlib.sha256((path / WEIGHTS_FILE).read_bytes()).hexdigest()
+    _edit_config(path, lambda config: config.update(weights_sha256=digest))
+
+
 def test_fp32_round_trip_is_exact(bundle, model):
     loaded, meta = load_bundle(bundle)
     for name, tensor in model.state_dict().items():
@@ -148,13 +162,11 @@ def test_a_normaliser_no_front_end_could_have_fitted_is_refused(tmp_path, edit, 
 def test_a_feature_std_below_trainings_floor_is_refused(tmp_path, model, std):
     """A 0 gave "model.onnx does not compute what model.safetensors holds (differs by nan)", which
     exporting again never fixed; a negative or 1e-30 std loaded and moved every estimate."""
-    from safetensors.torch import save_file
-
     path = save_bundle(tmp_path / "b", model, FrontEndConfig(), CLASSES)
     tensors = dict(model.state_dict())
     tensors["feature_std"] = tensors["feature_std"].clone()
     tensors["feature_std"][0] = std
-    save_file(tensors, str(path / WEIGHTS_FILE))  # a bundle written by hand, or another program
+    weights_by_hand(path, tensors)  # a bundle written by hand, or by another program
     refusal = rf"feature_std holds {std:g}; a feature's training std is at least 1e-05"
     with pytest.raises(BundleError, match=refusal):
         load_bundle(path)
@@ -311,12 +323,11 @@ def test_a_header_that_lies_about_the_data_size_is_refused(bundle):
 
 
 def test_non_finite_weights_are_refused(tmp_path, model):
-    from safetensors.numpy import save_file
 
     path = save_bundle(tmp_path / "b", model, FrontEndConfig(), CLASSES)
     tensors = {k: v.numpy().copy() for k, v in model.state_dict().items()}
     tensors["regression.bias"][1] = np.nan
-    save_file(tensors, str(path / WEIGHTS_FILE))
+    weights_by_hand(path, tensors)
     with pytest.raises(BundleError, match="regression.bias holds NaN"):
         load_bundle(path)
 
@@ -335,11 +346,10 @@ def test_save_bundle_writes_a_graph_the_light_engine_runs(bundle, model):
 def test_a_stale_or_missing_graph_is_refused_and_the_export_command_fixes_it(bundle, model):
     tensors = {k: v.numpy() for k, v in model.state_dict().items()}
     tensors["regression.bias"] = tensors["regression.bias"] + 1
-    from safetensors.numpy import save_file
 
-    save_file(tensors, str(bundle / WEIGHTS_FILE))  # new weights, old graph
-    with pytest.raises(BundleError, match="model.onnx was not made from this model.safetensors; write it with "
-                                          "`trainer export --into-bundle"):
+    weights_by_hand(bundle, tensors)  # new weights, old graph
+    with pytest.raises(BundleError, match="model.onnx was not made from this model.safetensors; if these are the "
+                                          "weights you want, write it with `trainer export --into-bundle"):
         load_student(bundle)
     write_graph(bundle)
     assert load_student(bundle).meta.class_names == CLASSES
