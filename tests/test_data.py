@@ -580,3 +580,28 @@ def test_audio_too_big_for_memory_is_one_line(tmp_path, monkeypatch):
     monkeypatch.setattr(cache, "read_bounded", no_memory)
     with pytest.raises(TrainerError, match=rf"cannot read audio {path}: its 1000 bytes do not fit in memory"):
         cache.read_audio_bytes(path)
+
+
+def test_an_unbalanced_epoch_of_more_clips_than_the_set_makes_more_than_one_pass():
+    """--no-balance took the first `clips` of one permutation: --epoch-clips 1200 over 40 clips was one
+    pass of 40 without a word. Each pass is a whole permutation; fewer clips than the set are unchanged."""
+    from emolive.trainer.sampling import epoch_order
+
+    order = epoch_order(np.random.default_rng(0), 40, 100, None)
+    assert len(order) == 100 and sorted(order[:40]) == sorted(order[40:80]) == list(range(40))
+    assert np.array_equal(epoch_order(np.random.default_rng(0), 40, 30, None),
+                          np.random.default_rng(0).permutation(40)[:30])
+
+
+def test_training_reads_an_ogg_vorbis_file_whole_as_the_engine_does(tmp_path):
+    """The trainer decodes from bytes in memory: the Ogg page check read and seeked that buffer under
+    libsndfile, and a whole Vorbis file came out short, then was refused as truncated (9 of 30 here)."""
+    from emolive.engine.runner import OFFLINE_BLOCK_SIZE
+    from emolive.engine.sources.file import read_mono_16k
+    from emolive.trainer.data.cache import load_audio
+
+    for clip in sorted((CORPORA / "emodb" / "wav").glob("*.flac"))[:6]:
+        samples, rate = sf.read(clip)
+        path = tmp_path / f"{clip.stem}.ogg"
+        sf.write(path, samples, rate, format="OGG", subtype="VORBIS")
+        np.testing.assert_array_equal(load_audio(path.read_bytes(), str(path)), read_mono_16k(path, str(path), OFFLINE_BLOCK_SIZE))

@@ -701,3 +701,37 @@ def test_a_full_disk_under_the_feature_cache_is_one_line_and_leaves_no_temporary
     (line,) = run.stderr.strip().splitlines()
     assert line.startswith(f"trainer features: error: cannot write the cache entry {disk / 'fc'}/") and \
         line.endswith(".npy: No space left on device")
+
+
+def test_training_on_all_splits_records_the_test_clips_as_learned_and_scores_no_held_out_split(tmp_path, capsys):
+    """--train-on all fitted the test speakers, yet results.json scored them as held out, splits.csv
+    still said test and the learned clips left them out, so evaluate --split test passed them as unseen."""
+    manifest, out = subset_manifest(tmp_path, "emodb", every=8), tmp_path / "all"
+    assert trainer_main(["train", "--data", str(manifest), "--cache", str(tmp_path / "cache"), "--epochs", "1",
+                         "--epoch-clips", "40", "--train-on", "all", "--out", str(out)]) == 0
+    assert "test" not in json.loads((out / "results.json").read_text())["test"]
+    utts = read_splits(out / "splits.csv", read_manifest(manifest))
+    assert {u.split for u in utts} == {"train", "val"}
+    with open(out / "learned_clips.csv", newline="") as f:
+        assert len(list(csv.DictReader(f))) == len(utts)
+    capsys.readouterr()
+    assert trainer_main(["evaluate", "--model", str(out), "--data", str(manifest), "--cache", str(tmp_path / "cache"),
+                         "--split", "test"]) == 2
+    assert "test" in capsys.readouterr().err
+
+
+def test_options_that_would_do_nothing_or_merge_corpora_are_refused(tmp_path, capsys):
+    """--balance-quadrants beside --no-balance changed no weight and was recorded as on; manifests in
+    data/emodb/v1 and data/ravdess/v1 were both corpus 'v1', their speakers 03 one speaker."""
+    manifest = subset_manifest(tmp_path, "emodb", every=50)
+    common = ["train", "--data", str(manifest), "--cache", str(tmp_path / "cache"), "--out", str(tmp_path / "m")]
+    assert trainer_main([*common, "--no-balance", "--balance-quadrants"]) == 2
+    assert "--balance-quadrants shares out each corpus's part of an epoch" in capsys.readouterr().err
+    twins = []
+    for corpus in ("emodb", "ravdess"):
+        twin = tmp_path / corpus / "v1" / "manifest.csv"
+        twin.parent.mkdir(parents=True)
+        shutil.copy(subset_manifest(tmp_path / f"{corpus}-src", corpus, every=200), twin)
+        twins.append(str(twin))
+    assert trainer_main(["features", "--data", twins[0], "--data", twins[1], "--cache", str(tmp_path / "cache")]) == 2
+    assert "would both be corpus 'v1'" in capsys.readouterr().err

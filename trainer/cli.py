@@ -137,7 +137,8 @@ def _fit_args(p: argparse.ArgumentParser) -> None:
                         "frame by frame, e.g. hubert-large,hubert-large-960h (a teacher bundle; run "
                         f"`trainer embed` first). Names: {', '.join(PRETRAINED)}")
     p.add_argument("--train-on", choices=list(FIT_SPLITS), default=DataSpec.train_on,
-                   help="which splits to fit on (validation still picks the epoch)")
+                   help="which splits to fit on (validation still picks the epoch); with all, the test split is "
+                        "trained on and recorded as train, so only --test-data stays held out")
     p.add_argument("--int8", action="store_true", help="store weights as int8 with per-channel scales")
     p.add_argument("--classes", choices=CLASS_SETS, default=DataSpec.classes,
                    help="class head labels: categories found in >= 2 corpora (shared), or every category (all)")

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 from emolive.engine.features import FrontEndConfig
 from emolive.trainer.data.cache import MFB
+from emolive.trainer.errors import TrainerError
 from emolive.trainer.options import same_named
 from emolive.trainer.sessions import DEFAULT_PROTOCOL
 
@@ -72,7 +73,12 @@ class TrainConfig:
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> TrainConfig:
-        """The config of `trainer train`/`distill`: same-named options, and the ones said another way."""
+        """The config of `trainer train`/`distill`: same-named options, and the ones said another way. A
+        quadrant balance needs the corpus balance it splits (it did nothing beside --no-balance, and the
+        bundle recorded it as on)."""
+        if args.balance_quadrants and args.no_balance:
+            raise TrainerError("--balance-quadrants shares out each corpus's part of an epoch, which --no-balance "
+                               "turns off: leave out one of them")
         return same_named(cls, args, multitask=not args.no_multitask, balance_corpora=not args.no_balance,
                           use_views=args.views > 0,
                           # the running normaliser reads the MFB+F0 front end's columns: students only

@@ -136,10 +136,14 @@ def fit(data: DataSpec, config: TrainConfig, distill: DistillConfig | None = Non
     What the data already tells
     (a speaker in two splits, no validation clips, targets no CCC can measure, a corpus without a
     teacher to distil from) is refused before any feature is computed."""
-    own = data.split_utterances()
+    fitted = FIT_SPLITS[data.train_on]
+    # a split fitted beside train and val (--train-on all: test) is trained on, so it is recorded as train:
+    # splits.csv, the learned clips and the scores had gone on calling the clips it learned held out
+    own = [replace(u, split="train") if u.split in set(fitted) - {"train", "val"} else u
+           for u in data.split_utterances()]
     utts = own + data.held_out()
     speaker_splits(utts)  # --test-data clips are all "test": one of their speakers may be in train or val
-    fit_clips = by_split(utts, *FIT_SPLITS[data.train_on])
+    fit_clips = by_split(own, *fitted)  # never --test-data's clips, whatever --train-on says
     check_targets(fit_clips, by_split(utts, "val"))
     if distill is not None:
         from emolive.trainer.distill import check_teachers, setup_distillation
@@ -181,12 +185,28 @@ def as_stored(model: StudentModel, int8: bool) -> StudentModel:
 
 def load_utterances(manifests: list[str], msp_roots: list[str] | None = None) -> list[Utterance]:
     """Every source's clips, pooled; a clip in two sources counts once, by its path
-    (utterance.without_duplicates) or by its audio (cache.without_copied_audio)."""
+    (utterance.without_duplicates) or by its audio (cache.without_copied_audio). Manifests in two
+    folders of one name are refused: a corpus is its manifest's folder name, so their speakers (EmoDB's
+    03 and RAVDESS's 03 under data/emodb/v1 and data/ravdess/v1) had merged into one, and a split."""
+    check_corpus_names(manifests)
     sources = [(m, read_manifest(m)) for m in manifests] + [(r, read_msp_podcast(r)) for r in msp_roots or []]
     utts = without_copied_audio(without_duplicates((str(where), u) for where, us in sources for u in us))
     if not utts:
         raise TrainerError("no utterances: give --data MANIFEST.csv and/or --msp-podcast ROOT")
     return utts
+
+
+def check_corpus_names(manifests: list[str]) -> None:
+    """Raise TrainerError where manifests in different folders would name one corpus (load_utterances)."""
+    folders: dict[str, set[Path]] = {}
+    for manifest in manifests:
+        folder = Path(manifest).resolve().parent
+        folders.setdefault(folder.name, set()).add(folder)
+    for name, found in folders.items():
+        if len(found) > 1:
+            where = " and ".join(str(folder) for folder in sorted(found)[:2])
+            raise TrainerError(f"the manifests in {where} would both be corpus {name!r} (a corpus is its manifest's "
+                               "folder name) and their speakers one: put each in a folder named for its corpus")
 
 
 def ensure_splits(utts: list[Utterance], seed: int, val_frac: float, test_frac: float) -> list[Utterance]:

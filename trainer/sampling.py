@@ -50,10 +50,12 @@ def session_index(streams: list[str]) -> np.ndarray:
 
 
 def epoch_order(rng: np.random.Generator, n: int, clips: int, weights: np.ndarray | None) -> np.ndarray:
-    """The clips of one epoch: a permutation (its first `clips`), or `clips` weighted draws."""
+    """The clips of one epoch: `clips` of whole permutations in turn (more clips than the set are more than
+    one pass: a single permutation had capped --epoch-clips at the set's size without a word), or
+    `clips` weighted draws."""
     clips = clips or n
     if weights is None:
-        return rng.permutation(n)[:clips]
+        return np.concatenate([rng.permutation(n) for _ in range(-(-clips // n))])[:clips]
     return rng.choice(n, clips, p=weights)
 
 

@@ -93,9 +93,12 @@ def open_decoder(file: AudioInput, what: str) -> Decoder:
         head = _part(file, HEAD_BYTES)
     except OSError as exc:  # the first open of the file: permissions, a folder, a disk error
         raise AudioSourceError(f"cannot read {what}: {exc.strerror or exc}") from None
+    # the pages are checked before libsndfile opens the file: on a file object the check's reads and seeks
+    # moved it under libsndfile's feet, and a whole Vorbis file came out short, then called truncated
+    damage = _ogg_damage(file) if head[:4] == b"OggS" else None
     sound = None if _is_mpeg_audio(head) else _sndfile_or_none(file)
     if sound is not None:
-        return SndfileDecoder(sound, what, head, _ogg_damage(file) if head[:4] == b"OggS" else None)
+        return SndfileDecoder(sound, what, head, damage)
     if not isinstance(file, (str, os.PathLike)):
         file.seek(0)
     return FFmpegDecoder(file, what)
