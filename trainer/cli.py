@@ -306,9 +306,10 @@ def _report_command(p: argparse.ArgumentParser) -> None:
     _data_args(p)
     _split_choice_args(p)
     p.add_argument("--out", required=True, metavar="DIR", help="report directory to write")
-    p.add_argument("--tsne", dest="map", action="store_const", const="tsne", default="tsne",
-                   help="map embeddings with t-SNE (default)")
-    p.add_argument("--pca", dest="map", action="store_const", const="pca", help="map with PCA (fast)")
+    maps = p.add_mutually_exclusive_group()  # both given, the last one had won without a word
+    maps.add_argument("--tsne", dest="map", action="store_const", const="tsne", default="tsne",
+                      help="map embeddings with t-SNE (default)")
+    maps.add_argument("--pca", dest="map", action="store_const", const="pca", help="map with PCA (fast)")
 
 
 def _export_command(p: argparse.ArgumentParser) -> None:
