@@ -33,7 +33,11 @@ log = logging.getLogger("emolive")
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    try:  # the commands' entry points load first: Ctrl-C then is one line too, as at any later moment
+        args = build_parser().parse_args(argv)
+    except KeyboardInterrupt:
+        print("emolive: interrupted before it started", file=sys.stderr)
+        return 130
     console.configure("emolive", args.verbose - args.quiet)
     try:
         return args.command(args)

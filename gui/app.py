@@ -7,31 +7,36 @@ every estimate it received, the window is grabbed to a PNG and the program exits
 from __future__ import annotations
 
 import argparse
-import signal
 import sys
 
 from PySide6.QtCore import QTimer
 from PySide6.QtGui import QImage
 from PySide6.QtWidgets import QApplication
 
+from emolive.gui.cli import Interrupt
 from emolive.gui.window import MainWindow
 
 
-def run_app(args: argparse.Namespace) -> int:
+def run_app(args: argparse.Namespace, interrupt: Interrupt) -> int:
+    """Show the window and run it; `interrupt` (installed before Qt was imported) closes it on Ctrl-C or
+    SIGTERM, which Python sees on the redraw timer, and says the exit status. A signal before the loop
+    runs ends it at once: the window it closed had been started all the same, the loop never left."""
     app = QApplication.instance() or QApplication(sys.argv[:1])
     window = build_window(args)
+    interrupt.close = window.close
+    if interrupt.code is not None:
+        return interrupt.code
     window.show()
     if args.screenshot:
         window.pace_files = False
         window.run_finished.connect(lambda ok: QTimer.singleShot(0, lambda: save_and_quit(window, args.screenshot, ok)))
-    QTimer.singleShot(0, window.start)
-    # Ctrl-C in the terminal closes the window like its close button; Python sees the signal on the redraw timer.
-    previous = signal.signal(signal.SIGINT, lambda *_: window.close())
+    QTimer.singleShot(0, lambda: app.quit() if interrupt.code is not None else window.start())
     try:
-        return app.exec()
+        code = app.exec()
     finally:
-        signal.signal(signal.SIGINT, previous)
+        interrupt.close = None
         window.close()  # after --screenshot: the engine's thread ends before we return; otherwise already closed
+    return code if interrupt.code is None else interrupt.code
 
 
 def build_window(args: argparse.Namespace) -> MainWindow:

@@ -5,7 +5,10 @@ Qt is imported only when the command runs, so `emolive stream` never pays for it
 from __future__ import annotations
 
 import argparse
+import signal
+from collections.abc import Callable
 from functools import partial
+from types import FrameType
 
 from emolive.engine.defaults import DEFAULT_ADDRESS
 from emolive.engine.session import add_stream_options
@@ -24,6 +27,23 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     gui.set_defaults(command=partial(cmd_gui, parser=gui))
 
 
+class Interrupt:
+    """`emolive gui`'s SIGINT and SIGTERM, from its first moment: while Qt loads they are only noted (a
+    Ctrl-C then aborted the interpreter inside shiboken's start, or was lost and the window came up
+    anyway), and once the window is up they close it as its close button does. `code` is the exit
+    status the first asks for (130, 143), as `emolive stream` exits."""
+
+    def __init__(self) -> None:
+        self.code: int | None = None
+        self.close: Callable[[], object] | None = None  # the window's, once there is one
+
+    def __call__(self, signum: int, frame: FrameType | None) -> None:
+        if self.code is None:
+            self.code = 128 + signum
+        if self.close is not None:
+            self.close()
+
+
 def cmd_gui(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     if args.screenshot and (args.source is None or args.connect):
         parser.error("--screenshot needs --source FILE (and no --connect)")
@@ -36,6 +56,12 @@ def cmd_gui(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         from emolive.engine.sources.factory import check_for_a_source
 
         check_for_a_source(args.source, microphone_options(args))
-    from emolive.gui.app import run_app
+    interrupt = Interrupt()
+    previous = {signum: signal.signal(signum, interrupt) for signum in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        from emolive.gui.app import run_app
 
-    return run_app(args)
+        return run_app(args, interrupt)
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)

@@ -15,7 +15,7 @@ from emolive.engine.runner import Runner, RunStats
 from emolive.engine.session import USER_ERRORS, StreamConfig, open_stream
 from emolive.engine.sinks.base import Sink
 from emolive.gui.feed import FeedSignals
-from emolive.gui.level import LevelTap
+from emolive.gui.level import SILENCE_DBFS, LevelTap
 
 STOP_TIMEOUT_S = 5.0  # Runner.stop() takes effect within 0.1 s plus a model call; loading a model can take seconds
 
@@ -84,10 +84,18 @@ class EngineFeed:
         finally:
             self.signals.finished.emit(stats)
 
+    def _notify(self, message: str) -> None:
+        """A microphone lost or back (--reconnect), said in the window; the meter falls to silence until
+        audio comes again (it had gone on showing the last block's level, with "running", for the whole
+        of an outage)."""
+        if self._tap is not None:
+            self._tap.level_dbfs = SILENCE_DBFS
+        self.signals.notice.emit(message)
+
     def _run_engine(self) -> RunStats | None:
         cfg = self.config
         model = load_model_one_thread(cfg.model)  # torch (a torch model's) on one thread, as `emolive stream`
-        with open_stream(cfg) as stream:
+        with open_stream(cfg, notify=self._notify) as stream:
             self._tap = LevelTap(stream.source)
             self._runner = stream.runner(model, [self.sink], reading=self._tap)
             if self._stopping.is_set():

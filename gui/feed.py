@@ -18,6 +18,7 @@ class FeedSignals(QObject):
     turn = Signal(object)  # an engine.schema turn dict (a speech turn that ended)
     started = Signal(str)  # what is playing, in words
     error = Signal(str)  # one line a user can act on
+    notice = Signal(str)  # news of the source, not an error: a microphone lost, and back (--reconnect)
     rejected = Signal(str)  # a message that was not emolive's was ignored: the count and why, in one line
     finished = Signal(object)
 

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from emolive.engine.schema import DIMENSIONS
-CAPACITY = 2400  # 60 s of traces at a hop as small as 25 ms
+CAPACITY = 3000  # 60 s of traces at the smallest hop, one 20 ms frame (2400 had held 48 s of it)
 TURNS = 200  # speech turns kept for the traces: far more than 60 s can hold
 
 

@@ -105,6 +105,7 @@ class MainWindow(QMainWindow):
         signals.turn.connect(self.history.add_turn, queued)
         signals.started.connect(self.on_started, queued)
         signals.error.connect(self.show_error, queued)
+        signals.notice.connect(self.on_notice, queued)
         signals.rejected.connect(self.statusBar().showMessage, queued)
         signals.finished.connect(self.on_finished, queued)
         self.controls.set_running(True)
@@ -127,6 +128,14 @@ class MainWindow(QMainWindow):
 
     def on_status(self, status: Mapping[str, Any]) -> None:
         self.history.latest_status = status
+        if status.get("ended") is True:  # a publisher's run ended (--connect): its last flag is history now
+            self.speech.set_speech(None)
+
+    def on_notice(self, message: str) -> None:
+        """The source's news (a device lost, back): in the status bar, and no speech shown until the next
+        estimate says otherwise."""
+        self.statusBar().showMessage(message)
+        self.speech.set_speech(None)
 
     def on_finished(self, stats: Any) -> None:
         self.running = False

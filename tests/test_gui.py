@@ -17,7 +17,7 @@ import zmq
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QFileDialog
 
-from tests.conftest import REPO, corpus_files
+from tests.conftest import REPO, corpus_files, read_audio
 from tests.test_listen import HOSTILE, frames, good_estimate
 from emolive.engine.cli import main
 from emolive.engine.plugin import load_model
@@ -328,6 +328,10 @@ def test_connect_mode_shows_a_real_zeromq_stream(qtbot):
         assert list(x) == [e["end"] for e in sent] and list(y) == [e["valence"] for e in sent]
         assert "model remote" in win.status_label.text() and "skipped windows 1" in win.status_label.text()
         assert win.level.format() == "input level: no audio" and win.speech.text() == "speech"
+        # the publisher's run ends: its last window's flag stayed green until the next run (20-35 s here)
+        publisher.status(status_payload(stream="s", dropped_blocks=2, skipped_windows=1, lag_s=0.1, wall=2.0,
+                                        ended=True))
+        qtbot.waitUntil(lambda: win.speech.text() == "no input", timeout=5000)
         win.close()
         assert not win.feed.running
 
@@ -436,3 +440,33 @@ def test_window_and_hop_follow_stream_s_rule_never_clamped(qtbot, tmp_path, caps
     qtbot.addWidget(window)
     config = window.controls.run_config()
     assert (config.window_s, config.hop_s) == (45.0, 0.02)
+
+
+def test_the_traces_hold_the_last_60_s_at_the_smallest_hop():
+    """2400 rows were 60 s at a 25 ms hop, which no one can give: at the 20 ms frame they held 48 s."""
+    history = EstimateHistory()
+    for seq in range(4000):
+        history.append(good_estimate(seq, start=0.02 * seq, end=0.02 * seq + 3.0))
+    rows = history.rows(60.0)
+    assert rows[-1, 0] - rows[0, 0] >= 59.98  # column 0: each row's end
+
+
+@pytest.mark.parametrize("delay", [0.3, 0.7, 1.5, 4.0])
+def test_ctrl_c_at_any_moment_of_the_window_closes_it_and_exits_130(delay, tmp_path):
+    """In its first second Ctrl-C aborted the interpreter inside shiboken's start, crashed it, printed
+    a KeyboardInterrupt traceback or was lost (the window played on); SIGTERM killed it without
+    closing the window. Both now close it as its button does, at any moment, and exit as `stream` does."""
+    import signal
+
+    clip = tmp_path / "speech.flac"
+    sf.write(clip, np.concatenate([read_audio(p) for p in corpus_files("ravdess", limit=3)]), 16000)
+    for signum, code in ((signal.SIGINT, 130), (signal.SIGTERM, 143)):
+        gui = subprocess.Popen([EMOLIVE, "gui", "--source", str(clip)], env={**os.environ, "QT_QPA_PLATFORM": "offscreen"},
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        time.sleep(delay)
+        gui.send_signal(signum)
+        try:
+            _, err = gui.communicate(timeout=30)
+        finally:
+            gui.kill()
+        assert gui.returncode == code and "Traceback" not in err and "Fatal" not in err, (signum, err)

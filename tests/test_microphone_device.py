@@ -241,3 +241,30 @@ def test_ctrl_c_while_waiting_for_a_lost_device_ends_cleanly(mic):
     assert "estimates from" in stream.stderr[-1]
     assert not any("leaked" in line or "nanobind" in line for line in stream.stderr), stream.stderr
 
+
+
+def test_the_window_says_the_microphone_was_lost_and_shows_no_input_while_it_is_away(mic, qtbot, monkeypatch):
+    """With --reconnect the window showed "running", a green speech light and the last block's level
+    (-28 dBFS) for the whole of an outage; only after it did "device lost and back" appear. The window
+    runs in this process, which reaches the sound server through the environment, as paplay does."""
+    from emolive.engine.cli import build_parser
+    from emolive.gui.app import build_window
+    from emolive.gui.level import SILENCE_DBFS
+
+    for name, value in mic.env.items():
+        if name.startswith(("PULSE_", "XDG_")):
+            monkeypatch.setenv(name, value)
+    window = build_window(build_parser().parse_args(["gui", "--device", DEVICE, "--reconnect", "--window",
+                                                     str(WINDOW_S), "--hop", str(HOP_S)]))
+    qtbot.addWidget(window)
+    window.show()
+    window.start()
+    qtbot.waitUntil(lambda: window.history.total >= 2, timeout=int(1000 * START_TIMEOUT_S))
+    mic.kill()
+    try:
+        qtbot.waitUntil(lambda: "was lost" in window.statusBar().currentMessage(), timeout=20_000)
+        assert window.feed.level_dbfs == SILENCE_DBFS and window.speech.text() == "no input"
+    finally:
+        mic.start()
+    qtbot.waitUntil(lambda: "is back after" in window.statusBar().currentMessage(), timeout=20_000)
+    window.close()
