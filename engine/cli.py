@@ -145,8 +145,11 @@ def cmd_stream(args: argparse.Namespace) -> int:
     outputs = SinkOptions.from_args(args)
     if args.csv and config.source is not None:
         check_not_an_input(args.csv, [config.source], "--csv")
-    model = load_model_one_thread(config.model)
     with ExitStack() as stack:
+        # SIGTERM before the run (the model loading, --wait-subscriber's wait) ends as Ctrl-C does there, in
+        # one line; it had killed the process without a word
+        stack.enter_context(console.terminate_as_interrupt())
+        model = load_model_one_thread(config.model)
         stream = stack.enter_context(open_stream(config, notify=notify))
         log.info("reading %s; model %s", stream.description, printable(model.name))
         sinks = open_sinks(outputs, stack, model.meta.class_names)

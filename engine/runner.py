@@ -227,7 +227,9 @@ class Runner:
             if now >= next_status:  # on a fixed beat, but never more than once per model call
                 self._send_status()
                 next_status = max(next_status + self.status_interval_s, now)
-        self._evaluate()  # stopped: the windows already complete still go out, and the turns held for them
+        # stopped (Ctrl-C, stop()): the stream ends where it was read to, as at its end, so the windows already
+        # complete go out, and the turn in progress with them (it was dropped: the last utterance had none)
+        self._finish()
 
     def _drain(self) -> list[Any]:
         """Everything queued now (waiting up to POLL_S for the first item): the backlog is seen at once."""

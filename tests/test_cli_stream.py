@@ -113,3 +113,22 @@ def test_quiet_means_quiet_for_liblsl_too(speech_flac):
     result = subprocess.run([*EMOLIVE, "-q", "stream", "--source", str(speech_flac), "--no-publish", "--lsl", "--json"],
                             cwd=REPO, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0 and result.stderr == "", result.stderr
+
+
+def test_sigterm_while_waiting_for_a_subscriber_ends_as_ctrl_c_does(speech_flac):
+    """SIGTERM before the run (the model loading, --wait-subscriber's wait) killed the process without a
+    word, where Ctrl-C there ended it with 130."""
+    import signal
+    import time
+
+    engine = subprocess.Popen([*EMOLIVE, "stream", "--source", str(speech_flac), "--publish",
+                               f"tcp://127.0.0.1:{free_port()}", "--wait-subscriber", "60"], cwd=REPO,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        assert "publishing on" in engine.stderr.readline() + engine.stderr.readline()  # now waiting
+        time.sleep(0.5)
+        engine.send_signal(signal.SIGTERM)
+        assert engine.wait(timeout=30) == 130
+        assert "Traceback" not in engine.stderr.read()
+    finally:
+        engine.kill()

@@ -424,3 +424,40 @@ def test_when_a_sink_fails_the_others_still_get_the_final_status(student, speech
             runner.run()
     assert len(other.estimates) == 1  # delivered before the JSON lines failed on the same estimate
     assert other.statuses and other.statuses[-1]["estimates"] == 1 and other.statuses[-1]["ended"] is True
+
+
+def test_a_run_stopped_mid_utterance_still_sends_its_turn(student):
+    """Ctrl-C (or the GUI's Stop) while someone spoke: the estimates went out, the turn in progress
+    never did, so the last utterance had no turn at all. A stop now ends the stream where it was read."""
+    speech = np.concatenate([read_audio(p) for p in corpus_files("emodb", every=40, limit=3)])
+    cut = int(0.8 * len(speech))  # mid-utterance: EmoDB clips are speech from end to end
+    read_fd, write_fd = os.pipe()
+    heard, returned = threading.Event(), threading.Event()
+
+    class StopWhenHeard(Collect):
+        def emit(self, estimate):
+            super().emit(estimate)
+            if estimate["end"] >= cut / 16000 - 0.5:  # the audio written is estimated: stop, as Ctrl-C would
+                heard.set()
+
+    def produce() -> None:  # writes the first 80 % and goes on waiting, as a microphone would
+        pipe = os.fdopen(write_fd, "wb")
+        pipe.write(speech[:cut].astype("<f4").tobytes())
+        pipe.flush()
+        heard.wait(timeout=60)
+        runner.stop()
+        returned.wait(timeout=60)  # the pipe stays open: the run ends by the stop, never by the end of its input
+        pipe.close()
+
+    sink = StopWhenHeard()
+    with os.fdopen(read_fd, "rb") as pipe:
+        runner = Runner(RawPcmSource(pipe), student, [sink], window_s=1.0, hop_s=0.5, live=True)
+        producer = threading.Thread(target=produce)
+        producer.start()
+        try:
+            runner.run()
+        finally:
+            returned.set()
+    producer.join()
+    assert heard.is_set() and sink.turns, "no turn for the speech in progress"
+    assert sink.turns[-1]["end"] > cut / 16000 - 1.0 and sink.statuses[-1]["ended"] is True
