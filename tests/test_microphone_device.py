@@ -290,3 +290,22 @@ def test_the_window_says_the_microphone_was_lost_and_shows_no_input_while_it_is_
         assert window.wait(timeout=30) == 0
     finally:
         window.kill()
+
+
+def test_a_device_that_opens_but_gives_no_audio_is_not_back_and_its_outage_is_one_gap(mic):
+    """A suspended sound server: the device stayed listed and opened at once, so it was said "back",
+    stalled 5 s later, and one 25 s outage read as four gaps of 5.6 s. It is back when audio flows."""
+    stream = LiveStream(mic, "--reconnect")
+    stream.wait_for_estimates(2)
+    mic.suspend(True)
+    try:
+        stream.wait_until(lambda: any("was lost" in line for line in stream.stderr), 20, "the lost-device message")
+        time.sleep(8.0)  # past the 5 s stall detector again: the reopened stream delivers nothing either
+        assert not any("is back" in line for line in stream.stderr), stream.stderr
+    finally:
+        mic.suspend(False)
+    stream.wait_until(lambda: any("is back after" in line for line in stream.stderr), 30, "the device-back message")
+    stream.wait_for_estimates(len(stream.estimates) + 2, timeout=20)
+    assert stream.interrupt() == 130
+    assert sum("was lost" in line for line in stream.stderr) == 1
+    assert "device lost and back 1 time," in stream.stderr[-1]

@@ -71,6 +71,10 @@ class VirtualMicrophone:
             self._daemon.kill()
             self._daemon.wait()
 
+    def suspend(self, suspended: bool) -> None:
+        """Suspend the sink (or resume it): the device stays listed and opens, but no audio flows."""
+        self._pactl("suspend-sink", SINK, "1" if suspended else "0").check_returncode()
+
     def stop(self) -> None:
         if self._daemon is not None and self._daemon.poll() is None:
             self._daemon.terminate()

@@ -189,28 +189,37 @@ class MicrophoneSource(AudioSource):
         return self._gaps, self._gap_s
 
     def _read_blocks(self) -> Iterator[np.ndarray]:
+        """Blocks as they are captured; with --reconnect a device lost is waited for, and it is back once
+        its audio flows again, not once it opens: a suspended sound server opened at once and delivered
+        nothing, so one 25 s outage read as four gaps of 5.6 s, each said "back"."""
         last_data = time.monotonic()
+        lost_since: float | None = None  # the last audio before a loss, until audio comes again
         while not self._closed:
             active = self._stream.active  # before reading, so nothing written after it is missed
             frames = self._ring.read()
             if len(frames):
                 last_data = time.monotonic()
+                if lost_since is not None:
+                    self._back(last_data - lost_since)
+                    lost_since = None
                 yield self._convert(frames if self._columns is None else frames[:, self._columns])
             elif active and time.monotonic() - last_data <= STALL_SECONDS:
                 time.sleep(POLL_SECONDS)
             else:
                 yield self._convert(frames, last=True)  # what was captured before the loss is all delivered
                 if self.options.reconnect:
-                    self._reconnect(last_data)
+                    if lost_since is None:
+                        lost_since = last_data
+                        self._notify(f"{self.description} was lost; waiting for it to come back")
+                    self._reconnect()
                     last_data = time.monotonic()
                     continue
                 why = "stopped" if not active else f"delivered no audio for {STALL_SECONDS:g} s"
                 raise AudioSourceError(f"{self.description} {why} (unplugged, or its sound server stopped); "
                                        "--reconnect waits for it to come back")
 
-    def _reconnect(self, lost_since: float) -> None:
+    def _reconnect(self) -> None:
         """Drop the dead stream, then look for the device every RECONNECT_POLL_SECONDS until it opens again."""
-        self._notify(f"{self.description} was lost; waiting for it to come back")
         sd = _sounddevice()
         try:
             self._stream.abort()  # not stop(): a stalled stream has no buffers worth waiting for
@@ -233,12 +242,13 @@ class MicrophoneSource(AudioSource):
             if self._closed:  # close() came while the stream was opening: it saw no stream to stop
                 self._stream.stop()
                 self._stream.close()
-                return
-            gap = time.monotonic() - lost_since
-            self._gaps, self._gap_s = self._gaps + 1, self._gap_s + gap
-            self._notify(f"{self.description} is back after {gap:.1f} s "
-                         f"({self._gaps} gap{'s' if self._gaps > 1 else ''}, {self._gap_s:.1f} s in all)")
             return
+
+    def _back(self, gap: float) -> None:
+        """The device's audio flows again after `gap` seconds without any: one gap, counted and said."""
+        self._gaps, self._gap_s = self._gaps + 1, self._gap_s + gap
+        self._notify(f"{self.description} is back after {gap:.1f} s "
+                     f"({self._gaps} gap{'s' if self._gaps > 1 else ''}, {self._gap_s:.1f} s in all)")
 
     def close(self) -> None:
         """Stop the stream. The resampler is let go too: a reader thread still waiting for a lost
