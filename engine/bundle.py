@@ -160,6 +160,18 @@ def check_bundle_target(path: Path) -> None:
     if any(path.iterdir()) and not (path / CONFIG_FILE).is_file():
         raise BundleError(f"{path}: exists, is not empty and holds no {CONFIG_FILE} (not a bundle); "
                           "write the bundle to a new or empty directory")
+    if any(path.iterdir()) and not _is_bundle_config(path):  # a project's own config.json: it is not ours to delete
+        raise BundleError(f"{path}: exists and its {CONFIG_FILE} is not a bundle's; write the bundle to a new or "
+                          "empty directory")
+
+
+def _is_bundle_config(path: Path) -> bool:
+    """Whether `path`'s config.json reads as a bundle's (a JSON object naming a format and an architecture)."""
+    try:
+        config = read_config(path)
+    except BundleError:
+        return False
+    return {"format_version", "architecture"} <= config.keys()
 
 
 def _replace_dir(new: Path, target: Path) -> None:

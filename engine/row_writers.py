@@ -162,9 +162,14 @@ class ParquetRowWriter:
             raise SinkError(f"cannot finish {self._path}: {exc}{self._discard()}") from None
 
     def _discard(self) -> str:
-        """Remove the unreadable file (a regular one: /dev/full or a FIFO is left be); what to add to the error."""
+        """Remove the unreadable file (a regular one: /dev/full or a FIFO is left be); what to add to the error.
+        An --out that is a link is emptied where it leads, not unlinked: the link went, the damage stayed."""
         self._failed = True
-        if not stat.S_ISREG(os.fstat(self._stream.fileno()).st_mode):
+        fd = self._stream.fileno()
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
             return ""
+        if os.path.islink(self._path):
+            os.ftruncate(fd, 0)
+            return "; emptied it, since a Parquet file holds no readable row without its footer"
         os.unlink(self._path)
         return "; removed it, since a Parquet file holds no readable row without its footer"

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
-from PySide6.QtCore import QTimer
+from PySide6.QtCore import QBuffer, QByteArray, QIODevice, QTimer
 from PySide6.QtGui import QImage
 from PySide6.QtWidgets import QApplication
 
@@ -66,12 +67,24 @@ def screenshot_image(window: MainWindow) -> QImage:
 
 
 def save_and_quit(window: MainWindow, path: str, ok: bool) -> None:
-    """Runs after the finished signal, i.e. after every estimate signal before it was handled and drawn."""
+    """Runs after the finished signal, i.e. after every estimate signal before it was handled and drawn.
+    The PNG is made in memory and replaces `path` by a rename (engine.bundle.replace_file): QImage.save
+    emptied the file before failing on a name it had no format for, and a full disk left half a PNG."""
+    from emolive.engine.bundle import BundleError, replace_file
+
     code = 0
     if not ok:
         print(f"emolive: error: {window.error}", file=sys.stderr)
         code = 1
-    elif not screenshot_image(window).save(path):
-        print(f"emolive: error: cannot write the screenshot to {path}", file=sys.stderr)
-        code = 1
+    else:
+        data = QByteArray()
+        buffer = QBuffer(data)
+        buffer.open(QIODevice.OpenModeFlag.WriteOnly)
+        try:
+            if not screenshot_image(window).save(buffer, "PNG"):
+                raise BundleError(f"cannot make the screenshot for {path}")
+            replace_file(Path(path), bytes(data))
+        except BundleError as err:
+            print(f"emolive: error: {err}", file=sys.stderr)
+            code = 1
     QApplication.instance().exit(code)

@@ -31,7 +31,7 @@ class Interrupt:
     """`emolive gui`'s SIGINT and SIGTERM, from its first moment: while Qt loads they are only noted (a
     Ctrl-C then aborted the interpreter inside shiboken's start, or was lost and the window came up
     anyway), and once the window is up they close it as its close button does. `code` is the exit
-    status the first asks for (130, 143), as `emolive stream` exits."""
+    status the first asks for: 130 for SIGINT, 143 for SIGTERM, as `emolive score` and `trainer` exit."""
 
     def __init__(self) -> None:
         self.code: int | None = None
@@ -52,10 +52,13 @@ def cmd_gui(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
 
     WindowSpec.from_seconds(args.window, args.hop, FrontEndConfig())  # stream's rule, in one line, before the window
     if args.source is not None:  # the microphone's options beside a file are refused, as by `emolive stream`
+        from emolive.engine.row_writers import check_not_an_input
         from emolive.engine.session import microphone_options
         from emolive.engine.sources.factory import check_for_a_source
 
         check_for_a_source(args.source, microphone_options(args))
+        if args.screenshot:  # the picture would be written over the recording it shows
+            check_not_an_input(args.screenshot, [args.source], "--screenshot")
     interrupt = Interrupt()
     previous = {signum: signal.signal(signum, interrupt) for signum in (signal.SIGINT, signal.SIGTERM)}
     try:

@@ -132,3 +132,19 @@ def test_sigterm_while_waiting_for_a_subscriber_ends_as_ctrl_c_does(speech_flac)
         assert "Traceback" not in engine.stderr.read()
     finally:
         engine.kill()
+
+
+def test_a_csv_file_is_not_emptied_when_another_output_cannot_start(speech_flac, tmp_path):
+    """The CSV was opened (emptied) before the WebSocket server found its port taken: a run that never
+    started cost the file the user named."""
+    import socket
+
+    earlier = tmp_path / "earlier.csv"
+    earlier.write_text("precious,data\n1,2\n")
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        result = stream("--source", str(speech_flac), "--no-publish", "--csv", str(earlier),
+                        "--websocket", f"127.0.0.1:{taken.getsockname()[1]}")
+    assert_one_line_error(result, "address already in use")
+    assert earlier.read_text() == "precious,data\n1,2\n"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import os
+import shutil
 import subprocess
 import sys
 import threading
@@ -470,3 +471,17 @@ def test_ctrl_c_at_any_moment_of_the_window_closes_it_and_exits_130(delay, tmp_p
         finally:
             gui.kill()
         assert gui.returncode == code and "Traceback" not in err and "Fatal" not in err, (signum, err)
+
+
+def test_a_screenshot_is_never_written_over_its_recording_nor_a_file_emptied(tmp_path, capsys):
+    """--screenshot same.png --source same.png wrote the picture over the recording; a name QImage had
+    no format for was emptied, then reported as not written."""
+    clip = tmp_path / "take.png"  # a recording under a picture's name
+    shutil.copy(corpus_files("emodb", limit=1)[0], clip)
+    before = clip.read_bytes()
+    assert main(["-q", "gui", "--source", str(clip), "--screenshot", str(clip)]) == 1
+    assert "--screenshot" in capsys.readouterr().err and clip.read_bytes() == before
+    notes = tmp_path / "notes.txt"
+    notes.write_text("kept until a picture replaces it whole")
+    assert main(["-q", "gui", "--source", str(corpus_files("emodb", limit=1)[0]), "--screenshot", str(notes)]) == 0
+    assert notes.read_bytes().startswith(b"\x89PNG")

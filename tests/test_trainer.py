@@ -735,3 +735,20 @@ def test_options_that_would_do_nothing_or_merge_corpora_are_refused(tmp_path, ca
         twins.append(str(twin))
     assert trainer_main(["features", "--data", twins[0], "--data", twins[1], "--cache", str(tmp_path / "cache")]) == 2
     assert "would both be corpus 'v1'" in capsys.readouterr().err
+
+
+def test_outputs_that_would_destroy_the_users_files_are_refused(tmp_path, capsys):
+    """A folder holding a project's own config.json (and the run's manifest) was taken for a bundle and
+    replaced whole after training; `export --out BUNDLE/model.safetensors` wrote over the weights it read."""
+    project = tmp_path / "project"
+    project.mkdir()
+    manifest = shutil.copy(subset_manifest(tmp_path, "emodb", every=50), project / "manifest.csv")
+    (project / "config.json").write_text('{"my": "settings"}')
+    assert trainer_main(["train", "--data", str(manifest), "--cache", str(tmp_path / "cache"), "--out", str(project),
+                         "--epochs", "1"]) == 2
+    assert "its config.json is not a bundle's" in capsys.readouterr().err and manifest.is_file()
+    bundle = shutil.copytree(DEFAULT_BUNDLE, tmp_path / "copy")
+    weights = (bundle / "model.safetensors").read_bytes()
+    assert trainer_main(["export", "--model", str(bundle), "--out", str(bundle / "model.safetensors")]) == 2
+    assert "is inside the bundle it exports" in capsys.readouterr().err
+    assert (bundle / "model.safetensors").read_bytes() == weights

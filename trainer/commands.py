@@ -114,6 +114,10 @@ def train(args) -> int:
         check_not_a_teacher(out, distill)
     # what the arguments already tell is found before hours of training, not after them
     check_bundle_target(out)
+    for source in [*data.sources, *data.test_data]:  # the bundle replaces --out whole, with what it holds
+        if out.resolve() in Path(source).resolve().parents:
+            raise TrainerError(f"--out {out} holds the data {source}, which writing the bundle there would delete: "
+                               "give --out a folder of its own")
     writable_folder(out.parent, f"--out {out}")  # write_bundle makes it and writes the bundle in it
     checkpoint = Checkpointing(Path(args.checkpoint_dir or f"{out}.checkpoint"), resume=args.resume)
     inside = checkpoint.directory.resolve()
@@ -239,8 +243,11 @@ def report(args) -> int:
     plugins = [load_model(spec) for spec in models]  # a wrong name or path fails before any work
     learned = [splits for plugin in plugins if (splits := bundle_splits(plugin))]
     sources = load_sources(args.data, args.msp_podcast, args.splits, args.split, learned)
-    done = build_report(models, plugins, sources, args.out, data.cache_root(), args.map,
-                        args.split, args.splits, command=command_line(args, models))
+    try:
+        done = build_report(models, plugins, sources, args.out, data.cache_root(), args.map,
+                            args.split, args.splits, command=command_line(args, models))
+    except OSError as err:  # a full disk under a figure or the tables: one line, as any output's
+        raise TrainerError(f"cannot write the report in {args.out}: {err.strerror or err}") from None
     print(f"report: {len(models)} model(s) on {len(done.utterances)} utterances in {done.seconds:.1f} s: "
           f"{Path(args.out) / 'report.md'} and report.html")
     return 0
@@ -251,7 +258,7 @@ def export(args) -> int:
     from emolive.plugins.student import DEFAULT_BUNDLE, load_bundle, write_graph
     from emolive.plugins.student.graph import export_graph
     from emolive.plugins.teacher.bundle import PREFIX, write_teacher_graph
-    from emolive.trainer.export import stamp_graph
+    from emolive.trainer.export import graph_metadata
 
     if args.into_bundle and args.model != DEFAULT_MODEL:
         raise TrainerError(f"--model {args.model} is for --out; --into-bundle exports {args.into_bundle}'s own weights")
@@ -262,8 +269,13 @@ def export(args) -> int:
         teacher = str(read_config(args.into_bundle).get("architecture", "")).startswith(PREFIX)
         path = (write_teacher_graph if teacher else write_graph)(args.into_bundle)  # a teacher's: its head
     else:
-        model, meta = load_bundle(DEFAULT_BUNDLE if args.model == DEFAULT_MODEL else args.model)
-        path = stamp_graph(export_graph(model, args.out), meta)  # alone, it says what config.json would
+        source = DEFAULT_BUNDLE if args.model == DEFAULT_MODEL else Path(args.model)
+        if Path(args.out).resolve().parent == source.resolve():  # its weights or config.json were written over
+            raise TrainerError(f"--out {args.out} is inside the bundle it exports; write the graph elsewhere, or "
+                               f"into the bundle with --into-bundle {args.model}")
+        model, meta = load_bundle(source)
+        # alone, it says what config.json would
+        path = export_graph(model, args.out, metadata=graph_metadata(meta))
     print(f"exported {path} ({path.stat().st_size / 1e6:.3f} MB): inputs features[batch, time, features] and "
           f"lengths[batch]; outputs avd, class_probs, embedding")
     return 0

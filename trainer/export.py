@@ -14,9 +14,8 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict
-from pathlib import Path
 
-from emolive.engine.bundle import BundleMeta, replace_file
+from emolive.engine.bundle import BundleMeta
 from emolive.engine.schema import DIMENSIONS
 
 METADATA_PREFIX = "emolive."
@@ -30,14 +29,3 @@ def graph_metadata(meta: BundleMeta) -> dict[str, str]:
               "stream_normalisation": None if norm is None else asdict(norm)}
     return {METADATA_PREFIX + key: json.dumps(value) for key, value in values.items()}
 
-
-def stamp_graph(path: str | Path, meta: BundleMeta) -> Path:
-    """Add `graph_metadata(meta)` to the ONNX file at `path` (replaced by a rename, like the export)."""
-    import onnx  # only the exporter needs it
-
-    path = Path(path)
-    graph = onnx.load(str(path))
-    props = {p.key: p.value for p in graph.metadata_props}
-    onnx.helper.set_model_props(graph, {**props, **graph_metadata(meta)})
-    replace_file(path, graph.SerializeToString())
-    return path

@@ -58,7 +58,8 @@ class SinkOptions:
 
 
 def open_sinks(options: SinkOptions, stack: ExitStack, class_names: tuple[str, ...] = ()) -> list[Sink]:
-    """The publisher first (other programs wait on it), then files, then the terminal; `stack` closes them."""
+    """The publisher first (other programs wait on it), then the other network outputs, then the file, then
+    the terminal; `stack` closes them."""
     from emolive.engine.sinks import CsvSink, JsonLinesSink, LslSink, ZmqPublisher
     from emolive.engine.sinks.table import TableSink
 
@@ -69,8 +70,6 @@ def open_sinks(options: SinkOptions, stack: ExitStack, class_names: tuple[str, .
         log.info("publishing on %s", publisher.address)
         if options.wait_subscriber > 0 and not publisher.wait_for_subscriber(options.wait_subscriber):
             log.warning("no subscriber after %g s; starting anyway", options.wait_subscriber)
-    if options.csv:
-        sinks.append(stack.enter_context(CsvSink(options.csv)))
     if options.lsl:
         sinks.append(stack.enter_context(LslSink(source_id=options.stream_id, class_names=class_names)))
     if options.osc:
@@ -86,5 +85,7 @@ def open_sinks(options: SinkOptions, stack: ExitStack, class_names: tuple[str, .
                                                       origins=options.websocket_origins))
         sinks.append(websocket)
         log.info("serving WebSocket on ws://%s", websocket.address)
+    if options.csv:  # the file last: opening it empties it, which a busy port above must not have cost
+        sinks.append(stack.enter_context(CsvSink(options.csv)))
     sinks.append(JsonLinesSink() if options.json else TableSink())
     return sinks

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import io
 import warnings
+from collections.abc import Mapping
 from pathlib import Path
 
 import torch
@@ -42,10 +43,14 @@ class _Exportable(torch.nn.Module):
         return out["avd"], torch.softmax(out["logits"], dim=1), out["embedding"]
 
 
-def export_graph(model: StudentModel, path: str | Path, weights_sha256: str = "") -> Path:
-    """Write `model` as an ONNX graph with dynamic batch and time axes (opset 17); the file is
-    replaced by a rename (engine.bundle.replace_file), never written through a link. A target that
-    cannot be a file (a folder, a device, no folder to hold it) is refused before the export runs."""
+def export_graph(model: StudentModel, path: str | Path, weights_sha256: str = "",
+                 metadata: Mapping[str, str] | None = None) -> Path:
+    """Write `model` as an ONNX graph with dynamic batch and time axes (opset 17) and its `metadata`
+    props (trainer.export's, for a graph alone), in one write: the file is replaced by a rename
+    (engine.bundle.replace_file), never written through a link, and a failed write leaves the old
+    file (the props were a second write, which a full disk failed after the first had replaced it).
+    A target that cannot be a file (a folder, a device, no folder to hold it) is refused before the
+    export runs."""
     import onnx  # only the exporter needs it
 
     path, buffer = Path(path), io.BytesIO()
@@ -66,8 +71,9 @@ def export_graph(model: StudentModel, path: str | Path, weights_sha256: str = ""
         )
     graph = onnx.load_from_string(buffer.getvalue())
     int8_initializers(graph)
-    if weights_sha256:
-        onnx.helper.set_model_props(graph, {WEIGHTS_DIGEST_KEY: weights_sha256})
+    props = {**(metadata or {}), **({WEIGHTS_DIGEST_KEY: weights_sha256} if weights_sha256 else {})}
+    if props:
+        onnx.helper.set_model_props(graph, props)
     replace_file(path, graph.SerializeToString())
     return path
 

@@ -149,8 +149,12 @@ class ArrayStore:
 
     def __init__(self, path: str | Path, describe: dict) -> None:
         self.dir = Path(path)
-        self.dir.mkdir(parents=True, exist_ok=True)
-        (self.dir / "about.json").write_text(json.dumps(describe, indent=2) + "\n")
+        try:
+            self.dir.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise TrainerError(f"cannot make the cache folder {self.dir}: {err.strerror or err}") from None
+        # by rename, as every entry: write_text followed a link there and, on a full disk, was a traceback
+        replace_whole(self.dir / "about.json", (json.dumps(describe, indent=2) + "\n").encode(), "the cache's note")
 
     def get(self, key: str) -> np.ndarray | None:
         """The entry, or None when it is missing or was corrupt (and is now removed)."""
