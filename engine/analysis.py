@@ -205,8 +205,7 @@ def analyze_input(source: str | os.PathLike[str] | object, plugin: ModelPlugin, 
         analysis.input_rate = audio.input_rate
         try:
             Runner(audio, plugin, [Collector(analysis, round(start * SAMPLE_RATE), rows)], window_s=window, hop_s=hop,
-                   live=False,
-                   whole_stream=True, warn_narrowband=warn_narrowband).run()
+                   live=False, whole_stream=True, warn_narrowband=warn_narrowband).run()
         except AudioSourceError as exc:
             if analysis.whole is None:
                 raise
@@ -235,9 +234,10 @@ def check_samples(source: object, sample_rate: float | None) -> None:
     if source is None or isinstance(source, (bool, int, float, complex)):
         raise AudioSourceError(f"{source!r} is neither a file path nor samples: {accepted}")
     # a memoryview of samples (format "f", "h", ...) is read as numpy reads it; one of bytes is bytes
-    if isinstance(source, (bytes, bytearray)) or (isinstance(source, memoryview) and source.format in "Bbc"):
-        raise AudioSourceError(f"{len(bytes(source))} bytes were taken as samples: {accepted}; for an encoded file's "
-                               "bytes, save them to a file or decode them first (soundfile.read(io.BytesIO(data)))")
+    if isinstance(source, (bytes, bytearray)) or (isinstance(source, memoryview) and source.format in ("B", "b", "c")):
+        raise AudioSourceError(f"{getattr(source, 'nbytes', len(source))} bytes were taken as samples: {accepted}; for "
+                               "an encoded file's bytes, save them to a file or decode them first "
+                               "(soundfile.read(io.BytesIO(data)))")
     if isinstance(source, (list, tuple)) and any(isinstance(item, (str, os.PathLike)) for item in source):
         other = next(((i, item) for i, item in enumerate(source) if not isinstance(item, (str, os.PathLike))), None)
         if other is None:  # only emolive.analyze takes a batch

@@ -18,7 +18,7 @@ import zmq
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QFileDialog
 
-from tests.conftest import REPO, corpus_files, read_audio
+from tests.conftest import REPO, corpus_files, interruptible, read_audio
 from tests.test_listen import HOSTILE, frames, good_estimate
 from emolive.engine.cli import main
 from emolive.engine.plugin import load_model
@@ -462,8 +462,8 @@ def test_ctrl_c_at_any_moment_of_the_window_closes_it_and_exits_130(delay, tmp_p
     clip = tmp_path / "speech.flac"
     sf.write(clip, np.concatenate([read_audio(p) for p in corpus_files("ravdess", limit=3)]), 16000)
     for signum, code in ((signal.SIGINT, 130), (signal.SIGTERM, 143)):
-        gui = subprocess.Popen([EMOLIVE, "gui", "--source", str(clip)], env={**os.environ, "QT_QPA_PLATFORM": "offscreen"},
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        gui = interruptible([EMOLIVE, "gui", "--source", str(clip)], env={**os.environ, "QT_QPA_PLATFORM": "offscreen"},
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         time.sleep(delay)
         gui.send_signal(signum)
         try:
