@@ -57,11 +57,11 @@ def cmd_score(args: argparse.Namespace) -> int:
     started, failed, done = time.monotonic(), 0, 0
     with ExitStack() as stack:
         stack.enter_context(terminate_as_interrupt())
-        writer = open_row_writer(args.out, fmt, columns(plugin.meta.class_names, args.per), stack)
-        # a bar on a terminal only; -q turns it off everywhere
-        bar = stack.enter_context(tqdm(total=len(paths), unit="file", file=sys.stderr, dynamic_ncols=True,
-                                       disable=bar_disabled(log.isEnabledFor(logging.INFO))))
-        try:
+        try:  # the opening too: a FIFO --out waits for its reader, and a signal there ended without a word
+            writer = open_row_writer(args.out, fmt, columns(plugin.meta.class_names, args.per), stack)
+            # a bar on a terminal only; -q turns it off everywhere
+            bar = stack.enter_context(tqdm(total=len(paths), unit="file", file=sys.stderr, dynamic_ncols=True,
+                                           disable=bar_disabled(log.isEnabledFor(logging.INFO))))
             for rows in score_all(paths, plugin, options, jobs, table_folder(args.out)):
                 writer.write(rows)
                 done += 1

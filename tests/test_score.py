@@ -515,3 +515,22 @@ def test_a_parquet_table_that_cannot_be_finished_is_removed_not_left_unreadable(
     assert run.returncode == 1 and run.stdout.split() == ["fill"], run.stdout + run.stderr
     assert run.stderr.strip().splitlines()[-1].startswith(f"emolive: error: cannot write {disk / 'out.parquet'}: ")
     assert run.stderr.strip().endswith("removed it, since a Parquet file holds no readable row without its footer")
+
+
+def test_sigterm_while_a_fifo_out_waits_for_its_reader_ends_as_a_batch_does(folder, tmp_path):
+    """Opening a FIFO --out waits for its reader; SIGTERM there exited 130 without a word, where a
+    batch says how far it got and exits 143."""
+    fifo = tmp_path / "rows.csv"
+    os.mkfifo(fifo)
+    score = subprocess.Popen([EMOLIVE, "score", str(folder / "one.flac"), "--out", str(fifo)],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        wchan, deadline = Path(f"/proc/{score.pid}/wchan"), time.monotonic() + 60
+        while wchan.read_text() != "wait_for_partner" and time.monotonic() < deadline:  # Linux: a FIFO's open waits
+            time.sleep(0.1)
+        score.send_signal(signal.SIGTERM)
+        _, err = score.communicate(timeout=30)
+    finally:
+        score.kill()
+    assert score.returncode == 143
+    assert err.strip().splitlines()[-1] == f"emolive: terminated: 0 of 1 files scored; their rows are in {fifo}"
