@@ -4,6 +4,7 @@ from __future__ import annotations
 import csv
 import gc
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -34,6 +35,18 @@ def interruptible(cmd: list[str], **kwargs) -> subprocess.Popen:
     the background by a non-interactive shell (`make test &`, nohup) inherits SIGINT ignored, and a
     Python child then keeps ignoring it: a test sending SIGINT would see the run go on to its end."""
     return subprocess.Popen(cmd, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL), **kwargs)
+
+
+def own_mounts_missing() -> str | None:
+    """Why a test cannot mount a small tmpfs (a full disk) in a user and mount namespace of its own
+    (`unshare -Urm`), or None where it can: util-linux missing, or a machine that forbids the namespaces."""
+    if shutil.which("unshare") is None:
+        return "util-linux's unshare is not installed"
+    tried = subprocess.run(["unshare", "-Urm", "true"], capture_output=True, text=True, timeout=30)
+    return None if tried.returncode == 0 else f"no user and mount namespaces here ({tried.stderr.strip()[:80]})"
+
+
+OWN_MOUNTS_MISSING = own_mounts_missing()
 
 
 def default_file_mode() -> int:

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -11,7 +10,7 @@ import numpy as np
 import pytest
 
 from emolive.engine.features import kernels
-from tests.conftest import REPO
+from tests.conftest import OWN_MOUNTS_MISSING, REPO
 
 AHEAD_OF_TIME_HERE = kernels.cpu_runs_build_target()
 # features of speech.npy into features.npy, then whether numba was imported and the extension served
@@ -108,7 +107,7 @@ def test_the_jit_runs_where_numba_finds_no_cache_folder(speech, both, tmp_path):
     np.testing.assert_array_equal(np.load(out), both[2])  # the same JIT code, compiled at this start
 
 
-@pytest.mark.skipif(shutil.which("unshare") is None, reason="util-linux's unshare is not installed")
+@pytest.mark.skipif(OWN_MOUNTS_MISSING is not None, reason=OWN_MOUNTS_MISSING or "")
 def test_the_jit_runs_where_numba_cache_disk_is_full(speech, both, tmp_path):
     """numba's cache on a full disk: saving what it had compiled raised ENOSPC out of the first kernel
     call, and `score` called every file unreadable ("No space left on device"). A 64 kB tmpfs, filled,

@@ -19,7 +19,7 @@ import soundfile as sf
 import emolive
 from emolive.engine.batch import collect_inputs
 from emolive.engine.cli import main
-from tests.conftest import CORPORA, corpus_files, interruptible
+from tests.conftest import CORPORA, OWN_MOUNTS_MISSING, corpus_files, interruptible
 
 EMOLIVE = str(Path(sys.executable).parent / "emolive")
 
@@ -497,7 +497,7 @@ def test_a_reader_that_goes_away_from_models_is_one_line():
     assert err.strip().splitlines() == ["emolive: error: the reader of standard output closed its end of the pipe"]
 
 
-@pytest.mark.skipif(shutil.which("unshare") is None, reason="util-linux's unshare is not installed")
+@pytest.mark.skipif(OWN_MOUNTS_MISSING is not None, reason=OWN_MOUNTS_MISSING or "")
 def test_a_parquet_table_that_cannot_be_finished_is_removed_not_left_unreadable(folder, tmp_path):
     """A full disk left an 8 kB Parquet file without its footer, which no reader can open (a 24 kB
     tmpfs in this test's own mount namespace)."""

@@ -22,7 +22,7 @@ from emolive.engine.features import compute
 from emolive.engine.plugin import load_model
 from emolive.engine.windows import covered_end
 from emolive.plugins.student import DEFAULT_BUNDLE, load_bundle
-from tests.conftest import CORPORA, corpus_files, interruptible, read_audio
+from tests.conftest import CORPORA, OWN_MOUNTS_MISSING, corpus_files, interruptible, read_audio
 from emolive.trainer.cli import main as trainer_main
 from emolive.trainer.labelled import session_features
 from emolive.trainer.data import read_manifest, read_splits
@@ -684,7 +684,7 @@ def test_the_default_cache_folder_is_checked_and_read_as_shells_mean_it(tmp_path
         assert default_cache_root() == root
 
 
-@pytest.mark.skipif(shutil.which("unshare") is None, reason="util-linux's unshare is not installed")
+@pytest.mark.skipif(OWN_MOUNTS_MISSING is not None, reason=OWN_MOUNTS_MISSING or "")
 def test_a_full_disk_under_the_feature_cache_is_one_line_and_leaves_no_temporary_file(tmp_path):
     """np.save's OSError was a traceback, and each run left one more `<key>.<pid>.tmp.npy` (a 64 kB
     tmpfs, filled, in this test's own mount namespace)."""
