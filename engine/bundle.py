@@ -157,10 +157,12 @@ def check_bundle_target(path: Path) -> None:
         return
     if not path.is_dir() or path.is_symlink():
         raise BundleError(f"{path}: exists and is not a directory; write the bundle to a new directory")
-    if any(path.iterdir()) and not (path / CONFIG_FILE).is_file():
+    if not any(path.iterdir()):
+        return
+    if not (path / CONFIG_FILE).is_file():
         raise BundleError(f"{path}: exists, is not empty and holds no {CONFIG_FILE} (not a bundle); "
                           "write the bundle to a new or empty directory")
-    if any(path.iterdir()) and not _is_bundle_config(path):  # a project's own config.json: it is not ours to delete
+    if not _is_bundle_config(path):  # a project's own config.json: it is not ours to delete
         raise BundleError(f"{path}: exists and its {CONFIG_FILE} is not a bundle's; write the bundle to a new or "
                           "empty directory")
 

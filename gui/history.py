@@ -66,4 +66,3 @@ def starts_another_run(latest: Mapping[str, Any], estimate: Mapping[str, Any]) -
         return True
     seq, before = estimate.get("seq"), latest.get("seq")
     return seq is not None and before is not None and seq <= before
-

@@ -44,7 +44,6 @@ if TYPE_CHECKING:  # distillation's module loads the teacher plugin, which plain
     from emolive.trainer.distill import DistillConfig
 
 
-
 def default_cache_root() -> Path:
     """$EMOLIVE_CACHE, a leading ~ expanded (a quoted '~/emc' made a folder named ~), else ~/.cache/emolive;
     an empty value is unset, as for any shell variable (it put the caches in the current folder)."""
@@ -139,8 +138,8 @@ def fit(data: DataSpec, config: TrainConfig, distill: DistillConfig | None = Non
     fitted = FIT_SPLITS[data.train_on]
     # a split fitted beside train and val (--train-on all: test) is trained on, so it is recorded as train:
     # splits.csv, the learned clips and the scores had gone on calling the clips it learned held out
-    own = [replace(u, split="train") if u.split in set(fitted) - {"train", "val"} else u
-           for u in data.split_utterances()]
+    trained_on_too = set(fitted) - {"train", "val"}
+    own = [replace(u, split="train") if u.split in trained_on_too else u for u in data.split_utterances()]
     utts = own + data.held_out()
     speaker_splits(utts)  # --test-data clips are all "test": one of their speakers may be in train or val
     fit_clips = by_split(own, *fitted)  # never --test-data's clips, whatever --train-on says
