@@ -93,6 +93,7 @@ class Recipe:
     dropout: float = 0.0
     session_protocols: tuple[str, ...] = (DEFAULT_PROTOCOL,)  # training sessions (trainer.sessions)
     norm_prior_s: float = 5.0
+    norm_stream_level: bool = False  # the prior's log energies at each stream's level (TrainConfig.norm_stream_level)
     features: str = MFB  # or pretrained streams "NAME:LAYER,..." (a teacher; no stream normalisation)
     arch: str = "tcgru"
     whole_epochs: int = 0  # first epochs on whole utterances (TrainConfig.whole_epochs)
@@ -105,7 +106,8 @@ class Recipe:
                            ccc_alpha=self.ccc_alpha, ccc_beta=self.ccc_beta, ce_weight=self.ce_weight,
                            ccc_per_corpus=self.ccc_per_corpus, dropout=self.dropout,
                            balance_quadrants=self.balance_quadrants, session_protocols=self.session_protocols,
-                           norm_prior_s=self.norm_prior_s, whole_epochs=self.whole_epochs,
+                           norm_prior_s=self.norm_prior_s, norm_stream_level=self.norm_stream_level,
+                           whole_epochs=self.whole_epochs,
                            select_from=self.select_from)
 
 
@@ -158,6 +160,7 @@ RECIPES = {r.name: r for r in (
     defaults_with(", sessions of every protocol", session_protocols=PROTOCOLS),
     defaults_with(", prior 60 s", norm_prior_s=60.0),
     defaults_with(", prior 20 s", norm_prior_s=20.0),
+    defaults_with(", prior at the stream's level", norm_stream_level=True),
     Recipe(WHISPER_TEACHER, features="whisper-base:5", arch="gru", stream_norm=False, views=False, epochs=30),
     defaults_with(", distilled from the Whisper teacher", distil_from=WHISPER_TEACHER),
     Recipe(LAYER5_TEACHER, features="whisper-base:5", arch="gru", stream_norm=False, views=False, epochs=30,

@@ -64,17 +64,24 @@ def test_any_chunking_of_the_frames_gives_the_same_normalised_stream(cuts):
 
 
 def reference_normalise(frames: np.ndarray, cfg: StreamNormConfig) -> np.ndarray:
-    """The module docstring's definition written out in float64 numpy, frame by frame."""
+    """The module docstring's definition written out in float64 numpy, frame by frame: the prior's
+    weight and the voiced frames' decayed sums, the prior's first level_columns means moved by the
+    voiced frames' mean level less the prior's."""
     decay = math.exp(-1 / (cfg.time_constant_s * cfg.frame_rate))
-    w = cfg.prior_s * cfg.frame_rate
+    prior_w, n, levels = cfg.prior_s * cfg.frame_rate, 0.0, cfg.level_columns
     mean, var = np.array(cfg.prior_mean), np.array(cfg.prior_var)
-    s1, s2 = w * mean, w * (var + mean**2)
+    s1, s2 = np.zeros(cfg.columns), np.zeros(cfg.columns)
     out = frames.astype(np.float64).copy()
     for t, x in enumerate(frames.astype(np.float64)):
         if x[cfg.voicing_column] > cfg.voicing_threshold:
-            w, s1, s2 = decay * w + 1, decay * s1 + x[:cfg.columns], decay * s2 + x[:cfg.columns] ** 2
-        m = s1 / w
-        out[t, :cfg.columns] = (x[:cfg.columns] - m) / np.sqrt(np.maximum(s2 / w - m**2, 1e-4))
+            n, prior_w = decay * n + 1, decay * prior_w
+            s1, s2 = decay * s1 + x[:cfg.columns], decay * s2 + x[:cfg.columns] ** 2
+        shifted = mean.copy()
+        if n and levels:
+            shifted[:levels] += s1[:levels].mean() / n - mean[:levels].mean()
+        m = (prior_w * shifted + s1) / (prior_w + n)
+        second = (prior_w * (var + shifted**2) + s2) / (prior_w + n)
+        out[t, :cfg.columns] = (x[:cfg.columns] - m) / np.sqrt(np.maximum(second - m**2, 1e-4))
     return out
 
 
@@ -92,6 +99,42 @@ def test_the_running_statistics_are_the_documented_ew_estimate_and_move_to_the_s
     fifths = np.abs(out[:, :41].reshape(5, n // 5, 41).mean(1)).mean(1)
     assert np.abs(out[:25, :41].mean(0)).mean() > 1.5  # at first the prior says "much louder, higher than usual"
     assert np.all(np.diff(fifths) < 0) and fifths[-1] < 0.3  # then the speaker becomes their own reference
+
+
+def test_a_prior_at_the_stream_level_is_the_documented_estimate_and_blind_to_a_constant_gain(norm_cfg):
+    """level_columns: the same recursion with the prior's log energies at the stream's level; a gain
+    (one constant on every log mel energy) then changes no normalised value, where it moved an
+    absolute prior's output by nearly its whole size for the first seconds."""
+    rng = np.random.default_rng(2)
+    n = 3000
+    frames = np.zeros((n, 43), np.float32)
+    mean, std = np.array(norm_cfg.prior_mean), np.sqrt(norm_cfg.prior_var)
+    frames[:, :41] = mean + std * rng.standard_normal((n, 41))
+    frames[:, 42] = np.where(rng.random(n) < 0.6, 0.9, 0.1)
+    frames[:40, 42] = 0.1  # a stream that starts unvoiced: the prior as it is until the first voiced frame
+    level = replace(norm_cfg, level_columns=40)
+    out = StreamNormaliser(level).push(frames)
+    np.testing.assert_allclose(out, reference_normalise(frames, level), atol=1e-4)  # float32 out, as above
+    quieter = frames.copy()
+    quieter[:, :40] -= np.float32(np.log(100.0))  # 20 dB less power: natural-log mel energies fall by ln 100
+    # sums of ~3000 values of ~20 in float64 differ from the shifted ones by ~1e-12; float32 output ~1e-6
+    np.testing.assert_allclose(StreamNormaliser(level).push(quieter)[40:], out[40:], atol=1e-4)
+    absolute = StreamNormaliser(norm_cfg)
+    moved = np.abs(absolute.push(quieter)[:, :40] - StreamNormaliser(norm_cfg).push(frames)[:, :40])
+    assert moved[:250].mean() > 1.0  # the control: an absolute prior hears the gain
+
+
+def test_a_quieter_microphone_leaves_a_stream_level_prior_nearly_unmoved(clips, norm_cfg):
+    """Real speech 20 dB quieter: the front end's voicing and its log floor still differ a little,
+    so the voiced frames' mel columns move a tenth of what an absolute prior moves them, or less."""
+    audio = np.concatenate(clips[:2])
+    loud, quiet = compute(audio), compute(audio * np.float32(0.1))
+    voiced = loud[:, 42] > 0.5
+    moved = {}
+    for cfg in (norm_cfg, replace(norm_cfg, level_columns=40)):
+        diff = StreamNormaliser(cfg).push(loud) - StreamNormaliser(cfg).push(quiet)
+        moved[cfg.level_columns] = float(np.abs(diff[voiced, :40]).mean())
+    assert moved[40] < 0.1 * moved[0], moved
 
 
 def test_unvoiced_frames_do_not_move_the_statistics(norm_cfg):
@@ -119,6 +162,13 @@ def test_config_round_trips_and_rejects_bad_values(norm_cfg):
             StreamNormConfig.from_dict({**norm_cfg.to_dict(), **change})
     with pytest.raises(ValueError):
         StreamNormConfig.from_dict({**norm_cfg.to_dict(), "extra": 1})
+    # an absolute prior is written as bundles wrote it before level_columns, and such a bundle still reads
+    assert "level_columns" not in norm_cfg.to_dict()
+    level = replace(norm_cfg, level_columns=40)
+    assert StreamNormConfig.from_dict(json.loads(json.dumps(level.to_dict()))) == level
+    for bad in (-1, 42, 1.5, True):
+        with pytest.raises(ValueError, match="level_columns"):
+            StreamNormConfig.from_dict({**norm_cfg.to_dict(), "level_columns": bad})
 
 
 def test_training_streams_each_speaker_through_its_own_normaliser(clips, norm_cfg):

@@ -20,6 +20,7 @@ import torch
 import emolive
 from emolive.engine.features import compute
 from emolive.engine.plugin import load_model
+from emolive.engine.schema import DIMENSIONS
 from emolive.engine.windows import covered_end
 from emolive.plugins.student import DEFAULT_BUNDLE, load_bundle
 from tests.conftest import CORPORA, OWN_MOUNTS_MISSING, corpus_files, interruptible, read_audio
@@ -727,6 +728,8 @@ def test_options_that_would_do_nothing_or_merge_corpora_are_refused(tmp_path, ca
     common = ["train", "--data", str(manifest), "--cache", str(tmp_path / "cache"), "--out", str(tmp_path / "m")]
     assert trainer_main([*common, "--no-balance", "--balance-quadrants"]) == 2
     assert "--balance-quadrants shares out each corpus's part of an epoch" in capsys.readouterr().err
+    assert trainer_main([*common, "--no-stream-norm", "--norm-stream-level"]) == 2
+    assert "--norm-stream-level moves the running normaliser's prior, which --no-stream-norm" in capsys.readouterr().err
     twins = []
     for corpus in ("emodb", "ravdess"):
         twin = tmp_path / corpus / "v1" / "manifest.csv"
@@ -735,6 +738,24 @@ def test_options_that_would_do_nothing_or_merge_corpora_are_refused(tmp_path, ca
         twins.append(str(twin))
     assert trainer_main(["features", "--data", twins[0], "--data", twins[1], "--cache", str(tmp_path / "cache")]) == 2
     assert "would both be corpus 'v1'" in capsys.readouterr().err
+
+
+def test_a_prior_at_the_stream_level_is_trained_recorded_and_run_by_the_engine(tmp_path):
+    """--norm-stream-level: the bundle's normaliser moves its 40 log mel energies' prior to the stream's
+    level, and the engine's windows are the model on the same normaliser's frames."""
+    manifest = subset_manifest(tmp_path, "emodb", every=10)
+    out = tmp_path / "m"
+    assert trainer_main(["train", "--data", str(manifest), "--cache", str(tmp_path / "cache"), "--epochs", "1",
+                         "--epoch-clips", "0", "--norm-stream-level", "--out", str(out)]) == 0
+    model, meta = load_bundle(out)
+    assert meta.stream_normalisation.level_columns == 40
+    audio = np.concatenate([read_audio(p) for p in corpus_files("emodb", every=200)[:2]])
+    result = emolive.analyze(audio, sample_rate=16000, model=str(out))
+    frames = session_features([compute(audio)], ["one"], meta.stream_normalisation)[0]
+    with torch.no_grad():
+        want = model(torch.from_numpy(frames[:150])[None])["avd"][0].numpy()
+    # the same float32 frames and weights; 1e-4 covers onnxruntime's and torch's GRU summation orders
+    np.testing.assert_allclose([result.windows[0][k] for k in DIMENSIONS], want, atol=1e-4)
 
 
 def test_outputs_that_would_destroy_the_users_files_are_refused(tmp_path, capsys):

@@ -156,6 +156,9 @@ def _fit_args(p: argparse.ArgumentParser) -> None:
                    help="weight of the running normaliser's prior, in seconds of voiced speech")
     p.add_argument("--norm-time-constant-s", type=NORMALISER_SECONDS, default=TrainConfig.norm_time_constant_s,
                    help="the running normaliser's time constant, in seconds of voiced speech")
+    p.add_argument("--norm-stream-level", action="store_true",
+                   help="move the normaliser's prior log mel energies to each stream's own level, so a quieter or "
+                        "louder microphone changes no feature from the first voiced frame on")
     p.add_argument("--no-balance", action="store_true", help="sample clips uniformly, not every corpus equally")
     p.add_argument("--epoch-clips", type=COUNT, default=TrainConfig.epoch_clips,
                    help="clips drawn per epoch (0: one pass over the training set)")

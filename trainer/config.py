@@ -55,6 +55,9 @@ class TrainConfig:
     # (engine.features.normalise): a heavier prior bounds how far a stream moves it
     norm_prior_s: float = 5.0
     norm_time_constant_s: float = 300.0
+    # the prior's log mel energies moved to each stream's own level (StreamNormConfig.level_columns):
+    # a quieter microphone then changes no feature, where an absolute prior leaked it into short streams
+    norm_stream_level: bool = False
     balance_corpora: bool = True
     # and within each corpus, its activation x valence quadrants (corpus_weights)
     balance_quadrants: bool = False
@@ -79,6 +82,10 @@ class TrainConfig:
         if args.balance_quadrants and args.no_balance:
             raise TrainerError("--balance-quadrants shares out each corpus's part of an epoch, which --no-balance "
                                "turns off: leave out one of them")
+        if args.norm_stream_level and (args.no_stream_norm or args.features != MFB):
+            raise TrainerError("--norm-stream-level moves the running normaliser's prior, which "
+                               + ("--no-stream-norm turns off" if args.no_stream_norm else
+                                  f"only a student on {MFB} features has") + ": leave it out")
         return same_named(cls, args, multitask=not args.no_multitask, balance_corpora=not args.no_balance,
                           use_views=args.views > 0,
                           # the running normaliser reads the MFB+F0 front end's columns: students only

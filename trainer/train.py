@@ -85,7 +85,9 @@ def train(train_set: LabelledSet, val_set: LabelledSet, class_names: list[str], 
     rng = np.random.default_rng(cfg.seed)
     n_classes = len(class_names) if cfg.multitask else 0
     norm = StreamNormConfig.from_features(train_set.features, prior_s=cfg.norm_prior_s,
-                                          time_constant_s=cfg.norm_time_constant_s) if cfg.stream_norm else None
+                                          time_constant_s=cfg.norm_time_constant_s,
+                                          level_columns=cfg.gain_dims if cfg.norm_stream_level else 0
+                                          ) if cfg.stream_norm else None
     # the running normaliser removes a microphone's gain itself; remove_gain would do it twice
     gain_dims = 0 if norm else cfg.gain_dims
     model = ARCHITECTURES[cfg.arch](train_set.features[0].shape[1], n_classes=n_classes, hidden=cfg.hidden,

@@ -37,7 +37,7 @@ def exports() -> dict[str, Any]:
     return {
         "windowed_frames": t.void(vec(f4), i8, f8, vec(f8), mat(f8)),
         "mel_log_energies": t.void(mat(c16), mat(f8), vec(i8), vec(i8), f8, mat(f4)),
-        "_normalise": t.void(mat(f4), i8, i8, f8, f8, f8, vec(f8)),
+        "_normalise": t.void(mat(f4), i8, i8, i8, f8, f8, f8, mat(f8), vec(f8)),
         "decimate_into": t.void(vec(f4), i8, i8, i8, vec(f8), vec(f8)),
         "frame_candidates": t.void(vec(f8), i8, i8, i8, geometry, scratch, candidates),
         "viterbi_advance": i8(candidates, i8, b1, ring, costs, vec(f8), vec(f8)),

@@ -14,7 +14,13 @@ emotion. Live, only the past is known, so the statistics are a running estimate:
   speech, so the first seconds of a stream are normalised sensibly and the estimate moves to the
   speaker as they talk;
 - applied to the first `columns` features (40 log mel energies and log F0); the delta-F0 and
-  voicing columns are already relative and pass unchanged.
+  voicing columns are already relative and pass unchanged;
+- optionally at the stream's own level (`level_columns`: the first N columns, log energies): the
+  prior keeps its spectral shape but moves to the mean level of the stream's voiced frames so far.
+  A microphone 20 dB quieter adds one constant to every log energy; an absolute prior leaked that
+  constant into a short stream's features for its first minute (valence +0.5 on the 1-7 scale for
+  a RAVDESS clip heard 10 dB quieter), where a level-relative one removes it from the first voiced
+  frame on: a constant gain moves the stream's level, the prior and every frame by the same amount.
 
 Training streams each speaker's clips through this same object (`normalise_streams`), in a
 random order per epoch, so what training assumed is exactly what the live path computes; the
@@ -43,6 +49,7 @@ class StreamNormConfig:
     prior_mean: tuple[float, ...]
     prior_var: tuple[float, ...]
     columns: int = 41  # the first N features: 40 log mel energies + log F0
+    level_columns: int = 0  # the first N of them are log energies whose prior moves to the stream's level (0: none)
     voicing_column: int = 42
     voicing_threshold: float = 0.5
     time_constant_s: float = 300.0
@@ -55,6 +62,8 @@ class StreamNormConfig:
             problems.append(f"columns must be an integer in [1, 4096], got {self.columns!r}")
         elif not (len(self.prior_mean) == len(self.prior_var) == self.columns):
             problems.append(f"prior_mean and prior_var need {self.columns} values each")
+        elif not (_integer(self.level_columns) and 0 <= self.level_columns <= self.columns):
+            problems.append(f"level_columns must be an integer in [0, columns], got {self.level_columns!r}")
         if not all(_finite(v) and abs(v) <= MAX_PRIOR_MEAN for v in self.prior_mean):
             problems.append(f"prior_mean must be numbers within ±{MAX_PRIOR_MEAN:g}")
         if not all(_finite(v) and 0 < v <= MAX_PRIOR_MEAN**2 for v in self.prior_var):
@@ -72,8 +81,11 @@ class StreamNormConfig:
             raise ValueError("; ".join(problems))
 
     def to_dict(self) -> dict[str, Any]:
+        """The bundle's JSON; an absolute prior's without `level_columns`, as bundles wrote it before it existed."""
         out = asdict(self)
         out["prior_mean"], out["prior_var"] = list(self.prior_mean), list(self.prior_var)
+        if not self.level_columns:
+            del out["level_columns"]
         return out
 
     @classmethod
@@ -82,8 +94,9 @@ class StreamNormConfig:
         if not isinstance(data, dict):
             raise ValueError("stream_normalisation must be a JSON object")
         names = set(cls.__dataclass_fields__)
-        if set(data) != names:
-            raise ValueError(f"stream_normalisation needs exactly the fields {sorted(names)}")
+        if not names - OPTIONAL_FIELDS <= set(data) <= names:  # a bundle from before level_columns has an absolute prior
+            raise ValueError(f"stream_normalisation needs the fields {sorted(names - OPTIONAL_FIELDS)} "
+                             f"(and may have {sorted(OPTIONAL_FIELDS)}), nothing else")
         for key in ("prior_mean", "prior_var"):
             if not isinstance(data[key], list) or len(data[key]) > 4096:
                 raise ValueError(f"stream_normalisation.{key} must be a list of at most 4096 numbers")
@@ -120,8 +133,11 @@ def _number(value: Any) -> float:
     return float(value)
 
 
-# State slots of the running statistics (a float64 array of 1 + 2 * columns values).
-WEIGHT = 0  # decayed count of voiced frames, prior included; then the sums, then the sums of squares
+OPTIONAL_FIELDS = {"level_columns"}  # fields a bundle's stream_normalisation may leave out (their defaults hold)
+
+# State slots of the running statistics (a float64 array of 2 + 2 * columns values).
+OBSERVED, PRIOR = 0, 1  # decayed count of the stream's voiced frames, decayed weight of the prior (in frames);
+# then the voiced frames' decayed sums, then their sums of squares
 
 
 class StreamNormaliser:
@@ -130,16 +146,13 @@ class StreamNormaliser:
     def __init__(self, cfg: StreamNormConfig) -> None:
         self.cfg = cfg
         self._decay = math.exp(-1.0 / (cfg.time_constant_s * cfg.frame_rate))
-        self._state = np.zeros(1 + 2 * cfg.columns, np.float64)
+        self._prior = np.array([cfg.prior_mean, cfg.prior_var], np.float64)
+        self._state = np.zeros(2 + 2 * cfg.columns, np.float64)
         self.reset()
 
     def reset(self) -> None:
-        weight = self.cfg.prior_s * self.cfg.frame_rate
-        mean, var = np.array(self.cfg.prior_mean), np.array(self.cfg.prior_var)
-        c = self.cfg.columns
-        self._state[WEIGHT] = weight
-        self._state[1:1 + c] = weight * mean
-        self._state[1 + c:] = weight * (var + mean**2)
+        self._state[:] = 0.0
+        self._state[PRIOR] = self.cfg.prior_s * self.cfg.frame_rate
 
     def push(self, frames: np.ndarray) -> np.ndarray:
         """Normalised copies of `frames` [T, D] (D > voicing column); the state moves on."""
@@ -148,24 +161,38 @@ class StreamNormaliser:
             raise ValueError(f"frames must be [T, D] with D > {max(cfg.columns - 1, cfg.voicing_column)}, "
                              f"got shape {frames.shape}")
         out = np.array(frames, dtype=np.float32, copy=True)
-        _normalise(out, cfg.columns, cfg.voicing_column, cfg.voicing_threshold, self._decay, VAR_FLOOR, self._state)
+        _normalise(out, cfg.columns, cfg.level_columns, cfg.voicing_column, cfg.voicing_threshold, self._decay,
+                   VAR_FLOOR, self._prior, self._state)
         return out
 
 
 @kernel()
-def _normalise(frames, columns, voicing_column, threshold, decay, var_floor, state):
-    """In place: update the running sums on voiced frames, then normalise every frame's columns."""
+def _normalise(frames, columns, level_columns, voicing_column, threshold, decay, var_floor, prior, state):
+    """In place: update the running sums on voiced frames, then normalise every frame's columns by
+    the mix of the prior (`prior`: [mean, var] rows; its first `level_columns` means moved to the
+    stream's level where it has voiced frames) and the voiced frames' statistics."""
+    prior_level = 0.0
+    for c in range(level_columns):
+        prior_level += prior[0, c] / level_columns
     for t in range(frames.shape[0]):
         if frames[t, voicing_column] > threshold:
             state[0] = decay * state[0] + 1.0
+            state[1] *= decay
             for c in range(columns):
                 x = frames[t, c]
-                state[1 + c] = decay * state[1 + c] + x
-                state[1 + columns + c] = decay * state[1 + columns + c] + x * x
-        weight = state[0]
+                state[2 + c] = decay * state[2 + c] + x
+                state[2 + columns + c] = decay * state[2 + columns + c] + x * x
+        observed, weight = state[0], state[0] + state[1]
+        shift = 0.0  # the stream's mean level less the prior's, over the voiced frames so far
+        if observed > 0.0:
+            for c in range(level_columns):
+                shift += state[2 + c] / (observed * level_columns)
+            shift -= prior_level
         for c in range(columns):
-            mean = state[1 + c] / weight
-            var = max(state[1 + columns + c] / weight - mean * mean, var_floor)
+            prior_mean = prior[0, c] + shift if c < level_columns else prior[0, c]
+            mean = (state[1] * prior_mean + state[2 + c]) / weight
+            second = (state[1] * (prior[1, c] + prior_mean * prior_mean) + state[2 + columns + c]) / weight
+            var = max(second - mean * mean, var_floor)
             frames[t, c] = (frames[t, c] - mean) / math.sqrt(var)
 
 
