@@ -124,3 +124,38 @@ def test_a_dc_offset_under_speech_changes_no_pitch_decision(offset):
     whole = [emolive.analyze(s, sample_rate=16000).whole for s in (samples, samples + np.float32(offset))]
     for name in ("activation", "valence", "dominance"):
         assert whole[1][name] == pytest.approx(whole[0][name], abs=0.05)
+
+
+def stretch_delta(log_f0: np.ndarray, voiced: np.ndarray, w: int = 2) -> np.ndarray:
+    """Kaldi's delta within each voiced stretch (an onset and the held frames after its voiced run),
+    written out in float64: a neighbour in another stretch, or past the stream, is the stretch's edge frame."""
+    stretch = np.cumsum(voiced & ~np.r_[False, voiced[:-1]])
+    out = np.zeros(len(log_f0))
+    for t in range(len(log_f0)):
+        mine = np.flatnonzero(stretch == stretch[t])
+        edge = lambda k: log_f0[min(max(k, mine[0]), mine[-1])]  # noqa: E731 (the edge rule in one line)
+        out[t] = sum(j * (edge(t + j) - edge(t - j)) for j in range(1, w + 1)) / (2 * sum(j * j for j in range(1, w + 1)))
+    return out
+
+
+@pytest.mark.parametrize("corpus", ["emodb", "ravdess", "baved"])
+def test_the_pitch_delta_is_taken_within_each_voiced_stretch(corpus):
+    """At a voicing onset the held log F0 steps from the previous stretch's pitch (or the initial
+    150 Hz) to the new one; a delta across it was a spike of up to 0.3 (5 training stds) that moved or
+    vanished when the audio moved by a millisecond. The front end's delta is the reference's."""
+    audio = np.concatenate([read_audio(p) for p in corpus_files(corpus, every=400)[:3]])
+    features = compute(audio)
+    voiced = features[:, 42] > 0.5  # the tracker pins pov above 0.5 exactly on voiced frames
+    assert (voiced & ~np.r_[False, voiced[:-1]]).sum() >= 5  # onsets to test
+    # float32 output of a float64 computation on values of about 5: within 1e-6
+    np.testing.assert_allclose(features[:, 41], stretch_delta(features[:, 40].astype(np.float64), voiced), atol=1e-5)
+
+
+def test_a_millisecond_of_delay_moves_the_pitch_delta_little():
+    """The same clip behind 0-1.5 ms of silence (a codec's delay): no onset spike appears or goes."""
+    audio = read_audio(CORPORA / "emodb" / "wav" / "03a04Wc.flac")
+    base = compute(audio)[:, 41]
+    for shift in (8, 16, 24):
+        moved = compute(np.concatenate([np.zeros(shift, np.float32), audio]))[: len(base), 41]
+        # real pitch movement differs by a few hundredths between frame phases; the spikes differed by 0.29
+        assert np.abs(moved - base).max() < 0.15, shift

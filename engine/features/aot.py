@@ -41,7 +41,7 @@ def exports() -> dict[str, Any]:
         "decimate_into": t.void(vec(f4), i8, i8, i8, vec(f8), vec(f8)),
         "frame_candidates": t.void(vec(f8), i8, i8, i8, geometry, scratch, candidates),
         "viterbi_advance": i8(candidates, i8, b1, ring, costs, vec(f8), vec(f8)),
-        "hold_and_delta": mat(f4)(vec(f8), vec(f8), f8, b1, vec(f8), mat(f8), vec(f8)),
+        "hold_and_delta": mat(f4)(vec(f8), vec(f8), f8, b1, mat(f8), mat(f8), vec(f8)),
     }
 
 

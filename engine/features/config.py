@@ -20,8 +20,9 @@ MAX_MEL_BINS = 512
 MAX_CANDIDATES = 64
 MAX_LAG_FRAMES = 100
 # Changes with the code's output for a given config, so feature caches made before are never served: 2, the
-# pitch tracker continues a stream's first and last samples past its ends (zeros made a DC offset a step)
-FEATURES_REVISION = 2
+# pitch tracker continues a stream's first and last samples past its ends (zeros made a DC offset a step); 3, the
+# delta of log F0 is taken within each voiced stretch (the held value's step at an onset made a spike)
+FEATURES_REVISION = 3
 
 
 def _object(data: Any, what: str) -> dict:

@@ -74,9 +74,9 @@ class OnlinePitch:
         self._ring = PathRing(delta=np.zeros(k + 1), lag=np.zeros((size, k + 1)), strength=np.zeros((size, k + 1)),
                               backpointer=np.zeros((size, k + 1), dtype=np.int64), unvoiced=np.zeros(size),
                               count=np.zeros(size, dtype=np.int64), state=state)
-        self._left = np.zeros(p.delta_window)  # last emitted log-F0 values: the delta's left context
-        self._pending = np.zeros((p.delta_window, 2))  # decided (log F0, pov) rows awaiting right context
-        self._post_state = np.zeros(POST_STATE_SLOTS)  # N_LEFT, N_PENDING: 0
+        self._left = np.zeros((p.delta_window, 3))  # last emitted (log F0, pov, stretch) rows: the delta's left context
+        self._pending = np.zeros((p.delta_window, 3))  # decided (log F0, pov, stretch) rows awaiting right context
+        self._post_state = np.zeros(POST_STATE_SLOTS)  # N_LEFT, N_PENDING, STRETCH, VOICED: 0
         self._post_state[HELD] = math.log(p.initial_f0)
 
     def accept(self, x: np.ndarray) -> np.ndarray:

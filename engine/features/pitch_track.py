@@ -24,12 +24,14 @@ PATH_STATE_SLOTS = 4
 
 # slots of hold_and_delta's state
 HELD = 0  # log F0 held through unvoiced frames
-N_LEFT = 1  # valid entries at the end of `left` (the delta's left context)
+N_LEFT = 1  # valid rows at the end of `left` (the delta's left context)
 N_PENDING = 2  # decided rows in `pending` awaiting their right context
-POST_STATE_SLOTS = 3
+STRETCH = 3  # number of the current voiced stretch (a voicing onset starts the next)
+VOICED = 4  # 1.0 where the last decided frame was voiced
+POST_STATE_SLOTS = 5
 
-# columns of hold_and_delta's `pending` rows and of its output rows
-LOG_F0, POV = 0, 1  # pending: log F0, voicing probability
+# columns of hold_and_delta's `left` and `pending` rows and of its output rows
+LOG_F0, POV, ROW_STRETCH = 0, 1, 2  # rows: log F0, voicing probability, the frame's voiced stretch
 OUT_LOG_F0, OUT_DELTA, OUT_POV = 0, 1, 2
 
 
@@ -188,56 +190,83 @@ def _trace_out(ring, t_end, f0, f1, pov_slope, out_lag, out_pov, n_out):
 def hold_and_delta(lag, pov, rate, finish, left, pending, state):
     """Rows (log F0 held through unvoiced frames, delta, pov) whose delta context is complete.
 
-    The delta is Kaldi's: sum_j j (x[t+j] - x[t-j]) / (2 sum_j j^2) over j = 1..w, with the
-    first frame of the stream replicated on the left and, at the end, the last on the right.
-    `state` slots: HELD, N_LEFT, N_PENDING; `pending` columns LOG_F0, POV.
+    The delta is Kaldi's, sum_j j (x[t+j] - x[t-j]) / (2 sum_j j^2) over j = 1..w, taken within the
+    frame's voiced stretch (a voicing onset and the held frames after its voiced run): a neighbour
+    in another stretch is replaced by the stretch's edge frame on that side, as Kaldi replicates a
+    stream's first and last frames. Across an onset the held value is the previous stretch's pitch
+    (or, before the first, initial_f0): its step to the new pitch is no pitch movement, and a delta
+    over it made a spike of up to 0.3 that a shift of the audio by a millisecond could move onto
+    another frame or remove (the student's valence swung by 2.5 on the 1-7 scale with it).
+    `state` slots: HELD, N_LEFT, N_PENDING, STRETCH, VOICED; `left`/`pending` columns LOG_F0, POV, ROW_STRETCH.
     """
     w = left.shape[0]
     held = state[HELD]
     n_left = int(state[N_LEFT])
     n_pend = int(state[N_PENDING])
+    stretch, voiced = state[STRETCH], state[VOICED] > 0.0
     total = n_pend + lag.shape[0]
     vals = np.empty(total)
     povs = np.empty(total)
+    stretches = np.empty(total)
     for i in range(n_pend):
         vals[i] = pending[i, LOG_F0]
         povs[i] = pending[i, POV]
+        stretches[i] = pending[i, ROW_STRETCH]
     for i in range(lag.shape[0]):
         if lag[i] > 0.0:
             held = math.log(rate / lag[i])
+            if not voiced:
+                stretch += 1.0
+        voiced = lag[i] > 0.0
         vals[n_pend + i] = held
         povs[n_pend + i] = pov[i]
+        stretches[n_pend + i] = stretch
     n_emit = total if finish else max(0, total - w)
     norm = 0.0
     for j in range(1, w + 1):
         norm += 2.0 * j * j
     out = np.empty((n_emit, 3), dtype=np.float32)
     for i in range(n_emit):
+        own = stretches[i]
         acc = 0.0
+        right = vals[i]  # the stretch's latest frame up to i + j: its edge once j passes it
+        before = vals[i]
+        left_open = True  # frames to the left are still in the stretch (and in the stream)
         for j in range(1, w + 1):
-            right = vals[i + j] if i + j < total else vals[total - 1]
+            k = i + j
+            if k < total and stretches[k] == own:
+                right = vals[k]
             k = i - j
-            if k >= 0:
-                before = vals[k]
-            elif n_left + k >= 0:
-                before = left[w + k]
-            elif n_left > 0:
-                before = left[w - n_left]
-            else:
-                before = vals[0]
+            if left_open:
+                if k >= 0:
+                    value, where = vals[k], stretches[k]
+                elif n_left + k >= 0:
+                    value, where = left[w + k, LOG_F0], left[w + k, ROW_STRETCH]
+                else:
+                    value, where = 0.0, own - 1.0  # before the stream: its first frame is the edge
+                if where == own:
+                    before = value
+                else:
+                    left_open = False
             acc += j * (right - before)
         out[i, OUT_LOG_F0] = vals[i]
         out[i, OUT_DELTA] = acc / norm
         out[i, OUT_POV] = povs[i]
     keep = min(w, n_left + n_emit)  # the left context slides over what was just emitted
-    merged = np.empty(n_left + n_emit)
+    merged = np.empty((n_left + n_emit, 3))
     merged[:n_left] = left[w - n_left:]
-    merged[n_left:] = vals[:n_emit]
+    for i in range(n_emit):
+        merged[n_left + i, LOG_F0] = vals[i]
+        merged[n_left + i, POV] = povs[i]
+        merged[n_left + i, ROW_STRETCH] = stretches[i]
     left[w - keep:] = merged[n_left + n_emit - keep:]
     for i in range(n_emit, total):
         pending[i - n_emit, LOG_F0] = vals[i]
         pending[i - n_emit, POV] = povs[i]
+        pending[i - n_emit, ROW_STRETCH] = stretches[i]
     state[HELD] = held
     state[N_LEFT] = keep
     state[N_PENDING] = total - n_emit
+    state[STRETCH] = stretch
+    state[VOICED] = 1.0 if voiced else 0.0
     return out
