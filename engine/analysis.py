@@ -158,6 +158,12 @@ class PartialAnalysis(AudioSourceError):
         super().__init__(message)
         self.analysis = analysis
 
+    def __reduce__(self) -> tuple[type, tuple[str, Analysis]]:
+        """Both arguments, so the error crosses a process boundary (a ProcessPoolExecutor's result) and
+        copies with what was read: the default rebuilt it from the message alone, and the TypeError broke
+        the caller's whole pool, its good files' results with it."""
+        return type(self), (str(self), self.analysis)
+
 
 class Collector(Sink):
     """Keeps a runner's estimates and turns in an Analysis, their times moved by `first_sample` (where

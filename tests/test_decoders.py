@@ -7,10 +7,12 @@ formats with soundfile), so the test knows what each must decode to.
 """
 from __future__ import annotations
 
+import copy
 import csv
 import io
 import json
 import os
+import pickle
 import re
 import shutil
 import struct
@@ -144,6 +146,9 @@ def test_a_truncated_file_is_reported_with_everything_before_the_cut(recordings,
     kept = caught.value.analysis.windows
     assert 0 < len(kept) < len(whole.windows)
     assert [w["activation"] for w in kept[:3]] == pytest.approx([w["activation"] for w in whole.windows[:3]], abs=1e-4)
+    for copied in (pickle.loads(pickle.dumps(caught.value)), copy.deepcopy(caught.value)):  # a process pool's result
+        assert type(copied) is emolive.PartialAnalysis and str(copied) == str(caught.value)
+        assert copied.analysis.windows == kept
 
 
 def test_a_damaged_mp3_frame_is_reported_and_the_rest_is_still_read(recordings, tmp_path):
