@@ -7,6 +7,7 @@ the same windows, the same schema.
 """
 from __future__ import annotations
 
+import atexit
 import logging
 import os
 import queue
@@ -33,6 +34,21 @@ if TYPE_CHECKING:
 
 Input = str | os.PathLike[str] | object  # a path, or an array-like of samples
 log = logging.getLogger("emolive")
+# the engines of stream() iterators still running: stopped at interpreter exit (_stop_streams)
+_RUNNING: set[tuple[Runner, threading.Thread]] = set()
+STOP_AT_EXIT_S = 5.0  # a run stops within a poll and one model call; a teacher's window on a busy core is slower
+
+
+@atexit.register
+def _stop_streams() -> None:
+    """Stop the engines of stream() iterators left open (a notebook's or script's global), before the
+    interpreter finalises: their daemon threads were cut down inside onnxruntime's native code, and the
+    process aborted (SIGABRT, `terminate called without an active exception`) in 2 runs of 10."""
+    running = list(_RUNNING)
+    for runner, _ in running:
+        runner.stop()
+    for _, thread in running:
+        thread.join(STOP_AT_EXIT_S)
 
 __all__ = ["Analysis", "Analyses", "PartialAnalysis", "analyze", "stream", "load_model"]
 
@@ -174,6 +190,7 @@ def stream(source: Input | None = None, *, sample_rate: float | None = None, mod
             out.put(done)
 
     thread = threading.Thread(target=run, name="emolive-stream", daemon=True)
+    _RUNNING.add((runner, thread))
     thread.start()
     try:
         while (item := out.get()) is not done:
@@ -183,4 +200,5 @@ def stream(source: Input | None = None, *, sample_rate: float | None = None, mod
     finally:
         runner.stop()
         thread.join()
+        _RUNNING.discard((runner, thread))
         audio.close()

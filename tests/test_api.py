@@ -155,6 +155,21 @@ def test_leaving_a_stream_early_stops_the_engine_thread(student):
     assert threading.active_count() == before
 
 
+def test_a_stream_left_open_at_exit_is_stopped_before_the_interpreter_finalises(tmp_path):
+    """A notebook's global iterator: its engine thread ran on into finalisation, inside onnxruntime, and
+    the process aborted in 2 runs of 10. A handler registered before emolive's runs after it (atexit is
+    last in, first out) and sees no engine thread left; the process ends cleanly."""
+    path = tmp_path / "long.wav"
+    sf.write(path, np.concatenate([read_audio(p) for p in corpus_files("emodb", every=20)[:12]]), 16000)
+    code = ("import atexit, threading\n"
+            "atexit.register(lambda: print('left:', sorted(t.name for t in threading.enumerate() "
+            "if t.name.startswith('emolive'))))\n"
+            f"import emolive\nlive = emolive.stream({str(path)!r})\nprint('first:', next(live)['end'])\n")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert "first: 3.0" in result.stdout and "left: []" in result.stdout, result.stdout
+
+
 def test_a_stream_without_a_microphone_says_it_plays_the_demo_clip(student, monkeypatch, caplog):
     """`emolive stream` says so as it starts; emolive.stream(None) played the demo clip without a word."""
     from emolive.engine.sources import factory
