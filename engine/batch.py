@@ -201,6 +201,7 @@ def _analyses(paths: Sequence[Path], plugin: ModelPlugin | None, options: ScoreO
             yield noted_analysis(path, plugin, options)
         return
     check_not_importing_main()
+    check_workers_can_start(jobs)
     # spawn: a fresh interpreter per worker, never a fork of this one's torch/numba thread state. An
     # executor, not a Pool: a Pool replaces a worker that dies as it starts, for ever (a script without
     # a main guard, a model that fails to load), where an executor says its pool is broken
@@ -253,6 +254,22 @@ def check_not_importing_main() -> None:
     worker's traceback had repeated it."""
     if getattr(current_process(), "_inheriting", False):  # multiprocessing's own mark of that import
         raise SystemExit(GUARD_EXIT)
+
+
+def check_workers_can_start(jobs: int) -> None:
+    """Worker processes that could never start are one BatchError saying why, before any is made: a
+    daemonic process (a multiprocessing.Pool's worker) may not have children (a bare AssertionError
+    came out of multiprocessing), and spawned workers import the main script again from its file,
+    which a script read from standard input does not have (each failed, and the error then advised
+    a main guard the script had)."""
+    if current_process().daemon:
+        raise BatchError(f"{jobs} worker processes cannot start inside a daemonic process (a multiprocessing.Pool's "
+                         "worker): analyse there with one worker, or use a concurrent.futures.ProcessPoolExecutor, "
+                         "whose workers may start their own")
+    script = getattr(sys.modules.get("__main__"), "__file__", None)
+    if script is not None and not os.path.isfile(script):
+        raise BatchError(f"worker processes import the main script again, and {script} is not a file (a script read "
+                         "from standard input): save it to a file and run that, or analyse with one worker")
 
 
 def noted_analysis(path: Path, plugin: ModelPlugin, options: ScoreOptions) -> tuple[Analysis, str | None]:

@@ -99,6 +99,23 @@ def test_a_script_with_workers_but_no_main_guard_stops_with_one_error_naming_the
     assert scored.returncode == 0 and scored.stdout == "4\n"
 
 
+def test_workers_that_could_never_start_are_refused_saying_why(folder):
+    """Inside a multiprocessing.Pool worker (daemonic: no children allowed) multiprocessing raised a bare
+    AssertionError; a guarded script piped to `python -` was told to add the guard it had."""
+    import subprocess
+    import sys
+
+    pooled = ("import multiprocessing, emolive\n"
+              f"def work(_):\n    return emolive.analyze({str(folder)!r}, num_workers=2)\n"
+              "if __name__ == '__main__':\n    with multiprocessing.Pool(1) as pool:\n        pool.map(work, [0])\n")
+    piped = f"import emolive\nif __name__ == '__main__':\n    emolive.analyze({str(folder)!r}, num_workers=2)\n"
+    for script, stdin, why in ((["-c", pooled], None, "cannot start inside a daemonic process"),
+                               (["-"], piped, "<stdin> is not a file (a script read from standard input)")):
+        result = subprocess.run([sys.executable, *script], input=stdin, capture_output=True, text=True, timeout=120)
+        assert result.returncode == 1 and "emolive.engine.batch.BatchError" in result.stderr, result.stderr
+        assert why in result.stderr.strip().splitlines()[-1]
+
+
 def test_a_worker_killed_mid_batch_is_said_to_be_killed_not_blamed_on_a_main_guard(tmp_path):
     """A worker that crashed (PyAV's 8-channel frames once did) or that the kernel killed for memory broke
     the pool, and a script that had its main guard was told to add one."""
