@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import atexit
 import logging
+import numbers
 import os
 import queue
 import threading
@@ -72,7 +73,8 @@ class Analyses(list[Analysis]):
 
 def analyze(source: Input | Sequence[str | os.PathLike[str]], *, sample_rate: float | None = None,
             model: str | ModelPlugin = DEFAULT_MODEL, window: float = DEFAULT_WINDOW_S, hop: float = DEFAULT_HOP_S,
-            start: float = 0.0, end: float | None = None, num_workers: int = 1) -> Analysis | Analyses:
+            start: float = 0.0, end: float | None = None, channels: Sequence[int] = (),
+            num_workers: int = 1) -> Analysis | Analyses:
     """Estimate emotion over a sound file, or an array of samples shaped (frames,), (frames, channels)
     or (channels, frames) (the shorter axis, of at most 32, is channels); lists and torch tensors too.
     Many files at once: a list of paths, a folder (searched recursively) or a manifest CSV (a `path`
@@ -80,7 +82,8 @@ def analyze(source: Input | Sequence[str | os.PathLike[str]], *, sample_rate: fl
 
     Files are WAV, FLAC, MP3, M4A, WebM, MP4 or anything else libsndfile or FFmpeg decodes. An
     array needs its `sample_rate` (1-768 kHz); any rate and channel count is downmixed and
-    resampled to the model's 16 kHz, as files and microphones are. `start`/`end` (seconds) analyse
+    resampled to the model's 16 kHz, as files and microphones are; `channels` (numbered from 1) mixes
+    only those, as `emolive score --channel` does (one side of a call). `start`/`end` (seconds) analyse
     a stretch; the estimates keep the recording's times. `model` is a name from `emolive models`,
     a bundle directory, or an already loaded plugin (load it once with `load_model` when scoring
     many inputs). `num_workers` > 1 analyses a batch in that many processes (each loads `model`,
@@ -92,10 +95,20 @@ def analyze(source: Input | Sequence[str | os.PathLike[str]], *, sample_rate: fl
     """
     if isinstance(num_workers, bool) or not isinstance(num_workers, int) or num_workers < 1:
         raise BatchError(f"num_workers={num_workers!r}: give a whole number of processes, 1 or more")
+    picked = _channels(channels)
     if _is_batch(source):
-        options = ScoreOptions(window=window, hop=hop, start=start, end=end, keep_all=True)
+        options = ScoreOptions(window=window, hop=hop, start=start, end=end, keep_all=True, channels=picked)
         return _analyze_batch(source, model, options, num_workers)
-    return analyze_input(source, _plugin(model), sample_rate=sample_rate, window=window, hop=hop, start=start, end=end)
+    return analyze_input(source, _plugin(model), sample_rate=sample_rate, window=window, hop=hop, start=start, end=end,
+                         channels=picked)
+
+
+def _channels(channels: object) -> tuple[int, ...]:
+    """`channels` as the sources take them: whole numbers from 1, in a list or tuple."""
+    if not isinstance(channels, (list, tuple)) or not all(
+            isinstance(c, numbers.Integral) and not isinstance(c, bool) and c >= 1 for c in channels):
+        raise AudioSourceError(f"channels={channels!r}: give a list of channel numbers counted from 1, e.g. [2]")
+    return tuple(int(c) for c in channels)
 
 
 def _is_batch(source: object) -> bool:

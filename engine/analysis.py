@@ -201,13 +201,15 @@ class Collector(Sink):
 
 def analyze_input(source: str | os.PathLike[str] | object, plugin: ModelPlugin, *, sample_rate: float | None = None,
                   window: float = DEFAULT_WINDOW_S, hop: float = DEFAULT_HOP_S, start: float = 0.0,
-                  end: float | None = None, rows: Per | None = None, warn_narrowband: bool = True) -> Analysis:
+                  end: float | None = None, rows: Per | None = None, warn_narrowband: bool = True,
+                  channels: tuple[int, ...] = ()) -> Analysis:
     """Analyse a sound file or an array-like of samples (with its `sample_rate`) from `start` to
-    `end` seconds, keeping every window and turn, or only the `rows` a table wants (Collector);
+    `end` seconds, its 1-based `channels` mixed (all where empty), keeping every window and turn, or
+    only the `rows` a table wants (Collector);
     errors the caller can fix raise EmoliveError, a failure part way PartialAnalysis. A batch warns
     once about audio below 16 kHz, not per file (`warn_narrowband`, Runner)."""
     analysis = Analysis.of(plugin, os.fspath(source) if isinstance(source, (str, os.PathLike)) else "")
-    with open_input(source, sample_rate, start, end) as audio:
+    with open_input(source, sample_rate, start, end, channels) as audio:
         analysis.input_rate = audio.input_rate
         try:
             Runner(audio, plugin, [Collector(analysis, round(start * SAMPLE_RATE), rows)], window_s=window, hop_s=hop,
@@ -221,15 +223,16 @@ def analyze_input(source: str | os.PathLike[str] | object, plugin: ModelPlugin, 
 
 
 def open_input(source: str | os.PathLike[str] | object, sample_rate: float | None, start: float = 0.0,
-               end: float | None = None) -> AudioSource:
-    """The source for a path or an array-like, trimmed to [start, end) seconds when either is given."""
+               end: float | None = None, channels: tuple[int, ...] = ()) -> AudioSource:
+    """The source for a path or an array-like, its `channels` mixed (all where empty), trimmed to
+    [start, end) seconds when either is given."""
     if not isinstance(source, (str, os.PathLike)):  # an array, a list, a torch tensor
         check_samples(source, sample_rate)
-        audio: AudioSource = ArraySource(source, sample_rate, block_size=OFFLINE_BLOCK_SIZE)
+        audio: AudioSource = ArraySource(source, sample_rate, block_size=OFFLINE_BLOCK_SIZE, channels=channels)
     elif sample_rate is not None:
         raise AudioSourceError(f"sample_rate is for arrays; {os.fspath(source)} says its own rate")
     else:
-        audio = FileSource(source, block_size=OFFLINE_BLOCK_SIZE)
+        audio = FileSource(source, block_size=OFFLINE_BLOCK_SIZE, channels=channels)
     return audio if start == 0 and end is None else TrimmedSource(audio, start, end)
 
 

@@ -52,6 +52,7 @@ class ScoreOptions:
     start: float = 0.0
     end: float | None = None
     keep_all: bool = False  # the API's batch keeps every window and turn; a table only its `per` rows
+    channels: tuple[int, ...] = ()  # 1-based channels of every file mixed (all where empty)
 
     @property
     def rows(self) -> Per | None:
@@ -139,7 +140,7 @@ def analyze_file(path: Path, plugin: ModelPlugin, options: ScoreOptions) -> Anal
     Window or span options that fit no file raise: they are the batch's error, not this file's."""
     try:
         return analyze_input(path, plugin, window=options.window, hop=options.hop, start=options.start,
-                             end=options.end, rows=options.rows, warn_narrowband=False)
+                             end=options.end, rows=options.rows, warn_narrowband=False, channels=options.channels)
     except PartialAnalysis as exc:  # damaged part way: what was read, naming the damage
         return exc.analysis
     except (WindowError, SpanError):

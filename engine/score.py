@@ -10,6 +10,7 @@ from contextlib import ExitStack
 
 from emolive.engine.console import Terminated, bar_disabled, terminate_as_interrupt
 from emolive.engine.defaults import DEFAULT_HOP_S, DEFAULT_MODEL, DEFAULT_WINDOW_S, SCORE_PER
+from emolive.engine.session import channel_number
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +30,8 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     score.add_argument("--model", default=DEFAULT_MODEL, help="model name (see `emolive models`) or bundle directory")
     score.add_argument("--window", type=float, default=DEFAULT_WINDOW_S, help="window length in seconds (--per window)")
     score.add_argument("--hop", type=float, default=DEFAULT_HOP_S, help="seconds between windows (--per window)")
+    score.add_argument("--channel", type=channel_number, action="append", metavar="N",
+                       help="1-based channel of every file to score; repeat to mix several (default: all mixed)")
     score.set_defaults(command=cmd_score)
 
 
@@ -51,7 +54,8 @@ def cmd_score(args: argparse.Namespace) -> int:
     jobs = min(args.jobs, os.cpu_count() or 1, len(paths))
     if jobs < args.jobs:
         log.warning("--jobs %d: using %d (one process per CPU here, at most one per file)", args.jobs, jobs)
-    options = ScoreOptions(model=args.model, window=args.window, hop=args.hop, per=args.per)
+    options = ScoreOptions(model=args.model, window=args.window, hop=args.hop, per=args.per,
+                           channels=tuple(args.channel or ()))
     plugin = load_model_one_thread(args.model)
     check_windows(options, plugin)
     started, failed, done = time.monotonic(), 0, 0

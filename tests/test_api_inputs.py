@@ -256,3 +256,50 @@ def test_api_arguments_of_the_wrong_kind_are_emolive_errors_or_read(model, speec
     clip = str(corpus_files("emodb", limit=1)[0])
     frame = emolive.analyze([clip, clip + ".missing.flac"], model=model).to_dataframe("file")
     assert str(frame.speech.dtype) == "boolean" and len(frame[frame.speech]) == 1
+
+
+def warnings_of(caplog) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+
+
+def test_a_mix_that_loses_the_voice_is_warned_about_and_channels_pick_what_to_hear(model, speech, caplog):
+    """Mixing to mono cancelled a phase-inverted pair to silence (every window "not speech") and turned
+    one voiced channel of six down 16 dB (the student hears level), without a word: both warn once,
+    naming the channels to take, and `channels=` takes them, as the array's own column does."""
+    voice = speech[:16000 * 4]
+    quiet = np.zeros_like(voice)
+    cases = {"inverted": (np.stack([voice, -voice], 1), "cancel each other when mixed to mono (the mix is over 120 dB",
+                          "channel 1 alone"),
+             "one of six": (np.stack([quiet, quiet, voice, quiet, quiet, quiet], 1),
+                            "channels 1+2+4+5+6 of 6 are silent, so the mono mix is 16 dB quieter than channel 3",
+                            "channels=[3]"),
+             "stereo": (np.stack([voice, 0.5 * voice + 0.01 * np.roll(voice, 800)], 1), None, None)}
+    alone = emolive.analyze(voice, sample_rate=16000, model=model).whole
+    for name, (samples, warning, fix) in cases.items():
+        caplog.clear()
+        emolive.analyze(samples, sample_rate=16000, model=model)
+        warned = warnings_of(caplog)
+        assert (warning is None and not warned) or (len(warned) == 1 and warning in warned[0] and fix in warned[0]), warned
+    picked = emolive.analyze(cases["one of six"][0], sample_rate=16000, model=model, channels=[3]).whole
+    assert [picked[k] for k in ("activation", "valence", "dominance")] == [alone[k] for k in
+                                                                          ("activation", "valence", "dominance")]
+    for bad in ([0], [1.5], "2", [True]):
+        with pytest.raises(emolive.EmoliveError, match="channel numbers counted from 1"):
+            emolive.analyze(voice, sample_rate=16000, model=model, channels=bad)
+    with pytest.raises(emolive.EmoliveError, match="channel 7 is not one of them"):
+        emolive.analyze(cases["one of six"][0], sample_rate=16000, model=model, channels=[7])
+
+
+def test_a_float_file_of_16_bit_values_is_warned_about_as_an_array_is(model, speech, tmp_path, caplog):
+    """A float WAV holding 16-bit sample values was scored at 90 dB over full scale without a word."""
+    path = tmp_path / "loud.wav"
+    sf.write(path, speech[:16000 * 3] * 32767, 16000, subtype="FLOAT")
+    emolive.analyze(path, model=model)
+    assert len(warned := warnings_of(caplog)) == 1 and "divide them by 32768" in warned[0] and "loud.wav" in warned[0]
+
+
+def test_an_all_nan_array_is_the_error_alone(model, recwarn):
+    """numpy's "All-NaN slice" RuntimeWarning printed before the one-line error."""
+    with pytest.raises(emolive.EmoliveError, match="NaN"):
+        emolive.analyze(np.full(48000, np.nan, np.float32), sample_rate=16000, model=model)
+    assert not [w for w in recwarn if issubclass(w.category, RuntimeWarning)]

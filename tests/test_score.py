@@ -143,6 +143,26 @@ def test_per_window_rows_carry_the_file_path_and_match_the_api(folder, tmp_path,
     assert [r["start"] for r in rows] == [w["start"] for w in windows]
 
 
+def test_channel_scores_one_side_of_every_file_in_workers_too(folder, tmp_path, one_torch_thread):
+    """A call recorded one side per channel: --channel 2 scores the second side alone (the mono mix
+    of a voice and a silent side is 6 dB quieter and warned about), in worker processes as here."""
+    voice = sf.read(folder / "one.flac", dtype="float32")[0]
+    calls = tmp_path / "calls"
+    calls.mkdir()
+    for name in ("a.wav", "b.wav"):
+        sf.write(calls / name, np.stack([np.zeros_like(voice), voice], 1), 16000, subtype="FLOAT")
+    alone, mixed = tmp_path / "alone.csv", tmp_path / "mixed.csv"
+    assert main(["-q", "score", str(folder / "one.flac"), "--out", str(alone)]) == 0
+    for jobs in ("1", "2"):
+        picked = tmp_path / f"picked{jobs}.csv"
+        assert main(["-q", "score", str(calls), "--channel", "2", "--jobs", jobs, "--out", str(picked)]) == 0
+        assert [row["valence"] for row in read_csv(picked)] == [read_csv(alone)[0]["valence"]] * 2
+    result = subprocess.run([EMOLIVE, "score", str(calls / "a.wav"), "--out", str(mixed)], capture_output=True,
+                            text=True, timeout=120)
+    assert "channel 1 of 2 is silent, so the mono mix is 6 dB quieter than channel 2" in result.stderr
+    assert read_csv(mixed)[0]["valence"] != read_csv(alone)[0]["valence"]
+
+
 def test_a_manifest_lists_files_relative_to_its_folder(folder, tmp_path):
     manifest = folder / "a" / "manifest.csv"
     manifest.write_text("path,emotion\ntwo.flac,anger\nb/three.flac,joy\nmissing.flac,joy\n")

@@ -16,7 +16,6 @@ from emolive.engine.sources.base import (DEFAULT_BLOCK_SIZE, SAMPLE_RATE, AudioS
 MAX_CHANNELS = 32  # a 2-D array's axis this short or shorter, and shorter than the other, holds channels
 MAX_INT_BYTES = 4  # int32: the widest integer samples an audio format stores
 INT16_PEAK = 32768  # the largest 16-bit sample
-MAX_FLOAT_PEAK = 8.0  # float samples beyond 18 dB over full scale: no recording's overshoot, a scale mix-up
 
 log = logging.getLogger(__name__)
 
@@ -29,7 +28,8 @@ class ArraySource(AudioSource):
 
     at_hand = True
 
-    def __init__(self, samples: object, sample_rate: float, *, block_size: int = DEFAULT_BLOCK_SIZE) -> None:
+    def __init__(self, samples: object, sample_rate: float, *, block_size: int = DEFAULT_BLOCK_SIZE,
+                 channels: tuple[int, ...] = ()) -> None:
         samples = as_array(samples)
         if samples.ndim not in (1, 2) or samples.size == 0:
             raise AudioSourceError(f"audio array of shape {samples.shape}: give (frames,), (frames, channels) or "
@@ -38,7 +38,7 @@ class ArraySource(AudioSource):
         if samples.dtype == np.bool_ or not (np.issubdtype(samples.dtype, np.floating)
                                              or np.issubdtype(samples.dtype, np.integer)):
             raise AudioSourceError(f"audio array of dtype {samples.dtype}: give float or integer samples")
-        self._convert = ToMono16k(sample_rate, "audio array")  # checks the rate
+        self._convert = ToMono16k(sample_rate, "audio array", channels)  # checks the rate
         super().__init__(f"array of {samples.shape[0]} frames at {self._convert.rate:g} Hz")
         self._samples = _as_float(samples, self._convert.rate)
         self._read_frames = max(1, round(block_size * self._convert.rate / SAMPLE_RATE))
@@ -103,13 +103,10 @@ def _as_float(samples: np.ndarray, rate: float) -> np.ndarray:
 
 
 def check_scale(samples: np.ndarray) -> None:
-    """Warn where samples are plainly scaled for another type: 16-bit values in an int32 array read as
-    -96 dB or quieter, and int16 values as floats peak thousands of times over float audio's full
-    scale of 1. Both are taken as given (a recording may be that quiet or that loud), but the
-    estimates of so quiet or loud a voice move (the front end hears level), so the caller hears of it."""
+    """Warn where int32 samples plainly hold 16-bit values: they read as -96 dB or quieter. They are
+    taken as given (a recording may be that quiet), but the estimates of so quiet a voice move (the
+    front end hears level), so the caller hears of it. Floats scaled as 16-bit values are warned
+    about where every source's are (AudioSource.blocks)."""
     if samples.dtype == np.int32 and 0 < (peak := np.abs(samples).max()) <= INT16_PEAK:
         log.warning("audio array: its int32 samples peak at %d of 2147483648 (-96 dBFS or below): if they are "
                     "16-bit samples, give them as int16", peak)
-    elif np.issubdtype(samples.dtype, np.floating) and (peak := float(np.nanmax(np.abs(samples)))) > MAX_FLOAT_PEAK:
-        log.warning("audio array: its float samples peak at %.4g, beyond float audio's full scale of 1: if they "
-                    "are 16-bit sample values, divide them by 32768", peak)

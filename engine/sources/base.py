@@ -6,8 +6,11 @@ rates, channel counts and sample formats are dealt with here, once, at the edge.
 from __future__ import annotations
 
 import abc
+import logging
+import math
 from collections.abc import Iterator
 from dataclasses import dataclass
+
 import numpy as np
 import soxr
 
@@ -18,6 +21,7 @@ SAMPLE_RATE = 16000
 DEFAULT_BLOCK_SIZE = 1600  # 100 ms: small enough for a 0.5 s hop, large enough to be cheap
 # input rates any source may have: a 40 kB file claiming 1 Hz would otherwise resample into gigabytes
 MIN_RATE, MAX_RATE = 1000, 768000
+log = logging.getLogger(__name__)
 
 
 def check_rate(rate: object, what: str) -> float:
@@ -37,6 +41,7 @@ class AudioSourceError(EmoliveError):
 # front end's power spectrum overflows (3e38 came out as a "neutral" estimate with numpy's overflow warnings);
 # 16-bit values given as floats (up to 32768) pass, with the array source's warning
 MAX_SAMPLE = 1e6
+MAX_FLOAT_PEAK = 8.0  # samples beyond 18 dB over full scale: no recording's overshoot, a scale mix-up (warned about)
 
 
 def narrow_to_float32(samples: np.ndarray) -> tuple[np.ndarray, int | None]:
@@ -97,9 +102,16 @@ class AudioSource(Closing):
 
     def blocks(self) -> Iterator[np.ndarray]:
         """Yield validated blocks until the source ends; raise AudioSourceError on failure."""
+        loud_told = False
         for block in self._read_blocks():
-            sane = np.abs(block) <= MAX_SAMPLE  # False for NaN and Inf too
+            magnitude = np.abs(block)
+            sane = magnitude <= MAX_SAMPLE  # False for NaN and Inf too
             usable = block if sane.all() else block[:int(np.argmin(sane))]
+            if not loud_told and usable.size and (peak := float(magnitude[:usable.size].max())) > MAX_FLOAT_PEAK:
+                loud_told = True  # a float WAV of 16-bit values was scored without a word (arrays were warned)
+                log.warning("%s: its samples peak at %.4g, beyond full scale (1): if they are 16-bit sample values "
+                            "written as floats, divide them by 32768 (the estimates hear level)", self.description,
+                            peak)
             if usable.size:
                 self._blocks_out += 1
                 self._samples_out += usable.size
@@ -141,17 +153,27 @@ class ToMono16k:
         `channels` (1-based) are the ones mixed, all where empty: one side of a two-channel call."""
         self.rate = check_rate(rate, what)
         self.what, self.channels = what, channels
+        self._mix: MixCheck | None = None  # made by the first block of several channels
         self._resampler = None if self.rate == SAMPLE_RATE else soxr.ResampleStream(self.rate, SAMPLE_RATE, 1,
                                                                                     dtype="float32")
 
     def __call__(self, frames: np.ndarray, last: bool = False) -> np.ndarray:
         """Convert (frames, channels) or (frames,) input; `last=True` flushes the resampler."""
         frames = self._picked(frames)
-        mono = frames.mean(axis=1, dtype=np.float32) if frames.ndim == 2 and frames.shape[1] > 1 else frames.reshape(-1)
+        mixed = frames.ndim == 2 and frames.shape[1] > 1
+        mono = frames.mean(axis=1, dtype=np.float32) if mixed else frames.reshape(-1)
+        if mixed or (last and self._mix is not None):
+            self._watch_mix(frames if mixed else frames.reshape(0, self._mix.channels), mono, last)
         mono = np.ascontiguousarray(mono, dtype=np.float32)
         if self._resampler is None:
             return mono
         return self._resampler.resample_chunk(mono, last=last)
+
+    def _watch_mix(self, frames: np.ndarray, mono: np.ndarray, last: bool) -> None:
+        """Hand the block to the downmix's check, made for the first block of several channels."""
+        if self._mix is None:
+            self._mix = MixCheck(frames.shape[1], self.rate, self.what, self.channels)
+        self._mix.add(frames, mono, last)
 
     def _picked(self, frames: np.ndarray) -> np.ndarray:
         """The chosen channels' columns; a channel the input lacks is an error naming what it has (an empty
@@ -163,3 +185,68 @@ class ToMono16k:
             raise AudioSourceError(f"{self.what} has {have} channel{'s' if have > 1 else ''}: channel "
                                    f"{max(self.channels)} is not one of them")
         return frames.reshape(len(frames), have)[:, [channel - 1 for channel in self.channels]]
+
+
+class MixCheck:
+    """Watches a downmix to mono once: a warning where mixing loses the voice.
+
+    The mean of the channels is right for a stereo or array microphone, but not where a channel is
+    phase-inverted (the mix cancels to near silence: no speech found, every estimate "not speech")
+    or where only some channels carry sound (a call recorded one side per channel, a 5.1 file with
+    dialogue in the centre: the mix is 20 log10(N/k) dB quieter, and the student hears level: one
+    channel of eight moved valence by 0.6). Both were silent before. Judged once, on the first
+    JUDGE_S seconds of input holding sound (or all of a shorter input, at its end).
+    """
+
+    JUDGE_S = 2.0
+    SOUND = 1e-8  # mean power of the loudest channel below which there is nothing to judge (-80 dBFS)
+    SILENT_DB = 40.0  # a channel this far below the loudest one is silent
+    CANCEL_DB = 10.0  # a mix this far below its channels' mean power: they cancel (independent ones lose 10 log10 N)
+
+    def __init__(self, channels: int, rate: float, what: str, picked: tuple[int, ...]) -> None:
+        self.channels, self.rate, self.what = channels, rate, what
+        self.numbers = list(picked) or list(range(1, channels + 1))  # the channels' own 1-based numbers
+        self._power = np.zeros(channels)  # sums of squares per channel, then of the mix
+        self._mix_power = 0.0
+        self._frames = 0
+        self._done = False
+
+    def add(self, frames: np.ndarray, mono: np.ndarray, last: bool) -> None:
+        if self._done:
+            return
+        if len(frames):
+            self._power += np.einsum("ij,ij->j", frames, frames, dtype=np.float64)
+            self._mix_power += float(np.dot(mono.astype(np.float64), mono))
+            self._frames += len(frames)
+        loudest = self._power.max() / max(self._frames, 1)
+        if loudest > self.SOUND and (self._frames >= self.JUDGE_S * self.rate or last):
+            self._done = True
+            self._judge()
+
+    def _judge(self) -> None:
+        power = self._power / self._frames
+        loudest = int(np.argmax(power))
+        silent = [n for n, p in zip(self.numbers, power) if p < power[loudest] * 10 ** (-self.SILENT_DB / 10)]
+        mix = self._mix_power / self._frames
+        if silent:
+            sounding = [n for n in self.numbers if n not in silent]
+            log.warning("%s: channel%s %s of %d %s silent, so the mono mix is %s quieter than channel %d, and the "
+                        "estimates hear level: %s", self.what, "s" if len(silent) > 1 else "", "+".join(map(str, silent)),
+                        self.channels, "are" if len(silent) > 1 else "is", _decibels(power[loudest], mix),
+                        self.numbers[loudest], _pick(sounding))
+        elif mix < power.mean() * 10 ** (-self.CANCEL_DB / 10):
+            log.warning("%s: its %d channels cancel each other when mixed to mono (the mix is %s below them: one "
+                        "phase-inverted?): %s", self.what, self.channels, _decibels(power.mean(), mix),
+                        _pick([self.numbers[loudest]]))
+
+
+def _decibels(power: float, below: float) -> str:
+    """How far `below` lies under `power`, as '16 dB' ('over 120 dB' for an exact cancellation's zero)."""
+    return "over 120 dB" if below <= power * 1e-12 else f"{10 * math.log10(power / below):.0f} dB"
+
+
+def _pick(channels: list[int]) -> str:
+    """How to take only `channels` in each interface that reads files or arrays."""
+    flags = " ".join(f"--channel {n}" for n in channels)
+    return (f"take {'channels' if len(channels) > 1 else 'channel'} {'+'.join(map(str, channels))} alone with {flags} "
+            f"(emolive stream, score) or channels={channels} (emolive.analyze)")
