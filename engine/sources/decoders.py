@@ -13,7 +13,8 @@ every sample that could be read has been delivered. libsndfile itself reads a cu
 file to its end without a word: it only notes, in the log it keeps of the header, a chunk that
 declares more bytes than the file holds or an Ogg stream without its end mark, so that log is read;
 a MATLAB file's matrix size and a NIST header's sample count, which it does not check, are read too,
-and an Ogg file's pages are checked (engine.sources.ogg_pages): libsndfile drops a damaged one silently.
+and an Ogg file's pages are checked (engine.sources.ogg_pages): libsndfile drops a damaged one silently, and reads only
+the first stream of a chain, which FFmpeg then reads whole.
 Formats whose audio simply runs to the end of the file (IRCAM, PAF, PVF, XI) declare no length: a
 cut there cannot be told from a shorter recording.
 """
@@ -31,7 +32,7 @@ import soundfile as sf
 
 from emolive.engine.closing import Closing
 from emolive.engine.sources.base import AudioSourceError, narrow_to_float32, out_of_range
-from emolive.engine.sources.ogg_pages import OggDamage, find_damage
+from emolive.engine.sources.ogg_pages import OggDamage, scan_pages
 
 if TYPE_CHECKING:
     import av
@@ -95,8 +96,8 @@ def open_decoder(file: AudioInput, what: str) -> Decoder:
         raise AudioSourceError(f"cannot read {what}: {exc.strerror or exc}") from None
     # the pages are checked before libsndfile opens the file: on a file object the check's reads and seeks
     # moved it under libsndfile's feet, and a whole Vorbis file came out short, then called truncated
-    damage = _ogg_damage(file) if head[:4] == b"OggS" else None
-    sound = None if _is_mpeg_audio(head) else _sndfile_or_none(file)
+    damage, chained = _ogg_pages(file) if head[:4] == b"OggS" else (None, False)
+    sound = None if _is_mpeg_audio(head) or chained else _sndfile_or_none(file)  # FFmpeg reads a whole chain
     if sound is not None:
         return SndfileDecoder(sound, what, head, damage)
     if not isinstance(file, (str, os.PathLike)):
@@ -124,9 +125,9 @@ def _part(file: AudioInput, size: int) -> bytes:
         return f.read(size)
 
 
-def _ogg_damage(file: AudioInput) -> OggDamage | None:
+def _ogg_pages(file: AudioInput) -> tuple[OggDamage | None, bool]:
     with _from_start(file) as f:
-        return find_damage(f)
+        return scan_pages(f)
 
 
 def _is_mpeg_audio(head: bytes) -> bool:

@@ -18,7 +18,7 @@ from typing import BinaryIO
 # capture pattern, version, flags, granule position, stream serial, page sequence, checksum, segments
 HEADER = struct.Struct("<4sBBqIIIB")
 CHECKSUM = slice(22, 26)  # where a page's checksum sits in its header; zeros while it is computed
-END_OF_STREAM = 0x04  # the flag of a stream's last page
+BEGIN_OF_STREAM, END_OF_STREAM = 0x02, 0x04  # the flags of a stream's first and last pages
 NO_GRANULE = -1  # the granule position of a page on which no packet ends
 OPUS_HEAD = struct.Struct("<8sBBH")  # "OpusHead", version, channels, pre-skip: the first packet of an Opus stream
 OPUS_GRANULE_RATE = 48000  # an Opus stream counts its granule positions at 48 kHz, whatever its rate
@@ -45,10 +45,21 @@ class OggDamage:
     offset: int  # the damaged page's first byte
 
 
-def find_damage(f: BinaryIO) -> OggDamage | None:
+def scan_pages(f: BinaryIO) -> tuple[OggDamage | None, bool]:
     """The first damage in the first stream of the Ogg file `f` (read from where it is, its start), or
     None where each of its pages up to the one that ends the stream is whole and checks out (bytes
-    after that, such as a tag, are not its audio)."""
+    after that, such as a tag, are not its audio); and whether another stream begins after that end:
+    a chain (Ogg files joined end to end, as a radio recording is), of which libsndfile reads only
+    the first stream, and said nothing of the rest (half of two joined files was lost)."""
+    damage = _first_damage(f)
+    if damage is not None:
+        return damage, False
+    after = f.read(HEADER.size)
+    return None, len(after) == HEADER.size and after[:4] == b"OggS" and bool(HEADER.unpack(after)[2] & BEGIN_OF_STREAM)
+
+
+def _first_damage(f: BinaryIO) -> OggDamage | None:
+    """scan_pages' damage, `f` left after the first stream's last page where there is none."""
     serial, granule, pre_skip, offset = None, 0, None, 0
     while True:
         header = f.read(HEADER.size)
