@@ -279,7 +279,8 @@ def test_a_mix_that_loses_the_voice_is_warned_about_and_channels_pick_what_to_he
         caplog.clear()
         emolive.analyze(samples, sample_rate=16000, model=model)
         warned = warnings_of(caplog)
-        assert (warning is None and not warned) or (len(warned) == 1 and warning in warned[0] and fix in warned[0]), warned
+        assert (warning is None and not warned) or (len(warned) == 1 and warning in warned[0]
+                                                    and fix in warned[0]), warned
     picked = emolive.analyze(cases["one of six"][0], sample_rate=16000, model=model, channels=[3]).whole
     assert [picked[k] for k in ("activation", "valence", "dominance")] == [alone[k] for k in
                                                                           ("activation", "valence", "dominance")]

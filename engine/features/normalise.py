@@ -94,7 +94,8 @@ class StreamNormConfig:
         if not isinstance(data, dict):
             raise ValueError("stream_normalisation must be a JSON object")
         names = set(cls.__dataclass_fields__)
-        if not names - OPTIONAL_FIELDS <= set(data) <= names:  # a bundle from before level_columns has an absolute prior
+        # a bundle from before level_columns has none: its prior is absolute
+        if not names - OPTIONAL_FIELDS <= set(data) <= names:
             raise ValueError(f"stream_normalisation needs the fields {sorted(names - OPTIONAL_FIELDS)} "
                              f"(and may have {sorted(OPTIONAL_FIELDS)}), nothing else")
         for key in ("prior_mean", "prior_var"):

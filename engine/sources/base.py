@@ -230,9 +230,10 @@ class MixCheck:
         mix = self._mix_power / self._frames
         if silent:
             sounding = [n for n in self.numbers if n not in silent]
+            several = len(silent) > 1
             log.warning("%s: channel%s %s of %d %s silent, so the mono mix is %s quieter than channel %d, and the "
-                        "estimates hear level: %s", self.what, "s" if len(silent) > 1 else "", "+".join(map(str, silent)),
-                        self.channels, "are" if len(silent) > 1 else "is", _decibels(power[loudest], mix),
+                        "estimates hear level: %s", self.what, "s" if several else "", "+".join(map(str, silent)),
+                        self.channels, "are" if several else "is", _decibels(power[loudest], mix),
                         self.numbers[loudest], _pick(sounding))
         elif mix < power.mean() * 10 ** (-self.CANCEL_DB / 10):
             log.warning("%s: its %d channels cancel each other when mixed to mono (the mix is %s below them: one "
