@@ -8,6 +8,7 @@ CSV) go to stdout and are not logging.
 from __future__ import annotations
 
 import argparse
+import copy
 import functools
 import logging
 import signal
@@ -20,9 +21,14 @@ from contextlib import contextmanager
 class DefaultsFormatter(argparse.ArgumentDefaultsHelpFormatter):
     """Every option's default said once, by argparse from the value in use (for the trainer, the
     config dataclasses' defaults), never typed in a help text. Left out where it says nothing:
-    flags, required options, and a default of None or [] whose meaning the help text gives."""
+    flags, required options, and a default of None or [] whose meaning the help text gives. An
+    option whose type checks a range (the trainer's Bounded: it has `admits`) says the range too,
+    from that same type, as docs/training.md promises."""
 
     def _get_help_string(self, action: argparse.Action) -> str | None:
+        if action.help and hasattr(action.type, "admits"):
+            action = copy.copy(action)
+            action.help = f"{action.help} ({action.type})"
         if action.nargs == 0 or action.required or action.default in (None, []):
             return action.help
         return super()._get_help_string(action)

@@ -582,6 +582,20 @@ def test_a_numeric_option_out_of_range_is_refused_as_it_is_parsed(argv, capsys):
     assert last.startswith(f"trainer train: error: argument {argv[0]}: {argv[1]!r}: give a "), last
 
 
+@pytest.mark.parametrize("command", ["train", "distill", "embed"])
+def test_every_numeric_option_says_its_range_in_help(command, capsys):
+    """docs/training.md sends users to `--help` for the ranges, which only --crop-s's text gave."""
+    from emolive.trainer.cli import Bounded, build_parser
+
+    parser = build_parser(only=command)
+    with pytest.raises(SystemExit):
+        parser.parse_args([command, "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    command_parser = parser._subparsers._group_actions[0].choices[command]
+    ranged = [a for a in command_parser._actions if isinstance(a.type, Bounded)]
+    assert ranged and all(f"({a.type})" in text for a in ranged), [a.dest for a in ranged if f"({a.type})" not in text]
+
+
 @pytest.mark.parametrize(("command", "argv"), [
     ("distill", ["--kappa", "-1"]), ("distill", ["--switch-epoch", "-1"]), ("distill", ["--avd-weight", "nan"]),
     ("embed", ["--batch-seconds", "0"]), ("features", ["--threads", "0"]),
@@ -740,14 +754,23 @@ def test_options_that_would_do_nothing_or_merge_corpora_are_refused(tmp_path, ca
     assert "would both be corpus 'v1'" in capsys.readouterr().err
 
 
-def test_a_prior_at_the_stream_level_is_trained_recorded_and_run_by_the_engine(tmp_path):
-    """--norm-stream-level: the bundle's normaliser moves its 40 log mel energies' prior to the stream's
-    level, and the engine's windows are the model on the same normaliser's frames."""
-    manifest = subset_manifest(tmp_path, "emodb", every=10)
+def test_a_held_out_corpus_and_a_prior_at_the_stream_level_are_trained_recorded_and_run(tmp_path):
+    """--test-data (named by --train-on's help, absent from the parser): a corpus never trained on,
+    scored as test and recorded. --norm-stream-level: the bundle's normaliser moves its 40 log mel
+    energies' prior to the stream's level, and the engine's windows are the model on the same
+    normaliser's frames."""
+    manifest, held_out = subset_manifest(tmp_path, "emodb", every=10), subset_manifest(tmp_path, "ravdess", every=40)
     out = tmp_path / "m"
-    assert trainer_main(["train", "--data", str(manifest), "--cache", str(tmp_path / "cache"), "--epochs", "1",
-                         "--epoch-clips", "0", "--norm-stream-level", "--out", str(out)]) == 0
+    assert trainer_main(["train", "--data", str(manifest), "--test-data", str(held_out), "--cache",
+                         str(tmp_path / "cache"), "--epochs", "1", "--epoch-clips", "0", "--norm-stream-level",
+                         "--out", str(out)]) == 0
     model, meta = load_bundle(out)
+    assert meta.training["test_data"] == [str(held_out)] and meta.training["data"] == [str(manifest)]
+    with open(out / "splits.csv", newline="") as f:
+        splits = {row["speaker"]: row["split"] for row in csv.DictReader(f)}
+    assert all(splits[u.speaker] == "test" for u in read_manifest(held_out))
+    own_test = sum(splits[u.speaker] == "test" for u in read_manifest(manifest))
+    assert json.loads((out / "results.json").read_text())["test"]["test"]["n"] == len(read_manifest(held_out)) + own_test
     assert meta.stream_normalisation.level_columns == 40
     audio = np.concatenate([read_audio(p) for p in corpus_files("emodb", every=200)[:2]])
     result = emolive.analyze(audio, sample_rate=16000, model=str(out))

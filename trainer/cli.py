@@ -139,6 +139,9 @@ def _fit_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--train-on", choices=list(FIT_SPLITS), default=DataSpec.train_on,
                    help="which splits to fit on (validation still picks the epoch); with all, the test split is "
                         "trained on and recorded as train, so only --test-data stays held out")
+    p.add_argument("--test-data", action="append", default=[], metavar="MANIFEST.csv",
+                   help="a corpus held out whole: never trained on, scored as the test split (train on one "
+                        "corpus, test on another); repeatable")
     p.add_argument("--int8", action="store_true", help="store weights as int8 with per-channel scales")
     p.add_argument("--classes", choices=CLASS_SETS, default=DataSpec.classes,
                    help="class head labels: categories found in >= 2 corpora (shared), or every category (all)")

@@ -152,7 +152,8 @@ def fit_and_save(args, data: DataSpec, cfg: TrainConfig, distill, checkpoint: Ch
     }
     if fitted.distillation:
         summary["distillation"] = fitted.distillation
-    training = {"data": data.sources, "features": data.features,
+    training = {"data": data.sources, **({"test_data": list(data.test_data)} if data.test_data else {}),
+                "features": data.features,
                 "fit_on": data.train_on, "split_seed": data.split_seed, "classes": data.classes,
                 "views": data.views, "versions": code,
                 **{k: summary[k] for k in ("config", "best_epoch", "distillation") if k in summary}}
