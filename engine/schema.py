@@ -57,6 +57,8 @@ _ESTIMATE_ORDER = ("schema", "seq", "stream", "start", "end", "wall_start", "wal
 _ESTIMATE_FIELDS = frozenset(_ESTIMATE_ORDER)
 _STATUS_FIELDS = {"schema": int, "stream": str, "dropped_blocks": int, "skipped_windows": int, "lag_s": float,
                   "wall": float}
+MAX_EXACT_INT = 2**53  # the integers a float holds exactly; 10**400 overflowed float() before validation
+_STATUS_FLOATS = tuple(name for name, kind in _STATUS_FIELDS.items() if kind is float)
 
 
 class SchemaError(ValueError):
@@ -222,6 +224,7 @@ def parse_message(frames: Sequence[bytes]) -> tuple[str, dict[str, Any]]:
         raise SchemaError(f"not JSON: {exc}") from None
     if not isinstance(payload, dict):
         raise SchemaError(f"JSON {type(payload).__name__} instead of an object")
+    _numbers_as_floats(payload, _STATUS_FLOATS if kind == STATUS_TOPIC else _ESTIMATE_FLOATS)
     if kind == ESTIMATE_TOPIC:
         validate_estimate(payload, extra_ok=True)
         payload = {field: payload[field] for field in _ESTIMATE_ORDER}
@@ -234,6 +237,17 @@ def parse_message(frames: Sequence[bytes]) -> tuple[str, dict[str, Any]]:
     if name != topic(kind, payload).encode():
         raise SchemaError(f"topic {bytes(name[:80])!r} does not match the payload's stream {payload['stream']!r}")
     return kind, payload
+
+
+def _numbers_as_floats(payload: dict[str, Any], names: Sequence[str]) -> None:
+    """The schema's numbers that came as JSON integers (`0`, `1`), made floats in place: JSON has one
+    number type, and publishers in other languages write 0.0 as 0 (JavaScript's JSON.stringify does),
+    which the schema file accepts and `listen` had refused as "must be a finite float"."""
+    classes = payload.get("classes")
+    for values, keys in ((payload, names), (classes if isinstance(classes, dict) else {}, list(classes or ()))):
+        for name in keys:
+            if type(values.get(name)) is int and abs(values[name]) <= MAX_EXACT_INT:  # larger: "not a finite float"
+                values[name] = float(values[name])
 
 
 def printable(text: str, limit: int | None = None, keep: str = "") -> str:

@@ -185,3 +185,17 @@ def test_listen_until_end_exits_where_the_stream_ends_and_says_so():
     lines = out.splitlines()
     assert lines[-1] == "# stream e2e ended"
     assert len(lines) - 2 == len(engine.stdout.splitlines())  # the header, every estimate, the end
+
+
+def test_numbers_written_as_json_integers_are_read_as_the_schemas_numbers():
+    """The schema file types these fields `number`, and JavaScript's JSON.stringify writes 0.0 as 0:
+    listen refused such an estimate as "wall_start must be a finite float". A huge integer is no number
+    a float holds, and is refused as before, without an overflow."""
+    estimate = {**good_estimate(), "wall_start": 0, "activation": 4, "classes": {"happy": 1, "sad": 0}}
+    kind, payload = parse_message(frames(estimate))
+    assert payload["wall_start"] == 0.0 and type(payload["wall_start"]) is float and type(payload["activation"]) is float
+    assert payload["classes"] == {"happy": 1.0, "sad": 0.0} and all(type(v) is float for v in payload["classes"].values())
+    status = {**status_payload(stream="s", dropped_blocks=0, skipped_windows=0, lag_s=0.0, wall=1.0), "lag_s": 0}
+    assert type(parse_message(frames(status, b"status.s"))[1]["lag_s"]) is float
+    with pytest.raises(SchemaError, match="wall_start must be a finite float"):
+        parse_message(frames({**good_estimate(), "wall_start": 10**400}))
