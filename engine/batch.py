@@ -14,6 +14,7 @@ import logging
 import os
 import signal
 import sys
+import time
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -276,7 +277,12 @@ def check_workers_can_start(jobs: int) -> None:
 def noted_analysis(path: Path, plugin: ModelPlugin, options: ScoreOptions) -> tuple[Analysis, str | None]:
     """analyze_file and the file's narrowband note (None at 16 kHz or above): the note needs the
     model, which a worker process has and the batch's own may not."""
+    started = time.perf_counter()
     analysis = analyze_file(path, plugin, options)
+    if log.isEnabledFor(logging.DEBUG):
+        audio_s = analysis.whole["end"] - analysis.whole["start"] if analysis.whole else 0.0
+        log.debug("%s: %.2f s of audio in %.2f s%s", path, audio_s, time.perf_counter() - started,
+                  f" ({analysis.error})" if analysis.error else "")
     return analysis, narrowband_note(analysis.file, analysis.input_rate, plugin)
 
 

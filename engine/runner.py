@@ -400,6 +400,9 @@ class Runner:
                                 skipped_windows=stats.skipped_windows, lag_s=self._lag_s, wall=time.time(),
                                 estimates=stats.estimates, audio_s=stats.audio_s, live=self.live,
                                 device_gaps=stats.device_gaps, gap_s=stats.gap_s, ended=ended)
+        log.debug("status: %d estimates from %.2f s of audio, lag %.3f s, %d windows skipped, %d blocks dropped%s",
+                  stats.estimates, stats.audio_s, self._lag_s, stats.skipped_windows, stats.dropped_blocks,
+                  " (the final one)" if ended else "")
         for sink in self.sinks:
             try:
                 sink.status(status)

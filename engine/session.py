@@ -13,7 +13,9 @@ and the engine proper is imported by the functions that open a stream.
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,6 +36,8 @@ if TYPE_CHECKING:
 DEMO_CLIP = Path(__file__).resolve().parent / "data" / "demo.flac"
 DEMO_NOTE = " (no microphone found: playing the bundled demo clip)"
 USER_ERRORS = (EmoliveError, FileNotFoundError)  # every layer's user-error class derives from EmoliveError
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -113,9 +117,12 @@ def load_model_one_thread(model: str) -> ModelPlugin:
     """The model, with torch (if the model uses it) on one thread: one window, or one batch of windows, is far
     too small a job for intra-op threads; on a busy 2-core machine torch's pool made the demo clip 6x slower,
     and several scoring jobs are faster as one thread each than contending for cores."""
+    started = time.perf_counter()
     plugin = load_model(model)
     if "torch" in sys.modules:
         sys.modules["torch"].set_num_threads(1)
+    log.debug("model %s loaded in %.2f s: %s on %s, classes %s", plugin.name, time.perf_counter() - started,
+              getattr(plugin, "path", "built in"), getattr(plugin, "device", "cpu"), ", ".join(plugin.meta.class_names))
     return plugin
 
 

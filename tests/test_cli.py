@@ -364,3 +364,19 @@ def test_any_window_and_hop_give_a_bounded_spec_or_one_line_window_error(window_
         return
     limit = round(MAX_SECONDS * cfg.sample_rate / cfg.frame_shift)
     assert 1 <= spec.window <= limit and 1 <= spec.hop <= limit
+
+
+def test_verbose_says_more_on_stderr_and_quiet_less(tmp_path):
+    """`-v` is "more detail on stderr (debug)", but stderr was the same with it as without."""
+    clip = corpus_files("emodb", every=300, limit=1)[0]
+
+    def stderr(*flags: str) -> str:
+        result = subprocess.run([*EMOLIVE, *flags, "score", str(clip), "--out", str(tmp_path / "t.csv")],
+                                capture_output=True, text=True, timeout=120)
+        assert result.returncode == 0, result.stderr
+        return result.stderr
+
+    verbose, plain, quiet = stderr("-v"), stderr(), stderr("-q")
+    assert "model student loaded in" in verbose and f"{clip}: " in verbose and "status: 1 estimates" in verbose
+    assert "loaded in" not in plain and "scored 1 files" in plain
+    assert quiet == ""
