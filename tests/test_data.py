@@ -238,7 +238,7 @@ def test_a_clip_in_two_manifests_counts_once(tmp_path, caplog):
     copy = _write_csv(tmp_path / "copy" / "m.csv", [{**rows[0], "speaker": "s", "split": "test"}])
     caplog.clear()
     assert [u.path for u in load_utterances([str(manifest), str(copy)])] == [tmp_path / "1.wav", tmp_path / "2.wav"]
-    assert f"dropped 1 clip(s) whose audio is a copy of another clip's" in caplog.text
+    assert "dropped 1 clip(s) whose audio is a copy of another clip's" in caplog.text
     relabelled = _write_csv(tmp_path / "copy" / "angry.csv", [{**rows[0], "emotion": "angry"}])
     with pytest.raises(TrainerError, match=r"1.wav holds the same audio as .*1.wav with other labels; keep one"):
         load_utterances([str(manifest), str(relabelled)])
