@@ -94,6 +94,8 @@ def test_report_writes_every_file_as_a_readable_small_png(report):
         assert f"]({png.name})" in markdown
     assert html.count("data:image/png;base64,") == len(list(report.glob("*.png")))
     assert "gru-nomtl: no class head" in markdown
+    # the kept epoch as config.json and history.csv number it (the report said one more)
+    assert "| kept epoch 0 of epochs 0-0 |" in markdown
 
 
 def test_report_numbers_equal_trainer_evaluate(bundles, report, capsys):

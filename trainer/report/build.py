@@ -143,8 +143,10 @@ def _score(spec: str, label: str, plugin: ModelPlugin, sources: list[Source], ca
 
 
 def _training_note(training: dict) -> str:
+    """The epoch kept, numbered as the training log, config.json and history.csv number it (from 0):
+    the report counted from 1, so its "epoch 12" was history.csv's row 11."""
     best, most = training.get("best_epoch"), training.get("config", {}).get("epochs")
-    return f"kept epoch {best + 1} of at most {most}" if isinstance(best, int) and most else ""
+    return f"kept epoch {best} of epochs 0-{most - 1}" if isinstance(best, int) and most else ""
 
 
 def _draw(report: Report, true: np.ndarray, out: Path) -> None:

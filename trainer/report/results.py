@@ -33,7 +33,7 @@ class ModelResult:
     class_names: tuple[str, ...]
     size_bytes: int
     trained_on: list[str]
-    training: str  # e.g. "kept epoch 20 of at most 60"; empty when the bundle does not say
+    training: str  # e.g. "kept epoch 20 of epochs 0-59"; empty when the bundle does not say
     predictions: dict[str, np.ndarray]  # trainer.evaluate.predict_utterances on every utterance
     scores: dict[str, dict] = field(default_factory=dict)  # data group -> trainer.evaluate.metrics
     coords: np.ndarray | None = None  # [N, 2] map of the embeddings
