@@ -139,7 +139,7 @@ def cmd_stream(args: argparse.Namespace) -> int:
     from emolive.engine.sinks.factory import SinkOptions, open_sinks
     from emolive.engine.sources import AudioSourceError
 
-    from emolive.engine.row_writers import check_not_an_input
+    from emolive.engine.row_writers import check_not_an_input, check_not_in_bundle
 
     config = StreamConfig.from_args(args)
     outputs = SinkOptions.from_args(args)
@@ -150,6 +150,8 @@ def cmd_stream(args: argparse.Namespace) -> int:
         # one line; it had killed the process without a word
         stack.enter_context(console.terminate_as_interrupt())
         model = load_model_one_thread(config.model)
+        if args.csv:
+            check_not_in_bundle(args.csv, model, "--csv")
         stream = stack.enter_context(open_stream(config, notify=notify))
         log.info("reading %s; model %s", stream.description, printable(model.name))
         sinks = open_sinks(outputs, stack, model.meta.class_names)

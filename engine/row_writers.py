@@ -63,6 +63,19 @@ def check_not_an_input(out: str, inputs: Sequence[str], option: str = "--out") -
             raise OutputError(f"{option} {out} is also an input ({spec}): write to another file")
 
 
+def check_not_in_bundle(out: str, model: object, option: str = "--out") -> None:
+    """Refuse an output in the folder of the model bundle the run reads, or one of its files under
+    another name (a link): `stream --csv BUNDLE/model.safetensors` wrote the table over the weights it
+    ran, for good (a graph can be exported again; trained weights cannot)."""
+    bundle = getattr(model, "path", None)
+    if out == "-" or bundle is None or not os.path.isdir(bundle):
+        return
+    inside = os.path.realpath(os.path.dirname(os.path.abspath(out))) == os.path.realpath(bundle)
+    if inside or any(os.path.exists(out) and os.path.samefile(out, entry.path) for entry in os.scandir(bundle)):
+        raise OutputError(f"{option} {out} is {'in' if inside else 'a file of'} the model bundle {bundle} this run "
+                          "reads, whose files it would overwrite: write elsewhere")
+
+
 def table_folder(out: str) -> Path | None:
     """The folder a table's paths are written relative to (engine.batch.table_path): the --out
     file's, or None for stdout."""

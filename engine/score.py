@@ -45,7 +45,8 @@ def cmd_score(args: argparse.Namespace) -> int:
     from tqdm import tqdm  # here, not at import: `emolive --help` stays fast
 
     from emolive.engine.batch import ScoreOptions, check_windows, collect_inputs, columns, score_all
-    from emolive.engine.row_writers import check_not_an_input, format_of, open_row_writer, table_folder
+    from emolive.engine.row_writers import (check_not_an_input, check_not_in_bundle, format_of, open_row_writer,
+                                            table_folder)
     from emolive.engine.session import load_model_one_thread
 
     fmt = format_of(args.out)
@@ -57,6 +58,7 @@ def cmd_score(args: argparse.Namespace) -> int:
     options = ScoreOptions(model=args.model, window=args.window, hop=args.hop, per=args.per,
                            channels=tuple(args.channel or ()))
     plugin = load_model_one_thread(args.model)
+    check_not_in_bundle(args.out, plugin)
     check_windows(options, plugin)
     started, failed, done = time.monotonic(), 0, 0
     with ExitStack() as stack:

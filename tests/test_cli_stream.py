@@ -148,3 +148,26 @@ def test_a_csv_file_is_not_emptied_when_another_output_cannot_start(speech_flac,
                         "--websocket", f"127.0.0.1:{taken.getsockname()[1]}")
     assert_one_line_error(result, "address already in use")
     assert earlier.read_text() == "precious,data\n1,2\n"
+
+
+def test_an_output_in_the_model_bundle_it_reads_is_refused(speech_flac, tmp_path):
+    """`stream --csv BUNDLE/model.safetensors` wrote its table over the weights it ran, for good; a link
+    to them elsewhere did the same, and `score --out BUNDLE/history.csv` would replace the history."""
+    import shutil
+
+    from emolive.plugins.student.plugin import DEFAULT_BUNDLE
+
+    bundle = Path(shutil.copytree(DEFAULT_BUNDLE, tmp_path / "my model"))
+    weights = (bundle / "model.safetensors").read_bytes()
+    os.link(bundle / "model.safetensors", tmp_path / "weights.csv")
+    for target, where in ((bundle / "model.safetensors", "is in the model bundle"),
+                          (tmp_path / "weights.csv", "is a file of the model bundle")):
+        result = stream("--source", str(speech_flac), "--no-publish", "--model", str(bundle), "--csv", str(target))
+        assert_one_line_error(result, f"--csv {target} {where} {bundle} this run reads")
+    scored = subprocess.run([*EMOLIVE, "score", str(speech_flac), "--model", str(bundle), "--out",
+                             str(bundle / "history.csv")], capture_output=True, text=True, timeout=120)
+    assert_one_line_error(scored, f"--out {bundle / 'history.csv'} is in the model bundle")
+    assert (bundle / "model.safetensors").read_bytes() == weights
+    assert (bundle / "history.csv").read_bytes() == (DEFAULT_BUNDLE / "history.csv").read_bytes()
+    ok = stream("--source", str(speech_flac), "--no-publish", "--model", str(bundle), "--csv", str(tmp_path / "t.csv"))
+    assert ok.returncode == 0 and (tmp_path / "t.csv").read_text().startswith("schema,seq,")
