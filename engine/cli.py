@@ -74,7 +74,7 @@ def build_parser() -> argparse.ArgumentParser:
     listen = commands.add_parser("listen", help="subscribe to a running stream and print it",
                                  description="Print what a running `emolive stream` publishes on ZeroMQ: a table, "
                                  "or JSON lines with --json. Messages off the schema are counted and skipped.")
-    listen.add_argument("--connect", default=DEFAULT_ADDRESS, help="publisher address")
+    listen.add_argument("--connect", default=DEFAULT_ADDRESS, action=console.Once, help="publisher address")
     listen.add_argument("--json", action="store_true", help="print JSON lines instead of a table")
     listen.add_argument("--count", type=score.positive_int, default=None, help="exit after this many estimates")
     listen.add_argument("--until-end", action="store_true",

@@ -34,6 +34,20 @@ class DefaultsFormatter(argparse.ArgumentDefaultsHelpFormatter):
         return super()._get_help_string(action)
 
 
+class Once(argparse.Action):
+    """An option that follows one thing and may be given once: a second value is an error, not the silent
+    replacement argparse makes (`listen --connect A --connect B` followed B alone, and A's estimates
+    were dropped without a word)."""
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: object,
+                 option_string: str | None = None) -> None:
+        if getattr(namespace, f"_{self.dest}_given", False):
+            parser.error(f"argument {option_string}: given twice; one command follows one publisher, so run one "
+                         "per address")
+        setattr(namespace, f"_{self.dest}_given", True)
+        setattr(namespace, self.dest, values)
+
+
 # every command's and subcommand's --help shows its defaults this way, one class for both programs
 DefaultsParser = functools.partial(argparse.ArgumentParser, formatter_class=DefaultsFormatter)
 LEVELS = (logging.WARNING, logging.INFO, logging.DEBUG)  # -q, default, -v

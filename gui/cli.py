@@ -10,6 +10,7 @@ from collections.abc import Callable
 from functools import partial
 from types import FrameType
 
+from emolive.engine import console
 from emolive.engine.defaults import DEFAULT_ADDRESS
 from emolive.engine.session import add_stream_options
 
@@ -20,7 +21,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
                               "engine itself (microphone, or the bundled demo clip at real time when there is "
                               "none; files play at real time) or shows a running stream (--connect).")
     add_stream_options(gui, source_help="audio file or GStreamer pipeline to play (default: microphone)")
-    gui.add_argument("--connect", nargs="?", const=DEFAULT_ADDRESS, metavar="ADDRESS",
+    gui.add_argument("--connect", nargs="?", const=DEFAULT_ADDRESS, metavar="ADDRESS", action=console.Once,
                      help=f"show a running `emolive stream` instead (at {DEFAULT_ADDRESS} when no address is given)")
     gui.add_argument("--screenshot", metavar="PNG", help="play --source as fast as possible, save a grab of the "
                      "window once every estimate is drawn, and exit")

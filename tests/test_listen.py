@@ -3,6 +3,7 @@ never a crash, and the reader goes on (`engine.schema.parse_message`, `emolive l
 from __future__ import annotations
 
 import json
+import os
 import math
 import subprocess
 import sys
@@ -199,3 +200,13 @@ def test_numbers_written_as_json_integers_are_read_as_the_schemas_numbers():
     assert type(parse_message(frames(status, b"status.s"))[1]["lag_s"]) is float
     with pytest.raises(SchemaError, match="wall_start must be a finite float"):
         parse_message(frames({**good_estimate(), "wall_start": 10**400}))
+
+
+@pytest.mark.parametrize("command", [["listen", "--connect", "tcp://127.0.0.1:1"], ["gui", "--connect"]])
+def test_a_second_connect_is_refused_not_silently_followed_instead(command):
+    """`listen --connect A --connect B` followed B alone: A's estimates were dropped without a word."""
+    result = subprocess.run([EMOLIVE, *command, "--connect", "tcp://127.0.0.1:2"], capture_output=True, text=True,
+                            timeout=60, env={**os.environ, "QT_QPA_PLATFORM": "offscreen"})
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines()[-1].endswith("argument --connect: given twice; one command follows one "
+                                                           "publisher, so run one per address")
