@@ -3,8 +3,8 @@ never a crash, and the reader goes on (`engine.schema.parse_message`, `emolive l
 from __future__ import annotations
 
 import json
-import os
 import math
+import os
 import subprocess
 import sys
 import tracemalloc
