@@ -163,7 +163,7 @@ class ToMono16k:
         mixed = frames.ndim == 2 and frames.shape[1] > 1
         mono = frames.mean(axis=1, dtype=np.float32) if mixed else frames.reshape(-1)
         if mixed or (last and self._mix is not None):
-            self._watch_mix(frames if mixed else frames.reshape(0, self._mix.channels), mono, last)
+            self._watch_mix(frames if mixed else frames.reshape(0, self._mix.count), mono, last)
         mono = np.ascontiguousarray(mono, dtype=np.float32)
         if self._resampler is None:
             return mono
@@ -203,11 +203,11 @@ class MixCheck:
     SILENT_DB = 40.0  # a channel this far below the loudest one is silent
     CANCEL_DB = 10.0  # a mix this far below its channels' mean power: they cancel (independent ones lose 10 log10 N)
 
-    def __init__(self, channels: int, rate: float, what: str, picked: tuple[int, ...]) -> None:
-        self.channels, self.rate, self.what = channels, rate, what
-        self.numbers = list(picked) or list(range(1, channels + 1))  # the channels' own 1-based numbers
-        self._power = np.zeros(channels)  # sums of squares per channel, then of the mix
-        self._mix_power = 0.0
+    def __init__(self, count: int, rate: float, what: str, picked: tuple[int, ...]) -> None:
+        self.count, self.rate, self.what = count, rate, what  # channels mixed
+        self.numbers = list(picked) or list(range(1, count + 1))  # the channels' own 1-based numbers
+        self._power = np.zeros(count)  # sums of squares per channel
+        self._mix_power = 0.0  # and of the mix
         self._frames = 0
         self._done = False
 
@@ -233,11 +233,11 @@ class MixCheck:
             several = len(silent) > 1
             log.warning("%s: channel%s %s of %d %s silent, so the mono mix is %s quieter than channel %d, and the "
                         "estimates hear level: %s", self.what, "s" if several else "", "+".join(map(str, silent)),
-                        self.channels, "are" if several else "is", _decibels(power[loudest], mix),
+                        self.count, "are" if several else "is", _decibels(power[loudest], mix),
                         self.numbers[loudest], _pick(sounding))
         elif mix < power.mean() * 10 ** (-self.CANCEL_DB / 10):
             log.warning("%s: its %d channels cancel each other when mixed to mono (the mix is %s below them: one "
-                        "phase-inverted?): %s", self.what, self.channels, _decibels(power.mean(), mix),
+                        "phase-inverted?): %s", self.what, self.count, _decibels(power.mean(), mix),
                         _pick([self.numbers[loudest]]))
 
 
