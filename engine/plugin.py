@@ -22,6 +22,8 @@ from importlib.metadata import EntryPoint, entry_points
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
+from emolive.engine.errors import EmoliveError
+
 if TYPE_CHECKING:  # import-light: `emolive --help` lists the models without loading numpy
     import numpy as np
 
@@ -59,6 +61,59 @@ class ModelPlugin(Protocol):
 
     def size_bytes(self) -> int:
         """Bytes of stored weights (what a user downloads or ships)."""
+
+
+class ModelError(EmoliveError):
+    """A model that failed while predicting, or gave what no consumer can use (a third party's plugin,
+    a hostile graph): one line naming it, where a traceback, a NaN row or a message emolive's own
+    readers reject had come out."""
+
+
+# float32 probabilities sum within ~1e-6 of 1; 1e-3 only catches outputs that are no distribution
+PROBABILITY_SUM_TOLERANCE = 1e-3
+
+
+def predict_checked(plugin: ModelPlugin, features: list[np.ndarray], samples: list[np.ndarray]) -> list[Prediction]:
+    """`plugin.predict_batch`, held to the contract every consumer relies on: one Prediction per input,
+    in order; A/V/D three finite numbers; one probability in [0, 1] per class name, summing to 1 (or
+    none, for a model without a class head); a finite embedding. Values come back as float32 arrays,
+    whatever sequence the plugin gave. A plugin's own exception is a ModelError naming it and it
+    (an EmoliveError it raises stays as it is); `-v` logs the traceback for the plugin's author."""
+    import numpy as np
+
+    from emolive.engine.schema import printable
+
+    name = printable(str(getattr(plugin, "name", "?")), 80)
+    try:
+        given = list(plugin.predict_batch(features, samples))
+    except EmoliveError:
+        raise
+    except Exception as exc:
+        log.debug("model %s failed", name, exc_info=True)
+        raise ModelError(f"model {name} failed: {type(exc).__name__}: {printable(str(exc), 300)}") from None
+    if len(given) != len(features):
+        raise ModelError(f"model {name} gave {len(given)} predictions for {len(features)} windows")
+    classes = len(plugin.meta.class_names)
+    checked = []
+    for prediction in given:
+        try:
+            avd, probs, embedding = (np.asarray(getattr(prediction, field), dtype=np.float32)
+                                     for field in ("avd", "class_probs", "embedding"))
+        except (AttributeError, TypeError, ValueError) as exc:
+            raise ModelError(f"model {name} gave no Prediction(avd, class_probs, embedding) of numbers: "
+                             f"{type(exc).__name__}: {printable(str(exc), 200)}") from None
+        if avd.shape != (3,) or probs.shape not in ((classes,), (0,)) or embedding.ndim != 1:
+            raise ModelError(f"model {name} gave avd of shape {avd.shape} (want 3), class_probs of shape {probs.shape} "
+                             f"(want {classes}, one per class name, or none) and an embedding of shape "
+                             f"{embedding.shape} (want one axis)")
+        if not (np.isfinite(avd).all() and np.isfinite(probs).all() and np.isfinite(embedding).all()):
+            raise ModelError(f"model {name} gave NaN or infinite outputs")
+        if len(probs) and ((probs < 0).any() or (probs > 1).any()
+                           or abs(float(probs.sum()) - 1.0) > PROBABILITY_SUM_TOLERANCE):
+            raise ModelError(f"model {name} gave class probabilities outside [0, 1] or not summing to 1 "
+                             f"({', '.join(f'{v:.3g}' for v in probs[:8])})")
+        checked.append(Prediction(avd, probs, embedding))
+    return checked
 
 
 def reads_samples(plugin: ModelPlugin) -> bool:
@@ -104,10 +159,13 @@ def bundle_summary(path: Path, device: str = "cpu",
 
 
 def summarise(name: str) -> ModelSummary:
-    """A registered model's summary: from its summary entry point when it has one, else loaded."""
-    summaries = {ep.name: ep for ep in entry_points(group=SUMMARIES_GROUP)}
-    if name in summaries:
-        return summaries[name].load()()
+    """A registered model's summary: from its summary entry point when it has one (the package's that
+    registered the model: registered_models), else loaded."""
+    model = registered_models().get(name)
+    summaries = [ep for ep in entry_points(group=SUMMARIES_GROUP) if ep.name == name
+                 and (model is None or _distribution(ep) == _distribution(model))]
+    if summaries:
+        return summaries[0].load()()
     plugin = load_model(name)
     return ModelSummary.of_meta(plugin.meta, plugin.size_bytes(), plugin.device, getattr(plugin, "input_features", None))
 
@@ -115,8 +173,23 @@ def summarise(name: str) -> ModelSummary:
 @functools.cache
 def registered_models() -> dict[str, EntryPoint]:
     """Once per process: each scan reads every installed package's metadata (~0.1 s here), and a
-    parser with several --model options would pay it for each."""
-    return {ep.name: ep for ep in entry_points(group=MODELS_GROUP)}
+    parser with several --model options would pay it for each. A name two packages register goes to
+    emolive's own (else to the first package by name), with a warning: which one loaded hung on the
+    order of the packages on the path, and `emolive models` described the other."""
+    chosen: dict[str, EntryPoint] = {}
+    for ep in sorted(entry_points(group=MODELS_GROUP), key=lambda ep: (ep.name, _distribution(ep) != "emolive",
+                                                                       _distribution(ep))):
+        if ep.name not in chosen:
+            chosen[ep.name] = ep
+        elif ep.value != chosen[ep.name].value:
+            log.warning("model name %r is registered by %s and by %s: %s's is used; rename the other", ep.name,
+                        _distribution(chosen[ep.name]), _distribution(ep), _distribution(chosen[ep.name]))
+    return chosen
+
+
+def _distribution(ep: EntryPoint) -> str:
+    """The name of the package that registered `ep` ("" where the entry point has none)."""
+    return ep.dist.name if ep.dist is not None else ""
 
 
 def check_model_exists(spec: str) -> None:
@@ -134,8 +207,6 @@ def load_model(spec: str | os.PathLike[str]) -> ModelPlugin:
     """A plugin name from `emolive models`, or a path to a model bundle directory. A name wins over
     a folder of that name here, and says so: ./student is another model than `student`."""
     if not isinstance(spec, (str, os.PathLike)) or not os.fspath(spec):  # "" was the current folder as a bundle
-        from emolive.engine.errors import EmoliveError
-
         raise EmoliveError(f"model {spec!r}: give a name from `emolive models` or a bundle path")
     spec = os.fspath(spec)
     named = registered_models()
@@ -170,8 +241,7 @@ def _with_dependencies(what: str, load: Callable[[], ModelPlugin]) -> ModelPlugi
     Any other failure of a plugin's own code (a third party's module gone, its loader raising, an
     object returned that is no model) is one line naming the model, as `emolive models` says it;
     `-v` logs the traceback for the plugin's author."""
-    from emolive.engine.bundle import BundleError
-    from emolive.engine.errors import EmoliveError
+    from emolive.engine.bundle import BundleError, BundleMeta
 
     try:
         plugin = load()
@@ -183,12 +253,15 @@ def _with_dependencies(what: str, load: Callable[[], ModelPlugin]) -> ModelPlugi
         raise BundleError(f"model {what} could not be loaded: {type(exc).__name__}: {exc}") from None
     except EmoliveError:
         raise
-    except Exception as exc:
+    except (Exception, SystemExit) as exc:  # a loader's sys.exit() had ended `emolive models` at that plugin
         log.debug("loading model %s", what, exc_info=True)
         raise BundleError(f"model {what} could not be loaded: {type(exc).__name__}: {exc}") from None
     if not isinstance(plugin, ModelPlugin):
         raise BundleError(f"model {what}'s plugin gave a {type(plugin).__name__}, not a model (name, meta, device, "
                           "predict, predict_batch, size_bytes)")
+    if not isinstance(plugin.meta, BundleMeta):  # None passed the protocol and failed at the first use
+        raise BundleError(f"model {what}'s plugin has meta {type(plugin.meta).__name__}, not an "
+                          "emolive.engine.bundle.BundleMeta (its front end and class names)")
     return plugin
 
 

@@ -52,7 +52,7 @@ import numpy as np
 from emolive.engine.bundle import BundleError
 from emolive.engine.defaults import DEFAULT_HOP_S, DEFAULT_WINDOW_S
 from emolive.engine.features import FrontEnd
-from emolive.engine.plugin import ModelPlugin, Prediction, reads_samples
+from emolive.engine.plugin import ModelPlugin, Prediction, predict_checked, reads_samples
 from emolive.engine.features.normalise import StreamNormaliser
 from emolive.engine.narrowband import narrowband_note
 from emolive.engine.schema import SCALE, check_stream_id, estimate_payload, status_payload, turn_payload
@@ -177,8 +177,8 @@ class Runner:
         allocations), which must not land on the first estimate."""
         FrontEnd(self.cfg).push(np.zeros(self.cfg.sample_rate, np.float32))
         SpeechDetector(self.cfg).push(np.zeros(CHUNK, np.float32))
-        self.model.predict_batch([np.zeros((self.spec.window, self.cfg.num_features), np.float32)],
-                                 [np.zeros(covered_end(self.spec.window, self.cfg), np.float32)])
+        predict_checked(self.model, [np.zeros((self.spec.window, self.cfg.num_features), np.float32)],
+                        [np.zeros(covered_end(self.spec.window, self.cfg), np.float32)])
 
     def _read(self) -> None:
         """Reader thread: stamp and queue each block; its arrival is the capture time of its last sample."""
@@ -304,7 +304,7 @@ class Runner:
 
     def _predict_one(self, span: Window) -> Prediction:
         """One model call over a whole span (a turn, or a piece of the whole recording)."""
-        return self.model.predict_batch([span.features], [span.samples])[0]
+        return predict_checked(self.model, [span.features], [span.samples])[0]
 
     def _predict_whole(self, span: Window) -> Prediction:
         """A piece of the whole recording: the prediction of a window over the same span, made alone
@@ -344,7 +344,7 @@ class Runner:
             count -= count % self.batch_size
         for i in range(0, count, self.batch_size):
             chunk = self._pending[i:i + self.batch_size]
-            predictions = self.model.predict_batch([w.features for w, _ in chunk], [w.samples for w, _ in chunk])
+            predictions = predict_checked(self.model, [w.features for w, _ in chunk], [w.samples for w, _ in chunk])
             alone = chunk[0][0] if len(chunk) == 1 else None
             self._alone = None if alone is None else (alone.start_sample, alone.end_sample, predictions[0])
             for (window, speech), prediction in zip(chunk, predictions):

@@ -10,9 +10,9 @@ import traceback
 from collections.abc import Mapping
 from typing import Any
 
-from emolive.engine.session import load_model_one_thread
 from emolive.engine.runner import Runner, RunStats
-from emolive.engine.session import USER_ERRORS, StreamConfig, open_stream
+from emolive.engine.schema import printable
+from emolive.engine.session import USER_ERRORS, StreamConfig, load_model_one_thread, open_stream
 from emolive.engine.sinks.base import Sink
 from emolive.gui.feed import FeedSignals
 from emolive.gui.level import SILENCE_DBFS, LevelTap
@@ -100,5 +100,6 @@ class EngineFeed:
             self._runner = stream.runner(model, [self.sink], reading=self._tap)
             if self._stopping.is_set():
                 return None
-            self.signals.started.emit(f"{stream.description} · model {model.name} on {model.device}")
+            # a third party's model name, a file's name: escaped, as the status bar and the CLI show them
+            self.signals.started.emit(printable(f"{stream.description} · model {model.name} on {model.device}", 300))
             return self._runner.run()

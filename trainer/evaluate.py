@@ -5,7 +5,7 @@ import numpy as np
 from tqdm import tqdm
 
 from emolive.engine.console import bar_disabled
-from emolive.engine.plugin import ModelPlugin, reads_samples
+from emolive.engine.plugin import ModelPlugin, predict_checked, reads_samples
 from emolive.engine.windows import NO_SAMPLES, covered_end
 from emolive.trainer.data import FeatureCache, Utterance
 from emolive.trainer.data.cache import read_audio
@@ -36,7 +36,7 @@ def predict_utterances(plugin: ModelPlugin, utts: list[Utterance], cache_root, b
         chunk = utts[i:i + batch_size]
         audio = [read_audio(u.path, rate)[:covered_end(len(f), plugin.meta.frontend)] if decode else NO_SAMPLES
                  for u, f in zip(chunk, feats[i:i + batch_size])]
-        preds += plugin.predict_batch(feats[i:i + batch_size], audio)
+        preds += predict_checked(plugin, feats[i:i + batch_size], audio)
     return {
         "avd": np.stack([p.avd for p in preds]),
         "class_probs": np.stack([p.class_probs for p in preds]),

@@ -1,0 +1,114 @@
+"""A third party's model plugin: docs/engine.md's example works as written, and the engine holds every
+plugin to the contract it documents, in one line naming the model (engine.plugin.predict_checked)."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import emolive
+from emolive.engine.plugin import ModelError, Prediction
+from tests.conftest import REPO, corpus_files, read_audio
+
+EMOLIVE = str(Path(sys.executable).parent / "emolive")
+
+
+def docs_example() -> dict:
+    """docs/engine.md's plugin example, run as written; its namespace."""
+    text = (REPO / "docs" / "engine.md").read_text()
+    code = text.split("## Writing a model plugin", 1)[1].split("```python", 1)[1].split("```", 1)[0]
+    namespace: dict = {}
+    exec(compile(code, "docs/engine.md", "exec"), namespace)  # noqa: S102 (our own documentation)
+    return namespace
+
+
+@pytest.fixture(scope="module")
+def loudness() -> type:
+    return docs_example()["Loudness"]
+
+
+@pytest.fixture(scope="module")
+def speech() -> np.ndarray:
+    return np.concatenate([read_audio(p) for p in corpus_files("emodb", every=200)[:2]])
+
+
+def test_the_documented_plugin_runs_as_written_and_hears_loudness(loudness, speech):
+    quiet, loud = (emolive.analyze(speech * gain, sample_rate=16000, model=loudness()).whole for gain in (0.01, 1.0))
+    assert loud["model"] == "loudness" and set(loud["classes"]) == {"calm", "excited"}
+    assert 1.0 <= quiet["activation"] < loud["activation"] <= 7.0
+
+
+def misbehaving(base: type, outputs) -> object:
+    """The documented plugin with predict_batch replaced by `outputs(features)`."""
+    return type("Misbehaving", (base,), {"predict_batch": lambda self, features, samples: outputs(features)})()
+
+
+GOOD = dict(avd=np.array([4.0, 4.0, 4.0]), class_probs=np.array([0.5, 0.5]), embedding=np.zeros(2))
+BROKEN = {  # a plugin's mistake -> the one line that names it
+    "raises": (lambda f: 1 / 0, "model loudness failed: ZeroDivisionError: division by zero"),
+    "NaN": (lambda f: [Prediction(**{**GOOD, "avd": np.array([4.0, np.nan, 4.0])})] * len(f), "gave NaN or infinite"),
+    "two values": (lambda f: [Prediction(**{**GOOD, "avd": np.array([4.0, 4.0])})] * len(f), "avd of shape (2,)"),
+    "7 probabilities for 2 classes": (lambda f: [Prediction(**{**GOOD, "class_probs": np.full(7, 1 / 7)})] * len(f),
+                                      "class_probs of shape (7,) (want 2"),
+    "probabilities of 3 and -1": (lambda f: [Prediction(**{**GOOD, "class_probs": np.array([2.0, -1.0])})] * len(f),
+                                  "outside [0, 1] or not summing to 1"),
+    "one prediction per batch": (lambda f: [Prediction(**GOOD)], "gave 1 predictions for"),
+    "not a Prediction": (lambda f: [(4, 4, 4)] * len(f), "gave no Prediction(avd, class_probs, embedding)"),
+}
+
+
+@pytest.mark.parametrize("mistake", BROKEN)
+def test_a_plugin_breaking_the_contract_is_one_error_naming_it(loudness, speech, mistake):
+    """Each was a traceback, a NaN row with exit 0, a payload emolive's own listen refused, or windows
+    lost without a word."""
+    outputs, message = BROKEN[mistake]
+    with pytest.raises(ModelError, match=None) as caught:
+        emolive.analyze(speech, sample_rate=16000, model=misbehaving(loudness, outputs))
+    assert isinstance(caught.value, emolive.EmoliveError) and str(caught.value).startswith("model loudness ")
+    assert message in str(caught.value) and "\n" not in str(caught.value)
+
+
+def test_third_party_entry_points_fail_in_one_line_and_never_take_emolives_names(tmp_path):
+    """A plugin raising at prediction: an error row per file in `score`, which goes on; one line in
+    `stream`. A plugin whose meta is None: one line (an AttributeError deep in the engine before). A
+    loader calling sys.exit: `emolive models` lists it unavailable beside the others (it ended the
+    listing). A package registering `student`: emolive's stays `student`, with a warning."""
+    (tmp_path / "tp_contract.py").write_text(
+        "import sys\nfrom emolive.engine.plugin import load_model\n\n"
+        "class Failing:\n    name, device, meta = 'failing', 'cpu', load_model('student').meta\n"
+        "    def predict_batch(self, features, samples):\n        raise RuntimeError('GPU fell off')\n"
+        "    def predict(self, features, samples):\n        return self.predict_batch([features], [samples])[0]\n"
+        "    def size_bytes(self):\n        return 0\n\n"
+        "class NoMeta(Failing):\n    meta = None\n\n"
+        "def failing():\n    return Failing()\n\ndef no_meta():\n    return NoMeta()\n\n"
+        "def leaves():\n    sys.exit('licence expired')\n")
+    info = tmp_path / "tp_contract-0.1.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: tp-contract\nVersion: 0.1\n")
+    (info / "entry_points.txt").write_text("[emolive.models]\ntp-failing = tp_contract:failing\n"
+                                           "tp-no-meta = tp_contract:no_meta\ntp-leaves = tp_contract:leaves\n"
+                                           "student = tp_contract:failing\n")
+    env = {**os.environ, "PYTHONPATH": str(tmp_path)}
+    clips = [str(p) for p in corpus_files("emodb", every=300, limit=2)]
+
+    def emolive_cli(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([EMOLIVE, *args], env=env, capture_output=True, text=True, timeout=120)
+
+    scored = emolive_cli("score", *clips, "--model", "tp-failing")
+    rows = scored.stdout.strip().splitlines()[1:]
+    assert scored.returncode == 1 and "Traceback" not in scored.stderr and len(rows) == 2
+    assert all("model failing failed: RuntimeError: GPU fell off" in row for row in rows)
+    for name, reason in (("tp-failing", "model failing failed: RuntimeError: GPU fell off"),
+                         ("tp-no-meta", "has meta NoneType, not an emolive.engine.bundle.BundleMeta")):
+        streamed = emolive_cli("stream", "--source", clips[0], "--no-publish", "--json", "--model", name)
+        errors = [line for line in streamed.stderr.splitlines() if "error:" in line]
+        assert streamed.returncode == 1 and "Traceback" not in streamed.stderr and reason in errors[0], streamed.stderr
+    listing = emolive_cli("models")
+    assert listing.returncode == 0 and "SystemExit: licence expired" in listing.stdout
+    assert "registered by emolive and by tp-contract: emolive's is used" in listing.stderr
+    assert "tcgru, 6 classes" in next(line for line in listing.stdout.splitlines() if line.startswith("student "))
+    assert emolive_cli("score", clips[0], "--model", "student").returncode == 0
