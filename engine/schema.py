@@ -244,7 +244,7 @@ def _numbers_as_floats(payload: dict[str, Any], names: Sequence[str]) -> None:
     number type, and publishers in other languages write 0.0 as 0 (JavaScript's JSON.stringify does),
     which the schema file accepts and `listen` had refused as "must be a finite float"."""
     classes = payload.get("classes")
-    for values, keys in ((payload, names), (classes if isinstance(classes, dict) else {}, list(classes or ()))):
+    for values, keys in ((payload, names), *([(classes, list(classes))] if isinstance(classes, dict) else [])):
         for name in keys:
             if type(values.get(name)) is int and abs(values[name]) <= MAX_EXACT_INT:  # larger: "not a finite float"
                 values[name] = float(values[name])

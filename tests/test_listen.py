@@ -51,6 +51,7 @@ HOSTILE = {  # every class of bad message a reader must survive, with the reason
     "topic for another stream": (frames(good_estimate(), b"avd.t"), "does not match"),
     "bad status": (frames({"schema": 1, "stream": "s"}, b"status.s"), "status field"),
     "deep nesting": ([b"avd.s", DEEP], "not JSON"),
+    "classes a list": (frames({**good_estimate(), "classes": [[1]]}), "classes must map names"),
     "50 MB frame": ([b"avd.s", b" " * 50_000_000], "over the"),
 }
 
