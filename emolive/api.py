@@ -13,7 +13,7 @@ import numbers
 import os
 import queue
 import threading
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
@@ -22,9 +22,9 @@ from emolive.engine.batch import BatchError, ScoreOptions, analyze_all, collect_
 from emolive.engine.closing import Closing
 from emolive.engine.defaults import DEFAULT_HOP_S, DEFAULT_MODEL, DEFAULT_WINDOW_S
 from emolive.engine.errors import EmoliveError
-from emolive.engine.plugin import ModelPlugin, load_model
+from emolive.engine.plugin import ModelPlugin, check_plugin, load_model
 from emolive.engine.runner import Runner
-from emolive.engine.schema import Estimate, Turn
+from emolive.engine.schema import Estimate, Turn, printable
 from emolive.engine.session import StreamConfig, open_stream
 from emolive.engine.sinks.base import Sink
 from emolive.engine.sources import AudioSourceError
@@ -104,11 +104,13 @@ def analyze(source: Input | Sequence[str | os.PathLike[str]], *, sample_rate: fl
 
 
 def _channels(channels: object) -> tuple[int, ...]:
-    """`channels` as the sources take them: whole numbers from 1, in a list or tuple."""
-    if not isinstance(channels, (list, tuple)) or not all(
-            isinstance(c, numbers.Integral) and not isinstance(c, bool) and c >= 1 for c in channels):
+    """`channels` as the sources take them: whole numbers from 1, in any sequence (a list, a range, an
+    array)."""
+    picked = list(channels) if isinstance(channels, Iterable) and not isinstance(channels, (str, bytes)) else None
+    if picked is None or not all(isinstance(c, numbers.Integral) and not isinstance(c, bool) and c >= 1
+                                 for c in picked):
         raise AudioSourceError(f"channels={channels!r}: give a list of channel numbers counted from 1, e.g. [2]")
-    return tuple(int(c) for c in channels)
+    return tuple(int(c) for c in picked)
 
 
 def _is_batch(source: object) -> bool:
@@ -137,7 +139,7 @@ def _plugin(model: str | ModelPlugin) -> ModelPlugin:
     if not isinstance(model, ModelPlugin):
         raise EmoliveError(f"model={model!r}: give a name from `emolive models`, a bundle path, or a model "
                            "emolive.load_model returned")
-    return model
+    return check_plugin(model, printable(str(getattr(model, "name", "?")), 80))
 
 
 class _Forward(Sink):

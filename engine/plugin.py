@@ -88,7 +88,7 @@ def predict_checked(plugin: ModelPlugin, features: list[np.ndarray], samples: li
         given = list(plugin.predict_batch(features, samples))
     except EmoliveError:
         raise
-    except Exception as exc:
+    except (Exception, SystemExit) as exc:  # a plugin's sys.exit() left analyze() as SystemExit
         log.debug("model %s failed", name, exc_info=True)
         raise ModelError(f"model {name} failed: {type(exc).__name__}: {printable(str(exc), 300)}") from None
     if len(given) != len(features):
@@ -97,11 +97,15 @@ def predict_checked(plugin: ModelPlugin, features: list[np.ndarray], samples: li
     checked = []
     for prediction in given:
         try:
-            avd, probs, embedding = (np.asarray(getattr(prediction, field), dtype=np.float32)
-                                     for field in ("avd", "class_probs", "embedding"))
+            raw = [np.asarray(getattr(prediction, field)) for field in ("avd", "class_probs", "embedding")]
         except (AttributeError, TypeError, ValueError) as exc:
             raise ModelError(f"model {name} gave no Prediction(avd, class_probs, embedding) of numbers: "
                              f"{type(exc).__name__}: {printable(str(exc), 200)}") from None
+        if any(values.dtype.kind not in "iuf" for values in raw):  # numpy reads '4' and True as numbers
+            raise ModelError(f"model {name} gave a Prediction of {', '.join(str(v.dtype) for v in raw)} values, "
+                             "not real numbers")
+        with np.errstate(over="ignore"):  # beyond float32: infinite, refused below
+            avd, probs, embedding = (values.astype(np.float32) for values in raw)
         if avd.shape != (3,) or probs.shape not in ((classes,), (0,)) or embedding.ndim != 1:
             raise ModelError(f"model {name} gave avd of shape {avd.shape} (want 3), class_probs of shape {probs.shape} "
                              f"(want {classes}, one per class name, or none) and an embedding of shape "
@@ -241,7 +245,7 @@ def _with_dependencies(what: str, load: Callable[[], ModelPlugin]) -> ModelPlugi
     Any other failure of a plugin's own code (a third party's module gone, its loader raising, an
     object returned that is no model) is one line naming the model, as `emolive models` says it;
     `-v` logs the traceback for the plugin's author."""
-    from emolive.engine.bundle import BundleError, BundleMeta
+    from emolive.engine.bundle import BundleError
 
     try:
         plugin = load()
@@ -256,10 +260,19 @@ def _with_dependencies(what: str, load: Callable[[], ModelPlugin]) -> ModelPlugi
     except (Exception, SystemExit) as exc:  # a loader's sys.exit() had ended `emolive models` at that plugin
         log.debug("loading model %s", what, exc_info=True)
         raise BundleError(f"model {what} could not be loaded: {type(exc).__name__}: {exc}") from None
+    return check_plugin(plugin, what)
+
+
+def check_plugin(plugin: object, what: str) -> ModelPlugin:
+    """`plugin` has the interface the engine uses, its meta a BundleMeta (None passed the protocol and
+    failed at the first use); a BundleError naming `what` otherwise. Loaded plugins and the objects a
+    program hands to emolive.analyze/stream alike."""
+    from emolive.engine.bundle import BundleError, BundleMeta
+
     if not isinstance(plugin, ModelPlugin):
         raise BundleError(f"model {what}'s plugin gave a {type(plugin).__name__}, not a model (name, meta, device, "
                           "predict, predict_batch, size_bytes)")
-    if not isinstance(plugin.meta, BundleMeta):  # None passed the protocol and failed at the first use
+    if not isinstance(plugin.meta, BundleMeta):
         raise BundleError(f"model {what}'s plugin has meta {type(plugin.meta).__name__}, not an "
                           "emolive.engine.bundle.BundleMeta (its front end and class names)")
     return plugin

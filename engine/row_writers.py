@@ -70,7 +70,8 @@ def check_not_in_bundle(out: str, model: object, option: str = "--out") -> None:
     bundle = getattr(model, "path", None)
     if out == "-" or bundle is None or not os.path.isdir(bundle):
         return
-    inside = os.path.realpath(os.path.dirname(os.path.abspath(out))) == os.path.realpath(bundle)
+    folder = os.path.realpath(bundle)  # realpath follows links, a dangling one's target included
+    inside = os.path.commonpath([os.path.realpath(out), folder]) == folder
     if inside or any(os.path.exists(out) and os.path.samefile(out, entry.path) for entry in os.scandir(bundle)):
         raise OutputError(f"{option} {out} is {'in' if inside else 'a file of'} the model bundle {bundle} this run "
                           "reads, whose files it would overwrite: write elsewhere")

@@ -268,12 +268,15 @@ def test_a_mix_that_loses_the_voice_is_warned_about_and_channels_pick_what_to_he
     naming the channels to take, and `channels=` takes them, as the array's own column does."""
     voice = speech[:16000 * 4]
     quiet = np.zeros_like(voice)
-    cases = {"inverted": (np.stack([voice, -voice], 1), "cancel each other when mixed to mono (the mix is over 120 dB",
-                          "channel 1 alone"),
+    late = np.concatenate([np.zeros(16000 * 6, np.float32), voice])  # the other side of a call answers at 6 s
+    cases = {"inverted": (np.stack([voice, -voice], 1), "cancel each other when mixed to mono throughout (the mix is "
+                          "over 120 dB", "channel 1 alone"),
              "one of six": (np.stack([quiet, quiet, voice, quiet, quiet, quiet], 1),
-                            "channels 1+2+4+5+6 of 6 are silent, so the mono mix is 16 dB quieter than channel 3",
-                            "channels=[3]"),
-             "stereo": (np.stack([voice, 0.5 * voice + 0.01 * np.roll(voice, 800)], 1), None, None)}
+                            "channels 1+2+4+5+6 of 6 are silent throughout, so the mono mix is 16 dB quieter than "
+                            "channel 3", "channels=[3]"),
+             "stereo": (np.stack([voice, 0.5 * voice + 0.01 * np.roll(voice, 800)], 1), None, None),
+             "a side answering later": (np.stack([np.concatenate([voice, np.zeros(16000 * 6, np.float32)]), late], 1),
+                                        None, None)}
     alone = emolive.analyze(voice, sample_rate=16000, model=model).whole
     for name, (samples, warning, fix) in cases.items():
         caplog.clear()
@@ -284,9 +287,15 @@ def test_a_mix_that_loses_the_voice_is_warned_about_and_channels_pick_what_to_he
     picked = emolive.analyze(cases["one of six"][0], sample_rate=16000, model=model, channels=[3]).whole
     assert [picked[k] for k in ("activation", "valence", "dominance")] == [alone[k] for k in
                                                                           ("activation", "valence", "dominance")]
-    for bad in ([0], [1.5], "2", [True]):
+    for same in (range(3, 4), np.array([3])):  # any sequence of channel numbers
+        again = emolive.analyze(cases["one of six"][0], sample_rate=16000, model=model, channels=same).whole
+        assert [again[k] for k in ("activation", "valence", "dominance")] == [alone[k] for k in
+                                                                             ("activation", "valence", "dominance")]
+    for bad in ([0], [1.5], "2", [True], 3):
         with pytest.raises(emolive.EmoliveError, match="channel numbers counted from 1"):
             emolive.analyze(voice, sample_rate=16000, model=model, channels=bad)
+    with pytest.raises(emolive.EmoliveError, match="channel 3 is given twice"):  # it counted double in the mix
+        emolive.analyze(cases["one of six"][0], sample_rate=16000, model=model, channels=[3, 1, 3])
     with pytest.raises(emolive.EmoliveError, match="channel 7 is not one of them"):
         emolive.analyze(cases["one of six"][0], sample_rate=16000, model=model, channels=[7])
 

@@ -167,6 +167,12 @@ def test_an_output_in_the_model_bundle_it_reads_is_refused(speech_flac, tmp_path
     scored = subprocess.run([*EMOLIVE, "score", str(speech_flac), "--model", str(bundle), "--out",
                              str(bundle / "history.csv")], capture_output=True, text=True, timeout=120)
     assert_one_line_error(scored, f"--out {bundle / 'history.csv'} is in the model bundle")
+    (bundle / "sub").mkdir()
+    os.symlink(bundle / "new.csv", tmp_path / "dangling.csv")  # its target does not exist yet
+    for target in (bundle / "sub" / "x.csv", tmp_path / "dangling.csv"):
+        result = stream("--source", str(speech_flac), "--no-publish", "--model", str(bundle), "--csv", str(target))
+        assert_one_line_error(result, f"--csv {target} is in the model bundle")
+    assert not (bundle / "new.csv").exists() and not (bundle / "sub" / "x.csv").exists()
     assert (bundle / "model.safetensors").read_bytes() == weights
     assert (bundle / "history.csv").read_bytes() == (DEFAULT_BUNDLE / "history.csv").read_bytes()
     ok = stream("--source", str(speech_flac), "--no-publish", "--model", str(bundle), "--csv", str(tmp_path / "t.csv"))

@@ -58,18 +58,35 @@ BROKEN = {  # a plugin's mistake -> the one line that names it
                                   "outside [0, 1] or not summing to 1"),
     "one prediction per batch": (lambda f: [Prediction(**GOOD)], "gave 1 predictions for"),
     "not a Prediction": (lambda f: [(4, 4, 4)] * len(f), "gave no Prediction(avd, class_probs, embedding)"),
+    "sys.exit": (lambda f: sys.exit(3), "model loudness failed: SystemExit: 3"),
+    "text that numpy reads as numbers": (lambda f: [Prediction(**{**GOOD, "avd": ["4", "4", "4"]})] * len(f),
+                                         "not real numbers"),
+    "complex probabilities": (lambda f: [Prediction(**{**GOOD, "class_probs": np.array([0.5, 0.5j])})] * len(f),
+                              "not real numbers"),
+    "beyond float32": (lambda f: [Prediction(**{**GOOD, "avd": np.array([4.0, 1e39, 4.0])})] * len(f),
+                       "gave NaN or infinite"),
 }
 
 
 @pytest.mark.parametrize("mistake", BROKEN)
-def test_a_plugin_breaking_the_contract_is_one_error_naming_it(loudness, speech, mistake):
-    """Each was a traceback, a NaN row with exit 0, a payload emolive's own listen refused, or windows
-    lost without a word."""
+def test_a_plugin_breaking_the_contract_is_one_error_naming_it(loudness, speech, mistake, recwarn):
+    """Each was a traceback, a NaN row with exit 0, a payload emolive's own listen refused, windows
+    lost without a word, a SystemExit out of analyze, or a value taken with numpy's warning."""
     outputs, message = BROKEN[mistake]
     with pytest.raises(ModelError, match=None) as caught:
         emolive.analyze(speech, sample_rate=16000, model=misbehaving(loudness, outputs))
+    assert not [w for w in recwarn if issubclass(w.category, (RuntimeWarning, np.exceptions.ComplexWarning))]
     assert isinstance(caught.value, emolive.EmoliveError) and str(caught.value).startswith("model loudness ")
     assert message in str(caught.value) and "\n" not in str(caught.value)
+
+
+def test_a_plugin_object_handed_to_the_api_is_checked_as_a_loaded_one(loudness, speech):
+    """A plugin whose meta is None went past analyze's check and failed with an AttributeError."""
+    no_meta = type("NoMeta", (loudness,), {"meta": None})()
+    for call in (lambda: emolive.analyze(speech, sample_rate=16000, model=no_meta),
+                 lambda: next(emolive.stream(speech, sample_rate=16000, model=no_meta))):
+        with pytest.raises(emolive.EmoliveError, match="model loudness's plugin has meta NoneType, not an "):
+            call()
 
 
 def test_third_party_entry_points_fail_in_one_line_and_never_take_emolives_names(tmp_path):

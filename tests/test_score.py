@@ -159,7 +159,7 @@ def test_channel_scores_one_side_of_every_file_in_workers_too(folder, tmp_path, 
         assert [row["valence"] for row in read_csv(picked)] == [read_csv(alone)[0]["valence"]] * 2
     result = subprocess.run([EMOLIVE, "score", str(calls / "a.wav"), "--out", str(mixed)], capture_output=True,
                             text=True, timeout=120)
-    assert "channel 1 of 2 is silent, so the mono mix is 6 dB quieter than channel 2" in result.stderr
+    assert "channel 1 of 2 is silent throughout, so the mono mix is 6 dB quieter than channel 2" in result.stderr
     assert read_csv(mixed)[0]["valence"] != read_csv(alone)[0]["valence"]
 
 

@@ -152,6 +152,8 @@ class ToMono16k:
         """`rate` is checked here, the one place every input passes (`what` names the input in the error);
         `channels` (1-based) are the ones mixed, all where empty: one side of a two-channel call."""
         self.rate = check_rate(rate, what)
+        if twice := sorted({n for n in channels if channels.count(n) > 1}):  # it counted double in the mix
+            raise AudioSourceError(f"{what}: channel {twice[0]} is given twice; name each channel once")
         self.what, self.channels = what, channels
         self._mix: MixCheck | None = None  # made by the first block of several channels
         self._resampler = None if self.rate == SAMPLE_RATE else soxr.ResampleStream(self.rate, SAMPLE_RATE, 1,
@@ -195,10 +197,12 @@ class MixCheck:
     or where only some channels carry sound (a call recorded one side per channel, a 5.1 file with
     dialogue in the centre: the mix is 20 log10(N/k) dB quieter, and the student hears level: one
     channel of eight moved valence by 0.6). Both were silent before. Judged once, on the first
-    JUDGE_S seconds of input holding sound (or all of a shorter input, at its end).
+    JUDGE_S seconds of input holding sound (or all of a shorter input, at its end), which the
+    warning names: a side of a call that speaks only later (2 s judged it silent, and taking the
+    other channel alone, as advised, lost its turn).
     """
 
-    JUDGE_S = 2.0
+    JUDGE_S = 30.0
     SOUND = 1e-8  # mean power of the loudest channel below which there is nothing to judge (-80 dBFS)
     SILENT_DB = 40.0  # a channel this far below the loudest one is silent
     CANCEL_DB = 10.0  # a mix this far below its channels' mean power: they cancel (independent ones lose 10 log10 N)
@@ -221,9 +225,9 @@ class MixCheck:
         loudest = self._power.max() / max(self._frames, 1)
         if loudest > self.SOUND and (self._frames >= self.JUDGE_S * self.rate or last):
             self._done = True
-            self._judge()
+            self._judge("throughout" if last else f"in its first {self._frames / self.rate:.0f} s")
 
-    def _judge(self) -> None:
+    def _judge(self, span: str) -> None:
         power = self._power / self._frames
         loudest = int(np.argmax(power))
         silent = [n for n, p in zip(self.numbers, power) if p < power[loudest] * 10 ** (-self.SILENT_DB / 10)]
@@ -231,13 +235,13 @@ class MixCheck:
         if silent:
             sounding = [n for n in self.numbers if n not in silent]
             several = len(silent) > 1
-            log.warning("%s: channel%s %s of %d %s silent, so the mono mix is %s quieter than channel %d, and the "
-                        "estimates hear level: %s", self.what, "s" if several else "", "+".join(map(str, silent)),
-                        self.count, "are" if several else "is", _decibels(power[loudest], mix),
+            log.warning("%s: channel%s %s of %d %s silent %s, so the mono mix is %s quieter than channel %d, and "
+                        "the estimates hear level: %s", self.what, "s" if several else "", "+".join(map(str, silent)),
+                        self.count, "are" if several else "is", span, _decibels(power[loudest], mix),
                         self.numbers[loudest], _pick(sounding))
         elif mix < power.mean() * 10 ** (-self.CANCEL_DB / 10):
-            log.warning("%s: its %d channels cancel each other when mixed to mono (the mix is %s below them: one "
-                        "phase-inverted?): %s", self.what, self.count, _decibels(power.mean(), mix),
+            log.warning("%s: its %d channels cancel each other when mixed to mono %s (the mix is %s below them: one "
+                        "phase-inverted?): %s", self.what, self.count, span, _decibels(power.mean(), mix),
                         _pick([self.numbers[loudest]]))
 
 
