@@ -483,3 +483,11 @@ def test_a_chain_of_ogg_streams_is_read_whole(tmp_path, original, subtype):
     # each stream decodes to its own length within a codec's priming (Opus: 312 samples at 48 kHz)
     assert result.error == "" and result.whole["end"] == pytest.approx(len(original) / 16000, abs=0.05)
     assert emolive.analyze(tmp_path / "part1.ogg").whole["end"] == pytest.approx(len(second) / 16000, abs=0.05)
+    # a byte flipped in the second stream: FFmpeg decoded around it without a word
+    damaged = bytearray(chain.read_bytes())
+    damaged[len(parts[0]) + len(parts[1]) // 2] ^= 0xFF
+    chain.write_bytes(bytes(damaged))
+    with pytest.raises(emolive.PartialAnalysis, match="is damaged: the Ogg page at byte .* is cut short or fails its "
+                                                      "checksum") as caught:
+        emolive.analyze(chain)
+    assert caught.value.analysis.whole["end"] > len(first) / 16000  # the first stream's audio and more were read

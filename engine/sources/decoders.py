@@ -32,7 +32,7 @@ import soundfile as sf
 
 from emolive.engine.closing import Closing
 from emolive.engine.sources.base import AudioSourceError, narrow_to_float32, out_of_range
-from emolive.engine.sources.ogg_pages import OggDamage, scan_pages
+from emolive.engine.sources.ogg_pages import OggDamage, OggScan, scan_pages
 
 if TYPE_CHECKING:
     import av
@@ -96,13 +96,13 @@ def open_decoder(file: AudioInput, what: str) -> Decoder:
         raise AudioSourceError(f"cannot read {what}: {exc.strerror or exc}") from None
     # the pages are checked before libsndfile opens the file: on a file object the check's reads and seeks
     # moved it under libsndfile's feet, and a whole Vorbis file came out short, then called truncated
-    damage, chained = _ogg_pages(file) if head[:4] == b"OggS" else (None, False)
-    sound = None if _is_mpeg_audio(head) or chained else _sndfile_or_none(file)  # FFmpeg reads a whole chain
+    pages = _ogg_pages(file) if head[:4] == b"OggS" else OggScan(None)
+    sound = None if _is_mpeg_audio(head) or pages.chained else _sndfile_or_none(file)  # FFmpeg reads a whole chain
     if sound is not None:
-        return SndfileDecoder(sound, what, head, damage)
+        return SndfileDecoder(sound, what, head, pages.damage)
     if not isinstance(file, (str, os.PathLike)):
         file.seek(0)
-    return FFmpegDecoder(file, what)
+    return FFmpegDecoder(file, what, pages.chain_damage)
 
 
 @contextlib.contextmanager
@@ -125,7 +125,7 @@ def _part(file: AudioInput, size: int) -> bytes:
         return f.read(size)
 
 
-def _ogg_pages(file: AudioInput) -> tuple[OggDamage | None, bool]:
+def _ogg_pages(file: AudioInput) -> OggScan:
     with _from_start(file) as f:
         return scan_pages(f)
 
@@ -287,10 +287,12 @@ def _declared_frames(sound: sf.SoundFile, head: bytes) -> int:
 class FFmpegDecoder(Decoder):
     """The first audio stream of any container FFmpeg opens, as float32 at its own rate and channels."""
 
-    def __init__(self, file: AudioInput, what: str) -> None:
+    def __init__(self, file: AudioInput, what: str, damaged_page: int | None = None) -> None:
+        """`damaged_page`: the first byte of an Ogg chain's page that is cut or fails its checksum
+        (engine.sources.ogg_pages), which FFmpeg decodes around without a word: said after the audio."""
         import av  # the FFmpeg bindings load only for files libsndfile does not read
 
-        self.what, self._av = what, av
+        self.what, self._av, self._damaged_page = what, av, damaged_page
         try:
             self._container, guessed = _open_noting_guesses(av, file)
         except (av.FFmpegError, UnicodeDecodeError) as exc:
@@ -344,6 +346,9 @@ class FFmpegDecoder(Decoder):
             at, reason = first_failure
             raise AudioSourceError(f"{self.what} is damaged: {failed} packet(s) could not be decoded, the first "
                                    f"at {at:.2f} s ({reason}); the audio around them was skipped")
+        if self._damaged_page is not None:
+            raise AudioSourceError(f"{self.what} is damaged: the Ogg page at byte {self._damaged_page} is cut short or "
+                                   "fails its checksum; the audio around it was skipped")
         if self._declared is not None:
             _check_length(self.what, decoded / self.rate, *self._declared)
 

@@ -45,39 +45,69 @@ class OggDamage:
     offset: int  # the damaged page's first byte
 
 
-def scan_pages(f: BinaryIO) -> tuple[OggDamage | None, bool]:
-    """The first damage in the first stream of the Ogg file `f` (read from where it is, its start), or
-    None where each of its pages up to the one that ends the stream is whole and checks out (bytes
-    after that, such as a tag, are not its audio); and whether another stream begins after that end:
-    a chain (Ogg files joined end to end, as a radio recording is), of which libsndfile reads only
-    the first stream, and said nothing of the rest (half of two joined files was lost)."""
+@dataclass(frozen=True)
+class OggScan:
+    """What the pages of an Ogg file say before it is decoded."""
+
+    damage: OggDamage | None  # the first damage in its first stream (libsndfile reads up to there)
+    chained: bool = False  # another stream begins after the first one's end: a chain, which FFmpeg reads whole
+    chain_damage: int | None = None  # the first byte of the first page after the first stream that is cut or bad
+
+
+def scan_pages(f: BinaryIO) -> OggScan:
+    """The pages of the Ogg file `f` (read from where it is, its start): the first damage in its first
+    stream, None where each of its pages up to the one that ends the stream is whole and checks out
+    (bytes after that, such as a tag, are not its audio); whether another stream begins after that
+    end: a chain (Ogg files joined end to end, as a radio recording is), of which libsndfile reads
+    only the first stream and said nothing of the rest (half of two joined files was lost); and in a
+    chain, the first page after the first stream that is cut short or fails its checksum (FFmpeg
+    decoded around a flipped byte in the second stream without a word)."""
     damage = _first_damage(f)
     if damage is not None:
-        return damage, False
-    after = f.read(HEADER.size)
-    return None, len(after) == HEADER.size and after[:4] == b"OggS" and bool(HEADER.unpack(after)[2] & BEGIN_OF_STREAM)
+        return OggScan(damage)
+    offset = f.tell()
+    status, fields, _, _ = _next_page(f)
+    if status == "end" or fields is None or not fields[2] & BEGIN_OF_STREAM:
+        return OggScan(None)
+    while status == "ok":
+        offset = f.tell()
+        status, _, _, _ = _next_page(f)
+    return OggScan(None, chained=True, chain_damage=None if status == "end" else offset)
+
+
+def _next_page(f: BinaryIO) -> tuple[str, tuple | None, bytes, int]:
+    """The next page of `f`: ("ok", its header fields, its body, its size); "end" at the file's end,
+    "cut" where the file ends inside it, "bad" where it is not a page or fails its checksum."""
+    header = f.read(HEADER.size)
+    if not header:
+        return "end", None, b"", 0
+    if len(header) < HEADER.size:
+        return "cut", None, b"", 0
+    fields = HEADER.unpack(header)
+    if fields[0] != b"OggS":
+        return "bad", None, b"", 0
+    table = f.read(fields[7])
+    body = f.read(sum(table))
+    if len(table) < fields[7] or len(body) < sum(table):
+        return "cut", fields, b"", 0
+    page = bytearray(header + table + body)
+    page[CHECKSUM] = bytes(4)
+    if page_checksum(bytes(page)) != fields[6]:
+        return "bad", fields, body, len(page)
+    return "ok", fields, body, len(page)
 
 
 def _first_damage(f: BinaryIO) -> OggDamage | None:
     """scan_pages' damage, `f` left after the first stream's last page where there is none."""
     serial, granule, pre_skip, offset = None, 0, None, 0
     while True:
-        header = f.read(HEADER.size)
-        if not header and serial is not None:
+        status, fields, body, size = _next_page(f)
+        if status == "end" and serial is not None:
             return None  # the stream's end mark is libsndfile's check (it says so of a stream without one)
-        capture, _, flags, page_granule, page_serial, _, checksum, segments = (
-            HEADER.unpack(header) if len(header) == HEADER.size else (b"", 0, 0, 0, 0, 0, 0, 0))
-        if capture != b"OggS":  # what should be a page is not one
-            return _damage(granule, pre_skip, cut=len(header) < HEADER.size, offset=offset)
-        table = f.read(segments)
-        body = f.read(sum(table))
-        if len(table) < segments or len(body) < sum(table):
-            return _damage(granule, pre_skip, cut=True, offset=offset)
-        page = bytearray(header + table + body)
-        page[CHECKSUM] = bytes(4)
-        if page_checksum(bytes(page)) != checksum:
-            return _damage(granule, pre_skip, cut=False, offset=offset)
-        offset += len(page)
+        if status != "ok":
+            return _damage(granule, pre_skip, cut=status in ("end", "cut"), offset=offset)
+        _, _, flags, page_granule, page_serial, _, _, _ = fields
+        offset += size
         if serial is None:
             serial = page_serial
             if body.startswith(b"OpusHead") and len(body) >= OPUS_HEAD.size:
