@@ -23,6 +23,7 @@ from multiprocessing import current_process, get_context
 from pathlib import Path
 from typing import Any
 
+from emolive.engine import console
 from emolive.engine.analysis import Analysis, PartialAnalysis, Per, analyze_input, table_columns
 from emolive.engine.defaults import DEFAULT_HOP_S, DEFAULT_MODEL, DEFAULT_WINDOW_S
 from emolive.engine.errors import EmoliveError
@@ -207,7 +208,8 @@ def _analyses(paths: Sequence[Path], plugin: ModelPlugin | None, options: ScoreO
     # spawn: a fresh interpreter per worker, never a fork of this one's torch/numba thread state. An
     # executor, not a Pool: a Pool replaces a worker that dies as it starts, for ever (a script without
     # a main guard, a model that fails to load), where an executor says its pool is broken
-    executor = ProcessPoolExecutor(jobs, get_context("spawn"), initializer=_init_worker, initargs=(options,))
+    executor = ProcessPoolExecutor(jobs, get_context("spawn"), initializer=_init_worker,
+                                   initargs=(options, console.configured()))
     # submit, not map: map cancels what is pending when it is left, and Python 3.11's executor then
     # fails in its own thread setting a stopped worker's error on a cancelled future
     futures = [executor.submit(_analyze_in_worker, path) for path in paths]
@@ -297,9 +299,12 @@ def score_all(paths: Sequence[Path], plugin: ModelPlugin, options: ScoreOptions,
 _worker: tuple[ModelPlugin, ScoreOptions] | None = None
 
 
-def _init_worker(options: ScoreOptions) -> None:
+def _init_worker(options: ScoreOptions, logging_as: tuple[str, int] | None = None) -> None:
+    """A worker's model and options, and its logging as its parent's (`console.configured`)."""
     global _worker
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle: it stops the pool
+    if logging_as is not None:
+        console.configure(*logging_as)
     _worker = (load_model_one_thread(options.model), options)
 
 

@@ -78,6 +78,17 @@ def configure(program: str, verbosity: int) -> None:
     logging.getLogger("websockets").setLevel(logging.WARNING if level >= logging.INFO else level)
 
 
+def configured() -> tuple[str, int] | None:
+    """(program, verbosity) where `configure` set this process's logging, else None: what a worker
+    process needs to log as its parent does (spawned, it starts with Python's defaults, which dropped
+    `-v` lines and the "emolive:" prefix of its warnings)."""
+    root = logging.getLogger()
+    handler = root.handlers[0] if len(root.handlers) == 1 else None
+    if handler is None or not isinstance(handler.formatter, TerminalSafeFormatter) or root.level not in LEVELS:
+        return None
+    return handler.formatter._fmt.split(":", 1)[0], LEVELS.index(root.level) - 1
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """-v/--verbose and -q/--quiet, counted (-vv is more)."""
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more detail on stderr (debug)")

@@ -380,3 +380,8 @@ def test_verbose_says_more_on_stderr_and_quiet_less(tmp_path):
     assert "model student loaded in" in verbose and f"{clip}: " in verbose and "status: 1 estimates" in verbose
     assert "loaded in" not in plain and "scored 1 files" in plain
     assert quiet == ""
+    # worker processes log as their parent: their -v lines were lost, their warnings unprefixed
+    other = corpus_files("emodb", every=300, limit=2)[1]
+    workers = subprocess.run([*EMOLIVE, "-v", "score", str(clip), str(other), "--jobs", "2", "--out",
+                              str(tmp_path / "t.csv")], capture_output=True, text=True, timeout=120)
+    assert workers.returncode == 0 and f"emolive: {clip}: " in workers.stderr and f"emolive: {other}: " in workers.stderr
