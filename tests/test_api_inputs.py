@@ -274,6 +274,8 @@ def test_a_mix_that_loses_the_voice_is_warned_about_and_channels_pick_what_to_he
              "one of six": (np.stack([quiet, quiet, voice, quiet, quiet, quiet], 1),
                             "channels 1+2+4+5+6 of 6 are silent throughout, so the mono mix is 16 dB quieter than "
                             "channel 3", "channels=[3]"),
+             "a side holding only DC": (np.stack([voice, np.full_like(voice, 0.5)], 1),
+                                        "channel 2 of 2 is silent throughout, so the mono mix is 6 dB", "--channel 1"),
              "stereo": (np.stack([voice, 0.5 * voice + 0.01 * np.roll(voice, 800)], 1), None, None),
              "a side answering later": (np.stack([np.concatenate([voice, np.zeros(16000 * 6, np.float32)]), late], 1),
                                         None, None)}

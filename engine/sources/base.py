@@ -210,8 +210,8 @@ class MixCheck:
     def __init__(self, count: int, rate: float, what: str, picked: tuple[int, ...]) -> None:
         self.count, self.rate, self.what = count, rate, what  # channels mixed
         self.numbers = list(picked) or list(range(1, count + 1))  # the channels' own 1-based numbers
-        self._power = np.zeros(count)  # sums of squares per channel
-        self._mix_power = 0.0  # and of the mix
+        self._sums, self._power = np.zeros(count), np.zeros(count)  # sums and sums of squares per channel
+        self._mix_sum, self._mix_power = 0.0, 0.0  # and of the mix
         self._frames = 0
         self._done = False
 
@@ -219,7 +219,9 @@ class MixCheck:
         if self._done:
             return
         if len(frames):
+            self._sums += frames.sum(0, dtype=np.float64)
             self._power += np.einsum("ij,ij->j", frames, frames, dtype=np.float64)
+            self._mix_sum += float(mono.sum(dtype=np.float64))
             self._mix_power += float(np.dot(mono.astype(np.float64), mono))
             self._frames += len(frames)
         loudest = self._power.max() / max(self._frames, 1)
@@ -228,10 +230,11 @@ class MixCheck:
             self._judge("throughout" if last else f"in its first {self._frames / self.rate:.0f} s")
 
     def _judge(self, span: str) -> None:
-        power = self._power / self._frames
+        # powers about the mean: a channel holding a DC offset and nothing else is silent too
+        power = np.maximum(self._power / self._frames - (self._sums / self._frames) ** 2, 0.0)
         loudest = int(np.argmax(power))
         silent = [n for n, p in zip(self.numbers, power) if p < power[loudest] * 10 ** (-self.SILENT_DB / 10)]
-        mix = self._mix_power / self._frames
+        mix = max(self._mix_power / self._frames - (self._mix_sum / self._frames) ** 2, 0.0)
         if silent:
             sounding = [n for n in self.numbers if n not in silent]
             several = len(silent) > 1
