@@ -164,25 +164,32 @@ class _Forward(Sink):
 
 def stream(source: Input | None = None, *, sample_rate: float | None = None, model: str | ModelPlugin = DEFAULT_MODEL,
            window: float = DEFAULT_WINDOW_S, hop: float = DEFAULT_HOP_S, microphone: MicrophoneOptions | None = None,
-           realtime: bool = False, turns: bool = False, stream_id: str = "default") -> Iterator[Estimate | Turn]:
+           realtime: bool = False, turns: bool = False, stream_id: str = "default",
+           channels: Sequence[int] = ()) -> Iterator[Estimate | Turn]:
     """Live estimates, one per hop, as they are made; turns too with `turns=True` (they carry "kind").
 
     `source` is what `emolive stream --source` takes (None: the microphone, or the bundled demo clip
     at real time where there is none; `microphone` picks the device and its channels), or an array
     of samples with its `sample_rate`, in any layout `analyze` takes (streamed as fast as the model
-    goes; `realtime` paces files). The engine runs on its own thread; leaving the loop (or closing
-    the iterator) stops it, and an error in the engine is raised here.
+    goes; `realtime` paces files). `channels` (numbered from 1) mixes only those, as in `analyze`. The
+    engine runs on its own thread; leaving the loop (or closing the iterator) stops it, and an error in
+    the engine is raised here.
     """
     plugin = _plugin(model)
     if microphone is not None and not isinstance(microphone, MicrophoneOptions):
         raise EmoliveError(f"microphone={microphone!r}: give emolive.MicrophoneOptions(device=..., channels=...)")
+    picked = _channels(channels)
+    if picked and microphone is not None and microphone.channels:
+        raise EmoliveError("channels= and microphone=MicrophoneOptions(channels=...) both pick channels: give one")
+    # the microphone's options carry the channels of a file or a device alike (open_source)
+    options = replace(microphone or MicrophoneOptions(), channels=picked) if picked else microphone
     out: queue.Queue[Any] = queue.Queue()
     sinks = [_Forward(out, turns)]
     if source is None or isinstance(source, (str, os.PathLike)):
         if sample_rate is not None:
             raise AudioSourceError(f"sample_rate is for arrays; {source or 'the microphone'} says its own rate")
         opened = open_stream(StreamConfig(source=None if source is None else os.fspath(source),
-                                          microphone=microphone, window_s=window, hop_s=hop,
+                                          microphone=options, window_s=window, hop_s=hop,
                                           realtime=realtime, stream_id=stream_id))
         audio: Closing = opened
         runner = opened.runner(plugin, sinks)
@@ -191,8 +198,8 @@ def stream(source: Input | None = None, *, sample_rate: float | None = None, mod
     else:
         if microphone is not None or realtime:  # refused, not ignored, as the command line refuses them
             raise EmoliveError(f"{'microphone=' if microphone is not None else 'realtime='} is for the microphone "
-                               "and files; samples stream as fast as the model goes (pick a channel as samples[:, 1])")
-        audio = open_input(source, sample_rate)
+                               "and files; samples stream as fast as the model goes (pick channels with channels=)")
+        audio = open_input(source, sample_rate, channels=picked)
         runner = Runner(audio, plugin, sinks, window_s=window, hop_s=hop, stream_id=stream_id)
     done = object()
 

@@ -315,3 +315,18 @@ def test_an_all_nan_array_is_the_error_alone(model, recwarn):
     with pytest.raises(emolive.EmoliveError, match="NaN"):
         emolive.analyze(np.full(48000, np.nan, np.float32), sample_rate=16000, model=model)
     assert not [w for w in recwarn if issubclass(w.category, RuntimeWarning)]
+
+
+def test_stream_takes_channels_as_analyze_does(model, speech, tmp_path):
+    """emolive.stream had no channels=: a file's side of a call was only reachable through
+    MicrophoneOptions, an array's by slicing it."""
+    voice = speech[:16000 * 4]
+    call = np.stack([np.zeros_like(voice), voice], 1)
+    path = tmp_path / "call.wav"
+    sf.write(path, call, 16000, subtype="FLOAT")
+    want = [w["valence"] for w in emolive.analyze(call, sample_rate=16000, model=model, channels=[2]).windows]
+    for source, rate in ((path, None), (call, 16000)):
+        got = [e["valence"] for e in emolive.stream(source, sample_rate=rate, model=model, channels=[2])]
+        assert got == want and len(got) > 0
+    with pytest.raises(emolive.EmoliveError, match="both pick channels: give one"):
+        next(emolive.stream(path, model=model, channels=[2], microphone=emolive.MicrophoneOptions(channels=(1,))))
