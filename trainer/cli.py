@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import signal
 import sys
 from dataclasses import dataclass
 
@@ -371,13 +372,24 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    try:  # the parser's options and torch take a second or two to load: Ctrl-C then is no traceback either
+    # the parser's options and torch take a second or two to load: a Ctrl-C then is noted and said after
+    # them in one line (raised where it landed, it could surface inside importlib's lock callback, which
+    # Python reports as an ignored exception's traceback, and the load went on)
+    interrupted: list[int] = []
+    noting = signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: interrupted.append(signum)) if noting else None
+    try:
         args = build_parser(only=next((word for word in argv if word in COMMANDS), "")).parse_args(argv)
         console.configure("trainer", args.verbose - args.quiet)
         import torch
 
         from emolive.trainer import commands, distributed  # heavy imports only once the arguments are valid
     except KeyboardInterrupt:
+        interrupted.append(signal.SIGINT)
+    finally:
+        if noting:
+            signal.signal(signal.SIGINT, previous)
+    if interrupted:
         print("trainer: interrupted before it started", file=sys.stderr)
         return 130
 
