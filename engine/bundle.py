@@ -41,7 +41,7 @@ from safetensors.numpy import save as save_safetensors
 
 from emolive.engine.errors import EmoliveError
 from emolive.engine.features.config import FrontEndConfig
-from emolive.engine.files import RefusedFile, read_bounded
+from emolive.engine.files import RefusedFile, read_bounded, write_whole
 from emolive.engine.features.normalise import StreamNormConfig
 from emolive.engine.schema import SCALE, printable
 
@@ -221,29 +221,16 @@ def check_file_target(path: Path) -> None:
 
 
 def replace_file(path: Path, data: bytes) -> None:
-    """Write `data` to a new file beside `path`, then rename it onto `path`: only a regular file there
-    is replaced (check_file_target), a symbolic link never written through (a downloaded bundle's
-    `model.onnx -> ~/.bashrc` must not overwrite the user's file), and a crash leaves the old file
-    or the new one, never half. A place that cannot be written is one BundleError line."""
+    """`data` as the file `path`, whole (engine.files.write_whole), synced with its folder's entry: only
+    a regular file there is replaced (check_file_target), a symbolic link never written through (a
+    downloaded bundle's `model.onnx -> ~/.bashrc` must not overwrite the user's file). A place that
+    cannot be written is one BundleError line."""
     path = Path(path)
     check_file_target(path)
-    partial = path.with_name(f".{path.name}.partial-{secrets.token_hex(4)}")
     try:
-        fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o666)
-    except OSError as err:
+        write_whole(path, data, sync=True)
+    except OSError as err:  # a full disk, an I/O error, a folder it may not write
         raise _unwritable(path, err) from None
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(partial, path)
-    except OSError as err:  # a full disk, an I/O error
-        partial.unlink(missing_ok=True)
-        raise _unwritable(path, err) from None
-    except BaseException:
-        partial.unlink(missing_ok=True)
-        raise
     _fsync(path.parent)
 
 

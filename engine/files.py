@@ -1,16 +1,20 @@
-"""Reading files nobody vouches for (a downloaded bundle, a manifest's audio, a table), bounded.
+"""Reading files nobody vouches for (a downloaded bundle, a manifest's audio, a table), bounded;
+writing files whole.
 
 One reader for all of them, so none can forget a check: opened non-blocking (a FIFO cannot hang
 the open), checked on its descriptor before a byte is read (a folder, a device or a file over the
-bound is refused unread), and read with the memory it needs.
+bound is refused unread), and read with the memory it needs. One writer (`write_whole`) for every
+file emolive replaces: exported graphs, screenshots, the trainer's caches and checkpoints.
 """
 from __future__ import annotations
 
 import os
+import secrets
 import stat
 from pathlib import Path
 
 GROWTH_READ = 1 << 20  # a file growing while it is read is read on in pieces of at most this many bytes
+PARTIAL_PREFIX = ".{name}.partial-"  # write_whole's file in the making, before its random suffix
 
 
 def open_locked(path: str | Path) -> int | None:
@@ -74,3 +78,32 @@ def _read_on(fd: int, size: int, limit: int) -> bytes:
             parts.append(part)
             total += len(part)
     return b"".join(parts)
+
+
+def write_whole(path: Path, data: bytes, sync: bool = False) -> None:
+    """`data` written to a new hidden file beside `path`, then renamed onto it, so a crash or a kill
+    leaves the old file or the new one, never a truncated one a later reader takes for whole. The
+    new file is made exclusively and never through a link (O_EXCL | O_NOFOLLOW under a random name:
+    nobody can plant a link there for the write to follow) with the umask's mode. `sync`: its bytes on
+    the disk before the rename (a checkpoint or a bundle file, which a power cut must not take).
+    OSError where it cannot be written, its partial file removed (a full disk left one per run)."""
+    partial = path.with_name(f"{PARTIAL_PREFIX.format(name=path.name)}{secrets.token_hex(4)}")
+    fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
+                 | getattr(os, "O_CLOEXEC", 0), 0o666)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            if sync:
+                f.flush()
+                os.fsync(f.fileno())
+        os.replace(partial, path)
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
+
+
+def leftover_partials(path: Path) -> list[Path]:
+    """The partial files `write_whole` left beside `path` when its process was killed mid-write (SIGKILL
+    runs no cleanup). Only a caller that knows no other process writes `path` now (it holds a lock)
+    may remove them."""
+    return list(path.parent.glob(f"{PARTIAL_PREFIX.format(name=path.name)}*"))

@@ -11,6 +11,7 @@ import onnx
 import pytest
 
 from emolive.engine.bundle import BundleError, replace_file
+from emolive.engine.files import leftover_partials, write_whole
 from emolive.engine.schema import DIMENSIONS
 from emolive.plugins.student import DEFAULT_BUNDLE, load_bundle
 from emolive.trainer.cli import main as trainer_main
@@ -62,6 +63,26 @@ def test_a_place_that_cannot_be_written_is_one_bundle_error_and_leaves_nothing(t
     with pytest.raises(BundleError, match="cannot write .*File name too long"):
         replace_file(tmp_path / ("x" * 250), b"graph")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_write_interrupted_before_its_rename_leaves_the_old_file_and_no_partial(tmp_path, monkeypatch):
+    """The one writer of whole files (graphs, screenshots, the trainer's caches and checkpoints): an
+    exception between the write and the rename (here a Ctrl-C) leaves the old bytes and nothing else.
+    A SIGKILL runs no cleanup; what it leaves, `leftover_partials` finds for a caller holding a lock."""
+    target = tmp_path / "checkpoint.safetensors"
+    write_whole(target, b"old")
+
+    def interrupted(src, dst):
+        raise KeyboardInterrupt
+    monkeypatch.setattr(os, "replace", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        write_whole(target, b"new", sync=True)
+    monkeypatch.undo()
+    assert target.read_bytes() == b"old" and sorted(tmp_path.iterdir()) == [target]
+    killed = tmp_path / ".checkpoint.safetensors.partial-0badf00d"  # what a SIGKILL mid-write leaves
+    killed.write_bytes(b"ne")
+    (tmp_path / ".other.partial-0badf00d").write_bytes(b"")  # another file's: not this one's to sweep
+    assert leftover_partials(target) == [killed]
 
 
 def test_a_model_export_cannot_take_is_refused_in_one_line(tmp_path, capsys):

@@ -374,7 +374,7 @@ def test_a_second_run_into_the_same_bundle_is_refused_and_a_finished_run_leaves_
                "--epoch-clips", "0", "--out", str(out)]
     folder = tmp_path / "bundle.checkpoint"
     folder.mkdir()
-    (folder / "checkpoint.safetensors.4242.tmp").write_bytes(b"half")  # what a kill -9 mid-write leaves
+    (folder / ".checkpoint.safetensors.partial-4242abcd").write_bytes(b"half")  # what a kill -9 mid-write leaves
     with open(folder / ".lock", "w") as other:  # another trainer's run into the same --out holds it
         fcntl.flock(other, fcntl.LOCK_EX)
         assert trainer_main(command) == 2

@@ -34,7 +34,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load as load_tensors
 from safetensors.torch import save as save_tensors
 
-from emolive.engine.files import open_locked
+from emolive.engine.files import leftover_partials, open_locked
 from emolive.trainer.errors import TrainerError
 from emolive.trainer.whole_files import replace_whole
 
@@ -144,7 +144,7 @@ def hold_checkpoint_folder(directory: Path, out: Path) -> Iterator[None]:
         raise TrainerError(f"another trainer is training into {out} (its checkpoint folder {directory} is in "
                            "use): wait for it, or give another --out or --checkpoint-dir")
     try:
-        for stale in directory.glob(f"{CHECKPOINT_FILE}.*.tmp"):  # a killed run's half-written checkpoint
+        for stale in leftover_partials(directory / CHECKPOINT_FILE):  # a killed run's half-written checkpoint
             stale.unlink(missing_ok=True)
         try:
             yield
