@@ -106,8 +106,7 @@ class Runner:
             raise BundleError(f"model {model.name} was trained on a {self.cfg.sample_rate} Hz front end; "
                               f"emolive's sources deliver {SAMPLE_RATE} Hz")
         self.source, self.model, self.sinks = source, model, list(sinks)
-        if warn_narrowband and (note := narrowband_note(source.description, source.input_rate, model)):
-            log.warning(note)
+        self._warn_narrowband = warn_narrowband
         self.live, self.stream_id = live, check_stream_id(stream_id)
         self.status_interval_s, self.batch_size = status_interval_s, batch_size
         self.spec = WindowSpec.from_seconds(window_s, hop_s, self.cfg)
@@ -181,9 +180,13 @@ class Runner:
                         [np.zeros(covered_end(self.spec.window, self.cfg), np.float32)])
 
     def _read(self) -> None:
-        """Reader thread: stamp and queue each block; its arrival is the capture time of its last sample."""
+        """Reader thread: stamp and queue each block; its arrival is the capture time of its last sample.
+        The narrowband warning comes with the first block: a pipeline knows its rate once it flows."""
         try:
             for block in self.source.blocks():
+                if self._warn_narrowband and not self._received and \
+                        (note := narrowband_note(self.source.description, self.source.input_rate, self.model)):
+                    log.warning(note)
                 arrival = Arrival(time.monotonic(), time.time(), self._received + len(block))
                 self._received = arrival.samples  # before queueing, so lag is never computed short
                 if not self._put((block, arrival)):

@@ -58,3 +58,23 @@ def test_a_udpsrc_waiting_longer_than_the_old_stall_limit_for_its_sender_still_g
         first = next(source.blocks())
         sender.join()
     np.testing.assert_array_equal(first, sent)  # 16 kHz mono float32 in and out: passed through untouched
+
+
+def test_an_8_khz_pipeline_is_warned_about_as_an_8_khz_file_is_and_a_chatty_one_still_streams_whole():
+    """The pipeline's tail resampled an RTP call's 8 kHz to 16 kHz, so the source reported no rate and
+    the narrowband warning a file of the same call gets never came. The rate is read from gst-launch's
+    -v lines on stdout; the audio has a pipe of its own, so those lines (an `identity` prints one per
+    buffer) can neither mix into it nor stall it."""
+    from tests.test_cli_stream import stream
+
+    with GStreamerSource("audiotestsrc num-buffers=30 samplesperbuffer=800 ! audio/x-raw,rate=8000 ! "
+                         "identity silent=false") as source:
+        received = sum(len(block) for block in source.blocks())
+    assert source.input_rate == 8000.0 and received == 2 * 30 * 800 - 1  # soxr's edge: one sample short
+    with GStreamerSource("audiotestsrc num-buffers=2") as source:
+        list(source.blocks())
+    assert source.input_rate == 16000.0
+    narrow = stream("--no-publish", "--json", "--source", "audiotestsrc num-buffers=50 ! audio/x-raw,rate=8000")
+    assert narrow.returncode == 0 and "8000 Hz audio holds nothing above 4000 Hz" in narrow.stderr, narrow.stderr
+    wide = stream("--no-publish", "--json", "--source", "audiotestsrc num-buffers=50 ! audio/x-raw,rate=22050")
+    assert wide.returncode == 0 and "holds nothing above" not in wide.stderr, wide.stderr

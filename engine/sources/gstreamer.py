@@ -10,15 +10,22 @@ the pipeline with an error). A fixed 10 s stall limit ended such live sources an
 nothing that Ctrl-C, SIGTERM or the GUI's stop do not end: they stop the run, and `close()`
 terminates gst-launch. `stall_timeout` sets a limit for a caller that wants one. What stays bounded
 is the wait for gst-launch to exit once it has closed its output.
+
+The audio comes on a pipe of its own (fdsink on the descriptor passed down); stdout carries gst-launch's `-v` lines, read for the caps the
+pipeline negotiated where its audio enters emolive's tail (`input_rate`): an 8 kHz RTP call is
+warned about as an 8 kHz file is (engine.narrowband), though the tail resamples it to 16 kHz.
 """
 from __future__ import annotations
 
 import re
 import shlex
 import shutil
+import os
 import subprocess
 import tempfile
+import threading
 from collections.abc import Iterator
+from typing import IO
 
 import numpy as np
 
@@ -27,9 +34,12 @@ from emolive.engine.sources.pcm import read_pcm
 
 GST_LAUNCH = "gst-launch-1.0"
 GST_PACKAGES = "gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good"
-TAIL = ["!", "audioconvert", "!", "audioresample", "!",
-        f"audio/x-raw,format=F32LE,rate={SAMPLE_RATE},channels=1", "!", "fdsink", "fd=1"]
+ENTRY = "emolive_entry"  # the tail's first element: the caps on its sink pad are the pipeline's own audio
+ENTRY_CAPS = re.compile(rf":{ENTRY}\.GstPad:sink: caps = .*?\brate=\(int\)(\d+)")
 EXIT_TIMEOUT_S = 10.0  # after closing its output (the stream's end), gst-launch exits within a second
+# How long the first block waits for the -v line naming the rate: gst-launch prints it from its bus,
+# after the caps went downstream, so it may come a moment after the first audio (milliseconds)
+RATE_WAIT_S = 1.0
 
 
 class GStreamerSource(AudioSource):
@@ -47,16 +57,39 @@ class GStreamerSource(AudioSource):
         except ValueError as exc:  # shlex's only error: an unbalanced quote or a trailing backslash
             raise AudioSourceError(f"{self.description} is malformed: {str(exc).lower()}") from None
         self._stderr = tempfile.TemporaryFile()  # a file, not a pipe: a chatty pipeline can never fill it and stall
-        self._process = subprocess.Popen([launcher, "-q", *words, *TAIL], stdin=subprocess.DEVNULL,
-                                         stdout=subprocess.PIPE, stderr=self._stderr, bufsize=0)
+        audio, audio_out = os.pipe()
+        try:
+            self._process = subprocess.Popen(
+                [launcher, "-v", *words, *tail(audio_out)], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                stderr=self._stderr, bufsize=0, pass_fds=(audio_out,))
+        except BaseException:
+            os.close(audio)
+            raise
+        finally:
+            os.close(audio_out)
+        self._audio = os.fdopen(audio, "rb", buffering=0)
+        self._rate_known = threading.Event()
+        assert self._process.stdout is not None
+        self._messages = threading.Thread(target=self._read_messages, args=(self._process.stdout,),
+                                          name="emolive-gst-messages", daemon=True)
+        self._messages.start()
         self.block_size = block_size
         self.stall_timeout = stall_timeout
 
+    def _read_messages(self, stdout: IO[bytes]) -> None:
+        """Thread: gst-launch's -v lines, read to their end (a pipe nobody reads would stall it); the first
+        caps at the tail's entry give `input_rate`."""
+        for line in stdout:
+            if not self._rate_known.is_set() and (match := ENTRY_CAPS.search(line.decode(errors="replace"))):
+                self.input_rate = float(match.group(1))
+                self._rate_known.set()
+        self._rate_known.set()
+
     def _read_blocks(self) -> Iterator[np.ndarray]:
-        assert self._process.stdout is not None
         heard = False
-        for block in read_pcm(self._process.stdout.fileno(), "f32le", self.block_size, self.stall_timeout,
-                              self.description):
+        for block in read_pcm(self._audio.fileno(), "f32le", self.block_size, self.stall_timeout, self.description):
+            if not heard:
+                self._rate_known.wait(RATE_WAIT_S)
             heard = heard or len(block) > 0
             yield block
         try:
@@ -79,9 +112,18 @@ class GStreamerSource(AudioSource):
             except subprocess.TimeoutExpired:
                 self._process.kill()
                 self._process.wait()
+        self._audio.close()
+        self._messages.join(timeout=EXIT_TIMEOUT_S)  # gst-launch has exited: its stdout ends
         if self._process.stdout is not None:
             self._process.stdout.close()
         self._stderr.close()
+
+
+def tail(fd: int) -> list[str]:
+    """What follows the user's description: to 16 kHz mono float32 on descriptor `fd` (passed to the child
+    under the same number), through an element named ENTRY whose sink caps say what the pipeline gave."""
+    return ["!", "audioconvert", f"name={ENTRY}", "!", "audioresample", "!",
+            f"audio/x-raw,format=F32LE,rate={SAMPLE_RATE},channels=1", "!", "fdsink", f"fd={fd}"]
 
 
 def gst_error(stderr: str) -> str:
