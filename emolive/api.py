@@ -28,6 +28,7 @@ from emolive.engine.schema import Estimate, Turn, printable
 from emolive.engine.session import StreamConfig, open_stream
 from emolive.engine.sinks.base import Sink
 from emolive.engine.sources import AudioSourceError
+from emolive.engine.sources.base import distinct_channels
 from emolive.engine.sources.microphone import MicrophoneOptions
 
 if TYPE_CHECKING:
@@ -110,7 +111,7 @@ def _channels(channels: object) -> tuple[int, ...]:
     if picked is None or not all(isinstance(c, numbers.Integral) and not isinstance(c, bool) and c >= 1
                                  for c in picked):
         raise AudioSourceError(f"channels={channels!r}: give a list of channel numbers counted from 1, e.g. [2]")
-    return tuple(int(c) for c in picked)
+    return distinct_channels(tuple(int(c) for c in picked), f"channels={channels!r}")
 
 
 def _is_batch(source: object) -> bool:

@@ -48,6 +48,7 @@ def cmd_score(args: argparse.Namespace) -> int:
     from emolive.engine.row_writers import (check_not_an_input, check_not_in_bundle, format_of, open_row_writer,
                                             table_folder)
     from emolive.engine.session import load_model_one_thread
+    from emolive.engine.sources.base import distinct_channels
 
     fmt = format_of(args.out)
     check_not_an_input(args.out, args.paths)
@@ -56,7 +57,7 @@ def cmd_score(args: argparse.Namespace) -> int:
     if jobs < args.jobs:
         log.warning("--jobs %d: using %d (one process per CPU here, at most one per file)", args.jobs, jobs)
     options = ScoreOptions(model=args.model, window=args.window, hop=args.hop, per=args.per,
-                           channels=tuple(args.channel or ()))
+                           channels=distinct_channels(tuple(args.channel or ()), "--channel"))
     plugin = load_model_one_thread(args.model)
     check_not_in_bundle(args.out, plugin)
     check_windows(options, plugin)

@@ -68,7 +68,10 @@ class TurnTracker:
                 self._speech += 1
                 if frame + 1 - self._first >= self.max_frames:
                     self._close()
-            elif self._first is not None and frame - self._last >= self.hangover:
+            elif self._first is not None and (frame - self._last >= self.hangover
+                                              or frame + 1 - self._first >= self.max_frames):
+                # at the limit in a pause: the turn ends at its last speech frame, inside the limit (a
+                # pause straddling it carried the turn on, and the speech after made it up to a hangover long)
                 self._close()
 
     def finish(self) -> None:

@@ -161,6 +161,11 @@ def test_channel_scores_one_side_of_every_file_in_workers_too(folder, tmp_path, 
                             text=True, timeout=120)
     assert "channel 1 of 2 is silent throughout, so the mono mix is 6 dB quieter than channel 2" in result.stderr
     assert read_csv(mixed)[0]["valence"] != read_csv(alone)[0]["valence"]
+    # a channel named twice fails the batch once, before a row (it was every row's error, then exit 1)
+    twice = subprocess.run([EMOLIVE, "score", str(calls), "--channel", "2", "--channel", "2"], capture_output=True,
+                           text=True, timeout=120)
+    assert twice.returncode == 1 and twice.stdout == "" and twice.stderr == (
+        "emolive: error: --channel: channel 2 is given twice; name each channel once\n"), twice
 
 
 def test_a_manifest_lists_files_relative_to_its_folder(folder, tmp_path):

@@ -136,6 +136,9 @@ def test_too_little_speech_is_no_turn_and_long_turns_are_cut():
     assert tracker("0010000110000", min_s=0.3, hangover_s=0.2) == []
     assert tracker("1" * 25, min_s=0.3, hangover_s=0.2, max_s=1.0) == [TurnSpan(0, 10), TurnSpan(10, 20),
                                                                          TurnSpan(20, 25)]
+    # a pause straddling the limit: the turn ended at the speech after it, 12 frames of a 10-frame limit
+    assert tracker("1" * 9 + "00" + "1" * 5, min_s=0.3, hangover_s=0.5, max_s=1.0) == [TurnSpan(0, 9),
+                                                                                         TurnSpan(11, 16)]
 
 
 def test_the_stream_end_closes_an_open_turn_at_its_last_speech_frame():

@@ -140,6 +140,14 @@ class AudioSource(Closing):
         """Yield float32 mono 16 kHz blocks (empty ones are skipped by `blocks`)."""
 
 
+def distinct_channels(channels: tuple[int, ...], what: str) -> tuple[int, ...]:
+    """`channels` if none is named twice (it counted double in the mix); else an AudioSourceError
+    naming `what`. Batches check once before their first file: per file it was every row's error."""
+    if twice := sorted({n for n in channels if channels.count(n) > 1}):
+        raise AudioSourceError(f"{what}: channel {twice[0]} is given twice; name each channel once")
+    return channels
+
+
 class ToMono16k:
     """Streaming downmix (mean over channels) and soxr resampling to 16 kHz.
 
@@ -152,9 +160,7 @@ class ToMono16k:
         """`rate` is checked here, the one place every input passes (`what` names the input in the error);
         `channels` (1-based) are the ones mixed, all where empty: one side of a two-channel call."""
         self.rate = check_rate(rate, what)
-        if twice := sorted({n for n in channels if channels.count(n) > 1}):  # it counted double in the mix
-            raise AudioSourceError(f"{what}: channel {twice[0]} is given twice; name each channel once")
-        self.what, self.channels = what, channels
+        self.what, self.channels = what, distinct_channels(channels, what)
         self._mix: MixCheck | None = None  # made by the first block of several channels
         self._resampler = None if self.rate == SAMPLE_RATE else soxr.ResampleStream(self.rate, SAMPLE_RATE, 1,
                                                                                     dtype="float32")
