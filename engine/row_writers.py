@@ -117,6 +117,12 @@ def open_exclusively(out: str) -> IO[bytes]:
     return os.fdopen(fd, "wb", buffering=0)
 
 
+def typed_values(row: dict[str, Any], fields: Sequence[str]) -> dict[str, Any]:
+    """A row for a typed table (JSON lines, Parquet): a value a row lacks or holds as "" (an error row's
+    estimates, a file without an error) is null, so each column keeps one type; CSV writes it as ""."""
+    return {name: None if row.get(name, "") == "" else row[name] for name in fields}
+
+
 class TextRowWriter:
     """CSV (with its header) or JSON lines on a binary stream, one write per file's rows."""
 
@@ -132,7 +138,7 @@ class TextRowWriter:
         if self._fmt == "csv":
             self._out.write([csv_line([row.get(name, "") for name in self._fields]) for row in rows])
         else:
-            self._out.write([json.dumps({name: row.get(name, "") for name in self._fields}) for row in rows])
+            self._out.write([json.dumps(typed_values(row, self._fields)) for row in rows])
 
     def close(self) -> None:
         """The stream belongs to the caller."""
@@ -160,7 +166,7 @@ class ParquetRowWriter:
             raise OutputError(f"cannot write {path}: {exc}") from None
 
     def write(self, rows: Iterable[dict[str, Any]]) -> None:
-        rows = [{name: (None if row.get(name, "") == "" else row[name]) for name in self._fields} for row in rows]
+        rows = [typed_values(row, self._fields) for row in rows]
         if rows:
             try:
                 self._writer.write_table(self._pa.Table.from_pylist(rows, schema=self._schema))

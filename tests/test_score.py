@@ -139,8 +139,14 @@ def test_per_window_rows_carry_the_file_path_and_match_the_api(folder, tmp_path,
     rows = [json.loads(line) for line in out.read_text().splitlines()]
     windows = emolive.analyze(clip).windows
     assert len(rows) == len(windows) > 0
-    assert all(r["path"] == str(clip) and r["error"] == "" for r in rows)
+    assert all(r["path"] == str(clip) and r["error"] is None for r in rows)
     assert [r["start"] for r in rows] == [w["start"] for w in windows]
+    # an error row's estimates are null, not "": a column of numbers stays numbers (pandas read them as text)
+    missing = tmp_path / "missing.flac"
+    assert main(["-q", "score", str(clip), str(missing), "--out", str(out)]) == 1
+    good, bad = [json.loads(line) for line in out.read_text().splitlines()]
+    assert isinstance(good["activation"], float) and good["speech"] is True and good["error"] is None
+    assert bad["activation"] is None and bad["speech"] is None and "not found" in bad["error"]
 
 
 def test_channel_scores_one_side_of_every_file_in_workers_too(folder, tmp_path, one_torch_thread):
