@@ -387,8 +387,43 @@ def test_a_cut_flac_keeps_every_frame_that_decodes(tmp_path):
     decodable = np.concatenate(frames)
     decoded, error = streamed(damaged)
     assert len(decodable) > 16000
-    np.testing.assert_array_equal(decoded, decodable)
-    assert f"is damaged: its audio cannot be decoded past {len(decodable) / 16000:.2f} s" in str(error)
+    # FFmpeg, which reads on where libsndfile stops, decodes the last whole FLAC frame to its end (4096 frames
+    # each here): libsndfile's frame-by-frame salvage stops one sample short of it
+    assert len(decoded) == -(-len(decodable) // 4096) * 4096
+    np.testing.assert_array_equal(decoded[:len(decodable)], decodable)
+    assert (f"is damaged or truncated: its audio ends at {len(decoded) / 16000:.2f} s of the "
+            f"{sf.info(damaged).frames / 16000:.2f} s its header declares") in str(error)
+
+
+def test_a_flac_damaged_part_way_is_decoded_past_the_damage_and_reported(tmp_path):
+    """64 zeroed bytes a third into a FLAC: libsndfile loses sync for good there, and two thirds of the
+    recording went unscored though FFmpeg decodes past the damage. FFmpeg decodes the damaged frame as
+    it comes (the demo clip's, 271 wrong samples) or drops it (the EmoDB clip's: its own account of the
+    damage is said, and the frames after it come 4096 samples early); every other frame comes out as the
+    intact file's, and the damage is said after the audio."""
+    from emolive.engine.session import DEMO_CLIP
+
+    for original, zeroed_at in ((DEMO_CLIP, 40000), (corpus_files("emodb", limit=1)[0], None)):
+        intact = sf.read(original, dtype="float32")[0]
+        data = bytearray(original.read_bytes())
+        at = zeroed_at or len(data) // 3
+        data[at:at + 64] = bytes(64)
+        damaged = tmp_path / f"damaged-{original.name}"
+        damaged.write_bytes(bytes(data))
+        decoded, error = streamed(damaged)
+        if len(decoded) == len(intact):  # the damaged frame decoded as it came
+            wrong = np.flatnonzero(decoded != intact)
+            assert 0 < len(wrong) and wrong[-1] - wrong[0] < 4608, wrong  # within one FLAC frame (4608 at most)
+            assert "is damaged: libsndfile stopped decoding it at" in str(error) and "FFmpeg decoded on" in str(error)
+        else:  # dropped: one frame fewer, the frames after it whole
+            assert len(intact) - 4608 <= len(decoded) < len(intact)
+            tail = decoded[::-1] != intact[::-1][:len(decoded)]
+            assert np.argmax(tail) > 0.4 * len(intact)  # the frames after the damaged ones (the last 0.98 s of 2 s)
+            assert "is damaged" in str(error), error  # FFmpeg's account: here, audio short of the declared length
+        assert zeroed_at is None or len(decoded) == len(intact)  # the demo clip: decoded as it came
+        with pytest.raises(emolive.PartialAnalysis) as partial:
+            emolive.analyze(damaged)
+        assert partial.value.analysis.whole["end"] > 0.7 * len(intact) / 16000  # it stopped at 0.26 before
 
 
 @pytest.mark.parametrize("quirk", sorted(WAV_HEADER_QUIRKS))

@@ -7,7 +7,7 @@ audio; everything else goes to FFmpeg through PyAV, whose wheels carry their own
 system codec packages). The choice is made on the content, not the file name.
 
 A decoder never cuts silently: FFmpeg decodes past a damaged packet, libsndfile's reads are retried
-in smaller pieces up to the damage, and once the audio ends the damage (what could not be decoded,
+in smaller pieces up to the damage (a FLAC's then go on in FFmpeg, which regains sync), and once the audio ends the damage (what could not be decoded,
 or audio ending before the length the header declares) is raised as one AudioSourceError, after
 every sample that could be read has been delivered. libsndfile itself reads a cut WAV, AIFF or Ogg
 file to its end without a word: it only notes, in the log it keeps of the header, a chunk that
@@ -24,7 +24,7 @@ import abc
 import contextlib
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, BinaryIO
 
 import numpy as np
@@ -67,6 +67,7 @@ MATRIX = re.compile(r"Rows\s*:\s*(\d+)\s+Cols\s*:\s*(\d+)")
 NIST_SAMPLES = re.compile(rb"\nsample_count -i (\d+)\n")  # a NIST SPHERE header's frame count
 HEAD_BYTES = 1024  # the start of a file read to tell its format: a NIST SPHERE header's usual size
 UNKNOWN_FRAMES = 2**63 - 1  # libsndfile's frame count (SF_COUNT_MAX) for a file that does not declare its length
+FLAC_MAX_BLOCK = 16384  # frames in a FLAC frame at most (the subset's bound above 48 kHz; 4608 at or below)
 SALVAGE_SPLIT = 16  # a failed read is read again in this many pieces, and a failing piece likewise, down to one frame
 # file name endings a folder search takes as audio: libsndfile's format names and the endings its formats'
 # files carry (.sph: NIST SPHERE, the LDC corpora's; .sf: IRCAM; .snd: AU), and the audio and video
@@ -99,10 +100,16 @@ def open_decoder(file: AudioInput, what: str) -> Decoder:
     pages = _ogg_pages(file) if head[:4] == b"OggS" else OggScan(None)
     sound = None if _is_mpeg_audio(head) or pages.chained else _sndfile_or_none(file)  # FFmpeg reads a whole chain
     if sound is not None:
-        return SndfileDecoder(sound, what, head, pages.damage)
+        # a damaged FLAC frame ends libsndfile's decoding (it loses sync for good); FFmpeg reads on past it
+        past_damage = (lambda: _ffmpeg_decoder(file, what)) if sound.format == "FLAC" else None
+        return SndfileDecoder(sound, what, head, pages.damage, past_damage)
+    return _ffmpeg_decoder(file, what, pages.chain_damage)
+
+
+def _ffmpeg_decoder(file: AudioInput, what: str, damaged_page: int | None = None) -> FFmpegDecoder:
     if not isinstance(file, (str, os.PathLike)):
         file.seek(0)
-    return FFmpegDecoder(file, what, pages.chain_damage)
+    return FFmpegDecoder(file, what, damaged_page)
 
 
 @contextlib.contextmanager
@@ -162,9 +169,13 @@ class SndfileDecoder(Decoder):
     """A file libsndfile has opened and found frames in. `head` is the file's start, where a header
     libsndfile does not check is read."""
 
-    def __init__(self, sound: sf.SoundFile, what: str, head: bytes, damage: OggDamage | None = None) -> None:
-        """`damage`: an Ogg file's first damaged page (engine.sources.ogg_pages), found before decoding."""
+    def __init__(self, sound: sf.SoundFile, what: str, head: bytes, damage: OggDamage | None = None,
+                 past_damage: Callable[[], Decoder] | None = None) -> None:
+        """`damage`: an Ogg file's first damaged page (engine.sources.ogg_pages), found before decoding.
+        `past_damage`: a decoder of the same file that decodes on past damage where libsndfile stops."""
         self._sound, self.what, self.rate = sound, what, sound.samplerate
+        self._past_damage = past_damage
+        self._stopped_by: str | None = None  # libsndfile's reason, where damage ended its decoding
         # 64-bit float files are read as such and narrowed by narrow_to_float32, where a value float32
         # cannot hold is still seen for what it is (libsndfile's own cast makes it Inf)
         self._dtype = "float64" if sound.subtype == "DOUBLE" else "float32"
@@ -184,6 +195,8 @@ class SndfileDecoder(Decoder):
             decoded += len(frames)
             if len(frames):
                 yield frames
+            if failure is not None and self._stopped_by is not None and self._past_damage is not None:
+                yield from self._decode_past_damage(decoded, frames_per_block)
             if failure is not None:
                 raise failure
             if len(frames) < frames_per_block:
@@ -215,9 +228,39 @@ class SndfileDecoder(Decoder):
             return frames[:beyond], out_of_range(self.what, (position + beyond) / self.rate)
         if reason is not None:
             at = (position + len(frames)) / self.rate
+            self._stopped_by = reason
             return frames, AudioSourceError(f"{self.what} is damaged: its audio cannot be decoded past {at:.2f} s "
                                             f"({reason})")
         return frames, None
+
+    def _decode_past_damage(self, decoded: int, frames_per_block: int) -> Iterator[np.ndarray]:
+        """The audio after the first `decoded` frames from the other decoder, which decodes on where libsndfile
+        lost sync (a FLAC with 64 bytes zeroed a third in lost two thirds of its audio), then the damage,
+        said once the audio has gone out: a cut where the audio still ends short of the header's length,
+        else the other decoder's own account (packets it could not decode), else where libsndfile stopped.
+        FFmpeg decodes a frame that fails its checksum as it comes: that frame's samples may be wrong, the
+        frames after it are the file's, at their own times. Nothing more where the other decoder cannot
+        open the file: libsndfile's error stands."""
+        try:
+            other = self._past_damage()
+        except AudioSourceError:
+            return
+        skip, total, account = decoded, decoded, None
+        with other:
+            try:
+                for block in other.blocks(frames_per_block):
+                    block, skip = block[skip:], max(0, skip - len(block))
+                    total += len(block)
+                    if len(block):
+                        yield block
+            except AudioSourceError as exc:
+                account = exc
+        if total + FLAC_MAX_BLOCK < self._declared:  # short by more than a frame FFmpeg could not decode
+            raise _truncated(self.what, total / self.rate, f"of the {self._declared / self.rate:.2f} s its header "
+                             "declares")
+        raise account or AudioSourceError(
+            f"{self.what} is damaged: libsndfile stopped decoding it at {decoded / self.rate:.2f} s "
+            f"({self._stopped_by}); FFmpeg decoded on from there, and a damaged frame's samples may be wrong")
 
     def _decode(self, count: int, start: int) -> tuple[np.ndarray, str | None]:
         """Up to `count` frames from frame `start` (where the file is), and libsndfile's reason where a
