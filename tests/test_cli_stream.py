@@ -57,6 +57,22 @@ def test_closed_stdin_is_one_line_error():
     assert_one_line_error(result, "stdin is closed", "pipe it in")
 
 
+def test_realtime_paces_stdin_as_it_paces_a_file(speech):
+    """`cat call.raw | emolive stream --source - --realtime` read the pipe as fast as it came and, live,
+    skipped 112 of 114 windows of a minute; paced, every window of the 6 s is evaluated."""
+    import time
+
+    raw = speech[:6 * 16000].astype("<f4").tobytes()
+    started = time.monotonic()
+    result = stream("--source", "-", "--realtime", "--no-publish", "--json", input=raw.decode("latin-1"),
+                    encoding="latin-1")
+    took = time.monotonic() - started
+    assert result.returncode == 0, result.stderr
+    # pacing never gives a block early (sleep only lengthens): 6 s of audio take 6 s at least, on any machine
+    assert took >= 6.0 and len(result.stdout.splitlines()) == 6  # windows of 3.005 s every 0.5 s in 6 s
+    assert "; 0 windows skipped" in result.stderr, result.stderr
+
+
 def test_a_missing_file_with_a_bang_in_its_name_is_not_found_not_a_pipeline(tmp_path):
     result = stream("--no-publish", "--source", str(tmp_path / "Great take!.wav"))
     assert_one_line_error(result, "audio file not found", "Great take!.wav")

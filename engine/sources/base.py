@@ -8,6 +8,7 @@ from __future__ import annotations
 import abc
 import logging
 import math
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -94,6 +95,9 @@ class AudioSource(Closing):
     # Where the first sample sits in the recording, in seconds (a stretch of one): errors say when in
     # the recording they happened.
     start_s: float = 0.0
+    # Paced at real time (`--realtime`): a block comes out once its last sample would have been captured,
+    # counted from the first read, so a file, or a pipe fed faster than real time, behaves as a live voice
+    realtime: bool = False
 
     def __init__(self, description: str) -> None:
         self.description = description
@@ -103,7 +107,7 @@ class AudioSource(Closing):
     def blocks(self) -> Iterator[np.ndarray]:
         """Yield validated blocks until the source ends; raise AudioSourceError on failure."""
         loud_told = False
-        for block in self._read_blocks():
+        for block in paced(self._read_blocks()) if self.realtime else self._read_blocks():
             magnitude = np.abs(block)
             sane = magnitude <= MAX_SAMPLE  # False for NaN and Inf too
             usable = block if sane.all() else block[:int(np.argmin(sane))]
@@ -146,6 +150,16 @@ def distinct_channels(channels: tuple[int, ...], what: str) -> tuple[int, ...]:
     if twice := sorted({n for n in channels if channels.count(n) > 1}):
         raise AudioSourceError(f"{what}: channel {twice[0]} is given twice; name each channel once")
     return channels
+
+
+def paced(blocks: Iterator[np.ndarray]) -> Iterator[np.ndarray]:
+    """`blocks` of 16 kHz samples, each given once its last sample would have been captured by a live device
+    that started with the first read (a block that comes later than that is given at once)."""
+    started, emitted = time.monotonic(), 0
+    for block in blocks:
+        emitted += len(block)
+        time.sleep(max(0.0, started + emitted / SAMPLE_RATE - time.monotonic()))
+        yield block
 
 
 class ToMono16k:

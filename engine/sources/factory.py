@@ -32,7 +32,8 @@ def open_source(spec: str | None, *, fallback: str | os.PathLike[str] | None = N
     - "gst:<description>", or a description with "!" or starting with an element such as
       `audiotestsrc` or `uridecodebin`: a GStreamer pipeline; not a missing audio file's name
       with "!" in a word ('Great take!.wav'), which is the file (and its error "not found").
-    - anything else: an audio file (`realtime` paces it).
+    - anything else: an audio file.
+    `realtime` paces any of these at real time (AudioSource.realtime).
     `microphone.channels` pick the channels mixed of a file or of stdin too; a device or `reconnect`
     named beside a source is refused, not ignored, as are channels for a pipeline (its own elements
     choose them).
@@ -46,11 +47,14 @@ def open_source(spec: str | None, *, fallback: str | os.PathLike[str] | None = N
             raise AudioSourceError(NO_DEVICE_MESSAGE)
         return FileSource(fallback, block_size=block_size, realtime=True)
     if spec == "-":
-        return RawPcmSource(sample_format=raw_format, block_size=block_size, rate=raw_rate, channels=raw_channels,
-                            mixed=microphone.channels)
-    if is_pipeline(spec):
-        return GStreamerSource(spec.removeprefix("gst:"), block_size=block_size)
-    return FileSource(spec, block_size=block_size, realtime=realtime, channels=microphone.channels)
+        source: AudioSource = RawPcmSource(sample_format=raw_format, block_size=block_size, rate=raw_rate,
+                                           channels=raw_channels, mixed=microphone.channels)
+    elif is_pipeline(spec):
+        source = GStreamerSource(spec.removeprefix("gst:"), block_size=block_size)
+    else:
+        source = FileSource(spec, block_size=block_size, channels=microphone.channels)
+    source.realtime = realtime  # a pipe fed faster than real time (`cat call.raw |`) is paced as a file is
+    return source
 
 
 def is_pipeline(spec: str) -> bool:

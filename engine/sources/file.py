@@ -9,7 +9,6 @@ from __future__ import annotations
 import math
 import os
 import stat
-import time
 from collections.abc import Iterator
 
 import numpy as np
@@ -51,14 +50,6 @@ class FileSource(AudioSource):
         return not self.realtime
 
     def _read_blocks(self) -> Iterator[np.ndarray]:
-        started, emitted = time.monotonic(), 0
-        for block in self._converted():
-            emitted += len(block)
-            if self.realtime:  # a block is available only once its last sample would have been captured
-                time.sleep(max(0.0, started + emitted / SAMPLE_RATE - time.monotonic()))
-            yield block
-
-    def _converted(self) -> Iterator[np.ndarray]:
         return converted_blocks(self._decoder, self._convert, self._read_frames)
 
     def close(self) -> None:

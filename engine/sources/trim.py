@@ -38,7 +38,7 @@ class TrimmedSource(AudioSource):
             raise
         super().__init__(f"{source.description} from {start:g} s" + ("" if end is None else f" to {end:g} s"))
         self._source, self.start_s = source, float(start)
-        self.input_rate = source.input_rate
+        self.input_rate, self.realtime = source.input_rate, source.realtime  # paced from the stretch's start
         self._first = round(start * SAMPLE_RATE)
         self._end = None if end is None else round(end * SAMPLE_RATE)
 
