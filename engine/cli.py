@@ -49,6 +49,8 @@ def main(argv: list[str] | None = None) -> int:
         log.error("error: the reader of standard output closed its end of the pipe")
         silence_broken_stdout()
         return 1
+    except console.Terminated:  # SIGTERM: 128 + 15, as `score`, `listen`, the GUI and `trainer` exit
+        return 143
     except KeyboardInterrupt:
         return 130
 
@@ -163,7 +165,7 @@ def cmd_stream(args: argparse.Namespace) -> int:
                 log.info("%s", summary(runner.stats))
                 raise
     log.info("%s", summary(stats))
-    return 130 if interrupted else 0
+    return 128 + interrupted[0] if interrupted else 0  # 130 for Ctrl-C, 143 for SIGTERM
 
 
 @contextmanager

@@ -73,6 +73,22 @@ def test_realtime_paces_stdin_as_it_paces_a_file(speech):
     assert "; 0 windows skipped" in result.stderr, result.stderr
 
 
+def test_sigterm_mid_run_ends_as_ctrl_c_does_with_sigterm_s_status(speech_flac):
+    """The run ends cleanly (its summary said) and exits 143, 128 + SIGTERM, as score, listen, the GUI and
+    trainer do (it said 130, Ctrl-C's, and supervisors read 143 as the stop they asked for)."""
+    import signal
+
+    engine = subprocess.Popen([*EMOLIVE, "stream", "--source", str(speech_flac), "--realtime", "--no-publish",
+                               "--json"], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert engine.stdout.readline()  # the first estimate: the run is under way
+        engine.send_signal(signal.SIGTERM)
+        out, err = engine.communicate(timeout=30)
+        assert engine.returncode == 143 and "estimates from" in err and "Traceback" not in err, err
+    finally:
+        engine.kill()
+
+
 def test_a_missing_file_with_a_bang_in_its_name_is_not_found_not_a_pipeline(tmp_path):
     result = stream("--no-publish", "--source", str(tmp_path / "Great take!.wav"))
     assert_one_line_error(result, "audio file not found", "Great take!.wav")
@@ -133,7 +149,7 @@ def test_quiet_means_quiet_for_liblsl_too(speech_flac):
 
 def test_sigterm_while_waiting_for_a_subscriber_ends_as_ctrl_c_does(speech_flac):
     """SIGTERM before the run (the model loading, --wait-subscriber's wait) killed the process without a
-    word, where Ctrl-C there ended it with 130."""
+    word, where Ctrl-C there ended it with 130; it exits 143 (128 + 15), as score, listen and trainer do."""
     import signal
     import time
 
@@ -144,7 +160,7 @@ def test_sigterm_while_waiting_for_a_subscriber_ends_as_ctrl_c_does(speech_flac)
         assert "publishing on" in engine.stderr.readline() + engine.stderr.readline()  # now waiting
         time.sleep(0.5)
         engine.send_signal(signal.SIGTERM)
-        assert engine.wait(timeout=30) == 130
+        assert engine.wait(timeout=30) == 143
         assert "Traceback" not in engine.stderr.read()
     finally:
         engine.kill()
