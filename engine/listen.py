@@ -28,7 +28,7 @@ def cmd_listen(args: argparse.Namespace) -> int:
     rejections, pending, last_report = Rejections(), "", -REPORT_INTERVAL_S
     with zmq.Context.instance().socket(zmq.SUB) as sub:
         sub.setsockopt(zmq.LINGER, 0)
-        sub.setsockopt(zmq.IPV6, validate_address(args.connect))
+        sub.setsockopt(zmq.IPV6, validate_address(args.connect, connect=True))
         check_resolves(args.connect)
         for kind in (ESTIMATE_TOPIC, STATUS_TOPIC):
             sub.setsockopt(zmq.SUBSCRIBE, topic_prefix(kind))

@@ -43,7 +43,7 @@ class ZmqFeed:
         for kind in (ESTIMATE_TOPIC, TURN_TOPIC, STATUS_TOPIC):
             socket.setsockopt(zmq.SUBSCRIBE, topic_prefix(kind))
         try:
-            socket.setsockopt(zmq.IPV6, validate_address(self.address))
+            socket.setsockopt(zmq.IPV6, validate_address(self.address, connect=True))
             socket.connect(self.address)
         except (SinkError, zmq.ZMQError) as exc:
             socket.close()

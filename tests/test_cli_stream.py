@@ -138,6 +138,16 @@ def test_a_websocket_origin_that_would_never_match_is_refused(speech_flac, args,
     assert_one_line_error(stream("--source", str(speech_flac), "--no-publish", *args), needle)
 
 
+def test_a_websocket_on_the_publisher_s_own_port_is_named_as_such(speech_flac):
+    """It failed as "address already in use (another emolive stream?)", where the other was this run."""
+    port = free_port()
+    result = stream("--source", str(speech_flac), "--publish", f"tcp://127.0.0.1:{port}", "--websocket",
+                    f"127.0.0.1:{port}")
+    assert result.returncode == 1 and result.stderr.splitlines()[-1] == (
+        f"emolive: error: --websocket 127.0.0.1:{port}: port {port} is this run's --publish port; give each output "
+        "a port of its own"), result.stderr
+
+
 def test_quiet_means_quiet_for_liblsl_too(speech_flac):
     """liblsl printed its INFO lines ("Loaded default config") under -q; a lab's own lsl_api.cfg
     still decides for itself."""

@@ -167,6 +167,21 @@ def test_a_host_that_does_not_resolve_is_one_line_not_a_silent_wait():
                            "does not resolve (")
 
 
+def test_a_subscriber_s_address_errors_give_advice_a_subscriber_can_follow():
+    """`listen --connect foo` advised "PORT * for any free one", and following it gave libzmq's "Invalid
+    argument": * only binds. Both now say what a subscriber can give."""
+    from emolive.engine.sinks.base import SinkError
+    from emolive.engine.sinks.zmq_publisher import validate_address
+
+    for address, needle in (("foo", "use the publisher's tcp://HOST:PORT"), ("tcp://127.0.0.1:*", "port * picks")):
+        listener = subprocess.run([EMOLIVE, "listen", "--connect", address], cwd=REPO, capture_output=True,
+                                  text=True, timeout=60)
+        assert listener.returncode == 1 and needle in listener.stderr and "for any free one" not in listener.stderr
+    assert validate_address("tcp://127.0.0.1:*") is False  # binding there stays allowed
+    with pytest.raises(SinkError, match="PORT \\* for any free one"):
+        validate_address("foo")
+
+
 def test_listen_until_end_exits_where_the_stream_ends_and_says_so():
     """A quiet live stream and a finished one sent alike nothing: a listener (or `gui --connect`) could
     not tell them apart. The final status now says `ended`, and `listen --until-end` stops there."""

@@ -64,6 +64,7 @@ def open_sinks(options: SinkOptions, stack: ExitStack, class_names: tuple[str, .
     from emolive.engine.sinks.table import TableSink
 
     sinks: list[Sink] = []
+    publisher = None
     if options.publish:
         publisher = stack.enter_context(ZmqPublisher(options.publish, allow_remote=options.allow_remote))
         sinks.append(publisher)
@@ -81,6 +82,11 @@ def open_sinks(options: SinkOptions, stack: ExitStack, class_names: tuple[str, .
     if options.websocket:
         from emolive.engine.sinks.websocket import WebSocketSink
 
+        port = options.websocket.rpartition(":")[2]
+        if publisher is not None and port != "0" and publisher.address.rpartition(":")[2] == port:
+            # its bind failed as "another emolive stream?", where the other was this run's own publisher
+            raise SinkError(f"--websocket {options.websocket}: port {port} is this run's --publish port; give each "
+                            "output a port of its own")
         websocket = stack.enter_context(WebSocketSink(options.websocket, allow_remote=options.allow_remote,
                                                       origins=options.websocket_origins))
         sinks.append(websocket)

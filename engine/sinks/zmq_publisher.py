@@ -27,24 +27,28 @@ DEFAULT_SNDHWM = 100  # 50 s of estimates at a 0.5 s hop: plenty for a live read
 CLOSE_LINGER_MS = 250  # on close, queued messages get this long to leave: a file's last estimates reach
 # their subscribers, and a dead subscriber delays exit by a quarter second at most
 ADDRESS_HELP = "use tcp://HOST:PORT (tcp://127.0.0.1:5556, tcp://[::1]:5556; PORT * for any free one), ipc://PATH"
+CONNECT_HELP = "use the publisher's tcp://HOST:PORT (tcp://127.0.0.1:5556, tcp://[::1]:5556) or ipc://PATH"
 _TCP = re.compile(r"(?P<host>\[[0-9A-Fa-f:.]+\]|[^\[\]:/]+):(?P<port>\*|[0-9]{1,5})")
 
 
-def validate_address(address: str) -> bool:
-    """Raise SinkError unless `address` is a ZeroMQ endpoint emolive can bind or connect; True for IPv6.
+def validate_address(address: str, connect: bool = False) -> bool:
+    """Raise SinkError unless `address` is a ZeroMQ endpoint emolive can bind (or `connect` to); True for IPv6.
 
     libzmq itself takes `tcp://127.0.0.1:99999` as port 34463 (the number modulo 65536) and says
     only "Invalid argument" for a malformed address, so both are checked here, with a fix. inproc://
     is refused: it reaches only the process itself, so a stream published to no one and `listen`
-    waited for ever.
+    waited for ever. Port * (any free one) only binds: a subscriber told to try it got "Invalid argument".
     """
     transport, separator, rest = address.partition("://")
     if transport == "ipc" and separator and rest:
         return False
     match = _TCP.fullmatch(rest) if transport == "tcp" and separator else None
     if match is None:
-        raise SinkError(f"malformed address {address!r}: {ADDRESS_HELP}")
+        raise SinkError(f"malformed address {address!r}: {CONNECT_HELP if connect else ADDRESS_HELP}")
     port = match["port"]
+    if connect and port == "*":
+        raise SinkError(f"cannot connect to {address}: port * picks a free port for a publisher; give the port it "
+                        "printed (\"publishing on tcp://…\")")
     if port != "*" and int(port) > 65535:
         raise SinkError(f"port {port} in {address!r} is out of range: use 1-65535, or * for any free port")
     return match["host"].startswith("[")
