@@ -442,6 +442,8 @@ def test_an_ipc_path_is_never_destroyed_nor_taken_from_a_running_stream(tmp_path
     with ZmqPublisher(endpoint):
         with pytest.raises(SinkError, match="address already in use"):
             ZmqPublisher(endpoint)
+        assert (tmp_path / "live.ipc").is_socket()
+    assert not (tmp_path / "live.ipc").exists()  # closed, its socket file goes: each run left one behind
     stale = tmp_path / "stale.ipc"
     with socket.socket(socket.AF_UNIX) as left:  # a killed stream's socket: nothing listens on it
         left.bind(str(stale))

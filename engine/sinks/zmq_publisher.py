@@ -9,6 +9,7 @@ publisher are dropped), used by `wait_for_subscriber` (`emolive stream --wait-su
 """
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import os
 import re
@@ -195,3 +196,8 @@ class ZmqPublisher(Sink):
 
     def close(self) -> None:
         self._socket.close()
+        path = self.address.partition("ipc://")[2]
+        if path and not path.startswith("@"):  # libzmq removes its socket file only when the context ends,
+            with contextlib.suppress(OSError):  # which a process's shared context never does: each run left one
+                if stat.S_ISSOCK(os.lstat(path).st_mode):
+                    os.unlink(path)
