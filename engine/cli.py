@@ -79,6 +79,8 @@ def build_parser() -> argparse.ArgumentParser:
     listen.add_argument("--connect", default=DEFAULT_ADDRESS, action=console.Once, help="publisher address")
     listen.add_argument("--json", action="store_true", help="print JSON lines instead of a table")
     listen.add_argument("--count", type=score.positive_int, default=None, help="exit after this many estimates")
+    listen.add_argument("--turns", action="store_true", help="also print each speech turn's estimate when it ends "
+                        "(JSON: lines with a `kind` field; table: rows starting '# turn')")
     listen.add_argument("--until-end", action="store_true",
                         help="exit when a stream ends (its final status); without it, listening goes on for the next run")
     listen.set_defaults(command=cmd_listen)

@@ -13,7 +13,8 @@ import time
 
 import zmq
 
-from emolive.engine.schema import ESTIMATE_TOPIC, STATUS_TOPIC, Rejections, SchemaError, parse_message, topic_prefix
+from emolive.engine.schema import (ESTIMATE_TOPIC, STATUS_TOPIC, TURN_TOPIC, Rejections, SchemaError, parse_message,
+                                   topic_prefix)
 from emolive.engine.sinks import JsonLinesSink, SinkError
 from emolive.engine.sinks.table import TableSink
 from emolive.engine.sinks.zmq_publisher import check_resolves, validate_address
@@ -25,12 +26,14 @@ REPORT_INTERVAL_S = 1.0
 
 def cmd_listen(args: argparse.Namespace) -> int:
     sink = JsonLinesSink() if args.json else TableSink(announce_end=True)
+    # a turn as a JSON line of its own (its `kind` tells it from an estimate), or a row marked as one
+    show_turn = sink.emit if args.json else sink.note_turn
     rejections, pending, last_report = Rejections(), "", -REPORT_INTERVAL_S
     with zmq.Context.instance().socket(zmq.SUB) as sub:
         sub.setsockopt(zmq.LINGER, 0)
         sub.setsockopt(zmq.IPV6, validate_address(args.connect, connect=True))
         check_resolves(args.connect)
-        for kind in (ESTIMATE_TOPIC, STATUS_TOPIC):
+        for kind in (ESTIMATE_TOPIC, STATUS_TOPIC, *((TURN_TOPIC,) if args.turns else ())):
             sub.setsockopt(zmq.SUBSCRIBE, topic_prefix(kind))
         try:
             sub.connect(args.connect)
@@ -51,6 +54,8 @@ def cmd_listen(args: argparse.Namespace) -> int:
                 if kind == ESTIMATE_TOPIC:
                     sink.emit(payload)
                     received += 1
+                elif kind == TURN_TOPIC:
+                    show_turn(payload)
                 else:
                     sink.status(payload)
                     if args.until_end and payload.get("ended") is True:

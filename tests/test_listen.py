@@ -202,6 +202,35 @@ def test_listen_until_end_exits_where_the_stream_ends_and_says_so():
     lines = out.splitlines()
     assert lines[-1] == "# stream e2e ended"
     assert len(lines) - 2 == len(engine.stdout.splitlines())  # the header, every estimate, the end
+    # --turns prints each speech turn too (they were never shown), as a JSON line with its `kind`
+    listener = subprocess.Popen([EMOLIVE, "listen", "--connect", address, "--until-end", "--json", "--turns"],
+                                cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    engine = subprocess.run([EMOLIVE, "stream", "--source", str(clip), "--publish", address, "--json",
+                             "--wait-subscriber", "60"], cwd=REPO, capture_output=True, text=True, timeout=120)
+    try:
+        out, err = listener.communicate(timeout=60)
+    finally:
+        listener.kill()
+    printed = [json.loads(line) for line in out.splitlines()]
+    estimates = [p for p in printed if "kind" not in p]
+    turns = [p for p in printed if p.get("kind") == "turn"]
+    assert listener.returncode == 0 and estimates == [json.loads(line) for line in engine.stdout.splitlines()]
+    assert turns and all(0 <= t["start"] < t["end"] <= estimates[-1]["end"] + 3 for t in turns), err
+
+
+def test_a_turn_in_the_table_is_a_marked_row_and_makes_no_table_a_taker_of_turns():
+    """`listen --turns` without --json: the turn's estimate as a row marked '# turn'. The table sink does
+    not take turns from a run (`takes_turns`), so `emolive stream`'s table costs no model call per turn."""
+    import io
+
+    from emolive.engine.sinks.table import TableSink
+
+    out = io.StringIO()
+    table = TableSink(out)
+    table.note_turn({**good_estimate(start=0.34, end=7.25), "kind": "turn"})
+    (row,) = out.getvalue().splitlines()
+    assert row.startswith("# turn 0.34-7.25   4.00  5.00  3.00  happy 0.75"), row
+    assert not table.takes_turns()
 
 
 def test_numbers_written_as_json_integers_are_read_as_the_schemas_numbers():

@@ -39,6 +39,11 @@ class TableSink(Sink):
         self._out.write([row] if self._header_done else [HEADER, row])
         self._header_done = True
 
+    def note_turn(self, turn: Mapping[str, Any]) -> None:
+        """A speech turn (`emolive listen --turns`) as a row of its own, marked: the estimate over its span.
+        Not `turn`: that would make every table a taker of turns, and a run compute them for it."""
+        self._out.write([f"# {turn['kind']} {format_row(turn).lstrip()}"])
+
     def status(self, status: Mapping[str, Any]) -> None:
         losses = (status["skipped_windows"], status["dropped_blocks"])
         if losses != self._losses:
