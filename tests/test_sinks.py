@@ -115,6 +115,42 @@ def test_zmq_subscriber_that_never_reads_costs_no_memory_and_no_time():
     assert elapsed < 60.0 and publisher.dropped == 0
 
 
+def test_a_recording_at_hand_waits_for_a_slow_subscriber_and_gives_up_on_a_stalled_one(caplog):
+    """A file run dropped what a slow subscriber could not take yet: 11,184 of 23,883 estimates and the
+    final status, without a word. At hand, the publisher waits for room (XPUB_NODROP) and its close
+    lets the queue drain; a subscriber that reads nothing for `keep_up_s` is given up on, said once.
+    (Sizes: 20,000 messages of ~800 bytes are 16 MB, beyond what loopback's socket buffers hold, so
+    the wait is reached on any kernel; the reader's pace is all it waits for.)"""
+    padded = {**estimate(0), "model": "m" * 400}
+    with ZmqPublisher(LOOPBACK_ANY_PORT, keep_up_s=10.0) as publisher:
+        sub = subscriber(publisher.address, rcvhwm=10)
+        wait_until_connected(publisher, sub)
+        got: list[int] = []
+
+        def read_slowly() -> None:
+            while sub.poll(5000):
+                got.append(json.loads(sub.recv_multipart()[1])["seq"])
+                if len(got) % 100 == 0:
+                    time.sleep(0.01)
+        reader = threading.Thread(target=read_slowly)
+        reader.start()
+        for seq in range(20_000):
+            publisher.emit({**padded, "seq": seq})
+    reader.join()
+    sub.close()
+    assert got == list(range(20_000))
+    with ZmqPublisher(LOOPBACK_ANY_PORT, keep_up_s=0.3) as publisher:
+        sub = subscriber(publisher.address, rcvhwm=10)
+        wait_until_connected(publisher, sub)
+        with caplog.at_level("WARNING"):
+            for seq in range(20_000):  # nobody reads
+                publisher.emit({**padded, "seq": seq})
+        sub.close()
+    assert [r.getMessage() for r in caplog.records] == [
+        "ZeroMQ: a subscriber read nothing for 0.3 s; no longer waiting for it (it misses what it cannot take from "
+        "here on)"]
+
+
 def test_zmq_counts_sends_libzmq_refuses(monkeypatch):
     with ZmqPublisher(LOOPBACK_ANY_PORT) as publisher:
         def refuse(*args, **kwargs):

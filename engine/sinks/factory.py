@@ -57,16 +57,20 @@ class SinkOptions:
                    websocket_origins=tuple(args.websocket_origin), json=args.json, stream_id=args.stream_id)
 
 
-def open_sinks(options: SinkOptions, stack: ExitStack, class_names: tuple[str, ...] = ()) -> list[Sink]:
+def open_sinks(options: SinkOptions, stack: ExitStack, class_names: tuple[str, ...] = (),
+               at_hand: bool = False) -> list[Sink]:
     """The publisher first (other programs wait on it), then the other network outputs, then the file, then
-    the terminal; `stack` closes them."""
+    the terminal; `stack` closes them. `at_hand`: the audio is a recording read as fast as it goes, so
+    the publisher waits for a slow subscriber rather than dropping what it cannot take yet."""
     from emolive.engine.sinks import CsvSink, JsonLinesSink, LslSink, ZmqPublisher
+    from emolive.engine.sinks.zmq_publisher import KEEP_UP_S
     from emolive.engine.sinks.table import TableSink
 
     sinks: list[Sink] = []
     publisher = None
     if options.publish:
-        publisher = stack.enter_context(ZmqPublisher(options.publish, allow_remote=options.allow_remote))
+        publisher = stack.enter_context(ZmqPublisher(options.publish, allow_remote=options.allow_remote,
+                                                     keep_up_s=KEEP_UP_S if at_hand else None))
         sinks.append(publisher)
         log.info("publishing on %s", publisher.address)
         if options.wait_subscriber > 0 and not publisher.wait_for_subscriber(options.wait_subscriber):

@@ -1,7 +1,11 @@
 """ZeroMQ PUB output: the engine's main interface to other programs.
 
-A bounded send queue (SNDHWM) and non-blocking sends mean a slow or dead subscriber costs the
-engine neither memory nor time: libzmq drops that subscriber's messages once its queue is full.
+Live, a bounded send queue (SNDHWM) and non-blocking sends mean a slow or dead subscriber costs the
+engine neither memory nor time: libzmq drops that subscriber's messages once its queue is full (a
+gap in `seq` tells it). A recording at hand is read faster than a subscriber may read, and nothing
+there is gained by dropping: the publisher then waits for a slow subscriber (`keep_up_s`), so it
+gets every message and the final status; one that stops reading for that long is given up on, the
+messages it missed counted and said.
 
 The socket is an XPUB, which sends exactly like a PUB but also reports subscriptions: that is the
 one reliable cure for PUB/SUB's "slow joiner" (messages sent before a subscription reaches the
@@ -11,10 +15,12 @@ from __future__ import annotations
 
 import contextlib
 import ipaddress
+import logging
 import os
 import re
 import socket
 import stat
+import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -24,9 +30,13 @@ from emolive.engine.defaults import DEFAULT_ADDRESS
 from emolive.engine.schema import ESTIMATE_TOPIC, STATUS_TOPIC, TURN_TOPIC, to_json, topic
 from emolive.engine.sinks.base import Sink, SinkError
 
+log = logging.getLogger(__name__)
+
 DEFAULT_SNDHWM = 100  # 50 s of estimates at a 0.5 s hop: plenty for a live reader, bounded for a dead one
-CLOSE_LINGER_MS = 250  # on close, queued messages get this long to leave: a file's last estimates reach
-# their subscribers, and a dead subscriber delays exit by a quarter second at most
+CLOSE_LINGER_MS = 250  # live, on close, queued messages get this long to leave: a dead subscriber delays
+# exit by a quarter second at most
+KEEP_UP_S = 5.0  # a recording at hand waits this long for a subscriber whose queue is full (`emolive stream FILE`)
+RETRY_S = (0.001, 0.05)  # first and longest pause between tries of a send a full queue refused
 ADDRESS_HELP = "use tcp://HOST:PORT (tcp://127.0.0.1:5556, tcp://[::1]:5556; PORT * for any free one), ipc://PATH"
 CONNECT_HELP = "use the publisher's tcp://HOST:PORT (tcp://127.0.0.1:5556, tcp://[::1]:5556) or ipc://PATH"
 _TCP = re.compile(r"(?P<host>\[[0-9A-Fa-f:.]+\]|[^\[\]:/]+):(?P<port>\*|[0-9]{1,5})")
@@ -140,9 +150,12 @@ class ZmqPublisher(Sink):
     """Publish [topic, JSON] multipart messages: `avd.<stream>` for estimates, `status.<stream>` for status."""
 
     def __init__(self, address: str = DEFAULT_ADDRESS, *, allow_remote: bool = False, sndhwm: int = DEFAULT_SNDHWM,
-                 context: zmq.Context | None = None) -> None:
+                 context: zmq.Context | None = None, keep_up_s: float | None = None) -> None:
         """Bind `address`; a non-loopback address needs `allow_remote=True`, so nothing is exposed by
-        accident. A host name is bound as the loopback address it was checked to resolve to."""
+        accident. A host name is bound as the loopback address it was checked to resolve to.
+        `keep_up_s` (a recording at hand): a message a subscriber's full queue refuses is retried for
+        up to this long (XPUB_NODROP), and queued messages get as long to leave on close; after that
+        long without room the run stops waiting (the rest is dropped for whoever cannot take it)."""
         validate_address(address)
         if not allow_remote:
             checked = local_address(address)
@@ -156,7 +169,10 @@ class ZmqPublisher(Sink):
         self._socket = (context or zmq.Context.instance()).socket(zmq.XPUB)
         self._socket.setsockopt(zmq.IPV6, ipv6)  # libzmq binds an IPv6 address only with this option
         self._socket.setsockopt(zmq.SNDHWM, sndhwm)
-        self._socket.setsockopt(zmq.LINGER, CLOSE_LINGER_MS)
+        self._socket.setsockopt(zmq.LINGER, CLOSE_LINGER_MS if keep_up_s is None else round(1000 * keep_up_s))
+        self._keep_up_s = keep_up_s
+        if keep_up_s is not None:
+            self._socket.setsockopt(zmq.XPUB_NODROP, 1)  # a full queue refuses the send (EAGAIN), for us to wait
         try:
             self._socket.bind(address)
         except zmq.ZMQError as exc:
@@ -166,7 +182,7 @@ class ZmqPublisher(Sink):
                                 "(another emolive stream?); choose another address") from None
             raise SinkError(f"cannot publish on {address}: {exc.strerror}") from None
         self.address: str = self._socket.getsockopt_string(zmq.LAST_ENDPOINT)  # the real port when bound to ':*'
-        self.dropped = 0  # sends libzmq refused locally; per-subscriber drops at the HWM are silent in libzmq
+        self.dropped = 0  # sends libzmq refused locally; live, its drops for a subscriber at the HWM are silent
 
     def wait_for_subscriber(self, timeout_s: float) -> bool:
         """Block until some subscriber has subscribed (True) or `timeout_s` passes (False)."""
@@ -189,10 +205,32 @@ class ZmqPublisher(Sink):
             self._socket.recv()
 
     def _send(self, topic_name: str, payload: Mapping[str, Any]) -> None:
-        try:
-            self._socket.send_multipart([topic_name.encode(), to_json(payload).encode()], flags=zmq.NOBLOCK)
-        except zmq.Again:
-            self.dropped += 1
+        frames = [topic_name.encode(), to_json(payload).encode()]
+        deadline, pause = None, RETRY_S[0]
+        while True:
+            try:
+                self._socket.send_multipart(frames, flags=zmq.NOBLOCK)
+                return
+            except zmq.Again:
+                if self._keep_up_s is None:
+                    self.dropped += 1
+                    return
+            now = time.monotonic()  # a subscriber's queue is full: wait for it to read (XPUB has no POLLOUT for that)
+            deadline = deadline or now + self._keep_up_s
+            if now >= deadline:
+                self._give_up()  # and the message goes to the others, as live
+                continue
+            time.sleep(min(pause, deadline - now))
+            pause = min(2 * pause, RETRY_S[1])
+
+    def _give_up(self) -> None:
+        """A subscriber has read nothing for `keep_up_s`: from here on the run goes at its own pace, and
+        libzmq drops what such a subscriber cannot take, as live; exit waits a quarter second for it."""
+        log.warning("ZeroMQ: a subscriber read nothing for %g s; no longer waiting for it (it misses what it "
+                    "cannot take from here on)", self._keep_up_s)
+        self._keep_up_s = None
+        self._socket.setsockopt(zmq.XPUB_NODROP, 0)
+        self._socket.setsockopt(zmq.LINGER, CLOSE_LINGER_MS)
 
     def close(self) -> None:
         self._socket.close()
