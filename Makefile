@@ -70,7 +70,7 @@ teacher-embeddings: setup
 
 # Rebuilds the shipped teacher on all four shared corpora, with the student's speaker split.
 teacher-model: teacher-embeddings
-	$(TEACHER_TRAIN) $(CORPORA) --out plugins/teacher/default
+	$(TEACHER_TRAIN) $(CORPORA) --out plugins/teacher/default --replace-shipped
 
 # The cross-fitted teachers: the shipped teacher's recipe trained without one corpus, whose clips it then
 # estimates for the student (`trainer distill --teacher-for`). Kept in out/crossfit; `make -j2` trains two at once.
@@ -90,7 +90,7 @@ STUDENT_DISTILL := --epochs 40 --switch-epoch 0 --kappa-early 1 --lambda-early 0
   --avd-dims activation dominance
 default-model: setup $(foreach c,$(CORPUS_NAMES),$(CROSSFIT)/without-$(c)/config.json)
 	$(VENV)/bin/trainer distill $(CORPORA) $(foreach c,$(CORPUS_NAMES),--teacher-for $(c)=$(CROSSFIT)/without-$(c)) \
-	  $(STUDENT_DISTILL) --int8 --out plugins/student/default
+	  $(STUDENT_DISTILL) --int8 --out plugins/student/default --replace-shipped
 	$(PY) scripts/attach-results.py plugins/student/default docs/generalisation.json "$(RECIPE_NAME)"
 
 # The example report of docs/reports.md: the default student against a GRU without multi-task trained

@@ -49,6 +49,10 @@ FORMAT_VERSION = 1
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
 GRAPH_FILE = "model.onnx"
+# every file a bundle may hold (the trainer's records beside the model: trainer/history.py, trainer/data/splits.py,
+# trainer/commands.py): writing a bundle replaces these; anything else in the folder is the user's
+BUNDLE_FILES = frozenset({CONFIG_FILE, WEIGHTS_FILE, GRAPH_FILE, "history.csv", "splits.csv", "learned_clips.csv",
+                          "results.json"})
 WEIGHT_STORAGE = ("float32", "int8")
 SCALE_SUFFIX = ".int8_scale"
 FEATURE_STD = "feature_std"  # the input normalisation's divisor (plugins.student.model)
@@ -151,8 +155,10 @@ def _config(meta: BundleMeta, int8: bool, weights_sha256: str) -> dict[str, Any]
 
 
 def check_bundle_target(path: Path) -> None:
-    """A bundle may be written to a new path, an empty directory or over a bundle; anything else is
-    the user's and stays (BundleError). Callers check early, before the work that makes the bundle."""
+    """A bundle may be written to a new path, an empty directory or over a bundle that holds nothing but
+    a bundle's files; anything else is the user's and stays (BundleError): retraining into a bundle
+    folder deleted the notes and folders kept beside the model. Callers check early, before the work
+    that makes the bundle."""
     if not (path.exists() or path.is_symlink()):
         return
     if not path.is_dir() or path.is_symlink():
@@ -165,6 +171,20 @@ def check_bundle_target(path: Path) -> None:
     if not _is_bundle_config(path):  # a project's own config.json: it is not ours to delete
         raise BundleError(f"{path}: exists and its {CONFIG_FILE} is not a bundle's; write the bundle to a new or "
                           "empty directory")
+    if others := sorted(entry.name for entry in path.iterdir() if entry.name not in BUNDLE_FILES or entry.is_dir()):
+        shown = ", ".join(printable(name, 60) for name in others[:3]) + (" …" if len(others) > 3 else "")
+        raise BundleError(f"{path}: holds {len(others)} file(s) a bundle does not ({shown}), which replacing the "
+                          "bundle would delete; move them out, or write the bundle to a new directory")
+
+
+def is_shipped(path: Path) -> bool:
+    """Whether `path` lies in emolive's own plugins package (the bundles it ships as `student`, `teacher`):
+    `trainer --out` there replaced the installed default model with a 30-clip test run, without a word."""
+    from importlib.util import find_spec
+
+    spec = find_spec("emolive.plugins")
+    where = path.resolve()
+    return any(where.is_relative_to(Path(folder).resolve()) for folder in (spec.submodule_search_locations or ()))
 
 
 def _is_bundle_config(path: Path) -> bool:

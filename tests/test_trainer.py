@@ -796,3 +796,34 @@ def test_outputs_that_would_destroy_the_users_files_are_refused(tmp_path, capsys
     assert trainer_main(["export", "--model", str(bundle), "--out", str(bundle / "model.safetensors")]) == 2
     assert "is inside the bundle it exports" in capsys.readouterr().err
     assert (bundle / "model.safetensors").read_bytes() == weights
+    # retraining into a bundle folder deleted whatever else was kept there (notes, a folder of results)
+    (bundle / "NOTES.txt").write_text("how this model was made")
+    (bundle / "runs").mkdir()
+    assert trainer_main(["train", "--data", str(manifest), "--cache", str(tmp_path / "cache"), "--out", str(bundle),
+                         "--epochs", "1"]) == 2
+    err = capsys.readouterr().err
+    assert "holds 2 file(s) a bundle does not (NOTES.txt, runs)" in err and "move them out" in err, err
+    assert (bundle / "NOTES.txt").is_file() and (bundle / "model.safetensors").read_bytes() == weights
+
+
+def test_the_shipped_models_are_not_replaced_by_a_training_run_unless_asked(tmp_path, capsys):
+    """`trainer train --out` the package's own student bundle replaced the installed default model with a
+    30-clip run, without a word (a helper's probe did, in this checkout). A place inside the plugins
+    package is refused unless --replace-shipped (`make default-model`); checked before any training, and
+    here on a new folder there, so that a failing check writes nothing over the shipped bundle."""
+    from emolive.engine.bundle import BUNDLE_FILES, is_shipped
+    from emolive.trainer.data.splits import LEARNED_CLIPS_FILE
+    from emolive.trainer.history import HISTORY_FILE, SPLITS_FILE
+
+    inside = DEFAULT_BUNDLE.parent / "refused-by-test"
+    assert is_shipped(DEFAULT_BUNDLE) and is_shipped(inside) and not is_shipped(tmp_path)
+    manifest = subset_manifest(tmp_path, "emodb", every=50)
+    try:
+        assert trainer_main(["train", "--data", str(manifest), "--cache", str(tmp_path / "cache"), "--out",
+                             str(inside), "--epochs", "1"]) == 2
+        assert "is inside emolive's installed models" in capsys.readouterr().err and not inside.exists()
+    finally:
+        shutil.rmtree(inside, ignore_errors=True)
+    # every record a run writes beside its model is a bundle file (else replacing a bundle would refuse it)
+    assert {HISTORY_FILE, SPLITS_FILE, LEARNED_CLIPS_FILE, "results.json"} <= BUNDLE_FILES
+    assert {p.name for p in DEFAULT_BUNDLE.iterdir()} <= BUNDLE_FILES

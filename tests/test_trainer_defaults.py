@@ -49,8 +49,9 @@ def default_student() -> list[str]:
 
 
 def without_data(argv: list[str]) -> list[str]:
-    """`argv` less its --data and --out options."""
-    return [t for i, t in enumerate(argv) if t not in ("--data", "--out") and argv[i - 1] not in ("--data", "--out")]
+    """`argv` less its --data and --out options (and --replace-shipped: where the bundle goes, not the recipe)."""
+    return [t for i, t in enumerate(argv) if t not in ("--data", "--out", "--replace-shipped")
+            and argv[i - 1] not in ("--data", "--out")]
 
 
 def restated_defaults(argv: list[str]) -> list[str]:

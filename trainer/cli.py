@@ -182,6 +182,9 @@ def _fit_args(p: argparse.ArgumentParser) -> None:
                    help="train against a corpus classifier through gradient reversal of this final strength "
                         "(e.g. 0.3; 0: off); needs two or more corpora")
     p.add_argument("--out", required=True, metavar="DIR", help="bundle directory to write")
+    p.add_argument("--replace-shipped", action="store_true",
+                   help="allow --out inside emolive's installed models (`make default-model` rebuilding the shipped "
+                        "student or teacher); refused without it")
     p.add_argument("--checkpoint-dir", default=None, metavar="DIR",
                    help="where the end-of-epoch checkpoint goes (default: OUT.checkpoint; removed once the bundle "
                         "is written)")

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import torch
 
-from emolive.engine.bundle import check_bundle_target, json_text
+from emolive.engine.bundle import check_bundle_target, is_shipped, json_text
 from emolive.engine.defaults import DEFAULT_MODEL
 from emolive.engine.features import FrontEndConfig
 from emolive.engine.plugin import load_model
@@ -114,6 +114,10 @@ def train(args) -> int:
         check_not_a_teacher(out, distill)
     # what the arguments already tell is found before hours of training, not after them
     check_bundle_target(out)
+    if is_shipped(out) and not args.replace_shipped:
+        raise TrainerError(f"--out {out} is inside emolive's installed models (a shipped bundle): write your model "
+                           "elsewhere and run it with --model PATH; `make default-model` rebuilds the shipped one "
+                           "(--replace-shipped)")
     for source in [*data.sources, *data.test_data]:  # the bundle replaces --out whole, with what it holds
         if out.resolve() in Path(source).resolve().parents:
             raise TrainerError(f"--out {out} holds the data {source}, which writing the bundle there would delete: "
