@@ -395,6 +395,25 @@ def test_a_cut_flac_keeps_every_frame_that_decodes(tmp_path):
             f"{sf.info(damaged).frames / 16000:.2f} s its header declares") in str(error)
 
 
+def test_a_flac_cut_within_its_first_frames_is_one_error_and_the_batch_goes_on(tmp_path):
+    """libsndfile opens such a file but cannot seek to its start: its LibsndfileError was a traceback in
+    analyze, the trainer and `emolive score`, whose batch ended there without a row for the next file."""
+    original = corpus_files("emodb", limit=1)[0]
+    for size in (42, 500, 3000):
+        cut_file = tmp_path / f"cut{size}.flac"
+        cut_file.write_bytes(original.read_bytes()[:size])
+        try:  # at the open (42 bytes: no frame) or after the audio, one line either way
+            error = streamed(cut_file)[1]
+        except AudioSourceError as exc:
+            error = exc
+        assert isinstance(error, AudioSourceError) and "\n" not in str(error) and str(cut_file) in str(error)
+    table = subprocess.run([EMOLIVE, "score", str(tmp_path / "cut3000.flac"), str(original)], capture_output=True,
+                           text=True, timeout=120)
+    rows = list(csv.DictReader(io.StringIO(table.stdout)))
+    assert table.returncode == 1 and "Traceback" not in table.stderr, table.stderr
+    assert [bool(row["error"]) for row in rows] == [True, False] and rows[1]["activation"]
+
+
 def test_a_flac_damaged_part_way_is_decoded_past_the_damage_and_reported(tmp_path):
     """64 zeroed bytes a third into a FLAC: libsndfile loses sync for good there, and two thirds of the
     recording went unscored though FFmpeg decodes past the damage. FFmpeg decodes the damaged frame as

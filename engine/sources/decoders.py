@@ -162,6 +162,14 @@ def _sndfile_or_none(file: AudioInput) -> sf.SoundFile | None:
     if sound.subtype.startswith("MPEG_LAYER") or sound.frames in (0, UNKNOWN_FRAMES):
         sound.close()
         return None
+    if sound.seekable():
+        # libsndfile 1.2.2's Opus reader skips its pre-skip samples only once it has seeked: the first
+        # read after opening an FFmpeg-written Opus file came out 312 samples late, up to 1.3 off
+        try:
+            sound.seek(0)
+        except sf.SoundFileError:  # a FLAC cut within its first frames: its error was a traceback that ended
+            sound.close()  # a whole `score` batch; FFmpeg reads what there is and says where it ends
+            return None
     return sound
 
 
@@ -181,10 +189,6 @@ class SndfileDecoder(Decoder):
         self._dtype = "float64" if sound.subtype == "DOUBLE" else "float32"
         self._declared = _declared_frames(sound, head)
         self._damage = damage
-        if sound.seekable():
-            # libsndfile 1.2.2's Opus reader skips its pre-skip samples only once it has seeked: the first
-            # read after opening an FFmpeg-written Opus file came out 312 samples late, up to 1.3 off
-            sound.seek(0)
 
     def blocks(self, frames_per_block: int) -> Iterator[np.ndarray]:
         decoded, intact = 0, self._intact_frames()
