@@ -524,6 +524,50 @@ def test_resume_refuses_a_checkpoint_with_nan_weights_at_once(tmp_path):
         train(data, data, ["sad"], longer, log=lambda _: None, checkpoint=Checkpointing(at.directory, resume=True))
 
 
+def test_resume_refuses_an_edited_or_damaged_state_in_one_line(tmp_path):
+    """The weights were checked, the state's fields not: a negative epoch, a best epoch beyond the history,
+    a string for a count, a removed optimiser, an impossible random state or learning rate each gave a
+    traceback from numpy, torch or the loop (ValueError, IndexError, TypeError, KeyError, OverflowError,
+    RuntimeError), and some (NaN best, negative counts) were taken silently."""
+    import json
+
+    from safetensors import safe_open
+    from safetensors.torch import load_file, save_file
+
+    from emolive.trainer.checkpoint import _STATE_KEY
+    from emolive.trainer.data import Utterance
+    from emolive.trainer.errors import TrainerError
+    from emolive.trainer.config import TrainConfig
+    from emolive.trainer.labelled import labelled_set
+    from emolive.trainer.train import Checkpointing, train
+
+    rng = np.random.default_rng(0)
+    utts = [Utterance(tmp_path / f"{i}.wav", f"c/{i % 4}", "sad", "", *rng.uniform(1, 7, 3)) for i in range(24)]
+    data = labelled_set(utts, [rng.normal(size=(60, 43)).astype(np.float32) for _ in utts], ["sad"])
+    cfg = TrainConfig(epochs=1, batch_size=8, hidden=8, embedding_dim=8, stream_norm=False, epoch_clips=0)
+    at = Checkpointing(tmp_path / "ckpt")
+    train(data, data, ["sad"], cfg, log=lambda _: None, checkpoint=at)
+    entry = at.directory / "checkpoint.safetensors"
+    with safe_open(str(entry), "pt") as f:
+        metadata = f.metadata()
+    tensors, state = load_file(str(entry)), json.loads(metadata[_STATE_KEY])
+    edits = {"next_epoch": -5, "seen": -1, "best_epoch": 99, "stale": "1", "best": "x", "history": None,
+             "stopped": 1, "has_best": "yes"}
+    longer = TrainConfig(**{**vars(cfg), "epochs": 3})
+    cases = [{**state, field: value} for field, value in edits.items()]
+    cases.append({k: v for k, v in state.items() if k != "optimizer"})
+    cases.append({**state, "numpy_rng": {**state["numpy_rng"], "state": -1}})
+    groups = [{**group, "lr": 1e308} for group in state["optimizer"]["param_groups"]]
+    cases.append({**state, "optimizer": {**state["optimizer"], "param_groups": groups}})
+    for edited in cases:
+        save_file(tensors, str(entry), metadata={**metadata, _STATE_KEY: json.dumps(edited)})
+        with pytest.raises(TrainerError, match="is not a complete training checkpoint .*start again without --resume"):
+            train(data, data, ["sad"], longer, log=lambda _: None, checkpoint=Checkpointing(at.directory, resume=True))
+    save_file(tensors, str(entry), metadata=metadata)  # the state as written resumes
+    assert len(train(data, data, ["sad"], longer, log=lambda _: None,
+                     checkpoint=Checkpointing(at.directory, resume=True)).history) == 3
+
+
 @pytest.mark.parametrize("target", ["/dev/zero", "fifo", "folder", "sparse"])
 def test_a_manifest_row_naming_a_device_fifo_folder_or_huge_file_is_one_line_not_a_hang(tmp_path, target, capsys):
     import os

@@ -113,22 +113,51 @@ def load_checkpoint(directory: Path, model: torch.nn.Module, opt: torch.optim.Op
     if state.get("identity") != identity:
         raise TrainerError(f"{entry} was made with other data or settings; resume with the arguments of that run, "
                            "or start again without --resume")
-    device = next(model.parameters()).device
-    model.load_state_dict({k[len("model."):]: v.to(device) for k, v in tensors.items() if k.startswith("model.")})
-    values = state["optimizer"]["values"]
-    per_param: dict[int, dict[str, Any]] = {}
-    for key, value in tensors.items():
-        if key.startswith("optimizer."):
-            _, index, name = key.split(".", 2)
-            per_param.setdefault(int(index), {})[name] = value
-    for index, extra in values.items():
-        per_param.setdefault(int(index), {}).update(extra)
-    opt.load_state_dict({"state": per_param, "param_groups": state["optimizer"]["param_groups"]})
-    torch.set_rng_state(tensors["rng.torch"])
-    rng.bit_generator.state = state["numpy_rng"]
+    try:  # the state's fields checked, then handed to torch and numpy, whose own checks raise all kinds
+        progress = _progress(state, tensors)
+        device = next(model.parameters()).device
+        model.load_state_dict({k[len("model."):]: v.to(device) for k, v in tensors.items() if k.startswith("model.")})
+        values = state["optimizer"]["values"]
+        per_param: dict[int, dict[str, Any]] = {}
+        for key, value in tensors.items():
+            if key.startswith("optimizer."):
+                _, index, name = key.split(".", 2)
+                per_param.setdefault(int(index), {})[name] = value
+        for index, extra in values.items():
+            per_param.setdefault(int(index), {}).update(extra)
+        groups = state["optimizer"]["param_groups"]
+        if not all(isinstance(v, (int, float)) and math.isfinite(v) and 0 <= v < 1e3  # lr, betas, eps, decay
+                   for group in groups for v in group.values() if not isinstance(v, (bool, list, str, type(None)))):
+            raise ValueError("optimizer settings out of range")
+        opt.load_state_dict({"state": per_param, "param_groups": groups})
+        torch.set_rng_state(tensors["rng.torch"])
+        rng.bit_generator.state = state["numpy_rng"]
+    except (ValueError, TypeError, KeyError, IndexError, AttributeError, OverflowError, RuntimeError) as err:
+        # an edited or damaged state: it was one of a dozen tracebacks, from numpy, torch or the loop
+        raise TrainerError(f"{entry} is not a complete training checkpoint ({type(err).__name__}: "
+                           f"{str(err).splitlines()[0][:80] if str(err) else 'its state'}); start again without "
+                           "--resume") from None
+    return progress
+
+
+def _progress(state: dict[str, Any], tensors: dict[str, torch.Tensor]) -> Progress:
+    """The loop's progress from a checkpoint's state, each field of its type and range (ValueError)."""
+    fields = {k: state[k] for k in ("next_epoch", "best", "best_epoch", "stale", "stopped", "history", "seen", "busy")}
+    counts = [fields[k] for k in ("next_epoch", "best_epoch", "stale", "seen")]
+    if not all(isinstance(n, int) and not isinstance(n, bool) for n in counts) or not isinstance(fields["stopped"], bool):
+        raise ValueError("a count or flag of the wrong type")
+    history = fields["history"]
+    if not (isinstance(history, list) and all(isinstance(row, dict) for row in history)
+            and fields["next_epoch"] >= 0 and fields["stale"] >= 0 and fields["seen"] >= 0
+            and -1 <= fields["best_epoch"] < max(len(history), 1)):
+        raise ValueError("epochs, counts or history out of range")
+    for name in ("best", "busy"):  # best is -inf before any epoch; never NaN
+        if not isinstance(fields[name], (int, float)) or math.isnan(fields[name]) or fields[name] == math.inf:
+            raise ValueError(f"{name} is not a number")
+    if not isinstance(state["has_best"], bool):
+        raise ValueError("has_best is not a flag")
     best_state = ({k[len("best."):]: v for k, v in tensors.items() if k.startswith("best.")}
                   if state["has_best"] else None)
-    fields = {k: state[k] for k in ("next_epoch", "best", "best_epoch", "stale", "stopped", "history", "seen", "busy")}
     return Progress(**fields, best_state=best_state)
 
 
