@@ -65,8 +65,8 @@ def csv_rows(path: Path, required: tuple[str, ...], what: str, error: type[Emoli
                 raise error(f"{path}:{reader.line_num}: {fields} field(s), the header has {len(header)}; "
                             f"quote a value that holds a {SEPARATOR_NAMES[sep]}")
             yield reader.line_num, row
-    except csv.Error as err:
-        raise error(f"{path}:{reader.line_num}: not a CSV row ({err})") from None
+    except csv.Error as err:  # the reader counts a line once it has parsed it: the failing one is the next
+        raise error(f"{path}:{reader.line_num + 1}: not a CSV row ({err})") from None
 
 
 def separator(text: str) -> str:

@@ -152,6 +152,8 @@ def test_a_path_cell_names_the_file_it_plainly_means(tmp_path):
         (b"path,speaker,emotion\n,s,sad\n", r"m.csv:2: empty path"),
         (b"path,speaker,emotion\n1.wav, ,sad\n", r"m.csv:2: empty speaker"),
         (b"path,speaker,emotion\n1.wav,s,sad\n1.wav,t,sad\n", r"m.csv:3: .*1.wav' is listed again .*m.csv:2"),
+        # the csv reader counts a line once parsed: the error named the line before the bad one
+        (b"path,speaker,emotion\n1.wav,s,sad\n2.wav,s," + b"a" * 200_000 + b"\n", r"m.csv:3: not a CSV row \(field larger"),
     ],
 )
 def test_malformed_manifests_are_one_line_errors_naming_file_and_line(tmp_path, data, message):
@@ -159,6 +161,15 @@ def test_malformed_manifests_are_one_line_errors_naming_file_and_line(tmp_path, 
     with pytest.raises(TrainerError, match=message) as err:
         read_manifest(tmp_path / "m.csv")
     assert "\n" not in str(err.value)
+
+
+def test_a_manifest_of_a_header_alone_is_named_as_listing_no_clip(tmp_path):
+    """It said "no utterances: give --data MANIFEST.csv", though --data had been given."""
+    from emolive.trainer.pipeline import load_utterances
+
+    (tmp_path / "m.csv").write_text("path,speaker,emotion\n")
+    with pytest.raises(TrainerError, match=r"^no utterances: .*m.csv list\(s\) no clip$"):
+        load_utterances([str(tmp_path / "m.csv")])
 
 
 def test_missing_manifest_is_a_user_error(tmp_path):
@@ -478,14 +489,17 @@ def test_feature_cache_errors_name_the_file(tmp_path):
         cache.features(tmp_path / "bad.wav")
 
 
-@pytest.mark.parametrize("corrupt", [b"", b"\x93NUMPY garbage", None])
+@pytest.mark.parametrize("corrupt", [b"", b"\x93NUMPY garbage", None, "narrow"])
 def test_a_corrupt_cache_entry_is_named_and_computed_again(tmp_path, caplog, corrupt):
+    """"narrow": an entry of 7 columns, not the front end's 43, crashed training with an IndexError."""
     wav = _tone(tmp_path / "a.wav")
     cache = FeatureCache(tmp_path / "cache")
     good = cache.features(wav)
     (entry,) = cache.dir.glob("*.npy")
     if corrupt is None:
         np.save(entry, good.astype(np.float64))  # loads, but is not what the cache writes
+    elif corrupt == "narrow":
+        np.save(entry, np.zeros((5, 7), np.float32))
     else:
         entry.write_bytes(corrupt)
     np.testing.assert_array_equal(FeatureCache(tmp_path / "cache").features(wav), good)

@@ -191,7 +191,9 @@ def load_utterances(manifests: list[str], msp_roots: list[str] | None = None) ->
     sources = [(m, read_manifest(m)) for m in manifests] + [(r, read_msp_podcast(r)) for r in msp_roots or []]
     utts = without_copied_audio(without_duplicates((str(where), u) for where, us in sources for u in us))
     if not utts:
-        raise TrainerError("no utterances: give --data MANIFEST.csv and/or --msp-podcast ROOT")
+        empty = [str(where) for where, found in sources if not found]  # a header and no rows: named, not "give --data"
+        raise TrainerError(f"no utterances: {', '.join(empty)} list(s) no clip" if empty else
+                           "no utterances: give --data MANIFEST.csv and/or --msp-podcast ROOT")
     return utts
 
 

@@ -147,8 +147,10 @@ class ArrayStore:
     computes it again instead of training on garbage or stopping with a numpy traceback.
     """
 
-    def __init__(self, path: str | Path, describe: dict) -> None:
-        self.dir = Path(path)
+    def __init__(self, path: str | Path, describe: dict, width: int | None = None) -> None:
+        """`width`: the columns every entry has, where known (the front end's features): an entry of
+        another width crashed training with an IndexError."""
+        self.dir, self.width = Path(path), width
         try:
             self.dir.mkdir(parents=True, exist_ok=True)
         except OSError as err:
@@ -164,7 +166,9 @@ class ArrayStore:
         try:
             array = np.load(entry, allow_pickle=False)
             problem = None if array.ndim == 2 and array.dtype == np.float32 and np.isfinite(array).all() \
-                else f"a {array.dtype} array of shape {array.shape}, not finite 2-D float32"
+                and self.width in (None, array.shape[1]) \
+                else f"a {array.dtype} array of shape {array.shape}, not finite 2-D float32" + \
+                ("" if self.width is None else f" of {self.width} columns")
         except (OSError, ValueError, EOFError) as err:  # what np.load raises for a truncated or foreign file
             problem = str(err).splitlines()[0] if str(err) else type(err).__name__
         if problem is None:
@@ -184,7 +188,7 @@ class FeatureCache:
 
     def __init__(self, root: str | Path, cfg: FrontEndConfig | None = None) -> None:
         self.cfg = cfg or FrontEndConfig()
-        self.store = ArrayStore(Path(root) / self.cfg.digest(), self.cfg.to_dict())
+        self.store = ArrayStore(Path(root) / self.cfg.digest(), self.cfg.to_dict(), width=self.cfg.num_features)
         self.dir = self.store.dir
         # log mel columns come first; a model makes them gain-invariant (StudentModel.remove_gain)
         self.gain_dims = self.cfg.fbank.num_mel_bins
