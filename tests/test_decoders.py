@@ -522,6 +522,24 @@ def test_a_folder_search_reads_the_audio_of_video_files(original, tmp_path):
     assert all(analysis.error == "" and analysis.whole["end"] >= len(original) / 16000 - 0.05 for analysis in batch)
 
 
+def test_a_file_of_several_audio_streams_is_read_from_the_first_and_says_so(original, tmp_path, caplog):
+    """A screen recorder's microphone on track 2 was scored as track 1's silence ("no speech") without a word."""
+    path = tmp_path / "two_tracks.mkv"
+    with av.open(str(path), "w", format="matroska") as out:
+        streams = [out.add_stream("pcm_s16le", rate=16000, layout="mono") for _ in range(2)]
+        for stream, signal in zip(streams, (original, np.zeros_like(original))):
+            frame = av.AudioFrame.from_ndarray((signal * 32767).astype("<i2")[None], format="s16", layout="mono")
+            frame.sample_rate = 16000
+            for packet in [*stream.encode(frame), *stream.encode(None)]:
+                out.mux(packet)
+    with caplog.at_level("WARNING"):
+        decoded, error = streamed(path)
+    assert error is None and np.abs(decoded[:len(original)] - original).max() < 1e-4  # the first: the speech
+    assert [r.getMessage() for r in caplog.records] == [
+        f"{path} holds 2 audio streams; only the first is read (1 other not): to score another, extract it first, "
+        "e.g. `ffmpeg -i FILE -map 0:a:1 track2.wav`"]
+
+
 @pytest.mark.parametrize("subtype", ["VORBIS", "OPUS"])
 def test_a_chain_of_ogg_streams_is_read_whole(tmp_path, original, subtype):
     """Ogg files joined end to end (a chain, as a radio recording is) are one valid file; libsndfile read

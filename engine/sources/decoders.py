@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import abc
 import contextlib
+import logging
 import os
 import re
 from collections.abc import Callable, Iterator
@@ -38,6 +39,7 @@ if TYPE_CHECKING:
     import av
 
 AudioInput = str | os.PathLike[str] | BinaryIO
+log = logging.getLogger(__name__)
 # audio shorter than its container's duration by more than this is reported: containers round durations to
 # whole packets (an AAC packet is 1024 samples, an Opus one up to 120 ms) and count encoder priming
 LENGTH_SLACK_S, LENGTH_SLACK_FRACTION = 0.25, 0.01
@@ -350,6 +352,11 @@ class FFmpegDecoder(Decoder):
             self._container.close()
             raise AudioSourceError(f"{what}: {found} in the file")
         self._stream = decodable[0]
+        if len(self._container.streams.audio) > 1:  # a screen recorder's mic on track 2, a call's sides: not a word
+            others = len(self._container.streams.audio) - 1
+            log.warning("%s holds %d audio streams; only the first is read (%d other%s not): to score another, "
+                        "extract it first, e.g. `ffmpeg -i FILE -map 0:a:1 track2.wav`", what, others + 1, others,
+                        "s" if others > 1 else "")
         self.rate = float(self._stream.codec_context.sample_rate or 0)  # its bounds: ToMono16k's check
         if self.rate <= 0:
             self._container.close()
