@@ -68,7 +68,8 @@ class Analyses(list[Analysis]):
 
     @property
     def errors(self) -> dict[str, str]:
-        """file -> why it failed (or was read only in part), for the files that did."""
+        """file -> why it failed (or was read only in part), for the files that did; a file the batch
+        listed twice (also as `./name`) is one key: each Analysis of the list keeps its own `error`."""
         return {analysis.file: analysis.error for analysis in self if analysis.error}
 
 

@@ -45,14 +45,17 @@ class WindowSpec:
 
 
 def _frames(seconds: float, frame_s: float, what: str) -> int:
+    """`seconds` of `what` ("window", "hop") as frames. Errors name the option as both callers know it
+    (the CLI's --window, the API's window=) and the value to its last digit: 60.0000001 read as "60"."""
     if not isinstance(seconds, Real) or isinstance(seconds, bool):
-        raise WindowError(f"--{what} {seconds!r}: give a number of seconds")
+        raise WindowError(f"{what} (--{what}, {what}=) {seconds!r}: give a number of seconds")
     n = seconds / frame_s
     if not math.isfinite(n) or round(n) < 1 or abs(n - round(n)) > 1e-6:
-        raise WindowError(f"--{what} {seconds:g} s must be a positive multiple of the "
+        raise WindowError(f"{what} (--{what}, {what}=) {float(seconds):.12g} s must be a positive multiple of the "
                           f"{1000 * frame_s:g} ms frame shift")
     if seconds > MAX_SECONDS:
-        raise WindowError(f"--{what} {seconds:g} s is longer than the {MAX_SECONDS:g} s emolive allows")
+        raise WindowError(f"{what} (--{what}, {what}=) {float(seconds):.12g} s is longer than the {MAX_SECONDS:g} s "
+                          "emolive allows")
     return round(n)
 
 

@@ -33,6 +33,14 @@ def test_a_bad_sample_rate_is_one_line(model, speech, rate):
     assert "\n" not in str(err.value)
 
 
+def test_a_window_just_off_the_frame_grid_is_shown_to_its_last_digit_under_both_names(model, speech):
+    """60.0000001 was refused as "--window 60 s must be a positive multiple" (60 is one), and a Python
+    caller read of an option it never passed."""
+    with pytest.raises(emolive.EmoliveError, match=r"^window \(--window, window=\) 60.0000001 s must be a positive "
+                                                   "multiple of the 20 ms frame shift$"):
+        emolive.analyze(speech, sample_rate=16000, model=model, window=60.0000001)
+
+
 @pytest.mark.parametrize("samples", [np.float32(0.5), np.zeros(0, np.float32), np.zeros((2, 3, 4), np.float32),
                                      np.array(["a", "b"]), np.zeros(100, bool), np.zeros(100, np.complex64),
                                      [[1.0, 2.0], [3.0]], object()])
@@ -127,7 +135,7 @@ def test_inputs_of_the_wrong_kind_are_one_line_naming_what_is_wrong(model, tmp_p
     assert frame["label"].isna().tolist() == [False, True] and frame["error"].tolist()[0] == ""
 
 
-@pytest.mark.parametrize("options, message", [({"hop": "0.5"}, "--hop '0.5': give a number of seconds"),
+@pytest.mark.parametrize("options, message", [({"hop": "0.5"}, r"hop \(--hop, hop=\) '0.5': give a number of seconds"),
                                               ({"model": None}, "model=None: give a name"),
                                               ({"microphone": "x"}, r"give emolive.MicrophoneOptions\(")])
 def test_stream_options_of_the_wrong_kind_are_emolive_errors(options, message):

@@ -297,7 +297,7 @@ def test_a_table_of_no_known_kind_is_one_error_naming_the_kinds(student, folder)
 
 
 def test_window_options_that_fit_no_file_raise_instead_of_failing_every_file(student, folder):
-    with pytest.raises(emolive.EmoliveError, match="--hop 0.25 s must be a positive multiple"):
+    with pytest.raises(emolive.EmoliveError, match=r"hop \(--hop, hop=\) 0.25 s must be a positive multiple"):
         emolive.analyze([folder / "a.flac", folder / "b.flac"], model=student, hop=0.25)
     with pytest.raises(emolive.EmoliveError, match="give 0 <= start < end"):
         emolive.analyze([folder / "a.flac", folder / "b.flac"], model=student, start=1.0, end=0.5)

@@ -30,7 +30,8 @@ def check_rate(rate: object, what: str) -> float:
     ok = isinstance(rate, (int, float, np.integer, np.floating)) and not isinstance(rate, bool) and \
         MIN_RATE <= float(rate) <= MAX_RATE  # NaN compares false
     if not ok:
-        raise AudioSourceError(f"{what}: sample rate {rate!r} Hz; give a rate from {MIN_RATE} to {MAX_RATE} Hz")
+        raise AudioSourceError(f"{what}: sample rate {rate!r} Hz is outside the {MIN_RATE} to {MAX_RATE} Hz emolive "
+                               "reads")
     return float(rate)
 
 
