@@ -392,11 +392,17 @@ def test_a_write_interrupted_after_the_weights_leaves_the_old_bundle(bundle, mod
     assert sorted(p.name for p in bundle.parent.iterdir()) == [bundle.name]  # no partial directory left
 
 
-def test_a_rewrite_replaces_every_file_of_the_old_bundle(bundle, model):
-    (bundle / "stale.txt").write_text("from the old run")
+def test_a_rewrite_replaces_every_file_of_the_old_bundle_and_refuses_a_bundle_folder_holding_others(bundle, model):
+    """A bundle file of the old run (its training history) does not outlive the rewrite; a file a bundle
+    does not hold (the user's notes) is never deleted with it: the rewrite is refused, naming it."""
+    (bundle / "history.csv").write_text("epoch\n0\n")  # the old run's, which the new bundle does not write
     save_bundle(bundle, TCGRUModel(input_dim=43, n_classes=2), FrontEndConfig(), ("x", "y"))
-    assert load_bundle(bundle)[1].class_names == ("x", "y") and not (bundle / "stale.txt").exists()
+    assert load_bundle(bundle)[1].class_names == ("x", "y") and not (bundle / "history.csv").exists()
     assert sorted(p.name for p in bundle.parent.iterdir()) == [bundle.name]
+    (bundle / "notes.txt").write_text("from the old run")
+    with pytest.raises(BundleError, match=r"holds 1 file\(s\) a bundle does not \(notes.txt\)"):
+        save_bundle(bundle, model, FrontEndConfig(), CLASSES)
+    assert (bundle / "notes.txt").is_file() and load_bundle(bundle)[1].class_names == ("x", "y")
 
 
 def test_a_directory_that_is_not_a_bundle_is_never_replaced(tmp_path, model):

@@ -417,9 +417,9 @@ def test_a_flac_cut_within_its_first_frames_is_one_error_and_the_batch_goes_on(t
 def test_a_flac_damaged_part_way_is_decoded_past_the_damage_and_reported(tmp_path):
     """64 zeroed bytes a third into a FLAC: libsndfile loses sync for good there, and two thirds of the
     recording went unscored though FFmpeg decodes past the damage. FFmpeg decodes the damaged frame as
-    it comes (the demo clip's, 271 wrong samples) or drops it (the EmoDB clip's: its own account of the
-    damage is said, and the frames after it come 4096 samples early); every other frame comes out as the
-    intact file's, and the damage is said after the audio."""
+    it comes (the demo clip's, 271 wrong samples) or drops it (the EmoDB clip's: the frames after it come
+    4096 samples early, and the error says so; it had said the audio ended short, as of a cut file);
+    every other frame comes out as the intact file's, and the damage is said after the audio."""
     from emolive.engine.session import DEMO_CLIP
 
     for original, zeroed_at in ((DEMO_CLIP, 40000), (corpus_files("emodb", limit=1)[0], None)):
@@ -434,11 +434,13 @@ def test_a_flac_damaged_part_way_is_decoded_past_the_damage_and_reported(tmp_pat
             wrong = np.flatnonzero(decoded != intact)
             assert 0 < len(wrong) and wrong[-1] - wrong[0] < 4608, wrong  # within one FLAC frame (4608 at most)
             assert "is damaged: libsndfile stopped decoding it at" in str(error) and "FFmpeg decoded on" in str(error)
-        else:  # dropped: one frame fewer, the frames after it whole
+        else:  # dropped: one frame fewer, the frames after it whole (and early by it, as the error says)
             assert len(intact) - 4608 <= len(decoded) < len(intact)
             tail = decoded[::-1] != intact[::-1][:len(decoded)]
             assert np.argmax(tail) > 0.4 * len(intact)  # the frames after the damaged ones (the last 0.98 s of 2 s)
-            assert "is damaged" in str(error), error  # FFmpeg's account: here, audio short of the declared length
+            lost = (len(intact) - len(decoded)) / 16000
+            assert f"of its audio there could not be decoded and is left out, so the audio after it comes {lost:.3f} " \
+                   "s early" in str(error), error
         assert zeroed_at is None or len(decoded) == len(intact)  # the demo clip: decoded as it came
         with pytest.raises(emolive.PartialAnalysis) as partial:
             emolive.analyze(damaged)

@@ -242,11 +242,12 @@ class SndfileDecoder(Decoder):
     def _decode_past_damage(self, decoded: int, frames_per_block: int) -> Iterator[np.ndarray]:
         """The audio after the first `decoded` frames from the other decoder, which decodes on where libsndfile
         lost sync (a FLAC with 64 bytes zeroed a third in lost two thirds of its audio), then the damage,
-        said once the audio has gone out: a cut where the audio still ends short of the header's length,
-        else the other decoder's own account (packets it could not decode), else where libsndfile stopped.
-        FFmpeg decodes a frame that fails its checksum as it comes: that frame's samples may be wrong, the
-        frames after it are the file's, at their own times. Nothing more where the other decoder cannot
-        open the file: libsndfile's error stands."""
+        said once the audio has gone out: a cut where the audio still ends short of the header's length by
+        more than a frame; a frame left out where it ends short by less (FLAC's parser drops a frame it
+        cannot sync on, and what follows comes that much early: its timestamps around the damage are too
+        wrong to put silence in its place); else the other decoder's own account; else where libsndfile
+        stopped (FFmpeg decoded a frame failing its checksum as it came: its samples may be wrong). Nothing
+        more where the other decoder cannot open the file: libsndfile's error stands."""
         try:
             other = self._past_damage()
         except AudioSourceError:
@@ -264,6 +265,11 @@ class SndfileDecoder(Decoder):
         if total + FLAC_MAX_BLOCK < self._declared:  # short by more than a frame FFmpeg could not decode
             raise _truncated(self.what, total / self.rate, f"of the {self._declared / self.rate:.2f} s its header "
                              "declares")
+        if total < self._declared:  # FLAC's parser dropped the damaged frame: what follows it comes early
+            lost = (self._declared - total) / self.rate
+            raise AudioSourceError(f"{self.what} is damaged near {decoded / self.rate:.2f} s: {lost:.3f} s of its "
+                                   f"audio there could not be decoded and is left out, so the audio after it comes "
+                                   f"{lost:.3f} s early")
         raise account or AudioSourceError(
             f"{self.what} is damaged: libsndfile stopped decoding it at {decoded / self.rate:.2f} s "
             f"({self._stopped_by}); FFmpeg decoded on from there, and a damaged frame's samples may be wrong")
