@@ -62,8 +62,10 @@ def csv_rows(path: Path, required: tuple[str, ...], what: str, error: type[Emoli
         for row in reader:
             if None in row or None in row.values():
                 fields = len(header) + len(row.get(None, ())) - sum(v is None for v in row.values())
-                raise error(f"{path}:{reader.line_num}: {fields} field(s), the header has {len(header)}; "
-                            f"quote a value that holds a {SEPARATOR_NAMES[sep]}")
+                spans = any("\n" in v for v in (*row.get(None, ()), *row.values()) if isinstance(v, str))
+                raise error(f"{path}:{reader.line_num}: {fields} field(s), the header has {len(header)}; " + (
+                    "a quoted value runs over several lines up to here: is a quote left open on a line above?"
+                    if spans else f"quote a value that holds a {SEPARATOR_NAMES[sep]}"))
             yield reader.line_num, row
     except csv.Error as err:  # the reader counts a line once it has parsed it: the failing one is the next
         raise error(f"{path}:{reader.line_num + 1}: not a CSV row ({err})") from None

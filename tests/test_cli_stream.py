@@ -146,6 +146,13 @@ def test_a_websocket_on_the_publisher_s_own_port_is_named_as_such(speech_flac):
     assert result.returncode == 1 and result.stderr.splitlines()[-1] == (
         f"emolive: error: --websocket 127.0.0.1:{port}: port {port} is this run's --publish port; give each output "
         "a port of its own"), result.stderr
+    # the port as a number, on the same host: an ipc path has none, another loopback address can share it
+    from emolive.engine.sinks.factory import shared_port
+
+    assert shared_port("tcp://127.0.0.1:27404", "127.0.0.1:027404", False) == 27404
+    assert shared_port("tcp://127.0.0.1:27402", "127.0.0.2:27402", False) is None
+    assert shared_port("ipc:///tmp/s:27403", "127.0.0.1:27403", False) is None
+    assert shared_port("tcp://0.0.0.0:27405", "127.0.0.1:27405", True) == 27405
 
 
 def test_quiet_means_quiet_for_liblsl_too(speech_flac):

@@ -154,6 +154,9 @@ def test_a_path_cell_names_the_file_it_plainly_means(tmp_path):
         (b"path,speaker,emotion\n1.wav,s,sad\n1.wav,t,sad\n", r"m.csv:3: .*1.wav' is listed again .*m.csv:2"),
         # the csv reader counts a line once parsed: the error named the line before the bad one
         (b"path,speaker,emotion\n1.wav,s,sad\n2.wav,s," + b"a" * 200_000 + b"\n", r"m.csv:3: not a CSV row \(field larger"),
+        # a quote left open swallows the lines after it: the count alone pointed at the last line
+        (b'path,speaker,emotion\n1.wav,s,sad\n"2.wav,s,sad\n3.wav,t,sad\n', r"m.csv:4: 1 field\(s\), the header has 3; "
+         r"a quoted value runs over several lines up to here: is a quote left open on a line above\?"),
     ],
 )
 def test_malformed_manifests_are_one_line_errors_naming_file_and_line(tmp_path, data, message):

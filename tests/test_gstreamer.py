@@ -74,7 +74,9 @@ def test_an_8_khz_pipeline_is_warned_about_as_an_8_khz_file_is_and_a_chatty_one_
     with GStreamerSource("audiotestsrc num-buffers=2") as source:
         list(source.blocks())
     assert source.input_rate == 16000.0
-    narrow = stream("--no-publish", "--json", "--source", "audiotestsrc num-buffers=50 ! audio/x-raw,rate=8000")
+    # an element of the user's named as emolive's entry once was: the tail's name is its own
+    narrow = stream("--no-publish", "--json", "--source",
+                    "audiotestsrc num-buffers=50 ! audio/x-raw,rate=8000 ! identity name=emolive_entry")
     assert narrow.returncode == 0 and "8000 Hz audio holds nothing above 4000 Hz" in narrow.stderr, narrow.stderr
     wide = stream("--no-publish", "--json", "--source", "audiotestsrc num-buffers=50 ! audio/x-raw,rate=22050")
     assert wide.returncode == 0 and "holds nothing above" not in wide.stderr, wide.stderr

@@ -480,6 +480,11 @@ def test_an_ipc_path_is_never_destroyed_nor_taken_from_a_running_stream(tmp_path
             ZmqPublisher(endpoint)
         assert (tmp_path / "live.ipc").is_socket()
     assert not (tmp_path / "live.ipc").exists()  # closed, its socket file goes: each run left one behind
+    first = ZmqPublisher(endpoint)
+    (tmp_path / "live.ipc").unlink()  # removed under it (a user's rm), and the path bound by a later stream
+    with ZmqPublisher(endpoint):
+        first.close()  # the path's socket is no longer the one it bound: the later stream's stays
+        assert (tmp_path / "live.ipc").is_socket()
     stale = tmp_path / "stale.ipc"
     with socket.socket(socket.AF_UNIX) as left:  # a killed stream's socket: nothing listens on it
         left.bind(str(stale))

@@ -57,6 +57,24 @@ class SinkOptions:
                    websocket_origins=tuple(args.websocket_origin), json=args.json, stream_id=args.stream_id)
 
 
+def shared_port(publisher: str, websocket: str, allow_remote: bool) -> int | None:
+    """The port a --websocket HOST:PORT would bind where this run's tcp publisher (its bound address) is
+    bound already: the same number on the same host or a wildcard one; None where the two can coexist
+    (an ipc publisher, another loopback address, port 0) or where the address is refused anyway."""
+    from emolive.engine.sinks.endpoint import parse_endpoint
+
+    transport, _, rest = publisher.partition("://")
+    try:
+        host, port = parse_endpoint(websocket, "--websocket", allow_remote=allow_remote)
+    except SinkError:  # the WebSocket output says why, as it does without a publisher
+        return None
+    bound_host, _, bound_port = rest.rpartition(":")
+    wildcard = {"*", "0.0.0.0", "::", ""}
+    same_host = bound_host.strip("[]") == host or {bound_host.strip("[]"), host} & wildcard
+    return port if transport == "tcp" and port != 0 and bound_port.isdigit() and int(bound_port) == port \
+        and same_host else None
+
+
 def open_sinks(options: SinkOptions, stack: ExitStack, class_names: tuple[str, ...] = (),
                at_hand: bool = False) -> list[Sink]:
     """The publisher first (other programs wait on it), then the other network outputs, then the file, then
@@ -86,8 +104,7 @@ def open_sinks(options: SinkOptions, stack: ExitStack, class_names: tuple[str, .
     if options.websocket:
         from emolive.engine.sinks.websocket import WebSocketSink
 
-        port = options.websocket.rpartition(":")[2]
-        if publisher is not None and port != "0" and publisher.address.rpartition(":")[2] == port:
+        if publisher is not None and (port := shared_port(publisher.address, options.websocket, options.allow_remote)):
             # its bind failed as "another emolive stream?", where the other was this run's own publisher
             raise SinkError(f"--websocket {options.websocket}: port {port} is this run's --publish port; give each "
                             "output a port of its own")

@@ -35,14 +35,17 @@ class TableSink(Sink):
         self._losses = (0, 0)
 
     def emit(self, estimate: Mapping[str, Any]) -> None:
-        row = format_row(estimate)
-        self._out.write([row] if self._header_done else [HEADER, row])
-        self._header_done = True
+        self._write_row(format_row(estimate))
 
     def note_turn(self, turn: Mapping[str, Any]) -> None:
         """A speech turn (`emolive listen --turns`) as a row of its own, marked: the estimate over its span.
         Not `turn`: that would make every table a taker of turns, and a run compute them for it."""
-        self._out.write([f"# {turn['kind']} {format_row(turn).lstrip()}"])
+        self._write_row(f"# {turn['kind']} {format_row(turn).lstrip()}")
+
+    def _write_row(self, row: str) -> None:
+        """A row, under the header (a turn may come before the first estimate)."""
+        self._out.write([row] if self._header_done else [HEADER, row])
+        self._header_done = True
 
     def status(self, status: Mapping[str, Any]) -> None:
         losses = (status["skipped_windows"], status["dropped_blocks"])

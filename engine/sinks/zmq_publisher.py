@@ -182,6 +182,7 @@ class ZmqPublisher(Sink):
                                 "(another emolive stream?); choose another address") from None
             raise SinkError(f"cannot publish on {address}: {exc.strerror}") from None
         self.address: str = self._socket.getsockopt_string(zmq.LAST_ENDPOINT)  # the real port when bound to ':*'
+        self._socket_file = _socket_file(self.address)  # removed on close if still the one bound here
         self.dropped = 0  # sends libzmq refused locally; live, its drops for a subscriber at the HWM are silent
 
     def wait_for_subscriber(self, timeout_s: float) -> bool:
@@ -234,8 +235,21 @@ class ZmqPublisher(Sink):
 
     def close(self) -> None:
         self._socket.close()
-        path = self.address.partition("ipc://")[2]
-        if path and not path.startswith("@"):  # libzmq removes its socket file only when the context ends,
-            with contextlib.suppress(OSError):  # which a process's shared context never does: each run left one
-                if stat.S_ISSOCK(os.lstat(path).st_mode):
-                    os.unlink(path)
+        # libzmq removes its socket file only when the context ends, which a process's shared one never does:
+        # each run left one. Only the file bound here goes: one a later stream bound at the path is its own.
+        if self._socket_file is not None and _socket_file(self.address) == self._socket_file:
+            with contextlib.suppress(OSError):
+                os.unlink(self._socket_file[0])
+
+
+def _socket_file(address: str) -> tuple[str, int, int] | None:
+    """(path, device, inode) of the socket file an ipc:// address is bound at; None for tcp, an abstract
+    name or nothing there."""
+    path = address.partition("ipc://")[2]
+    if not path or path.startswith("@"):
+        return None
+    try:
+        info = os.lstat(path)
+    except OSError:
+        return None
+    return (path, info.st_dev, info.st_ino) if stat.S_ISSOCK(info.st_mode) else None

@@ -18,6 +18,7 @@ warned about as an 8 kHz file is (engine.narrowband), though the tail resamples 
 from __future__ import annotations
 
 import re
+import secrets
 import shlex
 import shutil
 import os
@@ -34,8 +35,8 @@ from emolive.engine.sources.pcm import read_pcm
 
 GST_LAUNCH = "gst-launch-1.0"
 GST_PACKAGES = "gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good"
-ENTRY = "emolive_entry"  # the tail's first element: the caps on its sink pad are the pipeline's own audio
-ENTRY_CAPS = re.compile(rf":{ENTRY}\.GstPad:sink: caps = .*?\brate=\(int\)(\d+)")
+ENTRY = "emolive_entry_"  # the tail's first element, a random suffix apart from any name of the user's (a
+# pipeline's own `emolive_entry` could not be linked): the caps on its sink pad are the pipeline's own audio
 EXIT_TIMEOUT_S = 10.0  # after closing its output (the stream's end), gst-launch exits within a second
 # How long the first block waits for the -v line naming the rate: gst-launch prints it from its bus,
 # after the caps went downstream, so it may come a moment after the first audio (milliseconds)
@@ -56,11 +57,13 @@ class GStreamerSource(AudioSource):
             words = shlex.split(description)
         except ValueError as exc:  # shlex's only error: an unbalanced quote or a trailing backslash
             raise AudioSourceError(f"{self.description} is malformed: {str(exc).lower()}") from None
+        self._entry = f"{ENTRY}{secrets.token_hex(4)}"
+        self._entry_caps = re.compile(rf":{self._entry}\.GstPad:sink: caps = .*?\brate=\(int\)(\d+)")
         self._stderr = tempfile.TemporaryFile()  # a file, not a pipe: a chatty pipeline can never fill it and stall
         audio, audio_out = os.pipe()
         try:
             self._process = subprocess.Popen(
-                [launcher, "-v", *words, *tail(audio_out)], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                [launcher, "-v", *words, *tail(audio_out, self._entry)], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                 stderr=self._stderr, bufsize=0, pass_fds=(audio_out,))
         except BaseException:
             os.close(audio)
@@ -80,7 +83,7 @@ class GStreamerSource(AudioSource):
         """Thread: gst-launch's -v lines, read to their end (a pipe nobody reads would stall it); the first
         caps at the tail's entry give `input_rate`."""
         for line in stdout:
-            if not self._rate_known.is_set() and (match := ENTRY_CAPS.search(line.decode(errors="replace"))):
+            if not self._rate_known.is_set() and (match := self._entry_caps.search(line.decode(errors="replace"))):
                 self.input_rate = float(match.group(1))
                 self._rate_known.set()
         self._rate_known.set()
@@ -119,10 +122,10 @@ class GStreamerSource(AudioSource):
         self._stderr.close()
 
 
-def tail(fd: int) -> list[str]:
+def tail(fd: int, entry: str) -> list[str]:
     """What follows the user's description: to 16 kHz mono float32 on descriptor `fd` (passed to the child
-    under the same number), through an element named ENTRY whose sink caps say what the pipeline gave."""
-    return ["!", "audioconvert", f"name={ENTRY}", "!", "audioresample", "!",
+    under the same number), through an element named `entry` whose sink caps say what the pipeline gave."""
+    return ["!", "audioconvert", f"name={entry}", "!", "audioresample", "!",
             f"audio/x-raw,format=F32LE,rate={SAMPLE_RATE},channels=1", "!", "fdsink", f"fd={fd}"]
 
 
