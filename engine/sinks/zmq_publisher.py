@@ -170,7 +170,8 @@ class ZmqPublisher(Sink):
         self._socket.setsockopt(zmq.IPV6, ipv6)  # libzmq binds an IPv6 address only with this option
         self._socket.setsockopt(zmq.SNDHWM, sndhwm)
         self._socket.setsockopt(zmq.LINGER, CLOSE_LINGER_MS if keep_up_s is None else round(1000 * keep_up_s))
-        self._keep_up_s = keep_up_s
+        self._keep_up_s = self._keep_up_limit = keep_up_s
+        self._gave_up = False  # said once
         if keep_up_s is not None:
             self._socket.setsockopt(zmq.XPUB_NODROP, 1)  # a full queue refuses the send (EAGAIN), for us to wait
         try:
@@ -196,6 +197,8 @@ class ZmqPublisher(Sink):
         self._send(topic(TURN_TOPIC, turn), turn)
 
     def status(self, status: Mapping[str, Any]) -> None:
+        if status.get("ended") is True and self._keep_up_limit is not None and self._keep_up_s is None:
+            self._wait_again()  # the final status reaches a slow reader, though the run stopped waiting for a stalled one
         self._send(topic(STATUS_TOPIC, status), status)
         self._discard_subscriptions()
 
@@ -226,12 +229,24 @@ class ZmqPublisher(Sink):
 
     def _give_up(self) -> None:
         """A subscriber has read nothing for `keep_up_s`: from here on the run goes at its own pace, and
-        libzmq drops what such a subscriber cannot take, as live; exit waits a quarter second for it."""
-        log.warning("ZeroMQ: a subscriber read nothing for %g s; no longer waiting for it (it misses what it "
-                    "cannot take from here on)", self._keep_up_s)
+        libzmq drops what a subscriber cannot take, as live. libzmq's one setting is the socket's, so this
+        holds for every subscriber: one reading slower than the run then misses messages too (said);
+        the final status is waited for again (`status`)."""
+        if not self._gave_up:
+            self._gave_up = True
+            log.warning("ZeroMQ: a subscriber read nothing for %g s; no longer waiting for subscribers (from here "
+                        "on each misses what it cannot take as it comes; the final status is waited for)",
+                        self._keep_up_s)
         self._keep_up_s = None
         self._socket.setsockopt(zmq.XPUB_NODROP, 0)
         self._socket.setsockopt(zmq.LINGER, CLOSE_LINGER_MS)
+
+    def _wait_again(self) -> None:
+        """Wait for full queues as before `_give_up`, once more: for the final status, and for the queued
+        messages on close (a stalled subscriber delays the exit by `keep_up_s` twice more at most)."""
+        self._keep_up_s = self._keep_up_limit
+        self._socket.setsockopt(zmq.XPUB_NODROP, 1)
+        self._socket.setsockopt(zmq.LINGER, round(1000 * self._keep_up_limit))
 
     def close(self) -> None:
         self._socket.close()
