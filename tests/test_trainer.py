@@ -461,17 +461,24 @@ def test_ctrl_c_names_the_checkpoint_and_resume_gives_the_uninterrupted_result(t
     assert [r.split(",")[2:] for r in history[0]] == [r.split(",")[2:] for r in history[1]]  # val CCC per epoch
 
 
-def test_resume_refuses_a_checkpoint_of_other_settings_and_a_missing_one(tmp_path):
-    from emolive.trainer.data import Utterance
-    from emolive.trainer.errors import TrainerError
+def tiny_set_and_config(tmp_path: Path):
+    """24 random utterances of 4 speakers and a one-epoch config of 8 units: a checkpoint in a second."""
     from emolive.trainer.config import TrainConfig
+    from emolive.trainer.data import Utterance
     from emolive.trainer.labelled import labelled_set
-    from emolive.trainer.train import Checkpointing, train
 
     rng = np.random.default_rng(0)
     utts = [Utterance(tmp_path / f"{i}.wav", f"c/{i % 4}", "sad", "", *rng.uniform(1, 7, 3)) for i in range(24)]
     data = labelled_set(utts, [rng.normal(size=(60, 43)).astype(np.float32) for _ in utts], ["sad"])
-    cfg = TrainConfig(epochs=1, batch_size=8, hidden=8, embedding_dim=8, stream_norm=False, epoch_clips=0)
+    return data, TrainConfig(epochs=1, batch_size=8, hidden=8, embedding_dim=8, stream_norm=False, epoch_clips=0)
+
+
+def test_resume_refuses_a_checkpoint_of_other_settings_and_a_missing_one(tmp_path):
+    from emolive.trainer.errors import TrainerError
+    from emolive.trainer.config import TrainConfig
+    from emolive.trainer.train import Checkpointing, train
+
+    data, cfg = tiny_set_and_config(tmp_path)
     at = Checkpointing(tmp_path / "ckpt")
     with pytest.raises(TrainerError, match="no checkpoint to resume"):
         train(data, data, ["sad"], cfg, log=lambda _: None, checkpoint=Checkpointing(at.directory, resume=True))
@@ -500,16 +507,11 @@ def test_resume_refuses_a_checkpoint_with_nan_weights_at_once(tmp_path):
     from safetensors import safe_open
     from safetensors.torch import load_file, save_file
 
-    from emolive.trainer.data import Utterance
     from emolive.trainer.errors import TrainerError
     from emolive.trainer.config import TrainConfig
-    from emolive.trainer.labelled import labelled_set
     from emolive.trainer.train import Checkpointing, train
 
-    rng = np.random.default_rng(0)
-    utts = [Utterance(tmp_path / f"{i}.wav", f"c/{i % 4}", "sad", "", *rng.uniform(1, 7, 3)) for i in range(24)]
-    data = labelled_set(utts, [rng.normal(size=(60, 43)).astype(np.float32) for _ in utts], ["sad"])
-    cfg = TrainConfig(epochs=1, batch_size=8, hidden=8, embedding_dim=8, stream_norm=False, epoch_clips=0)
+    data, cfg = tiny_set_and_config(tmp_path)
     at = Checkpointing(tmp_path / "ckpt")
     train(data, data, ["sad"], cfg, log=lambda _: None, checkpoint=at)
     entry = at.directory / "checkpoint.safetensors"
@@ -535,16 +537,11 @@ def test_resume_refuses_an_edited_or_damaged_state_in_one_line(tmp_path):
     from safetensors.torch import load_file, save_file
 
     from emolive.trainer.checkpoint import _STATE_KEY
-    from emolive.trainer.data import Utterance
     from emolive.trainer.errors import TrainerError
     from emolive.trainer.config import TrainConfig
-    from emolive.trainer.labelled import labelled_set
     from emolive.trainer.train import Checkpointing, train
 
-    rng = np.random.default_rng(0)
-    utts = [Utterance(tmp_path / f"{i}.wav", f"c/{i % 4}", "sad", "", *rng.uniform(1, 7, 3)) for i in range(24)]
-    data = labelled_set(utts, [rng.normal(size=(60, 43)).astype(np.float32) for _ in utts], ["sad"])
-    cfg = TrainConfig(epochs=1, batch_size=8, hidden=8, embedding_dim=8, stream_norm=False, epoch_clips=0)
+    data, cfg = tiny_set_and_config(tmp_path)
     at = Checkpointing(tmp_path / "ckpt")
     train(data, data, ["sad"], cfg, log=lambda _: None, checkpoint=at)
     entry = at.directory / "checkpoint.safetensors"
