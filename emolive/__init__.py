@@ -11,10 +11,17 @@ emolive` are fast.
 """
 from __future__ import annotations
 
+import os
 from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
-from emolive.engine.defaults import package_version
+# onnxruntime 1.29 and later record telemetry on every platform (ProcessInfo events with the program's
+# path, queued in ~/.cache/Microsoft/DeveloperTools/.onnxruntime for upload, 2,223 of them here): off,
+# unless the user set it. Every emolive module imports this one first, before onnxruntime makes its
+# environment (where the variable is read).
+os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
+
+from emolive.engine.defaults import package_version  # noqa: E402  (after the setting, which must come first)
 
 __version__ = package_version()
 

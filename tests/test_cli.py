@@ -385,3 +385,20 @@ def test_verbose_says_more_on_stderr_and_quiet_less(tmp_path):
     workers = subprocess.run([*EMOLIVE, "-v", "score", str(clip), str(other), "--jobs", "2", "--out",
                               str(tmp_path / "t.csv")], capture_output=True, text=True, timeout=120)
     assert workers.returncode == 0 and f"emolive: {clip}: " in workers.stderr and f"emolive: {other}: " in workers.stderr
+
+
+def test_onnxruntime_records_no_telemetry_unless_the_user_asks(tmp_path):
+    """onnxruntime 1.29 and later queue telemetry (ProcessInfo events with the program's path, 2,223 here)
+    in ~/.cache/Microsoft/DeveloperTools/.onnxruntime for upload. An emolive run leaves nothing there;
+    a user who sets ORT_DISABLE_TELEMETRY=0 keeps onnxruntime's own behaviour (the control)."""
+    from emolive.engine.session import DEMO_CLIP
+
+    for choice, home in ((None, tmp_path / "default"), ("0", tmp_path / "asked")):
+        home.mkdir()
+        env = {k: v for k, v in os.environ.items() if k != "ORT_DISABLE_TELEMETRY"}
+        env.update({"HOME": str(home), **({"ORT_DISABLE_TELEMETRY": choice} if choice else {})})
+        run = subprocess.run([*EMOLIVE, "stream", "--source", str(DEMO_CLIP), "--no-publish", "--json"], env=env,
+                             capture_output=True, text=True, timeout=120)
+        assert run.returncode == 0, run.stderr
+        telemetry = home / ".cache" / "Microsoft" / "DeveloperTools" / ".onnxruntime"
+        assert telemetry.exists() == (choice == "0"), list(home.rglob("*"))
