@@ -29,6 +29,21 @@ class LevelTap(AudioSource):
         self._inner = inner
         self.level_dbfs = SILENCE_DBFS
 
+    # what the runner reads of a source, the inner one's, as it is now (a pipeline learns its rate as it
+    # flows): without them the window gave no narrowband warning, and a file too short for one frame was
+    # "finished: 0 estimates" where `emolive stream` says why
+    @property
+    def input_rate(self) -> float | None:  # type: ignore[override]
+        return self._inner.input_rate
+
+    @property
+    def at_hand(self) -> bool:  # type: ignore[override]
+        return self._inner.at_hand
+
+    @property
+    def start_s(self) -> float:  # type: ignore[override]
+        return self._inner.start_s
+
     def _read_blocks(self) -> Iterator[np.ndarray]:
         for block in self._inner.blocks():
             self.level_dbfs = rms_dbfs(block)

@@ -394,6 +394,23 @@ def test_screenshot_cli_writes_a_png_and_exits_0(tmp_path, corpus_clip):
     assert png_text(out) == {"emolive model": "student", "emolive classes": ",".join(student_classes())}
 
 
+def test_the_window_warns_of_narrowband_audio_and_refuses_a_file_too_short_as_stream_does(tmp_path, corpus_clip):
+    """The window's level meter wrapped the source and hid its rate and its being at hand: an 8 kHz file
+    gave no narrowband warning, and a 6 ms one "finished: 0 estimates" with exit 0 (stream: exit 1, why)."""
+    import soxr
+
+    speech = sf.read(corpus_clip, dtype="float32")[0]
+    sf.write(tmp_path / "call.wav", soxr.resample(speech, 16000, 8000), 8000)
+    sf.write(tmp_path / "tiny.wav", speech[:100], 16000)
+    env = {**os.environ, "QT_QPA_PLATFORM": "offscreen"}
+    narrow = subprocess.run([EMOLIVE, "gui", "--source", str(tmp_path / "call.wav"), "--screenshot",
+                             str(tmp_path / "a.png")], capture_output=True, text=True, timeout=120, env=env)
+    assert narrow.returncode == 0 and "8000 Hz audio holds nothing above 4000 Hz" in narrow.stderr, narrow.stderr
+    tiny = subprocess.run([EMOLIVE, "gui", "--source", str(tmp_path / "tiny.wav"), "--screenshot",
+                           str(tmp_path / "b.png")], capture_output=True, text=True, timeout=120, env=env)
+    assert tiny.returncode == 1 and "shorter than one 25 ms frame" in tiny.stderr, tiny.stderr
+
+
 def png_text(path) -> dict[str, str]:
     """A PNG's tEXt chunks (key -> text), read by hand: the format is length, type, data, CRC."""
     data, found, at = path.read_bytes(), {}, 8
