@@ -11,7 +11,7 @@ from functools import partial
 from types import FrameType
 
 from emolive.engine import console
-from emolive.engine.defaults import DEFAULT_ADDRESS
+from emolive.engine.defaults import DEFAULT_ADDRESS, DEFAULT_HOP_S, DEFAULT_MODEL, DEFAULT_WINDOW_S
 from emolive.engine.session import add_stream_options
 
 
@@ -48,6 +48,19 @@ class Interrupt:
 def cmd_gui(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     if args.screenshot and (args.source is None or args.connect):
         parser.error("--screenshot needs --source FILE (and no --connect)")
+    if args.connect:  # the window shows another process's stream: what would make its own was silently dropped
+        local = [option for option, given in (("--source", args.source is not None), ("--device", args.device is not None),
+                                              ("--channel", bool(args.channel)), ("--reconnect", args.reconnect),
+                                              ("--model", args.model != DEFAULT_MODEL),
+                                              ("--window", args.window != DEFAULT_WINDOW_S),
+                                              ("--hop", args.hop != DEFAULT_HOP_S)) if given]
+        if local:
+            parser.error(f"{', '.join(local)}: for a stream of the window's own; with --connect the window shows the "
+                         "publisher's (give those to its `emolive stream`)")
+        from emolive.engine.sinks.zmq_publisher import check_resolves, validate_address
+
+        validate_address(args.connect, connect=True)  # one line and exit 1, as `listen`, not a status-bar note
+        check_resolves(args.connect)
     from emolive.engine.features.config import FrontEndConfig
     from emolive.engine.windows import WindowSpec
 
