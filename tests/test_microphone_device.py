@@ -226,6 +226,25 @@ def test_with_reconnect_the_run_waits_for_the_device_and_goes_on(mic):
     assert "device lost and back 1 time," in stream.stderr[-1]
 
 
+def test_a_device_unplugged_from_a_running_sound_server_is_waited_for_without_a_flood(mic):
+    """The sound server stays, its microphone goes: ALSA's `pulse` device stays listed and each 0.5 s poll
+    failed to open it, ALSA and PortAudio printing their complaints each time (230 lines for a 9 s
+    outage). While it is away, nothing but emolive's own lines."""
+    stream = LiveStream(mic, "--reconnect")
+    stream.wait_for_estimates(2)
+    mic.unplug(True)
+    try:
+        stream.wait_until(lambda: any("was lost" in line for line in stream.stderr), 20, "the lost-device message")
+        time.sleep(3.0)  # six polls
+    finally:
+        mic.unplug(False)
+    stream.wait_until(lambda: any("is back after" in line for line in stream.stderr), 20, "the device-back message")
+    assert stream.interrupt() == 130
+    lost = next(i for i, line in enumerate(stream.stderr) if "was lost" in line)
+    came = next(i for i, line in enumerate(stream.stderr) if "is back after" in line)
+    assert all(line.startswith("emolive: ") for line in stream.stderr[lost:came + 1]), stream.stderr[lost:came + 1]
+
+
 def test_ctrl_c_while_waiting_for_a_lost_device_ends_cleanly(mic):
     """The reader thread, still waiting for the device, held the resampler as the interpreter exited:
     soxr's bindings printed "nanobind: leaked 1 instances!" and a list of leaked functions after the

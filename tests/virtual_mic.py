@@ -71,6 +71,16 @@ class VirtualMicrophone:
             self._daemon.kill()
             self._daemon.wait()
 
+    def unplug(self, unplugged: bool) -> None:
+        """Remove the sink from the running daemon (or add it back): a USB microphone unplugged from a
+        running sound server. ALSA's `pulse` device stays listed; opening it fails until it is back."""
+        if unplugged:
+            self._pactl("unload-module", "module-null-sink").check_returncode()
+        else:
+            self._pactl("load-module", "module-null-sink", f"sink_name={SINK}", f"rate={self.rate}",
+                        f"channels={self.channels}").check_returncode()
+            self._pactl("set-default-source", f"{SINK}.monitor").check_returncode()
+
     def suspend(self, suspended: bool) -> None:
         """Suspend the sink (or resume it): the device stays listed and opens, but no audio flows."""
         self._pactl("suspend-sink", SINK, "1" if suspended else "0").check_returncode()

@@ -21,6 +21,9 @@ re-initialised so that a re-plugged device is seen) and goes on, counting the ga
 """
 from __future__ import annotations
 
+import contextlib
+import os
+import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -106,6 +109,27 @@ def find_input_device(spec: str | int | None = None) -> InputDevice:
         found = "no" if not matches else "several"
         raise AudioSourceError(f"{found} input devices match {spec!r}; list them with `emolive devices`")
     return matches[0]
+
+
+@contextlib.contextmanager
+def _c_stderr_silenced() -> Iterator[None]:
+    """Descriptor 2 to /dev/null for a moment: ALSA and PortAudio write each failed open of a device that
+    is away to it from C, and the polls of a reconnecting run flooded the terminal with them. Only around
+    those probes, where nothing of emolive's own is said (the outage was said before, the return after)."""
+    if sys.stderr is not None:
+        sys.stderr.flush()
+    try:
+        saved, quiet = os.dup(2), os.open(os.devnull, os.O_WRONLY)
+    except OSError:  # no descriptor 2 at all (`2>&-`): nothing to silence
+        yield
+        return
+    try:
+        os.dup2(quiet, 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(quiet)
 
 
 def choose_rate(device: InputDevice, accepts: Callable[[float], bool]) -> float:
@@ -230,14 +254,16 @@ class MicrophoneSource(AudioSource):
         self._dropped_before += self._ring.dropped_writes
         while not self._closed:
             time.sleep(RECONNECT_POLL_SECONDS)
-            sd._terminate()  # PortAudio lists devices once, when initialised: re-list to see a re-plugged one
-            sd._initialize()
-            same = [d for d in list_input_devices() if d.name == self.device.name]
+            with _c_stderr_silenced():  # each failed probe: lines from ALSA and PortAudio (~1,500 a minute)
+                sd._terminate()  # PortAudio lists devices once, when initialised: re-list to see a re-plugged one
+                sd._initialize()
+                same = [d for d in list_input_devices() if d.name == self.device.name]
+                try:
+                    if same:
+                        self._open(same[0])
+                except AudioSourceError:  # listed but not yet usable (a sound server still starting)
+                    same = []
             if not same:
-                continue
-            try:
-                self._open(same[0])
-            except AudioSourceError:  # listed but not yet usable (a sound server still starting)
                 continue
             if self._closed:  # close() came while the stream was opening: it saw no stream to stop
                 self._stream.stop()
