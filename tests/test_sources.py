@@ -203,6 +203,11 @@ def test_input_device_selection_by_name_substring_and_index(monkeypatch):
     assert_one_line_error(excinfo, "several input devices match 'mic'")
     with pytest.raises(AudioSourceError):
         find_input_device(0)  # an output-only device is not an input
+    # a name given whole wins over the names it is part of: ALSA's "pulse" beside a "pulsemic" could only
+    # be picked by its index, which moves
+    devices += [{"index": 3, "name": "pulse", "max_input_channels": 32, "default_samplerate": 44100.0},
+                {"index": 4, "name": "pulsemic", "max_input_channels": 2, "default_samplerate": 44100.0}]
+    assert find_input_device("Pulse").index == 3 and find_input_device("pulsem").index == 4
 
 
 # ---- files ----
@@ -396,6 +401,11 @@ def test_open_source_picks_the_source_a_spec_names(no_sound_card):
     with pytest.raises(AudioSourceError) as excinfo:
         open_source(None)
     assert_one_line_error(excinfo, "no audio input device")
+    # a microphone's channel or --reconnect asked for: the demo clip played, the option silently dropped
+    for asked in (MicrophoneOptions(channels=(5,)), MicrophoneOptions(reconnect=True)):
+        with pytest.raises(AudioSourceError) as excinfo:
+            open_source(None, fallback=FLACS[0], microphone=asked)
+        assert_one_line_error(excinfo, "no audio input device")
     with pytest.raises(AudioSourceError) as excinfo:
         open_source("no/such/file.wav")
     assert_one_line_error(excinfo, "not found")

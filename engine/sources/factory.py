@@ -41,7 +41,8 @@ def open_source(spec: str | None, *, fallback: str | os.PathLike[str] | None = N
     if spec is not None:
         check_for_a_source(spec, microphone)
     if spec is None:
-        if microphone.device is not None or list_input_devices():  # a device the user named is never silently replaced
+        # a device, its channels or --reconnect asked for are a microphone's, never silently the demo clip's
+        if microphone.device is not None or microphone.channels or microphone.reconnect or list_input_devices():
             return MicrophoneSource(microphone, block_size=block_size, notify=notify)
         if fallback is None:
             raise AudioSourceError(NO_DEVICE_MESSAGE)

@@ -94,7 +94,7 @@ def list_input_devices() -> list[InputDevice]:
 
 
 def find_input_device(spec: str | int | None = None) -> InputDevice:
-    """Resolve an index, a case-insensitive name substring, or None (the system default)."""
+    """Resolve an index, a case-insensitive name (whole, else a part of one), or None (the system default)."""
     devices = list_input_devices()
     if not devices:
         raise AudioSourceError(NO_DEVICE_MESSAGE)
@@ -103,8 +103,9 @@ def find_input_device(spec: str | int | None = None) -> InputDevice:
         return next((d for d in devices if d.index == default), devices[0])
     if isinstance(spec, int) or spec.isdigit():
         matches = [d for d in devices if d.index == int(spec)]
-    else:
-        matches = [d for d in devices if spec.lower() in d.name.lower()]
+    else:  # a name given whole wins over the names it is part of ("pulse" beside "pulsemic")
+        matches = [d for d in devices if d.name.lower() == spec.lower()] or \
+            [d for d in devices if spec.lower() in d.name.lower()]
     if len(matches) != 1:
         found = "no" if not matches else "several"
         raise AudioSourceError(f"{found} input devices match {spec!r}; list them with `emolive devices`")
