@@ -40,12 +40,20 @@ def _spin(value: float, low: float, high: float, step: float, tip: str) -> QDoub
     return spin
 
 
+CHOICE_CHARS = 28  # characters a choice box is sized for
+
+
 class ChoiceBox(QComboBox):
     """A combo box of (label, value) items ending in "choose…" actions, each asking for a new item;
     cancelling puts the previous choice back."""
 
     def __init__(self, items: list[tuple[str, object]], actions: dict[str, Ask]) -> None:
         super().__init__()
+        # sized for a few dozen characters, not its longest item: a long file path or pipeline made the
+        # window 3,340 px wide (the whole item is in the list and in its tooltip)
+        self.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.setMinimumContentsLength(CHOICE_CHARS)
+        self.currentTextChanged.connect(self.setToolTip)
         for label, value in items:
             self.addItem(label, value)
         self._actions = actions

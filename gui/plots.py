@@ -49,6 +49,10 @@ class TracesPlot(pg.PlotWidget):
         self.addLegend(offset=(-10, 10))
         _neutral_line(self.getPlotItem(), 0, label=True)
         self.curves = {name: self.plot(name=name, pen=pg.mkPen(COLOURS[name], width=2)) for name in DIMENSIONS}
+        # the newest estimate of each dimension as a dot: a line needs two, so a run's first estimate (and a
+        # short file's only one) drew nothing
+        self.newest = pg.ScatterPlotItem(size=7, pen=pg.mkPen(None))
+        self.addItem(self.newest)
         self.turn_marks: list[pg.LinearRegionItem] = []  # one shaded band per speech turn in view
         self.setXRange(0, TRACE_SPAN_S, padding=0)
 
@@ -57,6 +61,8 @@ class TracesPlot(pg.PlotWidget):
         `turns`: (start, end) of speech turns, shaded behind the traces."""
         for column, curve in enumerate(self.curves.values(), start=1):
             curve.setData(rows[:, 0], rows[:, column])
+        self.newest.setData([{"pos": (rows[-1, 0], rows[-1, column]), "brush": pg.mkBrush(COLOURS[name])}
+                             for column, name in enumerate(self.curves, start=1)] if len(rows) else [])
         newest = rows[-1, 0] if len(rows) else 0.0
         first = max(0.0, newest - TRACE_SPAN_S)
         self.setXRange(first, max(TRACE_SPAN_S, newest), padding=0)

@@ -26,6 +26,16 @@ from emolive.gui.plots import TRACE_SPAN_S, ClassBars, PlanePlot, TracesPlot
 from emolive.gui.zmq_feed import ZmqFeed
 
 REDRAW_MS = 50  # 20 frames a second
+SOURCE_CHARS = 60  # the source's description shown in the readouts, at most; longer ones lose their middle
+
+
+def shortened(text: str, limit: int = SOURCE_CHARS) -> str:
+    """`text` cut in its middle to `limit` characters (a path's folder goes, its file name stays): a long
+    path or pipeline in the readouts made the window wider than any screen."""
+    if len(text) <= limit:
+        return text
+    keep = limit - 1
+    return f"{text[:keep // 2]}…{text[len(text) - (keep - keep // 2):]}"
 SIZE = QSize(1280, 800)
 
 
@@ -118,7 +128,8 @@ class MainWindow(QMainWindow):
             self.feed.stop()
 
     def on_started(self, description: str) -> None:
-        self.source_label.setText(description)
+        self.source_label.setText(shortened(description))  # the whole of it as the tooltip
+        self.source_label.setToolTip(description)
         self.statusBar().showMessage("running")
 
     def on_estimate(self, estimate: Mapping[str, Any]) -> None:

@@ -167,6 +167,9 @@ def test_a_corpus_file_drives_the_traces_with_the_engines_values(qtbot, window, 
         # 1e-6 is one float32 ulp at 7; differences across builds would be the model's own (see test_runner)
         np.testing.assert_allclose(y, [e[name] for e in expected], atol=1e-6)
     last = expected[-1]
+    newest_x, newest_y = window.traces.newest.getData()  # each trace's newest estimate is a dot (a lone one shows)
+    np.testing.assert_allclose(newest_x, [last["end"]] * 3)
+    np.testing.assert_allclose(newest_y, [last[name] for name in window.traces.curves], atol=1e-6)
     dot_x, dot_y = window.plane.dot.getData()
     np.testing.assert_allclose([dot_x[0], dot_y[0]], [last["valence"], last["activation"]], atol=1e-6)
     assert len(window.plane.trail.getData()[0]) == min(len(expected) - 1, 20)
@@ -409,6 +412,22 @@ def test_the_window_warns_of_narrowband_audio_and_refuses_a_file_too_short_as_st
     tiny = subprocess.run([EMOLIVE, "gui", "--source", str(tmp_path / "tiny.wav"), "--screenshot",
                            str(tmp_path / "b.png")], capture_output=True, text=True, timeout=120, env=env)
     assert tiny.returncode == 1 and "shorter than one 25 ms frame" in tiny.stderr, tiny.stderr
+
+
+def test_a_long_source_path_keeps_the_window_on_a_screen(tmp_path, corpus_clip):
+    """A file 240 characters deep made a 3,340 px window: the source box sized to its longest item and the
+    readout showed the whole path. Both are shortened (the whole in their tooltips)."""
+    from emolive.gui.window import SIZE
+
+    deep = tmp_path / ("a" * 120) / ("b" * 120)
+    deep.mkdir(parents=True)
+    shutil.copy(corpus_clip, deep / "x.flac")
+    shot = tmp_path / "shot.png"
+    done = subprocess.run([EMOLIVE, "gui", "--source", str(deep / "x.flac"), "--screenshot", str(shot)],
+                          capture_output=True, text=True, timeout=120, env={**os.environ, "QT_QPA_PLATFORM": "offscreen"})
+    assert done.returncode == 0, done.stderr
+    width = int.from_bytes(shot.read_bytes()[16:20], "big")  # the PNG header's IHDR width
+    assert width <= SIZE.width() * 1.1, width  # the controls' row may ask a few pixels more than the 1280 set
 
 
 def test_connect_refuses_the_options_of_a_stream_of_its_own_and_a_malformed_address_before_the_window():
