@@ -126,7 +126,8 @@ def add_stream_parser(commands: argparse._SubParsersAction) -> None:
                         help="also serve web pages of this origin (e.g. https://dashboard.example; repeatable); "
                         "pages served from this machine (http://localhost:PORT) and programs always are")
     stream.add_argument("--realtime", action="store_true", help="treat the source as live: pace files, stdin and "
-                        "pipelines at real time, skip windows when the model falls behind (always on for the microphone)")
+                        "pipelines at real time, skip windows when the model falls behind (always on for the "
+                        "microphone)")
     # no defaults here: StreamConfig.from_args refuses them beside any other source, and fills in its own
     stream.add_argument("--raw-format", choices=sorted(RAW_SAMPLE_FORMATS), help="sample format of --source - "
                         "(f32le when not given)")

@@ -49,11 +49,10 @@ def cmd_gui(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     if args.screenshot and (args.source is None or args.connect):
         parser.error("--screenshot needs --source FILE (and no --connect)")
     if args.connect:  # the window shows another process's stream: what would make its own was silently dropped
-        local = [option for option, given in (("--source", args.source is not None), ("--device", args.device is not None),
-                                              ("--channel", bool(args.channel)), ("--reconnect", args.reconnect),
-                                              ("--model", args.model != DEFAULT_MODEL),
-                                              ("--window", args.window != DEFAULT_WINDOW_S),
-                                              ("--hop", args.hop != DEFAULT_HOP_S)) if given]
+        given = {"--source": args.source is not None, "--device": args.device is not None,
+                 "--channel": bool(args.channel), "--reconnect": args.reconnect, "--model": args.model != DEFAULT_MODEL,
+                 "--window": args.window != DEFAULT_WINDOW_S, "--hop": args.hop != DEFAULT_HOP_S}
+        local = [option for option, present in given.items() if present]
         if local:
             parser.error(f"{', '.join(local)}: for a stream of the window's own; with --connect the window shows the "
                          "publisher's (give those to its `emolive stream`)")

@@ -144,7 +144,8 @@ def _progress(state: dict[str, Any], tensors: dict[str, torch.Tensor]) -> Progre
     """The loop's progress from a checkpoint's state, each field of its type and range (ValueError)."""
     fields = {k: state[k] for k in ("next_epoch", "best", "best_epoch", "stale", "stopped", "history", "seen", "busy")}
     counts = [fields[k] for k in ("next_epoch", "best_epoch", "stale", "seen")]
-    if not all(isinstance(n, int) and not isinstance(n, bool) for n in counts) or not isinstance(fields["stopped"], bool):
+    whole = all(isinstance(n, int) and not isinstance(n, bool) for n in counts)
+    if not whole or not isinstance(fields["stopped"], bool):
         raise ValueError("a count or flag of the wrong type")
     history = fields["history"]
     if not (isinstance(history, list) and all(isinstance(row, dict) for row in history)

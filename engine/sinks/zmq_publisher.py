@@ -198,7 +198,7 @@ class ZmqPublisher(Sink):
 
     def status(self, status: Mapping[str, Any]) -> None:
         if status.get("ended") is True and self._keep_up_limit is not None and self._keep_up_s is None:
-            self._wait_again()  # the final status reaches a slow reader, though the run stopped waiting for a stalled one
+            self._wait_again()  # a slow reader gets the final status, though the run stopped waiting for a stalled one
         self._send(topic(STATUS_TOPIC, status), status)
         self._discard_subscriptions()
 

@@ -7,14 +7,15 @@ audio; everything else goes to FFmpeg through PyAV, whose wheels carry their own
 system codec packages). The choice is made on the content, not the file name.
 
 A decoder never cuts silently: FFmpeg decodes past a damaged packet, libsndfile's reads are retried
-in smaller pieces up to the damage (a FLAC's then go on in FFmpeg, which regains sync), and once the audio ends the damage (what could not be decoded,
-or audio ending before the length the header declares) is raised as one AudioSourceError, after
-every sample that could be read has been delivered. libsndfile itself reads a cut WAV, AIFF or Ogg
-file to its end without a word: it only notes, in the log it keeps of the header, a chunk that
-declares more bytes than the file holds or an Ogg stream without its end mark, so that log is read;
-a MATLAB file's matrix size and a NIST header's sample count, which it does not check, are read too,
-and an Ogg file's pages are checked (engine.sources.ogg_pages): libsndfile drops a damaged one
-silently, and reads only the first stream of a chain, which FFmpeg then reads whole.
+in smaller pieces up to the damage (a FLAC's then go on in FFmpeg, which regains sync), and once
+the audio ends the damage (what could not be decoded, or audio ending before the length the header
+declares) is raised as one AudioSourceError, after every sample that could be read has been
+delivered. libsndfile itself reads a cut WAV, AIFF or Ogg file to its end without a word: it only
+notes, in the log it keeps of the header, a chunk that declares more bytes than the file holds or an
+Ogg stream without its end mark, so that log is read; a MATLAB file's matrix size and a NIST
+header's sample count, which it does not check, are read too, and an Ogg file's pages are checked
+(engine.sources.ogg_pages): libsndfile drops a damaged one silently, and reads only the first stream
+of a chain, which FFmpeg then reads whole.
 Formats whose audio simply runs to the end of the file (IRCAM, PAF, PVF, XI) declare no length: a
 cut there cannot be told from a shorter recording.
 """

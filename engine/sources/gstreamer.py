@@ -11,9 +11,10 @@ nothing that Ctrl-C, SIGTERM or the GUI's stop do not end: they stop the run, an
 terminates gst-launch. `stall_timeout` sets a limit for a caller that wants one. What stays bounded
 is the wait for gst-launch to exit once it has closed its output.
 
-The audio comes on a pipe of its own (fdsink on the descriptor passed down); stdout carries gst-launch's `-v` lines, read for the caps the
-pipeline negotiated where its audio enters emolive's tail (`input_rate`): an 8 kHz RTP call is
-warned about as an 8 kHz file is (engine.narrowband), though the tail resamples it to 16 kHz.
+The audio comes on a pipe of its own (fdsink on the descriptor passed down); stdout carries
+gst-launch's `-v` lines, read for the caps the pipeline negotiated where its audio enters
+emolive's tail (`input_rate`): an 8 kHz RTP call is warned about as an 8 kHz file is
+(engine.narrowband), though the tail resamples it to 16 kHz.
 """
 from __future__ import annotations
 
@@ -63,8 +64,8 @@ class GStreamerSource(AudioSource):
         audio, audio_out = os.pipe()
         try:
             self._process = subprocess.Popen(
-                [launcher, "-v", *words, *tail(audio_out, self._entry)], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                stderr=self._stderr, bufsize=0, pass_fds=(audio_out,))
+                [launcher, "-v", *words, *tail(audio_out, self._entry)], stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE, stderr=self._stderr, bufsize=0, pass_fds=(audio_out,))
         except BaseException:
             os.close(audio)
             raise
