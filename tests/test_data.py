@@ -438,6 +438,14 @@ def test_splits_round_trip_through_csv(tmp_path):
     assert read_splits(tmp_path / "splits.csv", utts) == split
     with pytest.raises(ValueError, match="no split for speaker"):
         read_splits(tmp_path / "splits.csv", _utts(11))
+    # a speaker given two splits by hand: the last row had won without a word
+    lines = (tmp_path / "splits.csv").read_text().splitlines()
+    speaker = lines[1].split(",")[0]
+    other = "test" if lines[1].split(",")[1] != "test" else "train"
+    (tmp_path / "twice.csv").write_text("\n".join([*lines, f"{speaker},{other}"]) + "\n")
+    with pytest.raises(ValueError, match=rf"twice.csv:{len(lines) + 1}: speaker '{speaker}' is in split '{other}' "
+                                         r"here and in '\w+' on line 2; a speaker is in one split"):
+        read_splits(tmp_path / "twice.csv", utts)
     mixed = [split[0], Utterance(**{**split[1].__dict__, "split": "other"})]
     with pytest.raises(ValueError, match="several splits"):
         write_splits(tmp_path / "bad.csv", mixed)
@@ -622,3 +630,20 @@ def test_training_reads_an_ogg_vorbis_file_whole_as_the_engine_does(tmp_path):
         path = tmp_path / f"{clip.stem}.ogg"
         sf.write(path, samples, rate, format="OGG", subtype="VORBIS")
         np.testing.assert_array_equal(load_audio(path.read_bytes(), str(path)), read_mono_16k(path, str(path), OFFLINE_BLOCK_SIZE))
+
+
+def test_evaluate_json_has_every_key_whatever_can_be_measured():
+    """One speaker (no interval over speakers) and no emotion the class head knows (no UAR): the keys
+    were left out, and readers of --json met a KeyError; they are there, null or 0."""
+    import emolive
+    from emolive.trainer.evaluate import metrics
+
+    student = emolive.load_model("student")
+    utts = [Utterance(Path(f"{i}.wav"), "c/01", "calm", "", 4.0 + i % 3, 3.0 + i % 2, 4.0) for i in range(6)]
+    n_classes = len(student.meta.class_names)
+    out = {"avd": np.tile([4.0, 4.0, 4.0], (6, 1)) + np.arange(6)[:, None] * 0.1,
+           "class_probs": np.full((6, n_classes), 1 / n_classes)}
+    result = metrics(student, utts, out)
+    assert {"ccc", "uar", "n", "n_labelled", "n_classified", "ccc_ci95"} <= result.keys()
+    assert result["uar"] is None and result["n_classified"] == 0 and result["ccc_ci95"] == dict.fromkeys(
+        ("activation", "valence", "dominance"))

@@ -92,3 +92,8 @@ def test_a_model_export_cannot_take_is_refused_in_one_line(tmp_path, capsys):
     assert trainer_main(["export", "--out", str(tmp_path / "t.onnx"), "--model", "teacher"]) == 2
     assert "--out exports 'student' or a student bundle folder" in capsys.readouterr().err
     assert not (tmp_path / "t.onnx").exists()
+    # a teacher bundle's folder: it said "unknown architecture 'teacher-gru'; known: gru, tcgru"
+    from emolive.plugins.teacher.plugin import DEFAULT_BUNDLE as TEACHER_BUNDLE
+
+    assert trainer_main(["export", "--out", str(tmp_path / "t.onnx"), "--model", str(TEACHER_BUNDLE)]) == 2
+    assert "is a teacher: its head graph goes into its bundle, `trainer export --into-bundle" in capsys.readouterr().err

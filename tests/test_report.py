@@ -18,6 +18,7 @@ import emolive
 
 from tests.test_trainer import subset_manifest
 from emolive.trainer.cli import main as trainer_main
+from emolive.trainer.data import read_manifest
 from emolive.trainer.report.analysis import interval_counts, interval_rmse
 
 DIMS = {"act": "activation", "val": "valence", "dom": "dominance"}
@@ -132,6 +133,28 @@ def test_pca_report_and_help(bundles, tmp_path):
     assert "PCA of each model" in (tmp_path / "report.md").read_text()
     proc = subprocess.run([sys.executable, "-m", "emolive.trainer.cli", "report", "--help"], capture_output=True, text=True)
     assert proc.returncode == 0 and "--tsne" in proc.stdout and "--pca" in proc.stdout
+
+
+def test_a_report_over_another_counts_each_clip_once_says_what_it_learned_and_keeps_no_stale_figure(
+        bundles, tmp_path, capsys):
+    """Written over a two-model report, a one-model one kept the other model's figures; one manifest given
+    twice (or in two folders) was scored twice, the bootstrap taking the copies for other speakers; and
+    clips the model learned from were scored without the warning `trainer evaluate` gives."""
+    data, cache, models = bundles
+    out = tmp_path / "report"
+    both = ["report", *sum((["--model", str(p)] for p in models.values()), []), "--data", str(data[1]),
+            "--cache", str(cache), "--out", str(out), "--pca"]
+    assert trainer_main(both) == 0
+    (out / "notes.txt").write_text("mine")
+    drawn_before = {p.name for p in out.glob("scatter_*.png")}
+    capsys.readouterr()
+    assert trainer_main(["report", "--model", str(models["tcgru-mtl"]), "--data", str(data[1]), "--data",
+                         str(data[1]), "--cache", str(cache), "--out", str(out), "--pca"]) == 0
+    scatters = {p.name for p in out.glob("scatter_*.png")}
+    assert len(drawn_before) == 2 and len(scatters) == 1 and (out / "notes.txt").read_text() == "mine"
+    said = capsys.readouterr()
+    assert f"on {len(read_manifest(data[1]))} utterances" in said.out  # once, not twice
+    assert "were in this model's training or validation split" in said.err
 
 
 def test_interval_rmse_per_label_interval():

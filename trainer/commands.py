@@ -275,6 +275,9 @@ def export(args) -> int:
         path = (write_teacher_graph if teacher else write_graph)(args.into_bundle)  # a teacher's: its head
     else:
         source = DEFAULT_BUNDLE if args.model == DEFAULT_MODEL else Path(args.model)
+        if str(read_config(source).get("architecture", "")).startswith(PREFIX):  # it said "unknown architecture"
+            raise TrainerError(f"--model {args.model} is a teacher: its head graph goes into its bundle, "
+                               f"`trainer export --into-bundle {args.model}`")
         if Path(args.out).resolve().parent == source.resolve():  # its weights or config.json were written over
             raise TrainerError(f"--out {args.out} is inside the bundle it exports; write the graph elsewhere, or "
                                f"into the bundle with --into-bundle {args.model}")

@@ -50,8 +50,10 @@ def metrics(plugin: ModelPlugin, utts: list[Utterance], out: dict[str, np.ndarra
     UAR on those whose emotion the class head knows. Scored by trainer.labelled.score_predictions."""
     target = np.array([u.avd for u in utts], dtype=np.float64).reshape(-1, 3)
     scored = score_predictions(out["avd"], target, out["class_probs"], class_indices(plugin, utts))
+    # every key in every result, null where not measurable: a key left out broke readers of --json
     result = {"ccc": {d: (None if np.isnan(v) else float(v)) for d, v in zip(DIMENSIONS, scored["ccc"])}, "uar": None,
-              "n": len(utts), "n_labelled": {d: int(np.isfinite(target[:, k]).sum()) for k, d in enumerate(DIMENSIONS)}}
+              "n": len(utts), "n_labelled": {d: int(np.isfinite(target[:, k]).sum()) for k, d in enumerate(DIMENSIONS)},
+              "n_classified": 0, "ccc_ci95": dict.fromkeys(DIMENSIONS)}
     if "uar" in scored:
         result["uar"], result["n_classified"] = scored["uar"], scored["n_classified"]
     if len({u.speaker for u in utts}) > 1:

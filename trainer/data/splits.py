@@ -97,9 +97,16 @@ def write_splits(path: str | Path, utts: list[Utterance]) -> None:
 
 
 def read_splits(path: str | Path, utts: list[Utterance]) -> list[Utterance]:
-    """Apply a split written by `write_splits` (or by hand: its words read as a split column's) to `utts`."""
-    return assign_splits(utts, {row["speaker"]: split_name(row["split"]) or row["split"]
-                                for _, row in csv_rows(Path(path), ("speaker", "split"))})
+    """Apply a split written by `write_splits` (or by hand: its words read as a split column's) to `utts`.
+    A speaker given two splits is refused, naming both lines: the last row had won without a word."""
+    split_of: dict[str, tuple[str, int]] = {}
+    for line, row in csv_rows(Path(path), ("speaker", "split")):
+        split = split_name(row["split"]) or row["split"]
+        earlier = split_of.setdefault(row["speaker"], (split, line))
+        if earlier[0] != split:
+            raise TrainerError(f"{path}:{line}: speaker {row['speaker']!r} is in split {split!r} here and in "
+                               f"{earlier[0]!r} on line {earlier[1]}; a speaker is in one split")
+    return assign_splits(utts, {speaker: split for speaker, (split, _) in split_of.items()})
 
 
 def learned_key(path: str | Path) -> str:

@@ -32,15 +32,21 @@ def load_sources(manifests: list[str], msp_roots: list[str], splits_csv: str | N
     """Each data argument's utterances, split as `trainer evaluate` splits them: by `splits_csv` or the
     data's own splits, and a clip any of the models learned (`model_splits`: each one's splits.csv) is
     not held out, so the models are compared on speakers and clips none of them heard."""
-    given = [(m, load_utterances([m])) for m in manifests] + [(r, load_utterances([], [r])) for r in msp_roots]
+    # pooled first, as `trainer evaluate` pools them: a clip in two sources is refused or counted once (the
+    # report had scored it twice, and the bootstrap taken its copies for two speakers)
+    unclaimed = {u.path for u in load_utterances(manifests, msp_roots)}
+    given = []
+    for spec, utts in [(m, load_utterances([m])) for m in manifests] + [(r, load_utterances([], [r])) for r in msp_roots]:
+        given.append((spec, [u for u in utts if u.path in unclaimed]))  # each clip with the first source that has it
+        unclaimed -= {u.path for u in given[-1][1]}
     names = _unique([Path(spec).resolve().parent.name if spec in manifests else Path(spec).name
                      for spec, _ in given], [spec for spec, _ in given])
     sources = []
     for name, (spec, utts) in zip(names, given):
         if splits_csv:
             utts = read_splits(splits_csv, utts)
-        for learned in model_splits:
-            utts = held_out_splits(learned, utts, warn=False)
+        for learned in model_splits:  # said, as `trainer evaluate` says it: the report had scored them in silence
+            utts = held_out_splits(learned, utts, warn=not split)
         sources.append(Source(name, spec, utts))
     if split:
         only_split([u for s in sources for u in s.utts], split)  # where no source has one: the splits there are
@@ -70,7 +76,6 @@ def build_report(model_specs: list[str], plugins: list[ModelPlugin], sources: li
     models `model_specs` name, loaded by the caller."""
     start = time.perf_counter()
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     true = np.array([u.avd for s in sources for u in s.utts])
     labels = _unique([s if s in registered_models() else Path(s).name for s in model_specs], model_specs)
     steps = 2 * len(model_specs) + 2
@@ -86,6 +91,7 @@ def build_report(model_specs: list[str], plugins: list[ModelPlugin], sources: li
         counts = np.stack([analysis.interval_counts(true[:, d]) for d in range(3)])
         report = Report(command, sources, split, splits_csv, method, models, counts)
         bar.set_postfix_str("figures")
+        out.mkdir(parents=True, exist_ok=True)  # only now: a refused report (too few clips for a map) left it empty
         _draw(report, true, out)
         bar.update()
         bar.set_postfix_str("report.md, report.html")
@@ -93,8 +99,18 @@ def build_report(model_specs: list[str], plugins: list[ModelPlugin], sources: li
         blocks = report_document(report)
         write_markdown(blocks, out / "report.md")
         write_html(blocks, out / "report.html", out)
+        _remove_stale_figures(out, report)
         bar.update()
     return report
+
+
+def _remove_stale_figures(out: Path, report: Report) -> None:
+    """A report written over an earlier one kept that one's figures of models it no longer has: the
+    figures of a report's naming that this report did not draw go (no other file of the folder)."""
+    drawn = {*report.figures.values(), *(name for m in report.models for name in m.figures.values())}
+    for path in out.glob("*.png"):
+        if FIGURE_NAME.fullmatch(path.name) and path.name not in drawn:
+            path.unlink(missing_ok=True)
 
 
 @contextmanager
@@ -147,6 +163,9 @@ def _training_note(training: dict) -> str:
     the report counted from 1, so its "epoch 12" was history.csv's row 11."""
     best, most = training.get("best_epoch"), training.get("config", {}).get("epochs")
     return f"kept epoch {best} of epochs 0-{most - 1}" if isinstance(best, int) and most else ""
+
+
+FIGURE_NAME = re.compile(r"(map_[a-z]+|rmse_by_interval|(scatter|confusion)_\d+-[A-Za-z0-9_.-]+)\.png")  # _draw's
 
 
 def _draw(report: Report, true: np.ndarray, out: Path) -> None:
