@@ -4,8 +4,9 @@ Live, a bounded send queue (SNDHWM) and non-blocking sends mean a slow or dead s
 engine neither memory nor time: libzmq drops that subscriber's messages once its queue is full (a
 gap in `seq` tells it). A recording at hand is read faster than a subscriber may read, and nothing
 there is gained by dropping: the publisher then waits for a slow subscriber (`keep_up_s`), so it
-gets every message and the final status; one that stops reading for that long is given up on, the
-messages it missed counted and said.
+gets every message and the final status; one that stops reading for that long is given up on, with
+a warning (libzmq waits for every subscriber or none, so from then on each is lossy, as live; the
+final status is waited for once more).
 
 The socket is an XPUB, which sends exactly like a PUB but also reports subscriptions: that is the
 one reliable cure for PUB/SUB's "slow joiner" (messages sent before a subscription reaches the
@@ -219,7 +220,7 @@ class ZmqPublisher(Sink):
                 if self._keep_up_s is None:
                     self.dropped += 1
                     return
-            now = time.monotonic()  # a subscriber's queue is full: wait for it to read (XPUB has no POLLOUT for that)
+            now = time.monotonic()  # a subscriber's queue is full: wait for it to read (XPUB has no POLLOUT for it)
             deadline = deadline or now + self._keep_up_s
             if now >= deadline:
                 self._give_up()  # and the message goes to the others, as live
