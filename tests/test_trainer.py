@@ -503,12 +503,11 @@ def test_a_checkpoint_inside_the_bundle_folder_is_refused_before_the_data_is_rea
         assert "is inside --out" in capsys.readouterr().err
 
 
-def test_resume_refuses_a_checkpoint_with_nan_weights_at_once(tmp_path):
+def checkpoint_of_a_tiny_run(tmp_path: Path):
+    """A tiny run's data, config, Checkpointing, checkpoint file, its metadata and its tensors."""
     from safetensors import safe_open
-    from safetensors.torch import load_file, save_file
+    from safetensors.torch import load_file
 
-    from emolive.trainer.errors import TrainerError
-    from emolive.trainer.config import TrainConfig
     from emolive.trainer.train import Checkpointing, train
 
     data, cfg = tiny_set_and_config(tmp_path)
@@ -517,7 +516,17 @@ def test_resume_refuses_a_checkpoint_with_nan_weights_at_once(tmp_path):
     entry = at.directory / "checkpoint.safetensors"
     with safe_open(str(entry), "pt") as f:
         metadata = f.metadata()
-    tensors = load_file(str(entry))
+    return data, cfg, at, entry, metadata, load_file(str(entry))
+
+
+def test_resume_refuses_a_checkpoint_with_nan_weights_at_once(tmp_path):
+    from safetensors.torch import save_file
+
+    from emolive.trainer.errors import TrainerError
+    from emolive.trainer.config import TrainConfig
+    from emolive.trainer.train import Checkpointing, train
+
+    data, cfg, at, entry, metadata, tensors = checkpoint_of_a_tiny_run(tmp_path)
     best = next(k for k in tensors if k.startswith("best.") and tensors[k].is_floating_point())
     tensors[best] = torch.full_like(tensors[best], float("nan"))
     save_file(tensors, str(entry), metadata=metadata)
@@ -533,21 +542,15 @@ def test_resume_refuses_an_edited_or_damaged_state_in_one_line(tmp_path):
     RuntimeError), and some (NaN best, negative counts) were taken silently."""
     import json
 
-    from safetensors import safe_open
-    from safetensors.torch import load_file, save_file
+    from safetensors.torch import save_file
 
     from emolive.trainer.checkpoint import _STATE_KEY
     from emolive.trainer.errors import TrainerError
     from emolive.trainer.config import TrainConfig
     from emolive.trainer.train import Checkpointing, train
 
-    data, cfg = tiny_set_and_config(tmp_path)
-    at = Checkpointing(tmp_path / "ckpt")
-    train(data, data, ["sad"], cfg, log=lambda _: None, checkpoint=at)
-    entry = at.directory / "checkpoint.safetensors"
-    with safe_open(str(entry), "pt") as f:
-        metadata = f.metadata()
-    tensors, state = load_file(str(entry)), json.loads(metadata[_STATE_KEY])
+    data, cfg, at, entry, metadata, tensors = checkpoint_of_a_tiny_run(tmp_path)
+    state = json.loads(metadata[_STATE_KEY])
     edits = {"next_epoch": -5, "seen": -1, "best_epoch": 99, "stale": "1", "best": "x", "history": None,
              "stopped": 1, "has_best": "yes"}
     longer = TrainConfig(**{**vars(cfg), "epochs": 3})
