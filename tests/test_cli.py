@@ -390,12 +390,17 @@ def test_verbose_says_more_on_stderr_and_quiet_less(tmp_path):
 def test_onnxruntime_records_no_telemetry_unless_the_user_asks(tmp_path):
     """onnxruntime 1.29 and later queue telemetry (ProcessInfo events with the program's path, 2,223 here)
     in ~/.cache/Microsoft/DeveloperTools/.onnxruntime for upload. An emolive run leaves nothing there;
-    a user who sets ORT_DISABLE_TELEMETRY=0 keeps onnxruntime's own behaviour (the control)."""
+    a user who sets ORT_DISABLE_TELEMETRY=0 keeps onnxruntime's own behaviour (the control).
+    onnxruntime records nothing where it sees a CI service's variable (CI, GITHUB_ACTIONS, TF_BUILD, ...; CI
+    failed on the control for that) and writes under XDG_CACHE_HOME where set, so both runs go without them."""
     from emolive.engine.session import DEMO_CLIP
 
+    left_out = {"ORT_DISABLE_TELEMETRY", "XDG_CACHE_HOME", "CI", "TF_BUILD", "GITHUB_ACTIONS", "GITLAB_CI",
+                "CIRCLECI", "TRAVIS", "JENKINS_URL", "CODEBUILD_BUILD_ID", "BUILDKITE", "TEAMCITY_VERSION",
+                "APPVEYOR", "BITBUCKET_BUILD_NUMBER"}
     for choice, home in ((None, tmp_path / "default"), ("0", tmp_path / "asked")):
         home.mkdir()
-        env = {k: v for k, v in os.environ.items() if k != "ORT_DISABLE_TELEMETRY"}
+        env = {k: v for k, v in os.environ.items() if k not in left_out}
         env.update({"HOME": str(home), **({"ORT_DISABLE_TELEMETRY": choice} if choice else {})})
         run = subprocess.run([*EMOLIVE, "stream", "--source", str(DEMO_CLIP), "--no-publish", "--json"], env=env,
                              capture_output=True, text=True, timeout=120)
