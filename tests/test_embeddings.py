@@ -254,3 +254,15 @@ def test_a_device_this_machine_lacks_is_refused_before_any_work(tmp_path, capsys
     assert exit_.value.code == 2 and err.startswith(f"trainer embed: error: argument --device: '{device}' is not a "
                                                     "torch device this machine has (")
     assert not (tmp_path / "cache").exists()
+
+
+def test_a_pretrained_model_that_does_not_load_leaves_no_cache_folder(tmp_path, monkeypatch, capsys):
+    """`trainer embed` of a model whose weights are not on this machine failed on one line but left a
+    cache folder holding only about.json: the folder is now made with the first entry."""
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))  # no hub checkpoints there
+    manifest = tmp_path / "m.csv"
+    manifest.write_text(f"path,speaker,emotion\n{corpus_files('emodb', limit=1)[0]},s,sad\n")
+    assert trainer_main(["embed", "--data", str(manifest), "--cache", str(tmp_path / "cache"),
+                         "--bundle", "hubert-base:3"]) == 2
+    assert "hubert-base needs pretrained weights" in capsys.readouterr().err
+    assert not (tmp_path / "cache").exists()

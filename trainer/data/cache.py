@@ -149,14 +149,21 @@ class ArrayStore:
 
     def __init__(self, path: str | Path, describe: dict, width: int | None = None) -> None:
         """`width`: the columns every entry has, where known (the front end's features): an entry of
-        another width crashed training with an IndexError."""
-        self.dir, self.width = Path(path), width
+        another width crashed training with an IndexError. The folder is made with the first entry:
+        a run that failed before one (a pretrained model that did not load) left an empty folder. The
+        commands check the cache root can be written before any work (commands.writable_folder)."""
+        self.dir, self.width, self._describe, self._made = Path(path), width, describe, False
+
+    def _make_folder(self) -> None:
+        if self._made:
+            return
         try:
             self.dir.mkdir(parents=True, exist_ok=True)
         except OSError as err:
             raise TrainerError(f"cannot make the cache folder {self.dir}: {err.strerror or err}") from None
         # by rename, as every entry: write_text followed a link there and, on a full disk, was a traceback
-        replace_whole(self.dir / "about.json", (json.dumps(describe, indent=2) + "\n").encode(), "the cache's note")
+        replace_whole(self.dir / "about.json", (json.dumps(self._describe, indent=2) + "\n").encode(), "the cache's note")
+        self._made = True
 
     def get(self, key: str) -> np.ndarray | None:
         """The entry, or None when it is missing or was corrupt (and is now removed)."""
@@ -178,6 +185,7 @@ class ArrayStore:
         return None
 
     def put(self, key: str, array: np.ndarray) -> None:
+        self._make_folder()
         data = io.BytesIO()
         np.save(data, array, allow_pickle=False)
         replace_whole(self.dir / f"{key}.npy", data.getvalue(), "the cache entry")
