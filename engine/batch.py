@@ -296,18 +296,26 @@ def score_all(paths: Sequence[Path], plugin: ModelPlugin, options: ScoreOptions,
         yield file_rows(analysis, options.per, table_dir)
 
 
-_worker: tuple[ModelPlugin, ScoreOptions] | None = None
+_worker: tuple[ModelPlugin, ScoreOptions] | EmoliveError | None = None
 
 
 def _init_worker(options: ScoreOptions, logging_as: tuple[str, int] | None = None) -> None:
-    """A worker's model and options, and its logging as its parent's (`console.configured`)."""
+    """A worker's model and options, and its logging as its parent's (`console.configured`). A model
+    that does not load is kept as its error, raised for the first file: the caller gets its one line
+    (a name mistyped, a broken bundle), where an initializer's exception broke the pool with a
+    traceback per worker and a BatchError blaming a main guard the script had."""
     global _worker
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle: it stops the pool
     if logging_as is not None:
         console.configure(*logging_as)
-    _worker = (load_model_one_thread(options.model), options)
+    try:
+        _worker = (load_model_one_thread(options.model), options)
+    except EmoliveError as exc:
+        _worker = exc
 
 
 def _analyze_in_worker(path: Path) -> tuple[Analysis, str | None]:
     assert _worker is not None, "pool initializer did not run"
+    if isinstance(_worker, EmoliveError):
+        raise _worker
     return noted_analysis(path, *_worker)

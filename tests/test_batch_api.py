@@ -116,6 +116,21 @@ def test_workers_that_could_never_start_are_refused_saying_why(folder):
         assert why in result.stderr.strip().splitlines()[-1]
 
 
+def test_a_model_that_does_not_load_in_the_workers_is_its_own_one_line_error(folder, tmp_path):
+    """A mistyped model name (or a broken bundle) failed in each worker's initializer: a traceback per
+    worker, then a BatchError advising a main guard the script had. num_workers=1's error is the one."""
+    import subprocess
+    import sys
+
+    script = tmp_path / "guarded.py"
+    script.write_text("import emolive\nif __name__ == '__main__':\n"
+                      f"    try:\n        emolive.analyze({str(folder)!r}, model='nosuch', num_workers=2)\n"
+                      "    except emolive.EmoliveError as error:\n        print(error)\n")
+    run = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120)
+    assert run.stdout.startswith("no model named 'nosuch' and no bundle at that path; known models:"), run.stdout
+    assert "Traceback" not in run.stderr, run.stderr
+
+
 def test_a_worker_killed_mid_batch_is_said_to_be_killed_not_blamed_on_a_main_guard(tmp_path):
     """A worker that crashed (PyAV's 8-channel frames once did) or that the kernel killed for memory broke
     the pool, and a script that had its main guard was told to add one."""
