@@ -32,7 +32,7 @@ import shutil
 import struct
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 from safetensors import SafetensorError
@@ -490,19 +490,9 @@ def parse_config(config: dict[str, Any], path: Path) -> tuple[BundleMeta, str]:
         raise BundleError(f"{where}: weights must be one of {WEIGHT_STORAGE}, not {config['weights']!r}")
     if len(config["architecture"]) > MAX_NAME_CHARS or not config["architecture"].isprintable():
         raise BundleError(f"{where}: architecture name longer than {MAX_NAME_CHARS} characters or not printable")
-    names = config["class_names"]
-    if (len(names) > MAX_CLASSES or not all(isinstance(n, str) and 0 < len(n) <= MAX_NAME_CHARS and n.isprintable()
-                                            for n in names) or len(set(names)) != len(names)):
-        # printable: class names become CSV columns, message fields and labels a terminal shows
-        raise BundleError(f"{where}: class_names must be at most {MAX_CLASSES} distinct non-empty printable strings "
-                          f"of at most {MAX_NAME_CHARS} characters")
-    scale = config["label_scale"]
-    if (len(scale) != 2 or not all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
-                                   for v in scale) or not scale[0] < scale[1]):
-        raise BundleError(f"{where}: label_scale must be [low, high] with low < high, both finite")
-    if (float(scale[0]), float(scale[1])) != SCALE:  # the runner clips to SCALE: another scale would be cut, not mapped
-        raise BundleError(f"{where}: label_scale {scale} is not emolive's {list(SCALE)}; "
-                          "map the model's outputs onto that scale before bundling it")
+    names, scale = config["class_names"], config["label_scale"]
+    check_class_names(names, str(where))
+    check_label_scale(scale, str(where))
     frontend = _parse_frontend(config["frontend"], where)
     meta = BundleMeta(
         architecture=config["architecture"],
@@ -522,6 +512,25 @@ def parse_config(config: dict[str, Any], path: Path) -> tuple[BundleMeta, str]:
                           f"{STREAM_NORMALISATION} is {'missing' if trained_with else 'there'}; the bundle is "
                           "incomplete or edited: export it again")
     return meta, config["weights"]
+
+
+def check_class_names(names: Sequence[Any], where: str) -> None:
+    """At most MAX_CLASSES distinct non-empty printable strings: class names become CSV columns (two of
+    one name were one column, a probability lost), message fields and labels a terminal shows."""
+    if (not isinstance(names, (list, tuple)) or len(names) > MAX_CLASSES or not all(isinstance(n, str) and 0 < len(n) <= MAX_NAME_CHARS and n.isprintable()
+                                            for n in names) or len(set(names)) != len(names)):
+        raise BundleError(f"{where}: class_names must be at most {MAX_CLASSES} distinct non-empty printable strings "
+                          f"of at most {MAX_NAME_CHARS} characters")
+
+
+def check_label_scale(scale: Sequence[Any], where: str) -> None:
+    """emolive's 1-7 scale: the runner clips to SCALE, so another scale would be cut, not mapped."""
+    if (not isinstance(scale, (list, tuple)) or len(scale) != 2 or not all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+                                   for v in scale) or not scale[0] < scale[1]):
+        raise BundleError(f"{where}: label_scale must be [low, high] with low < high, both finite")
+    if (float(scale[0]), float(scale[1])) != SCALE:
+        raise BundleError(f"{where}: label_scale {list(scale)} is not emolive's {list(SCALE)}; "
+                          "map the model's outputs onto that scale before bundling it")
 
 
 def _parse_frontend(data: dict, where: Path) -> FrontEndConfig:

@@ -71,17 +71,20 @@ class ModelError(EmoliveError):
 
 # float32 probabilities sum within ~1e-6 of 1; 1e-3 only catches outputs that are no distribution
 PROBABILITY_SUM_TOLERANCE = 1e-3
+# how far past the 1-7 scale an A/V/D may come, and be clipped: float32 rounding of a bounded head
+# (4 + 3 tanh) stays within 1e-6; more is a model on another scale
+SCALE_TOLERANCE = 1e-3
 
 
 def predict_checked(plugin: ModelPlugin, features: list[np.ndarray], samples: list[np.ndarray]) -> list[Prediction]:
     """`plugin.predict_batch`, held to the contract every consumer relies on: one Prediction per input,
-    in order; A/V/D three finite numbers; one probability in [0, 1] per class name, summing to 1 (or
-    none, for a model without a class head); a finite embedding. Values come back as float32 arrays,
+    in order; A/V/D three finite numbers on the 1-7 scale; one probability in [0, 1] per class name,
+    summing to 1 (or none, for a model without a class head); a finite embedding. Values come back as float32 arrays,
     whatever sequence the plugin gave. A plugin's own exception is a ModelError naming it and it
     (an EmoliveError it raises stays as it is); `-v` logs the traceback for the plugin's author."""
     import numpy as np
 
-    from emolive.engine.schema import printable
+    from emolive.engine.schema import SCALE, printable
 
     name = printable(str(getattr(plugin, "name", "?")), 80)
     try:
@@ -112,6 +115,9 @@ def predict_checked(plugin: ModelPlugin, features: list[np.ndarray], samples: li
                              f"{embedding.shape} (want one axis)")
         if not (np.isfinite(avd).all() and np.isfinite(probs).all() and np.isfinite(embedding).all()):
             raise ModelError(f"model {name} gave NaN or infinite outputs")
+        if (avd < SCALE[0] - SCALE_TOLERANCE).any() or (avd > SCALE[1] + SCALE_TOLERANCE).any():
+            raise ModelError(f"model {name} gave activation, valence and dominance {', '.join(f'{v:.4g}' for v in avd)}: "
+                             f"outside emolive's {SCALE[0]:g}-{SCALE[1]:g} scale (they were clipped to it without a word)")
         if len(probs) and ((probs < 0).any() or (probs > 1).any()
                            or abs(float(probs.sum()) - 1.0) > PROBABILITY_SUM_TOLERANCE):
             raise ModelError(f"model {name} gave class probabilities outside [0, 1] or not summing to 1 "
@@ -169,24 +175,41 @@ def summarise(name: str) -> ModelSummary:
     summaries = [ep for ep in entry_points(group=SUMMARIES_GROUP) if ep.name == name
                  and (model is None or _distribution(ep) == _distribution(model))]
     if summaries:
-        return summaries[0].load()()
+        from emolive.engine.bundle import BundleError
+
+        try:
+            summary = summaries[0].load()()
+        except EmoliveError:
+            raise
+        except (Exception, SystemExit) as exc:  # as a loader's: the listing goes on to the others
+            raise BundleError(f"model {name}'s summary failed: {type(exc).__name__}: {exc}") from None
+        if not isinstance(summary, ModelSummary):  # its use was an AttributeError that ended the listing
+            raise BundleError(f"model {name}'s summary gave a {type(summary).__name__}, not an "
+                              "emolive.engine.plugin.ModelSummary")
+        return summary
     plugin = load_model(name)
     return ModelSummary.of_meta(plugin.meta, plugin.size_bytes(), plugin.device, getattr(plugin, "input_features", None))
 
 
-@functools.cache
 def registered_models() -> dict[str, EntryPoint]:
+    """The model names of `emolive models`: each installed package's `emolive.models` entry points."""
+    return _registered(MODELS_GROUP, "model name")
+
+
+@functools.cache
+def _registered(group: str, what: str) -> dict[str, EntryPoint]:
     """Once per process: each scan reads every installed package's metadata (~0.1 s here), and a
     parser with several --model options would pay it for each. A name two packages register goes to
     emolive's own (else to the first package by name), with a warning: which one loaded hung on the
-    order of the packages on the path, and `emolive models` described the other."""
+    order of the packages on the path, and `emolive models` described the other; a package that
+    registered the architecture `tcgru` took every student bundle path."""
     chosen: dict[str, EntryPoint] = {}
-    for ep in sorted(entry_points(group=MODELS_GROUP), key=lambda ep: (ep.name, _distribution(ep) != "emolive",
-                                                                       _distribution(ep))):
+    for ep in sorted(entry_points(group=group), key=lambda ep: (ep.name, _distribution(ep) != "emolive",
+                                                                _distribution(ep))):
         if ep.name not in chosen:
             chosen[ep.name] = ep
         elif ep.value != chosen[ep.name].value:
-            log.warning("model name %r is registered by %s and by %s: %s's is used; rename the other", ep.name,
+            log.warning("%s %r is registered by %s and by %s: %s's is used; rename the other", what, ep.name,
                         _distribution(chosen[ep.name]), _distribution(ep), _distribution(chosen[ep.name]))
     return chosen
 
@@ -229,7 +252,7 @@ def load_bundle_plugin(path: Path, name: str | None = None) -> ModelPlugin:
     arch = read_config(path).get("architecture")
     if not isinstance(arch, str):
         raise BundleError(f"{path / CONFIG_FILE}: 'architecture' must be a string naming the model's plugin")
-    loaders = {ep.name: ep for ep in entry_points(group=ARCHITECTURES_GROUP)}
+    loaders = _registered(ARCHITECTURES_GROUP, "architecture")
     if arch not in loaders:
         raise BundleError(f"{path}: no installed plugin loads architecture {arch!r} "
                           f"(known: {', '.join(sorted(loaders))})")
@@ -267,14 +290,23 @@ def check_plugin(plugin: object, what: str) -> ModelPlugin:
     """`plugin` has the interface the engine uses, its meta a BundleMeta (None passed the protocol and
     failed at the first use); a BundleError naming `what` otherwise. Loaded plugins and the objects a
     program hands to emolive.analyze/stream alike."""
-    from emolive.engine.bundle import BundleError, BundleMeta
+    from emolive.engine.bundle import BundleError, BundleMeta, check_class_names, check_label_scale
+    from emolive.engine.features import FrontEndConfig
 
     if not isinstance(plugin, ModelPlugin):
         raise BundleError(f"model {what}'s plugin gave a {type(plugin).__name__}, not a model (name, meta, device, "
                           "predict, predict_batch, size_bytes)")
+    if not isinstance(plugin.name, str) or not plugin.name:  # every output's `model` field; an int was a traceback
+        raise BundleError(f"model {what}'s plugin has name {plugin.name!r}: give a non-empty string")
     if not isinstance(plugin.meta, BundleMeta):
         raise BundleError(f"model {what}'s plugin has meta {type(plugin.meta).__name__}, not an "
                           "emolive.engine.bundle.BundleMeta (its front end and class names)")
+    if not isinstance(plugin.meta.frontend, FrontEndConfig):
+        raise BundleError(f"model {what}'s plugin has meta.frontend {type(plugin.meta.frontend).__name__}, not an "
+                          "emolive.engine.features.FrontEndConfig")
+    # a bundle's own rules: duplicate names lost a probability, a 0-1 scale was clipped to 1 without a word
+    check_class_names(plugin.meta.class_names, f"model {what}'s plugin")
+    check_label_scale(plugin.meta.label_scale, f"model {what}'s plugin")
     return plugin
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +13,7 @@ import pytest
 
 import emolive
 from emolive.engine.plugin import ModelError, Prediction
+from emolive.plugins.student import DEFAULT_BUNDLE
 from tests.conftest import REPO, corpus_files, read_audio
 
 EMOLIVE = str(Path(sys.executable).parent / "emolive")
@@ -65,6 +67,8 @@ BROKEN = {  # a plugin's mistake -> the one line that names it
                               "not real numbers"),
     "beyond float32": (lambda f: [Prediction(**{**GOOD, "avd": np.array([4.0, 1e39, 4.0])})] * len(f),
                        "gave NaN or infinite"),
+    "a 0-1 scale": (lambda f: [Prediction(**{**GOOD, "avd": np.array([0.2, 0.5, 0.9])})] * len(f),
+                    "gave activation, valence and dominance 0.2, 0.5, 0.9: outside emolive's 1-7 scale"),
 }
 
 
@@ -77,6 +81,31 @@ def test_a_plugin_breaking_the_contract_is_one_error_naming_it(loudness, speech,
         emolive.analyze(speech, sample_rate=16000, model=misbehaving(loudness, outputs))
     assert not [w for w in recwarn if issubclass(w.category, (RuntimeWarning, np.exceptions.ComplexWarning))]
     assert isinstance(caught.value, emolive.EmoliveError) and str(caught.value).startswith("model loudness ")
+    assert message in str(caught.value) and "\n" not in str(caught.value)
+
+
+def test_a_plugin_at_the_scale_s_ends_is_taken(loudness, speech):
+    """The control of "a 0-1 scale": 1 and 7 themselves, and float32 rounding past them, are on it."""
+    ends = np.array([1.0, 7.0, np.float32(7) + np.float32(5e-7)], np.float32)
+    result = emolive.analyze(speech, sample_rate=16000, model=misbehaving(
+        loudness, lambda f: [Prediction(**{**GOOD, "avd": ends})] * len(f)))
+    assert (result.whole["activation"], result.whole["valence"], result.whole["dominance"]) == (1.0, 7.0, 7.0)
+
+
+@pytest.mark.parametrize("fields, message", [
+    (lambda meta: {"name": 12345}, "has name 12345: give a non-empty string"),
+    (lambda meta: {"meta": replace(meta, label_scale=(0.0, 1.0))}, "label_scale [0.0, 1.0] is not emolive's [1.0, 7.0]"),
+    (lambda meta: {"meta": replace(meta, class_names=("calm", "calm"))}, "class_names must be at most 1024 distinct"),
+    (lambda meta: {"meta": replace(meta, class_names=("a\nb", "c"))}, "class_names must be at most 1024 distinct"),
+    (lambda meta: {"meta": replace(meta, frontend=None)}, "has meta.frontend NoneType, not an emolive.engine.features."),
+], ids=["int name", "0-1 scale", "one name twice", "a newline in a name", "no front end"])
+def test_a_plugin_is_held_to_a_bundle_s_rules_when_it_loads(loudness, speech, fields, message):
+    """Two classes of one name were one CSV column (a probability lost), a name with a newline broke the
+    CSV, a 0-1 scale was clipped to 1.0 everywhere with exit 0, an int name and a meta without a front
+    end were tracebacks."""
+    plugin = type("Changed", (loudness,), fields(loudness.meta))()
+    with pytest.raises(emolive.EmoliveError) as caught:
+        emolive.analyze(speech, sample_rate=16000, model=plugin)
     assert message in str(caught.value) and "\n" not in str(caught.value)
 
 
@@ -102,13 +131,17 @@ def test_third_party_entry_points_fail_in_one_line_and_never_take_emolives_names
         "    def size_bytes(self):\n        return 0\n\n"
         "class NoMeta(Failing):\n    meta = None\n\n"
         "def failing():\n    return Failing()\n\ndef no_meta():\n    return NoMeta()\n\n"
-        "def leaves():\n    sys.exit('licence expired')\n")
+        "def leaves():\n    sys.exit('licence expired')\n\n"
+        "def summary():\n    return 'oops'\n\n"
+        "def any_bundle(path, name=None):\n    return Failing()\n")
     info = tmp_path / "tp_contract-0.1.dist-info"
     info.mkdir()
     (info / "METADATA").write_text("Metadata-Version: 2.1\nName: tp-contract\nVersion: 0.1\n")
     (info / "entry_points.txt").write_text("[emolive.models]\ntp-failing = tp_contract:failing\n"
                                            "tp-no-meta = tp_contract:no_meta\ntp-leaves = tp_contract:leaves\n"
-                                           "student = tp_contract:failing\n")
+                                           "student = tp_contract:failing\n[emolive.model_summaries]\n"
+                                           "tp-failing = tp_contract:summary\n[emolive.architectures]\n"
+                                           "tcgru = tp_contract:any_bundle\n")
     env = {**os.environ, "PYTHONPATH": str(tmp_path)}
     clips = [str(p) for p in corpus_files("emodb", every=300, limit=2)]
 
@@ -128,4 +161,10 @@ def test_third_party_entry_points_fail_in_one_line_and_never_take_emolives_names
     assert listing.returncode == 0 and "SystemExit: licence expired" in listing.stdout
     assert "registered by emolive and by tp-contract: emolive's is used" in listing.stderr
     assert "tcgru, 6 classes" in next(line for line in listing.stdout.splitlines() if line.startswith("student "))
+    assert "unavailable: model tp-failing's summary gave a str, not an emolive.engine.plugin.ModelSummary" in \
+        next(line for line in listing.stdout.splitlines() if line.startswith("tp-failing "))
     assert emolive_cli("score", clips[0], "--model", "student").returncode == 0
+    # a package registering the student's architecture took every student bundle path, without a word
+    by_path = emolive_cli("score", clips[0], "--model", str(DEFAULT_BUNDLE))
+    assert by_path.returncode == 0, by_path.stdout + by_path.stderr
+    assert "architecture 'tcgru' is registered by emolive and by tp-contract: emolive's is used" in by_path.stderr
