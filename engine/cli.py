@@ -145,11 +145,12 @@ def cmd_stream(args: argparse.Namespace) -> int:
     from emolive.engine.sources import AudioSourceError
 
     from emolive.engine.row_writers import check_not_an_input, check_not_in_bundle
+    from emolive.engine.sources.factory import files_of_source
 
     config = StreamConfig.from_args(args)
     outputs = SinkOptions.from_args(args)
     if args.csv and config.source is not None:
-        check_not_an_input(args.csv, [config.source], "--csv")
+        check_not_an_input(args.csv, files_of_source(config.source), "--csv")
     with ExitStack() as stack:
         # SIGTERM before the run (the model loading, --wait-subscriber's wait) ends as Ctrl-C does there, in
         # one line; it had killed the process without a word

@@ -36,6 +36,13 @@ def open_locked(path: str | Path) -> int | None:
     return fd
 
 
+def empty_if_regular(fd: int) -> None:
+    """Empty the file open as `fd` once it is ours (locked): a regular file only; /dev/full or a FIFO
+    has nothing to empty."""
+    if stat.S_ISREG(os.fstat(fd).st_mode):
+        os.ftruncate(fd, 0)
+
+
 class RefusedFile(Exception):
     """Why `read_bounded` read no file: one clause, which its caller words as its own layer's error."""
 

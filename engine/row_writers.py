@@ -19,7 +19,7 @@ from typing import IO, Any, Literal, Protocol
 
 from emolive.engine.analysis import TEXT_FIELDS
 from emolive.engine.errors import EmoliveError
-from emolive.engine.files import open_locked
+from emolive.engine.files import empty_if_regular, open_locked
 from emolive.engine.sinks.base import SinkError
 from emolive.engine.sinks.csv_sink import csv_line
 from emolive.engine.sinks.lines import LineWriter
@@ -112,8 +112,7 @@ def open_exclusively(out: str) -> IO[bytes]:
     if fd is None:
         raise OutputError(f"cannot write {out}: another process is writing it (another emolive score?); give "
                           "another --out")
-    if stat.S_ISREG(os.fstat(fd).st_mode):  # emptied only once it is ours (/dev/full, a FIFO: nothing to empty)
-        os.ftruncate(fd, 0)
+    empty_if_regular(fd)
     return os.fdopen(fd, "wb", buffering=0)
 
 

@@ -199,6 +199,51 @@ def test_a_csv_file_is_not_emptied_when_another_output_cannot_start(speech_flac,
     assert earlier.read_text() == "precious,data\n1,2\n"
 
 
+def test_a_csv_that_is_what_a_pipeline_or_stdin_reads_is_refused_and_kept(speech_flac, tmp_path):
+    """The check compared --csv with --source as a path only: a pipeline's `location=` file and a file
+    redirected into stdin were emptied by the run that read them (and the error blamed the audio)."""
+    import shutil
+
+    recording = Path(shutil.copy(speech_flac, tmp_path / "my call.flac"))
+    raw = tmp_path / "call.f32"
+    raw.write_bytes(b"\0" * 64000)
+    for source, target, stdin in ((f'filesrc location="{recording}" ! decodebin', recording, None),
+                                  (f"gst:uridecodebin uri={recording.as_uri()}", recording, None),
+                                  ("-", raw, raw)):
+        before = target.read_bytes()
+        with open(stdin or os.devnull, "rb") as feed:
+            result = stream("--source", source, "--no-publish", "--json", "--csv", str(target), stdin=feed)
+        assert_one_line_error(result, f"--csv {target} is also an input")
+        assert target.read_bytes() == before
+
+
+def test_a_csv_is_kept_by_a_run_that_reads_no_audio_and_locked_while_written(speech_flac, tmp_path):
+    """A pipeline's typo or an empty stdin emptied the last run's table; two streams into one CSV
+    interleaved their rows mid-word, both exit 0. The control: a run that reads audio replaces it."""
+    import time
+
+    earlier = tmp_path / "earlier.csv"
+    earlier.write_text("precious,data\n1,2\n")
+    for source in ("audiotestsrc num-buffers=10 ! nosuchelement", "-"):
+        result = stream("--source", source, "--no-publish", "--json", "--csv", str(earlier), stdin=subprocess.DEVNULL)
+        assert result.returncode == 1 and earlier.read_text() == "precious,data\n1,2\n", result.stderr
+    first = subprocess.Popen([*EMOLIVE, "stream", "--source", str(speech_flac), "--realtime", "--no-publish",
+                              "--csv", str(earlier)], cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                             text=True)
+    try:
+        while "reading" not in first.stderr.readline():  # its outputs are open
+            assert first.poll() is None
+        time.sleep(0.5)
+        second = stream("--source", str(speech_flac), "--no-publish", "--json", "--csv", str(earlier))
+        assert_one_line_error(second, f"cannot write CSV to {earlier}: another process is writing it")
+    finally:
+        first.terminate()
+        first.wait(timeout=30)
+    rows = earlier.read_text().splitlines()
+    assert rows[0].startswith("schema,seq,stream,") and len(rows) > 1
+    assert {len(row.split(",")) for row in rows} == {len(rows[0].split(","))}
+
+
 def test_an_output_in_the_model_bundle_it_reads_is_refused(speech_flac, tmp_path):
     """`stream --csv BUNDLE/model.safetensors` wrote its table over the weights it ran, for good; a link
     to them elsewhere did the same, and `score --out BUNDLE/history.csv` would replace the history."""

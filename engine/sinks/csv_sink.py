@@ -11,6 +11,7 @@ import os
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from emolive.engine.files import empty_if_regular, open_locked
 from emolive.engine.sinks.base import Sink, SinkError
 from emolive.engine.sinks.lines import LineWriter
 
@@ -36,18 +37,38 @@ def csv_line(values: Sequence[Any]) -> str:
 
 
 class CsvSink(Sink):
-    """Write estimates to a CSV file whose header comes from the first estimate; one write per row."""
+    """Write estimates to a CSV file whose header comes from the first estimate; one write per row.
+
+    The file is opened at once (an unwritable path fails before the run) with an exclusive lock, so a
+    second run into it is refused (two streams into one file interleaved their rows, both exit 0); it
+    is emptied only once the run reads audio: a run that failed to start (a pipeline's typo, stdin
+    empty) had emptied the results of the last run."""
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = os.fspath(path)
         try:
-            self._file = open(path, "wb", buffering=0)  # unbuffered: LineWriter hands each row to the OS
+            fd = open_locked(self.path)
         except OSError as exc:
-            raise SinkError(f"cannot write CSV to {self.path}: {exc.strerror}") from None
+            raise SinkError(f"cannot write CSV to {self.path}: {exc.strerror or exc}") from None
+        if fd is None:
+            raise SinkError(f"cannot write CSV to {self.path}: another process is writing it (another emolive "
+                            "stream?); give another --csv")
+        self._file = os.fdopen(fd, "wb", buffering=0)  # unbuffered: LineWriter hands each row to the OS
         self._out = LineWriter(self._file, f"CSV to {self.path}")
         self._columns: list[str] | None = None
+        self._started = False
+
+    def _start(self) -> None:
+        if not self._started:
+            empty_if_regular(self._file.fileno())
+            self._started = True
+
+    def status(self, status: Mapping[str, Any]) -> None:
+        if status.get("audio_s", 0) > 0:  # the run has audio: its table replaces the last one, estimates or not
+            self._start()
 
     def emit(self, estimate: Mapping[str, Any]) -> None:
+        self._start()
         row = flat_row(estimate)
         lines = [csv_line(list(row.values()))]
         if self._columns is None:

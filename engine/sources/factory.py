@@ -8,7 +8,7 @@ from collections.abc import Callable
 from emolive.engine.sources.base import DEFAULT_BLOCK_SIZE, AudioSource, AudioSourceError
 from emolive.engine.sources.decoders import AUDIO_EXTENSIONS
 from emolive.engine.sources.file import FileSource
-from emolive.engine.sources.gstreamer import GStreamerSource
+from emolive.engine.sources.gstreamer import GStreamerSource, files_read
 from emolive.engine.sources.microphone import NO_DEVICE_MESSAGE, MicrophoneOptions, MicrophoneSource, list_input_devices
 from emolive.engine.sources.pcm import RawPcmSource
 
@@ -56,6 +56,16 @@ def open_source(spec: str | None, *, fallback: str | os.PathLike[str] | None = N
         source = FileSource(spec, block_size=block_size, channels=microphone.channels)
     source.realtime = realtime  # a pipe fed faster than real time (`cat call.raw |`) is paced as a file is
     return source
+
+
+def files_of_source(spec: str) -> list[str]:
+    """The files a `--source` reads, for an output's check that it is none of them: the file, the ones
+    a pipeline names, or what stdin is (a file redirected in with `<`, seen through /dev/stdin)."""
+    if spec == "-":
+        return ["/dev/stdin"]
+    if is_pipeline(spec):
+        return files_read(spec.removeprefix("gst:"))
+    return [spec]
 
 
 def is_pipeline(spec: str) -> bool:

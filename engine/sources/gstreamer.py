@@ -123,6 +123,25 @@ class GStreamerSource(AudioSource):
         self._stderr.close()
 
 
+def files_read(description: str) -> list[str]:
+    """The local files a pipeline description names (`location=` of filesrc and its kin, `uri=file://`),
+    for an output's check that it is not one of them: `--csv` onto a pipeline's own file emptied it."""
+    from urllib.parse import unquote, urlsplit
+
+    try:
+        words = shlex.split(description)
+    except ValueError:  # the source itself says what is malformed
+        return []
+    files = []
+    for word in words:
+        key, _, value = word.partition("=")
+        if key == "location" and value:
+            files.append(value)
+        elif key == "uri" and value.startswith("file:"):
+            files.append(unquote(urlsplit(value).path))
+    return files
+
+
 def tail(fd: int, entry: str) -> list[str]:
     """What follows the user's description: to 16 kHz mono float32 on descriptor `fd` (passed to the child
     under the same number), through an element named `entry` whose sink caps say what the pipeline gave."""
