@@ -25,7 +25,7 @@ def speech_flac(tmp_path_factory, speech) -> Path:
 def stream(*args: str, **kwargs) -> subprocess.CompletedProcess:
     """A run to its end; stdout and stderr captured unless `kwargs` say otherwise."""
     pipes = {"stdout": subprocess.PIPE, "stderr": subprocess.PIPE}
-    return subprocess.run([*EMOLIVE, "stream", *args], cwd=REPO, text=True, timeout=120, **{**pipes, **kwargs})
+    return subprocess.run([*EMOLIVE, "stream", *args], text=True, timeout=120, **{"cwd": REPO, **pipes, **kwargs})
 
 
 def assert_one_line_error(result: subprocess.CompletedProcess, *needles: str) -> str:
@@ -215,6 +215,13 @@ def test_a_csv_that_is_what_a_pipeline_or_stdin_reads_is_refused_and_kept(speech
             result = stream("--source", source, "--no-publish", "--json", "--csv", str(target), stdin=feed)
         assert_one_line_error(result, f"--csv {target} is also an input")
         assert target.read_bytes() == before
+
+
+def test_a_csv_to_standard_output_is_refused_not_a_file_named_dash(speech_flac, tmp_path):
+    """`--csv -` wrote a file named "-" in the current folder, exit 0, where `score --out -` means stdout."""
+    result = stream("--source", str(speech_flac), "--no-publish", "--csv", "-", cwd=tmp_path)
+    assert_one_line_error(result, "--csv - : standard output carries the run's table")
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_a_csv_is_kept_by_a_run_that_reads_no_audio_and_locked_while_written(speech_flac, tmp_path):

@@ -91,6 +91,22 @@ def test_outputs_refuse_other_machines_unless_allowed(capsys):
         OscSink("9000")
 
 
+@pytest.mark.parametrize("address, message", [
+    ("127.0.0.1:\u00b2", "give HOST:PORT with a port from 0 to 65535"),  # '²': isdigit, then int() raised
+    ("127.0.0.1:\u0669\u0660\u0660\u0660", "give HOST:PORT with a port"),  # Arabic-Indic 9000, taken as 9000
+    ("nosuchhost.invalid:9000", "host 'nosuchhost.invalid' is no address and no name this machine resolves"),
+])
+def test_a_malformed_or_unknown_osc_or_websocket_address_is_one_line_saying_what(address, message):
+    """An unresolvable host was "refusing: other machines could reach it; --allow-remote", advice that
+    led to "Name or service not known"."""
+    from emolive.engine.sinks.endpoint import parse_endpoint
+
+    for option in ("--osc", "--websocket"):
+        with pytest.raises(SinkError) as refused:
+            parse_endpoint(address, option)
+        assert message in str(refused.value) and "allow-remote" not in str(refused.value)
+
+
 def test_an_ipv6_osc_target_is_named_as_it_is_written():
     """It was logged as ::1:9102, which reads as another address."""
     try:

@@ -455,6 +455,9 @@ def test_websocket_pages_of_other_sites_are_refused_and_programs_and_local_pages
 
     from emolive.engine.sinks.websocket import WebSocketSink
 
+    with WebSocketSink("127.0.0.1:0", origins=("https://Dashboard.Example",)) as sink:  # browsers send lower case
+        with connect(f"ws://{sink.address}", origin="https://dashboard.example"):
+            pass
     with WebSocketSink("127.0.0.1:0", origins=("https://dashboard.example",)) as sink:
         url = f"ws://{sink.address}"
         for origin in (None, "http://localhost:8000", "http://127.0.0.1", "https://[::1]:8443",

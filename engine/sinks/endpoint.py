@@ -5,6 +5,8 @@ machines by accident; `--allow-remote` says it is meant.
 """
 from __future__ import annotations
 
+import socket
+
 from emolive.engine.sinks.base import SinkError
 from emolive.engine.sinks.zmq_publisher import loopback_host
 
@@ -15,12 +17,23 @@ def parse_endpoint(text: str, what: str, *, allow_remote: bool = False) -> tuple
     then bound: a name is never trusted)."""
     host, separator, port = text.rpartition(":")
     host = host.strip("[]")
-    if not separator or not host or not port.isdigit() or int(port) > 65535:
+    # ASCII digits only: str.isdigit takes '²' (int() then raised) and '٩٠٠٠' (taken as port 9000)
+    if not separator or not host or not (port.isascii() and port.isdigit()) or int(port) > 65535:
         raise SinkError(f"{what} {text!r}: give HOST:PORT with a port from 0 to 65535, e.g. 127.0.0.1:9000")
     if not allow_remote:
         checked = loopback_host(host)
+        if checked is None and not resolves(host):  # --allow-remote, the advice below, would not help it
+            raise SinkError(f"{what} {text!r}: host {host!r} is no address and no name this machine resolves")
         if checked is None:
             raise SinkError(f"refusing {what} {text}: other machines could reach it; allow it explicitly "
                             "(--allow-remote) or use 127.0.0.1:PORT")
         host = checked
     return host, int(port)
+
+
+def resolves(host: str) -> bool:
+    """Whether `host` is an address or a name this machine resolves."""
+    try:
+        return bool(socket.getaddrinfo(host, None, proto=socket.IPPROTO_TCP))
+    except (OSError, UnicodeError):
+        return False

@@ -43,6 +43,9 @@ class SinkOptions:
         for option, wanted in EMPTY_VALUE_FIXES.items():
             if getattr(args, option) == "":
                 raise SinkError(f"--{option} got an empty value: give {wanted}")
+        if args.csv == "-":  # it wrote a file named "-"; stdout carries the table or --json's lines
+            raise SinkError("--csv - : standard output carries the run's table (or --json's lines); give --csv a "
+                            "file name, or read the lines of --json")
         if args.websocket_origin and not args.websocket:
             raise SinkError("--websocket-origin is for the WebSocket output: add --websocket")
         for origin in args.websocket_origin:

@@ -66,7 +66,9 @@ class WebSocketSink(Sink):
         self._loop = asyncio.new_event_loop()
         self._ready = threading.Event()
         self._failure: OSError | None = None
-        accepted = [None, LOCAL_PAGES, *origins]  # None: no Origin header, a program rather than a page
+        # None: no Origin header, a program rather than a page; a page's scheme and host are
+        # case-insensitive (browsers send them in lower case), so is the match of a given origin
+        accepted = [None, LOCAL_PAGES, *(re.compile(re.escape(origin), re.IGNORECASE) for origin in origins)]
         self._thread = threading.Thread(target=self._loop.run_until_complete,
                                         args=(self._serve(serve, host, port, accepted),),
                                         name="emolive-websocket", daemon=True)
