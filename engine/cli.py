@@ -159,7 +159,9 @@ def cmd_stream(args: argparse.Namespace) -> int:
         if args.csv:
             check_not_in_bundle(args.csv, model, "--csv")
         stream = stack.enter_context(open_stream(config, notify=notify))
-        log.info("reading %s; model %s", stream.description, printable(model.name))
+        # a stand-in for the microphone is a warning: `-q` hid it, and a script got the demo clip's estimates
+        (log.warning if stream.stood_in else log.info)("reading %s; model %s", stream.description,
+                                                       printable(model.name))
         sinks = open_sinks(outputs, stack, model.meta.class_names, at_hand=stream.source.at_hand)
         runner = stream.runner(model, sinks)
         with stop_on_signal(runner) as interrupted:

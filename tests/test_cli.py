@@ -21,6 +21,7 @@ import zmq
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from emolive.engine.session import DEMO_CLIP
 from tests.conftest import REPO, corpus_files, interruptible, read_audio
 from emolive.engine.cli import main
 from emolive.engine.features import compute
@@ -307,6 +308,16 @@ def test_a_named_device_that_does_not_exist_is_an_error_not_the_demo_clip(capsys
     assert out == "" and "demo clip" not in err
 
 
+def test_quiet_still_says_the_demo_clip_stands_in_for_a_missing_microphone(capsys, monkeypatch):
+    """The note was part of an info line that -q hides: a script's `emolive -q stream --json` on a
+    machine that lost its microphone printed the demo clip's estimates, and nothing said so."""
+    monkeypatch.setattr(sd, "query_devices", lambda *a, **k: sd.DeviceList([]))
+    code, out, err = run_cli(capsys, "-q", "stream", "--no-publish", "--json")
+    assert code == 0 and out.count("\n") > 3
+    assert err.splitlines() == [f"emolive: reading file {DEMO_CLIP} (no microphone found: playing the bundled demo "
+                                "clip); model student"]
+
+
 @pytest.mark.parametrize("output", ["--json", "table", "--csv"])
 def test_a_full_disk_is_a_one_line_error_with_exit_1(output):
     """/dev/full fails every write with ENOSPC, as a full disk does."""
@@ -393,7 +404,6 @@ def test_onnxruntime_records_no_telemetry_unless_the_user_asks(tmp_path):
     a user who sets ORT_DISABLE_TELEMETRY=0 keeps onnxruntime's own behaviour (the control).
     onnxruntime records nothing where it sees a CI service's variable (CI, GITHUB_ACTIONS, TF_BUILD, ...; CI
     failed on the control for that) and writes under XDG_CACHE_HOME where set, so both runs go without them."""
-    from emolive.engine.session import DEMO_CLIP
 
     left_out = {"ORT_DISABLE_TELEMETRY", "XDG_CACHE_HOME", "CI", "TF_BUILD", "GITHUB_ACTIONS", "GITLAB_CI",
                 "CIRCLECI", "TRAVIS", "JENKINS_URL", "CODEBUILD_BUILD_ID", "BUILDKITE", "TEAMCITY_VERSION",
