@@ -1,4 +1,4 @@
-"""`emolive score`: batch scoring of files, folders and manifests into one CSV or JSON lines table."""
+"""`emolive score`: batch scoring of files, folders and manifests into one CSV, JSON lines or Parquet table."""
 from __future__ import annotations
 
 import argparse
@@ -17,7 +17,7 @@ log = logging.getLogger(__name__)
 
 def add_parser(commands: argparse._SubParsersAction) -> None:
     score = commands.add_parser(
-        "score", help="score recordings into a CSV or JSON lines table",
+        "score", help="score recordings into a CSV, JSON lines or Parquet table",
         description="Score audio files, folders (searched recursively for audio files) or manifest CSVs "
                     "(a 'path' column) into one table: one row per file, or per window or speech turn with "
                     "--per. A file that cannot be read gets a row with its error and the batch goes on; "
@@ -28,8 +28,8 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
                        help="one row per file (one estimate over the whole recording), window or speech turn")
     score.add_argument("--jobs", type=positive_int, default=1, help="files scored in parallel, one process each")
     score.add_argument("--model", default=DEFAULT_MODEL, help="model name (see `emolive models`) or bundle directory")
-    score.add_argument("--window", type=float, default=DEFAULT_WINDOW_S, help="window length in seconds (--per window)")
-    score.add_argument("--hop", type=float, default=DEFAULT_HOP_S, help="seconds between windows (--per window)")
+    score.add_argument("--window", type=float, default=DEFAULT_WINDOW_S, help="window length in seconds: --per window's rows, and the file row's mean_* columns")
+    score.add_argument("--hop", type=float, default=DEFAULT_HOP_S, help="seconds between windows: --per window's rows, and the file row's mean_* columns")
     score.add_argument("--channel", type=channel_number, action="append", metavar="N",
                        help="1-based channel of every file to score; repeat to mix several (default: all mixed)")
     score.set_defaults(command=cmd_score)
