@@ -242,7 +242,8 @@ def load_model(spec: str | os.PathLike[str]) -> ModelPlugin:
             log.warning("model %r is the installed one; for the folder %s here give its path (./%s)", spec, spec, spec)
         return _with_dependencies(spec, lambda: named[spec].load()())
     check_model_exists(spec)
-    return load_bundle_plugin(Path(spec))
+    # named as given: Path() dropped "./", and ./student's estimates went out as the installed `student`'s
+    return load_bundle_plugin(Path(spec), name=spec)
 
 
 def load_bundle_plugin(path: Path, name: str | None = None) -> ModelPlugin:

@@ -442,3 +442,18 @@ def test_a_killed_writer_leaves_the_old_bundle_loadable(bundle):
     assert load_student(bundle).meta.class_names == CLASSES  # the ONNX graph matches the weights
     leftovers = [p.name for p in bundle.parent.iterdir() if p != bundle]
     assert len(leftovers) == 1 and leftovers[0].startswith(f".{bundle.name}.partial-")
+
+
+def test_a_bundle_folder_is_named_as_given_not_as_the_installed_model_of_that_name(tmp_path, monkeypatch):
+    """`--model ./student` ran the local folder but every output's `model` said `student`, the installed
+    model's name: Path() dropped the "./", and the two runs' results could not be told apart."""
+    import shutil
+
+    import emolive
+    from emolive.plugins.student import DEFAULT_BUNDLE
+
+    shutil.copytree(DEFAULT_BUNDLE, tmp_path / "student")
+    monkeypatch.chdir(tmp_path)
+    assert emolive.load_model("./student").name == "./student"
+    assert emolive.load_model("student").name == "student"
+    assert emolive.load_model(tmp_path / "student").name == str(tmp_path / "student")
