@@ -307,10 +307,12 @@ def read_bundle(path: str | Path, expected: Callable[[BundleMeta, Path], Shapes]
         tensors = load_safetensors(blob)
     except SafetensorError as err:
         raise BundleError(f"{path / WEIGHTS_FILE}: not a complete safetensors file ({err})") from err
-    for name, t in tensors.items():
+    if storage == "int8":
+        with np.errstate(over="ignore", invalid="ignore"):  # an overflowing scale: refused just below
+            tensors = dequantise_int8(tensors, path)
+    for name, t in tensors.items():  # as the model holds them: a finite int8 scale of 3e38 overflowed
         if t.dtype.kind == "f" and not np.isfinite(t).all():
             raise BundleError(f"{path / WEIGHTS_FILE}: tensor {name} holds NaN or infinite values")
-    tensors = dequantise_int8(tensors, path) if storage == "int8" else tensors
     std = tensors.get(FEATURE_STD)
     if std is not None and not (std >= FEATURE_STD_FLOOR).all():
         raise BundleError(f"{path / WEIGHTS_FILE}: {FEATURE_STD} holds {float(std.min()):g}; a feature's training "

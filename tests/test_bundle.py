@@ -197,6 +197,42 @@ def test_int8_without_scale_fails_clearly(tmp_path, model):
         load_bundle(path)
 
 
+def test_an_int8_scale_that_overflows_the_weights_is_refused_as_they_are(tmp_path, model, recwarn):
+    """The finiteness check read the stored scales, not the weights they make: a scale of 3e38 (finite)
+    loaded, `trainer export` wrote a graph with numpy's warnings, and every file then failed with "gave
+    NaN or infinite outputs"."""
+    from safetensors.numpy import load_file
+
+    path = save_bundle(tmp_path / "q", model, FrontEndConfig(), CLASSES, int8=True)
+    tensors = load_file(str(path / WEIGHTS_FILE))
+    tensors["gru.weight_ih_l0.int8_scale"] = np.full_like(tensors["gru.weight_ih_l0.int8_scale"], 3e38)
+    weights_by_hand(path, tensors)
+    with pytest.raises(BundleError, match="tensor gru.weight_ih_l0 holds NaN or infinite values"):
+        load_bundle(path)
+    assert not [w for w in recwarn if issubclass(w.category, RuntimeWarning)]
+
+
+def test_weights_whose_outputs_overflow_float32_are_refused_as_damaged_not_sent_to_export(tmp_path):
+    """A classifier scale of 1e36 keeps every weight finite, but float32 logits overflow: the graph gave
+    NaN probabilities, the load's agreement check passed over the NaN (Python's max), and every file
+    failed; where it did not, its advice (export again) gave the same graph."""
+    import shutil
+
+    import emolive
+    from safetensors.numpy import load_file
+
+    from emolive.plugins.student import DEFAULT_BUNDLE
+    from emolive.trainer.cli import main as trainer_main
+
+    path = shutil.copytree(DEFAULT_BUNDLE, tmp_path / "b")
+    tensors = load_file(str(path / WEIGHTS_FILE))
+    tensors["classifier.weight.int8_scale"] = np.full_like(tensors["classifier.weight.int8_scale"], 1e36)
+    weights_by_hand(path, tensors)
+    assert trainer_main(["export", "--into-bundle", str(path)]) in (0, 2)
+    with pytest.raises(BundleError, match="give NaN or infinite outputs on a fixed input: they are damaged"):
+        emolive.load_model(path)
+
+
 @pytest.mark.parametrize("arch", sorted(ARCHITECTURES))
 @pytest.mark.parametrize("hp", [dict(input_dim=43, n_classes=4, hidden=16, layers=2, embedding_dim=8, gain_dims=40),
                                 dict(input_dim=7, n_classes=0, hidden=5, layers=3, embedding_dim=6, gain_dims=0)])
