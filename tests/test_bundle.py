@@ -389,6 +389,13 @@ def test_a_stale_or_missing_graph_is_refused_and_the_export_command_fixes_it(bun
         load_student(bundle)
     write_graph(bundle)
     assert load_student(bundle).meta.class_names == CLASSES
+    # a graph for other runtimes holds these very weights, but no digest: "not made from" them was false
+    from emolive.trainer.cli import main as trainer_main
+
+    assert trainer_main(["export", "--model", str(bundle), "--out", str(bundle.parent / "standalone.onnx")]) == 0
+    (bundle / GRAPH_FILE).write_bytes((bundle.parent / "standalone.onnx").read_bytes())
+    with pytest.raises(BundleError, match="model.onnx records no digest of the weights it holds"):
+        load_student(bundle)
     (bundle / GRAPH_FILE).write_bytes(b"not a graph")
     with pytest.raises(BundleError, match="model.onnx is not a graph onnxruntime can run"):
         load_student(bundle)

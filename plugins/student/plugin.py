@@ -97,6 +97,9 @@ def graph_plugin(path: Path, bundle: Bundle, arch: str, hyperparameters: dict[st
         raise BundleError(f"{path}: model.onnx is not a graph onnxruntime can run ({str(err).splitlines()[0]}); "
                           f"{hint}") from None
     digest = session.get_modelmeta().custom_metadata_map.get(WEIGHTS_DIGEST_KEY)
+    if digest is None:  # `trainer export --out`'s graph, for other runtimes: "not made from" these weights was false
+        raise BundleError(f"{path}: model.onnx records no digest of the weights it holds (a graph exported with "
+                          f"`trainer export --out` is for other runtimes); {hint}")
     if digest != bundle.weights_sha256:  # the weights are config.json's, where it records them: the graph is stale
         raise BundleError(f"{path}: model.onnx was not made from this {WEIGHTS_FILE}; if these are the weights you "
                           f"want, {hint}")
