@@ -81,6 +81,19 @@ def test_a_bundle_naming_other_encoder_weights_is_refused(tmp_path):
         load_model(str(copy))
 
 
+@pytest.mark.parametrize("field, value", [("frame_shift", 160), ("frame_length", 480)])
+def test_a_bundle_framed_unlike_the_embeddings_is_refused(tmp_path, field, value):
+    """A frame_shift of 160 loaded and cut windows on a grid Whisper's 20 ms frames do not have: other
+    numbers, and `emolive models` another frame rate, without a word."""
+    copy = tmp_path / "teacher"
+    shutil.copytree(DEFAULT_BUNDLE, copy)
+    config = json.loads((copy / "config.json").read_text())
+    config["frontend"][field] = value
+    (copy / "config.json").write_text(json.dumps(config))
+    with pytest.raises(BundleError, match=f"a teacher's frontend must have the embeddings' framing .*'{field}': {value}"):
+        load_model(str(copy))
+
+
 def test_trainer_evaluate_takes_the_teacher_by_name(tmp_path, capsys):
     manifest = subset_manifest(tmp_path, "emodb", every=60)
     assert trainer_main(["evaluate", "--model", "teacher", "--data", str(manifest), "--json",

@@ -74,7 +74,13 @@ def read_teacher_bundle(path: str | Path) -> tuple[Bundle, str, dict[str, Any], 
 
 
 def teacher_shapes(meta: BundleMeta, path: Path) -> Shapes:
-    """`read_bundle`'s check: a teacher architecture whose network reads exactly the fused streams' width."""
+    """`read_bundle`'s check: a teacher architecture whose network reads exactly the fused streams' width,
+    on the framing the embeddings have (16 kHz, 25 ms frames every 20 ms: plugins.teacher.encoder). A
+    frame_shift of 160 loaded, and windows were cut on a grid the embeddings do not have."""
+    framing = ("sample_rate", "frame_length", "frame_shift")
+    given, embedded = ({name: getattr(c, name) for name in framing} for c in (meta.frontend, FrontEndConfig()))
+    if given != embedded:
+        raise BundleError(f"{path}: a teacher's frontend must have the embeddings' framing {embedded}, not {given}")
     hyper, streams = _split_streams(meta, path)
     width = sum(s.spec.dim for s in streams)
     return checked_shapes(meta.architecture[len(PREFIX):], hyper, meta, path, width,
