@@ -308,7 +308,19 @@ def check_plugin(plugin: object, what: str) -> ModelPlugin:
     # a bundle's own rules: duplicate names lost a probability, a 0-1 scale was clipped to 1 without a word
     check_class_names(plugin.meta.class_names, f"model {what}'s plugin")
     check_label_scale(plugin.meta.label_scale, f"model {what}'s plugin")
+    check_sample_rate(plugin)
     return plugin
+
+
+def check_sample_rate(plugin: ModelPlugin) -> None:
+    """The model's front end reads what every source delivers, 16 kHz: said as it loads, where `score`
+    had first refused the default --hop as no multiple of an 8 kHz model's frame shift."""
+    from emolive.engine.bundle import BundleError
+    from emolive.engine.sources.base import SAMPLE_RATE
+
+    if plugin.meta.frontend.sample_rate != SAMPLE_RATE:
+        raise BundleError(f"model {plugin.name} was trained on a {plugin.meta.frontend.sample_rate} Hz front end; "
+                          f"emolive's sources deliver {SAMPLE_RATE} Hz")
 
 
 def require_package(package: str, what: str) -> None:

@@ -49,10 +49,9 @@ from typing import Any
 
 import numpy as np
 
-from emolive.engine.bundle import BundleError
 from emolive.engine.defaults import DEFAULT_HOP_S, DEFAULT_WINDOW_S
 from emolive.engine.features import FrontEnd
-from emolive.engine.plugin import ModelPlugin, Prediction, predict_checked, reads_samples
+from emolive.engine.plugin import ModelPlugin, Prediction, check_sample_rate, predict_checked, reads_samples
 from emolive.engine.features.normalise import StreamNormaliser
 from emolive.engine.narrowband import narrowband_note
 from emolive.engine.schema import SCALE, check_stream_id, estimate_payload, status_payload, turn_payload
@@ -101,10 +100,8 @@ class Runner:
         scoring and the Python API ask for it): one model pass up to 5 minutes, a length-weighted mean
         of 5-minute passes beyond, in bounded memory (engine.whole). `warn_narrowband=False`: a
         batch warns once for all its files (engine.batch), not once per file."""
+        check_sample_rate(model)
         self.cfg = model.meta.frontend
-        if self.cfg.sample_rate != SAMPLE_RATE:
-            raise BundleError(f"model {model.name} was trained on a {self.cfg.sample_rate} Hz front end; "
-                              f"emolive's sources deliver {SAMPLE_RATE} Hz")
         self.source, self.model, self.sinks = source, model, list(sinks)
         self._warn_narrowband = warn_narrowband
         self.live, self.stream_id = live, check_stream_id(stream_id)
