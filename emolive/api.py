@@ -28,7 +28,7 @@ from emolive.engine.schema import Estimate, Turn, printable
 from emolive.engine.session import StreamConfig, open_stream
 from emolive.engine.sinks.base import Sink
 from emolive.engine.sources import AudioSourceError
-from emolive.engine.sources.base import distinct_channels
+from emolive.engine.sources.base import check_rate, distinct_channels
 from emolive.engine.sources.microphone import MicrophoneOptions
 
 if TYPE_CHECKING:
@@ -99,6 +99,8 @@ def analyze(source: Input | Sequence[str | os.PathLike[str]], *, sample_rate: fl
         raise BatchError(f"num_workers={num_workers!r}: give a whole number of processes, 1 or more")
     picked = _channels(channels)
     if _is_batch(source):
+        if sample_rate is not None:  # a batch ran on without a word, each file at its own rate
+            raise BatchError("sample_rate is for arrays; the files of a batch each say their own rate")
         options = ScoreOptions(window=window, hop=hop, start=start, end=end, keep_all=True, channels=picked)
         return _analyze_batch(source, model, options, num_workers)
     return analyze_input(source, _plugin(model), sample_rate=sample_rate, window=window, hop=hop, start=start, end=end,
@@ -171,7 +173,9 @@ def stream(source: Input | None = None, *, sample_rate: float | None = None, mod
     """Live estimates, one per hop, as they are made; turns too with `turns=True` (they carry "kind").
 
     `source` is what `emolive stream --source` takes (None: the microphone, or the bundled demo clip
-    at real time where there is none; `microphone` picks the device and its channels), or an array
+    at real time where there is none; `microphone` picks the device and its channels; "-": raw mono
+    float32 PCM on stdin at `sample_rate`, 16 kHz by default: other layouts through `emolive stream
+    --source - --rate --channels --format`), or an array
     of samples with its `sample_rate`, in any layout `analyze` takes (streamed as fast as the model
     goes; `realtime` paces files). `channels` (numbered from 1) mixes only those, as in `analyze`. The
     engine runs on its own thread; leaving the loop (or closing the iterator) stops it, and an error in
@@ -188,11 +192,13 @@ def stream(source: Input | None = None, *, sample_rate: float | None = None, mod
     out: queue.Queue[Any] = queue.Queue()
     sinks = [_Forward(out, turns)]
     if source is None or isinstance(source, (str, os.PathLike)):
-        if sample_rate is not None:
-            raise AudioSourceError(f"sample_rate is for arrays; {source or 'the microphone'} says its own rate")
+        raw = {"raw_rate": float(check_rate(sample_rate, "sample_rate"))} if source == "-" and sample_rate else {}
+        if sample_rate is not None and not raw:
+            raise AudioSourceError(f"sample_rate is for arrays and raw PCM on stdin ('-'); {source or 'the microphone'} "
+                                   "says its own rate")
         opened = open_stream(StreamConfig(source=None if source is None else os.fspath(source),
                                           microphone=options, window_s=window, hop_s=hop,
-                                          realtime=realtime, stream_id=stream_id))
+                                          realtime=realtime, stream_id=stream_id, **raw))
         audio: Closing = opened
         runner = opened.runner(plugin, sinks)
         if opened.stood_in:  # the command line says so as it starts; a program must hear it too

@@ -22,7 +22,7 @@ from emolive.engine.defaults import DEFAULT_HOP_S, DEFAULT_WINDOW_S, SCORE_PER
 from emolive.engine.errors import EmoliveError
 from emolive.engine.plugin import ModelPlugin
 from emolive.engine.runner import OFFLINE_BLOCK_SIZE, Runner
-from emolive.engine.schema import DIMENSIONS, Estimate, Turn
+from emolive.engine.schema import DIMENSIONS, Estimate, Turn, printable
 from emolive.engine.sinks.base import Sink
 from emolive.engine.sinks.csv_sink import CLASS_PREFIX, flat_row
 from emolive.engine.sources import ArraySource, AudioSource, AudioSourceError, FileSource
@@ -252,8 +252,10 @@ def check_samples(source: object, sample_rate: float | None) -> None:
         if other is None:  # only emolive.analyze takes a batch
             raise AudioSourceError(f"a {type(source).__name__} holding paths was taken as one input: give one file "
                                    "path, or samples with sample_rate=; a list of paths is a batch, for emolive.analyze")
-        raise AudioSourceError(f"a {type(source).__name__} of paths is a batch, but item {other[0]} is {other[1]!r}: "
-                               "give only paths, or samples with sample_rate=")
+        # printable, bounded: an array's repr is many lines
+        raise AudioSourceError(f"a {type(source).__name__} of paths is a batch, but item {other[0]} is "
+                               f"{printable(' '.join(repr(other[1]).split()), 60)}: give only paths, or samples with "
+                               "sample_rate=")
     if hasattr(source, "read"):  # an open file: numpy would make a 0-d array of the object
         raise AudioSourceError(f"an open file ({type(source).__name__}) was given: give its path, or decode it first "
                                "(soundfile.read(f)) and pass the samples with sample_rate=")

@@ -28,9 +28,43 @@ def speech() -> np.ndarray:
 @pytest.mark.parametrize("rate", [math.nan, math.inf, -16000, 0, 1, MIN_RATE - 1, MAX_RATE + 1, "16000", None,
                                   True, [16000]])
 def test_a_bad_sample_rate_is_one_line(model, speech, rate):
-    with pytest.raises(emolive.EmoliveError, match="sample rate|needs its sample rate") as err:
+    with pytest.raises(emolive.EmoliveError, match="sample rate|needs its sample rate|not a number of Hz") as err:
         emolive.analyze(speech, sample_rate=rate, model=model)
     assert "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize("rate", ["16000", np.array([16000]), torch.tensor(16000)])
+def test_a_sample_rate_of_another_type_is_said_to_be_one_not_out_of_range(model, speech, rate):
+    """"sample rate '16000' Hz is outside the 1000 to 768000 Hz emolive reads" said a range the value is in."""
+    with pytest.raises(emolive.EmoliveError, match=f"is a {type(rate).__name__}, not a number of Hz") as err:
+        emolive.analyze(speech, sample_rate=rate, model=model)
+    assert "outside" not in str(err.value)
+
+
+def test_sample_rate_for_a_batch_is_refused_and_for_stdin_is_its_rate(model, speech, tmp_path):
+    """A batch ignored sample_rate= without a word (one file refused it); emolive.stream('-') could not be
+    told stdin's rate, and its error said stdin "says its own rate", which raw PCM never does."""
+    import subprocess
+    import sys
+
+    import soxr
+
+    path = corpus_files("emodb", limit=1)[0]
+    with pytest.raises(emolive.EmoliveError, match="sample_rate is for arrays; the files of a batch each say"):
+        emolive.analyze([str(path)], sample_rate=8000, model=model)
+    with pytest.raises(emolive.EmoliveError, match=r"sample_rate is for arrays and raw PCM on stdin \('-'\)"):
+        next(emolive.stream(str(path), sample_rate=8000, model=model))
+    raw = tmp_path / "speech44.f32"
+    soxr.resample(speech, 16000, 44100).astype(np.float32).tofile(raw)
+    code = ("import emolive, json\n"
+            "print(json.dumps([e['activation'] for e in emolive.stream('-', sample_rate=44100)]))\n")
+    with open(raw, "rb") as stdin:
+        run = subprocess.run([sys.executable, "-c", code], stdin=stdin, capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    streamed = np.array(eval(run.stdout))  # noqa: S307 (JSON of floats, printed by the line above)
+    windows = [w["activation"] for w in emolive.analyze(soxr.resample(speech, 16000, 44100), sample_rate=44100,
+                                                        model=model).windows]
+    np.testing.assert_allclose(streamed, windows, atol=1e-5)  # one resampler, one model: the same numbers
 
 
 def test_a_window_just_off_the_frame_grid_is_shown_to_its_last_digit_under_both_names(model, speech):
@@ -127,6 +161,9 @@ def test_inputs_of_the_wrong_kind_are_one_line_naming_what_is_wrong(model, tmp_p
             emolive.analyze(path, model=model, **span)
     with pytest.raises(emolive.EmoliveError, match=r"a list of paths is a batch, but item 1 is None: give only paths"):
         emolive.analyze([str(path), None], model=model)
+    with pytest.raises(emolive.EmoliveError, match=r"but item 1 is array\(\[\[0\., 0\., .*…: give only") as err:
+        emolive.analyze([str(path), np.zeros((2, 16000))], model=model)  # numpy's repr: four lines
+    assert "\n" not in str(err.value)
     with open(path, "rb") as opened, pytest.raises(emolive.EmoliveError, match=r"an open file \(BufferedReader\)"):
         emolive.analyze(opened, model=model)
     broken = tmp_path / "broken.wav"

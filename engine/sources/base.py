@@ -17,6 +17,7 @@ import soxr
 
 from emolive.engine.closing import Closing
 from emolive.engine.errors import EmoliveError
+from emolive.engine.schema import printable
 
 SAMPLE_RATE = 16000
 DEFAULT_BLOCK_SIZE = 1600  # 100 ms: small enough for a 0.5 s hop, large enough to be cheap
@@ -27,9 +28,10 @@ log = logging.getLogger(__name__)
 
 def check_rate(rate: object, what: str) -> float:
     """`rate` as a float if it is a number of Hz in [MIN_RATE, MAX_RATE]; else one AudioSourceError line."""
-    ok = isinstance(rate, (int, float, np.integer, np.floating)) and not isinstance(rate, bool) and \
-        MIN_RATE <= float(rate) <= MAX_RATE  # NaN compares false
-    if not ok:
+    if not isinstance(rate, (int, float, np.integer, np.floating)) or isinstance(rate, bool):
+        # "sample rate '16000' Hz is outside the 1000 to 768000 Hz" said the range of a value within it
+        raise AudioSourceError(f"{what}: {printable(repr(rate), 80)} is a {type(rate).__name__}, not a number of Hz")
+    if not MIN_RATE <= float(rate) <= MAX_RATE:  # NaN compares false
         raise AudioSourceError(f"{what}: sample rate {rate!r} Hz is outside the {MIN_RATE} to {MAX_RATE} Hz emolive "
                                "reads")
     return float(rate)
