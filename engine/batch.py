@@ -126,7 +126,9 @@ def manifest_paths(manifest: Path) -> list[Path]:
     for line, row in csv_rows(manifest, ("path",), "manifest", BatchError):
         if not row["path"].strip():
             raise BatchError(f"{manifest}:{line}: the path is empty")
-        paths.append(manifest.parent / row["path"])
+        path = manifest.parent / row["path"]
+        # spaces a spreadsheet left after the name: the file without them (its error named a file that exists)
+        paths.append(path if path.exists() else manifest.parent / row["path"].rstrip())
     return paths
 
 

@@ -52,7 +52,8 @@ def csv_rows(path: Path, required: tuple[str, ...], what: str, error: type[Emoli
     """
     text = read_text(path, what, error)
     sep = separator(text)
-    reader = csv.DictReader(io.StringIO(text, newline=""), delimiter=sep, skipinitialspace=True)
+    # strict: a quote left open on the last row read the rest of the file as one value, without a word
+    reader = csv.DictReader(io.StringIO(text, newline=""), delimiter=sep, skipinitialspace=True, strict=True)
     try:
         header = reader.fieldnames = known_names(reader.fieldnames or [], (*required, *optional), path, error)
         missing = [c for c in required if c not in header]
@@ -68,6 +69,9 @@ def csv_rows(path: Path, required: tuple[str, ...], what: str, error: type[Emoli
                     if spans else f"quote a value that holds a {SEPARATOR_NAMES[sep]}"))
             yield reader.line_num, row
     except csv.Error as err:  # the reader counts a line once it has parsed it: the failing one is the next
+        if str(err) == "unexpected end of data":  # strict's word for a quoted value still open at the end
+            raise error(f"{path}:{reader.line_num + 1}: a quote opened in this row is never closed (the rest of "
+                        "the file would be one value)") from None
         raise error(f"{path}:{reader.line_num + 1}: not a CSV row ({err})") from None
 
 

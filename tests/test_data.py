@@ -155,7 +155,10 @@ def test_a_path_cell_names_the_file_it_plainly_means(tmp_path):
         # the csv reader counts a line once parsed: the error named the line before the bad one
         (b"path,speaker,emotion\n1.wav,s,sad\n2.wav,s," + b"a" * 200_000 + b"\n", r"m.csv:3: not a CSV row \(field larger"),
         # a quote left open swallows the lines after it: the count alone pointed at the last line
-        (b'path,speaker,emotion\n1.wav,s,sad\n"2.wav,s,sad\n3.wav,t,sad\n', r"m.csv:4: 1 field\(s\), the header has 3; "
+        (b'path,speaker,emotion\n1.wav,s,sad\n"2.wav,s,sad\n3.wav,t,sad\n', r"m.csv:3: a quote opened in this row is "
+         r"never closed \(the rest of the file would be one value\)"),
+        # one closed further on: the row it swallowed has too few fields
+        (b'path,speaker,emotion\n"1.wav,s,sad\n2.wav",s\n', r"m.csv:3: 2 field\(s\), the header has 3; "
          r"a quoted value runs over several lines up to here: is a quote left open on a line above\?"),
     ],
 )

@@ -179,6 +179,9 @@ def test_a_manifest_lists_files_relative_to_its_folder(folder, tmp_path):
     manifest.write_text("path,emotion\ntwo.flac,anger\nb/three.flac,joy\nmissing.flac,joy\n")
     assert collect_inputs([manifest]) == [folder / "a" / "two.flac", folder / "a" / "b" / "three.flac",
                                           folder / "a" / "missing.flac"]
+    # spaces a spreadsheet left after a name: that file (its error named a file that exists, spaces dropped)
+    manifest.write_text("path,emotion\ntwo.flac   ,anger\n")
+    assert collect_inputs([manifest]) == [folder / "a" / "two.flac"]
     (tmp_path / "bad.csv").write_text("file\nx.wav\n")
     with pytest.raises(emolive.EmoliveError, match=r"missing column\(s\) path"):
         collect_inputs([tmp_path / "bad.csv"])
@@ -384,6 +387,8 @@ def test_an_os_error_under_one_file_is_its_row_and_a_bug_stays_a_traceback(folde
     (b"speaker,path\ns1\ns2,one.flac\n", r"bad\.csv:2: 1 field\(s\), the header has 2"),
     (b"path,speaker\none.flac,s1,extra\n", r"bad\.csv:2: 3 field\(s\), the header has 2"),
     (b"path,speaker\n,s1\n", r"bad\.csv:2: the path is empty"),
+    # it read the rest of the file as one path, newline and all: "audio file not found"
+    (b'path\n"one.flac\n', r"bad\.csv:2: a quote opened in this row is never closed"),
     (b"file\nx.wav\n", r"missing column\(s\) path; a manifest needs path \(found file\)"),
     (None, r"bad\.csv: cannot read the manifest \(Input/output error\)"),  # a link to /proc/self/mem
     ("fifo", r"bad\.csv: cannot read the manifest \(not a regular file\)"),  # its read would wait forever
