@@ -309,7 +309,8 @@ def protocol_predictions(result: TrainResult, test_set: LabelledSet) -> dict[str
     for protocol in PROTOCOLS:
         if alike is None or norm is not None:
             streams = session_streams(test_set.utterances, protocol)
-            alike = predict(result.model, replace(test_set, features=session_features(test_set.features, streams, norm)))
+            alike = predict(result.model, replace(test_set, features=session_features(test_set.features, streams, norm,
+                                                                                      test_set.clips)))
         out[f"avd_{protocol}"], out[f"logits_{protocol}"] = alike["avd"], alike["logits"]
     return out
 
@@ -320,7 +321,7 @@ def distillation(train_set: LabelledSet, val_set: LabelledSet, classes: list[str
     their augmented views (heavy augmentation: rooms, microphones, speed, noise)."""
     teacher = train(train_set, val_set, classes, replace(cfg, hidden=hidden, use_views=True), log=lambda _: None)
     clean = replace(train_set, features=session_features(train_set.features, train_set.streams,
-                                                         teacher.stream_normalisation))
+                                                         teacher.stream_normalisation, train_set.clips))
     return distilled(cfg, teacher_targets(teacher, clean), train_set)
 
 

@@ -27,7 +27,7 @@ from emolive.trainer.pipeline import class_names_of, featurise
 from emolive.trainer.config import TrainConfig
 from emolive.trainer.distributed import Context
 from emolive.trainer.errors import TrainerError
-from emolive.trainer.labelled import LabelledSet, predict, session_features
+from emolive.trainer.labelled import LabelledSet, clip_names, predict, session_features
 from emolive.trainer.train import train
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -75,7 +75,7 @@ def test_teacher_targets_are_cached_per_teacher_and_data(small, tmp_path, monkey
     plugin = load_model("student")
     targets = distill.teacher_targets(plugin, utts, tmp_path)
     inputs = session_features([FeatureCache(cache).features(u.path) for u in utts], [u.speaker for u in utts],
-                              plugin.meta.stream_normalisation)  # the teacher hears each speaker as a session
+                              plugin.meta.stream_normalisation, clip_names(utts))  # each speaker as a session
     direct = plugin.predict_batch(inputs, [np.zeros(1)] * 5)
     # cached targets came from batched predictions, `direct` from another batch: same weights, only the
     # BLAS summation order for the shape differs (a few ulp of order-1 values)
@@ -156,7 +156,7 @@ def test_distill_moves_the_student_embedding_to_the_teachers(small, tmp_path):
 
     def alignment(bundle) -> float:
         plugin = load_model(str(bundle))  # a stream-normalised student hears each speaker as a session
-        inputs = session_features(feats, [u.speaker for u in utts], plugin.meta.stream_normalisation)
+        inputs = session_features(feats, [u.speaker for u in utts], plugin.meta.stream_normalisation, clip_names(utts))
         emb = plugin.predict_batch(inputs, [np.zeros(1)] * len(feats))
         return F.cosine_similarity(torch.from_numpy(np.stack([p.embedding for p in emb])),
                                    torch.from_numpy(teacher.embedding), dim=1).mean().item()
@@ -277,7 +277,8 @@ def test_distill_with_the_avd_term_pulls_the_students_estimates_to_the_teachers(
     plain = train(data, val, classes, cfg, log=lambda _: None)
 
     def valence_correlation(result) -> float:
-        heard = replace(data, features=session_features(data.features, data.streams, result.stream_normalisation))
+        heard = replace(data, features=session_features(data.features, data.streams, result.stream_normalisation,
+                                                        data.clips))
         predicted = predict(result.model, heard)["avd"][:, 1]
         return float(np.corrcoef(predicted, teacher_avd[:, 1])[0, 1])
 

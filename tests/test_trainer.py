@@ -25,7 +25,7 @@ from emolive.engine.windows import covered_end
 from emolive.plugins.student import DEFAULT_BUNDLE, load_bundle
 from tests.conftest import CORPORA, OWN_MOUNTS_MISSING, corpus_files, interruptible, read_audio
 from emolive.trainer.cli import main as trainer_main
-from emolive.trainer.labelled import session_features
+from emolive.trainer.labelled import clip_names, session_features
 from emolive.trainer.data import read_manifest, read_splits
 from emolive.plugins.student.graph import export_graph
 
@@ -104,7 +104,7 @@ def test_evaluate_json_matches_the_model_applied_directly(trained, capsys):
     preds, classes = [], []
     # evaluate hears each speaker as one live session through the bundle's stream normaliser
     inputs = session_features([compute(read_audio(u.path)) for u in utts], [u.speaker for u in utts],
-                              meta.stream_normalisation)
+                              meta.stream_normalisation, clip_names(utts))
     with torch.no_grad():
         for x in inputs:
             o = model(torch.from_numpy(x)[None])
@@ -818,7 +818,7 @@ def test_a_held_out_corpus_and_a_prior_at_the_stream_level_are_trained_recorded_
     assert meta.stream_normalisation.level_columns == 40
     audio = np.concatenate([read_audio(p) for p in corpus_files("emodb", every=200)[:2]])
     result = emolive.analyze(audio, sample_rate=16000, model=str(out))
-    frames = session_features([compute(audio)], ["one"], meta.stream_normalisation)[0]
+    frames = session_features([compute(audio)], ["one"], meta.stream_normalisation, ["clip"])[0]
     with torch.no_grad():
         want = model(torch.from_numpy(frames[:150])[None])["avd"][0].numpy()
     # the same float32 frames and weights; 1e-4 covers onnxruntime's and torch's GRU summation orders

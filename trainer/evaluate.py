@@ -10,7 +10,7 @@ from emolive.engine.windows import NO_SAMPLES, covered_end
 from emolive.trainer.data import FeatureCache, Utterance
 from emolive.trainer.data.cache import read_audio
 from emolive.trainer.metrics import DIMENSIONS, ccc, speaker_bootstrap
-from emolive.trainer.labelled import IGNORE, score_predictions, session_features
+from emolive.trainer.labelled import IGNORE, clip_names, score_predictions, session_features
 from emolive.trainer.sessions import DEFAULT_PROTOCOL, session_streams
 
 
@@ -30,7 +30,8 @@ def predict_utterances(plugin: ModelPlugin, utts: list[Utterance], cache_root, b
     cache = FeatureCache(cache_root, plugin.meta.frontend)
     rate = plugin.meta.frontend.sample_rate
     feats = cache.features_for(utts, progress=False, keys=keys)
-    feats = session_features(feats, session_streams(utts, protocol), plugin.meta.stream_normalisation)
+    feats = session_features(feats, session_streams(utts, protocol), plugin.meta.stream_normalisation,
+                             clip_names(utts))
     preds, decode = [], reads_samples(plugin)
     for i in tqdm(range(0, len(utts), batch_size), desc="evaluate", unit="batch", disable=bar_disabled(progress)):
         chunk = utts[i:i + batch_size]

@@ -92,7 +92,7 @@ def train(train_set: LabelledSet, val_set: LabelledSet, class_names: list[str], 
     gain_dims = 0 if norm else cfg.gain_dims
     model = ARCHITECTURES[cfg.arch](train_set.features[0].shape[1], n_classes=n_classes, hidden=cfg.hidden,
                                     embedding_dim=cfg.embedding_dim, gain_dims=gain_dims, dropout=cfg.dropout)
-    mean, std = feature_stats(session_features(train_set.features, train_set.streams, norm))
+    mean, std = feature_stats(session_features(train_set.features, train_set.streams, norm, train_set.clips))
     model.set_normalisation(torch.from_numpy(mean), torch.from_numpy(std))
     adversary = corpus_adversary(train_set, cfg)
     # what the optimiser and the checkpoint hold: the student, and the weights that train beside it
