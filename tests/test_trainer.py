@@ -777,6 +777,19 @@ def test_training_on_all_splits_records_the_test_clips_as_learned_and_scores_no_
     assert trainer_main(["evaluate", "--model", str(out), "--data", str(manifest), "--cache", str(tmp_path / "cache"),
                          "--split", "test"]) == 2
     assert "test" in capsys.readouterr().err
+    # every split the data names, not the word "test" alone: MSP-Podcast's test1 and test2 stayed held out
+    with open(manifest, newline="") as f:
+        rows = list(csv.DictReader(f))
+    speakers = sorted({r["speaker"] for r in rows})
+    named = {s: ("train", "val", "test1", "holdout")[i % 4] for i, s in enumerate(speakers)}
+    with open(manifest, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=[*rows[0], "split"])
+        writer.writeheader()
+        writer.writerows({**r, "split": named[r["speaker"]]} for r in rows)
+    assert trainer_main(["train", "--data", str(manifest), "--cache", str(tmp_path / "cache"), "--epochs", "1",
+                         "--epoch-clips", "40", "--train-on", "all", "--out", str(tmp_path / "named")]) == 0
+    assert json.loads((tmp_path / "named" / "results.json").read_text())["test"] == {}
+    assert {u.split for u in read_splits(tmp_path / "named" / "splits.csv", read_manifest(manifest))} == {"train", "val"}
 
 
 def test_options_that_would_do_nothing_or_merge_corpora_are_refused(tmp_path, capsys):

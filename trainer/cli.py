@@ -138,8 +138,9 @@ def _fit_args(p: argparse.ArgumentParser) -> None:
                         "frame by frame, e.g. hubert-large,hubert-large-960h (a teacher bundle; run "
                         f"`trainer embed` first). Names: {', '.join(PRETRAINED)}")
     p.add_argument("--train-on", choices=list(FIT_SPLITS), default=DataSpec.train_on,
-                   help="which splits to fit on (validation still picks the epoch); with all, the test split is "
-                        "trained on and recorded as train, so only --test-data stays held out")
+                   help="which splits to fit on (validation still picks the epoch); with all, every other split (test, "
+                        "MSP-Podcast's test1 and test2) is trained on and recorded as train, so only --test-data "
+                        "stays held out")
     p.add_argument("--test-data", action="append", default=[], metavar="MANIFEST.csv",
                    help="a corpus held out whole: never trained on, scored as the test split (train on one "
                         "corpus, test on another); repeatable")

@@ -135,11 +135,14 @@ def fit(data: DataSpec, config: TrainConfig, distill: DistillConfig | None = Non
     What the data already tells
     (a speaker in two splits, no validation clips, targets no CCC can measure, a corpus without a
     teacher to distil from) is refused before any feature is computed."""
+    listed = data.split_utterances()
     fitted = FIT_SPLITS[data.train_on]
+    if data.train_on == "all":  # every split the data names: MSP-Podcast's test1 and test2 stayed held out
+        fitted = ("train", "val", *sorted({u.split for u in listed} - {"train", "val"}))
     # a split fitted beside train and val (--train-on all: test) is trained on, so it is recorded as train:
     # splits.csv, the learned clips and the scores had gone on calling the clips it learned held out
     trained_on_too = set(fitted) - {"train", "val"}
-    own = [replace(u, split="train") if u.split in trained_on_too else u for u in data.split_utterances()]
+    own = [replace(u, split="train") if u.split in trained_on_too else u for u in listed]
     utts = own + data.held_out()
     speaker_splits(utts)  # --test-data clips are all "test": one of their speakers may be in train or val
     fit_clips = by_split(own, *fitted)  # never --test-data's clips, whatever --train-on says
