@@ -1,5 +1,6 @@
 """Dataset adapters, VAD targets, speaker splits and the feature cache."""
 import csv
+import math
 from pathlib import Path
 
 import numpy as np
@@ -306,6 +307,25 @@ def test_msp_podcast_layout(tmp_path):
                                          "msp-podcast/Unknown/MSP-PODCAST_0001_0003"]
     assert utts[1].avd == (3.5, 4.0, 3.2)
     assert all(u.path.is_file() for u in utts)
+
+
+def test_an_empty_msp_podcast_rating_is_unlabelled_as_in_a_manifest(tmp_path):
+    """A blank cell was "EmoAct '' is not a number", and the error for NaN advised leaving it blank."""
+    root = _msp_fixture(tmp_path / "msp")
+    _set_msp_columns(root, EmoVal=["4.0", "", "4.0", "4.0"])
+    utts = read_msp_podcast(root)
+    assert utts[1].activation == 3.5 and math.isnan(utts[1].valence) and utts[1].dominance == 3.2
+
+
+def test_two_msp_podcast_layout_roots_are_refused_as_one_corpus(tmp_path):
+    """Every root's speakers are msp-podcast/<SpkrID>: a second corpus in MSP's layout (BIIC-Podcast) beside
+    MSP-Podcast trained with speaker 103 of each as one person, without a word."""
+    from emolive.trainer.pipeline import check_corpus_names, load_utterances
+
+    first, second = _msp_fixture(tmp_path / "msp"), _msp_fixture(tmp_path / "biic")
+    check_corpus_names([], [str(first), str(first) + "/"])  # one root named twice is one source
+    with pytest.raises(TrainerError, match=r"the sources in .*biic and .*msp would both be corpus 'msp-podcast'"):
+        load_utterances([], [str(first), str(second)])
 
 
 def _set_msp_columns(root: Path, **cells: list[str]) -> None:

@@ -28,6 +28,7 @@ from emolive.trainer.classes import CLASS_SETS, class_names_of  # noqa: F401 (re
 from emolive.trainer.data import FeatureCache, Utterance, assign_splits, read_manifest, read_msp_podcast, speaker_split
 from emolive.trainer.data.augment import AugmentConfig
 from emolive.trainer.data.cache import MFB, without_copied_audio
+from emolive.trainer.data.msp_podcast import CORPUS as MSP_CORPUS
 from emolive.trainer.data.splits import is_held_out, speaker_splits
 from emolive.trainer.data.utterance import without_duplicates
 from emolive.trainer.embeddings import EmbeddingFeatures, parse_streams
@@ -190,7 +191,7 @@ def load_utterances(manifests: list[str], msp_roots: list[str] | None = None) ->
     (utterance.without_duplicates) or by its audio (cache.without_copied_audio). Manifests in two
     folders of one name are refused: a corpus is its manifest's folder name, so their speakers (EmoDB's
     03 and RAVDESS's 03 under data/emodb/v1 and data/ravdess/v1) had merged into one, and a split."""
-    check_corpus_names(manifests)
+    check_corpus_names(manifests, msp_roots or [])
     sources = [(m, read_manifest(m)) for m in manifests] + [(r, read_msp_podcast(r)) for r in msp_roots or []]
     utts = without_copied_audio(without_duplicates((str(where), u) for where, us in sources for u in us))
     if not utts:
@@ -200,17 +201,22 @@ def load_utterances(manifests: list[str], msp_roots: list[str] | None = None) ->
     return utts
 
 
-def check_corpus_names(manifests: list[str]) -> None:
-    """Raise TrainerError where manifests in different folders would name one corpus (load_utterances)."""
+def check_corpus_names(manifests: list[str], msp_roots: list[str]) -> None:
+    """Raise TrainerError where two sources in different folders would name one corpus (load_utterances):
+    manifests of one folder name, or two MSP-Podcast-layout roots (every one is corpus `msp-podcast`: a
+    BIIC-Podcast beside MSP-Podcast had merged speaker 103 of each into one), or either beside the other."""
     folders: dict[str, set[Path]] = {}
     for manifest in manifests:
         folder = Path(manifest).resolve().parent
         folders.setdefault(folder.name, set()).add(folder)
+    for root in msp_roots:
+        folders.setdefault(MSP_CORPUS, set()).add(Path(root).resolve())
     for name, found in folders.items():
         if len(found) > 1:
             where = " and ".join(str(folder) for folder in sorted(found)[:2])
-            raise TrainerError(f"the manifests in {where} would both be corpus {name!r} (a corpus is its manifest's "
-                               "folder name) and their speakers one: put each in a folder named for its corpus")
+            raise TrainerError(f"the sources in {where} would both be corpus {name!r} (a manifest's corpus is its "
+                               f"folder name, an --msp-podcast root's is {MSP_CORPUS}) and their speakers one: train "
+                               "on one of them, or give the other as a manifest in a folder named for its corpus")
 
 
 def ensure_splits(utts: list[Utterance], seed: int, val_frac: float, test_frac: float) -> list[Utterance]:

@@ -1,6 +1,7 @@
 """MSP-Podcast adapter for the corpus's own layout: Labels/labels_consensus.csv and Audios/."""
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 from emolive.trainer.data.manifest import dimension
@@ -16,6 +17,7 @@ EMOTIONS = {
     "A": "angry", "S": "sad", "H": "happy", "U": "surprise", "F": "fear", "D": "disgust",
     "C": "contempt", "N": "neutral", "O": "other", "X": "no_agreement",
 }
+CORPUS = "msp-podcast"  # every root's corpus name, its speakers' prefix
 UNIDENTIFIED = ("unknown", "")  # SpkrID (any case) of a clip whose speaker the corpus did not identify
 
 
@@ -44,8 +46,8 @@ def _row(row: dict[str, str], root: Path, labels: Path, line: int) -> Utterance:
     code = row["EmoClass"].strip()
     if code not in EMOTIONS:
         raise TrainerError(f"{labels}:{line}: EmoClass {code!r} is not one of {', '.join(EMOTIONS)}")
-    try:
-        avd = [dimension(row[k].strip(), k) for k in ("EmoAct", "EmoVal", "EmoDom")]
+    try:  # an empty cell: a rating the clip lacks (NaN, unlabelled), as in a manifest
+        avd = [dimension(row[k].strip(), k) if row[k].strip() else math.nan for k in ("EmoAct", "EmoVal", "EmoDom")]
     except TrainerError as err:
         raise TrainerError(f"{labels}:{line}: {err}") from None
     return Utterance(
@@ -63,5 +65,5 @@ def _row(row: dict[str, str], root: Path, labels: Path, line: int) -> Utterance:
 def _speaker(speaker_id: str, file_name: str) -> str:
     """The namespaced speaker id; a clip of an unidentified speaker is its own (see read_msp_podcast)."""
     if speaker_id.lower() in UNIDENTIFIED:
-        return f"msp-podcast/Unknown/{Path(file_name).stem}"
-    return f"msp-podcast/{speaker_id}"
+        return f"{CORPUS}/Unknown/{Path(file_name).stem}"
+    return f"{CORPUS}/{speaker_id}"
