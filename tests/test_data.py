@@ -575,6 +575,19 @@ def test_other_corpora_spellings_of_a_category_map_to_the_same_target(tmp_path):
         assert a.avd == b.avd
 
 
+def test_savee_letters_and_the_no_agreement_codes_of_iemocap_and_msp_podcast_are_read(tmp_path):
+    """SAVEE's a/d/f/h/n were "not in the VAD map"; IEMOCAP's xxx and oth became classes the model gave
+    probabilities for, where MSP-Podcast's X and O are never classes."""
+    from emolive.trainer.classes import NOT_A_CLASS
+
+    rows = [{"path": f"{i}.wav", "speaker": "s", "emotion": code}
+            for i, code in enumerate(["a", "d", "f", "h", "n", "sa", "su", "xxx", "oth", "X", "O"])]
+    utts = read_manifest(_write_csv(tmp_path / "m.csv", rows))
+    assert [u.emotion for u in utts[:7]] == ["angry", "disgust", "fear", "happy", "neutral", "sad", "surprise"]
+    assert [u.emotion for u in utts[7:]] == ["no_agreement", "other", "no_agreement", "other"]
+    assert all(u.emotion in NOT_A_CLASS and all(math.isnan(v) for v in u.avd) for u in utts[7:])
+
+
 def test_split_words_on_the_command_line_and_in_a_splits_file_read_as_a_split_column_s(tmp_path):
     """`--split dev` and a hand-written splits file's "Test" found nothing: only the data's own split
     column read "Development", "dev" and any case as the trainer's names."""

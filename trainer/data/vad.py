@@ -47,6 +47,12 @@ ALIASES = {
     "ps": "surprise", "pleasant_surprise": "surprise", "pleasant surprise": "surprise", "pleasant_surprised": "surprise",
     "su": "surprise", "sa": "sad", "an": "angry", "fe": "fear", "di": "disgust", "ha": "happy", "ne": "neutral",
     "anx": "fear", "anxious": "fear", "anxiety": "fear", "bor": "boredom", "calmness": "calm",
+    # SAVEE's one-letter codes (sa, su above), which MSP-Podcast's EmoClass letters agree with
+    "a": "angry", "d": "disgust", "f": "fear", "h": "happy", "n": "neutral", "s": "sad", "u": "surprise",
+    "c": "contempt",
+    # no category: IEMOCAP's and MSP-Podcast's marks for raters who did not agree, or chose another
+    # (classes.NOT_A_CLASS: "xxx" and "oth" became classes the model then output probabilities for)
+    "xxx": "no_agreement", "x": "no_agreement", "oth": "other", "o": "other",
 }
 """Other corpora's spellings of the map's categories (the lexicon's own nouns are accepted too)."""
 
