@@ -588,6 +588,19 @@ def test_savee_letters_and_the_no_agreement_codes_of_iemocap_and_msp_podcast_are
     assert all(u.emotion in NOT_A_CLASS and all(math.isnan(v) for v in u.avd) for u in utts[7:])
 
 
+def test_the_advice_for_clips_a_model_learned_names_the_data_s_held_out_splits(tmp_path, caplog):
+    """On MSP-Podcast it advised --split test, which then found no clip (its splits are test1, test2)."""
+    from emolive.trainer.data.splits import held_out_splits
+
+    manifest = _write_csv(tmp_path / "m.csv", [{"path": "1.wav", "speaker": "a", "emotion": "sad", "split": "train"},
+                                               {"path": "2.wav", "speaker": "b", "emotion": "sad", "split": "test1"},
+                                               {"path": "3.wav", "speaker": "c", "emotion": "sad", "split": "test2"}])
+    (tmp_path / "splits.csv").write_text(f"speaker,split\n{tmp_path.name}/a,train\n")
+    marked = held_out_splits(tmp_path / "splits.csv", read_manifest(manifest), warn=True)
+    assert [u.split for u in marked] == ["train", "test1", "test2"]
+    assert "--split test1 or --split test2 keeps only the other speakers" in caplog.text
+
+
 def test_split_words_on_the_command_line_and_in_a_splits_file_read_as_a_split_column_s(tmp_path):
     """`--split dev` and a hand-written splits file's "Test" found nothing: only the data's own split
     column read "Development", "dev" and any case as the trainer's names."""
