@@ -565,3 +565,66 @@ def test_a_chain_of_ogg_streams_is_read_whole(tmp_path, original, subtype):
                                                       "checksum") as caught:
         emolive.analyze(chain)
     assert caught.value.analysis.whole["end"] > len(first) / 16000  # the first stream's audio and more were read
+
+
+def mux_on_a_timeline(path: Path, container: str, codec: str, pieces: list[tuple[float, np.ndarray]],
+                      video_s: float = 0.0) -> Path:
+    """16 kHz mono `pieces` (start in seconds on the container's timeline, samples) as `codec` in
+    `container`, with `video_s` seconds of 10 fps video from 0 where asked: what a screen recorder, a
+    WebRTC recording's pause in transmission or an editor's export writes."""
+    from fractions import Fraction
+
+    with av.open(str(path), "w", format=container) as out:
+        audio = out.add_stream(codec, rate=16000, layout="mono")
+        video = out.add_stream("mpeg4", rate=10) if video_s else None  # every stream before the first packet
+        if video is not None:
+            video.width, video.height, video.pix_fmt = 64, 48, "yuv420p"
+        for start, samples in pieces:
+            to_codec = av.AudioResampler(format=audio.format.name, layout="mono", rate=16000)
+            frame = av.AudioFrame.from_ndarray(samples[None].astype(np.float32), format="fltp", layout="mono")
+            frame.sample_rate, frame.time_base, frame.pts = 16000, Fraction(1, 16000), round(start * 16000)
+            for piece in to_codec.resample(frame):
+                for packet in audio.encode(piece):
+                    out.mux(packet)
+        for packet in audio.encode(None):
+            out.mux(packet)
+        if video is not None:
+            for k in range(round(video_s * 10)):
+                image = av.VideoFrame.from_ndarray(np.zeros((48, 64, 3), np.uint8), format="rgb24")
+                image.pts = k
+                for packet in video.encode(image):
+                    out.mux(packet)
+            for packet in video.encode(None):
+                out.mux(packet)
+    return path
+
+
+def test_audio_shorter_than_its_video_or_a_second_track_is_intact(original, tmp_path):
+    """The container's duration is its longest stream's: a video running 0.5 s past the audio had the
+    file called damaged or truncated (exit 1, PartialAnalysis from analyze)."""
+    seconds = len(original) / 16000
+    path = mux_on_a_timeline(tmp_path / "screen.mp4", "mp4", "aac", [(0.0, original)], video_s=seconds + 0.5)
+    assert av.open(str(path)).duration / 1e6 > seconds + 0.4  # the container's: the video's
+    result = emolive.analyze(path)
+    assert result.error == "" and result.whole["end"] == pytest.approx(seconds, abs=0.05)
+
+
+@pytest.mark.parametrize("container, video_s", [("matroska", 0.0), ("matroska", 12.0)])
+def test_a_pause_in_the_timestamps_or_a_late_start_is_silence_keeping_the_container_s_times(
+        original, tmp_path, container, video_s, caplog):
+    """Frames were joined end to end, whatever their timestamps said: after a 3 s pause in a WebRTC
+    recording every estimate came 3 s early and the file was called cut at its end; audio starting 2 s
+    into a video came 2 s early against it."""
+    first, second = original[:16000 * 3], original[16000 * 3:]
+    late = 2.0 if video_s else 0.0  # audio alone: its own start is the container's
+    path = mux_on_a_timeline(tmp_path / "call.mkv", container, "pcm_s16le",
+                             [(late, first), (late + 3.0 + 3.0, second)], video_s=video_s)
+    with caplog.at_level("INFO"):
+        decoded, error = streamed(path)
+    assert error is None
+    quiet = 16000 * 3
+    expected = np.concatenate([np.zeros(round(late * 16000)), first, np.zeros(quiet), second])
+    assert len(decoded) == len(expected)
+    # 16-bit PCM: each sample within half a step of 1/32768
+    np.testing.assert_allclose(decoded, expected, atol=2 / 32768)
+    assert "its timestamps leave" in caplog.text and "heard as silence" in caplog.text

@@ -47,6 +47,11 @@ LENGTH_SLACK_S, LENGTH_SLACK_FRACTION = 0.25, 0.01
 # a header's own frame count (CAF, AVI) is exact for PCM; for a codec it may count the encoder's priming
 # (AAC: 2112 samples, about two packets) and the last packet whole, so it is held within this many packets
 HEADER_SLACK_PACKETS = 3
+# a frame whose timestamp lies more than this past the audio before it (a WebRTC recording's pause in
+# transmission, audio that starts under a video's later) is preceded by silence filling the gap: the
+# estimates after it had come that much early, and the audio was called cut at its end. Below it:
+# encoders' priming and timestamp rounding, which move nothing
+GAP_FILL_S = 0.1
 BITRATE_GUESS = "Estimating duration from bitrate"  # FFmpeg's warning where a file declares no length
 # libsndfile's log line where a chunk holding the audio declares more bytes than follow it in the file,
 # e.g. "data : 229374 (should be 114665)": WAV's data, AIFF's SSND, 8SVX's BODY, AU's Data Size, and the
@@ -377,6 +382,7 @@ class FFmpegDecoder(Decoder):
         # channels list a plane too many and crash the interpreter when read (a 7.1 AAC file, a 16-channel WAV)
         packed = av.AudioResampler(format="flt", rate=int(self.rate))
         decoded, failed, first_failure, unreadable = 0, 0, None, None
+        origin, silent = _timeline_origin(self._container), []
         packets = self._container.demux(self._stream)
         while True:
             try:
@@ -387,17 +393,28 @@ class FFmpegDecoder(Decoder):
                 unreadable = (decoded / self.rate, _ffmpeg_reason(exc))
                 break
             try:
-                frames = [out for frame in packet.decode() for out in packed.resample(frame)]
+                frames = [(_frame_time(frame), packed.resample(frame)) for frame in packet.decode()]
             except av.FFmpegError as exc:  # one damaged packet: counted, and decoding goes on after it
                 failed += 1
                 first_failure = first_failure or (decoded / self.rate, _ffmpeg_reason(exc))
                 continue
-            for frame in frames:
-                decoded += frame.samples
-                yield as_frames(frame)
+            for at, outs in frames:
+                gap = at - origin - decoded / self.rate if at is not None and origin is not None else 0.0
+                if gap > GAP_FILL_S and outs:  # the container's timeline has no audio here: silence keeps it
+                    silence = round(gap * self.rate)
+                    silent.append((decoded / self.rate, silence / self.rate))
+                    decoded += silence
+                    yield np.zeros((silence, outs[0].layout.nb_channels), np.float32)
+                for out in outs:
+                    decoded += out.samples
+                    yield as_frames(out)
         for frame in packed.resample(None):
             decoded += frame.samples
             yield as_frames(frame)
+        if silent:
+            log.info("%s: its timestamps leave %d stretch(es) without audio (%.2f s in all, the first %.2f s at "
+                     "%.2f s): heard as silence, so every time stays the container's", self.what, len(silent),
+                     sum(length for _, length in silent), silent[0][1], silent[0][0])
         if unreadable is not None:
             at, reason = unreadable
             raise AudioSourceError(f"{self.what} is damaged: the container cannot be read past {at:.2f} s ({reason})")
@@ -415,6 +432,18 @@ class FFmpegDecoder(Decoder):
 
     def close(self) -> None:
         self._container.close()
+
+
+def _timeline_origin(container: av.container.InputContainer) -> float | None:
+    """The container's start, in seconds, against which an audio frame's timestamp says where it
+    belongs; None where the container gives none."""
+    start = container.start_time  # microseconds
+    return start / 1e6 if start is not None else None
+
+
+def _frame_time(frame: av.AudioFrame) -> float | None:
+    """When a decoded frame starts on the container's timeline, in seconds; None without a timestamp."""
+    return float(frame.pts * frame.time_base) if frame.pts is not None and frame.time_base else None
 
 
 def as_frames(frame: av.AudioFrame) -> np.ndarray:
@@ -449,14 +478,22 @@ def _declared_length(container: av.container.InputContainer, stream: av.audio.st
     base), which is taken where present: FFmpeg takes those formats' duration from what is left of a
     cut file (a PCM file cut by 0.22 s in 2 s passed the duration's slack), or from a bit rate that is
     wrong for some codecs (7,468 s for 7 s of MS ADPCM in AVI). Elsewhere the container's duration is
-    the declaration."""
+    the declaration: the audio stream's own duration where the container records one, else the
+    container's where the audio is its only stream. The container's is its longest stream's: a video
+    running 0.5 s past the audio, a shorter first audio track or audio starting late under the video
+    called intact files damaged."""
     if container.format.name in ("caf", "avi") and stream.frames > 0 and stream.time_base:
         packet_s = (stream.codec_context.frame_size or 0) / stream.codec_context.sample_rate
         return float(stream.frames * stream.time_base), HEADER_SLACK_PACKETS * packet_s
-    if container.duration and container.duration > 0 and not guessed:  # microseconds
-        duration = container.duration / 1e6
-        return duration, max(LENGTH_SLACK_S, LENGTH_SLACK_FRACTION * duration)
-    return None
+    if guessed:
+        return None
+    if stream.duration and stream.duration > 0 and stream.time_base:
+        duration = float(stream.duration * stream.time_base)
+    elif container.duration and container.duration > 0 and len(container.streams) == 1:
+        duration = container.duration / 1e6  # microseconds
+    else:
+        return None
+    return duration, max(LENGTH_SLACK_S, LENGTH_SLACK_FRACTION * duration)
 
 
 def _check_length(what: str, ends_s: float, declared_s: float, slack_s: float) -> None:
