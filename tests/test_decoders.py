@@ -163,6 +163,22 @@ def test_a_damaged_mp3_frame_is_reported_and_the_rest_is_still_read(recordings, 
     assert caught.value.analysis.whole["end"] == pytest.approx(whole.whole["end"], abs=0.2)  # not cut
 
 
+def test_zeros_after_an_mp3_s_last_frame_are_padding_and_zeros_inside_it_damage(recordings, tmp_path):
+    """512 zero bytes after a whole MP3 (a writer's padding) had it called damaged, "1 packet could not be
+    decoded at its end", though every sample decoded; zeros inside it are still damage (the control)."""
+    data = recordings["podcast.mp3"].read_bytes()
+    (padded := tmp_path / "padded.mp3").write_bytes(data + bytes(512))
+    whole = emolive.analyze(recordings["podcast.mp3"])
+    def estimates(analysis: emolive.Analysis) -> list[tuple]:
+        return [(w["start"], w["activation"], w["valence"], w["dominance"]) for w in analysis.windows]
+
+    assert estimates(emolive.analyze(padded)) == estimates(whole)
+    middle = len(data) // 2
+    (zeroed := tmp_path / "zeroed.mp3").write_bytes(data[:middle] + bytes(400) + data[middle + 400:])
+    with pytest.raises(emolive.PartialAnalysis, match="could not be decoded"):
+        emolive.analyze(zeroed)
+
+
 @pytest.mark.parametrize("content", [b"", b"\x00\x01 not audio" * 100])
 def test_an_unreadable_file_is_one_error_naming_it(tmp_path, content):
     bad = tmp_path / "bad.m4a"
@@ -330,10 +346,13 @@ def test_eight_or_more_channels_through_ffmpeg_are_read_not_a_crash(original, tm
     assert rows[1]["activation"] == rows[2]["activation"] == rows[0]["activation"]
 
 
-def test_an_ogg_file_with_bytes_after_its_last_page_is_read_whole(sndfile_recordings, tmp_path):
-    """A tag after the last whole page is junk to libsndfile too, but no audio is missing."""
+@pytest.mark.parametrize("after", [b"TAG" + bytes(125), bytes(1000), bytes(30000)], ids=["ID3v1 tag", "1 kB", "30 kB"])
+def test_an_ogg_file_with_bytes_after_its_last_page_is_read_whole(sndfile_recordings, tmp_path, after):
+    """A tag or padding after the last whole page is junk to libsndfile too, but no audio is missing;
+    from 1 kB on libsndfile said the last page "lacks an end-of-stream bit", and the file was called
+    cut though the pages showed the mark."""
     tagged = tmp_path / "tagged.ogg"
-    tagged.write_bytes(sndfile_recordings["speech.ogg"].read_bytes() + b"TAG" + bytes(125))  # an ID3v1 tag
+    tagged.write_bytes(sndfile_recordings["speech.ogg"].read_bytes() + after)
     decoded, error = streamed(tagged)
     assert error is None
     np.testing.assert_array_equal(decoded, sf.read(sndfile_recordings["speech.ogg"], dtype="float32")[0])

@@ -110,7 +110,7 @@ def open_decoder(file: AudioInput, what: str) -> Decoder:
     if sound is not None:
         # a damaged FLAC frame ends libsndfile's decoding (it loses sync for good); FFmpeg reads on past it
         past_damage = (lambda: _ffmpeg_decoder(file, what)) if sound.format == "FLAC" else None
-        return SndfileDecoder(sound, what, head, pages.damage, past_damage)
+        return SndfileDecoder(sound, what, head, pages.damage, past_damage, ogg_closed=pages.closed)
     return _ffmpeg_decoder(file, what, pages.chain_damage)
 
 
@@ -186,9 +186,13 @@ class SndfileDecoder(Decoder):
     libsndfile does not check is read."""
 
     def __init__(self, sound: sf.SoundFile, what: str, head: bytes, damage: OggDamage | None = None,
-                 past_damage: Callable[[], Decoder] | None = None) -> None:
+                 past_damage: Callable[[], Decoder] | None = None, ogg_closed: bool = False) -> None:
         """`damage`: an Ogg file's first damaged page (engine.sources.ogg_pages), found before decoding.
-        `past_damage`: a decoder of the same file that decodes on past damage where libsndfile stops."""
+        `past_damage`: a decoder of the same file that decodes on past damage where libsndfile stops.
+        `ogg_closed`: the pages show the Ogg stream's end mark, whole: libsndfile's "lacks an end-of-stream
+        bit" then comes from bytes after it (padding, a tag), which are not audio (1 kB of zeros after an
+        intact Vorbis file had it called cut)."""
+        self._ogg_closed = ogg_closed
         self._sound, self.what, self.rate = sound, what, sound.samplerate
         self._past_damage = past_damage
         self._stopped_by: str | None = None  # libsndfile's reason, where damage ended its decoding
@@ -313,7 +317,7 @@ class SndfileDecoder(Decoder):
     def _check_complete(self, decoded: int) -> None:
         """Raise where the audio ended before the file says it does: libsndfile reads a cut file to
         its end without a word."""
-        if OGG_END_MISSING.search(self._sound.extra_info):
+        if OGG_END_MISSING.search(self._sound.extra_info) and not self._ogg_closed:
             raise _truncated(self.what, decoded / self.rate, "without the end-of-stream mark that closes an Ogg stream")
         _check_length(self.what, decoded / self.rate, self._declared / self.rate, slack_s=0.0)
         if SEEMS_TRUNCATED.search(self._sound.extra_info):  # a reader that saw the cut but declares no length to us
@@ -382,7 +386,7 @@ class FFmpegDecoder(Decoder):
         # channels list a plane too many and crash the interpreter when read (a 7.1 AAC file, a 16-channel WAV)
         packed = av.AudioResampler(format="flt", rate=int(self.rate))
         decoded, failed, first_failure, unreadable = 0, 0, None, None
-        origin, silent = _timeline_origin(self._container), []
+        origin, silent, padding = _timeline_origin(self._container), [], []
         packets = self._container.demux(self._stream)
         while True:
             try:
@@ -395,9 +399,17 @@ class FFmpegDecoder(Decoder):
             try:
                 frames = [(_frame_time(frame), packed.resample(frame)) for frame in packet.decode()]
             except av.FFmpegError as exc:  # one damaged packet: counted, and decoding goes on after it
-                failed += 1
-                first_failure = first_failure or (decoded / self.rate, _ffmpeg_reason(exc))
+                failure = (decoded / self.rate, _ffmpeg_reason(exc))
+                if any(bytes(packet)):
+                    failed += 1
+                    first_failure = first_failure or failure
+                else:  # zeros: padding a writer left after the last frame, damage only where audio follows
+                    padding.append(failure)
                 continue
+            if padding and frames:
+                failed += len(padding)
+                first_failure = first_failure or padding[0]
+                padding.clear()
             for at, outs in frames:
                 gap = at - origin - decoded / self.rate if at is not None and origin is not None else 0.0
                 if gap > GAP_FILL_S and outs:  # the container's timeline has no audio here: silence keeps it

@@ -52,6 +52,7 @@ class OggScan:
     damage: OggDamage | None  # the first damage in its first stream (libsndfile reads up to there)
     chained: bool = False  # another stream begins after the first one's end: a chain, which FFmpeg reads whole
     chain_damage: int | None = None  # the first byte of the first page after the first stream that is cut or bad
+    closed: bool = False  # the first stream's last page, with its end-of-stream mark, is whole (bytes may follow)
 
 
 def scan_pages(f: BinaryIO) -> OggScan:
@@ -62,17 +63,17 @@ def scan_pages(f: BinaryIO) -> OggScan:
     only the first stream and said nothing of the rest (half of two joined files was lost); and in a
     chain, the first page after the first stream that is cut short or fails its checksum (FFmpeg
     decoded around a flipped byte in the second stream without a word)."""
-    damage = _first_damage(f)
+    damage, closed = _first_damage(f)
     if damage is not None:
         return OggScan(damage)
     offset = f.tell()
     status, fields, _, _ = _next_page(f)
     if status == "end" or fields is None or not fields[2] & BEGIN_OF_STREAM:
-        return OggScan(None)
+        return OggScan(None, closed=closed)
     while status == "ok":
         offset = f.tell()
         status, _, _, _ = _next_page(f)
-    return OggScan(None, chained=True, chain_damage=None if status == "end" else offset)
+    return OggScan(None, chained=True, chain_damage=None if status == "end" else offset, closed=closed)
 
 
 def _next_page(f: BinaryIO) -> tuple[str, tuple | None, bytes, int]:
@@ -97,15 +98,16 @@ def _next_page(f: BinaryIO) -> tuple[str, tuple | None, bytes, int]:
     return "ok", fields, body, len(page)
 
 
-def _first_damage(f: BinaryIO) -> OggDamage | None:
-    """scan_pages' damage, `f` left after the first stream's last page where there is none."""
+def _first_damage(f: BinaryIO) -> tuple[OggDamage | None, bool]:
+    """scan_pages' damage, `f` left after the first stream's last page where there is none; and whether
+    that last page carries the end-of-stream mark."""
     serial, granule, pre_skip, offset = None, 0, None, 0
     while True:
         status, fields, body, size = _next_page(f)
         if status == "end" and serial is not None:
-            return None  # the stream's end mark is libsndfile's check (it says so of a stream without one)
+            return None, False  # the stream's end mark is libsndfile's check (it says so of a stream without one)
         if status != "ok":
-            return _damage(granule, pre_skip, cut=status in ("end", "cut"), offset=offset)
+            return _damage(granule, pre_skip, cut=status in ("end", "cut"), offset=offset), False
         _, _, flags, page_granule, page_serial, _, _, _ = fields
         offset += size
         if serial is None:
@@ -117,7 +119,7 @@ def _first_damage(f: BinaryIO) -> OggDamage | None:
         if page_granule != NO_GRANULE:
             granule = page_granule
         if flags & END_OF_STREAM:
-            return None
+            return None, True
 
 
 def _damage(granule: int, pre_skip: int | None, cut: bool, offset: int) -> OggDamage:
