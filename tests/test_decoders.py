@@ -169,6 +169,7 @@ def test_zeros_after_an_mp3_s_last_frame_are_padding_and_zeros_inside_it_damage(
     data = recordings["podcast.mp3"].read_bytes()
     (padded := tmp_path / "padded.mp3").write_bytes(data + bytes(512))
     whole = emolive.analyze(recordings["podcast.mp3"])
+
     def estimates(analysis: emolive.Analysis) -> list[tuple]:
         return [(w["start"], w["activation"], w["valence"], w["dominance"]) for w in analysis.windows]
 
@@ -185,6 +186,27 @@ def test_an_unreadable_file_is_one_error_naming_it(tmp_path, content):
     bad.write_bytes(content)
     with pytest.raises(emolive.EmoliveError, match="bad.m4a"):
         emolive.analyze(bad)
+
+
+@pytest.mark.parametrize("name", ["empty.flac", "empty.wav", "empty.ogg"])
+def test_an_empty_file_is_said_to_be_empty(tmp_path, name):
+    """An empty .flac said "the audio stream declares no sample rate", a .wav "Invalid data found", an .ogg
+    "End of file": three reasons for one."""
+    (tmp_path / name).write_bytes(b"")
+    with pytest.raises(emolive.EmoliveError, match=rf"{name} is empty \(0 bytes\)$"):
+        emolive.analyze(tmp_path / name)
+
+
+def test_a_header_declaring_3_ms_more_than_it_holds_says_both_to_the_millisecond(sndfile_recordings, tmp_path):
+    """It said "its audio ends at 10.00 s of the 10.00 s its header declares", which contradicts itself."""
+    data = bytearray(sndfile_recordings["speech.wav"].read_bytes())
+    at = data.find(b"data")
+    struct.pack_into("<I", data, at + 4, len(data) - at - 8 + 100)  # 50 frames (3 ms) more than follow
+    (claims := tmp_path / "claims.wav").write_bytes(bytes(data))
+    with pytest.raises(emolive.PartialAnalysis) as caught:
+        emolive.analyze(claims)
+    ends, declared = re.search(r"ends at ([0-9.]+) s of the ([0-9.]+) s its header declares", str(caught.value)).groups()
+    assert len(ends.split(".")[1]) == 3 and float(declared) - float(ends) == pytest.approx(0.003, abs=0.0011)
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

@@ -53,8 +53,8 @@ def test_a_folder_search_takes_the_endings_files_carry_and_linked_folders_once(t
     folder (sessions kept elsewhere) was skipped too. A link back up the tree is followed once."""
     clip = corpus_files("emodb", limit=1)[0]
     speech, rate = sf.read(clip, dtype="int16")
-    for name, kind in [("a.sph", "NIST"), ("b.aifc", "AIFF"), ("c.snd", "AU"), ("d.sf", "IRCAM")]:
-        sf.write(tmp_path / name, speech, rate, format=kind)
+    for name, kind in [("a.sph", "NIST"), ("b.aifc", "AIFF"), ("c.snd", "AU"), ("d.sf", "IRCAM"), ("g.wave", "WAV")]:
+        sf.write(tmp_path / name, speech, rate, format=kind)  # .wave: WAV's registered other ending, skipped too
     with av.open(str(tmp_path / "e.wv"), "w") as out:
         stream = out.add_stream("wavpack", rate=rate, layout="mono", format="s16p")  # its default is 8-bit
         frame = av.AudioFrame.from_ndarray(speech[None, :], format="s16p", layout="mono")
@@ -69,9 +69,9 @@ def test_a_folder_search_takes_the_endings_files_carry_and_linked_folders_once(t
     (tmp_path / "sessions" / "up").symlink_to(tmp_path)
     found = collect_inputs([tmp_path])
     assert [p.relative_to(tmp_path).as_posix() for p in found] == [
-        "a.sph", "b.aifc", "c.snd", "d.sf", "e.wv", "sessions/linked/f.flac"]
+        "a.sph", "b.aifc", "c.snd", "d.sf", "e.wv", "g.wave", "sessions/linked/f.flac"]
     whole = [emolive.analyze(path).whole["activation"] for path in found]
-    assert whole == [whole[0]] * len(found)  # one recording, losslessly stored six ways
+    assert whole == [whole[0]] * len(found)  # one recording, losslessly stored seven ways
 
 
 def test_a_folder_tree_deeper_than_pythons_recursion_limit_is_searched(tmp_path):

@@ -267,7 +267,7 @@ def test_bad_files_are_one_line_errors(tmp_path):
     (tmp_path / "empty.wav").write_bytes(b"")
     (tmp_path / "corrupt.flac").write_bytes(b"fLaC" + np.random.default_rng(3).bytes(5000))
     sf.write(tmp_path / "no_samples.wav", np.zeros(0, np.float32), 16000)
-    cases = {"empty.wav": "cannot read", "corrupt.flac": "cannot read", "no_samples.wav": "contains no samples",
+    cases = {"empty.wav": "is empty (0 bytes)", "corrupt.flac": "cannot read", "no_samples.wav": "contains no samples",
              "missing.wav": "not found"}
     for name, fragment in cases.items():
         with pytest.raises(AudioSourceError) as excinfo:

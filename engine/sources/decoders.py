@@ -84,7 +84,8 @@ AUDIO_EXTENSIONS = frozenset({f".{name.lower()}" for name in sf.available_format
     ".aifc", ".snd", ".sph", ".sf", ".iff", ".8svx", ".mat", ".wv", ".ape", ".tta", ".spx", ".gsm",
     ".aif", ".oga", ".opus", ".mp3", ".m4a", ".mp4", ".aac", ".webm", ".mka", ".mkv", ".mov", ".3gp",
     ".amr", ".wma", ".wmv", ".ac3", ".mp2", ".m4b", ".avi", ".mpg", ".mpeg", ".m4v", ".ts", ".mts", ".m2ts",
-    ".flv", ".ogv", ".3g2", ".asf", ".vob"})
+    ".flv", ".ogv", ".3g2", ".asf", ".vob", ".weba", ".wave", ".caf", ".w64", ".rf64", ".mp1", ".m4r",
+    ".dts", ".eac3", ".mxf", ".f4v", ".m4p"})
 
 
 class Decoder(Closing):
@@ -103,6 +104,8 @@ def open_decoder(file: AudioInput, what: str) -> Decoder:
         head = _part(file, HEAD_BYTES)
     except OSError as exc:  # the first open of the file: permissions, a folder, a disk error
         raise AudioSourceError(f"cannot read {what}: {exc.strerror or exc}") from None
+    if not head:  # said so: an empty .flac was "the audio stream declares no sample rate"
+        raise AudioSourceError(f"{what} is empty (0 bytes)")
     # the pages are checked before libsndfile opens the file: on a file object the check's reads and seeks
     # moved it under libsndfile's feet, and a whole Vorbis file came out short, then called truncated
     pages = _ogg_pages(file) if head[:4] == b"OggS" else OggScan(None)
@@ -509,14 +512,16 @@ def _declared_length(container: av.container.InputContainer, stream: av.audio.st
 
 
 def _check_length(what: str, ends_s: float, declared_s: float, slack_s: float) -> None:
-    """Raise if the audio ended more than `slack_s` before the `declared_s` seconds its header declares."""
+    """Raise if the audio ended more than `slack_s` before the `declared_s` seconds its header declares,
+    to the millisecond where hundredths would read alike ("ends at 10.00 s of the 10.00 s")."""
     if ends_s < declared_s - slack_s:
-        raise _truncated(what, ends_s, f"of the {declared_s:.2f} s its header declares")
+        digits = 2 if f"{ends_s:.2f}" != f"{declared_s:.2f}" else 3
+        raise _truncated(what, ends_s, f"of the {declared_s:.{digits}f} s its header declares", digits)
 
 
-def _truncated(what: str, ends_s: float, short_of: str) -> AudioSourceError:
+def _truncated(what: str, ends_s: float, short_of: str, digits: int = 2) -> AudioSourceError:
     """The one message for audio that ends before its file says it does."""
-    return AudioSourceError(f"{what} is damaged or truncated: its audio ends at {ends_s:.2f} s {short_of}")
+    return AudioSourceError(f"{what} is damaged or truncated: its audio ends at {ends_s:.{digits}f} s {short_of}")
 
 
 def _sndfile_reason(exc: Exception) -> str:
