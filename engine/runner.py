@@ -123,6 +123,8 @@ class Runner:
         self._queue: queue.Queue[Any] = queue.Queue(0 if live else OFFLINE_QUEUE_BLOCKS)
         self._stop = threading.Event()
         self._received = 0  # samples the reader has queued; written by the reader thread only
+        self._accepted = 0  # samples the front end has taken: the audio the run's counts speak of
+        self._next_status: float | None = None  # when the next status is due, once processing runs
         self._seq = 0
         self._skipped = 0
         self._pending: list[tuple[Window, bool]] = []  # windows taken, not yet evaluated, and their speech flag
@@ -164,7 +166,7 @@ class Runner:
         if self._final is not None:
             return self._final
         source = self.source.stats
-        return RunStats(self._seq, self._skipped, source.dropped_blocks, self._received / SAMPLE_RATE,
+        return RunStats(self._seq, self._skipped, source.dropped_blocks, self._accepted / SAMPLE_RATE,
                         source.gaps, source.gap_s)
 
     def _warm_up(self) -> None:
@@ -204,7 +206,7 @@ class Runner:
         return False
 
     def _process(self) -> None:
-        next_status = time.monotonic() + self.status_interval_s
+        self._next_status = time.monotonic() + self.status_interval_s
         while not self._stop.is_set():
             for item in self._drain():
                 if isinstance(item, Exception):
@@ -216,27 +218,38 @@ class Runner:
                     self._finish()
                     self._check_a_frame()
                     return
-                block, arrival = item
-                self._decide_speech(self._vad.push(block))
-                self._add(self._frontend.accept(block), block, arrival)  # the source checked it
+                self._accept(*item)
             # the whole backlog at once (live: only its newest window); a recording at hand keeps a
             # partial batch for more audio, so batch bounds are the audio's, not the reader's timing
             self._take_windows()
             self._evaluate(whole_batches_only=self.source.at_hand and not self.live)
-            now = time.monotonic()
-            if now >= next_status:  # on a fixed beat, but never more than once per model call
-                self._send_status()
-                next_status = max(next_status + self.status_interval_s, now)
+            self._status_beat()
         # stopped (Ctrl-C, stop()): the stream ends where it was read to, as at its end, so the windows already
-        # complete go out, and the turn in progress with them (it was dropped: the last utterance had none)
+        # complete go out, and the turn in progress with them (it was dropped: the last utterance had none).
+        # What the reader had queued is read audio too: a file's read-ahead (up to a minute) was dropped,
+        # while the summary and the final status counted it
+        for item in self._queued():
+            if isinstance(item, tuple):
+                self._accept(*item)
         self._finish()
+
+    def _accept(self, block: np.ndarray, arrival: Arrival) -> None:
+        """One block of the source into the detector and the front end."""
+        self._decide_speech(self._vad.push(block))
+        self._add(self._frontend.accept(block), block, arrival)  # the source checked it
+        self._accepted += len(block)
 
     def _drain(self) -> list[Any]:
         """Everything queued now (waiting up to POLL_S for the first item): the backlog is seen at once."""
         try:
-            items = [self._queue.get(timeout=POLL_S)]
+            first = self._queue.get(timeout=POLL_S)
         except queue.Empty:
             return []
+        return [first, *self._queued()]
+
+    def _queued(self) -> list[Any]:
+        """Everything queued now, without waiting."""
+        items = []
         for _ in range(self._queue.qsize()):
             items.append(self._queue.get_nowait())
         return items
@@ -352,8 +365,17 @@ class Runner:
                 estimate = self._estimate(window, prediction, speech)
                 for sink in self.sinks:
                     sink.emit(estimate)
+            self._status_beat()
         del self._pending[:count]
         self._release_turns()
+
+    def _status_beat(self) -> None:
+        """A status once its time has come: on a fixed beat, never more than once per model call, and
+        between the batches of a backlog too (a file run at a 20 ms hop sent none in 3 s of estimates)."""
+        now = time.monotonic()
+        if self._next_status is not None and now >= self._next_status:
+            self._send_status()
+            self._next_status = max(self._next_status + self.status_interval_s, now)
 
     def _release_turns(self, before: float | None = None) -> None:
         """Send the held turns that end before sample `before` (by default: before the oldest pending

@@ -292,6 +292,40 @@ def test_the_stats_a_stopped_run_returns_are_its_final_status(student, speech_fi
                                                                        final["skipped_windows"])
 
 
+def test_a_file_run_stopped_early_analyses_all_it_had_read_and_counts_only_that(student, tmp_path, speech):
+    """Stopped (SIGTERM) 2.5 s into a 600 s file: "836 estimates from 486.00 s of audio", the last
+    window ending at 420.5 s: the reader's queued minute was dropped unanalysed, and counted."""
+    path = tmp_path / "long.flac"
+    sf.write(path, np.tile(speech, -(-16000 * 120 // len(speech)))[:16000 * 120], 16000, subtype="PCM_16")
+
+    class StopAtOnce(Collect):
+        def emit(self, estimate):
+            super().emit(estimate)
+            if len(self.estimates) == 1:
+                time.sleep(0.3)  # the reader fills its read-ahead meanwhile
+                runner.stop()
+
+    sink = StopAtOnce()
+    runner = Runner(FileSource(path), student, [sink], live=False)
+    stats = runner.run()
+    assert 3.0 < stats.audio_s < 120.0  # stopped part way, after a read-ahead of more than one window
+    # every window the analysed audio completes went out: the last ends within a hop (and the 131 ms of the
+    # front end's look-ahead, at most) of the audio's end
+    assert stats.audio_s - 0.5 - 0.14 <= sink.estimates[-1]["end"] <= stats.audio_s
+    assert stats.estimates == len(sink.estimates) and sink.statuses[-1]["audio_s"] == stats.audio_s
+
+
+def test_a_backlog_of_many_batches_still_sends_its_status_on_the_beat(student, speech_file):
+    """A file run at a 20 ms hop evaluated the whole backlog before looking at the clock: 3 s of
+    estimates went out with one status, the final one. With a beat of 0 a status follows every batch."""
+    path, _ = speech_file
+    sink = Collect()
+    runner = Runner(FileSource(path), student, [sink], live=False, hop_s=0.02, status_interval_s=0.0)
+    runner.run()
+    batches = -(-len(sink.estimates) // runner.batch_size)
+    assert len(sink.estimates) > 4 * runner.batch_size and len(sink.statuses) >= batches
+
+
 def test_offline_estimates_and_turns_leave_in_time_order(student, speech_file):
     """A turn goes out after every estimate whose window ends within it, and before any that ends later."""
     path, _ = speech_file
