@@ -469,6 +469,25 @@ def test_websocket_pages_of_other_sites_are_refused_and_programs_and_local_pages
                 connect(url, origin=origin)
 
 
+def test_a_connection_that_never_completes_its_handshake_does_not_hold_the_close():
+    """An idle TCP connection (a port scan, a browser's preconnect) held every exit: the server waited
+    for its handshake (10 s) past close()'s own bound, the run ending 5 s late with the server's thread
+    still running. Now it is cut once the clients' linger is over."""
+    from emolive.engine.sinks.websocket import WebSocketSink
+
+    sink = WebSocketSink("127.0.0.1:0")
+    host, port = sink.address.rsplit(":", 1)
+    with socket.create_connection((host, int(port))) as idle:
+        time.sleep(0.2)  # accepted, its handshake awaited
+        sink.close()
+        assert not sink._thread.is_alive()
+        idle.settimeout(1.0)
+        try:
+            assert idle.recv(1) == b""  # the server closed it
+        except ConnectionResetError:
+            pass
+
+
 def test_a_websocket_client_that_talks_is_still_heard():
     """What a client sent was never read: after 16 messages the library stopped reading, the answers
     to its keep-alive pings went unread, and the client was cut off 40 s later. Its own ping shows it

@@ -30,6 +30,7 @@ import json
 import logging
 import re
 import threading
+import weakref
 from collections.abc import Mapping
 from typing import Any
 
@@ -56,10 +57,22 @@ class WebSocketSink(Sink):
                  queue_size: int = CLIENT_QUEUE, origins: tuple[str, ...] = ()) -> None:
         """`origins`: web pages' origins served besides this machine's own (`--websocket-origin`)."""
         try:
-            from websockets.asyncio.server import serve
+            from websockets.asyncio.server import ServerConnection, serve
+            from websockets.protocol import State
         except ImportError:
             raise SinkError("the WebSocket output needs websockets; install it with "
                             "`pip install emolive[websocket]`") from None
+        self._connections: weakref.WeakSet[Any] = weakref.WeakSet()  # every one accepted, opening or open
+        self._opening = State.CONNECTING
+        connections = self._connections
+
+        class Tracked(ServerConnection):
+            """A connection the close can find while its opening handshake is still awaited."""
+
+            def connection_made(self, transport: asyncio.BaseTransport) -> None:
+                super().connection_made(transport)
+                connections.add(self)
+
         host, port = parse_endpoint(address, "--websocket", allow_remote=allow_remote)
         self._queue_size, self._clients = queue_size, set()
         self.dropped = 0  # messages not delivered to a client whose queue was full
@@ -70,7 +83,7 @@ class WebSocketSink(Sink):
         # case-insensitive (browsers send them in lower case), so is the match of a given origin
         accepted = [None, LOCAL_PAGES, *(re.compile(re.escape(origin), re.IGNORECASE) for origin in origins)]
         self._thread = threading.Thread(target=self._loop.run_until_complete,
-                                        args=(self._serve(serve, host, port, accepted),),
+                                        args=(self._serve(serve, host, port, accepted, Tracked),),
                                         name="emolive-websocket", daemon=True)
         self._thread.start()
         if not self._ready.wait(START_TIMEOUT_S):
@@ -82,9 +95,10 @@ class WebSocketSink(Sink):
     def clients(self) -> int:
         return len(self._clients)
 
-    async def _serve(self, serve: Any, host: str, port: int, origins: list[Any]) -> None:
+    async def _serve(self, serve: Any, host: str, port: int, origins: list[Any], connection_type: type) -> None:
         try:
-            server = await serve(self._client, host, port, close_timeout=CLOSE_LINGER_S, origins=origins)
+            server = await serve(self._client, host, port, close_timeout=CLOSE_LINGER_S, origins=origins,
+                                 create_connection=connection_type)
         except OSError as exc:
             self._failure = exc
             self._ready.set()
@@ -154,6 +168,11 @@ class WebSocketSink(Sink):
         except TimeoutError:  # a client that did not keep up loses what it had not taken
             pass
         self._server.close()
+        # a connection still in its opening handshake (a port scan, a browser's preconnect) held the close
+        # for the handshake's 10 s, past close()'s bound: the run exited 5 s late, the thread left running
+        for connection in list(self._connections):
+            if connection.protocol.state is self._opening:
+                connection.transport.abort()
 
     def close(self) -> None:
         if self._thread.is_alive() and hasattr(self, "_server"):
