@@ -183,6 +183,40 @@ def test_sigterm_while_waiting_for_a_subscriber_ends_as_ctrl_c_does(speech_flac)
         engine.kill()
 
 
+def test_a_websocket_client_can_connect_while_the_run_waits_for_a_subscriber(speech_flac):
+    """The WebSocket server started only after --wait-subscriber's wait: a file run's first estimates
+    went out before any WebSocket client could be there. Connected during the wait, it gets them all."""
+    import socket
+    import time
+
+    from websockets.sync.client import connect
+
+    publish, websocket = free_port(), free_port()
+    engine = subprocess.Popen([*EMOLIVE, "stream", "--source", str(speech_flac), "--publish",
+                               f"tcp://127.0.0.1:{publish}", "--wait-subscriber", "60", "--websocket",
+                               f"127.0.0.1:{websocket}"], cwd=REPO, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while True:  # the server is up while the run still waits for its ZeroMQ subscriber
+            try:
+                socket.create_connection(("127.0.0.1", websocket), timeout=1).close()
+                break
+            except OSError:
+                assert engine.poll() is None and time.monotonic() < deadline
+                time.sleep(0.1)
+        with connect(f"ws://127.0.0.1:{websocket}") as client, zmq.Context().socket(zmq.SUB) as sub:
+            sub.setsockopt(zmq.SUBSCRIBE, b"")
+            sub.connect(f"tcp://127.0.0.1:{publish}")  # ends the wait
+            messages: list[dict] = []
+            while not (messages and messages[-1]["topic"] == "status.default" and messages[-1]["message"]["ended"]):
+                messages.append(json.loads(client.recv(timeout=60)))
+        seqs = [m["message"]["seq"] for m in messages if m["topic"] == "avd.default"]
+        assert seqs == list(range(len(seqs))) and len(seqs) > 1 and engine.wait(timeout=60) == 0
+    finally:
+        engine.kill()
+
+
 def test_a_csv_file_is_not_emptied_when_another_output_cannot_start(speech_flac, tmp_path):
     """The CSV was opened (emptied) before the WebSocket server found its port taken: a run that never
     started cost the file the user named."""

@@ -94,8 +94,6 @@ def open_sinks(options: SinkOptions, stack: ExitStack, class_names: tuple[str, .
                                                      keep_up_s=KEEP_UP_S if at_hand else None))
         sinks.append(publisher)
         log.info("publishing on %s", publisher.address)
-        if options.wait_subscriber > 0 and not publisher.wait_for_subscriber(options.wait_subscriber):
-            log.warning("no subscriber after %g s; starting anyway", options.wait_subscriber)
     if options.lsl:
         sinks.append(stack.enter_context(LslSink(source_id=options.stream_id, class_names=class_names)))
     if options.osc:
@@ -115,6 +113,11 @@ def open_sinks(options: SinkOptions, stack: ExitStack, class_names: tuple[str, .
                                                       origins=options.websocket_origins))
         sinks.append(websocket)
         log.info("serving WebSocket on ws://%s", websocket.address)
+    # the wait after every network output is up: a WebSocket client can connect meanwhile (the server
+    # started after it, and a file run's first messages went out before any client could be there)
+    if publisher is not None and options.wait_subscriber > 0 and \
+            not publisher.wait_for_subscriber(options.wait_subscriber):
+        log.warning("no subscriber after %g s; starting anyway", options.wait_subscriber)
     if options.csv:  # the file last: opening it empties it, which a busy port above must not have cost
         sinks.append(stack.enter_context(CsvSink(options.csv)))
     sinks.append(JsonLinesSink() if options.json else TableSink())
