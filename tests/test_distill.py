@@ -99,6 +99,11 @@ def test_teacher_targets_are_cached_per_teacher_and_data(small, tmp_path, monkey
         distill.teacher_targets(load_model(str(other)), utts, tmp_path)
     with pytest.raises(AssertionError, match="ran again"):
         distill.teacher_targets(plugin, utts[:4], tmp_path)
+    # the same audio grouped into other speakers: the normalised teacher hears other sessions (a cache
+    # filled under one grouping was served for another, its A/V/D 0.08 apart)
+    regrouped = [replace(u, speaker="one/speaker") for u in utts]
+    with pytest.raises(AssertionError, match="ran again"):
+        distill.teacher_targets(plugin, regrouped, tmp_path)
 
 
 @pytest.fixture

@@ -35,7 +35,7 @@ from emolive.trainer.data.splits import learned_splits
 from emolive.trainer.evaluate import predict_utterances
 from emolive.trainer.losses import DistillationLoss, pearson, within_groups
 from emolive.trainer.config import TrainConfig
-from emolive.trainer.labelled import LabelledSet
+from emolive.trainer.labelled import LabelledSet, clip_names
 from emolive.trainer.errors import TrainerError
 from emolive.trainer.whole_files import replace_whole
 from emolive.trainer.history import bundle_splits
@@ -119,12 +119,17 @@ def teacher_targets(plugin: ModelPlugin, utts: list[Utterance], cache_root: str 
     """The teacher's outputs on every utterance, computed once (sharded over ranks) and cached.
 
     Entries are safetensors files keyed by teacher and data digests, so a retrained teacher or a
-    changed file list can never serve stale targets. Each file is hashed once: its key names its
+    changed file list can never serve stale targets (nor, for a teacher with the running normaliser,
+    another grouping of the clips into speakers' sessions). Each file is hashed once: its key names its
     cached features too. `digest`: the teacher's, if the caller has it already.
     """
     ctx = ctx or distributed.context()
     keys = [file_key(u.path) for u in utts]
     identity = (digest or teacher_digest(plugin)) + data_digest(keys) + TARGETS_VERSION
+    if plugin.meta.stream_normalisation is not None:  # it hears each speaker's clips, in their paths' order,
+        # as one session: the same audio grouped into other speakers was served another grouping's targets
+        sessions = "\n".join(f"{u.speaker}\t{name}" for u, name in zip(utts, clip_names(utts)))
+        identity += hashlib.sha256(sessions.encode()).hexdigest()
     key = hashlib.sha256(identity.encode()).hexdigest()[:32]
     entry = Path(cache_root) / "teacher" / f"{key}.safetensors"
     if entry.is_file():
