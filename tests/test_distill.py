@@ -356,6 +356,22 @@ def test_a_teacher_that_cannot_teach_a_corpus_is_a_one_line_error(two_corpora, t
     assert not (tmp_path / "o").exists()
 
 
+def test_a_teacher_whose_bundle_cannot_say_what_it_learned_is_warned_about(two_corpora, tmp_path, capsys):
+    """The check that a corpus's teacher never learned it read the bundle's splits.csv: a copy without it
+    (a bundle needs only config.json and weights) passed a teacher of its own corpus without a word."""
+    manifests, cache, trained = two_corpora
+    copy = Path(shutil.copytree(trained["ravdess"], tmp_path / "copied"))
+    for name in ("splits.csv", "learned_clips.csv"):
+        (copy / name).unlink(missing_ok=True)
+    rc = trainer_main(["distill", "--data", str(manifests[0]), "--data", str(manifests[1]), "--cache", str(cache),
+                       "--avd-weight", "0.5", "--lambda-early", "0", "--lambda", "0", "--epochs", "1",
+                       "--switch-epoch", "0", "--epoch-clips", "0", "--out", str(tmp_path / "o"),
+                       "--teacher-for", f"ravdess={copy}", "--teacher-for", f"emodb={trained['ravdess']}"])
+    assert rc == 0
+    assert (f"--teacher-for ravdess={copy}: that teacher's bundle has no splits.csv, so whether it learned "
+            "ravdess's clips cannot be checked") in capsys.readouterr().err
+
+
 def test_a_mistyped_teacher_is_refused_before_any_feature_is_computed(two_corpora, tmp_path, capsys):
     manifests, _, trained = two_corpora
     rc = trainer_main(["distill", "--data", str(manifests[0]), "--data", str(manifests[1]),

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import logging
 import os
 from collections import Counter
 from dataclasses import asdict, dataclass, replace
@@ -41,6 +42,8 @@ from emolive.trainer.whole_files import replace_whole
 from emolive.trainer.history import bundle_splits
 from emolive.trainer.options import same_named
 from emolive.trainer.sampling import corpus_ids
+
+log = logging.getLogger(__name__)
 
 
 DISTILL_EPOCHS = 100  # `trainer distill`'s default: the paper's 40 epochs of distillation, then 60 of the task
@@ -278,8 +281,12 @@ def check_not_a_teacher(out: Path, dcfg: DistillConfig) -> None:
 
 def check_unheard(plugin: ModelPlugin, teacher: str, corpus: str, utts: list[Utterance]) -> None:
     """A corpus's own teacher must not have learned its clips (its bundle's splits and learned
-    clips say which it did): its estimates there would be near the labels, not what it knows."""
+    clips say which it did): its estimates there would be near the labels, not what it knows. A
+    bundle without splits.csv cannot say: warned."""
     splits = bundle_splits(plugin)
+    if splits is None:  # a copied or older bundle: passed as unheard without a word
+        log.warning("--teacher-for %s=%s: that teacher's bundle has no splits.csv, so whether it learned %s's "
+                    "clips cannot be checked; a teacher that did teaches their labels", corpus, teacher, corpus)
     learned = [] if splits is None else [u for u, split in zip(utts, learned_splits(splits, utts)) if split]
     if learned:
         raise TrainerError(f"--teacher-for {corpus}={teacher}: that teacher learned {len(learned)} of {corpus}'s "
