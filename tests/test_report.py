@@ -172,7 +172,7 @@ def test_interval_rmse_per_label_interval():
     assert interval_counts(np.append(true, np.nan)).tolist() == counts.tolist()
 
 
-def test_split_test_without_splits_uses_the_models_own_split_as_evaluate_does(tmp_path):
+def test_split_test_without_splits_uses_the_models_own_split_as_evaluate_does(tmp_path, caplog):
     """`trainer report --split test` with no --splits: the model's bundle splits.csv decides,
     speakers it never saw count as test, exactly `trainer evaluate`'s held-out clips; with a second
     model, a speaker either one learned is not held out (the first model's split alone decided, so
@@ -196,6 +196,9 @@ def test_split_test_without_splits_uses_the_models_own_split_as_evaluate_does(tm
     other.write_text(f"speaker,split\n{expected[0].speaker},val\n")
     both = load_sources([manifest], [], None, "test", [own, other])
     assert [u.path for u in both[0].utts] == [u.path for u in expected if u.speaker != expected[0].speaker]
+    # said: the report had claimed each model's numbers were evaluate's, on fewer clips without a word
+    assert (f"the report scores {len(both[0].utts)} clips of split 'test', `trainer evaluate` of each model alone "
+            f"{len(expected)}, ") in caplog.text
     for splits in ([own, other], [other, own]):  # either order
         assert len(load_sources([manifest], [], None, "test", splits)[0].utts) == len(both[0].utts)
 

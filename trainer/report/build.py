@@ -1,6 +1,7 @@
 """`trainer report`: predict with each model once, score, map, draw, and write report.md/.html."""
 from __future__ import annotations
 
+import logging
 import re
 import shlex
 import time
@@ -26,6 +27,8 @@ from emolive.trainer.report.markdown import write_markdown
 from emolive.trainer.report.results import POOLED, ModelResult, Report, Source
 from emolive.trainer.errors import TrainerError
 
+log = logging.getLogger(__name__)
+
 
 def load_sources(manifests: list[str], msp_roots: list[str], splits_csv: str | None,
                  split: str | None, model_splits: Sequence[Path] = ()) -> list[Source]:
@@ -41,16 +44,23 @@ def load_sources(manifests: list[str], msp_roots: list[str], splits_csv: str | N
         unclaimed -= {u.path for u in given[-1][1]}
     names = _unique([Path(spec).resolve().parent.name if spec in manifests else Path(spec).name
                      for spec, _ in given], [spec for spec, _ in given])
-    sources = []
+    sources, listed = [], []
     for name, (spec, utts) in zip(names, given):
         if splits_csv:
             utts = read_splits(splits_csv, utts)
+        listed += utts
         for learned in model_splits:  # said, as `trainer evaluate` says it: the report had scored them in silence
             utts = held_out_splits(learned, utts, warn=not split)
         sources.append(Source(name, spec, utts))
     if split:
         only_split([u for s in sources for u in s.utts], split)  # where no source has one: the splits there are
         sources = [Source(s.name, s.spec, by_split(s.utts, split)) for s in sources]
+        scored = sum(len(s.utts) for s in sources)
+        alone = [len(by_split(held_out_splits(m, listed, warn=False), split)) for m in model_splits]
+        if len(model_splits) > 1 and max(alone) > scored:  # it scored fewer clips than evaluate, in silence
+            log.warning("the report scores %d clips of split %r, `trainer evaluate` of each model alone %s: a clip "
+                        "one of the models learned is left out for every model, so all are compared on the same "
+                        "clips", scored, split, ", ".join(map(str, alone)))
     if not any(s.utts for s in sources):
         raise TrainerError("no utterances in the data")
     return sources

@@ -21,7 +21,8 @@ def report_document(report: Report) -> list[Block]:
         Heading("Results"),
         Text("CCC per dimension (activation, valence, dominance) and class-head UAR, in the layout of "
              "the paper's Table 1: one row per system, one column group per data set. Each group's numbers "
-             "are what `trainer evaluate --json` prints for that model on that data and split; brackets "
+             "are what `trainer evaluate --json` prints for that model on that data and split, on the clips "
+             "none of the models learned; brackets "
              "hold the CCC's 95 % interval over speakers (bootstrap, whole speakers resampled)."),
         tables.ccc_table(report),
         Heading("Data"),
