@@ -58,6 +58,15 @@ def test_export_out_replaces_only_a_regular_file_and_says_so_in_one_line(tmp_pat
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no partial file left
 
 
+def test_an_out_ending_in_a_slash_names_a_folder_and_is_refused(tmp_path, capsys):
+    """`--out exports/` wrote a file named exports (Path() drops the slash); `--out a.onnx/` overwrote a.onnx."""
+    (tmp_path / "a.onnx").write_text("mine")
+    for out in (f"{tmp_path}/exports/", f"{tmp_path}/a.onnx/"):
+        assert trainer_main(["export", "--out", out]) == 2
+        assert f"--out {out} names a folder: give the graph's file name" in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.onnx"] and (tmp_path / "a.onnx").read_text() == "mine"
+
+
 def test_a_place_that_cannot_be_written_is_one_bundle_error_and_leaves_nothing(tmp_path):
     """A name the file system refuses (here: too long for the partial file beside it) is one line."""
     with pytest.raises(BundleError, match="cannot write .*File name too long"):

@@ -270,6 +270,8 @@ def export(args) -> int:
     if not args.into_bundle and args.model != DEFAULT_MODEL and not os.path.exists(args.model):
         raise TrainerError(f"--model {args.model}: --out exports {DEFAULT_MODEL!r} or a student bundle folder (a "
                            "teacher's head graph: --into-bundle with its bundle)")
+    if not args.into_bundle and args.out.endswith(("/", os.sep)):  # Path() dropped the slash: a file of that name
+        raise TrainerError(f"--out {args.out} names a folder: give the graph's file name, e.g. {args.out}model.onnx")
     if args.into_bundle:
         teacher = str(read_config(args.into_bundle).get("architecture", "")).startswith(PREFIX)
         path = (write_teacher_graph if teacher else write_graph)(args.into_bundle)  # a teacher's: its head
