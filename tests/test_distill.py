@@ -343,6 +343,8 @@ def test_each_corpus_is_taught_by_its_own_teacher(two_corpora, tmp_path):
      "embeddings are not comparable"),
     (["--teacher-for", "ravdess={emodb}", "--teacher", "student", "--avd-weight", "0"],
      "--lambda-early 0 --lambda 0 without --avd-weight teaches nothing of the teacher"),
+    (["--teacher-for", "ravdess={emodb}", "--teacher-for", "emodb={ravdess}", "--teacher", "teacher"],
+     "--teacher teacher teaches no corpus: each has its own --teacher-for"),
 ])
 def test_a_teacher_that_cannot_teach_a_corpus_is_a_one_line_error(two_corpora, tmp_path, capsys, teachers, message):
     manifests, cache, trained = two_corpora
@@ -392,6 +394,16 @@ def test_a_student_written_over_its_teacher_is_refused(two_corpora, tmp_path, ca
                                                                        teacher.name)])
         assert rc == 2 and "is the teacher's bundle" in capsys.readouterr().err
     assert (teacher / "model.safetensors").read_bytes() == before
+
+
+def test_a_teacher_named_is_the_installed_model_not_a_folder_of_that_name(tmp_path, monkeypatch):
+    """`--teacher student --out student` beside a folder ./student was refused as writing over the
+    teacher, though the teacher is the installed student (a name wins over a folder of that name)."""
+    (tmp_path / "student").mkdir()
+    monkeypatch.chdir(tmp_path)
+    distill.check_not_a_teacher(Path("student"), distill.DistillConfig(teacher="student"))
+    with pytest.raises(TrainerError, match=r"--out student is the teacher's bundle \(\./student\)"):
+        distill.check_not_a_teacher(Path("student"), distill.DistillConfig(teacher="./student"))
 
 
 def test_teacher_for_takes_corpus_equals_model():

@@ -27,7 +27,7 @@ import numpy as np
 import torch
 from safetensors.numpy import load_file, save
 
-from emolive.engine.plugin import ModelPlugin, check_model_exists, load_model
+from emolive.engine.plugin import ModelPlugin, check_model_exists, load_model, registered_models
 from emolive.engine.schema import DIMENSIONS
 from emolive.trainer import distributed
 from emolive.trainer.data import Utterance
@@ -249,6 +249,9 @@ def teachers_of_corpora(dcfg: DistillConfig, corpora: list[str]) -> dict[str, st
         raise TrainerError(f"--teacher-for {unknown[0]}: the training data has no corpus of that name "
                            f"(it has {', '.join(corpora)})")
     untaught = [c for c in corpora if c not in own and dcfg.teacher is None]
+    if dcfg.teacher is not None and corpora and set(corpora) <= set(own):  # refused, not recorded as a teacher
+        raise TrainerError(f"--teacher {dcfg.teacher} teaches no corpus: each has its own --teacher-for; leave "
+                           "--teacher out (it was recorded as the student's teacher though it taught nothing)")
     if untaught:
         raise TrainerError(f"no teacher for corpus {untaught[0]}: give --teacher MODEL or "
                            f"--teacher-for {untaught[0]}=MODEL")
@@ -275,6 +278,8 @@ def check_not_a_teacher(out: Path, dcfg: DistillConfig) -> None:
     """The student's --out must not be a teacher's bundle folder: writing the student there replaced
     the teacher, and the student's record named a teacher digest that no longer existed."""
     for teacher in {dcfg.teacher, *(model for _, model in dcfg.teachers_for)} - {None}:
+        if teacher in registered_models():  # a name is the installed model, not a folder of that name here
+            continue
         if out.exists() and os.path.exists(teacher) and os.path.samefile(out, teacher):
             raise TrainerError(f"--out {out} is the teacher's bundle ({teacher}): write the student to another folder")
 
