@@ -792,6 +792,32 @@ def test_training_on_all_splits_records_the_test_clips_as_learned_and_scores_no_
     assert {u.split for u in read_splits(tmp_path / "named" / "splits.csv", read_manifest(manifest))} == {"train", "val"}
 
 
+def test_the_class_head_is_chosen_from_the_clips_trained_and_validated_on(tmp_path):
+    """A category found in a second corpus only in its test split made a class: the held-out labels
+    shaped the head (EmoDB's one disgust clip was a test clip)."""
+    manifests = []
+    for corpus, every in (("emodb", 6), ("ravdess", 12)):
+        manifest = subset_manifest(tmp_path, corpus, every=every)
+        with open(manifest, newline="") as f:
+            rows = list(csv.DictReader(f))
+        disgusted = sorted({r["speaker"] for r in rows if r["emotion"] == "disgust"})
+        speakers = disgusted[:1] + sorted({r["speaker"] for r in rows} - set(disgusted[:1]))  # the first: test
+        split = {s: ("test" if i == 0 else "val" if i == 1 else "train") for i, s in enumerate(speakers)}
+        if corpus == "emodb":  # its disgust only in the test split
+            rows = [r for r in rows if r["emotion"] != "disgust" or split[r["speaker"]] == "test"]
+            assert any(r["emotion"] == "disgust" for r in rows)
+        with open(manifest, "w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=[*rows[0], "split"])
+            writer.writeheader()
+            writer.writerows({**r, "split": split[r["speaker"]]} for r in rows)
+        manifests += ["--data", str(manifest)]
+    out = tmp_path / "m"
+    assert trainer_main(["train", *manifests, "--cache", str(tmp_path / "cache"), "--epochs", "1",
+                         "--epoch-clips", "40", "--out", str(out)]) == 0
+    classes = json.loads((out / "config.json").read_text())["class_names"]
+    assert "disgust" not in classes and {"angry", "happy", "sad"} <= set(classes)
+
+
 def test_options_that_would_do_nothing_or_merge_corpora_are_refused(tmp_path, capsys):
     """--balance-quadrants beside --no-balance changed no weight and was recorded as on; manifests in
     data/emodb/v1 and data/ravdess/v1 were both corpus 'v1', their speakers 03 one speaker."""

@@ -152,7 +152,9 @@ def fit(data: DataSpec, config: TrainConfig, distill: DistillConfig | None = Non
         from emolive.trainer.distill import check_teachers, setup_distillation
 
         check_teachers(distill, fit_clips)
-    classes = class_names_of(own, data.classes)
+    # from the clips it learns from and validates on: a test clip's category had made a class (EmoDB's
+    # one disgust clip in the split), so the held-out labels shaped the head
+    classes = class_names_of(by_split(own, *fitted, "val"), data.classes)
     source = data.source()
     config = replace(config, gain_dims=source.gain_dims)
     train_set = featurise(fit_clips, classes, source, progress=progress,
