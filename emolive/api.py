@@ -175,7 +175,7 @@ def stream(source: Input | None = None, *, sample_rate: float | None = None, mod
     `source` is what `emolive stream --source` takes (None: the microphone, or the bundled demo clip
     at real time where there is none; `microphone` picks the device and its channels; "-": raw mono
     float32 PCM on stdin at `sample_rate`, 16 kHz by default: other layouts through `emolive stream
-    --source - --rate --channels --format`), or an array
+    --source - --rate --channels --raw-format`), or an array
     of samples with its `sample_rate`, in any layout `analyze` takes (streamed as fast as the model
     goes; `realtime` paces files). `channels` (numbered from 1) mixes only those, as in `analyze`. The
     engine runs on its own thread; leaving the loop (or closing the iterator) stops it, and an error in

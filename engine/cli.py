@@ -29,6 +29,7 @@ if TYPE_CHECKING:  # the engine proper (numpy, numba, zmq, audio) is imported by
 
 COMMANDS_GROUP = "emolive.commands"  # entry points: callables adding a subcommand to the parser's subparsers
 MAX_WAIT_S = 86400.0  # a day: longer than anyone waits for a subscriber, far inside a C int of milliseconds
+STOP_GRACE_S = 10.0  # how long a stopped run may go without an estimate (its last windows, the final status)
 log = logging.getLogger("emolive")
 
 
@@ -186,16 +187,31 @@ def stop_on_signal(runner: Runner) -> Iterator[list[int]]:
     if threading.current_thread() is not threading.main_thread():
         yield received
         return
+    ended, main = threading.Event(), threading.main_thread().ident
+
+    def insist(signum: int) -> None:
+        """The signal again, to the main thread, while the run has not ended and sends nothing more: a
+        write to a reader that stopped reading (a full stdout pipe) blocks where a stop request is never
+        seen, and only a signal to the blocked thread ends its system call (the process hung until
+        SIGKILL). A run still finishing (a slow model's last windows) makes estimates, and is let be."""
+        sent = runner.stats.estimates
+        while not ended.wait(STOP_GRACE_S):
+            if runner.stats.estimates == sent:
+                signal.pthread_kill(main, signum)
+            sent = runner.stats.estimates
 
     def stop(signum: int, frame: Any) -> None:
         received.append(signum)
+        if len(received) > 1:  # a second signal, or the first insisting: at once
+            raise console.Terminated() if received[0] == signal.SIGTERM else KeyboardInterrupt()
         runner.stop()
-        signal.signal(signal.SIGINT, signal.default_int_handler)
+        threading.Thread(target=insist, args=(signum,), name="emolive-stop", daemon=True).start()
 
     previous = {signum: signal.signal(signum, stop) for signum in (signal.SIGINT, signal.SIGTERM)}
     try:
         yield received
     finally:
+        ended.set()
         for signum, handler in previous.items():
             signal.signal(signum, handler)
 

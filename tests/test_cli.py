@@ -358,6 +358,28 @@ def test_ctrl_c_in_a_realtime_stream_still_sends_the_final_status_and_summary(sp
     assert err.splitlines()[-1] == f"emolive: {len(estimates)} estimates from " + err.splitlines()[-1].split(" from ")[1]
 
 
+def test_a_stop_signal_ends_a_stream_blocked_writing_to_a_reader_that_stopped_reading(tmp_path):
+    """A reader of stdout that stalls (its pipe full) left `emolive stream` blocked in write(): SIGTERM
+    asked the runner to stop where it never looked again, a second SIGTERM did the same, and only
+    SIGKILL ended it. Now the signal is sent again to the blocked thread once the run goes 10 s without
+    an estimate (emolive.engine.cli.STOP_GRACE_S), and the run ends as SIGTERM ends it: 143."""
+    import time
+
+    clip = corpus_files("emodb", limit=1)[0]
+    long = tmp_path / "long.flac"
+    sf.write(long, np.tile(read_audio(clip), 300), 16000)  # ~12 minutes: its JSON lines fill any pipe
+    engine = subprocess.Popen([*EMOLIVE, "stream", "--source", str(long), "--no-publish", "--json"], cwd=REPO,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # stdout never read
+    try:
+        time.sleep(6)  # the model loaded, the pipe full
+        assert engine.poll() is None
+        engine.send_signal(signal.SIGTERM)
+        assert engine.wait(timeout=60) == 143
+        assert b"Traceback" not in engine.stderr.read()
+    finally:
+        engine.kill()
+
+
 WINDOW_SECONDS = st.one_of(st.floats(allow_nan=True, allow_infinity=True), st.integers(-10, 5000).map(lambda k: k * 0.02),
                            st.sampled_from([0.0, -0.0, 1e-300, 1e300, 60.0, 60.02, 100000.0, 20000.0]))
 
