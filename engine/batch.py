@@ -14,6 +14,7 @@ import logging
 import os
 import signal
 import sys
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
@@ -229,6 +230,7 @@ def _analyses(paths: Sequence[Path], plugin: ModelPlugin | None, options: ScoreO
 
 
 STOPPED_WAIT_S = 5.0  # how long a broken pool's workers are waited for, to read how each ended
+PR_SET_PDEATHSIG = 1  # prctl's option: a signal this process gets when its parent ends (linux/prctl.h)
 GUARD_EXIT = 3  # a worker's exit code where it refused to run an unguarded script's call again
 GUARD = ("a Python script that calls emolive.analyze with num_workers must make that call under `if __name__ == "
          "\"__main__\":`, because each worker process imports the script again")
@@ -308,12 +310,37 @@ def _init_worker(options: ScoreOptions, logging_as: tuple[str, int] | None = Non
     traceback per worker and a BatchError blaming a main guard the script had."""
     global _worker
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle: it stops the pool
+    die_with_parent()
     if logging_as is not None:
         console.configure(*logging_as)
     try:
         _worker = (load_model_one_thread(options.model), options)
     except EmoliveError as exc:
         _worker = exc
+
+
+def die_with_parent() -> None:
+    """End this worker when the process that started it ends, however it ends: SIGKILL of `emolive
+    score --jobs 2` left its workers running for good (145 MB each, holding the caller's stdout open,
+    so `$(emolive score ...)` never returned). Linux's parent-death signal where there is one, else a
+    thread that watches the parent's pid."""
+    parent = os.getppid()
+    try:
+        import ctypes
+
+        if ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL) == 0:
+            if os.getppid() != parent:  # the parent ended before the request took effect
+                os._exit(1)
+            return
+    except (OSError, AttributeError):  # no prctl here (macOS, Windows)
+        pass
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(1.0)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="emolive-parent-watch", daemon=True).start()
 
 
 def _analyze_in_worker(path: Path) -> tuple[Analysis, str | None]:

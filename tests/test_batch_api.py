@@ -4,6 +4,7 @@ whole-recording figures (one pass vs the mean of the speech windows)."""
 from __future__ import annotations
 
 import csv
+import os
 import shutil
 from pathlib import Path
 
@@ -129,6 +130,52 @@ def test_a_model_that_does_not_load_in_the_workers_is_its_own_one_line_error(fol
     run = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120)
     assert run.stdout.startswith("no model named 'nosuch' and no bundle at that path; known models:"), run.stdout
     assert "Traceback" not in run.stderr, run.stderr
+
+
+def test_workers_end_when_the_batch_they_serve_is_killed(tmp_path):
+    """SIGKILL of `emolive score --jobs 2` left its workers running for good, holding its stdout open, so
+    a caller reading that stdout to its end waited for ever."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    def children(pid: int) -> list[int]:
+        found = []
+        for entry in Path("/proc").iterdir():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except (OSError, IndexError):
+                continue
+            if entry.name.isdigit() and int(fields[1]) == pid:
+                found.append(int(entry.name))
+        return found
+
+    paths = [str(p) for p in corpus_files("ravdess", every=8)] * 20  # far more work than the test waits for
+    score = subprocess.Popen([str(Path(sys.executable).parent / "emolive"), "score", *paths, "--jobs", "2",
+                              "--out", str(tmp_path / "t.csv")], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    workers: list[int] = []
+    try:
+        deadline = time.monotonic() + 60
+        while len(workers := [p for p in children(score.pid) if "spawn_main" in Path(f"/proc/{p}/cmdline").read_text(
+                errors="replace")]) < 2:
+            assert time.monotonic() < deadline and score.poll() is None
+            time.sleep(0.2)
+        time.sleep(1.0)  # working
+        score.send_signal(signal.SIGKILL)
+        score.wait(timeout=10)
+        deadline = time.monotonic() + 30
+        while any(Path(f"/proc/{p}").exists() and "spawn_main" in Path(f"/proc/{p}/cmdline").read_text(errors="replace")
+                  for p in workers):
+            assert time.monotonic() < deadline, "the workers outlived the batch they served"
+            time.sleep(0.2)
+    finally:
+        score.kill()
+        for pid in workers:  # a failing run must not leave them behind either
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
 
 
 def test_a_worker_killed_mid_batch_is_said_to_be_killed_not_blamed_on_a_main_guard(tmp_path):
