@@ -28,8 +28,10 @@ import asyncio
 import errno
 import json
 import logging
+import math
 import re
 import threading
+import time
 import weakref
 from collections.abc import Mapping
 from typing import Any
@@ -48,6 +50,32 @@ STOP_TIMEOUT_S = 5.0  # a safety bound on close(), which returns within 2 * CLOS
 # the Origin of a page this machine serves; a page's scheme and host are case-insensitive, so is the match
 LOCAL_PAGES = re.compile(r"https?://(localhost|127(\.[0-9]{1,3}){3}|\[::1\])(:[0-9]{1,5})?", re.IGNORECASE)
 log = logging.getLogger(__name__)
+
+
+class AcceptFailures(logging.Filter):
+    """asyncio's record of a refused accept (the process out of file descriptors: a flood of idle
+    connections) as one line every REPEAT_S, not its traceback ~1,400 times a second (77 MB of stderr
+    in 20 s)."""
+
+    REPEAT_S = 10.0
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._last = -math.inf
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not str(record.msg).startswith("socket.accept() out of system resource"):
+            return True
+        now = time.monotonic()
+        if now - self._last < self.REPEAT_S:
+            return False
+        self._last = now
+        reason = record.exc_info[1] if record.exc_info else None
+        record.msg, record.args, record.exc_info, record.exc_text = (
+            "WebSocket: cannot accept a connection (%s); new clients wait until descriptors are free", (reason,),
+            None, None)
+        record.levelno, record.levelname = logging.WARNING, "WARNING"
+        return True
 
 
 class WebSocketSink(Sink):
@@ -77,6 +105,8 @@ class WebSocketSink(Sink):
         self._queue_size, self._clients = queue_size, set()
         self.dropped = 0  # messages not delivered to a client whose queue was full
         self._loop = asyncio.new_event_loop()
+        self._accept_failures = AcceptFailures()
+        logging.getLogger("asyncio").addFilter(self._accept_failures)
         self._ready = threading.Event()
         self._failure: OSError | None = None
         # None: no Origin header, a program rather than a page; a page's scheme and host are
@@ -178,6 +208,7 @@ class WebSocketSink(Sink):
         if self._thread.is_alive() and hasattr(self, "_server"):
             asyncio.run_coroutine_threadsafe(self._linger(), self._loop).result(timeout=STOP_TIMEOUT_S)
             self._thread.join(timeout=STOP_TIMEOUT_S)
+        logging.getLogger("asyncio").removeFilter(self._accept_failures)
         if self.dropped:
             log.warning("WebSocket: %d messages dropped for clients that did not keep up", self.dropped)
 
