@@ -18,6 +18,7 @@ from importlib.metadata import entry_points
 from typing import TYPE_CHECKING, Any
 
 from emolive.engine import console, score
+from emolive.engine.errors import EmoliveError
 from emolive.engine.defaults import DEFAULT_ADDRESS, OSC_TARGET, RAW_SAMPLE_FORMATS, WEBSOCKET_ADDRESS, package_version
 from emolive.engine.plugin import registered_models, summarise
 from emolive.engine.schema import StreamIdError, check_stream_id, printable
@@ -29,6 +30,8 @@ if TYPE_CHECKING:  # the engine proper (numpy, numba, zmq, audio) is imported by
 
 COMMANDS_GROUP = "emolive.commands"  # entry points: callables adding a subcommand to the parser's subparsers
 MAX_WAIT_S = 86400.0  # a day: longer than anyone waits for a subscriber, far inside a C int of milliseconds
+MIN_OPEN_FILES = 32  # a stream with every output and score --jobs 2 were measured to run within it
+WANTED_OPEN_FILES = 1024  # a soft limit below this is raised to it, where the hard limit allows
 STOP_GRACE_S = 10.0  # how long a stopped run may go without an estimate (its last windows, the final status)
 log = logging.getLogger("emolive")
 
@@ -41,6 +44,7 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     console.configure("emolive", args.verbose - args.quiet)
     try:
+        ensure_open_files()
         return args.command(args)
     except USER_ERRORS as exc:
         log.error("error: %s", " ".join(str(exc).split()))
@@ -54,6 +58,25 @@ def main(argv: list[str] | None = None) -> int:
         return 143
     except KeyboardInterrupt:
         return 130
+
+
+def ensure_open_files() -> None:
+    """Room for the descriptors a run opens (model files, sockets, worker pipes): a soft limit below
+    WANTED_OPEN_FILES is raised towards the hard one, and a hard limit below MIN_OPEN_FILES is one
+    line. Below about 12, libzmq aborted the process from an assertion, and the VAD's graph was said
+    to be missing."""
+    try:
+        import resource
+    except ImportError:  # not on Windows: its limits are the C runtime's, far above these
+        return
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < WANTED_OPEN_FILES and soft != hard:
+        wanted = WANTED_OPEN_FILES if hard == resource.RLIM_INFINITY else min(hard, WANTED_OPEN_FILES)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
+        soft = wanted
+    if soft < MIN_OPEN_FILES:
+        raise EmoliveError(f"emolive needs at least {MIN_OPEN_FILES} open files and may open {soft} (ulimit -n): "
+                           f"raise the limit, e.g. ulimit -n 1024")
 
 
 def silence_broken_stdout() -> None:

@@ -24,6 +24,7 @@ its centre, so flags sit on the same frame grid as features, windows and turns.
 """
 from __future__ import annotations
 
+import errno
 import functools
 import hashlib
 from pathlib import Path
@@ -56,6 +57,9 @@ def _session():
     try:
         graph = GRAPH.read_bytes()
     except OSError as exc:
+        if exc.errno in (errno.EMFILE, errno.ENFILE):  # it was "missing; reinstall emolive", which it was not
+            raise VadError(f"cannot open the voice activity graph {GRAPH}: {exc.strerror} (raise the limit, "
+                           "e.g. ulimit -n 1024)") from None
         raise VadError(f"the voice activity graph {GRAPH} is missing ({exc.strerror}); reinstall emolive") from None
     if hashlib.sha256(graph).hexdigest() != GRAPH_SHA256:
         raise VadError(f"the voice activity graph {GRAPH} is not the one derived from silero-vad 6.2.3's (sha256 "

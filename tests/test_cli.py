@@ -380,6 +380,26 @@ def test_a_stop_signal_ends_a_stream_blocked_writing_to_a_reader_that_stopped_re
         engine.kill()
 
 
+def test_too_few_open_files_is_one_line_up_front_and_a_low_soft_limit_is_raised():
+    """Under `ulimit -n 10` libzmq aborted the process (exit 134) from an assertion, and at 12 the VAD's
+    graph was said to be missing ("reinstall emolive")."""
+    import resource
+
+    def limit(soft: int, hard: int):
+        return lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+    args = [*EMOLIVE, "stream", "--source", str(REPO / "engine" / "data" / "demo.flac"), "--publish",
+            f"tcp://127.0.0.1:{free_port()}", "--json"]
+    low = subprocess.run(args, cwd=REPO, capture_output=True, text=True, timeout=120, preexec_fn=limit(10, 10))
+    assert low.returncode == 1 and low.stderr.splitlines() == [
+        "emolive: error: emolive needs at least 32 open files and may open 10 (ulimit -n): raise the limit, e.g. "
+        "ulimit -n 1024"]
+    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    raised = subprocess.run(args, cwd=REPO, capture_output=True, text=True, timeout=120,
+                            preexec_fn=limit(10, hard))  # a soft limit the run may raise itself
+    assert raised.returncode == 0 and len(raised.stdout.splitlines()) > 3, raised.stderr
+
+
 WINDOW_SECONDS = st.one_of(st.floats(allow_nan=True, allow_infinity=True), st.integers(-10, 5000).map(lambda k: k * 0.02),
                            st.sampled_from([0.0, -0.0, 1e-300, 1e300, 60.0, 60.02, 100000.0, 20000.0]))
 
