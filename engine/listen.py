@@ -10,9 +10,12 @@ from __future__ import annotations
 import argparse
 import logging
 import time
+from collections.abc import Callable, Mapping
+from typing import Any
 
 import zmq
 
+from emolive.engine.console import terminate_as_interrupt
 from emolive.engine.schema import (ESTIMATE_TOPIC, STATUS_TOPIC, TURN_TOPIC, Rejections, SchemaError, parse_message,
                                    topic_prefix)
 from emolive.engine.sinks import JsonLinesSink, SinkError
@@ -28,7 +31,6 @@ def cmd_listen(args: argparse.Namespace) -> int:
     sink = JsonLinesSink() if args.json else TableSink(announce_end=True)
     # a turn as a JSON line of its own (its `kind` tells it from an estimate), or a row marked as one
     show_turn = sink.emit if args.json else sink.note_turn
-    rejections, pending, last_report = Rejections(), "", -REPORT_INTERVAL_S
     with zmq.Context.instance().socket(zmq.SUB) as sub:
         sub.setsockopt(zmq.LINGER, 0)
         sub.setsockopt(zmq.IPV6, validate_address(args.connect, connect=True))
@@ -40,27 +42,37 @@ def cmd_listen(args: argparse.Namespace) -> int:
         except zmq.ZMQError as exc:
             raise SinkError(f"cannot connect to {args.connect}: {exc.strerror}") from None
         log.info("listening to %s (Ctrl-C to stop)", args.connect)
-        received = 0
-        try:
-            while args.count is None or received < args.count:
-                try:
-                    kind, payload = parse_message(sub.recv_multipart())
-                except SchemaError as exc:
-                    pending = rejections.add(exc)
-                    if time.monotonic() - last_report >= REPORT_INTERVAL_S:
-                        log.warning("%s", pending)
-                        pending, last_report = "", time.monotonic()
-                    continue
-                if kind == ESTIMATE_TOPIC:
-                    sink.emit(payload)
-                    received += 1
-                elif kind == TURN_TOPIC:
-                    show_turn(payload)
-                else:
-                    sink.status(payload)
-                    if args.until_end and payload.get("ended") is True:
-                        break
-        finally:
-            if pending:
-                log.warning("%s", pending)
+        # SIGTERM as Ctrl-C: it killed the process (exit -15), the last count of ignored messages unsaid
+        with terminate_as_interrupt():
+            listen_until(args, sub, sink, show_turn)
     return 0
+
+
+def listen_until(args: argparse.Namespace, sub: zmq.Socket, sink: JsonLinesSink | TableSink,
+                 show_turn: Callable[[Mapping[str, Any]], None]) -> None:
+    """Print what `sub` receives until --count estimates, the stream's end (--until-end) or a signal;
+    the count of messages refused is said once a second at most, and its last one on the way out."""
+    rejections, pending, last_report = Rejections(), "", -REPORT_INTERVAL_S
+    received = 0
+    try:
+        while args.count is None or received < args.count:
+            try:
+                kind, payload = parse_message(sub.recv_multipart())
+            except SchemaError as exc:
+                pending = rejections.add(exc)
+                if time.monotonic() - last_report >= REPORT_INTERVAL_S:
+                    log.warning("%s", pending)
+                    pending, last_report = "", time.monotonic()
+                continue
+            if kind == ESTIMATE_TOPIC:
+                sink.emit(payload)
+                received += 1
+            elif kind == TURN_TOPIC:
+                show_turn(payload)
+            else:
+                sink.status(payload)
+                if args.until_end and payload.get("ended") is True:
+                    break
+    finally:
+        if pending:
+            log.warning("%s", pending)

@@ -156,6 +156,35 @@ def test_listen_counts_and_reports_hostile_messages_and_keeps_printing_good_ones
     assert reports and f"ignored {len(subscribed)} messages" in reports[-1]
 
 
+def test_sigterm_ends_listen_as_ctrl_c_does_with_its_last_count_of_ignored_messages():
+    """SIGTERM killed `emolive listen` (exit -15) before it said how many messages it had ignored since
+    its last report; every emolive command exits 143 on SIGTERM, after what Ctrl-C would print."""
+    import signal
+    import time
+
+    publisher = zmq.Context.instance().socket(zmq.XPUB)
+    publisher.setsockopt(zmq.LINGER, 0)
+    port = publisher.bind_to_random_port("tcp://127.0.0.1")
+    listener = subprocess.Popen([EMOLIVE, "listen", "--connect", f"tcp://127.0.0.1:{port}"], cwd=REPO,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        for _ in range(2):
+            assert publisher.poll(60_000), "listener never subscribed"
+            publisher.recv()
+        for _ in range(3):  # within its one report a second: the last count is only said on the way out
+            publisher.send_multipart([b"avd.default", b"not json"])
+        time.sleep(0.5)
+        publisher.send_multipart([b"avd.default", b"[1]"])
+        time.sleep(0.5)
+        listener.send_signal(signal.SIGTERM)
+        _, err = listener.communicate(timeout=60)
+    finally:
+        listener.kill()
+        publisher.close()
+    assert listener.returncode == 143 and "Traceback" not in err, err
+    assert "ignored 4 messages" in err.splitlines()[-1]
+
+
 def test_a_host_that_does_not_resolve_is_one_line_not_a_silent_wait():
     """libzmq connects lazily and retried `tcp://nosuch.invalid:5556` forever without a word.
     (.invalid never resolves: RFC 6761.)"""
