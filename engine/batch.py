@@ -141,7 +141,7 @@ def check_windows(options: ScoreOptions, plugin: ModelPlugin) -> None:
 
 def analyze_file(path: Path, plugin: ModelPlugin, options: ScoreOptions) -> Analysis:
     """One file's analysis; an error of this file (unreadable, damaged, empty, failing under the
-    decoder with an OSError) is in its `error`, beside the estimates of the audio read before it.
+    decoder with an OSError, too long for the memory left) is in its `error`, beside the estimates of the audio read before it.
     Window or span options that fit no file raise: they are the batch's error, not this file's."""
     try:
         return analyze_input(path, plugin, window=options.window, hop=options.hop, start=options.start,
@@ -154,6 +154,8 @@ def analyze_file(path: Path, plugin: ModelPlugin, options: ScoreOptions) -> Anal
         return Analysis.of(plugin, str(path), " ".join(str(exc).split()))
     except OSError as exc:  # permissions, an I/O error: this file's row, never the end of the batch
         return Analysis.of(plugin, str(path), f"cannot read {path}: {exc.strerror or exc}")
+    except MemoryError:  # a file too long for the memory left (ulimit -v): its row, and the next file is tried
+        return Analysis.of(plugin, str(path), f"out of memory analysing {path}")
 
 
 def file_rows(analysis: Analysis, per: Per, table_dir: Path | None = None) -> list[dict[str, Any]]:

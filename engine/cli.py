@@ -54,6 +54,10 @@ def main(argv: list[str] | None = None) -> int:
         log.error("error: the reader of standard output closed its end of the pipe")
         silence_broken_stdout()
         return 1
+    except MemoryError:  # a traceback ended in numpy's "Unable to allocate 2.69 MiB" under ulimit -v
+        log.error("error: out of memory: give emolive more (ulimit -v), or score long recordings in parts "
+                  "(emolive score --per window keeps less)")
+        return 1
     except console.Terminated:  # SIGTERM: 128 + 15, as `score`, `listen`, the GUI and `trainer` exit
         return 143
     except KeyboardInterrupt:

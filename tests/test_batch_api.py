@@ -132,6 +132,28 @@ def test_a_model_that_does_not_load_in_the_workers_is_its_own_one_line_error(fol
     assert "Traceback" not in run.stderr, run.stderr
 
 
+def test_a_file_too_long_for_the_memory_left_is_its_row_and_the_batch_goes_on(student, folder, monkeypatch, capsys):
+    """Under `ulimit -v` a long file's numpy allocation failed: a traceback ended `emolive score`, and the
+    short file after it got no row."""
+    from emolive.engine import batch
+    from emolive.engine.cli import main
+
+    files = sorted(str(p) for p in folder.rglob("*.flac"))[:2]
+    real = batch.analyze_input
+
+    def short_of_memory(path, *args, **kwargs):
+        if str(path) == files[0]:
+            raise MemoryError("Unable to allocate 2.69 MiB")
+        return real(path, *args, **kwargs)
+
+    monkeypatch.setattr(batch, "analyze_input", short_of_memory)
+    analyses = emolive.analyze(files, model=student)
+    assert analyses[0].error == f"out of memory analysing {files[0]}" and analyses[1].error == ""
+    assert main(["score", *files]) == 1
+    rows = capsys.readouterr().out.splitlines()
+    assert len(rows) == 3 and rows[1].endswith(f"out of memory analysing {files[0]}")
+
+
 def test_workers_end_when_the_batch_they_serve_is_killed(tmp_path):
     """SIGKILL of `emolive score --jobs 2` left its workers running for good, holding its stdout open, so
     a caller reading that stdout to its end waited for ever."""
