@@ -12,6 +12,8 @@ emolive` are fast.
 from __future__ import annotations
 
 import os
+import signal
+import threading
 from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
@@ -44,13 +46,41 @@ if TYPE_CHECKING:
     from emolive.engine.schema import SCHEMA_VERSION, Estimate, Status, Turn
 
 
+# what the first analysis imports, whole: a Ctrl-C in the middle of numpy's or onnxruntime's import
+# left them half made, and every later call in the process failed ("cannot load module more than
+# once per process", "module 'numpy' has no attribute 'void'"): a notebook's kernel was lost
+_ENGINE = ("emolive.api", "emolive.plugins.student.plugin", "onnxruntime")
+
+
 def __getattr__(name: str) -> Any:
-    """Import the module behind a public name on first use (PEP 562)."""
+    """Import the module behind a public name on first use (PEP 562); the engine's, whole."""
     if name not in _PUBLIC:
         raise AttributeError(f"module 'emolive' has no attribute {name!r}")
-    value = getattr(import_module(_PUBLIC[name]), name)
+    module = _PUBLIC[name]
+    if module in ("emolive.api", "emolive.engine.plugin"):
+        _import_whole(_ENGINE)
+    value = getattr(import_module(module), name)
     globals()[name] = value
     return value
+
+
+def _import_whole(modules: tuple[str, ...]) -> None:
+    """Import `modules` with Ctrl-C held until they are done, then raised: an import cut short cannot
+    be taken again. Only where Python's own SIGINT handler is in place, on the main thread."""
+    if threading.current_thread() is not threading.main_thread() or \
+            signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
+        for module in modules:
+            import_module(module)
+        return
+    held: list[int] = []
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: held.append(signum))
+    try:
+        for module in modules:
+            import_module(module)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if held:
+        raise KeyboardInterrupt
 
 
 def __dir__() -> list[str]:

@@ -223,3 +223,29 @@ def test_a_model_name_wins_over_a_folder_of_that_name_and_says_so(tmp_path, monk
     with caplog.at_level("WARNING"):
         emolive.load_model("./student")
     assert "give its path" not in caplog.text
+
+
+def test_ctrl_c_during_the_first_call_leaves_emolive_usable(tmp_path):
+    """The first call imports the engine (numpy, onnxruntime); a Ctrl-C in the middle of those imports left
+    them half made, and every later call in the process failed ("module 'numpy' has no attribute 'void'",
+    "cannot load module more than once per process"): a notebook's kernel was lost. The interrupt now
+    comes once the imports are whole, and the next call works. The signal is sent as numpy's import
+    reaches its `_core.numeric` (an import hook), where a Ctrl-C broke it every time here."""
+    import subprocess
+    import sys
+
+    clip = corpus_files("emodb", limit=1)[0]
+    code = ("import os, signal, sys\n"
+            "class Interrupt:\n"
+            "    def find_spec(self, name, path, target=None):\n"
+            "        if name == 'numpy._core.numeric':\n"
+            "            sys.meta_path.remove(self)\n"
+            "            os.kill(os.getpid(), signal.SIGINT)\n"
+            "sys.meta_path.insert(0, Interrupt())\n"
+            "import emolive\n"
+            f"try:\n    emolive.analyze({str(clip)!r})\nexcept KeyboardInterrupt:\n    print('interrupted')\n"
+            f"print(emolive.analyze({str(clip)!r}).whole['activation'])\n")
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    interrupted, activation = run.stdout.split()
+    assert interrupted == "interrupted" and 1.0 <= float(activation) <= 7.0
