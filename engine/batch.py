@@ -129,7 +129,7 @@ def manifest_paths(manifest: Path) -> list[Path]:
             raise BatchError(f"{manifest}:{line}: the path is empty")
         path = manifest.parent / row["path"]
         # spaces a spreadsheet left after the name: the file without them (its error named a file that exists)
-        paths.append(path if path.exists() else manifest.parent / row["path"].rstrip())
+        paths.append(path if os.path.exists(path) else manifest.parent / row["path"].rstrip())  # never raises
     return paths
 
 

@@ -73,6 +73,11 @@ Shapes = Mapping[str, tuple[int, ...]]
 """Tensor name -> shape of the float32 tensors an architecture's module holds (its state_dict)."""
 
 
+# far beyond any trained weight or feature statistic (the shipped students' largest is below 100), far
+# below where float32 sums of a layer's products overflow (3.4e38)
+MAX_WEIGHT = 1e12
+
+
 class BundleError(EmoliveError, ValueError):
     """A bundle is missing, truncated, or does not match what it claims to be."""
 
@@ -313,6 +318,10 @@ def read_bundle(path: str | Path, expected: Callable[[BundleMeta, Path], Shapes]
     for name, t in tensors.items():  # as the model holds them: a finite int8 scale of 3e38 overflowed
         if t.dtype.kind == "f" and not np.isfinite(t).all():
             raise BundleError(f"{path / WEIGHTS_FILE}: tensor {name} holds NaN or infinite values")
+        if t.dtype.kind == "f" and t.size and (largest := float(np.abs(t).max())) > MAX_WEIGHT:
+            # a scale of 1e36 kept every weight finite, and float32 sums of them overflowed to NaN
+            raise BundleError(f"{path / WEIGHTS_FILE}: tensor {name} holds {largest:.3g}, beyond any trained "
+                              f"weight (at most {MAX_WEIGHT:g} here): the bundle is damaged; copy it again")
     std = tensors.get(FEATURE_STD)
     if std is not None and not (std >= FEATURE_STD_FLOOR).all():
         raise BundleError(f"{path / WEIGHTS_FILE}: {FEATURE_STD} holds {float(std.min()):g}; a feature's training "

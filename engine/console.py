@@ -13,6 +13,7 @@ import functools
 import logging
 import signal
 import sys
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -109,6 +110,12 @@ class Terminated(KeyboardInterrupt):
 
 @contextmanager
 def terminate_as_interrupt() -> Iterator[None]:
+    """SIGTERM raises Terminated while the block runs; off the main thread (a command run from a program's
+    thread), where no handler can be set, signals keep their action."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
     def handler(signum: int, frame: object) -> None:
         raise Terminated()
     previous = signal.signal(signal.SIGTERM, handler)

@@ -236,6 +236,7 @@ def test_ctrl_c_during_the_first_call_leaves_emolive_usable(tmp_path):
 
     clip = corpus_files("emodb", limit=1)[0]
     code = ("import os, signal, sys\n"
+            "signal.signal(signal.SIGINT, signal.default_int_handler)\n"  # a background job starts with it ignored
             "class Interrupt:\n"
             "    def find_spec(self, name, path, target=None):\n"
             "        if name == 'numpy._core.numeric':\n"

@@ -371,7 +371,7 @@ def test_a_batch_table_is_exactly_score_s_table_failed_files_included(student, f
             pytest.approx(frame["activation"].tolist(), nan_ok=True)
     rows = batch.to_dataframe("file").reset_index().set_index("file")
     assert "damaged" in rows.loc[str(damaged), "error"] and np.isfinite(rows.loc[str(damaged), "activation"])
-    assert "cannot read" in rows.loc[str(empty), "error"] and np.isnan(rows.loc[str(empty), "activation"])
+    assert "is empty (0 bytes)" in rows.loc[str(empty), "error"] and np.isnan(rows.loc[str(empty), "activation"])
     assert rows.loc[str(silent), "error"] == "" and not rows.loc[str(silent), "speech"]
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -344,9 +345,11 @@ def test_a_damaged_file_delivers_what_was_read_then_the_error(damaged, tmp_path)
         emolive.analyze(damaged, model=model)
     partial = err.value.analysis
     assert isinstance(err.value, emolive.EmoliveError) and "\n" not in str(err.value)
-    # every window of the 38 s but for a frame's 0.256 s at the damage (it had stopped at the ~24 s before it)
-    assert partial.whole is not None and len(partial.windows) == 70 and partial.windows[-1]["end"] > 37.0
-    assert "damaged near 24.00 s: 0.256 s of its audio there could not be decoded" in str(err.value)
+    # every window of the 38 s (it had stopped at the ~24 s before the damage); the frame's 0.256 s that
+    # could not be decoded is heard as silence, so the windows after it keep their times (they came early)
+    assert partial.whole is not None and len(partial.windows) == 71 and partial.windows[-1]["end"] > 37.0
+    assert re.search(r"damaged near 2\d\.\d\d s: 0\.256 s of its audio there could not be decoded and is silence in "
+                     "its place", str(err.value)), err.value
     out = tmp_path / "rows.csv"
     assert main(["score", str(damaged), "--out", str(out), "--per", "window"]) == 1
     rows = read_csv(out)

@@ -256,9 +256,9 @@ class SndfileDecoder(Decoder):
         """The audio after the first `decoded` frames from the other decoder, which decodes on where libsndfile
         lost sync (a FLAC with 64 bytes zeroed a third in lost two thirds of its audio), then the damage,
         said once the audio has gone out: a cut where the audio still ends short of the header's length by
-        more than a frame; a frame left out where it ends short by less (FLAC's parser drops a frame it
-        cannot sync on, and what follows comes that much early: its timestamps around the damage are too
-        wrong to put silence in its place); else the other decoder's own account; else where libsndfile
+        more than a frame; frames FFmpeg's parser dropped, which its timestamps put silence in place of
+        (the audio after them keeps its time: they had come early); a frame left out where the audio still
+        ends short by less than a frame; else the other decoder's own account; else where libsndfile
         stopped (FFmpeg decoded a frame failing its checksum as it came: its samples may be wrong). Nothing
         more where the other decoder cannot open the file: libsndfile's error stands."""
         try:
@@ -275,6 +275,11 @@ class SndfileDecoder(Decoder):
                         yield block
             except AudioSourceError as exc:
                 account = exc
+        filled = getattr(other, "filled", [])
+        if filled:  # the frames FFmpeg's parser dropped, heard as silence in their place by their timestamps
+            raise AudioSourceError(f"{self.what} is damaged near {filled[0][0]:.2f} s: "
+                                   f"{sum(length for _, length in filled):.3f} s of its audio there could not be "
+                                   "decoded and is silence in its place; the audio after it keeps its time")
         if total + FLAC_MAX_BLOCK < self._declared:  # short by more than a frame FFmpeg could not decode
             raise _truncated(self.what, total / self.rate, f"of the {self._declared / self.rate:.2f} s its header "
                              "declares")
@@ -381,6 +386,7 @@ class FFmpegDecoder(Decoder):
             self._container.close()
             raise AudioSourceError(f"{what}: the audio stream declares no sample rate")
         self._declared = _declared_length(self._container, self._stream, guessed)
+        self.filled: list[tuple[float, float]] = []  # (at, seconds) of silence put where timestamps had no audio
 
     def blocks(self, frames_per_block: int) -> Iterator[np.ndarray]:
         """FFmpeg's frames as they come (frames_per_block is libsndfile's business: packets set the size)."""
@@ -389,7 +395,7 @@ class FFmpegDecoder(Decoder):
         # channels list a plane too many and crash the interpreter when read (a 7.1 AAC file, a 16-channel WAV)
         packed = av.AudioResampler(format="flt", rate=int(self.rate))
         decoded, failed, first_failure, unreadable = 0, 0, None, None
-        origin, silent, padding = _timeline_origin(self._container), [], []
+        origin, silent, padding = _timeline_origin(self._container), self.filled, []
         packets = self._container.demux(self._stream)
         while True:
             try:
