@@ -239,6 +239,31 @@ def test_a_stretch_is_checked_for_nan_in_itself_and_says_when_in_the_recording(s
             emolive.analyze(source, sample_rate=rate, model=student, start=1, end=7.5)
 
 
+def test_a_nan_just_before_a_stretch_of_44_1_khz_audio_stays_outside_it(student, long_recording, tmp_path):
+    """Resampled to 16 kHz, a NaN spread over the filter's ~30 ms: one sample before a stretch stopped it,
+    and a NaN's time came early (4.960 s for 4.99998 s). It is resampled as 0 and put back as one NaN at
+    its own time: outside the stretch it does not stop it, and inside it is said at its time."""
+    import soxr
+
+    high = soxr.resample(read_audio(long_recording), 16000, 44100).astype(np.float32)
+    clean = emolive.analyze(high, sample_rate=44100, model=student, start=5, end=8)
+    for before in (1, 100, 441):
+        samples = high.copy()
+        samples[44100 * 5 - before] = np.nan
+        path = tmp_path / f"nan_{before}.wav"
+        sf.write(path, samples, 44100, subtype="FLOAT")
+        for source, rate in ((samples, 44100), (path, None)):
+            stretch = emolive.analyze(source, sample_rate=rate, model=student, start=5, end=8)
+            # one input sample read as 0 rather than its own value reaches the stretch's first ~1 ms through
+            # the resampler's filter: the estimates move by float noise (5e-7 here), far below 1e-3
+            np.testing.assert_allclose(values(stretch.windows), values(clean.windows), atol=1e-3, rtol=0)
+            assert stretch.windows
+    samples = high.copy()
+    samples[round(44100 * 6.25)] = np.nan
+    with pytest.raises(emolive.EmoliveError, match=r"non-finite sample \(NaN or Inf\) at 6\.250 s"):
+        emolive.analyze(samples, sample_rate=44100, model=student)
+
+
 def test_start_and_end_analyse_that_stretch_in_the_recording_s_times(student, long_recording):
     path = long_recording
     samples = read_audio(path)

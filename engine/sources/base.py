@@ -181,6 +181,8 @@ class ToMono16k:
         self._mix: MixCheck | None = None  # made by the first block of several channels
         self._resampler = None if self.rate == SAMPLE_RATE else soxr.ResampleStream(self.rate, SAMPLE_RATE, 1,
                                                                                     dtype="float32")
+        self._taken = self._given = 0  # input samples resampled, output samples given, so far
+        self._unfinite: int | None = None  # the output sample at the first NaN or Inf of the input
 
     def __call__(self, frames: np.ndarray, last: bool = False) -> np.ndarray:
         """Convert (frames, channels) or (frames,) input; `last=True` flushes the resampler."""
@@ -192,7 +194,23 @@ class ToMono16k:
         mono = np.ascontiguousarray(mono, dtype=np.float32)
         if self._resampler is None:
             return mono
-        return self._resampler.resample_chunk(mono, last=last)
+        return self._resampled(mono, last)
+
+    def _resampled(self, mono: np.ndarray, last: bool) -> np.ndarray:
+        """`mono` at 16 kHz. A NaN or Inf is resampled as 0 and put back as one NaN at its own time: the
+        filter spread it over ~30 ms, so a stretch starting just after it failed, and the error said
+        it came early (4.960 s for 4.99998 s)."""
+        unfinite = ~np.isfinite(mono)
+        if unfinite.any():
+            if self._unfinite is None:
+                self._unfinite = math.floor((self._taken + int(np.argmax(unfinite))) * SAMPLE_RATE / self.rate)
+            mono = np.where(unfinite, np.float32(0), mono)
+        self._taken += len(mono)
+        out = self._resampler.resample_chunk(mono, last=last)
+        if self._unfinite is not None and self._given <= self._unfinite < self._given + len(out):
+            out[self._unfinite - self._given] = np.nan
+        self._given += len(out)
+        return out
 
     def _watch_mix(self, frames: np.ndarray, mono: np.ndarray, last: bool) -> None:
         """Hand the block to the downmix's check, made for the first block of several channels."""
