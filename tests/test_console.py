@@ -147,7 +147,8 @@ def test_channel_picks_one_side_of_a_file_or_of_stdin_and_source_only_options_ar
     pcm = stereo.astype("<f4").tobytes()
     assert estimates("--source", "-", "--channels", "2", "--channel", "1", stdin=pcm) == speaker
     for args, error in ((["--source", str(path), "--channel", "3"], "call.wav has 2 channels: channel 3 is not one"),
-                        (["--source", str(path), "--device", "0"], "--device is for the microphone, not for --source"),
+                        (["--source", str(path), "--device", "0"],
+                         "--device (MicrophoneOptions' device=) is for the microphone, not for the source"),
                         (["--source", str(path), "--rate", "44100"], "--rate describes raw PCM on stdin")):
         run = run_emolive("-q", "stream", "--no-publish", "--json", *args)
         assert run.returncode == 1 and error in run.stderr.decode(), (args, run.stderr)

@@ -86,11 +86,13 @@ def names_an_audio_file(spec: str) -> bool:
 
 def check_for_a_source(spec: str, microphone: MicrophoneOptions) -> None:
     """The microphone's options beside --source: channels for a file or stdin, nothing else."""
-    named = [name for name, given in (("--device", microphone.device is not None),
-                                      ("--reconnect", microphone.reconnect)) if given]
-    if named:
-        raise AudioSourceError(f"{' and '.join(named)} {'is' if len(named) == 1 else 'are'} for the microphone, "
-                               f"not for --source {spec}")
+    named = [name for name, given in (("device", microphone.device is not None),
+                                      ("reconnect", microphone.reconnect)) if given]
+    if named:  # both spellings: a program's emolive.stream(file, microphone=...) was told of flags it never used
+        flags = " and ".join(f"--{name}" for name in named)
+        fields = ", ".join(f"{name}=" for name in named)
+        raise AudioSourceError(f"{flags} (MicrophoneOptions' {fields}) {'is' if len(named) == 1 else 'are'} for the "
+                               f"microphone, not for the source {spec}")
     if microphone.channels and is_pipeline(spec):
         raise AudioSourceError(f"--channel picks channels of the microphone, a file or stdin; a GStreamer pipeline "
                                f"picks its own (e.g. deinterleave), not --channel: --source {spec}")
