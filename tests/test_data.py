@@ -1,5 +1,6 @@
 """Dataset adapters, VAD targets, speaker splits and the feature cache."""
 import csv
+import logging
 import math
 from pathlib import Path
 
@@ -599,6 +600,19 @@ def test_the_advice_for_clips_a_model_learned_names_the_data_s_held_out_splits(t
     marked = held_out_splits(tmp_path / "splits.csv", read_manifest(manifest), warn=True)
     assert [u.split for u in marked] == ["train", "test1", "test2"]
     assert "--split test1 or --split test2 keeps only the other speakers" in caplog.text
+
+
+def test_an_unknown_category_is_warned_about_once_and_no_agreement_not_at_all(tmp_path, caplog):
+    """`trainer report` reads each manifest twice (pooled, then alone) and said so twice; a clip raters did
+    not agree on (IEMOCAP's xxx) was "not in the VAD map", though it is meant to have no category."""
+    manifest = _write_csv(tmp_path / "m.csv", [{"path": "1.wav", "speaker": "s", "emotion": "xyz"},
+                                               {"path": "2.wav", "speaker": "s", "emotion": "xxx"}])
+    with caplog.at_level(logging.WARNING):
+        read_manifest(manifest)
+        read_manifest(manifest)
+    warned = [r.getMessage() for r in caplog.records if "not in the VAD map" in r.getMessage()]
+    assert warned == [f"{manifest}: emotion(s) xyz are not in the VAD map: those clips keep only the dimensions the "
+                      "manifest gives"]
 
 
 def test_split_words_on_the_command_line_and_in_a_splits_file_read_as_a_split_column_s(tmp_path):

@@ -8,7 +8,8 @@ from emolive.trainer.errors import TrainerError
 if TYPE_CHECKING:
     from emolive.trainer.data.utterance import Utterance
 
-NOT_A_CLASS = ("", "no_agreement", "other")
+NO_CATEGORY = ("no_agreement", "other")  # raters who did not agree, or chose none of the categories
+NOT_A_CLASS = ("", *NO_CATEGORY)
 CLASS_SETS = ("shared", "all")
 
 

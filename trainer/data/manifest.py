@@ -9,10 +9,14 @@ from emolive.engine.schema import DIMENSIONS, SCALE
 from emolive.trainer.data.splits import split_name
 from emolive.trainer.data.table import csv_rows
 from emolive.trainer.data.utterance import Utterance, without_duplicates
+from emolive.trainer.classes import NO_CATEGORY
 from emolive.trainer.data.vad import INTENSITY_WEIGHT, UNLABELLED, canonical_emotion, category_points, vad_targets
 from emolive.trainer.errors import TrainerError
 
 log = logging.getLogger(__name__)
+# (manifest, emotion) already warned about in this process: a report reads each manifest twice (pooled,
+# then alone), and said so twice
+_WARNED: set[tuple[Path, str]] = set()
 
 REQUIRED = ("path", "speaker", "emotion")
 OPTIONAL = ("intensity", *DIMENSIONS, "split")
@@ -37,7 +41,9 @@ def read_manifest(csv_path: str | Path, corpus: str | None = None) -> list[Utter
     corpus = corpus or csv_path.resolve().parent.name
     utts = without_duplicates((f"{csv_path}:{line}", _row(row, csv_path, corpus, line))
                               for line, row in csv_rows(csv_path, REQUIRED, OPTIONAL))
-    unknown = sorted({u.emotion for u in utts if u.emotion and u.emotion not in category_points()})
+    unknown = sorted({u.emotion for u in utts if u.emotion and u.emotion not in category_points()
+                      and u.emotion not in NO_CATEGORY and (csv_path, u.emotion) not in _WARNED})
+    _WARNED.update((csv_path, emotion) for emotion in unknown)
     if unknown:
         log.warning("%s: emotion(s) %s are not in the VAD map: those clips keep only the dimensions the "
                     "manifest gives", csv_path, ", ".join(unknown))
