@@ -216,3 +216,17 @@ def test_a_report_or_cache_folder_that_cannot_be_written_is_one_line_before_any_
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and f"trainer report: error: {option} " in err and f"{afile} is not a folder" in err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["afile"] and afile.read_text() == "mine"
+
+
+def test_a_map_says_how_many_utterances_it_cannot_colour():
+    """Utterances without the dimension's label have no colour and no point: BAVED's map of valence showed
+    24 of 34 utterances and said nothing of the other 10."""
+    from emolive.trainer.report.figures import embedding_maps
+
+    xy = np.random.default_rng(0).standard_normal((34, 2))
+    values = np.full(34, 4.0)
+    values[:10] = np.nan
+    fig = embedding_maps([("a model", xy)], values, "valence", "pca")
+    assert "(10 of 34 utterances without a valence label are not shown)" in fig._suptitle.get_text()
+    labelled = embedding_maps([("a model", xy)], np.full(34, 4.0), "valence", "pca")
+    assert "not shown" not in labelled._suptitle.get_text()
