@@ -58,10 +58,16 @@ def __getattr__(name: str) -> Any:
         raise AttributeError(f"module 'emolive' has no attribute {name!r}")
     module = _PUBLIC[name]
     if module in ("emolive.api", "emolive.engine.plugin"):
-        _import_whole(_ENGINE)
+        import_engine()
     value = getattr(import_module(module), name)
     globals()[name] = value
     return value
+
+
+def import_engine() -> None:
+    """The engine's modules imported whole, a Ctrl-C held until then (the commands call this before
+    loading a model: one mid-import was "model student could not be loaded: ImportError")."""
+    _import_whole(_ENGINE)
 
 
 def _import_whole(modules: tuple[str, ...]) -> None:

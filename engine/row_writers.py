@@ -94,6 +94,8 @@ def open_row_writer(out: str, fmt: Format, fields: Sequence[str], stack: ExitSta
     if out == "-":
         writer: RowWriter = TextRowWriter(sys.stdout, fields, fmt, output_name(out))
     else:
+        if fmt == "parquet":  # before the file is emptied: a Ctrl-C in pyarrow's import left 0 bytes of it
+            import pyarrow.parquet  # noqa: F401
         stream = stack.enter_context(open_exclusively(out))
         writer = ParquetRowWriter(stream, out, fields) if fmt == "parquet" else \
             TextRowWriter(stream, fields, fmt, output_name(out))
@@ -165,7 +167,10 @@ class ParquetRowWriter:
             raise OutputError(f"cannot write {path}: {exc}") from None
 
     def write(self, rows: Iterable[dict[str, Any]]) -> None:
-        rows = [typed_values(row, self._fields) for row in rows]
+        # text as the text tables write it: a file name that is no UTF-8 (its bytes held as surrogates)
+        # was a traceback that ended the batch
+        rows = [{k: v.encode("utf-8", "backslashreplace").decode() if isinstance(v, str) else v
+                 for k, v in typed_values(row, self._fields).items()} for row in rows]
         if rows:
             try:
                 self._writer.write_table(self._pa.Table.from_pylist(rows, schema=self._schema))

@@ -155,8 +155,23 @@ class Runner:
             self._final = self._send_status(ended=True)
         finally:
             self._stop.set()
-            reader.join(timeout=1.0)  # a reader blocked on stdin stays behind as a daemon
+            self._join(reader)
         return self.stats
+
+    @staticmethod
+    def _join(reader: threading.Thread) -> None:
+        """Wait up to a second for the reader (one blocked on stdin stays behind as a daemon), a Ctrl-C
+        then kept for after: cut short, the source was closed under a read still in libsndfile, and the
+        process ended in a segmentation fault (exit 139) instead of 130."""
+        interrupted = None
+        deadline = time.monotonic() + 1.0
+        while reader.is_alive() and time.monotonic() < deadline:
+            try:
+                reader.join(timeout=max(0.0, deadline - time.monotonic()))
+            except KeyboardInterrupt as exc:
+                interrupted = exc
+        if interrupted is not None:
+            raise interrupted
 
     @property
     def stats(self) -> RunStats:

@@ -510,6 +510,21 @@ def test_names_posix_allows_are_scored_and_odd_entries_are_rows_not_the_end_of_t
     again = tmp_path / "again.csv"
     assert main(["score", str(out), "--out", str(again)]) == 1  # the table as a manifest: the same four rows
     assert len(read_csv(again)) == 4 and {row["path"] for row in read_csv(again)} >= {str(root / "take\r1.flac")}
+    # Parquet writes the name as the text tables do: it was a traceback that ended the batch
+    pytest.importorskip("pyarrow")
+    import pyarrow.parquet as pq
+
+    assert main(["score", str(root), str(long_name), "--out", str(tmp_path / "odd.parquet")]) == 1
+    assert {Path(p).name for p in pq.read_table(tmp_path / "odd.parquet")["path"].to_pylist()} == set(rows)
+
+
+def test_a_name_with_spaces_at_its_ends_comes_back_from_its_table(folder, tmp_path):
+    """' take 1.flac' was written bare and read back as 'take 1.flac' (a reader skips initial spaces): the
+    table read as a manifest said "audio file not found". Now quoted, it finds its file."""
+    shutil.copy(folder / "one.flac", tmp_path / " take 1.flac")
+    assert main(["score", str(tmp_path), "--out", str(tmp_path / "table.csv")]) == 0
+    assert main(["score", str(tmp_path / "table.csv"), "--out", str(tmp_path / "again.csv")]) == 0
+    assert [Path(row["path"]).name for row in read_csv(tmp_path / "again.csv")] == [" take 1.flac"]
 
 
 @pytest.mark.parametrize("closed", [">&-", "2>&-"])

@@ -26,11 +26,13 @@ def flat_row(estimate: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def csv_line(values: Sequence[Any]) -> str:
-    """One CSV record without its line end; a record with a line break in a field has every field
-    quoted. Python 3.11's csv quotes only its own line terminator's characters: a file name holding
+    """One CSV record without its line end; a record with a line break in a field, or a field with
+    spaces at either end (' take 1.wav' came back 'take 1.wav' from a reader skipping initial spaces),
+    has every field quoted. Python 3.11's csv quotes only its own line terminator's characters: a file name holding
     '\r' went out bare and split the row for every reader (a score table is read back as a manifest),
     and with no terminator neither '\r' nor '\n' was quoted."""
-    breaks = any(isinstance(value, str) and ("\r" in value or "\n" in value) for value in values)
+    breaks = any(isinstance(value, str) and ("\r" in value or "\n" in value or value != value.strip())
+                 for value in values)  # and a value's own leading spaces, which a reader skipping them lost
     buffer = io.StringIO()
     csv.writer(buffer, lineterminator="\n", quoting=csv.QUOTE_ALL if breaks else csv.QUOTE_MINIMAL).writerow(values)
     return buffer.getvalue()[:-1]
