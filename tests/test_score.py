@@ -518,13 +518,16 @@ def test_names_posix_allows_are_scored_and_odd_entries_are_rows_not_the_end_of_t
     assert {Path(p).name for p in pq.read_table(tmp_path / "odd.parquet")["path"].to_pylist()} == set(rows)
 
 
-def test_a_name_with_spaces_at_its_ends_comes_back_from_its_table(folder, tmp_path):
+def test_a_name_with_spaces_at_its_ends_comes_back_from_its_table(folder, tmp_path, monkeypatch):
     """' take 1.flac' was written bare and read back as 'take 1.flac' (a reader skips initial spaces): the
     table read as a manifest said "audio file not found". Now quoted, it finds its file."""
-    shutil.copy(folder / "one.flac", tmp_path / " take 1.flac")
-    assert main(["score", str(tmp_path), "--out", str(tmp_path / "table.csv")]) == 0
-    assert main(["score", str(tmp_path / "table.csv"), "--out", str(tmp_path / "again.csv")]) == 0
-    assert [Path(row["path"]).name for row in read_csv(tmp_path / "again.csv")] == [" take 1.flac"]
+    (tmp_path / "in").mkdir()
+    shutil.copy(folder / "one.flac", tmp_path / "in" / " take 1.flac")
+    monkeypatch.chdir(tmp_path)  # relative names, as the table writes them for a table in their folder
+    assert main(["score", "in", "--out", "in/table.csv"]) == 0
+    assert [row["path"] for row in read_csv(tmp_path / "in" / "table.csv")] == [" take 1.flac"]
+    assert main(["score", "in/table.csv", "--out", "again.csv"]) == 0
+    assert [row["path"] for row in read_csv(tmp_path / "again.csv")] == ["in/ take 1.flac"]
 
 
 @pytest.mark.parametrize("closed", [">&-", "2>&-"])
