@@ -12,8 +12,6 @@ emolive` are fast.
 from __future__ import annotations
 
 import os
-import signal
-import threading
 from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
@@ -24,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
 
 from emolive.engine.defaults import package_version  # noqa: E402  (after the setting, which must come first)
+from emolive.engine.imports import import_engine  # noqa: E402
 
 __version__ = package_version()
 
@@ -46,47 +45,16 @@ if TYPE_CHECKING:
     from emolive.engine.schema import SCHEMA_VERSION, Estimate, Status, Turn
 
 
-# what the first analysis imports, whole: a Ctrl-C in the middle of numpy's or onnxruntime's import
-# left them half made, and every later call in the process failed ("cannot load module more than
-# once per process", "module 'numpy' has no attribute 'void'"): a notebook's kernel was lost
-_ENGINE = ("emolive.api", "emolive.plugins.student.plugin", "onnxruntime")
-
-
 def __getattr__(name: str) -> Any:
     """Import the module behind a public name on first use (PEP 562); the engine's, whole."""
     if name not in _PUBLIC:
         raise AttributeError(f"module 'emolive' has no attribute {name!r}")
     module = _PUBLIC[name]
     if module in ("emolive.api", "emolive.engine.plugin"):
-        import_engine()
+        import_engine("emolive.api")  # whole: a Ctrl-C mid-import had left numpy half made for the process
     value = getattr(import_module(module), name)
     globals()[name] = value
     return value
-
-
-def import_engine() -> None:
-    """The engine's modules imported whole, a Ctrl-C held until then (the commands call this before
-    loading a model: one mid-import was "model student could not be loaded: ImportError")."""
-    _import_whole(_ENGINE)
-
-
-def _import_whole(modules: tuple[str, ...]) -> None:
-    """Import `modules` with Ctrl-C held until they are done, then raised: an import cut short cannot
-    be taken again. Only where Python's own SIGINT handler is in place, on the main thread."""
-    if threading.current_thread() is not threading.main_thread() or \
-            signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
-        for module in modules:
-            import_module(module)
-        return
-    held: list[int] = []
-    previous = signal.signal(signal.SIGINT, lambda signum, frame: held.append(signum))
-    try:
-        for module in modules:
-            import_module(module)
-    finally:
-        signal.signal(signal.SIGINT, previous)
-    if held:
-        raise KeyboardInterrupt
 
 
 def __dir__() -> list[str]:

@@ -117,10 +117,10 @@ def load_model_one_thread(model: str) -> ModelPlugin:
     """The model, with torch (if the model uses it) on one thread: one window, or one batch of windows, is far
     too small a job for intra-op threads; on a busy 2-core machine torch's pool made the demo clip 6x slower,
     and several scoring jobs are faster as one thread each than contending for cores."""
-    import emolive
+    from emolive.engine.imports import import_engine
 
     started = time.perf_counter()
-    emolive.import_engine()
+    import_engine()
     plugin = load_model(model)
     if "torch" in sys.modules:
         sys.modules["torch"].set_num_threads(1)

@@ -93,10 +93,13 @@ def _split_streams(meta: BundleMeta, path: Path) -> tuple[dict[str, Any], list[S
         raise BundleError(f"{path}: architecture {meta.architecture!r} is not a teacher ({PREFIX}...)")
     hyper = dict(meta.hyperparameters)
     listed = hyper.pop("streams", None)
-    try:
-        if not isinstance(listed, list) or not listed:
-            raise ValueError("a teacher needs at least one embedding stream")
-        streams = [stream_from_dict(s) for s in listed]
-    except (KeyError, TypeError, ValueError) as err:
-        raise BundleError(f"{path}: hyperparameters need 'streams': [{{model, layer, checkpoint}}, ...] ({err})") from err
+    if not isinstance(listed, list) or not listed or not all(isinstance(s, dict) for s in listed):
+        raise BundleError(f"{path}: hyperparameters need 'streams': [{{model, layer, checkpoint}}, ...] (a teacher "
+                          "needs at least one embedding stream)")
+    streams = []
+    for i, record in enumerate(listed, 1):
+        try:
+            streams.append(stream_from_dict(record))
+        except (KeyError, TypeError, ValueError) as err:  # the stream's own fault, not the list's shape
+            raise BundleError(f"{path}: embedding stream {i} of {len(listed)}: {err}") from err
     return hyper, streams
