@@ -194,8 +194,8 @@ def stream(source: Input | None = None, *, sample_rate: float | None = None, mod
     if source is None or isinstance(source, (str, os.PathLike)):
         raw = {"raw_rate": float(check_rate(sample_rate, "sample_rate"))} if source == "-" and sample_rate else {}
         if sample_rate is not None and not raw:
-            raise AudioSourceError(f"sample_rate is for arrays and raw PCM on stdin ('-'); {source or 'the microphone'} "
-                                   "says its own rate")
+            raise AudioSourceError("sample_rate is for arrays and raw PCM on stdin ('-'); "
+                                   f"{source or 'the microphone'} says its own rate")
         opened = open_stream(StreamConfig(source=None if source is None else os.fspath(source),
                                           microphone=options, window_s=window, hop_s=hop,
                                           realtime=realtime, stream_id=stream_id, **raw))

@@ -141,7 +141,8 @@ def check_windows(options: ScoreOptions, plugin: ModelPlugin) -> None:
 
 def analyze_file(path: Path, plugin: ModelPlugin, options: ScoreOptions) -> Analysis:
     """One file's analysis; an error of this file (unreadable, damaged, empty, failing under the
-    decoder with an OSError, too long for the memory left) is in its `error`, beside the estimates of the audio read before it.
+    decoder with an OSError, too long for the memory left) is in its `error`, beside the estimates of
+    the audio read before it.
     Window or span options that fit no file raise: they are the batch's error, not this file's."""
     try:
         return analyze_input(path, plugin, window=options.window, hop=options.hop, start=options.start,

@@ -316,9 +316,11 @@ def read_bundle(path: str | Path, expected: Callable[[BundleMeta, Path], Shapes]
         with np.errstate(over="ignore", invalid="ignore"):  # an overflowing scale: refused just below
             tensors = dequantise_int8(tensors, path)
     for name, t in tensors.items():  # as the model holds them: a finite int8 scale of 3e38 overflowed
-        if t.dtype.kind == "f" and not np.isfinite(t).all():
+        if t.dtype.kind != "f" or not t.size:
+            continue
+        if not np.isfinite(t).all():
             raise BundleError(f"{path / WEIGHTS_FILE}: tensor {name} holds NaN or infinite values")
-        if t.dtype.kind == "f" and t.size and (largest := float(np.abs(t).max())) > MAX_WEIGHT:
+        if (largest := float(np.abs(t).max())) > MAX_WEIGHT:
             # a scale of 1e36 kept every weight finite, and float32 sums of them overflowed to NaN
             raise BundleError(f"{path / WEIGHTS_FILE}: tensor {name} holds {largest:.3g}, beyond any trained "
                               f"weight (at most {MAX_WEIGHT:g} here): the bundle is damaged; copy it again")
@@ -528,16 +530,17 @@ def parse_config(config: dict[str, Any], path: Path) -> tuple[BundleMeta, str]:
 def check_class_names(names: Sequence[Any], where: str) -> None:
     """At most MAX_CLASSES distinct non-empty printable strings: class names become CSV columns (two of
     one name were one column, a probability lost), message fields and labels a terminal shows."""
-    if (not isinstance(names, (list, tuple)) or len(names) > MAX_CLASSES or not all(isinstance(n, str) and 0 < len(n) <= MAX_NAME_CHARS and n.isprintable()
-                                            for n in names) or len(set(names)) != len(names)):
+    if (not isinstance(names, (list, tuple)) or len(names) > MAX_CLASSES or len(set(names)) != len(names)
+            or not all(isinstance(n, str) and 0 < len(n) <= MAX_NAME_CHARS and n.isprintable() for n in names)):
         raise BundleError(f"{where}: class_names must be at most {MAX_CLASSES} distinct non-empty printable strings "
                           f"of at most {MAX_NAME_CHARS} characters")
 
 
 def check_label_scale(scale: Sequence[Any], where: str) -> None:
     """emolive's 1-7 scale: the runner clips to SCALE, so another scale would be cut, not mapped."""
-    if (not isinstance(scale, (list, tuple)) or len(scale) != 2 or not all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
-                                   for v in scale) or not scale[0] < scale[1]):
+    if (not isinstance(scale, (list, tuple)) or len(scale) != 2
+            or not all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in scale)
+            or not scale[0] < scale[1]):
         raise BundleError(f"{where}: label_scale must be [low, high] with low < high, both finite")
     if (float(scale[0]), float(scale[1])) != SCALE:
         raise BundleError(f"{where}: label_scale {list(scale)} is not emolive's {list(SCALE)}; "

@@ -80,7 +80,7 @@ def ensure_open_files() -> None:
         soft = wanted
     if soft < MIN_OPEN_FILES:
         raise EmoliveError(f"emolive needs at least {MIN_OPEN_FILES} open files and may open {soft} (ulimit -n): "
-                           f"raise the limit, e.g. ulimit -n 1024")
+                           f"raise the limit, e.g. ulimit -n {WANTED_OPEN_FILES}")
 
 
 def silence_broken_stdout() -> None:

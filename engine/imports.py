@@ -24,17 +24,15 @@ def import_whole(modules: tuple[str, ...]) -> None:
     """Import `modules` with Ctrl-C held until they are done, then raised. Only where Python's own
     SIGINT handler is in place, on the main thread: elsewhere no handler can be set, or the program
     has its own."""
-    if threading.current_thread() is not threading.main_thread() or \
-            signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
-        for module in modules:
-            import_module(module)
-        return
+    hold = threading.current_thread() is threading.main_thread() and \
+        signal.getsignal(signal.SIGINT) is signal.default_int_handler
     held: list[int] = []
-    previous = signal.signal(signal.SIGINT, lambda signum, frame: held.append(signum))
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: held.append(signum)) if hold else None
     try:
         for module in modules:
             import_module(module)
     finally:
-        signal.signal(signal.SIGINT, previous)
+        if hold:
+            signal.signal(signal.SIGINT, previous)
     if held:
         raise KeyboardInterrupt

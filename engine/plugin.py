@@ -79,8 +79,8 @@ SCALE_TOLERANCE = 1e-3
 def predict_checked(plugin: ModelPlugin, features: list[np.ndarray], samples: list[np.ndarray]) -> list[Prediction]:
     """`plugin.predict_batch`, held to the contract every consumer relies on: one Prediction per input,
     in order; A/V/D three finite numbers on the 1-7 scale; one probability in [0, 1] per class name,
-    summing to 1 (or none, for a model without a class head); a finite embedding. Values come back as float32 arrays,
-    whatever sequence the plugin gave. A plugin's own exception is a ModelError naming it and it
+    summing to 1 (or none, for a model without a class head); a finite embedding. Values come back as
+    float32 arrays, whatever sequence the plugin gave. A plugin's own exception is a ModelError naming it and it
     (an EmoliveError it raises stays as it is); `-v` logs the traceback for the plugin's author."""
     import numpy as np
 
@@ -116,8 +116,9 @@ def predict_checked(plugin: ModelPlugin, features: list[np.ndarray], samples: li
         if not (np.isfinite(avd).all() and np.isfinite(probs).all() and np.isfinite(embedding).all()):
             raise ModelError(f"model {name} gave NaN or infinite outputs")
         if (avd < SCALE[0] - SCALE_TOLERANCE).any() or (avd > SCALE[1] + SCALE_TOLERANCE).any():
-            raise ModelError(f"model {name} gave activation, valence and dominance {', '.join(f'{v:.4g}' for v in avd)}: "
-                             f"outside emolive's {SCALE[0]:g}-{SCALE[1]:g} scale (they were clipped to it without a word)")
+            given = ", ".join(f"{v:.4g}" for v in avd)
+            raise ModelError(f"model {name} gave activation, valence and dominance {given}: outside emolive's "
+                             f"{SCALE[0]:g}-{SCALE[1]:g} scale (they were clipped to it without a word)")
         if len(probs) and ((probs < 0).any() or (probs > 1).any()
                            or abs(float(probs.sum()) - 1.0) > PROBABILITY_SUM_TOLERANCE):
             raise ModelError(f"model {name} gave class probabilities outside [0, 1] or not summing to 1 "

@@ -28,8 +28,10 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
                        help="one row per file (one estimate over the whole recording), window or speech turn")
     score.add_argument("--jobs", type=positive_int, default=1, help="files scored in parallel, one process each")
     score.add_argument("--model", default=DEFAULT_MODEL, help="model name (see `emolive models`) or bundle directory")
-    score.add_argument("--window", type=float, default=DEFAULT_WINDOW_S, help="window length in seconds: --per window's rows, and the file row's mean_* columns")
-    score.add_argument("--hop", type=float, default=DEFAULT_HOP_S, help="seconds between windows: --per window's rows, and the file row's mean_* columns")
+    score.add_argument("--window", type=float, default=DEFAULT_WINDOW_S,
+                       help="window length in seconds: --per window's rows, and the file row's mean_* columns")
+    score.add_argument("--hop", type=float, default=DEFAULT_HOP_S,
+                       help="seconds between windows: --per window's rows, and the file row's mean_* columns")
     score.add_argument("--channel", type=channel_number, action="append", metavar="N",
                        help="1-based channel of every file to score; repeat to mix several (default: all mixed)")
     score.set_defaults(command=cmd_score)

@@ -162,7 +162,8 @@ class ArrayStore:
         except OSError as err:
             raise TrainerError(f"cannot make the cache folder {self.dir}: {err.strerror or err}") from None
         # by rename, as every entry: write_text followed a link there and, on a full disk, was a traceback
-        replace_whole(self.dir / "about.json", (json.dumps(self._describe, indent=2) + "\n").encode(), "the cache's note")
+        note = (json.dumps(self._describe, indent=2) + "\n").encode()
+        replace_whole(self.dir / "about.json", note, "the cache's note")
         self._made = True
 
     def get(self, key: str) -> np.ndarray | None:

@@ -39,7 +39,8 @@ def load_sources(manifests: list[str], msp_roots: list[str], splits_csv: str | N
     # report had scored it twice, and the bootstrap taken its copies for two speakers)
     unclaimed = {u.path for u in load_utterances(manifests, msp_roots)}
     given = []
-    for spec, utts in [(m, load_utterances([m])) for m in manifests] + [(r, load_utterances([], [r])) for r in msp_roots]:
+    each = [(m, load_utterances([m])) for m in manifests] + [(r, load_utterances([], [r])) for r in msp_roots]
+    for spec, utts in each:
         given.append((spec, [u for u in utts if u.path in unclaimed]))  # each clip with the first source that has it
         unclaimed -= {u.path for u in given[-1][1]}
     names = _unique([Path(spec).resolve().parent.name if spec in manifests else Path(spec).name
