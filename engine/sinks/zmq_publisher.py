@@ -244,7 +244,14 @@ class ZmqPublisher(Sink):
 
     def _wait_again(self) -> None:
         """Wait for full queues as before `_give_up`, once more: for the final status, and for the queued
-        messages on close (a stalled subscriber delays the exit by `keep_up_s` twice more at most)."""
+        messages on close (a stalled subscriber delays the exit by `keep_up_s` twice more at most).
+
+        The pause comes first because a refused send cannot measure it: libzmq passes over every
+        subscriber whose queue was full at a lossy send until it has read half of it again, so the
+        final status "went" to no one at once, and a reader still taking in its backlog never got it
+        (1 run in 5 of tests/test_sinks.py). In the pause such a reader makes room, and the send after it
+        (which takes in libzmq's pending notices of room) includes it."""
+        time.sleep(self._keep_up_limit)
         self._keep_up_s = self._keep_up_limit
         self._socket.setsockopt(zmq.XPUB_NODROP, 1)
         self._socket.setsockopt(zmq.LINGER, round(1000 * self._keep_up_limit))
