@@ -138,8 +138,8 @@ def add_stream_parser(commands: argparse._SubParsersAction) -> None:
                         help="allow non-loopback --publish, --osc and --websocket addresses")
     # no default: SinkOptions.from_args refuses it beside --no-publish, and reads it absent as no wait
     stream.add_argument("--wait-subscriber", type=wait_seconds, metavar="SECONDS",
-                        help="before starting, wait up to this long for a ZeroMQ subscriber, so it misses nothing "
-                        "(no wait when not given)")
+                        help="before starting, wait up to this long for a reader of each of --publish, --lsl and "
+                        "--websocket, so none misses anything (no wait when not given)")
     stream.add_argument("--json", action="store_true", help="print one JSON estimate per line instead of a table")
     stream.add_argument("--csv", metavar="FILE", help="also write estimates to a CSV file")
     stream.add_argument("--lsl", action="store_true", help="also send estimates to a Lab Streaming Layer outlet "

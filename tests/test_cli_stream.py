@@ -217,6 +217,30 @@ def test_a_websocket_client_can_connect_while_the_run_waits_for_a_subscriber(spe
         engine.kill()
 
 
+def test_an_lsl_inlet_gets_every_estimate_of_a_file_run_that_waits_for_it(speech_flac):
+    """--wait-subscriber waited for ZeroMQ only, and was refused beside --no-publish: a file run read fast
+    went out over LSL before an inlet could resolve the stream (320 of 448 estimates of 48 s reached one)."""
+    pylsl = pytest.importorskip("pylsl")
+    source_id = f"emolive-wait-{os.getpid()}"
+    engine = subprocess.Popen([*EMOLIVE, "stream", "--source", str(speech_flac), "--no-publish", "--lsl", "--json",
+                               "--hop", "0.1", "--stream-id", source_id, "--wait-subscriber", "60"], cwd=REPO,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        found = pylsl.resolve_byprop("source_id", source_id, timeout=60)
+        assert found, "the outlet never appeared"
+        inlet = pylsl.StreamInlet(found[0])
+        inlet.open_stream(timeout=30)
+        out, err = engine.communicate(timeout=120)
+        assert engine.returncode == 0, err
+        sent = [json.loads(line)["activation"] for line in out.splitlines()]
+        got = []
+        while (sample := inlet.pull_sample(timeout=5.0)[0]) is not None:
+            got.append(sample[0])
+        assert len(sent) > 10 and got == pytest.approx(sent, rel=1e-6)  # float32 channels
+    finally:
+        engine.kill()
+
+
 def test_a_csv_file_is_not_emptied_when_another_output_cannot_start(speech_flac, tmp_path):
     """The CSV was opened (emptied) before the WebSocket server found its port taken: a run that never
     started cost the file the user named."""

@@ -219,3 +219,14 @@ def test_osc_reaches_a_broadcast_address(student, speech_file):
         with OscSink(f"127.255.255.255:{receiver.getsockname()[1]}") as osc:
             sent = run(student, speech_file, osc)
         assert sent.estimates and receiver.recv(1024).startswith(b"/emolive/out/")
+
+
+def test_a_websocket_output_tells_when_its_first_client_has_connected():
+    """`--wait-subscriber` waits on it: a file run read fast had gone out before a client could connect."""
+    from websockets.sync.client import connect
+
+    with WebSocketSink("127.0.0.1:0") as sink:
+        started = time.monotonic()
+        assert sink.wait_for_subscriber(0.3) is False and time.monotonic() - started >= 0.3
+        with connect(f"ws://{sink.address}"):
+            assert sink.wait_for_subscriber(30) is True

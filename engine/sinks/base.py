@@ -26,6 +26,11 @@ class Sink(Closing):
     def turn(self, turn: Mapping[str, Any]) -> None:
         """Deliver a turn payload (engine.schema); outputs that carry windows only ignore it."""
 
+    def wait_for_subscriber(self, timeout_s: float) -> bool | None:
+        """Block until a reader of this output is there (True) or `timeout_s` passes (False), for
+        `--wait-subscriber`; None for an output that cannot tell (a file, the terminal, OSC's datagrams)."""
+        return None
+
     def takes_turns(self) -> bool:
         """Whether `turn` keeps speech turns (kind "turn"). Where no sink of a run does, the runner
         makes none, saving one model call per turn (14 % of an analysis of speech). By default:

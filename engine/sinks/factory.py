@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import re
+import time
 from contextlib import ExitStack
 from dataclasses import dataclass
 
@@ -27,7 +28,8 @@ class SinkOptions:
 
     publish: str | None = DEFAULT_ADDRESS  # ZeroMQ PUB address; None: no publisher
     allow_remote: bool = False  # a non-loopback address for the publisher, OSC or WebSocket
-    wait_subscriber: float = 0.0  # seconds to wait for a first ZeroMQ subscriber
+    wait_subscriber: float = 0.0  # seconds to wait for a first reader of each output that can tell (ZeroMQ, LSL,
+    # WebSocket)
     csv: str | None = None
     lsl: bool = False
     osc: str | None = None  # host:port
@@ -52,9 +54,9 @@ class SinkOptions:
             if origin != "null" and not ORIGIN.fullmatch(origin):  # what a browser sends: no path, no trailing /
                 raise SinkError(f"--websocket-origin {origin!r}: give a page's origin as browsers send it, "
                                 "scheme://host[:port] (https://dashboard.example), or null for local files")
-        if args.wait_subscriber is not None and args.publish is None:
-            raise SinkError("--wait-subscriber waits for a ZeroMQ subscriber, and --no-publish makes no publisher: "
-                            "leave out one of them")
+        if args.wait_subscriber is not None and not (args.publish or args.lsl or args.websocket):
+            raise SinkError("--wait-subscriber waits for a reader of --publish, --lsl or --websocket, and --no-publish "
+                            "leaves none: leave out one of them, or add --lsl or --websocket")
         return cls(publish=args.publish, allow_remote=args.allow_remote, wait_subscriber=args.wait_subscriber or 0.0,
                    csv=args.csv, lsl=args.lsl, osc=args.osc, websocket=args.websocket,
                    websocket_origins=tuple(args.websocket_origin), json=args.json, stream_id=args.stream_id)
@@ -88,14 +90,17 @@ def open_sinks(options: SinkOptions, stack: ExitStack, class_names: tuple[str, .
     from emolive.engine.sinks.table import TableSink
 
     sinks: list[Sink] = []
+    readers: dict[str, Sink] = {}  # the outputs --wait-subscriber waits on
     publisher = None
     if options.publish:
         publisher = stack.enter_context(ZmqPublisher(options.publish, allow_remote=options.allow_remote,
                                                      keep_up_s=KEEP_UP_S if at_hand else None))
         sinks.append(publisher)
+        readers["ZeroMQ"] = publisher
         log.info("publishing on %s", publisher.address)
     if options.lsl:
-        sinks.append(stack.enter_context(LslSink(source_id=options.stream_id, class_names=class_names)))
+        readers["LSL"] = stack.enter_context(LslSink(source_id=options.stream_id, class_names=class_names))
+        sinks.append(readers["LSL"])
     if options.osc:
         from emolive.engine.sinks.osc import OscSink
 
@@ -112,13 +117,21 @@ def open_sinks(options: SinkOptions, stack: ExitStack, class_names: tuple[str, .
         websocket = stack.enter_context(WebSocketSink(options.websocket, allow_remote=options.allow_remote,
                                                       origins=options.websocket_origins))
         sinks.append(websocket)
+        readers["WebSocket"] = websocket
         log.info("serving WebSocket on ws://%s", websocket.address)
-    # the wait after every network output is up: a WebSocket client can connect meanwhile (the server
-    # started after it, and a file run's first messages went out before any client could be there)
-    if publisher is not None and options.wait_subscriber > 0 and \
-            not publisher.wait_for_subscriber(options.wait_subscriber):
-        log.warning("no subscriber after %g s; starting anyway", options.wait_subscriber)
+    if options.wait_subscriber > 0:
+        wait_for_readers(readers, options.wait_subscriber)
     if options.csv:  # the file last: opening it empties it, which a busy port above must not have cost
         sinks.append(stack.enter_context(CsvSink(options.csv)))
     sinks.append(JsonLinesSink() if options.json else TableSink())
     return sinks
+
+
+def wait_for_readers(readers: dict[str, Sink], timeout_s: float) -> None:
+    """Wait, up to `timeout_s` in all, for a first reader of each output, so none misses the first
+    estimates: an LSL inlet or WebSocket client had no wait, and a file run read fast was over before
+    either could connect. Every output is up before the wait, so one connects while another is waited on."""
+    deadline = time.monotonic() + timeout_s
+    for name, sink in readers.items():
+        if not sink.wait_for_subscriber(max(0.0, deadline - time.monotonic())):
+            log.warning("no %s subscriber after %g s; starting anyway", name, timeout_s)

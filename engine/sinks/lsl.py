@@ -58,6 +58,10 @@ class LslSink(Sink):
         self._outlet = self._lsl.StreamOutlet(info)
         self._last = -float("inf")  # the latest stamp
 
+    def wait_for_subscriber(self, timeout_s: float) -> bool:
+        """Until an inlet is connected: a file run read fast had ended before one could resolve the stream."""
+        return bool(self._outlet.wait_for_consumers(timeout_s))
+
     def emit(self, estimate: Mapping[str, Any]) -> None:
         """Stamp the sample with the capture time of the window's last sample, on LSL's clock, never
         before the previous stamp: the two clocks are read anew for each sample (so a stepped wall clock

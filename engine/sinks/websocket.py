@@ -43,6 +43,7 @@ from emolive.engine.sinks.endpoint import parse_endpoint
 
 CLIENT_QUEUE = 100  # messages per client: 50 s of estimates at a 0.5 s hop, like the ZeroMQ high-water mark
 START_TIMEOUT_S = 10.0
+WAIT_STEP_S = 0.01  # how often `wait_for_subscriber` looks for a client
 # on close, queued messages get this long to leave (a file's last estimates), like ZeroMQ's; then each client
 # gets as long to answer the closing handshake (well under 1 ms on loopback)
 CLOSE_LINGER_S = 0.25
@@ -124,6 +125,15 @@ class WebSocketSink(Sink):
     @property
     def clients(self) -> int:
         return len(self._clients)
+
+    def wait_for_subscriber(self, timeout_s: float) -> bool:
+        """Until a client has connected (its handshake done), looking every WAIT_STEP_S."""
+        deadline = time.monotonic() + timeout_s
+        while not self._clients:
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(WAIT_STEP_S)
+        return True
 
     async def _serve(self, serve: Any, host: str, port: int, origins: list[Any], connection_type: type) -> None:
         try:
