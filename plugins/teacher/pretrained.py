@@ -60,6 +60,11 @@ class Pretrained:
         return int(self.pipeline_bundle._params["encoder_num_layers"])
 
     @property
+    def layers_named(self) -> str:
+        """The layers a stream may name, for an error."""
+        return f"transformer layers 1..{self.num_layers}"
+
+    @property
     def dim(self) -> int:
         return int(self.pipeline_bundle._params["encoder_embed_dim"])
 
@@ -93,6 +98,7 @@ class WhisperPretrained:
     num_layers: int = 7
     dim: int = 512
     normalize_waveform: bool = False
+    layers_named: str = "layers 1..7 (1-6 the transformer layers, 7 layer 6 after the final norm)"
 
     @property
     def pipeline(self) -> str:
@@ -161,7 +167,7 @@ def parse_stream(text: str) -> Stream:
     except ValueError:
         raise TeacherError(f"layer in {text!r} must be a number") from None
     if not 1 <= number <= spec.num_layers:
-        raise TeacherError(f"{name} has transformer layers 1..{spec.num_layers}, not {number}")
+        raise TeacherError(f"{name} has {spec.layers_named}, not {number}")
     check_takes_checkpoint(spec, checkpoint or None)  # now, before a cache folder is made for it
     return Stream(name, number, checkpoint or None)
 
