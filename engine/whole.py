@@ -53,7 +53,8 @@ class WholeRecording:
             avd=weighted_mean([p.avd for _, p, _ in self._pieces], lengths),
             class_probs=weighted_mean([p.class_probs for _, p, _ in self._pieces], lengths),
             embedding=weighted_mean([p.embedding for _, p, _ in self._pieces], lengths))
-        voiced = float(weighted_mean([np.float32(v) for _, _, v in self._pieces], lengths))
+        voiced = float(np.average([v for _, _, v in self._pieces], weights=lengths))  # a share of frames, not a
+        # prediction: float64, as each window's
         span = Window(0, self._last.features, self._last.samples, 0, self._last.end_sample, arrival)
         return span, prediction, voiced
 
