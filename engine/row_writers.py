@@ -64,10 +64,11 @@ def check_not_an_input(out: str, inputs: Sequence[str], option: str = "--out") -
 
 
 def check_not_in_bundle(out: str, model: object, option: str = "--out") -> None:
-    """Refuse an output in the folder of the model bundle the run reads, or one of its files under
-    another name (a link): `stream --csv BUNDLE/model.safetensors` wrote the table over the weights it
-    ran, for good (a graph can be exported again; trained weights cannot)."""
-    bundle = getattr(model, "path", None)
+    """Refuse an output in the folder of the model bundle the run reads (`model`: a loaded model, whose
+    `path` is its bundle's, or that folder), or one of its files under another name (a link): `stream
+    --csv BUNDLE/model.safetensors` wrote the table over the weights it ran, for good (a graph can be
+    exported again; trained weights cannot)."""
+    bundle = model if isinstance(model, (str, os.PathLike)) else getattr(model, "path", None)
     if out == "-" or bundle is None or not os.path.isdir(bundle):
         return
     folder = os.path.realpath(bundle)  # realpath follows links, a dangling one's target included

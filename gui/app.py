@@ -30,7 +30,10 @@ def run_app(args: argparse.Namespace, interrupt: Interrupt) -> int:
     window.show()
     if args.screenshot:
         window.pace_files = False
-        window.run_finished.connect(lambda ok: QTimer.singleShot(0, lambda: save_and_quit(window, args.screenshot, ok)))
+        # an interrupted run is no picture: its window closed, the finished run then fired all the same, and a
+        # PNG of the cut-off run ("finished: …") was written, or not, as the race went, before exit 130
+        window.run_finished.connect(lambda ok: QTimer.singleShot(
+            0, lambda: None if interrupt.code is not None else save_and_quit(window, args.screenshot, ok)))
     QTimer.singleShot(0, lambda: app.quit() if interrupt.code is not None else window.start())
     try:
         code = app.exec()
@@ -42,7 +45,7 @@ def run_app(args: argparse.Namespace, interrupt: Interrupt) -> int:
 
 def build_window(args: argparse.Namespace) -> MainWindow:
     """A window whose controls show the options given on the command line."""
-    window = MainWindow(connect=args.connect)
+    window = MainWindow(connect=args.connect, stream_id=args.stream_id)
     controls = window.controls
     if args.source is not None:
         controls.source.add_choice(f"{args.source}", (args.source, None))

@@ -16,6 +16,8 @@ from emolive.engine.session import add_stream_options
 
 
 def add_parser(commands: argparse._SubParsersAction) -> None:
+    from emolive.engine.cli import stream_id  # loaded: it is building the parser this adds to
+
     gui = commands.add_parser("gui", help="the live desktop window",
                               description="A window plotting activation, valence and dominance live. It runs the "
                               "engine itself (microphone, or the bundled demo clip at real time when there is "
@@ -23,6 +25,8 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     add_stream_options(gui, source_help="audio file or GStreamer pipeline to play (default: microphone)")
     gui.add_argument("--connect", nargs="?", const=DEFAULT_ADDRESS, metavar="ADDRESS", action=console.Once,
                      help=f"show a running `emolive stream` instead (at {DEFAULT_ADDRESS} when no address is given)")
+    gui.add_argument("--stream-id", type=stream_id, metavar="ID", help="with --connect: show this stream of the "
+                     "publisher's (default: the first heard, until its run ends)")
     gui.add_argument("--screenshot", metavar="PNG", help="play --source as fast as possible, save a grab of the "
                      "window once every estimate is drawn, and exit")
     gui.set_defaults(command=partial(cmd_gui, parser=gui))
@@ -46,9 +50,12 @@ class Interrupt:
 
 
 def cmd_gui(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
-    if args.screenshot and (args.source is None or args.connect):
+    if args.screenshot and (args.source is None or args.connect is not None):
         parser.error("--screenshot needs --source FILE (and no --connect)")
-    if args.connect:  # the window shows another process's stream: what would make its own was silently dropped
+    if args.stream_id is not None and args.connect is None:
+        parser.error("--stream-id picks a stream of --connect's publisher; the window's own run has one stream")
+    if args.connect is not None:  # `--connect ""` is an address too, malformed: it had run the window's own engine
+        # the window shows another process's stream: what would make its own was silently dropped
         given = {"--source": args.source is not None, "--device": args.device is not None,
                  "--channel": bool(args.channel), "--reconnect": args.reconnect, "--model": args.model != DEFAULT_MODEL,
                  "--window": args.window != DEFAULT_WINDOW_S, "--hop": args.hop != DEFAULT_HOP_S}

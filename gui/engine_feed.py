@@ -10,6 +10,7 @@ import traceback
 from collections.abc import Mapping
 from typing import Any
 
+from emolive.engine.plugin import ModelPlugin
 from emolive.engine.runner import Runner, RunStats
 from emolive.engine.schema import printable
 from emolive.engine.session import USER_ERRORS, StreamConfig, load_model_one_thread, open_stream
@@ -52,6 +53,7 @@ class EngineFeed:
         self._stopping = threading.Event()
         self._runner: Runner | None = None
         self._tap: LevelTap | None = None
+        self.model: ModelPlugin | None = None  # once loaded: a recording is checked against its bundle
 
     def start(self) -> None:
         self._thread.start()
@@ -94,7 +96,7 @@ class EngineFeed:
 
     def _run_engine(self) -> RunStats | None:
         cfg = self.config
-        model = load_model_one_thread(cfg.model)  # torch (a torch model's) on one thread, as `emolive stream`
+        model = self.model = load_model_one_thread(cfg.model)  # torch (a torch model's) on one thread, as `stream`
         with open_stream(cfg, notify=self._notify) as stream:
             self._tap = LevelTap(stream.source)
             self._runner = stream.runner(model, [self.sink], reading=self._tap)

@@ -14,7 +14,9 @@ from PySide6.QtGui import QCloseEvent
 from PySide6.QtWidgets import (QGridLayout, QHBoxLayout, QLabel, QMainWindow, QMessageBox, QPushButton, QVBoxLayout,
                                QWidget)
 
+from emolive.engine.row_writers import OutputError, check_not_an_input, check_not_in_bundle
 from emolive.engine.session import summary
+from emolive.engine.sources.factory import files_of_source
 from emolive.engine.sinks import CsvSink, SinkError
 from emolive.gui.controls import ControlPanel
 from emolive.gui.engine_feed import EngineFeed
@@ -44,12 +46,15 @@ class MainWindow(QMainWindow):
 
     run_finished = Signal(bool)  # True when the run ended without an error
 
-    def __init__(self, connect: str | None = None) -> None:
+    def __init__(self, connect: str | None = None, stream_id: str | None = None) -> None:
+        """`connect`: a publisher's address to show instead of a run of the window's own; `stream_id`: its
+        stream to show (gui.stream_choice)."""
         super().__init__()
         collect_on_gui_thread()  # before any worker thread can run: cycles holding Qt objects die on this thread
         self.setWindowTitle("emolive: activation · valence · dominance")
         self.resize(SIZE)
         self.connect_address = connect
+        self.stream_id = stream_id
         self.pace_files = True  # False plays files as fast as possible (--screenshot)
         self.history = EstimateHistory()
         self.feed: Feed | None = None
@@ -107,7 +112,7 @@ class MainWindow(QMainWindow):
         self.error = None
         self.statusBar().setStyleSheet("")
         self.statusBar().showMessage("starting…")
-        self.feed = ZmqFeed(self.connect_address) if self.connect_address else \
+        self.feed = ZmqFeed(self.connect_address, stream_id=self.stream_id) if self.connect_address else \
             EngineFeed(self.controls.run_config(realtime=self.pace_files))
         signals, queued = self.feed.signals, Qt.ConnectionType.QueuedConnection
         signals.estimate.connect(self.on_estimate, queued)
@@ -139,8 +144,6 @@ class MainWindow(QMainWindow):
 
     def on_status(self, status: Mapping[str, Any]) -> None:
         self.history.latest_status = status
-        if status.get("ended") is True:  # a publisher's run ended (--connect): its last flag is history now
-            self.speech.set_speech(None)
 
     def on_notice(self, message: str) -> None:
         """The source's news (a device lost, back): in the status bar, and no speech shown until the next
@@ -193,10 +196,24 @@ class MainWindow(QMainWindow):
             self._csv = None
         if path is not None:
             try:
+                self._check_recording(path)
                 self._csv = CsvSink(path)
-            except SinkError as exc:
+            except (SinkError, OutputError) as exc:
                 self.show_error(str(exc))
                 self.controls.record.setChecked(False)
+
+    def _check_recording(self, path: str) -> None:
+        """Refuse a recording over what the run reads, as `stream --csv` does: the audio it plays (the
+        dialog's "replace?" did not say the file was that one, and the recording became the table) or a
+        file of its model's bundle. The run's own when one runs, else the one the controls would start."""
+        if self.connect_address:
+            return
+        running = self.feed if isinstance(self.feed, EngineFeed) and self.running else None
+        config = running.config if running is not None else self.controls.run_config()
+        if config.source is not None:
+            check_not_an_input(path, files_of_source(config.source), "the recording")
+        check_not_in_bundle(path, running.model if running is not None and running.model is not None else
+                            config.model, "the recording")
 
     def _write_csv(self, estimate: Mapping[str, Any]) -> None:
         try:
@@ -218,7 +235,10 @@ class MainWindow(QMainWindow):
         self.plane.draw(rows)
         if latest is not None:
             self.bars.draw(latest["classes"])
-        self.speech.set_speech(None if latest is None or not self.running else latest["speech"])
+        # a publisher's run that ended (--connect) leaves its last flag as history, as a run of the window's own
+        # does; the final estimate and status came in one poll, and this frame had put the flag back
+        ended = (self.history.latest_status or {}).get("ended") is True
+        self.speech.set_speech(None if latest is None or not self.running or ended else latest["speech"])
         self.avd_label.setText(avd_text(latest, self._window_s))
 
     def closeEvent(self, event: QCloseEvent) -> None:

@@ -17,18 +17,21 @@ from emolive.engine.schema import (ESTIMATE_TOPIC, STATUS_TOPIC, TURN_TOPIC, Rej
 from emolive.engine.sinks import SinkError
 from emolive.engine.sinks.zmq_publisher import validate_address
 from emolive.gui.feed import FeedSignals
+from emolive.gui.stream_choice import StreamChoice
 
 POLL_MS = 20  # well inside the 50 ms redraw, so an estimate is drawn on the next frame
 DRAIN_BUDGET_S = 0.01  # a flood of messages waits in libzmq's bounded queue instead of freezing the window
 
 
 class ZmqFeed:
-    """Subscribes to every stream's estimates and status at `address`."""
+    """Subscribes to every stream's estimates and status at `address`, and passes on one stream's
+    (gui.stream_choice): `stream_id`, or the first heard."""
 
     level_dbfs = None  # no audio reaches this process
 
-    def __init__(self, address: str, *, context: zmq.Context | None = None) -> None:
+    def __init__(self, address: str, *, stream_id: str | None = None, context: zmq.Context | None = None) -> None:
         self.address = address
+        self.choice = StreamChoice(stream_id)
         self.signals = FeedSignals()
         self._context = context or zmq.Context.instance()
         self._socket: zmq.Socket | None = None
@@ -79,6 +82,10 @@ class ZmqFeed:
                 kind, payload = parse_message(frames)
             except SchemaError as exc:
                 self.signals.rejected.emit(self.rejections.add(exc))
+                continue
+            if not self.choice.accepts(kind, payload, time.monotonic()):
+                if note := self.choice.passed_over(payload["stream"]):
+                    self.signals.rejected.emit(note)
                 continue
             signal = {ESTIMATE_TOPIC: self.signals.estimate, TURN_TOPIC: self.signals.turn}.get(kind, self.signals.status)
             signal.emit(payload)

@@ -254,6 +254,20 @@ def test_window_hop_and_csv_recording_controls(qtbot, window, corpus_clip, tmp_p
         assert float(row["valence"]) == pytest.approx(estimate["valence"], abs=1e-6)  # CSV keeps repr(): exact
 
 
+def test_a_recording_is_never_written_over_the_audio_the_run_plays(qtbot, window, corpus_clip, tmp_path,
+                                                                     monkeypatch):
+    """Record CSV… onto the file being played replaced the recording with the table, with no error;
+    `stream --csv` refuses it."""
+    playing = tmp_path / "take.flac"
+    shutil.copy(corpus_clip, playing)
+    choose_file(window, playing)
+    monkeypatch.setattr(QFileDialog, "getSaveFileName", lambda *a, **k: (str(playing), ""))
+    qtbot.mouseClick(window.controls.record, Qt.MouseButton.LeftButton)
+    assert playing.read_bytes() == corpus_clip.read_bytes() and not window.controls.record.isChecked()
+    assert "the recording" in window.error and "is also an input" in window.error
+    assert play(qtbot, window), window.error  # the run itself goes on
+
+
 def test_start_and_stop_a_paced_file(qtbot, window, speech_4s):
     window.pace_files = True
     choose_file(window, speech_4s, window_s=1.0)
@@ -332,12 +346,49 @@ def test_connect_mode_shows_a_real_zeromq_stream(qtbot):
         assert list(x) == [e["end"] for e in sent] and list(y) == [e["valence"] for e in sent]
         assert "model remote" in win.status_label.text() and "skipped windows 1" in win.status_label.text()
         assert win.level.format() == "input level: no audio" and win.speech.text() == "speech"
-        # the publisher's run ends: its last window's flag stayed green until the next run (20-35 s here)
+        # the publisher's run ends: its last window's flag stayed green until the next run (20-35 s here), and
+        # where the final estimate and status came in one poll, the next frame put the flag back for good
+        publisher.emit({**sent[0], "seq": 5})  # speech
         publisher.status(status_payload(stream="s", dropped_blocks=2, skipped_windows=1, lag_s=0.1, wall=2.0,
                                         ended=True))
-        qtbot.waitUntil(lambda: win.speech.text() == "no input", timeout=5000)
+        qtbot.waitUntil(lambda: win.history.total == 6 and win.history.latest_status.get("ended"), timeout=5000)
+        win.redraw()
+        assert win.speech.text() == "no input"
         win.close()
         assert not win.feed.running
+
+
+def test_connect_mode_shows_one_stream_of_a_publisher_with_two(qtbot):
+    """Each stream has topics of its own, and the window drew two as one run restarted at every message:
+    36 estimates, 36 clears, never a line. It shows the first heard until its run ends, or the one named."""
+    def estimate(stream: str, seq: int) -> dict:
+        return estimate_payload(seq=seq, stream=stream, start=0.5 * seq, end=0.5 * seq + 3, wall_start=0.0,
+                                wall_end=3.0, activation=4.0, valence=4.0, dominance=4.0, classes={}, speech=True,
+                                voiced_ratio=0.5, model="remote", latency_ms=1.0)
+
+    with ZmqPublisher("tcp://127.0.0.1:*") as publisher:
+        first, named = MainWindow(connect=publisher.address), MainWindow(connect=publisher.address, stream_id="right")
+        for win in (first, named):
+            qtbot.addWidget(win)
+            win.start()
+        while publisher.wait_for_subscriber(5.0) and not all(w.feed.running for w in (first, named)):
+            qtbot.wait(10)
+        qtbot.wait(300)  # both subscriptions in (each window's feed subscribes as it starts)
+        for seq in range(4):
+            publisher.emit(estimate("left", seq))
+            publisher.emit(estimate("right", seq))
+        qtbot.waitUntil(lambda: first.history.total == 4 and named.history.total == 4, timeout=5000)
+        assert first.history.latest["stream"] == "left" and named.history.latest["stream"] == "right"
+        assert "not shown: stream 'right'" in first.statusBar().currentMessage()
+        assert "not shown: stream 'left'" in named.statusBar().currentMessage()
+        # the shown run ends: the next stream heard is shown, as a new run
+        publisher.status(status_payload(stream="left", dropped_blocks=0, skipped_windows=0, lag_s=0.0, wall=1.0,
+                                        ended=True))
+        publisher.emit(estimate("right", 4))
+        qtbot.waitUntil(lambda: first.history.latest["stream"] == "right", timeout=5000)
+        assert first.history.total == 1 and named.history.total == 5
+        for win in (first, named):
+            win.close()
 
 
 def test_model_details_in_connect_mode_never_load_the_model_a_message_names(qtbot, monkeypatch):
@@ -440,6 +491,13 @@ def test_connect_refuses_the_options_of_a_stream_of_its_own_and_a_malformed_addr
     garbage = subprocess.run([EMOLIVE, "gui", "--connect", "garbage"], capture_output=True, text=True, timeout=60,
                              env=env)
     assert garbage.returncode == 1 and garbage.stderr.startswith("emolive: error: malformed address 'garbage'")
+    # an empty address ran the window's own engine; a wildcard host failed in the status bar ("Invalid argument")
+    for address, said in (("", "malformed address ''"), ("tcp://*:5999", "host * is for a publisher")):
+        refused = subprocess.run([EMOLIVE, "gui", "--connect", address], capture_output=True, text=True, timeout=60,
+                                 env=env)
+        assert refused.returncode == 1 and said in refused.stderr, refused.stderr
+    alone = subprocess.run([EMOLIVE, "gui", "--stream-id", "left"], capture_output=True, text=True, timeout=60, env=env)
+    assert alone.returncode == 2 and "--stream-id picks a stream of --connect's publisher" in alone.stderr
 
 
 def png_text(path) -> dict[str, str]:
@@ -535,6 +593,27 @@ def test_ctrl_c_at_any_moment_of_the_window_closes_it_and_exits_130(delay, tmp_p
         finally:
             gui.kill()
         assert gui.returncode == code and "Traceback" not in err and "Fatal" not in err, (signum, err)
+
+
+def test_an_interrupted_screenshot_run_writes_no_picture(tmp_path):
+    """Ctrl-C or SIGTERM closed the window, the cut-off run then finished all the same, and its picture
+    ("finished: …") was written, or not, as a race went (2 of 4 tries), before exit 130 or 143. An endless
+    pipeline is a run that only a signal ends."""
+    import signal
+
+    shot = tmp_path / "never.png"
+    for signum, code in ((signal.SIGINT, 130), (signal.SIGTERM, 143)):
+        gui = interruptible([EMOLIVE, "gui", "--source", "audiotestsrc wave=pink-noise", "--screenshot", str(shot)],
+                            env={**os.environ, "QT_QPA_PLATFORM": "offscreen"}, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+        wait_until_catching(gui.pid, signal.SIGTERM)
+        time.sleep(3.0)  # the run is under way
+        gui.send_signal(signum)
+        try:
+            _, err = gui.communicate(timeout=30)
+        finally:
+            gui.kill()
+        assert gui.returncode == code and not shot.exists(), (signum, err)
 
 
 def test_a_screenshot_is_never_written_over_its_recording_nor_a_file_emptied(tmp_path, capsys):

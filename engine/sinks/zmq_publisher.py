@@ -58,6 +58,9 @@ def validate_address(address: str, connect: bool = False) -> bool:
     if match is None:
         raise SinkError(f"malformed address {address!r}: {CONNECT_HELP if connect else ADDRESS_HELP}")
     port = match["port"]
+    if connect and match["host"] == "*":
+        raise SinkError(f"cannot connect to {address}: host * is for a publisher, to bind every interface; give the "
+                        "publisher's host (tcp://127.0.0.1:PORT on this machine)")
     if connect and port == "*":
         raise SinkError(f"cannot connect to {address}: port * picks a free port for a publisher; give the port it "
                         "printed (\"publishing on tcp://…\")")
