@@ -864,6 +864,36 @@ def test_a_held_out_corpus_and_a_prior_at_the_stream_level_are_trained_recorded_
     np.testing.assert_allclose([result.windows[0][k] for k in DIMENSIONS], want, atol=1e-4)
 
 
+def test_a_held_out_corpus_is_no_copy_of_the_training_audio_nor_named_as_its_corpus(tmp_path, caplog):
+    """--test-data's clips were loaded apart from --data's: 40 copies of the training corpus in another
+    folder were scored as held out, next to the test clips they copied, without a word; a folder of the
+    data's name merged their speakers, and the error blamed a speaker in two splits."""
+    from emolive.trainer.errors import TrainerError
+    from emolive.trainer.pipeline import DataSpec
+
+    manifest = subset_manifest(tmp_path, "emodb", every=50)
+    copies = tmp_path / "copies" / "manifest.csv"
+    copies.parent.mkdir()
+    with open(manifest, newline="") as f:
+        rows = list(csv.DictReader(f))
+    for row in rows:
+        shutil.copy(row["path"], copies.parent / Path(row["path"]).name)
+    with open(copies, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows({**row, "path": Path(row["path"]).name} for row in rows)
+    data = DataSpec(data=(str(manifest),), test_data=(str(copies),))
+    own = data.split_utterances()
+    with caplog.at_level("WARNING"):
+        assert data.with_held_out(own) == own
+    assert f"dropped {len(rows)} clip(s) whose audio is a copy of another clip's" in caplog.text
+    twin = tmp_path / "elsewhere" / "emodb" / "manifest.csv"
+    twin.parent.mkdir(parents=True)
+    shutil.copy(subset_manifest(tmp_path / "src", "ravdess", every=200), twin)
+    with pytest.raises(TrainerError, match="would both be corpus 'emodb'"):
+        DataSpec(data=(str(manifest),), test_data=(str(twin),)).with_held_out(own)
+
+
 def test_outputs_that_would_destroy_the_users_files_are_refused(tmp_path, capsys):
     """A folder holding a project's own config.json (and the run's manifest) was taken for a bundle and
     replaced whole after training; `export --out BUNDLE/model.safetensors` wrote over the weights it read."""

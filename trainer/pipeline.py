@@ -100,9 +100,16 @@ class DataSpec:
         """The clips with their splits: the data's own, and by speaker for clips without one (ensure_splits)."""
         return ensure_splits(self.utterances(), self.split_seed, self.val_frac, self.test_frac)
 
-    def held_out(self) -> list[Utterance]:
-        """The `test_data` clips, all in split "test" (never trained on, never a source of classes)."""
-        return [replace(u, split="test") for u in load_utterances(list(self.test_data))] if self.test_data else []
+    def with_held_out(self, own: list[Utterance]) -> list[Utterance]:
+        """`own` (the data's clips) and after them the `test_data` clips, all in split "test" (never trained
+        on, never a source of classes). Their corpora are named apart from the data's, and a held-out clip
+        whose audio is one of `own`'s is left out, with the data's warning: 40 copies of the training
+        corpus under another folder had been scored as held out, next to the clips they copied."""
+        if not self.test_data:
+            return own
+        check_corpus_names([*self.data, *self.test_data], list(self.msp_podcast))
+        held = [replace(u, split="test") for u in load_utterances(list(self.test_data))]
+        return without_copied_audio(own + held)
 
     def source(self, device: str | None = None) -> FeatureSource:
         """`mfb`: the front end's MFB+F0 (a student); else fused SSL embeddings `NAME[:LAYER],...` (a teacher)."""
@@ -144,7 +151,7 @@ def fit(data: DataSpec, config: TrainConfig, distill: DistillConfig | None = Non
     # splits.csv, the learned clips and the scores had gone on calling the clips it learned held out
     trained_on_too = set(fitted) - {"train", "val"}
     own = [replace(u, split="train") if u.split in trained_on_too else u for u in listed]
-    utts = own + data.held_out()
+    utts = data.with_held_out(own)
     speaker_splits(utts)  # --test-data clips are all "test": one of their speakers may be in train or val
     fit_clips = by_split(own, *fitted)  # never --test-data's clips, whatever --train-on says
     check_targets(fit_clips, by_split(utts, "val"))
