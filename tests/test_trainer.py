@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 import os
 import re
@@ -489,6 +490,10 @@ def test_resume_refuses_a_checkpoint_of_other_settings_and_a_missing_one(tmp_pat
     other = TrainConfig(**{**vars(cfg), "lr": 0.1})
     with pytest.raises(TrainerError, match="other data or settings"):
         train(data, data, ["sad"], other, log=lambda _: None, checkpoint=Checkpointing(at.directory, resume=True))
+    # the same clips, labels and lengths, other audio (two clips of one length swapped under their names)
+    changed = dataclasses.replace(data, features=[f + 1.0 for f in data.features])
+    with pytest.raises(TrainerError, match="other data or settings"):
+        train(changed, changed, ["sad"], longer, log=lambda _: None, checkpoint=Checkpointing(at.directory, resume=True))
     # fewer epochs than the checkpoint holds: its history and best epoch lay beyond --epochs
     with pytest.raises(TrainerError, match="holds 2 epochs, more than --epochs 1: resume with --epochs 2"):
         train(data, data, ["sad"], cfg, log=lambda _: None, checkpoint=Checkpointing(at.directory, resume=True))

@@ -241,11 +241,14 @@ def run_epoch(net: torch.nn.Module, model: StudentModel, opt: torch.optim.Optimi
 def run_identity(train_set: LabelledSet, val_set: LabelledSet, class_names: list[str], cfg: TrainConfig,
                  objective: Objective | None) -> dict:
     """What a checkpoint must have been made from to be resumed: settings (the epoch count may grow),
-    classes, the clips with their labels, and the objective's own identity (distillation)."""
+    classes, the clips with their labels and features, and the objective's own identity (distillation).
+    The features, not only their frame counts: two clips of one length swapped under their names had
+    resumed a run whose best epoch was scored on the old audio."""
     def clips(data: LabelledSet) -> str:
         h = hashlib.sha256()
-        for u, n in zip(data.utterances, (len(f) for f in data.features)):
-            h.update(f"{u.path}\0{u.speaker}\0{u.emotion}\0{u.avd}\0{n}\n".encode())
+        for u, frames in zip(data.utterances, data.features):
+            h.update(f"{u.path}\0{u.speaker}\0{u.emotion}\0{u.avd}\0{len(frames)}\n".encode())
+            h.update(np.ascontiguousarray(frames).tobytes())
         h.update(str(len(data.views)).encode())
         return h.hexdigest()
 
