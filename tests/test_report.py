@@ -18,7 +18,7 @@ import emolive
 
 from tests.test_trainer import subset_manifest
 from emolive.trainer.cli import main as trainer_main
-from emolive.trainer.data import read_manifest
+from emolive.trainer.data import read_manifest, read_splits
 from emolive.trainer.report.analysis import interval_counts, interval_rmse
 
 DIMS = {"act": "activation", "val": "valence", "dom": "dominance"}
@@ -121,7 +121,7 @@ def test_report_numbers_equal_trainer_evaluate(bundles, report, capsys):
             uar = table[label][f"{group} UAR"]
             assert (uar == "-") if expected["uar"] is None else float(uar) == pytest.approx(expected["uar"], abs=5e-4)
     n = sum(int(re.search(rf"\| {g} \| .*? \| (\d+) \|", markdown).group(1)) for g in ("emodb", "ravdess"))
-    assert f"on {n} utterances, split `test`" in markdown
+    assert f"on {n} utterances, split `test`" in markdown and "on the clips none of the models learned" in markdown
     assert "trainer report --model" in markdown and "--split test" in markdown
 
 
@@ -130,7 +130,13 @@ def test_pca_report_and_help(bundles, tmp_path):
     rc = trainer_main(["report", "--model", str(models["tcgru-mtl"]), "--data", str(data[1]), "--cache", str(cache),
                        "--out", str(tmp_path), "--pca"])
     assert rc == 0
-    assert "PCA of each model" in (tmp_path / "report.md").read_text()
+    markdown = (tmp_path / "report.md").read_text()
+    assert "PCA of each model" in markdown
+    # without --split every clip is scored, learned ones too: it had said "on the clips none of the models learned"
+    learned = sum(u.split in ("train", "val") for u in read_splits(models["tcgru-mtl"] / "splits.csv",
+                                                                     read_manifest(data[1])))
+    assert learned and f"on every clip, {learned} of them in a model's or the data's train or validation " \
+        "split: `--split test` leaves those out" in markdown and "none of the models learned" not in markdown
     proc = subprocess.run([sys.executable, "-m", "emolive.trainer.cli", "report", "--help"], capture_output=True, text=True)
     assert proc.returncode == 0 and "--tsne" in proc.stdout and "--pca" in proc.stdout
 

@@ -21,9 +21,8 @@ def report_document(report: Report) -> list[Block]:
         Heading("Results"),
         Text("CCC per dimension (activation, valence, dominance) and class-head UAR, in the layout of "
              "the paper's Table 1: one row per system, one column group per data set. Each group's numbers "
-             "are what `trainer evaluate --json` prints for that model on that data and split, on the clips "
-             "none of the models learned; brackets "
-             "hold the CCC's 95 % interval over speakers (bootstrap, whole speakers resampled)."),
+             f"are what `trainer evaluate --json` prints for that model on that data and split, {scored(report)}; "
+             "brackets hold the CCC's 95 % interval over speakers (bootstrap, whole speakers resampled)."),
         tables.ccc_table(report),
         Heading("Data"),
         tables.data_table(report),
@@ -57,3 +56,15 @@ def report_document(report: Report) -> list[Block]:
             blocks.append(Text(f"{m.label}: none of the data's emotions is among its classes "
                                f"({', '.join(m.class_names)}), so no confusion matrix."))
     return blocks
+
+
+def scored(report: Report) -> str:
+    """Which clips the numbers are on. Without --split they are every clip, learned ones included: the
+    report had said "the clips none of the models learned" of 40 clips, 30 of which a model learned."""
+    if report.split:
+        return "on the clips none of the models learned"
+    learned = sum(u.split in ("train", "val") for u in report.utterances)
+    if not learned:
+        return "on every clip (none is in a train or validation split)"
+    return (f"on every clip, {learned} of them in a model's or the data's train or validation split: "
+            "`--split test` leaves those out")
