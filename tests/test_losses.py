@@ -156,3 +156,11 @@ def test_distillation_gradient_reaches_student_only():
     assert teacher.grad is None
     # a student already aligned with its teacher has zero loss
     assert DistillationLoss()(teacher.detach() * 3, teacher.detach(), labels, labels).item() == pytest.approx(0, abs=1e-6)
+
+
+def test_a_ccc_that_cannot_be_measured_reads_as_a_dash_not_nan():
+    """The training summary printed "test CCC 0.018 nan 0.009" where `trainer evaluate` prints "-"."""
+    from emolive.trainer.metrics import ccc, ccc_text
+
+    labels = np.array([[1.0, 4.0, 2.0], [5.0, 4.0, 6.0], [3.0, 4.0, 1.0]])  # valence all equal: not measurable
+    assert ccc_text(ccc(labels, labels)) == "1.000 - 1.000" and ccc_text([None, 0.25, -0.0004]) == "- 0.250 -0.000"

@@ -506,6 +506,17 @@ def test_a_checkpoint_inside_the_bundle_folder_is_refused_before_the_data_is_rea
         assert trainer_main(["train", "--data", str(tmp_path / "not-read.csv"), "--out", str(out),
                              "--checkpoint-dir", str(inside)]) == 2
         assert "is inside --out" in capsys.readouterr().err
+    # a cache there was found once its features were made and the run had trained
+    assert trainer_main(["train", "--data", str(tmp_path / "not-read.csv"), "--out", str(tmp_path / "c"),
+                         "--cache", str(tmp_path / "c" / "cache")]) == 2
+    assert "--cache" in capsys.readouterr().err
+    # a run without --resume wrote over an interrupted run's checkpoint, which the interruption had named
+    kept = tmp_path / "k.checkpoint" / "checkpoint.safetensors"
+    kept.parent.mkdir()
+    kept.write_bytes(b"epochs of work")
+    assert trainer_main(["train", "--data", str(tmp_path / "not-read.csv"), "--out", str(tmp_path / "k")]) == 2
+    assert "holds an interrupted run: add --resume to continue it, or remove it" in capsys.readouterr().err
+    assert kept.read_bytes() == b"epochs of work"
 
 
 def checkpoint_of_a_tiny_run(tmp_path: Path):

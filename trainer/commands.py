@@ -20,7 +20,8 @@ from emolive.plugins.student import ARCHITECTURES
 from emolive.plugins.student.spec import network_shapes
 from emolive.plugins.teacher.pretrained import check_takes_checkpoint
 from emolive.trainer import distributed
-from emolive.trainer.checkpoint import hold_checkpoint_folder, interrupted_after_training, remove_checkpoint
+from emolive.trainer.checkpoint import (CHECKPOINT_FILE, hold_checkpoint_folder, interrupted_after_training,
+                                        remove_checkpoint)
 from emolive.trainer.data import FeatureCache, read_splits, write_splits
 from emolive.trainer.data.augment import AugmentConfig
 from emolive.trainer.data.cache import MFB
@@ -31,7 +32,7 @@ from emolive.trainer.errors import TrainerError
 from emolive.trainer.evaluate import format_table, metrics, predict_utterances
 from emolive.trainer.history import HISTORY_FILE, SPLITS_FILE, bundle_splits, versions, write_history
 from emolive.trainer.losses import CCCLoss
-from emolive.trainer.metrics import DIMENSIONS
+from emolive.trainer.metrics import DIMENSIONS, ccc_text
 from emolive.trainer.pipeline import CACHE_ROOT, DataSpec, fit, save_model
 from emolive.trainer.sessions import warn_unstated
 from emolive.trainer.config import TrainConfig
@@ -119,21 +120,33 @@ def train(args) -> int:
                            "elsewhere and run it with --model PATH; `make default-model` rebuilds the shipped one "
                            "(--replace-shipped)")
     for source in [*data.sources, *data.test_data]:  # the bundle replaces --out whole, with what it holds
-        if out.resolve() in Path(source).resolve().parents:
+        if is_within(Path(source), out):
             raise TrainerError(f"--out {out} holds the data {source}, which writing the bundle there would delete: "
                                "give --out a folder of its own")
+    if data.cache and is_within(Path(data.cache), out):  # found once the features were made and the run trained
+        raise TrainerError(f"--cache {data.cache} is inside --out {out}, which the bundle replaces: put the cache "
+                           "beside it")
     writable_folder(out.parent, f"--out {out}")  # write_bundle makes it and writes the bundle in it
     checkpoint = Checkpointing(Path(args.checkpoint_dir or f"{out}.checkpoint"), resume=args.resume)
-    inside = checkpoint.directory.resolve()
-    if inside == out.resolve() or out.resolve() in inside.parents:  # the bundle replaces --out whole
+    if is_within(checkpoint.directory, out):
         raise TrainerError(f"--checkpoint-dir {checkpoint.directory} is inside --out {out}, which the bundle "
                            "replaces: put the checkpoint beside it (the default is OUT.checkpoint)")
+    if not args.resume and (checkpoint.directory / CHECKPOINT_FILE).exists():  # the run would write over it
+        raise TrainerError(f"{checkpoint.directory / CHECKPOINT_FILE} holds an interrupted run: add --resume to "
+                           "continue it, or remove it to start again")
     writable_folder(checkpoint.directory, f"--checkpoint-dir {checkpoint.directory}")
     check_network(cfg, data)
     check_ccc_weights(cfg)
     ctx = distributed.context()
     with hold_checkpoint_folder(checkpoint.directory, out) if ctx.is_main else contextlib.nullcontext():
         return fit_and_save(args, data, cfg, distill, checkpoint, ctx)
+
+
+def is_within(path: Path, folder: Path) -> bool:
+    """Whether `path` is `folder` or inside it, links followed: what the bundle, which replaces its
+    folder whole, would delete."""
+    inside, whole = path.resolve(), folder.resolve()
+    return inside == whole or whole in inside.parents
 
 
 def fit_and_save(args, data: DataSpec, cfg: TrainConfig, distill, checkpoint: Checkpointing,
@@ -178,8 +191,7 @@ def fit_and_save(args, data: DataSpec, cfg: TrainConfig, distill, checkpoint: Ch
         raise interrupted_after_training(checkpoint.directory) from None
     remove_checkpoint(checkpoint.directory)
     size = (out / "model.safetensors").stat().st_size
-    parts = [f"val CCC {' '.join(f'{v:.3f}' for v in result.val_ccc)}"]
-    parts += [f"{s} CCC {' '.join(f'{v:.3f}' for v in m['ccc'])}" for s, m in fitted.tests.items()]
+    parts = [f"val CCC {ccc_text(result.val_ccc)}"] + [f"{s} CCC {ccc_text(m['ccc'])}" for s, m in fitted.tests.items()]
     print(f"trained {cfg.arch}{'+mtl' if cfg.multitask else ''} seed {cfg.seed}: best epoch {result.best_epoch}, "
           f"{', '.join(parts)}; {result.utterances_per_s:.0f} utt/s, {result.epoch_seconds:.1f} s/epoch; "
           f"bundle {out} ({size / 1e6:.3f} MB)")

@@ -27,6 +27,12 @@ def ccc(pred: np.ndarray, target: np.ndarray) -> np.ndarray:
     return out
 
 
+def ccc_text(values: Sequence[float | None]) -> str:
+    """CCCs for a line of text, 3 decimals each; one `ccc` cannot measure is "-", as `trainer evaluate`
+    shows it (the training summary had printed "nan")."""
+    return " ".join("-" if v is None or not np.isfinite(v) else f"{v:.3f}" for v in values)
+
+
 def uar(pred: np.ndarray, target: np.ndarray) -> float:
     """Mean of per-class recalls over the classes present in `target` (chance = 1 / classes)."""
     classes = np.unique(target)

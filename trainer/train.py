@@ -35,6 +35,7 @@ from emolive.trainer.data import Utterance, feature_stats
 from emolive.trainer.errors import TrainerError
 from emolive.trainer.labelled import LabelledSet, pad_batch, score, session_features, unmeasurable
 from emolive.trainer.losses import CCCLoss, MultitaskLoss
+from emolive.trainer.metrics import ccc_text
 from emolive.trainer.sampling import corpus_ids, corpus_weights, crop_starts, epoch_features, epoch_order
 
 
@@ -234,7 +235,7 @@ def run_epoch(net: torch.nn.Module, model: StudentModel, opt: torch.optim.Optimi
         progress.stale += 1
     progress.next_epoch = epoch + 1
     progress.stopped = progress.stale >= cfg.patience
-    log(f"epoch {epoch:3d}  val CCC a/v/d {val['ccc'][0]:.3f} {val['ccc'][1]:.3f} {val['ccc'][2]:.3f}"
+    log(f"epoch {epoch:3d}  val CCC a/v/d {ccc_text(val['ccc'])}"
         f"  mean {mean_ccc:.3f}{'  *' if progress.best_epoch == epoch else ''}")
 
 
