@@ -208,6 +208,20 @@ def test_a_sound_server_that_dies_ends_the_run_with_its_final_status_and_a_one_l
     assert "--reconnect" in error
 
 
+def test_a_run_stopped_and_continued_is_no_device_lost(mic):
+    """Ctrl-Z and fg (SIGSTOP, SIGCONT) froze PortAudio's callback with the reader, which on waking found
+    the ring empty 6 s after the last audio: "delivered no audio for 5 s", exit 1 (with --reconnect, an
+    outage that never was, and the audio PulseAudio had kept thrown away)."""
+    stream = LiveStream(mic, "--reconnect")
+    stream.wait_for_estimates(2)
+    stream.process.send_signal(signal.SIGSTOP)
+    time.sleep(6.5)
+    stream.process.send_signal(signal.SIGCONT)
+    stream.wait_for_estimates(5, timeout=20)
+    assert stream.interrupt() == 130
+    assert not any("lost" in line or "no audio" in line for line in stream.stderr), stream.stderr
+
+
 def test_with_reconnect_the_run_waits_for_the_device_and_goes_on(mic):
     stream = LiveStream(mic, "--reconnect")
     stream.wait_for_estimates(2)

@@ -40,6 +40,7 @@ NO_DEVICE_MESSAGE = ("no audio input device found; list devices with `emolive de
 RING_SECONDS = 4.0
 POLL_SECONDS = 0.005
 STALL_SECONDS = 5.0  # an open stream that delivers nothing this long is a dead device, not silence
+QUIET_STEP_S = 0.5  # the most one poll adds to that time: more between two polls is this process stopped
 RECONNECT_POLL_SECONDS = 0.5  # how often a lost device is looked for again
 FALLBACK_RATES = (48000.0, 44100.0, 32000.0, 16000.0)  # tried in order when the default rate is refused
 MIXED_WHOLE_CHANNELS = 2  # devices with at most this many channels are mixed whole by default
@@ -217,18 +218,24 @@ class MicrophoneSource(AudioSource):
         """Blocks as they are captured; with --reconnect a device lost is waited for, and it is back once
         its audio flows again, not once it opens: a suspended sound server opened at once and delivered
         nothing, so one 25 s outage read as four gaps of 5.6 s, each said "back"."""
-        last_data = time.monotonic()
+        last_data = polled = time.monotonic()
+        quiet = 0.0  # seconds of polls that found the ring empty since the last audio
         lost_since: float | None = None  # the last audio before a loss, until audio comes again
         while not self._closed:
             active = self._stream.active  # before reading, so nothing written after it is missed
             frames = self._ring.read()
+            now = time.monotonic()
+            # a poll counts at most QUIET_STEP_S: a process stopped (Ctrl-Z, SIGSTOP) froze the callback too,
+            # and on SIGCONT found the ring empty 6 s after the last audio: "delivered no audio for 5 s"
+            quiet = 0.0 if len(frames) else quiet + min(now - polled, QUIET_STEP_S)
+            polled = now
             if len(frames):
-                last_data = time.monotonic()
+                last_data = now
                 if lost_since is not None:
                     self._back(last_data - lost_since)
                     lost_since = None
                 yield self._convert(frames if self._columns is None else frames[:, self._columns])
-            elif active and time.monotonic() - last_data <= STALL_SECONDS:
+            elif active and quiet <= STALL_SECONDS:
                 time.sleep(POLL_SECONDS)
             else:
                 yield self._convert(frames, last=True)  # what was captured before the loss is all delivered
@@ -237,7 +244,8 @@ class MicrophoneSource(AudioSource):
                         lost_since = last_data
                         self._notify(f"{self.description} was lost; waiting for it to come back")
                     self._reconnect()
-                    last_data = time.monotonic()
+                    last_data = polled = time.monotonic()
+                    quiet = 0.0
                     continue
                 why = "stopped" if not active else f"delivered no audio for {STALL_SECONDS:g} s"
                 raise AudioSourceError(f"{self.description} {why} (unplugged, or its sound server stopped); "
