@@ -191,6 +191,7 @@ def cmd_stream(args: argparse.Namespace) -> int:
         (log.warning if stream.stood_in else log.info)("reading %s; model %s", stream.description,
                                                        printable(model.name))
         sinks = open_sinks(outputs, stack, model.meta.class_names, at_hand=stream.source.at_hand)
+        stream.source.discard_captured()  # the run begins once its outputs are up
         runner = stream.runner(model, sinks)
         with stop_on_signal(runner) as interrupted:
             try:

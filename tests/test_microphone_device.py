@@ -208,6 +208,24 @@ def test_a_sound_server_that_dies_ends_the_run_with_its_final_status_and_a_one_l
     assert "--reconnect" in error
 
 
+def test_what_is_played_while_the_run_waits_for_a_subscriber_is_not_its_start(mic, clip):
+    """The device opens before --wait-subscriber's wait: its ring kept the wait's first 4 s, and the run
+    began with them (speech played and gone was "speech", stamped seconds late), the writes the full ring
+    refused counted as dropped blocks."""
+    from tests.test_cli import free_port
+
+    path, _ = clip
+    stream = LiveStream(mic, "--websocket", f"127.0.0.1:{free_port()}", "--wait-subscriber", "12")
+    stream.wait_until(lambda: any("reading microphone" in line for line in stream.stderr), START_TIMEOUT_S,
+                      "the device's opening")
+    mic.play(path)  # speech, silence, speech: over within the wait
+    stream.wait_until(lambda: any("no WebSocket subscriber after" in line for line in stream.stderr), 30, "the wait's end")
+    stream.wait_for_estimates(6, timeout=20)
+    assert stream.interrupt() == 130
+    assert not any(e["speech"] for e in stream.estimates) and "0 audio blocks dropped" in stream.stderr[-1], \
+        stream.stderr
+
+
 def test_a_run_stopped_and_continued_is_no_device_lost(mic):
     """Ctrl-Z and fg (SIGSTOP, SIGCONT) froze PortAudio's callback with the reader, which on waking found
     the ring empty 6 s after the last audio: "delivered no audio for 5 s", exit 1 (with --reconnect, an

@@ -142,6 +142,11 @@ class AudioSource(Closing):
         """(gaps, seconds) a reconnecting device was away; only such a device overrides this."""
         return 0, 0.0
 
+    def discard_captured(self) -> None:
+        """Let go of what a live device captured before the run begins: it is opened before the outputs
+        (`--wait-subscriber` waits there), and the run's first seconds had been that wait's, stamped late.
+        Sources that do not capture on their own have nothing to let go."""
+
     @abc.abstractmethod
     def _read_blocks(self) -> Iterator[np.ndarray]:
         """Yield float32 mono 16 kHz blocks (empty ones are skipped by `blocks`)."""

@@ -66,3 +66,6 @@ class TrimmedSource(AudioSource):
 
     def close(self) -> None:
         self._source.close()
+
+    def discard_captured(self) -> None:
+        self._source.discard_captured()
