@@ -192,7 +192,8 @@ def stream(source: Input | None = None, *, sample_rate: float | None = None, mod
     out: queue.Queue[Any] = queue.Queue()
     sinks = [_Forward(out, turns)]
     if source is None or isinstance(source, (str, os.PathLike)):
-        raw = {"raw_rate": float(check_rate(sample_rate, "sample_rate"))} if source == "-" and sample_rate else {}
+        stdin = source == "-" and sample_rate is not None  # 0 too: "outside the range", not "says its own rate"
+        raw = {"raw_rate": float(check_rate(sample_rate, "sample_rate"))} if stdin else {}
         if sample_rate is not None and not raw:
             raise AudioSourceError("sample_rate is for arrays and raw PCM on stdin ('-'); "
                                    f"{source or 'the microphone'} says its own rate")

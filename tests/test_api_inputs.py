@@ -54,6 +54,8 @@ def test_sample_rate_for_a_batch_is_refused_and_for_stdin_is_its_rate(model, spe
         emolive.analyze([str(path)], sample_rate=8000, model=model)
     with pytest.raises(emolive.EmoliveError, match=r"sample_rate is for arrays and raw PCM on stdin \('-'\)"):
         next(emolive.stream(str(path), sample_rate=8000, model=model))
+    with pytest.raises(emolive.EmoliveError, match="sample rate 0 Hz is outside"):  # it had said stdin "says its own"
+        next(emolive.stream("-", sample_rate=0, model=model))
     raw = tmp_path / "speech44.f32"
     soxr.resample(speech, 16000, 44100).astype(np.float32).tofile(raw)
     code = ("import emolive, json\n"

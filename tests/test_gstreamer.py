@@ -80,3 +80,13 @@ def test_an_8_khz_pipeline_is_warned_about_as_an_8_khz_file_is_and_a_chatty_one_
     assert narrow.returncode == 0 and "8000 Hz audio holds nothing above 4000 Hz" in narrow.stderr, narrow.stderr
     wide = stream("--no-publish", "--json", "--source", "audiotestsrc num-buffers=50 ! audio/x-raw,rate=22050")
     assert wide.returncode == 0 and "holds nothing above" not in wide.stderr, wide.stderr
+
+
+def test_a_pipeline_killed_from_outside_says_so():
+    """It said "failed (exit -9): no error message"."""
+    import signal
+
+    with GStreamerSource("audiotestsrc is-live=true") as source, pytest.raises(AudioSourceError) as excinfo:
+        for _ in source.blocks():
+            source._process.send_signal(signal.SIGKILL)  # as `kill -9` of its gst-launch-1.0
+    assert str(excinfo.value).endswith("was killed by SIGKILL")

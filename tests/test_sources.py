@@ -150,11 +150,15 @@ def test_microphone_mixes_only_the_chosen_channels():
 
 def test_channel_choice_is_checked_against_the_device():
     device = InputDevice(3, "USB interface", 48000.0, 8)
-    assert check_channels(device, ()) == (1,) and check_channels(device, (8, 2, 8)) == (8, 2)
+    assert check_channels(device, ()) == (1,) and check_channels(device, (8, 2)) == (8, 2)
     assert check_channels(InputDevice(4, "headset", 48000.0, 2), ()) == (1, 2)
     with pytest.raises(AudioSourceError) as excinfo:
         check_channels(device, (9,))
-    assert_one_line_error(excinfo, "'USB interface' has channels 1-8", "--channel 9")
+    assert_one_line_error(excinfo, "'USB interface' has channels 1-8", "channel 9 does not exist")
+    # named twice: refused, as for a file (the microphone had dropped the second without a word)
+    with pytest.raises(AudioSourceError) as excinfo:
+        check_channels(device, (8, 2, 8))
+    assert_one_line_error(excinfo, "'USB interface': channel 8 is given twice")
 
 
 def test_rate_is_the_device_default_else_the_first_common_rate_it_accepts():
@@ -201,6 +205,9 @@ def test_input_device_selection_by_name_substring_and_index(monkeypatch):
     with pytest.raises(AudioSourceError) as excinfo:
         find_input_device("mic")
     assert_one_line_error(excinfo, "several input devices match 'mic'")
+    with pytest.raises(AudioSourceError) as excinfo:
+        find_input_device(" ")  # a script's unset variable: every device matched
+    assert_one_line_error(excinfo, "an empty device name matches every device")
     with pytest.raises(AudioSourceError):
         find_input_device(0)  # an output-only device is not an input
     # a name given whole wins over the names it is part of: ALSA's "pulse" beside a "pulsemic" could only

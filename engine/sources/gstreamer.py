@@ -23,6 +23,7 @@ import secrets
 import shlex
 import shutil
 import os
+import signal
 import subprocess
 import tempfile
 import threading
@@ -100,6 +101,8 @@ class GStreamerSource(AudioSource):
             code = self._process.wait(timeout=EXIT_TIMEOUT_S)
         except subprocess.TimeoutExpired:
             raise AudioSourceError(f"{self.description} closed its output but did not exit") from None
+        if code < 0:  # "failed (exit -9): no error message" told nothing
+            raise AudioSourceError(f"{self.description} was killed by {signal_name(-code)}")
         if code != 0:
             self._stderr.seek(0)
             reason = gst_error(self._stderr.read().decode(errors="replace"))
@@ -163,3 +166,11 @@ def gst_error(stderr: str) -> str:
                 message += f" ({rest[2]})"
             return message
     return lines[-1] if lines else "no error message"
+
+
+def signal_name(number: int) -> str:
+    """SIGKILL for 9; "signal N" for a number this system does not name."""
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        return f"signal {number}"

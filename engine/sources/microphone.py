@@ -32,7 +32,8 @@ from typing import Any
 
 import numpy as np
 
-from emolive.engine.sources.base import DEFAULT_BLOCK_SIZE, SAMPLE_RATE, AudioSource, AudioSourceError, ToMono16k
+from emolive.engine.sources.base import (DEFAULT_BLOCK_SIZE, SAMPLE_RATE, AudioSource, AudioSourceError, ToMono16k,
+                                         distinct_channels)
 from emolive.engine.sources.ring import FrameRing
 
 NO_DEVICE_MESSAGE = ("no audio input device found; list devices with `emolive devices`, "
@@ -102,6 +103,9 @@ def find_input_device(spec: str | int | None = None) -> InputDevice:
     if spec is None:
         default = _sounddevice().default.device[0]
         return next((d for d in devices if d.index == default), devices[0])
+    if isinstance(spec, str) and not spec.strip():  # a script's unset variable: "several devices match ''"
+        raise AudioSourceError("an empty device name matches every device: give an index or a part of a name "
+                               "(`emolive devices` lists them), or leave --device out for the default")
     if isinstance(spec, int) or spec.isdigit():
         matches = [d for d in devices if d.index == int(spec)]
     else:  # a name given whole wins over the names it is part of ("pulse" beside "pulsemic")
@@ -144,12 +148,13 @@ def choose_rate(device: InputDevice, accepts: Callable[[float], bool]) -> float:
 
 
 def check_channels(device: InputDevice, channels: tuple[int, ...]) -> tuple[int, ...]:
-    """The channels to mix, defaulted and checked against the device (AudioSourceError names the range)."""
-    chosen = tuple(dict.fromkeys(channels)) or device.default_channels
+    """The channels to mix, defaulted and checked against the device (AudioSourceError names the range). A
+    channel named twice is refused, as for a file (it had been dropped without a word here)."""
+    chosen = distinct_channels(channels, f"input device {device.name!r}") or device.default_channels
     bad = [c for c in chosen if not 1 <= c <= device.channels]
-    if bad:
+    if bad:  # "channel", not "--channel": a Python caller names none
         raise AudioSourceError(f"input device {device.name!r} has channels 1-{device.channels}; "
-                               f"--channel {bad[0]} does not exist")
+                               f"channel {bad[0]} does not exist")
     return chosen
 
 
