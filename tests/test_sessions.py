@@ -57,6 +57,11 @@ def test_each_protocol_groups_clips_as_documented():
     assert groups(session_streams(CLIPS, "mixed")) == [[0, 1, 2], [3, 4, 5, 6]]
     with pytest.raises(ValueError, match="clip, sustained, mixed"):
         session_streams(CLIPS, "weekly")
+    # a level under either of its words is one session ("high" and "strong" were two); a word naming no
+    # level is no state, as for the targets
+    spelled = [utt("c", "", "high"), utt("c", "", "Strong"), utt("c", "", "medium"), utt("c", "", "normal"),
+               utt("c", "", "very"), utt("c", "")]
+    assert groups(session_streams(spelled, "sustained")) == [[0, 1], [2, 3], [4, 5]]
 
 
 def test_training_draws_one_protocol_per_speaker_and_one_protocol_is_that_protocol():

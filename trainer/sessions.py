@@ -31,10 +31,15 @@ log = logging.getLogger(__name__)
 
 def state_of(u: Utterance) -> str:
     """The emotional state a sustained session holds: the category, or the intensity level of a
-    clip labelled only by level (BAVED's levels 0 and 2), or "unlabelled"."""
+    clip labelled only by level (BAVED's levels 0 and 2), or "unlabelled". The level its word names
+    (trainer.data.vad.LEVEL_OF): "high" and "strong" were two sessions of one level, and a word the
+    targets do not know (unstated there) a session of its own."""
+    from emolive.trainer.data.vad import LEVEL_OF  # here: the CLI imports this module, and the data package is heavy
+
     if u.emotion:
         return u.emotion
-    return f"level:{u.intensity}" if u.intensity else UNSTATED
+    level = LEVEL_OF.get(u.intensity.lower(), "")
+    return f"level:{level}" if level else UNSTATED
 
 
 def session_streams(utts: Sequence[Utterance], protocol: str) -> list[str]:
