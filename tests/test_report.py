@@ -122,15 +122,24 @@ def test_report_numbers_equal_trainer_evaluate(bundles, report, capsys):
             assert (uar == "-") if expected["uar"] is None else float(uar) == pytest.approx(expected["uar"], abs=5e-4)
     n = sum(int(re.search(rf"\| {g} \| .*? \| (\d+) \|", markdown).group(1)) for g in ("emodb", "ravdess"))
     assert f"on {n} utterances, split `test`" in markdown and "on the clips none of the models learned" in markdown
+    assert "`trainer evaluate --protocol mixed --json`" in markdown  # the protocol it scored under, named
     assert "trainer report --model" in markdown and "--split test" in markdown
 
 
-def test_pca_report_and_help(bundles, tmp_path):
+def test_pca_report_and_help(bundles, tmp_path, capsys):
+    """Also: the report scored under the mixed protocol only, and never said so; --protocol chooses, as
+    evaluate's does, and the numbers are evaluate's under it."""
     data, cache, models = bundles
     rc = trainer_main(["report", "--model", str(models["tcgru-mtl"]), "--data", str(data[1]), "--cache", str(cache),
-                       "--out", str(tmp_path), "--pca"])
+                       "--out", str(tmp_path), "--pca", "--protocol", "clip"])
     assert rc == 0
     markdown = (tmp_path / "report.md").read_text()
+    capsys.readouterr()
+    assert trainer_main(["evaluate", "--model", str(models["tcgru-mtl"]), "--data", str(data[1]), "--cache",
+                         str(cache), "--protocol", "clip", "--json"]) == 0
+    valence = json.loads(capsys.readouterr().out)["ccc"]["valence"]
+    cell = results_table(markdown)["tcgru-mtl"]["ravdess val"].split()[0]
+    assert "--protocol clip" in markdown and float(cell) == pytest.approx(valence, abs=5.01e-4)  # printed to 3 places
     assert "PCA of each model" in markdown
     # without --split every clip is scored, learned ones too: it had said "on the clips none of the models learned"
     learned = sum(u.split in ("train", "val") for u in read_splits(models["tcgru-mtl"] / "splits.csv",

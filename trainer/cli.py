@@ -293,18 +293,23 @@ def _embed_command(p: argparse.ArgumentParser) -> None:
 
 
 def _evaluate_command(p: argparse.ArgumentParser) -> None:
-    from emolive.trainer.sessions import DEFAULT_PROTOCOL, PROTOCOLS
-
     p.description = ("Evaluate a model plugin (e.g. 'student') or a bundle path on every clip "
                      "of the data (or one split of it).")
     p.add_argument("--model", default=DEFAULT_MODEL, help="plugin name from `emolive models` or a bundle path")
     _data_args(p)
     _split_choice_args(p)
+    _protocol_arg(p)
+    p.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
+
+
+def _protocol_arg(p: argparse.ArgumentParser) -> None:
+    """evaluate's and report's --protocol: the report scored under mixed only, without a word."""
+    from emolive.trainer.sessions import DEFAULT_PROTOCOL, PROTOCOLS
+
     p.add_argument("--protocol", choices=PROTOCOLS, default=DEFAULT_PROTOCOL,
                    help="how clips form live streams for a stream-normalised model: clip (each file alone, as "
                         "`emolive score` does), sustained (a speaker's clips of one emotion in a row), mixed "
                         "(all of a speaker's clips in one session)")
-    p.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
 
 
 def _report_command(p: argparse.ArgumentParser) -> None:
@@ -316,6 +321,7 @@ def _report_command(p: argparse.ArgumentParser) -> None:
                    help="plugin name or bundle path; repeat to compare models side by side (default: student)")
     _data_args(p)
     _split_choice_args(p)
+    _protocol_arg(p)
     p.add_argument("--out", required=True, metavar="DIR", help="report directory to write")
     maps = p.add_mutually_exclusive_group()  # both given, the last one had won without a word
     maps.add_argument("--tsne", dest="map", action="store_const", const="tsne", default="tsne",

@@ -260,9 +260,10 @@ def report(args) -> int:
     plugins = [load_model(spec) for spec in models]  # a wrong name or path fails before any work
     learned = [splits for plugin in plugins if (splits := bundle_splits(plugin))]
     sources = load_sources(args.data, args.msp_podcast, args.splits, args.split, learned)
+    warn_unstated([u for s in sources for u in s.utts], args.protocol)
     try:
         done = build_report(models, plugins, sources, args.out, data.cache_root(), args.map,
-                            args.split, args.splits, command=command_line(args, models))
+                            args.split, args.splits, command=command_line(args, models), protocol=args.protocol)
     except OSError as err:  # a full disk under a figure or the tables: one line, as any output's
         raise TrainerError(f"cannot write the report in {args.out}: {err.strerror or err}") from None
     print(f"report: {len(models)} model(s) on {len(done.utterances)} utterances in {done.seconds:.1f} s: "

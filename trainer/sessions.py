@@ -23,6 +23,8 @@ if TYPE_CHECKING:  # the CLI imports this module for its choices: keep it light
     from emolive.trainer.data import Utterance
 
 PROTOCOLS = ("clip", "sustained", "mixed")
+PROTOCOL_WORDS = {"clip": "each clip a session of its own", "sustained": "a speaker's clips of one emotion a session",
+                  "mixed": "all of a speaker's clips one session"}  # for reports: what a protocol's sessions are
 DEFAULT_PROTOCOL = "mixed"
 UNSTATED = "unlabelled"  # the state of a clip with neither a category nor a level
 

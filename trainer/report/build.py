@@ -25,6 +25,7 @@ from emolive.trainer.report.document import report_document
 from emolive.trainer.report.html import write_html
 from emolive.trainer.report.markdown import write_markdown
 from emolive.trainer.report.results import POOLED, ModelResult, Report, Source
+from emolive.trainer.sessions import DEFAULT_PROTOCOL
 from emolive.trainer.errors import TrainerError
 
 log = logging.getLogger(__name__)
@@ -76,15 +77,16 @@ def command_line(args, models: list[str]) -> str:
     """The `trainer report` command that rewrites this report, every option spelled out in one order."""
     pairs = [("--model", m) for m in models] + [("--data", d) for d in args.data]
     pairs += [("--msp-podcast", r) for r in args.msp_podcast]
-    pairs += [(f"--{k}", v) for k, v in (("split", args.split), ("splits", args.splits), ("cache", args.cache)) if v]
+    pairs += [(f"--{k}", v) for k, v in (("split", args.split), ("splits", args.splits), ("cache", args.cache),
+                                          ("protocol", args.protocol)) if v]
     return shlex.join(["trainer", "report", *(x for pair in pairs for x in pair), "--out", args.out, f"--{args.map}"])
 
 
 def build_report(model_specs: list[str], plugins: list[ModelPlugin], sources: list[Source], out_dir: str | Path,
                  cache_root, method: str = "tsne", split: str | None = None, splits_csv: str | None = None,
-                 command: str = "") -> Report:
+                 command: str = "", protocol: str = DEFAULT_PROTOCOL) -> Report:
     """Run every step with one progress bar and write the report into `out_dir`; `plugins` are the
-    models `model_specs` name, loaded by the caller."""
+    models `model_specs` name, loaded by the caller; clips form sessions by `protocol` (trainer.sessions)."""
     start = time.perf_counter()
     out = Path(out_dir)
     true = np.array([u.avd for s in sources for u in s.utts])
@@ -94,13 +96,13 @@ def build_report(model_specs: list[str], plugins: list[ModelPlugin], sources: li
         models = []
         for spec, label, plugin in zip(model_specs, labels, plugins):
             bar.set_postfix_str(f"predict {label}")
-            models.append(_score(spec, label, plugin, sources, cache_root))
+            models.append(_score(spec, label, plugin, sources, cache_root, protocol))
             bar.update()
             bar.set_postfix_str(f"{method} {label}")
             models[-1].coords = analysis.embedding_map(models[-1].predictions["embedding"], method)
             bar.update()
         counts = np.stack([analysis.interval_counts(true[:, d]) for d in range(3)])
-        report = Report(command, sources, split, splits_csv, method, models, counts)
+        report = Report(command, sources, split, splits_csv, method, models, counts, protocol)
         bar.set_postfix_str("figures")
         out.mkdir(parents=True, exist_ok=True)  # only now: a refused report (too few clips for a map) left it empty
         _draw(report, true, out)
@@ -143,10 +145,11 @@ def _one_thread():
         torch.set_num_threads(threads)
 
 
-def _score(spec: str, label: str, plugin: ModelPlugin, sources: list[Source], cache_root) -> ModelResult:
+def _score(spec: str, label: str, plugin: ModelPlugin, sources: list[Source], cache_root,
+           protocol: str) -> ModelResult:
     """Predict once on every utterance; metrics per source and pooled, exactly as `trainer evaluate`."""
     utts = [u for s in sources for u in s.utts]
-    pred = predict_utterances(plugin, utts, cache_root, progress=False)
+    pred = predict_utterances(plugin, utts, cache_root, progress=False, protocol=protocol)
     meta = plugin.meta
     result = ModelResult(spec, label, plugin.name, getattr(plugin, "path", None), meta.architecture,
                          tuple(meta.class_names), plugin.size_bytes(), list(meta.training.get("data", [])),

@@ -6,6 +6,7 @@ from datetime import datetime, timezone
 from emolive.trainer.report import tables
 from emolive.trainer.report.blocks import Block, Code, Heading, Image, Text
 from emolive.trainer.report.results import Report
+from emolive.trainer.sessions import PROTOCOL_WORDS
 
 
 def report_document(report: Report) -> list[Block]:
@@ -21,7 +22,8 @@ def report_document(report: Report) -> list[Block]:
         Heading("Results"),
         Text("CCC per dimension (activation, valence, dominance) and class-head UAR, in the layout of "
              "the paper's Table 1: one row per system, one column group per data set. Each group's numbers "
-             f"are what `trainer evaluate --json` prints for that model on that data and split, {scored(report)}; "
+             f"are what `trainer evaluate --protocol {report.protocol} --json` prints for that model on that data "
+             f"and split ({PROTOCOL_WORDS[report.protocol]}), {scored(report)}; "
              "brackets hold the CCC's 95 % interval over speakers (bootstrap, whole speakers resampled)."),
         tables.ccc_table(report),
         Heading("Data"),

@@ -52,6 +52,7 @@ class Report:
     method: str
     models: list[ModelResult]
     interval_counts: np.ndarray  # [3 dims, intervals] utterances per true-label interval
+    protocol: str  # how clips formed sessions (trainer.sessions.PROTOCOLS)
     figures: dict[str, str] = field(default_factory=dict)  # kind -> file name (all-model figures)
     seconds: float = 0.0
 
