@@ -87,7 +87,8 @@ def folder_audio(folder: Path) -> list[Path]:
     """Every entry under `folder` with an audio extension that is not a folder, sorted. Linked folders
     are searched too (a corpus assembled from links to sessions kept elsewhere), each real folder once,
     so a link back up the tree ends. A FIFO or a dangling link with an audio name is listed: it gets a
-    row saying why it was not read. The search keeps its own list of folders to visit: Python 3.11's
+    row saying why it was not read, and so does a folder that cannot be searched (its files had gone
+    missing from the table, with exit status 0). The search keeps its own list of folders to visit: Python 3.11's
     os.walk recurses, and a tree 1,000 folders deep ended in a RecursionError without a row."""
     found, seen, pending = [], set(), [folder]
     while pending:
@@ -98,8 +99,8 @@ def folder_audio(folder: Path) -> list[Path]:
         seen.add(real)
         try:
             entries = list(os.scandir(current))
-        except OSError as exc:  # a folder that cannot be listed: its files cannot be named either
-            log.warning("cannot search %s: %s", current, exc.strerror or exc)
+        except OSError:  # a folder that cannot be listed: its files cannot be named, so it has the row
+            found.append(Path(current))
             continue
         for entry in entries:
             if is_folder(entry):  # follows links, as a linked session folder should be
@@ -144,6 +145,11 @@ def analyze_file(path: Path, plugin: ModelPlugin, options: ScoreOptions) -> Anal
     decoder with an OSError, too long for the memory left) is in its `error`, beside the estimates of
     the audio read before it.
     Window or span options that fit no file raise: they are the batch's error, not this file's."""
+    if is_folder(path):  # one folder_audio could not search
+        try:
+            os.scandir(path).close()
+        except OSError as exc:
+            return Analysis.of(plugin, str(path), f"cannot search folder {path}: {exc.strerror or exc}")
     try:
         return analyze_input(path, plugin, window=options.window, hop=options.hop, start=options.start,
                              end=options.end, rows=options.rows, warn_narrowband=False, channels=options.channels)

@@ -591,3 +591,24 @@ def test_sigterm_while_a_fifo_out_waits_for_its_reader_ends_as_a_batch_does(fold
         score.kill()
     assert score.returncode == 143
     assert err.strip().splitlines()[-1] == f"emolive: terminated: 0 of 1 files scored; their rows are in {fifo}"
+
+
+def test_a_folder_that_cannot_be_searched_is_a_row_and_fails_the_batch(folder, tmp_path):
+    """Its files went missing from the table, with a warning and exit status 0: a script checking the
+    status lost them. A folder deeper than PATH_MAX cannot be searched by any user."""
+    root = tmp_path / "deep"
+    root.mkdir()
+    shutil.copy(folder / "one.flac", root / "one.flac")
+    fd = os.open(root, os.O_RDONLY)
+    for _ in range(18):  # 18 names of 250 bytes: beyond PATH_MAX (4096), reached one level at a time
+        os.mkdir("d" * 250, dir_fd=fd)
+        deeper = os.open("d" * 250, os.O_RDONLY, dir_fd=fd)
+        os.close(fd)
+        fd = deeper
+    os.close(fd)
+    out = tmp_path / "deep.csv"
+    assert main(["score", str(root), "--out", str(out)]) == 1
+    scored, searched = sorted(read_csv(out), key=lambda row: row["error"])
+    assert scored["activation"] != "" and not scored["error"] and searched["activation"] == ""
+    assert searched["path"].endswith("d" * 250) and searched["error"].endswith("File name too long")
+    assert list(emolive.analyze(str(root)).errors.values()) == [searched["error"]]
