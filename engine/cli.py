@@ -22,6 +22,7 @@ from emolive.engine.errors import EmoliveError
 from emolive.engine.defaults import DEFAULT_ADDRESS, OSC_TARGET, RAW_SAMPLE_FORMATS, WEBSOCKET_ADDRESS, package_version
 from emolive.engine.plugin import registered_models, summarise
 from emolive.engine.schema import StreamIdError, check_stream_id, printable
+from emolive.engine.sinks.lines import print_line
 from emolive.engine.session import (USER_ERRORS, StreamConfig, add_stream_options, load_model_one_thread, open_stream,
                                     summary)
 
@@ -282,7 +283,7 @@ def cmd_models(args: argparse.Namespace) -> int:
                      printable(f"{model.architecture}, {model.n_classes} classes")])
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
     for row in rows:
-        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)) + "  " + row[-1])
+        print_line("  ".join(cell.ljust(width) for cell, width in zip(row, widths)) + "  " + row[-1])
     return 0
 
 
@@ -295,8 +296,8 @@ def cmd_devices(args: argparse.Namespace) -> int:
         log.warning("no audio input devices found (no sound card, or PortAudio sees none); "
                     "use `emolive stream --source FILE` instead")
     for device in devices:
-        print(f"{device.index:3d}  {device.name}  ({device.samplerate:g} Hz, {device.channels} ch; "
-              f"default {describe_channels(device.default_channels, device.channels)})")
+        print_line(f"{device.index:3d}  {device.name}  ({device.samplerate:g} Hz, {device.channels} ch; "
+                   f"default {describe_channels(device.default_channels, device.channels)})")
     return 0
 
 

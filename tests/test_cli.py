@@ -459,3 +459,27 @@ def test_onnxruntime_records_no_telemetry_unless_the_user_asks(tmp_path):
         assert run.returncode == 0, run.stderr
         telemetry = home / ".cache" / "Microsoft" / "DeveloperTools" / ".onnxruntime"
         assert telemetry.exists() == (choice == "0"), list(home.rglob("*"))
+
+
+@pytest.mark.parametrize("stdout", ["/dev/full", "closed"])
+@pytest.mark.parametrize("program", ["emolive", "trainer"])
+def test_a_command_whose_output_cannot_be_written_says_so_in_one_line(program, stdout, tmp_path):
+    """`emolive models >/dev/full` and `trainer evaluate … >/dev/full` were tracebacks, and with stdout
+    closed (`>&-`) both exited 0 with their output gone."""
+    from tests.conftest import corpus_files
+
+    manifest = tmp_path / "one.csv"
+    manifest.write_text(f"path,speaker,emotion\n{corpus_files('emodb', limit=1)[0]},s1,angry\n")
+    args = ["models"] if program == "emolive" else ["evaluate", "--data", str(manifest), "--json"]
+    target = open(stdout, "w") if stdout != "closed" else None
+    try:
+        done = subprocess.run([str(Path(sys.executable).parent / program), *args], stdout=target,
+                              stderr=subprocess.PIPE, text=True, timeout=120,
+                              preexec_fn=None if target else lambda: os.close(1))
+    finally:
+        if target:
+            target.close()
+    said = "No space left on device" if stdout == "/dev/full" else "standard output is closed"
+    errors = [line for line in done.stderr.splitlines() if "error:" in line]
+    assert done.returncode in (1, 2) and "Traceback" not in done.stderr, done.stderr
+    assert len(errors) == 1 and said in errors[0], done.stderr

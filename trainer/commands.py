@@ -19,6 +19,7 @@ from emolive.engine.plugin import load_model
 from emolive.plugins.student import ARCHITECTURES
 from emolive.plugins.student.spec import network_shapes
 from emolive.plugins.teacher.pretrained import check_takes_checkpoint
+from emolive.engine.sinks.lines import print_line
 from emolive.trainer import distributed
 from emolive.trainer.checkpoint import (CHECKPOINT_FILE, hold_checkpoint_folder, interrupted_after_training,
                                         remove_checkpoint)
@@ -97,7 +98,7 @@ def features(args) -> int:
     cache = FeatureCache(data.cache_root())
     feats = cache.features_for(utts)
     frames = sum(len(f) for f in feats)
-    print(f"features: {len(utts)} clips, {frames} frames ({frames * 0.02 / 3600:.2f} h) cached in {cache.dir}")
+    print_line(f"features: {len(utts)} clips, {frames} frames ({frames * 0.02 / 3600:.2f} h) cached in {cache.dir}")
     return 0
 
 
@@ -192,9 +193,9 @@ def fit_and_save(args, data: DataSpec, cfg: TrainConfig, distill, checkpoint: Ch
     remove_checkpoint(checkpoint.directory)
     size = (out / "model.safetensors").stat().st_size
     parts = [f"val CCC {ccc_text(result.val_ccc)}"] + [f"{s} CCC {ccc_text(m['ccc'])}" for s, m in fitted.tests.items()]
-    print(f"trained {cfg.arch}{'+mtl' if cfg.multitask else ''} seed {cfg.seed}: best epoch {result.best_epoch}, "
-          f"{', '.join(parts)}; {result.utterances_per_s:.0f} utt/s, {result.epoch_seconds:.1f} s/epoch; "
-          f"bundle {out} ({size / 1e6:.3f} MB)")
+    print_line(f"trained {cfg.arch}{'+mtl' if cfg.multitask else ''} seed {cfg.seed}: best epoch {result.best_epoch}, "
+               f"{', '.join(parts)}; {result.utterances_per_s:.0f} utt/s, {result.epoch_seconds:.1f} s/epoch; "
+               f"bundle {out} ({size / 1e6:.3f} MB)")
     return 0
 
 
@@ -218,9 +219,9 @@ def embed(args) -> int:
     for stream, cache in zip(streams, caches):
         frames = sum(distributed.gather(sum(len(e) for e in cache.embeddings([u.path for u in mine])), ctx))
         if ctx.is_main:
-            print(f"embed {stream.label()}: {len(utts)} clips ({frames} frames x {stream.spec.dim})"
-                  + (f" and {args.views} views of each" if args.views else "") + f" cached in {cache.store.dir}"
-                  + (f" by {ctx.world_size} ranks" if ctx.distributed else ""))
+            print_line(f"embed {stream.label()}: {len(utts)} clips ({frames} frames x {stream.spec.dim})"
+                       + (f" and {args.views} views of each" if args.views else "") + f" cached in {cache.store.dir}"
+                       + (f" by {ctx.world_size} ranks" if ctx.distributed else ""))
     return 0
 
 
@@ -244,10 +245,10 @@ def evaluate(args) -> int:
     out = predict_utterances(plugin, utts, data.cache_root(), progress=not args.json, protocol=args.protocol)
     result = {**metrics(plugin, utts, out), "protocol": args.protocol}
     if args.json:
-        print(json.dumps(result))
+        print_line(json.dumps(result))
     else:
         where = ", ".join(data.sources) + (f" [{args.split}]" if args.split else "") + f" ({args.protocol})"
-        print(format_table([(args.model, where, result)]))
+        print_line(format_table([(args.model, where, result)]))
     return 0
 
 
@@ -266,8 +267,8 @@ def report(args) -> int:
                             args.split, args.splits, command=command_line(args, models), protocol=args.protocol)
     except OSError as err:  # a full disk under a figure or the tables: one line, as any output's
         raise TrainerError(f"cannot write the report in {args.out}: {err.strerror or err}") from None
-    print(f"report: {len(models)} model(s) on {len(done.utterances)} utterances in {done.seconds:.1f} s: "
-          f"{Path(args.out) / 'report.md'} and report.html")
+    print_line(f"report: {len(models)} model(s) on {len(done.utterances)} utterances in {done.seconds:.1f} s: "
+               f"{Path(args.out) / 'report.md'} and report.html")
     return 0
 
 
@@ -299,6 +300,6 @@ def export(args) -> int:
         model, meta = load_bundle(source)
         # alone, it says what config.json would
         path = export_graph(model, args.out, metadata=graph_metadata(meta))
-    print(f"exported {path} ({path.stat().st_size / 1e6:.3f} MB): inputs features[batch, time, features] and "
-          f"lengths[batch]; outputs avd, class_probs, embedding")
+    print_line(f"exported {path} ({path.stat().st_size / 1e6:.3f} MB): inputs features[batch, time, features] and "
+               f"lengths[batch]; outputs avd, class_probs, embedding")
     return 0

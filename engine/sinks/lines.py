@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 import os
 import stat
+import sys
 from collections.abc import Sequence
 from typing import IO
 
@@ -53,3 +54,10 @@ class LineWriter:
                 os.ftruncate(self._fd, start)
                 os.lseek(self._fd, start, os.SEEK_SET)
             raise SinkError(f"cannot write {self.what}: {exc.strerror or exc}") from None
+
+
+def print_line(text: str) -> None:
+    """A command's output on standard output (`emolive models`, `trainer evaluate`), whole or a SinkError
+    (one line): printed, a full disk or /dev/full was a traceback, and a closed stdout (`>&-`) exit 0
+    with the output gone."""
+    LineWriter(sys.stdout, "standard output").write([text])
