@@ -236,13 +236,12 @@ def stop_on_signal(runner: Runner) -> Iterator[list[int]]:
         runner.stop()
         threading.Thread(target=insist, args=(signum,), name="emolive-stop", daemon=True).start()
 
-    previous = {signum: signal.signal(signum, stop) for signum in (signal.SIGINT, signal.SIGTERM)}
+    previous = console.take_signals((signal.SIGINT, signal.SIGTERM), stop)
     try:
         yield received
     finally:
         ended.set()
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
+        console.restore_signals(previous)
 
 
 def stream_id(text: str) -> str:

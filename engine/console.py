@@ -14,7 +14,8 @@ import logging
 import signal
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 from contextlib import contextmanager
 
 
@@ -118,8 +119,21 @@ def terminate_as_interrupt() -> Iterator[None]:
 
     def handler(signum: int, frame: object) -> None:
         raise Terminated()
-    previous = signal.signal(signal.SIGTERM, handler)
+    previous = take_signals((signal.SIGTERM,), handler)
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        restore_signals(previous)
+
+
+def take_signals(signums: tuple[int, ...], handler: Callable[[int, Any], Any]) -> dict[int, Any]:
+    """Install `handler` for each of `signums` that is not ignored; what each had, for `restore_signals`.
+    A signal ignored from the start stays so: a shell starts `cmd &` with SIGINT ignored so that Ctrl-C
+    reaches only the job in front, and a background `emolive stream` had been stopped by it."""
+    return {signum: signal.signal(signum, handler) for signum in signums
+            if signal.getsignal(signum) is not signal.SIG_IGN}
+
+
+def restore_signals(previous: dict[int, Any]) -> None:
+    for signum, handler in previous.items():
+        signal.signal(signum, handler)

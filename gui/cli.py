@@ -80,11 +80,10 @@ def cmd_gui(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         if args.screenshot:  # the picture would be written over the recording it shows
             check_not_an_input(args.screenshot, [args.source], "--screenshot")
     interrupt = Interrupt()
-    previous = {signum: signal.signal(signum, interrupt) for signum in (signal.SIGINT, signal.SIGTERM)}
+    previous = console.take_signals((signal.SIGINT, signal.SIGTERM), interrupt)
     try:
         from emolive.gui.app import run_app
 
         return run_app(args, interrupt)
     finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
+        console.restore_signals(previous)

@@ -336,3 +336,28 @@ def test_an_output_in_the_model_bundle_it_reads_is_refused(speech_flac, tmp_path
     assert (bundle / "history.csv").read_bytes() == (DEFAULT_BUNDLE / "history.csv").read_bytes()
     ok = stream("--source", str(speech_flac), "--no-publish", "--model", str(bundle), "--csv", str(tmp_path / "t.csv"))
     assert ok.returncode == 0 and (tmp_path / "t.csv").read_text().startswith("schema,seq,")
+
+
+def test_a_stream_started_with_sigint_ignored_keeps_ignoring_it(speech_flac):
+    """A shell starts `emolive stream … &` with SIGINT ignored, so that Ctrl-C reaches only the job in
+    front; the stream installed its own handler over that, and the Ctrl-C meant for another command
+    stopped it. SIGTERM still ends it as ever."""
+    import signal
+    import time
+
+    from tests.test_gui import wait_until_catching
+
+    engine = subprocess.Popen([*EMOLIVE, "stream", "--source", str(speech_flac), "--realtime", "--no-publish",
+                               "--json"], cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                              preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
+    try:
+        wait_until_catching(engine.pid, signal.SIGTERM)  # the run's handlers are in place
+        time.sleep(1.0)
+        engine.send_signal(signal.SIGINT)
+        time.sleep(1.0)
+        assert engine.poll() is None  # the 7 s clip at real time: still playing
+        engine.send_signal(signal.SIGTERM)
+        _, err = engine.communicate(timeout=30)
+        assert engine.returncode == 143, err
+    finally:
+        engine.kill()
