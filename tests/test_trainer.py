@@ -757,6 +757,18 @@ def test_the_default_cache_folder_is_checked_and_read_as_shells_mean_it(tmp_path
     for value, root in [("", tmp_path / ".cache" / "emolive"), ("~/emc", tmp_path / "emc"), ("/x/y", Path("/x/y"))]:
         monkeypatch.setenv("EMOLIVE_CACHE", value)
         assert default_cache_root() == root
+    # an empty HOME is an unset one (the caches went to /.cache), and `--cache=~/c`, which a shell leaves as it
+    # is, names the home's folder, as the variable does (a folder named ~ was made in the current one)
+    import pwd
+
+    monkeypatch.setenv("HOME", "")
+    monkeypatch.setenv("EMOLIVE_CACHE", "")
+    assert default_cache_root() == Path(pwd.getpwuid(os.getuid()).pw_dir) / ".cache" / "emolive"
+    from emolive.trainer.cli import build_parser
+
+    monkeypatch.setenv("HOME", str(tmp_path))
+    args = build_parser().parse_args(["train", "--data", "x.csv", "--cache=~/c", "--out=~/m", "--checkpoint-dir=~/k"])
+    assert (args.cache, args.out, args.checkpoint_dir) == tuple(str(tmp_path / name) for name in "cmk")
 
 
 @pytest.mark.skipif(OWN_MOUNTS_MISSING is not None, reason=OWN_MOUNTS_MISSING or "")

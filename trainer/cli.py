@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import signal
 import sys
 from dataclasses import dataclass
@@ -74,7 +75,7 @@ def _data_args(p: argparse.ArgumentParser, required: bool = True) -> None:
                         "paths relative to the CSV's folder; repeat to pool corpora")
     p.add_argument("--msp-podcast", action="append", default=[], metavar="ROOT",
                    help="MSP-Podcast root (Labels/labels_consensus.csv, Audios/); repeatable")
-    p.add_argument("--cache", default=DataSpec.cache, metavar="DIR",
+    p.add_argument("--cache", default=DataSpec.cache, type=written_path, metavar="DIR",
                    help="cache directory (default: features/ or embeddings/ under $EMOLIVE_CACHE or ~/.cache/emolive)")
 
 
@@ -182,11 +183,11 @@ def _fit_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--corpus-adversary", type=WEIGHT, default=TrainConfig.corpus_adversary, metavar="STRENGTH",
                    help="train against a corpus classifier through gradient reversal of this final strength "
                         "(e.g. 0.3; 0: off); needs two or more corpora")
-    p.add_argument("--out", required=True, metavar="DIR", help="bundle directory to write")
+    p.add_argument("--out", required=True, type=written_path, metavar="DIR", help="bundle directory to write")
     p.add_argument("--replace-shipped", action="store_true",
                    help="allow --out inside emolive's installed models (`make default-model` rebuilding the shipped "
                         "student or teacher); refused without it")
-    p.add_argument("--checkpoint-dir", default=None, metavar="DIR",
+    p.add_argument("--checkpoint-dir", default=None, type=written_path, metavar="DIR",
                    help="where the end-of-epoch checkpoint goes (default: OUT.checkpoint; removed once the bundle "
                         "is written)")
     p.add_argument("--resume", action="store_true",
@@ -322,7 +323,7 @@ def _report_command(p: argparse.ArgumentParser) -> None:
     _data_args(p)
     _split_choice_args(p)
     _protocol_arg(p)
-    p.add_argument("--out", required=True, metavar="DIR", help="report directory to write")
+    p.add_argument("--out", required=True, type=written_path, metavar="DIR", help="report directory to write")
     maps = p.add_mutually_exclusive_group()  # both given, the last one had won without a word
     maps.add_argument("--tsne", dest="map", action="store_const", const="tsne", default="tsne",
                       help="map embeddings with t-SNE (default)")
@@ -378,6 +379,12 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
         if only is None or only == name:
             fill(command)
     return ap
+
+
+def written_path(text: str) -> str:
+    """argparse type of a folder trainer writes: a leading ~ expanded, as for $EMOLIVE_CACHE. A shell leaves
+    `--cache=~/c` as it is (no expansion after "="), and a folder named ~ was made in the current one."""
+    return os.path.expanduser(text)
 
 
 def main(argv: list[str] | None = None) -> int:

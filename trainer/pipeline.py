@@ -49,7 +49,19 @@ def default_cache_root() -> Path:
     """$EMOLIVE_CACHE, a leading ~ expanded (a quoted '~/emc' made a folder named ~), else ~/.cache/emolive;
     an empty value is unset, as for any shell variable (it put the caches in the current folder)."""
     value = os.environ.get("EMOLIVE_CACHE")
-    return Path(value).expanduser() if value else Path.home() / ".cache" / "emolive"
+    return Path(value).expanduser() if value else user_home() / ".cache" / "emolive"
+
+
+def user_home() -> Path:
+    """$HOME, or the account's home where it is unset or empty: an empty HOME put the caches at /.cache."""
+    if os.environ.get("HOME"):
+        return Path(os.environ["HOME"])
+    try:
+        import pwd
+
+        return Path(pwd.getpwuid(os.getuid()).pw_dir)
+    except (ImportError, KeyError):  # no password database (Windows, a uid without an entry)
+        return Path.home()
 
 
 CACHE_ROOT = default_cache_root()
