@@ -230,3 +230,4 @@ def test_a_websocket_output_tells_when_its_first_client_has_connected():
         assert sink.wait_for_subscriber(0.3) is False and time.monotonic() - started >= 0.3
         with connect(f"ws://{sink.address}"):
             assert sink.wait_for_subscriber(30) is True
+    assert sink._loop.is_closed()  # it was left open: "unclosed event loop" at every exit under python -X dev

@@ -120,6 +120,8 @@ class WebSocketSink(Sink):
         if not self._ready.wait(START_TIMEOUT_S):
             raise SinkError(f"the WebSocket server on {address} did not start within {START_TIMEOUT_S:g} s")
         if self._failure is not None:
+            self._thread.join(timeout=STOP_TIMEOUT_S)
+            self._close_loop()
             raise SinkError(bind_failure(address, self._failure)) from None
 
     @property
@@ -214,10 +216,17 @@ class WebSocketSink(Sink):
             if connection.protocol.state is self._opening:
                 connection.transport.abort()
 
+    def _close_loop(self) -> None:
+        """The server's event loop and its own sockets, once its thread has ended (`python -X dev` said
+        "unclosed event loop" at every exit)."""
+        if not self._thread.is_alive():
+            self._loop.close()
+
     def close(self) -> None:
         if self._thread.is_alive() and hasattr(self, "_server"):
             asyncio.run_coroutine_threadsafe(self._linger(), self._loop).result(timeout=STOP_TIMEOUT_S)
             self._thread.join(timeout=STOP_TIMEOUT_S)
+        self._close_loop()
         logging.getLogger("asyncio").removeFilter(self._accept_failures)
         if self.dropped:
             log.warning("WebSocket: %d messages dropped for clients that did not keep up", self.dropped)
