@@ -305,7 +305,7 @@ def two_corpora(small, tmp_path_factory):
     return [rav, emodb], cache, teachers
 
 
-def test_each_corpus_is_taught_by_its_own_teacher(two_corpora, tmp_path):
+def test_each_corpus_is_taught_by_its_own_teacher(two_corpora, tmp_path, capsys):
     """Cross-fitting (`--teacher-for`): every clip's A/V/D target is the estimate of its corpus's
     teacher, that teacher never learned the clip, and the bundle records which taught what."""
     manifests, cache, teachers = two_corpora
@@ -330,6 +330,18 @@ def test_each_corpus_is_taught_by_its_own_teacher(two_corpora, tmp_path):
     assert trainer_main([*common, *(f"--teacher-for={c}={t}" for c, t in crossed.items())]) == 0
     recorded = json.loads((tmp_path / "o" / "results.json").read_text())["distillation"]["teachers"]
     assert {r["name"]: r["taught"] for r in recorded} == {t: [c] for c, t in crossed.items()}
+    # each teacher split its one corpus by itself, so it learned speakers the pooled split holds out: said and
+    # recorded (a cross-fitted teacher had held the student's test speakers without a word)
+    from emolive.trainer.data import read_splits
+    from emolive.trainer.data.splits import learned_splits
+
+    held = [u for u in read_splits(tmp_path / "o" / "splits.csv", utts) if u.split != "train"]
+    learned = {r["name"]: sum(s is not None for s in learned_splits(Path(r["name"]) / "splits.csv", held))
+               for r in recorded}
+    assert {r["name"]: r["learned_held_out"] for r in recorded} == learned and any(learned.values())
+    err = capsys.readouterr().err
+    for name, count in learned.items():
+        assert (f"teacher {name} learned {count} of the {len(held)} clips this run holds out" in err) == (count > 0)
 
 
 @pytest.mark.parametrize("teachers, message", [

@@ -298,9 +298,28 @@ def check_unheard(plugin: ModelPlugin, teacher: str, corpus: str, utts: list[Utt
                            f"{len(utts)} clips (e.g. {learned[0].path}); train it without {corpus}")
 
 
-def setup_distillation(dcfg: DistillConfig, train_set: LabelledSet, cfg: TrainConfig,
-                       cache_root: str | Path) -> tuple[TrainConfig, DistillObjective, dict]:
-    """Teacher targets for the training set, the objective, and the training config for it.
+def heard_held_out(plugin: ModelPlugin, teacher: str, held_out: list[Utterance]) -> int | None:
+    """How many of the run's held-out clips the teacher learned (its splits.csv and learned clips say);
+    None where its bundle cannot say. Said when any: what it learned of them reaches the student through
+    its targets, so the student's scores there are not wholly held out. A teacher trained on another
+    speaker split (a cross-fitted one, drawn over other corpora) had held the student's test speakers
+    without a word."""
+    splits = bundle_splits(plugin)
+    if splits is None:
+        return None
+    learned = [u for u, split in zip(held_out, learned_splits(splits, held_out)) if split]
+    if learned:
+        log.warning("teacher %s learned %d of the %d clips this run holds out (validation and test; %d speakers, "
+                    "e.g. %s): what it learned of them reaches the student through its targets, so its scores "
+                    "there are not wholly held out; train the teacher on this run's split (--splits) to avoid it",
+                    teacher, len(learned), len(held_out), len({u.speaker for u in learned}), learned[0].speaker)
+    return len(learned)
+
+
+def setup_distillation(dcfg: DistillConfig, train_set: LabelledSet, cfg: TrainConfig, cache_root: str | Path,
+                       held_out: list[Utterance] = ()) -> tuple[TrainConfig, DistillObjective, dict]:
+    """Teacher targets for the training set, the objective, and the training config for it. A teacher
+    that learned clips of `held_out` (the run's validation and test clips) is said, and recorded.
 
     With one teacher its embeddings and A/V/D are the targets. With several (`teachers_for`) their
     embeddings live in different spaces, so only their A/V/D are taught (L_dis must weigh nothing)."""
@@ -322,7 +341,7 @@ def setup_distillation(dcfg: DistillConfig, train_set: LabelledSet, cfg: TrainCo
         avd[rows] = targets.avd
         # what each teacher read: its pretrained streams (model, layer, weights sha256) where it has them
         records.append({"name": teacher, "digest": digest, "streams": plugin.meta.hyperparameters.get("streams"),
-                        "taught": taught})
+                        "taught": taught, "learned_held_out": heard_held_out(plugin, teacher, list(held_out))})
     embedding = targets.embedding if len(teachers) == 1 else np.zeros((len(utts), 0), np.float32)
     if embedding.shape[1] != cfg.embedding_dim and dcfg.distils_embedding and not dcfg.projector:
         raise TrainerError(f"teacher {teachers[0]} has a {embedding.shape[1]}-dim embedding but the student's "

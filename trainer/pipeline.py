@@ -183,7 +183,8 @@ def fit(data: DataSpec, config: TrainConfig, distill: DistillConfig | None = Non
              for s in sorted({u.split for u in utts} - {"train", "val"})}
     objective, distillation = None, None
     if distill is not None:
-        config, objective, distillation = setup_distillation(distill, train_set, config, data.cache_root())
+        held_out = [u for u in utts if u.split not in fitted]  # validation and test: what teachers should not know
+        config, objective, distillation = setup_distillation(distill, train_set, config, data.cache_root(), held_out)
     result = train(train_set, val_set, classes, config, log=log, objective=objective, checkpoint=checkpoint)
     norm = result.stream_normalisation
     try:
