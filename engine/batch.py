@@ -283,6 +283,11 @@ def check_workers_can_start(jobs: int) -> None:
         raise BatchError(f"{jobs} worker processes cannot start inside a daemonic process (a multiprocessing.Pool's "
                          "worker): analyse there with one worker, or use a concurrent.futures.ProcessPoolExecutor, "
                          "whose workers may start their own")
+    try:
+        os.getcwd()
+    except FileNotFoundError:  # each worker starts there: "[Errno 2] No such file or directory", nothing named
+        raise BatchError(f"{jobs} worker processes cannot start in the current folder, which no longer exists "
+                         "(deleted?): change to another folder, or analyse with one worker") from None
     script = getattr(sys.modules.get("__main__"), "__file__", None)
     if script is not None and not os.path.isfile(script):
         raise BatchError(f"worker processes import the main script again, and {script} is not a file (a script read "

@@ -46,7 +46,8 @@ def positive_int(text: str) -> int:
 def cmd_score(args: argparse.Namespace) -> int:
     from tqdm import tqdm  # here, not at import: `emolive --help` stays fast
 
-    from emolive.engine.batch import ScoreOptions, check_windows, collect_inputs, columns, score_all
+    from emolive.engine.batch import (ScoreOptions, check_windows, check_workers_can_start, collect_inputs, columns,
+                                      score_all)
     from emolive.engine.row_writers import (check_not_an_input, check_not_in_bundle, format_of, open_row_writer,
                                             table_folder)
     from emolive.engine.session import load_model_one_thread
@@ -58,6 +59,8 @@ def cmd_score(args: argparse.Namespace) -> int:
     jobs = min(args.jobs, os.cpu_count() or 1, len(paths))
     if jobs < args.jobs:
         log.warning("--jobs %d: using %d (one process per CPU here, at most one per file)", args.jobs, jobs)
+    if jobs > 1:  # before --out is emptied: a run whose workers cannot start had left only its header
+        check_workers_can_start(jobs)
     options = ScoreOptions(model=args.model, window=args.window, hop=args.hop, per=args.per,
                            channels=distinct_channels(tuple(args.channel or ()), "--channel"))
     plugin = load_model_one_thread(args.model)

@@ -612,3 +612,22 @@ def test_a_folder_that_cannot_be_searched_is_a_row_and_fails_the_batch(folder, t
     assert scored["activation"] != "" and not scored["error"] and searched["activation"] == ""
     assert searched["path"].endswith("d" * 250) and searched["error"].endswith("File name too long")
     assert list(emolive.analyze(str(root)).errors.values()) == [searched["error"]]
+
+
+def test_workers_that_cannot_start_in_a_deleted_folder_say_so_and_leave_the_table(folder, tmp_path):
+    """Run from a folder deleted under it, `--jobs 2` said "[Errno 2] No such file or directory" after
+    emptying --out, and the API raised a bare FileNotFoundError."""
+    out = tmp_path / "kept.csv"
+    out.write_text("precious\n")
+    gone = tmp_path / "gone"
+    gone.mkdir()
+    code = ("import os, sys\n"
+            f"os.chdir({str(gone)!r}); os.rmdir({str(gone)!r})\n"
+            "from emolive.engine.cli import main\n"
+            f"sys.exit(main(['score', {str(folder / 'one.flac')!r}, {str(folder / 'a' / 'two.flac')!r}, '--jobs', '2', "
+            f"'--out', {str(out)!r}]))\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 1 and out.read_text() == "precious\n", done.stderr
+    assert done.stderr.strip().splitlines() == ["emolive: error: 2 worker processes cannot start in the current "
+                                                "folder, which no longer exists (deleted?): change to another "
+                                                "folder, or analyse with one worker"]
