@@ -143,11 +143,25 @@ def records_frame(records: list[dict[str, Any]]) -> pandas.DataFrame:
     raised as soon as one file of a batch had failed."""
     import pandas
 
-    frame = pandas.DataFrame([{name: math.nan if value == "" and name not in KEPT_EMPTY else value
-                               for name, value in record.items()} for record in records])
+    rows = [{name: math.nan if value == "" and name not in KEPT_EMPTY else value for name, value in record.items()}
+            for record in records]
+    try:
+        frame = pandas.DataFrame(rows)
+    except UnicodeEncodeError:  # a file name that is no UTF-8 (its bytes held as surrogates, as the OS gave it):
+        # pandas' string dtype cannot hold it, and the whole batch's table was a traceback; its column keeps
+        # Python strings, the name as it opens
+        frame = pandas.DataFrame({name: text_column(pandas, [row[name] for row in rows]) for name in rows[0]})
     if "speech" in frame:
         frame["speech"] = frame["speech"].astype("boolean")
     return frame.set_index(INDEX) if len(frame) else frame
+
+
+def text_column(pandas: Any, values: list[Any]) -> pandas.Series:
+    """`values` as pandas infers them, or as Python objects where its string dtype refuses them."""
+    try:
+        return pandas.Series(values)
+    except UnicodeEncodeError:
+        return pandas.Series(values, dtype=object)
 
 
 class PartialAnalysis(AudioSourceError):

@@ -516,6 +516,9 @@ def test_names_posix_allows_are_scored_and_odd_entries_are_rows_not_the_end_of_t
 
     assert main(["score", str(root), str(long_name), "--out", str(tmp_path / "odd.parquet")]) == 1
     assert {Path(p).name for p in pq.read_table(tmp_path / "odd.parquet")["path"].to_pylist()} == set(rows)
+    # the API's table holds the name as it opens: pandas' string dtype refused it, and the batch's table was lost
+    frame = emolive.analyze(str(root)).to_dataframe("file")
+    assert os.fsdecode(b"not\xffutf8.flac") in {Path(f).name for f in frame.index.get_level_values("file")}
 
 
 def test_a_name_with_spaces_at_its_ends_comes_back_from_its_table(folder, tmp_path, monkeypatch):
