@@ -33,6 +33,7 @@ from emolive.engine.plugin import ModelPlugin
 from emolive.engine.session import load_model_one_thread
 from emolive.engine.sources.decoders import AUDIO_EXTENSIONS
 from emolive.engine.sources.trim import SpanError
+from emolive.engine.table_names import name_text, named_file
 from emolive.engine.tables import csv_rows
 from emolive.engine.windows import WindowError, WindowSpec
 
@@ -128,9 +129,7 @@ def manifest_paths(manifest: Path) -> list[Path]:
     for line, row in csv_rows(manifest, ("path",), "manifest", BatchError):
         if not row["path"].strip():
             raise BatchError(f"{manifest}:{line}: the path is empty")
-        path = manifest.parent / row["path"]
-        # spaces a spreadsheet left after the name: the file without them (its error named a file that exists)
-        paths.append(path if os.path.exists(path) else manifest.parent / row["path"].rstrip())  # never raises
+        paths.append(named_file(manifest.parent, row["path"]))  # as the trainer finds it
     return paths
 
 
@@ -167,8 +166,8 @@ def analyze_file(path: Path, plugin: ModelPlugin, options: ScoreOptions) -> Anal
 
 def file_rows(analysis: Analysis, per: Per, table_dir: Path | None = None) -> list[dict[str, Any]]:
     """The table rows of one file's analysis (Analysis.to_records, `file` as `path`), the path as
-    `table_path` writes it for a table in `table_dir`."""
-    path = table_path(Path(analysis.file), table_dir)
+    `table_path` gives it for a table in `table_dir`, in the text of its bytes (engine.table_names)."""
+    path = name_text(table_path(Path(analysis.file), table_dir))
     return [{**row, "path": path} for row in analysis.to_records(per)]
 
 

@@ -6,6 +6,7 @@ import math
 from pathlib import Path
 
 from emolive.engine.schema import DIMENSIONS, SCALE
+from emolive.engine.table_names import named_file
 from emolive.trainer.data.splits import split_name
 from emolive.trainer.data.table import csv_rows
 from emolive.trainer.data.utterance import Utterance, without_duplicates
@@ -69,7 +70,7 @@ def _row(row: dict[str, str], csv_path: Path, corpus: str, line: int) -> Utteran
     except TrainerError as err:
         raise TrainerError(f"{csv_path}:{line}: {err}") from err
     return Utterance(
-        path=clip_path(csv_path.parent, row["path"]),
+        path=named_file(csv_path.parent, row["path"]),
         speaker=f"{corpus}/{row['speaker'].strip()}",
         emotion=emotion,
         intensity=intensity,
@@ -78,18 +79,6 @@ def _row(row: dict[str, str], csv_path: Path, corpus: str, line: int) -> Utteran
         dominance=avd[2],
         split=split_name(row.get("split") or ""),
     )
-
-
-def clip_path(folder: Path, cell: str) -> Path:
-    """The file a path cell names, relative to the manifest's `folder`. Where it names none as written,
-    the file it plainly means is taken: without spaces around it (a spreadsheet's stray space), with
-    Windows' backslashes read as separators (a manifest written on Windows); else it stays as written,
-    and reading the clip says it is missing."""
-    written = folder / cell
-    if written.exists():
-        return written
-    meant = folder / cell.strip().replace("\\", "/")
-    return meant if meant.exists() else written
 
 
 def dimension(text: str, name: str) -> float:
