@@ -22,7 +22,6 @@ from emolive.engine.errors import EmoliveError
 from emolive.engine.defaults import DEFAULT_ADDRESS, OSC_TARGET, RAW_SAMPLE_FORMATS, WEBSOCKET_ADDRESS, package_version
 from emolive.engine.plugin import registered_models, summarise
 from emolive.engine.schema import StreamIdError, check_stream_id, printable
-from emolive.engine.sinks.lines import print_line
 from emolive.engine.session import (USER_ERRORS, StreamConfig, add_stream_options, load_model_one_thread, open_stream,
                                     summary)
 
@@ -270,6 +269,8 @@ def cmd_listen(args: argparse.Namespace) -> int:
 
 
 def cmd_models(args: argparse.Namespace) -> int:
+    from emolive.engine.sinks.lines import print_line  # here: the sinks bring zmq, which `emolive --help` never needs
+
     rows = [["name", "size", "input", "device", "model"]]
     for name in sorted(registered_models()):
         try:
@@ -287,6 +288,7 @@ def cmd_models(args: argparse.Namespace) -> int:
 
 
 def cmd_devices(args: argparse.Namespace) -> int:
+    from emolive.engine.sinks.lines import print_line
     from emolive.engine.sources import list_input_devices
     from emolive.engine.sources.microphone import describe_channels
 
