@@ -28,6 +28,7 @@ from emolive.engine.sinks.csv_sink import CLASS_PREFIX, flat_row
 from emolive.engine.sources import ArraySource, AudioSource, AudioSourceError, FileSource
 from emolive.engine.sources.base import SAMPLE_RATE
 from emolive.engine.sources.trim import TrimmedSource
+from emolive.engine.table_names import name_text, table_text
 
 if TYPE_CHECKING:
     import pandas
@@ -143,25 +144,15 @@ def records_frame(records: list[dict[str, Any]]) -> pandas.DataFrame:
     raised as soon as one file of a batch had failed."""
     import pandas
 
-    rows = [{name: math.nan if value == "" and name not in KEPT_EMPTY else value for name, value in record.items()}
-            for record in records]
-    try:
-        frame = pandas.DataFrame(rows)
-    except UnicodeEncodeError:  # a file name that is no UTF-8 (its bytes held as surrogates, as the OS gave it):
-        # pandas' string dtype cannot hold it, and the whole batch's table was a traceback; its column keeps
-        # Python strings, the name as it opens
-        frame = pandas.DataFrame({name: text_column(pandas, [row[name] for row in rows]) for name in rows[0]})
+    # text as `emolive score` writes it (engine.table_names): a file name that is no UTF-8, held as surrogates,
+    # was refused by pandas' string dtype, and the whole batch's table was a traceback
+    frame = pandas.DataFrame([{name: math.nan if value == "" and name not in KEPT_EMPTY else
+                               name_text(value) if name == "file" else
+                               table_text(value) if isinstance(value, str) else value
+                               for name, value in record.items()} for record in records])
     if "speech" in frame:
         frame["speech"] = frame["speech"].astype("boolean")
     return frame.set_index(INDEX) if len(frame) else frame
-
-
-def text_column(pandas: Any, values: list[Any]) -> pandas.Series:
-    """`values` as pandas infers them, or as Python objects where its string dtype refuses them."""
-    try:
-        return pandas.Series(values)
-    except UnicodeEncodeError:
-        return pandas.Series(values, dtype=object)
 
 
 class PartialAnalysis(AudioSourceError):

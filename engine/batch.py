@@ -33,7 +33,7 @@ from emolive.engine.plugin import ModelPlugin
 from emolive.engine.session import load_model_one_thread
 from emolive.engine.sources.decoders import AUDIO_EXTENSIONS
 from emolive.engine.sources.trim import SpanError
-from emolive.engine.table_names import name_text, named_file
+from emolive.engine.table_names import name_text, named_file, table_text
 from emolive.engine.tables import csv_rows
 from emolive.engine.windows import WindowError, WindowSpec
 
@@ -168,7 +168,8 @@ def file_rows(analysis: Analysis, per: Per, table_dir: Path | None = None) -> li
     """The table rows of one file's analysis (Analysis.to_records, `file` as `path`), the path as
     `table_path` gives it for a table in `table_dir`, in the text of its bytes (engine.table_names)."""
     path = name_text(table_path(Path(analysis.file), table_dir))
-    return [{**row, "path": path} for row in analysis.to_records(per)]
+    return [{**{k: table_text(v) if isinstance(v, str) else v for k, v in row.items()}, "path": path}
+            for row in analysis.to_records(per)]
 
 
 def columns(class_names: Sequence[str], per: Per) -> list[str]:

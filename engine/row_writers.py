@@ -23,6 +23,7 @@ from emolive.engine.files import empty_if_regular, open_locked
 from emolive.engine.sinks.base import SinkError
 from emolive.engine.sinks.csv_sink import csv_line
 from emolive.engine.sinks.lines import LineWriter
+from emolive.engine.table_names import table_text
 
 Format = Literal["csv", "jsonl", "parquet"]
 TEXT_COLUMNS = frozenset({"path", *TEXT_FIELDS})  # engine.batch.columns' text columns (`path`: to_records' `file`)
@@ -170,7 +171,7 @@ class ParquetRowWriter:
     def write(self, rows: Iterable[dict[str, Any]]) -> None:
         # text as the text tables write it: a file name that is no UTF-8 (its bytes held as surrogates)
         # was a traceback that ended the batch
-        rows = [{k: v.encode("utf-8", "backslashreplace").decode() if isinstance(v, str) else v
+        rows = [{k: table_text(v) if isinstance(v, str) else v
                  for k, v in typed_values(row, self._fields).items()} for row in rows]
         if rows:
             try:

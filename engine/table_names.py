@@ -1,9 +1,10 @@
-"""File names in tables: how a score table writes them, and how a manifest's path cell finds its file.
+"""File names in tables: how a score table (and `to_dataframe`) writes them, and how a manifest's path
+cell finds its file again.
 
-A name is bytes to the OS. A table writes those bytes as UTF-8 text, any byte that is not UTF-8 as
-`\\xNN`, whatever the locale: the same file had been written `names/ü.flac`, `names/Ã¼.flac` or
-`names/\\udcc3\\udcbc.flac` by runs in three locales, and a name that was no UTF-8 could not be read
-back, so a table was no manifest again for it.
+A name is bytes to the OS. A table writes those bytes as UTF-8 text whatever the locale, a byte that is
+not UTF-8 as `\\xNN` and a backslash as `\\\\`, so the text goes back to one name only. The same file
+had been written `ü`, `Ã¼` or `\\udcc3\\udcbc` by runs in three locales, a name that was no UTF-8 could
+not be read back, and one holding a backslash could be read back as another file.
 """
 from __future__ import annotations
 
@@ -11,25 +12,33 @@ import os
 import re
 from pathlib import Path
 
-_ESCAPED_BYTE = re.compile(rb"\\x([0-9a-f]{2})")
+_ESCAPE = re.compile(rb"\\(\\|x[89a-fA-F][0-9a-fA-F])")  # what name_text writes: a backslash, a byte >= 0x80
 
 
 def name_text(path: str) -> str:
     """How a table writes `path` (a name as this process has it from the OS)."""
-    return os.fsencode(path).decode("utf-8", "backslashreplace")
+    return os.fsencode(path).replace(b"\\", b"\\\\").decode("utf-8", "backslashreplace")
+
+
+def table_text(text: str) -> str:
+    """Other text of a table (an error naming a file): a name's bytes that are not UTF-8, which Python
+    holds as surrogates, as `\\xNN` (a strict JSON or Arrow reader refuses a lone surrogate)."""
+    try:
+        return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    except UnicodeEncodeError:  # a surrogate no file name gives
+        return text.encode("utf-8", "backslashreplace").decode()
 
 
 def named_file(folder: Path, cell: str) -> Path:
-    """The file a path cell names, relative to the table's `folder`: as written where that is a file;
-    else the file it plainly means: without spaces around it (a spreadsheet's stray space), with
-    Windows' backslashes read as separators (a manifest written on Windows), or with `\\xNN` read
-    back as the byte `name_text` wrote. Else as written, and reading the clip says it is missing."""
+    """The file a path cell names, relative to the table's `folder`: the name `name_text` wrote it as;
+    else the cell as written; else what it plainly means: without spaces around it (a spreadsheet's
+    stray space), with Windows' backslashes read as separators (a manifest written on Windows). Else as
+    written, and reading the clip says it is missing."""
     written = folder / cell
-    if os.path.exists(written):
-        return written
+    unescaped = folder / os.fsdecode(_ESCAPE.sub(lambda m: b"\\" if m[1] == b"\\" else bytes([int(m[1][1:], 16)]),
+                                                 cell.encode("utf-8", "surrogateescape")))
     cell = cell.strip()
-    for meant in (cell.replace("\\", "/"), os.fsdecode(_ESCAPED_BYTE.sub(lambda m: bytes([int(m[1], 16)]),
-                                                                         cell.encode("utf-8", "surrogateescape")))):
-        if os.path.exists(folder / meant):
-            return folder / meant
+    for meant in (unescaped, written, folder / cell, folder / cell.replace("\\", "/")):
+        if os.path.exists(meant):
+            return meant
     return written

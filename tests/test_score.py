@@ -494,6 +494,7 @@ def test_names_posix_allows_are_scored_and_odd_entries_are_rows_not_the_end_of_t
     root = tmp_path / "odd"
     root.mkdir()
     shutil.copy(folder / "one.flac", os.fsencode(root) + b"/not\xffutf8.flac")
+    shutil.copy(folder / "a" / "two.flac", root / "not\\xffutf8.flac")  # the first's text, had a backslash not been escaped
     shutil.copy(folder / "one.flac", root / "take\r1.flac")
     (root / "loop.flac").symlink_to("loop.flac")
     (root / "loop").symlink_to("loop")  # a loop without an audio name is passed over
@@ -501,26 +502,30 @@ def test_names_posix_allows_are_scored_and_odd_entries_are_rows_not_the_end_of_t
     out = tmp_path / "odd.csv"
     assert main(["score", str(root), str(long_name), "--out", str(out)]) == 1
     rows = {Path(row["path"]).name: row for row in read_csv(out)}
-    assert set(rows) == {"not\\xffutf8.flac",  # its bytes' text: a byte that is not UTF-8 as \xNN, in any locale
-                         "take\r1.flac", "loop.flac", long_name.name}
-    scored = [row for row in rows.values() if not row["error"]]
-    assert len(scored) == 2 and scored[0]["activation"] == scored[1]["activation"] != ""
+    # a name's bytes' text, in any locale: a byte that is not UTF-8 as \xNN, a backslash as \\
+    assert set(rows) == {"not\\xffutf8.flac", "not\\\\xffutf8.flac", "take\r1.flac", "loop.flac", long_name.name}
+    scored = [rows[name] for name in ("not\\xffutf8.flac", "take\r1.flac")]
+    assert scored[0]["activation"] == scored[1]["activation"] != rows["not\\\\xffutf8.flac"]["activation"] != ""
     assert rows["loop.flac"]["error"].endswith("Too many levels of symbolic links")
     assert rows[long_name.name]["error"].endswith("File name too long")
     again = tmp_path / "again.csv"
-    assert main(["score", str(out), "--out", str(again)]) == 1  # the table as a manifest: the same four rows
-    assert len(read_csv(again)) == 4 and {row["path"] for row in read_csv(again)} >= {str(root / "take\r1.flac")}
-    # the name that is no UTF-8 is found again from its \xNN: it was "audio file not found"
-    assert [row["error"] for row in read_csv(again) if "utf8" in row["path"]] == [""]
+    assert main(["score", str(out), "--out", str(again)]) == 1  # the table as a manifest: the same five rows
+    assert len(read_csv(again)) == 5 and {row["path"] for row in read_csv(again)} >= {str(root / "take\r1.flac")}
+    # each name finds its own file again: the one that is no UTF-8 was "audio file not found", and an unescaped
+    # backslash had made the two names one
+    assert {Path(row["path"]).name: (row["activation"], row["error"]) for row in read_csv(again)} == \
+        {Path(row["path"]).name: (row["activation"], row["error"]) for row in read_csv(out)}
     # Parquet writes the name as the text tables do: it was a traceback that ended the batch
     pytest.importorskip("pyarrow")
     import pyarrow.parquet as pq
 
     assert main(["score", str(root), str(long_name), "--out", str(tmp_path / "odd.parquet")]) == 1
     assert {Path(p).name for p in pq.read_table(tmp_path / "odd.parquet")["path"].to_pylist()} == set(rows)
-    # the API's table holds the name as it opens: pandas' string dtype refused it, and the batch's table was lost
-    frame = emolive.analyze(str(root)).to_dataframe("file")
-    assert os.fsdecode(b"not\xffutf8.flac") in {Path(f).name for f in frame.index.get_level_values("file")}
+    # the API's table holds the names as score's does: pandas' string dtype refused them (the batch's table was
+    # lost), and then its reset_index, to_csv and to_parquet
+    frame = emolive.analyze(str(root)).to_dataframe("file").reset_index()
+    assert set(Path(f).name for f in frame["file"]) == set(rows) - {long_name.name}
+    frame.to_csv(tmp_path / "frame.csv")
 
 
 def test_a_name_with_spaces_at_its_ends_comes_back_from_its_table(folder, tmp_path, monkeypatch):
@@ -636,3 +641,18 @@ def test_workers_that_cannot_start_in_a_deleted_folder_say_so_and_leave_the_tabl
     assert done.stderr.strip().splitlines() == ["emolive: error: 2 worker processes cannot start in the current "
                                                 "folder, which no longer exists (deleted?): change to another "
                                                 "folder, or analyse with one worker"]
+
+
+def test_an_error_spells_a_name_as_the_path_column_does(tmp_path):
+    """The path column wrote an empty file's name as `bad\\xfe.flac`, its error as `bad\\udcfe.flac`, and
+    JSON lines held a lone surrogate escape, which strict JSON readers refuse."""
+    root = tmp_path / "in"
+    root.mkdir()
+    with open(os.fsencode(root) + b"/bad\xfe.flac", "wb"):
+        pass
+    for out, rows in ((tmp_path / "t.csv", read_csv), (tmp_path / "t.jsonl", lambda path: [
+            json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()])):
+        assert main(["score", str(root), "--out", str(out)]) == 1
+        [row] = rows(out)
+        assert "\\udc" not in out.read_text(encoding="utf-8")  # no surrogate, nor its escape
+        assert row["path"].endswith("bad\\xfe.flac") and row["error"] == f"{row['path']} is empty (0 bytes)"
