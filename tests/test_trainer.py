@@ -509,7 +509,11 @@ def test_a_checkpoint_inside_the_bundle_folder_is_refused_before_the_data_is_rea
     # a cache there was found once its features were made and the run had trained
     assert trainer_main(["train", "--data", str(tmp_path / "not-read.csv"), "--out", str(tmp_path / "c"),
                          "--cache", str(tmp_path / "c" / "cache")]) == 2
-    assert "--cache" in capsys.readouterr().err
+    assert "(--cache) is inside --out" in capsys.readouterr().err
+    run = subprocess.run([str(Path(sys.executable).parent / "trainer"), "train", "--data", str(tmp_path / "not-read.csv"),
+                          "--out", str(tmp_path / "e")], env={**os.environ, "EMOLIVE_CACHE": str(tmp_path / "e" / "c")},
+                         capture_output=True, text=True, timeout=120)
+    assert run.returncode == 2 and "($EMOLIVE_CACHE) is inside --out" in run.stderr, run.stderr
     # a run without --resume wrote over an interrupted run's checkpoint, which the interruption had named
     kept = tmp_path / "k.checkpoint" / "checkpoint.safetensors"
     kept.parent.mkdir()
@@ -767,8 +771,9 @@ def test_the_default_cache_folder_is_checked_and_read_as_shells_mean_it(tmp_path
     from emolive.trainer.cli import build_parser
 
     monkeypatch.setenv("HOME", str(tmp_path))
-    args = build_parser().parse_args(["train", "--data", "x.csv", "--cache=~/c", "--out=~/m", "--checkpoint-dir=~/k"])
-    assert (args.cache, args.out, args.checkpoint_dir) == tuple(str(tmp_path / name) for name in "cmk")
+    args = build_parser().parse_args(["train", "--data=~/d.csv", "--cache=~/c", "--out=~/m", "--checkpoint-dir=~/k"])
+    assert (args.data[0], args.cache, args.out, args.checkpoint_dir) == tuple(str(tmp_path / name) for name in
+                                                                              ("d.csv", "c", "m", "k"))
 
 
 @pytest.mark.skipif(OWN_MOUNTS_MISSING is not None, reason=OWN_MOUNTS_MISSING or "")
@@ -894,8 +899,9 @@ def test_a_held_out_corpus_and_a_prior_at_the_stream_level_are_trained_recorded_
 
 def test_a_held_out_corpus_is_no_copy_of_the_training_audio_nor_named_as_its_corpus(tmp_path, caplog):
     """--test-data's clips were loaded apart from --data's: 40 copies of the training corpus in another
-    folder were scored as held out, next to the test clips they copied, without a word; a folder of the
-    data's name merged their speakers, and the error blamed a speaker in two splits."""
+    folder were scored as held out, next to the test clips they copied, without a word; another corpus in
+    a folder of the data's name merged its speakers with the data's, and the error blamed a speaker in
+    two splits. Other speakers of the data's corpus are a held-out subset of it, as before."""
     from emolive.trainer.errors import TrainerError
     from emolive.trainer.pipeline import DataSpec
 
@@ -917,9 +923,20 @@ def test_a_held_out_corpus_is_no_copy_of_the_training_audio_nor_named_as_its_cor
     assert f"dropped {len(rows)} clip(s) whose audio is a copy of another clip's" in caplog.text
     twin = tmp_path / "elsewhere" / "emodb" / "manifest.csv"
     twin.parent.mkdir(parents=True)
-    shutil.copy(subset_manifest(tmp_path / "src", "ravdess", every=200), twin)
-    with pytest.raises(TrainerError, match="would both be corpus 'emodb'"):
+    with open(subset_manifest(tmp_path / "src", "ravdess", every=200), newline="") as f:
+        others = list(csv.DictReader(f))
+    speakers = sorted({row["speaker"] for row in rows})
+    with open(twin, "w", newline="") as f:  # RAVDESS clips under EmoDB's speaker ids
+        writer = csv.DictWriter(f, fieldnames=list(others[0]))
+        writer.writeheader()
+        writer.writerows({**row, "speaker": speakers[i % len(speakers)]} for i, row in enumerate(others))
+    with pytest.raises(TrainerError, match="--test-data holds speaker.* of --data too"):
         DataSpec(data=(str(manifest),), test_data=(str(twin),)).with_held_out(own)
+    with open(twin, "w", newline="") as f:  # other speakers of the corpus: a held-out subset of it
+        writer = csv.DictWriter(f, fieldnames=list(others[0]))
+        writer.writeheader()
+        writer.writerows({**row, "speaker": f"held-{row['speaker']}"} for row in others)
+    assert len(DataSpec(data=(str(manifest),), test_data=(str(twin),)).with_held_out(own)) == len(own) + len(others)
 
 
 def test_outputs_that_would_destroy_the_users_files_are_refused(tmp_path, capsys):

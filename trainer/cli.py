@@ -70,12 +70,12 @@ MAX_CROP_S = 3600.0  # longer than any clip a crop is taken from; 1e308 s overfl
 def _data_args(p: argparse.ArgumentParser, required: bool = True) -> None:
     from emolive.trainer.pipeline import DataSpec
 
-    p.add_argument("--data", action="append", default=[], metavar="MANIFEST.csv",
+    p.add_argument("--data", action="append", type=user_path, default=[], metavar="MANIFEST.csv",
                    help="manifest CSV (path,speaker,emotion[,intensity,activation,valence,dominance,split]); "
                         "paths relative to the CSV's folder; repeat to pool corpora")
-    p.add_argument("--msp-podcast", action="append", default=[], metavar="ROOT",
+    p.add_argument("--msp-podcast", action="append", type=user_path, default=[], metavar="ROOT",
                    help="MSP-Podcast root (Labels/labels_consensus.csv, Audios/); repeatable")
-    p.add_argument("--cache", default=DataSpec.cache, type=written_path, metavar="DIR",
+    p.add_argument("--cache", default=DataSpec.cache, type=user_path, metavar="DIR",
                    help="cache directory (default: features/ or embeddings/ under $EMOLIVE_CACHE or ~/.cache/emolive)")
 
 
@@ -99,7 +99,7 @@ def _split_choice_args(p: argparse.ArgumentParser) -> None:
     """Which clips `evaluate` and `report` score: one split, by the data's labels or a model's splits.csv."""
     p.add_argument("--split", type=split_word, default=None, help="only this split (needs split labels or "
                    "--splits; dev, development, validation: val, in any case)")
-    p.add_argument("--splits", default=None, metavar="CSV", help="speaker,split CSV written by `trainer train`")
+    p.add_argument("--splits", default=None, type=user_path, metavar="CSV", help="speaker,split CSV written by `trainer train`")
 
 
 def _fit_args(p: argparse.ArgumentParser) -> None:
@@ -142,7 +142,7 @@ def _fit_args(p: argparse.ArgumentParser) -> None:
                    help="which splits to fit on (validation still picks the epoch); with all, every other split (test, "
                         "MSP-Podcast's test1 and test2) is trained on and recorded as train, so only --test-data "
                         "stays held out")
-    p.add_argument("--test-data", action="append", default=[], metavar="MANIFEST.csv",
+    p.add_argument("--test-data", action="append", type=user_path, default=[], metavar="MANIFEST.csv",
                    help="a corpus held out whole: never trained on, scored as the test split (train on one "
                         "corpus, test on another); repeatable")
     p.add_argument("--int8", action="store_true", help="store weights as int8 with per-channel scales")
@@ -183,11 +183,11 @@ def _fit_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--corpus-adversary", type=WEIGHT, default=TrainConfig.corpus_adversary, metavar="STRENGTH",
                    help="train against a corpus classifier through gradient reversal of this final strength "
                         "(e.g. 0.3; 0: off); needs two or more corpora")
-    p.add_argument("--out", required=True, type=written_path, metavar="DIR", help="bundle directory to write")
+    p.add_argument("--out", required=True, type=user_path, metavar="DIR", help="bundle directory to write")
     p.add_argument("--replace-shipped", action="store_true",
                    help="allow --out inside emolive's installed models (`make default-model` rebuilding the shipped "
                         "student or teacher); refused without it")
-    p.add_argument("--checkpoint-dir", default=None, type=written_path, metavar="DIR",
+    p.add_argument("--checkpoint-dir", default=None, type=user_path, metavar="DIR",
                    help="where the end-of-epoch checkpoint goes (default: OUT.checkpoint; removed once the bundle "
                         "is written)")
     p.add_argument("--resume", action="store_true",
@@ -323,7 +323,7 @@ def _report_command(p: argparse.ArgumentParser) -> None:
     _data_args(p)
     _split_choice_args(p)
     _protocol_arg(p)
-    p.add_argument("--out", required=True, type=written_path, metavar="DIR", help="report directory to write")
+    p.add_argument("--out", required=True, type=user_path, metavar="DIR", help="report directory to write")
     maps = p.add_mutually_exclusive_group()  # both given, the last one had won without a word
     maps.add_argument("--tsne", dest="map", action="store_const", const="tsne", default="tsne",
                       help="map embeddings with t-SNE (default)")
@@ -381,9 +381,10 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     return ap
 
 
-def written_path(text: str) -> str:
-    """argparse type of a folder trainer writes: a leading ~ expanded, as for $EMOLIVE_CACHE. A shell leaves
-    `--cache=~/c` as it is (no expansion after "="), and a folder named ~ was made in the current one."""
+def user_path(text: str) -> str:
+    """argparse type of a path option: a leading ~ expanded, as for $EMOLIVE_CACHE. A shell leaves
+    `--cache=~/c` as it is (no expansion after "="): a folder named ~ was made in the current one, and
+    `--data=~/m.csv` could not be read."""
     return os.path.expanduser(text)
 
 

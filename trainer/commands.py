@@ -124,9 +124,10 @@ def train(args) -> int:
         if is_within(Path(source), out):
             raise TrainerError(f"--out {out} holds the data {source}, which writing the bundle there would delete: "
                                "give --out a folder of its own")
-    if data.cache and is_within(Path(data.cache), out):  # found once the features were made and the run trained
-        raise TrainerError(f"--cache {data.cache} is inside --out {out}, which the bundle replaces: put the cache "
-                           "beside it")
+    cache = Path(data.cache) if data.cache else CACHE_ROOT  # found once the features were made and the run trained
+    if is_within(cache, out):
+        raise TrainerError(f"the cache folder {cache} ({'--cache' if data.cache else '$EMOLIVE_CACHE'}) is inside "
+                           f"--out {out}, which the bundle replaces: put the cache beside it")
     writable_folder(out.parent, f"--out {out}")  # write_bundle makes it and writes the bundle in it
     checkpoint = Checkpointing(Path(args.checkpoint_dir or f"{out}.checkpoint"), resume=args.resume)
     if is_within(checkpoint.directory, out):

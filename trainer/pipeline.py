@@ -114,13 +114,19 @@ class DataSpec:
 
     def with_held_out(self, own: list[Utterance]) -> list[Utterance]:
         """`own` (the data's clips) and after them the `test_data` clips, all in split "test" (never trained
-        on, never a source of classes). Their corpora are named apart from the data's, and a held-out clip
-        whose audio is one of `own`'s is left out, with the data's warning: 40 copies of the training
-        corpus under another folder had been scored as held out, next to the clips they copied."""
+        on, never a source of classes). None of their speakers is one of `own`'s, and a held-out clip whose
+        audio is one of `own`'s is left out, with the data's warning: 40 copies of the training corpus
+        under another folder had been scored as held out, next to the clips they copied."""
         if not self.test_data:
             return own
-        check_corpus_names([*self.data, *self.test_data], list(self.msp_podcast))
         held = [replace(u, split="test") for u in load_utterances(list(self.test_data))]
+        # a folder of a --data corpus's name is that corpus: other speakers of it are a held-out subset, one of
+        # its speakers is an error that says so (it had blamed "a speaker in several splits")
+        shared = sorted({u.speaker for u in held} & {u.speaker for u in own})
+        if shared:
+            raise TrainerError(f"--test-data holds speaker(s) {', '.join(shared[:3])}{', …' if len(shared) > 3 else ''} "
+                               "of --data too (a corpus is its manifest's folder name): hold out other speakers, or "
+                               "give a held-out corpus of its own a folder named for it")
         return without_copied_audio(own + held)
 
     def source(self, device: str | None = None) -> FeatureSource:

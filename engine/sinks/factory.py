@@ -134,4 +134,5 @@ def wait_for_readers(readers: dict[str, Sink], timeout_s: float) -> None:
     deadline = time.monotonic() + timeout_s
     for name, sink in readers.items():
         if not sink.wait_for_subscriber(max(0.0, deadline - time.monotonic())):
-            log.warning("no %s subscriber after %g s; starting anyway", name, timeout_s)
+            log.warning("no %s subscriber within the %g s wait (shared by the outputs); starting anyway", name,
+                        timeout_s)
