@@ -72,7 +72,10 @@ class Run:
         self.subscriber = engine_latency.start_subscriber(self.address)
         self.process = subprocess.Popen([EMOLIVE, "stream", *args, "--json", "--publish", self.address,
                                          "--wait-subscriber", "60"], env=env, stdout=subprocess.PIPE,
-                                        stderr=subprocess.PIPE, text=True)
+                                        stderr=subprocess.PIPE, text=True,
+                                        # Ctrl-C as from a terminal: run in the background (`&`), this script
+                                        # has SIGINT ignored, and a stream keeps a signal ignored from the start
+                                        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
         self.estimates: list[dict] = []
         self.cpu: list[tuple[int, float]] = []  # (estimates so far, CPU seconds), sampled on each estimate
         self._stderr: list[str] = []

@@ -14,6 +14,7 @@ from PySide6.QtGui import QCloseEvent
 from PySide6.QtWidgets import (QGridLayout, QHBoxLayout, QLabel, QMainWindow, QMessageBox, QPushButton, QVBoxLayout,
                                QWidget)
 
+from emolive.engine.plugin import registered_models
 from emolive.engine.row_writers import OutputError, check_not_an_input, check_not_in_bundle
 from emolive.engine.session import summary
 from emolive.engine.sources.factory import files_of_source
@@ -212,8 +213,11 @@ class MainWindow(QMainWindow):
         config = running.config if running is not None else self.controls.run_config()
         if config.source is not None:
             check_not_an_input(path, files_of_source(config.source), "the recording")
-        check_not_in_bundle(path, running.model if running is not None and running.model is not None else
-                            config.model, "the recording")
+        # before a run, a model named by path; an installed model's name is never a folder here (a folder
+        # "student" in the current one had been taken for the installed student)
+        chosen = None if config.model in registered_models() else config.model
+        check_not_in_bundle(path, running.model if running is not None and running.model is not None else chosen,
+                            "the recording")
 
     def _write_csv(self, estimate: Mapping[str, Any]) -> None:
         try:
