@@ -155,6 +155,7 @@ class Runner:
             self._final = self._send_status(ended=True)
         finally:
             self._stop.set()
+            self.source.stop_reading()
             self._join(reader)
         return self.stats
 

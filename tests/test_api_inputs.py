@@ -377,3 +377,31 @@ def test_stream_takes_channels_as_analyze_does(model, speech, tmp_path):
         assert got == want and len(got) > 0
     with pytest.raises(emolive.EmoliveError, match="both pick channels: give one"):
         next(emolive.stream(path, model=model, channels=[2], microphone=emolive.MicrophoneOptions(channels=(1,))))
+
+
+def test_a_stdin_stream_left_takes_nothing_more_from_stdin(speech):
+    """The engine's reader, left waiting on stdin after the loop was left, took the next second of it and
+    dropped it: the program's own next read (or a second stream) lost it without a word."""
+    import subprocess
+    import sys
+    import time
+
+    child = ("import emolive, sys\n"
+             "for e in emolive.stream('-', sample_rate=16000):\n"
+             "    if e['end'] >= 2.5:\n"
+             "        break\n"
+             "print('left', flush=True)\n"
+             "print(len(sys.stdin.buffer.read()), flush=True)\n")
+    audio = np.resize(speech, 6 * 16000).astype(np.float32)  # repeated to 6 s
+    run = subprocess.Popen([sys.executable, "-c", child], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=False)
+    try:
+        run.stdin.write(audio[:4 * 16000].tobytes())
+        run.stdin.flush()
+        assert run.stdout.readline() == b"left\n"
+        time.sleep(0.5)  # the stream's reader, had it stayed, waits on stdin now
+        run.stdin.write(audio[4 * 16000:].tobytes())
+        run.stdin.close()
+        assert int(run.stdout.readline()) == 2 * 16000 * 4  # every byte written after the loop was left
+        assert run.wait(timeout=60) == 0
+    finally:
+        run.kill()

@@ -142,6 +142,10 @@ class AudioSource(Closing):
         """(gaps, seconds) a reconnecting device was away; only such a device overrides this."""
         return 0, 0.0
 
+    def stop_reading(self) -> None:
+        """Make no read not yet begun: the run has stopped (Runner), and a descriptor the caller owns
+        (stdin) keeps what comes next for its next reader. Only such a source has anything to do."""
+
     def discard_captured(self) -> None:
         """Let go of what a live device captured before the run begins: it is opened before the outputs
         (`--wait-subscriber` waits there), and the run's first seconds had been that wait's, stamped late.

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import select
+import threading
 import sys
 from collections.abc import Iterator
 from typing import BinaryIO
@@ -19,20 +20,22 @@ from emolive.engine.sources.base import (DEFAULT_BLOCK_SIZE, MAX_RATE, MIN_RATE,
                                          ToMono16k)
 
 SAMPLE_FORMATS = {name: np.dtype(code) for name, code in RAW_SAMPLE_FORMATS.items()}
+STOP_POLL_S = 0.1  # how often a read waiting for bytes looks whether its source was closed
 PIPE_EXAMPLE = "arecord -f FLOAT_LE -r 16000 -c 1 | emolive stream --source -"  # how to give stdin audio
 
 
 def read_pcm(fd: int, sample_format: str, block_size: int, stall_timeout: float | None, what: str,
-             channels: int = 1) -> Iterator[np.ndarray]:
+             channels: int = 1, stop: threading.Event | None = None) -> Iterator[np.ndarray]:
     """Yield float32 blocks of at most `block_size` samples from a file descriptor until end of stream;
-    with `channels` > 1 the samples are interleaved frames, and a block holds whole frames only."""
+    with `channels` > 1 the samples are interleaved frames, and a block holds whole frames only. Once
+    `stop` is set nothing more is read (the descriptor is the caller's, and stdin's next reader gets it)."""
     dtype = SAMPLE_FORMATS[sample_format]
     frame_bytes = dtype.itemsize * channels
     scale = np.float32(1.0 / 32768) if dtype.kind == "i" else None
     pending = b""
     while True:
-        if stall_timeout is not None and not select.select([fd], [], [], stall_timeout)[0]:
-            raise AudioSourceError(f"{what} delivered no audio for {stall_timeout:g} s")
+        if not wait_readable(fd, stall_timeout, stop, what):
+            return
         chunk = os.read(fd, block_size * dtype.itemsize - len(pending))
         if not chunk:
             break
@@ -45,6 +48,20 @@ def read_pcm(fd: int, sample_format: str, block_size: int, stall_timeout: float 
         raise AudioSourceError(f"{what} ended in the middle of a {'frame' if channels > 1 else 'sample'} "
                                f"({len(pending)} stray bytes): is it really {sample_format}"
                                f"{f' with {channels} channels' if channels > 1 else ''}?")
+
+
+def wait_readable(fd: int, stall_timeout: float | None, stop: threading.Event | None, what: str) -> bool:
+    """Until `fd` has bytes to read (True) or `stop` is set (False), looking every STOP_POLL_S when there
+    is a `stop`; an AudioSourceError after `stall_timeout` without any."""
+    step = STOP_POLL_S if stop is not None else stall_timeout
+    waited = 0.0
+    while step is not None and not (stop is not None and stop.is_set()):
+        if select.select([fd], [], [], step)[0]:
+            return stop is None or not stop.is_set()
+        waited += step
+        if stall_timeout is not None and waited >= stall_timeout:
+            raise AudioSourceError(f"{what} delivered no audio for {stall_timeout:g} s")
+    return stop is None or not stop.is_set()
 
 
 class RawPcmSource(AudioSource):
@@ -75,10 +92,11 @@ class RawPcmSource(AudioSource):
         self.block_size = max(1, round(block_size * rate / SAMPLE_RATE))  # frames read per block at the input rate
         self._convert = ToMono16k(rate, self.description, mixed)
         self.input_rate = self._convert.rate
+        self._closed = threading.Event()
 
     def _read_blocks(self) -> Iterator[np.ndarray]:
         blocks = read_pcm(self._stream.fileno(), self.sample_format, self.block_size * self.channels, None,
-                          self.description, channels=self.channels)
+                          self.description, channels=self.channels, stop=self._closed)
         heard = False
         try:
             for block in blocks:
@@ -96,5 +114,11 @@ class RawPcmSource(AudioSource):
         """The resampler's last output, held back by its filter's delay (~40 ms): flushed however the stream ends."""
         return self._convert(np.zeros((0, self.channels), np.float32), last=True)
 
+    def stop_reading(self) -> None:
+        """A reader left waiting on stdin after `emolive.stream('-')`'s loop was left had taken the next
+        second of it, for no one: the next reader of the stream lost it."""
+        self._closed.set()
+
     def close(self) -> None:
-        """Nothing to release: the caller opened the stream and closes it."""
+        """The stream stays open, the caller's; only a read not yet made is not made."""
+        self.stop_reading()

@@ -69,3 +69,6 @@ class TrimmedSource(AudioSource):
 
     def discard_captured(self) -> None:
         self._source.discard_captured()
+
+    def stop_reading(self) -> None:
+        self._source.stop_reading()
