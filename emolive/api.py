@@ -38,6 +38,7 @@ Input = str | os.PathLike[str] | object  # a path, or an array-like of samples
 log = logging.getLogger("emolive")
 # the engines of stream() iterators still running: stopped at interpreter exit (_stop_streams)
 _RUNNING: set[tuple[Runner, threading.Thread]] = set()
+LIVE_WAITING = 20  # estimates a live stream keeps for a loop that is behind: 10 s at the default 0.5 s hop
 STOP_AT_EXIT_S = 5.0  # a run stops within a poll and one model call; a teacher's window on a busy core is slower
 
 
@@ -147,17 +148,34 @@ def _plugin(model: str | ModelPlugin) -> ModelPlugin:
 
 
 class _Forward(Sink):
-    """Hands each estimate (and each turn, when asked for) to the consumer's queue."""
+    """Hands each estimate (and each turn, when asked for) to the consumer's queue. Live, at most
+    `keep` wait there: a loop slower than the hop fell ever further behind (10 s after 20 estimates of
+    a 1 s loop body) and grew without bound, where every other live output drops the oldest."""
 
     def __init__(self, out: queue.Queue[Any], turns: bool) -> None:
         self.out, self.turns = out, turns
+        self.keep: int | None = None
+        self.skipped = 0
 
     def emit(self, estimate: Mapping[str, Any]) -> None:
-        self.out.put(estimate)
+        self._put(estimate)
 
     def turn(self, turn: Mapping[str, Any]) -> None:
         if self.turns:
-            self.out.put(turn)
+            self._put(turn)
+
+    def _put(self, item: Mapping[str, Any]) -> None:
+        if self.keep is not None and self.out.qsize() >= self.keep:
+            try:
+                self.out.get_nowait()
+            except queue.Empty:  # the loop took it meanwhile
+                pass
+            else:
+                if not self.skipped:
+                    log.warning("emolive.stream: the loop takes longer than the hop, so the oldest of the %d "
+                                "waiting estimates are skipped, as a live output's slow reader misses them", self.keep)
+                self.skipped += 1
+        self.out.put(item)
 
     def takes_turns(self) -> bool:
         return self.turns
@@ -190,7 +208,8 @@ def stream(source: Input | None = None, *, sample_rate: float | None = None, mod
     # the microphone's options carry the channels of a file or a device alike (open_source)
     options = replace(microphone or MicrophoneOptions(), channels=picked) if picked else microphone
     out: queue.Queue[Any] = queue.Queue()
-    sinks = [_Forward(out, turns)]
+    forward = _Forward(out, turns)
+    sinks = [forward]
     if source is None or isinstance(source, (str, os.PathLike)):
         stdin = source == "-" and sample_rate is not None  # 0 too: "outside the range", not "says its own rate"
         raw = {"raw_rate": float(check_rate(sample_rate, "sample_rate"))} if stdin else {}
@@ -210,6 +229,7 @@ def stream(source: Input | None = None, *, sample_rate: float | None = None, mod
                                "and files; samples stream as fast as the model goes (pick channels with channels=)")
         audio = open_input(source, sample_rate, channels=picked)
         runner = Runner(audio, plugin, sinks, window_s=window, hop_s=hop, stream_id=stream_id)
+    forward.keep = LIVE_WAITING if runner.live else None
     done = object()
 
     def run() -> None:
@@ -233,3 +253,5 @@ def stream(source: Input | None = None, *, sample_rate: float | None = None, mod
         thread.join()
         _RUNNING.discard((runner, thread))
         audio.close()
+        if forward.skipped:
+            log.warning("emolive.stream: %d estimate(s) skipped while the loop was behind", forward.skipped)

@@ -250,3 +250,24 @@ def test_ctrl_c_during_the_first_call_leaves_emolive_usable(tmp_path):
     assert run.returncode == 0, run.stderr
     interrupted, activation = run.stdout.split()
     assert interrupted == "interrupted" and 1.0 <= float(activation) <= 7.0
+
+
+def test_a_live_loop_that_falls_behind_skips_the_oldest_estimates(student, monkeypatch, caplog, tmp_path):
+    """Live estimates waited for a loop body slower than the hop without bound (10 s behind after 20 of
+    a 1 s body): now at most LIVE_WAITING wait, the oldest going first, said, as other live outputs do."""
+    import time
+
+    import emolive.api
+
+    monkeypatch.setattr(emolive.api, "LIVE_WAITING", 2)
+    path = tmp_path / "speech.wav"
+    sf.write(path, np.concatenate([read_audio(p) for p in corpus_files("emodb", limit=3)]), 16000)
+    seqs, lags = [], []
+    with caplog.at_level("WARNING"):
+        for estimate in emolive.stream(str(path), model=student, realtime=True, window=1.0, hop=0.2):
+            seqs.append(estimate["seq"])
+            lags.append(time.time() - estimate["wall_end"])
+            time.sleep(0.6)
+    assert seqs != list(range(len(seqs))) and seqs == sorted(seqs)  # some skipped, the rest in order
+    assert max(lags) < 2 * 0.2 + 0.6 + 1.0  # two waiting, the one in hand, and a second of a loaded machine
+    assert "the oldest of the 2 waiting estimates are skipped" in caplog.text and "estimate(s) skipped" in caplog.text
