@@ -63,7 +63,8 @@ def test_layer_choice_returns_that_transformer_layers_output(speech):
     assert parse_stream("hubert-large").layer == 24 and parse_stream("hubert-large:7").layer == 7
     with pytest.raises(ValueError, match=r"hubert-large has transformer layers 1\.\.24, not 25"):
         parse_stream("hubert-large:25")
-    with pytest.raises(ValueError, match=r"layers 1\.\.7 \(1-6 the transformer layers, 7 layer 6 after the final norm\)"):
+    with pytest.raises(ValueError,
+                       match=r"layers 1\.\.7 \(1-6 the transformer layers, 7 layer 6 after the final norm\)"):
         parse_stream("whisper-base:8")  # its 7th is no transformer layer
     with pytest.raises(ValueError, match="known: whisper-base, wav2vec2-base"):
         parse_stream("hubert-huge")

@@ -219,7 +219,8 @@ def test_what_is_played_while_the_run_waits_for_a_subscriber_is_not_its_start(mi
     stream.wait_until(lambda: any("reading microphone" in line for line in stream.stderr), START_TIMEOUT_S,
                       "the device's opening")
     mic.play(path)  # speech, silence, speech: over within the wait
-    stream.wait_until(lambda: any("no WebSocket subscriber within" in line for line in stream.stderr), 30, "the wait's end")
+    stream.wait_until(lambda: any("no WebSocket subscriber within" in line for line in stream.stderr), 30,
+                      "the wait's end")
     stream.wait_for_estimates(6, timeout=20)
     assert stream.interrupt() == 130
     assert not any(e["speech"] for e in stream.estimates) and "0 audio blocks dropped" in stream.stderr[-1], \

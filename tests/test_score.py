@@ -494,7 +494,8 @@ def test_names_posix_allows_are_scored_and_odd_entries_are_rows_not_the_end_of_t
     root = tmp_path / "odd"
     root.mkdir()
     shutil.copy(folder / "one.flac", os.fsencode(root) + b"/not\xffutf8.flac")
-    shutil.copy(folder / "a" / "two.flac", root / "not\\xffutf8.flac")  # the first's text, had a backslash not been escaped
+    # the first's text, had a backslash not been escaped
+    shutil.copy(folder / "a" / "two.flac", root / "not\\xffutf8.flac")
     shutil.copy(folder / "one.flac", root / "take\r1.flac")
     (root / "loop.flac").symlink_to("loop.flac")
     (root / "loop").symlink_to("loop")  # a loop without an audio name is passed over

@@ -493,7 +493,8 @@ def test_resume_refuses_a_checkpoint_of_other_settings_and_a_missing_one(tmp_pat
     # the same clips, labels and lengths, other audio (two clips of one length swapped under their names)
     changed = dataclasses.replace(data, features=[f + 1.0 for f in data.features])
     with pytest.raises(TrainerError, match="other data or settings"):
-        train(changed, changed, ["sad"], longer, log=lambda _: None, checkpoint=Checkpointing(at.directory, resume=True))
+        train(changed, changed, ["sad"], longer, log=lambda _: None,
+              checkpoint=Checkpointing(at.directory, resume=True))
     # fewer epochs than the checkpoint holds: its history and best epoch lay beyond --epochs
     with pytest.raises(TrainerError, match="holds 2 epochs, more than --epochs 1: resume with --epochs 2"):
         train(data, data, ["sad"], cfg, log=lambda _: None, checkpoint=Checkpointing(at.directory, resume=True))
@@ -510,8 +511,9 @@ def test_a_checkpoint_inside_the_bundle_folder_is_refused_before_the_data_is_rea
     assert trainer_main(["train", "--data", str(tmp_path / "not-read.csv"), "--out", str(tmp_path / "c"),
                          "--cache", str(tmp_path / "c" / "cache")]) == 2
     assert "(--cache) is inside --out" in capsys.readouterr().err
-    run = subprocess.run([str(Path(sys.executable).parent / "trainer"), "train", "--data", str(tmp_path / "not-read.csv"),
-                          "--out", str(tmp_path / "e")], env={**os.environ, "EMOLIVE_CACHE": str(tmp_path / "e" / "c")},
+    run = subprocess.run([str(Path(sys.executable).parent / "trainer"), "train", "--data",
+                          str(tmp_path / "not-read.csv"), "--out", str(tmp_path / "e")],
+                         env={**os.environ, "EMOLIVE_CACHE": str(tmp_path / "e" / "c")},
                          capture_output=True, text=True, timeout=120)
     assert run.returncode == 2 and "($EMOLIVE_CACHE) is inside --out" in run.stderr, run.stderr
     # a run without --resume wrote over an interrupted run's checkpoint, which the interruption had named

@@ -99,7 +99,8 @@ def _split_choice_args(p: argparse.ArgumentParser) -> None:
     """Which clips `evaluate` and `report` score: one split, by the data's labels or a model's splits.csv."""
     p.add_argument("--split", type=split_word, default=None, help="only this split (needs split labels or "
                    "--splits; dev, development, validation: val, in any case)")
-    p.add_argument("--splits", default=None, type=user_path, metavar="CSV", help="speaker,split CSV written by `trainer train`")
+    p.add_argument("--splits", default=None, type=user_path, metavar="CSV",
+                   help="speaker,split CSV written by `trainer train`")
 
 
 def _fit_args(p: argparse.ArgumentParser) -> None:

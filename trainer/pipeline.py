@@ -124,7 +124,8 @@ class DataSpec:
         # its speakers is an error that says so (it had blamed "a speaker in several splits")
         shared = sorted({u.speaker for u in held} & {u.speaker for u in own})
         if shared:
-            raise TrainerError(f"--test-data holds speaker(s) {', '.join(shared[:3])}{', …' if len(shared) > 3 else ''} "
+            named = ", ".join(shared[:3]) + (", …" if len(shared) > 3 else "")
+            raise TrainerError(f"--test-data holds speaker(s) {named} "
                                "of --data too (a corpus is its manifest's folder name): hold out other speakers, or "
                                "give a held-out corpus of its own a folder named for it")
         return without_copied_audio(own + held)
