@@ -17,6 +17,13 @@ GROWTH_READ = 1 << 20  # a file growing while it is read is read on in pieces of
 PARTIAL_PREFIX = ".{name}.partial-"  # write_whole's file in the making, before its random suffix
 
 
+def is_within(path: str | os.PathLike[str], folder: str | os.PathLike[str]) -> bool:
+    """Whether `path` is `folder` or inside it, links followed (a dangling one's target included): what
+    writing a bundle, which replaces its folder whole, would delete, or a file of a bundle a run reads."""
+    whole = os.path.realpath(folder)
+    return os.path.commonpath([os.path.realpath(path), whole]) == whole
+
+
 def open_locked(path: str | Path) -> int | None:
     """`path` opened write-only (made where missing, not emptied) with an exclusive advisory lock for as
     long as the descriptor stays open (the kernel lets it go when the process ends, however it ends);

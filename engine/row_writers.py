@@ -19,7 +19,7 @@ from typing import IO, Any, Literal, Protocol
 
 from emolive.engine.analysis import TEXT_FIELDS
 from emolive.engine.errors import EmoliveError
-from emolive.engine.files import empty_if_regular, open_locked
+from emolive.engine.files import empty_if_regular, is_within, open_locked
 from emolive.engine.sinks.base import SinkError
 from emolive.engine.sinks.csv_sink import csv_line
 from emolive.engine.sinks.lines import LineWriter
@@ -72,8 +72,7 @@ def check_not_in_bundle(out: str, model: object, option: str = "--out") -> None:
     bundle = model if isinstance(model, (str, os.PathLike)) else getattr(model, "path", None)
     if out == "-" or bundle is None or not os.path.isdir(bundle):
         return
-    folder = os.path.realpath(bundle)  # realpath follows links, a dangling one's target included
-    inside = os.path.commonpath([os.path.realpath(out), folder]) == folder
+    inside = is_within(out, bundle)
     if inside or any(os.path.exists(out) and os.path.samefile(out, entry.path) for entry in os.scandir(bundle)):
         raise OutputError(f"{option} {out} is {'in' if inside else 'a file of'} the model bundle {bundle} this run "
                           "reads, whose files it would overwrite: write elsewhere")

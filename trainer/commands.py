@@ -19,6 +19,7 @@ from emolive.engine.plugin import load_model
 from emolive.plugins.student import ARCHITECTURES
 from emolive.plugins.student.spec import network_shapes
 from emolive.plugins.teacher.pretrained import check_takes_checkpoint
+from emolive.engine.files import is_within
 from emolive.engine.sinks.lines import print_line
 from emolive.trainer import distributed
 from emolive.trainer.checkpoint import (CHECKPOINT_FILE, hold_checkpoint_folder, interrupted_after_training,
@@ -142,13 +143,6 @@ def train(args) -> int:
     ctx = distributed.context()
     with hold_checkpoint_folder(checkpoint.directory, out) if ctx.is_main else contextlib.nullcontext():
         return fit_and_save(args, data, cfg, distill, checkpoint, ctx)
-
-
-def is_within(path: Path, folder: Path) -> bool:
-    """Whether `path` is `folder` or inside it, links followed: what the bundle, which replaces its
-    folder whole, would delete."""
-    inside, whole = path.resolve(), folder.resolve()
-    return inside == whole or whole in inside.parents
 
 
 def fit_and_save(args, data: DataSpec, cfg: TrainConfig, distill, checkpoint: Checkpointing,
