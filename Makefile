@@ -74,9 +74,15 @@ teacher-model: teacher-embeddings
 
 # The cross-fitted teachers: the shipped teacher's recipe trained without one corpus, whose clips it then
 # estimates for the student (`trainer distill --teacher-for`). Kept in out/crossfit; `make -j2` trains two at once.
+# Each trains on the student's speaker split (STUDENT_SPLITS, the shipped student's, which its seed-0 draw
+# repeats), so none learns a speaker the student validates or is tested on.
 CROSSFIT := out/crossfit
-$(CROSSFIT)/without-%/config.json: | teacher-embeddings
-	$(TEACHER_TRAIN) $(call data_of,$(filter-out $*,$(CORPUS_NAMES))) --out $(CROSSFIT)/without-$*
+STUDENT_SPLITS := $(CROSSFIT)/student-splits.csv
+$(STUDENT_SPLITS): | plugins/student/default/splits.csv
+	mkdir -p $(CROSSFIT) && cp plugins/student/default/splits.csv $@
+$(CROSSFIT)/without-%/config.json: | $(STUDENT_SPLITS) teacher-embeddings
+	$(TEACHER_TRAIN) $(call data_of,$(filter-out $*,$(CORPUS_NAMES))) --splits $(STUDENT_SPLITS) \
+	  --out $(CROSSFIT)/without-$*
 
 # The embedded default student: `trainer train`'s defaults (TrainConfig, DataSpec: the shipped recipe, TCGRU,
 # on all four shared corpora, int8 weights), each corpus also taught the activation and dominance its
@@ -91,6 +97,7 @@ STUDENT_DISTILL := --epochs 40 --switch-epoch 0 --kappa-early 1 --lambda-early 0
 default-model: setup $(foreach c,$(CORPUS_NAMES),$(CROSSFIT)/without-$(c)/config.json)
 	$(VENV)/bin/trainer distill $(CORPORA) $(foreach c,$(CORPUS_NAMES),--teacher-for $(c)=$(CROSSFIT)/without-$(c)) \
 	  $(STUDENT_DISTILL) --int8 --out plugins/student/default --replace-shipped
+	cmp $(STUDENT_SPLITS) plugins/student/default/splits.csv
 	$(PY) scripts/attach-results.py plugins/student/default docs/generalisation.json "$(RECIPE_NAME)"
 
 # The example report of docs/reports.md: the default student against a GRU without multi-task trained

@@ -344,6 +344,49 @@ def test_each_corpus_is_taught_by_its_own_teacher(two_corpora, tmp_path, capsys)
         assert (f"teacher {name} learned {count} of the {len(held)} clips this run holds out" in err) == (count > 0)
 
 
+def test_teachers_trained_on_the_students_split_learn_none_of_its_held_out_clips(two_corpora, tmp_path, capsys):
+    """`--splits`: cross-fitted teachers trained on the split the student is then trained on hold its
+    validation speakers for validation and its test speakers for test, so distill counts none learned,
+    says nothing, and each bundle's splits.csv is the file's rows for its own speakers."""
+    from emolive.trainer.data.splits import speaker_split, write_splits
+
+    manifests, cache, _ = two_corpora
+    shared = tmp_path / "shared-splits.csv"  # drawn per corpus, so each teacher has speakers to validate on
+    write_splits(shared, [u for m in manifests for u in speaker_split(read_manifest(m), val_frac=0.2, test_frac=0.2)])
+    given = dict(line.split(",") for line in shared.read_text().split()[1:])
+    teachers = {}
+    for corpus, manifest in zip(("ravdess", "emodb"), manifests):
+        teachers[corpus] = tmp_path / f"only-{corpus}"
+        assert trainer_main(["train", "--data", str(manifest), "--cache", str(cache), "--epochs", "1",
+                             "--epoch-clips", "0", "--hidden", "16", "--splits", str(shared),
+                             "--out", str(teachers[corpus])]) == 0
+        written = dict(line.split(",") for line in (teachers[corpus] / "splits.csv").read_text().split()[1:])
+        assert written == {s: given[s] for s in {u.speaker for u in read_manifest(manifest)}}
+        recorded = json.loads((teachers[corpus] / "config.json").read_text())["training"]["splits"]
+        assert recorded == str(shared)
+    capsys.readouterr()
+    assert trainer_main(["distill", "--data", str(manifests[0]), "--data", str(manifests[1]), "--cache", str(cache),
+                         "--epochs", "1", "--switch-epoch", "0", "--kappa-early", "1", "--lambda-early", "0",
+                         "--lambda", "0", "--avd-weight", "0.5", "--epoch-clips", "0", "--batch-size", "16",
+                         "--splits", str(shared), "--teacher-for", f"ravdess={teachers['emodb']}",
+                         "--teacher-for", f"emodb={teachers['ravdess']}", "--out", str(tmp_path / "o")]) == 0
+    recorded = json.loads((tmp_path / "o" / "results.json").read_text())["distillation"]["teachers"]
+    assert [r["learned_held_out"] for r in recorded] == [0, 0]
+    assert "clips this run holds out" not in capsys.readouterr().err
+    assert (tmp_path / "o" / "splits.csv").read_text() == shared.read_text()
+
+
+def test_a_splits_file_without_a_speaker_of_the_data_is_refused_naming_it(two_corpora, tmp_path, capsys):
+    manifests, cache, _ = two_corpora
+    partial = tmp_path / "partial.csv"
+    partial.write_text("speaker,split\n" + "".join(f"{u.speaker},train\n" for u in read_manifest(manifests[0])))
+    assert trainer_main(["train", "--data", str(manifests[0]), "--data", str(manifests[1]), "--cache", str(cache),
+                         "--splits", str(partial), "--out", str(tmp_path / "o")]) != 0
+    err = capsys.readouterr().err
+    assert re.search(r"no split for speaker\(s\) emodb/\S+.* in \S*partial.csv", err), err
+    assert not (tmp_path / "o").exists()
+
+
 @pytest.mark.parametrize("teachers, message", [
     (["--teacher-for", "ravdess={ravdess}", "--teacher", "student"], "learned .* of ravdess's"),
     (["--teacher-for", "crema={emodb}", "--teacher", "student"], "no corpus of that name .*ravdess, emodb"),

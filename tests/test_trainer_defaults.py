@@ -49,9 +49,10 @@ def default_student() -> list[str]:
 
 
 def without_data(argv: list[str]) -> list[str]:
-    """`argv` less its --data and --out options (and --replace-shipped: where the bundle goes, not the recipe)."""
-    return [t for i, t in enumerate(argv) if t not in ("--data", "--out", "--replace-shipped")
-            and argv[i - 1] not in ("--data", "--out")]
+    """`argv` less its --data, --splits and --out options (and --replace-shipped: where the bundle goes, not
+    the recipe)."""
+    return [t for i, t in enumerate(argv) if t not in ("--data", "--splits", "--out", "--replace-shipped")
+            and argv[i - 1] not in ("--data", "--splits", "--out")]
 
 
 def restated_defaults(argv: list[str]) -> list[str]:
@@ -98,6 +99,20 @@ def test_each_corpus_is_taught_by_the_shipped_teachers_recipe_trained_without_it
         assert teachers[Path(teacher)] == corpora - {corpus}
     for c in trainer_commands("default-model", "train"):
         assert without_data(c) == without_data(shipped)
+
+
+def test_the_cross_fitted_teachers_train_on_the_students_split():
+    """None of them may learn a speaker the student holds out (trainer distill counts them): each reads
+    the split that the recipe copies from the shipped student, and the recipe checks afterwards that the
+    student it trained drew that split again."""
+    commands = make_commands("default-model")
+    (copy,) = [c for c in commands if c[0] == "mkdir"]
+    splits = copy[-1]
+    assert copy[-2] == "plugins/student/default/splits.csv"
+    teachers = [build_parser().parse_args(c) for c in trainer_commands("default-model", "train")]
+    assert len(teachers) == 4 and all(t.splits == splits for t in teachers)
+    assert build_parser().parse_args(default_student()).splits is None  # the student draws it: the defaults
+    assert ["cmp", splits, "plugins/student/default/splits.csv"] in commands
 
 
 def test_argparse_defaults_are_the_dataclasses():

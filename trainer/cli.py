@@ -86,6 +86,10 @@ def _split_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--val-frac", type=FRACTION, default=DataSpec.val_frac, help="fraction of speakers for validation")
     p.add_argument("--test-frac", type=FRACTION, default=DataSpec.test_frac,
                    help="fraction of speakers held out for test")
+    p.add_argument("--splits", default=DataSpec.splits, type=user_path, metavar="CSV",
+                   help="each speaker's split from this speaker,split CSV (a bundle's splits.csv), in place of the "
+                        "data's and the drawn ones; every speaker must be in it. Train a student's teachers on the "
+                        "student's split, so that none of them learns a speaker the student holds out")
 
 
 def split_word(text: str) -> str:

@@ -303,11 +303,13 @@ def heard_held_out(plugin: ModelPlugin, teacher: str, held_out: list[Utterance])
     None where its bundle cannot say. Said when any: what it learned of them reaches the student through
     its targets, so the student's scores there are not wholly held out. A teacher trained on another
     speaker split (a cross-fitted one, drawn over other corpora) had held the student's test speakers
-    without a word."""
+    without a word. A clip the teacher validated on that the student validates on too is not counted:
+    trained on the student's split (`--splits`), both pick their epoch on the same speakers and learn none."""
     splits = bundle_splits(plugin)
     if splits is None:
         return None
-    learned = [u for u, split in zip(held_out, learned_splits(splits, held_out)) if split]
+    learned = [u for u, split in zip(held_out, learned_splits(splits, held_out))
+               if split == "train" or (split == "val" and u.split != "val")]
     if learned:
         log.warning("teacher %s learned %d of the %d clips this run holds out (validation and test; %d speakers, "
                     "e.g. %s): what it learned of them reaches the student through its targets, so its scores "

@@ -25,7 +25,8 @@ from emolive.plugins.student import StudentModel, save_bundle
 from emolive.plugins.student.bundle import numpy_state
 from emolive.plugins.teacher import save_teacher_bundle
 from emolive.trainer.classes import CLASS_SETS, class_names_of  # noqa: F401 (re-exported)
-from emolive.trainer.data import FeatureCache, Utterance, assign_splits, read_manifest, read_msp_podcast, speaker_split
+from emolive.trainer.data import (FeatureCache, Utterance, assign_splits, read_manifest, read_msp_podcast, read_splits,
+                                  speaker_split)
 from emolive.trainer.data.augment import AugmentConfig
 from emolive.trainer.data.cache import MFB, without_copied_audio
 from emolive.trainer.data.msp_podcast import CORPUS as MSP_CORPUS
@@ -87,6 +88,9 @@ class DataSpec:
     split_seed: int = 0
     val_frac: float = 0.1
     test_frac: float = 0.1
+    # or each speaker's split from a speaker,split CSV (a bundle's splits.csv): a teacher trained on its
+    # student's split learns none of the student's held-out speakers
+    splits: str | None = None
     train_on: str = "train"  # a key of FIT_SPLITS
     classes: str = "shared"  # a class set of trainer.classes
     views: int = 0  # augmented views per training clip
@@ -109,7 +113,10 @@ class DataSpec:
         return load_utterances(list(self.data), list(self.msp_podcast))
 
     def split_utterances(self) -> list[Utterance]:
-        """The clips with their splits: the data's own, and by speaker for clips without one (ensure_splits)."""
+        """The clips with their splits: `splits`' where given (every speaker must be in it), else the
+        data's own, and by speaker for clips without one (ensure_splits)."""
+        if self.splits:
+            return read_splits(self.splits, self.utterances())
         return ensure_splits(self.utterances(), self.split_seed, self.val_frac, self.test_frac)
 
     def with_held_out(self, own: list[Utterance]) -> list[Utterance]:

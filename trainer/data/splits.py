@@ -79,11 +79,14 @@ def _count(frac: float, n: int) -> int:
     return max(1, round(frac * n)) if frac > 0 else 0
 
 
-def assign_splits(utts: list[Utterance], split_of: dict[str, str]) -> list[Utterance]:
-    """Copies of `utts` with each speaker's split; a speaker missing from `split_of` is an error."""
+def assign_splits(utts: list[Utterance], split_of: dict[str, str], source: str = "") -> list[Utterance]:
+    """Copies of `utts` with each speaker's split; a speaker missing from `split_of` is an error, which
+    names the `source` of the splits where given."""
     missing = sorted({u.speaker for u in utts} - split_of.keys())
     if missing:
-        raise TrainerError(f"no split for speaker(s) {', '.join(missing[:10])}")
+        more = f" and {len(missing) - 10} more" if len(missing) > 10 else ""
+        where = f" in {source}" if source else ""
+        raise TrainerError(f"no split for speaker(s) {', '.join(missing[:10])}{more}{where}")
     return [dataclasses.replace(u, split=split_of[u.speaker]) for u in utts]
 
 
@@ -106,7 +109,7 @@ def read_splits(path: str | Path, utts: list[Utterance]) -> list[Utterance]:
         if earlier[0] != split:
             raise TrainerError(f"{path}:{line}: speaker {row['speaker']!r} is in split {split!r} here and in "
                                f"{earlier[0]!r} on line {earlier[1]}; a speaker is in one split")
-    return assign_splits(utts, {speaker: split for speaker, (split, _) in split_of.items()})
+    return assign_splits(utts, {speaker: split for speaker, (split, _) in split_of.items()}, str(path))
 
 
 def learned_key(path: str | Path) -> str:
