@@ -16,8 +16,8 @@ from typing import Any
 import zmq
 
 from emolive.engine.console import terminate_as_interrupt
-from emolive.engine.schema import (ESTIMATE_TOPIC, STATUS_TOPIC, TURN_TOPIC, Rejections, SchemaError, parse_message,
-                                   topic_prefix)
+from emolive.engine.schema import (END_FAILED, ESTIMATE_TOPIC, STATUS_TOPIC, TURN_TOPIC, Rejections, SchemaError,
+                                   end_text, parse_message, printable, topic_prefix)
 from emolive.engine.sinks import JsonLinesSink, SinkError
 from emolive.engine.sinks.table import TableSink
 from emolive.engine.sinks.zmq_publisher import check_resolves, validate_address
@@ -44,14 +44,18 @@ def cmd_listen(args: argparse.Namespace) -> int:
         log.info("listening to %s (Ctrl-C to stop)", args.connect)
         # SIGTERM as Ctrl-C: it killed the process (exit -15), the last count of ignored messages unsaid
         with terminate_as_interrupt():
-            listen_until(args, sub, sink, show_turn)
+            final = listen_until(args, sub, sink, show_turn)
+    if final is not None and final.get("end_reason") == END_FAILED:  # a partial run's estimates: not a success
+        log.error("stream %s %s", printable(final["stream"], 64), end_text(final))
+        return 1
     return 0
 
 
 def listen_until(args: argparse.Namespace, sub: zmq.Socket, sink: JsonLinesSink | TableSink,
-                 show_turn: Callable[[Mapping[str, Any]], None]) -> None:
+                 show_turn: Callable[[Mapping[str, Any]], None]) -> Mapping[str, Any] | None:
     """Print what `sub` receives until --count estimates, the stream's end (--until-end) or a signal;
-    the count of messages refused is said once a second at most, and its last one on the way out."""
+    the count of messages refused is said once a second at most, and its last one on the way out.
+    Returns the final status that ended it under --until-end, else None."""
     rejections, pending, last_report = Rejections(), "", -REPORT_INTERVAL_S
     received = 0
     try:
@@ -72,7 +76,8 @@ def listen_until(args: argparse.Namespace, sub: zmq.Socket, sink: JsonLinesSink 
             else:
                 sink.status(payload)
                 if args.until_end and payload.get("ended") is True:
-                    break
+                    return payload
     finally:
         if pending:
             log.warning("%s", pending)
+    return None

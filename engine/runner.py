@@ -54,7 +54,8 @@ from emolive.engine.features import FrontEnd
 from emolive.engine.plugin import ModelPlugin, Prediction, check_sample_rate, predict_checked, reads_samples
 from emolive.engine.features.normalise import StreamNormaliser
 from emolive.engine.narrowband import narrowband_note
-from emolive.engine.schema import SCALE, check_stream_id, estimate_payload, status_payload, turn_payload
+from emolive.engine.schema import (END_FAILED, END_FINISHED, END_STOPPED, SCALE, check_stream_id, end_fields,
+                                   estimate_payload, status_payload, turn_payload)
 from emolive.engine.sinks.base import Sink, SinkError
 from emolive.engine.sources.base import SAMPLE_RATE, AudioSource, AudioSourceError
 from emolive.engine.turns import TurnOptions, TurnTracker
@@ -132,6 +133,7 @@ class Runner:
         self._lag_s = 0.0
         self._wall_end = -math.inf  # the latest estimate's wall_end
         self._final: RunStats | None = None  # what the final status said, once sent
+        self._source_ended = False  # the source ran out (else the run was stopped or failed)
 
     def stop(self) -> None:
         """Ask `run()` to return soon (within POLL_S plus one model call); safe from any thread."""
@@ -145,14 +147,17 @@ class Runner:
         reader.start()
         try:
             self._process()
-        except SinkError:  # the sink that failed can take nothing more; the others still hear how the run ended
-            self._final = self._send_status(ended=True, after_sink_failure=True)
+        except SinkError as exc:  # the sink that failed can take nothing more; the others still hear how the run ended
+            self._final = self._send_status(ended=END_FAILED, after_sink_failure=True, error=str(exc))
             raise
-        except BaseException:  # the source failed, or Ctrl-C: the sinks still hear how the run ended
-            self._final = self._send_status(ended=True)
+        except Exception as exc:  # the source failed: the sinks hear it, so a partial run never passes for a whole one
+            self._final = self._send_status(ended=END_FAILED, error=str(exc))
+            raise
+        except BaseException:  # Ctrl-C (SIGTERM is one too)
+            self._final = self._send_status(ended=END_STOPPED)
             raise
         else:
-            self._final = self._send_status(ended=True)
+            self._final = self._send_status(ended=END_FINISHED if self._source_ended else END_STOPPED)
         finally:
             self._stop.set()
             self.source.stop_reading()
@@ -231,6 +236,7 @@ class Runner:
                     self._finish()
                     raise item
                 if item is _END:
+                    self._source_ended = True
                     self._finish()
                     self._check_a_frame()
                     return
@@ -423,12 +429,14 @@ class Runner:
             speech=speech, voiced_ratio=voiced_ratio, model=self.model.name,
             latency_ms=1000.0 * (time.monotonic() - window.arrival.monotonic))
 
-    def _send_status(self, ended: bool = False, after_sink_failure: bool = False) -> RunStats:
+    def _send_status(self, ended: str = "", after_sink_failure: bool = False, error: str = "") -> RunStats:
         """Status: lag_s is how much newer audio had arrived when the latest estimate was made (0 before one).
         Returns the counts it sent.
 
-        `ended`: the run's final status, so a subscriber can tell a finished stream from a quiet one (a
-        live stream's silence sends no estimates for minutes; `gui --connect` waited on both alike).
+        `ended`: the run's final status and how it ended (END_REASONS), so a subscriber can tell a finished
+        stream from a quiet one (a live stream's silence sends no estimates for minutes; `gui --connect`
+        waited on both alike), and a whole run from one that a damaged file or a failed output cut short
+        (`error` says why): both had sent the same final status.
 
         `after_sink_failure`: the final status of a run a sink ended; a sink that fails again (the broken
         one: a closed pipe, a full disk) is passed over so the others still get it, and the run's error
@@ -437,7 +445,8 @@ class Runner:
         status = status_payload(stream=self.stream_id, dropped_blocks=stats.dropped_blocks,
                                 skipped_windows=stats.skipped_windows, lag_s=self._lag_s, wall=time.time(),
                                 estimates=stats.estimates, audio_s=stats.audio_s, live=self.live,
-                                device_gaps=stats.device_gaps, gap_s=stats.gap_s, ended=ended)
+                                device_gaps=stats.device_gaps, gap_s=stats.gap_s, ended=bool(ended),
+                                **end_fields(ended, error))
         log.debug("status: %d estimates from %.2f s of audio, lag %.3f s, %d windows skipped, %d blocks dropped%s",
                   stats.estimates, stats.audio_s, self._lag_s, stats.skipped_windows, stats.dropped_blocks,
                   " (the final one)" if ended else "")

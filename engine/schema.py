@@ -24,7 +24,10 @@ Turn (topic `turn.<stream>`): the estimate's fields over one whole span, plus
 
 Status (topic `status.<stream>`): schema, stream, dropped_blocks (audio lost at the source),
 skipped_windows (windows not evaluated because the model fell behind), lag_s (how far behind
-real time the engine is), wall (unix time), plus any extra keys the runner adds.
+real time the engine is), wall (unix time), plus the runner's counters (STATUS_EXTRAS). The run's
+final status has `ended` true and `end_reason`: "finished" (the source ran out), "stopped" (Ctrl-C,
+SIGTERM, `stop()`) or "failed" (a damaged file, a lost device, a failed output), with `error` saying
+why: a reader must not take a failed run's estimates for a whole recording's.
 
 Readers (`emolive listen`, `emolive gui --connect`) take messages from any program that can reach
 the address, so `parse_message` treats every one as untrusted: frame count, size, JSON, nesting,
@@ -40,6 +43,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any, Literal, TypedDict
 
 from emolive.engine.errors import EmoliveError
+from emolive.engine.table_names import table_text
 
 SCHEMA_VERSION = 1
 SCALE = (1.0, 7.0)  # every rating in emolive (targets, model outputs, estimates) is on this scale
@@ -57,8 +61,14 @@ _ESTIMATE_ORDER = ("schema", "seq", "stream", "start", "end", "wall_start", "wal
 _ESTIMATE_FIELDS = frozenset(_ESTIMATE_ORDER)
 _STATUS_FIELDS = {"schema": int, "stream": str, "dropped_blocks": int, "skipped_windows": int, "lag_s": float,
                   "wall": float}
+END_FINISHED, END_STOPPED, END_FAILED = END_REASONS = ("finished", "stopped", "failed")
+STATUS_EXTRAS = {"estimates": int, "audio_s": float, "live": bool, "device_gaps": int, "gap_s": float,
+                 "ended": bool, "end_reason": str, "error": str}
+"""The runner's own status fields beyond _STATUS_FIELDS: optional for a reader, but of these types where
+present (the schema file's), and counts and seconds never negative."""
+_ERROR_CHARS = 500  # a final status's error: one line, as the run's own message (paths can make it long)
 MAX_EXACT_INT = 2**53  # the integers a float holds exactly; 10**400 overflowed float() before validation
-_STATUS_FLOATS = tuple(name for name, kind in _STATUS_FIELDS.items() if kind is float)
+_STATUS_FLOATS = tuple(name for name, kind in {**_STATUS_FIELDS, **STATUS_EXTRAS}.items() if kind is float)
 
 
 class SchemaError(ValueError):
@@ -123,7 +133,7 @@ def estimate_payload(*, seq: int, stream: str, start: float, end: float, wall_st
             "start": float(start), "end": float(end), "wall_start": float(wall_start), "wall_end": float(wall_end),
             "activation": float(activation), "valence": float(valence), "dominance": float(dominance),
             "classes": {str(name): float(p) for name, p in classes.items()},
-            "speech": bool(speech), "voiced_ratio": float(voiced_ratio), "model": str(model),
+            "speech": bool(speech), "voiced_ratio": float(voiced_ratio), "model": table_text(str(model)),
             "latency_ms": float(latency_ms)}
 
 
@@ -145,6 +155,30 @@ def status_payload(*, stream: str, dropped_blocks: int, skipped_windows: int, la
     """Build a status message; `extra` carries runner-specific counters (readers ignore what they don't know)."""
     return {"schema": SCHEMA_VERSION, "stream": str(stream), "dropped_blocks": int(dropped_blocks),
             "skipped_windows": int(skipped_windows), "lag_s": float(lag_s), "wall": float(wall), **extra}
+
+
+def end_fields(reason: str, error: str = "") -> dict[str, str]:
+    """A final status's `end_reason` (END_REASONS) and, for a failed run, its `error` as one line of text a
+    strict JSON reader takes (a file name's bytes that are not UTF-8 as \\xNN); none for a status
+    before the end (`reason` "")."""
+    if not reason:
+        return {}
+    if reason not in END_REASONS:
+        raise SchemaError(f"end reason {reason!r} is not one of {END_REASONS}")
+    text = table_text(" ".join(error.split()))
+    cut = text if len(text) <= _ERROR_CHARS else text[:_ERROR_CHARS - 1] + "…"
+    return {"end_reason": reason, **({"error": cut} if reason == END_FAILED else {})}
+
+
+def end_text(status: Mapping[str, Any]) -> str | None:
+    """How a checked final status says its stream ended, for a reader's line ("ended", "was stopped",
+    "failed: why"); None for a status before the end. A publisher without `end_reason` "ended"."""
+    if status.get("ended") is not True:
+        return None
+    reason = status.get("end_reason", END_FINISHED)
+    if reason == END_FAILED:
+        return f"failed: {printable(status.get('error') or 'no reason given', _REASON_CHARS)}"
+    return "was stopped" if reason == END_STOPPED else "ended"
 
 
 def topic(kind: str, payload: Mapping[str, Any]) -> str:
@@ -175,8 +209,8 @@ def validate_estimate(payload: Mapping[str, Any], *, extra_ok: bool = False) -> 
     _require(type(payload["seq"]) is int and payload["seq"] >= 0, "seq must be an int >= 0")
     for name in _ESTIMATE_FLOATS:
         _require(type(payload[name]) is float and math.isfinite(payload[name]), f"{name} must be a finite float")
-    _require(payload["start"] <= payload["end"] and payload["wall_start"] <= payload["wall_end"],
-             "a window must not end before it starts")
+    _require(0.0 <= payload["start"] <= payload["end"] and payload["wall_start"] <= payload["wall_end"],
+             "a window must not start before the stream or end before it starts")
     for name in DIMENSIONS:
         _require(SCALE[0] <= payload[name] <= SCALE[1], f"{name} {payload[name]} is off the {SCALE} scale")
     _require(0.0 <= payload["voiced_ratio"] <= 1.0, "voiced_ratio must be in [0, 1]")
@@ -200,6 +234,13 @@ def validate_status(payload: Mapping[str, Any], *, check_json: bool = True) -> N
         _require(name in payload and type(payload[name]) is kind, f"status field {name} must be a {kind.__name__}")
     _require(payload["dropped_blocks"] >= 0 and payload["skipped_windows"] >= 0, "counters must be >= 0")
     _require(math.isfinite(payload["lag_s"]) and math.isfinite(payload["wall"]), "lag_s and wall must be finite")
+    _require("seq" not in payload, "a status has no seq (estimates and turns do)")
+    for name, kind in STATUS_EXTRAS.items():
+        if name in payload:
+            value = payload[name]
+            _require(type(value) is kind, f"status field {name} must be a {kind.__name__}")
+            _require(kind not in (int, float) or (math.isfinite(value) and value >= 0), f"{name} must be >= 0")
+    _require(payload.get("end_reason", END_FINISHED) in END_REASONS, f"end_reason must be one of {END_REASONS}")
     if check_json:
         to_json(payload)  # the extras must be JSON too
 

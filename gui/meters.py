@@ -6,7 +6,7 @@ from typing import Any
 
 from PySide6.QtWidgets import QLabel, QProgressBar
 
-from emolive.engine.schema import DIMENSIONS, printable
+from emolive.engine.schema import DIMENSIONS, end_text, printable
 
 METER_FLOOR_DBFS = -60  # quieter than a quiet room through a laptop microphone
 
@@ -66,6 +66,7 @@ def status_text(estimate: Mapping[str, Any] | None, status: Mapping[str, Any] | 
         gaps = status.get("device_gaps")  # a status extra: older publishers and other sources send none
         if isinstance(gaps, int) and gaps > 0 and isinstance(status.get("gap_s"), float):
             parts.append(f"device lost and back {gaps}x ({status['gap_s']:.1f} s)")
-        if status.get("ended") is True:  # also a status extra: a quiet stream and a finished one looked alike
-            parts.append("stream ended")
+        ended = end_text(status)  # also status extras: a quiet stream and a finished one looked alike
+        if ended:
+            parts.append(f"stream {ended}")
     return " · ".join(parts) or "waiting for the first estimate"

@@ -192,6 +192,9 @@ def test_status_line_says_where_a_stream_ended():
     status = status_payload(stream="default", dropped_blocks=0, skipped_windows=0, lag_s=0.0, wall=0.0, ended=False)
     assert "ended" not in status_text(None, status)
     assert status_text(None, {**status, "ended": True}).endswith("stream ended")
+    assert status_text(None, {**status, "ended": True, "end_reason": "stopped"}).endswith("stream was stopped")
+    failed = {**status, "ended": True, "end_reason": "failed", "error": "a.flac is damaged\x1b[2J"}
+    assert status_text(None, failed).endswith("stream failed: a.flac is damaged\\x1b[2J")  # a reason can't move the cursor
 
 
 def test_level_tap_reports_the_inner_sources_losses():

@@ -7,15 +7,18 @@ import math
 import os
 import subprocess
 import sys
+import tempfile
 import tracemalloc
 from pathlib import Path
 
+import numpy as np
 import pytest
+import soundfile as sf
 import zmq
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tests.conftest import REPO, corpus_files
+from tests.conftest import REPO, corpus_files, read_audio
 from emolive.engine.schema import (Rejections, SchemaError, estimate_payload, parse_message,
                                    printable, status_payload, to_json, validate_estimate, validate_status)
 
@@ -53,6 +56,7 @@ HOSTILE = {  # every class of bad message a reader must survive, with the reason
     "deep nesting": ([b"avd.s", DEEP], "not JSON"),
     "classes a list": (frames({**good_estimate(), "classes": [[1]]}), "classes must map names"),
     "50 MB frame": ([b"avd.s", b" " * 50_000_000], "over the"),
+    "window before the stream": (frames(good_estimate(start=-5.0, end=-1.0)), "must not start before the stream"),
 }
 
 
@@ -211,6 +215,95 @@ def test_a_subscriber_s_address_errors_give_advice_a_subscriber_can_follow():
         validate_address("foo")
 
 
+GOOD_STATUS = status_payload(stream="s", dropped_blocks=0, skipped_windows=0, lag_s=0.0, wall=1.0, estimates=4,
+                             audio_s=3.0, live=False, device_gaps=0, gap_s=0.0, ended=True, end_reason="failed",
+                             error="clip.flac is damaged")
+STATUS_VARIANTS = {  # a status as the runner sends it, and one field off the schema file's at a time
+    "whole": {},
+    "ended as a number": {"ended": 1},
+    "live as text": {"live": "no"},
+    "negative estimates": {"estimates": -5},
+    "audio_s as text": {"audio_s": "x"},
+    "negative gap_s": {"gap_s": -1.0},
+    "with a seq": {"seq": 3},
+    "unknown end reason": {"end_reason": "crashed"},
+    "error as a number": {"error": 7},
+    "an older publisher's": {"end_reason": None, "error": None, "device_gaps": None},  # None: the field left out
+}
+
+
+@pytest.mark.parametrize("name", STATUS_VARIANTS)
+def test_a_status_is_read_where_the_schema_file_takes_it_and_refused_where_it_does_not(name):
+    """`listen` and `gui --connect` had taken statuses the shipped JSON Schema forbids (`ended: 1`,
+    `estimates: -5`, a `seq`): a client built on the file and emolive's own reader disagreed."""
+    import jsonschema
+
+    schema = json.loads((REPO / "engine" / "data" / "messages.schema.json").read_text())
+    payload = {k: v for k, v in {**GOOD_STATUS, **STATUS_VARIANTS[name]}.items() if v is not None}
+    by_file = jsonschema.Draft202012Validator(schema).is_valid(payload)
+    try:
+        parse_message(frames(payload, b"status.s"))
+        by_reader = True
+    except SchemaError:
+        by_reader = False
+    assert by_reader == by_file == (name in ("whole", "an older publisher's"))
+
+
+def test_a_listened_table_says_each_runs_losses_though_the_last_run_lost_as_many():
+    """`listen` goes on to a stream's next run, whose counts start again at 0: its losses had been said
+    only where they differed from the last run's, so a second run that skipped 5 windows said nothing."""
+    import io
+
+    from emolive.engine.sinks.table import TableSink
+
+    out = io.StringIO()
+    table = TableSink(out, announce_end=True)
+    for _ in range(2):  # two runs of one stream, each skipping 5 windows, then ending
+        table.status({**GOOD_STATUS, "ended": False, "skipped_windows": 5})
+        table.status({**GOOD_STATUS, "skipped_windows": 5, "end_reason": "finished"})
+    lines = out.getvalue().splitlines()
+    assert [line.startswith("# lost so far: 5 windows skipped") for line in lines] == [True, False, True, False]
+    assert lines[1] == lines[3] == "# stream s ended"
+
+
+def test_a_model_name_that_is_no_utf_8_goes_out_as_score_writes_it_not_as_a_lone_surrogate():
+    """A bundle folder named with a byte that is not UTF-8: estimates had carried `\\udcff`, which a
+    strict JSON reader refuses, where `emolive score` wrote `\\xff` (engine.table_names)."""
+    from emolive.engine.table_names import table_text
+
+    estimate = good_estimate(model="./bund\udcffle")
+    assert estimate["model"] == table_text("./bund\udcffle") == "./bund\\xffle"
+    to_json(estimate).encode("utf-8")  # strict: a lone surrogate would raise here
+
+
+def test_listen_until_end_exits_with_an_error_after_a_run_that_failed():
+    """A damaged file ends the stream with its error: the final status had been a finished run's, so
+    `listen --until-end` exited 0 and a recorder kept 16 s of a 160 s file as the whole. It now says
+    how the run ended (`end_reason`, `error`) and exits 1 on a failed one."""
+    from tests.test_cli import free_port
+
+    clips = corpus_files("emodb", limit=6)
+    whole = np.concatenate([read_audio(path) for path in clips])
+    address = f"tcp://127.0.0.1:{free_port()}"
+    with tempfile.TemporaryDirectory() as tmp:
+        cut = Path(tmp) / "cut.flac"
+        sf.write(cut, whole, 16000)
+        cut.write_bytes(cut.read_bytes()[:cut.stat().st_size // 3])
+        listener = subprocess.Popen([EMOLIVE, "listen", "--connect", address, "--until-end", "--json"], cwd=REPO,
+                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        engine = subprocess.run([EMOLIVE, "stream", "--source", str(cut), "--publish", address, "--json",
+                                 "--wait-subscriber", "60", "--stream-id", "e2e"],
+                                cwd=REPO, capture_output=True, text=True, timeout=120)
+        try:
+            out, err = listener.communicate(timeout=60)
+        finally:
+            listener.kill()
+    assert engine.returncode == 1 and "damaged or truncated" in engine.stderr, engine.stderr
+    assert listener.returncode == 1 and "Traceback" not in err
+    assert "stream e2e failed: " in err and "damaged or truncated" in err, err
+    assert len(out.splitlines()) == len(engine.stdout.splitlines()) > 0  # what was read still went out
+
+
 def test_listen_until_end_exits_where_the_stream_ends_and_says_so():
     """A quiet live stream and a finished one sent alike nothing: a listener (or `gui --connect`) could
     not tell them apart. The final status now says `ended`, and `listen --until-end` stops there."""
@@ -229,7 +322,7 @@ def test_listen_until_end_exits_where_the_stream_ends_and_says_so():
         listener.kill()
     assert engine.returncode == 0 and listener.returncode == 0 and "Traceback" not in err, err
     lines = out.splitlines()
-    assert lines[-1] == "# stream e2e ended"
+    assert lines[-1] == "# stream e2e ended"  # end_reason "finished": the source ran out
     assert len(lines) - 2 == len(engine.stdout.splitlines())  # the header, every estimate, the end
     # --turns prints each speech turn too (they were never shown), as a JSON line with its `kind`
     listener = subprocess.Popen([EMOLIVE, "listen", "--connect", address, "--until-end", "--json", "--turns"],

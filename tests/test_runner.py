@@ -432,6 +432,8 @@ def test_a_model_slower_than_real_time_skips_windows_and_lag_stays_bounded(stude
     assert sink.statuses[-1]["skipped_windows"] == stats.skipped_windows
     assert len(sink.statuses) >= seconds / (0.5 + sleep) - 1  # every interval, or after each call if slower
     assert [status["ended"] for status in sink.statuses] == [False] * (len(sink.statuses) - 1) + [True]
+    assert sink.statuses[-1]["end_reason"] == "finished" and "error" not in sink.statuses[-1]
+    assert all("end_reason" not in status for status in sink.statuses[:-1])
 
 
 def test_stop_from_another_thread_ends_a_live_run_promptly(student, speech_file):
@@ -444,6 +446,7 @@ def test_stop_from_another_thread_ends_a_live_run_promptly(student, speech_file)
         stats = runner.run()
     assert time.monotonic() - t0 < 2.8
     assert stats.estimates == len(sink.estimates) >= 1 and stats.audio_s < 3.0
+    assert sink.statuses[-1]["end_reason"] == "stopped"  # not "finished": the recording went on
 
 
 def test_when_a_sink_fails_the_others_still_get_the_final_status(student, speech_file):
@@ -458,6 +461,8 @@ def test_when_a_sink_fails_the_others_still_get_the_final_status(student, speech
             runner.run()
     assert len(other.estimates) == 1  # delivered before the JSON lines failed on the same estimate
     assert other.statuses and other.statuses[-1]["estimates"] == 1 and other.statuses[-1]["ended"] is True
+    # the others hear that the run failed, and why: their estimates are not the whole file's
+    assert other.statuses[-1]["end_reason"] == "failed" and "closed its end of the pipe" in other.statuses[-1]["error"]
 
 
 def test_a_run_stopped_mid_utterance_still_sends_its_turn(student):
@@ -495,3 +500,4 @@ def test_a_run_stopped_mid_utterance_still_sends_its_turn(student):
     producer.join()
     assert heard.is_set() and sink.turns, "no turn for the speech in progress"
     assert sink.turns[-1]["end"] > cut / 16000 - 1.0 and sink.statuses[-1]["ended"] is True
+    assert sink.statuses[-1]["end_reason"] == "stopped"

@@ -5,7 +5,7 @@ import sys
 from collections.abc import Mapping
 from typing import Any, TextIO
 
-from emolive.engine.schema import printable
+from emolive.engine.schema import end_text, printable
 from emolive.engine.sinks.base import Sink
 from emolive.engine.sinks.lines import LineWriter
 
@@ -32,7 +32,7 @@ class TableSink(Sink):
         self._out = LineWriter(stream if stream is not None else sys.stdout, "the table")
         self._announce_end = announce_end
         self._header_done = False
-        self._losses = (0, 0)
+        self._losses: dict[str, tuple[int, int]] = {}  # each stream's, said when they change, until it ends
 
     def emit(self, estimate: Mapping[str, Any]) -> None:
         self._write_row(format_row(estimate))
@@ -49,12 +49,15 @@ class TableSink(Sink):
 
     def status(self, status: Mapping[str, Any]) -> None:
         losses = (status["skipped_windows"], status["dropped_blocks"])
-        if losses != self._losses:
-            self._losses = losses
+        if losses != self._losses.get(status["stream"], (0, 0)):
+            self._losses[status["stream"]] = losses
             self._out.write([f"# lost so far: {losses[0]} windows skipped (model behind real time), "
                              f"{losses[1]} audio blocks dropped (source overrun); lag {status['lag_s']:.2f} s"])
-        if self._announce_end and status.get("ended") is True:  # a status extra (engine.runner)
-            self._out.write([f"# stream {printable(status['stream'], 64)} ended"])
+        ended = end_text(status)  # status extras (engine.runner)
+        if ended:  # `listen` goes on to the stream's next run, whose counts start again at 0
+            self._losses.pop(status["stream"], None)
+        if self._announce_end and ended:
+            self._out.write([f"# stream {printable(status['stream'], 64)} {ended}"])
 
     def close(self) -> None:
         """Nothing to release: the stream belongs to the caller (usually stdout)."""
