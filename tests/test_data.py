@@ -455,6 +455,19 @@ def test_too_few_clips_without_a_split_say_how_to_train_on_them(tmp_path):
     assert {u.split for u in ensure_splits(given + _utts(1), 0, 0.0, 0.0)[len(given):]} == {"train"}
 
 
+def test_a_split_files_words_and_speakers_read_as_a_manifests(tmp_path, caplog):
+    """A misspelt split ("tset") is warned, as in a manifest's split column: a training speaker had been
+    held out without a word; a speaker with spaces around it is the manifest's speaker."""
+    utts = _utts(4)
+    speakers = sorted({u.speaker for u in utts})
+    (tmp_path / "s.csv").write_text("speaker,split\n" + "".join(
+        f" {s} ,{w}\n" for s, w in zip(speakers, ("train", "Validation", "tset", "test"))))
+    with caplog.at_level("WARNING"):
+        got = {u.speaker: u.split for u in read_splits(tmp_path / "s.csv", utts)}
+    assert got == dict(zip(speakers, ("train", "val", "tset", "test")))
+    assert "split(s) 'tset' are not train, val" in caplog.text
+
+
 def test_splits_round_trip_through_csv(tmp_path):
     utts = _utts(10)
     split = speaker_split(utts, 0.2, 0.2, seed=1)
@@ -470,6 +483,10 @@ def test_splits_round_trip_through_csv(tmp_path):
     with pytest.raises(ValueError, match=rf"twice.csv:{len(lines) + 1}: speaker '{speaker}' is in split '{other}' "
                                          r"here and in '\w+' on line 2; a speaker is in one split"):
         read_splits(tmp_path / "twice.csv", utts)
+    # an empty split had made a held-out split named "", which the bundle's splits.csv left out
+    (tmp_path / "empty.csv").write_text("\n".join([*lines[:2], f"{lines[2].split(',')[0]},  ", *lines[3:]]) + "\n")
+    with pytest.raises(ValueError, match=r"empty.csv:3: speaker '[^']+' has no split: give it train, val or test"):
+        read_splits(tmp_path / "empty.csv", utts)
     mixed = [split[0], Utterance(**{**split[1].__dict__, "split": "other"})]
     with pytest.raises(ValueError, match="several splits"):
         write_splits(tmp_path / "bad.csv", mixed)

@@ -348,7 +348,7 @@ def test_teachers_trained_on_the_students_split_learn_none_of_its_held_out_clips
     """`--splits`: cross-fitted teachers trained on the split the student is then trained on hold its
     validation speakers for validation and its test speakers for test, so distill counts none learned,
     says nothing, and each bundle's splits.csv is the file's rows for its own speakers."""
-    from emolive.trainer.data.splits import speaker_split, write_splits
+    from emolive.trainer.data.splits import read_splits, speaker_split, write_splits
 
     manifests, cache, _ = two_corpora
     shared = tmp_path / "shared-splits.csv"  # drawn per corpus, so each teacher has speakers to validate on
@@ -374,6 +374,26 @@ def test_teachers_trained_on_the_students_split_learn_none_of_its_held_out_clips
     assert [r["learned_held_out"] for r in recorded] == [0, 0]
     assert "clips this run holds out" not in capsys.readouterr().err
     assert (tmp_path / "o" / "splits.csv").read_text() == shared.read_text()
+    # a teacher fitted on its validation clips too learned the student's validation speakers: counted
+    fitted_on_val = tmp_path / "only-emodb-train+val"
+    assert trainer_main(["train", "--data", str(manifests[1]), "--cache", str(cache), "--epochs", "1",
+                         "--epoch-clips", "0", "--hidden", "16", "--splits", str(shared), "--train-on", "train+val",
+                         "--out", str(fitted_on_val)]) == 0
+    plugin, held = load_model(str(fitted_on_val)), read_splits(shared, [u for m in manifests for u in read_manifest(m)])
+    validation = sum(u.split == "val" and u.corpus == "emodb" for u in held)
+    assert validation and distill.heard_held_out(plugin, "t", [u for u in held if u.split != "train"],
+                                                 {"ravdess", "emodb"}) == validation
+
+
+def test_the_leak_warning_names_the_cure_for_a_corpus_held_out_whole():
+    """A teacher trained on the run's split still learned a corpus that --test-data holds out whole (its
+    clips are all "test", whatever the split file says): "train on this run's split" alone cured nothing."""
+    from emolive.trainer.data import Utterance
+
+    clip = Utterance(Path("a.flac"), "ased/1", "angry", "", 4.0, 4.0, 4.0, split="test")
+    assert distill.leak_cure([clip], {"emodb", "ravdess"}).endswith(
+        "(--splits) to avoid it, and without ased where this run holds it out whole (--test-data)")
+    assert distill.leak_cure([clip], {"ased"}).endswith("(--splits) to avoid it")
 
 
 def test_a_splits_file_without_a_speaker_of_the_data_is_refused_naming_it(two_corpora, tmp_path, capsys):

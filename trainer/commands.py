@@ -167,8 +167,10 @@ def fit_and_save(args, data: DataSpec, cfg: TrainConfig, distill, checkpoint: Ch
         summary["distillation"] = fitted.distillation
     training = {"data": data.sources, **({"test_data": list(data.test_data)} if data.test_data else {}),
                 "features": data.features,
-                "fit_on": data.train_on, "split_seed": data.split_seed,
-                **({"splits": data.splits} if data.splits else {}), "classes": data.classes,
+                "fit_on": data.train_on,  # the split: its file, or how it was drawn (for clips the data gave none)
+                **({"splits": data.splits} if data.splits else
+                   {"split_seed": data.split_seed, "val_frac": data.val_frac, "test_frac": data.test_frac}),
+                "classes": data.classes,
                 "views": data.views, "versions": code,
                 **{k: summary[k] for k in ("config", "best_epoch", "distillation") if k in summary}}
 

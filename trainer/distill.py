@@ -298,24 +298,38 @@ def check_unheard(plugin: ModelPlugin, teacher: str, corpus: str, utts: list[Utt
                            f"{len(utts)} clips (e.g. {learned[0].path}); train it without {corpus}")
 
 
-def heard_held_out(plugin: ModelPlugin, teacher: str, held_out: list[Utterance]) -> int | None:
+def heard_held_out(plugin: ModelPlugin, teacher: str, held_out: list[Utterance],
+                   trained: set[str]) -> int | None:
     """How many of the run's held-out clips the teacher learned (its splits.csv and learned clips say);
     None where its bundle cannot say. Said when any: what it learned of them reaches the student through
     its targets, so the student's scores there are not wholly held out. A teacher trained on another
     speaker split (a cross-fitted one, drawn over other corpora) had held the student's test speakers
-    without a word. A clip the teacher validated on that the student validates on too is not counted:
-    trained on the student's split (`--splits`), both pick their epoch on the same speakers and learn none."""
+    without a word. A clip the teacher only validated on (it was fitted on "train" alone) that the student
+    validates on too is not counted: trained on the student's split (`--splits`), both pick their epoch on
+    the same speakers. A teacher fitted on its validation clips too (`--train-on train+val`) learned them."""
     splits = bundle_splits(plugin)
     if splits is None:
         return None
+    validated_only = plugin.meta.training.get("fit_on") == "train"
     learned = [u for u, split in zip(held_out, learned_splits(splits, held_out))
-               if split == "train" or (split == "val" and u.split != "val")]
+               if split == "train" or (split == "val" and not (validated_only and u.split == "val"))]
     if learned:
         log.warning("teacher %s learned %d of the %d clips this run holds out (validation and test; %d speakers, "
                     "e.g. %s): what it learned of them reaches the student through its targets, so its scores "
-                    "there are not wholly held out; train the teacher on this run's split (--splits) to avoid it",
-                    teacher, len(learned), len(held_out), len({u.speaker for u in learned}), learned[0].speaker)
+                    "there are not wholly held out; %s", teacher, len(learned), len(held_out),
+                    len({u.speaker for u in learned}), learned[0].speaker, leak_cure(learned, trained))
     return len(learned)
+
+
+def leak_cure(learned: list[Utterance], trained: set[str]) -> str:
+    """What keeps a teacher off the held-out clips it `learned`: this run's split (--splits), and for a
+    corpus the run holds out whole (none of its clips among the `trained` corpora's: --test-data, whose
+    clips are all "test" whatever a split file says), a teacher trained without that corpus."""
+    whole = sorted({u.corpus for u in learned} - trained)
+    split = "train the teacher on this run's split (--splits) to avoid it"
+    if not whole:
+        return split
+    return f"{split}, and without {', '.join(whole)} where this run holds it out whole (--test-data)"
 
 
 def setup_distillation(dcfg: DistillConfig, train_set: LabelledSet, cfg: TrainConfig, cache_root: str | Path,
@@ -343,7 +357,7 @@ def setup_distillation(dcfg: DistillConfig, train_set: LabelledSet, cfg: TrainCo
         avd[rows] = targets.avd
         # what each teacher read: its pretrained streams (model, layer, weights sha256) where it has them
         records.append({"name": teacher, "digest": digest, "streams": plugin.meta.hyperparameters.get("streams"),
-                        "taught": taught, "learned_held_out": heard_held_out(plugin, teacher, list(held_out))})
+                        "taught": taught, "learned_held_out": heard_held_out(plugin, teacher, list(held_out), set(teacher_of))})
     embedding = targets.embedding if len(teachers) == 1 else np.zeros((len(utts), 0), np.float32)
     if embedding.shape[1] != cfg.embedding_dim and dcfg.distils_embedding and not dcfg.projector:
         raise TrainerError(f"teacher {teachers[0]} has a {embedding.shape[1]}-dim embedding but the student's "

@@ -30,7 +30,7 @@ from emolive.trainer.data import (FeatureCache, Utterance, assign_splits, read_m
 from emolive.trainer.data.augment import AugmentConfig
 from emolive.trainer.data.cache import MFB, without_copied_audio
 from emolive.trainer.data.msp_podcast import CORPUS as MSP_CORPUS
-from emolive.trainer.data.splits import is_held_out, speaker_splits
+from emolive.trainer.data.splits import speaker_splits, warn_unknown_split_words
 from emolive.trainer.data.utterance import without_duplicates
 from emolive.trainer.embeddings import EmbeddingFeatures, parse_streams
 from emolive.trainer.errors import TrainerError
@@ -272,7 +272,7 @@ def ensure_splits(utts: list[Utterance], seed: int, val_frac: float, test_frac: 
         log.warning("%d of %d clips have no split in the data: %d took their speaker's, %d (%d speakers) were split "
                     "by speaker (--val-frac %g, --test-frac %g, --split-seed %d)", missing, len(utts),
                     missing - len(unplaced), len(unplaced), len(drawn), val_frac, test_frac, seed)
-    _warn_unknown_split_words(set(placed.values()))
+    warn_unknown_split_words(set(placed.values()))
     return assign_splits(utts, {**placed, **drawn})
 
 
@@ -286,15 +286,6 @@ def _drawn_splits(utts: list[Utterance], seed: int, val_frac: float, test_frac: 
             raise
         raise TrainerError(f"the {len(utts)} clips without a split in the data: {err}: give them one in the data, "
                            "or --val-frac 0 --test-frac 0 to train on them all") from None
-
-
-def _warn_unknown_split_words(splits: set[str]) -> None:
-    """A split word that is none of train, val or test* is held out and scored as a split of its own:
-    say so, since it is most likely a spelling the trainer does not know (splits.SPLIT_WORDS)."""
-    unknown = sorted(s for s in splits if s not in ("train", "val") and not is_held_out(s))
-    if unknown:
-        log.warning("split(s) %s are not train, val (dev, development, validation) or test: their clips are "
-                    "never trained on and are scored as held-out splits of their own", ", ".join(map(repr, unknown)))
 
 
 def save_model(fitted: Fitted, path: str | Path, int8: bool = False, finish: Callable[[Path], None] | None = None,

@@ -46,8 +46,8 @@ How `train` takes an extra term (distillation) without a second copy of the loop
 
 # the option that adds each kind of weights training beside the student (train's `extra`)
 EXTRA_WEIGHTS_OPTION = {"adversary": "--corpus-adversary", "objective": "--projector"}
-VALIDATION_FIX = ("give some speakers the split 'val' in the data (dev, development and validation read as val) "
-                  "or, for clips without a split, a --val-frac above 0")
+VALIDATION_FIX = ("give some speakers the split 'val' in the data or the --splits file (dev, development and "
+                  "validation read as val) or, for clips without a split, a --val-frac above 0")
 
 
 @dataclass
@@ -145,7 +145,7 @@ def check_targets(train_utts: list[Utterance], val_utts: list[Utterance]) -> Non
     Such training clips teach no estimate, and such validation clips score NaN in every epoch: the run
     ended, after all its training, with nothing to select. `fit` calls this before featurising."""
     if not train_utts:
-        raise TrainerError("no training clips: give some speakers the split 'train' in the data")
+        raise TrainerError("no training clips: give some speakers the split 'train' in the data or the --splits file")
     if not val_utts:
         raise TrainerError(f"no validation clips (split 'val'), which early stopping needs: {VALIDATION_FIX}")
     for role, utts in (("training", train_utts), ("validation", val_utts)):

@@ -100,16 +100,30 @@ def write_splits(path: str | Path, utts: list[Utterance]) -> None:
 
 
 def read_splits(path: str | Path, utts: list[Utterance]) -> list[Utterance]:
-    """Apply a split written by `write_splits` (or by hand: its words read as a split column's) to `utts`.
-    A speaker given two splits is refused, naming both lines: the last row had won without a word."""
+    """Apply a split written by `write_splits` (or by hand: its words read as a split column's, an unknown
+    one warned, its speakers without spaces around them, as a manifest's) to `utts`. A speaker given two
+    splits is refused, naming both lines: the last row had won without a word. So is an empty split: it
+    had made a held-out split named "", which the bundle's splits.csv then left out."""
     split_of: dict[str, tuple[str, int]] = {}
     for line, row in csv_rows(Path(path), ("speaker", "split")):
-        split = split_name(row["split"]) or row["split"]
-        earlier = split_of.setdefault(row["speaker"], (split, line))
+        speaker, split = row["speaker"].strip(), split_name(row["split"])
+        if not split:
+            raise TrainerError(f"{path}:{line}: speaker {speaker!r} has no split: give it train, val or test")
+        earlier = split_of.setdefault(speaker, (split, line))
         if earlier[0] != split:
-            raise TrainerError(f"{path}:{line}: speaker {row['speaker']!r} is in split {split!r} here and in "
+            raise TrainerError(f"{path}:{line}: speaker {speaker!r} is in split {split!r} here and in "
                                f"{earlier[0]!r} on line {earlier[1]}; a speaker is in one split")
+    warn_unknown_split_words({split for split, _ in split_of.values()})
     return assign_splits(utts, {speaker: split for speaker, (split, _) in split_of.items()}, str(path))
+
+
+def warn_unknown_split_words(splits: set[str]) -> None:
+    """A split word that is none of train, val or test* is held out and scored as a split of its own:
+    say so, since it is most likely a spelling the trainer does not know (SPLIT_WORDS)."""
+    unknown = sorted(s for s in splits if s not in ("train", "val") and not is_held_out(s))
+    if unknown:
+        log.warning("split(s) %s are not train, val (dev, development, validation) or test: their clips are "
+                    "never trained on and are scored as held-out splits of their own", ", ".join(map(repr, unknown)))
 
 
 def learned_key(path: str | Path) -> str:
