@@ -16,6 +16,7 @@ from typing import Any
 import zmq
 
 from emolive.engine.console import terminate_as_interrupt
+from emolive.engine.handshake import HandshakeWatch
 from emolive.engine.schema import (END_FAILED, ESTIMATE_TOPIC, STATUS_TOPIC, TURN_TOPIC, Rejections, SchemaError,
                                    end_text, parse_message, printable, topic_prefix)
 from emolive.engine.sinks import JsonLinesSink, SinkError
@@ -25,6 +26,7 @@ from emolive.engine.sinks.zmq_publisher import check_resolves, validate_address
 log = logging.getLogger(__name__)
 
 REPORT_INTERVAL_S = 1.0
+WATCH_POLL_MS = 200  # how often a quiet subscription looks at its handshakes
 
 
 def cmd_listen(args: argparse.Namespace) -> int:
@@ -37,14 +39,18 @@ def cmd_listen(args: argparse.Namespace) -> int:
         check_resolves(args.connect)
         for kind in (ESTIMATE_TOPIC, STATUS_TOPIC, *((TURN_TOPIC,) if args.turns else ())):
             sub.setsockopt(zmq.SUBSCRIBE, topic_prefix(kind))
+        watch = HandshakeWatch(sub, args.connect)
         try:
-            sub.connect(args.connect)
-        except zmq.ZMQError as exc:
-            raise SinkError(f"cannot connect to {args.connect}: {exc.strerror}") from None
-        log.info("listening to %s (Ctrl-C to stop)", args.connect)
-        # SIGTERM as Ctrl-C: it killed the process (exit -15), the last count of ignored messages unsaid
-        with terminate_as_interrupt():
-            final = listen_until(args, sub, sink, show_turn)
+            try:
+                sub.connect(args.connect)
+            except zmq.ZMQError as exc:
+                raise SinkError(f"cannot connect to {args.connect}: {exc.strerror}") from None
+            log.info("listening to %s (Ctrl-C to stop)", args.connect)
+            # SIGTERM as Ctrl-C: it killed the process (exit -15), the last count of ignored messages unsaid
+            with terminate_as_interrupt():
+                final = listen_until(args, sub, sink, show_turn, watch)
+        finally:
+            watch.close()
     if final is not None and final.get("end_reason") == END_FAILED:  # a partial run's estimates: not a success
         log.error("stream %s %s", printable(final["stream"], 64), end_text(final))
         return 1
@@ -52,14 +58,19 @@ def cmd_listen(args: argparse.Namespace) -> int:
 
 
 def listen_until(args: argparse.Namespace, sub: zmq.Socket, sink: JsonLinesSink | TableSink,
-                 show_turn: Callable[[Mapping[str, Any]], None]) -> Mapping[str, Any] | None:
+                 show_turn: Callable[[Mapping[str, Any]], None], watch: HandshakeWatch) -> Mapping[str, Any] | None:
     """Print what `sub` receives until --count estimates, the stream's end (--until-end) or a signal;
-    the count of messages refused is said once a second at most, and its last one on the way out.
-    Returns the final status that ended it under --until-end, else None."""
+    the count of messages refused is said once a second at most, and its last one on the way out; a
+    peer that is no ZeroMQ publisher is said once (`watch`). Returns the final status that ended it
+    under --until-end, else None."""
     rejections, pending, last_report = Rejections(), "", -REPORT_INTERVAL_S
     received = 0
     try:
         while args.count is None or received < args.count:
+            if note := watch.note():
+                log.warning("%s", note)
+            if not sub.poll(WATCH_POLL_MS):
+                continue
             try:
                 kind, payload = parse_message(sub.recv_multipart())
             except SchemaError as exc:

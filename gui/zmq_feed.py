@@ -12,6 +12,7 @@ import time
 import zmq
 from PySide6.QtCore import QTimer
 
+from emolive.engine.handshake import HandshakeWatch
 from emolive.engine.schema import (ESTIMATE_TOPIC, STATUS_TOPIC, TURN_TOPIC, Rejections, SchemaError, parse_message,
                                    topic_prefix)
 from emolive.engine.sinks import SinkError
@@ -35,6 +36,7 @@ class ZmqFeed:
         self.signals = FeedSignals()
         self._context = context or zmq.Context.instance()
         self._socket: zmq.Socket | None = None
+        self._watch: HandshakeWatch | None = None
         self.rejections = Rejections()
         self._timer = QTimer()
         self._timer.setInterval(POLL_MS)
@@ -45,16 +47,18 @@ class ZmqFeed:
         socket.setsockopt(zmq.LINGER, 0)
         for kind in (ESTIMATE_TOPIC, TURN_TOPIC, STATUS_TOPIC):
             socket.setsockopt(zmq.SUBSCRIBE, topic_prefix(kind))
+        watch = HandshakeWatch(socket, self.address)
         try:
             socket.setsockopt(zmq.IPV6, validate_address(self.address, connect=True))
             socket.connect(self.address)
         except (SinkError, zmq.ZMQError) as exc:
+            watch.close()
             socket.close()
             reason = exc.strerror if isinstance(exc, zmq.ZMQError) else str(exc)
             self.signals.error.emit(f"cannot connect to {self.address}: {reason}")
             self.signals.finished.emit(None)
             return
-        self._socket = socket
+        self._socket, self._watch = socket, watch
         self._timer.start()
         self.signals.started.emit(f"ZeroMQ stream at {self.address}")
 
@@ -62,6 +66,7 @@ class ZmqFeed:
         if self._socket is None:
             return
         self._timer.stop()
+        self._watch.close()
         self._socket.close()
         self._socket = None
         self.signals.finished.emit(None)
@@ -73,6 +78,8 @@ class ZmqFeed:
     def _drain(self) -> None:
         """What is queued now, for up to DRAIN_BUDGET_S; a message off the schema is counted and reported."""
         deadline = time.monotonic() + DRAIN_BUDGET_S
+        if self._socket is not None and (note := self._watch.note()):
+            self.signals.rejected.emit(note)
         while self._socket is not None and time.monotonic() < deadline:
             try:
                 frames = self._socket.recv_multipart(zmq.NOBLOCK)

@@ -441,6 +441,19 @@ def test_connect_mode_counts_hostile_messages_in_the_status_bar_and_goes_on(qtbo
     publisher.close()
 
 
+def test_connect_mode_at_a_port_that_is_no_zeromq_publishers_says_so(qtbot):
+    """`gui --connect` at the WebSocket output's port had waited for the first estimate without a word."""
+    from emolive.engine.sinks.websocket import WebSocketSink
+
+    with WebSocketSink("127.0.0.1:0") as websocket:
+        win = MainWindow(connect=f"tcp://{websocket.address}")
+        qtbot.addWidget(win)
+        win.start()
+        qtbot.waitUntil(lambda: "not as a ZeroMQ publisher" in win.statusBar().currentMessage(), timeout=10000)
+        assert win.feed.running and win.error is None  # it goes on: a publisher may yet take the address
+        win.close()
+
+
 def test_screenshot_cli_writes_a_png_and_exits_0(tmp_path, corpus_clip):
     out = tmp_path / "shot.png"
     done = subprocess.run([EMOLIVE, "gui", "--source", str(corpus_clip), "--screenshot", str(out), "--window", "1.0"],

@@ -304,6 +304,23 @@ def test_listen_until_end_exits_with_an_error_after_a_run_that_failed():
     assert len(out.splitlines()) == len(engine.stdout.splitlines()) > 0  # what was read still went out
 
 
+def test_listen_at_a_port_that_is_no_zeromq_publishers_says_so_once_and_goes_on():
+    """Pointed at the WebSocket output's port beside a running stream, `listen` had waited without a
+    word for ever (libzmq retries a failed handshake in silence)."""
+    from emolive.engine.sinks.websocket import WebSocketSink
+
+    with WebSocketSink("127.0.0.1:0") as websocket:
+        listener = subprocess.Popen([EMOLIVE, "listen", "--connect", f"tcp://{websocket.address}"], cwd=REPO,
+                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            _, err = listener.communicate(timeout=8)  # the server waits in silence: two handshakes time out
+        except subprocess.TimeoutExpired:
+            listener.terminate()
+            _, err = listener.communicate(timeout=30)
+    assert listener.returncode == 143 and "Traceback" not in err, err  # it went on listening until stopped
+    assert err.count("answers, but not as a ZeroMQ publisher (its handshake failed)") == 1, err
+
+
 def test_listen_until_end_exits_where_the_stream_ends_and_says_so():
     """A quiet live stream and a finished one sent alike nothing: a listener (or `gui --connect`) could
     not tell them apart. The final status now says `ended`, and `listen --until-end` stops there."""

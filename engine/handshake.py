@@ -1,0 +1,52 @@
+"""A subscriber's view of its connection: a peer that answers but does not speak ZeroMQ.
+
+libzmq retries a failed handshake for ever without a word, so `emolive listen` (or `gui --connect`)
+pointed at another output's port (the WebSocket's, say) waited in silence beside a running stream.
+The socket's monitor sees each handshake fail; the reader says so once, and goes on listening (the
+address may yet be a publisher's: one restarting in its place).
+"""
+from __future__ import annotations
+
+import zmq
+from zmq.utils.monitor import recv_monitor_message
+
+HANDSHAKE_MS = 3000  # a peer silent this long after connecting is no publisher (libzmq's default: 30 s); a
+# publisher answers in milliseconds, on a slow link within a second
+FAILED = (zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL, zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL,
+          zmq.EVENT_HANDSHAKE_FAILED_AUTH)
+WATCHED = zmq.EVENT_HANDSHAKE_SUCCEEDED | zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL | \
+    zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL | zmq.EVENT_HANDSHAKE_FAILED_AUTH
+
+
+class HandshakeWatch:
+    """Watches `socket`'s handshakes with the peer at `address` (before it connects), and gives them
+    HANDSHAKE_MS: a WebSocket server waits in silence for a request, as a ZeroMQ peer for a greeting."""
+
+    def __init__(self, socket: zmq.Socket, address: str) -> None:
+        self.address = address
+        self._socket = socket
+        socket.setsockopt(zmq.HANDSHAKE_IVL, HANDSHAKE_MS)
+        self._monitor = socket.get_monitor_socket(WATCHED)
+        self._said = False  # said for the failures since the last handshake that succeeded
+
+    def note(self) -> str | None:
+        """The line to say when handshakes have begun to fail (once, until one succeeds again); None
+        otherwise. Never blocks: it reads only the events already queued."""
+        failed = False
+        while self._monitor.poll(0):
+            event = recv_monitor_message(self._monitor)["event"]
+            if event == zmq.EVENT_HANDSHAKE_SUCCEEDED:
+                self._said, failed = False, False
+            elif event in FAILED:
+                failed = True
+        if not failed or self._said:
+            return None
+        self._said = True
+        return (f"{self.address} answers, but not as a ZeroMQ publisher (its handshake failed): is it another "
+                "output's port (--websocket, --osc)? Connect to the address `emolive stream --publish` binds; "
+                "still listening")
+
+    def close(self) -> None:
+        """Stop watching; before the socket closes."""
+        self._socket.disable_monitor()
+        self._monitor.close(linger=0)
