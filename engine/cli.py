@@ -58,8 +58,8 @@ def main(argv: list[str] | None = None) -> int:
         log.error("error: out of memory: give emolive more (ulimit -v), or score long recordings in parts "
                   "(emolive score --per window keeps less)")
         return 1
-    except console.Terminated:  # SIGTERM: 128 + 15, as `score`, `listen`, the GUI and `trainer` exit
-        return 143
+    except console.Terminated as ended:  # SIGTERM: 128 + 15, as `score`, `listen`, the GUI and `trainer` exit
+        return 128 + ended.signum
     except KeyboardInterrupt:
         return 130
 
@@ -180,9 +180,9 @@ def cmd_stream(args: argparse.Namespace) -> int:
     if args.csv and config.source is not None:
         check_not_an_input(args.csv, files_of_source(config.source), "--csv")
     with ExitStack() as stack:
-        # SIGTERM before the run (the model loading, --wait-subscriber's wait) ends as Ctrl-C does there, in
-        # one line; it had killed the process without a word
-        stack.enter_context(console.terminate_as_interrupt())
+        # SIGTERM or SIGHUP before the run (the model loading, --wait-subscriber's wait) ends as Ctrl-C does
+        # there, in one line; it had killed the process without a word
+        stack.enter_context(console.terminate_as_interrupt(ENDING_SIGNALS))
         model = load_model_one_thread(config.model)
         if args.csv:
             check_not_in_bundle(args.csv, model, "--csv")
@@ -190,7 +190,7 @@ def cmd_stream(args: argparse.Namespace) -> int:
         # a stand-in for the microphone is a warning: `-q` hid it, and a script got the demo clip's estimates
         (log.warning if stream.stood_in else log.info)("reading %s; model %s", stream.description,
                                                        printable(model.name))
-        sinks = open_sinks(outputs, stack, model.meta.class_names, at_hand=stream.source.at_hand)
+        sinks = open_sinks(outputs, stack, model.meta.class_names, at_hand=stream.source.at_hand, live=config.live)
         stream.source.discard_captured()  # the run begins once its outputs are up
         runner = stream.runner(model, sinks)
         with stop_on_signal(runner) as interrupted:
@@ -200,12 +200,17 @@ def cmd_stream(args: argparse.Namespace) -> int:
                 log.info("%s", summary(runner.stats))
                 raise
     log.info("%s", summary(stats))
-    return 128 + interrupted[0] if interrupted else 0  # 130 for Ctrl-C, 143 for SIGTERM
+    return 128 + interrupted[0] if interrupted else 0  # 130 for Ctrl-C, 143 for SIGTERM, 129 for SIGHUP
+
+
+ENDING_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
+"""Signals that end a stream as Ctrl-C does: SIGHUP comes when its terminal closes (an ssh session dropped),
+and had ended it with no final status for its readers and its ipc socket file left behind."""
 
 
 @contextmanager
 def stop_on_signal(runner: Runner) -> Iterator[list[int]]:
-    """Ctrl-C or SIGTERM during `runner.run()` ask it to stop, so it still sends every estimate it made,
+    """Ctrl-C, SIGTERM or SIGHUP during `runner.run()` ask it to stop, so it still sends every estimate it made,
     the final status (whose count matches them) and returns its stats; a second Ctrl-C interrupts at once.
 
     The yielded list gets the signal's number; outside the main thread (no signal handlers there)
@@ -231,11 +236,11 @@ def stop_on_signal(runner: Runner) -> Iterator[list[int]]:
     def stop(signum: int, frame: Any) -> None:
         received.append(signum)
         if len(received) > 1:  # a second signal, or the first insisting: at once
-            raise console.Terminated() if received[0] == signal.SIGTERM else KeyboardInterrupt()
+            raise KeyboardInterrupt() if received[0] == signal.SIGINT else console.Terminated(received[0])
         runner.stop()
         threading.Thread(target=insist, args=(signum,), name="emolive-stop", daemon=True).start()
 
-    previous = console.take_signals((signal.SIGINT, signal.SIGTERM), stop)
+    previous = console.take_signals((signal.SIGINT, *ENDING_SIGNALS), stop)
     try:
         yield received
     finally:

@@ -105,21 +105,26 @@ def bar_disabled(show: bool) -> bool | None:
 
 
 class Terminated(KeyboardInterrupt):
-    """SIGTERM, raised where the command is, so it ends as Ctrl-C does (a batch keeps its rows
-    whole and says how far it got; training says where its checkpoint is)."""
+    """SIGTERM (or another signal that asks a command to end: `signum`), raised where the command is, so it
+    ends as Ctrl-C does (a batch keeps its rows whole and says how far it got; training says where its
+    checkpoint is), and exits 128 + `signum`."""
+
+    def __init__(self, signum: int = signal.SIGTERM) -> None:
+        super().__init__()
+        self.signum = signum
 
 
 @contextmanager
-def terminate_as_interrupt() -> Iterator[None]:
-    """SIGTERM raises Terminated while the block runs; off the main thread (a command run from a program's
-    thread), where no handler can be set, signals keep their action."""
+def terminate_as_interrupt(signums: tuple[int, ...] = (signal.SIGTERM,)) -> Iterator[None]:
+    """Each of `signums` raises Terminated while the block runs; off the main thread (a command run from a
+    program's thread), where no handler can be set, signals keep their action."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
 
     def handler(signum: int, frame: object) -> None:
-        raise Terminated()
-    previous = take_signals((signal.SIGTERM,), handler)
+        raise Terminated(signum)
+    previous = take_signals(signums, handler)
     try:
         yield
     finally:

@@ -27,24 +27,26 @@ class HandshakeWatch:
         self._socket = socket
         socket.setsockopt(zmq.HANDSHAKE_IVL, HANDSHAKE_MS)
         self._monitor = socket.get_monitor_socket(WATCHED)
-        self._said = False  # said for the failures since the last handshake that succeeded
+        self.failing = False  # handshakes fail and have been said to, until one succeeds
 
     def note(self) -> str | None:
-        """The line to say when handshakes have begun to fail (once, until one succeeds again); None
+        """A line to say: when handshakes begin to fail (once), and when one succeeds after that (a
+        publisher suspended for a while, or started late behind a forwarder, answers after all); None
         otherwise. Never blocks: it reads only the events already queued."""
-        failed = False
+        failed = succeeded = False
         while self._monitor.poll(0):
             event = recv_monitor_message(self._monitor)["event"]
-            if event == zmq.EVENT_HANDSHAKE_SUCCEEDED:
-                self._said, failed = False, False
-            elif event in FAILED:
-                failed = True
-        if not failed or self._said:
-            return None
-        self._said = True
-        return (f"{self.address} answers, but not as a ZeroMQ publisher (its handshake failed): is it another "
-                "output's port (--websocket, --osc)? Connect to the address `emolive stream --publish` binds; "
-                "still listening")
+            succeeded = event == zmq.EVENT_HANDSHAKE_SUCCEEDED
+            failed = failed or event in FAILED
+        if succeeded and self.failing:
+            self.failing = False
+            return f"{self.address} now answers as a ZeroMQ publisher"
+        if failed and not succeeded and not self.failing:
+            self.failing = True
+            return (f"{self.address} accepts connections but gives no ZeroMQ handshake (within {HANDSHAKE_MS / 1000:g} "
+                    "s): if it is another output's port (--websocket), connect to the address `emolive stream "
+                    "--publish` binds; still trying")
+        return None
 
     def close(self) -> None:
         """Stop watching; before the socket closes."""

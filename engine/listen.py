@@ -68,7 +68,7 @@ def listen_until(args: argparse.Namespace, sub: zmq.Socket, sink: JsonLinesSink 
     try:
         while args.count is None or received < args.count:
             if note := watch.note():
-                log.warning("%s", note)
+                (log.warning if watch.failing else log.info)("%s", note)
             if not sub.poll(WATCH_POLL_MS):
                 continue
             try:

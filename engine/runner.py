@@ -90,6 +90,19 @@ class RunStats:
     gap_s: float = 0.0  # how long those gaps lasted
 
 
+NOT_STARTED = RunStats(0, 0, 0, 0.0)  # a run stopped before its first block (in --wait-subscriber's wait)
+
+
+def run_status(stream_id: str, stats: RunStats, *, lag_s: float, live: bool, ended: str = "",
+               error: str = "") -> dict[str, Any]:
+    """A run's status: the schema's fields, its counts so far and its mode (the runner's extras), and for
+    its final status how it `ended` (END_REASONS) and the `error` of a failed one."""
+    return status_payload(stream=stream_id, dropped_blocks=stats.dropped_blocks, skipped_windows=stats.skipped_windows,
+                          lag_s=lag_s, wall=time.time(), estimates=stats.estimates, audio_s=stats.audio_s, live=live,
+                          device_gaps=stats.device_gaps, gap_s=stats.gap_s, ended=bool(ended),
+                          **end_fields(ended, error))
+
+
 class Runner:
     """Runs one source through one model into sinks; `run()` once, `stop()` from any thread."""
 
@@ -442,11 +455,7 @@ class Runner:
         one: a closed pipe, a full disk) is passed over so the others still get it, and the run's error
         stays the first failure."""
         stats = self.stats
-        status = status_payload(stream=self.stream_id, dropped_blocks=stats.dropped_blocks,
-                                skipped_windows=stats.skipped_windows, lag_s=self._lag_s, wall=time.time(),
-                                estimates=stats.estimates, audio_s=stats.audio_s, live=self.live,
-                                device_gaps=stats.device_gaps, gap_s=stats.gap_s, ended=bool(ended),
-                                **end_fields(ended, error))
+        status = run_status(self.stream_id, stats, lag_s=self._lag_s, live=self.live, ended=ended, error=error)
         log.debug("status: %d estimates from %.2f s of audio, lag %.3f s, %d windows skipped, %d blocks dropped%s",
                   stats.estimates, stats.audio_s, self._lag_s, stats.skipped_windows, stats.dropped_blocks,
                   " (the final one)" if ended else "")

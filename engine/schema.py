@@ -36,6 +36,7 @@ the reader counts and reports before it goes on.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import re
@@ -67,8 +68,8 @@ STATUS_EXTRAS = {"estimates": int, "audio_s": float, "live": bool, "device_gaps"
 """The runner's own status fields beyond _STATUS_FIELDS: optional for a reader, but of these types where
 present (the schema file's), and counts and seconds never negative."""
 _ERROR_CHARS = 500  # a final status's error: one line, as the run's own message (paths can make it long)
-MAX_EXACT_INT = 2**53  # the integers a float holds exactly; 10**400 overflowed float() before validation
 _STATUS_FLOATS = tuple(name for name, kind in {**_STATUS_FIELDS, **STATUS_EXTRAS}.items() if kind is float)
+_STATUS_INTS = tuple(name for name, kind in {**_STATUS_FIELDS, **STATUS_EXTRAS}.items() if kind is int)
 
 
 class SchemaError(ValueError):
@@ -241,6 +242,7 @@ def validate_status(payload: Mapping[str, Any], *, check_json: bool = True) -> N
             _require(type(value) is kind, f"status field {name} must be a {kind.__name__}")
             _require(kind not in (int, float) or (math.isfinite(value) and value >= 0), f"{name} must be >= 0")
     _require(payload.get("end_reason", END_FINISHED) in END_REASONS, f"end_reason must be one of {END_REASONS}")
+    _require(len(payload.get("error", "")) <= _ERROR_CHARS, f"error must be at most {_ERROR_CHARS} characters")
     if check_json:
         to_json(payload)  # the extras must be JSON too
 
@@ -266,6 +268,7 @@ def parse_message(frames: Sequence[bytes]) -> tuple[str, dict[str, Any]]:
     if not isinstance(payload, dict):
         raise SchemaError(f"JSON {type(payload).__name__} instead of an object")
     _numbers_as_floats(payload, _STATUS_FLOATS if kind == STATUS_TOPIC else _ESTIMATE_FLOATS)
+    _whole_numbers_as_ints(payload, _STATUS_INTS if kind == STATUS_TOPIC else ("schema", "seq"))
     if kind == ESTIMATE_TOPIC:
         validate_estimate(payload, extra_ok=True)
         payload = {field: payload[field] for field in _ESTIMATE_ORDER}
@@ -283,12 +286,23 @@ def parse_message(frames: Sequence[bytes]) -> tuple[str, dict[str, Any]]:
 def _numbers_as_floats(payload: dict[str, Any], names: Sequence[str]) -> None:
     """The schema's numbers that came as JSON integers (`0`, `1`), made floats in place: JSON has one
     number type, and publishers in other languages write 0.0 as 0 (JavaScript's JSON.stringify does),
-    which the schema file accepts and `listen` had refused as "must be a finite float"."""
+    which the schema file accepts and `listen` had refused as "must be a finite float". An integer too
+    large for a float stays, and is refused as one."""
     classes = payload.get("classes")
     for values, keys in ((payload, names), *([(classes, list(classes))] if isinstance(classes, dict) else [])):
         for name in keys:
-            if type(values.get(name)) is int and abs(values[name]) <= MAX_EXACT_INT:  # larger: "not a finite float"
-                values[name] = float(values[name])
+            if type(values.get(name)) is int:
+                with contextlib.suppress(OverflowError):  # 10**400: no float
+                    values[name] = float(values[name])
+
+
+def _whole_numbers_as_ints(payload: dict[str, Any], names: Sequence[str]) -> None:
+    """The schema's integers that came as whole JSON floats (`3.0`), made ints in place: the schema file
+    takes them as integers (JSON Schema 2020-12), and a publisher whose numbers are all floats writes them so."""
+    for name in names:
+        value = payload.get(name)
+        if type(value) is float and value.is_integer():  # finite: an infinity is no integer
+            payload[name] = int(value)
 
 
 def printable(text: str, limit: int | None = None, keep: str = "") -> str:

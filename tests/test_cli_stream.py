@@ -73,20 +73,36 @@ def test_realtime_paces_stdin_as_it_paces_a_file(speech):
     assert "; 0 windows skipped" in result.stderr, result.stderr
 
 
-def test_sigterm_mid_run_ends_as_ctrl_c_does_with_sigterm_s_status(speech_flac):
-    """The run ends cleanly (its summary said) and exits 143, 128 + SIGTERM, as score, listen, the GUI and
-    trainer do (it said 130, Ctrl-C's, and supervisors read 143 as the stop they asked for)."""
+@pytest.mark.parametrize("signum", ["SIGTERM", "SIGHUP"])
+def test_sigterm_mid_run_ends_as_ctrl_c_does_with_sigterm_s_status(speech_flac, tmp_path, signum):
+    """The run ends cleanly (its summary said, its final status sent, its ipc socket file removed) and
+    exits 128 + the signal, as score, listen, the GUI and trainer do for SIGTERM (it said 130, Ctrl-C's, and
+    supervisors read 143 as the stop they asked for). SIGHUP (a terminal closed, an ssh session dropped)
+    had killed it: no summary, no final status for its readers, the socket file left behind."""
     import signal
 
-    engine = subprocess.Popen([*EMOLIVE, "stream", "--source", str(speech_flac), "--realtime", "--no-publish",
-                               "--json"], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    socket_file = tmp_path / "e.ipc"
+    sub = zmq.Context.instance().socket(zmq.SUB)
+    sub.setsockopt(zmq.LINGER, 0)
+    sub.setsockopt(zmq.SUBSCRIBE, b"status.")
+    sub.connect(f"ipc://{socket_file}")
+    engine = subprocess.Popen([*EMOLIVE, "stream", "--source", str(speech_flac), "--realtime", "--publish",
+                               f"ipc://{socket_file}", "--json"], cwd=REPO, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True)
     try:
         assert engine.stdout.readline()  # the first estimate: the run is under way
-        engine.send_signal(signal.SIGTERM)
+        engine.send_signal(getattr(signal, signum))
         out, err = engine.communicate(timeout=30)
-        assert engine.returncode == 143 and "estimates from" in err and "Traceback" not in err, err
+        assert engine.returncode == 128 + getattr(signal, signum), err
+        assert "estimates from" in err and "Traceback" not in err, err
     finally:
         engine.kill()
+    statuses = []
+    while sub.poll(1000):
+        statuses.append(json.loads(sub.recv_multipart()[1]))
+    sub.close()
+    assert statuses and statuses[-1]["ended"] is True and statuses[-1]["end_reason"] == "stopped"
+    assert not socket_file.exists()
 
 
 def test_a_missing_file_with_a_bang_in_its_name_is_not_found_not_a_pipeline(tmp_path):
@@ -181,6 +197,38 @@ def test_sigterm_while_waiting_for_a_subscriber_ends_as_ctrl_c_does(speech_flac)
         assert "Traceback" not in engine.stderr.read()
     finally:
         engine.kill()
+
+
+@pytest.mark.parametrize("signum", ["SIGTERM", "SIGHUP"])
+def test_a_reader_that_came_during_the_wait_hears_a_run_stopped_there(speech_flac, signum):
+    """The wait goes on for a WebSocket client while a ZeroMQ subscriber has come; a signal then ended the
+    run with no final status, and the subscriber (`listen --until-end`, `gui --connect`) waited for ever."""
+    import signal
+    import time
+
+    address = f"tcp://127.0.0.1:{free_port()}"
+    sub = zmq.Context.instance().socket(zmq.SUB)
+    sub.setsockopt(zmq.LINGER, 0)
+    sub.setsockopt(zmq.SUBSCRIBE, b"")
+    sub.connect(address)
+    engine = subprocess.Popen([*EMOLIVE, "stream", "--source", str(speech_flac), "--publish", address,
+                               "--websocket", f"127.0.0.1:{free_port()}", "--wait-subscriber", "60"], cwd=REPO,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        lines = [engine.stderr.readline() for _ in range(3)]
+        assert any("serving WebSocket" in line for line in lines), lines  # every output is up: the wait is on
+        time.sleep(1.0)  # the subscriber's subscription reaches the publisher
+        engine.send_signal(getattr(signal, signum))
+        assert engine.wait(timeout=30) == 128 + getattr(signal, signum)
+        assert "Traceback" not in engine.stderr.read()
+    finally:
+        engine.kill()
+    assert sub.poll(5000), "no final status"
+    topic, body = sub.recv_multipart()
+    sub.close()
+    status = json.loads(body)
+    assert topic == b"status.default" and status["ended"] is True and status["end_reason"] == "stopped"
+    assert status["estimates"] == 0 and status["audio_s"] == 0.0
 
 
 def test_a_websocket_client_can_connect_while_the_run_waits_for_a_subscriber(speech_flac):

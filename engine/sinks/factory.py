@@ -6,7 +6,7 @@ import argparse
 import logging
 import re
 import time
-from contextlib import ExitStack
+from contextlib import ExitStack, suppress
 from dataclasses import dataclass
 
 from emolive.engine.defaults import DEFAULT_ADDRESS, OSC_TARGET, WEBSOCKET_ADDRESS
@@ -81,10 +81,11 @@ def shared_port(publisher: str, websocket: str, allow_remote: bool) -> int | Non
 
 
 def open_sinks(options: SinkOptions, stack: ExitStack, class_names: tuple[str, ...] = (),
-               at_hand: bool = False) -> list[Sink]:
+               at_hand: bool = False, live: bool = False) -> list[Sink]:
     """The publisher first (other programs wait on it), then the other network outputs, then the file, then
     the terminal; `stack` closes them. `at_hand`: the audio is a recording read as fast as it goes, so
-    the publisher waits for a slow subscriber rather than dropping what it cannot take yet."""
+    the publisher waits for a slow subscriber rather than dropping what it cannot take yet. `live`: the
+    run's mode, which a final status sent before the run says (a wait for readers stopped by a signal)."""
     from emolive.engine.sinks import CsvSink, JsonLinesSink, LslSink, ZmqPublisher
     from emolive.engine.sinks.zmq_publisher import KEEP_UP_S
     from emolive.engine.sinks.table import TableSink
@@ -120,11 +121,27 @@ def open_sinks(options: SinkOptions, stack: ExitStack, class_names: tuple[str, .
         readers["WebSocket"] = websocket
         log.info("serving WebSocket on ws://%s", websocket.address)
     if options.wait_subscriber > 0:
-        wait_for_readers(readers, options.wait_subscriber)
+        try:
+            wait_for_readers(readers, options.wait_subscriber)
+        except KeyboardInterrupt:  # Ctrl-C or SIGTERM: the readers that came wait on the run's end, so they hear it
+            stopped_before_start(sinks, options.stream_id, live)
+            raise
     if options.csv:  # the file last: opening it empties it, which a busy port above must not have cost
         sinks.append(stack.enter_context(CsvSink(options.csv)))
     sinks.append(JsonLinesSink() if options.json else TableSink())
     return sinks
+
+
+def stopped_before_start(sinks: list[Sink], stream_id: str, live: bool) -> None:
+    """The final status of a run stopped before it began ("stopped", nothing read), to each of `sinks`
+    that takes it: a reader that connected during the wait had waited for it for ever."""
+    from emolive.engine.runner import NOT_STARTED, run_status
+    from emolive.engine.schema import END_STOPPED
+
+    status = run_status(stream_id, NOT_STARTED, lag_s=0.0, live=live, ended=END_STOPPED)
+    for sink in sinks:
+        with suppress(SinkError):  # one that cannot take it: the others still do
+            sink.status(status)
 
 
 def wait_for_readers(readers: dict[str, Sink], timeout_s: float) -> None:

@@ -52,7 +52,8 @@ class TableSink(Sink):
         if losses != self._losses.get(status["stream"], (0, 0)):
             self._losses[status["stream"]] = losses
             self._out.write([f"# lost so far: {losses[0]} windows skipped (model behind real time), "
-                             f"{losses[1]} audio blocks dropped (source overrun); lag {status['lag_s']:.2f} s"])
+                             f"{losses[1]} audio blocks dropped (source overrun); lag {status['lag_s']:.2f} s "
+                             f"(stream {printable(status['stream'], 64)})"])
         ended = end_text(status)  # status extras (engine.runner)
         if ended:  # `listen` goes on to the stream's next run, whose counts start again at 0
             self._losses.pop(status["stream"], None)
