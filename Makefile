@@ -106,7 +106,7 @@ report: setup
 	$(VENV)/bin/trainer train $(CORPORA) --arch gru --no-multitask --out out/report-gru
 	cmp out/report-gru/splits.csv plugins/student/default/splits.csv
 	$(VENV)/bin/trainer report --model student --model out/report-gru $(CORPORA) \
-	  --splits plugins/student/default/splits.csv --split test --out docs/report
+	  --splits plugins/student/default/splits.csv --split test --tsne --out docs/report
 
 clean:
 	rm -rf $(VENV) .pytest_cache engine/features/_kernels.*

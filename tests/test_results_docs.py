@@ -138,6 +138,13 @@ def test_the_default_bundle_records_the_teachers_of_its_recipe():
         assert teacher["streams"] == TEACHER["hyperparameters"]["streams"]
 
 
+def test_the_default_bundles_teachers_learned_none_of_the_clips_it_holds_out():
+    """Its in-corpus rows are held out only if no teacher learned those speakers either: the cross-fitted
+    teachers had drawn splits of their own and learned 15-22 of its 32 held-out speakers."""
+    teachers = DEFAULT["training"]["distillation"]["teachers"]
+    assert len(teachers) == len(generalisation.CORPORA) and all(t["learned_held_out"] == 0 for t in teachers)
+
+
 def test_the_shipped_teacher_is_the_teacher_row_of_readme():
     """README and docs/teachers.md give SHIPPED_TEACHER's leave-one-corpus-out row for `--model teacher`."""
     assert generalisation.SHIPPED_TEACHER in generalisation.headline_recipes(SUMMARY)
