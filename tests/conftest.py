@@ -31,10 +31,14 @@ def corpus_files(corpus: str, every: int = 1, limit: int | None = None) -> list[
 
 
 def interruptible(cmd: list[str], **kwargs) -> subprocess.Popen:
-    """A child that takes Ctrl-C as from a terminal: SIGINT at its default disposition. A suite run in
-    the background by a non-interactive shell (`make test &`, nohup) inherits SIGINT ignored, and a
-    Python child then keeps ignoring it: a test sending SIGINT would see the run go on to its end."""
-    return subprocess.Popen(cmd, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL), **kwargs)
+    """A child that takes Ctrl-C and a closed terminal as from a terminal: SIGINT and SIGHUP at their
+    default disposition. A suite run in the background by a non-interactive shell (`make test &`,
+    nohup) inherits them ignored, and a Python child then keeps ignoring them: a test sending one
+    would see the run go on to its end."""
+    def default_signals() -> None:
+        for signum in (signal.SIGINT, signal.SIGHUP):
+            signal.signal(signum, signal.SIG_DFL)
+    return subprocess.Popen(cmd, preexec_fn=default_signals, **kwargs)
 
 
 def own_mounts_missing() -> str | None:

@@ -11,7 +11,7 @@ import pytest
 import soundfile as sf
 import zmq
 
-from tests.conftest import REPO
+from tests.conftest import REPO, interruptible
 from tests.test_cli import EMOLIVE, free_port
 
 
@@ -86,9 +86,9 @@ def test_sigterm_mid_run_ends_as_ctrl_c_does_with_sigterm_s_status(speech_flac, 
     sub.setsockopt(zmq.LINGER, 0)
     sub.setsockopt(zmq.SUBSCRIBE, b"status.")
     sub.connect(f"ipc://{socket_file}")
-    engine = subprocess.Popen([*EMOLIVE, "stream", "--source", str(speech_flac), "--realtime", "--publish",
-                               f"ipc://{socket_file}", "--json"], cwd=REPO, stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, text=True)
+    engine = interruptible([*EMOLIVE, "stream", "--source", str(speech_flac), "--realtime", "--publish",
+                            f"ipc://{socket_file}", "--json"], cwd=REPO, stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, text=True)
     try:
         assert engine.stdout.readline()  # the first estimate: the run is under way
         engine.send_signal(getattr(signal, signum))
@@ -211,9 +211,9 @@ def test_a_reader_that_came_during_the_wait_hears_a_run_stopped_there(speech_fla
     sub.setsockopt(zmq.LINGER, 0)
     sub.setsockopt(zmq.SUBSCRIBE, b"")
     sub.connect(address)
-    engine = subprocess.Popen([*EMOLIVE, "stream", "--source", str(speech_flac), "--publish", address,
-                               "--websocket", f"127.0.0.1:{free_port()}", "--wait-subscriber", "60"], cwd=REPO,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    engine = interruptible([*EMOLIVE, "stream", "--source", str(speech_flac), "--publish", address,
+                            "--websocket", f"127.0.0.1:{free_port()}", "--wait-subscriber", "60"], cwd=REPO,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
         lines = [engine.stderr.readline() for _ in range(3)]
         assert any("serving WebSocket" in line for line in lines), lines  # every output is up: the wait is on

@@ -282,30 +282,37 @@ def test_a_model_name_that_is_no_utf_8_goes_out_as_score_writes_it_not_as_a_lone
     to_json(estimate).encode("utf-8")  # strict: a lone surrogate would raise here
 
 
+def listened_run(source: Path, *listen_args: str,
+                 stream_id: str = "default") -> tuple[subprocess.CompletedProcess, int, str, str]:
+    """`emolive stream --json SOURCE` published to an `emolive listen --until-end LISTEN_ARGS` started first
+    (the stream waits for it): the stream's result, and the listener's exit status, stdout and stderr."""
+    from tests.test_cli import free_port
+
+    address = f"tcp://127.0.0.1:{free_port()}"
+    listener = subprocess.Popen([EMOLIVE, "listen", "--connect", address, "--until-end", *listen_args], cwd=REPO,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        engine = subprocess.run([EMOLIVE, "stream", "--source", str(source), "--publish", address, "--json",
+                                 "--wait-subscriber", "60", "--stream-id", stream_id],
+                                cwd=REPO, capture_output=True, text=True, timeout=120)
+        out, err = listener.communicate(timeout=60)
+    finally:
+        listener.kill()
+    return engine, listener.returncode, out, err
+
+
 def test_listen_until_end_exits_with_an_error_after_a_run_that_failed():
     """A damaged file ends the stream with its error: the final status had been a finished run's, so
     `listen --until-end` exited 0 and a recorder kept 16 s of a 160 s file as the whole. It now says
     how the run ended (`end_reason`, `error`) and exits 1 on a failed one."""
-    from tests.test_cli import free_port
-
-    clips = corpus_files("emodb", limit=6)
-    whole = np.concatenate([read_audio(path) for path in clips])
-    address = f"tcp://127.0.0.1:{free_port()}"
+    whole = np.concatenate([read_audio(path) for path in corpus_files("emodb", limit=6)])
     with tempfile.TemporaryDirectory() as tmp:
         cut = Path(tmp) / "cut.flac"
         sf.write(cut, whole, 16000)
         cut.write_bytes(cut.read_bytes()[:cut.stat().st_size // 3])
-        listener = subprocess.Popen([EMOLIVE, "listen", "--connect", address, "--until-end", "--json"], cwd=REPO,
-                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        engine = subprocess.run([EMOLIVE, "stream", "--source", str(cut), "--publish", address, "--json",
-                                 "--wait-subscriber", "60", "--stream-id", "e2e"],
-                                cwd=REPO, capture_output=True, text=True, timeout=120)
-        try:
-            out, err = listener.communicate(timeout=60)
-        finally:
-            listener.kill()
+        engine, listened, out, err = listened_run(cut, "--json", stream_id="e2e")
     assert engine.returncode == 1 and "damaged or truncated" in engine.stderr, engine.stderr
-    assert listener.returncode == 1 and "Traceback" not in err
+    assert listened == 1 and "Traceback" not in err
     assert "stream e2e failed: " in err and "damaged or truncated" in err, err
     assert len(out.splitlines()) == len(engine.stdout.splitlines()) > 0  # what was read still went out
 
@@ -375,36 +382,18 @@ def poll_notes(watch, seconds: float, until=lambda: False) -> list[str]:
 def test_listen_until_end_exits_where_the_stream_ends_and_says_so():
     """A quiet live stream and a finished one sent alike nothing: a listener (or `gui --connect`) could
     not tell them apart. The final status now says `ended`, and `listen --until-end` stops there."""
-    from tests.test_cli import free_port
-
     clip = max(corpus_files("emodb", limit=10), key=lambda path: path.stat().st_size)
-    address = f"tcp://127.0.0.1:{free_port()}"
-    listener = subprocess.Popen([EMOLIVE, "listen", "--connect", address, "--until-end"], cwd=REPO,
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    engine = subprocess.run([EMOLIVE, "stream", "--source", str(clip), "--publish", address, "--json",
-                             "--wait-subscriber", "60", "--stream-id", "e2e"],
-                            cwd=REPO, capture_output=True, text=True, timeout=120)
-    try:
-        out, err = listener.communicate(timeout=60)
-    finally:
-        listener.kill()
-    assert engine.returncode == 0 and listener.returncode == 0 and "Traceback" not in err, err
+    engine, listened, out, err = listened_run(clip, stream_id="e2e")
+    assert engine.returncode == 0 and listened == 0 and "Traceback" not in err, err
     lines = out.splitlines()
     assert lines[-1] == "# stream e2e ended"  # end_reason "finished": the source ran out
     assert len(lines) - 2 == len(engine.stdout.splitlines())  # the header, every estimate, the end
     # --turns prints each speech turn too (they were never shown), as a JSON line with its `kind`
-    listener = subprocess.Popen([EMOLIVE, "listen", "--connect", address, "--until-end", "--json", "--turns"],
-                                cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    engine = subprocess.run([EMOLIVE, "stream", "--source", str(clip), "--publish", address, "--json",
-                             "--wait-subscriber", "60"], cwd=REPO, capture_output=True, text=True, timeout=120)
-    try:
-        out, err = listener.communicate(timeout=60)
-    finally:
-        listener.kill()
+    engine, listened, out, err = listened_run(clip, "--json", "--turns")
     printed = [json.loads(line) for line in out.splitlines()]
     estimates = [p for p in printed if "kind" not in p]
     turns = [p for p in printed if p.get("kind") == "turn"]
-    assert listener.returncode == 0 and estimates == [json.loads(line) for line in engine.stdout.splitlines()]
+    assert listened == 0 and estimates == [json.loads(line) for line in engine.stdout.splitlines()]
     assert turns and all(0 <= t["start"] < t["end"] <= estimates[-1]["end"] + 3 for t in turns), err
 
 
