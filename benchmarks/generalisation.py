@@ -728,11 +728,14 @@ def main() -> None:
                     for r in args.recipes if s in seeds_of[r] for c in CORPORA]
             for line in pool.map(run, *zip(*jobs)):
                 print(line, flush=True)
-    print("Leave-one-corpus-out, CCC (act/val/dom) and UAR, mean ± std over seeds [bootstrap 95 % over "
-          "left-out speakers]; each row uses every seed saved under --out for all four left-out corpora")
     summary = summarise(args.out, args.recipes)
     if args.json and args.json.exists():
         summary = merged(json.loads(args.json.read_text()), summary)
+    if not summary:  # --table-only over an empty or mistyped --out had printed an empty table, exit 0
+        raise SystemExit(f"generalisation: no saved runs of the {len(args.recipes)} recipe(s) asked for under "
+                         f"{args.out}: run without --table-only to train them, or give the --out they were saved under")
+    print("Leave-one-corpus-out, CCC (act/val/dom) and UAR, mean ± std over seeds [bootstrap 95 % over "
+          "left-out speakers]; each row uses every seed saved under --out for all four left-out corpora")
     print("\n\n".join(markdown(summary, rows) for rows in table_groups(summary).values()))
     heard = [r for r in summary if "channels" in summary[r]]
     if heard:

@@ -163,6 +163,14 @@ def test_readme_shows_the_default_bundles_own_in_corpus_scores():
     assert in_corpus_row() in results_section("README.md")
 
 
+def test_a_table_from_no_saved_runs_is_an_error_naming_the_folder(tmp_path, monkeypatch, capsys):
+    """`--table-only` over an empty or mistyped --out had printed an empty table and exited 0."""
+    monkeypatch.setattr(sys, "argv", ["generalisation.py", "--table-only", "--out", str(tmp_path / "none")])
+    with pytest.raises(SystemExit, match=f"no saved runs of the .* under {tmp_path / 'none'}"):
+        generalisation.main()
+    assert capsys.readouterr().out == ""
+
+
 def test_a_benchmark_run_replaces_the_rows_it_measured_and_keeps_the_others_in_recipe_order():
     stored = {"new - stream norm": {"seeds": [0]}, "old": {"seeds": [0, 1, 2]}, "new": {"seeds": [0, 1, 2]}}
     measured = {"new": {"seeds": [0]}}
