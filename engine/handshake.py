@@ -14,8 +14,8 @@ HANDSHAKE_MS = 3000  # a peer silent this long after connecting is no publisher 
 # publisher answers in milliseconds, on a slow link within a second
 FAILED = (zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL, zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL,
           zmq.EVENT_HANDSHAKE_FAILED_AUTH)
-WATCHED = zmq.EVENT_HANDSHAKE_SUCCEEDED | zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL | \
-    zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL | zmq.EVENT_HANDSHAKE_FAILED_AUTH
+WATCHED = (zmq.EVENT_CONNECTED | zmq.EVENT_DISCONNECTED | zmq.EVENT_HANDSHAKE_SUCCEEDED
+           | zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL | zmq.EVENT_HANDSHAKE_FAILED_AUTH)
 
 
 class HandshakeWatch:
@@ -28,24 +28,29 @@ class HandshakeWatch:
         socket.setsockopt(zmq.HANDSHAKE_IVL, HANDSHAKE_MS)
         self._monitor = socket.get_monitor_socket(WATCHED)
         self.failing = False  # handshakes fail and have been said to, until one succeeds
+        self._shaking = False  # connected, no handshake yet: a disconnection now is a failed one (a PUSH
+        # socket's peer, of a type a SUB cannot talk to, is dropped with no handshake event at all)
 
     def note(self) -> str | None:
         """A line to say: when handshakes begin to fail (once), and when one succeeds after that (a
         publisher suspended for a while, or started late behind a forwarder, answers after all); None
         otherwise. Never blocks: it reads only the events already queued."""
-        failed = succeeded = False
+        failed = succeeded = False  # the latest outcome of a handshake among the events queued
         while self._monitor.poll(0):
             event = recv_monitor_message(self._monitor)["event"]
-            succeeded = event == zmq.EVENT_HANDSHAKE_SUCCEEDED
-            failed = failed or event in FAILED
+            if event == zmq.EVENT_HANDSHAKE_SUCCEEDED:
+                failed, succeeded = False, True
+            elif event in FAILED or (event == zmq.EVENT_DISCONNECTED and self._shaking):
+                failed, succeeded = True, False
+            self._shaking = event == zmq.EVENT_CONNECTED
         if succeeded and self.failing:
             self.failing = False
             return f"{self.address} now answers as a ZeroMQ publisher"
-        if failed and not succeeded and not self.failing:
+        if failed and not self.failing:
             self.failing = True
-            return (f"{self.address} accepts connections but gives no ZeroMQ handshake (within {HANDSHAKE_MS / 1000:g} "
-                    "s): if it is another output's port (--websocket), connect to the address `emolive stream "
-                    "--publish` binds; still trying")
+            return (f"{self.address} accepts connections but gives no ZeroMQ publisher's handshake (within "
+                    f"{HANDSHAKE_MS / 1000:g} s): if it is another output's port (--websocket) or another ZeroMQ "
+                    "socket, connect to the address `emolive stream --publish` binds; still trying")
         return None
 
     def close(self) -> None:

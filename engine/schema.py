@@ -240,7 +240,9 @@ def validate_status(payload: Mapping[str, Any], *, check_json: bool = True) -> N
         if name in payload:
             value = payload[name]
             _require(type(value) is kind, f"status field {name} must be a {kind.__name__}")
-            _require(kind not in (int, float) or (math.isfinite(value) and value >= 0), f"{name} must be >= 0")
+            # an int is finite however large (math.isfinite overflowed on 10**400, which no reader caught)
+            _require(kind not in (int, float) or (value >= 0 and (kind is int or math.isfinite(value))),
+                     f"{name} must be >= 0")
     _require(payload.get("end_reason", END_FINISHED) in END_REASONS, f"end_reason must be one of {END_REASONS}")
     _require(len(payload.get("error", "")) <= _ERROR_CHARS, f"error must be at most {_ERROR_CHARS} characters")
     if check_json:

@@ -449,7 +449,8 @@ def test_connect_mode_at_a_port_that_is_no_zeromq_publishers_says_so(qtbot):
         win = MainWindow(connect=f"tcp://{websocket.address}")
         qtbot.addWidget(win)
         win.start()
-        qtbot.waitUntil(lambda: "gives no ZeroMQ handshake" in win.statusBar().currentMessage(), timeout=10000)
+        qtbot.waitUntil(lambda: "gives no ZeroMQ publisher's handshake" in win.statusBar().currentMessage(),
+                        timeout=10000)
         assert win.feed.running and win.error is None  # it goes on: a publisher may yet take the address
         win.close()
 

@@ -234,8 +234,10 @@ STATUS_VARIANTS = {  # a status as the runner sends it, and one field off the sc
     "huge but finite numbers": {"audio_s": 10**29, "wall": 11111111111111111111},
     "an error over 500 characters": {"error": "x" * 501},
     "a fractional count": {"estimates": 2.5},
+    "a count of 401 digits": {"estimates": 10**400},  # math.isfinite overflowed on it: listen ended in a traceback
 }
-TAKEN = ("whole", "an older publisher's", "whole numbers as floats", "a count as 1e2", "huge but finite numbers")
+TAKEN = ("whole", "an older publisher's", "whole numbers as floats", "a count as 1e2", "huge but finite numbers",
+         "a count of 401 digits")
 
 
 @pytest.mark.parametrize("name", STATUS_VARIANTS)
@@ -331,7 +333,30 @@ def test_listen_at_a_port_that_is_no_zeromq_publishers_says_so_once_and_goes_on(
             listener.terminate()
             _, err = listener.communicate(timeout=30)
     assert listener.returncode == 143 and "Traceback" not in err, err  # it went on listening until stopped
-    assert err.count("accepts connections but gives no ZeroMQ handshake (within 3 s)") == 1, err
+    assert err.count("accepts connections but gives no ZeroMQ publisher's handshake (within 3 s)") == 1, err
+
+
+def test_a_zeromq_peer_that_is_no_publisher_is_said_too():
+    """A PUSH socket's port: libzmq drops the SUB's connection with no handshake event at all, and
+    `listen` had waited there in silence."""
+    import zmq
+
+    from emolive.engine.handshake import HandshakeWatch
+
+    push = zmq.Context.instance().socket(zmq.PUSH)
+    push.setsockopt(zmq.LINGER, 0)
+    port = push.bind_to_random_port("tcp://127.0.0.1")
+    sub = zmq.Context.instance().socket(zmq.SUB)
+    sub.setsockopt(zmq.LINGER, 0)
+    watch = HandshakeWatch(sub, f"tcp://127.0.0.1:{port}")
+    sub.connect(f"tcp://127.0.0.1:{port}")
+    try:
+        notes = poll_notes(watch, 5.0, until=lambda: watch.failing)
+    finally:
+        watch.close()
+        sub.close()
+        push.close()
+    assert len(notes) == 1 and "gives no ZeroMQ publisher's handshake" in notes[0]
 
 
 def test_a_publisher_that_answers_late_is_said_to_answer_after_the_warning():
@@ -352,7 +377,7 @@ def test_a_publisher_that_answers_late_is_said_to_answer_after_the_warning():
     sub.connect(f"tcp://127.0.0.1:{port}")
     try:
         notes = poll_notes(watch, 2 * HANDSHAKE_MS / 1000)
-        assert len(notes) == 1 and "gives no ZeroMQ handshake" in notes[0] and watch.failing
+        assert len(notes) == 1 and "gives no ZeroMQ publisher's handshake" in notes[0] and watch.failing
         silent.close()
         publisher = zmq.Context.instance().socket(zmq.XPUB)  # the publisher takes the port: it answers
         publisher.setsockopt(zmq.LINGER, 0)
