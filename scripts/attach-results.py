@@ -4,7 +4,8 @@ Usage: attach-results.py BUNDLE_DIR GENERALISATION.json RECIPE (the JSON written
 benchmarks/generalisation.py --json; RECIPE: the row the bundle was trained with). The bundle keeps
 that recipe's rows in full and every recipe's mean over the four left-out corpora, so a user sees
 what the shipped recipe reached and what it was compared with. The config is rewritten atomically
-(temporary file, fsync, rename); weights and graph are untouched.
+(temporary file, fsync, rename) as strict JSON (a score that cannot be measured, BAVED's valence, is
+`null`: engine.bundle.json_text); weights and graph are untouched.
 """
 from __future__ import annotations
 
@@ -12,6 +13,8 @@ import json
 import os
 import sys
 from pathlib import Path
+
+from emolive.engine.bundle import json_text
 
 
 def main(bundle: str, results: str, recipe: str) -> None:
@@ -25,7 +28,7 @@ def main(bundle: str, results: str, recipe: str) -> None:
         "mean_over_corpora": {name: row["mean_over_corpora"] for name, row in table.items()}}
     tmp = config_path.with_suffix(".json.tmp")
     with tmp.open("w") as f:
-        f.write(json.dumps(config, indent=2) + "\n")
+        f.write(json_text(config))
         f.flush()
         os.fsync(f.fileno())
     os.replace(tmp, config_path)
