@@ -96,6 +96,14 @@ class BundleMeta:
     # the running per-stream normalisation the engine applies before the model (None: off)
     stream_normalisation: StreamNormConfig | None = None
 
+    @property
+    def trained_on(self) -> list[str]:
+        """The data the training record names (`training.data`), as text; none where it names none or
+        something else: the record is free-form, and a bundle's is untrusted (a number there had ended
+        `trainer report` and the GUI's model details in a traceback)."""
+        data = self.training.get("data")
+        return [str(source) for source in data] if isinstance(data, list) else []
+
 
 @dataclass(frozen=True)
 class Bundle:
@@ -166,7 +174,9 @@ def check_bundle_target(path: Path) -> None:
     that makes the bundle."""
     if not (path.exists() or path.is_symlink()):
         return
-    if not path.is_dir() or path.is_symlink():
+    if path.is_symlink():  # replaced whole, a link's target would stay behind, or be deleted through it
+        raise BundleError(f"{path}: is a symbolic link; write the bundle to the folder itself or a new one")
+    if not path.is_dir():
         raise BundleError(f"{path}: exists and is not a directory; write the bundle to a new directory")
     if not any(path.iterdir()):
         return

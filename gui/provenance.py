@@ -18,7 +18,7 @@ NO_LICENCE = "not recorded in the bundle; see the README's 'Licence of data and 
 def provenance_text(name: str, meta: BundleMeta) -> str:
     """A few lines: model, architecture, training data, licence, then every recorded metric."""
     training = meta.training
-    data = [_corpus(path) for path in training.get("data", [])] or ["not recorded"]
+    data = [_corpus(path) for path in meta.trained_on] or ["not recorded"]
     lines = [f"model: {printable(name, 120)}",
              f"architecture: {printable(meta.architecture, 60)}, {len(meta.class_names)} classes",
              f"training data: {', '.join(data)}",

@@ -987,3 +987,69 @@ def test_the_shipped_models_are_not_replaced_by_a_training_run_unless_asked(tmp_
     # every record a run writes beside its model is a bundle file (else replacing a bundle would refuse it)
     assert {HISTORY_FILE, SPLITS_FILE, LEARNED_CLIPS_FILE, "results.json"} <= BUNDLE_FILES
     assert {p.name for p in DEFAULT_BUNDLE.iterdir()} <= BUNDLE_FILES
+
+
+def test_a_corpus_folder_whose_name_is_no_utf_8_trains_evaluates_and_reports(tmp_path, capsys):
+    """A speaker id holds its manifest's folder name: a byte of it that is not UTF-8 had ended train (after
+    the features), evaluate and report in a UnicodeEncodeError, where `emolive score` scored the clips."""
+    import os
+
+    plain = subset_manifest(tmp_path, "emodb", every=12)
+    folder = tmp_path / os.fsdecode(b"corp\xffus")
+    folder.mkdir()
+    manifest = folder / "manifest.csv"
+    manifest.write_bytes(plain.read_bytes())
+    bundle = tmp_path / os.fsdecode(b"m\xfeodel")
+    common = ["--data", str(manifest), "--cache", str(tmp_path / "cache")]
+    assert trainer_main(["train", *common, "--epochs", "1", "--hidden", "16", "--epoch-clips", "0",
+                         "--out", str(bundle)]) == 0
+    assert trainer_main(["evaluate", "--model", str(bundle), *common, "--protocol", "clip"]) == 0
+    assert trainer_main(["report", "--model", str(bundle), *common, "--out", str(tmp_path / "report")]) == 0
+    assert "m\\xfeodel" in (tmp_path / "report" / "report.md").read_text()  # the name as tables write it
+    assert "Traceback" not in capsys.readouterr().err
+
+
+def test_out_names_the_current_folder_or_a_link_as_it_is_meant(tmp_path, monkeypatch, capsys):
+    """`--out .` in an empty folder trained, then failed on Path('.') with a traceback and no bundle;
+    a link to a bundle folder was said to be "not a directory"."""
+    manifest = subset_manifest(tmp_path, "emodb", every=12)
+    here = tmp_path / "here"
+    here.mkdir()
+    monkeypatch.chdir(here)
+    common = ["--data", str(manifest), "--cache", str(tmp_path / "cache"), "--epochs", "1", "--hidden", "16",
+              "--epoch-clips", "0"]
+    assert trainer_main(["train", *common, "--out", "."]) == 0
+    assert (here / "config.json").is_file() and (here / "model.safetensors").is_file()
+    (tmp_path / "link").symlink_to(here)
+    assert trainer_main(["train", *common, "--out", str(tmp_path / "link")]) != 0
+    assert "link: is a symbolic link; write the bundle to the folder itself" in capsys.readouterr().err
+
+
+def test_model_options_expand_a_tilde_and_an_empty_path_is_one_line(trained, tmp_path, monkeypatch, capsys):
+    """A bundle written with `--out=~/m` (the shell does not expand after '=') could not be named
+    `--model=~/m`; `export --into-bundle ''` (an unset variable) was a traceback."""
+    manifest, out, cache = trained
+    monkeypatch.setenv("HOME", str(out.parent))
+    assert trainer_main(["evaluate", f"--model=~/{out.name}", "--data", str(manifest), "--cache", str(cache),
+                         "--protocol", "clip"]) == 0
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as exited:
+        trainer_main(["export", "--into-bundle", ""])
+    err = capsys.readouterr().err
+    assert exited.value.code == 2 and "argument --into-bundle: an empty path" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("training", [{"config": [1], "best_epoch": 3}, {"data": 5}, {"config": {"epochs": "1"},
+                                                                                       "best_epoch": 0}])
+def test_a_training_record_of_other_types_says_nothing_where_reports_and_the_gui_read_it(training):
+    """A bundle is untrusted, and its training record free-form: these had ended `trainer report` and
+    the GUI's model details in tracebacks, though the bundles load and score everywhere else."""
+    from dataclasses import replace
+
+    from emolive.engine.plugin import load_model
+    from emolive.gui.provenance import provenance_text
+    from emolive.trainer.report.build import _training_note
+
+    meta = replace(load_model("student").meta, training=training)
+    assert _training_note(meta.training) == "" and meta.trained_on == []
+    assert "training data: not recorded" in provenance_text("m", meta)

@@ -231,7 +231,7 @@ def corpus_and_model(text: str) -> tuple[str, str]:
     corpus, sep, model = text.partition("=")
     if not (sep and corpus and model):
         raise argparse.ArgumentTypeError(f"{text!r} is not CORPUS=MODEL")
-    return corpus, model
+    return corpus, model_name_or_path(model)
 
 
 def _distill_command(p: argparse.ArgumentParser) -> None:
@@ -244,7 +244,7 @@ def _distill_command(p: argparse.ArgumentParser) -> None:
                      "before --switch-epoch and crops after; the model is selected from epochs "
                      ">= --switch-epoch. Teacher outputs are cached. Runs under torchrun too.")
     _fit_args(p)
-    p.add_argument("--teacher", default=None, metavar="student|teacher|PATH",
+    p.add_argument("--teacher", default=None, type=model_name_or_path, metavar="student|teacher|PATH",
                    help="any model plugin name or bundle with an embedding of the student's size")
     p.add_argument("--teacher-for", dest="teachers_for", action="append", type=corpus_and_model, default=[],
                    metavar="CORPUS=MODEL",
@@ -301,7 +301,8 @@ def _embed_command(p: argparse.ArgumentParser) -> None:
 def _evaluate_command(p: argparse.ArgumentParser) -> None:
     p.description = ("Evaluate a model plugin (e.g. 'student') or a bundle path on every clip "
                      "of the data (or one split of it).")
-    p.add_argument("--model", default=DEFAULT_MODEL, help="plugin name from `emolive models` or a bundle path")
+    p.add_argument("--model", default=DEFAULT_MODEL, type=model_name_or_path,
+                   help="plugin name from `emolive models` or a bundle path")
     _data_args(p)
     _split_choice_args(p)
     _protocol_arg(p)
@@ -323,7 +324,7 @@ def _report_command(p: argparse.ArgumentParser) -> None:
                      "utterance embeddings coloured by valence, activation and emotion (Fig. 2), "
                      "RMSE per label interval (Fig. 3), predicted vs true, class confusion, and "
                      "the CCC/UAR table of `trainer evaluate` in the layout of Table 1.")
-    p.add_argument("--model", action="append", default=[], metavar="student|PATH",
+    p.add_argument("--model", action="append", default=[], type=model_name_or_path, metavar="student|PATH",
                    help="plugin name or bundle path; repeat to compare models side by side (default: student)")
     _data_args(p)
     _split_choice_args(p)
@@ -349,11 +350,13 @@ def _export_command(p: argparse.ArgumentParser) -> None:
                      "emolive.dimensions, emolive.label_scale, emolive.frontend and "
                      "emolive.stream_normalisation (the normaliser's prior and time constant, or null).")
     where = p.add_mutually_exclusive_group(required=True)
-    where.add_argument("--into-bundle", metavar="DIR", help="(re)write DIR/model.onnx from DIR's weights")
-    where.add_argument("--out", metavar="FILE.onnx",
+    where.add_argument("--into-bundle", metavar="DIR", type=user_path,
+                       help="(re)write DIR/model.onnx from DIR's weights")
+    where.add_argument("--out", metavar="FILE.onnx", type=user_path,
                        help="write the graph of --model to this file, with its classes, scale, front end and "
                             "normaliser as metadata")
-    p.add_argument("--model", default=DEFAULT_MODEL, help=f"{DEFAULT_MODEL!r} or a bundle path (with --out)")
+    p.add_argument("--model", default=DEFAULT_MODEL, type=model_name_or_path,
+                   help=f"{DEFAULT_MODEL!r} or a bundle path (with --out)")
 
 
 # name -> (one line of help, what fills its parser): `trainer --help` lists them all and fills none,
@@ -389,7 +392,18 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
 def user_path(text: str) -> str:
     """argparse type of a path option: a leading ~ expanded, as for $EMOLIVE_CACHE. A shell leaves
     `--cache=~/c` as it is (no expansion after "="): a folder named ~ was made in the current one, and
-    `--data=~/m.csv` could not be read."""
+    `--data=~/m.csv` could not be read. An empty one (a script's unset variable) is refused here: it
+    had passed for "not given" (`export --into-bundle ''`: a traceback) or for the current folder."""
+    if not text:
+        raise argparse.ArgumentTypeError("an empty path: give a file or folder")
+    return os.path.expanduser(text)
+
+
+def model_name_or_path(text: str) -> str:
+    """argparse type of a model option: a plugin name (`emolive models`) or a bundle path, `~` expanded as
+    in every path option (a bundle written by `--out=~/m` could not be named `--model=~/m`)."""
+    if not text:
+        raise argparse.ArgumentTypeError("an empty model: give a plugin name (emolive models) or a bundle path")
     return os.path.expanduser(text)
 
 

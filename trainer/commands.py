@@ -112,7 +112,8 @@ def train(args) -> int:
 
         distill = DistillConfig.from_args(args)
         check_schedule(distill, cfg.epochs)
-    out = Path(args.out)
+    # `--out .`: the bundle's folder named as it is replaced (Path(".") has no name, a traceback after training)
+    args.out = out = Path(os.path.abspath(args.out))
     if distill is not None:
         check_not_a_teacher(out, distill)
     # what the arguments already tell is found before hours of training, not after them

@@ -98,9 +98,9 @@ def teacher_digest(plugin: ModelPlugin) -> str:
     path = getattr(plugin, "path", None)
     if path is not None and Path(path).is_dir():
         for f in sorted(p for p in Path(path).iterdir() if p.is_file()):
-            h.update(f.name.encode() + b"\0" + hashlib.sha256(f.read_bytes()).digest())
+            h.update(os.fsencode(f.name) + b"\0" + hashlib.sha256(f.read_bytes()).digest())
     else:
-        h.update(f"{plugin.name}\0{plugin.meta!r}".encode())
+        h.update(f"{plugin.name}\0{plugin.meta!r}".encode("utf-8", "surrogateescape"))
     return h.hexdigest()
 
 
@@ -132,7 +132,7 @@ def teacher_targets(plugin: ModelPlugin, utts: list[Utterance], cache_root: str 
     if plugin.meta.stream_normalisation is not None:  # it hears each speaker's clips, in their paths' order,
         # as one session: the same audio grouped into other speakers was served another grouping's targets
         sessions = "\n".join(f"{u.speaker}\t{name}" for u, name in zip(utts, clip_names(utts)))
-        identity += hashlib.sha256(sessions.encode()).hexdigest()
+        identity += hashlib.sha256(sessions.encode("utf-8", "surrogateescape")).hexdigest()
     key = hashlib.sha256(identity.encode()).hexdigest()[:32]
     entry = Path(cache_root) / "teacher" / f"{key}.safetensors"
     if entry.is_file():
@@ -356,8 +356,9 @@ def setup_distillation(dcfg: DistillConfig, train_set: LabelledSet, cfg: TrainCo
         targets = teacher_targets(plugin, [utts[i] for i in rows], cache_root, digest=digest)
         avd[rows] = targets.avd
         # what each teacher read: its pretrained streams (model, layer, weights sha256) where it has them
+        learned = heard_held_out(plugin, teacher, list(held_out), set(teacher_of))
         records.append({"name": teacher, "digest": digest, "streams": plugin.meta.hyperparameters.get("streams"),
-                        "taught": taught, "learned_held_out": heard_held_out(plugin, teacher, list(held_out), set(teacher_of))})
+                        "taught": taught, "learned_held_out": learned})
     embedding = targets.embedding if len(teachers) == 1 else np.zeros((len(utts), 0), np.float32)
     if embedding.shape[1] != cfg.embedding_dim and dcfg.distils_embedding and not dcfg.projector:
         raise TrainerError(f"teacher {teachers[0]} has a {embedding.shape[1]}-dim embedding but the student's "

@@ -83,7 +83,9 @@ def session_order(streams: list[str], clips: Sequence[str], seed: int) -> np.nda
     members: dict[str, list[int]] = {}
     for i in sorted(range(len(streams)), key=lambda i: clips[i]):
         members.setdefault(streams[i], []).append(i)
-    order = [np.random.default_rng([seed, zlib.crc32(s.encode())]).permutation(idx) for s, idx in members.items()]
+    # a stream id holds its manifest's folder name, whose bytes need not be UTF-8
+    order = [np.random.default_rng([seed, zlib.crc32(s.encode("utf-8", "surrogateescape"))]).permutation(idx)
+             for s, idx in members.items()]
     return np.concatenate(order) if order else np.zeros(0, np.int64)
 
 

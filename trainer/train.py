@@ -248,7 +248,7 @@ def run_identity(train_set: LabelledSet, val_set: LabelledSet, class_names: list
     def clips(data: LabelledSet) -> str:
         h = hashlib.sha256()
         for u, frames in zip(data.utterances, data.features):
-            h.update(f"{u.path}\0{u.speaker}\0{u.emotion}\0{u.avd}\0{len(frames)}\n".encode())
+            h.update(f"{u.path}\0{u.speaker}\0{u.emotion}\0{u.avd}\0{len(frames)}\n".encode("utf-8", "surrogateescape"))
             h.update(np.ascontiguousarray(frames).tobytes())
         h.update(str(len(data.views)).encode())
         return h.hexdigest()

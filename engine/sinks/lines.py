@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from typing import IO
 
 from emolive.engine.sinks.base import SinkError
+from emolive.engine.table_names import table_text
 
 
 class LineWriter:
@@ -34,8 +35,9 @@ class LineWriter:
         self._regular = self._fd is not None and stat.S_ISREG(os.fstat(self._fd).st_mode)
 
     def write(self, lines: Sequence[str]) -> None:
-        """Write `lines` (each without its newline) in one go, or raise SinkError having written none."""
-        text = "".join(line + "\n" for line in lines)
+        """Write `lines` (each without its newline) in one go, or raise SinkError having written none. A
+        name's bytes that are not UTF-8 are written \\xNN, as tables write them (engine.table_names)."""
+        text = table_text("".join(line + "\n" for line in lines))
         start = None
         try:
             if self._fd is None:

@@ -155,5 +155,5 @@ def with_noise(x: np.ndarray, noise: np.ndarray, snr_db: float) -> np.ndarray:
 def view_rng(source: str, view: int, cfg: AugmentConfig) -> np.random.Generator:
     """The generator of a view's chain: a function of its source (a clip's audio key, or a
     session's id), the view number and the options."""
-    seed = int(hashlib.sha1(f"{source}:{view}:{cfg.digest()}".encode()).hexdigest()[:16], 16)
+    seed = int(hashlib.sha1(f"{source}:{view}:{cfg.digest()}".encode("utf-8", "surrogateescape")).hexdigest()[:16], 16)
     return np.random.default_rng(seed)

@@ -130,7 +130,7 @@ class AugmentedView:
         self.source = audio_key(self.data)
         self.key = f"{self.source}.view{view}.{aug.digest()}"
         if session is not None:
-            self.key += ".session-" + hashlib.sha1(session.encode()).hexdigest()[:12]
+            self.key += ".session-" + hashlib.sha1(session.encode("utf-8", "surrogateescape")).hexdigest()[:12]
 
     def samples(self, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
         """The view's audio: the file decoded as training reads it, through its chain."""

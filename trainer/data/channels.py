@@ -45,7 +45,8 @@ CHANNELS: dict[str, Channel] = {
 def channel_rng(name: str, clip: str) -> np.random.Generator:
     """The generator of `name` applied to `clip` (a path relative to its manifest): the same noise
     and room for that clip in every run, and different ones for different clips."""
-    return np.random.default_rng(int.from_bytes(hashlib.sha1(f"{name}:{clip}".encode()).digest()[:8], "little"))
+    digest = hashlib.sha1(f"{name}:{clip}".encode("utf-8", "surrogateescape")).digest()  # a name's bytes as they are
+    return np.random.default_rng(int.from_bytes(digest[:8], "little"))
 
 
 def through_channel(samples: np.ndarray, name: str, clip: str) -> np.ndarray:
@@ -64,7 +65,7 @@ def copy_path(source: str) -> Path:
     copy can never be written over a source file or outside its folder."""
     path = Path(source)
     if path.is_absolute() or ".." in path.parts:
-        path = Path("elsewhere") / hashlib.sha1(source.encode()).hexdigest()[:12] / path.name
+        path = Path("elsewhere") / hashlib.sha1(source.encode("utf-8", "surrogateescape")).hexdigest()[:12] / path.name
     return path.with_suffix(".flac")
 
 

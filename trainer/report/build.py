@@ -15,6 +15,7 @@ from tqdm import tqdm
 
 from emolive.engine.console import bar_disabled
 from emolive.engine.plugin import ModelPlugin, registered_models
+from emolive.engine.table_names import table_text
 from emolive.trainer.data import read_splits
 from emolive.trainer.data.splits import held_out_splits, only_split
 from emolive.trainer.evaluate import class_targets, metrics, predict_utterances
@@ -90,7 +91,8 @@ def build_report(model_specs: list[str], plugins: list[ModelPlugin], sources: li
     start = time.perf_counter()
     out = Path(out_dir)
     true = np.array([u.avd for s in sources for u in s.utts])
-    labels = _unique([s if s in registered_models() else Path(s).name for s in model_specs], model_specs)
+    # a folder's name as tables write it (engine.table_names): matplotlib refuses a name that is not UTF-8
+    labels = _unique([s if s in registered_models() else table_text(Path(s).name) for s in model_specs], model_specs)
     steps = 2 * len(model_specs) + 2
     with tqdm(total=steps, desc="report", unit="step", disable=bar_disabled(True)) as bar, _one_thread():
         models = []
@@ -152,7 +154,7 @@ def _score(spec: str, label: str, plugin: ModelPlugin, sources: list[Source], ca
     pred = predict_utterances(plugin, utts, cache_root, progress=False, protocol=protocol)
     meta = plugin.meta
     result = ModelResult(spec, label, plugin.name, getattr(plugin, "path", None), meta.architecture,
-                         tuple(meta.class_names), plugin.size_bytes(), list(meta.training.get("data", [])),
+                         tuple(meta.class_names), plugin.size_bytes(), meta.trained_on,
                          _training_note(meta.training), pred)
     start = 0
     for s in sources:
@@ -175,8 +177,9 @@ def _score(spec: str, label: str, plugin: ModelPlugin, sources: list[Source], ca
 def _training_note(training: dict) -> str:
     """The epoch kept, numbered as the training log, config.json and history.csv number it (from 0):
     the report counted from 1, so its "epoch 12" was history.csv's row 11."""
-    best, most = training.get("best_epoch"), training.get("config", {}).get("epochs")
-    return f"kept epoch {best} of epochs 0-{most - 1}" if isinstance(best, int) and most else ""
+    config = training.get("config")  # a bundle's record is untrusted: anything but these types says nothing
+    best, most = training.get("best_epoch"), config.get("epochs") if isinstance(config, dict) else None
+    return f"kept epoch {best} of epochs 0-{most - 1}" if isinstance(best, int) and isinstance(most, int) else ""
 
 
 FIGURE_NAME = re.compile(r"(map_[a-z]+|rmse_by_interval|(scatter|confusion)_\d+-[A-Za-z0-9_.-]+)\.png")  # _draw's
