@@ -160,13 +160,13 @@ def test_help_shows_each_default_once(capsys):
 def test_every_numeric_option_is_bounded_and_its_default_within_its_bounds():
     """A default outside its option's range could be given by no one, and a numeric option without a
     range (a bare int or float) would take -1, 0 or NaN into a run again."""
-    from emolive.trainer.cli import Bounded, corpus_and_model, split_word, torch_device, user_path
+    from emolive.trainer.cli import Bounded, corpus_and_model, model_name_or_path, split_word, torch_device, user_path
 
     parser = build_parser()
     commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices
     actions = [(None, a) for a in parser._actions] + [(n, a) for n, p in commands.items() for a in p._actions]
     numeric = [(name, a) for name, a in actions
-               if a.type not in (None, corpus_and_model, split_word, torch_device, user_path)
+               if a.type not in (None, corpus_and_model, model_name_or_path, split_word, torch_device, user_path)
                or isinstance(a.default, (int, float))
                and not isinstance(a.default, bool) and a.nargs != 0]
     assert numeric
