@@ -254,3 +254,19 @@ def test_weights_changed_after_writing_are_refused_as_damage_not_blamed_on_the_g
     (bundle / CONFIG_FILE).write_text(json.dumps(config))
     with pytest.raises(BundleError, match=r"'weights_sha256' must be a SHA-256 in 64 hex digits"):
         load_student(bundle)
+
+
+@pytest.mark.parametrize("target", ["missing.onnx", "elsewhere"])
+def test_a_teachers_linked_graph_is_refused_even_when_its_target_is_gone(tmp_path, target):
+    """A teacher whose model.onnx was a dangling link loaded without a word on the torch path (about 800 MB
+    instead of 250), where a student's, or a teacher's link to a real file, is refused."""
+    from emolive.engine.plugin import load_model
+    from tests.conftest import REPO
+
+    teacher = tmp_path / "teacher"
+    shutil.copytree(REPO / "plugins" / "teacher" / "default", teacher)
+    (tmp_path / "elsewhere").write_bytes((teacher / GRAPH_FILE).read_bytes())
+    (teacher / GRAPH_FILE).unlink()
+    (teacher / GRAPH_FILE).symlink_to(tmp_path / target)
+    with pytest.raises(BundleError, match=f"{teacher / GRAPH_FILE}: a symbolic link"):
+        load_model(str(teacher))

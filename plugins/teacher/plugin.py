@@ -19,7 +19,7 @@ from typing import Iterable, Protocol, Sequence
 
 import numpy as np
 
-from emolive.engine.bundle import GRAPH_FILE, WEIGHTS_FILE, Bundle, BundleMeta
+from emolive.engine.bundle import GRAPH_FILE, WEIGHTS_FILE, Bundle, BundleMeta, bundle_member
 from emolive.engine.plugin import ModelPlugin, Prediction
 from emolive.plugins.teacher.bundle import read_teacher_bundle
 from emolive.plugins.teacher.frames import fuse
@@ -116,7 +116,8 @@ def load_teacher(path: str | Path, name: str | None = None, device: str | None =
     bundle, arch, hyper, streams = read_teacher_bundle(path)
     name = name or str(path)
     one_whisper = len({s.model for s in streams}) == 1 and isinstance(streams[0].spec, WhisperPretrained)
-    graph = device == "cpu" and (path / GRAPH_FILE).is_file() and one_whisper  # one graph gives all its layers
+    # one graph gives all its layers; a linked model.onnx is refused (a dangling link had passed for "none")
+    graph = device == "cpu" and bundle_member(path / GRAPH_FILE) is not None and one_whisper
     if runtime not in ("auto", "torch"):
         raise ValueError(f"runtime must be 'auto' or 'torch', not {runtime!r}")
     if graph and runtime == "auto":
