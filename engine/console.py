@@ -58,12 +58,14 @@ LEVELS = (logging.WARNING, logging.INFO, logging.DEBUG)  # -q, default, -v
 class TerminalSafeFormatter(logging.Formatter):
     """Log lines with control characters escaped (but line breaks and tabs): a file name holding an
     escape sequence (ESC ] 0 ; ... BEL sets a terminal's title) reached the terminal raw in errors and
-    in "reading file ..." lines."""
+    in "reading file ..." lines. A name's bytes that are not UTF-8 read \\xNN, as the outputs write them
+    (engine.table_names; they had read \\udcNN here)."""
 
     def format(self, record: logging.LogRecord) -> str:
         from emolive.engine.schema import printable
+        from emolive.engine.table_names import table_text
 
-        return printable(super().format(record), keep="\n\t")
+        return printable(table_text(super().format(record)), keep="\n\t")
 
 
 def configure(program: str, verbosity: int) -> None:

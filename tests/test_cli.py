@@ -271,6 +271,12 @@ def test_control_characters_in_a_file_name_never_reach_the_terminal(tmp_path):
         run = subprocess.run(command, capture_output=True, text=True, timeout=120)
         assert run.returncode != 0 and "\\x1b]0;pwned\\x07" in run.stderr, run.stderr
         assert not any(c in run.stderr for c in "\x1b\x07\r"), run.stderr
+    # a byte that is not UTF-8 reads \xNN, as the outputs write it (it read \udcff on stderr alone)
+    odd = tmp_path / os.fsdecode(b"take\xff.wav")
+    odd.write_text("not audio")
+    run = subprocess.run([str(bin_dir / "emolive"), "stream", "--no-publish", "--source", str(odd)],
+                         capture_output=True, text=True, timeout=120)
+    assert run.returncode != 0 and "take\\xff.wav" in run.stderr and "udc" not in run.stderr, run.stderr
 
 
 def test_devices_lists_input_devices(capsys, monkeypatch):
