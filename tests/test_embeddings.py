@@ -162,6 +162,27 @@ def test_cache_computes_once_per_model_layer_and_file(hub, tmp_path, monkeypatch
     assert local.store.dir.parent != EmbeddingCache(tmp_path / "c", parse_stream("hubert-large")).store.dir.parent
 
 
+def test_a_clip_too_short_for_a_frame_is_refused_as_the_students_features_refuse_it(hub, tmp_path, monkeypatch,
+                                                                                       speech):
+    """A teacher had embedded a 100-sample clip as no frame and trained on it as one zero frame, where the
+    student's training, `trainer evaluate` and the engine refuse it; `mfb` fused with embeddings had been
+    called an unknown pretrained model."""
+    import soundfile as sf
+
+    from emolive.trainer.errors import TrainerError
+
+    spec, = install(monkeypatch, "hubert-large")
+    save_hub_weights(spec)
+    short, whole = tmp_path / "short.wav", tmp_path / "whole.wav"
+    sf.write(short, speech[:100], 16000)
+    sf.write(whole, speech[:16000], 16000)
+    cache = EmbeddingCache(tmp_path / "c", parse_stream("hubert-large"))
+    with pytest.raises(TrainerError, match=f"cannot embed {short}: shorter than one 25 ms frame"):
+        cache.embeddings([whole, short], progress=False)
+    with pytest.raises(TrainerError, match="mfb, the front end's features .* is not fused with embeddings"):
+        parse_streams("mfb,hubert-large:1")
+
+
 def test_fusion_concatenates_streams_frame_by_frame(hub, tmp_path, monkeypatch):
     for i, spec in enumerate(install(monkeypatch, "hubert-large", "hubert-large-960h")):
         save_hub_weights(spec, seed=i)

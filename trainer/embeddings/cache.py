@@ -15,6 +15,7 @@ import numpy as np
 from tqdm import tqdm
 
 from emolive.engine.console import bar_disabled
+from emolive.engine.runner import NO_FRAME
 from emolive.plugins.teacher import SSLEncoder, Stream, fuse
 from emolive.plugins.teacher.pretrained import check_checkpoint_file, load_encoder
 from emolive.plugins.teacher.whisper import WhisperFrameEncoder
@@ -69,6 +70,11 @@ class EmbeddingCache:
         missing = sorted({k: i for i, k in enumerate(keys) if found[k] is None}.values())
         if missing:
             found.update(self._compute([paths[i] for i in missing], [keys[i] for i in missing], progress))
+        # as the front end's features (trainer.data.cache): a teacher had learned clips it would never be asked
+        # about, each one empty frame, where the student's training, `evaluate` and the engine refuse them
+        empty = next((path for path, k in zip(paths, keys) if not len(found[k])), None)
+        if empty is not None:
+            raise TrainerError(f"cannot embed {empty}: {NO_FRAME}")
         return [found[k] for k in keys]
 
     def _compute(self, paths: list[str | Path], keys: list[str], progress: bool) -> dict[str, np.ndarray]:
