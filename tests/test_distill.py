@@ -405,6 +405,10 @@ def test_a_splits_file_without_a_speaker_of_the_data_is_refused_naming_it(two_co
     err = capsys.readouterr().err
     assert re.search(r"no split for speaker\(s\) emodb/\S+.* in \S*partial.csv", err), err
     assert not (tmp_path / "o").exists()
+    # a split drawn as well as one given: --val-frac had been dropped without a word
+    assert trainer_main(["train", "--data", str(manifests[0]), "--cache", str(cache), "--splits", str(partial),
+                         "--val-frac", "0.2", "--split-seed", "3", "--out", str(tmp_path / "o")]) != 0
+    assert "gives every speaker's split, and --split-seed, --val-frac would draw one" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("teachers, message", [
