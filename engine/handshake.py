@@ -7,6 +7,9 @@ address may yet be a publisher's: one restarting in its place).
 """
 from __future__ import annotations
 
+import functools
+import operator
+
 import zmq
 from zmq.utils.monitor import recv_monitor_message
 
@@ -14,8 +17,8 @@ HANDSHAKE_MS = 3000  # a peer silent this long after connecting is no publisher 
 # publisher answers in milliseconds, on a slow link within a second
 FAILED = (zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL, zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL,
           zmq.EVENT_HANDSHAKE_FAILED_AUTH)
-WATCHED = (zmq.EVENT_CONNECTED | zmq.EVENT_DISCONNECTED | zmq.EVENT_HANDSHAKE_SUCCEEDED
-           | zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL | zmq.EVENT_HANDSHAKE_FAILED_AUTH)
+WATCHED = functools.reduce(operator.or_, FAILED, zmq.EVENT_CONNECTED | zmq.EVENT_DISCONNECTED
+                           | zmq.EVENT_HANDSHAKE_SUCCEEDED)
 
 
 class HandshakeWatch:

@@ -113,7 +113,7 @@ def train(args) -> int:
         distill = DistillConfig.from_args(args)
         check_schedule(distill, cfg.epochs)
     # `--out .`: the bundle's folder named as it is replaced (Path(".") has no name, a traceback after training)
-    args.out = out = Path(os.path.abspath(args.out))
+    out = Path(os.path.abspath(args.out))
     if distill is not None:
         check_not_a_teacher(out, distill)
     # what the arguments already tell is found before hours of training, not after them
@@ -143,13 +143,12 @@ def train(args) -> int:
     check_ccc_weights(cfg)
     ctx = distributed.context()
     with hold_checkpoint_folder(checkpoint.directory, out) if ctx.is_main else contextlib.nullcontext():
-        return fit_and_save(args, data, cfg, distill, checkpoint, ctx)
+        return fit_and_save(args, out, data, cfg, distill, checkpoint, ctx)
 
 
-def fit_and_save(args, data: DataSpec, cfg: TrainConfig, distill, checkpoint: Checkpointing,
+def fit_and_save(args, out: Path, data: DataSpec, cfg: TrainConfig, distill, checkpoint: Checkpointing,
                  ctx: distributed.Context) -> int:
     """The training run `train` checked, then its bundle and records (on the main rank)."""
-    out = Path(args.out)
     log = (lambda line: print(line, file=sys.stderr)) if ctx.is_main else (lambda line: None)
     code = versions()  # the code the run starts from: edits made while it trains did not train it
     fitted = fit(data, cfg, distill, checkpoint=checkpoint, log=log, progress=ctx.is_main, int8=args.int8)
