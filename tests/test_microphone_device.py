@@ -7,7 +7,6 @@ a few seconds, so the module takes under a minute.
 from __future__ import annotations
 
 import json
-import queue
 import signal
 import subprocess
 import sys
@@ -61,9 +60,10 @@ class LiveStream:
              "--hop", str(HOP_S), *args], env=mic.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         self.estimates: list[dict] = []
         self.stderr: list[str] = []
-        self._lines: queue.Queue[str] = queue.Queue()
-        threading.Thread(target=self._collect, args=(self.process.stdout, self.estimates), daemon=True).start()
-        threading.Thread(target=self._collect, args=(self.process.stderr, self.stderr), daemon=True).start()
+        self._collectors = [threading.Thread(target=self._collect, args=(pipe, into), daemon=True)
+                            for pipe, into in ((self.process.stdout, self.estimates), (self.process.stderr, self.stderr))]
+        for collector in self._collectors:
+            collector.start()
 
     def _collect(self, pipe, into: list) -> None:
         for line in pipe:
@@ -88,7 +88,8 @@ class LiveStream:
         except subprocess.TimeoutExpired:
             self.process.kill()
             pytest.fail(f"emolive did not exit within {timeout:g} s; stderr: {self.stderr}")
-        time.sleep(0.2)  # the reader threads take the last lines
+        for collector in self._collectors:  # to the pipes' end: a fixed pause had missed the summary on a busy CI
+            collector.join(timeout)
         return code
 
     def interrupt(self) -> int:
