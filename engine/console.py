@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import faulthandler
 import functools
 import logging
 import signal
@@ -70,6 +71,7 @@ class TerminalSafeFormatter(logging.Formatter):
 
 def configure(program: str, verbosity: int) -> None:
     """`verbosity` is the count of -v minus the count of -q (0: info and up)."""
+    report_crashes()
     level = LEVELS[max(0, min(len(LEVELS) - 1, 1 + verbosity))]
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(TerminalSafeFormatter(f"{program}: %(message)s"))
@@ -80,6 +82,16 @@ def configure(program: str, verbosity: int) -> None:
         logging.getLogger(noisy).setLevel(max(level, logging.INFO))
     # each client's connection is an INFO line of the websockets library: detail, for -v only
     logging.getLogger("websockets").setLevel(logging.WARNING if level >= logging.INFO else level)
+
+
+def report_crashes() -> None:
+    """A crash in native code (a decoder, a runtime, a kernel) prints every thread's Python stack on stderr:
+    a command had died with exit status -11 and nothing else, which no one could report or place. Left
+    off where stderr is closed (`2>&-`) or has no descriptor (a program's captured stream)."""
+    try:
+        faulthandler.enable(file=sys.stderr, all_threads=True)
+    except (RuntimeError, ValueError, OSError):  # no sys.stderr, or one without a file descriptor
+        pass
 
 
 def configured() -> tuple[str, int] | None:

@@ -171,3 +171,16 @@ def test_library_chatter_waits_for_verbose():
         logging.getLogger().handlers[:] = []
         logging.getLogger().setLevel(logging.WARNING)
         logging.getLogger("websockets").setLevel(logging.NOTSET)
+
+
+def test_a_native_crash_prints_where_it_happened():
+    """A segfault in native code under a configured command prints the Python stack: a score run had died
+    with -11 and an empty stderr, nothing to place it by."""
+    crash = ("from emolive.engine import console\n"
+             "console.configure('emolive', 0)\n"
+             "def in_the_decoder():\n"
+             "    import ctypes; ctypes.string_at(0)\n"
+             "in_the_decoder()\n")
+    done = subprocess.run([sys.executable, "-c", crash], capture_output=True, text=True, timeout=60)
+    assert done.returncode == -11
+    assert "Segmentation fault" in done.stderr and "in_the_decoder" in done.stderr, done.stderr
