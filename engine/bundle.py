@@ -129,8 +129,10 @@ def write_bundle(path: str | Path, meta: BundleMeta, tensors: Mapping[str, np.nd
     """
     path = Path(path)
     check_bundle_target(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(f".{path.name}.partial-{secrets.token_hex(4)}")
+    # `.` or `..` names no folder to put the partial one beside: the folder it is, as the OS resolves it
+    where = Path(os.path.realpath(path)) if path.name in ("", "..") else path
+    where.parent.mkdir(parents=True, exist_ok=True)
+    partial = where.with_name(f".{where.name}.partial-{secrets.token_hex(4)}")
     partial.mkdir()  # not mkdtemp: that would make the bundle 0700 whatever the umask
     try:
         tensors = {k: np.ascontiguousarray(v) for k, v in tensors.items()}
@@ -142,7 +144,7 @@ def write_bundle(path: str | Path, meta: BundleMeta, tensors: Mapping[str, np.nd
             for f in partial.iterdir():
                 _fsync(f)
         _fsync(partial)
-        _replace_dir(partial, path)
+        _replace_dir(partial, where)
     except BaseException:
         shutil.rmtree(partial, ignore_errors=True)
         raise
@@ -212,7 +214,12 @@ def _is_bundle_config(path: Path) -> bool:
 
 
 def _replace_dir(new: Path, target: Path) -> None:
-    """Rename `new` onto `target`; an existing target is renamed aside first, then removed."""
+    """Rename `new` onto `target`; an existing target is renamed aside first, then removed. The folder
+    this process runs in is filled in place instead (_replace_files): renamed aside and removed, it
+    left the user's shell (`trainer train --out .`) in a deleted folder that showed no bundle."""
+    if _is_current_folder(target):
+        _replace_files(new, target)
+        return
     old = None
     if target.exists():
         old = target.with_name(f".{target.name}.old-{secrets.token_hex(4)}")
@@ -221,6 +228,26 @@ def _replace_dir(new: Path, target: Path) -> None:
     _fsync(target.parent)
     if old is not None:
         shutil.rmtree(old)
+
+
+def _is_current_folder(path: Path) -> bool:
+    try:
+        return os.path.samefile(path, os.getcwd())
+    except OSError:  # no such target yet, or a current folder since deleted
+        return False
+
+
+def _replace_files(new: Path, target: Path) -> None:
+    """Move `new`'s files into the folder `target`, whose old bundle files are removed first, config.json
+    last in: a kill midway leaves a folder whose config names other weights (refused as damaged, never
+    loaded mixed) where a rename would have left the old bundle whole."""
+    for stale in target.iterdir():
+        if not (new / stale.name).exists():
+            stale.unlink()
+    for name in sorted((f.name for f in new.iterdir()), key=lambda name: name == CONFIG_FILE):
+        os.replace(new / name, target / name)
+    _fsync(target)
+    new.rmdir()
 
 
 def json_text(value: Any, default: Callable[[Any], Any] | None = None) -> str:

@@ -2,6 +2,7 @@
 import json
 import math
 import os
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -447,6 +448,18 @@ def test_a_rewrite_replaces_every_file_of_the_old_bundle_and_refuses_a_bundle_fo
     with pytest.raises(BundleError, match=r"holds 1 file\(s\) a bundle does not \(notes.txt\)"):
         save_bundle(bundle, model, FrontEndConfig(), CLASSES)
     assert (bundle / "notes.txt").is_file() and load_bundle(bundle)[1].class_names == ("x", "y")
+
+
+def test_a_bundle_written_into_the_current_folder_keeps_that_folder(bundle, model, monkeypatch):
+    """`trainer train --out .`: the folder the user's shell is in stays that folder (renamed aside and
+    removed, it left the shell in a deleted folder), and the old run's files go as in any rewrite."""
+    (bundle / "history.csv").write_text("epoch\n0\n")
+    inode = bundle.stat().st_ino
+    monkeypatch.chdir(bundle)
+    save_bundle(Path("."), TCGRUModel(input_dim=43, n_classes=2), FrontEndConfig(), ("x", "y"))
+    assert bundle.stat().st_ino == inode and Path.cwd().samefile(bundle)
+    assert load_bundle(Path("."))[1].class_names == ("x", "y") and not Path("history.csv").exists()
+    assert sorted(p.name for p in bundle.parent.iterdir()) == [bundle.name]  # no partial folder left beside it
 
 
 def test_a_directory_that_is_not_a_bundle_is_never_replaced(tmp_path, model):

@@ -112,7 +112,7 @@ def train(args) -> int:
 
         distill = DistillConfig.from_args(args)
         check_schedule(distill, cfg.epochs)
-    # `--out .`: the bundle's folder named as it is replaced (Path(".") has no name, a traceback after training)
+    # `--out .`: the bundle's folder by its full name in every message and check below
     out = Path(os.path.abspath(args.out))
     if distill is not None:
         check_not_a_teacher(out, distill)
