@@ -236,7 +236,7 @@ def stop_on_signal(runner: Runner) -> Iterator[list[int]]:
     def stop(signum: int, frame: Any) -> None:
         received.append(signum)
         if len(received) > 1:  # a second signal, or the first insisting: at once
-            raise KeyboardInterrupt() if received[0] == signal.SIGINT else console.Terminated(received[0])
+            raise console.interruption(received[0])
         runner.stop()
         threading.Thread(target=insist, args=(signum,), name="emolive-stop", daemon=True).start()
 

@@ -128,19 +128,41 @@ class Terminated(KeyboardInterrupt):
         self.signum = signum
 
 
+class Signalled:
+    """The ending signals received while `terminate_as_interrupt`'s block runs. Python drops an exception
+    that a signal raises inside a finaliser ("Exception ignored in: SoundFile.__del__ ... KeyboardInterrupt"):
+    a Ctrl-C of `score` was lost so, and the batch went on to its end and exit status 0. `check()`, at
+    each point where the command may end (a file done), raises it again."""
+
+    def __init__(self) -> None:
+        self.signums: list[int] = []
+
+    def check(self) -> None:
+        if self.signums:
+            raise interruption(self.signums[0])
+
+
+def interruption(signum: int) -> KeyboardInterrupt:
+    """What a signal that ends a command raises: KeyboardInterrupt for Ctrl-C, Terminated for the others."""
+    return KeyboardInterrupt() if signum == signal.SIGINT else Terminated(signum)
+
+
 @contextmanager
-def terminate_as_interrupt(signums: tuple[int, ...] = (signal.SIGTERM,)) -> Iterator[None]:
-    """Each of `signums` raises Terminated while the block runs; off the main thread (a command run from a
-    program's thread), where no handler can be set, signals keep their action."""
+def terminate_as_interrupt(signums: tuple[int, ...] = (signal.SIGTERM,)) -> Iterator[Signalled]:
+    """Each of `signums` raises Terminated (SIGINT: KeyboardInterrupt) while the block runs, and is noted in
+    the yielded Signalled; off the main thread (a command run from a program's thread), where no
+    handler can be set, signals keep their action."""
+    signalled = Signalled()
     if threading.current_thread() is not threading.main_thread():
-        yield
+        yield signalled
         return
 
     def handler(signum: int, frame: object) -> None:
-        raise Terminated(signum)
+        signalled.signums.append(signum)
+        raise interruption(signum)
     previous = take_signals(signums, handler)
     try:
-        yield
+        yield signalled
     finally:
         restore_signals(previous)
 

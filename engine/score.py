@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import signal
 import sys
 import time
 from contextlib import ExitStack
@@ -68,7 +69,7 @@ def cmd_score(args: argparse.Namespace) -> int:
     check_windows(options, plugin)
     started, failed, done = time.monotonic(), 0, 0
     with ExitStack() as stack:
-        stack.enter_context(terminate_as_interrupt())
+        signalled = stack.enter_context(terminate_as_interrupt((signal.SIGINT, signal.SIGTERM)))
         try:  # the opening too: a FIFO --out waits for its reader, and a signal there ended without a word
             writer = open_row_writer(args.out, fmt, columns(plugin.meta.class_names, args.per), stack)
             # a bar on a terminal only; -q turns it off everywhere
@@ -79,6 +80,7 @@ def cmd_score(args: argparse.Namespace) -> int:
                 done += 1
                 failed += any(row["error"] for row in rows)
                 bar.update()
+                signalled.check()  # a signal whose exception a finaliser swallowed ends the batch here
         except Terminated:
             log.warning("terminated: %d of %d files scored; their rows are in %s", done, len(paths), _where(args))
             return 143

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -14,7 +16,7 @@ import soxr
 
 import emolive
 from emolive.engine.cli import build_parser as emolive_parser
-from emolive.engine.console import DefaultsFormatter
+from emolive.engine.console import DefaultsFormatter, terminate_as_interrupt
 from emolive.trainer.cli import build_parser as trainer_parser
 from tests.conftest import corpus_files, read_audio
 
@@ -184,3 +186,22 @@ def test_a_native_crash_prints_where_it_happened():
     done = subprocess.run([sys.executable, "-c", crash], capture_output=True, text=True, timeout=60)
     assert done.returncode == -11
     assert "Segmentation fault" in done.stderr and "in_the_decoder" in done.stderr, done.stderr
+
+
+class SignalledInAFinaliser:
+    """An object whose finaliser is running when Ctrl-C comes, as a decoder's SoundFile.__del__ was in score."""
+
+    def __del__(self) -> None:
+        os.kill(os.getpid(), signal.SIGINT)
+        for _ in range(10_000):  # the handler runs between these steps; Python drops what it raises here
+            pass
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+def test_a_signal_swallowed_by_a_finaliser_is_raised_again_at_the_next_check():
+    """score's Ctrl-C was lost so once (the batch ran on to its end and exit status 0): Signalled keeps it."""
+    with terminate_as_interrupt((signal.SIGINT, signal.SIGTERM)) as signalled:
+        SignalledInAFinaliser()  # no exception gets out of its finaliser
+        assert signalled.signums == [signal.SIGINT]
+        with pytest.raises(KeyboardInterrupt):
+            signalled.check()
