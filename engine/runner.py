@@ -157,8 +157,10 @@ class Runner:
         if self.live:  # offline nobody waits on the first estimate, and batch scoring would pay it per file
             self._warm_up()
         reader = threading.Thread(target=self._read, name="emolive-reader", daemon=True)
-        reader.start()
         try:
+            # start() inside: it waits for the thread to run, and a Ctrl-C raised from that wait left a
+            # reader unjoined, in libsndfile as the caller closed the file (score's exit -11)
+            reader.start()
             self._process()
         except SinkError as exc:  # the sink that failed can take nothing more; the others still hear how the run ended
             self._final = self._send_status(ended=END_FAILED, after_sink_failure=True, error=str(exc))

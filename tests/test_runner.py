@@ -501,3 +501,23 @@ def test_a_run_stopped_mid_utterance_still_sends_its_turn(student):
     assert heard.is_set() and sink.turns, "no turn for the speech in progress"
     assert sink.turns[-1]["end"] > cut / 16000 - 1.0 and sink.statuses[-1]["ended"] is True
     assert sink.statuses[-1]["end_reason"] == "stopped"
+
+
+def test_a_ctrl_c_as_the_reader_starts_still_joins_it_before_the_run_ends(student, speech_file, monkeypatch):
+    """Thread.start() waits for the new thread to run; a Ctrl-C raised from that wait had left the reader
+    unjoined, still in libsndfile when the caller closed the file: `score` ended in a segfault (-11)."""
+    path, _ = speech_file
+    started: list[threading.Thread] = []
+
+    class InterruptedAsItStarts(threading.Thread):
+        def start(self) -> None:
+            super().start()
+            started.append(self)
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr("emolive.engine.runner.threading.Thread", InterruptedAsItStarts)
+    sink = Collect()
+    with FileSource(path) as source, pytest.raises(KeyboardInterrupt):
+        Runner(source, student, [sink], live=False).run()
+    assert started and not started[0].is_alive()
+    assert sink.statuses[-1]["end_reason"] == "stopped"
