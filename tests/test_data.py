@@ -619,6 +619,20 @@ def test_the_advice_for_clips_a_model_learned_names_the_data_s_held_out_splits(t
     assert "--split test1 or --split test2 keeps only the other speakers" in caplog.text
 
 
+def test_a_speaker_the_model_held_out_keeps_its_recorded_split_over_the_data_s_word(tmp_path):
+    """A bundle trained with --splits holding speaker c out as 'holdout', scored on data whose own column calls c
+    'train': c's clips were 'train', and `--split holdout` (the split results.json reports) found none."""
+    from emolive.trainer.data.splits import held_out_splits
+
+    manifest = _write_csv(tmp_path / "m.csv", [{"path": "1.wav", "speaker": "a", "emotion": "sad", "split": "train"},
+                                               {"path": "2.wav", "speaker": "c", "emotion": "sad", "split": "train"},
+                                               {"path": "3.wav", "speaker": "d", "emotion": "sad", "split": "test"},
+                                               {"path": "4.wav", "speaker": "e", "emotion": "sad"}])
+    (tmp_path / "splits.csv").write_text(f"speaker,split\n{tmp_path.name}/a,val\n{tmp_path.name}/c,holdout\n")
+    marked = held_out_splits(tmp_path / "splits.csv", read_manifest(manifest), warn=False)
+    assert [u.split for u in marked] == ["val", "holdout", "test", "test"]
+
+
 def test_an_unknown_category_is_warned_about_once_and_no_agreement_not_at_all(tmp_path, caplog):
     """`trainer report` reads each manifest twice (pooled, then alone) and said so twice; a clip raters did
     not agree on (IEMOCAP's xxx) was "not in the VAD map", though it is meant to have no category."""

@@ -17,6 +17,7 @@ from emolive.trainer.data.utterance import Utterance
 from emolive.trainer.errors import TrainerError
 
 log = logging.getLogger(__name__)
+LEARNING = ("train", "val")  # the splits a model learns from (val: its epoch is chosen there)
 
 LEARNED_CLIPS_FILE = "learned_clips.csv"  # audio,split beside a bundle's splits.csv: the clips it learned from
 LEARNED_KEY_HEX = 16  # 64 bits of each file's sha1: no two of a corpus's clips share them, at a third of the size
@@ -120,7 +121,7 @@ def read_splits(path: str | Path, utts: list[Utterance]) -> list[Utterance]:
 def warn_unknown_split_words(splits: set[str]) -> None:
     """A split word that is none of train, val or test* is held out and scored as a split of its own:
     say so, since it is most likely a spelling the trainer does not know (SPLIT_WORDS)."""
-    unknown = sorted(s for s in splits if s not in ("train", "val") and not is_held_out(s))
+    unknown = sorted(s for s in splits if s not in LEARNING and not is_held_out(s))
     if unknown:
         log.warning("split(s) %s are not train, val (dev, development, validation) or test: their clips are "
                     "never trained on and are scored as held-out splits of their own", ", ".join(map(repr, unknown)))
@@ -140,20 +141,19 @@ def write_learned_clips(path: str | Path, utts: list[Utterance]) -> None:
     with Path(path).open("w", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(["audio", "split"])
-        writer.writerows(sorted({(learned_key(u.path), u.split) for u in utts if u.split in ("train", "val")}))
+        writer.writerows(sorted({(learned_key(u.path), u.split) for u in utts if u.split in LEARNING}))
 
 
 def learned_splits(splits_csv: Path, utts: list[Utterance]) -> list[str | None]:
     """For each clip, the split ("train" or "val") the model learned it in, by its speaker or by its
     audio (LEARNED_CLIPS_FILE beside `splits_csv`, where the bundle has one); None for a clip it did
     not learn from."""
-    seen = {row["speaker"]: row["split"] for _, row in csv_rows(splits_csv, ("speaker", "split"))}
+    seen = recorded_splits(splits_csv)
     clips = bundle_member(splits_csv.with_name(LEARNED_CLIPS_FILE))
     heard = {row["audio"]: row["split"] for _, row in csv_rows(clips, ("audio", "split"))} if clips else {}
-    learning = ("train", "val")
 
     def split_of(u: Utterance) -> str | None:
-        if seen.get(u.speaker) in learning:
+        if seen.get(u.speaker) in LEARNING:
             return seen[u.speaker]
         # the clip's file is read and hashed only where a learned-clips file could name it
         return heard.get(learned_key(u.path)) if heard else None  # it holds only train and val clips
@@ -161,16 +161,24 @@ def learned_splits(splits_csv: Path, utts: list[Utterance]) -> list[str | None]:
     return [split_of(u) for u in utts]
 
 
+def recorded_splits(splits_csv: Path) -> dict[str, str]:
+    """Each speaker's split as a bundle's splits.csv records it."""
+    return {row["speaker"]: row["split"] for _, row in csv_rows(splits_csv, ("speaker", "split"))}
+
+
 def held_out_splits(splits_csv: Path, utts: list[Utterance], warn: bool) -> list[Utterance]:
-    """The model's own split for clips it learned from (learned_splits); every other clip keeps the
-    data's own split (test1, holdout…) or, without one, is "test". A clip the data calls "test" that
-    the model learned is not held out, whatever the data says. Warns when the data holds such clips."""
-    learned_in = learned_splits(splits_csv, utts)
-    marked = [replace(u, split=split or u.split or "test") for u, split in zip(utts, learned_in)]
+    """The model's own split for clips it learned from (learned_splits), and for the other clips of a
+    speaker it held out (its test2, holdout…: the data's own words had hidden the bundle's test speakers
+    from `--split test`); every other clip keeps the data's own split (test1, holdout…) or, without one,
+    is "test". A clip the data calls "test" that the model learned is not held out, whatever the data
+    says. Warns when the data holds such clips."""
+    learned_in, recorded = learned_splits(splits_csv, utts), recorded_splits(splits_csv)
+    marked = [replace(u, split=split or recorded.get(u.speaker) or u.split or "test")
+              for u, split in zip(utts, learned_in)]
     learned = [u for u, split in zip(marked, learned_in) if split]
     if warn and learned:
         # the held-out splits these clips have (MSP-Podcast's test1, test2): "--split test" found none there
-        others = sorted({u.split for u in marked if u.split not in ("train", "val")}) or ["test"]
+        others = sorted({u.split for u in marked if u.split not in LEARNING}) or ["test"]
         log.warning("%d of %d clips (%d speakers) were in this model's training or validation split (%s): their "
                     "scores are not held out; --split %s keeps only the other speakers", len(learned), len(utts),
                     len({u.speaker for u in learned}), splits_csv, " or --split ".join(others))

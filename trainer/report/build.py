@@ -17,7 +17,7 @@ from emolive.engine.console import bar_disabled
 from emolive.engine.plugin import ModelPlugin, registered_models
 from emolive.engine.table_names import table_text
 from emolive.trainer.data import read_splits
-from emolive.trainer.data.splits import held_out_splits, only_split
+from emolive.trainer.data.splits import LEARNING, held_out_splits, only_split
 from emolive.trainer.evaluate import class_targets, metrics, predict_utterances
 from emolive.trainer.metrics import DIMENSIONS
 from emolive.trainer.pipeline import by_split, load_utterances
@@ -52,8 +52,10 @@ def load_sources(manifests: list[str], msp_roots: list[str], splits_csv: str | N
         if splits_csv:
             utts = read_splits(splits_csv, utts)
         listed += utts
-        for learned in model_splits:  # said, as `trainer evaluate` says it: the report had scored them in silence
-            utts = held_out_splits(learned, utts, warn=not split)
+        # each model's marking of the same clips (said, as `trainer evaluate` says it: the report had scored them
+        # in silence); a clip one of them learned takes that split, so no later model's record holds it out again
+        marked = [held_out_splits(learned, utts, warn=not split) for learned in model_splits]
+        utts = [next((u for u in each if u.split in LEARNING), each[0]) for each in zip(*marked)] if marked else utts
         sources.append(Source(name, spec, utts))
     if split:
         only_split([u for s in sources for u in s.utts], split)  # where no source has one: the splits there are

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
+from emolive.trainer.data.splits import LEARNING
 from emolive.trainer.report import tables
 from emolive.trainer.report.blocks import Block, Code, Heading, Image, Text
 from emolive.trainer.report.results import Report
@@ -65,7 +66,7 @@ def scored(report: Report) -> str:
     report had said "the clips none of the models learned" of 40 clips, 30 of which a model learned."""
     if report.split:
         return "on the clips none of the models learned"
-    learned = sum(u.split in ("train", "val") for u in report.utterances)
+    learned = sum(u.split in LEARNING for u in report.utterances)
     if not learned:
         return "on every clip (none is in a train or validation split)"
     return (f"on every clip, {learned} of them in a model's or the data's train or validation split: "
