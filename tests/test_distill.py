@@ -23,7 +23,7 @@ from emolive.trainer import distill
 from emolive.trainer.cli import build_parser
 from emolive.trainer.cli import main as trainer_main
 from emolive.trainer.data import FeatureCache, read_manifest
-from emolive.trainer.pipeline import class_names_of, featurise
+from emolive.trainer.pipeline import DataSpec, class_names_of, featurise
 from emolive.trainer.config import TrainConfig
 from emolive.trainer.distributed import Context
 from emolive.trainer.errors import TrainerError
@@ -405,10 +405,14 @@ def test_a_splits_file_without_a_speaker_of_the_data_is_refused_naming_it(two_co
     err = capsys.readouterr().err
     assert re.search(r"no split for speaker\(s\) emodb/\S+.* in \S*partial.csv", err), err
     assert not (tmp_path / "o").exists()
-    # a split drawn as well as one given: --val-frac had been dropped without a word
-    assert trainer_main(["train", "--data", str(manifests[0]), "--cache", str(cache), "--splits", str(partial),
-                         "--val-frac", "0.2", "--split-seed", "3", "--out", str(tmp_path / "o")]) != 0
-    assert "gives every speaker's split, and --split-seed, --val-frac would draw one" in capsys.readouterr().err
+    # a split drawn as well as one given, in either order, even at its default value: each had been dropped
+    # without a word
+    for drawing in (["--val-frac", "0.2"], ["--split-seed", "0"], ["--test-frac", str(DataSpec.test_frac)]):
+        for options in (["--splits", str(partial), *drawing], [*drawing, "--splits", str(partial)]):
+            with pytest.raises(SystemExit):
+                trainer_main(["train", "--data", str(manifests[0]), "--cache", str(cache), *options,
+                              "--out", str(tmp_path / "o")])
+            assert "not allowed with argument" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("teachers, message", [

@@ -7,6 +7,7 @@ import math
 import os
 import signal
 import sys
+from typing import Any
 from dataclasses import dataclass
 
 from emolive.engine import console
@@ -79,14 +80,32 @@ def _data_args(p: argparse.ArgumentParser, required: bool = True) -> None:
                    help="cache directory (default: features/ or embeddings/ under $EMOLIVE_CACHE or ~/.cache/emolive)")
 
 
+class SplitOption(argparse.Action):
+    """Stores its value, and refuses --splits beside an option that draws a split (--split-seed, --val-frac,
+    --test-frac), whichever comes first and whatever its value, as argparse's exclusive groups refuse (one
+    group cannot say it: the drawing options go together). Given at its default value, a drawing option
+    had been dropped without a word."""
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: Any,
+                 option_string: str | None = None) -> None:
+        given = getattr(namespace, "split_options_given", ())
+        if clash := [other for other in given if (other == "--splits") != (option_string == "--splits")]:
+            raise argparse.ArgumentError(self, f"not allowed with argument {clash[0]}: --splits gives every "
+                                               "speaker's split, the others draw one")
+        namespace.split_options_given = (*given, option_string)
+        setattr(namespace, self.dest, values)
+
+
 def _split_args(p: argparse.ArgumentParser) -> None:
     from emolive.trainer.pipeline import DataSpec
 
-    p.add_argument("--split-seed", type=SEED, default=DataSpec.split_seed, help="seed of the speaker-independent split")
-    p.add_argument("--val-frac", type=FRACTION, default=DataSpec.val_frac, help="fraction of speakers for validation")
-    p.add_argument("--test-frac", type=FRACTION, default=DataSpec.test_frac,
+    p.add_argument("--split-seed", type=SEED, default=DataSpec.split_seed, action=SplitOption,
+                   help="seed of the speaker-independent split")
+    p.add_argument("--val-frac", type=FRACTION, default=DataSpec.val_frac, action=SplitOption,
+                   help="fraction of speakers for validation")
+    p.add_argument("--test-frac", type=FRACTION, default=DataSpec.test_frac, action=SplitOption,
                    help="fraction of speakers held out for test")
-    p.add_argument("--splits", default=DataSpec.splits, type=user_path, metavar="CSV",
+    p.add_argument("--splits", default=DataSpec.splits, type=user_path, metavar="CSV", action=SplitOption,
                    help="each speaker's split from this speaker,split CSV (a bundle's splits.csv), in place of the "
                         "data's and the drawn ones; every speaker must be in it. Train a student's teachers on the "
                         "student's split, so that none of them learns a speaker the student holds out")

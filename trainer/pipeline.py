@@ -115,12 +115,7 @@ class DataSpec:
     def split_utterances(self) -> list[Utterance]:
         """The clips with their splits: `splits`' where given (every speaker must be in it), else the
         data's own, and by speaker for clips without one (ensure_splits)."""
-        if self.splits:
-            drawing = [f"--{name.replace('_', '-')}" for name in ("split_seed", "val_frac", "test_frac")
-                       if getattr(self, name) != getattr(DataSpec, name)]
-            if drawing:  # they had been dropped without a word
-                raise TrainerError(f"--splits {self.splits} gives every speaker's split, and {', '.join(drawing)} "
-                                   "would draw one: give one or the other")
+        if self.splits:  # the command line refuses the drawing options beside it (trainer.cli.SplitOption)
             return read_splits(self.splits, self.utterances())
         return ensure_splits(self.utterances(), self.split_seed, self.val_frac, self.test_frac)
 
