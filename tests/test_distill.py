@@ -381,8 +381,12 @@ def test_teachers_trained_on_the_students_split_learn_none_of_its_held_out_clips
                          "--out", str(fitted_on_val)]) == 0
     plugin, held = load_model(str(fitted_on_val)), read_splits(shared, [u for m in manifests for u in read_manifest(m)])
     validation = sum(u.split == "val" and u.corpus == "emodb" for u in held)
+    capsys.readouterr()
     assert validation and distill.heard_held_out(plugin, "t", [u for u in held if u.split != "train"],
                                                  {"ravdess", "emodb"}) == validation
+    # its cure is its fit, not the split it already shares (--splits had been advised)
+    assert capsys.readouterr().err.rstrip().endswith("fit the teacher on its training split alone (--train-on train) "
+                                                     "to avoid it")
 
 
 def test_the_leak_warning_names_the_cure_for_a_corpus_held_out_whole():
