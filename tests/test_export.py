@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import stat
 from dataclasses import asdict
 
@@ -65,6 +66,11 @@ def test_an_out_ending_in_a_slash_names_a_folder_and_is_refused(tmp_path, capsys
         assert trainer_main(["export", "--out", out]) == 2
         assert f"--out {out} names a folder: give the graph's file name" in capsys.readouterr().err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.onnx"] and (tmp_path / "a.onnx").read_text() == "mine"
+    # the bundle exported, named as a folder: said to be the bundle (its example, b/model.onnx, was then refused)
+    bundle = shutil.copytree(DEFAULT_BUNDLE, tmp_path / "b")
+    assert trainer_main(["export", "--model", str(bundle), "--out", f"{bundle}/"]) == 2
+    assert "is inside the bundle it exports; write the graph elsewhere, or into the bundle with --into-bundle" \
+        in capsys.readouterr().err
 
 
 def test_a_place_that_cannot_be_written_is_one_bundle_error_and_leaves_nothing(tmp_path):

@@ -282,8 +282,6 @@ def export(args) -> int:
     if not args.into_bundle and args.model != DEFAULT_MODEL and not os.path.exists(args.model):
         raise TrainerError(f"--model {args.model}: --out exports {DEFAULT_MODEL!r} or a student bundle folder (a "
                            "teacher's head graph: --into-bundle with its bundle)")
-    if not args.into_bundle and args.out.endswith(("/", os.sep)):  # Path() dropped the slash: a file of that name
-        raise TrainerError(f"--out {args.out} names a folder: give the graph's file name, e.g. {args.out}model.onnx")
     if args.into_bundle:
         teacher = str(read_config(args.into_bundle).get("architecture", "")).startswith(PREFIX)
         path = (write_teacher_graph if teacher else write_graph)(args.into_bundle)  # a teacher's: its head
@@ -292,9 +290,12 @@ def export(args) -> int:
         if str(read_config(source).get("architecture", "")).startswith(PREFIX):  # it said "unknown architecture"
             raise TrainerError(f"--model {args.model} is a teacher: its head graph goes into its bundle, "
                                f"`trainer export --into-bundle {args.model}`")
-        if Path(args.out).resolve().parent == source.resolve():  # its weights or config.json were written over
+        if source.resolve() in (Path(args.out).resolve(), Path(args.out).resolve().parent):  # its files written over
             raise TrainerError(f"--out {args.out} is inside the bundle it exports; write the graph elsewhere, or "
                                f"into the bundle with --into-bundle {args.model}")
+        if args.out.endswith(("/", os.sep)):  # Path() dropped the slash: a file of that name was written
+            raise TrainerError(f"--out {args.out} names a folder: give the graph's file name, e.g. "
+                               f"{args.out}model.onnx")
         model, meta = load_bundle(source)
         # alone, it says what config.json would
         path = export_graph(model, args.out, metadata=graph_metadata(meta))
