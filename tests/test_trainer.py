@@ -1007,6 +1007,12 @@ def test_a_corpus_folder_whose_name_is_no_utf_8_trains_evaluates_and_reports(tmp
     assert trainer_main(["report", "--model", str(bundle), *common, "--out", str(tmp_path / "report")]) == 0
     assert "m\\xfeodel" in (tmp_path / "report" / "report.md").read_text()  # the name as tables write it
     assert "Traceback" not in capsys.readouterr().err
+    # a folder named as that byte is written is another corpus: their speakers had merged into one
+    spelled = tmp_path / "corp\\xffus"
+    spelled.mkdir()
+    (spelled / "manifest.csv").write_bytes(plain.read_bytes())
+    ids = [{u.speaker for u in read_manifest(m)} for m in (manifest, spelled / "manifest.csv")]
+    assert ids[0] and not ids[0] & ids[1]
 
 
 def test_out_names_the_current_folder_or_a_link_as_it_is_meant(tmp_path, monkeypatch, capsys):

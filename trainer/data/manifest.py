@@ -6,7 +6,7 @@ import math
 from pathlib import Path
 
 from emolive.engine.schema import DIMENSIONS, SCALE
-from emolive.engine.table_names import named_file, table_text
+from emolive.engine.table_names import name_text, named_file
 from emolive.trainer.data.splits import split_name
 from emolive.trainer.data.table import csv_rows
 from emolive.trainer.data.utterance import Utterance, without_duplicates
@@ -40,8 +40,9 @@ def read_manifest(csv_path: str | Path, corpus: str | None = None) -> list[Utter
     """
     csv_path = Path(csv_path)
     # as tables write a name (engine.table_names): a folder name's bytes that are not UTF-8 as \xNN, so its
-    # speakers' ids go into splits.csv, hashes and figures (they had ended training in a UnicodeEncodeError)
-    corpus = corpus or table_text(csv_path.resolve().parent.name)
+    # speakers' ids go into splits.csv, hashes and figures (they had ended training in a UnicodeEncodeError),
+    # and a backslash as \\, so a folder whose name is that text is another corpus (their speakers had merged)
+    corpus = corpus or name_text(csv_path.resolve().parent.name)
     utts = without_duplicates((f"{csv_path}:{line}", _row(row, csv_path, corpus, line))
                               for line, row in csv_rows(csv_path, REQUIRED, OPTIONAL))
     unknown = sorted({u.emotion for u in utts if u.emotion and u.emotion not in category_points()
