@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import re
+import shlex
 from pathlib import Path
 
 _ESCAPE = re.compile(rb"\\(\\|x[89a-fA-F][0-9a-fA-F])")  # what name_text writes: a backslash, a byte >= 0x80
@@ -27,6 +28,26 @@ def table_text(text: str) -> str:
         return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
     except UnicodeEncodeError:  # a surrogate no file name gives
         return text.encode("utf-8", "backslashreplace").decode()
+
+
+def shell_text(words: list[str]) -> str:
+    """A command line as text a shell runs again: each word quoted (shlex), and one holding bytes that are
+    no UTF-8 as $'...' with \\xNN (bash, zsh, POSIX since 2024): shlex kept their surrogates, which a
+    report wrote as the literal text \\udcNN, another name once pasted."""
+    return " ".join(shlex.quote(word) if _is_utf8(word) else _dollar_quoted(word) for word in words)
+
+
+def _is_utf8(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _dollar_quoted(word: str) -> str:
+    raw = os.fsencode(word)
+    return "$'" + "".join(chr(b) if 0x20 <= b < 0x7f and b not in b"\\'" else f"\\x{b:02x}" for b in raw) + "'"
 
 
 def named_file(folder: Path, cell: str) -> Path:

@@ -1005,7 +1005,12 @@ def test_a_corpus_folder_whose_name_is_no_utf_8_trains_evaluates_and_reports(tmp
                          "--out", str(bundle)]) == 0
     assert trainer_main(["evaluate", "--model", str(bundle), *common, "--protocol", "clip"]) == 0
     assert trainer_main(["report", "--model", str(bundle), *common, "--out", str(tmp_path / "report")]) == 0
-    assert "m\\xfeodel" in (tmp_path / "report" / "report.md").read_text()  # the name as tables write it
+    report = (tmp_path / "report" / "report.md").read_text()
+    assert "m\\xfeodel" in report  # the name as tables write it
+    # its command, pasted into a shell, names the same files (it held the literal text \udcff)
+    command = next(line for line in report.splitlines() if line.startswith("trainer report "))
+    words = subprocess.run(["bash", "-c", f"printf '%s\\0' {command}"], capture_output=True, check=True).stdout
+    assert os.fsencode(str(manifest)) in words.split(b"\0") and os.fsencode(str(bundle)) in words.split(b"\0")
     assert "Traceback" not in capsys.readouterr().err
     # a folder named as that byte is written is another corpus: their speakers had merged into one
     spelled = tmp_path / "corp\\xffus"

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import logging
 import re
-import shlex
 import time
 from collections.abc import Sequence
 from contextlib import contextmanager
@@ -15,7 +14,7 @@ from tqdm import tqdm
 
 from emolive.engine.console import bar_disabled
 from emolive.engine.plugin import ModelPlugin, registered_models
-from emolive.engine.table_names import table_text
+from emolive.engine.table_names import shell_text, table_text
 from emolive.trainer.data import read_splits
 from emolive.trainer.data.splits import LEARNING, held_out_splits, only_split
 from emolive.trainer.evaluate import class_targets, metrics, predict_utterances
@@ -82,7 +81,7 @@ def command_line(args, models: list[str]) -> str:
     pairs += [("--msp-podcast", r) for r in args.msp_podcast]
     pairs += [(f"--{k}", v) for k, v in (("split", args.split), ("splits", args.splits), ("cache", args.cache),
                                           ("protocol", args.protocol)) if v]
-    return shlex.join(["trainer", "report", *(x for pair in pairs for x in pair), "--out", args.out, f"--{args.map}"])
+    return shell_text(["trainer", "report", *(x for pair in pairs for x in pair), "--out", args.out, f"--{args.map}"])
 
 
 def build_report(model_specs: list[str], plugins: list[ModelPlugin], sources: list[Source], out_dir: str | Path,
