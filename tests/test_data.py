@@ -487,6 +487,10 @@ def test_splits_round_trip_through_csv(tmp_path):
     (tmp_path / "empty.csv").write_text("\n".join([*lines[:2], f"{lines[2].split(',')[0]},  ", *lines[3:]]) + "\n")
     with pytest.raises(ValueError, match=r"empty.csv:3: speaker '[^']+' has no split: give it train, val or test"):
         read_splits(tmp_path / "empty.csv", utts)
+    # a row without a speaker had been passed over without a word, where a manifest refuses it
+    (tmp_path / "nobody.csv").write_text("\n".join([*lines, " ,train"]) + "\n")
+    with pytest.raises(ValueError, match=rf"nobody.csv:{len(lines) + 1}: a row without a speaker"):
+        read_splits(tmp_path / "nobody.csv", utts)
     mixed = [split[0], Utterance(**{**split[1].__dict__, "split": "other"})]
     with pytest.raises(ValueError, match="several splits"):
         write_splits(tmp_path / "bad.csv", mixed)

@@ -104,10 +104,12 @@ def read_splits(path: str | Path, utts: list[Utterance]) -> list[Utterance]:
     """Apply a split written by `write_splits` (or by hand: its words read as a split column's, an unknown
     one warned, its speakers without spaces around them, as a manifest's) to `utts`. A speaker given two
     splits is refused, naming both lines: the last row had won without a word. So is an empty split: it
-    had made a held-out split named "", which the bundle's splits.csv then left out."""
+    had made a held-out split named "", which the bundle's splits.csv then left out; and an empty speaker."""
     split_of: dict[str, tuple[str, int]] = {}
     for line, row in csv_rows(Path(path), ("speaker", "split")):
         speaker, split = row["speaker"].strip(), split_name(row["split"])
+        if not speaker:  # as a manifest refuses it: the row had been passed over without a word
+            raise TrainerError(f"{path}:{line}: a row without a speaker: give the speaker, or remove the row")
         if not split:
             raise TrainerError(f"{path}:{line}: speaker {speaker!r} has no split: give it train, val or test")
         earlier = split_of.setdefault(speaker, (split, line))
