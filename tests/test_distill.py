@@ -457,8 +457,13 @@ def test_a_teacher_whose_bundle_cannot_say_what_it_learned_is_warned_about(two_c
                        "--switch-epoch", "0", "--epoch-clips", "0", "--out", str(tmp_path / "o"),
                        "--teacher-for", f"ravdess={copy}", "--teacher-for", f"emodb={trained['ravdess']}"])
     assert rc == 0
+    err = capsys.readouterr().err
     assert (f"--teacher-for ravdess={copy}: that teacher's bundle has no splits.csv, so whether it learned "
-            "ravdess's clips cannot be checked") in capsys.readouterr().err
+            "ravdess's clips cannot be checked") in err
+    # and whether it learned the run's held-out clips, recorded as unknown (a --teacher had been so in silence)
+    assert f"teacher {copy}: its bundle has no splits.csv, so whether it learned any of the" in err
+    recorded = json.loads((tmp_path / "o" / "results.json").read_text())["distillation"]["teachers"]
+    assert [r["learned_held_out"] for r in recorded if r["name"] == str(copy)] == [None]
 
 
 def test_a_mistyped_teacher_is_refused_before_any_feature_is_computed(two_corpora, tmp_path, capsys):

@@ -308,7 +308,9 @@ def heard_held_out(plugin: ModelPlugin, teacher: str, held_out: list[Utterance],
     validates on too is not counted: trained on the student's split (`--splits`), both pick their epoch on
     the same speakers. A teacher fitted on its validation clips too (`--train-on train+val`) learned them."""
     splits = bundle_splits(plugin)
-    if splits is None:
+    if splits is None:  # recorded as unknown (null), which a --teacher had been without a word
+        log.warning("teacher %s: its bundle has no splits.csv, so whether it learned any of the %d clips this run "
+                    "holds out cannot be checked; a teacher that did passes their labels on", teacher, len(held_out))
         return None
     validated_only = plugin.meta.training.get("fit_on") == "train"
     learned = [(u, split) for u, split in zip(held_out, learned_splits(splits, held_out))
