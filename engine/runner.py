@@ -146,6 +146,8 @@ class Runner:
         self._lag_s = 0.0
         self._wall_end = -math.inf  # the latest estimate's wall_end
         self._final: RunStats | None = None  # what the final status said, once sent
+        self._reader: threading.Thread | None = None  # run()'s reader thread, once started
+        self._join_by: float | None = None  # how long the reader is waited for, once it is let go
         self._source_ended = False  # the source ran out (else the run was stopped or failed)
 
     def stop(self) -> None:
@@ -156,11 +158,11 @@ class Runner:
         """Process until the source ends or `stop()`; source errors are raised here, on the caller's thread."""
         if self.live:  # offline nobody waits on the first estimate, and batch scoring would pay it per file
             self._warm_up()
-        reader = threading.Thread(target=self._read, name="emolive-reader", daemon=True)
+        self._reader = threading.Thread(target=self._read, name="emolive-reader", daemon=True)
         try:
             # start() inside: it waits for the thread to run, and a Ctrl-C raised from that wait left a
             # reader unjoined, in libsndfile as the caller closed the file (score's exit -11)
-            reader.start()
+            self._reader.start()
             self._process()
         except SinkError as exc:  # the sink that failed can take nothing more; the others still hear how the run ended
             self._final = self._send_status(ended=END_FAILED, after_sink_failure=True, error=str(exc))
@@ -174,19 +176,20 @@ class Runner:
         else:
             self._final = self._send_status(ended=END_FINISHED if self._source_ended else END_STOPPED)
         finally:
-            self._stop.set()
-            self.source.stop_reading()
-            self._join(reader)
+            self._let_reader_go()
         return self.stats
 
-    @staticmethod
-    def _join(reader: threading.Thread) -> None:
-        """Wait up to a second for the reader (one blocked on stdin stays behind as a daemon), a Ctrl-C
-        then kept for after: cut short, the source was closed under a read still in libsndfile, and the
-        process ended in a segmentation fault (exit 139) instead of 130."""
+    def _let_reader_go(self) -> None:
+        """Stop the reader and wait for it, once, up to a second (one blocked on stdin stays behind as a
+        daemon), a Ctrl-C then kept for after: cut short, the source was closed under a read still in
+        libsndfile, and the process ended in a segmentation fault (exit 139) instead of 130."""
+        self._stop.set()
+        self.source.stop_reading()
+        if self._join_by is None:
+            self._join_by = time.monotonic() + 1.0
         interrupted = None
-        deadline = time.monotonic() + 1.0
-        while reader.is_alive() and time.monotonic() < deadline:
+        reader, deadline = self._reader, self._join_by
+        while reader is not None and reader.is_alive() and time.monotonic() < deadline:
             try:
                 reader.join(timeout=max(0.0, deadline - time.monotonic()))
             except KeyboardInterrupt as exc:
@@ -225,6 +228,7 @@ class Runner:
                 arrival = Arrival(time.monotonic(), time.time(), self._received + len(block))
                 self._received = arrival.samples  # before queueing, so lag is never computed short
                 if not self._put((block, arrival)):
+                    self._received -= len(block)  # refused once stopped: never analysed, so never arrived for lag
                     return
         except Exception as exc:  # handed to run(), which raises it where the caller can catch it
             self._put(exc)
@@ -264,7 +268,9 @@ class Runner:
         # stopped (Ctrl-C, stop()): the stream ends where it was read to, as at its end, so the windows already
         # complete go out, and the turn in progress with them (it was dropped: the last utterance had none).
         # What the reader had queued is read audio too: a file's read-ahead (up to a minute) was dropped,
-        # while the summary and the final status counted it
+        # while the summary and the final status counted it. The reader is let finish first: a block it was
+        # putting as the stop came went in after this drain, counted as arrived (lag_s) and never analysed
+        self._let_reader_go()
         for item in self._queued():
             if isinstance(item, tuple):
                 self._accept(*item)

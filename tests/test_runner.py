@@ -313,6 +313,9 @@ def test_a_file_run_stopped_early_analyses_all_it_had_read_and_counts_only_that(
     # front end's look-ahead, at most) of the audio's end
     assert stats.audio_s - 0.5 - 0.14 <= sink.estimates[-1]["end"] <= stats.audio_s
     assert stats.estimates == len(sink.estimates) and sink.statuses[-1]["audio_s"] == stats.audio_s
+    # lag is the audio after the last window of what arrived, and what arrived is what was analysed: the block
+    # the reader held when the stop came, refused by the queue, had been counted in it (sample counts: exact)
+    assert sink.statuses[-1]["lag_s"] == pytest.approx(stats.audio_s - sink.estimates[-1]["end"], abs=1e-6)
 
 
 def test_a_backlog_of_many_batches_still_sends_its_status_on_the_beat(student, speech_file):
