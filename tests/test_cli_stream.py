@@ -145,6 +145,30 @@ def test_when_an_output_fails_the_others_get_the_final_status_and_the_summary_is
                                               + result.stderr.splitlines()[-2].split(" from ")[1])
 
 
+def test_every_reader_waiting_as_the_publisher_binds_hears_a_short_run_whole(speech_flac):
+    """--wait-subscriber began the run at the first reader's subscription: a second one, connected before the
+    bind too, came within libzmq's reconnect interval, after a short file run had ended, and heard nothing,
+    not even the final status (`listen --until-end` waited for ever; 7 runs in 10)."""
+    address = f"tcp://127.0.0.1:{free_port()}"
+    readers = []
+    for _ in range(3):
+        sub = zmq.Context.instance().socket(zmq.SUB)
+        sub.setsockopt(zmq.LINGER, 0)
+        sub.setsockopt(zmq.SUBSCRIBE, b"")
+        sub.connect(address)
+        readers.append(sub)
+    result = stream("--source", str(speech_flac), "--publish", address, "--wait-subscriber", "60", "--json",
+                    "--window", "1", "--hop", "0.5")
+    assert result.returncode == 0, result.stderr
+    sent = result.stdout.count("\n")
+    for sub in readers:
+        topics = []
+        while sub.poll(1000):
+            topics.append(sub.recv_multipart()[0])
+        sub.close()
+        assert sum(t.startswith(b"avd.") for t in topics) == sent and topics[-1].startswith(b"status."), topics
+
+
 @pytest.mark.parametrize("args, needle", [
     (["--websocket-origin", "https://a.example"], "--websocket-origin is for the WebSocket output: add --websocket"),
     (["--websocket", "127.0.0.1:0", "--websocket-origin", "https://a.example/"], "scheme://host[:port]"),

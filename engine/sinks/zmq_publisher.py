@@ -38,6 +38,7 @@ CLOSE_LINGER_MS = 250  # live, on close, queued messages get this long to leave:
 # exit by a quarter second at most
 KEEP_UP_S = 5.0  # a recording at hand waits this long for a subscriber whose queue is full (`emolive stream FILE`)
 RETRY_S = (0.001, 0.05)  # first and longest pause between tries of a send a full queue refused
+SETTLE_S = 0.3  # --wait-subscriber: how long the wait goes on after a reader for the next (3 reconnect intervals)
 ADDRESS_HELP = "use tcp://HOST:PORT (tcp://127.0.0.1:5556, tcp://[::1]:5556; PORT * for any free one), ipc://PATH"
 CONNECT_HELP = "use the publisher's tcp://HOST:PORT (tcp://127.0.0.1:5556, tcp://[::1]:5556) or ipc://PATH"
 _TCP = re.compile(r"(?P<host>\[[0-9A-Fa-f:.]+\]|[^\[\]:/]+):(?P<port>\*|[0-9]{1,5})")
@@ -173,6 +174,7 @@ class ZmqPublisher(Sink):
         self._socket = (context or zmq.Context.instance()).socket(zmq.XPUB)
         self._socket.setsockopt(zmq.IPV6, ipv6)  # libzmq binds an IPv6 address only with this option
         self._socket.setsockopt(zmq.SNDHWM, sndhwm)
+        self._socket.setsockopt(zmq.XPUB_VERBOSE, 1)  # each reader's subscriptions, for wait_for_subscriber
         self._socket.setsockopt(zmq.LINGER, CLOSE_LINGER_MS if keep_up_s is None else round(1000 * keep_up_s))
         self._keep_up_s = self._keep_up_limit = keep_up_s
         self._gave_up = False  # said once
@@ -191,8 +193,16 @@ class ZmqPublisher(Sink):
         self.dropped = 0  # sends libzmq refused locally; live, its drops for a subscriber at the HWM are silent
 
     def wait_for_subscriber(self, timeout_s: float) -> bool:
-        """Block until some subscriber has subscribed (True) or `timeout_s` passes (False)."""
-        return self._socket.poll(round(1000 * timeout_s), zmq.POLLIN) != 0
+        """Block until some subscriber has subscribed (True) or `timeout_s` passes (False); then on, within
+        `timeout_s`, while more keep subscribing, until SETTLE_S passes without one. Readers waiting as the
+        publisher binds come within libzmq's reconnect interval of each other, and a short file run had
+        ended before a second one's subscription: it heard nothing, not even the final status."""
+        deadline = time.monotonic() + timeout_s
+        if not self._socket.poll(round(1000 * timeout_s), zmq.POLLIN):
+            return False
+        while self._socket.poll(round(1000 * min(SETTLE_S, max(0.0, deadline - time.monotonic()))), zmq.POLLIN):
+            self._socket.recv()  # a subscription (XPUB_VERBOSE: every reader's, not only a topic's first)
+        return True
 
     def emit(self, estimate: Mapping[str, Any]) -> None:
         self._send(topic(ESTIMATE_TOPIC, estimate), estimate)
