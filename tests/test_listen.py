@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import time
 import tracemalloc
 from pathlib import Path
 
@@ -164,7 +165,6 @@ def test_sigterm_ends_listen_as_ctrl_c_does_with_its_last_count_of_ignored_messa
     """SIGTERM killed `emolive listen` (exit -15) before it said how many messages it had ignored since
     its last report; every emolive command exits 143 on SIGTERM, after what Ctrl-C would print."""
     import signal
-    import time
 
     publisher = zmq.Context.instance().socket(zmq.XPUB)
     publisher.setsockopt(zmq.LINGER, 0)
@@ -284,19 +284,23 @@ def test_a_model_name_that_is_no_utf_8_goes_out_as_score_writes_it_not_as_a_lone
     to_json(estimate).encode("utf-8")  # strict: a lone surrogate would raise here
 
 
-def listened_run(source: Path, *listen_args: str,
-                 stream_id: str = "default") -> tuple[subprocess.CompletedProcess, int, str, str]:
+def listened_run(source: Path, *listen_args: str, stream_id: str = "default",
+                 until_end: bool = True) -> tuple[subprocess.CompletedProcess, int, str, str]:
     """`emolive stream --json SOURCE` published to an `emolive listen --until-end LISTEN_ARGS` started first
-    (the stream waits for it): the stream's result, and the listener's exit status, stdout and stderr."""
+    (the stream waits for it): the stream's result, and the listener's exit status, stdout and stderr.
+    Without `until_end`, the listener is stopped (SIGTERM) 2 s after the stream ends."""
     from tests.test_cli import free_port
 
     address = f"tcp://127.0.0.1:{free_port()}"
-    listener = subprocess.Popen([EMOLIVE, "listen", "--connect", address, "--until-end", *listen_args], cwd=REPO,
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    listener = subprocess.Popen([EMOLIVE, "listen", "--connect", address, *(["--until-end"] if until_end else []),
+                                 *listen_args], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         engine = subprocess.run([EMOLIVE, "stream", "--source", str(source), "--publish", address, "--json",
                                  "--wait-subscriber", "60", "--stream-id", stream_id],
                                 cwd=REPO, capture_output=True, text=True, timeout=120)
+        if not until_end:
+            time.sleep(2.0)  # the final status, sent before the stream exited, reaches the listener within ms
+            listener.terminate()
         out, err = listener.communicate(timeout=60)
     finally:
         listener.kill()
@@ -313,6 +317,9 @@ def test_listen_until_end_exits_with_an_error_after_a_run_that_failed():
         sf.write(cut, whole, 16000)
         cut.write_bytes(cut.read_bytes()[:cut.stat().st_size // 3])
         engine, listened, out, err = listened_run(cut, "--json", stream_id="e2e")
+        # listening on, its JSON lines carry estimates only: the end is said on stderr, as the table's row says it
+        _, following, _, said = listened_run(cut, "--json", stream_id="e2e", until_end=False)
+    assert following == 143 and "emolive: stream e2e failed: " in said and "damaged or truncated" in said, said
     assert engine.returncode == 1 and "damaged or truncated" in engine.stderr, engine.stderr
     assert listened == 1 and "Traceback" not in err
     assert "stream e2e failed: " in err and "damaged or truncated" in err, err
@@ -433,8 +440,6 @@ def test_a_publisher_closing_as_the_reader_connects_is_not_called_no_publisher()
 
 def poll_notes(watch, seconds: float, until=lambda: False) -> list[str]:
     """What `watch` says over `seconds`, or until `until()`."""
-    import time
-
     notes, deadline = [], time.monotonic() + seconds
     while time.monotonic() < deadline and not until():
         if note := watch.note():
