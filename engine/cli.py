@@ -111,6 +111,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "(JSON: lines with a `kind` field; table: rows starting '# turn')")
     listen.add_argument("--until-end", action="store_true",
                         help="exit when a stream ends (its final status); without it, listening goes on for the next run")
+    listen.add_argument("--stream-id", type=stream_id, metavar="ID",
+                        help="only this stream of the publisher's (default: all, whose rows interleave)")
     listen.set_defaults(command=cmd_listen)
     commands.add_parser("models", help="list the registered models", description="The models --model accepts by "
                         "name: size, front end, device and architecture (or why one is unavailable)."

@@ -79,6 +79,8 @@ def listen_until(args: argparse.Namespace, sub: zmq.Socket, sink: JsonLinesSink 
                     log.warning("%s", pending)
                     pending, last_report = "", time.monotonic()
                 continue
+            if args.stream_id is not None and payload["stream"] != args.stream_id:  # a topic prefix matches longer ids
+                continue
             if kind == ESTIMATE_TOPIC:
                 sink.emit(payload)
                 received += 1

@@ -20,7 +20,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tests.conftest import REPO, corpus_files, read_audio
-from emolive.engine.schema import (Rejections, SchemaError, estimate_payload, parse_message,
+from emolive.engine.runner import RunStats, run_status
+from emolive.engine.schema import (END_FINISHED, Rejections, SchemaError, estimate_payload, parse_message,
                                    printable, status_payload, to_json, validate_estimate, validate_status)
 
 EMOLIVE = str(Path(sys.executable).parent / "emolive")
@@ -187,6 +188,31 @@ def test_sigterm_ends_listen_as_ctrl_c_does_with_its_last_count_of_ignored_messa
         publisher.close()
     assert listener.returncode == 143 and "Traceback" not in err, err
     assert "ignored 4 messages" in err.splitlines()[-1]
+
+
+def test_stream_id_listens_to_one_stream_of_a_publisher_with_several():
+    """Two streams behind one forwarder interleaved their rows in `listen`'s table, with nothing to tell them
+    apart; `--stream-id` keeps one, and `--until-end` then waits for its end, not another's."""
+    publisher = zmq.Context.instance().socket(zmq.XPUB)
+    publisher.setsockopt(zmq.LINGER, 0)
+    port = publisher.bind_to_random_port("tcp://127.0.0.1")
+    listener = subprocess.Popen([EMOLIVE, "listen", "--connect", f"tcp://127.0.0.1:{port}", "--json", "--until-end",
+                                 "--stream-id", "a"], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        for _ in range(2):
+            assert publisher.poll(60_000), "listener never subscribed"
+            publisher.recv()
+        for seq, stream in enumerate(["a", "ab", "b", "a"]):  # "avd.ab" starts with a's topic, "avd.a"
+            publisher.send_multipart(frames(good_estimate(seq, stream=stream), f"avd.{stream}".encode()))
+        for stream in ("ab", "a"):  # another stream's end goes by; this one's ends the listener
+            final = run_status(stream, RunStats(2, 0, 0, 4.0), lag_s=0.0, live=False, ended=END_FINISHED)
+            publisher.send_multipart(frames(final, f"status.{stream}".encode()))
+        out, err = listener.communicate(timeout=60)
+    finally:
+        listener.kill()
+        publisher.close()
+    assert listener.returncode == 0, err
+    assert [(e["stream"], e["seq"]) for e in map(json.loads, out.splitlines())] == [("a", 0), ("a", 3)]
 
 
 def test_a_host_that_does_not_resolve_is_one_line_not_a_silent_wait():
