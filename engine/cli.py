@@ -58,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
         log.error("error: out of memory: give emolive more (ulimit -v), or score long recordings in parts "
                   "(emolive score --per window keeps less)")
         return 1
-    except console.Terminated as ended:  # SIGTERM: 128 + 15, as `score`, `listen`, the GUI and `trainer` exit
+    except console.Terminated as ended:  # SIGTERM 143, SIGHUP 129, as `score`, `listen`, the GUI and `trainer` exit
         return 128 + ended.signum
     except KeyboardInterrupt:
         return 130
@@ -184,7 +184,7 @@ def cmd_stream(args: argparse.Namespace) -> int:
     with ExitStack() as stack:
         # SIGTERM or SIGHUP before the run (the model loading, --wait-subscriber's wait) ends as Ctrl-C does
         # there, in one line; it had killed the process without a word
-        stack.enter_context(console.terminate_as_interrupt(ENDING_SIGNALS))
+        stack.enter_context(console.terminate_as_interrupt())
         model = load_model_one_thread(config.model)
         if args.csv:
             check_not_in_bundle(args.csv, model, "--csv")
@@ -203,11 +203,6 @@ def cmd_stream(args: argparse.Namespace) -> int:
                 raise
     log.info("%s", summary(stats))
     return 128 + interrupted[0] if interrupted else 0  # 130 for Ctrl-C, 143 for SIGTERM, 129 for SIGHUP
-
-
-ENDING_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
-"""Signals that end a stream as Ctrl-C does: SIGHUP comes when its terminal closes (an ssh session dropped),
-and had ended it with no final status for its readers and its ipc socket file left behind."""
 
 
 @contextmanager
@@ -242,7 +237,7 @@ def stop_on_signal(runner: Runner) -> Iterator[list[int]]:
         runner.stop()
         threading.Thread(target=insist, args=(signum,), name="emolive-stop", daemon=True).start()
 
-    previous = console.take_signals((signal.SIGINT, *ENDING_SIGNALS), stop)
+    previous = console.take_signals((signal.SIGINT, *console.ENDING_SIGNALS), stop)
     try:
         yield received
     finally:

@@ -118,6 +118,12 @@ def bar_disabled(show: bool) -> bool | None:
     return None if show and sys.stderr is not None else True
 
 
+ENDING_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
+"""Signals that end a command as Ctrl-C does, exit status 128 + the signal's number: SIGHUP comes when its
+terminal closes (an ssh session dropped), and had killed a command before its last words (a stream's final
+status, listen's last count, score's summary)."""
+
+
 class Terminated(KeyboardInterrupt):
     """SIGTERM (or another signal that asks a command to end: `signum`), raised where the command is, so it
     ends as Ctrl-C does (a batch keeps its rows whole and says how far it got; training says where its
@@ -148,7 +154,7 @@ def interruption(signum: int) -> KeyboardInterrupt:
 
 
 @contextmanager
-def terminate_as_interrupt(signums: tuple[int, ...] = (signal.SIGTERM,)) -> Iterator[Signalled]:
+def terminate_as_interrupt(signums: tuple[int, ...] = ENDING_SIGNALS) -> Iterator[Signalled]:
     """Each of `signums` raises Terminated (SIGINT: KeyboardInterrupt) while the block runs, and is noted in
     the yielded Signalled; off the main thread (a command run from a program's thread), where no
     handler can be set, signals keep their action."""

@@ -9,7 +9,7 @@ import sys
 import time
 from contextlib import ExitStack
 
-from emolive.engine.console import Terminated, bar_disabled, terminate_as_interrupt
+from emolive.engine.console import ENDING_SIGNALS, Terminated, bar_disabled, terminate_as_interrupt
 from emolive.engine.defaults import DEFAULT_HOP_S, DEFAULT_MODEL, DEFAULT_WINDOW_S, SCORE_PER
 from emolive.engine.session import channel_number
 
@@ -69,7 +69,7 @@ def cmd_score(args: argparse.Namespace) -> int:
     check_windows(options, plugin)
     started, failed, done = time.monotonic(), 0, 0
     with ExitStack() as stack:
-        signalled = stack.enter_context(terminate_as_interrupt((signal.SIGINT, signal.SIGTERM)))
+        signalled = stack.enter_context(terminate_as_interrupt((signal.SIGINT, *ENDING_SIGNALS)))
         try:  # the opening too: a FIFO --out waits for its reader, and a signal there ended without a word
             writer = open_row_writer(args.out, fmt, columns(plugin.meta.class_names, args.per), stack)
             # a bar on a terminal only; -q turns it off everywhere
@@ -81,9 +81,9 @@ def cmd_score(args: argparse.Namespace) -> int:
                 failed += any(row["error"] for row in rows)
                 bar.update()
                 signalled.check()  # a signal whose exception a finaliser swallowed ends the batch here
-        except Terminated:
+        except Terminated as ended:  # SIGTERM 143, SIGHUP (its terminal closed) 129
             log.warning("terminated: %d of %d files scored; their rows are in %s", done, len(paths), _where(args))
-            return 143
+            return 128 + ended.signum
         except KeyboardInterrupt:
             log.warning("interrupted: %d of %d files scored; their rows are in %s", done, len(paths), _where(args))
             return 130

@@ -33,10 +33,11 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
 
 
 class Interrupt:
-    """`emolive gui`'s SIGINT and SIGTERM, from its first moment: while Qt loads they are only noted (a
+    """`emolive gui`'s SIGINT, SIGTERM and SIGHUP, from its first moment: while Qt loads they are only noted (a
     Ctrl-C then aborted the interpreter inside shiboken's start, or was lost and the window came up
     anyway), and once the window is up they close it as its close button does. `code` is the exit
-    status the first asks for: 130 for SIGINT, 143 for SIGTERM, as `emolive score` and `trainer` exit."""
+    status the first asks for: 130 for SIGINT, 143 for SIGTERM, 129 for SIGHUP (its terminal closed: it had
+    killed the window without its cleanup), as `emolive score` and `trainer` exit."""
 
     def __init__(self) -> None:
         self.code: int | None = None
@@ -80,7 +81,7 @@ def cmd_gui(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         if args.screenshot:  # the picture would be written over the recording it shows
             check_not_an_input(args.screenshot, [args.source], "--screenshot")
     interrupt = Interrupt()
-    previous = console.take_signals((signal.SIGINT, signal.SIGTERM), interrupt)
+    previous = console.take_signals((signal.SIGINT, *console.ENDING_SIGNALS), interrupt)
     try:
         from emolive.gui.app import run_app
 

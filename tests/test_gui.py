@@ -591,12 +591,13 @@ def wait_until_catching(pid: int, signum: int, timeout_s: float = 60.0) -> None:
 def test_ctrl_c_at_any_moment_of_the_window_closes_it_and_exits_130(delay, tmp_path):
     """In its first second Ctrl-C aborted the interpreter inside shiboken's start, crashed it, printed
     a KeyboardInterrupt traceback or was lost (the window played on); SIGTERM killed it without
-    closing the window. Both now close it as its button does, at any moment, and exit as `stream` does."""
+    closing the window. Both now close it as its button does, at any moment, and exit as `stream` does; so
+    does SIGHUP (its terminal closed), which had killed it."""
     import signal
 
     clip = tmp_path / "speech.flac"
     sf.write(clip, np.concatenate([read_audio(p) for p in corpus_files("ravdess", limit=3)]), 16000)
-    for signum, code in ((signal.SIGINT, 130), (signal.SIGTERM, 143)):
+    for signum, code in ((signal.SIGINT, 130), (signal.SIGTERM, 143), (signal.SIGHUP, 129)):
         gui = interruptible([EMOLIVE, "gui", "--source", str(clip)], env={**os.environ, "QT_QPA_PLATFORM": "offscreen"},
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         # counted from when the command has its handlers (it catches SIGTERM, which Python leaves alone):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -19,7 +20,7 @@ import zmq
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tests.conftest import REPO, corpus_files, read_audio
+from tests.conftest import REPO, corpus_files, interruptible, read_audio
 from emolive.engine.runner import RunStats, run_status
 from emolive.engine.schema import (END_FINISHED, Rejections, SchemaError, estimate_payload, parse_message,
                                    printable, status_payload, to_json, validate_estimate, validate_status)
@@ -162,16 +163,16 @@ def test_listen_counts_and_reports_hostile_messages_and_keeps_printing_good_ones
     assert reports and f"ignored {len(subscribed)} messages" in reports[-1]
 
 
-def test_sigterm_ends_listen_as_ctrl_c_does_with_its_last_count_of_ignored_messages():
+@pytest.mark.parametrize("signum, code", [(signal.SIGTERM, 143), (signal.SIGHUP, 129)])
+def test_sigterm_ends_listen_as_ctrl_c_does_with_its_last_count_of_ignored_messages(signum, code):
     """SIGTERM killed `emolive listen` (exit -15) before it said how many messages it had ignored since
-    its last report; every emolive command exits 143 on SIGTERM, after what Ctrl-C would print."""
-    import signal
-
+    its last report; every emolive command exits 143 on SIGTERM, after what Ctrl-C would print. SIGHUP
+    (its terminal closed) too, with 129."""
     publisher = zmq.Context.instance().socket(zmq.XPUB)
     publisher.setsockopt(zmq.LINGER, 0)
     port = publisher.bind_to_random_port("tcp://127.0.0.1")
-    listener = subprocess.Popen([EMOLIVE, "listen", "--connect", f"tcp://127.0.0.1:{port}"], cwd=REPO,
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    listener = interruptible([EMOLIVE, "listen", "--connect", f"tcp://127.0.0.1:{port}"], cwd=REPO,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         for _ in range(2):
             assert publisher.poll(60_000), "listener never subscribed"
@@ -181,12 +182,12 @@ def test_sigterm_ends_listen_as_ctrl_c_does_with_its_last_count_of_ignored_messa
         time.sleep(0.5)
         publisher.send_multipart([b"avd.default", b"[1]"])
         time.sleep(0.5)
-        listener.send_signal(signal.SIGTERM)
+        listener.send_signal(signum)
         _, err = listener.communicate(timeout=60)
     finally:
         listener.kill()
         publisher.close()
-    assert listener.returncode == 143 and "Traceback" not in err, err
+    assert listener.returncode == code and "Traceback" not in err, err
     assert "ignored 4 messages" in err.splitlines()[-1]
 
 

@@ -452,16 +452,17 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(args.threads)
     try:
         distributed.setup()  # joins torchrun's process group when launched by it
-        with console.terminate_as_interrupt():  # SIGTERM (a scheduler's stop) ends as Ctrl-C does, saying where things are
+        # SIGTERM (a scheduler's stop) or SIGHUP (its terminal closed) ends as Ctrl-C does, saying where things are
+        with console.terminate_as_interrupt():
             return getattr(commands, args.command)(args)
     except EmoliveError as err:  # every layer's user error (TrainerError, BundleError, ...); bugs stay tracebacks
         print(printable(f"trainer {args.command}: error: {err}", keep="\n\t"), file=sys.stderr)
         return 2
     except KeyboardInterrupt as err:  # Ctrl-C; training says where its checkpoint is (TrainingInterrupted)
-        terminated = isinstance(err, console.Terminated) or isinstance(err.__context__, console.Terminated)
-        print(f"trainer {args.command}: {'terminated' if terminated else 'interrupted'}" + (f": {err}" if str(err)
+        ended = next((e for e in (err, err.__context__) if isinstance(e, console.Terminated)), None)
+        print(f"trainer {args.command}: {'interrupted' if ended is None else 'terminated'}" + (f": {err}" if str(err)
                                                                                             else ""), file=sys.stderr)
-        return 143 if terminated else 130
+        return 130 if ended is None else 128 + ended.signum
     finally:
         distributed.teardown()
 
