@@ -144,7 +144,7 @@ def _plugin(model: str | ModelPlugin) -> ModelPlugin:
     if not isinstance(model, ModelPlugin):
         raise EmoliveError(f"model={model!r}: give a name from `emolive models`, a bundle path, or a model "
                            "emolive.load_model returned")
-    return check_plugin(model, printable(str(getattr(model, "name", "?")), 80))
+    return check_plugin(model, printable(str(getattr(model, "name", "?")), 80) or "(no name)")  # not "model 's"
 
 
 class _Forward(Sink):

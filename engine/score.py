@@ -88,7 +88,8 @@ def cmd_score(args: argparse.Namespace) -> int:
             log.warning("interrupted: %d of %d files scored; their rows are in %s", done, len(paths), _where(args))
             return 130
     elapsed = time.monotonic() - started
-    log.info("scored %d files in %.1f s (%.2f files/s)", done, elapsed, done / elapsed if elapsed else 0.0)
+    log.info("scored %d file%s in %.1f s (%.2f files/s)", done, "" if done == 1 else "s", elapsed,
+             done / elapsed if elapsed else 0.0)
     if failed:  # the table is whole, but a script must be able to tell that some of it is errors
         log.warning("%d of %d files could not be scored: see the error column in %s", failed, done, _where(args))
         return 1

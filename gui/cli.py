@@ -22,7 +22,8 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
                               description="A window plotting activation, valence and dominance live. It runs the "
                               "engine itself (microphone, or the bundled demo clip at real time when there is "
                               "none; files play at real time) or shows a running stream (--connect).")
-    add_stream_options(gui, source_help="audio file or GStreamer pipeline to play (default: microphone)")
+    add_stream_options(gui, source_help="audio file or GStreamer pipeline to play, or '-' for raw float32 "
+                       "mono 16 kHz PCM on stdin (default: microphone)")
     gui.add_argument("--connect", nargs="?", const=DEFAULT_ADDRESS, metavar="ADDRESS", action=console.Once,
                      help=f"show a running `emolive stream` instead (at {DEFAULT_ADDRESS} when no address is given)")
     gui.add_argument("--stream-id", type=stream_id, metavar="ID", help="with --connect: show this stream of the "

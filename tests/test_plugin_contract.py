@@ -94,13 +94,14 @@ def test_a_plugin_at_the_scale_s_ends_is_taken(loudness, speech):
 
 @pytest.mark.parametrize("fields, message", [
     (lambda meta: {"name": 12345}, "has name 12345: give a non-empty string"),
+    (lambda meta: {"name": ""}, "model (no name)'s plugin has name '': give a non-empty string"),
     (lambda meta: {"meta": replace(meta, label_scale=(0.0, 1.0))}, "label_scale [0.0, 1.0] is not emolive's [1.0, 7.0]"),
     (lambda meta: {"meta": replace(meta, class_names=("calm", "calm"))}, "class_names must be at most 1024 distinct"),
     (lambda meta: {"meta": replace(meta, class_names=("a\nb", "c"))}, "class_names must be at most 1024 distinct"),
     (lambda meta: {"meta": replace(meta, frontend=None)}, "has meta.frontend NoneType, not an emolive.engine.features."),
     (lambda meta: {"meta": replace(meta, frontend=replace(meta.frontend, sample_rate=8000, pitch=replace(
         meta.frontend.pitch, analysis_rate=4000)))}, "trained on a 8000 Hz front end; emolive's sources deliver 16000"),
-], ids=["int name", "0-1 scale", "one name twice", "a newline in a name", "no front end", "8 kHz"])
+], ids=["int name", "empty name", "0-1 scale", "one name twice", "a newline in a name", "no front end", "8 kHz"])
 def test_a_plugin_is_held_to_a_bundle_s_rules_when_it_loads(loudness, speech, fields, message):
     """Two classes of one name were one CSV column (a probability lost), a name with a newline broke the
     CSV, a 0-1 scale was clipped to 1.0 everywhere with exit 0, an int name and a meta without a front
