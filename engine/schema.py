@@ -166,9 +166,17 @@ def end_fields(reason: str, error: str = "") -> dict[str, str]:
         return {}
     if reason not in END_REASONS:
         raise SchemaError(f"end reason {reason!r} is not one of {END_REASONS}")
-    text = table_text(" ".join(error.split()))
-    cut = text if len(text) <= _ERROR_CHARS else text[:_ERROR_CHARS - 1] + "…"
+    cut = middle_cut(table_text(" ".join(error.split())), _ERROR_CHARS)
     return {"end_reason": reason, **({"error": cut} if reason == END_FAILED else {})}
+
+
+def middle_cut(text: str, limit: int) -> str:
+    """`text` in at most `limit` characters: its start and its end, the middle left out. An error names its
+    file first and says why last; cut at its end, a long path had left the reader no reason at all."""
+    if len(text) <= limit:
+        return text
+    head = (limit - 1) // 2
+    return text[:head] + "…" + text[len(text) - (limit - 1 - head):]
 
 
 def end_text(status: Mapping[str, Any]) -> str | None:
@@ -178,7 +186,7 @@ def end_text(status: Mapping[str, Any]) -> str | None:
         return None
     reason = status.get("end_reason", END_FINISHED)
     if reason == END_FAILED:
-        return f"failed: {printable(status.get('error') or 'no reason given', _REASON_CHARS)}"
+        return f"failed: {middle_cut(printable(status.get('error') or 'no reason given'), _REASON_CHARS)}"
     return "was stopped" if reason == END_STOPPED else "ended"
 
 

@@ -95,6 +95,19 @@ def test_printable_escapes_control_characters_and_keeps_other_scripts():
     assert printable("x" * 50, 10) == "x" * 9 + "…"
 
 
+def test_a_long_error_keeps_its_reason_in_the_final_status_and_in_listen_s_line():
+    """A truncated file at a 559-character path: cut at its end, the status's error and listen's line were all
+    path ("dddd…"), the reason gone."""
+    from emolive.engine.schema import END_FAILED, end_fields, end_text
+
+    error = "/" + "d" * 600 + "/cut.wav is damaged or truncated: its audio ends at 1.00 s of the 2.00 s it declares"
+    status = status_payload(stream="s", dropped_blocks=0, skipped_windows=0, lag_s=0.0, wall=1.0, ended=True,
+                            **end_fields(END_FAILED, error))
+    validate_status(status)
+    assert status["error"].startswith("/ddd") and status["error"].endswith("ends at 1.00 s of the 2.00 s it declares")
+    assert end_text(status).endswith("truncated: its audio ends at 1.00 s of the 2.00 s it declares")
+
+
 JSON_VALUES = st.recursive(st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
                            lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8),
                                                                                               children, max_size=4),
