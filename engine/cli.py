@@ -12,6 +12,7 @@ import os
 import signal
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from importlib.metadata import entry_points
@@ -32,6 +33,7 @@ COMMANDS_GROUP = "emolive.commands"  # entry points: callables adding a subcomma
 MAX_WAIT_S = 86400.0  # a day: longer than anyone waits for a subscriber, far inside a C int of milliseconds
 MIN_OPEN_FILES = 32  # a stream with every output and score --jobs 2 were measured to run within it
 WANTED_OPEN_FILES = 1024  # a soft limit below this is raised to it, where the hard limit allows
+SAME_REQUEST_S = 0.5  # the same signal again this soon is the same stop request, not an insisting second one
 STOP_GRACE_S = 10.0  # how long a stopped run may go without an estimate (its last windows, the final status)
 log = logging.getLogger("emolive")
 
@@ -183,7 +185,8 @@ def cmd_stream(args: argparse.Namespace) -> int:
         check_not_an_input(args.csv, files_of_source(config.source), "--csv")
     with ExitStack() as stack:
         # SIGTERM or SIGHUP before the run (the model loading, --wait-subscriber's wait) ends as Ctrl-C does
-        # there, in one line; it had killed the process without a word
+        # there, exit 128 + the signal with nothing half done (readers waiting get a "stopped" status); it had
+        # killed the process
         stack.enter_context(console.terminate_as_interrupt())
         model = load_model_one_thread(config.model)
         if args.csv:
@@ -208,7 +211,8 @@ def cmd_stream(args: argparse.Namespace) -> int:
 @contextmanager
 def stop_on_signal(runner: Runner) -> Iterator[list[int]]:
     """Ctrl-C, SIGTERM or SIGHUP during `runner.run()` ask it to stop, so it still sends every estimate it made,
-    the final status (whose count matches them) and returns its stats; a second Ctrl-C interrupts at once.
+    the final status (whose count matches them) and returns its stats; a second Ctrl-C interrupts at once
+    (not the same signal within SAME_REQUEST_S: `timeout` sends its SIGTERM twice, and the summary was lost).
 
     The yielded list gets the signal's number; outside the main thread (no signal handlers there)
     it stays empty and signals keep their default action.
@@ -218,6 +222,7 @@ def stop_on_signal(runner: Runner) -> Iterator[list[int]]:
         yield received
         return
     ended, main = threading.Event(), threading.main_thread().ident
+    first = [0.0]  # when the first signal came
 
     def insist(signum: int) -> None:
         """The signal again, to the main thread, while the run has not ended and sends nothing more: a
@@ -231,9 +236,12 @@ def stop_on_signal(runner: Runner) -> Iterator[list[int]]:
             sent = runner.stats.estimates
 
     def stop(signum: int, frame: Any) -> None:
+        if received and signum == received[0] and time.monotonic() - first[0] < SAME_REQUEST_S:
+            return  # one request sent twice: GNU timeout signals its child and then its whole group
         received.append(signum)
         if len(received) > 1:  # a second signal, or the first insisting: at once
             raise console.interruption(received[0])
+        first[0] = time.monotonic()
         runner.stop()
         threading.Thread(target=insist, args=(signum,), name="emolive-stop", daemon=True).start()
 
