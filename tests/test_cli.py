@@ -437,7 +437,7 @@ def test_verbose_says_more_on_stderr_and_quiet_less(tmp_path):
 
     verbose, plain, quiet = stderr("-v"), stderr(), stderr("-q")
     assert "model student loaded in" in verbose and f"{clip}: " in verbose and "status: 1 estimates" in verbose
-    assert "loaded in" not in plain and "scored 1 files" in plain
+    assert "loaded in" not in plain and "scored 1 file in" in plain
     assert quiet == ""
     # worker processes log as their parent: their -v lines were lost, their warnings unprefixed
     other = corpus_files("emodb", every=300, limit=2)[1]

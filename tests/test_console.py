@@ -200,8 +200,12 @@ class SignalledInAFinaliser:
 @pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
 def test_a_signal_swallowed_by_a_finaliser_is_raised_again_at_the_next_check():
     """score's Ctrl-C was lost so once (the batch ran on to its end and exit status 0): Signalled keeps it."""
-    with terminate_as_interrupt((signal.SIGINT, signal.SIGTERM)) as signalled:
-        SignalledInAFinaliser()  # no exception gets out of its finaliser
-        assert signalled.signums == [signal.SIGINT]
-        with pytest.raises(KeyboardInterrupt):
-            signalled.check()
+    before = signal.signal(signal.SIGINT, signal.default_int_handler)  # a suite run in the background ignores it
+    try:
+        with terminate_as_interrupt((signal.SIGINT, signal.SIGTERM)) as signalled:
+            SignalledInAFinaliser()  # no exception gets out of its finaliser
+            assert signalled.signums == [signal.SIGINT]
+            with pytest.raises(KeyboardInterrupt):
+                signalled.check()
+    finally:
+        signal.signal(signal.SIGINT, before)
