@@ -386,17 +386,9 @@ def test_listen_at_a_port_that_is_no_zeromq_publishers_says_so_once_and_goes_on(
 def test_a_zeromq_peer_that_is_no_publisher_is_said_too():
     """A PUSH socket's port: libzmq drops the SUB's connection with no handshake event at all, and
     `listen` had waited there in silence."""
-    import zmq
-
-    from emolive.engine.handshake import HandshakeWatch
-
     push = zmq.Context.instance().socket(zmq.PUSH)
     push.setsockopt(zmq.LINGER, 0)
-    port = push.bind_to_random_port("tcp://127.0.0.1")
-    sub = zmq.Context.instance().socket(zmq.SUB)
-    sub.setsockopt(zmq.LINGER, 0)
-    watch = HandshakeWatch(sub, f"tcp://127.0.0.1:{port}")
-    sub.connect(f"tcp://127.0.0.1:{port}")
+    sub, watch = watched_reader(push.bind_to_random_port("tcp://127.0.0.1"))
     try:
         notes = poll_notes(watch, 5.0, until=lambda: watch.failing)
     finally:
@@ -412,16 +404,11 @@ def test_a_publisher_that_answers_late_is_said_to_answer_after_the_warning():
     beside the plots of the whole run)."""
     import socket
 
-    import zmq
-
-    from emolive.engine.handshake import FAILURES_SAID, HANDSHAKE_MS, HandshakeWatch
+    from emolive.engine.handshake import FAILURES_SAID, HANDSHAKE_MS
 
     silent = socket.create_server(("127.0.0.1", 0))  # accepts, says nothing: a suspended process's port
     port = silent.getsockname()[1]
-    sub = zmq.Context.instance().socket(zmq.SUB)
-    sub.setsockopt(zmq.LINGER, 0)
-    watch = HandshakeWatch(sub, f"tcp://127.0.0.1:{port}")
-    sub.connect(f"tcp://127.0.0.1:{port}")
+    sub, watch = watched_reader(port)
     try:
         notes = poll_notes(watch, (FAILURES_SAID + 1) * HANDSHAKE_MS / 1000)
         assert len(notes) == 1 and "gives no ZeroMQ publisher's handshake" in notes[0] and watch.failing
@@ -444,16 +431,9 @@ def test_a_publisher_closing_as_the_reader_connects_is_not_called_no_publisher()
     successive runs on one address, had said it "gives no ZeroMQ publisher's handshake" about 1 run in 20."""
     import socket
 
-    import zmq
-
-    from emolive.engine.handshake import HandshakeWatch
-
     closing = socket.create_server(("127.0.0.1", 0))  # a run's port as it closes: accepts, then drops
     port = closing.getsockname()[1]
-    sub = zmq.Context.instance().socket(zmq.SUB)
-    sub.setsockopt(zmq.LINGER, 0)
-    watch = HandshakeWatch(sub, f"tcp://127.0.0.1:{port}")
-    sub.connect(f"tcp://127.0.0.1:{port}")
+    sub, watch = watched_reader(port)
     try:
         accepted, _ = closing.accept()
         accepted.close()
@@ -476,6 +456,17 @@ def test_a_publisher_closing_as_the_reader_connects_is_not_called_no_publisher()
         watch.close()
         sub.close()
     assert notes == []
+
+
+def watched_reader(port: int):
+    """A SUB socket connecting to `port` on 127.0.0.1 and the HandshakeWatch on it (made before it connects)."""
+    from emolive.engine.handshake import HandshakeWatch
+
+    sub = zmq.Context.instance().socket(zmq.SUB)
+    sub.setsockopt(zmq.LINGER, 0)
+    watch = HandshakeWatch(sub, f"tcp://127.0.0.1:{port}")
+    sub.connect(f"tcp://127.0.0.1:{port}")
+    return sub, watch
 
 
 def poll_notes(watch, seconds: float, until=lambda: False) -> list[str]:
