@@ -91,7 +91,7 @@ def listen_until(args: argparse.Namespace, sub: zmq.Socket, sink: JsonLinesSink 
                 ended = end_text(payload)
                 if args.until_end and ended is not None:
                     return payload
-                if args.json and ended is not None:  # the table's "# stream X failed: …" row; JSON lines are estimates
+                if args.json and ended is not None:  # the table's "# stream X failed: …" row (JSON: estimates only)
                     (log.warning if payload.get("end_reason") == END_FAILED else log.info)(
                         "stream %s %s", printable(payload["stream"], 64), ended)
     finally:

@@ -211,7 +211,8 @@ def test_stream_id_listens_to_one_stream_of_a_publisher_with_several():
     publisher.setsockopt(zmq.LINGER, 0)
     port = publisher.bind_to_random_port("tcp://127.0.0.1")
     listener = subprocess.Popen([EMOLIVE, "listen", "--connect", f"tcp://127.0.0.1:{port}", "--json", "--until-end",
-                                 "--stream-id", "a"], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                                 "--stream-id", "a"], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                text=True)
     try:
         for _ in range(2):
             assert publisher.poll(60_000), "listener never subscribed"

@@ -60,8 +60,9 @@ class LiveStream:
              "--hop", str(HOP_S), *args], env=mic.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         self.estimates: list[dict] = []
         self.stderr: list[str] = []
+        pipes = ((self.process.stdout, self.estimates), (self.process.stderr, self.stderr))
         self._collectors = [threading.Thread(target=self._collect, args=(pipe, into), daemon=True)
-                            for pipe, into in ((self.process.stdout, self.estimates), (self.process.stderr, self.stderr))]
+                            for pipe, into in pipes]
         for collector in self._collectors:
             collector.start()
 
