@@ -435,6 +435,20 @@ def test_the_speaker_bootstrap_leaves_an_unlabelled_dimension_without_interval_o
     assert low[0] < ccc(pred, truth)[0] < high[0] and np.isnan(low[1]) and np.isnan(high[1])
 
 
+def test_the_speaker_bootstrap_gives_no_interval_where_most_draws_cannot_measure():
+    """Two speakers of one emotion each: a draw of one alone has constant labels, so only the draws of both
+    (reshuffles of the whole set) were left, and the interval closed on the point estimate, [0.947, 0.947]."""
+    rng = np.random.default_rng(0)
+    truth = np.repeat([[2.0], [6.0]], 5, axis=0)  # speaker a all 2, speaker b all 6
+    pred = truth + rng.normal(scale=0.5, size=(10, 1))
+    low, high = speaker_bootstrap(lambda rows: ccc(pred[rows], truth[rows]), np.repeat(["a", "b"], 5))
+    assert np.isnan(low[0]) and np.isnan(high[0])
+    # the control: speakers of both labels each are measurable in every draw, and the interval stays
+    mixed = np.tile([[2.0], [6.0]], (5, 1))
+    low, high = speaker_bootstrap(lambda rows: ccc(pred[rows], mixed[rows]), np.repeat(["a", "b"], 5))
+    assert np.isfinite(low[0]) and low[0] <= high[0]
+
+
 def test_a_head_of_one_class_has_no_uar_and_two_classes_have_one():
     """A one-class head names its class for every clip: a UAR of 1.0 from it would say nothing."""
     avd, target = np.full((4, 3), 4.0), np.full((4, 3), np.nan)

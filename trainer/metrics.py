@@ -41,6 +41,9 @@ def uar(pred: np.ndarray, target: np.ndarray) -> float:
     return float(np.mean([(pred[target == c] == c).mean() for c in classes]))
 
 
+MAX_UNMEASURED = 0.05  # the share of a bootstrap's draws a score may be unmeasurable in and keep its interval
+
+
 def speaker_bootstrap(metric: Callable[[np.ndarray], np.ndarray], speakers: Sequence[str], draws: int = 500,
                       seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """95 % interval (2.5 and 97.5 percentiles) of `metric(rows)` over resamples of whole speakers.
@@ -48,7 +51,9 @@ def speaker_bootstrap(metric: Callable[[np.ndarray], np.ndarray], speakers: Sequ
     Clips of one speaker are not independent (one voice, one room), so the interval resamples
     speakers with replacement and takes all clips of each drawn speaker: it says how much a
     score would move on another set of speakers like these. `metric` maps row indices (with
-    repeats) to a vector of scores; NaN entries (not measurable in a draw) are ignored.
+    repeats) to a vector of scores, NaN where a draw cannot measure it. A score unmeasurable in more
+    than MAX_UNMEASURED of the draws has no interval (NaN): two speakers of one emotion each left only
+    the draws of both, reshuffles of the whole set, and the interval had closed on the point estimate.
     """
     speakers = np.asarray(speakers)
     names, inverse = np.unique(speakers, return_inverse=True)
@@ -58,7 +63,7 @@ def speaker_bootstrap(metric: Callable[[np.ndarray], np.ndarray], speakers: Sequ
                         for _ in range(draws)], dtype=np.float64)
     flat = samples.reshape(draws, -1)
     low, high = np.full((2, flat.shape[1]), np.nan)
-    measured = np.isfinite(flat).any(axis=0)  # an unlabelled dimension has no interval (and no numpy warning)
+    measured = np.isfinite(flat).mean(axis=0) >= 1.0 - MAX_UNMEASURED  # an unlabelled dimension: none, no warning
     if measured.any():
         low[measured], high[measured] = np.nanpercentile(flat[:, measured], [2.5, 97.5], axis=0)
     return low.reshape(samples.shape[1:]), high.reshape(samples.shape[1:])
