@@ -541,8 +541,10 @@ def test_feature_cache_errors_name_the_file(tmp_path):
     with pytest.raises(ValueError, match="cannot read audio .*missing.wav"):
         cache.features(tmp_path / "missing.wav")
     (tmp_path / "bad.wav").write_bytes(b"not audio" * 10)
-    with pytest.raises(ValueError, match="cannot compute features of .*bad.wav"):
+    with pytest.raises(ValueError, match="cannot compute features of .*bad.wav") as caught:
         cache.features(tmp_path / "bad.wav")
+    # the file named once, and what to do (one clip had stopped an evaluation with neither)
+    assert str(caught.value).count("bad.wav") == 1 and str(caught.value).endswith("leave its row out of the data")
 
 
 @pytest.mark.parametrize("corrupt", [b"", b"\x93NUMPY garbage", None, "narrow"])

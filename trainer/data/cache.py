@@ -212,10 +212,12 @@ class FeatureCache:
         data = read_audio_bytes(audio_path)
         try:
             feats = compute(load_audio(data, str(audio_path), self.cfg.sample_rate), self.cfg)
-        except ValueError as err:
-            raise TrainerError(f"cannot compute features of {audio_path}: {err}") from err
+        except ValueError as err:  # the reason without the path again ("X: X: the audio contains no samples")
+            reason = str(err).removeprefix(f"{audio_path}: ").replace(str(audio_path), "it")
+            raise TrainerError(f"cannot compute features of {audio_path}: {reason}; leave its row out of the data"
+                               ) from err
         if not len(feats):  # a model would still give it an estimate, from no speech at all
-            raise TrainerError(f"cannot compute features of {audio_path}: {NO_FRAME}")
+            raise TrainerError(f"cannot compute features of {audio_path}: {NO_FRAME}; leave its row out of the data")
         self.store.put(key, feats)
         return feats
 
