@@ -26,6 +26,7 @@ class EstimateHistory:
         self.latest_status: Mapping[str, Any] | None = None
         self.turns: list[tuple[float, float]] = []  # (start, end) of the newest speech turns, oldest first
         self.turns_total = 0
+        self.runs = 0  # clears so far: a new run ending with the last one's counts is still news to the redraw
 
     def add_turn(self, turn: Mapping[str, Any]) -> None:
         if turn.get("kind") == "turn":
@@ -33,9 +34,10 @@ class EstimateHistory:
             self.turns_total += 1
 
     @property
-    def version(self) -> tuple[int, int]:
-        """Changes when an estimate or a turn arrives: the redraw's "anything new?" check."""
-        return self.total, self.turns_total
+    def version(self) -> tuple[int, int, int]:
+        """Changes when an estimate or a turn arrives, or a run begins: the redraw's "anything new?" check (a
+        second run ending with the first one's counts had left the first one's curves drawn)."""
+        return self.runs, self.total, self.turns_total
 
     def append(self, estimate: Mapping[str, Any]) -> None:
         """Add an estimate; one that starts another run (another stream, or a seq not after the latest:
@@ -49,6 +51,7 @@ class EstimateHistory:
 
     def clear(self) -> None:
         self.total, self.latest, self.latest_status, self.turns, self.turns_total = 0, None, None, [], 0
+        self.runs += 1
 
     def rows(self, last_s: float | None = None) -> np.ndarray:
         """Rows oldest first; with `last_s`, only those ending within `last_s` of the newest."""

@@ -16,7 +16,7 @@ from PySide6.QtWidgets import (QGridLayout, QHBoxLayout, QLabel, QMainWindow, QM
 
 from emolive.engine.plugin import registered_models
 from emolive.engine.row_writers import OutputError, check_not_an_input, check_not_in_bundle
-from emolive.engine.session import summary
+from emolive.engine.session import DEMO_CLIP, summary
 from emolive.engine.sources.factory import files_of_source
 from emolive.engine.sinks import CsvSink, SinkError
 from emolive.gui.controls import ControlPanel
@@ -62,7 +62,7 @@ class MainWindow(QMainWindow):
         self.running = False  # from start() until the feed's `finished` is handled, after all its estimates
         self.error: str | None = None
         self._csv: CsvSink | None = None
-        self._drawn = (-1, -1)  # history.version at the last plot redraw
+        self._drawn = (-1, -1, -1)  # history.version at the last plot redraw
         self._window_s: float | None = None  # the run's window length, for "first estimate after …"
         self._build()
         self.redraw_timer = QTimer(self)
@@ -108,8 +108,12 @@ class MainWindow(QMainWindow):
         """Start a new run (clearing the plots), or reconnect to the stream."""
         if self.running:
             return
+        if self._csv is not None and not self._recording_allowed(self._csv.path):
+            return  # armed before the source or model changed: it would have written over them
         self.running = True
         self.history.clear()
+        self.bars.draw({})  # the last run's, until this one's first estimate (or for good, if it fails)
+        self.source_label.setText("")  # likewise: the source is named once it opens
         self.error = None
         self.statusBar().setStyleSheet("")
         self.statusBar().showMessage("starting…")
@@ -155,8 +159,13 @@ class MainWindow(QMainWindow):
     def on_finished(self, stats: Any) -> None:
         self.running = False
         self.controls.set_running(False)
+        recorded = self._csv.path if self._csv is not None else None
+        # one recording, one run: kept on, the next run's rows had followed this one's in the same table, with
+        # nothing to tell them apart (seq and times starting again)
+        self.controls.record.setChecked(False)
         if self.error is None:
-            self.statusBar().showMessage(f"finished: {summary(stats)}" if stats is not None else "stopped")
+            self.statusBar().showMessage((f"finished: {summary(stats)}" if stats is not None else "stopped")
+                                         + (f"; recorded to {shortened(recorded)}" if recorded else ""))
         self.redraw()
         self.speech.set_speech(None)  # no input, no speech: the last window's flag is history now
         self.run_finished.emit(self.error is None)
@@ -195,13 +204,22 @@ class MainWindow(QMainWindow):
         if self._csv is not None:
             self._csv.close()
             self._csv = None
-        if path is not None:
+        if path is not None and self._recording_allowed(path):
             try:
-                self._check_recording(path)
                 self._csv = CsvSink(path)
-            except (SinkError, OutputError) as exc:
+            except SinkError as exc:
                 self.show_error(str(exc))
                 self.controls.record.setChecked(False)
+
+    def _recording_allowed(self, path: str) -> bool:
+        """Whether `path` may take the recording now (_check_recording); if not, said, and recording is off."""
+        try:
+            self._check_recording(path)
+        except (SinkError, OutputError) as exc:
+            self.show_error(str(exc))
+            self.controls.record.setChecked(False)
+            return False
+        return True
 
     def _check_recording(self, path: str) -> None:
         """Refuse a recording over what the run reads, as `stream --csv` does: the audio it plays (the
@@ -211,8 +229,9 @@ class MainWindow(QMainWindow):
             return
         running = self.feed if isinstance(self.feed, EngineFeed) and self.running else None
         config = running.config if running is not None else self.controls.run_config()
-        if config.source is not None:
-            check_not_an_input(path, files_of_source(config.source), "the recording")
+        # no source: the microphone, or the demo clip where there is none
+        check_not_an_input(path, files_of_source(config.source) if config.source is not None else [str(DEMO_CLIP)],
+                           "the recording")
         # before a run, a model named by path; an installed model's name is never a folder here (a folder
         # "student" in the current one had been taken for the installed student)
         chosen = None if config.model in registered_models() else config.model

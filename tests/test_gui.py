@@ -98,6 +98,21 @@ def test_history_keeps_the_newest_rows_in_order():
     assert history.rows(last_s=1.0)[:, 1].tolist() == [5.0, 6.0]
 
 
+def test_a_new_run_with_the_last_runs_counts_is_still_drawn(qtbot, window, speech_4s):
+    """The redraw's "anything new?" compared counts alone: a second run ending with the first one's count left
+    the first one's curves drawn and the readout waiting. The class bars of the last run went on showing
+    through the next run's start (or for good, when it failed)."""
+    choose_file(window, speech_4s, window_s=1.0)
+    assert play(qtbot, window), window.error
+    first = window.history.version
+    assert window.bars.names  # drawn
+    window.history.clear()  # a run of the same length: the same counts, another run
+    assert window.history.version != first
+    choose_file(window, speech_4s.with_name("missing.flac"), window_s=1.0)
+    assert not play(qtbot, window)
+    assert window.bars.names == () and window.source_label.text() == "" and "not found" in window.error
+
+
 def test_a_new_run_of_the_publisher_clears_the_last_runs_traces():
     """`emolive gui --connect` to a publisher that restarted drew the old run's curves and turns beside the
     new run's, joined by lines from 99.5 s back to 3 s."""
@@ -247,7 +262,9 @@ def test_window_hop_and_csv_recording_controls(qtbot, window, corpus_clip, tmp_p
     assert window.controls.record.isChecked()
     choose_file(window, corpus_clip, window_s=1.6, hop_s=0.4)
     assert play(qtbot, window), window.error
-    window.controls.record.setChecked(False)  # stops recording and closes the file
+    # one recording, one run: the run's end closes it (the next run's rows had followed in the same table)
+    assert not window.controls.record.isChecked() and "recorded to" in window.statusBar().currentMessage()
+    assert play(qtbot, window), window.error
     expected = offline_estimates(corpus_clip, window_s=1.6, hop_s=0.4)
     with open(target, newline="") as f:
         rows = list(csv.DictReader(f))
@@ -269,6 +286,16 @@ def test_a_recording_is_never_written_over_the_audio_the_run_plays(qtbot, window
     assert playing.read_bytes() == corpus_clip.read_bytes() and not window.controls.record.isChecked()
     assert "the recording" in window.error and "is also an input" in window.error
     assert play(qtbot, window), window.error  # the run itself goes on
+    # armed onto another file, which then becomes the source: Start refuses (the file had become the table)
+    other = tmp_path / "other.flac"
+    shutil.copy(corpus_clip, other)
+    monkeypatch.setattr(QFileDialog, "getSaveFileName", lambda *a, **k: (str(other), ""))
+    qtbot.mouseClick(window.controls.record, Qt.MouseButton.LeftButton)
+    assert window.controls.record.isChecked()
+    choose_file(window, other)
+    qtbot.mouseClick(window.controls.start_stop, Qt.MouseButton.LeftButton)
+    assert not window.running and not window.controls.record.isChecked() and "is also an input" in window.error
+    assert other.read_bytes() == corpus_clip.read_bytes()
 
 
 def test_start_and_stop_a_paced_file(qtbot, window, speech_4s):
