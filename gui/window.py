@@ -6,6 +6,7 @@ and the window never stalls the engine (it only ever reads what the feed has sen
 """
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -16,6 +17,7 @@ from PySide6.QtWidgets import (QGridLayout, QHBoxLayout, QLabel, QMainWindow, QM
 
 from emolive.engine.plugin import registered_models
 from emolive.engine.row_writers import OutputError, check_not_an_input, check_not_in_bundle
+from emolive.engine.schema import end_text, printable
 from emolive.engine.session import DEMO_CLIP, summary
 from emolive.engine.sources.factory import files_of_source
 from emolive.engine.sinks import CsvSink, SinkError
@@ -26,6 +28,7 @@ from emolive.gui.gui_thread_gc import collect_on_gui_thread
 from emolive.gui.history import EstimateHistory
 from emolive.gui.meters import LevelMeter, SpeechLight, avd_text, status_text
 from emolive.gui.plots import TRACE_SPAN_S, ClassBars, PlanePlot, TracesPlot
+from emolive.gui.stream_choice import QUIET_S
 from emolive.gui.zmq_feed import ZmqFeed
 
 REDRAW_MS = 50  # 20 frames a second
@@ -64,6 +67,8 @@ class MainWindow(QMainWindow):
         self._csv: CsvSink | None = None
         self._drawn = (-1, -1, -1)  # history.version at the last plot redraw
         self._window_s: float | None = None  # the run's window length, for "first estimate after …"
+        self._heard = 0.0  # --connect: when the publisher last sent anything (time.monotonic)
+        self._quiet = False  # --connect: its silence has been said
         self._build()
         self.redraw_timer = QTimer(self)
         self.redraw_timer.setInterval(REDRAW_MS)
@@ -143,12 +148,23 @@ class MainWindow(QMainWindow):
         self.statusBar().showMessage("running")
 
     def on_estimate(self, estimate: Mapping[str, Any]) -> None:
+        self._heard_now()
         self.history.append(estimate)
         if self._csv is not None:
             self._write_csv(estimate)
 
     def on_status(self, status: Mapping[str, Any]) -> None:
+        self._heard_now()
         self.history.latest_status = status
+        ended = end_text(status)
+        if self.connect_address and ended is not None and self.error is None:  # the left had gone on saying "running"
+            self.statusBar().showMessage(f"stream {printable(status['stream'], 64)} {ended}")
+
+    def _heard_now(self) -> None:
+        self._heard = time.monotonic()
+        if self._quiet:
+            self._quiet = False
+            self.statusBar().showMessage("running")
 
     def on_notice(self, message: str) -> None:
         """The source's news (a device lost, back): in the status bar, and no speech shown until the next
@@ -182,7 +198,6 @@ class MainWindow(QMainWindow):
         publisher's word, and loading it would read whatever local path it says)."""
         from emolive.engine.errors import EmoliveError
         from emolive.engine.plugin import load_model
-        from emolive.engine.schema import printable
         from emolive.gui.provenance import provenance_text
 
         if self.connect_address:
@@ -250,6 +265,7 @@ class MainWindow(QMainWindow):
         feed, latest = self.feed, self.history.latest
         self.level.set_level(feed.level_dbfs if feed is not None and feed.running else None)
         self.status_label.setText(status_text(latest, self.history.latest_status))
+        self._say_quiet()
         if self.history.version == self._drawn:
             return
         self._drawn = self.history.version
@@ -263,6 +279,17 @@ class MainWindow(QMainWindow):
         ended = (self.history.latest_status or {}).get("ended") is True
         self.speech.set_speech(None if latest is None or not self.running or ended else latest["speech"])
         self.avd_label.setText(avd_text(latest, self._window_s))
+
+    def _say_quiet(self) -> None:
+        """--connect: a publisher silent for QUIET_S mid-run (killed, so no final status; or paused) is said, and
+        its speech light goes out: the window had gone on showing it running, the light green, for good."""
+        status = self.history.latest_status or {}
+        if (self.connect_address and self.running and not self._quiet and self.history.latest is not None
+                and status.get("ended") is not True and time.monotonic() - self._heard > QUIET_S):
+            self._quiet = True
+            self.statusBar().showMessage(f"nothing heard from the stream for {QUIET_S:g} s: its publisher was "
+                                         "stopped without a final status (killed?), or is paused")
+            self.speech.set_speech(None)
 
     def closeEvent(self, event: QCloseEvent) -> None:
         """Stop the engine and wait for its thread, and close the CSV file, before the window goes."""

@@ -388,6 +388,27 @@ def test_connect_mode_shows_a_real_zeromq_stream(qtbot):
         assert not win.feed.running
 
 
+def test_connect_mode_says_a_silent_publisher_and_a_run_s_end(qtbot, monkeypatch):
+    """A publisher killed (SIGKILL: no final status) left the window saying "running", its speech light green,
+    for good; a run that ended left "running" on the left beside "stream ended" on the right."""
+    monkeypatch.setattr("emolive.gui.window.QUIET_S", 0.5)
+    with ZmqPublisher("tcp://127.0.0.1:*") as publisher:
+        win = MainWindow(connect=publisher.address)
+        qtbot.addWidget(win)
+        win.start()
+        assert publisher.wait_for_subscriber(5.0)
+        publisher.emit(estimate_payload(seq=0, stream="s", start=0.0, end=3.0, wall_start=0.0, wall_end=3.0,
+                                        activation=4.0, valence=4.0, dominance=4.0, classes={}, speech=True,
+                                        voiced_ratio=0.5, model="remote", latency_ms=1.0))
+        qtbot.waitUntil(lambda: win.speech.text() == "speech", timeout=5000)
+        qtbot.waitUntil(lambda: "nothing heard from the stream for 0.5 s" in win.statusBar().currentMessage(), timeout=5000)
+        assert win.speech.text() == "no input"
+        publisher.status(status_payload(stream="s", dropped_blocks=0, skipped_windows=0, lag_s=0.0, wall=1.0,
+                                        ended=True, end_reason="stopped"))
+        qtbot.waitUntil(lambda: win.statusBar().currentMessage() == "stream s was stopped", timeout=5000)
+        win.close()
+
+
 def test_connect_mode_shows_one_stream_of_a_publisher_with_two(qtbot):
     """Each stream has topics of its own, and the window drew two as one run restarted at every message:
     36 estimates, 36 clears, never a line. It shows the first heard until its run ends, or the one named."""
