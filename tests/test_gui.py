@@ -401,7 +401,8 @@ def test_connect_mode_says_a_silent_publisher_and_a_run_s_end(qtbot, monkeypatch
                                         activation=4.0, valence=4.0, dominance=4.0, classes={}, speech=True,
                                         voiced_ratio=0.5, model="remote", latency_ms=1.0))
         qtbot.waitUntil(lambda: win.speech.text() == "speech", timeout=5000)
-        qtbot.waitUntil(lambda: "nothing heard from the stream for 0.5 s" in win.statusBar().currentMessage(), timeout=5000)
+        qtbot.waitUntil(lambda: "nothing heard from the stream for 0.5 s" in win.statusBar().currentMessage(),
+                        timeout=5000)
         assert win.speech.text() == "no input"
         publisher.status(status_payload(stream="s", dropped_blocks=0, skipped_windows=0, lag_s=0.0, wall=1.0,
                                         ended=True, end_reason="stopped"))
