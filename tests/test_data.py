@@ -623,6 +623,7 @@ def test_the_advice_for_clips_a_model_learned_names_the_data_s_held_out_splits(t
     marked = held_out_splits(tmp_path / "splits.csv", read_manifest(manifest), warn=True)
     assert [u.split for u in marked] == ["train", "test1", "test2"]
     assert "--split test1 or --split test2 keeps only the other speakers" in caplog.text
+    assert "1 of 3 clips (1 speaker) were" in caplog.text
 
 
 def test_a_speaker_the_model_held_out_keeps_its_recorded_split_over_the_data_s_word(tmp_path):

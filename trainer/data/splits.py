@@ -181,9 +181,10 @@ def held_out_splits(splits_csv: Path, utts: list[Utterance], warn: bool) -> list
     if warn and learned:
         # the held-out splits these clips have (MSP-Podcast's test1, test2): "--split test" found none there
         others = sorted({u.split for u in marked if u.split not in LEARNING}) or ["test"]
-        log.warning("%d of %d clips (%d speakers) were in this model's training or validation split (%s): their "
+        speakers = len({u.speaker for u in learned})
+        log.warning("%d of %d clips (%d speaker%s) were in this model's training or validation split (%s): their "
                     "scores are not held out; --split %s keeps only the other speakers", len(learned), len(utts),
-                    len({u.speaker for u in learned}), splits_csv, " or --split ".join(others))
+                    speakers, "" if speakers == 1 else "s", splits_csv, " or --split ".join(others))
     return marked
 
 

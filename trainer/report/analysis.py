@@ -25,7 +25,8 @@ def embedding_map(embedding: np.ndarray, method: str = "tsne", seed: int = 0) ->
         raise ValueError(f"unknown map method {method!r}; choose one of {', '.join(MAP_METHODS)}")
     x = np.asarray(embedding, dtype=np.float64)
     if len(x) < 4:
-        raise TrainerError(f"{len(x)} utterances are too few for a 2-D map; give more data")
+        raise TrainerError(f"{len(x)} utterance{'' if len(x) == 1 else 's'} too few for a 2-D map (it takes 4 at "
+                           "least); give more data")
     components = min(50, *x.shape)
     reduced = PCA(components, random_state=seed).fit_transform(x)
     if method == "pca":
