@@ -748,3 +748,16 @@ def test_evaluate_json_has_every_key_whatever_can_be_measured():
     assert {"ccc", "uar", "n", "n_labelled", "n_classified", "ccc_ci95"} <= result.keys()
     assert result["uar"] is None and result["n_classified"] == 0 and result["ccc_ci95"] == dict.fromkeys(
         ("activation", "valence", "dominance"))
+
+
+def test_clips_of_digital_silence_are_said_when_evaluated(caplog):
+    """Three all-zero clips among a hundred were scored into the CCC without a word (score marks them speech=False);
+    a clip of faint noise is no silence."""
+    from emolive.engine.features import FrontEndConfig, compute
+    from emolive.trainer.evaluate import warn_silent
+
+    quiet = (np.random.default_rng(0).normal(size=16000) * 1e-4).astype(np.float32)
+    utts = [Utterance(Path(f"{name}.wav"), "s", "sad", "", 2.0, 2.0, 2.0) for name in ("zeros", "faint")]
+    with caplog.at_level(logging.WARNING):
+        warn_silent(utts, [compute(np.zeros(16000, np.float32)), compute(quiet)], FrontEndConfig().fbank.num_mel_bins)
+    assert "1 of 2 clips hold digital silence only (e.g. zeros.wav)" in caplog.text

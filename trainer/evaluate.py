@@ -1,6 +1,8 @@
 """Evaluate any model plugin (student, teacher, bundle path) on labelled utterances."""
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 from tqdm import tqdm
 
@@ -12,6 +14,8 @@ from emolive.trainer.data.cache import read_audio
 from emolive.trainer.metrics import DIMENSIONS, ccc, speaker_bootstrap
 from emolive.trainer.labelled import IGNORE, clip_names, score_predictions, session_features
 from emolive.trainer.sessions import DEFAULT_PROTOCOL, session_streams
+
+log = logging.getLogger(__name__)
 
 
 def predict_utterances(plugin: ModelPlugin, utts: list[Utterance], cache_root, batch_size: int = 64,
@@ -30,6 +34,7 @@ def predict_utterances(plugin: ModelPlugin, utts: list[Utterance], cache_root, b
     cache = FeatureCache(cache_root, plugin.meta.frontend)
     rate = plugin.meta.frontend.sample_rate
     feats = cache.features_for(utts, progress=False, keys=keys)
+    warn_silent(utts, feats, plugin.meta.frontend.fbank.num_mel_bins)
     feats = session_features(feats, session_streams(utts, protocol), plugin.meta.stream_normalisation,
                              clip_names(utts))
     preds, decode = [], reads_samples(plugin)
@@ -43,6 +48,16 @@ def predict_utterances(plugin: ModelPlugin, utts: list[Utterance], cache_root, b
         "class_probs": np.stack([p.class_probs for p in preds]),
         "embedding": np.stack([p.embedding for p in preds]),
     }
+
+
+def warn_silent(utts: list[Utterance], feats: list[np.ndarray], mel_bins: int) -> None:
+    """Clips of digital silence (every log-mel value the floor) are scored as any clip, but said: an estimate
+    of no sound says nothing of a voice (`emolive score` marks such a file speech=False), and three among
+    a hundred had been scored into the CCC without a word."""
+    silent = [u for u, f in zip(utts, feats) if np.ptp(f[:, :mel_bins]) == 0]
+    if silent:
+        log.warning("%d of %d clips hold digital silence only (e.g. %s): they are scored, but their estimates say "
+                    "nothing of a voice; leave their rows out of the data", len(silent), len(utts), silent[0].path)
 
 
 def metrics(plugin: ModelPlugin, utts: list[Utterance], out: dict[str, np.ndarray]) -> dict:
