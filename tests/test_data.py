@@ -761,3 +761,13 @@ def test_clips_of_digital_silence_are_said_when_evaluated(caplog):
     with caplog.at_level(logging.WARNING):
         warn_silent(utts, [compute(np.zeros(16000, np.float32)), compute(quiet)], FrontEndConfig().fbank.num_mel_bins)
     assert "1 of 2 clips hold digital silence only (e.g. zeros.wav)" in caplog.text
+
+
+def test_a_dimension_without_a_ccc_says_why():
+    """The table's "-" and JSON's null said nothing of why: one clip labelled, or every label the same."""
+    from emolive.trainer.evaluate import unmeasured
+
+    utts = [Utterance(Path(f"{i}.wav"), "s", "sad", "", 2.0, float("nan") if i else 3.0, 4.0) for i in range(3)]
+    result = {"ccc": {"activation": None, "valence": None, "dominance": 0.5}}
+    assert unmeasured(utts, result) == {"activation": "its 3 labels are all 2.00",
+                                        "valence": "1 of the 3 clips labelled in it"}

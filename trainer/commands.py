@@ -31,7 +31,7 @@ from emolive.trainer.data.splits import LEARNED_CLIPS_FILE, held_out_splits, onl
 from emolive.trainer.embeddings import EmbeddingCache, EmbeddingFeatures, parse_streams
 from emolive.trainer.embeddings.cache import fill_layers
 from emolive.trainer.errors import TrainerError
-from emolive.trainer.evaluate import format_table, metrics, predict_utterances
+from emolive.trainer.evaluate import format_table, metrics, predict_utterances, unmeasured
 from emolive.trainer.history import HISTORY_FILE, SPLITS_FILE, bundle_splits, versions, write_history
 from emolive.trainer.losses import CCCLoss
 from emolive.trainer.metrics import DIMENSIONS, ccc_text
@@ -242,6 +242,8 @@ def evaluate(args) -> int:
     warn_unstated(utts, args.protocol)
     out = predict_utterances(plugin, utts, data.cache_root(), progress=not args.json, protocol=args.protocol)
     result = {**metrics(plugin, utts, out), "protocol": args.protocol}
+    for dimension, why in unmeasured(utts, result).items():
+        log.warning("%s: no CCC, %s", dimension, why)
     if args.json:
         print_line(json.dumps(result))
     else:

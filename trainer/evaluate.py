@@ -79,6 +79,22 @@ def metrics(plugin: ModelPlugin, utts: list[Utterance], out: dict[str, np.ndarra
     return result
 
 
+def unmeasured(utts: list[Utterance], result: dict) -> dict[str, str]:
+    """Why each dimension `result` has no CCC for has none (the table's "-", JSON's null had said nothing):
+    fewer than two clips labelled in it, or all its labels equal (a corpus's only category)."""
+    target = np.array([u.avd for u in utts], dtype=np.float64).reshape(-1, 3)
+    reasons = {}
+    for name, column in zip(DIMENSIONS, target.T):
+        labels = column[np.isfinite(column)]
+        if result["ccc"][name] is not None:
+            continue
+        if len(labels) < 2:
+            reasons[name] = f"{len(labels)} of the {len(utts)} clips labelled in it" if len(labels) else "unlabelled"
+        elif np.ptp(labels) == 0:
+            reasons[name] = f"its {len(labels)} labels are all {labels[0]:.2f}"
+    return reasons
+
+
 def class_indices(plugin: ModelPlugin, utts: list[Utterance]) -> np.ndarray:
     """Each utterance's class index in the plugin's class head, IGNORE where the head lacks its emotion."""
     index = {c: i for i, c in enumerate(plugin.meta.class_names)}
