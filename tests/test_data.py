@@ -771,3 +771,19 @@ def test_a_dimension_without_a_ccc_says_why():
     result = {"ccc": {"activation": None, "valence": None, "dominance": 0.5}}
     assert unmeasured(utts, result) == {"activation": "its 3 labels are all 2.00",
                                         "valence": "1 of the 3 clips labelled in it"}
+
+
+def test_evaluate_says_clips_below_16_khz_as_score_does(tmp_path, caplog):
+    """`emolive score` warned of 8 kHz clips; `trainer evaluate` scored them in silence."""
+    import soundfile as sf
+
+    from emolive.engine.plugin import load_model
+    from emolive.trainer.evaluate import warn_narrowband
+
+    for name, rate in (("wide.wav", 16000), ("phone.wav", 8000), ("cd.wav", 44100)):
+        sf.write(tmp_path / name, np.zeros(rate // 10, np.float32), rate)
+    utts = [Utterance(tmp_path / name, "s", "sad", "", 2.0, 2.0, 2.0) for name in ("wide.wav", "phone.wav", "cd.wav")]
+    with caplog.at_level(logging.WARNING):
+        warn_narrowband(load_model("student"), utts)
+    assert "phone.wav: 8000 Hz audio holds nothing above 4000 Hz" in caplog.text
+    assert "(1 of the 3 clips are below 16 kHz)" in caplog.text

@@ -31,7 +31,7 @@ from emolive.trainer.data.splits import LEARNED_CLIPS_FILE, held_out_splits, onl
 from emolive.trainer.embeddings import EmbeddingCache, EmbeddingFeatures, parse_streams
 from emolive.trainer.embeddings.cache import fill_layers
 from emolive.trainer.errors import TrainerError
-from emolive.trainer.evaluate import format_table, metrics, predict_utterances, unmeasured
+from emolive.trainer.evaluate import format_table, metrics, predict_utterances, unmeasured, warn_narrowband
 from emolive.trainer.history import HISTORY_FILE, SPLITS_FILE, bundle_splits, versions, write_history
 from emolive.trainer.losses import CCCLoss
 from emolive.trainer.metrics import DIMENSIONS, ccc_text
@@ -240,6 +240,7 @@ def evaluate(args) -> int:
     if args.split:
         utts = only_split(utts, args.split)
     warn_unstated(utts, args.protocol)
+    warn_narrowband(plugin, utts)
     out = predict_utterances(plugin, utts, data.cache_root(), progress=not args.json, protocol=args.protocol)
     result = {**metrics(plugin, utts, out), "protocol": args.protocol}
     for dimension, why in unmeasured(utts, result).items():

@@ -79,6 +79,28 @@ def metrics(plugin: ModelPlugin, utts: list[Utterance], out: dict[str, np.ndarra
     return result
 
 
+def warn_narrowband(plugin: ModelPlugin, utts: list[Utterance]) -> None:
+    """The engine's warning for audio recorded below 16 kHz (engine.narrowband), once for the data with the
+    count of such clips: `emolive score` gave it for 8 kHz clips that `trainer evaluate` scored in silence.
+    Rates come from the headers libsndfile reads; a file it cannot (MP3, M4A) is not counted."""
+    import soundfile as sf
+
+    from emolive.engine.narrowband import narrowband_note
+    from emolive.engine.sources.base import SAMPLE_RATE
+
+    def rate(u: Utterance) -> float | None:
+        try:
+            return float(sf.info(str(u.path)).samplerate)
+        except (sf.LibsndfileError, RuntimeError, OSError):
+            return None
+
+    narrow = [(u, r) for u in utts if (r := rate(u)) is not None and r < SAMPLE_RATE]
+    if narrow:
+        first, at = narrow[0]
+        log.warning("%s (%d of the %d clips are below 16 kHz)", narrowband_note(str(first.path), at, plugin),
+                    len(narrow), len(utts))
+
+
 def unmeasured(utts: list[Utterance], result: dict) -> dict[str, str]:
     """Why each dimension `result` has no CCC for has none (the table's "-", JSON's null had said nothing):
     fewer than two clips labelled in it, or all its labels equal (a corpus's only category)."""
