@@ -18,7 +18,7 @@ import zmq
 from emolive.engine.console import terminate_as_interrupt
 from emolive.engine.handshake import HandshakeWatch
 from emolive.engine.schema import (END_FAILED, ESTIMATE_TOPIC, STATUS_TOPIC, TURN_TOPIC, Rejections, SchemaError,
-                                   end_text, parse_message, printable, topic_prefix)
+                                   end_line, parse_message, topic_prefix)
 from emolive.engine.sinks import JsonLinesSink, SinkError
 from emolive.engine.sinks.table import TableSink
 from emolive.engine.sinks.zmq_publisher import check_resolves, validate_address
@@ -52,7 +52,7 @@ def cmd_listen(args: argparse.Namespace) -> int:
         finally:
             watch.close()
     if final is not None and final.get("end_reason") == END_FAILED:  # a partial run's estimates: not a success
-        log.error("stream %s %s", printable(final["stream"], 64), end_text(final))
+        log.error("%s", end_line(final))
         return 1
     return 0
 
@@ -88,12 +88,11 @@ def listen_until(args: argparse.Namespace, sub: zmq.Socket, sink: JsonLinesSink 
                 show_turn(payload)
             else:
                 sink.status(payload)
-                ended = end_text(payload)
+                ended = end_line(payload)
                 if args.until_end and ended is not None:
                     return payload
                 if args.json and ended is not None:  # the table's "# stream X failed: …" row (JSON: estimates only)
-                    (log.warning if payload.get("end_reason") == END_FAILED else log.info)(
-                        "stream %s %s", printable(payload["stream"], 64), ended)
+                    (log.warning if payload.get("end_reason") == END_FAILED else log.info)("%s", ended)
     finally:
         if pending:
             log.warning("%s", pending)

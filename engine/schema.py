@@ -190,6 +190,13 @@ def end_text(status: Mapping[str, Any]) -> str | None:
     return "was stopped" if reason == END_STOPPED else "ended"
 
 
+def end_line(status: Mapping[str, Any]) -> str | None:
+    """A reader's line for a stream's end, "stream X failed: why" (end_text, naming its stream); None before
+    the end. One line for `listen`'s table, its stderr and the GUI's status bar."""
+    ended = end_text(status)
+    return None if ended is None else f"stream {printable(status['stream'], 64)} {ended}"
+
+
 def topic(kind: str, payload: Mapping[str, Any]) -> str:
     """`avd.<stream>`, `turn.<stream>` or `status.<stream>`: subscribers filter on `topic_prefix(kind)`."""
     return f"{kind}.{payload['stream']}"

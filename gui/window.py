@@ -17,7 +17,7 @@ from PySide6.QtWidgets import (QGridLayout, QHBoxLayout, QLabel, QMainWindow, QM
 
 from emolive.engine.plugin import registered_models
 from emolive.engine.row_writers import OutputError, check_not_an_input, check_not_in_bundle
-from emolive.engine.schema import end_text, printable
+from emolive.engine.schema import end_line, printable
 from emolive.engine.session import DEMO_CLIP, summary
 from emolive.engine.sources.factory import files_of_source
 from emolive.engine.sinks import CsvSink, SinkError
@@ -156,9 +156,9 @@ class MainWindow(QMainWindow):
     def on_status(self, status: Mapping[str, Any]) -> None:
         self._heard_now()
         self.history.latest_status = status
-        ended = end_text(status)
+        ended = end_line(status)
         if self.connect_address and ended is not None and self.error is None:  # the left had gone on saying "running"
-            self.statusBar().showMessage(f"stream {printable(status['stream'], 64)} {ended}")
+            self.statusBar().showMessage(ended)
 
     def _heard_now(self) -> None:
         self._heard = time.monotonic()

@@ -5,7 +5,7 @@ import sys
 from collections.abc import Mapping
 from typing import Any, TextIO
 
-from emolive.engine.schema import end_text, printable
+from emolive.engine.schema import end_line, printable
 from emolive.engine.sinks.base import Sink
 from emolive.engine.sinks.lines import LineWriter
 
@@ -54,11 +54,11 @@ class TableSink(Sink):
             self._out.write([f"# lost so far: {losses[0]} windows skipped (model behind real time), "
                              f"{losses[1]} audio blocks dropped (source overrun); lag {status['lag_s']:.2f} s "
                              f"(stream {printable(status['stream'], 64)})"])
-        ended = end_text(status)  # status extras (engine.runner)
+        ended = end_line(status)  # status extras (engine.runner)
         if ended:  # `listen` goes on to the stream's next run, whose counts start again at 0
             self._losses.pop(status["stream"], None)
         if self._announce_end and ended:
-            self._out.write([f"# stream {printable(status['stream'], 64)} {ended}"])
+            self._out.write([f"# {ended}"])
 
     def close(self) -> None:
         """Nothing to release: the stream belongs to the caller (usually stdout)."""
