@@ -146,8 +146,7 @@ class Runner:
         self._lag_s = 0.0
         self._wall_end = -math.inf  # the latest estimate's wall_end
         self._final: RunStats | None = None  # what the final status said, once sent
-        self._reader: threading.Thread | None = None  # run()'s reader thread, once started
-        self._join_by: float | None = None  # how long the reader is waited for, once it is let go
+        self._reader: threading.Thread | None = None  # run()'s reader thread, from its start until it is let go
         self._source_ended = False  # the source ran out (else the run was stopped or failed)
 
     def stop(self) -> None:
@@ -185,15 +184,14 @@ class Runner:
         libsndfile, and the process ended in a segmentation fault (exit 139) instead of 130."""
         self._stop.set()
         self.source.stop_reading()
-        if self._join_by is None:
-            self._join_by = time.monotonic() + 1.0
         interrupted = None
-        reader, deadline = self._reader, self._join_by
+        reader, deadline = self._reader, time.monotonic() + 1.0
         while reader is not None and reader.is_alive() and time.monotonic() < deadline:
             try:
                 reader.join(timeout=max(0.0, deadline - time.monotonic()))
             except KeyboardInterrupt as exc:
                 interrupted = exc
+        self._reader = None  # waited for: a later call (run()'s finally after the stopped path) waits no more
         if interrupted is not None:
             raise interrupted
 
