@@ -318,22 +318,24 @@ def heard_held_out(plugin: ModelPlugin, teacher: str, held_out: list[Utterance],
     if learned:
         clips = [u for u, _ in learned]
         # a validation clip of both runs: the split was shared, the teacher fitted on its validation clips too
-        fitted = {split == "val" and u.split == "val" for u, split in learned}
+        shared = [split == "val" and u.split == "val" for u, split in learned]
         log.warning("teacher %s learned %d of the %d clips this run holds out (validation and test; %d speakers, "
                     "e.g. %s): what it learned of them reaches the student through its targets, so its scores "
                     "there are not wholly held out; %s", teacher, len(clips), len(held_out),
-                    len({u.speaker for u in clips}), clips[0].speaker, leak_cure(clips, trained, fitted))
+                    len({u.speaker for u in clips}), clips[0].speaker,
+                    leak_cure(clips, trained, other_split=not all(shared), fitted_on_val=any(shared)))
     return len(learned)
 
 
-def leak_cure(learned: list[Utterance], trained: set[str], fitted_on_val: set[bool] = frozenset({False})) -> str:
+def leak_cure(learned: list[Utterance], trained: set[str], other_split: bool = True,
+              fitted_on_val: bool = False) -> str:
     """What keeps a teacher off the held-out clips it `learned`: this run's split (--splits) where it drew
-    another one (False in `fitted_on_val`); its training split alone where it shared this run's split and
-    was fitted on its validation clips too (True: --splits was then the wrong advice); and for a corpus
+    another one (`other_split`); its training split alone where it shared this run's split and was fitted
+    on its validation clips too (`fitted_on_val`: --splits was then the wrong advice); and for a corpus
     the run holds out whole (none of its clips among the `trained` corpora's: --test-data, whose clips
     are all "test" whatever a split file says), a teacher trained without that corpus."""
-    cures = [*(["train the teacher on this run's split (--splits)"] if False in fitted_on_val else []),
-             *(["fit the teacher on its training split alone (--train-on train)"] if True in fitted_on_val else [])]
+    cures = [*(["train the teacher on this run's split (--splits)"] if other_split else []),
+             *(["fit the teacher on its training split alone (--train-on train)"] if fitted_on_val else [])]
     cure = " and ".join(cures) + " to avoid it"
     whole = sorted({u.corpus for u in learned} - trained)
     if not whole:
