@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 import numpy as np
 from tqdm import tqdm
@@ -16,6 +17,7 @@ from emolive.trainer.labelled import IGNORE, clip_names, score_predictions, sess
 from emolive.trainer.sessions import DEFAULT_PROTOCOL, session_streams
 
 log = logging.getLogger(__name__)
+_SAID_SILENT: set[Path] = set()  # clips said to be silent in this process (warn_silent)
 
 
 def predict_utterances(plugin: ModelPlugin, utts: list[Utterance], cache_root, batch_size: int = 64,
@@ -53,8 +55,10 @@ def predict_utterances(plugin: ModelPlugin, utts: list[Utterance], cache_root, b
 def warn_silent(utts: list[Utterance], feats: list[np.ndarray], mel_bins: int) -> None:
     """Clips of digital silence (every log-mel value the floor) are scored as any clip, but said: an estimate
     of no sound says nothing of a voice (`emolive score` marks such a file speech=False), and three among
-    a hundred had been scored into the CCC without a word."""
-    silent = [u for u, f in zip(utts, feats) if np.ptp(f[:, :mel_bins]) == 0]
+    a hundred had been scored into the CCC without a word. Once per process, as manifests' unknown words
+    are: a report's models, a distillation's teachers, each predict the same clips."""
+    silent = [u for u, f in zip(utts, feats) if np.ptp(f[:, :mel_bins]) == 0 and u.path not in _SAID_SILENT]
+    _SAID_SILENT.update(u.path for u in silent)
     if silent:
         log.warning("%d of %d clips hold digital silence only (e.g. %s): they are scored, but their estimates say "
                     "nothing of a voice; leave their rows out of the data", len(silent), len(utts), silent[0].path)
