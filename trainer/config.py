@@ -32,6 +32,11 @@ class TrainConfig:
     lr: float = 5e-4
     batch_size: int = 32
     crop_s: float = 3.0  # random crops of this length in training: the live window length
+    # each crop after up to this many seconds of another clip's end, run by the GRU, not pooled
+    # (trainer.sampling.with_lead_in; 0: none)
+    lead_in_s: float = 0.0
+    # a clip no longer than a crop starts up to this many seconds late (trainer.sampling.crop_starts; 0: never)
+    start_jitter_s: float = 0.0
     ce_weight: float = 0.2
     # eq. 1's weights of valence (alpha) and activation (beta) in the CCC loss; dominance has the rest
     ccc_alpha: float = 1 / 3

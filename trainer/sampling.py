@@ -18,13 +18,35 @@ from emolive.trainer.sessions import drawn_streams
 LOG_FLOOR_LN = float(np.log(LOG_FLOOR))
 
 
-def crop_starts(lengths: np.ndarray, frames: int, seed: int, epoch: int) -> np.ndarray:
+def crop_starts(lengths: np.ndarray, frames: int, seed: int, epoch: int, jitter: int = 0) -> np.ndarray:
     """Every utterance's random crop start in one epoch, a function of (seed, epoch, index) only.
 
-    So a batch's crops do not depend on the batch order or on how ranks split it.
+    So a batch's crops do not depend on the batch order or on how ranks split it. An utterance no
+    longer than a crop starts at its first frame, or with `jitter`, up to that many frames (and at
+    most a quarter of it) later: a recording cut a little late must not read as another emotion.
     """
     draws = np.random.default_rng([seed, epoch]).random(len(lengths))
-    return (draws * np.maximum(lengths - frames + 1, 1)).astype(np.int64)
+    short = np.minimum(jitter, lengths // 4) + 1
+    return (draws * np.where(lengths > frames, lengths - frames + 1, short)).astype(np.int64)
+
+
+def lead_ins(n: int, most: int, seed: int, epoch: int) -> tuple[np.ndarray, np.ndarray]:
+    """Each utterance's lead-in in one epoch: how many frames (0 to `most`) of which other utterance's
+    end come before its crop, like crop_starts a function of (seed, epoch, index) only."""
+    rng = np.random.default_rng([seed, epoch, 3])
+    frames = rng.integers(0, most + 1, n)
+    others = (np.arange(n) + 1 + rng.integers(0, max(n - 1, 1), n)) % n  # never the utterance itself (n > 1)
+    return frames, others
+
+
+def with_lead_in(crop: np.ndarray, before: np.ndarray, frames: int) -> tuple[np.ndarray, int]:
+    """`crop` after the last `frames` frames of `before` (fewer if it is shorter), and how many came first.
+
+    What a live window starts in: a GRU already moved by whatever the stream said before, or a
+    cut through a word; trained on it, a model cannot read a clip by its first frames.
+    """
+    lead = before[len(before) - min(frames, len(before)):]
+    return np.concatenate([lead, crop]), len(lead)
 
 
 def gain_offsets(n: int, low_db: float, high_db: float, seed: int, epoch: int) -> np.ndarray:

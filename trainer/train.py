@@ -36,7 +36,8 @@ from emolive.trainer.errors import TrainerError
 from emolive.trainer.labelled import LabelledSet, pad_batch, score, session_features, unmeasurable
 from emolive.trainer.losses import CCCLoss, MultitaskLoss
 from emolive.trainer.metrics import ccc_text
-from emolive.trainer.sampling import corpus_ids, corpus_weights, crop_starts, epoch_features, epoch_order
+from emolive.trainer.sampling import (corpus_ids, corpus_weights, crop_starts, epoch_features, epoch_order, lead_ins,
+                                      with_lead_in)
 
 
 Objective = Callable[[dict[str, torch.Tensor], dict[str, torch.Tensor], np.ndarray, int], torch.Tensor]
@@ -197,14 +198,18 @@ def run_epoch(net: torch.nn.Module, model: StudentModel, opt: torch.optim.Optimi
     order = epoch_order(rng, len(train_set), cfg.epoch_clips, weights)
     whole = epoch < cfg.whole_epochs
     features = epoch_features(train_set, cfg, norm, epoch)
-    starts = crop_starts(np.array([len(f) for f in features]), crop, cfg.seed, epoch)  # views differ in length
+    starts = crop_starts(np.array([len(f) for f in features]), crop, cfg.seed, epoch,  # views differ in length
+                         int(round(cfg.start_jitter_s * frame_rate)))
+    lead_frames, lead_from = lead_ins(len(features), int(round(cfg.lead_in_s * frame_rate)), cfg.seed, epoch)
     for i in range(0, len(order) - smallest + 1, cfg.batch_size):
         idx = order[i:i + cfg.batch_size]
         slices = distributed.batch_slices(len(idx), ctx)
         mine = idx[slices[ctx.rank]]
-        feats = [features[j] for j in mine]
-        x, lengths = pad_batch(feats if whole else [f[starts[j]:starts[j] + crop] for f, j in zip(feats, mine)])
-        local = net(x.to(ctx.device), lengths.to(ctx.device))
+        crops = [features[j] if whole else features[j][starts[j]:starts[j] + crop] for j in mine]
+        led = [with_lead_in(c, features[lead_from[j]], lead_frames[j]) for c, j in zip(crops, mine)]
+        x, lengths = pad_batch([frames for frames, _ in led])
+        lead = torch.tensor([skip for _, skip in led], dtype=torch.long)
+        local = net(x.to(ctx.device), lengths.to(ctx.device), lead.to(ctx.device) if cfg.lead_in_s else None)
         sizes = [s.stop - s.start for s in slices]
         out = {k: distributed.gather_rows(v, sizes, ctx) for k, v in local.items()}
         losses = loss_fn(out, torch.from_numpy(train_set.avd[idx]).to(ctx.device),

@@ -95,17 +95,23 @@ class StudentModel(nn.Module):
         self.feature_mean.copy_(torch.as_tensor(mean, dtype=torch.float32))
         self.feature_std.copy_(torch.as_tensor(std, dtype=torch.float32).clamp_min(floor))
 
-    def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
-        """x [B, T, D] raw features, lengths [B] (None: all frames real) -> avd, logits, embedding."""
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None,
+                lead_in: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        """x [B, T, D] raw features, lengths [B] (None: all frames real) -> avd, logits, embedding.
+
+        `lead_in` [B] (training only): each row's first frames that the GRU runs over but the pooling
+        skips, the end of another clip before this one (trainer.sampling.lead_ins).
+        """
         if lengths is None:
             lengths = torch.full((x.shape[0],), x.shape[1], dtype=torch.long, device=x.device)
         mask = length_mask(lengths, x.shape[1])[:, :, None]
+        pooled_mask = mask if lead_in is None else mask * (1.0 - length_mask(lead_in, x.shape[1])[:, :, None])
         # Zeroing padded frames after normalisation makes a padded sequence's last real frame see
         # the same zeros the convolution's own padding gives an unpadded one.
         x = self.remove_gain(x, mask)
         x = (x - self.feature_mean) / self.feature_std * mask
         out, _ = self.gru(self.input_layer(x))
-        pooled = (out * mask).sum(1) / mask.sum(1).clamp_min(1.0)
+        pooled = (out * pooled_mask).sum(1) / pooled_mask.sum(1).clamp_min(1.0)
         embedding = self.embedding(pooled)
         mid, half = (SCALE[1] + SCALE[0]) / 2, (SCALE[1] - SCALE[0]) / 2
         heads_in = self.dropout(embedding)
