@@ -10,16 +10,18 @@ the previous hop, 1 s, 2 s) or running
 since the stream began (a streaming model's estimate), and how many windows' states had converged
 (all 256 state values within 1e-5) by the window's last frame. GRU steps per window are printed
 beside: the saving each variant would buy.
-Run: .venv/bin/python benchmarks/window_reuse.py [--seconds 120]
+Run: .venv/bin/python benchmarks/window_reuse.py [--seconds 120] [--bundle DIR]
 """
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from _common import corpus_speech, print_table  # first: it sets one thread for every library
 
 import numpy as np
 import torch
+from invariance import cells
 
 from emolive.engine.features import compute
 from emolive.engine.features.normalise import as_one_stream
@@ -48,32 +50,45 @@ def estimate(model: torch.nn.Module, outputs: torch.Tensor) -> np.ndarray:
     return (mid + half * torch.tanh(model.regression(model.embedding(outputs.mean(0))))).numpy()
 
 
+VARIANTS = [("its own start (control)", 0), ("previous hop", HOP), ("1 s before", 50), ("2 s before", 100),
+            ("stream start", None)]  # (name, frames the GRU ran before the window; None: since the stream began)
+
+
 @torch.inference_mode()
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seconds", type=float, default=120.0)
-    args = parser.parse_args()
-    model, meta = load_bundle(DEFAULT_BUNDLE)
-    frames = as_one_stream(compute(corpus_speech("ravdess", args.seconds), meta.frontend), meta.stream_normalisation)
+def reuse_errors(bundle: str | Path, seconds: float) -> dict[str, tuple[np.ndarray, float]]:
+    """Per variant: [windows, 3] |A/V/D error| against each window's own zero-state GRU, and the share of
+    windows whose state had converged by their last frame."""
+    model, meta = load_bundle(bundle)
+    frames = as_one_stream(compute(corpus_speech("ravdess", seconds), meta.frontend), meta.stream_normalisation)
     x = (torch.from_numpy(frames) - model.feature_mean) / model.feature_std
     last = slice(-model.hidden, None)
     starts = range(4 * HOP * 2, len(x) - WINDOW + 1, HOP)  # every window with 2 s of audio before it
     exact = {s: layer_states(model, x[s:s + WINDOW]) for s in starts}
     streaming = layer_states(model, x)
-    rows = []
-    for name, warm_up in [("its own start (control)", 0), ("previous hop", HOP), ("1 s before", 50), ("2 s before", 100), ("stream start", None)]:
+    out = {}
+    for name, warm_up in VARIANTS:
         errors, converged = [], 0
         for s in starts:
             states = (streaming[s:s + WINDOW] if warm_up is None
                       else layer_states(model, x[s - warm_up:s + WINDOW])[warm_up:])
             errors.append(np.abs(estimate(model, states[:, last]) - estimate(model, exact[s][:, last])))
             converged += bool((states[-1] - exact[s][-1]).abs().max() < CONVERGED)
-        errors = np.array(errors)
+        out[name] = (np.array(errors), converged / len(starts))
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=120.0)
+    parser.add_argument("--bundle", default=DEFAULT_BUNDLE, help="a student bundle (default: the shipped one)")
+    args = parser.parse_args()
+    results = reuse_errors(args.bundle, args.seconds)
+    rows = []
+    for name, warm_up in VARIANTS:
+        errors, converged = results[name]
         steps = HOP if warm_up is None else WINDOW + warm_up
-        rows.append([name, f"{steps} / {WINDOW}", f"{100 * converged / len(starts):.0f} %",
-                     *(f"{np.median(errors[:, d]):.3f} / {np.percentile(errors[:, d], 95):.3f} / {errors[:, d].max():.3f}"
-                       for d in range(3))])
-    print(f"{len(starts)} windows of RAVDESS speech, default student; error on the 1-7 scale: median / p95 / max")
+        rows.append([name, f"{steps} / {WINDOW}", f"{100 * converged:.0f} %", *cells(errors)])
+    print(f"{len(errors)} windows of RAVDESS speech, {args.bundle}; error on the 1-7 scale: median / p95 / max")
     print_table(["GRU started at", "steps per window (engine: 150)", "state converged", "activation", "valence",
                  "dominance"], rows)
 
