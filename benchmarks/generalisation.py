@@ -98,6 +98,7 @@ class Recipe:
     arch: str = "tcgru"
     whole_epochs: int = 0  # first epochs on whole utterances (TrainConfig.whole_epochs)
     select_from: int = 0  # first epoch that may be selected (TrainConfig.select_from)
+    lead_in_s: float = 0.0  # each crop after up to this much of another clip's end (TrainConfig.lead_in_s)
 
     def config(self, seed: int) -> TrainConfig:
         return TrainConfig(seed=seed, arch=self.arch, epochs=self.epochs, patience=PATIENCE, stream_norm=self.stream_norm,
@@ -108,7 +109,7 @@ class Recipe:
                            balance_quadrants=self.balance_quadrants, session_protocols=self.session_protocols,
                            norm_prior_s=self.norm_prior_s, norm_stream_level=self.norm_stream_level,
                            whole_epochs=self.whole_epochs,
-                           select_from=self.select_from)
+                           select_from=self.select_from, lead_in_s=self.lead_in_s)
 
 
 # `trainer train`'s defaults (trainer/config.py): the default student's recipe before its distillation
@@ -161,6 +162,7 @@ RECIPES = {r.name: r for r in (
     defaults_with(", prior 60 s", norm_prior_s=60.0),
     defaults_with(", prior 20 s", norm_prior_s=20.0),
     defaults_with(", prior at the stream's level", norm_stream_level=True),
+    defaults_with(", lead-in 2 s", lead_in_s=2.0),
     Recipe(WHISPER_TEACHER, features="whisper-base:5", arch="gru", stream_norm=False, views=False, epochs=30),
     defaults_with(", distilled from the Whisper teacher", distil_from=WHISPER_TEACHER),
     Recipe(LAYER5_TEACHER, features="whisper-base:5", arch="gru", stream_norm=False, views=False, epochs=30,
