@@ -6,6 +6,7 @@ and the window never stalls the engine (it only ever reads what the feed has sen
 """
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -49,6 +50,7 @@ class MainWindow(QMainWindow):
     """Runs the engine (or shows a stream at `connect`) and draws what arrives."""
 
     run_finished = Signal(bool)  # True when the run ended without an error
+    provenance_read = Signal(object, str)  # (the details box it was read for, its text): from a reading thread
 
     def __init__(self, connect: str | None = None, stream_id: str | None = None) -> None:
         """`connect`: a publisher's address to show instead of a run of the window's own; `stream_id`: its
@@ -91,6 +93,7 @@ class MainWindow(QMainWindow):
         readouts = QHBoxLayout()
         self.model_button = QPushButton("Model details…")
         self.model_button.clicked.connect(self.show_provenance)
+        self.provenance_read.connect(self._show_read_provenance)
         self.provenance_box: QMessageBox | None = None
         for widget in (self.avd_label, self.speech, self.level, self.source_label, self.model_button):
             readouts.addWidget(widget)
@@ -195,11 +198,9 @@ class MainWindow(QMainWindow):
     def show_provenance(self) -> None:
         """The chosen model's training data, licence and results; with --connect, only the name the
         publisher sends: a reader never loads a model because a message named it (the name is the
-        publisher's word, and loading it would read whatever local path it says)."""
-        from emolive.engine.errors import EmoliveError
-        from emolive.engine.plugin import load_model
-        from emolive.gui.provenance import provenance_text
-
+        publisher's word, and loading it would read whatever local path it says). The box opens at
+        once and the model is read on a thread of its own: loading the teacher (Whisper) had held
+        the window, its plots and its level meter, for over a second."""
         if self.connect_address:
             latest = self.history.latest
             streamed = printable(str(latest["model"]), 120) if latest else "none yet"
@@ -207,13 +208,35 @@ class MainWindow(QMainWindow):
                     "Its training data and results are on the publishing machine: `emolive models` there.")
         else:
             name = str(self.controls.model.value())
-            try:
-                text = provenance_text(name, load_model(name).meta)
-            except EmoliveError as exc:
-                text = f"model {printable(name, 120)}: no bundle to read its provenance from ({printable(str(exc), 300)})"
-        self.provenance_box = QMessageBox(QMessageBox.Icon.Information, "Model details", text, parent=self)
-        self.provenance_box.setTextFormat(Qt.TextFormat.PlainText)  # names and metrics may come from anywhere
-        self.provenance_box.open()
+            text = f"model {printable(name, 120)}: reading its bundle…"
+        self.provenance_box = box = QMessageBox(QMessageBox.Icon.Information, "Model details", text, parent=self)
+        box.setTextFormat(Qt.TextFormat.PlainText)  # names and metrics may come from anywhere
+        box.open()
+        if not self.connect_address:
+            threading.Thread(target=self._read_provenance, args=(name, box), name="emolive-model-details",
+                             daemon=True).start()
+
+    def _read_provenance(self, name: str, box: QMessageBox) -> None:
+        """On its own thread: model `name`'s details, handed to the GUI thread (provenance_read)."""
+        from emolive.engine.errors import EmoliveError
+        from emolive.engine.plugin import load_model
+        from emolive.gui.provenance import provenance_text
+
+        try:
+            text = provenance_text(name, load_model(name).meta)
+        except EmoliveError as exc:
+            text = f"model {printable(name, 120)}: no bundle to read its provenance from ({printable(str(exc), 300)})"
+        except Exception as exc:  # a plugin's own failure: said in the box, never lost on a thread
+            text = f"model {printable(name, 120)}: reading it failed ({type(exc).__name__}: {printable(str(exc), 300)})"
+        try:
+            self.provenance_read.emit(box, text)
+        except RuntimeError:  # the window closed while the model was read: nobody to tell
+            pass
+
+    def _show_read_provenance(self, box: QMessageBox, text: str) -> None:
+        """The details read for `box`, if it is still the box shown (a later click opened another)."""
+        if box is self.provenance_box:
+            box.setText(text)
 
     def record_to(self, path: str | None) -> None:
         if self._csv is not None:

@@ -51,6 +51,7 @@ def test_model_details_are_one_click_away_and_read_from_the_bundle(qtbot, window
     qtbot.mouseClick(window.model_button, Qt.MouseButton.LeftButton)
     box = window.provenance_box
     assert box is not None and box.isVisible()
+    qtbot.waitUntil(lambda: "architecture" in box.text(), timeout=10000)  # read on a thread of its own
     text = box.text()
     meta = emolive.load_model("student").meta
     assert "model: student" in text and f"architecture: {meta.architecture}" in text
@@ -59,4 +60,34 @@ def test_model_details_are_one_click_away_and_read_from_the_bundle(qtbot, window
     assert "licence: " in text
     first_metric = next(iter(meta.metrics))
     assert f"  {first_metric}" in text  # every recorded metric is listed, nested keys joined with " / "
+    box.close()
+
+
+def test_model_details_open_at_once_while_a_slow_model_is_read(qtbot, window, monkeypatch):
+    """Reading a model for its details (the teacher loads Whisper: over a second) never holds the
+    window: the box opens at once, the window's timers keep firing, and the details follow."""
+    import threading
+
+    from PySide6.QtCore import Qt, QTimer
+
+    import emolive.engine.plugin as plugin_module
+
+    student, release = emolive.load_model("student"), threading.Event()
+
+    def slow_load(name):
+        assert release.wait(10.0)
+        return student
+    monkeypatch.setattr(plugin_module, "load_model", slow_load)
+    ticks = []
+    timer = QTimer()
+    timer.timeout.connect(lambda: ticks.append(1))
+    timer.start(10)
+    qtbot.mouseClick(window.model_button, Qt.MouseButton.LeftButton)
+    box = window.provenance_box
+    assert box.isVisible() and "reading its bundle" in box.text()
+    qtbot.waitUntil(lambda: len(ticks) >= 5, timeout=5000)  # the event loop runs while the model is read
+    assert "reading its bundle" in box.text()
+    release.set()
+    qtbot.waitUntil(lambda: "architecture" in box.text(), timeout=10000)
+    timer.stop()
     box.close()
