@@ -160,10 +160,11 @@ def _fit_args(p: argparse.ArgumentParser) -> None:
                    help="random training crops of this many seconds (one frame at least, an hour at most)")
     p.add_argument("--lead-in-s", type=Bounded(float, 0, MAX_CROP_S), default=TrainConfig.lead_in_s,
                    help="each training crop after 0 to this many seconds of another clip's end, which the GRU "
-                        "reads and the pooling skips: a model that forgets what came before a window")
+                        "reads and the pooling skips: measured, better in corpus and worse on unheard corpora "
+                        "(docs/results.md)")
     p.add_argument("--start-jitter-s", type=Bounded(float, 0, MAX_CROP_S), default=TrainConfig.start_jitter_s,
                    help="a clip no longer than --crop-s starts up to this many seconds (a quarter of it at most) "
-                        "late: a model that does not read a clip by its first frames")
+                        "late: measured, it costs valence (docs/results.md)")
     p.add_argument("--features", default=DataSpec.features, metavar="mfb|NAME[:LAYER],...",
                    help="mfb: the 43-dim MFB+F0 front end (a student bundle); else SSL embeddings fused "
                         "frame by frame, e.g. hubert-large,hubert-large-960h (a teacher bundle; run "

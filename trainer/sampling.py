@@ -43,7 +43,8 @@ def with_lead_in(crop: np.ndarray, before: np.ndarray, frames: int) -> tuple[np.
     """`crop` after the last `frames` frames of `before` (fewer if it is shorter), and how many came first.
 
     What a live window starts in: a GRU already moved by whatever the stream said before, or a
-    cut through a word; trained on it, a model cannot read a clip by its first frames.
+    cut through a word; trained on it, a model leans less on a clip's first frames (docs/results.md:
+    in corpus; on unheard corpora it lost).
     """
     lead = before[len(before) - min(frames, len(before)):]
     return np.concatenate([lead, crop]), len(lead)
