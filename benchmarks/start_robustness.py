@@ -26,12 +26,13 @@ from _common import print_table  # first: it sets one thread for every library
 import numpy as np
 
 import emolive
+from emolive.engine.schema import DIMENSIONS
 from invariance import PERTURBATIONS, clips, spreads
 from student_size import PROTOCOLS, quality
-from window_reuse import reuse_errors
+from window_reuse import VARIANTS, reuse_errors
 
 CUT = "cut 0-100 ms"
-DIMENSIONS = ("activation", "valence", "dominance")
+STREAM = "stream start"  # window_reuse's variant of a GRU running since the stream began
 
 
 def figures(bundle: Path, audio: list[np.ndarray], seconds: float) -> list[float]:
@@ -39,7 +40,7 @@ def figures(bundle: Path, audio: list[np.ndarray], seconds: float) -> list[float
     median and p95 per dimension] of one bundle."""
     by_protocol = np.array([quality(bundle, protocol) for protocol in PROTOCOLS])
     cut = spreads(emolive.load_model(str(bundle)), audio, PERTURBATIONS[CUT])
-    reuse = reuse_errors(bundle, seconds)["stream start"][0]
+    reuse = reuse_errors(bundle, seconds, [v for v in VARIANTS if v[0] == STREAM])[STREAM][0]
     return [*by_protocol.min(0), *(f(cut[:, d]) for d in range(3) for f in (np.median, p95)),
             *(f(reuse[:, d]) for d in range(3) for f in (np.median, p95))]
 

@@ -55,9 +55,10 @@ VARIANTS = [("its own start (control)", 0), ("previous hop", HOP), ("1 s before"
 
 
 @torch.inference_mode()
-def reuse_errors(bundle: str | Path, seconds: float) -> dict[str, tuple[np.ndarray, float]]:
-    """Per variant: [windows, 3] |A/V/D error| against each window's own zero-state GRU, and the share of
-    windows whose state had converged by their last frame."""
+def reuse_errors(bundle: str | Path, seconds: float, variants: list[tuple[str, int | None]] = VARIANTS
+                 ) -> dict[str, tuple[np.ndarray, float]]:
+    """Per variant of `variants` (VARIANTS' form): [windows, 3] |A/V/D error| against each window's own
+    zero-state GRU, and the share of windows whose state had converged by their last frame."""
     model, meta = load_bundle(bundle)
     frames = as_one_stream(compute(corpus_speech("ravdess", seconds), meta.frontend), meta.stream_normalisation)
     x = (torch.from_numpy(frames) - model.feature_mean) / model.feature_std
@@ -66,7 +67,7 @@ def reuse_errors(bundle: str | Path, seconds: float) -> dict[str, tuple[np.ndarr
     exact = {s: layer_states(model, x[s:s + WINDOW]) for s in starts}
     streaming = layer_states(model, x)
     out = {}
-    for name, warm_up in VARIANTS:
+    for name, warm_up in variants:
         errors, converged = [], 0
         for s in starts:
             states = (streaming[s:s + WINDOW] if warm_up is None
