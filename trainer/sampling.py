@@ -46,6 +46,8 @@ def with_lead_in(crop: np.ndarray, before: np.ndarray, frames: int) -> tuple[np.
     cut through a word; trained on it, a model leans less on a clip's first frames (docs/results.md:
     in corpus; on unheard corpora it lost).
     """
+    if not frames:  # no copy of the crop when there is nothing to put before it (and --lead-in-s off)
+        return crop, 0
     lead = before[len(before) - min(frames, len(before)):]
     return np.concatenate([lead, crop]), len(lead)
 

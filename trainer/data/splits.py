@@ -146,11 +146,12 @@ def write_learned_clips(path: str | Path, utts: list[Utterance]) -> None:
         writer.writerows(sorted({(learned_key(u.path), u.split) for u in utts if u.split in LEARNING}))
 
 
-def learned_splits(splits_csv: Path, utts: list[Utterance]) -> list[str | None]:
+def learned_splits(splits_csv: Path, utts: list[Utterance], recorded: dict[str, str] | None = None
+                   ) -> list[str | None]:
     """For each clip, the split ("train" or "val") the model learned it in, by its speaker or by its
     audio (LEARNED_CLIPS_FILE beside `splits_csv`, where the bundle has one); None for a clip it did
-    not learn from."""
-    seen = recorded_splits(splits_csv)
+    not learn from. `recorded`: recorded_splits(splits_csv), where the caller has read it already."""
+    seen = recorded_splits(splits_csv) if recorded is None else recorded
     clips = bundle_member(splits_csv.with_name(LEARNED_CLIPS_FILE))
     heard = {row["audio"]: row["split"] for _, row in csv_rows(clips, ("audio", "split"))} if clips else {}
 
@@ -174,7 +175,8 @@ def held_out_splits(splits_csv: Path, utts: list[Utterance], warn: bool) -> list
     from `--split test`); every other clip keeps the data's own split (test1, holdout…) or, without one,
     is "test". A clip the data calls "test" that the model learned is not held out, whatever the data
     says. Warns when the data holds such clips."""
-    learned_in, recorded = learned_splits(splits_csv, utts), recorded_splits(splits_csv)
+    recorded = recorded_splits(splits_csv)  # read once: both views of the file are of the same contents
+    learned_in = learned_splits(splits_csv, utts, recorded)
     marked = [replace(u, split=split or recorded.get(u.speaker) or u.split or "test")
               for u, split in zip(utts, learned_in)]
     learned = [u for u, split in zip(marked, learned_in) if split]
